@@ -1,0 +1,82 @@
+//! The element as the Electron app wrote it (legacy and `1.0.0` alike). Frozen.
+
+use serde::{Deserialize, Serialize};
+
+use crate::bytes::{NodeBuffer, decode_hex};
+use crate::vocabulary::{Direction, ElementKind, UnknownFields};
+
+/// One framed element in the app's format: its bytes three times over.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppElement {
+    /// The app's element id (`element-<ms>-<random>`).
+    pub id: String,
+    /// When the element was captured, epoch milliseconds.
+    pub timestamp: u64,
+    /// Which way it travelled.
+    pub direction: Direction,
+    /// What it is.
+    #[serde(rename = "type")]
+    pub kind: ElementKind,
+    /// The bytes as lowercase hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hex_data: Option<String>,
+    /// The bytes as a Node `Buffer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_bytes: Option<NodeBuffer>,
+    /// Messages only: the bytes as (lossy) UTF-8 text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// Messages only: the same text again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decoded_message: Option<String>,
+    /// Fields this build does not know.
+    #[serde(flatten)]
+    pub unknown: UnknownFields,
+}
+
+/// Why an app element's bytes cannot be established.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ElementBytesError {
+    /// Neither `rawBytes` nor `hexData` is present.
+    #[error("element {element_id}: has neither rawBytes nor hexData")]
+    Missing {
+        /// The element's id.
+        element_id: String,
+    },
+    /// `hexData` is not valid hex.
+    #[error("element {element_id}: hexData is not valid hex")]
+    BadHex {
+        /// The element's id.
+        element_id: String,
+    },
+    /// `hexData` and `rawBytes` hold different bytes, so neither can be trusted.
+    #[error("element {element_id}: hexData and rawBytes disagree")]
+    Disagree {
+        /// The element's id.
+        element_id: String,
+    },
+}
+
+impl AppElement {
+    /// The element's exact bytes, checked across the copies the app wrote.
+    pub fn bytes(&self) -> Result<Vec<u8>, ElementBytesError> {
+        let element_id = || self.id.clone();
+        let from_hex = match &self.hex_data {
+            Some(hex) => Some(decode_hex(hex).ok_or_else(|| ElementBytesError::BadHex {
+                element_id: element_id(),
+            })?),
+            None => None,
+        };
+        match (from_hex, &self.raw_bytes) {
+            (Some(hex), Some(raw)) if hex != raw.data => Err(ElementBytesError::Disagree {
+                element_id: element_id(),
+            }),
+            (_, Some(raw)) => Ok(raw.data.clone()),
+            (Some(hex), None) => Ok(hex),
+            (None, None) => Err(ElementBytesError::Missing {
+                element_id: element_id(),
+            }),
+        }
+    }
+}

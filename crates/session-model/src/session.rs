@@ -1,0 +1,218 @@
+//! `2.0.0`: the current `Session`, and the `1.0.0` -> `2.0.0` upgrade.
+
+use serde::{Deserialize, Serialize};
+
+use crate::app_element::{AppElement, ElementBytesError};
+use crate::bytes::Base64Bytes;
+use crate::id::SessionId;
+use crate::submission::{Submission, SubmissionStatus};
+use crate::v1::{AppSubmissionStatus, SessionV1};
+use crate::vocabulary::{Direction, ElementKind, UnknownFields};
+
+/// The `_metadata.version` of the current format.
+pub const VERSION: &str = "2.0.0";
+
+/// A session in the current (`2.0.0`) format: what the store writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Session {
+    /// The session id, also the file name.
+    pub id: SessionId,
+    /// The app's numeric session counter (`sessionId`).
+    #[serde(rename = "sessionId", default, skip_serializing_if = "Option::is_none")]
+    pub session_number: Option<u64>,
+    /// When capture started, epoch milliseconds.
+    pub start_time: u64,
+    /// When capture ended, epoch milliseconds; absent while incomplete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<u64>,
+    /// The analyzer's address.
+    #[serde(rename = "deviceIP", default, skip_serializing_if = "Option::is_none")]
+    pub device_ip: Option<String>,
+    /// The LIS's address.
+    #[serde(rename = "lisIP", default, skip_serializing_if = "Option::is_none")]
+    pub lis_ip: Option<String>,
+    /// Whether the transmission ended.
+    pub is_complete: bool,
+    /// The framed elements in capture order, each with its bytes once.
+    pub elements: Vec<Element>,
+    /// When retention ends, epoch milliseconds.
+    pub persisted_until: u64,
+    /// Delivery state.
+    pub submission: Submission,
+    /// Store metadata.
+    #[serde(rename = "_metadata")]
+    pub metadata: Metadata,
+    /// Fields this build does not know, including app fields that could not be
+    /// derived again from the bytes (a `messages` list that differs from them).
+    #[serde(flatten)]
+    pub unknown: UnknownFields,
+}
+
+/// One framed element of a `2.0.0` session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Element {
+    /// The element id.
+    pub id: String,
+    /// When it was captured, epoch milliseconds.
+    pub timestamp: u64,
+    /// Which way it travelled.
+    pub direction: Direction,
+    /// What it is.
+    #[serde(rename = "type")]
+    pub kind: ElementKind,
+    /// Its exact bytes, base64.
+    pub data: Base64Bytes,
+    /// Fields this build does not know.
+    #[serde(flatten)]
+    pub unknown: UnknownFields,
+}
+
+/// The `_metadata` block of a `2.0.0` document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Metadata {
+    /// Always [`VERSION`].
+    pub version: String,
+    /// When the store last saved it, epoch milliseconds (informational: clocks jump).
+    pub saved_at: u64,
+    /// How many days the session is kept after it started.
+    pub retention_days: u32,
+    /// Bumped by every save: the order of two copies, whatever the clock did.
+    #[serde(default)]
+    pub revision: u64,
+    /// Fields this build does not know.
+    #[serde(flatten)]
+    pub unknown: UnknownFields,
+}
+
+impl Element {
+    /// The element's bytes as text, replacing invalid UTF-8 (what the app showed).
+    pub fn text_lossy(&self) -> String {
+        String::from_utf8_lossy(&self.data.0).into_owned()
+    }
+}
+
+impl Session {
+    /// The one expiry rule: expired once `persistedUntil <= now`.
+    pub fn is_expired(&self, now: u64) -> bool {
+        self.persisted_until <= now
+    }
+
+    /// The HL7 messages as text, as the app listed and submitted them.
+    ///
+    /// Derived from the message elements, unless the original file held a different
+    /// list, which is then kept verbatim under `messages` and returned instead.
+    pub fn messages(&self) -> Vec<String> {
+        if let Some(serde_json::Value::Array(kept)) = self.unknown.get("messages") {
+            if let Some(strings) = kept.iter().map(|v| v.as_str().map(str::to_owned)).collect() {
+                return strings;
+            }
+        }
+        self.derived_messages()
+    }
+
+    fn derived_messages(&self) -> Vec<String> {
+        self.elements
+            .iter()
+            .filter(|e| e.kind == ElementKind::Message)
+            .map(Element::text_lossy)
+            .collect()
+    }
+
+    /// How many HL7 messages the session holds.
+    pub fn message_count(&self) -> usize {
+        self.messages().len()
+    }
+}
+
+/// Why a `1.0.0` document cannot be upgraded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpgradeError {
+    /// An element's bytes are missing or contradictory.
+    #[error(transparent)]
+    ElementBytes(#[from] ElementBytesError),
+}
+
+impl From<AppSubmissionStatus> for SubmissionStatus {
+    fn from(status: AppSubmissionStatus) -> Self {
+        match status {
+            AppSubmissionStatus::Pending => Self::Pending,
+            AppSubmissionStatus::Submitted => Self::Submitted,
+            AppSubmissionStatus::Failed => Self::Failed,
+            AppSubmissionStatus::Ignored => Self::Ignored,
+        }
+    }
+}
+
+/// Keeps an app text copy only when it is not exactly what the bytes decode to.
+fn keep_if_underivable(unknown: &mut UnknownFields, key: &str, text: Option<String>, derived: &str) {
+    if let Some(text) = text.filter(|t| t != derived) {
+        unknown.insert(key.into(), serde_json::Value::String(text));
+    }
+}
+
+impl TryFrom<AppElement> for Element {
+    type Error = ElementBytesError;
+    fn try_from(app: AppElement) -> Result<Self, Self::Error> {
+        let bytes = app.bytes()?;
+        let derived = String::from_utf8_lossy(&bytes);
+        let mut unknown = app.unknown;
+        keep_if_underivable(&mut unknown, "content", app.content, &derived);
+        keep_if_underivable(&mut unknown, "decodedMessage", app.decoded_message, &derived);
+        Ok(Element {
+            id: app.id,
+            timestamp: app.timestamp,
+            direction: app.direction,
+            kind: app.kind,
+            data: Base64Bytes(bytes),
+            unknown,
+        })
+    }
+}
+
+impl TryFrom<SessionV1> for Session {
+    type Error = UpgradeError;
+    fn try_from(v1: SessionV1) -> Result<Self, Self::Error> {
+        let elements = v1
+            .elements
+            .into_iter()
+            .map(Element::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        let status = SubmissionStatus::from(v1.submission_status);
+        let mut session = Session {
+            id: v1.id,
+            session_number: v1.session_number,
+            start_time: v1.start_time,
+            end_time: v1.end_time,
+            device_ip: v1.device_ip,
+            lis_ip: v1.lis_ip,
+            is_complete: v1.is_complete,
+            elements,
+            persisted_until: v1.persisted_until,
+            submission: Submission {
+                status,
+                attempts: v1.submission_attempts.unwrap_or(0),
+                last_attempt_at: None,
+                next_attempt_at: None,
+                submitted_at: v1.submitted_at,
+                last_error: v1.submission_error,
+                idempotency_key: None,
+                unknown: UnknownFields::new(),
+            },
+            metadata: Metadata {
+                version: VERSION.into(),
+                saved_at: v1.metadata.saved_at,
+                retention_days: v1.metadata.retention_days,
+                revision: 0,
+                unknown: v1.metadata.unknown,
+            },
+            unknown: v1.unknown,
+        };
+        if v1.messages != session.derived_messages() {
+            session.unknown.insert("messages".into(), serde_json::json!(v1.messages));
+        }
+        Ok(session)
+    }
+}

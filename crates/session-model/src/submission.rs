@@ -1,0 +1,284 @@
+//! Submission state and the one state machine every caller goes through.
+
+use serde::{Deserialize, Serialize};
+
+use crate::vocabulary::UnknownFields;
+
+/// Where a session is on its way to the REST API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SubmissionStatus {
+    /// Waiting to be sent (possibly until `nextAttemptAt`).
+    Pending,
+    /// A request is (or was, before a crash) under way.
+    InFlight,
+    /// Delivered: the API answered 2xx.
+    Submitted,
+    /// Given up: a permanent error, or attempts ran out.
+    Failed,
+    /// An operator chose not to deliver it.
+    Ignored,
+}
+
+impl SubmissionStatus {
+    /// The name used in files and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::InFlight => "inFlight",
+            Self::Submitted => "submitted",
+            Self::Failed => "failed",
+            Self::Ignored => "ignored",
+        }
+    }
+
+    /// Whether the data reached (or was deliberately kept from) the API, so that
+    /// retention may remove it.
+    pub fn is_settled(self) -> bool {
+        matches!(self, Self::Submitted | Self::Ignored)
+    }
+
+    /// Every status, in lifecycle order.
+    pub const ALL: [SubmissionStatus; 5] = [
+        Self::Pending,
+        Self::InFlight,
+        Self::Submitted,
+        Self::Failed,
+        Self::Ignored,
+    ];
+}
+
+impl std::fmt::Display for SubmissionStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for SubmissionStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                format!("unknown status {s:?}; expected pending, inFlight, submitted, failed or ignored")
+            })
+    }
+}
+
+/// The `submission` block of a `2.0.0` document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Submission {
+    /// Current status.
+    pub status: SubmissionStatus,
+    /// Attempts made since the last reset.
+    #[serde(default)]
+    pub attempts: u32,
+    /// When the last attempt started, epoch milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt_at: Option<u64>,
+    /// Not before this time will the next attempt start, epoch milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<u64>,
+    /// When the API accepted it, epoch milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted_at: Option<u64>,
+    /// The last error, as a short description (never a message's content).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Sent as `Idempotency-Key` on every attempt; assigned once, never changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    /// Fields this build does not know.
+    #[serde(flatten)]
+    pub unknown: UnknownFields,
+}
+
+/// An action the submission state machine does not allow from the current status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("cannot {action} a session whose submission is {from}")]
+pub struct TransitionError {
+    /// The status the session was in.
+    pub from: SubmissionStatus,
+    /// What was attempted.
+    pub action: &'static str,
+}
+
+impl Submission {
+    /// A fresh, never-attempted submission.
+    pub fn pending() -> Self {
+        Self {
+            status: SubmissionStatus::Pending,
+            attempts: 0,
+            last_attempt_at: None,
+            next_attempt_at: None,
+            submitted_at: None,
+            last_error: None,
+            idempotency_key: None,
+            unknown: UnknownFields::new(),
+        }
+    }
+
+    fn refuse(&self, action: &'static str) -> TransitionError {
+        TransitionError {
+            from: self.status,
+            action,
+        }
+    }
+
+    /// `pending -> inFlight`: counts the attempt and fixes the idempotency key.
+    ///
+    /// `new_key` is used only when the session has none yet: a key, once assigned,
+    /// never changes, so a retry after a crash is recognisable as a duplicate.
+    pub fn begin_attempt(&mut self, now: u64, new_key: impl FnOnce() -> String) -> Result<&str, TransitionError> {
+        if self.status != SubmissionStatus::Pending {
+            return Err(self.refuse("start an attempt on"));
+        }
+        self.status = SubmissionStatus::InFlight;
+        self.attempts = self.attempts.saturating_add(1);
+        self.last_attempt_at = Some(now);
+        self.next_attempt_at = None;
+        Ok(self.idempotency_key.get_or_insert_with(new_key))
+    }
+
+    /// `inFlight -> submitted`.
+    pub fn succeed(&mut self, now: u64) -> Result<(), TransitionError> {
+        if self.status != SubmissionStatus::InFlight {
+            return Err(self.refuse("mark as submitted"));
+        }
+        self.status = SubmissionStatus::Submitted;
+        self.submitted_at = Some(now);
+        self.next_attempt_at = None;
+        self.last_error = None;
+        Ok(())
+    }
+
+    /// `inFlight -> pending` with a next-attempt time (a retryable failure).
+    pub fn retry_later(&mut self, error: String, next_attempt_at: u64) -> Result<(), TransitionError> {
+        if self.status != SubmissionStatus::InFlight {
+            return Err(self.refuse("schedule a retry of"));
+        }
+        self.status = SubmissionStatus::Pending;
+        self.next_attempt_at = Some(next_attempt_at);
+        self.last_error = Some(error);
+        Ok(())
+    }
+
+    /// `inFlight -> failed` (a permanent failure, or attempts ran out).
+    pub fn fail(&mut self, error: String) -> Result<(), TransitionError> {
+        if self.status != SubmissionStatus::InFlight {
+            return Err(self.refuse("mark as failed"));
+        }
+        self.status = SubmissionStatus::Failed;
+        self.next_attempt_at = None;
+        self.last_error = Some(error);
+        Ok(())
+    }
+
+    /// `inFlight -> pending` after a crash or shutdown interrupted the attempt: the
+    /// attempt stays counted and the key stays, so the resend is recognisable.
+    pub fn resume_interrupted(&mut self) -> Result<(), TransitionError> {
+        if self.status != SubmissionStatus::InFlight {
+            return Err(self.refuse("resume"));
+        }
+        self.status = SubmissionStatus::Pending;
+        Ok(())
+    }
+
+    /// An operator's retry: `failed | ignored | pending -> pending`, attempts reset.
+    /// Refused for `submitted` (already delivered) and `inFlight` (a request may be
+    /// under way; a second one would be a duplicate).
+    pub fn retry(&mut self) -> Result<(), TransitionError> {
+        if matches!(self.status, SubmissionStatus::Submitted | SubmissionStatus::InFlight) {
+            return Err(self.refuse("retry"));
+        }
+        self.status = SubmissionStatus::Pending;
+        self.attempts = 0;
+        self.next_attempt_at = None;
+        self.last_error = None;
+        Ok(())
+    }
+
+    /// An operator's ignore: any status but `submitted` -> `ignored`.
+    pub fn ignore(&mut self) -> Result<(), TransitionError> {
+        if self.status == SubmissionStatus::Submitted {
+            return Err(self.refuse("ignore"));
+        }
+        self.status = SubmissionStatus::Ignored;
+        self.next_attempt_at = None;
+        Ok(())
+    }
+
+    /// Whether an attempt may start at `now`.
+    pub fn is_due(&self, now: u64) -> bool {
+        self.status == SubmissionStatus::Pending && self.next_attempt_at.is_none_or(|at| at <= now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SubmissionStatus::*;
+    use super::*;
+
+    fn in_status(status: SubmissionStatus) -> Submission {
+        Submission {
+            status,
+            ..Submission::pending()
+        }
+    }
+
+    #[test]
+    fn happy_path_assigns_the_key_once() {
+        let mut s = Submission::pending();
+        assert_eq!(s.begin_attempt(10, || "k1".into()).unwrap(), "k1");
+        s.retry_later("HTTP 503".into(), 50).unwrap();
+        assert_eq!((s.status, s.attempts, s.next_attempt_at), (Pending, 1, Some(50)));
+        assert!(!s.is_due(49) && s.is_due(50));
+        assert_eq!(s.begin_attempt(60, || "k2".into()).unwrap(), "k1");
+        s.succeed(70).unwrap();
+        assert_eq!((s.status, s.attempts, s.submitted_at, s.last_error), (Submitted, 2, Some(70), None));
+    }
+
+    #[test]
+    fn every_illegal_transition_is_refused() {
+        type Action = fn(&mut Submission) -> Result<(), TransitionError>;
+        let actions: [(&str, Action, &[SubmissionStatus]); 7] = [
+            ("begin", |s| s.begin_attempt(0, || "k".into()).map(|_| ()), &[Pending]),
+            ("succeed", |s| s.succeed(0), &[InFlight]),
+            ("retry_later", |s| s.retry_later("e".into(), 0), &[InFlight]),
+            ("fail", |s| s.fail("e".into()), &[InFlight]),
+            ("resume", |s| s.resume_interrupted(), &[InFlight]),
+            ("retry", |s| s.retry(), &[Pending, Failed, Ignored]),
+            ("ignore", |s| s.ignore(), &[Pending, InFlight, Failed, Ignored]),
+        ];
+        for (name, action, allowed) in actions {
+            for from in SubmissionStatus::ALL {
+                let mut s = in_status(from);
+                let before = s.clone();
+                let result = action(&mut s);
+                if allowed.contains(&from) {
+                    assert!(result.is_ok(), "{name} from {from} should be allowed");
+                } else {
+                    assert_eq!(result, Err(TransitionError { from, action: result.unwrap_err().action }), "{name}");
+                    assert_eq!(s, before, "{name} from {from} changed state although refused");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn operator_retry_resets_attempts() {
+        let mut s = in_status(Failed);
+        s.attempts = 3;
+        s.last_error = Some("HTTP 400".into());
+        s.retry().unwrap();
+        assert_eq!((s.status, s.attempts, s.last_error), (Pending, 0, None));
+    }
+
+    #[test]
+    fn statuses_parse_case_insensitively() {
+        assert_eq!("inflight".parse::<SubmissionStatus>(), Ok(InFlight));
+        assert!("done".parse::<SubmissionStatus>().is_err());
+    }
+}

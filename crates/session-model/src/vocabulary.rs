@@ -1,0 +1,92 @@
+//! Words shared by every version: which way an element went, and what it was.
+
+use serde::{Deserialize, Serialize};
+
+/// Which way a framed element travelled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum Direction {
+    /// `device-to-pc`: from the analyzer to the capture PC.
+    DeviceToPc,
+    /// `pc-to-device`: from the capture PC to the analyzer.
+    PcToDevice,
+    /// A value this build does not know, kept as written.
+    Other(String),
+}
+
+impl From<String> for Direction {
+    fn from(value: String) -> Self {
+        match value.as_str() {
+            "device-to-pc" => Self::DeviceToPc,
+            "pc-to-device" => Self::PcToDevice,
+            _ => Self::Other(value),
+        }
+    }
+}
+
+impl From<Direction> for String {
+    fn from(value: Direction) -> Self {
+        match value {
+            Direction::DeviceToPc => "device-to-pc".into(),
+            Direction::PcToDevice => "pc-to-device".into(),
+            Direction::Other(other) => other,
+        }
+    }
+}
+
+/// What a framed element is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum ElementKind {
+    /// `start`: the `0x05` (ENQ) that opens a transmission.
+    Start,
+    /// `ack`: the `0x06` acknowledgement.
+    Ack,
+    /// `end`: the `0x04` (EOT) that closes a transmission.
+    End,
+    /// `message`: one HL7 v2 message, ending in CR LF.
+    Message,
+    /// A value this build does not know, kept as written.
+    Other(String),
+}
+
+impl From<String> for ElementKind {
+    fn from(value: String) -> Self {
+        match value.as_str() {
+            "start" => Self::Start,
+            "ack" => Self::Ack,
+            "end" => Self::End,
+            "message" => Self::Message,
+            _ => Self::Other(value),
+        }
+    }
+}
+
+impl From<ElementKind> for String {
+    fn from(value: ElementKind) -> Self {
+        match value {
+            ElementKind::Start => "start".into(),
+            ElementKind::Ack => "ack".into(),
+            ElementKind::End => "end".into(),
+            ElementKind::Message => "message".into(),
+            ElementKind::Other(other) => other,
+        }
+    }
+}
+
+/// Unknown fields of a JSON object, kept in their original order and written back unchanged.
+pub type UnknownFields = serde_json::Map<String, serde_json::Value>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_words_survive() {
+        let kind: ElementKind = serde_json::from_str(r#""nak""#).unwrap();
+        assert_eq!(kind, ElementKind::Other("nak".into()));
+        assert_eq!(serde_json::to_string(&kind).unwrap(), r#""nak""#);
+        let dir: Direction = serde_json::from_str(r#""pc-to-device""#).unwrap();
+        assert_eq!(dir, Direction::PcToDevice);
+    }
+}
