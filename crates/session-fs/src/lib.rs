@@ -1,14 +1,47 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! The atomic filesystem layer of the HL7 session store.
+//!
+//! One job: keep `<id>.json` files in one directory such that a crash, a power cut, a
+//! full disk or a second process never leaves a torn, lost or interleaved file. It is
+//! the only crate that touches session files, and it knows nothing of schema versions:
+//! it stores bytes, reading only the `_metadata.revision` envelope field so that each
+//! save can record a revision one higher than the copy it replaces.
+//!
+//! - [`Store::save`]: temp file (`O_EXCL`, 0600) -> write -> fsync -> rename -> fsync
+//!   of the directory; Ok only after all of it.
+//! - [`Store::create`]: the same, but linked into place so it can never replace a session.
+//! - [`Store::delete`]: a durable move into `.trash/`.
+//! - [`Store::lock`]: a per-session lock held across threads and processes for
+//!   read-modify-write.
+//! - Every filesystem call goes through the [`Storage`] seam.
+//!
+//! ```
+//! use session_fs::Store;
+//! use session_model::SessionId;
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = Store::open(dir.path().join("sessions")).unwrap();
+//! let id: SessionId = "session-1".parse().unwrap();
+//! store.create(&id, |stamp| {
+//!     Ok::<_, std::io::Error>(format!(r#"{{"id":"session-1","_metadata":{{"revision":{}}}}}"#, stamp.revision).into_bytes())
+//! }).unwrap();
+//! assert!(store.create(&id, |_| Ok::<_, std::io::Error>(b"{}".to_vec())).is_err());
+//! assert_eq!(store.list().unwrap(), vec![id.clone()]);
+//! assert!(store.delete(&id).unwrap());
+//! assert!(store.read(&id).unwrap().is_none());
+//! ```
+#![warn(missing_docs)]
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+mod error;
+pub mod layout;
+mod locks;
+mod storage;
+mod store;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use error::{FsError, Step};
+pub use storage::{
+    Entry, EntryKind, HeldLock, LockMode, OsStorage, ReadOutcome, Storage, WriteFile,
+};
+pub use store::{
+    Access, Area, DEFAULT_MAX_FILE_SIZE, MovedFile, OpenOptions, SaveOutcome, SaveStamp, Scan,
+    SessionGuard, Store, now_ms, revision_of,
+};

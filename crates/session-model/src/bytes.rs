@@ -61,10 +61,12 @@ pub fn decode_hex(hex: &str) -> Option<Vec<u8>> {
 /// Encodes bytes as the app's lowercase `hexData`.
 pub fn encode_hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
 }
 
 #[cfg(test)]
@@ -92,6 +94,9 @@ mod tests {
 
     #[test]
     fn debug_hides_content() {
-        assert_eq!(format!("{:?}", Base64Bytes(b"PID|1".to_vec())), "Base64Bytes(5 bytes)");
+        assert_eq!(
+            format!("{:?}", Base64Bytes(b"PID|1".to_vec())),
+            "Base64Bytes(5 bytes)"
+        );
     }
 }

@@ -147,7 +147,12 @@ impl From<AppSubmissionStatus> for SubmissionStatus {
 }
 
 /// Keeps an app text copy only when it is not exactly what the bytes decode to.
-fn keep_if_underivable(unknown: &mut UnknownFields, key: &str, text: Option<String>, derived: &str) {
+fn keep_if_underivable(
+    unknown: &mut UnknownFields,
+    key: &str,
+    text: Option<String>,
+    derived: &str,
+) {
     if let Some(text) = text.filter(|t| t != derived) {
         unknown.insert(key.into(), serde_json::Value::String(text));
     }
@@ -160,7 +165,12 @@ impl TryFrom<AppElement> for Element {
         let derived = String::from_utf8_lossy(&bytes);
         let mut unknown = app.unknown;
         keep_if_underivable(&mut unknown, "content", app.content, &derived);
-        keep_if_underivable(&mut unknown, "decodedMessage", app.decoded_message, &derived);
+        keep_if_underivable(
+            &mut unknown,
+            "decodedMessage",
+            app.decoded_message,
+            &derived,
+        );
         Ok(Element {
             id: app.id,
             timestamp: app.timestamp,
@@ -211,7 +221,9 @@ impl TryFrom<SessionV1> for Session {
             unknown: v1.unknown,
         };
         if v1.messages != session.derived_messages() {
-            session.unknown.insert("messages".into(), serde_json::json!(v1.messages));
+            session
+                .unknown
+                .insert("messages".into(), serde_json::json!(v1.messages));
         }
         Ok(session)
     }

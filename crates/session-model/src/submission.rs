@@ -61,7 +61,9 @@ impl std::str::FromStr for SubmissionStatus {
             .into_iter()
             .find(|status| status.as_str().eq_ignore_ascii_case(s))
             .ok_or_else(|| {
-                format!("unknown status {s:?}; expected pending, inFlight, submitted, failed or ignored")
+                format!(
+                    "unknown status {s:?}; expected pending, inFlight, submitted, failed or ignored"
+                )
             })
     }
 }
@@ -131,7 +133,11 @@ impl Submission {
     ///
     /// `new_key` is used only when the session has none yet: a key, once assigned,
     /// never changes, so a retry after a crash is recognisable as a duplicate.
-    pub fn begin_attempt(&mut self, now: u64, new_key: impl FnOnce() -> String) -> Result<&str, TransitionError> {
+    pub fn begin_attempt(
+        &mut self,
+        now: u64,
+        new_key: impl FnOnce() -> String,
+    ) -> Result<&str, TransitionError> {
         if self.status != SubmissionStatus::Pending {
             return Err(self.refuse("start an attempt on"));
         }
@@ -155,7 +161,11 @@ impl Submission {
     }
 
     /// `inFlight -> pending` with a next-attempt time (a retryable failure).
-    pub fn retry_later(&mut self, error: String, next_attempt_at: u64) -> Result<(), TransitionError> {
+    pub fn retry_later(
+        &mut self,
+        error: String,
+        next_attempt_at: u64,
+    ) -> Result<(), TransitionError> {
         if self.status != SubmissionStatus::InFlight {
             return Err(self.refuse("schedule a retry of"));
         }
@@ -190,7 +200,10 @@ impl Submission {
     /// Refused for `submitted` (already delivered) and `inFlight` (a request may be
     /// under way; a second one would be a duplicate).
     pub fn retry(&mut self) -> Result<(), TransitionError> {
-        if matches!(self.status, SubmissionStatus::Submitted | SubmissionStatus::InFlight) {
+        if matches!(
+            self.status,
+            SubmissionStatus::Submitted | SubmissionStatus::InFlight
+        ) {
             return Err(self.refuse("retry"));
         }
         self.status = SubmissionStatus::Pending;
@@ -233,24 +246,38 @@ mod tests {
         let mut s = Submission::pending();
         assert_eq!(s.begin_attempt(10, || "k1".into()).unwrap(), "k1");
         s.retry_later("HTTP 503".into(), 50).unwrap();
-        assert_eq!((s.status, s.attempts, s.next_attempt_at), (Pending, 1, Some(50)));
+        assert_eq!(
+            (s.status, s.attempts, s.next_attempt_at),
+            (Pending, 1, Some(50))
+        );
         assert!(!s.is_due(49) && s.is_due(50));
         assert_eq!(s.begin_attempt(60, || "k2".into()).unwrap(), "k1");
         s.succeed(70).unwrap();
-        assert_eq!((s.status, s.attempts, s.submitted_at, s.last_error), (Submitted, 2, Some(70), None));
+        assert_eq!(
+            (s.status, s.attempts, s.submitted_at, s.last_error),
+            (Submitted, 2, Some(70), None)
+        );
     }
 
     #[test]
     fn every_illegal_transition_is_refused() {
         type Action = fn(&mut Submission) -> Result<(), TransitionError>;
         let actions: [(&str, Action, &[SubmissionStatus]); 7] = [
-            ("begin", |s| s.begin_attempt(0, || "k".into()).map(|_| ()), &[Pending]),
+            (
+                "begin",
+                |s| s.begin_attempt(0, || "k".into()).map(|_| ()),
+                &[Pending],
+            ),
             ("succeed", |s| s.succeed(0), &[InFlight]),
             ("retry_later", |s| s.retry_later("e".into(), 0), &[InFlight]),
             ("fail", |s| s.fail("e".into()), &[InFlight]),
             ("resume", |s| s.resume_interrupted(), &[InFlight]),
             ("retry", |s| s.retry(), &[Pending, Failed, Ignored]),
-            ("ignore", |s| s.ignore(), &[Pending, InFlight, Failed, Ignored]),
+            (
+                "ignore",
+                |s| s.ignore(),
+                &[Pending, InFlight, Failed, Ignored],
+            ),
         ];
         for (name, action, allowed) in actions {
             for from in SubmissionStatus::ALL {
@@ -260,8 +287,18 @@ mod tests {
                 if allowed.contains(&from) {
                     assert!(result.is_ok(), "{name} from {from} should be allowed");
                 } else {
-                    assert_eq!(result, Err(TransitionError { from, action: result.unwrap_err().action }), "{name}");
-                    assert_eq!(s, before, "{name} from {from} changed state although refused");
+                    assert_eq!(
+                        result,
+                        Err(TransitionError {
+                            from,
+                            action: result.unwrap_err().action
+                        }),
+                        "{name}"
+                    );
+                    assert_eq!(
+                        s, before,
+                        "{name} from {from} changed state although refused"
+                    );
                 }
             }
         }

@@ -1,0 +1,230 @@
+//! The narrow seam every filesystem call of the store goes through.
+//!
+//! [`OsStorage`] is the real thing. Tests substitute their own implementation to
+//! record the order of calls, inject errors at any step, or simulate a power cut.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::Path;
+
+/// A file being written through the seam.
+pub trait WriteFile: Send {
+    /// Appends all of `data`.
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()>;
+    /// Makes the data durable (`fsync`).
+    fn sync(&mut self) -> io::Result<()>;
+}
+
+/// A held advisory lock; dropping it releases the lock.
+pub trait HeldLock: Send + Sync {}
+
+/// Shared or exclusive, for [`Storage::lock`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockMode {
+    /// Many holders at once.
+    Shared,
+    /// One holder.
+    Exclusive,
+}
+
+/// What kind of directory entry a name is (symlinks are not followed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link (never followed by the store).
+    Symlink,
+    /// Anything else (sockets, devices...).
+    Other,
+}
+
+/// One directory entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The entry's name.
+    pub name: OsString,
+    /// Its kind, from `lstat`.
+    pub kind: EntryKind,
+}
+
+/// The result of a size-limited read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadOutcome {
+    /// The whole file.
+    Bytes(Vec<u8>),
+    /// The file is larger than the limit; nothing was read into memory.
+    TooLarge {
+        /// Its size.
+        size: u64,
+    },
+}
+
+/// Every filesystem operation the store performs.
+///
+/// Implementations must give these calls POSIX semantics: `rename` atomically replaces
+/// its target, `hard_link` fails with `AlreadyExists` when the target exists, and
+/// data or names are durable only after `sync` / `sync_dir`.
+pub trait Storage: Send + Sync + fmt::Debug {
+    /// Creates a directory with mode 0700; an existing directory is not an error.
+    fn create_dir(&self, path: &Path) -> io::Result<()>;
+    /// Creates a new file exclusively (`O_CREAT|O_EXCL`, mode 0600).
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn WriteFile>>;
+    /// Atomically renames `from` to `to`, replacing `to`.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Creates `to` as a second name of `from`; fails if `to` exists.
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes a name.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Makes the directory's entries (creations, renames, removals) durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Reads a regular file (never through a symlink), refusing files over `limit` bytes.
+    fn read(&self, path: &Path, limit: u64) -> io::Result<ReadOutcome>;
+    /// Lists a directory without following symlinks.
+    fn list(&self, dir: &Path) -> io::Result<Vec<Entry>>;
+    /// Takes an advisory lock on `path` (created if missing). With `wait` false, returns
+    /// `Ok(None)` when another holder conflicts.
+    fn lock(
+        &self,
+        path: &Path,
+        mode: LockMode,
+        wait: bool,
+    ) -> io::Result<Option<Box<dyn HeldLock>>>;
+}
+
+/// The real filesystem.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OsStorage;
+
+struct OsFile(File);
+
+impl WriteFile for OsFile {
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        self.0.write_all(data)
+    }
+    fn sync(&mut self) -> io::Result<()> {
+        self.0.sync_all()
+    }
+}
+
+struct OsLock(#[allow(dead_code)] File);
+impl HeldLock for OsLock {}
+
+impl Storage for OsStorage {
+    fn create_dir(&self, path: &Path) -> io::Result<()> {
+        match DirBuilder::new().recursive(true).mode(0o700).create(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)?;
+        Ok(Box::new(OsFile(file)))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::hard_link(from, to)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+
+    fn read(&self, path: &Path, limit: u64) -> io::Result<ReadOutcome> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)?;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file",
+            ));
+        }
+        if meta.len() > limit {
+            return Ok(ReadOutcome::TooLarge { size: meta.len() });
+        }
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        // The file may grow between fstat and read: never read past the limit.
+        (&mut file).take(limit + 1).read_to_end(&mut bytes)?;
+        if bytes.len() as u64 > limit {
+            return Ok(ReadOutcome::TooLarge {
+                size: bytes.len() as u64,
+            });
+        }
+        Ok(ReadOutcome::Bytes(bytes))
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<Entry>> {
+        let mut entries = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            let file_type = entry.file_type()?;
+            let kind = if file_type.is_symlink() {
+                EntryKind::Symlink
+            } else if file_type.is_file() {
+                EntryKind::File
+            } else if file_type.is_dir() {
+                EntryKind::Dir
+            } else {
+                EntryKind::Other
+            };
+            entries.push(Entry {
+                name: entry.file_name(),
+                kind,
+            });
+        }
+        Ok(entries)
+    }
+
+    fn lock(
+        &self,
+        path: &Path,
+        mode: LockMode,
+        wait: bool,
+    ) -> io::Result<Option<Box<dyn HeldLock>>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)?;
+        let taken = match (mode, wait) {
+            (LockMode::Shared, true) => file.lock_shared().map(|()| true),
+            (LockMode::Exclusive, true) => file.lock().map(|()| true),
+            (LockMode::Shared, false) => try_lock(file.try_lock_shared()),
+            (LockMode::Exclusive, false) => try_lock(file.try_lock()),
+        }?;
+        Ok(taken.then(|| Box::new(OsLock(file)) as Box<dyn HeldLock>))
+    }
+}
+
+fn try_lock(result: Result<(), fs::TryLockError>) -> io::Result<bool> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(fs::TryLockError::WouldBlock) => Ok(false),
+        Err(fs::TryLockError::Error(e)) => Err(e),
+    }
+}

@@ -1,0 +1,584 @@
+//! The store: one directory of `<id>.json` files and its durable write protocol.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
+use session_model::SessionId;
+
+use crate::error::{FsError, Step};
+use crate::layout::{self, EntryName};
+use crate::locks::{IdLock, LockTable};
+use crate::storage::{EntryKind, HeldLock, LockMode, OsStorage, ReadOutcome, Storage};
+
+/// Default largest file the store reads: far above any real session, far below RAM.
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 256 * 1024 * 1024;
+
+/// What a save records in the document: its revision and time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SaveStamp {
+    /// One more than the revision of the copy being replaced (1 for a new session).
+    pub revision: u64,
+    /// Wall-clock time of the save, epoch milliseconds.
+    pub saved_at: u64,
+}
+
+/// How a [`Store::save`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaveOutcome {
+    /// This save's bytes are durable under the live name.
+    Written(SaveStamp),
+    /// A save of the same id called later was already durable, so this one was
+    /// skipped: last write wins, and the result is as if this one was overwritten.
+    Superseded,
+}
+
+/// A file moved out of the live set by [`Store::move_aside`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MovedFile {
+    /// Where it was.
+    pub from: PathBuf,
+    /// Where it is now.
+    pub to: PathBuf,
+}
+
+/// Where [`Store::move_aside`] puts a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Area {
+    /// `.quarantine/`: damaged files, with a sidecar saying why.
+    Quarantine,
+    /// `.trash/`: deleted sessions and superseded copies.
+    Trash,
+}
+
+/// Whether a store handle shares the store or has it to itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Normal use: many handles and processes at once.
+    Shared,
+    /// Recovery: no other handle may be open.
+    Exclusive,
+}
+
+/// Options for [`Store::options`].
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    storage: Arc<dyn Storage>,
+    access: Access,
+    wait: bool,
+    max_file_size: u64,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self {
+            storage: Arc::new(OsStorage),
+            access: Access::Shared,
+            wait: true,
+            max_file_size: DEFAULT_MAX_FILE_SIZE,
+        }
+    }
+}
+
+impl OpenOptions {
+    /// Uses another [`Storage`] (tests inject failures or simulate power loss).
+    pub fn storage(mut self, storage: Arc<dyn Storage>) -> Self {
+        self.storage = storage;
+        self
+    }
+
+    /// Asks for the store to itself (recovery needs this).
+    pub fn exclusive(mut self) -> Self {
+        self.access = Access::Exclusive;
+        self
+    }
+
+    /// Fails with [`FsError::Busy`] instead of waiting for other handles.
+    pub fn no_wait(mut self) -> Self {
+        self.wait = false;
+        self
+    }
+
+    /// Largest file [`Store::read`] accepts.
+    pub fn max_file_size(mut self, bytes: u64) -> Self {
+        self.max_file_size = bytes;
+        self
+    }
+
+    /// Creates the directory (0700) and its dot-directories if needed, and opens it.
+    pub fn open(self, dir: impl Into<PathBuf>) -> Result<Store, FsError> {
+        let dir = dir.into();
+        let storage = self.storage;
+        for sub in [
+            None,
+            Some(layout::LOCKS_DIR),
+            Some(layout::TRASH_DIR),
+            Some(layout::QUARANTINE_DIR),
+        ] {
+            let path = sub.map_or_else(|| dir.clone(), |s| dir.join(s));
+            storage
+                .create_dir(&path)
+                .map_err(FsError::io(Step::CreateDir, &path))?;
+        }
+        let lock_path = dir.join(layout::STORE_LOCK);
+        let mode = match self.access {
+            Access::Shared => LockMode::Shared,
+            Access::Exclusive => LockMode::Exclusive,
+        };
+        let store_lock = storage
+            .lock(&lock_path, mode, self.wait)
+            .map_err(FsError::io(Step::Lock, &lock_path))?
+            .ok_or_else(|| FsError::Busy { dir: dir.clone() })?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                dir,
+                storage,
+                access: self.access,
+                max_file_size: self.max_file_size,
+                locks: LockTable::default(),
+                unique: AtomicU64::new(0),
+                _store_lock: store_lock,
+            }),
+        })
+    }
+}
+
+struct Inner {
+    dir: PathBuf,
+    storage: Arc<dyn Storage>,
+    access: Access,
+    max_file_size: u64,
+    locks: LockTable,
+    unique: AtomicU64,
+    _store_lock: Box<dyn HeldLock>,
+}
+
+/// A handle on one store directory. Cheap to clone; all clones share locks.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.inner.dir)
+            .field("access", &self.inner.access)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything in the store directory that recovery must look at.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scan {
+    /// Live sessions, sorted.
+    pub live: Vec<SessionId>,
+    /// Temp files (the app's and the store's), with the id each belongs to.
+    pub temps: Vec<(OsString, SessionId)>,
+}
+
+/// The part of any document the store itself reads: `_metadata.revision`.
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(rename = "_metadata")]
+    metadata: Option<EnvelopeMetadata>,
+}
+
+#[derive(Deserialize)]
+struct EnvelopeMetadata {
+    revision: Option<u64>,
+}
+
+/// The revision recorded in a document: `Some(0)` for files written before revisions
+/// existed, `None` when the bytes are not a JSON object at all (a damaged file).
+pub fn revision_of(bytes: &[u8]) -> Option<u64> {
+    let envelope: Envelope = serde_json::from_slice(bytes).ok()?;
+    Some(envelope.metadata.and_then(|m| m.revision).unwrap_or(0))
+}
+
+/// The current time in epoch milliseconds.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Store {
+    /// Opens (creating if needed) a store with default options.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Store, FsError> {
+        OpenOptions::default().open(dir)
+    }
+
+    /// Options for opening a store.
+    pub fn options() -> OpenOptions {
+        OpenOptions::default()
+    }
+
+    /// The store directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Whether this handle has the store to itself.
+    pub fn access(&self) -> Access {
+        self.inner.access
+    }
+
+    /// The live file of `id`.
+    pub fn path_of(&self, id: &SessionId) -> PathBuf {
+        self.inner.dir.join(id.file_name())
+    }
+
+    fn storage(&self) -> &dyn Storage {
+        &*self.inner.storage
+    }
+
+    fn unique(&self) -> String {
+        let n = self.inner.unique.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{}-{}", std::process::id(), now_ms(), n)
+    }
+
+    /// The ids of live sessions, sorted. Dot-entries, temp files, other names and
+    /// symlinks are skipped.
+    pub fn list(&self) -> Result<Vec<SessionId>, FsError> {
+        Ok(self.scan()?.live)
+    }
+
+    /// Lists live sessions and temp files.
+    pub fn scan(&self) -> Result<Scan, FsError> {
+        let dir = &self.inner.dir;
+        let entries = self
+            .storage()
+            .list(dir)
+            .map_err(FsError::io(Step::List, dir))?;
+        let mut scan = Scan::default();
+        for entry in entries.into_iter().filter(|e| e.kind == EntryKind::File) {
+            match layout::classify(&entry.name) {
+                EntryName::Live(id) => scan.live.push(id),
+                EntryName::AppTemp(id) | EntryName::StoreTemp(id) => {
+                    scan.temps.push((entry.name, id))
+                }
+                EntryName::Other => {}
+            }
+        }
+        scan.live.sort();
+        scan.temps.sort();
+        Ok(scan)
+    }
+
+    /// Reads a session's bytes; `Ok(None)` when it does not exist.
+    pub fn read(&self, id: &SessionId) -> Result<Option<Vec<u8>>, FsError> {
+        self.read_path(&self.path_of(id))
+    }
+
+    /// Reads a file of the store directory by name (recovery reads temp files so).
+    pub fn read_entry(&self, name: &OsString) -> Result<Option<Vec<u8>>, FsError> {
+        self.read_path(&self.inner.dir.join(name))
+    }
+
+    fn read_path(&self, path: &Path) -> Result<Option<Vec<u8>>, FsError> {
+        let limit = self.inner.max_file_size;
+        match self.storage().read(path, limit) {
+            Ok(ReadOutcome::Bytes(bytes)) => Ok(Some(bytes)),
+            Ok(ReadOutcome::TooLarge { size }) => Err(FsError::TooLarge {
+                path: path.to_owned(),
+                size,
+                limit,
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(FsError::io(Step::Read, path)(e)),
+        }
+    }
+
+    /// Locks one session against every other handle and process, for a
+    /// read-modify-write. Blocks until the lock is free.
+    pub fn lock(&self, id: &SessionId) -> Result<SessionGuard<'_>, FsError> {
+        self.lock_inner(id, None)
+    }
+
+    fn lock_inner(
+        &self,
+        id: &SessionId,
+        slot: Option<Arc<crate::locks::SlotHandle>>,
+    ) -> Result<SessionGuard<'_>, FsError> {
+        let id_lock = self.inner.locks.lock(id, slot);
+        let path = self
+            .inner
+            .dir
+            .join(layout::LOCKS_DIR)
+            .join(format!("{id}.lock"));
+        let file_lock = self
+            .storage()
+            .lock(&path, LockMode::Exclusive, true)
+            .map_err(FsError::io(Step::Lock, &path))?
+            .ok_or(FsError::Busy {
+                dir: self.inner.dir.clone(),
+            })?;
+        Ok(SessionGuard {
+            store: self,
+            id: id.clone(),
+            id_lock,
+            _file_lock: file_lock,
+            known_revision: None,
+        })
+    }
+
+    /// Durably replaces (or creates) a session: temp file, fsync, rename, fsync of the
+    /// directory; returns only once all of that succeeded.
+    ///
+    /// `encode` gets the [`SaveStamp`] to record and returns the bytes. Saves of one id
+    /// are applied in call order; a save overtaken by a later one that is already on
+    /// disk is skipped ([`SaveOutcome::Superseded`]).
+    pub fn save<E>(
+        &self,
+        id: &SessionId,
+        encode: impl FnOnce(SaveStamp) -> Result<Vec<u8>, E>,
+    ) -> Result<SaveOutcome, FsError>
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let (ticket, slot) = self.inner.locks.ticket(id);
+        let mut guard = self.lock_inner(id, Some(slot))?;
+        if guard.id_lock.is_superseded(ticket) {
+            return Ok(SaveOutcome::Superseded);
+        }
+        let stamp = guard.save(encode)?;
+        guard.id_lock.mark_applied(ticket);
+        Ok(SaveOutcome::Written(stamp))
+    }
+
+    /// Durably creates a session that must not exist yet: never replaces one, even
+    /// when another process creates the same id at the same moment.
+    pub fn create<E>(
+        &self,
+        id: &SessionId,
+        encode: impl FnOnce(SaveStamp) -> Result<Vec<u8>, E>,
+    ) -> Result<SaveStamp, FsError>
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let stamp = SaveStamp {
+            revision: 1,
+            saved_at: now_ms(),
+        };
+        let bytes = encode(stamp).map_err(|e| FsError::Encode {
+            id: id.clone(),
+            source: e.into(),
+        })?;
+        let _guard = self.lock(id)?;
+        let temp = self.write_temp(id, &bytes)?;
+        let live = self.path_of(id);
+        let linked = self.storage().hard_link(&temp, &live);
+        if let Err(e) = linked {
+            self.discard_temp(&temp);
+            return Err(match e.kind() {
+                std::io::ErrorKind::AlreadyExists => FsError::AlreadyExists { id: id.clone() },
+                _ => FsError::io(Step::Link, &live)(e),
+            });
+        }
+        let synced = self.sync_dir(&self.inner.dir);
+        self.discard_temp(&temp);
+        synced?;
+        Ok(stamp)
+    }
+
+    /// Moves a session to the trash, durably; `Ok(false)` when it did not exist.
+    pub fn delete(&self, id: &SessionId) -> Result<bool, FsError> {
+        let _guard = self.lock(id)?;
+        let name = OsString::from(id.file_name());
+        match self.move_aside(&name, Area::Trash, None) {
+            Ok(_) => Ok(true),
+            Err(FsError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Moves a file of the store directory into the quarantine or the trash, with an
+    /// optional sidecar (`<name>.why.json`) written durably before the move.
+    pub fn move_aside(
+        &self,
+        name: &OsString,
+        area: Area,
+        sidecar: Option<&[u8]>,
+    ) -> Result<MovedFile, FsError> {
+        let from = self.inner.dir.join(name);
+        let (area_dir, to) = self.aside_target(area, name, sidecar)?;
+        self.storage()
+            .rename(&from, &to)
+            .map_err(FsError::io(Step::Rename, &from))?;
+        self.sync_dir(&area_dir)?;
+        self.sync_dir(&self.inner.dir)?;
+        Ok(MovedFile { from, to })
+    }
+
+    /// Picks a fresh name in `area` for `name` and writes its sidecar, durably.
+    fn aside_target(
+        &self,
+        area: Area,
+        name: &OsString,
+        sidecar: Option<&[u8]>,
+    ) -> Result<(PathBuf, PathBuf), FsError> {
+        let area_dir = self.inner.dir.join(match area {
+            Area::Quarantine => layout::QUARANTINE_DIR,
+            Area::Trash => layout::TRASH_DIR,
+        });
+        // The time prefix lets retention purge by age without reading files.
+        let target_name = format!("{}.{}.{}", now_ms(), self.unique(), name.to_string_lossy());
+        if let Some(sidecar) = sidecar {
+            self.write_new_durable(&area_dir.join(format!("{target_name}.why.json")), sidecar)?;
+        }
+        let to = area_dir.join(target_name);
+        Ok((area_dir, to))
+    }
+
+    /// Renames a temp file over `id`'s live file (recovery's promotion), durably.
+    /// Needs an exclusive handle.
+    pub fn promote_temp(&self, temp: &OsString, id: &SessionId) -> Result<(), FsError> {
+        if self.inner.access != Access::Exclusive {
+            return Err(FsError::NotExclusive);
+        }
+        let from = self.inner.dir.join(temp);
+        self.storage()
+            .rename(&from, &self.path_of(id))
+            .map_err(FsError::io(Step::Rename, &from))?;
+        self.sync_dir(&self.inner.dir)
+    }
+
+    /// Entries of a dot-directory (`.trash`, `.quarantine`, `.backup`...), symlinks skipped.
+    pub fn list_area(&self, area: &str) -> Result<Vec<OsString>, FsError> {
+        let dir = self.inner.dir.join(area);
+        match self.storage().list(&dir) {
+            Ok(entries) => Ok(entries
+                .into_iter()
+                .filter(|e| e.kind == EntryKind::File)
+                .map(|e| e.name)
+                .collect()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(FsError::io(Step::List, &dir)(e)),
+        }
+    }
+
+    /// Removes a file from a dot-directory: how retention empties the trash. Live
+    /// sessions cannot be removed this way (they go to the trash first).
+    pub fn purge_area_entry(&self, area: &str, name: &OsString) -> Result<(), FsError> {
+        let dir = self.inner.dir.join(area);
+        let path = dir.join(name);
+        self.storage()
+            .remove_file(&path)
+            .map_err(FsError::io(Step::Remove, &path))?;
+        self.sync_dir(&dir)
+    }
+
+    fn write_new_durable(&self, path: &Path, bytes: &[u8]) -> Result<(), FsError> {
+        let storage = self.storage();
+        let mut file = storage
+            .create_new(path)
+            .map_err(FsError::io(Step::CreateTemp, path))?;
+        let written = file
+            .write_all(bytes)
+            .map_err(FsError::io(Step::WriteTemp, path))
+            .and_then(|()| file.sync().map_err(FsError::io(Step::SyncTemp, path)));
+        if written.is_err() {
+            drop(file);
+            self.discard_temp(path);
+        }
+        written
+    }
+
+    fn write_temp(&self, id: &SessionId, bytes: &[u8]) -> Result<PathBuf, FsError> {
+        let temp = self
+            .inner
+            .dir
+            .join(layout::store_temp_name(id, &self.unique()));
+        self.write_new_durable(&temp, bytes)?;
+        Ok(temp)
+    }
+
+    fn discard_temp(&self, temp: &Path) {
+        if let Err(e) = self.storage().remove_file(temp) {
+            // Recovery moves leftover temps aside at the next start.
+            tracing::warn!(file = %temp.display(), error = %e, "could not remove temp file");
+        }
+    }
+
+    fn sync_dir(&self, dir: &Path) -> Result<(), FsError> {
+        self.storage()
+            .sync_dir(dir)
+            .map_err(FsError::io(Step::SyncDir, dir))
+    }
+}
+
+/// One session locked against every other handle and process (see [`Store::lock`]).
+pub struct SessionGuard<'a> {
+    store: &'a Store,
+    id: SessionId,
+    id_lock: IdLock<'a>,
+    _file_lock: Box<dyn HeldLock>,
+    known_revision: Option<Option<u64>>,
+}
+
+impl SessionGuard<'_> {
+    /// The locked session's id.
+    pub fn id(&self) -> &SessionId {
+        &self.id
+    }
+
+    /// Reads the locked session's current bytes.
+    pub fn read(&mut self) -> Result<Option<Vec<u8>>, FsError> {
+        let bytes = self.store.read(&self.id)?;
+        self.known_revision = Some(bytes.as_deref().map(|b| revision_of(b).unwrap_or(0)));
+        Ok(bytes)
+    }
+
+    /// Durably replaces the locked session (see [`Store::save`]).
+    pub fn save<E>(
+        &mut self,
+        encode: impl FnOnce(SaveStamp) -> Result<Vec<u8>, E>,
+    ) -> Result<SaveStamp, FsError>
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let store = self.store;
+        let live = store.path_of(&self.id);
+        let current = match self.known_revision {
+            Some(known) => known.map(|rev| (rev, true)),
+            None => store
+                .read(&self.id)?
+                .map(|bytes| revision_of(&bytes).map_or((0, false), |rev| (rev, true))),
+        };
+        let stamp = SaveStamp {
+            revision: current.map_or(1, |(rev, _)| rev + 1),
+            saved_at: now_ms(),
+        };
+        let bytes = encode(stamp).map_err(|e| FsError::Encode {
+            id: self.id.clone(),
+            source: e.into(),
+        })?;
+        if let Some((_, false)) = current {
+            // The file being replaced is damaged: keep it (a second name costs nothing).
+            let name = OsString::from(self.id.file_name());
+            let note =
+                serde_json::json!({"reason": "replaced by a save while damaged", "at": now_ms()});
+            let sidecar = serde_json::to_vec(&note).unwrap_or_default();
+            let (area_dir, kept) = store.aside_target(Area::Quarantine, &name, Some(&sidecar))?;
+            store
+                .storage()
+                .hard_link(&live, &kept)
+                .map_err(FsError::io(Step::Link, &kept))?;
+            store.sync_dir(&area_dir)?;
+        }
+        let temp = store.write_temp(&self.id, &bytes)?;
+        if let Err(e) = store.storage().rename(&temp, &live) {
+            store.discard_temp(&temp);
+            return Err(FsError::io(Step::Rename, &live)(e));
+        }
+        self.known_revision = Some(Some(stamp.revision));
+        store.sync_dir(&store.inner.dir)?;
+        Ok(stamp)
+    }
+}

@@ -1,0 +1,476 @@
+//! The store against the real filesystem, and through recording / failing seams.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Barrier, Mutex};
+
+use session_fs::{
+    Entry, FsError, HeldLock, LockMode, OsStorage, ReadOutcome, SaveOutcome, Step, Storage, Store,
+    WriteFile,
+};
+use session_model::SessionId;
+
+fn id(s: &str) -> SessionId {
+    s.parse().unwrap()
+}
+
+fn doc(id: &str, value: &str) -> impl FnOnce(session_fs::SaveStamp) -> Result<Vec<u8>, io::Error> {
+    let (id, value) = (id.to_owned(), value.to_owned());
+    move |stamp| {
+        Ok(serde_json::to_vec(&serde_json::json!({
+            "id": id, "value": value, "_metadata": {"revision": stamp.revision, "savedAt": stamp.saved_at}
+        }))
+        .unwrap())
+    }
+}
+
+fn read_json(store: &Store, s: &str) -> serde_json::Value {
+    serde_json::from_slice(&store.read(&id(s)).unwrap().expect("session exists")).unwrap()
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A storage that logs each call, then forwards it to the real filesystem, failing
+/// the call named in `fail_at` (by its position in the log) with `fail_with`.
+#[derive(Debug, Default)]
+struct Recording {
+    log: Mutex<Vec<String>>,
+    fail_at: Option<(String, usize)>,
+    fail_with: Option<i32>,
+}
+
+struct RecordingFile {
+    inner: Box<dyn WriteFile>,
+    owner: Arc<Recording>,
+    name: String,
+}
+
+impl Recording {
+    fn call(&self, op: &str, path: &Path) -> io::Result<()> {
+        let name = path.file_name().unwrap().to_string_lossy();
+        let shown = if name.starts_with('.') && name.ends_with(".tmp") {
+            "<temp>".to_owned()
+        } else {
+            name.into_owned()
+        };
+        let mut log = self.log.lock().unwrap();
+        log.push(format!("{op} {shown}"));
+        let count = log
+            .iter()
+            .filter(|l| l.starts_with(&format!("{op} ")))
+            .count();
+        match &self.fail_at {
+            Some((fail_op, n)) if fail_op == op && *n == count => Err(
+                io::Error::from_raw_os_error(self.fail_with.unwrap_or(libc_enospc())),
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn libc_enospc() -> i32 {
+    28
+}
+
+#[derive(Debug, Clone)]
+struct Seam(Arc<Recording>);
+
+impl WriteFile for RecordingFile {
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        self.owner.call("write", Path::new(&self.name))?;
+        self.inner.write_all(data)
+    }
+    fn sync(&mut self) -> io::Result<()> {
+        self.owner.call("fsync", Path::new(&self.name))?;
+        self.inner.sync()
+    }
+}
+
+impl Storage for Seam {
+    fn create_dir(&self, path: &Path) -> io::Result<()> {
+        OsStorage.create_dir(path)
+    }
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {
+        self.0.call("create", path)?;
+        Ok(Box::new(RecordingFile {
+            inner: OsStorage.create_new(path)?,
+            owner: self.0.clone(),
+            name: path.file_name().unwrap().to_string_lossy().into_owned(),
+        }))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.0.call("rename", to)?;
+        OsStorage.rename(from, to)
+    }
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.0.call("link", to)?;
+        OsStorage.hard_link(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.0.call("remove", path)?;
+        OsStorage.remove_file(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.0.call("fsync-dir", dir)?;
+        OsStorage.sync_dir(dir)
+    }
+    fn read(&self, path: &Path, limit: u64) -> io::Result<ReadOutcome> {
+        OsStorage.read(path, limit)
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<Entry>> {
+        OsStorage.list(dir)
+    }
+    fn lock(
+        &self,
+        path: &Path,
+        mode: LockMode,
+        wait: bool,
+    ) -> io::Result<Option<Box<dyn HeldLock>>> {
+        OsStorage.lock(path, mode, wait)
+    }
+}
+
+fn store_with(recording: Recording) -> (tempfile::TempDir, Store, Arc<Recording>) {
+    let dir = tempfile::tempdir().unwrap();
+    let recording = Arc::new(recording);
+    let store = Store::options()
+        .storage(Arc::new(Seam(recording.clone())))
+        .open(dir.path().join("sessions"))
+        .unwrap();
+    (dir, store, recording)
+}
+
+#[test]
+fn save_writes_fsyncs_renames_then_fsyncs_the_directory() {
+    let (_dir, store, rec) = store_with(Recording::default());
+    store.save(&id("s1"), doc("s1", "a")).unwrap();
+    assert_eq!(
+        *rec.log.lock().unwrap(),
+        [
+            "create <temp>",
+            "write <temp>",
+            "fsync <temp>",
+            "rename s1.json",
+            "fsync-dir sessions"
+        ]
+    );
+}
+
+#[test]
+fn create_links_into_place_and_never_clobbers() {
+    let (_dir, store, rec) = store_with(Recording::default());
+    store.create(&id("s1"), doc("s1", "first")).unwrap();
+    assert_eq!(
+        *rec.log.lock().unwrap(),
+        [
+            "create <temp>",
+            "write <temp>",
+            "fsync <temp>",
+            "link s1.json",
+            "fsync-dir sessions",
+            "remove <temp>"
+        ]
+    );
+    let err = store.create(&id("s1"), doc("s1", "second")).unwrap_err();
+    assert!(matches!(err, FsError::AlreadyExists { .. }), "{err}");
+    assert_eq!(read_json(&store, "s1")["value"], "first");
+    assert_eq!(
+        names_in(store.dir()),
+        [".locks", ".quarantine", ".store.lock", ".trash", "s1.json"]
+    );
+}
+
+#[test]
+fn racing_creators_of_one_id_exactly_one_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let barrier = Barrier::new(8);
+    let wins: Vec<bool> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let (store, barrier) = (&store, &barrier);
+                scope.spawn(move || {
+                    barrier.wait();
+                    store.create(&id("dup"), doc("dup", &i.to_string())).is_ok()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(wins.iter().filter(|w| **w).count(), 1);
+    let winner = wins.iter().position(|w| *w).unwrap().to_string();
+    assert_eq!(read_json(&store, "dup")["value"], winner.as_str());
+}
+
+#[test]
+fn sixteen_concurrent_writers_of_one_id_last_write_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let barrier = Barrier::new(16);
+    let outcomes: Vec<SaveOutcome> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..16)
+            .map(|i| {
+                let (store, barrier) = (&store, &barrier);
+                scope.spawn(move || {
+                    barrier.wait();
+                    let mut last = None;
+                    for round in 0..10 {
+                        last = Some(
+                            store
+                                .save(&id("hot"), doc("hot", &format!("{i}-{round}")))
+                                .unwrap(),
+                        );
+                    }
+                    last.unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let stored = read_json(&store, "hot");
+    // Every applied save bumped the revision once: none was lost or interleaved.
+    let value = stored["value"].as_str().unwrap();
+    let (writer, round) = value.split_once('-').unwrap();
+    assert_eq!(
+        round, "9",
+        "the survivor must be some writer's last save, got {value}"
+    );
+    assert!(writer.parse::<usize>().unwrap() < 16);
+    assert!(
+        outcomes
+            .iter()
+            .any(|o| matches!(o, SaveOutcome::Written(_)))
+    );
+    // After everything returned, a new save is applied on top: it wins.
+    store.save(&id("hot"), doc("hot", "final")).unwrap();
+    assert_eq!(read_json(&store, "hot")["value"], "final");
+    assert!(names_in(dir.path()).iter().all(|n| !n.ends_with(".tmp")));
+}
+
+#[test]
+fn sequential_saves_bump_the_revision() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    for expected in 1..=3u64 {
+        let outcome = store.save(&id("s"), doc("s", "v")).unwrap();
+        assert!(matches!(outcome, SaveOutcome::Written(stamp) if stamp.revision == expected));
+    }
+    assert_eq!(read_json(&store, "s")["_metadata"]["revision"], 3);
+}
+
+#[test]
+fn a_failed_save_names_the_step_and_leaves_the_old_version() {
+    for (op, step) in [
+        ("create", Step::CreateTemp),
+        ("write", Step::WriteTemp),
+        ("fsync", Step::SyncTemp),
+        ("rename", Step::Rename),
+    ] {
+        for errno in [28 /* ENOSPC */, 5 /* EIO */, 13 /* EACCES */] {
+            // The first save (call 1 of each op) succeeds; the second fails at `op`.
+            let (_dir, store, _rec) = store_with(Recording {
+                fail_at: Some((op.to_owned(), 2)),
+                fail_with: Some(errno),
+                ..Recording::default()
+            });
+            store.save(&id("s1"), doc("s1", "old")).unwrap();
+            let err = store.save(&id("s1"), doc("s1", "new")).unwrap_err();
+            match &err {
+                FsError::Io {
+                    step: got, source, ..
+                } => {
+                    assert_eq!(*got, step, "{op}");
+                    assert_eq!(source.raw_os_error(), Some(errno));
+                }
+                other => panic!("{op}: unexpected {other}"),
+            }
+            assert!(
+                err.to_string().contains("sessions"),
+                "error names the file: {err}"
+            );
+            assert_eq!(
+                read_json(&store, "s1")["value"],
+                "old",
+                "{op} errno {errno}"
+            );
+            let leftovers: Vec<_> = names_in(store.dir())
+                .into_iter()
+                .filter(|n| n.ends_with(".tmp"))
+                .collect();
+            assert!(
+                leftovers.is_empty(),
+                "{op}: temp left behind: {leftovers:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn delete_moves_to_trash_and_missing_is_not_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.save(&id("gone"), doc("gone", "x")).unwrap();
+    assert!(store.delete(&id("gone")).unwrap());
+    assert!(!store.delete(&id("gone")).unwrap());
+    assert!(store.list().unwrap().is_empty());
+    let trash = names_in(&dir.path().join(".trash"));
+    assert_eq!(trash.len(), 1);
+    assert!(trash[0].ends_with(".gone.json"), "{trash:?}");
+}
+
+#[test]
+fn listing_skips_everything_that_is_not_a_live_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.save(&id("b"), doc("b", "x")).unwrap();
+    store.save(&id("a"), doc("a", "x")).unwrap();
+    let p = dir.path();
+    for name in [
+        "c.json.tmp",
+        ".d.json.1-2.tmp",
+        "notes.txt",
+        "bad name.json",
+        ".hidden.json",
+    ] {
+        std::fs::write(p.join(name), b"{}").unwrap();
+    }
+    std::os::unix::fs::symlink(p.join("a.json"), p.join("link.json")).unwrap();
+    std::fs::create_dir(p.join("dir.json")).unwrap();
+    assert_eq!(store.list().unwrap(), [id("a"), id("b")]);
+    // Reading never follows a symlink.
+    let err = store.read(&id("link")).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            FsError::Io {
+                step: Step::Read,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_huge_file_is_refused_without_reading_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let file = std::fs::File::create(dir.path().join("huge.json")).unwrap();
+    file.set_len(5 * 1024 * 1024 * 1024).unwrap(); // sparse: costs no disk
+    let err = store.read(&id("huge")).unwrap_err();
+    assert!(
+        matches!(err, FsError::TooLarge { size, .. } if size == 5 * 1024 * 1024 * 1024),
+        "{err}"
+    );
+    assert!(err.to_string().contains("huge.json"), "{err}");
+}
+
+#[test]
+fn files_are_0600_and_directories_0700() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let store = Store::open(&root).unwrap();
+    store.save(&id("p"), doc("p", "x")).unwrap();
+    let mode = |p: PathBuf| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(root.join("p.json")), 0o600);
+    assert_eq!(mode(root.clone()), 0o700);
+    assert_eq!(mode(root.join(".trash")), 0o700);
+}
+
+#[test]
+fn replacing_a_damaged_file_keeps_it_in_quarantine() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    std::fs::write(dir.path().join("torn.json"), b"{\"id\": \"to").unwrap();
+    store.save(&id("torn"), doc("torn", "fresh")).unwrap();
+    assert_eq!(read_json(&store, "torn")["value"], "fresh");
+    let quarantined = names_in(&dir.path().join(".quarantine"));
+    assert_eq!(quarantined.len(), 2, "{quarantined:?}");
+    let kept = quarantined
+        .iter()
+        .find(|n| n.ends_with("torn.json"))
+        .unwrap();
+    assert_eq!(
+        std::fs::read(dir.path().join(".quarantine").join(kept)).unwrap(),
+        b"{\"id\": \"to"
+    );
+}
+
+#[test]
+fn an_exclusive_handle_waits_for_no_one_and_excludes_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = Store::open(dir.path()).unwrap();
+    let err = Store::options()
+        .exclusive()
+        .no_wait()
+        .open(dir.path())
+        .unwrap_err();
+    assert!(matches!(err, FsError::Busy { .. }), "{err}");
+    drop(shared);
+    let exclusive = Store::options()
+        .exclusive()
+        .no_wait()
+        .open(dir.path())
+        .unwrap();
+    assert!(matches!(
+        Store::options().no_wait().open(dir.path()),
+        Err(FsError::Busy { .. })
+    ));
+    drop(exclusive);
+}
+
+const CHILD_ENV: &str = "SESSION_FS_TEST_CHILD_STORE";
+
+/// Not a test on its own: the body of the child processes of the test below.
+#[test]
+fn child_increments_a_counter() {
+    let Ok(dir) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let store = Store::open(dir).unwrap();
+    for _ in 0..100 {
+        let mut guard = store.lock(&id("shared")).unwrap();
+        let mut value: serde_json::Value =
+            serde_json::from_slice(&guard.read().unwrap().unwrap()).unwrap();
+        value["count"] = (value["count"].as_u64().unwrap() + 1).into();
+        guard.save(|_| serde_json::to_vec(&value)).unwrap();
+    }
+}
+
+#[test]
+fn two_processes_updating_one_session_lose_no_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store
+        .save(&id("shared"), |_| {
+            serde_json::to_vec(&serde_json::json!({"count": 0}))
+        })
+        .unwrap();
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "child_increments_a_counter",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(CHILD_ENV, dir.path())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    assert_eq!(read_json(&store, "shared")["count"], 200);
+}
