@@ -81,10 +81,7 @@ mod tests {
             ("session-1.json", EntryName::Live(id("session-1"))),
             ("a.json.json", EntryName::Live(id("a.json"))),
             ("session-1.json.tmp", EntryName::AppTemp(id("session-1"))),
-            (
-                ".session-1.json.123-4.tmp",
-                EntryName::StoreTemp(id("session-1")),
-            ),
+            (".session-1.json.123-4.tmp", EntryName::StoreTemp(id("session-1"))),
             (".a.json.json.9-9.tmp", EntryName::StoreTemp(id("a.json"))),
             (".quarantine", EntryName::Other),
             (".hidden.json", EntryName::Other),

@@ -38,10 +38,8 @@ mod storage;
 mod store;
 
 pub use error::{FsError, Step};
-pub use storage::{
-    Entry, EntryKind, HeldLock, LockMode, OsStorage, ReadOutcome, Storage, WriteFile,
-};
+pub use storage::{Entry, EntryKind, HeldLock, LockMode, OsStorage, ReadOutcome, Storage, WriteFile};
 pub use store::{
-    Access, Area, DEFAULT_MAX_FILE_SIZE, MovedFile, OpenOptions, SaveOutcome, SaveStamp, Scan,
-    SessionGuard, Store, now_ms, revision_of,
+    Access, Area, DEFAULT_MAX_FILE_SIZE, MovedFile, OpenOptions, SaveOutcome, SaveStamp, Scan, SessionGuard,
+    Store, now_ms, revision_of,
 };

@@ -59,10 +59,7 @@ impl LockTable {
         let slot = held.map(|h| h.0.clone()).unwrap_or_else(|| self.slot(id));
         let mut state = relock(&slot.state);
         while state.held {
-            state = slot
-                .released
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
+            state = slot.released.wait(state).unwrap_or_else(PoisonError::into_inner);
         }
         state.held = true;
         drop(state);

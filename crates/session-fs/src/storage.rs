@@ -88,12 +88,7 @@ pub trait Storage: Send + Sync + fmt::Debug {
     fn list(&self, dir: &Path) -> io::Result<Vec<Entry>>;
     /// Takes an advisory lock on `path` (created if missing). With `wait` false, returns
     /// `Ok(None)` when another holder conflicts.
-    fn lock(
-        &self,
-        path: &Path,
-        mode: LockMode,
-        wait: bool,
-    ) -> io::Result<Option<Box<dyn HeldLock>>>;
+    fn lock(&self, path: &Path, mode: LockMode, wait: bool) -> io::Result<Option<Box<dyn HeldLock>>>;
 }
 
 /// The real filesystem.
@@ -156,10 +151,7 @@ impl Storage for OsStorage {
             .open(path)?;
         let meta = file.metadata()?;
         if !meta.is_file() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "not a regular file",
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
         }
         if meta.len() > limit {
             return Ok(ReadOutcome::TooLarge { size: meta.len() });
@@ -197,12 +189,7 @@ impl Storage for OsStorage {
         Ok(entries)
     }
 
-    fn lock(
-        &self,
-        path: &Path,
-        mode: LockMode,
-        wait: bool,
-    ) -> io::Result<Option<Box<dyn HeldLock>>> {
+    fn lock(&self, path: &Path, mode: LockMode, wait: bool) -> io::Result<Option<Box<dyn HeldLock>>> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)

@@ -250,17 +250,12 @@ impl Store {
     /// Lists live sessions and temp files.
     pub fn scan(&self) -> Result<Scan, FsError> {
         let dir = &self.inner.dir;
-        let entries = self
-            .storage()
-            .list(dir)
-            .map_err(FsError::io(Step::List, dir))?;
+        let entries = self.storage().list(dir).map_err(FsError::io(Step::List, dir))?;
         let mut scan = Scan::default();
         for entry in entries.into_iter().filter(|e| e.kind == EntryKind::File) {
             match layout::classify(&entry.name) {
                 EntryName::Live(id) => scan.live.push(id),
-                EntryName::AppTemp(id) | EntryName::StoreTemp(id) => {
-                    scan.temps.push((entry.name, id))
-                }
+                EntryName::AppTemp(id) | EntryName::StoreTemp(id) => scan.temps.push((entry.name, id)),
                 EntryName::Other => {}
             }
         }
@@ -305,11 +300,7 @@ impl Store {
         slot: Option<Arc<crate::locks::SlotHandle>>,
     ) -> Result<SessionGuard<'_>, FsError> {
         let id_lock = self.inner.locks.lock(id, slot);
-        let path = self
-            .inner
-            .dir
-            .join(layout::LOCKS_DIR)
-            .join(format!("{id}.lock"));
+        let path = self.inner.dir.join(layout::LOCKS_DIR).join(format!("{id}.lock"));
         let file_lock = self
             .storage()
             .lock(&path, LockMode::Exclusive, true)
@@ -387,15 +378,7 @@ impl Store {
 
     /// Moves a session to the trash, durably; `Ok(false)` when it did not exist.
     pub fn delete(&self, id: &SessionId) -> Result<bool, FsError> {
-        let _guard = self.lock(id)?;
-        let name = OsString::from(id.file_name());
-        match self.move_aside(&name, Area::Trash, None) {
-            Ok(_) => Ok(true),
-            Err(FsError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                Ok(false)
-            }
-            Err(e) => Err(e),
-        }
+        self.lock(id)?.delete()
     }
 
     /// Moves a file of the store directory into the quarantine or the trash, with an
@@ -491,10 +474,7 @@ impl Store {
     }
 
     fn write_temp(&self, id: &SessionId, bytes: &[u8]) -> Result<PathBuf, FsError> {
-        let temp = self
-            .inner
-            .dir
-            .join(layout::store_temp_name(id, &self.unique()));
+        let temp = self.inner.dir.join(layout::store_temp_name(id, &self.unique()));
         self.write_new_durable(&temp, bytes)?;
         Ok(temp)
     }
@@ -562,8 +542,7 @@ impl SessionGuard<'_> {
         if let Some((_, false)) = current {
             // The file being replaced is damaged: keep it (a second name costs nothing).
             let name = OsString::from(self.id.file_name());
-            let note =
-                serde_json::json!({"reason": "replaced by a save while damaged", "at": now_ms()});
+            let note = serde_json::json!({"reason": "replaced by a save while damaged", "at": now_ms()});
             let sidecar = serde_json::to_vec(&note).unwrap_or_default();
             let (area_dir, kept) = store.aside_target(Area::Quarantine, &name, Some(&sidecar))?;
             store
@@ -580,5 +559,18 @@ impl SessionGuard<'_> {
         self.known_revision = Some(Some(stamp.revision));
         store.sync_dir(&store.inner.dir)?;
         Ok(stamp)
+    }
+
+    /// Moves the locked session to the trash, durably; `Ok(false)` when it did not exist.
+    pub fn delete(&mut self) -> Result<bool, FsError> {
+        let name = OsString::from(self.id.file_name());
+        match self.store.move_aside(&name, Area::Trash, None) {
+            Ok(_) => {
+                self.known_revision = Some(None);
+                Ok(true)
+            }
+            Err(FsError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 }

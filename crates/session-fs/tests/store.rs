@@ -6,8 +6,7 @@ use std::process::Command;
 use std::sync::{Arc, Barrier, Mutex};
 
 use session_fs::{
-    Entry, FsError, HeldLock, LockMode, OsStorage, ReadOutcome, SaveOutcome, Step, Storage, Store,
-    WriteFile,
+    Entry, FsError, HeldLock, LockMode, OsStorage, ReadOutcome, SaveOutcome, Step, Storage, Store, WriteFile,
 };
 use session_model::SessionId;
 
@@ -63,14 +62,11 @@ impl Recording {
         };
         let mut log = self.log.lock().unwrap();
         log.push(format!("{op} {shown}"));
-        let count = log
-            .iter()
-            .filter(|l| l.starts_with(&format!("{op} ")))
-            .count();
+        let count = log.iter().filter(|l| l.starts_with(&format!("{op} "))).count();
         match &self.fail_at {
-            Some((fail_op, n)) if fail_op == op && *n == count => Err(
-                io::Error::from_raw_os_error(self.fail_with.unwrap_or(libc_enospc())),
-            ),
+            Some((fail_op, n)) if fail_op == op && *n == count => Err(io::Error::from_raw_os_error(
+                self.fail_with.unwrap_or(libc_enospc()),
+            )),
             _ => Ok(()),
         }
     }
@@ -128,12 +124,7 @@ impl Storage for Seam {
     fn list(&self, dir: &Path) -> io::Result<Vec<Entry>> {
         OsStorage.list(dir)
     }
-    fn lock(
-        &self,
-        path: &Path,
-        mode: LockMode,
-        wait: bool,
-    ) -> io::Result<Option<Box<dyn HeldLock>>> {
+    fn lock(&self, path: &Path, mode: LockMode, wait: bool) -> io::Result<Option<Box<dyn HeldLock>>> {
         OsStorage.lock(path, mode, wait)
     }
 }
@@ -244,11 +235,7 @@ fn sixteen_concurrent_writers_of_one_id_last_write_wins() {
         "the survivor must be some writer's last save, got {value}"
     );
     assert!(writer.parse::<usize>().unwrap() < 16);
-    assert!(
-        outcomes
-            .iter()
-            .any(|o| matches!(o, SaveOutcome::Written(_)))
-    );
+    assert!(outcomes.iter().any(|o| matches!(o, SaveOutcome::Written(_))));
     // After everything returned, a new save is applied on top: it wins.
     store.save(&id("hot"), doc("hot", "final")).unwrap();
     assert_eq!(read_json(&store, "hot")["value"], "final");
@@ -296,19 +283,12 @@ fn a_failed_save_names_the_step_and_leaves_the_old_version() {
                 err.to_string().contains("sessions"),
                 "error names the file: {err}"
             );
-            assert_eq!(
-                read_json(&store, "s1")["value"],
-                "old",
-                "{op} errno {errno}"
-            );
+            assert_eq!(read_json(&store, "s1")["value"], "old", "{op} errno {errno}");
             let leftovers: Vec<_> = names_in(store.dir())
                 .into_iter()
                 .filter(|n| n.ends_with(".tmp"))
                 .collect();
-            assert!(
-                leftovers.is_empty(),
-                "{op}: temp left behind: {leftovers:?}"
-            );
+            assert!(leftovers.is_empty(), "{op}: temp left behind: {leftovers:?}");
         }
     }
 }
@@ -347,16 +327,7 @@ fn listing_skips_everything_that_is_not_a_live_session() {
     assert_eq!(store.list().unwrap(), [id("a"), id("b")]);
     // Reading never follows a symlink.
     let err = store.read(&id("link")).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            FsError::Io {
-                step: Step::Read,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, FsError::Io { step: Step::Read, .. }), "{err}");
 }
 
 #[test]
@@ -395,10 +366,7 @@ fn replacing_a_damaged_file_keeps_it_in_quarantine() {
     assert_eq!(read_json(&store, "torn")["value"], "fresh");
     let quarantined = names_in(&dir.path().join(".quarantine"));
     assert_eq!(quarantined.len(), 2, "{quarantined:?}");
-    let kept = quarantined
-        .iter()
-        .find(|n| n.ends_with("torn.json"))
-        .unwrap();
+    let kept = quarantined.iter().find(|n| n.ends_with("torn.json")).unwrap();
     assert_eq!(
         std::fs::read(dir.path().join(".quarantine").join(kept)).unwrap(),
         b"{\"id\": \"to"
@@ -416,11 +384,7 @@ fn an_exclusive_handle_waits_for_no_one_and_excludes_others() {
         .unwrap_err();
     assert!(matches!(err, FsError::Busy { .. }), "{err}");
     drop(shared);
-    let exclusive = Store::options()
-        .exclusive()
-        .no_wait()
-        .open(dir.path())
-        .unwrap();
+    let exclusive = Store::options().exclusive().no_wait().open(dir.path()).unwrap();
     assert!(matches!(
         Store::options().no_wait().open(dir.path()),
         Err(FsError::Busy { .. })
@@ -439,8 +403,7 @@ fn child_increments_a_counter() {
     let store = Store::open(dir).unwrap();
     for _ in 0..100 {
         let mut guard = store.lock(&id("shared")).unwrap();
-        let mut value: serde_json::Value =
-            serde_json::from_slice(&guard.read().unwrap().unwrap()).unwrap();
+        let mut value: serde_json::Value = serde_json::from_slice(&guard.read().unwrap().unwrap()).unwrap();
         value["count"] = (value["count"].as_u64().unwrap() + 1).into();
         guard.save(|_| serde_json::to_vec(&value)).unwrap();
     }

@@ -2,9 +2,7 @@
 //! the store ever writes).
 
 use serde::de::DeserializeOwned;
-use session_model::{
-    LegacySession, LegacyUpgrade, Session, SessionId, SessionV1, UpgradeError, v1,
-};
+use session_model::{LegacySession, LegacyUpgrade, Session, SessionId, SessionV1, UpgradeError, v1};
 
 use crate::version::{Declared, SchemaVersion, declared_version};
 

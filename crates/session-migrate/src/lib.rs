@@ -8,7 +8,7 @@
 //!   [`Session`](session_model::Session). A newer version is the distinct
 //!   [`DecodeError::NewerVersion`], carrying the raw bytes so callers leave them alone.
 //! - [`encode`] is the only function that produces bytes for disk.
-//! - [`load`], [`save`], [`create`] and [`update`] put the codec on top of
+//! - [`load`], [`save`], [`create`], [`update`] and [`delete`] put the codec on top of
 //!   `session-fs`.
 //!
 //! ```
@@ -33,5 +33,5 @@ mod version;
 pub use codec::{
     DecodeError, DecodeOptions, Decoded, EncodeError, decode, decode_stored, decode_with, encode,
 };
-pub use stored::{StoreError, create, load, refused, save, update};
+pub use stored::{StoreError, create, delete, load, refused, save, update};
 pub use version::SchemaVersion;

@@ -6,10 +6,11 @@
 
 use std::path::PathBuf;
 
-use session_fs::{FsError, SaveOutcome, SaveStamp, Store};
+use session_fs::{FsError, SaveStamp, Store};
 use session_model::{Session, SessionId, TransitionError};
 
 use crate::codec::{DecodeError, DecodeOptions, Decoded, EncodeError, decode_stored, encode};
+use crate::version::{Declared, declared_version};
 
 /// What can go wrong loading or saving a typed session.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +33,14 @@ pub enum StoreError {
         /// The id.
         id: SessionId,
     },
+    /// The file on disk is from a newer build: it is never rewritten, moved or deleted.
+    #[error("{}: version {version} is newer than this build understands; left untouched", path.display())]
+    NewerOnDisk {
+        /// The file.
+        path: PathBuf,
+        /// Its declared version.
+        version: String,
+    },
     /// The submission state machine refused the change.
     #[error("session {id}: {source}")]
     Transition {
@@ -51,11 +60,7 @@ fn stamp_and_encode(session: &mut Session, stamp: SaveStamp) -> Result<Vec<u8>, 
 }
 
 /// Reads and decodes one session; `Ok(None)` when it does not exist.
-pub fn load(
-    store: &Store,
-    id: &SessionId,
-    options: &DecodeOptions,
-) -> Result<Option<Decoded>, StoreError> {
+pub fn load(store: &Store, id: &SessionId, options: &DecodeOptions) -> Result<Option<Decoded>, StoreError> {
     let Some(bytes) = store.read(id)? else {
         return Ok(None);
     };
@@ -67,10 +72,31 @@ pub fn load(
         })
 }
 
-/// Durably saves a session (replacing any copy), recording the new revision in it.
-pub fn save(store: &Store, session: &mut Session) -> Result<SaveOutcome, StoreError> {
+/// Refuses to touch a file that a newer build wrote.
+fn refuse_newer(store: &Store, id: &SessionId, bytes: Option<&[u8]>) -> Result<(), StoreError> {
+    if let Some(Declared::Newer(version)) = bytes.and_then(|b| declared_version(b).ok()) {
+        return Err(StoreError::NewerOnDisk {
+            path: store.path_of(id),
+            version,
+        });
+    }
+    Ok(())
+}
+
+/// Durably saves a session (replacing any copy that is not from a newer build),
+/// recording the new revision in it.
+pub fn save(store: &Store, session: &mut Session) -> Result<SaveStamp, StoreError> {
     let id = session.id.clone();
-    Ok(store.save(&id, |stamp| stamp_and_encode(session, stamp))?)
+    let mut guard = store.lock(&id)?;
+    refuse_newer(store, &id, guard.read()?.as_deref())?;
+    Ok(guard.save(|stamp| stamp_and_encode(session, stamp))?)
+}
+
+/// Moves a session to the trash (unless a newer build wrote it); `Ok(false)` when missing.
+pub fn delete(store: &Store, id: &SessionId) -> Result<bool, StoreError> {
+    let mut guard = store.lock(id)?;
+    refuse_newer(store, id, guard.read()?.as_deref())?;
+    Ok(guard.delete()?)
 }
 
 /// Durably creates a session; fails with [`FsError::AlreadyExists`] if the id is taken.

@@ -83,8 +83,6 @@ pub(crate) fn declared_version(bytes: &[u8]) -> Result<Declared, serde_json::Err
             "2.0.0" => Declared::Known(SchemaVersion::V2_0_0),
             _ => Declared::Newer(v),
         },
-        Some(ProbeMetadata {
-            version: Some(other),
-        }) => Declared::NotAString(json_kind(&other)),
+        Some(ProbeMetadata { version: Some(other) }) => Declared::NotAString(json_kind(&other)),
     })
 }

@@ -35,10 +35,7 @@ fn summary(session: &session_model::Session) -> serde_json::Value {
 
 #[test]
 fn app_fixtures_decode_to_the_current_version() {
-    for (group, version) in [
-        ("legacy", SchemaVersion::Legacy),
-        ("v1", SchemaVersion::V1_0_0),
-    ] {
+    for (group, version) in [("legacy", SchemaVersion::Legacy), ("v1", SchemaVersion::V1_0_0)] {
         for path in files_in(group) {
             let bytes = std::fs::read(&path).unwrap();
             let decoded = decode(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -71,24 +68,15 @@ fn element_bytes_survive_exactly_including_invalid_utf8() {
             let raw = original["elements"].as_array().unwrap();
             assert_eq!(raw.len(), decoded.elements.len());
             for (app, ours) in raw.iter().zip(&decoded.elements) {
-                let app_bytes: Vec<u8> =
-                    serde_json::from_value(app["rawBytes"]["data"].clone()).unwrap();
-                assert_eq!(
-                    ours.data.0,
-                    app_bytes,
-                    "{}: element {}",
-                    path.display(),
-                    ours.id
-                );
+                let app_bytes: Vec<u8> = serde_json::from_value(app["rawBytes"]["data"].clone()).unwrap();
+                assert_eq!(ours.data.0, app_bytes, "{}: element {}", path.display(), ours.id);
             }
-            let messages: Vec<String> =
-                serde_json::from_value(original["messages"].clone()).unwrap();
+            let messages: Vec<String> = serde_json::from_value(original["messages"].clone()).unwrap();
             assert_eq!(decoded.messages(), messages, "{}", path.display());
         }
     }
     // session-14 is the fixture with bytes that are not UTF-8: make sure it stays in the test.
-    let s14 = decode(&std::fs::read(Path::new(FIXTURES).join("legacy/session-14.json")).unwrap())
-        .unwrap();
+    let s14 = decode(&std::fs::read(Path::new(FIXTURES).join("legacy/session-14.json")).unwrap()).unwrap();
     assert!(
         s14.session
             .elements
@@ -159,7 +147,6 @@ fn shapes_that_are_not_sessions_are_named() {
 
 #[test]
 fn debug_of_a_newer_document_does_not_leak_its_content() {
-    let err = decode(br#"{"_metadata": {"version": "3.0.0"}, "messages": ["PID|1||SECRET"]}"#)
-        .unwrap_err();
+    let err = decode(br#"{"_metadata": {"version": "3.0.0"}, "messages": ["PID|1||SECRET"]}"#).unwrap_err();
     assert!(!format!("{err:?}").contains("SECRET"));
 }

@@ -46,7 +46,7 @@ pub struct NodeBuffer {
 
 /// Decodes the app's `hexData` string.
 pub fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
     hex.as_bytes()

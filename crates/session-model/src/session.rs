@@ -105,10 +105,14 @@ impl Session {
     /// Derived from the message elements, unless the original file held a different
     /// list, which is then kept verbatim under `messages` and returned instead.
     pub fn messages(&self) -> Vec<String> {
-        if let Some(serde_json::Value::Array(kept)) = self.unknown.get("messages") {
-            if let Some(strings) = kept.iter().map(|v| v.as_str().map(str::to_owned)).collect() {
-                return strings;
+        let kept = match self.unknown.get("messages") {
+            Some(serde_json::Value::Array(kept)) => {
+                kept.iter().map(|v| v.as_str().map(str::to_owned)).collect()
             }
+            _ => None,
+        };
+        if let Some(strings) = kept {
+            return strings;
         }
         self.derived_messages()
     }
@@ -147,12 +151,7 @@ impl From<AppSubmissionStatus> for SubmissionStatus {
 }
 
 /// Keeps an app text copy only when it is not exactly what the bytes decode to.
-fn keep_if_underivable(
-    unknown: &mut UnknownFields,
-    key: &str,
-    text: Option<String>,
-    derived: &str,
-) {
+fn keep_if_underivable(unknown: &mut UnknownFields, key: &str, text: Option<String>, derived: &str) {
     if let Some(text) = text.filter(|t| t != derived) {
         unknown.insert(key.into(), serde_json::Value::String(text));
     }
@@ -165,12 +164,7 @@ impl TryFrom<AppElement> for Element {
         let derived = String::from_utf8_lossy(&bytes);
         let mut unknown = app.unknown;
         keep_if_underivable(&mut unknown, "content", app.content, &derived);
-        keep_if_underivable(
-            &mut unknown,
-            "decodedMessage",
-            app.decoded_message,
-            &derived,
-        );
+        keep_if_underivable(&mut unknown, "decodedMessage", app.decoded_message, &derived);
         Ok(Element {
             id: app.id,
             timestamp: app.timestamp,

@@ -61,9 +61,7 @@ impl std::str::FromStr for SubmissionStatus {
             .into_iter()
             .find(|status| status.as_str().eq_ignore_ascii_case(s))
             .ok_or_else(|| {
-                format!(
-                    "unknown status {s:?}; expected pending, inFlight, submitted, failed or ignored"
-                )
+                format!("unknown status {s:?}; expected pending, inFlight, submitted, failed or ignored")
             })
     }
 }
@@ -161,11 +159,7 @@ impl Submission {
     }
 
     /// `inFlight -> pending` with a next-attempt time (a retryable failure).
-    pub fn retry_later(
-        &mut self,
-        error: String,
-        next_attempt_at: u64,
-    ) -> Result<(), TransitionError> {
+    pub fn retry_later(&mut self, error: String, next_attempt_at: u64) -> Result<(), TransitionError> {
         if self.status != SubmissionStatus::InFlight {
             return Err(self.refuse("schedule a retry of"));
         }
@@ -246,10 +240,7 @@ mod tests {
         let mut s = Submission::pending();
         assert_eq!(s.begin_attempt(10, || "k1".into()).unwrap(), "k1");
         s.retry_later("HTTP 503".into(), 50).unwrap();
-        assert_eq!(
-            (s.status, s.attempts, s.next_attempt_at),
-            (Pending, 1, Some(50))
-        );
+        assert_eq!((s.status, s.attempts, s.next_attempt_at), (Pending, 1, Some(50)));
         assert!(!s.is_due(49) && s.is_due(50));
         assert_eq!(s.begin_attempt(60, || "k2".into()).unwrap(), "k1");
         s.succeed(70).unwrap();
@@ -273,11 +264,7 @@ mod tests {
             ("fail", |s| s.fail("e".into()), &[InFlight]),
             ("resume", |s| s.resume_interrupted(), &[InFlight]),
             ("retry", |s| s.retry(), &[Pending, Failed, Ignored]),
-            (
-                "ignore",
-                |s| s.ignore(),
-                &[Pending, InFlight, Failed, Ignored],
-            ),
+            ("ignore", |s| s.ignore(), &[Pending, InFlight, Failed, Ignored]),
         ];
         for (name, action, allowed) in actions {
             for from in SubmissionStatus::ALL {
@@ -295,10 +282,7 @@ mod tests {
                         }),
                         "{name}"
                     );
-                    assert_eq!(
-                        s, before,
-                        "{name} from {from} changed state although refused"
-                    );
+                    assert_eq!(s, before, "{name} from {from} changed state although refused");
                 }
             }
         }

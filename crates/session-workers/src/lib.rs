@@ -1,14 +1,3 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+//! The tokio workers of the HL7 session store: retention cleanup, and submission of
+//! completed sessions to the REST API. (Filled by the workers issue.)
+#![warn(missing_docs)]

@@ -1,0 +1,97 @@
+//! `init`, `put`, `get`, `show`, `delete`: one document at a time.
+
+use std::io::Read;
+
+use serde_json::json;
+use session_fs::{DEFAULT_MAX_FILE_SIZE, FsError, Store};
+use session_migrate::{DecodeError, DecodeOptions, SchemaVersion, StoreError, decode};
+
+use crate::error::CliError;
+use crate::output::Output;
+use session_model::SessionId;
+
+/// `init`: the store directory exists (0700) with its dot-directories.
+pub fn init(store: &Store, out: &Output) -> Result<(), CliError> {
+    let dir = store.dir().display().to_string();
+    Ok(out.result(&json!({ "dir": dir }), || format!("store ready at {dir}"))?)
+}
+
+/// `put [--create]`: decode stdin (any known version) and store it as the current one.
+pub fn put(store: &Store, out: &Output, create: bool) -> Result<(), CliError> {
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(DEFAULT_MAX_FILE_SIZE + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > DEFAULT_MAX_FILE_SIZE {
+        return Err(CliError::BadInput(format!(
+            "stdin: over the {DEFAULT_MAX_FILE_SIZE}-byte limit"
+        )));
+    }
+    let mut session = match decode(&bytes) {
+        Ok(decoded) => decoded.session,
+        Err(DecodeError::NewerVersion { version, .. }) => {
+            return Err(CliError::BadInput(format!(
+                "stdin: version {version} is newer than this build understands (up to {}); not stored",
+                SchemaVersion::CURRENT
+            )));
+        }
+        Err(e) => return Err(CliError::BadInput(format!("stdin: {e}"))),
+    };
+    let stamp = if create {
+        session_migrate::create(store, &mut session).map_err(|e| match e {
+            StoreError::Fs(FsError::AlreadyExists { id }) => {
+                CliError::Failed(format!("session {id} already exists (--create never replaces)"))
+            }
+            other => other.into(),
+        })?
+    } else {
+        session_migrate::save(store, &mut session)?
+    };
+    let id = session.id.to_string();
+    let version = SchemaVersion::CURRENT.as_str();
+    Ok(out.result(&json!({ "id": id, "version": version }), || {
+        format!("saved {id} (version {version}, revision {})", stamp.revision)
+    })?)
+}
+
+/// `get ID`: the stored bytes exactly as on disk.
+pub fn get(store: &Store, out: &Output, id: &SessionId) -> Result<(), CliError> {
+    let bytes = store
+        .read(id)?
+        .ok_or_else(|| CliError::Failed(format!("no session {id}")))?;
+    if out.json && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err() {
+        return Err(CliError::Failed(format!(
+            "{}: not valid JSON; run `sessionctl verify`",
+            store.path_of(id).display()
+        )));
+    }
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(&bytes)?;
+    if !bytes.ends_with(b"\n") {
+        stdout.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+/// `show ID`: the document upgraded to the current version; nothing is written.
+pub fn show(store: &Store, id: &SessionId) -> Result<(), CliError> {
+    let decoded = session_migrate::load(store, id, &DecodeOptions::default())?
+        .ok_or_else(|| CliError::Failed(format!("no session {id}")))?;
+    let text = serde_json::to_string_pretty(&decoded.session).map_err(|e| CliError::Failed(e.to_string()))?;
+    println!("{text}");
+    Ok(())
+}
+
+/// `delete ID`: move the session to the trash.
+pub fn delete(store: &Store, out: &Output, id: &SessionId) -> Result<(), CliError> {
+    let deleted = session_migrate::delete(store, id)?;
+    Ok(out.result(&json!({ "deleted": deleted }), || {
+        if deleted {
+            format!("moved {id} to the trash")
+        } else {
+            format!("no session {id}; nothing to delete")
+        }
+    })?)
+}

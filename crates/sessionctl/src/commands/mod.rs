@@ -1,0 +1,13 @@
+//! One module per group of commands.
+
+pub mod documents;
+pub mod list;
+
+use session_model::SessionId;
+
+use crate::error::CliError;
+
+/// Validates an id given on the command line before any file is touched.
+pub fn parse_id(raw: &str) -> Result<SessionId, CliError> {
+    Ok(SessionId::new(raw)?)
+}

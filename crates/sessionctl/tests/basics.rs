@@ -1,0 +1,207 @@
+//! `sessionctl` as a real process: init, put, get, show, list, delete.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures");
+
+fn fixture(rel: &str) -> PathBuf {
+    Path::new(FIXTURES).join(rel)
+}
+
+fn sessionctl(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sessionctl"))
+        .arg("--dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("HL7_SESSIONS_DIR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.unwrap_or_default())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// What a person sees: exit code, stdout and stderr, with the temp dir and relative times redacted.
+fn transcript(dir: &Path, out: &Output) -> String {
+    let raw = format!(
+        "exit: {}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code().unwrap(),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    raw.replace(&dir.display().to_string(), "[DIR]")
+}
+
+fn relative_times() -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(
+        r"\d+ (day|hour|minute)s? ago|in \d+ (day|hour|minute)s?|just now",
+        "[WHEN]",
+    );
+    settings
+}
+
+fn put_fixture(dir: &Path, rel: &str) -> Output {
+    sessionctl(
+        dir,
+        &["--json", "put"],
+        Some(&std::fs::read(fixture(rel)).unwrap()),
+    )
+}
+
+#[test]
+fn init_creates_a_private_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let out = sessionctl(&dir, &["--json", "init"], None);
+    assert!(out.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["dir"], dir.display().to_string());
+    assert_eq!(
+        std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+}
+
+#[test]
+fn put_upgrades_and_get_returns_the_bytes_on_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let out = put_fixture(dir, "v1/session-21.json");
+    assert_eq!(
+        text(&out.stdout),
+        "{\"id\":\"session-21\",\"version\":\"2.0.0\"}\n"
+    );
+    let get = sessionctl(dir, &["--json", "get", "session-21"], None);
+    assert!(get.status.success());
+    let on_disk = std::fs::read(dir.join("session-21.json")).unwrap();
+    assert_eq!(get.stdout.strip_suffix(b"\n").unwrap(), &on_disk[..]);
+    let doc: serde_json::Value = serde_json::from_slice(&on_disk).unwrap();
+    assert_eq!(doc["_metadata"]["version"], "2.0.0");
+    assert_eq!(doc["_metadata"]["revision"], 1);
+    // A second put replaces and bumps the revision; --create refuses with exit 1.
+    assert!(put_fixture(dir, "v1/session-21.json").status.success());
+    let create = sessionctl(dir, &["put", "--create"], Some(&on_disk));
+    assert_eq!(create.status.code(), Some(1));
+    assert!(text(&create.stderr).contains("session-21 already exists"));
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("session-21.json")).unwrap()).unwrap();
+    assert_eq!(doc["_metadata"]["revision"], 2);
+}
+
+#[test]
+fn show_upgrades_without_writing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    sessionctl(dir, &["init"], None);
+    std::fs::copy(fixture("legacy/session-12.json"), dir.join("session-12.json")).unwrap();
+    let before = std::fs::read(dir.join("session-12.json")).unwrap();
+    let out = sessionctl(dir, &["show", "session-12"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    insta::assert_snapshot!(text(&out.stdout));
+    assert_eq!(std::fs::read(dir.join("session-12.json")).unwrap(), before);
+}
+
+#[test]
+fn hostile_ids_exit_2_and_touch_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("never-created");
+    for id in ["../x", "a/b", ".hidden", "", &"a".repeat(129), "a\u{1}b"] {
+        for cmd in ["get", "show", "delete"] {
+            let out = sessionctl(&dir, &[cmd, id], None);
+            assert_eq!(out.status.code(), Some(2), "{cmd} {id:?}");
+            let err = text(&out.stderr);
+            assert_eq!(err.lines().count(), 1, "one line: {err}");
+            assert!(err.contains("invalid session id"), "{err}");
+        }
+    }
+    assert!(
+        !dir.exists(),
+        "the store directory must not be created for a refused id"
+    );
+}
+
+#[test]
+fn malformed_input_exits_2_with_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let cases: [(&str, &[u8]); 4] = [
+        ("array", b"[1, 2, 3]"),
+        ("torn", b"{\"id\": \"x\", \"startTi"),
+        ("hostile id", br#"{"id": "../../etc/passwd", "startTime": 1}"#),
+        ("newer", br#"{"id": "n", "_metadata": {"version": "7.0.0"}}"#),
+    ];
+    let mut report = String::new();
+    for (name, input) in cases {
+        let out = sessionctl(dir, &["put"], Some(input));
+        report.push_str(&format!("## {name}\n{}\n", transcript(dir, &out)));
+    }
+    insta::assert_snapshot!(report);
+    assert!(
+        std::fs::read_dir(dir)
+            .unwrap()
+            .all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".json"))
+    );
+}
+
+fn store_with_everything(dir: &Path) {
+    for rel in [
+        "legacy/session-11.json",
+        "legacy/session-14.json",
+        "v1/session-22.json",
+        "v1/session-23.json",
+    ] {
+        assert!(put_fixture(dir, rel).status.success());
+    }
+    for name in ["session-35.json", "session-38.json", "session-39.json"] {
+        std::fs::copy(fixture(&format!("corrupt/{name}")), dir.join(name)).unwrap();
+    }
+}
+
+#[test]
+fn list_names_damaged_files_and_carries_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    store_with_everything(dir);
+    let human = sessionctl(dir, &["list"], None);
+    let json = sessionctl(dir, &["--json", "list"], None);
+    let failed = sessionctl(dir, &["--json", "list", "--status", "failed"], None);
+    relative_times().bind(|| {
+        insta::assert_snapshot!("list_human", transcript(dir, &human));
+        insta::assert_snapshot!("list_json", transcript(dir, &json));
+        insta::assert_snapshot!("list_failed", transcript(dir, &failed));
+    });
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(rows.len(), 5, "four sessions and the newer-version file");
+}
+
+#[test]
+fn delete_moves_to_trash_and_reports_missing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    store_with_everything(dir);
+    let first = sessionctl(dir, &["--json", "delete", "session-11"], None);
+    assert_eq!(text(&first.stdout), "{\"deleted\":true}\n");
+    let again = sessionctl(dir, &["--json", "delete", "session-11"], None);
+    assert_eq!(text(&again.stdout), "{\"deleted\":false}\n");
+    assert!(!dir.join("session-11.json").exists());
+    assert_eq!(std::fs::read_dir(dir.join(".trash")).unwrap().count(), 1);
+    // A newer build's file is never moved.
+    let newer = sessionctl(dir, &["--json", "delete", "session-39"], None);
+    assert_eq!(newer.status.code(), Some(1));
+    assert!(dir.join("session-39.json").exists());
+}
