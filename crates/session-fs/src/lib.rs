@@ -41,5 +41,5 @@ pub use error::{FsError, Step};
 pub use storage::{Entry, EntryKind, HeldLock, LockMode, OsStorage, ReadOutcome, Storage, WriteFile};
 pub use store::{
     Access, Area, DEFAULT_MAX_FILE_SIZE, MovedFile, OpenOptions, SaveOutcome, SaveStamp, Scan, SessionGuard,
-    Store, now_ms, revision_of,
+    Store, now_ms, stamp_of,
 };

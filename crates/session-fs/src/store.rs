@@ -18,7 +18,7 @@ use crate::storage::{EntryKind, HeldLock, LockMode, OsStorage, ReadOutcome, Stor
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 256 * 1024 * 1024;
 
 /// What a save records in the document: its revision and time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct SaveStamp {
     /// One more than the revision of the copy being replaced (1 for a new session).
     pub revision: u64,
@@ -139,7 +139,6 @@ impl OpenOptions {
                 access: self.access,
                 max_file_size: self.max_file_size,
                 locks: LockTable::default(),
-                unique: AtomicU64::new(0),
                 _store_lock: store_lock,
             }),
         })
@@ -152,7 +151,6 @@ struct Inner {
     access: Access,
     max_file_size: u64,
     locks: LockTable,
-    unique: AtomicU64,
     _store_lock: Box<dyn HeldLock>,
 }
 
@@ -180,7 +178,7 @@ pub struct Scan {
     pub temps: Vec<(OsString, SessionId)>,
 }
 
-/// The part of any document the store itself reads: `_metadata.revision`.
+/// The part of any document the store itself reads: `_metadata.revision` and `savedAt`.
 #[derive(Deserialize)]
 struct Envelope {
     #[serde(rename = "_metadata")]
@@ -188,15 +186,22 @@ struct Envelope {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct EnvelopeMetadata {
     revision: Option<u64>,
+    saved_at: Option<u64>,
 }
 
-/// The revision recorded in a document: `Some(0)` for files written before revisions
-/// existed, `None` when the bytes are not a JSON object at all (a damaged file).
-pub fn revision_of(bytes: &[u8]) -> Option<u64> {
+/// The stamp recorded in a document, for ordering two copies of one session: revision
+/// first (0 for files written before revisions existed), then `savedAt` (0 if absent).
+/// `None` when the bytes are not a JSON object with a well-formed `_metadata` (damaged).
+pub fn stamp_of(bytes: &[u8]) -> Option<SaveStamp> {
     let envelope: Envelope = serde_json::from_slice(bytes).ok()?;
-    Some(envelope.metadata.and_then(|m| m.revision).unwrap_or(0))
+    let metadata = envelope.metadata;
+    Some(SaveStamp {
+        revision: metadata.as_ref().and_then(|m| m.revision).unwrap_or(0),
+        saved_at: metadata.as_ref().and_then(|m| m.saved_at).unwrap_or(0),
+    })
 }
 
 /// The current time in epoch milliseconds.
@@ -236,8 +241,11 @@ impl Store {
         &*self.inner.storage
     }
 
+    /// A name part no other handle, thread or process uses: pid, time, and a counter
+    /// shared by every handle of this process.
     fn unique(&self) -> String {
-        let n = self.inner.unique.fetch_add(1, Ordering::Relaxed);
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         format!("{}-{}-{}", std::process::id(), now_ms(), n)
     }
 
@@ -313,7 +321,7 @@ impl Store {
             id: id.clone(),
             id_lock,
             _file_lock: file_lock,
-            known_revision: None,
+            known: None,
         })
     }
 
@@ -359,18 +367,25 @@ impl Store {
             id: id.clone(),
             source: e.into(),
         })?;
-        let _guard = self.lock(id)?;
+        let mut guard = self.lock(id)?;
+        // Every writer holds the lock, so this check cannot race; the link below still
+        // refuses atomically should anything write without it.
+        if guard.read()?.is_some() {
+            return Err(FsError::AlreadyExists { id: id.clone() });
+        }
         let temp = self.write_temp(id, &bytes)?;
         let live = self.path_of(id);
         let linked = self.storage().hard_link(&temp, &live);
         if let Err(e) = linked {
-            self.discard_temp(&temp);
+            self.discard_temp_durably(&temp);
             return Err(match e.kind() {
                 std::io::ErrorKind::AlreadyExists => FsError::AlreadyExists { id: id.clone() },
                 _ => FsError::io(Step::Link, &live)(e),
             });
         }
         let synced = self.sync_dir(&self.inner.dir);
+        // A temp that outlives a crash here equals the live file: recovery's tie rule
+        // keeps the live one, so this removal needs no fsync.
         self.discard_temp(&temp);
         synced?;
         Ok(stamp)
@@ -468,7 +483,7 @@ impl Store {
             .and_then(|()| file.sync().map_err(FsError::io(Step::SyncTemp, path)));
         if written.is_err() {
             drop(file);
-            self.discard_temp(path);
+            self.discard_temp_durably(path);
         }
         written
     }
@@ -486,6 +501,17 @@ impl Store {
         }
     }
 
+    /// Removes the temp of a failed write and syncs the directory, so that a crash
+    /// cannot bring back a copy whose save was reported as failed.
+    fn discard_temp_durably(&self, temp: &Path) {
+        self.discard_temp(temp);
+        if let Some(dir) = temp.parent() {
+            if let Err(e) = self.sync_dir(dir) {
+                tracing::warn!(error = %e, "could not sync after removing a temp file");
+            }
+        }
+    }
+
     fn sync_dir(&self, dir: &Path) -> Result<(), FsError> {
         self.storage()
             .sync_dir(dir)
@@ -499,7 +525,24 @@ pub struct SessionGuard<'a> {
     id: SessionId,
     id_lock: IdLock<'a>,
     _file_lock: Box<dyn HeldLock>,
-    known_revision: Option<Option<u64>>,
+    /// What the live file held when last read or written under this lock.
+    known: Option<Existing>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Existing {
+    Missing,
+    Damaged,
+    Revision(u64),
+}
+
+impl Existing {
+    fn of(bytes: Option<&[u8]>) -> Self {
+        match bytes {
+            None => Existing::Missing,
+            Some(bytes) => stamp_of(bytes).map_or(Existing::Damaged, |s| Existing::Revision(s.revision)),
+        }
+    }
 }
 
 impl SessionGuard<'_> {
@@ -511,7 +554,7 @@ impl SessionGuard<'_> {
     /// Reads the locked session's current bytes.
     pub fn read(&mut self) -> Result<Option<Vec<u8>>, FsError> {
         let bytes = self.store.read(&self.id)?;
-        self.known_revision = Some(bytes.as_deref().map(|b| revision_of(b).unwrap_or(0)));
+        self.known = Some(Existing::of(bytes.as_deref()));
         Ok(bytes)
     }
 
@@ -525,21 +568,22 @@ impl SessionGuard<'_> {
     {
         let store = self.store;
         let live = store.path_of(&self.id);
-        let current = match self.known_revision {
-            Some(known) => known.map(|rev| (rev, true)),
-            None => store
-                .read(&self.id)?
-                .map(|bytes| revision_of(&bytes).map_or((0, false), |rev| (rev, true))),
+        let existing = match self.known {
+            Some(known) => known,
+            None => Existing::of(store.read(&self.id)?.as_deref()),
         };
         let stamp = SaveStamp {
-            revision: current.map_or(1, |(rev, _)| rev + 1),
+            revision: match existing {
+                Existing::Revision(rev) => rev + 1,
+                Existing::Missing | Existing::Damaged => 1,
+            },
             saved_at: now_ms(),
         };
         let bytes = encode(stamp).map_err(|e| FsError::Encode {
             id: self.id.clone(),
             source: e.into(),
         })?;
-        if let Some((_, false)) = current {
+        if let Existing::Damaged = existing {
             // The file being replaced is damaged: keep it (a second name costs nothing).
             let name = OsString::from(self.id.file_name());
             let note = serde_json::json!({"reason": "replaced by a save while damaged", "at": now_ms()});
@@ -553,10 +597,10 @@ impl SessionGuard<'_> {
         }
         let temp = store.write_temp(&self.id, &bytes)?;
         if let Err(e) = store.storage().rename(&temp, &live) {
-            store.discard_temp(&temp);
+            store.discard_temp_durably(&temp);
             return Err(FsError::io(Step::Rename, &live)(e));
         }
-        self.known_revision = Some(Some(stamp.revision));
+        self.known = Some(Existing::Revision(stamp.revision));
         store.sync_dir(&store.inner.dir)?;
         Ok(stamp)
     }
@@ -566,7 +610,7 @@ impl SessionGuard<'_> {
         let name = OsString::from(self.id.file_name());
         match self.store.move_aside(&name, Area::Trash, None) {
             Ok(_) => {
-                self.known_revision = Some(None);
+                self.known = Some(Existing::Missing);
                 Ok(true)
             }
             Err(FsError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(false),

@@ -1,0 +1,199 @@
+//! `recover` and `verify`.
+
+use std::ffi::OsString;
+
+use session_fs::{Access, Area, FsError, Store};
+use session_model::SessionId;
+
+use crate::inspect::{Verdict, inspect, loggable};
+use crate::report::{Action, Moved, Problem, RecoveryReport, VerifyReport};
+
+/// Why recovery could not run or finish.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoveryError {
+    /// Recovery needs the store to itself so that it never touches a temp file that a
+    /// live writer is still filling; open it with `Store::options().exclusive()`.
+    #[error("recovery needs an exclusive store handle: another writer may be active")]
+    NotExclusive,
+    /// A filesystem call failed; what was done before it is durable and reported again
+    /// as already-done work by the next run.
+    #[error(transparent)]
+    Fs(#[from] FsError),
+}
+
+fn sidecar(file: &OsString, reason: &str) -> Vec<u8> {
+    let note = serde_json::json!({
+        "file": file.to_string_lossy(),
+        "reason": reason,
+        "quarantinedAt": session_fs::now_ms(),
+        "by": concat!("session-recovery ", env!("CARGO_PKG_VERSION")),
+    });
+    serde_json::to_vec_pretty(&note).unwrap_or_default()
+}
+
+struct Run<'a> {
+    store: &'a Store,
+    report: RecoveryReport,
+}
+
+impl Run<'_> {
+    fn move_aside(&mut self, file: &OsString, action: Action, reason: String) -> Result<(), FsError> {
+        let area = if action == Action::Quarantined {
+            Area::Quarantine
+        } else {
+            Area::Trash
+        };
+        let note = (area == Area::Quarantine).then(|| sidecar(file, &reason));
+        let moved = self.store.move_aside(file, area, note.as_deref())?;
+        tracing::warn!(file = %file.to_string_lossy(), to = %moved.to.display(), ?action, %reason, "recovery moved a file");
+        self.report.record(Moved {
+            action,
+            file: file.to_string_lossy().into_owned(),
+            to: moved.to,
+            reason,
+        });
+        Ok(())
+    }
+
+    fn read_or_quarantine(&mut self, file: &OsString) -> Result<Option<Vec<u8>>, FsError> {
+        match self.store.read_entry(file) {
+            Ok(bytes) => Ok(bytes),
+            Err(e @ FsError::TooLarge { .. }) => {
+                self.move_aside(file, Action::Quarantined, e.to_string())?;
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn temp(&mut self, temp: &OsString, id: &SessionId) -> Result<(), FsError> {
+        let Some(bytes) = self.read_or_quarantine(temp)? else {
+            return Ok(());
+        };
+        let temp_stamp = match inspect(id, &bytes) {
+            Verdict::Valid(stamp) | Verdict::Newer(stamp) => stamp,
+            Verdict::Damaged(e) => {
+                return self.move_aside(temp, Action::Quarantined, format!("temp file: {}", loggable(&e)));
+            }
+        };
+        let live = OsString::from(id.file_name());
+        let live_verdict = match self.read_or_quarantine(&live)? {
+            None => None,
+            Some(bytes) => Some(inspect(id, &bytes)),
+        };
+        match live_verdict {
+            None => {}
+            Some(Verdict::Damaged(e)) => {
+                self.move_aside(
+                    &live,
+                    Action::Quarantined,
+                    format!("replaced by a valid temp file: {}", loggable(&e)),
+                )?;
+            }
+            // On a tie the live file wins: it is the one readers have already seen.
+            Some(Verdict::Valid(live_stamp) | Verdict::Newer(live_stamp)) if live_stamp >= temp_stamp => {
+                let reason = format!(
+                    "superseded temp file (revision {}, saved {}) beside live revision {}, saved {}",
+                    temp_stamp.revision, temp_stamp.saved_at, live_stamp.revision, live_stamp.saved_at
+                );
+                return self.move_aside(temp, Action::Cleaned, reason);
+            }
+            Some(Verdict::Newer(_)) => {
+                // A newer build's live file is never moved, even by a later temp copy.
+                return self.move_aside(
+                    temp,
+                    Action::Cleaned,
+                    "temp file beside a newer-version live file".into(),
+                );
+            }
+            Some(Verdict::Valid(_)) => {
+                let reason = format!("superseded by temp file revision {}", temp_stamp.revision);
+                self.move_aside(&live, Action::Cleaned, reason)?;
+            }
+        }
+        self.store.promote_temp(temp, id)?;
+        tracing::info!(file = %temp.to_string_lossy(), id = %id, "recovery promoted a temp file");
+        self.report.record(Moved {
+            action: Action::Recovered,
+            file: temp.to_string_lossy().into_owned(),
+            to: self.store.path_of(id),
+            reason: format!("orphaned temp file, revision {}", temp_stamp.revision),
+        });
+        Ok(())
+    }
+
+    fn live(&mut self, id: &SessionId) -> Result<(), FsError> {
+        let file = OsString::from(id.file_name());
+        let Some(bytes) = self.read_or_quarantine(&file)? else {
+            return Ok(());
+        };
+        if let Verdict::Damaged(e) = inspect(id, &bytes) {
+            self.move_aside(&file, Action::Quarantined, loggable(&e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Recovers a store from interrupted writes and damaged files. Safe to run again at any
+/// time, including after a crash in the middle of a previous run.
+///
+/// - A temp file that decodes becomes the live session when there is none, or when it
+///   was saved later than the live copy (revision, then `savedAt`; the live file wins a
+///   tie); the losing copy goes to `.trash/`.
+/// - A temp file that does not decode goes to `.quarantine/`.
+/// - A live file that does not decode goes to `.quarantine/` with a sidecar saying why.
+/// - Newer-version live files are left byte for byte alone. Nothing is deleted.
+pub fn recover(store: &Store) -> Result<RecoveryReport, RecoveryError> {
+    if store.access() != Access::Exclusive {
+        return Err(RecoveryError::NotExclusive);
+    }
+    let mut run = Run {
+        store,
+        report: RecoveryReport::default(),
+    };
+    // Temps first, so that a promoted temp is then checked like any live file.
+    for (temp, id) in store.scan()?.temps {
+        run.temp(&temp, &id)?;
+    }
+    for id in store.scan()?.live {
+        run.live(&id)?;
+    }
+    let report = run.report;
+    tracing::info!(
+        recovered = report.recovered,
+        cleaned = report.cleaned,
+        quarantined = report.quarantined,
+        "recovery finished"
+    );
+    Ok(report)
+}
+
+/// Checks every file of the store without changing anything.
+pub fn verify(store: &Store) -> Result<VerifyReport, FsError> {
+    let scan = store.scan()?;
+    let mut report = VerifyReport::default();
+    for (temp, _) in &scan.temps {
+        report.problems.push(Problem {
+            file: temp.to_string_lossy().into_owned(),
+            problem: "orphaned temp file (an interrupted write): run `sessionctl recover`".into(),
+        });
+    }
+    for id in &scan.live {
+        let file = id.file_name();
+        match store.read(id) {
+            Ok(None) => {}
+            Ok(Some(bytes)) => match inspect(id, &bytes) {
+                Verdict::Valid(_) | Verdict::Newer(_) => report.ok += 1,
+                Verdict::Damaged(e) => report.problems.push(Problem {
+                    file,
+                    problem: e.to_string(),
+                }),
+            },
+            Err(e) => report.problems.push(Problem {
+                file,
+                problem: e.to_string(),
+            }),
+        }
+    }
+    Ok(report)
+}

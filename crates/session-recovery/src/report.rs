@@ -1,0 +1,79 @@
+//! What recovery and verification found.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+/// Why recovery moved a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Action {
+    /// A temp file became the live session.
+    Recovered,
+    /// A superseded copy (temp or live) went to the trash.
+    Cleaned,
+    /// A file that does not decode went to the quarantine.
+    Quarantined,
+}
+
+/// One file recovery moved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Moved {
+    /// What was done.
+    pub action: Action,
+    /// The file's name in the store directory.
+    pub file: String,
+    /// Where it went (the live name for a recovered temp).
+    pub to: PathBuf,
+    /// Why, in words (no document content).
+    pub reason: String,
+}
+
+/// The outcome of [`recover`](crate::recover).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoveryReport {
+    /// Temp files promoted to live sessions.
+    pub recovered: usize,
+    /// Superseded copies moved to the trash.
+    pub cleaned: usize,
+    /// Damaged files moved to the quarantine.
+    pub quarantined: usize,
+    /// Every file moved, in order.
+    pub moved: Vec<Moved>,
+}
+
+impl RecoveryReport {
+    /// Whether recovery found nothing to do.
+    pub fn is_clean(&self) -> bool {
+        self.moved.is_empty()
+    }
+
+    pub(crate) fn record(&mut self, moved: Moved) {
+        match moved.action {
+            Action::Recovered => self.recovered += 1,
+            Action::Cleaned => self.cleaned += 1,
+            Action::Quarantined => self.quarantined += 1,
+        }
+        self.moved.push(moved);
+    }
+}
+
+/// One problem [`verify`](crate::verify) found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// The file's name in the store directory.
+    pub file: String,
+    /// What is wrong.
+    pub problem: String,
+}
+
+/// The outcome of [`verify`](crate::verify).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    /// Live files that decode (newer versions included).
+    pub ok: usize,
+    /// Everything else.
+    pub problems: Vec<Problem>,
+}
