@@ -505,10 +505,8 @@ impl Store {
     /// cannot bring back a copy whose save was reported as failed.
     fn discard_temp_durably(&self, temp: &Path) {
         self.discard_temp(temp);
-        if let Some(dir) = temp.parent() {
-            if let Err(e) = self.sync_dir(dir) {
-                tracing::warn!(error = %e, "could not sync after removing a temp file");
-            }
+        if let Some(Err(e)) = temp.parent().map(|dir| self.sync_dir(dir)) {
+            tracing::warn!(error = %e, "could not sync after removing a temp file");
         }
     }
 

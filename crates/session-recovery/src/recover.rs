@@ -77,10 +77,7 @@ impl Run<'_> {
             }
         };
         let live = OsString::from(id.file_name());
-        let live_verdict = match self.read_or_quarantine(&live)? {
-            None => None,
-            Some(bytes) => Some(inspect(id, &bytes)),
-        };
+        let live_verdict = self.read_or_quarantine(&live)?.map(|bytes| inspect(id, &bytes));
         match live_verdict {
             None => {}
             Some(Verdict::Damaged(e)) => {

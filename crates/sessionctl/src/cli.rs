@@ -50,6 +50,10 @@ pub enum Command {
         #[arg(long, value_parser = parse_status)]
         status: Option<SubmissionStatus>,
     },
+    /// Recover from interrupted writes and damaged files (needs the store to itself).
+    Recover,
+    /// Check every file without changing anything; exit 1 if anything is wrong.
+    Verify,
     /// Move a session to the trash.
     Delete {
         /// Session id.

@@ -25,6 +25,7 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -42,15 +43,18 @@ fn run(cli: Cli) -> Result<(), CliError> {
     if let Command::Get { id } | Command::Show { id } | Command::Delete { id } = &cli.command {
         commands::parse_id(id)?;
     }
-    let store = Store::open(&dir)?;
+    // Opened per command: recovery needs the store exclusively, the others share it.
+    let store = || Store::open(&dir);
     match cli.command {
-        Command::Init => commands::documents::init(&store, &out),
-        Command::Put { create } => commands::documents::put(&store, &out, create),
-        Command::Get { id } => commands::documents::get(&store, &out, &commands::parse_id(&id)?),
-        Command::Show { id } => commands::documents::show(&store, &commands::parse_id(&id)?),
-        Command::Delete { id } => commands::documents::delete(&store, &out, &commands::parse_id(&id)?),
+        Command::Init => commands::documents::init(&store()?, &out),
+        Command::Put { create } => commands::documents::put(&store()?, &out, create),
+        Command::Get { id } => commands::documents::get(&store()?, &out, &commands::parse_id(&id)?),
+        Command::Show { id } => commands::documents::show(&store()?, &commands::parse_id(&id)?),
+        Command::Recover => commands::recovery::recover(&dir, &out),
+        Command::Verify => commands::recovery::verify(&store()?, &out),
+        Command::Delete { id } => commands::documents::delete(&store()?, &out, &commands::parse_id(&id)?),
         Command::List { status } => {
-            let rows = commands::list::rows(&store, &out, status)?;
+            let rows = commands::list::rows(&store()?, &out, status)?;
             let colour = std::io::stdout().is_terminal();
             Ok(out.result(&rows, || {
                 commands::list::table(&rows, session_fs::now_ms(), colour)

@@ -16,6 +16,8 @@ fn sessionctl(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
         .arg(dir)
         .args(args)
         .env_remove("HL7_SESSIONS_DIR")
+        // Logs carry timestamps; the transcripts cover results and errors.
+        .env("RUST_LOG", "error")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -204,4 +206,46 @@ fn delete_moves_to_trash_and_reports_missing() {
     let newer = sessionctl(dir, &["--json", "delete", "session-39"], None);
     assert_eq!(newer.status.code(), Some(1));
     assert!(dir.join("session-39.json").exists());
+}
+
+fn store_of_corrupt_fixtures(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    for entry in std::fs::read_dir(fixture("corrupt")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn verify_then_recover_the_corrupt_fixtures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    store_of_corrupt_fixtures(dir);
+    let verify_human = sessionctl(dir, &["verify"], None);
+    let verify_json = sessionctl(dir, &["--json", "verify"], None);
+    assert_eq!(verify_json.status.code(), Some(1));
+    let recover = sessionctl(dir, &["--json", "recover"], None);
+    let verify_after = sessionctl(dir, &["--json", "verify"], None);
+    insta::assert_snapshot!(format!(
+        "## verify\n{}\n## verify --json\n{}\n## recover --json\n{}\n## verify --json after recovery\n{}",
+        transcript(dir, &verify_human),
+        transcript(dir, &verify_json),
+        transcript(dir, &recover),
+        transcript(dir, &verify_after)
+    ));
+    assert_eq!(verify_after.status.code(), Some(0));
+}
+
+#[test]
+fn recover_refuses_to_run_beside_another_process() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    store_of_corrupt_fixtures(dir);
+    let held = session_fs::Store::open(dir).unwrap();
+    let out = sessionctl(dir, &["recover"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("is in use"), "{}", text(&out.stderr));
+    assert!(dir.join("session-34.json").exists(), "nothing may be moved");
+    drop(held);
+    assert!(sessionctl(dir, &["recover"], None).status.success());
 }

@@ -166,10 +166,8 @@ impl SimDisk {
             return Err(crashed());
         }
         state.calls += 1;
-        if let Some((call, errno)) = self.fail_call {
-            if call == state.calls {
-                return Err(io::Error::from_raw_os_error(errno));
-            }
+        if let Some((_, errno)) = self.fail_call.filter(|(call, _)| *call == state.calls) {
+            return Err(io::Error::from_raw_os_error(errno));
         }
         let result = f(&mut state);
         if self.crash_after == Some(state.calls) {

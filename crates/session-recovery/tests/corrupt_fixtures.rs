@@ -1,0 +1,80 @@
+//! The app's damaged files through `verify` and `recover`.
+
+use std::path::Path;
+
+use session_fs::Store;
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures");
+
+fn store_of_corrupt_fixtures() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(Path::new(FIXTURES).join("corrupt")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn verify_names_every_problem_and_changes_nothing() {
+    let dir = store_of_corrupt_fixtures();
+    let before: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let store = Store::open(dir.path()).unwrap();
+    let report = session_recovery::verify(&store).unwrap();
+    insta::assert_json_snapshot!(report);
+    for name in before {
+        assert!(dir.path().join(&name).exists(), "{name:?} was moved");
+    }
+}
+
+#[test]
+fn recover_quarantines_the_damaged_and_promotes_the_valid_temp() {
+    let dir = store_of_corrupt_fixtures();
+    let newer = std::fs::read(dir.path().join("session-39.json")).unwrap();
+    let store = Store::options().exclusive().open(dir.path()).unwrap();
+    let report = session_recovery::recover(&store).unwrap();
+    let shown: Vec<_> = report
+        .moved
+        .iter()
+        .map(|m| format!("{:?} {}: {}", m.action, m.file, m.reason))
+        .collect();
+    insta::assert_snapshot!(format!(
+        "recovered {}, cleaned {}, quarantined {}\n{}",
+        report.recovered,
+        report.cleaned,
+        report.quarantined,
+        shown.join("\n")
+    ));
+    // The newer version is byte-for-byte untouched; the valid temp is live now.
+    assert_eq!(std::fs::read(dir.path().join("session-39.json")).unwrap(), newer);
+    assert!(dir.path().join("session-31.json").exists());
+    // Each quarantined file is kept, with a sidecar that says why.
+    for moved in report
+        .moved
+        .iter()
+        .filter(|m| m.action == session_recovery::Action::Quarantined)
+    {
+        let original = std::fs::read(Path::new(FIXTURES).join("corrupt").join(&moved.file)).unwrap();
+        assert_eq!(std::fs::read(&moved.to).unwrap(), original, "{}", moved.file);
+        let sidecar = format!("{}.why.json", moved.to.display());
+        let why: serde_json::Value = serde_json::from_slice(&std::fs::read(sidecar).unwrap()).unwrap();
+        assert_eq!(why["file"], moved.file.as_str());
+        assert_eq!(why["reason"], moved.reason.as_str());
+    }
+    assert!(session_recovery::recover(&store).unwrap().is_clean());
+    let after = session_recovery::verify(&store).unwrap();
+    assert_eq!((after.ok, after.problems.len()), (2, 0), "{after:?}");
+}
+
+#[test]
+fn recovery_refuses_to_run_beside_other_handles() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = Store::open(dir.path()).unwrap();
+    assert!(matches!(
+        session_recovery::recover(&shared),
+        Err(session_recovery::RecoveryError::NotExclusive)
+    ));
+}

@@ -1,0 +1,120 @@
+//! Real processes on a real disk, killed with SIGKILL at random moments.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use session_fs::Store;
+use session_migrate::{DecodeOptions, decode};
+use session_model::SessionId;
+
+const CHILD_DIR: &str = "SESSION_RECOVERY_KILL_CHILD_DIR";
+const CHILD_START: &str = "SESSION_RECOVERY_KILL_CHILD_START";
+const IDS: [&str; 3] = ["k0", "k1", "k2"];
+const KILLS: usize = 200;
+
+fn session(id: &str, tag: u64) -> session_model::Session {
+    let doc = format!(
+        r#"{{"id": "{id}", "startTime": 1, "isComplete": true, "elements": [], "messages": [], "tag": {tag}}}"#
+    );
+    decode(doc.as_bytes()).unwrap().session
+}
+
+/// Not a test on its own: the body of the child processes the test below kills.
+#[test]
+fn child_saves_until_killed() {
+    let (Ok(dir), Ok(start)) = (std::env::var(CHILD_DIR), std::env::var(CHILD_START)) else {
+        return;
+    };
+    let store = Store::open(dir).unwrap();
+    let mut stdout = std::io::stdout().lock();
+    for tag in start.parse::<u64>().unwrap().. {
+        let id = IDS[(tag % 3) as usize];
+        session_migrate::save(&store, &mut session(id, tag)).unwrap();
+        writeln!(stdout, "ack {id} {tag}").unwrap();
+        stdout.flush().unwrap();
+    }
+}
+
+#[test]
+fn sigkill_at_random_moments_loses_no_acknowledged_save() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = StdRng::seed_from_u64(0x005e_5510);
+    let mut last_acked = [0u64; 3];
+    let mut next_start = 1u64;
+    let (mut promoted, mut torn, mut acked_total) = (0, 0, 0);
+    for round in 0..KILLS {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "child_saves_until_killed",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_DIR, dir.path())
+            .env(CHILD_START, next_start.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .filter_map(|l| {
+                    // libtest's own "test ... " prefix may share the first line.
+                    let mut parts = l[l.rfind("ack ")? + 4..].split(' ');
+                    Some((parts.next()?.to_owned(), parts.next()?.parse::<u64>().ok()?))
+                })
+                .collect::<Vec<_>>()
+        });
+        std::thread::sleep(Duration::from_micros(rng.random_range(2_000..60_000)));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let acks = reader.join().unwrap();
+        acked_total += acks.len();
+        for (id, tag) in &acks {
+            let i = IDS.iter().position(|x| x == id).unwrap();
+            last_acked[i] = last_acked[i].max(*tag);
+        }
+        let highest_begun = acks.last().map_or(next_start, |(_, t)| t + 1);
+
+        let store = Store::options().exclusive().open(dir.path()).unwrap();
+        let report = session_recovery::recover(&store).unwrap();
+        // A kill between creating and filling a temp leaves it torn: quarantined, never
+        // a live file.
+        assert!(
+            report
+                .moved
+                .iter()
+                .all(|m| m.action != session_recovery::Action::Quarantined || m.file.ends_with(".tmp")),
+            "round {round}: {report:?}"
+        );
+        torn += report.quarantined;
+        promoted += report.recovered;
+        for (i, id) in IDS.iter().enumerate() {
+            let id = SessionId::new(*id).unwrap();
+            let found = session_migrate::load(&store, &id, &DecodeOptions::default())
+                .unwrap_or_else(|e| panic!("round {round}: {e}"))
+                .map(|d| d.session.unknown["tag"].as_u64().unwrap());
+            if last_acked[i] > 0 {
+                let tag = found.unwrap_or_else(|| panic!("round {round}: {id} lost"));
+                assert!(
+                    tag >= last_acked[i] && tag <= highest_begun,
+                    "round {round}: {id} holds {tag}, last acknowledged {}",
+                    last_acked[i]
+                );
+                last_acked[i] = tag;
+            }
+        }
+        assert!(store.scan().unwrap().temps.is_empty());
+        next_start = highest_begun + 1;
+    }
+    eprintln!(
+        "{KILLS} SIGKILLs, {acked_total} acknowledged saves, {promoted} temps promoted, {torn} torn temps quarantined"
+    );
+    assert!(acked_total > KILLS, "the children must have saved something");
+}

@@ -1,0 +1,64 @@
+//! `recover` and `verify`.
+
+use std::path::Path;
+
+use serde_json::json;
+use session_fs::{FsError, Store};
+
+use crate::error::CliError;
+use crate::output::Output;
+
+/// `recover`: needs the store to itself, so it refuses to run beside a daemon or any
+/// other writer instead of touching a temp file that is still being written.
+pub fn recover(dir: &Path, out: &Output) -> Result<(), CliError> {
+    let store = Store::options()
+        .exclusive()
+        .no_wait()
+        .open(dir)
+        .map_err(|e| match e {
+            FsError::Busy { dir } => CliError::Failed(format!(
+                "store {} is in use (is `sessionctl run` active?); recovery needs it to itself",
+                dir.display()
+            )),
+            other => other.into(),
+        })?;
+    let report = session_recovery::recover(&store).map_err(|e| CliError::Failed(e.to_string()))?;
+    let summary = json!({
+        "recovered": report.recovered,
+        "cleaned": report.cleaned,
+        "quarantined": report.quarantined,
+    });
+    Ok(out.result(&summary, || {
+        let mut text = format!(
+            "recovered {}, cleaned {}, quarantined {}",
+            report.recovered, report.cleaned, report.quarantined
+        );
+        for moved in &report.moved {
+            text.push_str(&format!(
+                "\n  {:?} {}: {}",
+                moved.action, moved.file, moved.reason
+            ));
+        }
+        text
+    })?)
+}
+
+/// `verify`: read-only; exit 1 when anything is wrong.
+pub fn verify(store: &Store, out: &Output) -> Result<(), CliError> {
+    let report = session_recovery::verify(store)?;
+    out.result(&report, || {
+        let mut text = format!("{} ok, {} problems", report.ok, report.problems.len());
+        for p in &report.problems {
+            text.push_str(&format!("\n  {}: {}", p.file, p.problem));
+        }
+        text
+    })?;
+    if report.problems.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::Failed(format!(
+            "{} problem(s) found; `sessionctl recover` moves damaged files to .quarantine/",
+            report.problems.len()
+        )))
+    }
+}
