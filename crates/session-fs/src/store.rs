@@ -447,6 +447,52 @@ impl Store {
         self.sync_dir(&self.inner.dir)
     }
 
+    /// The backup runs in `.backup/`, oldest first (names start with their time).
+    pub fn backup_runs(&self) -> Result<Vec<String>, FsError> {
+        let dir = self.inner.dir.join(layout::BACKUP_DIR);
+        let mut runs: Vec<String> = match self.storage().list(&dir) {
+            Ok(entries) => entries
+                .into_iter()
+                .filter(|e| e.kind == EntryKind::Dir)
+                .filter_map(|e| e.name.into_string().ok())
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(FsError::io(Step::List, &dir)(e)),
+        };
+        runs.sort();
+        Ok(runs)
+    }
+
+    /// The sessions kept by one backup run.
+    pub fn backup_entries(&self, run: &str) -> Result<Vec<SessionId>, FsError> {
+        let area = format!("{}/{run}", layout::BACKUP_DIR);
+        let mut ids: Vec<SessionId> = self
+            .list_area(&area)?
+            .iter()
+            .filter_map(|name| match layout::classify(name) {
+                EntryName::Live(id) => Some(id),
+                _ => None,
+            })
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// A new backup run name: `<ms>-<unique>`, sorting by time.
+    pub fn new_backup_run(&self) -> String {
+        format!("{:013}-{}", now_ms(), self.unique())
+    }
+
+    fn backup_dir(&self, run: &str) -> Result<PathBuf, FsError> {
+        if run.is_empty() || run.contains(['/', '\\', '\0']) || run.starts_with('.') {
+            return Err(FsError::io(Step::CreateDir, run)(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a backup run name",
+            )));
+        }
+        Ok(self.inner.dir.join(layout::BACKUP_DIR).join(run))
+    }
+
     /// Entries of a dot-directory (`.trash`, `.quarantine`, `.backup`...), symlinks skipped.
     pub fn list_area(&self, area: &str) -> Result<Vec<OsString>, FsError> {
         let dir = self.inner.dir.join(area);
@@ -601,6 +647,49 @@ impl SessionGuard<'_> {
         self.known = Some(Existing::Revision(stamp.revision));
         store.sync_dir(&store.inner.dir)?;
         Ok(stamp)
+    }
+
+    /// Keeps the locked session's current file, durably, as `.backup/<run>/<id>.json`
+    /// (a second name: no copy). Later saves replace the live name with a new file, so
+    /// the backup keeps the original bytes.
+    pub fn keep_backup(&mut self, run: &str) -> Result<(), FsError> {
+        let store = self.store;
+        let run_dir = store.backup_dir(run)?;
+        let backup_root = store.inner.dir.join(layout::BACKUP_DIR);
+        for dir in [&backup_root, &run_dir] {
+            store
+                .storage()
+                .create_dir(dir)
+                .map_err(FsError::io(Step::CreateDir, dir))?;
+        }
+        let target = run_dir.join(self.id.file_name());
+        match store.storage().hard_link(&store.path_of(&self.id), &target) {
+            Ok(()) => {}
+            // Kept already by this run (a rerun after a crash): the first copy is the original.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(FsError::io(Step::Link, &target)(e)),
+        }
+        store.sync_dir(&run_dir)?;
+        store.sync_dir(&backup_root)
+    }
+
+    /// Puts `.backup/<run>/<id>.json` back as the live file, durably; the copy it
+    /// replaces goes to the trash. `Ok(false)` when the run holds no copy of this id.
+    pub fn restore_backup(&mut self, run: &str) -> Result<bool, FsError> {
+        let store = self.store;
+        let backup = store.backup_dir(run)?.join(self.id.file_name());
+        if store.read_path(&backup)?.is_none() {
+            return Ok(false);
+        }
+        self.delete()?;
+        store
+            .storage()
+            .rename(&backup, &store.path_of(&self.id))
+            .map_err(FsError::io(Step::Rename, &backup))?;
+        self.known = None;
+        store.sync_dir(&store.inner.dir)?;
+        store.sync_dir(&store.backup_dir(run)?)?;
+        Ok(true)
     }
 
     /// Moves the locked session to the trash, durably; `Ok(false)` when it did not exist.

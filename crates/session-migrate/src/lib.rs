@@ -27,11 +27,13 @@
 #![warn(missing_docs)]
 
 mod codec;
+mod run;
 mod stored;
 mod version;
 
 pub use codec::{
     DecodeError, DecodeOptions, Decoded, EncodeError, decode, decode_stored, decode_with, encode,
 };
+pub use run::{Failure, MigrateOptions, MigrateReport, RollbackError, RollbackReport, migrate, rollback};
 pub use stored::{StoreError, create, delete, load, refused, save, update};
 pub use version::SchemaVersion;

@@ -52,7 +52,7 @@ pub enum StoreError {
     },
 }
 
-fn stamp_and_encode(session: &mut Session, stamp: SaveStamp) -> Result<Vec<u8>, EncodeError> {
+pub(crate) fn stamp_and_encode(session: &mut Session, stamp: SaveStamp) -> Result<Vec<u8>, EncodeError> {
     session.metadata.revision = stamp.revision;
     session.metadata.saved_at = stamp.saved_at;
     session.metadata.version = session_model::CURRENT_VERSION.to_owned();

@@ -54,6 +54,15 @@ pub enum Command {
     Recover,
     /// Check every file without changing anything; exit 1 if anything is wrong.
     Verify,
+    /// Upgrade every outdated session to the current version (originals kept in .backup/).
+    Migrate {
+        /// Report what would change; write nothing.
+        #[arg(long, conflicts_with = "rollback")]
+        dry_run: bool,
+        /// Restore the files the latest migration run changed.
+        #[arg(long)]
+        rollback: bool,
+    },
     /// Move a session to the trash.
     Delete {
         /// Session id.

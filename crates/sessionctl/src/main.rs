@@ -51,6 +51,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Get { id } => commands::documents::get(&store()?, &out, &commands::parse_id(&id)?),
         Command::Show { id } => commands::documents::show(&store()?, &commands::parse_id(&id)?),
         Command::Recover => commands::recovery::recover(&dir, &out),
+        Command::Migrate { dry_run, rollback } => {
+            commands::migration::migrate(&store()?, &out, dry_run, rollback)
+        }
         Command::Verify => commands::recovery::verify(&store()?, &out),
         Command::Delete { id } => commands::documents::delete(&store()?, &out, &commands::parse_id(&id)?),
         Command::List { status } => {

@@ -249,3 +249,35 @@ fn recover_refuses_to_run_beside_another_process() {
     drop(held);
     assert!(sessionctl(dir, &["recover"], None).status.success());
 }
+
+#[test]
+fn migrate_dry_run_then_run_then_roll_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir).unwrap();
+    for rel in [
+        "legacy/session-12.json",
+        "v1/session-22.json",
+        "corrupt/session-35.json",
+        "corrupt/session-39.json",
+    ] {
+        std::fs::copy(fixture(rel), dir.join(Path::new(rel).file_name().unwrap())).unwrap();
+    }
+    let original = std::fs::read(dir.join("session-22.json")).unwrap();
+    let steps = [
+        ("migrate --dry-run", vec!["migrate", "--dry-run"]),
+        ("migrate --json", vec!["--json", "migrate"]),
+        ("migrate again", vec!["migrate"]),
+        ("migrate --rollback", vec!["migrate", "--rollback"]),
+        ("migrate --rollback again", vec!["migrate", "--rollback"]),
+    ];
+    let mut report = String::new();
+    for (name, args) in steps {
+        let out = sessionctl(dir, &args, None);
+        report.push_str(&format!("## {name}\n{}\n", transcript(dir, &out)));
+    }
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(r"\d{13}-\d+-\d+-\d+", "[RUN]");
+    settings.bind(|| insta::assert_snapshot!(report));
+    assert_eq!(std::fs::read(dir.join("session-22.json")).unwrap(), original);
+}

@@ -2,6 +2,7 @@
 
 pub mod documents;
 pub mod list;
+pub mod migration;
 pub mod recovery;
 
 use session_model::SessionId;

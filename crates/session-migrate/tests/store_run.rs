@@ -1,0 +1,267 @@
+//! The store-wide run on real directories: counts, backups, rollback, dry run, kills.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use session_fs::Store;
+use session_migrate::{DecodeOptions, MigrateOptions, SchemaVersion, decode, migrate, rollback};
+use session_model::{Session, SessionId};
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures");
+
+fn copy_fixtures(dir: &Path, files: &[&str]) {
+    for rel in files {
+        let name = Path::new(rel).file_name().unwrap();
+        std::fs::copy(Path::new(FIXTURES).join(rel), dir.join(name)).unwrap();
+    }
+}
+
+/// Every file name -> bytes, outside the dot-directories.
+fn snapshot_of(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file() && !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+        .collect()
+}
+
+fn no_progress(_: usize, _: usize) {}
+
+const MIXED: [&str; 7] = [
+    "legacy/session-11.json",
+    "legacy/session-14.json",
+    "v1/session-21.json",
+    "v1/session-23.json",
+    "v1/session-24.json",
+    "corrupt/session-35.json",
+    "corrupt/session-39.json",
+];
+
+#[test]
+fn migrates_old_files_skips_newer_and_counts_failures() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_fixtures(tmp.path(), &MIXED);
+    let before = snapshot_of(tmp.path());
+    let store = Store::open(tmp.path()).unwrap();
+    let report = migrate(&store, &MigrateOptions::default(), &no_progress).unwrap();
+    assert_eq!(
+        (report.migrated, report.up_to_date, report.skipped, report.failed),
+        (5, 0, 1, 1),
+        "{report:?}"
+    );
+    assert_eq!(report.failures[0].file, "session-35.json");
+    for (path, original) in &before {
+        let now = std::fs::read(path).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy();
+        if name == "session-39.json" || name == "session-35.json" {
+            assert_eq!(&now, original, "{name} must be untouched");
+            continue;
+        }
+        let decoded = decode(&now).unwrap();
+        assert_eq!(decoded.from, SchemaVersion::V2_0_0, "{name}");
+        assert_eq!(
+            decoded.session,
+            decoded_without_stamp(original, &decoded.session),
+            "{name}: content changed"
+        );
+    }
+    // A second run has nothing to do and rewrites nothing.
+    let after_first = snapshot_of(tmp.path());
+    let again = migrate(&store, &MigrateOptions::default(), &no_progress).unwrap();
+    assert_eq!((again.migrated, again.up_to_date), (0, 5));
+    assert_eq!(snapshot_of(tmp.path()), after_first);
+    // Rollback restores exactly the originals of the files the run changed.
+    let undone = rollback(&store, None).unwrap();
+    assert_eq!(undone.restored, 5);
+    assert_eq!(snapshot_of(tmp.path()), before);
+}
+
+/// `original` decoded, with the stamp a save records taken from `saved`.
+fn decoded_without_stamp(original: &[u8], saved: &Session) -> Session {
+    let mut expected = decode(original).unwrap().session;
+    expected.metadata.revision = saved.metadata.revision;
+    expected.metadata.saved_at = saved.metadata.saved_at;
+    expected
+}
+
+#[test]
+fn dry_run_writes_nothing_at_all() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_fixtures(tmp.path(), &MIXED);
+    let store = Store::open(tmp.path()).unwrap();
+    let listing = |p: &Path| -> Vec<String> {
+        let mut names: Vec<String> = walk(p).into_iter().map(|p| p.display().to_string()).collect();
+        names.sort();
+        names
+    };
+    let (before, names_before) = (snapshot_of(tmp.path()), listing(tmp.path()));
+    let options = MigrateOptions {
+        dry_run: true,
+        ..MigrateOptions::default()
+    };
+    let report = migrate(&store, &options, &no_progress).unwrap();
+    assert_eq!(
+        (report.migrated, report.skipped, report.failed, report.backup_run),
+        (5, 1, 1, None)
+    );
+    assert_eq!(snapshot_of(tmp.path()), before);
+    assert_eq!(
+        listing(tmp.path()),
+        names_before,
+        "a dry run creates no file, not even a backup dir"
+    );
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        }
+        out.push(path);
+    }
+    out
+}
+
+#[test]
+fn progress_is_reported_for_every_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_fixtures(tmp.path(), &MIXED);
+    let store = Store::open(tmp.path()).unwrap();
+    let seen = std::sync::Mutex::new(Vec::new());
+    migrate(&store, &MigrateOptions::default(), &|done, total| {
+        seen.lock().unwrap().push((done, total))
+    })
+    .unwrap();
+    let mut seen = seen.into_inner().unwrap();
+    seen.sort();
+    assert_eq!(seen, (1..=7).map(|d| (d, 7)).collect::<Vec<_>>());
+}
+
+const CHILD_ENV: &str = "SESSION_MIGRATE_KILL_CHILD_DIR";
+const SESSIONS: usize = 120;
+
+/// Not a test on its own: the child the kill test below SIGKILLs.
+#[test]
+fn child_migrates_until_killed() {
+    let Ok(dir) = std::env::var(CHILD_ENV) else { return };
+    let store = Store::open(dir).unwrap();
+    println!("started");
+    migrate(&store, &MigrateOptions::default(), &no_progress).unwrap();
+    println!("finished");
+}
+
+/// A store of `SESSIONS` app files (legacy and 1.0.0) with distinct ids; returns the
+/// session each must hold, old or new.
+fn big_store(dir: &Path) -> BTreeMap<SessionId, Session> {
+    let sources = [
+        "legacy/session-11.json",
+        "legacy/session-14.json",
+        "v1/session-21.json",
+        "v1/session-23.json",
+    ];
+    let mut expected = BTreeMap::new();
+    for n in 0..SESSIONS {
+        let bytes = std::fs::read(Path::new(FIXTURES).join(sources[n % sources.len()])).unwrap();
+        let mut doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let id = format!("kill-{n:03}");
+        doc["id"] = id.clone().into();
+        let bytes = serde_json::to_vec_pretty(&doc).unwrap();
+        std::fs::write(dir.join(format!("{id}.json")), &bytes).unwrap();
+        expected.insert(SessionId::new(id).unwrap(), decode(&bytes).unwrap().session);
+    }
+    expected
+}
+
+fn check_every_session(store: &Store, expected: &BTreeMap<SessionId, Session>) -> (usize, usize) {
+    let (mut old, mut new) = (0, 0);
+    assert_eq!(
+        store.list().unwrap(),
+        expected.keys().cloned().collect::<Vec<_>>(),
+        "each session exactly once"
+    );
+    for (id, want) in expected {
+        let decoded = session_migrate::load(store, id, &DecodeOptions::default())
+            .unwrap_or_else(|e| panic!("{id}: {e}"))
+            .unwrap();
+        if decoded.from == SchemaVersion::V2_0_0 {
+            new += 1
+        } else {
+            old += 1
+        }
+        let mut got = decoded.session;
+        got.metadata.revision = want.metadata.revision;
+        got.metadata.saved_at = want.metadata.saved_at;
+        assert_eq!(&got, want, "{id}: neither fully old nor fully new");
+    }
+    (old, new)
+}
+
+#[test]
+fn sigkill_during_migration_then_rerun_completes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let expected = big_store(tmp.path());
+    let mut rng = StdRng::seed_from_u64(4);
+    let (mut kills, mut mid_run) = (0, 0);
+    for _ in 0..40 {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "child_migrates_until_killed",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, tmp.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Wait until it runs, then kill it after a random moment.
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        assert!(
+            lines
+                .by_ref()
+                .map_while(Result::ok)
+                .any(|l| l.contains("started"))
+        );
+        std::thread::sleep(Duration::from_micros(rng.random_range(0..15_000)));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        kills += 1;
+        let store = Store::options().exclusive().open(tmp.path()).unwrap();
+        let (old, new) = check_every_session(&store, &expected);
+        if old > 0 && new > 0 {
+            mid_run += 1;
+        }
+        // What start-up does before the next run: recovery moves torn temps aside.
+        session_recovery_like_cleanup(&store);
+        if old == 0 {
+            // All done: start over from the app's files, so that later kills land mid-run too.
+            drop(store);
+            big_store(tmp.path());
+        }
+    }
+    let store = Store::open(tmp.path()).unwrap();
+    migrate(&store, &MigrateOptions::default(), &no_progress).unwrap();
+    let (old, new) = check_every_session(&store, &expected);
+    assert_eq!((old, new), (0, SESSIONS));
+    eprintln!(
+        "{kills} SIGKILLs during migration ({mid_run} with the run part-way), every session intact after each"
+    );
+    assert!(mid_run >= 10, "too few kills landed mid-run: {mid_run}");
+}
+
+/// session-recovery sits above this crate, so the test removes leftover temps by hand
+/// (recovery's own tests cover promoting them).
+fn session_recovery_like_cleanup(store: &Store) {
+    for (temp, _) in store.scan().unwrap().temps {
+        std::fs::remove_file(store.dir().join(temp)).unwrap();
+    }
+}

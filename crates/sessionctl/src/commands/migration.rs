@@ -1,0 +1,69 @@
+//! `migrate [--dry-run] [--rollback]`.
+
+use std::io::IsTerminal;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use session_fs::Store;
+use session_migrate::{MigrateOptions, RollbackError};
+
+use crate::error::CliError;
+use crate::output::Output;
+
+/// Runs (or rolls back) the store-wide migration.
+pub fn migrate(store: &Store, out: &Output, dry_run: bool, rollback: bool) -> Result<(), CliError> {
+    if rollback {
+        let report = session_migrate::rollback(store, None).map_err(|e| match e {
+            RollbackError::NothingToRollBack => CliError::Failed(e.to_string()),
+            RollbackError::Fs(e) => e.into(),
+        })?;
+        return Ok(out.result(&report, || {
+            format!(
+                "restored {} file(s) from backup run {}",
+                report.restored, report.run
+            )
+        })?);
+    }
+    let options = MigrateOptions {
+        dry_run,
+        ..MigrateOptions::default()
+    };
+    // A bar only for a person watching: never in --json or when piped.
+    let bar = if !out.json && std::io::stderr().is_terminal() {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} sessions ({per_sec}, {eta} left)")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let report = session_migrate::migrate(store, &options, &|done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })?;
+    bar.finish_and_clear();
+    for failure in &report.failures {
+        out.warn(&format!("not migrated: {}: {}", failure.file, failure.problem));
+    }
+    let summary = json!({
+        "migrated": report.migrated,
+        "upToDate": report.up_to_date,
+        "skipped": report.skipped,
+        "failed": report.failed,
+    });
+    Ok(out.result(&summary, || {
+        let verb = if dry_run { "would migrate" } else { "migrated" };
+        let mut text = format!(
+            "{verb} {}, up to date {}, skipped {} (newer version), failed {}",
+            report.migrated, report.up_to_date, report.skipped, report.failed
+        );
+        if let Some(run) = &report.backup_run {
+            text.push_str(&format!(
+                "\noriginals kept in .backup/{run} (undo: sessionctl migrate --rollback)"
+            ));
+        }
+        text
+    })?)
+}
