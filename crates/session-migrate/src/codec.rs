@@ -2,7 +2,7 @@
 //! the store ever writes).
 
 use serde::de::DeserializeOwned;
-use session_model::{LegacySession, LegacyUpgrade, Session, SessionId, SessionV1, UpgradeError, v1};
+use session_model::{LegacySession, LegacyUpgrade, Session, SessionId, SessionV1, v1};
 
 use crate::version::{Declared, SchemaVersion, declared_version};
 
@@ -23,15 +23,6 @@ impl Default for DecodeOptions {
             legacy_saved_at: None,
         }
     }
-}
-
-/// A decoded document: the current `Session` and the version it was read from.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Decoded {
-    /// The session, upgraded to the current version.
-    pub session: Session,
-    /// The version of the bytes.
-    pub from: SchemaVersion,
 }
 
 /// Why bytes are not a session this build can use.
@@ -83,7 +74,7 @@ pub enum DecodeError {
         version: SchemaVersion,
         /// Why.
         #[source]
-        source: UpgradeError,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The `id` field does not match the file's name.
     #[error("id {found:?} does not match the file name (expected {expected:?})")]
@@ -110,67 +101,47 @@ impl std::fmt::Debug for DecodeError {
 }
 
 impl DecodeError {
+    /// An upgrade step from `version` failed.
+    pub fn upgrade(
+        version: SchemaVersion,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        DecodeError::Upgrade {
+            version,
+            source: source.into(),
+        }
+    }
+
     /// Whether the file is valid but from a newer build (never quarantine or rewrite it).
     pub fn is_newer_version(&self) -> bool {
         matches!(self, Self::NewerVersion { .. })
     }
 }
 
+/// A document decoded through a [`schema_chain!`](crate::schema_chain).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chained<T> {
+    /// The document, upgraded to the chain's last version.
+    pub session: T,
+    /// The version of the bytes.
+    pub from: SchemaVersion,
+}
+
+/// A decoded document: the current `Session` and the version it was read from.
+pub type Decoded = Chained<Session>;
+
+crate::schema_chain! {
+    /// Decodes any known version into the current `Session`.
+    ///
+    /// The version comes from `_metadata.version` (absent: legacy); exactly that
+    /// version's type is deserialized, then the `From`/`TryFrom` chain runs up to the
+    /// current one. To add a version, see the crate docs.
+    pub fn decode_with -> Session { SessionV1, Session }
+}
+
 /// Decodes any known version into the current `Session` with default options.
 pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
     decode_with(bytes, &DecodeOptions::default())
-}
-
-/// Decodes any known version into the current `Session`.
-///
-/// The version comes from `_metadata.version` (absent: legacy); exactly that version's
-/// type is deserialized, then the `From`/`TryFrom` chain runs up to the current one.
-pub fn decode_with(bytes: &[u8], options: &DecodeOptions) -> Result<Decoded, DecodeError> {
-    let trimmed = bytes.trim_ascii();
-    match trimmed.first() {
-        None => return Err(DecodeError::Empty),
-        Some(b'{') => {}
-        Some(_) => {
-            return Err(match serde_json::from_slice::<serde_json::Value>(trimmed) {
-                Ok(value) => DecodeError::NotAnObject {
-                    found: crate::version::json_kind(&value),
-                },
-                Err(e) => DecodeError::NotJson {
-                    message: e.to_string(),
-                },
-            });
-        }
-    }
-    let declared = declared_version(bytes).map_err(|e| DecodeError::NotJson {
-        message: e.to_string(),
-    })?;
-    let from = match declared {
-        Declared::Known(version) => version,
-        Declared::Newer(version) => {
-            return Err(DecodeError::NewerVersion {
-                version,
-                document: bytes.to_vec(),
-            });
-        }
-        Declared::NotAString(found) => return Err(DecodeError::BadVersionField { found }),
-    };
-    let session = match from {
-        SchemaVersion::Legacy => {
-            let legacy: LegacySession = parse(bytes, from)?;
-            let saved_at = options
-                .legacy_saved_at
-                .unwrap_or_else(|| legacy.end_time.unwrap_or(legacy.start_time));
-            let v1 = SessionV1::from(LegacyUpgrade {
-                session: legacy,
-                saved_at,
-                retention_days: options.retention_days,
-            });
-            upgrade_v1(v1, from)?
-        }
-        SchemaVersion::V1_0_0 => upgrade_v1(parse(bytes, from)?, from)?,
-        SchemaVersion::V2_0_0 => parse(bytes, from)?,
-    };
-    Ok(Decoded { session, from })
 }
 
 /// [`decode_with`], then checks that the document's `id` is the one its file name says.
@@ -189,14 +160,62 @@ pub fn decode_stored(
     Ok(decoded)
 }
 
-fn upgrade_v1(v1: SessionV1, from: SchemaVersion) -> Result<Session, DecodeError> {
-    Session::try_from(v1).map_err(|source| DecodeError::Upgrade {
-        version: from,
-        source,
-    })
+/// What the [`schema_chain!`](crate::schema_chain) expansion calls; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use super::{declared, legacy, newer, parse};
 }
 
-fn parse<T: DeserializeOwned>(bytes: &[u8], version: SchemaVersion) -> Result<T, DecodeError> {
+/// `Ok(None)` for a legacy file, else its declared version; errors for what is not a
+/// JSON object or has a malformed `_metadata.version`.
+pub fn declared(bytes: &[u8]) -> Result<Option<String>, DecodeError> {
+    let trimmed = bytes.trim_ascii();
+    match trimmed.first() {
+        None => return Err(DecodeError::Empty),
+        Some(b'{') => {}
+        Some(_) => {
+            return Err(match serde_json::from_slice::<serde_json::Value>(trimmed) {
+                Ok(value) => DecodeError::NotAnObject {
+                    found: crate::version::json_kind(&value),
+                },
+                Err(e) => DecodeError::NotJson {
+                    message: e.to_string(),
+                },
+            });
+        }
+    }
+    match declared_version(bytes).map_err(|e| DecodeError::NotJson {
+        message: e.to_string(),
+    })? {
+        Declared::Legacy => Ok(None),
+        Declared::Named(version) => Ok(Some(version)),
+        Declared::NotAString(found) => Err(DecodeError::BadVersionField { found }),
+    }
+}
+
+/// Parses a legacy document and takes it to the first version of the chain.
+pub fn legacy<T: From<SessionV1>>(bytes: &[u8], options: &DecodeOptions) -> Result<T, DecodeError> {
+    let legacy: LegacySession = parse(bytes, SchemaVersion::LEGACY)?;
+    let saved_at = options
+        .legacy_saved_at
+        .unwrap_or_else(|| legacy.end_time.unwrap_or(legacy.start_time));
+    Ok(T::from(SessionV1::from(LegacyUpgrade {
+        session: legacy,
+        saved_at,
+        retention_days: options.retention_days,
+    })))
+}
+
+/// The error for a version no type of the chain is named after.
+pub fn newer(version: String, bytes: &[u8]) -> DecodeError {
+    DecodeError::NewerVersion {
+        version,
+        document: bytes.to_vec(),
+    }
+}
+
+/// Deserializes exactly one version's type, naming the path of any mismatch.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8], version: SchemaVersion) -> Result<T, DecodeError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();

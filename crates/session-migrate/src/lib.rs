@@ -19,21 +19,51 @@
 //!                   "hexData": "05", "rawBytes": {"type": "Buffer", "data": [5]}}],
 //!     "messages": []}"#;
 //! let decoded = decode(legacy).unwrap();
-//! assert_eq!(decoded.from, SchemaVersion::Legacy);
+//! assert_eq!(decoded.from, SchemaVersion::LEGACY);
 //! let bytes = encode(&decoded.session).unwrap();
 //! assert_eq!(decode(&bytes).unwrap().from, SchemaVersion::V2_0_0);
 //! assert_eq!(decode(&bytes).unwrap().session, decoded.session);
 //! ```
+//!
+//! # The store-wide run
+//!
+//! [`migrate`] upgrades every outdated file in parallel, keeping each original in
+//! `.backup/<run>/` (durably, before the rewrite); [`rollback`] puts a run's originals
+//! back. Current files are not rewritten, newer ones are skipped untouched, undecodable
+//! ones are counted and left for recovery.
+//!
+//! # Adding a schema version
+//!
+//! Say `2.1.0` adds an optional `operatorNote`. Four steps, and nothing else changes:
+//!
+//! 1. **One new module** in `session-model` (`src/v2_1.rs`) with the new type, a copy of
+//!    the current one plus the new field, and `impl session_migrate::Version` for it
+//!    (here, beside the chain) with `NAME = "2.1.0"`. Rename the old current type to
+//!    `SessionV2_0` and freeze it: released versions are never edited.
+//! 2. **One `From` (or `TryFrom`) impl** from the previous version, beside the new type.
+//!    It decides what the new field starts as and sets `_metadata.version`.
+//! 3. **One line**: append the type to the chain in `decode_with`
+//!    (`{ SessionV1, SessionV2_0, SessionV2_1 }`) and point `CURRENT_VERSION` at it.
+//! 4. **One fixture with its snapshot**: a file of the new version under
+//!    `tests/fixtures/`, decoded in `tests/fixtures.rs`; review the new snapshot.
+//!
+//! `tests/adding_a_version.rs` follows exactly these steps with a test-only `2.1.0`.
+//! `tests/current_version.rs` round-trips a `2.0.0` file byte for byte, so changing the
+//! current type without adding a version fails CI.
 #![warn(missing_docs)]
 
+mod chain;
 mod codec;
 mod run;
 mod stored;
 mod version;
 
 pub use codec::{
-    DecodeError, DecodeOptions, Decoded, EncodeError, decode, decode_stored, decode_with, encode,
+    Chained, DecodeError, DecodeOptions, Decoded, EncodeError, decode, decode_stored, decode_with, encode,
 };
 pub use run::{Failure, MigrateOptions, MigrateReport, RollbackError, RollbackReport, migrate, rollback};
 pub use stored::{StoreError, create, delete, load, refused, save, update};
-pub use version::SchemaVersion;
+pub use version::{SchemaVersion, Version};
+
+#[doc(hidden)]
+pub use codec::__private;

@@ -10,7 +10,7 @@ use session_fs::{FsError, SaveStamp, Store};
 use session_model::{Session, SessionId, TransitionError};
 
 use crate::codec::{DecodeError, DecodeOptions, Decoded, EncodeError, decode_stored, encode};
-use crate::version::{Declared, declared_version};
+use crate::version::SchemaVersion;
 
 /// What can go wrong loading or saving a typed session.
 #[derive(Debug, thiserror::Error)]
@@ -74,13 +74,19 @@ pub fn load(store: &Store, id: &SessionId, options: &DecodeOptions) -> Result<Op
 
 /// Refuses to touch a file that a newer build wrote.
 fn refuse_newer(store: &Store, id: &SessionId, bytes: Option<&[u8]>) -> Result<(), StoreError> {
-    if let Some(Declared::Newer(version)) = bytes.and_then(|b| declared_version(b).ok()) {
-        return Err(StoreError::NewerOnDisk {
+    let Some(bytes) = bytes else { return Ok(()) };
+    // Only a version other than the current one can be newer; decoding tells for sure.
+    let declared = crate::codec::declared(bytes).ok().flatten();
+    if declared.is_none_or(|v| v == SchemaVersion::CURRENT.as_str()) {
+        return Ok(());
+    }
+    match crate::decode(bytes) {
+        Err(DecodeError::NewerVersion { version, .. }) => Err(StoreError::NewerOnDisk {
             path: store.path_of(id),
             version,
-        });
+        }),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// Durably saves a session (replacing any copy that is not from a newer build),

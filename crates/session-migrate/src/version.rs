@@ -1,49 +1,66 @@
-//! The document versions this build knows, and how a file says which one it is.
+//! Document versions: their names, and how a file says which one it is.
 
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-/// A document version this build can read.
+/// A document version, named as `_metadata.version` names it (`legacy` for none).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum SchemaVersion {
-    /// No `_metadata`: written by the app before it had metadata.
-    Legacy,
-    /// `1.0.0`: the app's current format.
-    V1_0_0,
-    /// `2.0.0`: this store's format, the current one.
-    V2_0_0,
-}
+pub struct SchemaVersion(&'static str);
 
 impl SchemaVersion {
-    /// The version every save writes.
-    pub const CURRENT: SchemaVersion = SchemaVersion::V2_0_0;
+    /// No `_metadata`: written by the app before it had metadata.
+    pub const LEGACY: SchemaVersion = SchemaVersion("legacy");
+    /// The Electron app's current format.
+    pub const V1_0_0: SchemaVersion = SchemaVersion(<session_model::SessionV1 as Version>::NAME);
+    /// This store's format.
+    pub const V2_0_0: SchemaVersion = SchemaVersion(<session_model::Session as Version>::NAME);
+    /// The version every save of this build writes.
+    pub const CURRENT: SchemaVersion = SchemaVersion(session_model::CURRENT_VERSION);
 
-    /// The name used in `_metadata.version` and in reports (`legacy` for none).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Legacy => "legacy",
-            Self::V1_0_0 => "1.0.0",
-            Self::V2_0_0 => "2.0.0",
-        }
+    /// The version named `name` (a [`Version::NAME`]).
+    pub const fn named(name: &'static str) -> Self {
+        SchemaVersion(name)
     }
 
-    /// Whether this is older than [`SchemaVersion::CURRENT`].
+    /// The name used in `_metadata.version` and in reports.
+    pub fn as_str(self) -> &'static str {
+        self.0
+    }
+
+    /// Whether a file of this version must be rewritten to be current.
     pub fn is_outdated(self) -> bool {
-        self < Self::CURRENT
+        self != Self::CURRENT
     }
 }
 
 impl std::fmt::Display for SchemaVersion {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str(self.0)
     }
+}
+
+/// A document version after legacy: a serde type and the `_metadata.version` it carries.
+///
+/// Implemented for each type in a [`schema_chain!`](crate::schema_chain).
+pub trait Version: DeserializeOwned {
+    /// Its `_metadata.version`.
+    const NAME: &'static str;
+}
+
+impl Version for session_model::SessionV1 {
+    const NAME: &'static str = session_model::v1::VERSION;
+}
+
+impl Version for session_model::Session {
+    const NAME: &'static str = session_model::CURRENT_VERSION;
 }
 
 /// What `_metadata.version` says, read without deserializing the rest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Declared {
-    Known(SchemaVersion),
-    Newer(String),
+    Legacy,
+    Named(String),
     NotAString(&'static str),
 }
 
@@ -74,15 +91,11 @@ pub(crate) fn json_kind(value: &Value) -> &'static str {
 pub(crate) fn declared_version(bytes: &[u8]) -> Result<Declared, serde_json::Error> {
     let probe: Probe = serde_json::from_slice(bytes)?;
     Ok(match probe.metadata {
-        None => Declared::Known(SchemaVersion::Legacy),
+        None => Declared::Legacy,
         Some(ProbeMetadata { version: None }) => Declared::NotAString("missing"),
         Some(ProbeMetadata {
             version: Some(Value::String(v)),
-        }) => match v.as_str() {
-            "1.0.0" => Declared::Known(SchemaVersion::V1_0_0),
-            "2.0.0" => Declared::Known(SchemaVersion::V2_0_0),
-            _ => Declared::Newer(v),
-        },
+        }) => Declared::Named(v),
         Some(ProbeMetadata { version: Some(other) }) => Declared::NotAString(json_kind(&other)),
     })
 }

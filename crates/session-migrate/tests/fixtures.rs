@@ -35,7 +35,7 @@ fn summary(session: &session_model::Session) -> serde_json::Value {
 
 #[test]
 fn app_fixtures_decode_to_the_current_version() {
-    for (group, version) in [("legacy", SchemaVersion::Legacy), ("v1", SchemaVersion::V1_0_0)] {
+    for (group, version) in [("legacy", SchemaVersion::LEGACY), ("v1", SchemaVersion::V1_0_0)] {
         for path in files_in(group) {
             let bytes = std::fs::read(&path).unwrap();
             let decoded = decode(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

@@ -1,0 +1,173 @@
+//! Property tests: unknown fields at every level and arbitrary element bytes survive
+//! decode -> upgrade -> encode, and the rewrites the workers do later.
+
+use proptest::prelude::*;
+use serde_json::{Map, Value, json};
+use session_fs::Store;
+use session_migrate::{DecodeOptions, decode, encode};
+
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        any::<u64>().prop_map(|n| json!(n)),
+        (-1.0e9f64..1.0e9).prop_map(|f| json!(f)),
+        ".{0,12}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::btree_map("[a-z]{1,6}", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// Extra fields whose names no version uses (`x` + letters, so never a known key).
+fn extras() -> impl Strategy<Value = Map<String, Value>> {
+    prop::collection::btree_map("x[A-Za-z]{1,8}", json_value(), 0..4).prop_map(|m| m.into_iter().collect())
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Version {
+    Legacy,
+    V1,
+    V2,
+}
+
+fn element(bytes: &[u8], n: usize, version: Version, extra: &Map<String, Value>) -> Value {
+    let mut e = json!({"id": format!("e{n}"), "timestamp": 1000 + n as u64,
+                       "direction": "device-to-pc", "type": "message"});
+    match version {
+        Version::V2 => {
+            use base64::Engine;
+            e["data"] = base64::engine::general_purpose::STANDARD.encode(bytes).into();
+        }
+        Version::Legacy | Version::V1 => {
+            let text = String::from_utf8_lossy(bytes).into_owned();
+            e["hexData"] = session_model::encode_hex(bytes).into();
+            e["rawBytes"] = json!({"type": "Buffer", "data": bytes});
+            e["content"] = text.clone().into();
+            e["decodedMessage"] = text.into();
+        }
+    }
+    e.as_object_mut().unwrap().extend(extra.clone());
+    e
+}
+
+fn document(
+    version: Version,
+    elements: &[Vec<u8>],
+    session_extra: &Map<String, Value>,
+    element_extra: &Map<String, Value>,
+    meta_extra: &Map<String, Value>,
+) -> Value {
+    let els: Vec<Value> = elements
+        .iter()
+        .enumerate()
+        .map(|(n, b)| element(b, n, version, element_extra))
+        .collect();
+    let messages: Vec<String> = elements
+        .iter()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .collect();
+    let mut doc = json!({"id": "prop-1", "sessionId": 1, "startTime": 1000, "endTime": 2000,
+                         "deviceIP": "10.0.0.1", "lisIP": "10.0.0.2", "isComplete": true, "elements": els});
+    match version {
+        Version::Legacy => doc["messages"] = json!(messages),
+        Version::V1 => {
+            doc["messages"] = json!(messages);
+            doc["submissionStatus"] = "pending".into();
+            doc["persistedUntil"] = 5000.into();
+            let mut meta = json!({"version": "1.0.0", "savedAt": 1500, "retentionDays": 30});
+            meta.as_object_mut().unwrap().extend(meta_extra.clone());
+            doc["_metadata"] = meta;
+        }
+        Version::V2 => {
+            doc["persistedUntil"] = 5000.into();
+            doc["submission"] = json!({"status": "pending", "attempts": 0});
+            let mut meta = json!({"version": "2.0.0", "savedAt": 1500, "retentionDays": 30, "revision": 3});
+            meta.as_object_mut().unwrap().extend(meta_extra.clone());
+            doc["_metadata"] = meta;
+        }
+    }
+    doc.as_object_mut().unwrap().extend(session_extra.clone());
+    doc
+}
+
+fn version() -> impl Strategy<Value = Version> {
+    prop_oneof![Just(Version::Legacy), Just(Version::V1), Just(Version::V2)]
+}
+
+fn assert_kept(
+    decoded: &session_model::Session,
+    elements: &[Vec<u8>],
+    se: &Map<String, Value>,
+    ee: &Map<String, Value>,
+    me: &Map<String, Value>,
+    version: Version,
+) {
+    for (k, v) in se {
+        assert_eq!(decoded.unknown.get(k), Some(v), "session field {k}");
+    }
+    for (e, bytes) in decoded.elements.iter().zip(elements) {
+        assert_eq!(&e.data.0, bytes);
+        for (k, v) in ee {
+            assert_eq!(e.unknown.get(k), Some(v), "element field {k}");
+        }
+    }
+    if !matches!(version, Version::Legacy) {
+        for (k, v) in me {
+            assert_eq!(decoded.metadata.unknown.get(k), Some(v), "metadata field {k}");
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn unknown_fields_and_bytes_survive_decode_upgrade_encode(
+        version in version(),
+        elements in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..64), 0..5),
+        se in extras(), ee in extras(), me in extras(),
+    ) {
+        let doc = document(version, &elements, &se, &ee, &me);
+        let decoded = decode(&serde_json::to_vec(&doc).unwrap()).unwrap().session;
+        assert_kept(&decoded, &elements, &se, &ee, &me, version);
+        prop_assert_eq!(decoded.elements.len(), elements.len());
+        // Encoded and decoded again: identical, still carrying every unknown field.
+        let again = decode(&encode(&decoded).unwrap()).unwrap().session;
+        prop_assert_eq!(&again, &decoded);
+        // And the text the app derived from the bytes is derived identically.
+        let messages: Vec<String> = elements.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect();
+        prop_assert_eq!(again.messages(), messages);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn unknown_fields_survive_the_rewrites_of_the_workers(
+        version in version(), se in extras(), ee in extras(), me in extras(),
+    ) {
+        let elements = vec![b"MSH|^~\\&|\xc3\x28|\r\n".to_vec()];
+        let doc = document(version, &elements, &se, &ee, &me);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("prop-1.json"), serde_json::to_vec(&doc).unwrap()).unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let id = "prop-1".parse().unwrap();
+        // What the submission worker does: two locked read-modify-writes.
+        session_migrate::update(&store, &id, &DecodeOptions::default(), |s| {
+            s.submission.begin_attempt(10, || "key".into()).map(|_| ()).map_err(session_migrate::refused(&id))
+        }).unwrap();
+        session_migrate::update(&store, &id, &DecodeOptions::default(), |s| {
+            s.submission.succeed(20).map_err(session_migrate::refused(&id))
+        }).unwrap();
+        let stored = session_migrate::load(&store, &id, &DecodeOptions::default()).unwrap().unwrap().session;
+        assert_kept(&stored, &elements, &se, &ee, &me, version);
+        prop_assert_eq!(stored.submission.status, session_model::SubmissionStatus::Submitted);
+    }
+}
