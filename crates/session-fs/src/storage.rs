@@ -50,6 +50,8 @@ pub struct Entry {
     pub name: OsString,
     /// Its kind, from `lstat`.
     pub kind: EntryKind,
+    /// Its size in bytes, from `lstat`.
+    pub len: u64,
 }
 
 /// The result of a size-limited read.
@@ -171,7 +173,8 @@ impl Storage for OsStorage {
         let mut entries = Vec::new();
         for entry in fs::read_dir(dir)? {
             let entry = entry?;
-            let file_type = entry.file_type()?;
+            let meta = entry.metadata()?; // lstat: symlinks are not followed
+            let file_type = meta.file_type();
             let kind = if file_type.is_symlink() {
                 EntryKind::Symlink
             } else if file_type.is_file() {
@@ -184,6 +187,7 @@ impl Storage for OsStorage {
             entries.push(Entry {
                 name: entry.file_name(),
                 kind,
+                len: meta.len(),
             });
         }
         Ok(entries)

@@ -12,7 +12,7 @@ use session_model::SessionId;
 use crate::error::{FsError, Step};
 use crate::layout::{self, EntryName};
 use crate::locks::{IdLock, LockTable};
-use crate::storage::{EntryKind, HeldLock, LockMode, OsStorage, ReadOutcome, Storage};
+use crate::storage::{Entry, EntryKind, HeldLock, LockMode, OsStorage, ReadOutcome, Storage};
 
 /// Default largest file the store reads: far above any real session, far below RAM.
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 256 * 1024 * 1024;
@@ -296,6 +296,15 @@ impl Store {
         }
     }
 
+    /// Takes a named store-wide role lock (`.daemon.lock`, `.submitter.lock`...)
+    /// without waiting: `Ok(None)` when another handle or process holds it.
+    pub fn try_lock_role(&self, role: &str) -> Result<Option<Box<dyn HeldLock>>, FsError> {
+        let path = self.inner.dir.join(format!(".{role}.lock"));
+        self.storage()
+            .lock(&path, LockMode::Exclusive, false)
+            .map_err(FsError::io(Step::Lock, &path))
+    }
+
     /// Locks one session against every other handle and process, for a
     /// read-modify-write. Blocks until the lock is free.
     pub fn lock(&self, id: &SessionId) -> Result<SessionGuard<'_>, FsError> {
@@ -469,7 +478,7 @@ impl Store {
         let mut ids: Vec<SessionId> = self
             .list_area(&area)?
             .iter()
-            .filter_map(|name| match layout::classify(name) {
+            .filter_map(|entry| match layout::classify(&entry.name) {
                 EntryName::Live(id) => Some(id),
                 _ => None,
             })
@@ -493,14 +502,14 @@ impl Store {
         Ok(self.inner.dir.join(layout::BACKUP_DIR).join(run))
     }
 
-    /// Entries of a dot-directory (`.trash`, `.quarantine`, `.backup`...), symlinks skipped.
-    pub fn list_area(&self, area: &str) -> Result<Vec<OsString>, FsError> {
+    /// Files of a dot-directory (`.trash`, `.quarantine`, `.backup/<run>`...), with
+    /// their sizes; symlinks skipped.
+    pub fn list_area(&self, area: &str) -> Result<Vec<Entry>, FsError> {
         let dir = self.inner.dir.join(area);
         match self.storage().list(&dir) {
             Ok(entries) => Ok(entries
                 .into_iter()
                 .filter(|e| e.kind == EntryKind::File)
-                .map(|e| e.name)
                 .collect()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
             Err(e) => Err(FsError::io(Step::List, &dir)(e)),

@@ -449,15 +449,17 @@ impl Storage for SimDisk {
         self.read_only(|s| {
             let files = s
                 .volatile
-                .keys()
-                .filter(|p| p.parent() == Some(dir))
-                .map(|p| Entry {
+                .iter()
+                .filter(|(p, _)| p.parent() == Some(dir))
+                .map(|(p, &i)| Entry {
                     name: p.file_name().unwrap_or_default().to_owned(),
                     kind: EntryKind::File,
+                    len: s.inodes[i].data.len() as u64,
                 });
             let dirs = s.dirs.iter().filter(|p| p.parent() == Some(dir)).map(|p| Entry {
                 name: p.file_name().unwrap_or_default().to_owned(),
                 kind: EntryKind::Dir,
+                len: 0,
             });
             Ok(files.chain(dirs).collect())
         })

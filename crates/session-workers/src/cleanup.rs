@@ -1,0 +1,183 @@
+//! The retention worker: expired sessions to the trash, old trash and backups purged.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use session_fs::{FsError, Store, layout};
+use session_migrate::{DecodeOptions, decode_stored};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::events::WorkerEvent;
+
+/// What the cleanup worker may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CleanupConfig {
+    /// Time between runs (the app allowed 1 to 168 hours; default 24).
+    pub interval: Duration,
+    /// Report what would happen; change nothing.
+    pub dry_run: bool,
+    /// Trash entries (and migration backups) older than this are purged (default 7 days).
+    pub trash_max_age: Duration,
+    /// Also trash expired sessions that were never delivered (default: keep them).
+    pub delete_undelivered: bool,
+}
+
+impl Default for CleanupConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(24 * 3600),
+            dry_run: false,
+            trash_max_age: Duration::from_secs(7 * 24 * 3600),
+            delete_undelivered: false,
+        }
+    }
+}
+
+/// What one cleanup run did (or, in a dry run, would do).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CleanupSummary {
+    /// Sessions past `persistedUntil`.
+    pub expired: usize,
+    /// Expired sessions moved to the trash.
+    pub trashed: usize,
+    /// Expired sessions kept because they were never delivered.
+    pub kept: usize,
+    /// Trash entries and backups removed for good.
+    pub purged: usize,
+    /// Bytes those removals freed.
+    pub bytes_freed: u64,
+    /// How long the run took.
+    pub duration_ms: u64,
+    /// Whether this was a dry run.
+    pub dry_run: bool,
+}
+
+/// Why a cleanup run stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum CleanupError {
+    /// The filesystem failed.
+    #[error(transparent)]
+    Fs(#[from] FsError),
+}
+
+enum Verdict {
+    NotExpired,
+    Trash,
+    Keep,
+}
+
+/// Decides, under the session's lock, and trashes it there, so that a status change
+/// by another process in between is never overridden.
+fn clean_one(store: &Store, id: &session_model::SessionId, config: &CleanupConfig, now: u64) -> Result<Verdict, FsError> {
+    let mut guard = store.lock(id)?;
+    let Some(bytes) = guard.read()? else { return Ok(Verdict::NotExpired) };
+    // Damaged files are recovery's; newer versions are never touched.
+    let Ok(decoded) = decode_stored(id, &bytes, &DecodeOptions::default()) else {
+        return Ok(Verdict::NotExpired);
+    };
+    let session = decoded.session;
+    if !session.is_expired(now) {
+        return Ok(Verdict::NotExpired);
+    }
+    if !(session.submission.status.is_settled() || config.delete_undelivered) {
+        return Ok(Verdict::Keep);
+    }
+    if !config.dry_run {
+        guard.delete()?;
+        tracing::info!(id = %id, status = %session.submission.status, "expired session moved to the trash");
+    }
+    Ok(Verdict::Trash)
+}
+
+/// Entries of `.trash/` and backup runs older than the configured age: (area, entry).
+fn purgeable(store: &Store, max_age: Duration, now: u64) -> Result<Vec<(String, session_fs::Entry)>, FsError> {
+    let cutoff = now.saturating_sub(max_age.as_millis() as u64);
+    // Names in these areas start with the time they were put there.
+    let born = |name: &str| name.split(['.', '-']).next().and_then(|t| t.parse::<u64>().ok());
+    let mut out = Vec::new();
+    for entry in store.list_area(layout::TRASH_DIR)? {
+        if born(&entry.name.to_string_lossy()).is_some_and(|t| t < cutoff) {
+            out.push((layout::TRASH_DIR.to_owned(), entry));
+        }
+    }
+    for run in store.backup_runs()? {
+        if born(&run).is_some_and(|t| t < cutoff) {
+            let area = format!("{}/{run}", layout::BACKUP_DIR);
+            for entry in store.list_area(&area)? {
+                out.push((area.clone(), entry));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One cleanup run.
+pub fn cleanup_once(store: &Store, config: &CleanupConfig, now: u64) -> Result<CleanupSummary, CleanupError> {
+    let started = Instant::now();
+    let mut summary = CleanupSummary {
+        dry_run: config.dry_run,
+        ..CleanupSummary::default()
+    };
+    for id in store.list()? {
+        match clean_one(store, &id, config, now)? {
+            Verdict::NotExpired => {}
+            Verdict::Trash => {
+                summary.expired += 1;
+                summary.trashed += 1;
+            }
+            Verdict::Keep => {
+                summary.expired += 1;
+                summary.kept += 1;
+            }
+        }
+    }
+    for (area, entry) in purgeable(store, config.trash_max_age, now)? {
+        if !config.dry_run {
+            store.purge_area_entry(&area, &entry.name)?;
+        }
+        summary.purged += 1;
+        summary.bytes_freed += entry.len;
+    }
+    summary.duration_ms = started.elapsed().as_millis() as u64;
+    tracing::info!(
+        expired = summary.expired,
+        trashed = summary.trashed,
+        kept = summary.kept,
+        purged = summary.purged,
+        bytes_freed = summary.bytes_freed,
+        duration_ms = summary.duration_ms,
+        dry_run = summary.dry_run,
+        "cleanup finished"
+    );
+    Ok(summary)
+}
+
+/// Runs cleanup at once, then every `config.interval` (missed ticks skipped), until
+/// `cancel` fires. Each summary goes to `events`.
+pub async fn run_cleanup(
+    store: Store,
+    config: CleanupConfig,
+    clock: std::sync::Arc<dyn Clock>,
+    events: broadcast::Sender<WorkerEvent>,
+    cancel: CancellationToken,
+) {
+    let mut interval = tokio::time::interval(config.interval);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = interval.tick() => {}
+        }
+        let (store, config, now) = (store.clone(), config.clone(), clock.now_ms());
+        match tokio::task::spawn_blocking(move || cleanup_once(&store, &config, now)).await {
+            Ok(Ok(summary)) => {
+                let _ = events.send(WorkerEvent::Cleanup(summary));
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "cleanup failed; retrying at the next interval"),
+            Err(e) => tracing::error!(error = %e, "cleanup task failed"),
+        }
+    }
+}

@@ -1,0 +1,486 @@
+//! The submission worker: completed sessions to the REST API, exactly as reliable as
+//! the store.
+
+mod backoff;
+mod transport;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use session_fs::{FsError, HeldLock, Store};
+use session_migrate::{DecodeOptions, StoreError, refused};
+use session_model::{Session, SessionId, SubmissionStatus};
+use tokio::sync::{Notify, Semaphore, broadcast};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use backoff::Backoff;
+pub use transport::{
+    HttpReply, HttpTransport, ReplyFuture, Secret, SubmissionBody, SubmissionRequest, Transport, TransportError,
+};
+
+use crate::clock::Clock;
+use crate::events::WorkerEvent;
+
+/// How the submission worker behaves.
+#[derive(Debug, Clone)]
+pub struct SubmitConfig {
+    /// Requests in flight at most (1 to 10; default 2).
+    pub concurrency: usize,
+    /// Per-request timeout (default 30 s).
+    pub request_timeout: Duration,
+    /// Attempts before giving up (the app allowed 1 to 10; default 3).
+    pub max_attempts: u32,
+    /// Delay between retries.
+    pub backoff: Backoff,
+    /// Time between scans for due sessions (the app: 1 to 60 minutes; default 5).
+    pub scan_interval: Duration,
+    /// After cancellation, how long in-flight requests may still finish (default 10 s).
+    pub shutdown_grace: Duration,
+    /// Added to each body as `performer`, when set.
+    pub performer: Option<String>,
+}
+
+impl Default for SubmitConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 2,
+            request_timeout: Duration::from_secs(30),
+            max_attempts: 3,
+            backoff: Backoff::default(),
+            scan_interval: Duration::from_secs(5 * 60),
+            shutdown_grace: Duration::from_secs(10),
+            performer: None,
+        }
+    }
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PassReport {
+    /// Delivered.
+    pub submitted: usize,
+    /// Failed for good.
+    pub failed: usize,
+    /// Failed, retry scheduled.
+    pub retrying: usize,
+    /// Left `inFlight` by a shutdown; resumed at the next start.
+    pub interrupted: usize,
+    /// The earliest `nextAttemptAt` of a pending session, epoch ms.
+    #[serde(skip)]
+    pub next_due: Option<u64>,
+}
+
+/// Why the worker cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// Another process (a daemon, or another `submit`) is submitting from this store.
+    #[error("another process is already submitting from this store")]
+    AlreadyRunning,
+    /// The filesystem failed.
+    #[error(transparent)]
+    Fs(#[from] FsError),
+    /// A blocking task failed.
+    #[error("worker task failed: {0}")]
+    Task(String),
+}
+
+/// Every live session that decodes (damaged files are recovery's business).
+fn load_all(store: &Store) -> Result<Vec<(SessionId, Session)>, FsError> {
+    let mut out = Vec::new();
+    for id in store.list()? {
+        if let Ok(Some(decoded)) = session_migrate::load(store, &id, &DecodeOptions::default()) {
+            out.push((id, decoded.session));
+        }
+    }
+    Ok(out)
+}
+
+/// The store-wide role lock that makes this process the only submitter.
+const ROLE: &str = "submitter";
+
+/// What an attempt's reply means.
+enum Verdict {
+    Delivered,
+    Retry { error: String, retry_after: Option<Duration> },
+    Permanent { error: String },
+}
+
+fn judge(reply: Result<HttpReply, TransportError>) -> Verdict {
+    match reply {
+        Ok(HttpReply { status, .. }) if (200..300).contains(&status) => Verdict::Delivered,
+        Ok(HttpReply { status, retry_after }) if matches!(status, 408 | 409 | 425 | 429 | 500..=599) => {
+            Verdict::Retry {
+                error: format!("HTTP {status}"),
+                retry_after,
+            }
+        }
+        Ok(HttpReply { status, .. }) => Verdict::Permanent {
+            error: format!("HTTP {status}"),
+        },
+        Err(e @ (TransportError::Timeout | TransportError::Network(_))) => Verdict::Retry {
+            error: e.to_string(),
+            retry_after: None,
+        },
+        Err(e @ TransportError::Invalid(_)) => Verdict::Permanent { error: e.to_string() },
+    }
+}
+
+/// Submits completed sessions; one per store at a time (it holds a role lock).
+pub struct SubmissionWorker<T: Transport = HttpTransport> {
+    store: Store,
+    transport: Arc<T>,
+    config: SubmitConfig,
+    clock: Arc<dyn Clock>,
+    events: broadcast::Sender<WorkerEvent>,
+    trigger: Arc<Notify>,
+    _role: Box<dyn HeldLock>,
+}
+
+enum AttemptOutcome {
+    Submitted,
+    Retrying,
+    Failed,
+    Skipped,
+    Interrupted,
+}
+
+impl<T: Transport> SubmissionWorker<T> {
+    /// Takes the store's submitter role and resumes sessions a crash left `inFlight`
+    /// (with their attempt counts and idempotency keys).
+    pub fn new(
+        store: Store,
+        transport: T,
+        config: SubmitConfig,
+        clock: Arc<dyn Clock>,
+        events: broadcast::Sender<WorkerEvent>,
+    ) -> Result<Self, SubmitError> {
+        let role = store.try_lock_role(ROLE)?.ok_or(SubmitError::AlreadyRunning)?;
+        let worker = Self {
+            store,
+            transport: Arc::new(transport),
+            config,
+            clock,
+            events,
+            trigger: Arc::new(Notify::new()),
+            _role: role,
+        };
+        worker.resume_interrupted()?;
+        Ok(worker)
+    }
+
+    /// A handle that starts a scan at once (a session was just completed).
+    pub fn trigger(&self) -> Arc<Notify> {
+        self.trigger.clone()
+    }
+
+    fn resume_interrupted(&self) -> Result<(), SubmitError> {
+        for (id, session) in self.sessions()? {
+            if session.submission.status == SubmissionStatus::InFlight {
+                let result = session_migrate::update(&self.store, &id, &DecodeOptions::default(), |s| {
+                    s.submission.resume_interrupted().map_err(refused(&id))
+                });
+                match result {
+                    Ok(_) => tracing::info!(id = %id, "resumed a submission interrupted by a crash or shutdown"),
+                    Err(e) => tracing::warn!(id = %id, error = %e, "could not resume an interrupted submission"),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn sessions(&self) -> Result<Vec<(SessionId, Session)>, FsError> {
+        load_all(&self.store)
+    }
+
+    async fn sessions_off_thread(&self) -> Result<Vec<(SessionId, Session)>, SubmitError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || load_all(&store))
+            .await
+            .map_err(|e| SubmitError::Task(e.to_string()))?
+            .map_err(SubmitError::from)
+    }
+
+    /// One pass: every complete, pending, due session, at most `concurrency` at a time.
+    /// On cancellation, stops taking work and gives in-flight requests
+    /// `shutdown_grace` to finish; the rest stay `inFlight` for the next start.
+    pub async fn run_pass(&self, cancel: &CancellationToken) -> Result<PassReport, SubmitError> {
+        let now = self.clock.now_ms();
+        let sessions = self.sessions_off_thread().await?;
+        let mut due: Vec<(SessionId, Session)> = sessions
+            .into_iter()
+            .filter(|(_, s)| s.is_complete && s.submission.is_due(now))
+            .collect();
+        due.sort_by_key(|(_, s)| (s.submission.next_attempt_at.unwrap_or(0), s.start_time));
+        let mut report = PassReport::default();
+        let semaphore = Arc::new(Semaphore::new(self.config.concurrency.clamp(1, 10)));
+        let mut tasks: JoinSet<(SessionId, AttemptOutcome)> = JoinSet::new();
+        let mut in_flight_ids: HashMap<tokio::task::Id, SessionId> = HashMap::new();
+        let total = due.len();
+        for (started, (id, _)) in due.into_iter().enumerate() {
+            let permit = tokio::select! {
+                _ = cancel.cancelled() => break,
+                permit = semaphore.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+            };
+            let attempt = Attempt {
+                store: self.store.clone(),
+                transport: self.transport.clone(),
+                config: self.config.clone(),
+                clock: self.clock.clone(),
+                events: self.events.clone(),
+                id: id.clone(),
+            };
+            let handle = tasks.spawn(async move {
+                let outcome = attempt.run().await;
+                drop(permit);
+                (attempt.id, outcome)
+            });
+            in_flight_ids.insert(handle.id(), id);
+            let in_flight = self.config.concurrency.clamp(1, 10) - semaphore.available_permits();
+            let _ = self.events.send(WorkerEvent::Progress {
+                queued: total - started - 1,
+                in_flight,
+            });
+            // Collect what already finished, so the join set does not grow.
+            while let Some(done) = tasks.try_join_next_with_id() {
+                Self::count(&mut report, &mut in_flight_ids, done);
+            }
+        }
+        let drain = async {
+            while let Some(done) = tasks.join_next_with_id().await {
+                Self::count(&mut report, &mut in_flight_ids, done);
+            }
+        };
+        tokio::select! {
+            _ = drain => {}
+            _ = async {
+                cancel.cancelled().await;
+                tokio::time::sleep(self.config.shutdown_grace).await;
+            } => {
+                // The grace period is over: whatever is still in flight stays inFlight on
+                // disk, and is resumed (same key) at the next start.
+                tasks.abort_all();
+                report.interrupted += in_flight_ids.len();
+                for id in in_flight_ids.values() {
+                    tracing::warn!(id = %id, "shutdown interrupted a submission; it resumes at the next start");
+                }
+            }
+        }
+        report.next_due = self
+            .sessions_off_thread()
+            .await?
+            .iter()
+            .filter(|(_, s)| s.is_complete && s.submission.status == SubmissionStatus::Pending)
+            .map(|(_, s)| s.submission.next_attempt_at.unwrap_or(0))
+            .min();
+        Ok(report)
+    }
+
+    fn count(
+        report: &mut PassReport,
+        ids: &mut HashMap<tokio::task::Id, SessionId>,
+        done: Result<(tokio::task::Id, (SessionId, AttemptOutcome)), tokio::task::JoinError>,
+    ) {
+        match done {
+            Ok((task, (_, outcome))) => {
+                ids.remove(&task);
+                match outcome {
+                    AttemptOutcome::Submitted => report.submitted += 1,
+                    AttemptOutcome::Retrying => report.retrying += 1,
+                    AttemptOutcome::Failed => report.failed += 1,
+                    AttemptOutcome::Interrupted => report.interrupted += 1,
+                    AttemptOutcome::Skipped => {}
+                }
+            }
+            Err(e) => {
+                ids.remove(&e.id());
+                if !e.is_cancelled() {
+                    tracing::error!(error = %e, "a submission task failed");
+                }
+            }
+        }
+    }
+
+    /// Scans at once, then every `scan_interval`, whenever triggered, and when a retry
+    /// falls due, until `cancel` fires.
+    pub async fn run(self, cancel: CancellationToken) {
+        let mut interval = tokio::time::interval(self.config.scan_interval);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut next_due: Option<u64> = None;
+        loop {
+            let until_due = next_due.map(|at| Duration::from_millis(at.saturating_sub(self.clock.now_ms())));
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = interval.tick() => {}
+                _ = self.trigger.notified() => {}
+                _ = async { tokio::time::sleep(until_due.unwrap_or(Duration::MAX)).await }, if until_due.is_some() => {}
+            }
+            match self.run_pass(&cancel).await {
+                Ok(report) => {
+                    next_due = report.next_due;
+                    if report != PassReport::default() {
+                        tracing::info!(
+                            submitted = report.submitted,
+                            retrying = report.retrying,
+                            failed = report.failed,
+                            interrupted = report.interrupted,
+                            "submission pass finished"
+                        );
+                    }
+                }
+                Err(e) => {
+                    next_due = None;
+                    tracing::error!(error = %e, "submission pass failed; retrying at the next scan");
+                }
+            }
+        }
+    }
+}
+
+/// One attempt on one session.
+struct Attempt<T: Transport> {
+    store: Store,
+    transport: Arc<T>,
+    config: SubmitConfig,
+    clock: Arc<dyn Clock>,
+    events: broadcast::Sender<WorkerEvent>,
+    id: SessionId,
+}
+
+impl<T: Transport> Attempt<T> {
+    /// A locked read-modify-write of this attempt's session, off the async threads.
+    /// Errors are only logged, so they are flattened to text.
+    async fn update<R, F>(&self, change: F) -> Result<R, String>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Session) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (store, id) = (self.store.clone(), self.id.clone());
+        match tokio::task::spawn_blocking(move || {
+            session_migrate::update(&store, &id, &DecodeOptions::default(), change).map(|(r, _)| r)
+        })
+        .await
+        {
+            Ok(result) => result.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    async fn run(&self) -> AttemptOutcome {
+        let now = self.clock.now_ms();
+        let performer = self.config.performer.clone();
+        // 1. inFlight, with the attempt counted and the key fixed, before anything is sent.
+        let begun = self
+            .update(move |s| {
+                if !(s.is_complete && s.submission.is_due(now)) {
+                    return Ok(None);
+                }
+                let id = s.id.clone();
+                let key = s
+                    .submission
+                    .begin_attempt(now, || uuid::Uuid::new_v4().to_string())
+                    .map_err(refused(&id))?
+                    .to_owned();
+                let body = SubmissionBody {
+                    session_id: s.id.to_string(),
+                    start_time: s.start_time,
+                    end_time: s.end_time,
+                    messages: s.messages(),
+                    device_ip: s.device_ip.clone(),
+                    lis_ip: s.lis_ip.clone(),
+                    performer,
+                };
+                Ok(Some((SubmissionRequest { idempotency_key: key, body }, s.submission.attempts)))
+            })
+            .await;
+        let (request, attempts) = match begun {
+            Ok(Some(begun)) => begun,
+            Ok(None) => return AttemptOutcome::Skipped,
+            Err(e) => {
+                tracing::warn!(id = %self.id, error = %e, "could not start a submission");
+                return AttemptOutcome::Skipped;
+            }
+        };
+        // 2. The POST, bounded by the request timeout.
+        let reply = match tokio::time::timeout(self.config.request_timeout, self.transport.post(request)).await {
+            Ok(reply) => reply,
+            Err(_) => Err(TransportError::Timeout),
+        };
+        // 3. The outcome, on the latest copy of the session.
+        let now = self.clock.now_ms();
+        let verdict = judge(reply);
+        let (max_attempts, backoff) = (self.config.max_attempts.clamp(1, 10), self.config.backoff);
+        let outcome = self
+            .update(move |s| {
+                let id = s.id.clone();
+                let submission = &mut s.submission;
+                let in_flight = submission.status == SubmissionStatus::InFlight;
+                Ok(match verdict {
+                    Verdict::Delivered if in_flight => {
+                        submission.succeed(now).map_err(refused(&id))?;
+                        (AttemptOutcome::Submitted, None)
+                    }
+                    Verdict::Retry { error, retry_after } if in_flight && attempts < max_attempts => {
+                        let delay = backoff.delay(attempts, retry_after, &mut rand::rng());
+                        let at = now.saturating_add(delay.as_millis() as u64);
+                        submission.retry_later(error.clone(), at).map_err(refused(&id))?;
+                        (AttemptOutcome::Retrying, Some((error, at)))
+                    }
+                    Verdict::Retry { error, .. } | Verdict::Permanent { error } if in_flight => {
+                        submission.fail(error.clone()).map_err(refused(&id))?;
+                        (AttemptOutcome::Failed, Some((error, 0)))
+                    }
+                    // An operator changed the status while the request was out: their
+                    // decision stands, the attempt's result is recorded beside it.
+                    Verdict::Delivered => {
+                        submission.last_error = None;
+                        submission.submitted_at = Some(now);
+                        (AttemptOutcome::Skipped, None)
+                    }
+                    Verdict::Retry { error, .. } | Verdict::Permanent { error } => {
+                        submission.last_error = Some(error);
+                        (AttemptOutcome::Skipped, None)
+                    }
+                })
+            })
+            .await;
+        let id = self.id.to_string();
+        match outcome {
+            Ok((AttemptOutcome::Submitted, _)) => {
+                tracing::info!(id = %id, attempts, "session submitted");
+                let _ = self.events.send(WorkerEvent::Submitted { id });
+                AttemptOutcome::Submitted
+            }
+            Ok((AttemptOutcome::Retrying, Some((error, next_attempt_at)))) => {
+                tracing::warn!(id = %id, attempts, %error, next_attempt_at, "submission failed; will retry");
+                let _ = self.events.send(WorkerEvent::Retrying {
+                    id,
+                    attempts,
+                    next_attempt_at,
+                    error,
+                });
+                AttemptOutcome::Retrying
+            }
+            Ok((AttemptOutcome::Failed, Some((error, _)))) => {
+                tracing::warn!(id = %id, attempts, %error, "submission failed for good");
+                let _ = self.events.send(WorkerEvent::Failed { id, error });
+                AttemptOutcome::Failed
+            }
+            Ok((other, _)) => other,
+            Err(e) => {
+                // The session stays inFlight; it is resumed with the same key next start.
+                tracing::error!(id = %id, error = %e, "could not record a submission outcome");
+                AttemptOutcome::Interrupted
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
