@@ -71,9 +71,25 @@ enum Verdict {
 
 /// Decides, under the session's lock, and trashes it there, so that a status change
 /// by another process in between is never overridden.
-fn clean_one(store: &Store, id: &session_model::SessionId, config: &CleanupConfig, now: u64) -> Result<Verdict, FsError> {
-    let mut guard = store.lock(id)?;
-    let Some(bytes) = guard.read()? else { return Ok(Verdict::NotExpired) };
+fn clean_one(
+    store: &Store,
+    id: &session_model::SessionId,
+    config: &CleanupConfig,
+    now: u64,
+) -> Result<Verdict, FsError> {
+    // A dry run writes nothing, not even a lock file.
+    let mut guard = if config.dry_run {
+        None
+    } else {
+        Some(store.lock(id)?)
+    };
+    let bytes = match guard.as_mut() {
+        Some(guard) => guard.read()?,
+        None => store.read(id)?,
+    };
+    let Some(bytes) = bytes else {
+        return Ok(Verdict::NotExpired);
+    };
     // Damaged files are recovery's; newer versions are never touched.
     let Ok(decoded) = decode_stored(id, &bytes, &DecodeOptions::default()) else {
         return Ok(Verdict::NotExpired);
@@ -85,7 +101,7 @@ fn clean_one(store: &Store, id: &session_model::SessionId, config: &CleanupConfi
     if !(session.submission.status.is_settled() || config.delete_undelivered) {
         return Ok(Verdict::Keep);
     }
-    if !config.dry_run {
+    if let Some(guard) = guard.as_mut() {
         guard.delete()?;
         tracing::info!(id = %id, status = %session.submission.status, "expired session moved to the trash");
     }
@@ -93,7 +109,11 @@ fn clean_one(store: &Store, id: &session_model::SessionId, config: &CleanupConfi
 }
 
 /// Entries of `.trash/` and backup runs older than the configured age: (area, entry).
-fn purgeable(store: &Store, max_age: Duration, now: u64) -> Result<Vec<(String, session_fs::Entry)>, FsError> {
+fn purgeable(
+    store: &Store,
+    max_age: Duration,
+    now: u64,
+) -> Result<Vec<(String, session_fs::Entry)>, FsError> {
     let cutoff = now.saturating_sub(max_age.as_millis() as u64);
     // Names in these areas start with the time they were put there.
     let born = |name: &str| name.split(['.', '-']).next().and_then(|t| t.parse::<u64>().ok());
@@ -121,6 +141,14 @@ pub fn cleanup_once(store: &Store, config: &CleanupConfig, now: u64) -> Result<C
         dry_run: config.dry_run,
         ..CleanupSummary::default()
     };
+    // Purge first, so that what this run trashes waits its full age.
+    for (area, entry) in purgeable(store, config.trash_max_age, now)? {
+        if !config.dry_run {
+            store.purge_area_entry(&area, &entry.name)?;
+        }
+        summary.purged += 1;
+        summary.bytes_freed += entry.len;
+    }
     for id in store.list()? {
         match clean_one(store, &id, config, now)? {
             Verdict::NotExpired => {}
@@ -133,13 +161,6 @@ pub fn cleanup_once(store: &Store, config: &CleanupConfig, now: u64) -> Result<C
                 summary.kept += 1;
             }
         }
-    }
-    for (area, entry) in purgeable(store, config.trash_max_age, now)? {
-        if !config.dry_run {
-            store.purge_area_entry(&area, &entry.name)?;
-        }
-        summary.purged += 1;
-        summary.bytes_freed += entry.len;
     }
     summary.duration_ms = started.elapsed().as_millis() as u64;
     tracing::info!(

@@ -72,9 +72,14 @@ pub struct Harness {
 pub fn worker(store: &Store, endpoint: &str, config: SubmitConfig) -> Harness {
     let clock = ManualClock::at(NOW);
     let (tx, rx) = broadcast::channel(256);
-    let transport =
-        HttpTransport::new(endpoint, Some(Secret::new("Bearer test-token")), config.request_timeout).unwrap();
-    let worker = SubmissionWorker::new(store.clone(), transport, config, Arc::new(clock.clone()), tx).unwrap();
+    let transport = HttpTransport::new(
+        endpoint,
+        Some(Secret::new("Bearer test-token")),
+        config.request_timeout,
+    )
+    .unwrap();
+    let worker =
+        SubmissionWorker::new(store.clone(), transport, config, Arc::new(clock.clone()), tx).unwrap();
     Harness {
         worker,
         clock,

@@ -25,7 +25,13 @@ fn endpoint(server: &MockServer) -> String {
 }
 
 fn key_of(request: &Request) -> String {
-    request.headers.get("Idempotency-Key").unwrap().to_str().unwrap().to_owned()
+    request
+        .headers
+        .get("Idempotency-Key")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned()
 }
 
 async fn pass(h: &Harness) -> PassReport {
@@ -35,7 +41,11 @@ async fn pass(h: &Harness) -> PassReport {
 #[tokio::test]
 async fn a_success_is_recorded_with_the_contract_request() {
     let server = server().await;
-    Mock::given(method("POST")).and(path("/sessions")).respond_with(ResponseTemplate::new(201)).mount(&server).await;
+    Mock::given(method("POST"))
+        .and(path("/sessions"))
+        .respond_with(ResponseTemplate::new(201))
+        .mount(&server)
+        .await;
     let (_dir, store) = store_with(vec![pending("s1")]);
     let mut h = worker(&store, &endpoint(&server), fast_config());
     let report = pass(&h).await;
@@ -52,15 +62,31 @@ async fn a_success_is_recorded_with_the_contract_request() {
     assert_eq!(Some(key_of(r)), stored.submission.idempotency_key);
     let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     insta::assert_json_snapshot!(body);
-    assert_eq!(h.events.recv().await.unwrap(), WorkerEvent::Progress { queued: 0, in_flight: 1 });
-    assert_eq!(h.events.recv().await.unwrap(), WorkerEvent::Submitted { id: "s1".into() });
+    assert_eq!(
+        h.events.recv().await.unwrap(),
+        WorkerEvent::Progress {
+            queued: 0,
+            in_flight: 1
+        }
+    );
+    assert_eq!(
+        h.events.recv().await.unwrap(),
+        WorkerEvent::Submitted { id: "s1".into() }
+    );
 }
 
 #[tokio::test]
 async fn two_503s_then_201_is_three_requests_with_one_key() {
     let server = server().await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(503)).up_to_n_times(2).mount(&server).await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(201)).mount(&server).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201))
+        .mount(&server)
+        .await;
     let (_dir, store) = store_with(vec![pending("s1")]);
     let h = worker(&store, &endpoint(&server), fast_config());
     for expected_attempts in 1..=2u32 {
@@ -70,9 +96,18 @@ async fn two_503s_then_201_is_three_requests_with_one_key() {
         assert_eq!(s.submission.attempts, expected_attempts);
         assert_eq!(s.submission.last_error.as_deref(), Some("HTTP 503"));
         let next = s.submission.next_attempt_at.unwrap();
-        assert!(next >= h.clock.now() && next <= h.clock.now() + 60_000, "backoff within the cap");
+        assert!(
+            next >= h.clock.now() && next <= h.clock.now() + 60_000,
+            "backoff within the cap"
+        );
         // Not due yet: a pass now sends nothing.
-        assert_eq!(pass(&h).await, PassReport { next_due: Some(next), ..PassReport::default() });
+        assert_eq!(
+            pass(&h).await,
+            PassReport {
+                next_due: Some(next),
+                ..PassReport::default()
+            }
+        );
         h.clock.set(next);
     }
     assert_eq!(pass(&h).await.submitted, 1);
@@ -81,7 +116,10 @@ async fn two_503s_then_201_is_three_requests_with_one_key() {
     let keys: std::collections::HashSet<String> = requests.iter().map(key_of).collect();
     assert_eq!(keys.len(), 1, "one idempotency key across retries");
     let s = load(&store, "s1");
-    assert_eq!((s.submission.status, s.submission.attempts), (SubmissionStatus::Submitted, 3));
+    assert_eq!(
+        (s.submission.status, s.submission.attempts),
+        (SubmissionStatus::Submitted, 3)
+    );
 }
 
 trait Now {
@@ -113,7 +151,10 @@ async fn retry_after_is_honoured() {
 #[tokio::test]
 async fn a_400_fails_at_once_and_is_never_retried() {
     let server = server().await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(400)).mount(&server).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(400))
+        .mount(&server)
+        .await;
     let (_dir, store) = store_with(vec![pending("s1")]);
     let h = worker(&store, &endpoint(&server), fast_config());
     assert_eq!(pass(&h).await.failed, 1);
@@ -121,15 +162,24 @@ async fn a_400_fails_at_once_and_is_never_retried() {
     pass(&h).await;
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
     let s = load(&store, "s1");
-    assert_eq!((s.submission.status, s.submission.last_error.as_deref()), (SubmissionStatus::Failed, Some("HTTP 400")));
+    assert_eq!(
+        (s.submission.status, s.submission.last_error.as_deref()),
+        (SubmissionStatus::Failed, Some("HTTP 400"))
+    );
 }
 
 #[tokio::test]
 async fn attempts_run_out_into_failed() {
     let server = server().await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(500)).mount(&server).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&server)
+        .await;
     let (_dir, store) = store_with(vec![pending("s1")]);
-    let config = session_workers::submit::SubmitConfig { max_attempts: 2, ..fast_config() };
+    let config = session_workers::submit::SubmitConfig {
+        max_attempts: 2,
+        ..fast_config()
+    };
     let h = worker(&store, &endpoint(&server), config);
     assert_eq!(pass(&h).await.retrying, 1);
     h.clock.advance(3_600_000);
@@ -145,17 +195,31 @@ async fn a_timeout_is_retried() {
         .mount(&server)
         .await;
     let (_dir, store) = store_with(vec![pending("s1")]);
-    let config = session_workers::submit::SubmitConfig { request_timeout: Duration::from_millis(200), ..fast_config() };
+    let config = session_workers::submit::SubmitConfig {
+        request_timeout: Duration::from_millis(200),
+        ..fast_config()
+    };
     let h = worker(&store, &endpoint(&server), config);
     assert_eq!(pass(&h).await.retrying, 1);
-    assert_eq!(load(&store, "s1").submission.last_error.as_deref(), Some("request timed out"));
+    assert_eq!(
+        load(&store, "s1").submission.last_error.as_deref(),
+        Some("request timed out")
+    );
 }
 
 #[tokio::test]
 async fn connection_refused_is_retried() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let (_dir, store) = store_with(vec![pending("s1")]);
-    let h = worker(&store, &format!("http://127.0.0.1:{port}/sessions"), fast_config());
+    let h = worker(
+        &store,
+        &format!("http://127.0.0.1:{port}/sessions"),
+        fast_config(),
+    );
     assert_eq!(pass(&h).await.retrying, 1);
     let error = load(&store, "s1").submission.last_error.unwrap();
     assert!(error.starts_with("network error"), "{error}");
@@ -179,15 +243,28 @@ async fn never_more_than_the_configured_requests_in_flight() {
     let server = server().await;
     let arrivals = Arc::new(Mutex::new(Vec::new()));
     let delay = Duration::from_millis(300);
-    Mock::given(method("POST")).respond_with(Slow { arrivals: arrivals.clone(), delay }).mount(&server).await;
+    Mock::given(method("POST"))
+        .respond_with(Slow {
+            arrivals: arrivals.clone(),
+            delay,
+        })
+        .mount(&server)
+        .await;
     let (_dir, store) = store_with((0..9).map(|i| pending(&format!("s{i}"))).collect());
-    let config = session_workers::submit::SubmitConfig { concurrency: 3, ..fast_config() };
+    let config = session_workers::submit::SubmitConfig {
+        concurrency: 3,
+        ..fast_config()
+    };
     let h = worker(&store, &endpoint(&server), config);
     assert_eq!(pass(&h).await.submitted, 9);
     let mut times = arrivals.lock().unwrap().clone();
     times.sort();
     // Requests overlapping the one that arrived at t: those arriving within (t - delay, t].
-    let most = times.iter().map(|t| times.iter().filter(|u| **u <= *t && *t - **u < delay).count()).max().unwrap();
+    let most = times
+        .iter()
+        .map(|t| times.iter().filter(|u| **u <= *t && *t - **u < delay).count())
+        .max()
+        .unwrap();
     assert!(most <= 3, "{most} requests overlapped");
     assert_eq!(most, 3, "the limit should be used, not just respected");
 }
@@ -195,7 +272,10 @@ async fn never_more_than_the_configured_requests_in_flight() {
 #[tokio::test]
 async fn ignored_and_incomplete_sessions_are_never_sent() {
     let server = server().await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(201)).mount(&server).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201))
+        .mount(&server)
+        .await;
     let mut incomplete = pending("open");
     incomplete.is_complete = false;
     let (_dir, store) = store_with(vec![with_status("ign", SubmissionStatus::Ignored, 0), incomplete]);
@@ -207,13 +287,22 @@ async fn ignored_and_incomplete_sessions_are_never_sent() {
 #[tokio::test]
 async fn an_operator_retry_resets_attempts_and_sends_again() {
     let server = server().await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(201)).mount(&server).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201))
+        .mount(&server)
+        .await;
     let (_dir, store) = store_with(vec![with_status("s1", SubmissionStatus::Failed, 3)]);
     let h = worker(&store, &endpoint(&server), fast_config());
-    assert_eq!(pass(&h).await, PassReport::default(), "failed is not retried by itself");
+    assert_eq!(
+        pass(&h).await,
+        PassReport::default(),
+        "failed is not retried by itself"
+    );
     let id = "s1".parse().unwrap();
-    session_migrate::update(&store, &id, &Default::default(), |s| s.submission.retry().map_err(session_migrate::refused(&id)))
-        .unwrap();
+    session_migrate::update(&store, &id, &Default::default(), |s| {
+        s.submission.retry().map_err(session_migrate::refused(&id))
+    })
+    .unwrap();
     assert_eq!(load(&store, "s1").submission.attempts, 0);
     assert_eq!(pass(&h).await.submitted, 1);
     assert_eq!(load(&store, "s1").submission.attempts, 1);
@@ -236,7 +325,10 @@ async fn shutdown_leaves_unfinished_work_in_flight_and_the_next_start_resumes_it
     });
     let started = Instant::now();
     let report = h.worker.run_pass(&cancel).await.unwrap();
-    assert!(started.elapsed() < Duration::from_secs(3), "bounded by the grace period");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "bounded by the grace period"
+    );
     assert_eq!(report.interrupted, 1);
     let s = load(&store, "s1");
     assert_eq!(s.submission.status, SubmissionStatus::InFlight);
@@ -245,7 +337,10 @@ async fn shutdown_leaves_unfinished_work_in_flight_and_the_next_start_resumes_it
     // The next start resumes it as pending, same key, attempt still counted.
     let _h = worker(&store, &endpoint(&server), fast_config());
     let s = load(&store, "s1");
-    assert_eq!((s.submission.status, s.submission.attempts), (SubmissionStatus::Pending, 1));
+    assert_eq!(
+        (s.submission.status, s.submission.attempts),
+        (SubmissionStatus::Pending, 1)
+    );
     assert_eq!(s.submission.idempotency_key, key);
 }
 
@@ -254,7 +349,9 @@ async fn only_one_submitter_per_store() {
     let server = server().await;
     let (_dir, store) = store_with(vec![]);
     let _first = worker(&store, &endpoint(&server), fast_config());
-    let transport = session_workers::submit::HttpTransport::new(&endpoint(&server), None, Duration::from_secs(1)).unwrap();
+    let transport =
+        session_workers::submit::HttpTransport::new(&endpoint(&server), None, Duration::from_secs(1))
+            .unwrap();
     let (tx, _rx) = tokio::sync::broadcast::channel(4);
     let second = session_workers::submit::SubmissionWorker::new(
         store.clone(),
@@ -263,5 +360,8 @@ async fn only_one_submitter_per_store() {
         Arc::new(session_workers::SystemClock),
         tx,
     );
-    assert!(matches!(second, Err(session_workers::submit::SubmitError::AlreadyRunning)));
+    assert!(matches!(
+        second,
+        Err(session_workers::submit::SubmitError::AlreadyRunning)
+    ));
 }

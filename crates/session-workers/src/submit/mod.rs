@@ -18,7 +18,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use backoff::Backoff;
 pub use transport::{
-    HttpReply, HttpTransport, ReplyFuture, Secret, SubmissionBody, SubmissionRequest, Transport, TransportError,
+    HttpReply, HttpTransport, ReplyFuture, Secret, SubmissionBody, SubmissionRequest, Transport,
+    TransportError,
 };
 
 use crate::clock::Clock;
@@ -105,8 +106,13 @@ const ROLE: &str = "submitter";
 /// What an attempt's reply means.
 enum Verdict {
     Delivered,
-    Retry { error: String, retry_after: Option<Duration> },
-    Permanent { error: String },
+    Retry {
+        error: String,
+        retry_after: Option<Duration>,
+    },
+    Permanent {
+        error: String,
+    },
 }
 
 fn judge(reply: Result<HttpReply, TransportError>) -> Verdict {
@@ -184,8 +190,12 @@ impl<T: Transport> SubmissionWorker<T> {
                     s.submission.resume_interrupted().map_err(refused(&id))
                 });
                 match result {
-                    Ok(_) => tracing::info!(id = %id, "resumed a submission interrupted by a crash or shutdown"),
-                    Err(e) => tracing::warn!(id = %id, error = %e, "could not resume an interrupted submission"),
+                    Ok(_) => {
+                        tracing::info!(id = %id, "resumed a submission interrupted by a crash or shutdown")
+                    }
+                    Err(e) => {
+                        tracing::warn!(id = %id, error = %e, "could not resume an interrupted submission")
+                    }
                 }
             }
         }
@@ -396,7 +406,13 @@ impl<T: Transport> Attempt<T> {
                     lis_ip: s.lis_ip.clone(),
                     performer,
                 };
-                Ok(Some((SubmissionRequest { idempotency_key: key, body }, s.submission.attempts)))
+                Ok(Some((
+                    SubmissionRequest {
+                        idempotency_key: key,
+                        body,
+                    },
+                    s.submission.attempts,
+                )))
             })
             .await;
         let (request, attempts) = match begun {
@@ -408,10 +424,11 @@ impl<T: Transport> Attempt<T> {
             }
         };
         // 2. The POST, bounded by the request timeout.
-        let reply = match tokio::time::timeout(self.config.request_timeout, self.transport.post(request)).await {
-            Ok(reply) => reply,
-            Err(_) => Err(TransportError::Timeout),
-        };
+        let reply =
+            match tokio::time::timeout(self.config.request_timeout, self.transport.post(request)).await {
+                Ok(reply) => reply,
+                Err(_) => Err(TransportError::Timeout),
+            };
         // 3. The outcome, on the latest copy of the session.
         let now = self.clock.now_ms();
         let verdict = judge(reply);

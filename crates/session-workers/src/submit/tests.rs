@@ -1,0 +1,213 @@
+//! The worker's loop under tokio's paused clock, with a mocked transport for what a
+//! real server cannot produce.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use session_fs::Store;
+use session_model::{SessionId, SubmissionStatus};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use super::transport::MockTransport;
+use super::*;
+use crate::clock::Clock;
+
+/// Wall-clock time that follows tokio's (paused) clock.
+#[derive(Debug)]
+struct TokioClock {
+    epoch: u64,
+    start: tokio::time::Instant,
+}
+
+impl Clock for TokioClock {
+    fn now_ms(&self) -> u64 {
+        self.epoch + self.start.elapsed().as_millis() as u64
+    }
+}
+
+fn session(id: &str) -> Session {
+    let doc = format!(
+        r#"{{"id": "{id}", "startTime": 1, "endTime": 2, "isComplete": true, "elements": [], "messages": []}}"#
+    );
+    session_migrate::decode(doc.as_bytes()).unwrap().session
+}
+
+fn reply(status: u16) -> ReplyFuture {
+    Box::pin(async move {
+        Ok(HttpReply {
+            status,
+            retry_after: None,
+        })
+    })
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    store: Store,
+    worker: SubmissionWorker<MockTransport>,
+    events: broadcast::Receiver<WorkerEvent>,
+}
+
+fn setup(ids: &[&str], transport: MockTransport) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    for id in ids {
+        session_migrate::create(&store, &mut session(id)).unwrap();
+    }
+    let config = SubmitConfig {
+        backoff: Backoff {
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(2),
+        },
+        scan_interval: Duration::from_secs(300),
+        ..SubmitConfig::default()
+    };
+    let clock = Arc::new(TokioClock {
+        epoch: 1_000_000,
+        start: tokio::time::Instant::now(),
+    });
+    let (tx, events) = broadcast::channel(64);
+    let worker = SubmissionWorker::new(store.clone(), transport, config, clock, tx).unwrap();
+    Setup {
+        _dir: dir,
+        store,
+        worker,
+        events,
+    }
+}
+
+async fn next_result(events: &mut broadcast::Receiver<WorkerEvent>) -> WorkerEvent {
+    loop {
+        match events.recv().await.unwrap() {
+            WorkerEvent::Progress { .. } => continue,
+            other => return other,
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_due_retry_wakes_the_loop_before_the_next_scan() {
+    let mut transport = MockTransport::new();
+    let mut seq = mockall::Sequence::new();
+    transport
+        .expect_post()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| reply(503));
+    transport
+        .expect_post()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| reply(201));
+    let mut s = setup(&["s1"], transport);
+    let cancel = CancellationToken::new();
+    let started = tokio::time::Instant::now();
+    let task = tokio::spawn(s.worker.run(cancel.clone()));
+    assert!(matches!(
+        next_result(&mut s.events).await,
+        WorkerEvent::Retrying { attempts: 1, .. }
+    ));
+    assert_eq!(
+        next_result(&mut s.events).await,
+        WorkerEvent::Submitted { id: "s1".into() }
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited <= Duration::from_secs(2),
+        "woke for the retry after {waited:?}, not at the 300 s scan"
+    );
+    cancel.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_trigger_sends_a_new_session_without_waiting_for_the_scan() {
+    let mut transport = MockTransport::new();
+    transport.expect_post().times(1).returning(|_| reply(200));
+    let mut s = setup(&[], transport);
+    let trigger = s.worker.trigger();
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(s.worker.run(cancel.clone()));
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    session_migrate::create(&s.store, &mut session("late")).unwrap();
+    let before = tokio::time::Instant::now();
+    trigger.notify_one();
+    assert_eq!(
+        next_result(&mut s.events).await,
+        WorkerEvent::Submitted { id: "late".into() }
+    );
+    assert!(before.elapsed() < Duration::from_secs(1));
+    cancel.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn an_unsendable_request_fails_at_once() {
+    let mut transport = MockTransport::new();
+    transport
+        .expect_post()
+        .times(1)
+        .returning(|_| Box::pin(async { Err(TransportError::Invalid("bad header".into())) }));
+    let s = setup(&["s1"], transport);
+    let report = s.worker.run_pass(&CancellationToken::new()).await.unwrap();
+    assert_eq!(report.failed, 1);
+    let id = SessionId::new("s1").unwrap();
+    let stored = session_migrate::load(&s.store, &id, &DecodeOptions::default())
+        .unwrap()
+        .unwrap()
+        .session;
+    assert_eq!(stored.submission.status, SubmissionStatus::Failed);
+}
+
+/// A transport whose one reply takes `takes`, and which says when the request is out.
+fn slow_transport(takes: Duration, sent: Arc<tokio::sync::Notify>) -> MockTransport {
+    let mut transport = MockTransport::new();
+    transport.expect_post().times(1).returning(move |_| {
+        sent.notify_one();
+        Box::pin(async move {
+            tokio::time::sleep(takes).await;
+            Ok(HttpReply {
+                status: 201,
+                retry_after: None,
+            })
+        })
+    });
+    transport
+}
+
+async fn pass_cancelled_mid_request(takes: Duration) -> (PassReport, SubmissionStatus) {
+    let sent = Arc::new(tokio::sync::Notify::new());
+    let s = setup(&["s1"], slow_transport(takes, sent.clone()));
+    let cancel = CancellationToken::new();
+    let canceller = cancel.clone();
+    tokio::spawn(async move {
+        sent.notified().await;
+        canceller.cancel();
+    });
+    let report = s.worker.run_pass(&cancel).await.unwrap();
+    let id = SessionId::new("s1").unwrap();
+    let stored = session_migrate::load(&s.store, &id, &DecodeOptions::default())
+        .unwrap()
+        .unwrap()
+        .session;
+    (report, stored.submission.status)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reply_within_the_shutdown_grace_is_recorded() {
+    let (report, status) = pass_cancelled_mid_request(Duration::from_secs(5)).await;
+    assert_eq!(
+        (report.submitted, report.interrupted, status),
+        (1, 0, SubmissionStatus::Submitted)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reply_after_the_shutdown_grace_leaves_the_session_in_flight() {
+    let (report, status) = pass_cancelled_mid_request(Duration::from_secs(60)).await;
+    assert_eq!(
+        (report.submitted, report.interrupted, status),
+        (0, 1, SubmissionStatus::InFlight)
+    );
+}

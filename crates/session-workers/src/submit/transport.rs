@@ -124,11 +124,17 @@ impl std::fmt::Debug for HttpTransport {
 
 impl HttpTransport {
     /// A transport for `endpoint` with a per-request `timeout`.
-    pub fn new(endpoint: &str, authorization: Option<Secret>, timeout: Duration) -> Result<Self, TransportError> {
+    pub fn new(
+        endpoint: &str,
+        authorization: Option<Secret>,
+        timeout: Duration,
+    ) -> Result<Self, TransportError> {
         let endpoint = reqwest::Url::parse(endpoint)
             .map_err(|e| TransportError::Invalid(format!("endpoint {endpoint:?}: {e}")))?;
         if !matches!(endpoint.scheme(), "http" | "https") {
-            return Err(TransportError::Invalid(format!("endpoint {endpoint}: only http and https")));
+            return Err(TransportError::Invalid(format!(
+                "endpoint {endpoint}: only http and https"
+            )));
         }
         let client = reqwest::Client::builder()
             .timeout(timeout)
@@ -148,14 +154,18 @@ fn parse_retry_after(value: &str) -> Option<Duration> {
         return Some(Duration::from_secs(secs));
     }
     let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(std::time::SystemTime::now()).unwrap_or_default())
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
 }
 
 impl Transport for HttpTransport {
     fn post(&self, request: SubmissionRequest) -> ReplyFuture {
         let this = self.clone();
         Box::pin(async move {
-            let body = serde_json::to_vec(&request.body).map_err(|e| TransportError::Invalid(e.to_string()))?;
+            let body =
+                serde_json::to_vec(&request.body).map_err(|e| TransportError::Invalid(e.to_string()))?;
             let mut builder = this
                 .client
                 .post(this.endpoint.clone())
@@ -163,8 +173,9 @@ impl Transport for HttpTransport {
                 .header("Idempotency-Key", &request.idempotency_key)
                 .body(body);
             if let Some(secret) = &this.authorization {
-                let mut value = reqwest::header::HeaderValue::from_str(secret.expose())
-                    .map_err(|_| TransportError::Invalid("the authorization value is not a valid header".into()))?;
+                let mut value = reqwest::header::HeaderValue::from_str(secret.expose()).map_err(|_| {
+                    TransportError::Invalid("the authorization value is not a valid header".into())
+                })?;
                 value.set_sensitive(true);
                 builder = builder.header(reqwest::header::AUTHORIZATION, value);
             }
@@ -196,16 +207,26 @@ mod tests {
     #[test]
     fn retry_after_reads_seconds_and_dates() {
         assert_eq!(parse_retry_after("120"), Some(Duration::from_secs(120)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon"), None);
     }
 
     #[test]
     fn secrets_stay_out_of_debug() {
-        let t = HttpTransport::new("http://127.0.0.1:9/x", Some(Secret::new("Bearer hunter2")), Duration::from_secs(1))
-            .unwrap();
+        let t = HttpTransport::new(
+            "http://127.0.0.1:9/x",
+            Some(Secret::new("Bearer hunter2")),
+            Duration::from_secs(1),
+        )
+        .unwrap();
         let shown = format!("{t:?}");
-        assert!(!shown.contains("hunter2") && shown.contains("redacted"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("redacted"),
+            "{shown}"
+        );
     }
 
     #[test]

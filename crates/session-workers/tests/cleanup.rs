@@ -1,0 +1,169 @@
+//! The retention worker on a real store.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use session_model::SubmissionStatus::{Failed, Ignored, Pending, Submitted};
+use session_workers::WorkerEvent;
+use session_workers::cleanup::{CleanupConfig, cleanup_once, run_cleanup};
+use tokio_util::sync::CancellationToken;
+
+const DAY: u64 = 86_400_000;
+
+/// Trash names carry the real time of the move, so these tests use the real clock.
+fn now() -> u64 {
+    session_fs::now_ms()
+}
+
+fn expired(id: &str, status: session_model::SubmissionStatus) -> session_model::Session {
+    let mut s = with_status(id, status, 1);
+    s.persisted_until = now() - DAY;
+    s
+}
+
+const FUTURE: &[u8] = br#"{"id":"future","persistedUntil":1,"_metadata":{"version":"9.0.0"}}"#;
+
+fn store_for_cleanup() -> (tempfile::TempDir, session_fs::Store) {
+    let mut fresh = with_status("fresh-submitted", Submitted, 1);
+    fresh.persisted_until = now() + DAY;
+    let (dir, store) = store_with(vec![
+        expired("old-submitted", Submitted),
+        expired("old-ignored", Ignored),
+        expired("old-pending", Pending),
+        expired("old-failed", Failed),
+        fresh,
+    ]);
+    // A newer build's file, long expired: never touched.
+    std::fs::write(dir.path().join("future.json"), FUTURE).unwrap();
+    // Trash: one entry eight days old, one from yesterday.
+    let trash = dir.path().join(".trash");
+    std::fs::write(
+        trash.join(format!("{}.1-1-1.gone.json", now() - 8 * DAY)),
+        vec![b'x'; 1000],
+    )
+    .unwrap();
+    std::fs::write(trash.join(format!("{}.1-1-2.recent.json", now() - DAY)), b"y").unwrap();
+    (dir, store)
+}
+
+fn live(store: &session_fs::Store) -> Vec<String> {
+    store.list().unwrap().iter().map(|id| id.to_string()).collect()
+}
+
+#[test]
+fn delivered_expired_sessions_go_to_the_trash_undelivered_ones_stay() {
+    let (dir, store) = store_for_cleanup();
+    let summary = cleanup_once(&store, &CleanupConfig::default(), now()).unwrap();
+    assert_eq!(
+        (
+            summary.expired,
+            summary.trashed,
+            summary.kept,
+            summary.purged,
+            summary.bytes_freed
+        ),
+        (4, 2, 2, 1, 1000)
+    );
+    assert_eq!(
+        live(&store),
+        ["fresh-submitted", "future", "old-failed", "old-pending"]
+    );
+    assert_eq!(std::fs::read(dir.path().join("future.json")).unwrap(), FUTURE);
+    let trash: Vec<_> = std::fs::read_dir(dir.path().join(".trash"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        trash.len(),
+        3,
+        "the two trashed sessions and the recent entry: {trash:?}"
+    );
+    // The expiry rule is <=: a session expiring exactly now is expired.
+    let mut edge = with_status("edge", Submitted, 1);
+    let at = now();
+    edge.persisted_until = at;
+    session_migrate::create(&store, &mut edge).unwrap();
+    assert_eq!(
+        cleanup_once(&store, &CleanupConfig::default(), at)
+            .unwrap()
+            .trashed,
+        1
+    );
+}
+
+#[test]
+fn undelivered_data_is_deleted_only_when_configured() {
+    let (_dir, store) = store_for_cleanup();
+    let config = CleanupConfig {
+        delete_undelivered: true,
+        ..CleanupConfig::default()
+    };
+    let summary = cleanup_once(&store, &config, now()).unwrap();
+    assert_eq!((summary.trashed, summary.kept), (4, 0));
+    assert_eq!(live(&store), ["fresh-submitted", "future"]);
+}
+
+#[test]
+fn a_dry_run_reports_and_changes_nothing() {
+    let (dir, store) = store_for_cleanup();
+    let before = walk(dir.path());
+    let config = CleanupConfig {
+        dry_run: true,
+        ..CleanupConfig::default()
+    };
+    let summary = cleanup_once(&store, &config, now()).unwrap();
+    assert_eq!(
+        (summary.expired, summary.trashed, summary.kept, summary.purged),
+        (4, 2, 2, 1)
+    );
+    assert_eq!(walk(dir.path()), before);
+}
+
+fn walk(dir: &std::path::Path) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            out.extend(walk(&entry.path()));
+        } else {
+            out.push((
+                entry.path().display().to_string(),
+                entry.metadata().unwrap().len(),
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(start_paused = true)]
+async fn runs_at_start_then_on_every_interval_until_cancelled() {
+    let (_dir, store) = store_for_cleanup();
+    let (tx, mut rx) = tokio::sync::broadcast::channel(16);
+    let cancel = CancellationToken::new();
+    let config = CleanupConfig {
+        interval: Duration::from_secs(3600),
+        ..CleanupConfig::default()
+    };
+    let clock = Arc::new(session_workers::ManualClock::at(now()));
+    let task = tokio::spawn(run_cleanup(store, config, clock, tx, cancel.clone()));
+    let Ok(WorkerEvent::Cleanup(first)) = rx.recv().await else {
+        panic!("no summary")
+    };
+    assert_eq!(first.trashed, 2);
+    let started = tokio::time::Instant::now();
+    let Ok(WorkerEvent::Cleanup(second)) = rx.recv().await else {
+        panic!("no second summary")
+    };
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_secs(3600),
+        "the next run waits one interval"
+    );
+    assert_eq!((second.trashed, second.kept), (0, 2));
+    cancel.cancel();
+    task.await.unwrap();
+}

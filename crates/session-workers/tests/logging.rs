@@ -1,0 +1,53 @@
+//! Logs never carry message contents or the authorization value, even at TRACE.
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use common::*;
+use tokio_util::sync::CancellationToken;
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn trace_logs_hold_no_patient_data_and_no_secret() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .init();
+    let server = MockServer::builder()
+        .listener(std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .start()
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&server)
+        .await;
+    let (_dir, store) = store_with(vec![pending("s1"), pending("s2")]);
+    let h = worker(&store, &format!("{}/sessions", server.uri()), fast_config());
+    h.worker.run_pass(&CancellationToken::new()).await.unwrap();
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("s1") && logs.contains("HTTP 503"),
+        "the decisions are logged:\n{logs}"
+    );
+    for secret in ["test-token", "MSH|", "Doe^John", "PID|"] {
+        assert!(!logs.contains(secret), "{secret:?} leaked into the logs");
+    }
+}
