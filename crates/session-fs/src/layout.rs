@@ -10,6 +10,8 @@ pub const QUARANTINE_DIR: &str = ".quarantine";
 pub const TRASH_DIR: &str = ".trash";
 /// Original bytes of files a migration rewrote.
 pub const BACKUP_DIR: &str = ".backup";
+/// Small state files: the last cleanup summary, role holders.
+pub const STATE_DIR: &str = ".state";
 /// One lock file per session id, for cross-process read-modify-write.
 pub const LOCKS_DIR: &str = ".locks";
 /// Shared by every open store, exclusive for recovery.

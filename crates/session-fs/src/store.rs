@@ -305,6 +305,34 @@ impl Store {
             .map_err(FsError::io(Step::Lock, &path))
     }
 
+    /// Durably replaces a small state file `.state/<name>` (last cleanup summary, who
+    /// holds a role...): never a session, never read by recovery.
+    pub fn write_state(&self, name: &str, bytes: &[u8]) -> Result<(), FsError> {
+        let dir = self.inner.dir.join(layout::STATE_DIR);
+        if name.is_empty() || name.starts_with('.') || name.contains(['/', '\\', '\0']) {
+            return Err(FsError::io(Step::CreateTemp, &dir)(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a state file name",
+            )));
+        }
+        self.storage()
+            .create_dir(&dir)
+            .map_err(FsError::io(Step::CreateDir, &dir))?;
+        let temp = dir.join(format!(".{name}.{}.tmp", self.unique()));
+        self.write_new_durable(&temp, bytes)?;
+        let target = dir.join(name);
+        if let Err(e) = self.storage().rename(&temp, &target) {
+            self.discard_temp(&temp);
+            return Err(FsError::io(Step::Rename, &target)(e));
+        }
+        self.sync_dir(&dir)
+    }
+
+    /// Reads `.state/<name>`; `Ok(None)` when it was never written.
+    pub fn read_state(&self, name: &str) -> Result<Option<Vec<u8>>, FsError> {
+        self.read_path(&self.inner.dir.join(layout::STATE_DIR).join(name))
+    }
+
     /// Locks one session against every other handle and process, for a
     /// read-modify-write. Blocks until the lock is free.
     pub fn lock(&self, id: &SessionId) -> Result<SessionGuard<'_>, FsError> {

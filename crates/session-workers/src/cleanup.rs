@@ -36,7 +36,7 @@ impl Default for CleanupConfig {
 }
 
 /// What one cleanup run did (or, in a dry run, would do).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CleanupSummary {
     /// Sessions past `persistedUntil`.
@@ -53,6 +53,18 @@ pub struct CleanupSummary {
     pub duration_ms: u64,
     /// Whether this was a dry run.
     pub dry_run: bool,
+    /// When the run happened, epoch ms.
+    pub at: u64,
+}
+
+/// The state file (see `Store::write_state`) holding the last real run's summary.
+pub const LAST_CLEANUP: &str = "last-cleanup.json";
+
+/// The summary of the last cleanup that was not a dry run, if any.
+pub fn last_cleanup(store: &Store) -> Result<Option<CleanupSummary>, FsError> {
+    Ok(store
+        .read_state(LAST_CLEANUP)?
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok()))
 }
 
 /// Why a cleanup run stopped.
@@ -139,6 +151,7 @@ pub fn cleanup_once(store: &Store, config: &CleanupConfig, now: u64) -> Result<C
     let started = Instant::now();
     let mut summary = CleanupSummary {
         dry_run: config.dry_run,
+        at: now,
         ..CleanupSummary::default()
     };
     // Purge first, so that what this run trashes waits its full age.
@@ -163,6 +176,10 @@ pub fn cleanup_once(store: &Store, config: &CleanupConfig, now: u64) -> Result<C
         }
     }
     summary.duration_ms = started.elapsed().as_millis() as u64;
+    if !config.dry_run {
+        let record = serde_json::to_vec(&summary).unwrap_or_default();
+        store.write_state(LAST_CLEANUP, &record)?;
+    }
     tracing::info!(
         expired = summary.expired,
         trashed = summary.trashed,

@@ -1,5 +1,6 @@
 //! The command line, as CONTRACT.md fixes it.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -12,9 +13,12 @@ pub struct Cli {
     /// Store directory (default: $HL7_SESSIONS_DIR, the config file's `dir`, or ~/.hl7-capture/sessions).
     #[arg(long, global = true, value_name = "DIR")]
     pub dir: Option<PathBuf>,
-    /// Configuration file (TOML).
-    #[arg(long, global = true, value_name = "FILE")]
+    /// Configuration file (TOML; default: $HL7_CONFIG when set).
+    #[arg(long, global = true, value_name = "FILE", env = "HL7_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Override one configuration key (repeatable), e.g. --set concurrency=4.
+    #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
     /// Print the result as one JSON document on stdout.
     #[arg(long, global = true)]
     pub json: bool,
@@ -50,6 +54,11 @@ pub enum Command {
         #[arg(long, value_parser = parse_status)]
         status: Option<SubmissionStatus>,
     },
+    /// Move a session to the trash.
+    Delete {
+        /// Session id.
+        id: String,
+    },
     /// Recover from interrupted writes and damaged files (needs the store to itself).
     Recover,
     /// Check every file without changing anything; exit 1 if anything is wrong.
@@ -63,11 +72,72 @@ pub enum Command {
         #[arg(long)]
         rollback: bool,
     },
-    /// Move a session to the trash.
-    Delete {
+    /// Expire old sessions and empty old trash.
+    Cleanup {
+        /// Report what would happen; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Take this time (epoch ms) as now.
+        #[arg(long, value_name = "MS")]
+        now: Option<u64>,
+    },
+    /// Set a session's submission back to pending, attempts reset.
+    Retry {
         /// Session id.
         id: String,
     },
+    /// Never submit a session.
+    Ignore {
+        /// Session id.
+        id: String,
+    },
+    /// Run the submission worker.
+    Submit {
+        /// The REST endpoint (else the configured one).
+        #[arg(long, value_name = "URL")]
+        endpoint: Option<String>,
+        /// One pass, then exit (the only mode today; kept for the contract).
+        #[arg(long)]
+        once: bool,
+    },
+    /// Counts by status, the oldest undelivered session, the last cleanup.
+    Status,
+    /// Print the effective configuration (secrets redacted).
+    Config,
+    /// The daemon: lock, recover, migrate, then cleanup and submission until SIGINT/SIGTERM.
+    Run,
+    /// A reference HTTP receiver for the submission request, for testing against.
+    Receiver {
+        /// Address to listen on (loopback unless told otherwise).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Directory for accepted bodies, one file per idempotency key.
+        #[arg(long)]
+        out: PathBuf,
+        /// Answer the first N requests with 503.
+        #[arg(long, default_value_t = 0)]
+        fail_first: u32,
+        /// Answer every request with this status instead of 201.
+        #[arg(long, value_parser = clap::value_parser!(u16).range(100..=599))]
+        status: Option<u16>,
+        /// Wait this long before answering.
+        #[arg(long, default_value_t = 0, value_name = "MS")]
+        delay: u64,
+    },
+}
+
+impl Command {
+    /// The session id the command names, to validate before anything is touched.
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            Command::Get { id }
+            | Command::Show { id }
+            | Command::Delete { id }
+            | Command::Retry { id }
+            | Command::Ignore { id } => Some(id),
+            _ => None,
+        }
+    }
 }
 
 fn parse_status(s: &str) -> Result<SubmissionStatus, String> {

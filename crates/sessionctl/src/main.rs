@@ -1,32 +1,31 @@
-//! `sessionctl`: the command-line tool over the HL7 capture session store.
+//! `sessionctl`: the command-line tool and daemon over the HL7 capture session store.
 //!
-//! See CONTRACT.md for the interface; `sessionctl --help` for usage.
+//! See CONTRACT.md for the interface and `sessionctl --help` for usage. Results go to
+//! stdout (one JSON document with `--json`), diagnostics to stderr; exit codes are 0
+//! (success), 1 (failure) and 2 (bad usage or bad input).
 
 mod cli;
 mod commands;
+mod config;
 mod error;
+mod logging;
 mod output;
-mod settings;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use session_fs::Store;
 
 use crate::cli::{Cli, Command};
+use crate::commands::{cleanup, daemon, documents, list, migration, receiver, recovery, status, submission};
+use crate::config::{Config, Overrides};
 use crate::error::CliError;
 use crate::output::Output;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -38,30 +37,85 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), CliError> {
     let out = Output { json: cli.json };
-    let dir = settings::store_dir(cli.dir.as_deref(), cli.config.as_deref())?;
     // Ids are validated before any file (even the store directory) is touched.
-    if let Command::Get { id } | Command::Show { id } | Command::Delete { id } = &cli.command {
+    if let Some(id) = cli.command.id() {
         commands::parse_id(id)?;
     }
+    let endpoint = match &cli.command {
+        Command::Submit { endpoint, .. } => endpoint.clone(),
+        _ => None,
+    };
+    let overrides = Overrides {
+        dir: cli.dir.clone(),
+        set: cli.set.clone(),
+        endpoint,
+    };
+    let config = Config::resolve(cli.config.as_deref(), &overrides).map_err(|e| match cli.command {
+        Command::Run => CliError::Failed(e.to_string()),
+        _ => e,
+    })?;
+    // The long-running commands log at the configured level; the others stay quiet.
+    let long_running = matches!(cli.command, Command::Run | Command::Receiver { .. });
+    let level = if long_running { config.log_level() } else { "warn" };
+    let log_dir = if long_running { config.log_dir() } else { None };
+    let _logs = logging::init(level, config.log_format(), log_dir.as_deref())?;
+
+    let dir = config.dir()?;
     // Opened per command: recovery needs the store exclusively, the others share it.
     let store = || Store::open(&dir);
     match cli.command {
-        Command::Init => commands::documents::init(&store()?, &out),
-        Command::Put { create } => commands::documents::put(&store()?, &out, create),
-        Command::Get { id } => commands::documents::get(&store()?, &out, &commands::parse_id(&id)?),
-        Command::Show { id } => commands::documents::show(&store()?, &commands::parse_id(&id)?),
-        Command::Recover => commands::recovery::recover(&dir, &out),
-        Command::Migrate { dry_run, rollback } => {
-            commands::migration::migrate(&store()?, &out, dry_run, rollback)
-        }
-        Command::Verify => commands::recovery::verify(&store()?, &out),
-        Command::Delete { id } => commands::documents::delete(&store()?, &out, &commands::parse_id(&id)?),
+        Command::Init => documents::init(&store()?, &out),
+        Command::Put { create } => documents::put(&store()?, &out, create),
+        Command::Get { id } => documents::get(&store()?, &out, &commands::parse_id(&id)?),
+        Command::Show { id } => documents::show(&store()?, &commands::parse_id(&id)?),
         Command::List { status } => {
-            let rows = commands::list::rows(&store()?, &out, status)?;
+            let rows = list::rows(&store()?, &out, status)?;
             let colour = std::io::stdout().is_terminal();
-            Ok(out.result(&rows, || {
-                commands::list::table(&rows, session_fs::now_ms(), colour)
+            Ok(out.result(&rows, || list::table(&rows, session_fs::now_ms(), colour))?)
+        }
+        Command::Delete { id } => documents::delete(&store()?, &out, &commands::parse_id(&id)?),
+        Command::Recover => recovery::recover(&dir, &out),
+        Command::Verify => recovery::verify(&store()?, &out),
+        Command::Migrate { dry_run, rollback } => {
+            migration::migrate(&store()?, &config, &out, dry_run, rollback)
+        }
+        Command::Cleanup { dry_run, now } => cleanup::cleanup(&store()?, &config, &out, dry_run, now),
+        Command::Retry { id } => submission::retry(&store()?, &config, &out, &commands::parse_id(&id)?),
+        Command::Ignore { id } => submission::ignore(&store()?, &config, &out, &commands::parse_id(&id)?),
+        Command::Submit { .. } => submission::submit(&store()?, &config, &out),
+        Command::Status => status::status(&store()?, &config, &out),
+        Command::Config => {
+            let shown = config.shown();
+            Ok(out.result(&shown, || {
+                shown
+                    .iter()
+                    .map(|k| {
+                        let value = k.value.as_deref().unwrap_or("-");
+                        let source = k
+                            .source
+                            .map_or(String::new(), |s| format!("  ({s:?})").to_lowercase());
+                        format!("{:<24} {value}{source}", k.key)
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
             })?)
         }
+        // A daemon's start-up failure is exit 1 whatever its cause, as supervisors expect.
+        Command::Run => daemon::run(&config).map_err(|e| CliError::Failed(e.to_string())),
+        Command::Receiver {
+            listen,
+            out: out_dir,
+            fail_first,
+            status,
+            delay,
+        } => receiver::receiver(
+            listen,
+            receiver::Behaviour {
+                out: out_dir,
+                fail_first,
+                status,
+                delay: Duration::from_millis(delay),
+            },
+        ),
     }
 }

@@ -1,68 +1,10 @@
 //! `sessionctl` as a real process: init, put, get, show, list, delete.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures");
+use std::path::Path;
 
-fn fixture(rel: &str) -> PathBuf {
-    Path::new(FIXTURES).join(rel)
-}
-
-fn sessionctl(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sessionctl"))
-        .arg("--dir")
-        .arg(dir)
-        .args(args)
-        .env_remove("HL7_SESSIONS_DIR")
-        // Logs carry timestamps; the transcripts cover results and errors.
-        .env("RUST_LOG", "error")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.unwrap_or_default())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// What a person sees: exit code, stdout and stderr, with the temp dir and relative times redacted.
-fn transcript(dir: &Path, out: &Output) -> String {
-    let raw = format!(
-        "exit: {}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code().unwrap(),
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    raw.replace(&dir.display().to_string(), "[DIR]")
-}
-
-fn relative_times() -> insta::Settings {
-    let mut settings = insta::Settings::clone_current();
-    settings.add_filter(
-        r"\d+ (day|hour|minute)s? ago|in \d+ (day|hour|minute)s?|just now",
-        "[WHEN]",
-    );
-    settings
-}
-
-fn put_fixture(dir: &Path, rel: &str) -> Output {
-    sessionctl(
-        dir,
-        &["--json", "put"],
-        Some(&std::fs::read(fixture(rel)).unwrap()),
-    )
-}
+use common::*;
 
 #[test]
 fn init_creates_a_private_directory() {

@@ -7,11 +7,18 @@ use serde_json::json;
 use session_fs::Store;
 use session_migrate::{MigrateOptions, RollbackError};
 
+use crate::config::Config;
 use crate::error::CliError;
 use crate::output::Output;
 
 /// Runs (or rolls back) the store-wide migration.
-pub fn migrate(store: &Store, out: &Output, dry_run: bool, rollback: bool) -> Result<(), CliError> {
+pub fn migrate(
+    store: &Store,
+    config: &Config,
+    out: &Output,
+    dry_run: bool,
+    rollback: bool,
+) -> Result<(), CliError> {
     if rollback {
         let report = session_migrate::rollback(store, None).map_err(|e| match e {
             RollbackError::NothingToRollBack => CliError::Failed(e.to_string()),
@@ -26,6 +33,7 @@ pub fn migrate(store: &Store, out: &Output, dry_run: bool, rollback: bool) -> Re
     }
     let options = MigrateOptions {
         dry_run,
+        decode: config.decode_options(),
         ..MigrateOptions::default()
     };
     // A bar only for a person watching: never in --json or when piped.

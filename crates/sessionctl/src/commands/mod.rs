@@ -1,9 +1,14 @@
 //! One module per group of commands.
 
+pub mod cleanup;
+pub mod daemon;
 pub mod documents;
 pub mod list;
 pub mod migration;
+pub mod receiver;
 pub mod recovery;
+pub mod status;
+pub mod submission;
 
 use session_model::SessionId;
 

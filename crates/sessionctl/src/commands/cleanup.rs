@@ -1,0 +1,35 @@
+//! `cleanup [--dry-run] [--now MS]`.
+
+use serde_json::json;
+use session_fs::Store;
+use session_workers::cleanup::cleanup_once;
+
+use crate::config::Config;
+use crate::error::CliError;
+use crate::output::Output;
+
+/// One cleanup run with the configured retention rules.
+pub fn cleanup(
+    store: &Store,
+    config: &Config,
+    out: &Output,
+    dry_run: bool,
+    now: Option<u64>,
+) -> Result<(), CliError> {
+    let mut settings = config.cleanup();
+    settings.dry_run |= dry_run;
+    let now = now.unwrap_or_else(session_fs::now_ms);
+    let s = cleanup_once(store, &settings, now).map_err(|e| CliError::Failed(e.to_string()))?;
+    let summary = json!({ "expired": s.expired, "trashed": s.trashed, "kept": s.kept, "purged": s.purged });
+    Ok(out.result(&summary, || {
+        let verb = if settings.dry_run {
+            " (dry run: nothing changed)"
+        } else {
+            ""
+        };
+        format!(
+            "expired {}: trashed {}, kept {} (never delivered); purged {} ({} bytes){verb}",
+            s.expired, s.trashed, s.kept, s.purged, s.bytes_freed
+        )
+    })?)
+}

@@ -1,0 +1,136 @@
+//! `run`: the daemon a lab runs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use session_fs::{FsError, Store};
+use session_migrate::MigrateOptions;
+use session_workers::SystemClock;
+use session_workers::cleanup::run_cleanup;
+use session_workers::submit::{HttpTransport, SubmissionWorker};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::error::CliError;
+
+const ROLE: &str = "daemon";
+const HOLDER: &str = "daemon.holder";
+
+fn failed(context: &str) -> impl FnOnce(FsError) -> CliError + '_ {
+    move |e| CliError::Failed(format!("{context}: {e}"))
+}
+
+/// Takes the daemon role, recovers, migrates, then runs the workers until SIGINT or
+/// SIGTERM. Every start-up failure is one line and exit 1.
+pub fn run(config: &Config) -> Result<(), CliError> {
+    let dir = config.dir()?;
+    let shared = Store::open(&dir).map_err(failed("cannot open the store"))?;
+    let Some(_role) = shared
+        .try_lock_role(ROLE)
+        .map_err(failed("cannot lock the store"))?
+    else {
+        let holder = shared
+            .read_state(HOLDER)
+            .ok()
+            .flatten()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_else(|| "another process".into());
+        return Err(CliError::Failed(format!(
+            "{} is already served by {holder}",
+            dir.display()
+        )));
+    };
+    let since = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+    let holder = format!("sessionctl run (pid {}, started {since})", std::process::id());
+    shared
+        .write_state(HOLDER, holder.as_bytes())
+        .map_err(failed("cannot write to the store"))?;
+    drop(shared);
+
+    // Recovery needs the store to itself: wait for other sessionctl processes to finish.
+    let exclusive = match Store::options().exclusive().no_wait().open(&dir) {
+        Err(FsError::Busy { .. }) => {
+            tracing::info!("waiting for other sessionctl processes to release the store");
+            Store::options().exclusive().open(&dir)
+        }
+        other => other,
+    }
+    .map_err(failed("cannot open the store for recovery"))?;
+    let recovered =
+        session_recovery::recover(&exclusive).map_err(|e| CliError::Failed(format!("recovery: {e}")))?;
+    tracing::info!(
+        recovered = recovered.recovered,
+        cleaned = recovered.cleaned,
+        quarantined = recovered.quarantined,
+        "start-up recovery done"
+    );
+    drop(exclusive);
+
+    let store = Store::open(&dir).map_err(failed("cannot open the store"))?;
+    let options = MigrateOptions {
+        decode: config.decode_options(),
+        ..MigrateOptions::default()
+    };
+    let migrated = session_migrate::migrate(&store, &options, &|_, _| {}).map_err(failed("migration"))?;
+    tracing::info!(
+        migrated = migrated.migrated,
+        up_to_date = migrated.up_to_date,
+        skipped = migrated.skipped,
+        failed = migrated.failed,
+        "start-up migration done"
+    );
+
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(serve(store, config))
+}
+
+async fn serve(store: Store, config: &Config) -> Result<(), CliError> {
+    let cancel = CancellationToken::new();
+    let (events, _) = tokio::sync::broadcast::channel(256);
+    let clock = Arc::new(SystemClock);
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(run_cleanup(
+        store.clone(),
+        config.cleanup(),
+        clock.clone(),
+        events.clone(),
+        cancel.clone(),
+    ));
+    let submit = config.submit();
+    let grace = submit.shutdown_grace;
+    match config.endpoint() {
+        Some(endpoint) => {
+            let transport = HttpTransport::new(endpoint, config.authorization(), submit.request_timeout)
+                .map_err(|e| CliError::BadInput(format!("endpoint: {e}")))?;
+            let worker = SubmissionWorker::new(store.clone(), transport, submit, clock, events.clone())
+                .map_err(|e| CliError::Failed(format!("submission: {e}")))?;
+            tracing::info!(endpoint, "submission worker started");
+            tasks.spawn(worker.run(cancel.clone()));
+        }
+        None => tracing::info!("submission is off: no endpoint configured (set HL7_ENDPOINT or `endpoint`)"),
+    }
+    tracing::info!(dir = %store.dir().display(), "sessionctl run: serving; SIGINT or SIGTERM stops");
+    wait_for_signal().await?;
+    tracing::info!("stopping: finishing in-flight work");
+    cancel.cancel();
+    let drained = tokio::time::timeout(grace + Duration::from_secs(5), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("workers did not stop in time; unfinished submissions resume at the next start");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() -> Result<(), CliError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

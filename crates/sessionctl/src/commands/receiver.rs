@@ -1,0 +1,150 @@
+//! `receiver`: a reference server for the submission request of CONTRACT.md, so that
+//! other teams can test against something that behaves (or misbehaves) on demand.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tokio::sync::Mutex;
+
+use crate::error::CliError;
+
+/// How the receiver behaves.
+#[derive(Debug, Clone)]
+pub struct Behaviour {
+    /// Where accepted bodies go.
+    pub out: PathBuf,
+    /// Answer the first N requests with 503.
+    pub fail_first: u32,
+    /// Answer every request with this status instead of 201.
+    pub status: Option<u16>,
+    /// Wait before answering.
+    pub delay: Duration,
+}
+
+struct Shared {
+    behaviour: Behaviour,
+    seen: AtomicU32,
+    duplicates: AtomicU64,
+    /// Serialises "already accepted?" and "accept", so two concurrent repeats of a key
+    /// store it once.
+    accepting: Mutex<()>,
+}
+
+fn valid_key(key: &str) -> bool {
+    (1..=128).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn reply(status: StatusCode, body: serde_json::Value) -> Response {
+    (status, [("content-type", "application/json")], body.to_string()).into_response()
+}
+
+async fn accept(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    let b = &shared.behaviour;
+    let n = shared.seen.fetch_add(1, Ordering::SeqCst) + 1;
+    if !b.delay.is_zero() {
+        tokio::time::sleep(b.delay).await;
+    }
+    let Some(key) = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .filter(|k| valid_key(k))
+    else {
+        return reply(
+            StatusCode::BAD_REQUEST,
+            serde_json::json!({"error": "missing or invalid Idempotency-Key"}),
+        );
+    };
+    let json_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !json_type || serde_json::from_slice::<serde_json::Value>(&body).is_err() {
+        return reply(
+            StatusCode::BAD_REQUEST,
+            serde_json::json!({"error": "expected an application/json body"}),
+        );
+    }
+    if n <= b.fail_first {
+        tracing::info!(key, request = n, "receiver: failing on purpose (--fail-first)");
+        return reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"error": "failing on purpose"}),
+        );
+    }
+    if let Some(status) = b.status {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return reply(status, serde_json::json!({"status": status.as_u16()}));
+    }
+    let _one_at_a_time = shared.accepting.lock().await;
+    let path = b.out.join(format!("{key}.json"));
+    if path.exists() {
+        shared.duplicates.fetch_add(1, Ordering::SeqCst);
+        tracing::info!(
+            key,
+            "receiver: repeat of an accepted key; answering as the first time"
+        );
+        return reply(StatusCode::CREATED, serde_json::json!({"received": key}));
+    }
+    let temp = b.out.join(format!(".{key}.json.tmp"));
+    let stored = std::fs::write(&temp, &body).and_then(|()| std::fs::rename(&temp, &path));
+    if let Err(e) = stored {
+        tracing::error!(key, error = %e, "receiver: cannot store the body");
+        return reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            serde_json::json!({"error": "cannot store"}),
+        );
+    }
+    tracing::info!(key, bytes = body.len(), "receiver: accepted");
+    reply(StatusCode::CREATED, serde_json::json!({"received": key}))
+}
+
+/// Serves until SIGINT or SIGTERM.
+pub fn receiver(listen: SocketAddr, behaviour: Behaviour) -> Result<(), CliError> {
+    std::fs::create_dir_all(&behaviour.out)
+        .map_err(|e| CliError::Failed(format!("--out {}: {e}", behaviour.out.display())))?;
+    let shared = Arc::new(Shared {
+        behaviour,
+        seen: AtomicU32::new(0),
+        duplicates: AtomicU64::new(0),
+        accepting: Mutex::new(()),
+    });
+    let app = Router::new()
+        .fallback(axum::routing::post(accept))
+        .with_state(shared.clone());
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| CliError::Failed(format!("cannot listen on {listen}: {e}")))?;
+        let bound = listener.local_addr()?;
+        // One line on stdout that scripts (and tests) can wait for.
+        println!("listening on http://{bound}");
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                use tokio::signal::unix::{SignalKind, signal};
+                if let (Ok(mut term), Ok(mut int)) =
+                    (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+                {
+                    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+                }
+            })
+            .await?;
+        tracing::info!(
+            requests = shared.seen.load(Ordering::SeqCst),
+            duplicates = shared.duplicates.load(Ordering::SeqCst),
+            "receiver stopped"
+        );
+        Ok(())
+    })
+}

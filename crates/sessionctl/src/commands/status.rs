@@ -1,0 +1,109 @@
+//! `status`: what state the store is in, at a glance.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use session_fs::Store;
+use session_migrate::DecodeError;
+use session_migrate::StoreError;
+use session_model::SubmissionStatus;
+use session_workers::cleanup::{CleanupSummary, last_cleanup};
+
+use super::list::relative;
+use crate::config::Config;
+use crate::error::CliError;
+use crate::output::Output;
+
+/// The oldest session not yet delivered.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Oldest {
+    id: String,
+    start_time: u64,
+    submission_status: SubmissionStatus,
+}
+
+/// `status --json`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    total: usize,
+    counts: BTreeMap<&'static str, usize>,
+    damaged: usize,
+    newer_version: usize,
+    oldest_undelivered: Option<Oldest>,
+    last_cleanup: Option<CleanupSummary>,
+}
+
+/// Counts by submission status, the oldest undelivered session, the last cleanup.
+pub fn status(store: &Store, config: &Config, out: &Output) -> Result<(), CliError> {
+    let mut counts: BTreeMap<&'static str, usize> =
+        SubmissionStatus::ALL.iter().map(|s| (s.as_str(), 0)).collect();
+    let (mut total, mut damaged, mut newer) = (0, 0, 0);
+    let mut oldest: Option<Oldest> = None;
+    for id in store.list()? {
+        match session_migrate::load(store, &id, &config.decode_options()) {
+            Ok(Some(decoded)) => {
+                total += 1;
+                let s = decoded.session;
+                *counts.entry(s.submission.status.as_str()).or_default() += 1;
+                let undelivered = !s.submission.status.is_settled();
+                if undelivered && oldest.as_ref().is_none_or(|o| s.start_time < o.start_time) {
+                    oldest = Some(Oldest {
+                        id: id.to_string(),
+                        start_time: s.start_time,
+                        submission_status: s.submission.status,
+                    });
+                }
+            }
+            Ok(None) => {}
+            Err(StoreError::Decode {
+                source: DecodeError::NewerVersion { .. },
+                ..
+            }) => newer += 1,
+            Err(_) => damaged += 1,
+        }
+    }
+    let report = Status {
+        total,
+        counts,
+        damaged,
+        newer_version: newer,
+        oldest_undelivered: oldest,
+        last_cleanup: last_cleanup(store)?,
+    };
+    let now = session_fs::now_ms();
+    Ok(out.result(&report, || {
+        let mut text = format!("{} sessions in {}\n", report.total, store.dir().display());
+        for (status, n) in &report.counts {
+            text.push_str(&format!("  {status:<10} {n}\n"));
+        }
+        if report.damaged + report.newer_version > 0 {
+            text.push_str(&format!(
+                "  ({} damaged: run `sessionctl verify`; {} from a newer version, left alone)\n",
+                report.damaged, report.newer_version
+            ));
+        }
+        match &report.oldest_undelivered {
+            Some(o) => text.push_str(&format!(
+                "oldest undelivered: {} ({}, started {})\n",
+                o.id,
+                o.submission_status,
+                relative(o.start_time, now)
+            )),
+            None => text.push_str("everything is delivered (or ignored)\n"),
+        }
+        match &report.last_cleanup {
+            Some(c) => text.push_str(&format!(
+                "last cleanup {}: expired {}, trashed {}, kept {}, purged {}",
+                relative(c.at, now),
+                c.expired,
+                c.trashed,
+                c.kept,
+                c.purged
+            )),
+            None => text.push_str("no cleanup has run yet"),
+        }
+        text
+    })?)
+}

@@ -1,0 +1,83 @@
+//! `retry`, `ignore` and `submit`.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use session_fs::Store;
+use session_migrate::{StoreError, refused};
+use session_model::{SessionId, Submission, TransitionError};
+use session_workers::SystemClock;
+use session_workers::submit::{HttpTransport, SubmissionWorker, SubmitError};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::error::CliError;
+use crate::output::Output;
+
+fn change_status(
+    store: &Store,
+    config: &Config,
+    out: &Output,
+    id: &SessionId,
+    change: fn(&mut Submission) -> Result<(), TransitionError>,
+) -> Result<(), CliError> {
+    let (_, session) = session_migrate::update(store, id, &config.decode_options(), |s| {
+        change(&mut s.submission).map_err(refused(id))
+    })
+    .map_err(|e| match e {
+        StoreError::NotFound { .. } | StoreError::Transition { .. } => CliError::Failed(e.to_string()),
+        other => other.into(),
+    })?;
+    let status = session.submission.status;
+    Ok(
+        out.result(&json!({ "id": id.as_str(), "submissionStatus": status }), || {
+            format!(
+                "{id}: submission {status} (attempts {})",
+                session.submission.attempts
+            )
+        })?,
+    )
+}
+
+/// `retry ID`: back to pending, attempts reset.
+pub fn retry(store: &Store, config: &Config, out: &Output, id: &SessionId) -> Result<(), CliError> {
+    change_status(store, config, out, id, Submission::retry)
+}
+
+/// `ignore ID`: never submitted.
+pub fn ignore(store: &Store, config: &Config, out: &Output, id: &SessionId) -> Result<(), CliError> {
+    change_status(store, config, out, id, Submission::ignore)
+}
+
+/// `submit --endpoint URL [--once]`: one pass of the submission worker.
+pub fn submit(store: &Store, config: &Config, out: &Output) -> Result<(), CliError> {
+    let endpoint = config
+        .endpoint()
+        .ok_or_else(|| CliError::BadInput("no endpoint: pass --endpoint URL or set HL7_ENDPOINT".into()))?;
+    let settings = config.submit();
+    let transport = HttpTransport::new(endpoint, config.authorization(), settings.request_timeout)
+        .map_err(|e| CliError::BadInput(e.to_string()))?;
+    let (events, _) = tokio::sync::broadcast::channel(64);
+    let worker = SubmissionWorker::new(store.clone(), transport, settings, Arc::new(SystemClock), events)
+        .map_err(|e| match e {
+            SubmitError::AlreadyRunning => CliError::Failed(
+                "another process (is `sessionctl run` active?) is submitting from this store".into(),
+            ),
+            other => CliError::Failed(other.to_string()),
+        })?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let report = runtime
+        .block_on(worker.run_pass(&CancellationToken::new()))
+        .map_err(|e| CliError::Failed(e.to_string()))?;
+    let summary = json!({
+        "submitted": report.submitted,
+        "failed": report.failed,
+        "retrying": report.retrying,
+    });
+    Ok(out.result(&summary, || {
+        format!(
+            "submitted {}, failed {}, retrying {}",
+            report.submitted, report.failed, report.retrying
+        )
+    })?)
+}

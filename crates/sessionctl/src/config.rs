@@ -1,0 +1,451 @@
+//! The effective configuration: flags win, then environment variables, then the TOML
+//! file, then defaults. Every key is checked against its allowed range, and refused with
+//! the key, the value, where it came from, and what is allowed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+use session_workers::cleanup::CleanupConfig;
+use session_workers::submit::{Backoff, Secret, SubmitConfig};
+
+use crate::error::CliError;
+
+/// Where a value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Source {
+    /// Built in.
+    Default,
+    /// The TOML file.
+    File,
+    /// An `HL7_*` environment variable.
+    Env,
+    /// A command-line flag.
+    Flag,
+}
+
+enum Kind {
+    Int { min: u64, max: u64 },
+    Bool,
+    Text,
+    Path,
+    Url,
+    Level,
+    Format,
+}
+
+struct Key {
+    name: &'static str,
+    kind: Kind,
+    default: Option<&'static str>,
+    secret: bool,
+    help: &'static str,
+}
+
+const fn key(name: &'static str, kind: Kind, default: Option<&'static str>, help: &'static str) -> Key {
+    Key {
+        name,
+        kind,
+        default,
+        secret: false,
+        help,
+    }
+}
+
+/// Every configuration key, as the Electron app's settings had them.
+const KEYS: &[Key] = &[
+    key(
+        "dir",
+        Kind::Path,
+        None,
+        "store directory (default ~/.hl7-capture/sessions)",
+    ),
+    key(
+        "retention_days",
+        Kind::Int { min: 1, max: 365 },
+        Some("30"),
+        "retention for sessions without one",
+    ),
+    key(
+        "cleanup_interval_hours",
+        Kind::Int { min: 1, max: 168 },
+        Some("24"),
+        "hours between cleanups",
+    ),
+    key(
+        "cleanup_dry_run",
+        Kind::Bool,
+        Some("false"),
+        "report what cleanup would do, change nothing",
+    ),
+    key(
+        "trash_max_age_days",
+        Kind::Int { min: 1, max: 365 },
+        Some("7"),
+        "days before the trash is emptied",
+    ),
+    key(
+        "delete_undelivered",
+        Kind::Bool,
+        Some("false"),
+        "let cleanup remove expired undelivered sessions",
+    ),
+    key(
+        "endpoint",
+        Kind::Url,
+        None,
+        "submission endpoint; submission is off without one",
+    ),
+    Key {
+        name: "authorization",
+        kind: Kind::Text,
+        default: None,
+        secret: true,
+        help: "Authorization header value (prefer HL7_AUTHORIZATION)",
+    },
+    key(
+        "concurrency",
+        Kind::Int { min: 1, max: 10 },
+        Some("2"),
+        "requests in flight at most",
+    ),
+    key(
+        "max_attempts",
+        Kind::Int { min: 1, max: 10 },
+        Some("3"),
+        "attempts before a session fails",
+    ),
+    key(
+        "scan_interval_minutes",
+        Kind::Int { min: 1, max: 60 },
+        Some("5"),
+        "minutes between submission scans",
+    ),
+    key(
+        "request_timeout_seconds",
+        Kind::Int { min: 1, max: 600 },
+        Some("30"),
+        "per-request timeout",
+    ),
+    key(
+        "retry_base_seconds",
+        Kind::Int { min: 1, max: 3600 },
+        Some("5"),
+        "backoff scale of the first retry",
+    ),
+    key(
+        "retry_cap_seconds",
+        Kind::Int { min: 1, max: 86_400 },
+        Some("900"),
+        "longest backoff",
+    ),
+    key(
+        "performer",
+        Kind::Text,
+        None,
+        "sent as `performer` in each submission",
+    ),
+    key(
+        "log_level",
+        Kind::Level,
+        Some("info"),
+        "error, warn, info, debug or trace",
+    ),
+    key(
+        "log_format",
+        Kind::Format,
+        Some("auto"),
+        "auto (text on a terminal), text or json",
+    ),
+    key(
+        "log_dir",
+        Kind::Path,
+        None,
+        "also log to a daily rolling file there",
+    ),
+];
+
+/// The environment variable of a key: `HL7_` and the key in capitals.
+pub fn env_name(key: &str) -> String {
+    if key == "dir" {
+        "HL7_SESSIONS_DIR".into()
+    } else {
+        format!("HL7_{}", key.to_uppercase())
+    }
+}
+
+fn find(name: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|k| k.name == name)
+}
+
+fn unknown_key(name: &str, origin: &str) -> CliError {
+    let known: Vec<&str> = KEYS.iter().map(|k| k.name).collect();
+    CliError::BadInput(format!(
+        "{origin}: unknown key {name:?}; known keys: {}",
+        known.join(", ")
+    ))
+}
+
+fn check(key: &Key, value: &str, origin: &str) -> Result<(), CliError> {
+    let bad = |allowed: String| {
+        let shown = if key.secret {
+            "[redacted]".to_owned()
+        } else {
+            format!("{value:?}")
+        };
+        Err(CliError::BadInput(format!(
+            "{origin}: {} = {shown} is not allowed; expected {allowed}",
+            key.name
+        )))
+    };
+    match key.kind {
+        Kind::Int { min, max } => match value.trim().parse::<u64>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(()),
+            _ => bad(format!("a whole number from {min} to {max}")),
+        },
+        Kind::Bool => match value {
+            "true" | "false" => Ok(()),
+            _ => bad("true or false".into()),
+        },
+        Kind::Level => match value {
+            "error" | "warn" | "info" | "debug" | "trace" => Ok(()),
+            _ => bad("error, warn, info, debug or trace".into()),
+        },
+        Kind::Format => match value {
+            "auto" | "text" | "json" => Ok(()),
+            _ => bad("auto, text or json".into()),
+        },
+        Kind::Url => match value.split_once("://") {
+            Some(("http" | "https", rest)) if !rest.is_empty() => Ok(()),
+            _ => bad("an http:// or https:// URL".into()),
+        },
+        Kind::Text | Kind::Path => {
+            if value.is_empty() {
+                bad("a non-empty value".into())
+            } else {
+                Ok(())
+            }
+        }
+    }
+}
+
+/// One resolved value.
+#[derive(Debug, Clone)]
+struct Value {
+    raw: String,
+    source: Source,
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    values: BTreeMap<&'static str, Value>,
+}
+
+/// Command-line overrides: `--dir` and `--set key=value`.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--dir`.
+    pub dir: Option<PathBuf>,
+    /// `--set key=value`, in order.
+    pub set: Vec<String>,
+    /// `--endpoint` of `submit`.
+    pub endpoint: Option<String>,
+}
+
+fn toml_to_string(key: &str, value: &toml::Value, origin: &str) -> Result<String, CliError> {
+    match value {
+        toml::Value::String(s) => Ok(s.clone()),
+        toml::Value::Integer(i) => Ok(i.to_string()),
+        toml::Value::Boolean(b) => Ok(b.to_string()),
+        other => Err(CliError::BadInput(format!(
+            "{origin}: {key} has an unsupported type ({})",
+            other.type_str()
+        ))),
+    }
+}
+
+impl Config {
+    /// Resolves the configuration from defaults, `file`, the environment and `overrides`.
+    pub fn resolve(file: Option<&Path>, overrides: &Overrides) -> Result<Config, CliError> {
+        let mut values: BTreeMap<&'static str, Value> = BTreeMap::new();
+        for key in KEYS {
+            if let Some(default) = key.default {
+                values.insert(
+                    key.name,
+                    Value {
+                        raw: default.into(),
+                        source: Source::Default,
+                    },
+                );
+            }
+        }
+        let mut set = |name: &str, raw: String, source: Source, origin: &str| -> Result<(), CliError> {
+            let key = find(name).ok_or_else(|| unknown_key(name, origin))?;
+            check(key, &raw, origin)?;
+            values.insert(key.name, Value { raw, source });
+            Ok(())
+        };
+        if let Some(path) = file {
+            let origin = format!("config {}", path.display());
+            let text =
+                std::fs::read_to_string(path).map_err(|e| CliError::BadInput(format!("{origin}: {e}")))?;
+            let table: toml::Table = toml::from_str(&text)
+                .map_err(|e| CliError::BadInput(format!("{origin}: {}", e.message().trim())))?;
+            for (name, value) in &table {
+                set(name, toml_to_string(name, value, &origin)?, Source::File, &origin)?;
+            }
+        }
+        for key in KEYS {
+            let var = env_name(key.name);
+            if let Some(raw) = std::env::var_os(&var).filter(|v| !v.is_empty()) {
+                let raw = raw
+                    .into_string()
+                    .map_err(|_| CliError::BadInput(format!("{var} is not UTF-8")))?;
+                set(key.name, raw, Source::Env, &format!("environment variable {var}"))?;
+            }
+        }
+        if let Some(dir) = &overrides.dir {
+            set("dir", dir.display().to_string(), Source::Flag, "--dir")?;
+        }
+        if let Some(endpoint) = &overrides.endpoint {
+            set("endpoint", endpoint.clone(), Source::Flag, "--endpoint")?;
+        }
+        for pair in &overrides.set {
+            let (name, raw) = pair
+                .split_once('=')
+                .ok_or_else(|| CliError::BadInput(format!("--set {pair:?}: expected key=value")))?;
+            set(
+                name.trim(),
+                raw.trim().to_owned(),
+                Source::Flag,
+                &format!("--set {}", name.trim()),
+            )?;
+        }
+        Ok(Config { values })
+    }
+
+    fn raw(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(|v| v.raw.as_str())
+    }
+
+    fn int(&self, name: &str) -> u64 {
+        // Checked against its range when resolved; the default is always present.
+        self.raw(name).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+    }
+
+    fn flag(&self, name: &str) -> bool {
+        self.raw(name) == Some("true")
+    }
+
+    /// The store directory.
+    pub fn dir(&self) -> Result<PathBuf, CliError> {
+        if let Some(dir) = self.raw("dir") {
+            return Ok(PathBuf::from(dir));
+        }
+        let home = std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| {
+                CliError::BadInput("HOME is not set: pass --dir or set HL7_SESSIONS_DIR".into())
+            })?;
+        Ok(Path::new(&home).join(".hl7-capture").join("sessions"))
+    }
+
+    /// Retention for legacy files.
+    pub fn decode_options(&self) -> session_migrate::DecodeOptions {
+        session_migrate::DecodeOptions {
+            retention_days: self.int("retention_days") as u32,
+            legacy_saved_at: None,
+        }
+    }
+
+    /// The cleanup worker's settings.
+    pub fn cleanup(&self) -> CleanupConfig {
+        CleanupConfig {
+            interval: Duration::from_secs(self.int("cleanup_interval_hours") * 3600),
+            dry_run: self.flag("cleanup_dry_run"),
+            trash_max_age: Duration::from_secs(self.int("trash_max_age_days") * 86_400),
+            delete_undelivered: self.flag("delete_undelivered"),
+        }
+    }
+
+    /// The endpoint, when submission is on.
+    pub fn endpoint(&self) -> Option<&str> {
+        self.raw("endpoint")
+    }
+
+    /// The authorization value, when configured.
+    pub fn authorization(&self) -> Option<Secret> {
+        self.raw("authorization").map(Secret::new)
+    }
+
+    /// The submission worker's settings.
+    pub fn submit(&self) -> SubmitConfig {
+        SubmitConfig {
+            concurrency: self.int("concurrency") as usize,
+            request_timeout: Duration::from_secs(self.int("request_timeout_seconds")),
+            max_attempts: self.int("max_attempts") as u32,
+            backoff: Backoff {
+                base: Duration::from_secs(self.int("retry_base_seconds")),
+                cap: Duration::from_secs(self.int("retry_cap_seconds")),
+            },
+            scan_interval: Duration::from_secs(self.int("scan_interval_minutes") * 60),
+            shutdown_grace: Duration::from_secs(10),
+            performer: self.raw("performer").map(str::to_owned),
+        }
+    }
+
+    /// `log_level`.
+    pub fn log_level(&self) -> &str {
+        self.raw("log_level").unwrap_or("info")
+    }
+
+    /// `log_format`.
+    pub fn log_format(&self) -> &str {
+        self.raw("log_format").unwrap_or("auto")
+    }
+
+    /// `log_dir`.
+    pub fn log_dir(&self) -> Option<PathBuf> {
+        self.raw("log_dir").map(PathBuf::from)
+    }
+
+    /// Every key with its effective value and source; secrets redacted.
+    pub fn shown(&self) -> Vec<ShownKey> {
+        KEYS.iter()
+            .map(|key| {
+                let value = self.values.get(key.name);
+                ShownKey {
+                    key: key.name,
+                    value: value.map(|v| {
+                        if key.secret {
+                            "[redacted]".to_owned()
+                        } else {
+                            v.raw.clone()
+                        }
+                    }),
+                    source: value.map(|v| v.source),
+                    env: env_name(key.name),
+                    help: key.help,
+                }
+            })
+            .collect()
+    }
+}
+
+/// One line of `sessionctl config`.
+#[derive(Debug, Serialize)]
+pub struct ShownKey {
+    /// The key.
+    pub key: &'static str,
+    /// Its value (secrets redacted), if set.
+    pub value: Option<String>,
+    /// Where the value came from.
+    pub source: Option<Source>,
+    /// Its environment variable.
+    pub env: String,
+    /// What it does.
+    pub help: &'static str,
+}
