@@ -1,0 +1,340 @@
+//! `sessionctl run` and `sessionctl receiver` as real processes, and the end-to-end run.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A running `sessionctl run`, its stderr collected line by line.
+struct Daemon {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Daemon {
+    fn start(dir: &Path, args: &[&str]) -> Daemon {
+        let mut child = command()
+            .arg("--dir")
+            .arg(dir)
+            .args(args)
+            .arg("run")
+            .env("RUST_LOG", "info")
+            .env("HL7_LOG_FORMAT", "json")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Daemon { child, log }
+    }
+
+    fn wait_for_log(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self.log.lock().unwrap().iter().any(|l| l.contains(needle)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "daemon never logged {needle:?}:\n{}",
+            self.log.lock().unwrap().join("\n")
+        );
+    }
+
+    fn stop(mut self) -> (i32, Duration, Vec<String>) {
+        let started = Instant::now();
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait().unwrap();
+        let log = self.log.lock().unwrap().clone();
+        (status.code().unwrap_or(-1), started.elapsed(), log)
+    }
+}
+
+fn receiver(root: &Path, extra: &[&str]) -> (Child, String, PathBuf) {
+    let out = root.join("received");
+    let mut child = command()
+        .args(["receiver", "--listen", "127.0.0.1:0", "--out"])
+        .arg(&out)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let url = first.trim().strip_prefix("listening on ").unwrap().to_owned();
+    (child, url, out)
+}
+
+/// A plain HTTP/1.1 POST over a socket: no client library needed for two headers.
+fn post(url: &str, key: Option<&str>, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    let key_header = key.map_or(String::new(), |k| format!("Idempotency-Key: {k}\r\n"));
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n{key_header}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let code = response.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (code, body)
+}
+
+#[test]
+fn the_receiver_deduplicates_and_misbehaves_on_demand() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut child, url, out) = receiver(tmp.path(), &["--fail-first", "1"]);
+    assert!(url.starts_with("http://127.0.0.1:"), "loopback by default: {url}");
+    let mut report = Vec::new();
+    for (name, key, body) in [
+        (
+            "first request fails (--fail-first 1)",
+            Some("k-1"),
+            r#"{"sessionId":"a"}"#,
+        ),
+        ("retry of it is accepted", Some("k-1"), r#"{"sessionId":"a"}"#),
+        (
+            "a repeat returns the first response",
+            Some("k-1"),
+            r#"{"sessionId":"a"}"#,
+        ),
+        ("another key", Some("k-2"), r#"{"sessionId":"b"}"#),
+        ("no key", None, r#"{"sessionId":"c"}"#),
+        ("hostile key", Some("../x"), r#"{"sessionId":"c"}"#),
+        ("not JSON", Some("k-3"), "hello"),
+    ] {
+        let (code, body) = post(&format!("{url}/sessions"), key, body);
+        report.push(format!("{name}: {code} {body}"));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    insta::assert_snapshot!(report.join("\n"));
+    let mut stored: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    stored.sort();
+    assert_eq!(stored, ["k-1.json", "k-2.json"]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("k-1.json")).unwrap(),
+        r#"{"sessionId":"a"}"#
+    );
+
+    let (mut child, url, _) = receiver(&tmp.path().join("second"), &["--status", "422"]);
+    assert_eq!(post(&url, Some("k-9"), "{}").0, 422);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn a_second_daemon_exits_1_naming_the_first_and_sigterm_stops_it_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let daemon = Daemon::start(&dir, &[]);
+    daemon.wait_for_log("serving");
+    let second = command()
+        .arg("--dir")
+        .arg(&dir)
+        .arg("run")
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    let err = text(&second.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!("sessionctl run (pid {}", daemon.child.id())),
+        "{err}"
+    );
+    let (code, took, log) = daemon.stop();
+    assert_eq!(code, 0);
+    assert!(took < Duration::from_secs(15), "stopping took {took:?}");
+    assert!(
+        log.iter().any(|l| l.contains("submission is off")),
+        "without an endpoint it says so once"
+    );
+    assert_eq!(log.iter().filter(|l| l.contains("submission is off")).count(), 1);
+}
+
+#[test]
+fn start_up_failures_exit_1_with_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    for (name, args) in [
+        (
+            "store is a file",
+            vec![
+                "--dir".to_owned(),
+                file.join("s").display().to_string(),
+                "run".into(),
+            ],
+        ),
+        (
+            "bad configuration",
+            vec![
+                "--dir".into(),
+                tmp.path().display().to_string(),
+                "--set".into(),
+                "concurrency=99".into(),
+                "run".into(),
+            ],
+        ),
+    ] {
+        let out = command().args(&args).env("RUST_LOG", "off").output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        assert_eq!(
+            text(&out.stderr).lines().count(),
+            1,
+            "{name}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
+fn list(dir: &Path) -> Vec<serde_json::Value> {
+    serde_json::from_slice(&sessionctl(dir, &["--json", "list"], None).stdout).unwrap()
+}
+
+#[test]
+fn end_to_end_every_complete_pending_session_is_delivered_exactly_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut originals = Vec::new();
+    for group in ["legacy", "v1"] {
+        for entry in std::fs::read_dir(fixture(group)).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+            originals.push(path.file_stem().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    // Orphaned temps: one whole (a session the app never renamed into place), one torn.
+    std::fs::copy(
+        fixture("corrupt/session-31.json.tmp"),
+        dir.join("session-31.json.tmp"),
+    )
+    .unwrap();
+    std::fs::copy(
+        fixture("corrupt/session-32.json.tmp"),
+        dir.join("session-32.json.tmp"),
+    )
+    .unwrap();
+    let (mut recv, url, received) = receiver(tmp.path(), &["--fail-first", "3"]);
+    let endpoint = format!("endpoint={url}/sessions");
+    let daemon = Daemon::start(
+        &dir,
+        &[
+            "--set",
+            &endpoint,
+            "--set",
+            "retry_base_seconds=1",
+            "--set",
+            "retry_cap_seconds=2",
+        ],
+    );
+
+    // Until nothing complete is pending or in flight.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let rows = list(&dir);
+        let waiting = rows
+            .iter()
+            .filter(|r| matches!(r["submissionStatus"].as_str(), Some("pending" | "inFlight")));
+        // session-13 is incomplete: it stays pending, never sent.
+        if waiting
+            .map(|r| r["id"].as_str().unwrap().to_owned())
+            .all(|id| id == "session-13")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still pending: {rows:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (code, _, log) = daemon.stop();
+    recv.kill().unwrap();
+    recv.wait().unwrap();
+    assert_eq!(code, 0, "{}", log.join("\n"));
+
+    // Delivered exactly once each, by key: 11, 12, 21, 25 and the recovered 31.
+    let mut delivered: Vec<String> = std::fs::read_dir(&received)
+        .unwrap()
+        .map(|e| {
+            let body: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(e.unwrap().path()).unwrap()).unwrap();
+            body["sessionId"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    delivered.sort();
+    assert_eq!(
+        delivered,
+        [
+            "session-11",
+            "session-12",
+            "session-21",
+            "session-25",
+            "session-31"
+        ]
+    );
+    let retried = log.iter().filter(|l| l.contains("will retry")).count();
+    assert_eq!(retried, 3, "the receiver's first three answers were 503s");
+
+    // Statuses persisted, every live file migrated, the orphans handled, nothing lost.
+    let rows = list(&dir);
+    for row in &rows {
+        assert_eq!(row["version"], "2.0.0", "{row}");
+        let id = row["id"].as_str().unwrap();
+        let expected = match id {
+            "session-13" => "pending",
+            "session-23" => "failed",
+            "session-24" => "ignored",
+            _ => "submitted",
+        };
+        assert_eq!(row["submissionStatus"], expected, "{id}");
+    }
+    let live: Vec<&str> = rows.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    let trash = std::fs::read_dir(dir.join(".trash"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect::<Vec<_>>();
+    for id in originals.iter().chain(std::iter::once(&"session-31".to_owned())) {
+        let in_trash = trash.iter().any(|t| t.ends_with(&format!(".{id}.json")));
+        assert!(
+            live.contains(&id.as_str()) ^ in_trash,
+            "{id}: live {} trash {in_trash}",
+            live.contains(&id.as_str())
+        );
+    }
+    let quarantined = std::fs::read_dir(dir.join(".quarantine")).unwrap().count();
+    assert_eq!(quarantined, 2, "the torn temp and its sidecar");
+    assert!(!dir.join("session-31.json.tmp").exists() && !dir.join("session-32.json.tmp").exists());
+    let verify = sessionctl(&dir, &["verify"], None);
+    assert!(verify.status.success(), "{}", text(&verify.stdout));
+}
