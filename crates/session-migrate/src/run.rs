@@ -72,17 +72,7 @@ fn migrate_one(
     options: &MigrateOptions,
     run: &str,
 ) -> Result<Outcome, FsError> {
-    // A dry run writes nothing, not even a lock file: whole-file renames make a plain
-    // read consistent.
-    let mut guard = if options.dry_run {
-        None
-    } else {
-        Some(store.lock(id)?)
-    };
-    let bytes = match guard.as_mut() {
-        Some(guard) => guard.read()?,
-        None => store.read(id)?,
-    };
+    let (mut guard, bytes) = store.read_for_change(id, options.dry_run)?;
     let Some(bytes) = bytes else {
         return Ok(Outcome::Gone);
     };

@@ -89,16 +89,7 @@ fn clean_one(
     config: &CleanupConfig,
     now: u64,
 ) -> Result<Verdict, FsError> {
-    // A dry run writes nothing, not even a lock file.
-    let mut guard = if config.dry_run {
-        None
-    } else {
-        Some(store.lock(id)?)
-    };
-    let bytes = match guard.as_mut() {
-        Some(guard) => guard.read()?,
-        None => store.read(id)?,
-    };
+    let (mut guard, bytes) = store.read_for_change(id, config.dry_run)?;
     let Some(bytes) = bytes else {
         return Ok(Verdict::NotExpired);
     };
