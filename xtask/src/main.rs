@@ -2,28 +2,40 @@
 //!
 //! - `cargo xtask ci`: fmt check, clippy (warnings denied), every test (nextest when
 //!   installed, plus doctests), and docs (warnings denied), in that order.
+//! - `cargo xtask release --dry-run`: checks the workspace can be published crate by
+//!   crate; without `--dry-run` it also bumps the version, commits and tags. It never
+//!   publishes.
+//! - `cargo xtask bench`: the benchmarks, with a table written to BENCHMARKS.md.
+
+mod bench;
+mod ci;
+mod release;
 
 use std::process::{Command, ExitCode};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let rest = &args[args.len().min(1)..];
     let result = match args.first().map(String::as_str) {
-        Some("ci") => ci(),
+        Some("ci") => ci::ci(),
+        Some("release") => release::release(rest),
+        Some("bench") => bench::bench(rest),
         _ => {
-            eprintln!("usage: cargo xtask ci");
+            eprintln!("usage: cargo xtask ci | release [--dry-run] [--version X.Y.Z] | bench [--quick]");
             return ExitCode::from(2);
         }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(step) => {
-            eprintln!("xtask: {step} failed");
+            eprintln!("xtask: {step}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn cargo(args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
+/// Runs cargo with `args`, failing with the command line.
+pub fn cargo(args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
     let shown = format!("cargo {}", args.join(" "));
     eprintln!("==> {shown}");
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
@@ -31,33 +43,25 @@ fn cargo(args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
         .envs(env.iter().copied())
         .status()
         .map_err(|e| format!("{shown} ({e})"))?;
-    if status.success() { Ok(()) } else { Err(shown) }
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{shown} failed"))
+    }
 }
 
-fn has_nextest() -> bool {
+/// Whether `cargo <subcommand> --version` works.
+pub fn has_cargo_tool(subcommand: &str) -> bool {
     Command::new("cargo")
-        .args(["nextest", "--version"])
+        .args([subcommand, "--version"])
         .output()
         .is_ok_and(|o| o.status.success())
 }
 
-fn ci() -> Result<(), String> {
-    cargo(&["fmt", "--all", "--check"], &[])?;
-    cargo(
-        &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
-        &[],
-    )?;
-    // Snapshots are reviewed by people: CI never writes or accepts one.
-    let tests_env = [("INSTA_UPDATE", "no")];
-    if has_nextest() {
-        cargo(&["nextest", "run", "--workspace", "--no-fail-fast"], &tests_env)?;
-        cargo(&["test", "--workspace", "--doc"], &tests_env)?;
-    } else {
-        eprintln!("(cargo-nextest not installed: using cargo test)");
-        cargo(&["test", "--workspace", "--no-fail-fast"], &tests_env)?;
-    }
-    cargo(
-        &["doc", "--workspace", "--no-deps"],
-        &[("RUSTDOCFLAGS", "-D warnings")],
-    )
+/// The workspace root.
+pub fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .to_owned()
 }

@@ -1,0 +1,184 @@
+//! `cargo xtask release [--dry-run] [--version X.Y.Z]`: ready the crates for publishing.
+
+use std::process::Command;
+
+use crate::{cargo, has_cargo_tool, root};
+
+const CRATES: [&str; 6] = [
+    "session-model",
+    "session-fs",
+    "session-recovery",
+    "session-migrate",
+    "session-workers",
+    "sessionctl",
+];
+
+fn read(path: &std::path::Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The `[workspace.package] version`.
+fn workspace_version(manifest: &str) -> Result<String, String> {
+    let section = manifest
+        .split("[workspace.package]")
+        .nth(1)
+        .ok_or("no [workspace.package] in Cargo.toml")?;
+    let line = section
+        .lines()
+        .find(|l| l.trim_start().starts_with("version"))
+        .ok_or("no version in [workspace.package]")?;
+    Ok(line.split('"').nth(1).ok_or("unreadable version")?.to_owned())
+}
+
+/// Every member inherits the workspace version, and every internal dependency asks for it.
+fn check_versions(version: &str) -> Result<(), String> {
+    let root = root();
+    let manifest = read(&root.join("Cargo.toml"))?;
+    for krate in CRATES {
+        let own = read(&root.join("crates").join(krate).join("Cargo.toml"))?;
+        if !own.contains("version.workspace = true") {
+            return Err(format!("{krate}: does not inherit the workspace version"));
+        }
+        // Only the libraries are depended on; the binary need not be listed.
+        let Some(dep) = manifest.lines().find(|l| l.starts_with(&format!("{krate} = "))) else {
+            if krate == "sessionctl" {
+                continue;
+            }
+            return Err(format!("{krate}: missing from [workspace.dependencies]"));
+        };
+        if !dep.contains(&format!("version = \"{version}\"")) {
+            return Err(format!(
+                "{krate}: [workspace.dependencies] asks for another version than {version}: {dep}"
+            ));
+        }
+    }
+    eprintln!("ok: all {} crates at version {version}", CRATES.len());
+    Ok(())
+}
+
+fn check_changelog(version: &str) -> Result<(), String> {
+    let changelog = read(&root().join("CHANGELOG.md"))?;
+    if changelog
+        .lines()
+        .any(|l| l.starts_with("## ") && l.contains(&format!("[{version}]")))
+    {
+        eprintln!("ok: CHANGELOG.md has an entry for {version}");
+        Ok(())
+    } else {
+        Err(format!("CHANGELOG.md has no `## [{version}]` entry"))
+    }
+}
+
+fn last_tag() -> Option<String> {
+    let out = Command::new("git")
+        .args(["describe", "--tags", "--abbrev=0", "--match", "v*"])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn check_semver() -> Result<(), String> {
+    if !has_cargo_tool("semver-checks") {
+        eprintln!(
+            "NOT CHECKED: API compatibility (cargo-semver-checks is not installed; `cargo install cargo-semver-checks`)"
+        );
+        return Ok(());
+    }
+    match last_tag() {
+        Some(tag) => cargo(
+            &[
+                "semver-checks",
+                "--workspace",
+                "--exclude",
+                "xtask",
+                "--baseline-rev",
+                &tag,
+            ],
+            &[],
+        ),
+        None => {
+            eprintln!("NOT CHECKED: API compatibility (no earlier release tag to compare with)");
+            Ok(())
+        }
+    }
+}
+
+fn bump(version: &str, next: &str) -> Result<(), String> {
+    let path = root().join("Cargo.toml");
+    let manifest = read(&path)?;
+    let bumped = manifest.replace(
+        &format!("version = \"{version}\""),
+        &format!("version = \"{next}\""),
+    );
+    std::fs::write(&path, bumped).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn next_patch(version: &str) -> Result<String, String> {
+    let mut parts: Vec<u64> = version
+        .split('.')
+        .map(|p| p.parse().map_err(|_| format!("bad version {version}")))
+        .collect::<Result<_, _>>()?;
+    let last = parts.last_mut().ok_or("empty version")?;
+    *last += 1;
+    Ok(parts.iter().map(u64::to_string).collect::<Vec<_>>().join("."))
+}
+
+fn git(args: &[&str]) -> Result<(), String> {
+    let ok = Command::new("git")
+        .args(args)
+        .status()
+        .map_err(|e| e.to_string())?
+        .success();
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("git {} failed", args.join(" ")))
+    }
+}
+
+/// Checks (and without `--dry-run`, bumps, commits and tags) a release. Never publishes.
+pub fn release(args: &[String]) -> Result<(), String> {
+    let dry_run = args.iter().any(|a| a == "--dry-run");
+    let requested = args
+        .iter()
+        .position(|a| a == "--version")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    let current = workspace_version(&read(&root().join("Cargo.toml"))?)?;
+    check_versions(&current)?;
+    let version = if dry_run {
+        current.clone()
+    } else {
+        requested.map_or_else(|| next_patch(&current), Ok)?
+    };
+    check_changelog(&version)?;
+    if !dry_run {
+        bump(&current, &version)?;
+        check_versions(&version)?;
+    }
+    cargo(
+        &["package", "--workspace", "--exclude", "xtask", "--allow-dirty"],
+        &[],
+    )?;
+    check_semver()?;
+    if dry_run {
+        eprintln!(
+            "dry run: {version} is ready to publish crate by crate (nothing changed, nothing published)"
+        );
+        return Ok(());
+    }
+    git(&["commit", "-am", &format!("Release v{version}")])?;
+    git(&[
+        "tag",
+        "-a",
+        &format!("v{version}"),
+        "-m",
+        &format!("Release v{version}"),
+    ])?;
+    eprintln!(
+        "tagged v{version}; publishing is left to a person: cargo publish -p <crate>, in dependency order"
+    );
+    Ok(())
+}
