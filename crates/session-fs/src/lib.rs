@@ -32,6 +32,7 @@
 #![warn(missing_docs)]
 
 mod error;
+mod group_commit;
 pub mod layout;
 mod locks;
 mod storage;

@@ -1,7 +1,8 @@
-//! In-process per-id locks with call-order tickets, so that superseded saves coalesce.
+//! In-process per-id locks. Saves carry call-order tickets: when the lock frees, the
+//! newest waiting save goes first, and the older ones it overtakes return as superseded
+//! once it is durable (last write wins, superseded writes coalesce).
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use session_model::SessionId;
@@ -9,13 +10,16 @@ use session_model::SessionId;
 #[derive(Default)]
 struct SlotState {
     held: bool,
+    /// The last ticket handed out.
+    issued: u64,
     /// The ticket of the newest save applied to disk.
     applied: u64,
+    /// Tickets of saves waiting for the lock.
+    waiting: BTreeSet<u64>,
 }
 
 #[derive(Default)]
 struct Slot {
-    next_ticket: AtomicU64,
     state: Mutex<SlotState>,
     released: Condvar,
 }
@@ -26,15 +30,13 @@ pub(crate) struct LockTable {
     slots: Mutex<HashMap<SessionId, Arc<Slot>>>,
 }
 
-/// A place in the call order of one id's saves.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Ticket(u64);
-
 /// Holds one id's in-process lock until dropped.
 pub(crate) struct IdLock<'a> {
     table: &'a LockTable,
     id: SessionId,
     slot: Arc<Slot>,
+    /// The save ticket this lock was taken for, if any.
+    ticket: Option<u64>,
 }
 
 fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -47,16 +49,9 @@ impl LockTable {
         relock(&self.slots).entry(id.clone()).or_default().clone()
     }
 
-    /// Takes the next ticket for `id`: call order, fixed before any waiting.
-    pub(crate) fn ticket(&self, id: &SessionId) -> (Ticket, Arc<SlotHandle>) {
-        let slot = self.slot(id);
-        let ticket = Ticket(slot.next_ticket.fetch_add(1, Ordering::SeqCst) + 1);
-        (ticket, Arc::new(SlotHandle(slot)))
-    }
-
     /// Waits for and takes `id`'s lock.
-    pub(crate) fn lock(&self, id: &SessionId, held: Option<Arc<SlotHandle>>) -> IdLock<'_> {
-        let slot = held.map(|h| h.0.clone()).unwrap_or_else(|| self.slot(id));
+    pub(crate) fn lock(&self, id: &SessionId) -> IdLock<'_> {
+        let slot = self.slot(id);
         let mut state = relock(&slot.state);
         while state.held {
             state = slot.released.wait(state).unwrap_or_else(PoisonError::into_inner);
@@ -67,23 +62,57 @@ impl LockTable {
             table: self,
             id: id.clone(),
             slot,
+            ticket: None,
+        }
+    }
+
+    /// Takes `id`'s lock for a save called now, or `None` when a save called later
+    /// became durable first (this one is superseded).
+    pub(crate) fn lock_for_save(&self, id: &SessionId) -> Option<IdLock<'_>> {
+        let slot = self.slot(id);
+        let mut state = relock(&slot.state);
+        state.issued += 1;
+        let ticket = state.issued;
+        state.waiting.insert(ticket);
+        loop {
+            if state.applied > ticket {
+                state.waiting.remove(&ticket);
+                drop(state);
+                self.forget_if_unused(id, &slot);
+                return None;
+            }
+            let newest = state.waiting.last() == Some(&ticket);
+            if !state.held && newest {
+                state.waiting.remove(&ticket);
+                state.held = true;
+                drop(state);
+                return Some(IdLock {
+                    table: self,
+                    id: id.clone(),
+                    slot,
+                    ticket: Some(ticket),
+                });
+            }
+            state = slot.released.wait(state).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    fn forget_if_unused(&self, id: &SessionId, slot: &Arc<Slot>) {
+        let mut slots = relock(&self.slots);
+        // Only the table and the caller refer to the slot: nobody waits, forget it.
+        if Arc::strong_count(slot) == 2 {
+            slots.remove(id);
         }
     }
 }
 
-/// Keeps a slot alive between taking a ticket and taking the lock.
-pub(crate) struct SlotHandle(Arc<Slot>);
-
 impl IdLock<'_> {
-    /// Whether a save with a later ticket has already been applied.
-    pub(crate) fn is_superseded(&self, ticket: Ticket) -> bool {
-        relock(&self.slot.state).applied > ticket.0
-    }
-
-    /// Records that the save holding `ticket` reached disk.
-    pub(crate) fn mark_applied(&self, ticket: Ticket) {
-        let mut state = relock(&self.slot.state);
-        state.applied = state.applied.max(ticket.0);
+    /// Records that this lock's save reached disk.
+    pub(crate) fn mark_applied(&self) {
+        if let Some(ticket) = self.ticket {
+            let mut state = relock(&self.slot.state);
+            state.applied = state.applied.max(ticket);
+        }
     }
 }
 
@@ -91,10 +120,6 @@ impl Drop for IdLock<'_> {
     fn drop(&mut self) {
         relock(&self.slot.state).held = false;
         self.slot.released.notify_all();
-        let mut slots = relock(&self.table.slots);
-        // Only the table and this lock refer to the slot: nobody waits, forget it.
-        if Arc::strong_count(&self.slot) == 2 {
-            slots.remove(&self.id);
-        }
+        self.table.forget_if_unused(&self.id, &self.slot);
     }
 }

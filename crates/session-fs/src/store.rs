@@ -10,6 +10,7 @@ use serde::Deserialize;
 use session_model::SessionId;
 
 use crate::error::{FsError, Step};
+use crate::group_commit::GroupCommit;
 use crate::layout::{self, EntryName};
 use crate::locks::{IdLock, LockTable};
 use crate::storage::{Entry, EntryKind, HeldLock, LockMode, OsStorage, ReadOutcome, Storage};
@@ -139,6 +140,7 @@ impl OpenOptions {
                 access: self.access,
                 max_file_size: self.max_file_size,
                 locks: LockTable::default(),
+                dir_commit: GroupCommit::default(),
                 _store_lock: store_lock,
             }),
         })
@@ -151,6 +153,7 @@ struct Inner {
     access: Access,
     max_file_size: u64,
     locks: LockTable,
+    dir_commit: GroupCommit,
     _store_lock: Box<dyn HeldLock>,
 }
 
@@ -352,15 +355,19 @@ impl Store {
     /// Locks one session against every other handle and process, for a
     /// read-modify-write. Blocks until the lock is free.
     pub fn lock(&self, id: &SessionId) -> Result<SessionGuard<'_>, FsError> {
-        self.lock_inner(id, None)
+        self.lock_inner(id)
     }
 
-    fn lock_inner(
-        &self,
+    fn lock_inner(&self, id: &SessionId) -> Result<SessionGuard<'_>, FsError> {
+        let id_lock = self.inner.locks.lock(id);
+        self.lock_across_processes(id, id_lock)
+    }
+
+    fn lock_across_processes<'a>(
+        &'a self,
         id: &SessionId,
-        slot: Option<Arc<crate::locks::SlotHandle>>,
-    ) -> Result<SessionGuard<'_>, FsError> {
-        let id_lock = self.inner.locks.lock(id, slot);
+        id_lock: IdLock<'a>,
+    ) -> Result<SessionGuard<'a>, FsError> {
         let path = self.inner.dir.join(layout::LOCKS_DIR).join(format!("{id}.lock"));
         let file_lock = self
             .storage()
@@ -392,13 +399,26 @@ impl Store {
     where
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let (ticket, slot) = self.inner.locks.ticket(id);
-        let mut guard = self.lock_inner(id, Some(slot))?;
-        if guard.id_lock.is_superseded(ticket) {
+        self.save_over(id, |_, stamp| encode(stamp))
+    }
+
+    /// [`Store::save`], with the encoder also seeing the bytes it replaces (to refuse
+    /// replacing some files, for example).
+    pub fn save_over<E>(
+        &self,
+        id: &SessionId,
+        encode: impl FnOnce(Option<&[u8]>, SaveStamp) -> Result<Vec<u8>, E>,
+    ) -> Result<SaveOutcome, FsError>
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let Some(id_lock) = self.inner.locks.lock_for_save(id) else {
             return Ok(SaveOutcome::Superseded);
-        }
-        let stamp = guard.save(encode)?;
-        guard.id_lock.mark_applied(ticket);
+        };
+        let mut guard = self.lock_across_processes(id, id_lock)?;
+        let existing = guard.read()?;
+        let stamp = guard.save(|stamp| encode(existing.as_deref(), stamp))?;
+        guard.id_lock.mark_applied();
         Ok(SaveOutcome::Written(stamp))
     }
 
@@ -698,7 +718,8 @@ impl SessionGuard<'_> {
             return Err(FsError::io(Step::Rename, &live)(e));
         }
         self.known = Some(Existing::Revision(stamp.revision));
-        store.sync_dir(&store.inner.dir)?;
+        let dir = &store.inner.dir;
+        store.inner.dir_commit.commit(|| store.sync_dir(dir))?;
         Ok(stamp)
     }
 

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use session_fs::{FsError, SaveStamp, Store};
+use session_fs::{FsError, SaveOutcome, SaveStamp, Store};
 use session_model::{Session, SessionId, TransitionError};
 
 use crate::codec::{DecodeError, DecodeOptions, Decoded, EncodeError, decode_stored, encode};
@@ -41,6 +41,9 @@ pub enum StoreError {
         /// Its declared version.
         version: String,
     },
+    /// The session could not be encoded.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
     /// The submission state machine refused the change.
     #[error("session {id}: {source}")]
     Transition {
@@ -90,12 +93,24 @@ fn refuse_newer(store: &Store, id: &SessionId, bytes: Option<&[u8]>) -> Result<(
 }
 
 /// Durably saves a session (replacing any copy that is not from a newer build),
-/// recording the new revision in it.
-pub fn save(store: &Store, session: &mut Session) -> Result<SaveStamp, StoreError> {
+/// recording the new revision in it. Saves of one id coalesce: a save overtaken by a
+/// later one returns [`SaveOutcome::Superseded`] once the later one is durable.
+pub fn save(store: &Store, session: &mut Session) -> Result<SaveOutcome, StoreError> {
     let id = session.id.clone();
-    let mut guard = store.lock(&id)?;
-    refuse_newer(store, &id, guard.read()?.as_deref())?;
-    Ok(guard.save(|stamp| stamp_and_encode(session, stamp))?)
+    let outcome = store.save_over(&id, |existing, stamp| -> Result<Vec<u8>, StoreError> {
+        refuse_newer(store, &id, existing)?;
+        Ok(stamp_and_encode(session, stamp)?)
+    });
+    outcome.map_err(|e| match e {
+        FsError::Encode { source, .. } => match source.downcast::<StoreError>() {
+            Ok(refusal) => *refusal,
+            Err(other) => StoreError::Fs(FsError::Encode {
+                id: id.clone(),
+                source: other,
+            }),
+        },
+        other => StoreError::Fs(other),
+    })
 }
 
 /// Moves a session to the trash (unless a newer build wrote it); `Ok(false)` when missing.

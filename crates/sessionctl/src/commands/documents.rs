@@ -3,7 +3,7 @@
 use std::io::Read;
 
 use serde_json::json;
-use session_fs::{DEFAULT_MAX_FILE_SIZE, FsError, Store};
+use session_fs::{DEFAULT_MAX_FILE_SIZE, FsError, SaveOutcome, SaveStamp, Store};
 use session_migrate::{DecodeError, DecodeOptions, SchemaVersion, StoreError, decode};
 
 use crate::error::CliError;
@@ -46,7 +46,15 @@ pub fn put(store: &Store, out: &Output, create: bool) -> Result<(), CliError> {
             other => other.into(),
         })?
     } else {
-        session_migrate::save(store, &mut session)?
+        match session_migrate::save(store, &mut session)? {
+            SaveOutcome::Written(stamp) => stamp,
+            // Only another save of this id, called later and already durable, supersedes
+            // this one: report the revision on disk.
+            SaveOutcome::Superseded => SaveStamp {
+                revision: session.metadata.revision,
+                saved_at: session.metadata.saved_at,
+            },
+        }
     };
     let id = session.id.to_string();
     let version = SchemaVersion::CURRENT.as_str();
