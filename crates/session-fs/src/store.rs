@@ -19,7 +19,7 @@ use crate::storage::{Entry, EntryKind, HeldLock, LockMode, OsStorage, ReadOutcom
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 256 * 1024 * 1024;
 
 /// What a save records in the document: its revision and time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct SaveStamp {
     /// One more than the revision of the copy being replaced (1 for a new session).
     pub revision: u64,

@@ -25,5 +25,5 @@ mod inspect;
 mod recover;
 mod report;
 
-pub use recover::{RecoveryError, recover, verify};
+pub use recover::{RecoveryError, recover, recover_visiting, verify};
 pub use report::{Action, Moved, Problem, RecoveryReport, VerifyReport};

@@ -1,8 +1,10 @@
 //! `recover` and `verify`.
 
 use std::ffi::OsString;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use session_fs::{Access, Area, FsError, Store};
+use session_migrate::Decoded;
 use session_model::SessionId;
 
 use crate::inspect::{Verdict, inspect, loggable};
@@ -71,13 +73,14 @@ impl Run<'_> {
             return Ok(());
         };
         let temp_stamp = match inspect(id, &bytes) {
-            Verdict::Valid(stamp) | Verdict::Newer(stamp) => stamp,
             Verdict::Damaged(e) => {
                 return self.move_aside(temp, Action::Quarantined, format!("temp file: {}", loggable(&e)));
             }
+            valid => valid.stamp().unwrap_or_default(),
         };
         let live = OsString::from(id.file_name());
         let live_verdict = self.read_or_quarantine(&live)?.map(|bytes| inspect(id, &bytes));
+        let live_stamp = live_verdict.as_ref().and_then(Verdict::stamp);
         match live_verdict {
             None => {}
             Some(Verdict::Damaged(e)) => {
@@ -88,7 +91,10 @@ impl Run<'_> {
                 )?;
             }
             // On a tie the live file wins: it is the one readers have already seen.
-            Some(Verdict::Valid(live_stamp) | Verdict::Newer(live_stamp)) if live_stamp >= temp_stamp => {
+            Some(Verdict::Valid(_) | Verdict::Newer(_))
+                if live_stamp.is_some_and(|live| live >= temp_stamp) =>
+            {
+                let live_stamp = live_stamp.unwrap_or_default();
                 let reason = format!(
                     "superseded temp file (revision {}, saved {}) beside live revision {}, saved {}",
                     temp_stamp.revision, temp_stamp.saved_at, live_stamp.revision, live_stamp.saved_at
@@ -118,17 +124,6 @@ impl Run<'_> {
         });
         Ok(())
     }
-
-    fn live(&mut self, id: &SessionId) -> Result<(), FsError> {
-        let file = OsString::from(id.file_name());
-        let Some(bytes) = self.read_or_quarantine(&file)? else {
-            return Ok(());
-        };
-        if let Verdict::Damaged(e) = inspect(id, &bytes) {
-            self.move_aside(&file, Action::Quarantined, loggable(&e))?;
-        }
-        Ok(())
-    }
 }
 
 /// Recovers a store from interrupted writes and damaged files. Safe to run again at any
@@ -141,6 +136,16 @@ impl Run<'_> {
 /// - A live file that does not decode goes to `.quarantine/` with a sidecar saying why.
 /// - Newer-version live files are left byte for byte alone. Nothing is deleted.
 pub fn recover(store: &Store) -> Result<RecoveryReport, RecoveryError> {
+    recover_visiting(store, |_, _| {})
+}
+
+/// [`recover`], handing every valid session it decodes to `visit`, so that start-up can
+/// load the store in the same pass. Live files are checked on every core; sessions
+/// stream to `visit` through a bounded channel, never all in memory at once.
+pub fn recover_visiting(
+    store: &Store,
+    mut visit: impl FnMut(SessionId, Decoded),
+) -> Result<RecoveryReport, RecoveryError> {
     if store.access() != Access::Exclusive {
         return Err(RecoveryError::NotExclusive);
     }
@@ -152,8 +157,65 @@ pub fn recover(store: &Store) -> Result<RecoveryReport, RecoveryError> {
     for (temp, id) in store.scan()?.temps {
         run.temp(&temp, &id)?;
     }
-    for id in store.scan()?.live {
-        run.live(&id)?;
+    let live = store.scan()?.live;
+    // Threads pay off only for stores of some size.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let threads = (live.len() / 256).clamp(1, cores);
+    let next = AtomicUsize::new(0);
+    let check_next = || -> Option<Found> {
+        loop {
+            let id = live.get(next.fetch_add(1, Ordering::Relaxed))?;
+            return Some(match store.read(id) {
+                Ok(None) => continue,
+                Ok(Some(bytes)) => match inspect(id, &bytes) {
+                    Verdict::Valid(decoded) => Found::Valid(id.clone(), decoded),
+                    Verdict::Newer(_) => continue,
+                    Verdict::Damaged(e) => Found::Damaged(id.clone(), loggable(&e)),
+                },
+                Err(e @ FsError::TooLarge { .. }) => Found::Damaged(id.clone(), e.to_string()),
+                Err(e) => Found::Failed(e),
+            });
+        }
+    };
+    let mut damaged = Vec::new();
+    let mut failure = None;
+    let mut take = |found: Found| match found {
+        Found::Valid(id, decoded) => visit(id, *decoded),
+        Found::Damaged(id, reason) => damaged.push((id, reason)),
+        Found::Failed(e) => {
+            failure.get_or_insert(e);
+        }
+    };
+    if threads == 1 {
+        while let Some(found) = check_next() {
+            take(found);
+        }
+    } else {
+        let (sender, received) = std::sync::mpsc::sync_channel::<Found>(64);
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                let sender = sender.clone();
+                let check_next = &check_next;
+                scope.spawn(move || {
+                    while let Some(found) = check_next() {
+                        if sender.send(found).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+            drop(sender);
+            for found in received {
+                take(found);
+            }
+        });
+    }
+    if let Some(e) = failure {
+        return Err(e.into());
+    }
+    damaged.sort();
+    for (id, reason) in damaged {
+        run.move_aside(&OsString::from(id.file_name()), Action::Quarantined, reason)?;
     }
     let report = run.report;
     tracing::info!(
@@ -163,6 +225,12 @@ pub fn recover(store: &Store) -> Result<RecoveryReport, RecoveryError> {
         "recovery finished"
     );
     Ok(report)
+}
+
+enum Found {
+    Valid(SessionId, Box<Decoded>),
+    Damaged(SessionId, String),
+    Failed(FsError),
 }
 
 /// Checks every file of the store without changing anything.

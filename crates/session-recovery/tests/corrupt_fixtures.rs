@@ -78,3 +78,34 @@ fn recovery_refuses_to_run_beside_other_handles() {
         Err(session_recovery::RecoveryError::NotExclusive)
     ));
 }
+
+#[test]
+fn recovery_of_a_large_store_visits_every_valid_session_once_on_all_cores() {
+    let dir = tempfile::tempdir().unwrap();
+    let template: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(Path::new(FIXTURES).join("v1/session-21.json")).unwrap())
+            .unwrap();
+    for n in 0..700 {
+        let mut doc = template.clone();
+        doc["id"] = format!("s{n:04}").into();
+        std::fs::write(
+            dir.path().join(format!("s{n:04}.json")),
+            serde_json::to_vec(&doc).unwrap(),
+        )
+        .unwrap();
+    }
+    for n in 0..5 {
+        std::fs::write(dir.path().join(format!("bad{n}.json")), b"{\"torn").unwrap();
+    }
+    let store = Store::options().exclusive().open(dir.path()).unwrap();
+    let mut seen = Vec::new();
+    let report = session_recovery::recover_visiting(&store, |id, decoded| {
+        assert_eq!(decoded.session.id, id);
+        seen.push(id.to_string());
+    })
+    .unwrap();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 700);
+    assert_eq!(report.quarantined, 5);
+}
