@@ -1,6 +1,86 @@
-//! `cargo xtask bench` (filled by the performance issue).
+//! `cargo xtask bench [--quick]`: runs the benchmarks in release mode on the real disk
+//! and writes their table, with the machine it ran on, to BENCHMARKS.md.
 
-/// Runs the benchmarks.
-pub fn bench(_args: &[String]) -> Result<(), String> {
-    Err("benchmarks are not written yet".into())
+use std::process::Command;
+
+use crate::{cargo, root};
+
+fn first_line(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.lines().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn machine(work: &std::path::Path) -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map_or("unknown".into(), |s| s.trim().to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .next()
+        .map_or("unknown".into(), |l| {
+            l.split_whitespace().nth(1).map_or("?".into(), |kb| {
+                format!("{} GiB", kb.parse::<u64>().unwrap_or(0) / 1024 / 1024)
+            })
+        });
+    let fs = first_line("stat", &["-f", "-c", "%T", &work.display().to_string()]);
+    format!(
+        "- CPU: {cpu}, {cores} cores; memory {memory}\n- kernel: {}\n- filesystem of the work directory: {fs}\n- {}\n",
+        first_line("uname", &["-sr"]),
+        first_line("rustc", &["--version"]),
+    )
+}
+
+/// Builds, runs, and writes BENCHMARKS.md.
+pub fn bench(args: &[String]) -> Result<(), String> {
+    let quick = args.iter().any(|a| a == "--quick");
+    cargo(
+        &["build", "--release", "-p", "benchmarks", "-p", "sessionctl"],
+        &[],
+    )?;
+    let root = root();
+    let release = root.join("target/release");
+    let work = root.join("target/bench-work");
+    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+    let description = machine(&work);
+    let mut command = Command::new(release.join("benchmarks"));
+    command
+        .arg("--work")
+        .arg(&work)
+        .arg("--sessionctl")
+        .arg(release.join("sessionctl"));
+    if quick {
+        command.arg("--quick");
+    }
+    let output = command.output().map_err(|e| format!("benchmarks: {e}"))?;
+    eprint!("{}", String::from_utf8_lossy(&output.stderr));
+    if !output.status.success() {
+        return Err("the benchmarks failed".into());
+    }
+    let table = String::from_utf8_lossy(&output.stdout).into_owned();
+    print!("{table}");
+    let invocation = if quick {
+        "cargo xtask bench --quick"
+    } else {
+        "cargo xtask bench"
+    };
+    let text = format!(
+        "# Benchmarks\n\nWritten by `{invocation}`. Every ratio compares two figures measured in the same run, \
+         on the same disk, interleaved where possible: these machines are shared and noisy, so absolute numbers \
+         drift between runs while ratios mostly hold. Medians throughout.\n\n## Machine\n\n{description}\n## Results\n\n{table}\n\
+         ## Reproduce\n\n```sh\ncargo xtask bench          # about a minute: 10,000-file stores\ncargo xtask bench --quick  # seconds: smaller stores\n```\n"
+    );
+    let path = root.join("BENCHMARKS.md");
+    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
 }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::bytes::{NodeBuffer, decode_hex};
+use crate::bytes::{NodeBuffer, decode_hex, hex_matches};
 use crate::vocabulary::{Direction, ElementKind, UnknownFields};
 
 /// One framed element in the app's format: its bytes three times over.
@@ -61,22 +61,21 @@ pub enum ElementBytesError {
 impl AppElement {
     /// The element's exact bytes, checked across the copies the app wrote.
     pub fn bytes(&self) -> Result<Vec<u8>, ElementBytesError> {
-        let element_id = || self.id.clone();
-        let from_hex = match &self.hex_data {
-            Some(hex) => Some(decode_hex(hex).ok_or_else(|| ElementBytesError::BadHex {
-                element_id: element_id(),
-            })?),
-            None => None,
-        };
-        match (from_hex, &self.raw_bytes) {
-            (Some(hex), Some(raw)) if hex != raw.data => Err(ElementBytesError::Disagree {
-                element_id: element_id(),
-            }),
-            (_, Some(raw)) => Ok(raw.data.clone()),
-            (Some(hex), None) => Ok(hex),
-            (None, None) => Err(ElementBytesError::Missing {
-                element_id: element_id(),
-            }),
+        self.clone().into_bytes()
+    }
+
+    /// [`AppElement::bytes`], without copying them.
+    pub fn into_bytes(self) -> Result<Vec<u8>, ElementBytesError> {
+        let element_id = self.id;
+        match (self.hex_data, self.raw_bytes) {
+            (Some(hex), Some(raw)) => match hex_matches(&hex, &raw.data) {
+                Some(true) => Ok(raw.data),
+                Some(false) => Err(ElementBytesError::Disagree { element_id }),
+                None => Err(ElementBytesError::BadHex { element_id }),
+            },
+            (None, Some(raw)) => Ok(raw.data),
+            (Some(hex), None) => decode_hex(&hex).ok_or(ElementBytesError::BadHex { element_id }),
+            (None, None) => Err(ElementBytesError::Missing { element_id }),
         }
     }
 }

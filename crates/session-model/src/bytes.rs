@@ -44,18 +44,39 @@ pub struct NodeBuffer {
     pub data: Vec<u8>,
 }
 
+fn nibble(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn hex_bytes(hex: &str) -> impl Iterator<Item = Option<u8>> + '_ {
+    hex.as_bytes()
+        .chunks_exact(2)
+        .map(|pair| Some(nibble(pair[0])? << 4 | nibble(pair[1])?))
+}
+
 /// Decodes the app's `hexData` string.
 pub fn decode_hex(hex: &str) -> Option<Vec<u8>> {
     if !hex.len().is_multiple_of(2) {
         return None;
     }
-    hex.as_bytes()
-        .chunks_exact(2)
-        .map(|pair| {
-            let text = std::str::from_utf8(pair).ok()?;
-            u8::from_str_radix(text, 16).ok()
-        })
-        .collect()
+    hex_bytes(hex).collect()
+}
+
+/// Whether `hex` is valid hex for exactly `bytes`: `None` when it is not hex at all.
+pub fn hex_matches(hex: &str, bytes: &[u8]) -> Option<bool> {
+    if !hex.len().is_multiple_of(2) {
+        return None;
+    }
+    let mut same = hex.len() / 2 == bytes.len();
+    for (i, decoded) in hex_bytes(hex).enumerate() {
+        same &= bytes.get(i) == Some(&decoded?);
+    }
+    Some(same)
 }
 
 /// Encodes bytes as the app's lowercase `hexData`.
@@ -81,6 +102,10 @@ mod tests {
         assert_eq!(decode_hex("abc"), None);
         assert_eq!(decode_hex("zz"), None);
         assert_eq!(decode_hex("é1"), None);
+        assert_eq!(hex_matches("0005ff7f", &[0, 5, 0xff, 0x7f]), Some(true));
+        assert_eq!(hex_matches("0005", &[0, 6]), Some(false));
+        assert_eq!(hex_matches("00", &[0, 0]), Some(false));
+        assert_eq!(hex_matches("0g", &[0]), None);
     }
 
     #[test]

@@ -42,7 +42,7 @@ pub mod v1;
 mod vocabulary;
 
 pub use app_element::{AppElement, ElementBytesError};
-pub use bytes::{Base64Bytes, NodeBuffer, decode_hex, encode_hex};
+pub use bytes::{Base64Bytes, NodeBuffer, decode_hex, encode_hex, hex_matches};
 pub use id::{IdProblem, InvalidSessionId, MAX_ID_LEN, SessionId};
 pub use legacy::LegacySession;
 pub use session::{Element, Metadata, Session, UpgradeError, VERSION as CURRENT_VERSION};

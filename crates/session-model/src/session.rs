@@ -159,17 +159,24 @@ fn keep_if_underivable(unknown: &mut UnknownFields, key: &str, text: Option<Stri
 
 impl TryFrom<AppElement> for Element {
     type Error = ElementBytesError;
-    fn try_from(app: AppElement) -> Result<Self, Self::Error> {
-        let bytes = app.bytes()?;
+    fn try_from(mut app: AppElement) -> Result<Self, Self::Error> {
+        let mut unknown = std::mem::take(&mut app.unknown);
+        let (content, decoded_message) = (app.content.take(), app.decoded_message.take());
+        let (id, timestamp, direction, kind) = (
+            app.id.clone(),
+            app.timestamp,
+            app.direction.clone(),
+            app.kind.clone(),
+        );
+        let bytes = app.into_bytes()?;
         let derived = String::from_utf8_lossy(&bytes);
-        let mut unknown = app.unknown;
-        keep_if_underivable(&mut unknown, "content", app.content, &derived);
-        keep_if_underivable(&mut unknown, "decodedMessage", app.decoded_message, &derived);
+        keep_if_underivable(&mut unknown, "content", content, &derived);
+        keep_if_underivable(&mut unknown, "decodedMessage", decoded_message, &derived);
         Ok(Element {
-            id: app.id,
-            timestamp: app.timestamp,
-            direction: app.direction,
-            kind: app.kind,
+            id,
+            timestamp,
+            direction,
+            kind,
             data: Base64Bytes(bytes),
             unknown,
         })
@@ -214,7 +221,14 @@ impl TryFrom<SessionV1> for Session {
             },
             unknown: v1.unknown,
         };
-        if v1.messages != session.derived_messages() {
+        let derived = session.elements.iter().filter(|e| e.kind == ElementKind::Message);
+        let same = v1.messages.len() == derived.clone().count()
+            && v1
+                .messages
+                .iter()
+                .zip(derived)
+                .all(|(m, e)| *m == String::from_utf8_lossy(&e.data.0));
+        if !same {
             session
                 .unknown
                 .insert("messages".into(), serde_json::json!(v1.messages));

@@ -1,0 +1,61 @@
+//! The sessions the benchmarks write and read, made from the app's fixtures.
+
+use std::path::{Path, PathBuf};
+
+use session_model::{Session, SessionId};
+
+/// `../shared/fixtures`, from the workspace root.
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
+}
+
+/// The 300-message `1.0.0` fixture's bytes.
+pub fn big_fixture() -> Result<Vec<u8>, String> {
+    let path = fixtures().join("v1/session-25.json");
+    std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// A `2.0.0` session of about `target` encoded bytes, from the 300-message fixture.
+pub fn session_of_size(id: &str, target: usize) -> Result<Session, String> {
+    let mut session = session_migrate::decode(&big_fixture()?)
+        .map_err(|e| e.to_string())?
+        .session;
+    session.id = SessionId::new(id).map_err(|e| e.to_string())?;
+    while session.elements.len() > 2 && encoded_len(&session) > target {
+        session.elements.pop();
+    }
+    Ok(session)
+}
+
+pub fn encoded_len(session: &Session) -> usize {
+    session_migrate::encode(session).map(|b| b.len()).unwrap_or(0)
+}
+
+/// Writes `count` `1.0.0` files like the fixtures (the small ones, in turn) into `dir`;
+/// returns their total size.
+pub fn store_of_v1_files(dir: &Path, count: usize) -> Result<u64, String> {
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let sources: Vec<serde_json::Value> = [
+        "v1/session-21.json",
+        "v1/session-22.json",
+        "v1/session-23.json",
+        "v1/session-24.json",
+    ]
+    .iter()
+    .map(|rel| {
+        let bytes = std::fs::read(fixtures().join(rel)).map_err(|e| e.to_string())?;
+        serde_json::from_slice(&bytes).map_err(|e| e.to_string())
+    })
+    .collect::<Result<_, String>>()?;
+    let mut total = 0;
+    for n in 0..count {
+        let mut doc = sources[n % sources.len()].clone();
+        let id = format!("bench-{n:05}");
+        doc["id"] = id.clone().into();
+        // Pretty, as the Electron app wrote them.
+        let bytes = serde_json::to_vec_pretty(&doc).map_err(|e| e.to_string())?;
+        total += bytes.len() as u64;
+        std::fs::write(dir.join(format!("{id}.json")), bytes).map_err(|e| e.to_string())?;
+    }
+    Ok(total)
+}
