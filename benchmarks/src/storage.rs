@@ -71,8 +71,8 @@ impl Storage for Measured {
     fn read(&self, path: &Path, limit: u64) -> io::Result<ReadOutcome> {
         OsStorage.read(path, limit)
     }
-    fn list(&self, dir: &Path) -> io::Result<Vec<Entry>> {
-        OsStorage.list(dir)
+    fn list(&self, dir: &Path, sizes: bool) -> io::Result<Vec<Entry>> {
+        OsStorage.list(dir, sizes)
     }
     fn lock(&self, path: &Path, mode: LockMode, wait: bool) -> io::Result<Option<Box<dyn HeldLock>>> {
         OsStorage.lock(path, mode, wait)

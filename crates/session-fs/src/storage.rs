@@ -50,7 +50,7 @@ pub struct Entry {
     pub name: OsString,
     /// Its kind, from `lstat`.
     pub kind: EntryKind,
-    /// Its size in bytes, from `lstat`.
+    /// Its size in bytes, from `lstat` (0 unless sizes were asked for).
     pub len: u64,
 }
 
@@ -86,8 +86,9 @@ pub trait Storage: Send + Sync + fmt::Debug {
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     /// Reads a regular file (never through a symlink), refusing files over `limit` bytes.
     fn read(&self, path: &Path, limit: u64) -> io::Result<ReadOutcome>;
-    /// Lists a directory without following symlinks.
-    fn list(&self, dir: &Path) -> io::Result<Vec<Entry>>;
+    /// Lists a directory without following symlinks; `len` is filled in only when
+    /// `sizes` is asked for (it costs an `lstat` per entry).
+    fn list(&self, dir: &Path, sizes: bool) -> io::Result<Vec<Entry>>;
     /// Takes an advisory lock on `path` (created if missing). With `wait` false, returns
     /// `Ok(None)` when another holder conflicts.
     fn lock(&self, path: &Path, mode: LockMode, wait: bool) -> io::Result<Option<Box<dyn HeldLock>>>;
@@ -169,12 +170,13 @@ impl Storage for OsStorage {
         Ok(ReadOutcome::Bytes(bytes))
     }
 
-    fn list(&self, dir: &Path) -> io::Result<Vec<Entry>> {
+    fn list(&self, dir: &Path, sizes: bool) -> io::Result<Vec<Entry>> {
         let mut entries = Vec::new();
         for entry in fs::read_dir(dir)? {
             let entry = entry?;
-            let meta = entry.metadata()?; // lstat: symlinks are not followed
-            let file_type = meta.file_type();
+            // Both come from lstat (or the directory entry itself): symlinks are not followed.
+            let file_type = entry.file_type()?;
+            let len = if sizes { entry.metadata()?.len() } else { 0 };
             let kind = if file_type.is_symlink() {
                 EntryKind::Symlink
             } else if file_type.is_file() {
@@ -187,7 +189,7 @@ impl Storage for OsStorage {
             entries.push(Entry {
                 name: entry.file_name(),
                 kind,
-                len: meta.len(),
+                len,
             });
         }
         Ok(entries)

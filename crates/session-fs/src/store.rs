@@ -261,7 +261,10 @@ impl Store {
     /// Lists live sessions and temp files.
     pub fn scan(&self) -> Result<Scan, FsError> {
         let dir = &self.inner.dir;
-        let entries = self.storage().list(dir).map_err(FsError::io(Step::List, dir))?;
+        let entries = self
+            .storage()
+            .list(dir, false)
+            .map_err(FsError::io(Step::List, dir))?;
         let mut scan = Scan::default();
         for entry in entries.into_iter().filter(|e| e.kind == EntryKind::File) {
             match layout::classify(&entry.name) {
@@ -523,7 +526,7 @@ impl Store {
     /// The backup runs in `.backup/`, oldest first (names start with their time).
     pub fn backup_runs(&self) -> Result<Vec<String>, FsError> {
         let dir = self.inner.dir.join(layout::BACKUP_DIR);
-        let mut runs: Vec<String> = match self.storage().list(&dir) {
+        let mut runs: Vec<String> = match self.storage().list(&dir, false) {
             Ok(entries) => entries
                 .into_iter()
                 .filter(|e| e.kind == EntryKind::Dir)
@@ -570,7 +573,7 @@ impl Store {
     /// their sizes; symlinks skipped.
     pub fn list_area(&self, area: &str) -> Result<Vec<Entry>, FsError> {
         let dir = self.inner.dir.join(area);
-        match self.storage().list(&dir) {
+        match self.storage().list(&dir, true) {
             Ok(entries) => Ok(entries
                 .into_iter()
                 .filter(|e| e.kind == EntryKind::File)

@@ -154,10 +154,12 @@ pub fn recover_visiting(
         report: RecoveryReport::default(),
     };
     // Temps first, so that a promoted temp is then checked like any live file.
-    for (temp, id) in store.scan()?.temps {
+    let scan = store.scan()?;
+    let had_temps = !scan.temps.is_empty();
+    for (temp, id) in scan.temps {
         run.temp(&temp, &id)?;
     }
-    let live = store.scan()?.live;
+    let live = if had_temps { store.scan()?.live } else { scan.live };
     // Threads pay off only for stores of some size.
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let threads = (live.len() / 256).clamp(1, cores);

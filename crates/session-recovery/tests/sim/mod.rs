@@ -445,7 +445,7 @@ impl Storage for SimDisk {
         })
     }
 
-    fn list(&self, dir: &Path) -> io::Result<Vec<Entry>> {
+    fn list(&self, dir: &Path, _sizes: bool) -> io::Result<Vec<Entry>> {
         self.read_only(|s| {
             let files = s
                 .volatile
