@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 /// How much work each figure does.
+#[derive(Clone, Copy)]
 pub struct Settings {
     pub session_bytes: usize,
     pub single_saves: usize,
@@ -22,6 +23,7 @@ pub struct Settings {
     pub store_files: usize,
     pub startup_runs: usize,
     pub decode_runs: usize,
+    pub rounds: usize,
 }
 
 /// One benchmark, producing its rows.
@@ -115,6 +117,7 @@ fn main() -> ExitCode {
             store_files: 1_000,
             startup_runs: 3,
             decode_runs: 5,
+            rounds: 3,
         }
     } else {
         Settings {
@@ -126,6 +129,7 @@ fn main() -> ExitCode {
             store_files: 10_000,
             startup_runs: 5,
             decode_runs: 21,
+            rounds: 5,
         }
     };
     let me = match std::env::current_exe() {
