@@ -14,7 +14,13 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     pub dir: Option<PathBuf>,
     /// Configuration file (TOML; default: $HL7_CONFIG when set).
-    #[arg(long, global = true, value_name = "FILE", env = "HL7_CONFIG")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "HL7_CONFIG",
+        hide_env_values = true
+    )]
     pub config: Option<PathBuf>,
     /// Override one configuration key (repeatable), e.g. --set concurrency=4.
     #[arg(long = "set", global = true, value_name = "KEY=VALUE")]

@@ -223,3 +223,12 @@ fn migrate_dry_run_then_run_then_roll_back() {
     settings.bind(|| insta::assert_snapshot!(report));
     assert_eq!(std::fs::read(dir.join("session-22.json")).unwrap(), original);
 }
+
+#[test]
+fn help_lists_every_command_of_the_contract() {
+    let out = command().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    insta::assert_snapshot!(text(&out.stdout));
+    let bad = command().arg("frobnicate").output().unwrap();
+    assert_eq!(bad.status.code(), Some(2), "bad usage is exit 2");
+}
