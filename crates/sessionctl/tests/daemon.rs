@@ -338,3 +338,50 @@ fn end_to_end_every_complete_pending_session_is_delivered_exactly_once() {
     let verify = sessionctl(&dir, &["verify"], None);
     assert!(verify.status.success(), "{}", text(&verify.stdout));
 }
+
+#[test]
+fn logs_go_to_a_rolling_file_as_json_lines_without_secrets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(fixture("v1/session-21.json"), dir.join("session-21.json")).unwrap();
+    let (mut recv, url, _) = receiver(tmp.path(), &["--status", "503"]);
+    let log_dir = format!("log_dir={}", logs.display());
+    let endpoint = format!("endpoint={url}/sessions");
+    let mut daemon = command()
+        .arg("--dir")
+        .arg(&dir)
+        .args(["--set", &log_dir, "--set", &endpoint, "run"])
+        .env("HL7_AUTHORIZATION", "Bearer very-secret-token")
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let read_logs = || -> String {
+        std::fs::read_dir(&logs)
+            .map(|d| {
+                d.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    while !read_logs().contains("will retry") {
+        assert!(Instant::now() < deadline, "no retry logged:\n{}", read_logs());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    assert!(daemon.wait().unwrap().success());
+    recv.kill().unwrap();
+    recv.wait().unwrap();
+    let text = read_logs();
+    for line in text.lines() {
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+    }
+    for secret in ["very-secret-token", "MSH|", "Doe^John"] {
+        assert!(!text.contains(secret), "{secret} leaked into the log file");
+    }
+}
