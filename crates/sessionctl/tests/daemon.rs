@@ -385,3 +385,31 @@ fn logs_go_to_a_rolling_file_as_json_lines_without_secrets() {
         assert!(!text.contains(secret), "{secret} leaked into the log file");
     }
 }
+
+#[test]
+fn a_session_put_while_the_daemon_runs_is_sent_without_waiting_for_the_scan() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let (mut recv, url, received) = receiver(tmp.path(), &[]);
+    let endpoint = format!("endpoint={url}/sessions");
+    // A scan only every hour: delivery within seconds can only come from the watch.
+    let daemon = Daemon::start(&dir, &["--set", &endpoint, "--set", "scan_interval_minutes=60"]);
+    daemon.wait_for_log("serving");
+    // Let the first pass (of an empty store) finish, so that only the watch can send it.
+    std::thread::sleep(Duration::from_millis(500));
+    let put = sessionctl(
+        &dir,
+        &["put"],
+        Some(&std::fs::read(fixture("v1/session-21.json")).unwrap()),
+    );
+    assert!(put.status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_dir(&received).map_or(0, |d| d.count()) == 0 {
+        assert!(Instant::now() < deadline, "not delivered within 20 s of the put");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (code, _, _) = daemon.stop();
+    assert_eq!(code, 0);
+    recv.kill().unwrap();
+    recv.wait().unwrap();
+}

@@ -98,12 +98,15 @@ async fn serve(store: Store, config: &Config) -> Result<(), CliError> {
     ));
     let submit = config.submit();
     let grace = submit.shutdown_grace;
+    // Kept alive until shutdown: dropping it stops the watch.
+    let mut watcher = None;
     match config.endpoint() {
         Some(endpoint) => {
             let transport = HttpTransport::new(endpoint, config.authorization(), submit.request_timeout)
                 .map_err(|e| CliError::BadInput(format!("endpoint: {e}")))?;
             let worker = SubmissionWorker::new(store.clone(), transport, submit, clock, events.clone())
                 .map_err(|e| CliError::Failed(format!("submission: {e}")))?;
+            watcher = watch_for_new_sessions(store.dir(), worker.trigger());
             tracing::info!(endpoint, "submission worker started");
             tasks.spawn(worker.run(cancel.clone()));
         }
@@ -120,8 +123,44 @@ async fn serve(store: Store, config: &Config) -> Result<(), CliError> {
     if drained.is_err() {
         tracing::warn!("workers did not stop in time; unfinished submissions resume at the next start");
     }
+    drop(watcher);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Starts a scan as soon as a session file appears or is replaced in the store (the
+/// capture tool or an operator's `sessionctl put`), instead of at the next interval.
+/// Without a watch (inotify limits, an unusual filesystem), the periodic scan remains.
+fn watch_for_new_sessions(
+    dir: &std::path::Path,
+    trigger: Arc<tokio::sync::Notify>,
+) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    let handler = move |event: notify::Result<notify::Event>| {
+        let Ok(event) = event else { return };
+        let is_session = |p: &std::path::PathBuf| {
+            p.file_name().is_some_and(|n| {
+                matches!(
+                    session_fs::layout::classify(n),
+                    session_fs::layout::EntryName::Live(_)
+                )
+            })
+        };
+        if event.kind.is_create() || event.kind.is_modify() {
+            if event.paths.iter().any(is_session) {
+                trigger.notify_one();
+            }
+        }
+    };
+    let watched = notify::recommended_watcher(handler)
+        .and_then(|mut w| w.watch(dir, notify::RecursiveMode::NonRecursive).map(|()| w));
+    match watched {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch the store for new sessions; relying on the periodic scan");
+            None
+        }
+    }
 }
 
 async fn wait_for_signal() -> Result<(), CliError> {
