@@ -146,10 +146,8 @@ fn watch_for_new_sessions(
                 )
             })
         };
-        if event.kind.is_create() || event.kind.is_modify() {
-            if event.paths.iter().any(is_session) {
-                trigger.notify_one();
-            }
+        if (event.kind.is_create() || event.kind.is_modify()) && event.paths.iter().any(is_session) {
+            trigger.notify_one();
         }
     };
     let watched = notify::recommended_watcher(handler)
