@@ -137,6 +137,13 @@ fn check(disk: &SimDisk, model: &Model) -> Result<(), String> {
     Ok(())
 }
 
+/// How many mutating calls `run` makes on a fork of `base` that never crashes.
+fn calls_taken(base: &SimDisk, run: impl FnOnce(&SimDisk)) -> usize {
+    let probe = base.fork(Protocol::Correct, None);
+    run(&probe);
+    probe.calls()
+}
+
 fn workloads() -> Vec<Vec<Op>> {
     let ops: Vec<Op> = (0..2)
         .flat_map(|i| [Op::Create(i), Op::Save(i), Op::Delete(i)])
@@ -169,11 +176,9 @@ struct Tally {
 fn explore(protocol: Protocol, workloads: &[Vec<Op>], states_per_point: usize, tally: &mut Tally) {
     for (w, ops) in workloads.iter().enumerate() {
         let base = SimDisk::new();
-        let calls = {
-            let probe = base.fork(Protocol::Correct, None);
-            run_workload(&probe, ops);
-            probe.calls()
-        };
+        let calls = calls_taken(&base, |disk| {
+            run_workload(disk, ops);
+        });
         for k in 1..=calls {
             let disk = base.fork(protocol, Some(k));
             let model = run_workload(&disk, ops);
@@ -209,28 +214,29 @@ fn no_acknowledged_write_is_lost_at_any_crash_point() {
     assert!(tally.crash_points > 2000 && tally.states > 8_000, "{tally:?}");
 }
 
-#[test]
-fn the_harness_catches_a_protocol_without_file_fsync() {
+/// Runs the harness against a broken write protocol; it must report violations.
+fn assert_caught(protocol: Protocol, name: &str) {
     let mut tally = Tally::default();
-    explore(Protocol::NoFileSync, &workloads()[..42], 64, &mut tally);
+    explore(protocol, &workloads()[..42], 64, &mut tally);
     eprintln!(
-        "without file fsync: {} violations in {} states",
+        "{name}: {} violations in {} states",
         tally.violations.len(),
         tally.states
     );
-    assert!(!tally.violations.is_empty());
+    assert!(
+        !tally.violations.is_empty(),
+        "{name}: the harness missed a broken protocol"
+    );
+}
+
+#[test]
+fn the_harness_catches_a_protocol_without_file_fsync() {
+    assert_caught(Protocol::NoFileSync, "without file fsync");
 }
 
 #[test]
 fn the_harness_catches_a_protocol_without_directory_fsync() {
-    let mut tally = Tally::default();
-    explore(Protocol::NoDirSync, &workloads()[..42], 64, &mut tally);
-    eprintln!(
-        "without directory fsync: {} violations in {} states",
-        tally.violations.len(),
-        tally.states
-    );
-    assert!(!tally.violations.is_empty());
+    assert_caught(Protocol::NoDirSync, "without directory fsync");
 }
 
 #[test]
@@ -239,11 +245,9 @@ fn a_crash_inside_recovery_is_recovered_next_time() {
     let mut states = 0;
     for ops in workloads().iter().filter(|w| w.len() == 2) {
         let base = SimDisk::new();
-        let calls = {
-            let probe = base.fork(Protocol::Correct, None);
-            run_workload(&probe, ops);
-            probe.calls()
-        };
+        let calls = calls_taken(&base, |disk| {
+            run_workload(disk, ops);
+        });
         for k in 1..=calls {
             let disk = base.fork(Protocol::Correct, Some(k));
             let model = run_workload(&disk, ops);
@@ -255,11 +259,9 @@ fn a_crash_inside_recovery_is_recovered_next_time() {
             else {
                 continue;
             };
-            let recovery_calls = {
-                let probe = crashed.fork(Protocol::Correct, None);
-                recover(&open(&probe, true)).unwrap();
-                probe.calls()
-            };
+            let recovery_calls = calls_taken(&crashed, |disk| {
+                recover(&open(disk, true)).unwrap();
+            });
             for j in 1..=recovery_calls {
                 let during = crashed.fork(Protocol::Correct, Some(j));
                 assert!(
@@ -286,11 +288,9 @@ fn error_injection_leaves_the_old_version_and_no_temp() {
         let store = open(&base, false);
         session_migrate::save(&store, &mut session("a", 1)).unwrap();
         drop(store);
-        let calls = {
-            let probe = base.fork(Protocol::Correct, None);
-            session_migrate::save(&open(&probe, false), &mut session("a", 2)).unwrap();
-            probe.calls()
-        };
+        let calls = calls_taken(&base, |disk| {
+            session_migrate::save(&open(disk, false), &mut session("a", 2)).unwrap();
+        });
         for call in 1..=calls {
             let disk = base.fork(Protocol::Correct, None).failing(call, errno);
             let store = open(&disk, false);
