@@ -365,3 +365,31 @@ async fn only_one_submitter_per_store() {
         Err(session_workers::submit::SubmitError::AlreadyRunning)
     ));
 }
+
+#[tokio::test]
+async fn a_session_left_in_flight_by_a_failed_status_write_is_resumed_at_the_next_pass() {
+    let server = server().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201))
+        .mount(&server)
+        .await;
+    let (_dir, store) = store_with(vec![pending("s1")]);
+    let h = worker(&store, &endpoint(&server), fast_config());
+    // What an attempt whose outcome could not be written (a full disk, say) leaves behind.
+    let id = "s1".parse().unwrap();
+    session_migrate::update(&store, &id, &Default::default(), |s| {
+        s.submission
+            .begin_attempt(NOW, || "key-from-before".into())
+            .map(|_| ())
+            .map_err(session_migrate::refused(&id))
+    })
+    .unwrap();
+    assert_eq!(pass(&h).await.submitted, 1);
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(key_of(&requests[0]), "key-from-before");
+    let s = load(&store, "s1");
+    assert_eq!(
+        (s.submission.status, s.submission.attempts),
+        (SubmissionStatus::Submitted, 2)
+    );
+}

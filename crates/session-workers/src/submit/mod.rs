@@ -100,6 +100,26 @@ fn load_all(store: &Store) -> Result<Vec<(SessionId, Session)>, FsError> {
     Ok(out)
 }
 
+/// Makes `inFlight` sessions pending again, keeping their attempt counts and keys so
+/// that the resend is recognisable. Only the holder of the submitter role, between its
+/// passes, may call this: then no request is under way for any of them.
+fn resume_orphans(store: &Store, sessions: &mut [(SessionId, Session)]) {
+    for (id, session) in sessions.iter_mut() {
+        if session.submission.status != SubmissionStatus::InFlight {
+            continue;
+        }
+        match session_migrate::update(store, id, &DecodeOptions::default(), |s| {
+            s.submission.resume_interrupted().map_err(refused(id))
+        }) {
+            Ok(((), updated)) => {
+                *session = updated;
+                tracing::info!(id = %id, "resumed an interrupted submission");
+            }
+            Err(e) => tracing::warn!(id = %id, error = %e, "could not resume an interrupted submission"),
+        }
+    }
+}
+
 /// The store-wide role lock that makes this process the only submitter.
 const ROLE: &str = "submitter";
 
@@ -184,21 +204,7 @@ impl<T: Transport> SubmissionWorker<T> {
     }
 
     fn resume_interrupted(&self) -> Result<(), SubmitError> {
-        for (id, session) in self.sessions()? {
-            if session.submission.status == SubmissionStatus::InFlight {
-                let result = session_migrate::update(&self.store, &id, &DecodeOptions::default(), |s| {
-                    s.submission.resume_interrupted().map_err(refused(&id))
-                });
-                match result {
-                    Ok(_) => {
-                        tracing::info!(id = %id, "resumed a submission interrupted by a crash or shutdown")
-                    }
-                    Err(e) => {
-                        tracing::warn!(id = %id, error = %e, "could not resume an interrupted submission")
-                    }
-                }
-            }
-        }
+        resume_orphans(&self.store, &mut self.sessions()?);
         Ok(())
     }
 
@@ -206,12 +212,19 @@ impl<T: Transport> SubmissionWorker<T> {
         load_all(&self.store)
     }
 
-    async fn sessions_off_thread(&self) -> Result<Vec<(SessionId, Session)>, SubmitError> {
+    /// Every session, off the async threads; with `resume`, orphaned `inFlight` ones
+    /// are made pending again first.
+    async fn sessions_off_thread(&self, resume: bool) -> Result<Vec<(SessionId, Session)>, SubmitError> {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || load_all(&store))
-            .await
-            .map_err(|e| SubmitError::Task(e.to_string()))?
-            .map_err(SubmitError::from)
+        tokio::task::spawn_blocking(move || {
+            let mut sessions = load_all(&store)?;
+            if resume {
+                resume_orphans(&store, &mut sessions);
+            }
+            Ok(sessions)
+        })
+        .await
+        .map_err(|e| SubmitError::Task(e.to_string()))?
     }
 
     /// One pass: every complete, pending, due session, at most `concurrency` at a time.
@@ -219,7 +232,9 @@ impl<T: Transport> SubmissionWorker<T> {
     /// `shutdown_grace` to finish; the rest stay `inFlight` for the next start.
     pub async fn run_pass(&self, cancel: &CancellationToken) -> Result<PassReport, SubmitError> {
         let now = self.clock.now_ms();
-        let sessions = self.sessions_off_thread().await?;
+        // Between passes no request of ours is under way, and no other process submits
+        // (the role lock): any inFlight session is an orphan of a failed status write.
+        let sessions = self.sessions_off_thread(true).await?;
         let mut due: Vec<(SessionId, Session)> = sessions
             .into_iter()
             .filter(|(_, s)| s.is_complete && s.submission.is_due(now))
@@ -283,7 +298,7 @@ impl<T: Transport> SubmissionWorker<T> {
             }
         }
         report.next_due = self
-            .sessions_off_thread()
+            .sessions_off_thread(false)
             .await?
             .iter()
             .filter(|(_, s)| s.is_complete && s.submission.status == SubmissionStatus::Pending)
