@@ -572,7 +572,7 @@ impl Store {
     /// Files of a dot-directory (`.trash`, `.quarantine`, `.backup/<run>`...), with
     /// their sizes; symlinks skipped.
     pub fn list_area(&self, area: &str) -> Result<Vec<Entry>, FsError> {
-        let dir = self.inner.dir.join(area);
+        let dir = self.area_dir(area, false)?;
         match self.storage().list(&dir, true) {
             Ok(entries) => Ok(entries
                 .into_iter()
@@ -586,12 +586,42 @@ impl Store {
     /// Removes a file from a dot-directory: how retention empties the trash. Live
     /// sessions cannot be removed this way (they go to the trash first).
     pub fn purge_area_entry(&self, area: &str, name: &OsString) -> Result<(), FsError> {
-        let dir = self.inner.dir.join(area);
+        let dir = self.area_dir(area, true)?;
+        let plain = name
+            .to_str()
+            .is_some_and(|n| !n.is_empty() && !n.contains('/') && n != "." && n != "..");
+        if !plain {
+            return Err(FsError::io(Step::Remove, &dir)(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{name:?} is not a plain file name"),
+            )));
+        }
         let path = dir.join(name);
         self.storage()
             .remove_file(&path)
             .map_err(FsError::io(Step::Remove, &path))?;
         self.sync_dir(&dir)
+    }
+
+    /// The directory of a dot-area, refusing anything else: `.trash`, `.quarantine`,
+    /// `.backup` or `.backup/<run>`. The quarantine is never purgeable.
+    fn area_dir(&self, area: &str, purging: bool) -> Result<PathBuf, FsError> {
+        let run_ok = |run: &str| !run.is_empty() && !run.starts_with('.') && !run.contains(['/', '\\', '\0']);
+        let allowed = match area.split_once('/') {
+            None => {
+                area == layout::TRASH_DIR
+                    || area == layout::BACKUP_DIR
+                    || (!purging && area == layout::QUARANTINE_DIR)
+            }
+            Some((root, run)) => root == layout::BACKUP_DIR && run_ok(run),
+        };
+        if !allowed {
+            return Err(FsError::io(Step::List, area)(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a store area (.trash, .quarantine or .backup/<run>)",
+            )));
+        }
+        Ok(self.inner.dir.join(area))
     }
 
     fn write_new_durable(&self, path: &Path, bytes: &[u8]) -> Result<(), FsError> {

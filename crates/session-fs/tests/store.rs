@@ -437,3 +437,21 @@ fn two_processes_updating_one_session_lose_no_update() {
     }
     assert_eq!(read_json(&store, "shared")["count"], 200);
 }
+
+#[test]
+fn area_operations_refuse_anything_outside_the_dot_areas() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("s")).unwrap();
+    std::fs::write(dir.path().join("outside.json"), b"keep me").unwrap();
+    let name = std::ffi::OsString::from("outside.json");
+    for area in ["..", ".trash/..", ".quarantine", "", ".backup/../..", "s"] {
+        assert!(store.purge_area_entry(area, &name).is_err(), "{area:?}");
+    }
+    assert!(
+        store
+            .purge_area_entry(".trash", &std::ffi::OsString::from("../../outside.json"))
+            .is_err()
+    );
+    assert!(store.list_area("..").is_err());
+    assert!(dir.path().join("outside.json").exists());
+}
