@@ -1,6 +1,6 @@
 //! The store: one directory of `<id>.json` files and its durable write protocol.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -207,6 +207,21 @@ pub fn stamp_of(bytes: &[u8]) -> Option<SaveStamp> {
     })
 }
 
+/// `name` if it names a file directly inside a directory (no separators, not `.`/`..`).
+fn plain_name(name: &OsStr, step: Step) -> Result<&OsStr, FsError> {
+    let plain = name
+        .to_str()
+        .is_some_and(|n| !n.is_empty() && !n.contains(['/', '\0']) && n != "." && n != "..");
+    if plain {
+        Ok(name)
+    } else {
+        Err(FsError::io(step, name)(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a plain file name",
+        )))
+    }
+}
+
 /// The current time in epoch milliseconds.
 pub fn now_ms() -> u64 {
     SystemTime::now()
@@ -285,7 +300,7 @@ impl Store {
 
     /// Reads a file of the store directory by name (recovery reads temp files so).
     pub fn read_entry(&self, name: &OsString) -> Result<Option<Vec<u8>>, FsError> {
-        self.read_path(&self.inner.dir.join(name))
+        self.read_path(&self.inner.dir.join(plain_name(name, Step::Read)?))
     }
 
     fn read_path(&self, path: &Path) -> Result<Option<Vec<u8>>, FsError> {
@@ -480,6 +495,7 @@ impl Store {
         area: Area,
         sidecar: Option<&[u8]>,
     ) -> Result<MovedFile, FsError> {
+        let name = &plain_name(name, Step::Rename)?.to_owned();
         let from = self.inner.dir.join(name);
         let (area_dir, to) = self.aside_target(area, name, sidecar)?;
         self.storage()
@@ -516,7 +532,7 @@ impl Store {
         if self.inner.access != Access::Exclusive {
             return Err(FsError::NotExclusive);
         }
-        let from = self.inner.dir.join(temp);
+        let from = self.inner.dir.join(plain_name(temp, Step::Rename)?);
         self.storage()
             .rename(&from, &self.path_of(id))
             .map_err(FsError::io(Step::Rename, &from))?;

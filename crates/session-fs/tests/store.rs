@@ -453,5 +453,19 @@ fn area_operations_refuse_anything_outside_the_dot_areas() {
             .is_err()
     );
     assert!(store.list_area("..").is_err());
+    assert!(
+        store
+            .read_entry(&std::ffi::OsString::from("../outside.json"))
+            .is_err()
+    );
+    assert!(
+        store
+            .move_aside(
+                &std::ffi::OsString::from("../outside.json"),
+                session_fs::Area::Trash,
+                None
+            )
+            .is_err()
+    );
     assert!(dir.path().join("outside.json").exists());
 }
