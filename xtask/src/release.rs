@@ -138,6 +138,32 @@ fn git(args: &[&str]) -> Result<(), String> {
     }
 }
 
+/// `cargo package --workspace` verifies each crate against its siblings through a local
+/// registry, and cargo trusts what it unpacked and built from a registry by version: a
+/// second run at the same version would build against the first run's sources. Forget
+/// them (the verification also builds in its own, fresh target directory).
+fn forget_earlier_packages(version: &str) {
+    let _ = std::fs::remove_dir_all(root().join("target/package"));
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cargo")));
+    let Some(sources) = cargo_home.map(|h| h.join("registry/src")) else {
+        return;
+    };
+    let Ok(registries) = std::fs::read_dir(&sources) else {
+        return;
+    };
+    for registry in registries.flatten() {
+        // Local registries have no host in their name: `-<hash>`.
+        if !registry.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        for krate in CRATES {
+            let _ = std::fs::remove_dir_all(registry.path().join(format!("{krate}-{version}")));
+        }
+    }
+}
+
 /// Checks (and without `--dry-run`, bumps, commits and tags) a release. Never publishes.
 pub fn release(args: &[String]) -> Result<(), String> {
     let dry_run = args.iter().any(|a| a == "--dry-run");
@@ -158,10 +184,22 @@ pub fn release(args: &[String]) -> Result<(), String> {
         bump(&current, &version)?;
         check_versions(&version)?;
     }
-    cargo(
-        &["package", "--workspace", "--exclude", "xtask", "--allow-dirty"],
-        &[],
-    )?;
+    forget_earlier_packages(&version);
+    let check_dir = root().join("target/package-check");
+    let _ = std::fs::remove_dir_all(&check_dir);
+    let check_dir = check_dir.display().to_string();
+    let package = [
+        "package",
+        "--workspace",
+        "--exclude",
+        "xtask",
+        "--exclude",
+        "benchmarks",
+        "--allow-dirty",
+        "--target-dir",
+        &check_dir,
+    ];
+    cargo(&package, &[])?;
     check_semver()?;
     if dry_run {
         eprintln!(
