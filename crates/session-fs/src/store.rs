@@ -354,22 +354,6 @@ impl Store {
         self.read_path(&self.inner.dir.join(layout::STATE_DIR).join(name))
     }
 
-    /// Reads a session for a change that may be a dry run: locked (see [`Store::lock`])
-    /// when `dry_run` is false; when true, no lock is taken and nothing is written, not
-    /// even a lock file (whole-file renames keep a plain read consistent).
-    pub fn read_for_change(
-        &self,
-        id: &SessionId,
-        dry_run: bool,
-    ) -> Result<(Option<SessionGuard<'_>>, Option<Vec<u8>>), FsError> {
-        if dry_run {
-            return Ok((None, self.read(id)?));
-        }
-        let mut guard = self.lock(id)?;
-        let bytes = guard.read()?;
-        Ok((Some(guard), bytes))
-    }
-
     /// Locks one session against every other handle and process, for a
     /// read-modify-write. Blocks until the lock is free.
     pub fn lock(&self, id: &SessionId) -> Result<SessionGuard<'_>, FsError> {

@@ -7,7 +7,7 @@ use serde::Serialize;
 use session_fs::{FsError, Store};
 use session_model::SessionId;
 
-use crate::codec::{DecodeError, DecodeOptions, decode_stored};
+use crate::codec::{DecodeError, DecodeOptions, Decoded, decode_stored};
 use crate::stored::stamp_and_encode;
 
 /// How to run [`migrate`].
@@ -66,30 +66,50 @@ enum Outcome {
     Gone,
 }
 
+/// What a file needs: its session to upgrade, or the outcome that leaves it alone.
+fn plan(id: &SessionId, bytes: Option<&[u8]>, options: &DecodeOptions) -> Result<Decoded, Outcome> {
+    let bytes = bytes.ok_or(Outcome::Gone)?;
+    let decoded = match decode_stored(id, bytes, options) {
+        Ok(decoded) => decoded,
+        Err(DecodeError::NewerVersion { .. }) => return Err(Outcome::Skipped),
+        Err(e) => return Err(Outcome::Failed(e.to_string())),
+    };
+    if decoded.from.is_outdated() {
+        Ok(decoded)
+    } else {
+        Err(Outcome::UpToDate)
+    }
+}
+
 fn migrate_one(
     store: &Store,
     id: &SessionId,
     options: &MigrateOptions,
     run: &str,
 ) -> Result<Outcome, FsError> {
-    let (mut guard, bytes) = store.read_for_change(id, options.dry_run)?;
-    let Some(bytes) = bytes else {
-        return Ok(Outcome::Gone);
-    };
-    let decoded = match decode_stored(id, &bytes, &options.decode) {
+    // Deciding needs no lock (whole-file renames keep a plain read consistent), so the
+    // files that stay as they are cost one read and leave no lock file behind.
+    let seen = store.read(id)?;
+    let decoded = match plan(id, seen.as_deref(), &options.decode) {
+        Err(outcome) => return Ok(outcome),
+        Ok(_) if options.dry_run => return Ok(Outcome::Migrated),
         Ok(decoded) => decoded,
-        Err(DecodeError::NewerVersion { .. }) => return Ok(Outcome::Skipped),
-        Err(e) => return Ok(Outcome::Failed(e.to_string())),
     };
-    if !decoded.from.is_outdated() {
-        return Ok(Outcome::UpToDate);
-    }
-    if let Some(guard) = guard.as_mut() {
-        // The original first, durably: a kill after this point leaves it recoverable.
-        guard.keep_backup(run)?;
-        let mut session = decoded.session;
-        guard.save(|stamp| stamp_and_encode(&mut session, stamp))?;
-    }
+    // Under the lock, judge again only if another process changed the file meanwhile.
+    let mut guard = store.lock(id)?;
+    let current = guard.read()?;
+    let decoded = if current == seen {
+        decoded
+    } else {
+        match plan(id, current.as_deref(), &options.decode) {
+            Err(outcome) => return Ok(outcome),
+            Ok(decoded) => decoded,
+        }
+    };
+    // The original first, durably: a kill after this point leaves it recoverable.
+    guard.keep_backup(run)?;
+    let mut session = decoded.session;
+    guard.save(|stamp| stamp_and_encode(&mut session, stamp))?;
     Ok(Outcome::Migrated)
 }
 

@@ -73,9 +73,14 @@ fn migrates_old_files_skips_newer_and_counts_failures() {
     }
     // A second run has nothing to do and rewrites nothing.
     let after_first = snapshot_of(tmp.path());
+    let locks = tmp.path().join(".locks");
+    std::fs::remove_dir_all(&locks).unwrap();
+    std::fs::create_dir(&locks).unwrap();
     let again = migrate(&store, &MigrateOptions::default(), &no_progress).unwrap();
     assert_eq!((again.migrated, again.up_to_date), (0, 5));
     assert_eq!(snapshot_of(tmp.path()), after_first);
+    // Files that stay as they are are only read: no lock taken, no lock file left.
+    assert_eq!(std::fs::read_dir(&locks).unwrap().count(), 0);
     // Rollback restores exactly the originals of the files the run changed.
     let undone = rollback(&store, None).unwrap();
     assert_eq!(undone.restored, 5);

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use session_fs::{FsError, Store, layout};
 use session_migrate::{DecodeOptions, decode_stored};
+use session_model::{SessionId, SubmissionStatus};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
@@ -81,34 +82,47 @@ enum Verdict {
     Keep,
 }
 
-/// Decides, under the session's lock, and trashes it there, so that a status change
-/// by another process in between is never overridden.
-fn clean_one(
-    store: &Store,
-    id: &session_model::SessionId,
+/// What retention does with one session's bytes, and its status (for the log).
+fn verdict(
+    id: &SessionId,
+    bytes: Option<&[u8]>,
     config: &CleanupConfig,
     now: u64,
-) -> Result<Verdict, FsError> {
-    let (mut guard, bytes) = store.read_for_change(id, config.dry_run)?;
-    let Some(bytes) = bytes else {
-        return Ok(Verdict::NotExpired);
-    };
+) -> (Verdict, Option<SubmissionStatus>) {
     // Damaged files are recovery's; newer versions are never touched.
-    let Ok(decoded) = decode_stored(id, &bytes, &DecodeOptions::default()) else {
-        return Ok(Verdict::NotExpired);
+    let Some(Ok(decoded)) = bytes.map(|b| decode_stored(id, b, &DecodeOptions::default())) else {
+        return (Verdict::NotExpired, None);
     };
     let session = decoded.session;
+    let status = Some(session.submission.status);
     if !session.is_expired(now) {
-        return Ok(Verdict::NotExpired);
+        (Verdict::NotExpired, status)
+    } else if session.submission.status.is_settled() || config.delete_undelivered {
+        (Verdict::Trash, status)
+    } else {
+        (Verdict::Keep, status)
     }
-    if !(session.submission.status.is_settled() || config.delete_undelivered) {
-        return Ok(Verdict::Keep);
+}
+
+/// Decides from a plain read; a session to trash is judged again under its lock and
+/// trashed there, so that a status change by another process in between is never
+/// overridden. Sessions left alone take no lock.
+fn clean_one(store: &Store, id: &SessionId, config: &CleanupConfig, now: u64) -> Result<Verdict, FsError> {
+    let seen = store.read(id)?;
+    let (first, _) = verdict(id, seen.as_deref(), config, now);
+    if !matches!(first, Verdict::Trash) || config.dry_run {
+        return Ok(first);
     }
-    if let Some(guard) = guard.as_mut() {
+    let mut guard = store.lock(id)?;
+    let current = guard.read()?;
+    let (now_verdict, status) = verdict(id, current.as_deref(), config, now);
+    if matches!(now_verdict, Verdict::Trash) {
         guard.delete()?;
-        tracing::info!(id = %id, status = %session.submission.status, "expired session moved to the trash");
+        if let Some(status) = status {
+            tracing::info!(id = %id, %status, "expired session moved to the trash");
+        }
     }
-    Ok(Verdict::Trash)
+    Ok(now_verdict)
 }
 
 /// Entries of `.trash/` and backup runs older than the configured age: (area, entry).

@@ -56,7 +56,17 @@ fn live(store: &session_fs::Store) -> Vec<String> {
 #[test]
 fn delivered_expired_sessions_go_to_the_trash_undelivered_ones_stay() {
     let (dir, store) = store_for_cleanup();
+    let locks = dir.path().join(".locks");
+    std::fs::remove_dir_all(&locks).unwrap();
+    std::fs::create_dir(&locks).unwrap();
     let summary = cleanup_once(&store, &CleanupConfig::default(), now()).unwrap();
+    // Only the sessions it trashed were locked.
+    let mut locked: Vec<String> = std::fs::read_dir(&locks)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    locked.sort();
+    assert_eq!(locked, ["old-ignored.lock", "old-submitted.lock"]);
     assert_eq!(
         (
             summary.expired,
