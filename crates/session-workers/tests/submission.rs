@@ -319,29 +319,34 @@ async fn shutdown_leaves_unfinished_work_in_flight_and_the_next_start_resumes_it
     let h = worker(&store, &endpoint(&server), fast_config());
     let cancel = CancellationToken::new();
     let stopper = cancel.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+    // Shut down once the request is out (the reply takes 5 s; the grace period is 200 ms).
+    let requests = async {
+        while server.received_requests().await.unwrap().is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         stopper.cancel();
-    });
-    let started = Instant::now();
-    let report = h.worker.run_pass(&cancel).await.unwrap();
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "bounded by the grace period"
-    );
-    assert_eq!(report.interrupted, 1);
+    };
+    let (report, ()) = tokio::join!(h.worker.run_pass(&cancel), requests);
+    // Had the pass waited for the reply, the session would be submitted.
+    assert_eq!(report.unwrap().interrupted, 1);
     let s = load(&store, "s1");
     assert_eq!(s.submission.status, SubmissionStatus::InFlight);
-    let key = s.submission.idempotency_key.clone();
+    let key = s.submission.idempotency_key.clone().unwrap();
     drop(h);
-    // The next start resumes it as pending, same key, attempt still counted.
-    let _h = worker(&store, &endpoint(&server), fast_config());
+    // The next start's first pass sends it again: same key, the attempt still counted.
+    server.reset().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201))
+        .mount(&server)
+        .await;
+    let h = worker(&store, &endpoint(&server), fast_config());
+    assert_eq!(pass(&h).await.submitted, 1);
+    assert_eq!(key_of(&server.received_requests().await.unwrap()[0]), key);
     let s = load(&store, "s1");
     assert_eq!(
         (s.submission.status, s.submission.attempts),
-        (SubmissionStatus::Pending, 1)
+        (SubmissionStatus::Submitted, 2)
     );
-    assert_eq!(s.submission.idempotency_key, key);
 }
 
 #[tokio::test]

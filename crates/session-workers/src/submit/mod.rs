@@ -70,7 +70,8 @@ pub struct PassReport {
     pub retrying: usize,
     /// Left `inFlight` by a shutdown; resumed at the next start.
     pub interrupted: usize,
-    /// The earliest `nextAttemptAt` of a pending session, epoch ms.
+    /// When a pending session falls due next (epoch ms): the earliest `nextAttemptAt`
+    /// of those this pass left waiting, and of the retries it scheduled.
     #[serde(skip)]
     pub next_due: Option<u64>,
 }
@@ -168,15 +169,16 @@ pub struct SubmissionWorker<T: Transport = HttpTransport> {
 
 enum AttemptOutcome {
     Submitted,
-    Retrying,
+    /// Retry scheduled at this time, epoch ms.
+    Retrying(u64),
     Failed,
     Skipped,
     Interrupted,
 }
 
 impl<T: Transport> SubmissionWorker<T> {
-    /// Takes the store's submitter role and resumes sessions a crash left `inFlight`
-    /// (with their attempt counts and idempotency keys).
+    /// Takes the store's submitter role. Sessions a crash left `inFlight` are sent again
+    /// by the first pass (with their attempt counts and idempotency keys).
     pub fn new(
         store: Store,
         transport: T,
@@ -185,7 +187,7 @@ impl<T: Transport> SubmissionWorker<T> {
         events: broadcast::Sender<WorkerEvent>,
     ) -> Result<Self, SubmitError> {
         let role = store.try_lock_role(ROLE)?.ok_or(SubmitError::AlreadyRunning)?;
-        let worker = Self {
+        Ok(Self {
             store,
             transport: Arc::new(transport),
             config,
@@ -193,9 +195,7 @@ impl<T: Transport> SubmissionWorker<T> {
             events,
             trigger: Arc::new(Notify::new()),
             _role: role,
-        };
-        worker.resume_interrupted()?;
-        Ok(worker)
+        })
     }
 
     /// A handle that starts a scan at once (a session was just completed).
@@ -203,24 +203,12 @@ impl<T: Transport> SubmissionWorker<T> {
         self.trigger.clone()
     }
 
-    fn resume_interrupted(&self) -> Result<(), SubmitError> {
-        resume_orphans(&self.store, &mut self.sessions()?);
-        Ok(())
-    }
-
-    fn sessions(&self) -> Result<Vec<(SessionId, Session)>, FsError> {
-        load_all(&self.store)
-    }
-
-    /// Every session, off the async threads; with `resume`, orphaned `inFlight` ones
-    /// are made pending again first.
-    async fn sessions_off_thread(&self, resume: bool) -> Result<Vec<(SessionId, Session)>, SubmitError> {
+    /// Every session, off the async threads, orphaned `inFlight` ones made pending again.
+    async fn sessions_off_thread(&self) -> Result<Vec<(SessionId, Session)>, SubmitError> {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
             let mut sessions = load_all(&store)?;
-            if resume {
-                resume_orphans(&store, &mut sessions);
-            }
+            resume_orphans(&store, &mut sessions);
             Ok(sessions)
         })
         .await
@@ -234,13 +222,21 @@ impl<T: Transport> SubmissionWorker<T> {
         let now = self.clock.now_ms();
         // Between passes no request of ours is under way, and no other process submits
         // (the role lock): any inFlight session is an orphan of a failed status write.
-        let sessions = self.sessions_off_thread(true).await?;
-        let mut due: Vec<(SessionId, Session)> = sessions
+        let sessions = self.sessions_off_thread().await?;
+        let (mut due, waiting): (Vec<_>, Vec<_>) = sessions
             .into_iter()
-            .filter(|(_, s)| s.is_complete && s.submission.is_due(now))
-            .collect();
+            .filter(|(_, s)| s.is_complete && s.submission.status == SubmissionStatus::Pending)
+            .partition(|(_, s)| s.submission.is_due(now));
         due.sort_by_key(|(_, s)| (s.submission.next_attempt_at.unwrap_or(0), s.start_time));
-        let mut report = PassReport::default();
+        // When the loop should wake next: the waiting sessions now, the retries this pass
+        // schedules as they are counted.
+        let mut report = PassReport {
+            next_due: waiting
+                .iter()
+                .filter_map(|(_, s)| s.submission.next_attempt_at)
+                .min(),
+            ..PassReport::default()
+        };
         let semaphore = Arc::new(Semaphore::new(self.config.concurrency.clamp(1, 10)));
         let mut tasks: JoinSet<(SessionId, AttemptOutcome)> = JoinSet::new();
         let mut in_flight_ids: HashMap<tokio::task::Id, SessionId> = HashMap::new();
@@ -297,13 +293,6 @@ impl<T: Transport> SubmissionWorker<T> {
                 }
             }
         }
-        report.next_due = self
-            .sessions_off_thread(false)
-            .await?
-            .iter()
-            .filter(|(_, s)| s.is_complete && s.submission.status == SubmissionStatus::Pending)
-            .map(|(_, s)| s.submission.next_attempt_at.unwrap_or(0))
-            .min();
         Ok(report)
     }
 
@@ -317,7 +306,10 @@ impl<T: Transport> SubmissionWorker<T> {
                 ids.remove(&task);
                 match outcome {
                     AttemptOutcome::Submitted => report.submitted += 1,
-                    AttemptOutcome::Retrying => report.retrying += 1,
+                    AttemptOutcome::Retrying(at) => {
+                        report.retrying += 1;
+                        report.next_due = Some(report.next_due.map_or(at, |due| due.min(at)));
+                    }
                     AttemptOutcome::Failed => report.failed += 1,
                     AttemptOutcome::Interrupted => report.interrupted += 1,
                     AttemptOutcome::Skipped => {}
@@ -462,7 +454,7 @@ impl<T: Transport> Attempt<T> {
                         let delay = backoff.delay(attempts, retry_after, &mut rand::rng());
                         let at = now.saturating_add(delay.as_millis() as u64);
                         submission.retry_later(error.clone(), at).map_err(refused(&id))?;
-                        (AttemptOutcome::Retrying, Some((error, at)))
+                        (AttemptOutcome::Retrying(at), Some((error, at)))
                     }
                     Verdict::Retry { error, .. } | Verdict::Permanent { error } if in_flight => {
                         submission.fail(error.clone()).map_err(refused(&id))?;
@@ -489,7 +481,7 @@ impl<T: Transport> Attempt<T> {
                 let _ = self.events.send(WorkerEvent::Submitted { id });
                 AttemptOutcome::Submitted
             }
-            Ok((AttemptOutcome::Retrying, Some((error, next_attempt_at)))) => {
+            Ok((AttemptOutcome::Retrying(_), Some((error, next_attempt_at)))) => {
                 tracing::warn!(id = %id, attempts, %error, next_attempt_at, "submission failed; will retry");
                 let _ = self.events.send(WorkerEvent::Retrying {
                     id,
@@ -497,7 +489,7 @@ impl<T: Transport> Attempt<T> {
                     next_attempt_at,
                     error,
                 });
-                AttemptOutcome::Retrying
+                AttemptOutcome::Retrying(next_attempt_at)
             }
             Ok((AttemptOutcome::Failed, Some((error, _)))) => {
                 tracing::warn!(id = %id, attempts, %error, "submission failed for good");
