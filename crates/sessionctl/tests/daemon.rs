@@ -18,12 +18,16 @@ struct Daemon {
 
 impl Daemon {
     fn start(dir: &Path, args: &[&str]) -> Daemon {
+        Self::start_logging(dir, args, "info")
+    }
+
+    fn start_logging(dir: &Path, args: &[&str], rust_log: &str) -> Daemon {
         let mut child = command()
             .arg("--dir")
             .arg(dir)
             .args(args)
             .arg("run")
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", rust_log)
             .env("HL7_LOG_FORMAT", "json")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -393,10 +397,13 @@ fn a_session_put_while_the_daemon_runs_is_sent_without_waiting_for_the_scan() {
     let (mut recv, url, received) = receiver(tmp.path(), &[]);
     let endpoint = format!("endpoint={url}/sessions");
     // A scan only every hour: delivery within seconds can only come from the watch.
-    let daemon = Daemon::start(&dir, &["--set", &endpoint, "--set", "scan_interval_minutes=60"]);
-    daemon.wait_for_log("serving");
-    // Let the first pass (of an empty store) finish, so that only the watch can send it.
-    std::thread::sleep(Duration::from_millis(500));
+    let daemon = Daemon::start_logging(
+        &dir,
+        &["--set", &endpoint, "--set", "scan_interval_minutes=60"],
+        "info,session_workers=debug",
+    );
+    // The first pass (of an empty store) is over: from here only the watch can send it.
+    daemon.wait_for_log("nothing was due");
     let put = sessionctl(
         &dir,
         &["put"],

@@ -341,7 +341,7 @@ impl<T: Transport> SubmissionWorker<T> {
             match self.run_pass(&cancel).await {
                 Ok(report) => {
                     next_due = report.next_due;
-                    if report != PassReport::default() {
+                    if report.submitted + report.retrying + report.failed + report.interrupted > 0 {
                         tracing::info!(
                             submitted = report.submitted,
                             retrying = report.retrying,
@@ -349,6 +349,8 @@ impl<T: Transport> SubmissionWorker<T> {
                             interrupted = report.interrupted,
                             "submission pass finished"
                         );
+                    } else {
+                        tracing::debug!("submission pass finished: nothing was due");
                     }
                 }
                 Err(e) => {

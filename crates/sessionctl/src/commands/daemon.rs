@@ -56,14 +56,8 @@ pub fn run(config: &Config) -> Result<(), CliError> {
         other => other,
     }
     .map_err(failed("cannot open the store for recovery"))?;
-    let recovered =
-        session_recovery::recover(&exclusive).map_err(|e| CliError::Failed(format!("recovery: {e}")))?;
-    tracing::info!(
-        recovered = recovered.recovered,
-        cleaned = recovered.cleaned,
-        quarantined = recovered.quarantined,
-        "start-up recovery done"
-    );
+    // recover and migrate log their own summaries.
+    session_recovery::recover(&exclusive).map_err(|e| CliError::Failed(format!("recovery: {e}")))?;
     drop(exclusive);
 
     let store = Store::open(&dir).map_err(failed("cannot open the store"))?;
@@ -71,14 +65,7 @@ pub fn run(config: &Config) -> Result<(), CliError> {
         decode: config.decode_options(),
         ..MigrateOptions::default()
     };
-    let migrated = session_migrate::migrate(&store, &options, &|_, _| {}).map_err(failed("migration"))?;
-    tracing::info!(
-        migrated = migrated.migrated,
-        up_to_date = migrated.up_to_date,
-        skipped = migrated.skipped,
-        failed = migrated.failed,
-        "start-up migration done"
-    );
+    session_migrate::migrate(&store, &options, &|_, _| {}).map_err(failed("migration"))?;
 
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(serve(store, config))
