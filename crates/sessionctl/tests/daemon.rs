@@ -3,7 +3,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -68,24 +68,6 @@ impl Daemon {
     }
 }
 
-fn receiver(root: &Path, extra: &[&str]) -> (Child, String, PathBuf) {
-    let out = root.join("received");
-    let mut child = command()
-        .args(["receiver", "--listen", "127.0.0.1:0", "--out"])
-        .arg(&out)
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let url = first.trim().strip_prefix("listening on ").unwrap().to_owned();
-    (child, url, out)
-}
-
 /// A plain HTTP/1.1 POST over a socket: no client library needed for two headers.
 fn post(url: &str, key: Option<&str>, body: &str) -> (u16, String) {
     use std::io::{Read, Write};
@@ -114,7 +96,8 @@ fn post(url: &str, key: Option<&str>, body: &str) -> (u16, String) {
 #[test]
 fn the_receiver_deduplicates_and_misbehaves_on_demand() {
     let tmp = tempfile::tempdir().unwrap();
-    let (mut child, url, out) = receiver(tmp.path(), &["--fail-first", "1"]);
+    let recv = Receiver::start(tmp.path(), &["--fail-first", "1"]);
+    let (url, out) = (recv.url.clone(), recv.out.clone());
     assert!(url.starts_with("http://127.0.0.1:"), "loopback by default: {url}");
     let mut report = Vec::new();
     for (name, key, body) in [
@@ -137,8 +120,7 @@ fn the_receiver_deduplicates_and_misbehaves_on_demand() {
         let (code, body) = post(&format!("{url}/sessions"), key, body);
         report.push(format!("{name}: {code} {body}"));
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(recv);
     insta::assert_snapshot!(report.join("\n"));
     let mut stored: Vec<String> = std::fs::read_dir(&out)
         .unwrap()
@@ -151,10 +133,10 @@ fn the_receiver_deduplicates_and_misbehaves_on_demand() {
         r#"{"sessionId":"a"}"#
     );
 
-    let (mut child, url, _) = receiver(&tmp.path().join("second"), &["--status", "422"]);
+    let recv = Receiver::start(&tmp.path().join("second"), &["--status", "422"]);
+    let url = recv.url.clone();
     assert_eq!(post(&url, Some("k-9"), "{}").0, 422);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(recv);
 }
 
 #[test]
@@ -251,7 +233,8 @@ fn end_to_end_every_complete_pending_session_is_delivered_exactly_once() {
         dir.join("session-32.json.tmp"),
     )
     .unwrap();
-    let (mut recv, url, received) = receiver(tmp.path(), &["--fail-first", "3"]);
+    let recv = Receiver::start(tmp.path(), &["--fail-first", "3"]);
+    let (url, received) = (recv.url.clone(), recv.out.clone());
     let endpoint = format!("endpoint={url}/sessions");
     let daemon = Daemon::start(
         &dir,
@@ -283,8 +266,7 @@ fn end_to_end_every_complete_pending_session_is_delivered_exactly_once() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let (code, _, log) = daemon.stop();
-    recv.kill().unwrap();
-    recv.wait().unwrap();
+    drop(recv);
     assert_eq!(code, 0, "{}", log.join("\n"));
 
     // Delivered exactly once each, by key: 11, 12, 21, 25 and the recovered 31.
@@ -350,7 +332,8 @@ fn logs_go_to_a_rolling_file_as_json_lines_without_secrets() {
     let logs = tmp.path().join("logs");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(fixture("v1/session-21.json"), dir.join("session-21.json")).unwrap();
-    let (mut recv, url, _) = receiver(tmp.path(), &["--status", "503"]);
+    let recv = Receiver::start(tmp.path(), &["--status", "503"]);
+    let url = recv.url.clone();
     let log_dir = format!("log_dir={}", logs.display());
     let endpoint = format!("endpoint={url}/sessions");
     let mut daemon = command()
@@ -378,8 +361,7 @@ fn logs_go_to_a_rolling_file_as_json_lines_without_secrets() {
     // SAFETY: kill(2) on our own child's pid.
     unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
     assert!(daemon.wait().unwrap().success());
-    recv.kill().unwrap();
-    recv.wait().unwrap();
+    drop(recv);
     let text = read_logs();
     for line in text.lines() {
         serde_json::from_str::<serde_json::Value>(line)
@@ -394,7 +376,8 @@ fn logs_go_to_a_rolling_file_as_json_lines_without_secrets() {
 fn a_session_put_while_the_daemon_runs_is_sent_without_waiting_for_the_scan() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
-    let (mut recv, url, received) = receiver(tmp.path(), &[]);
+    let recv = Receiver::start(tmp.path(), &[]);
+    let (url, received) = (recv.url.clone(), recv.out.clone());
     let endpoint = format!("endpoint={url}/sessions");
     // A scan only every hour: delivery within seconds can only come from the watch.
     let daemon = Daemon::start_logging(
@@ -417,6 +400,5 @@ fn a_session_put_while_the_daemon_runs_is_sent_without_waiting_for_the_scan() {
     }
     let (code, _, _) = daemon.stop();
     assert_eq!(code, 0);
-    recv.kill().unwrap();
-    recv.wait().unwrap();
+    drop(recv);
 }

@@ -79,7 +79,7 @@ pub enum Protocol {
     NoDirSync,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 struct State {
     dirs: BTreeSet<PathBuf>,
     inodes: Vec<Inode>,
@@ -117,15 +117,7 @@ fn crashed() -> io::Error {
 impl SimDisk {
     pub fn new() -> Self {
         Self {
-            state: Arc::new(Mutex::new(State {
-                dirs: BTreeSet::new(),
-                inodes: Vec::new(),
-                volatile: BTreeMap::new(),
-                durable: BTreeMap::new(),
-                pending: Vec::new(),
-                calls: 0,
-                crashed: false,
-            })),
+            state: Arc::new(Mutex::new(State::default())),
             protocol: Protocol::Correct,
             crash_after: None,
             fail_call: None,
@@ -281,9 +273,7 @@ impl SimDisk {
                 inodes,
                 volatile: names.clone(),
                 durable: names,
-                pending: Vec::new(),
-                calls: 0,
-                crashed: false,
+                ..State::default()
             })),
             protocol: Protocol::Correct,
             crash_after: None,

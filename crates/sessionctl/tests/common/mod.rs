@@ -75,3 +75,54 @@ pub fn put_fixture(dir: &Path, rel: &str) -> Output {
         Some(&std::fs::read(fixture(rel)).unwrap()),
     )
 }
+
+/// The reference receiver as a real process on 127.0.0.1.
+pub struct Receiver {
+    child: std::process::Child,
+    pub url: String,
+    pub out: std::path::PathBuf,
+}
+
+impl Receiver {
+    pub fn start(root: &Path, extra: &[&str]) -> Receiver {
+        use std::io::BufRead;
+        let out = root.join("received");
+        let mut child = command()
+            .args(["receiver", "--listen", "127.0.0.1:0", "--out"])
+            .arg(&out)
+            .args(extra)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let url = first
+            .trim()
+            .strip_prefix("listening on ")
+            .expect("the receiver announces its address")
+            .to_owned();
+        Receiver { child, url, out }
+    }
+
+    pub fn accepted(&self) -> Vec<std::path::PathBuf> {
+        let mut files: Vec<_> = std::fs::read_dir(&self.out)
+            .map(|d| {
+                d.map(|e| e.unwrap().path())
+                    .filter(|p| p.extension().is_some_and(|e| e == "json"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        files
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
