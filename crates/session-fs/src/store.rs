@@ -207,6 +207,14 @@ pub fn stamp_of(bytes: &[u8]) -> Option<SaveStamp> {
     })
 }
 
+/// An `InvalidInput` error for a name the store refuses.
+fn refused_name(step: Step, name: impl Into<PathBuf>, what: &str) -> FsError {
+    FsError::io(step, name)(std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        what.to_owned(),
+    ))
+}
+
 /// `name` if it names a file directly inside a directory (no separators, not `.`/`..`).
 fn plain_name(name: &OsStr, step: Step) -> Result<&OsStr, FsError> {
     let plain = name
@@ -215,11 +223,14 @@ fn plain_name(name: &OsStr, step: Step) -> Result<&OsStr, FsError> {
     if plain {
         Ok(name)
     } else {
-        Err(FsError::io(step, name)(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "not a plain file name",
-        )))
+        Err(refused_name(step, name, "not a plain file name"))
     }
+}
+
+/// Whether `name` is one the store makes itself (a backup run, a state file): a plain
+/// name that does not start with `.`.
+fn own_name(name: &str) -> bool {
+    !name.starts_with('.') && plain_name(OsStr::new(name), Step::List).is_ok()
 }
 
 /// The current time in epoch milliseconds.
@@ -330,11 +341,8 @@ impl Store {
     /// holds a role...): never a session, never read by recovery.
     pub fn write_state(&self, name: &str, bytes: &[u8]) -> Result<(), FsError> {
         let dir = self.inner.dir.join(layout::STATE_DIR);
-        if name.is_empty() || name.starts_with('.') || name.contains(['/', '\\', '\0']) {
-            return Err(FsError::io(Step::CreateTemp, &dir)(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "not a state file name",
-            )));
+        if !own_name(name) {
+            return Err(refused_name(Step::CreateTemp, &dir, "not a state file name"));
         }
         self.storage()
             .create_dir(&dir)
@@ -351,18 +359,17 @@ impl Store {
 
     /// Reads `.state/<name>`; `Ok(None)` when it was never written.
     pub fn read_state(&self, name: &str) -> Result<Option<Vec<u8>>, FsError> {
-        self.read_path(&self.inner.dir.join(layout::STATE_DIR).join(name))
+        let dir = self.inner.dir.join(layout::STATE_DIR);
+        if !own_name(name) {
+            return Err(refused_name(Step::Read, &dir, "not a state file name"));
+        }
+        self.read_path(&dir.join(name))
     }
 
     /// Locks one session against every other handle and process, for a
     /// read-modify-write. Blocks until the lock is free.
     pub fn lock(&self, id: &SessionId) -> Result<SessionGuard<'_>, FsError> {
-        self.lock_inner(id)
-    }
-
-    fn lock_inner(&self, id: &SessionId) -> Result<SessionGuard<'_>, FsError> {
-        let id_lock = self.inner.locks.lock(id);
-        self.lock_across_processes(id, id_lock)
+        self.lock_across_processes(id, self.inner.locks.lock(id))
     }
 
     fn lock_across_processes<'a>(
@@ -560,11 +567,8 @@ impl Store {
     }
 
     fn backup_dir(&self, run: &str) -> Result<PathBuf, FsError> {
-        if run.is_empty() || run.contains(['/', '\\', '\0']) || run.starts_with('.') {
-            return Err(FsError::io(Step::CreateDir, run)(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "not a backup run name",
-            )));
+        if !own_name(run) {
+            return Err(refused_name(Step::CreateDir, run, "not a backup run name"));
         }
         Ok(self.inner.dir.join(layout::BACKUP_DIR).join(run))
     }
@@ -587,16 +591,7 @@ impl Store {
     /// sessions cannot be removed this way (they go to the trash first).
     pub fn purge_area_entry(&self, area: &str, name: &OsString) -> Result<(), FsError> {
         let dir = self.area_dir(area, true)?;
-        let plain = name
-            .to_str()
-            .is_some_and(|n| !n.is_empty() && !n.contains('/') && n != "." && n != "..");
-        if !plain {
-            return Err(FsError::io(Step::Remove, &dir)(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("{name:?} is not a plain file name"),
-            )));
-        }
-        let path = dir.join(name);
+        let path = dir.join(plain_name(name, Step::Remove)?);
         self.storage()
             .remove_file(&path)
             .map_err(FsError::io(Step::Remove, &path))?;
@@ -606,20 +601,20 @@ impl Store {
     /// The directory of a dot-area, refusing anything else: `.trash`, `.quarantine`,
     /// `.backup` or `.backup/<run>`. The quarantine is never purgeable.
     fn area_dir(&self, area: &str, purging: bool) -> Result<PathBuf, FsError> {
-        let run_ok = |run: &str| !run.is_empty() && !run.starts_with('.') && !run.contains(['/', '\\', '\0']);
         let allowed = match area.split_once('/') {
             None => {
                 area == layout::TRASH_DIR
                     || area == layout::BACKUP_DIR
                     || (!purging && area == layout::QUARANTINE_DIR)
             }
-            Some((root, run)) => root == layout::BACKUP_DIR && run_ok(run),
+            Some((root, run)) => root == layout::BACKUP_DIR && own_name(run),
         };
         if !allowed {
-            return Err(FsError::io(Step::List, area)(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
+            return Err(refused_name(
+                Step::List,
+                area,
                 "not a store area (.trash, .quarantine or .backup/<run>)",
-            )));
+            ));
         }
         Ok(self.inner.dir.join(area))
     }

@@ -453,6 +453,8 @@ fn area_operations_refuse_anything_outside_the_dot_areas() {
             .is_err()
     );
     assert!(store.list_area("..").is_err());
+    assert!(store.read_state("../../outside.json").is_err());
+    assert!(store.write_state("../outside.json", b"x").is_err());
     assert!(
         store
             .read_entry(&std::ffi::OsString::from("../outside.json"))
