@@ -126,7 +126,7 @@ async fn killed_between_post_and_status_write_resubmits_with_the_same_key() {
 async fn an_operator_change_during_a_request_and_its_outcome_both_survive() {
     let server = server().await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(503).set_delay(Duration::from_millis(800)))
+        .respond_with(ResponseTemplate::new(503).set_delay(Duration::from_secs(3)))
         .mount(&server)
         .await;
     let (dir, store) = store_with(vec![pending("s1")]);
@@ -137,6 +137,10 @@ async fn an_operator_change_during_a_request_and_its_outcome_both_survive() {
         .wait()
         .unwrap();
     assert!(status.success());
+    assert!(
+        !pass.is_finished(),
+        "the operator's change must land while the request is out"
+    );
     pass.await.unwrap();
     let s = load(&store, "s1");
     // The operator's decision and the attempt's record, both there.
