@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 
 use session_model::{Session, SessionId};
 
-/// `../shared/fixtures`, from the workspace root.
+/// The app's fixture files in `fixtures/`, from the workspace root.
 pub fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
 }
 
 /// The 300-message `1.0.0` fixture's bytes.

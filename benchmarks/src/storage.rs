@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use session_fs::{Entry, HeldLock, LockMode, OsStorage, ReadOutcome, Storage, WriteFile};
+use session_fs::{Entry, EntryKind, HeldLock, LockMode, OsStorage, ReadOutcome, Storage, WriteFile};
 
 #[derive(Debug, Default)]
 pub struct Counts {
@@ -76,5 +76,11 @@ impl Storage for Measured {
     }
     fn lock(&self, path: &Path, mode: LockMode, wait: bool) -> io::Result<Option<Box<dyn HeldLock>>> {
         OsStorage.lock(path, mode, wait)
+    }
+    fn kind(&self, path: &Path) -> io::Result<Option<EntryKind>> {
+        OsStorage.kind(path)
+    }
+    fn set_mode(&self, path: &Path, mode: u32) -> io::Result<()> {
+        OsStorage.set_mode(path, mode)
     }
 }

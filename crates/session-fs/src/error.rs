@@ -31,6 +31,10 @@ pub enum Step {
     Remove,
     /// Taking a lock.
     Lock,
+    /// Opening the store or looking at one of its names.
+    Open,
+    /// Changing permissions.
+    Chmod,
 }
 
 impl fmt::Display for Step {
@@ -47,6 +51,8 @@ impl fmt::Display for Step {
             Step::List => "listing",
             Step::Remove => "removing",
             Step::Lock => "locking",
+            Step::Open => "opening",
+            Step::Chmod => "changing permissions of",
         })
     }
 }
@@ -93,6 +99,18 @@ pub enum FsError {
     /// An exclusive store lock was asked for without waiting, and another handle has the store.
     #[error("store {} is in use by another process", dir.display())]
     Busy {
+        /// The store directory.
+        dir: PathBuf,
+    },
+    /// A read-only open found no store directory.
+    #[error("no store at {} (`sessionctl init` creates one)", dir.display())]
+    NoStore {
+        /// The directory that does not exist.
+        dir: PathBuf,
+    },
+    /// A change was asked of a read-only handle.
+    #[error("store {} was opened read-only", dir.display())]
+    ReadOnly {
         /// The store directory.
         dir: PathBuf,
     },

@@ -14,6 +14,8 @@ pub const BACKUP_DIR: &str = ".backup";
 pub const STATE_DIR: &str = ".state";
 /// One lock file per session id, for cross-process read-modify-write.
 pub const LOCKS_DIR: &str = ".locks";
+/// Every dot-directory of the store: each must be a real directory, never a symlink.
+pub const AREA_DIRS: [&str; 5] = [LOCKS_DIR, TRASH_DIR, QUARANTINE_DIR, BACKUP_DIR, STATE_DIR];
 /// Shared by every open store, exclusive for recovery.
 pub const STORE_LOCK: &str = ".store.lock";
 
@@ -64,6 +66,68 @@ pub fn classify(name: &OsStr) -> EntryName {
     EntryName::Other
 }
 
+/// The longest file name the store derives (Linux's `NAME_MAX`).
+pub const NAME_MAX: usize = 255;
+
+/// `{prefix}{name}{suffix}` within [`NAME_MAX`] bytes for any `name`: a name too long
+/// keeps its start and ends in `~` and a hash of the whole, so it stays distinct.
+pub fn fitted_name(prefix: &str, name: &str, suffix: &str) -> String {
+    let full = format!("{prefix}{name}{suffix}");
+    if full.len() <= NAME_MAX {
+        return full;
+    }
+    // FNV-1a: stable across builds, so the same name always shortens the same way.
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    let tail = format!("~{hash:016x}");
+    let room = NAME_MAX.saturating_sub(prefix.len() + suffix.len() + tail.len());
+    let mut cut = room.min(name.len());
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{prefix}{}{tail}{suffix}", &name[..cut])
+}
+
+/// Suffix of the sidecar that says why a file was quarantined.
+pub const SIDECAR_SUFFIX: &str = ".why.json";
+
+/// A name the store gave a file it moved aside (`.trash/`, `.quarantine/`):
+/// `<ms>.<pid>-<ms>-<n>.<original name>`. Parsed strictly: anything else in those
+/// directories was not put there by the store, and retention never touches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AsideName<'a> {
+    /// When the file was moved aside, epoch milliseconds.
+    pub moved_at: u64,
+    /// The name it had before (possibly shortened, see [`fitted_name`]).
+    pub original: &'a str,
+}
+
+/// Parses a name made by the store for a file moved aside; `None` for any other name.
+pub fn parse_aside_name(name: &str) -> Option<AsideName<'_>> {
+    let digits = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
+    let (moved_at, rest) = name.split_once('.')?;
+    let (unique, original) = rest.split_once('.')?;
+    let mut parts = unique.split('-');
+    let unique_ok = (0..3).all(|_| parts.next().is_some_and(digits)) && parts.next().is_none();
+    if !digits(moved_at) || !unique_ok || original.is_empty() {
+        return None;
+    }
+    Some(AsideName {
+        moved_at: moved_at.parse().ok()?,
+        original,
+    })
+}
+
+/// A backup run's name: `<13-digit ms>-<pid>-<ms>-<n>`; `None` for any other name.
+pub fn parse_backup_run(name: &str) -> Option<u64> {
+    let digits = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
+    let mut parts = name.split('-');
+    let at = parts.next().filter(|s| digits(s))?;
+    let rest_ok = (0..3).all(|_| parts.next().is_some_and(digits)) && parts.next().is_none();
+    rest_ok.then(|| at.parse().ok()).flatten()
+}
+
 /// The name of a new store temp file for `id`; `unique` must not contain `.`.
 pub fn store_temp_name(id: &SessionId, unique: &str) -> String {
     format!(".{id}{STORE_TEMP_INFIX}{unique}{STORE_TEMP_SUFFIX}")
@@ -94,6 +158,41 @@ mod tests {
         for (name, expected) in cases {
             assert_eq!(classify(OsStr::new(name)), expected, "{name}");
         }
+    }
+
+    #[test]
+    fn derived_names_always_fit() {
+        let long = "x".repeat(300);
+        let a = fitted_name("1700000000000.1-2-3.", &long, SIDECAR_SUFFIX);
+        let b = fitted_name("1700000000000.1-2-3.", &format!("{long}y"), SIDECAR_SUFFIX);
+        assert_eq!(a.len(), NAME_MAX);
+        assert!(a.ends_with(SIDECAR_SUFFIX) && a.starts_with("1700000000000.1-2-3.xxx"));
+        assert_ne!(a, b, "two long names stay distinct");
+        assert_eq!(fitted_name("p.", "short", ".s"), "p.short.s");
+        // Multi-byte characters are never cut in half.
+        let wide = "é".repeat(200);
+        assert!(fitted_name("", &wide, "").len() <= NAME_MAX);
+    }
+
+    #[test]
+    fn aside_names_parse_strictly() {
+        let parsed = parse_aside_name("1700000000000.12-1700000000000-3.session-1.json").unwrap();
+        assert_eq!(parsed.moved_at, 1_700_000_000_000);
+        assert_eq!(parsed.original, "session-1.json");
+        for foreign in [
+            "2023-report.pdf",
+            "12.notes.txt",
+            "1700000000000.1-2.x",
+            "1700000000000.1-2-3-4.x",
+            "1700000000000.1-2-3.",
+            "a1.1-2-3.x",
+            "99999999999999999999999.1-2-3.x",
+        ] {
+            assert_eq!(parse_aside_name(foreign), None, "{foreign}");
+        }
+        assert_eq!(parse_backup_run("1700000000000-1-2-3"), Some(1_700_000_000_000));
+        assert_eq!(parse_backup_run("2023-photos"), None);
+        assert_eq!(parse_backup_run("1-2-3-x"), None);
     }
 
     #[test]

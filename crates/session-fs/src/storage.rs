@@ -31,7 +31,8 @@ pub enum LockMode {
 }
 
 /// What kind of directory entry a name is (symlinks are not followed).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
 pub enum EntryKind {
     /// A regular file.
     File,
@@ -39,8 +40,29 @@ pub enum EntryKind {
     Dir,
     /// A symbolic link (never followed by the store).
     Symlink,
-    /// Anything else (sockets, devices...).
+    /// A named pipe.
+    Fifo,
+    /// A Unix socket.
+    Socket,
+    /// A block or character device.
+    Device,
+    /// Anything else.
     Other,
+}
+
+impl EntryKind {
+    /// What it is, for messages: "a FIFO", "a directory"...
+    pub fn describe(self) -> &'static str {
+        match self {
+            EntryKind::File => "a regular file",
+            EntryKind::Dir => "a directory",
+            EntryKind::Symlink => "a symlink",
+            EntryKind::Fifo => "a FIFO",
+            EntryKind::Socket => "a socket",
+            EntryKind::Device => "a device",
+            EntryKind::Other => "not a regular file",
+        }
+    }
 }
 
 /// One directory entry.
@@ -92,6 +114,21 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// Takes an advisory lock on `path` (created if missing). With `wait` false, returns
     /// `Ok(None)` when another holder conflicts.
     fn lock(&self, path: &Path, mode: LockMode, wait: bool) -> io::Result<Option<Box<dyn HeldLock>>>;
+    /// What `path` itself is (`lstat`: a symlink is reported, never followed);
+    /// `Ok(None)` when nothing has that name.
+    fn kind(&self, path: &Path) -> io::Result<Option<EntryKind>>;
+    /// Sets the permission bits of `path` (never through a symlink).
+    fn set_mode(&self, path: &Path, mode: u32) -> io::Result<()>;
+}
+
+/// What a file type is called in messages: "a FIFO", "a directory"...
+pub(crate) fn describe(file_type: &fs::FileType) -> &'static str {
+    entry_kind(file_type).describe()
+}
+
+/// The error for a name that is not what the store expects there.
+pub(crate) fn wrong_kind(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, what.to_owned())
 }
 
 /// The real filesystem.
@@ -115,9 +152,20 @@ impl HeldLock for OsLock {}
 impl Storage for OsStorage {
     fn create_dir(&self, path: &Path) -> io::Result<()> {
         match DirBuilder::new().recursive(true).mode(0o700).create(path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
-            Err(e) => Err(e),
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        // `recursive` accepts an existing name only when it resolves to a directory; the
+        // store never works through a symlinked directory, so look at the name itself.
+        let file_type = fs::symlink_metadata(path)?.file_type();
+        if file_type.is_dir() {
+            Ok(())
+        } else {
+            Err(wrong_kind(&format!(
+                "is {}, not a directory (the store never follows it)",
+                describe(&file_type)
+            )))
         }
     }
 
@@ -148,13 +196,23 @@ impl Storage for OsStorage {
     }
 
     fn read(&self, path: &Path, limit: u64) -> io::Result<ReadOutcome> {
+        // O_NONBLOCK: opening a FIFO must not wait for a writer; the type is then
+        // checked on the open descriptor, so nothing can be swapped in between.
         let mut file = OpenOptions::new()
             .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(path)?;
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+            .open(path)
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ELOOP) => wrong_kind("is a symlink (the store never follows it)"),
+                Some(libc::ENXIO) => wrong_kind("is a socket, not a regular file"),
+                _ => e,
+            })?;
         let meta = file.metadata()?;
         if !meta.is_file() {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
+            return Err(wrong_kind(&format!(
+                "is {}, not a regular file",
+                describe(&meta.file_type())
+            )));
         }
         if meta.len() > limit {
             return Ok(ReadOutcome::TooLarge { size: meta.len() });
@@ -171,21 +229,19 @@ impl Storage for OsStorage {
     }
 
     fn list(&self, dir: &Path, sizes: bool) -> io::Result<Vec<Entry>> {
+        // read_dir follows a symlinked directory: refuse one instead.
+        if Self::kind_of(dir)? == Some(EntryKind::Symlink) {
+            return Err(wrong_kind(
+                "is a symlink, not a directory (the store never follows it)",
+            ));
+        }
         let mut entries = Vec::new();
         for entry in fs::read_dir(dir)? {
             let entry = entry?;
             // Both come from lstat (or the directory entry itself): symlinks are not followed.
             let file_type = entry.file_type()?;
             let len = if sizes { entry.metadata()?.len() } else { 0 };
-            let kind = if file_type.is_symlink() {
-                EntryKind::Symlink
-            } else if file_type.is_file() {
-                EntryKind::File
-            } else if file_type.is_dir() {
-                EntryKind::Dir
-            } else {
-                EntryKind::Other
-            };
+            let kind = entry_kind(&file_type);
             entries.push(Entry {
                 name: entry.file_name(),
                 kind,
@@ -196,14 +252,27 @@ impl Storage for OsStorage {
     }
 
     fn lock(&self, path: &Path, mode: LockMode, wait: bool) -> io::Result<Option<Box<dyn HeldLock>>> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(path)?;
+        // An existing lock file is opened read-only (flock needs no more), so a store on
+        // a read-only filesystem can still be read; a missing one is created 0600.
+        let flags = libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK;
+        let file = match OpenOptions::new().read(true).custom_flags(flags).open(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .custom_flags(flags)
+                .open(path)?,
+            other => other?,
+        };
+        let file_type = file.metadata()?.file_type();
+        if !file_type.is_file() {
+            return Err(wrong_kind(&format!(
+                "is {}, not a lock file",
+                describe(&file_type)
+            )));
+        }
         let taken = match (mode, wait) {
             (LockMode::Shared, true) => file.lock_shared().map(|()| true),
             (LockMode::Exclusive, true) => file.lock().map(|()| true),
@@ -211,6 +280,48 @@ impl Storage for OsStorage {
             (LockMode::Exclusive, false) => try_lock(file.try_lock()),
         }?;
         Ok(taken.then(|| Box::new(OsLock(file)) as Box<dyn HeldLock>))
+    }
+
+    fn kind(&self, path: &Path) -> io::Result<Option<EntryKind>> {
+        Self::kind_of(path)
+    }
+
+    fn set_mode(&self, path: &Path, mode: u32) -> io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+            .open(path)?;
+        file.set_permissions(fs::Permissions::from_mode(mode))
+    }
+}
+
+impl OsStorage {
+    fn kind_of(path: &Path) -> io::Result<Option<EntryKind>> {
+        match fs::symlink_metadata(path) {
+            Ok(meta) => Ok(Some(entry_kind(&meta.file_type()))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn entry_kind(file_type: &fs::FileType) -> EntryKind {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_symlink() {
+        EntryKind::Symlink
+    } else if file_type.is_file() {
+        EntryKind::File
+    } else if file_type.is_dir() {
+        EntryKind::Dir
+    } else if file_type.is_fifo() {
+        EntryKind::Fifo
+    } else if file_type.is_socket() {
+        EntryKind::Socket
+    } else if file_type.is_block_device() || file_type.is_char_device() {
+        EntryKind::Device
+    } else {
+        EntryKind::Other
     }
 }
 

@@ -13,7 +13,7 @@ use crate::error::{FsError, Step};
 use crate::group_commit::GroupCommit;
 use crate::layout::{self, EntryName};
 use crate::locks::{IdLock, LockTable};
-use crate::storage::{Entry, EntryKind, HeldLock, LockMode, OsStorage, ReadOutcome, Storage};
+use crate::storage::{Entry, EntryKind, HeldLock, LockMode, OsStorage, ReadOutcome, Storage, wrong_kind};
 
 /// Default largest file the store reads: far above any real session, far below RAM.
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 256 * 1024 * 1024;
@@ -55,13 +55,16 @@ pub enum Area {
     Trash,
 }
 
-/// Whether a store handle shares the store or has it to itself.
+/// Whether a store handle shares the store, has it to itself, or only reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     /// Normal use: many handles and processes at once.
     Shared,
     /// Recovery: no other handle may be open.
     Exclusive,
+    /// Reading only: the store must exist, and nothing in it is created or changed
+    /// (works on a read-only copy).
+    ReadOnly,
 }
 
 /// Options for [`Store::options`].
@@ -97,6 +100,14 @@ impl OpenOptions {
         self
     }
 
+    /// Only reads: opening fails with [`FsError::NoStore`] when the directory does not
+    /// exist, and creates nothing; every write through the handle fails with
+    /// [`FsError::ReadOnly`].
+    pub fn read_only(mut self) -> Self {
+        self.access = Access::ReadOnly;
+        self
+    }
+
     /// Fails with [`FsError::Busy`] instead of waiting for other handles.
     pub fn no_wait(mut self) -> Self {
         self.wait = false;
@@ -109,30 +120,54 @@ impl OpenOptions {
         self
     }
 
-    /// Creates the directory (0700) and its dot-directories if needed, and opens it.
+    /// Creates the directory (0700) and its dot-directories if needed, and opens it
+    /// (a read-only handle creates nothing). A dot-directory that is a symlink or not a
+    /// directory is refused, never followed.
     pub fn open(self, dir: impl Into<PathBuf>) -> Result<Store, FsError> {
         let dir = dir.into();
         let storage = self.storage;
-        for sub in [
-            None,
-            Some(layout::LOCKS_DIR),
-            Some(layout::TRASH_DIR),
-            Some(layout::QUARANTINE_DIR),
-        ] {
-            let path = sub.map_or_else(|| dir.clone(), |s| dir.join(s));
+        let top = storage.kind(&dir).map_err(FsError::io(Step::Open, &dir))?;
+        if self.access == Access::ReadOnly {
+            // The top directory may be a symlink the operator made; it must lead to a directory.
+            if top.is_none() || !dir.is_dir() {
+                return Err(FsError::NoStore { dir });
+            }
+        } else if top.is_none() {
             storage
-                .create_dir(&path)
-                .map_err(FsError::io(Step::CreateDir, &path))?;
+                .create_dir(&dir)
+                .map_err(FsError::io(Step::CreateDir, &dir))?;
+        }
+        for sub in layout::AREA_DIRS {
+            let path = dir.join(sub);
+            let created = [layout::LOCKS_DIR, layout::TRASH_DIR, layout::QUARANTINE_DIR].contains(&sub);
+            if created && self.access != Access::ReadOnly {
+                storage
+                    .create_dir(&path)
+                    .map_err(FsError::io(Step::CreateDir, &path))?;
+            } else {
+                check_area_dir(&*storage, &path)?;
+            }
         }
         let lock_path = dir.join(layout::STORE_LOCK);
         let mode = match self.access {
-            Access::Shared => LockMode::Shared,
+            Access::Shared | Access::ReadOnly => LockMode::Shared,
             Access::Exclusive => LockMode::Exclusive,
         };
-        let store_lock = storage
-            .lock(&lock_path, mode, self.wait)
+        let lock_exists = storage
+            .kind(&lock_path)
             .map_err(FsError::io(Step::Lock, &lock_path))?
-            .ok_or_else(|| FsError::Busy { dir: dir.clone() })?;
+            .is_some();
+        let store_lock = if self.access == Access::ReadOnly && !lock_exists {
+            // A store no writer ever opened: nothing to wait for, and nothing to create.
+            None
+        } else {
+            Some(
+                storage
+                    .lock(&lock_path, mode, self.wait)
+                    .map_err(FsError::io(Step::Lock, &lock_path))?
+                    .ok_or_else(|| FsError::Busy { dir: dir.clone() })?,
+            )
+        };
         Ok(Store {
             inner: Arc::new(Inner {
                 dir,
@@ -154,7 +189,7 @@ struct Inner {
     max_file_size: u64,
     locks: LockTable,
     dir_commit: GroupCommit,
-    _store_lock: Box<dyn HeldLock>,
+    _store_lock: Option<Box<dyn HeldLock>>,
 }
 
 /// A handle on one store directory. Cheap to clone; all clones share locks.
@@ -179,6 +214,20 @@ pub struct Scan {
     pub live: Vec<SessionId>,
     /// Temp files (the app's and the store's), with the id each belongs to.
     pub temps: Vec<(OsString, SessionId)>,
+    /// Names of sessions or temp files that are not regular files (a FIFO, a socket, a
+    /// device, a directory, a symlink): never read, reported as problems.
+    pub irregular: Vec<(OsString, EntryKind)>,
+}
+
+/// Refuses a dot-directory that is a symlink or not a directory; a missing one is fine.
+fn check_area_dir(storage: &dyn Storage, path: &Path) -> Result<(), FsError> {
+    match storage.kind(path).map_err(FsError::io(Step::Open, path))? {
+        None | Some(EntryKind::Dir) => Ok(()),
+        Some(EntryKind::Symlink) => Err(FsError::io(Step::Open, path)(wrong_kind(
+            "is a symlink, not a directory (the store never follows it)",
+        ))),
+        Some(_) => Err(FsError::io(Step::Open, path)(wrong_kind("is not a directory"))),
+    }
 }
 
 /// The part of any document the store itself reads: `_metadata.revision` and `savedAt`.
@@ -270,6 +319,45 @@ impl Store {
         &*self.inner.storage
     }
 
+    /// Refuses a change through a read-only handle.
+    fn writable(&self) -> Result<(), FsError> {
+        if self.inner.access == Access::ReadOnly {
+            return Err(FsError::ReadOnly {
+                dir: self.inner.dir.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The directory of a dot-area, checked (never a symlink) each time it is used: a
+    /// long-running daemon must not follow a link made after it opened the store.
+    fn area_path(&self, name: &str) -> Result<PathBuf, FsError> {
+        let path = self.inner.dir.join(name);
+        check_area_dir(self.storage(), &path)?;
+        Ok(path)
+    }
+
+    /// Brings the store directory to mode 0700 when it is more open; returns the mode
+    /// it had when it was changed. `init` and `run` call this, so a directory made by
+    /// hand (or by the app) stops exposing patient data.
+    pub fn secure_dir(&self) -> Result<Option<u32>, FsError> {
+        use std::os::unix::fs::PermissionsExt;
+        self.writable()?;
+        let dir = &self.inner.dir;
+        let mode = std::fs::metadata(dir)
+            .map_err(FsError::io(Step::Open, dir))?
+            .permissions()
+            .mode()
+            & 0o7777;
+        if mode & 0o077 == 0 {
+            return Ok(None);
+        }
+        self.storage()
+            .set_mode(dir, mode & !0o077)
+            .map_err(FsError::io(Step::Chmod, dir))?;
+        Ok(Some(mode))
+    }
+
     /// A name part no other handle, thread or process uses: pid, time, and a counter
     /// shared by every handle of this process.
     fn unique(&self) -> String {
@@ -292,15 +380,19 @@ impl Store {
             .list(dir, false)
             .map_err(FsError::io(Step::List, dir))?;
         let mut scan = Scan::default();
-        for entry in entries.into_iter().filter(|e| e.kind == EntryKind::File) {
-            match layout::classify(&entry.name) {
-                EntryName::Live(id) => scan.live.push(id),
-                EntryName::AppTemp(id) | EntryName::StoreTemp(id) => scan.temps.push((entry.name, id)),
-                EntryName::Other => {}
+        for entry in entries {
+            match (layout::classify(&entry.name), entry.kind) {
+                (EntryName::Other, _) => {}
+                (EntryName::Live(id), EntryKind::File) => scan.live.push(id),
+                (EntryName::AppTemp(id) | EntryName::StoreTemp(id), EntryKind::File) => {
+                    scan.temps.push((entry.name, id))
+                }
+                (_, kind) => scan.irregular.push((entry.name, kind)),
             }
         }
         scan.live.sort();
         scan.temps.sort();
+        scan.irregular.sort();
         Ok(scan)
     }
 
@@ -331,6 +423,10 @@ impl Store {
     /// Takes a named store-wide role lock (`.daemon.lock`, `.submitter.lock`...)
     /// without waiting: `Ok(None)` when another handle or process holds it.
     pub fn try_lock_role(&self, role: &str) -> Result<Option<Box<dyn HeldLock>>, FsError> {
+        self.writable()?;
+        if !own_name(role) {
+            return Err(refused_name(Step::Lock, role, "not a role name"));
+        }
         let path = self.inner.dir.join(format!(".{role}.lock"));
         self.storage()
             .lock(&path, LockMode::Exclusive, false)
@@ -340,7 +436,8 @@ impl Store {
     /// Durably replaces a small state file `.state/<name>` (last cleanup summary, who
     /// holds a role...): never a session, never read by recovery.
     pub fn write_state(&self, name: &str, bytes: &[u8]) -> Result<(), FsError> {
-        let dir = self.inner.dir.join(layout::STATE_DIR);
+        self.writable()?;
+        let dir = self.area_path(layout::STATE_DIR)?;
         if !own_name(name) {
             return Err(refused_name(Step::CreateTemp, &dir, "not a state file name"));
         }
@@ -359,7 +456,7 @@ impl Store {
 
     /// Reads `.state/<name>`; `Ok(None)` when it was never written.
     pub fn read_state(&self, name: &str) -> Result<Option<Vec<u8>>, FsError> {
-        let dir = self.inner.dir.join(layout::STATE_DIR);
+        let dir = self.area_path(layout::STATE_DIR)?;
         if !own_name(name) {
             return Err(refused_name(Step::Read, &dir, "not a state file name"));
         }
@@ -369,7 +466,29 @@ impl Store {
     /// Locks one session against every other handle and process, for a
     /// read-modify-write. Blocks until the lock is free.
     pub fn lock(&self, id: &SessionId) -> Result<SessionGuard<'_>, FsError> {
+        self.writable()?;
         self.lock_across_processes(id, self.inner.locks.lock(id))
+    }
+
+    /// [`Store::lock`], but only when the session exists: `Ok(None)` otherwise, and
+    /// then no lock file is left behind for an id that was never stored.
+    pub fn lock_existing(&self, id: &SessionId) -> Result<Option<SessionGuard<'_>>, FsError> {
+        self.writable()?;
+        if self
+            .storage()
+            .kind(&self.path_of(id))
+            .map_err(FsError::io(Step::Read, self.path_of(id)))?
+            .is_none()
+        {
+            return Ok(None);
+        }
+        let guard = self.lock(id)?;
+        // Deleted while we waited: the lock file stays (another process may hold it),
+        // which is what every later save of this id would make anyway.
+        if guard.read_kind()?.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(guard))
     }
 
     fn lock_across_processes<'a>(
@@ -377,7 +496,7 @@ impl Store {
         id: &SessionId,
         id_lock: IdLock<'a>,
     ) -> Result<SessionGuard<'a>, FsError> {
-        let path = self.inner.dir.join(layout::LOCKS_DIR).join(format!("{id}.lock"));
+        let path = self.area_path(layout::LOCKS_DIR)?.join(format!("{id}.lock"));
         let file_lock = self
             .storage()
             .lock(&path, LockMode::Exclusive, true)
@@ -421,11 +540,39 @@ impl Store {
     where
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        self.save_judging(id, |_| None, encode)
+    }
+
+    /// [`Store::save_over`], with `judge` deciding whether the bytes being replaced are
+    /// damaged (`Some(reason)`): a damaged file is first kept durably in `.quarantine/`
+    /// with that reason, so a save never destroys it. The store itself only recognises
+    /// files that are not JSON objects; the caller's decoder recognises the rest.
+    pub fn save_judging<E>(
+        &self,
+        id: &SessionId,
+        judge: impl FnOnce(&[u8]) -> Option<String>,
+        encode: impl FnOnce(Option<&[u8]>, SaveStamp) -> Result<Vec<u8>, E>,
+    ) -> Result<SaveOutcome, FsError>
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        self.writable()?;
         let Some(id_lock) = self.inner.locks.lock_for_save(id) else {
             return Ok(SaveOutcome::Superseded);
         };
         let mut guard = self.lock_across_processes(id, id_lock)?;
-        let existing = guard.read()?;
+        let existing = match guard.read() {
+            Ok(bytes) => bytes,
+            // An oversized or unreadable file is damaged too: it is kept, never replaced blind.
+            Err(e @ FsError::TooLarge { .. }) => {
+                guard.keep_damaged(&e.to_string())?;
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some(reason) = existing.as_deref().and_then(judge) {
+            guard.keep_damaged(&reason)?;
+        }
         let stamp = guard.save(|stamp| encode(existing.as_deref(), stamp))?;
         guard.id_lock.mark_applied();
         Ok(SaveOutcome::Written(stamp))
@@ -441,6 +588,7 @@ impl Store {
     where
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        self.writable()?;
         let stamp = SaveStamp {
             revision: 1,
             saved_at: now_ms(),
@@ -475,7 +623,10 @@ impl Store {
 
     /// Moves a session to the trash, durably; `Ok(false)` when it did not exist.
     pub fn delete(&self, id: &SessionId) -> Result<bool, FsError> {
-        self.lock(id)?.delete()
+        match self.lock_existing(id)? {
+            Some(mut guard) => guard.delete(),
+            None => Ok(false),
+        }
     }
 
     /// Moves a file of the store directory into the quarantine or the trash, with an
@@ -486,6 +637,7 @@ impl Store {
         area: Area,
         sidecar: Option<&[u8]>,
     ) -> Result<MovedFile, FsError> {
+        self.writable()?;
         let name = &plain_name(name, Step::Rename)?.to_owned();
         let from = self.inner.dir.join(name);
         let (area_dir, to) = self.aside_target(area, name, sidecar)?;
@@ -504,15 +656,27 @@ impl Store {
         name: &OsString,
         sidecar: Option<&[u8]>,
     ) -> Result<(PathBuf, PathBuf), FsError> {
-        let area_dir = self.inner.dir.join(match area {
+        let area_dir = self.area_path(match area {
             Area::Quarantine => layout::QUARANTINE_DIR,
             Area::Trash => layout::TRASH_DIR,
-        });
-        // The time prefix lets retention purge by age without reading files.
-        let target_name = format!("{}.{}.{}", now_ms(), self.unique(), name.to_string_lossy());
-        if let Some(sidecar) = sidecar {
-            self.write_new_durable(&area_dir.join(format!("{target_name}.why.json")), sidecar)?;
-        }
+        })?;
+        // The time prefix lets retention purge by age without reading files; a long
+        // name is shortened so that the sidecar's name still fits.
+        let prefix = format!("{}.{}.", now_ms(), self.unique());
+        let target_name = layout::fitted_name(&prefix, &name.to_string_lossy(), "");
+        let target_name = match sidecar {
+            Some(sidecar) => {
+                let sidecar_name =
+                    layout::fitted_name(&prefix, &name.to_string_lossy(), layout::SIDECAR_SUFFIX);
+                let target = sidecar_name
+                    .strip_suffix(layout::SIDECAR_SUFFIX)
+                    .unwrap_or(&target_name)
+                    .to_owned();
+                self.write_new_durable(&area_dir.join(sidecar_name), sidecar)?;
+                target
+            }
+            None => target_name,
+        };
         let to = area_dir.join(target_name);
         Ok((area_dir, to))
     }
@@ -520,6 +684,7 @@ impl Store {
     /// Renames a temp file over `id`'s live file (recovery's promotion), durably.
     /// Needs an exclusive handle.
     pub fn promote_temp(&self, temp: &OsString, id: &SessionId) -> Result<(), FsError> {
+        self.writable()?;
         if self.inner.access != Access::Exclusive {
             return Err(FsError::NotExclusive);
         }
@@ -532,12 +697,13 @@ impl Store {
 
     /// The backup runs in `.backup/`, oldest first (names start with their time).
     pub fn backup_runs(&self) -> Result<Vec<String>, FsError> {
-        let dir = self.inner.dir.join(layout::BACKUP_DIR);
+        let dir = self.area_path(layout::BACKUP_DIR)?;
         let mut runs: Vec<String> = match self.storage().list(&dir, false) {
             Ok(entries) => entries
                 .into_iter()
                 .filter(|e| e.kind == EntryKind::Dir)
                 .filter_map(|e| e.name.into_string().ok())
+                .filter(|name| layout::parse_backup_run(name).is_some())
                 .collect(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(FsError::io(Step::List, &dir)(e)),
@@ -570,7 +736,9 @@ impl Store {
         if !own_name(run) {
             return Err(refused_name(Step::CreateDir, run, "not a backup run name"));
         }
-        Ok(self.inner.dir.join(layout::BACKUP_DIR).join(run))
+        let run_dir = self.area_path(layout::BACKUP_DIR)?.join(run);
+        check_area_dir(self.storage(), &run_dir)?;
+        Ok(run_dir)
     }
 
     /// Files of a dot-directory (`.trash`, `.quarantine`, `.backup/<run>`...), with
@@ -590,6 +758,7 @@ impl Store {
     /// Removes a file from a dot-directory: how retention empties the trash. Live
     /// sessions cannot be removed this way (they go to the trash first).
     pub fn purge_area_entry(&self, area: &str, name: &OsString) -> Result<(), FsError> {
+        self.writable()?;
         let dir = self.area_dir(area, true)?;
         let path = dir.join(plain_name(name, Step::Remove)?);
         self.storage()
@@ -616,7 +785,14 @@ impl Store {
                 "not a store area (.trash, .quarantine or .backup/<run>)",
             ));
         }
-        Ok(self.inner.dir.join(area))
+        match area.split_once('/') {
+            None => self.area_path(area),
+            Some((root, run)) => {
+                let run_dir = self.area_path(root)?.join(run);
+                check_area_dir(self.storage(), &run_dir)?;
+                Ok(run_dir)
+            }
+        }
     }
 
     fn write_new_durable(&self, path: &Path, bytes: &[u8]) -> Result<(), FsError> {
@@ -679,6 +855,8 @@ enum Existing {
     Missing,
     Damaged,
     Revision(u64),
+    /// Damaged, and already kept in quarantine by this guard (its revision, 0 if none).
+    Kept(u64),
 }
 
 impl Existing {
@@ -703,6 +881,65 @@ impl SessionGuard<'_> {
         Ok(bytes)
     }
 
+    /// Whether the live name exists, and what it is, without reading it.
+    fn read_kind(&self) -> Result<Option<EntryKind>, FsError> {
+        let live = self.store.path_of(&self.id);
+        self.store
+            .storage()
+            .kind(&live)
+            .map_err(FsError::io(Step::Read, &live))
+    }
+
+    /// Keeps the live file durably in `.quarantine/` under a second name (no copy), with
+    /// a sidecar giving `reason`, before it is replaced: what a save over a damaged file
+    /// does first. Once per guard; a missing file needs nothing.
+    pub fn keep_damaged(&mut self, reason: &str) -> Result<(), FsError> {
+        if matches!(self.known, Some(Existing::Kept(_))) || self.read_kind()?.is_none() {
+            return Ok(());
+        }
+        let store = self.store;
+        let live = store.path_of(&self.id);
+        let name = OsString::from(self.id.file_name());
+        let note = serde_json::json!({
+            "file": self.id.file_name(),
+            "reason": format!("replaced by a save while damaged: {reason}"),
+            "quarantinedAt": now_ms(),
+        });
+        let sidecar = serde_json::to_vec_pretty(&note).unwrap_or_default();
+        let (area_dir, kept) = store.aside_target(Area::Quarantine, &name, Some(&sidecar))?;
+        store
+            .storage()
+            .hard_link(&live, &kept)
+            .map_err(FsError::io(Step::Link, &kept))?;
+        store.sync_dir(&area_dir)?;
+        let revision = match self.known {
+            Some(Existing::Revision(rev)) => rev,
+            _ => 0,
+        };
+        self.known = Some(Existing::Kept(revision));
+        Ok(())
+    }
+
+    /// Moves the locked session into `.quarantine/` (not the trash, which retention
+    /// empties) with a sidecar giving `reason`: how a delete treats a damaged file.
+    pub fn quarantine(&mut self, reason: &str) -> Result<bool, FsError> {
+        let name = OsString::from(self.id.file_name());
+        let note = serde_json::json!({
+            "file": self.id.file_name(),
+            "reason": format!("deleted while damaged: {reason}"),
+            "quarantinedAt": now_ms(),
+        });
+        let sidecar = serde_json::to_vec_pretty(&note).unwrap_or_default();
+        match self.store.move_aside(&name, Area::Quarantine, Some(&sidecar)) {
+            Ok(_) => {
+                self.known = Some(Existing::Missing);
+                Ok(true)
+            }
+            Err(FsError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Durably replaces the locked session (see [`Store::save`]).
     pub fn save<E>(
         &mut self,
@@ -719,7 +956,7 @@ impl SessionGuard<'_> {
         };
         let stamp = SaveStamp {
             revision: match existing {
-                Existing::Revision(rev) => rev + 1,
+                Existing::Revision(rev) | Existing::Kept(rev) => rev + 1,
                 Existing::Missing | Existing::Damaged => 1,
             },
             saved_at: now_ms(),
@@ -729,16 +966,8 @@ impl SessionGuard<'_> {
             source: e.into(),
         })?;
         if let Existing::Damaged = existing {
-            // The file being replaced is damaged: keep it (a second name costs nothing).
-            let name = OsString::from(self.id.file_name());
-            let note = serde_json::json!({"reason": "replaced by a save while damaged", "at": now_ms()});
-            let sidecar = serde_json::to_vec(&note).unwrap_or_default();
-            let (area_dir, kept) = store.aside_target(Area::Quarantine, &name, Some(&sidecar))?;
-            store
-                .storage()
-                .hard_link(&live, &kept)
-                .map_err(FsError::io(Step::Link, &kept))?;
-            store.sync_dir(&area_dir)?;
+            // The file being replaced is not even JSON: keep it (a second name costs nothing).
+            self.keep_damaged("not a JSON object with a readable _metadata")?;
         }
         let temp = store.write_temp(&self.id, &bytes)?;
         if let Err(e) = store.storage().rename(&temp, &live) {
@@ -756,14 +985,22 @@ impl SessionGuard<'_> {
     /// the backup keeps the original bytes.
     pub fn keep_backup(&mut self, run: &str) -> Result<(), FsError> {
         let store = self.store;
-        let run_dir = store.backup_dir(run)?;
+        store.writable()?;
         let backup_root = store.inner.dir.join(layout::BACKUP_DIR);
+        let run_dir = store.backup_dir(run)?;
         for dir in [&backup_root, &run_dir] {
             store
                 .storage()
                 .create_dir(dir)
                 .map_err(FsError::io(Step::CreateDir, dir))?;
         }
+        let live = store.path_of(&self.id);
+        // The backup is a second name of the same inode: the app wrote its files 0644,
+        // and a copy of patient data kept for weeks must be 0600 like everything else.
+        store
+            .storage()
+            .set_mode(&live, 0o600)
+            .map_err(FsError::io(Step::Chmod, &live))?;
         let target = run_dir.join(self.id.file_name());
         match store.storage().hard_link(&store.path_of(&self.id), &target) {
             Ok(()) => {}
@@ -789,6 +1026,11 @@ impl SessionGuard<'_> {
             .rename(&backup, &store.path_of(&self.id))
             .map_err(FsError::io(Step::Rename, &backup))?;
         self.known = None;
+        let live = store.path_of(&self.id);
+        store
+            .storage()
+            .set_mode(&live, 0o600)
+            .map_err(FsError::io(Step::Chmod, &live))?;
         store.sync_dir(&store.inner.dir)?;
         store.sync_dir(&store.backup_dir(run)?)?;
         Ok(true)

@@ -6,7 +6,8 @@ use std::process::Command;
 use std::sync::{Arc, Barrier, Mutex};
 
 use session_fs::{
-    Entry, FsError, HeldLock, LockMode, OsStorage, ReadOutcome, SaveOutcome, Step, Storage, Store, WriteFile,
+    Entry, EntryKind, FsError, HeldLock, LockMode, OsStorage, ReadOutcome, SaveOutcome, Step, Storage, Store,
+    WriteFile,
 };
 use session_model::SessionId;
 
@@ -126,6 +127,12 @@ impl Storage for Seam {
     }
     fn lock(&self, path: &Path, mode: LockMode, wait: bool) -> io::Result<Option<Box<dyn HeldLock>>> {
         OsStorage.lock(path, mode, wait)
+    }
+    fn kind(&self, path: &Path) -> io::Result<Option<EntryKind>> {
+        OsStorage.kind(path)
+    }
+    fn set_mode(&self, path: &Path, mode: u32) -> io::Result<()> {
+        OsStorage.set_mode(path, mode)
     }
 }
 

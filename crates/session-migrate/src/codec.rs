@@ -5,6 +5,7 @@ use serde::de::DeserializeOwned;
 use session_model::{LegacySession, LegacyUpgrade, Session, SessionId, SessionV1, v1};
 
 use crate::version::{Declared, SchemaVersion, declared_version};
+use session_model::Printable;
 
 /// What the legacy -> `1.0.0` step needs from its caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +44,13 @@ pub enum DecodeError {
         /// What it is instead.
         found: &'static str,
     },
+    /// `_metadata` exists but is not an object (`null` included: only an absent
+    /// `_metadata` makes a legacy file).
+    #[error("_metadata is {found}, expected an object (only a file without _metadata is legacy)")]
+    BadMetadata {
+        /// What it is instead.
+        found: &'static str,
+    },
     /// `_metadata` exists but its `version` is not a string.
     #[error("_metadata.version is {found}, expected a version string")]
     BadVersionField {
@@ -50,7 +58,7 @@ pub enum DecodeError {
         found: &'static str,
     },
     /// Written by a newer build: leave the file exactly as it is.
-    #[error("version {version} is newer than this build understands (up to {current}); left untouched", current = SchemaVersion::CURRENT)]
+    #[error("version {} is newer than this build understands (up to {current}); left untouched", Printable(version), current = SchemaVersion::CURRENT)]
     NewerVersion {
         /// The declared version.
         version: String,
@@ -58,13 +66,19 @@ pub enum DecodeError {
         document: Vec<u8>,
     },
     /// The document does not match its version's schema.
-    #[error("invalid {version} document at {path}: {message}")]
+    ///
+    /// Its `Display` names the version, the path and the kind of problem, never a value
+    /// from the document (a wrongly typed field may hold patient data).
+    #[error("invalid {version} document at {}: {problem}", Printable(path))]
     Invalid {
         /// The declared version.
         version: SchemaVersion,
         /// Where in the document (`elements[3].timestamp`; `.` for the top level).
         path: String,
-        /// What is wrong there.
+        /// What is wrong there, without any value from the document.
+        problem: String,
+        /// serde's own message, which may quote the offending value: read it only
+        /// through [`DecodeError::detail_with_values`], never in a log.
         message: String,
     },
     /// The document matches its schema but cannot be upgraded.
@@ -76,8 +90,23 @@ pub enum DecodeError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A number that would be written back as a different number (an integer beyond
+    /// 64 bits, `-0`, `1E2`, `1.50`): the document is refused rather than changed.
+    #[error(
+        "the number at byte {offset} of this {version} document cannot be kept exactly (integers must fit in 64 bits, decimals be in shortest form)"
+    )]
+    InexactNumber {
+        /// The declared version.
+        version: SchemaVersion,
+        /// Where the number starts, in bytes from the start of the document.
+        offset: usize,
+    },
     /// The `id` field does not match the file's name.
-    #[error("id {found:?} does not match the file name (expected {expected:?})")]
+    #[error(
+        "id {:?} does not match the file name (expected {:?})",
+        Printable(found),
+        Printable(expected)
+    )]
     IdMismatch {
         /// The id the file name implies.
         expected: String,
@@ -112,6 +141,16 @@ impl DecodeError {
         }
     }
 
+    /// serde's full message for an invalid document, which may quote the offending value
+    /// (patient data): for a person debugging one file, never for logs. `None` for
+    /// other errors, whose `Display` is already complete.
+    pub fn detail_with_values(&self) -> Option<&str> {
+        match self {
+            Self::Invalid { message, .. } => Some(message),
+            _ => None,
+        }
+    }
+
     /// Whether the file is valid but from a newer build (never quarantine or rewrite it).
     pub fn is_newer_version(&self) -> bool {
         matches!(self, Self::NewerVersion { .. })
@@ -139,9 +178,21 @@ crate::schema_chain! {
     pub fn decode_with -> Session { SessionV1, Session }
 }
 
+/// The number check and the version chain: what every decode runs.
+fn decode_checked(bytes: &[u8], options: &DecodeOptions) -> Result<Decoded, DecodeError> {
+    let decoded = decode_with(bytes, options)?;
+    if let Some(offset) = crate::exact::first_inexact_number(bytes) {
+        return Err(DecodeError::InexactNumber {
+            version: decoded.from,
+            offset,
+        });
+    }
+    Ok(decoded)
+}
+
 /// Decodes any known version into the current `Session` with default options.
 pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
-    decode_with(bytes, &DecodeOptions::default())
+    decode_checked(bytes, &DecodeOptions::default())
 }
 
 /// [`decode_with`], then checks that the document's `id` is the one its file name says.
@@ -150,7 +201,7 @@ pub fn decode_stored(
     bytes: &[u8],
     options: &DecodeOptions,
 ) -> Result<Decoded, DecodeError> {
-    let decoded = decode_with(bytes, options)?;
+    let decoded = decode_checked(bytes, options)?;
     if &decoded.session.id != expected {
         return Err(DecodeError::IdMismatch {
             expected: expected.to_string(),
@@ -190,6 +241,7 @@ pub fn declared(bytes: &[u8]) -> Result<Option<String>, DecodeError> {
         Declared::Legacy => Ok(None),
         Declared::Named(version) => Ok(Some(version)),
         Declared::NotAString(found) => Err(DecodeError::BadVersionField { found }),
+        Declared::MetadataNotAnObject(found) => Err(DecodeError::BadMetadata { found }),
     }
 }
 
@@ -223,10 +275,12 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8], version: SchemaVersion) -> Resul
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
+        let message = e.into_inner().to_string();
         DecodeError::Invalid {
             version,
             path,
-            message: e.into_inner().to_string(),
+            problem: problem_without_values(&message),
+            message,
         }
     })?;
     de.end().map_err(|e| DecodeError::NotJson {
@@ -235,12 +289,81 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8], version: SchemaVersion) -> Resul
     Ok(value)
 }
 
-/// Why a session could not be encoded (in practice never: every field is plain data).
+/// serde's message reduced to its kind, with no value from the document: serde quotes
+/// wrongly typed values (`invalid type: string "…", expected u64`), and those may be
+/// patient data. What is kept comes from the schema, never from the input.
+fn problem_without_values(message: &str) -> String {
+    // serde appends " at line L column C"; the path already says where.
+    let message = message.split(" at line ").next().unwrap_or(message);
+    let expected = message
+        .rsplit_once(", expected ")
+        .map(|(_, expected)| format!(", expected {expected}"))
+        .unwrap_or_default();
+    if let Some(rest) = message.strip_prefix("invalid type: ") {
+        // "string \"…\"", "integer `5`", "map": the first word is the JSON kind.
+        let kind = rest.split([' ', ',']).next().unwrap_or("value");
+        return format!("wrong type ({kind}){expected}");
+    }
+    if message.starts_with("invalid value: ") {
+        return format!("invalid value{expected}");
+    }
+    if message.starts_with("unknown variant ") {
+        return format!("unknown value{expected}");
+    }
+    if message.starts_with("invalid length ") {
+        return format!("invalid length{expected}");
+    }
+    if let Some(rest) = message.strip_prefix("invalid session id ") {
+        // `invalid session id "<id>": <reason>`: the reason names the rule, not the id.
+        let reason = rest.rsplit_once("\": ").map_or("", |(_, reason)| reason);
+        return format!("invalid session id: {reason}");
+    }
+    for schema_named in ["missing field `", "duplicate field `"] {
+        // The field name quoted here is one of the schema's own.
+        if message.starts_with(schema_named) {
+            return message.to_owned();
+        }
+    }
+    "does not match the schema".to_owned()
+}
+
+/// Why a session could not be encoded.
 #[derive(Debug, thiserror::Error)]
-#[error("encoding session: {0}")]
-pub struct EncodeError(#[from] serde_json::Error);
+#[non_exhaustive]
+pub enum EncodeError {
+    /// serde_json failed (in practice never: every field is plain data).
+    #[error("encoding session: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The bytes would not read back as the same session (an unknown field named like
+    /// a known one, say): nothing is written.
+    #[error(
+        "encoding session {}: the result would not read back as the same session ({reason}); nothing was written",
+        session_model::Printable(id)
+    )]
+    ReadBack {
+        /// The session's id.
+        id: String,
+        /// What went wrong reading it back.
+        reason: String,
+    },
+}
 
 /// The one function that produces the bytes written to disk: compact `2.0.0` JSON.
+///
+/// Every result is decoded again and compared with `session`: the store never writes
+/// bytes that its own decoder rejects, or that decode to something else.
 pub fn encode(session: &Session) -> Result<Vec<u8>, EncodeError> {
-    Ok(serde_json::to_vec(session)?)
+    let bytes = serde_json::to_vec(session)?;
+    let read_back = decode_checked(&bytes, &DecodeOptions::default());
+    match read_back {
+        Ok(decoded) if decoded.session == *session => Ok(bytes),
+        Ok(_) => Err(EncodeError::ReadBack {
+            id: session.id.to_string(),
+            reason: "it decodes to a different session".into(),
+        }),
+        Err(e) => Err(EncodeError::ReadBack {
+            id: session.id.to_string(),
+            reason: e.to_string(),
+        }),
+    }
 }

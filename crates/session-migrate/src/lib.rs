@@ -54,6 +54,7 @@
 
 mod chain;
 mod codec;
+mod exact;
 mod run;
 mod stored;
 mod version;

@@ -130,7 +130,6 @@ pub fn migrate(
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
     let report = Mutex::new(MigrateReport::default());
-    let first_error: Mutex<Option<FsError>> = Mutex::new(None);
     std::thread::scope(|scope| {
         for _ in 0..options.threads.max(1) {
             scope.spawn(|| {
@@ -150,11 +149,15 @@ pub fn migrate(
                                 problem,
                             });
                         }
+                        // One file that cannot be read or written never stops the run: it
+                        // stays as it was (the write protocol guarantees it), reported.
                         Err(e) => {
-                            let mut first = first_error.lock().unwrap_or_else(|e| e.into_inner());
-                            first.get_or_insert(e);
-                            // Stop taking work: the disk is failing.
-                            next.store(ids.len(), Ordering::Relaxed);
+                            tracing::warn!(file = %id.file_name(), error = %e, "migration could not handle a file");
+                            report.failed += 1;
+                            report.failures.push(Failure {
+                                file: id.file_name(),
+                                problem: e.to_string(),
+                            });
                         }
                     }
                     drop(report);
@@ -163,9 +166,6 @@ pub fn migrate(
             });
         }
     });
-    if let Some(e) = first_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        return Err(e);
-    }
     let mut report = report.into_inner().unwrap_or_else(|e| e.into_inner());
     report.failures.sort_by(|a, b| a.file.cmp(&b.file));
     if report.migrated > 0 && !options.dry_run {

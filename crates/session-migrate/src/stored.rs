@@ -92,15 +92,52 @@ fn refuse_newer(store: &Store, id: &SessionId, bytes: Option<&[u8]>) -> Result<(
     }
 }
 
+/// Why `bytes` stored as `id` are damaged (they do not decode); `None` when they are a
+/// session this build reads, or one a newer build wrote.
+fn damage_of(id: &SessionId, bytes: &[u8]) -> Option<String> {
+    match decode_stored(id, bytes, &DecodeOptions::default()) {
+        Ok(_) | Err(DecodeError::NewerVersion { .. }) => None,
+        Err(e) => Some(e.to_string()),
+    }
+}
+
+/// Carries the stored copy's delivery state over to a new copy of the same session.
+///
+/// The store, not the document's author, knows what was delivered: a save whose
+/// deliverable content is unchanged keeps the stored submission (status, attempts,
+/// key); a save that changes the content makes it pending again under the new
+/// content's key, keeping a record of any earlier delivery.
+fn carry_delivery_state(stored: &Session, incoming: &mut Session) {
+    let mut submission = stored.submission.clone();
+    if !stored.same_delivery_content(incoming) {
+        submission.content_changed();
+    }
+    incoming.submission = submission;
+}
+
 /// Durably saves a session (replacing any copy that is not from a newer build),
 /// recording the new revision in it. Saves of one id coalesce: a save overtaken by a
 /// later one returns [`SaveOutcome::Superseded`] once the later one is durable.
+///
+/// When a copy is stored already, its delivery state wins over the document's own
+/// (see the crate docs): saving the same session again never undoes a delivery or
+/// changes its idempotency key. A stored copy that does not decode is first kept in
+/// `.quarantine/`, never destroyed.
 pub fn save(store: &Store, session: &mut Session) -> Result<SaveOutcome, StoreError> {
     let id = session.id.clone();
-    let outcome = store.save_over(&id, |existing, stamp| -> Result<Vec<u8>, StoreError> {
-        refuse_newer(store, &id, existing)?;
-        Ok(stamp_and_encode(session, stamp)?)
-    });
+    let outcome = store.save_judging(
+        &id,
+        |existing| damage_of(&id, existing),
+        |existing, stamp| -> Result<Vec<u8>, StoreError> {
+            refuse_newer(store, &id, existing)?;
+            if let Some(Ok(stored)) =
+                existing.map(|bytes| decode_stored(&id, bytes, &DecodeOptions::default()))
+            {
+                carry_delivery_state(&stored.session, session);
+            }
+            Ok(stamp_and_encode(session, stamp)?)
+        },
+    );
     outcome.map_err(|e| match e {
         FsError::Encode { source, .. } => match source.downcast::<StoreError>() {
             Ok(refusal) => *refusal,
@@ -114,9 +151,23 @@ pub fn save(store: &Store, session: &mut Session) -> Result<SaveOutcome, StoreEr
 }
 
 /// Moves a session to the trash (unless a newer build wrote it); `Ok(false)` when missing.
+///
+/// A damaged file (one that does not decode, or is too large to read) goes to
+/// `.quarantine/` with the reason instead: the trash is emptied by retention, the
+/// quarantine never.
 pub fn delete(store: &Store, id: &SessionId) -> Result<bool, StoreError> {
-    let mut guard = store.lock(id)?;
-    refuse_newer(store, id, guard.read()?.as_deref())?;
+    let Some(mut guard) = store.lock_existing(id)? else {
+        return Ok(false);
+    };
+    let bytes = match guard.read() {
+        Ok(bytes) => bytes,
+        Err(e @ FsError::TooLarge { .. }) => return Ok(guard.quarantine(&e.to_string())?),
+        Err(e) => return Err(e.into()),
+    };
+    refuse_newer(store, id, bytes.as_deref())?;
+    if let Some(reason) = bytes.as_deref().and_then(|b| damage_of(id, b)) {
+        return Ok(guard.quarantine(&reason)?);
+    }
     Ok(guard.delete()?)
 }
 
@@ -136,7 +187,9 @@ pub fn update<T>(
     options: &DecodeOptions,
     change: impl FnOnce(&mut Session) -> Result<T, StoreError>,
 ) -> Result<(T, Session), StoreError> {
-    let mut guard = store.lock(id)?;
+    let mut guard = store
+        .lock_existing(id)?
+        .ok_or_else(|| StoreError::NotFound { id: id.clone() })?;
     let bytes = guard
         .read()?
         .ok_or_else(|| StoreError::NotFound { id: id.clone() })?;

@@ -62,18 +62,19 @@ pub(crate) enum Declared {
     Legacy,
     Named(String),
     NotAString(&'static str),
+    /// `_metadata` is there but is not an object (`null`, a string...): not legacy.
+    MetadataNotAnObject(&'static str),
 }
 
 #[derive(Deserialize)]
 struct Probe {
-    #[serde(rename = "_metadata", default)]
-    metadata: Option<ProbeMetadata>,
+    #[serde(rename = "_metadata", default, deserialize_with = "present")]
+    metadata: Option<Value>,
 }
 
-#[derive(Deserialize)]
-struct ProbeMetadata {
-    #[serde(default)]
-    version: Option<Value>,
+/// `Some` for any value, `null` included: only an absent `_metadata` means legacy.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 pub(crate) fn json_kind(value: &Value) -> &'static str {
@@ -95,7 +96,7 @@ pub(crate) fn json_kind(value: &Value) -> &'static str {
 pub(crate) fn declared_version(bytes: &[u8]) -> Result<Declared, serde_json::Error> {
     let metadata = match skim::top_level_member(bytes, b"_metadata") {
         Some(skim::Member::Absent) => None,
-        Some(skim::Member::Found(raw)) => match serde_json::from_slice::<ProbeMetadata>(raw) {
+        Some(skim::Member::Found(raw)) => match serde_json::from_slice::<Value>(raw) {
             Ok(metadata) => Some(metadata),
             Err(_) => serde_json::from_slice::<Probe>(bytes)?.metadata,
         },
@@ -103,11 +104,12 @@ pub(crate) fn declared_version(bytes: &[u8]) -> Result<Declared, serde_json::Err
     };
     Ok(match metadata {
         None => Declared::Legacy,
-        Some(ProbeMetadata { version: None }) => Declared::NotAString("missing"),
-        Some(ProbeMetadata {
-            version: Some(Value::String(v)),
-        }) => Declared::Named(v),
-        Some(ProbeMetadata { version: Some(other) }) => Declared::NotAString(json_kind(&other)),
+        Some(Value::Object(fields)) => match fields.get("version") {
+            None => Declared::NotAString("missing"),
+            Some(Value::String(v)) => Declared::Named(v.clone()),
+            Some(other) => Declared::NotAString(json_kind(other)),
+        },
+        Some(other) => Declared::MetadataNotAnObject(json_kind(&other)),
     })
 }
 

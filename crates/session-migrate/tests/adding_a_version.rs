@@ -48,7 +48,7 @@ schema_chain! {
     fn decode_latest -> SessionV2_1 { SessionV1, Session, SessionV2_1 }
 }
 
-const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures");
+const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures");
 const OWN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
 /// Step 4: one fixture of the new version, and the chain from every version to it.

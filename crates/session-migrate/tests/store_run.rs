@@ -12,7 +12,7 @@ use session_fs::Store;
 use session_migrate::{DecodeOptions, MigrateOptions, SchemaVersion, decode, migrate, rollback};
 use session_model::{Session, SessionId};
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures");
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures");
 
 fn copy_fixtures(dir: &Path, files: &[&str]) {
     for rel in files {

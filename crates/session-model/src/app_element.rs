@@ -39,19 +39,19 @@ pub struct AppElement {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ElementBytesError {
     /// Neither `rawBytes` nor `hexData` is present.
-    #[error("element {element_id}: has neither rawBytes nor hexData")]
+    #[error("element {}: has neither rawBytes nor hexData", crate::Printable(element_id))]
     Missing {
         /// The element's id.
         element_id: String,
     },
     /// `hexData` is not valid hex.
-    #[error("element {element_id}: hexData is not valid hex")]
+    #[error("element {}: hexData is not valid hex", crate::Printable(element_id))]
     BadHex {
         /// The element's id.
         element_id: String,
     },
     /// `hexData` and `rawBytes` hold different bytes, so neither can be trusted.
-    #[error("element {element_id}: hexData and rawBytes disagree")]
+    #[error("element {}: hexData and rawBytes disagree", crate::Printable(element_id))]
     Disagree {
         /// The element's id.
         element_id: String,

@@ -38,6 +38,7 @@ mod id;
 mod legacy;
 mod session;
 mod submission;
+mod text;
 pub mod v1;
 mod vocabulary;
 
@@ -45,7 +46,11 @@ pub use app_element::{AppElement, ElementBytesError};
 pub use bytes::{Base64Bytes, NodeBuffer, decode_hex, encode_hex, hex_matches};
 pub use id::{IdProblem, InvalidSessionId, MAX_ID_LEN, SessionId};
 pub use legacy::LegacySession;
-pub use session::{Element, Metadata, Session, UpgradeError, VERSION as CURRENT_VERSION};
-pub use submission::{Submission, SubmissionStatus, TransitionError};
+pub use session::{
+    ELEMENT_FIELDS, Element, METADATA_FIELDS, Metadata, SESSION_FIELDS, Session, UpgradeError,
+    VERSION as CURRENT_VERSION,
+};
+pub use submission::{Delivery, Submission, SubmissionStatus, TransitionError};
+pub use text::{Printable, printable, printable_lines};
 pub use v1::{AppSubmissionStatus, LegacyUpgrade, MetadataV1, SessionV1};
 pub use vocabulary::{Direction, ElementKind, UnknownFields};

@@ -125,18 +125,84 @@ impl Session {
             .collect()
     }
 
+    /// Whether the worker may send it at `now`: complete, pending and due. An
+    /// incomplete session is never sent.
+    pub fn is_sendable(&self, now: u64) -> bool {
+        self.is_complete && self.submission.is_due(now)
+    }
+
+    /// Whether `other` delivers exactly what this session delivers: the fields of the
+    /// submission body (id, start and end, messages, addresses). Metadata, submission
+    /// state and unknown fields do not count.
+    pub fn same_delivery_content(&self, other: &Session) -> bool {
+        self.id == other.id
+            && self.start_time == other.start_time
+            && self.end_time == other.end_time
+            && self.device_ip == other.device_ip
+            && self.lis_ip == other.lis_ip
+            && self.messages() == other.messages()
+    }
+
     /// How many HL7 messages the session holds.
     pub fn message_count(&self) -> usize {
         self.messages().len()
     }
 }
 
+/// The field names `2.0.0` uses at the top level of a session.
+pub const SESSION_FIELDS: &[&str] = &[
+    "id",
+    "sessionId",
+    "startTime",
+    "endTime",
+    "deviceIP",
+    "lisIP",
+    "isComplete",
+    "elements",
+    "persistedUntil",
+    "submission",
+    "_metadata",
+];
+/// The field names `2.0.0` uses in an element.
+pub const ELEMENT_FIELDS: &[&str] = &["id", "timestamp", "direction", "type", "data"];
+/// The field names `2.0.0` uses in `_metadata`.
+pub const METADATA_FIELDS: &[&str] = &["version", "savedAt", "retentionDays", "revision"];
+
 /// Why a `1.0.0` document cannot be upgraded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum UpgradeError {
     /// An element's bytes are missing or contradictory.
     #[error(transparent)]
     ElementBytes(#[from] ElementBytesError),
+    /// A field the old version does not know has the name of a field `2.0.0` uses at
+    /// the same level (`submission`, an element's `data`, `_metadata.revision`): it can
+    /// be neither kept beside the real one nor dropped, so the document is refused.
+    #[error(
+        "the field {} {level} is unknown to its version but named like a 2.0.0 field: it cannot be kept, so the document is refused",
+        crate::Printable(field)
+    )]
+    FieldCollision {
+        /// Where: "at the top level", "in element 3", "in _metadata".
+        level: String,
+        /// The field's name.
+        field: String,
+    },
+}
+
+/// Refuses unknown fields that would collide with `known` names once upgraded.
+fn check_collisions(
+    unknown: &UnknownFields,
+    known: &[&str],
+    level: impl Fn() -> String,
+) -> Result<(), UpgradeError> {
+    match unknown.keys().find(|k| known.contains(&k.as_str())) {
+        Some(field) => Err(UpgradeError::FieldCollision {
+            level: level(),
+            field: field.clone(),
+        }),
+        None => Ok(()),
+    }
 }
 
 impl From<AppSubmissionStatus> for SubmissionStatus {
@@ -186,6 +252,11 @@ impl TryFrom<AppElement> for Element {
 impl TryFrom<SessionV1> for Session {
     type Error = UpgradeError;
     fn try_from(v1: SessionV1) -> Result<Self, Self::Error> {
+        check_collisions(&v1.unknown, SESSION_FIELDS, || "at the top level".into())?;
+        check_collisions(&v1.metadata.unknown, METADATA_FIELDS, || "in _metadata".into())?;
+        for (i, element) in v1.elements.iter().enumerate() {
+            check_collisions(&element.unknown, ELEMENT_FIELDS, || format!("in element {i}"))?;
+        }
         let elements = v1
             .elements
             .into_iter()
@@ -210,6 +281,7 @@ impl TryFrom<SessionV1> for Session {
                 submitted_at: v1.submitted_at,
                 last_error: v1.submission_error,
                 idempotency_key: None,
+                earlier_deliveries: Vec::new(),
                 unknown: UnknownFields::new(),
             },
             metadata: Metadata {

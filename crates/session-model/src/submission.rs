@@ -87,12 +87,30 @@ pub struct Submission {
     /// The last error, as a short description (never a message's content).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
-    /// Sent as `Idempotency-Key` on every attempt; assigned once, never changed.
+    /// Sent as `Idempotency-Key` on every attempt; assigned once for a given content,
+    /// never changed while the content stays the same.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+    /// Deliveries of earlier contents of this session (it was saved again with other
+    /// content after them): when, and under which key. Never dropped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier_deliveries: Vec<Delivery>,
     /// Fields this build does not know.
     #[serde(flatten)]
     pub unknown: UnknownFields,
+}
+
+/// A delivery of an earlier content of a session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    /// The `Idempotency-Key` it was delivered under (`None` if the app delivered it
+    /// before keys existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// When the API accepted it, epoch milliseconds (if known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<u64>,
 }
 
 /// An action the submission state machine does not allow from the current status.
@@ -116,7 +134,53 @@ impl Submission {
             submitted_at: None,
             last_error: None,
             idempotency_key: None,
+            earlier_deliveries: Vec::new(),
             unknown: UnknownFields::new(),
+        }
+    }
+
+    /// The session was saved again with different content to deliver: the state of the
+    /// old content no longer applies. A delivery is kept in `earlier_deliveries`; the
+    /// key goes (the new content gets its own); `failed` and `submitted` become
+    /// `pending` with attempts reset. `ignored` stays: an operator's decision stands.
+    /// An `inFlight` request for the old content may still land: the worker then
+    /// reports it through [`Submission::late_outcome`].
+    pub fn content_changed(&mut self) {
+        if self.status == SubmissionStatus::Submitted || self.submitted_at.is_some() {
+            self.earlier_deliveries.push(Delivery {
+                key: self.idempotency_key.clone(),
+                at: self.submitted_at,
+            });
+        }
+        if self.status != SubmissionStatus::Ignored {
+            self.status = SubmissionStatus::Pending;
+        }
+        self.attempts = 0;
+        self.last_attempt_at = None;
+        self.next_attempt_at = None;
+        self.submitted_at = None;
+        self.last_error = None;
+        self.idempotency_key = None;
+    }
+
+    /// The outcome of an attempt under `key` that arrived after the session left that
+    /// attempt's `inFlight` (an operator ignored it, or new content was saved): their
+    /// decision stands, and the outcome is recorded beside it. `delivered` is the
+    /// API's acceptance (`Ok(now)`) or the attempt's error.
+    pub fn late_outcome(&mut self, key: &str, outcome: Result<u64, String>) {
+        let same_content = self.idempotency_key.as_deref() == Some(key);
+        match outcome {
+            Ok(at) if same_content => {
+                self.submitted_at = Some(at);
+                self.last_error = None;
+            }
+            Ok(at) => self.earlier_deliveries.push(Delivery {
+                key: Some(key.to_owned()),
+                at: Some(at),
+            }),
+            Err(error) if same_content => self.last_error = Some(error),
+            // A failure for content that is gone changes nothing.
+            Err(_) => {}
         }
     }
 
@@ -215,6 +279,13 @@ impl Submission {
         self.status = SubmissionStatus::Ignored;
         self.next_attempt_at = None;
         Ok(())
+    }
+
+    /// Whether this submission was ever delivered, for this content or an earlier one.
+    pub fn was_ever_delivered(&self) -> bool {
+        self.status == SubmissionStatus::Submitted
+            || self.submitted_at.is_some()
+            || !self.earlier_deliveries.is_empty()
     }
 
     /// Whether an attempt may start at `now`.

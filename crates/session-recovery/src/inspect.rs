@@ -27,6 +27,40 @@ impl Verdict {
             Verdict::Damaged(_) => None,
         }
     }
+
+    /// Whether this copy was written by a store (which records a revision): only such
+    /// copies can be ordered by revision. The app's files carry none.
+    pub(crate) fn has_revision(&self) -> bool {
+        match self {
+            Verdict::Valid(decoded) => !decoded.from.is_outdated() && decoded.session.metadata.revision > 0,
+            Verdict::Newer(stamp) => stamp.revision > 0,
+            Verdict::Damaged(_) => false,
+        }
+    }
+}
+
+/// How two valid copies of one session compare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Order {
+    /// Both were written by a store: the revision orders them.
+    ByRevision { temp_later: bool },
+    /// At least one has no revision (the app wrote it): `savedAt` decides, and the
+    /// losing copy is quarantined rather than trashed, since the call is a judgement.
+    BySavedAt { temp_later: bool },
+}
+
+/// Orders a temp copy against the live copy. Ties go to the live file.
+pub(crate) fn order(temp: &Verdict, live: &Verdict) -> Order {
+    let (t, l) = (temp.stamp().unwrap_or_default(), live.stamp().unwrap_or_default());
+    if temp.has_revision() && live.has_revision() {
+        Order::ByRevision {
+            temp_later: (t.revision, t.saved_at) > (l.revision, l.saved_at),
+        }
+    } else {
+        Order::BySavedAt {
+            temp_later: t.saved_at > l.saved_at,
+        }
+    }
 }
 
 pub(crate) fn inspect(id: &SessionId, bytes: &[u8]) -> Verdict {
@@ -37,11 +71,8 @@ pub(crate) fn inspect(id: &SessionId, bytes: &[u8]) -> Verdict {
     }
 }
 
-/// A decode problem without any value from the document (serde echoes wrong-typed
-/// values, which may be patient data): safe for logs.
+/// A decode problem for logs and reports: `DecodeError`'s `Display` never carries a
+/// value from the document (patient data) and escapes control characters.
 pub(crate) fn loggable(e: &DecodeError) -> String {
-    match e {
-        DecodeError::Invalid { version, path, .. } => format!("invalid {version} document at {path}"),
-        other => other.to_string(),
-    }
+    e.to_string()
 }

@@ -7,7 +7,7 @@ use session_fs::{Access, Area, FsError, Store};
 use session_migrate::Decoded;
 use session_model::SessionId;
 
-use crate::inspect::{Verdict, inspect, loggable};
+use crate::inspect::{Order, Verdict, inspect, loggable, order};
 use crate::report::{Action, Moved, Problem, RecoveryReport, VerifyReport};
 
 /// Why recovery could not run or finish.
@@ -68,51 +68,83 @@ impl Run<'_> {
         }
     }
 
+    fn problem(&mut self, file: &OsString, problem: String) {
+        tracing::warn!(file = %session_model::printable(&file.to_string_lossy()), %problem, "recovery left a file it could not handle");
+        self.report.problems.push(Problem {
+            file: file.to_string_lossy().into_owned(),
+            problem,
+        });
+    }
+
     fn temp(&mut self, temp: &OsString, id: &SessionId) -> Result<(), FsError> {
         let Some(bytes) = self.read_or_quarantine(temp)? else {
             return Ok(());
         };
-        let temp_stamp = match inspect(id, &bytes) {
+        let temp_verdict = inspect(id, &bytes);
+        let temp_stamp = match &temp_verdict {
             Verdict::Damaged(e) => {
-                return self.move_aside(temp, Action::Quarantined, format!("temp file: {}", loggable(&e)));
+                return self.move_aside(temp, Action::Quarantined, format!("temp file: {}", loggable(e)));
             }
             valid => valid.stamp().unwrap_or_default(),
         };
         let live = OsString::from(id.file_name());
         let live_verdict = self.read_or_quarantine(&live)?.map(|bytes| inspect(id, &bytes));
-        let live_stamp = live_verdict.as_ref().and_then(Verdict::stamp);
-        match live_verdict {
+        let live_stamp = live_verdict.as_ref().and_then(Verdict::stamp).unwrap_or_default();
+        let compared = format!(
+            "temp revision {}, saved {}; live revision {}, saved {}",
+            temp_stamp.revision, temp_stamp.saved_at, live_stamp.revision, live_stamp.saved_at
+        );
+        match &live_verdict {
             None => {}
             Some(Verdict::Damaged(e)) => {
                 self.move_aside(
                     &live,
                     Action::Quarantined,
-                    format!("replaced by a valid temp file: {}", loggable(&e)),
+                    format!("replaced by a valid temp file: {}", loggable(e)),
                 )?;
             }
-            // On a tie the live file wins: it is the one readers have already seen.
-            Some(Verdict::Valid(_) | Verdict::Newer(_))
-                if live_stamp.is_some_and(|live| live >= temp_stamp) =>
-            {
-                let live_stamp = live_stamp.unwrap_or_default();
-                let reason = format!(
-                    "superseded temp file (revision {}, saved {}) beside live revision {}, saved {}",
-                    temp_stamp.revision, temp_stamp.saved_at, live_stamp.revision, live_stamp.saved_at
-                );
-                return self.move_aside(temp, Action::Cleaned, reason);
-            }
             Some(Verdict::Newer(_)) => {
-                // A newer build's live file is never moved, even by a later temp copy.
+                // A newer build's live file is never moved, even by a later temp copy;
+                // the temp is kept in quarantine, since nothing ordered the two.
                 return self.move_aside(
                     temp,
-                    Action::Cleaned,
+                    Action::Quarantined,
                     "temp file beside a newer-version live file".into(),
                 );
             }
-            Some(Verdict::Valid(_)) => {
-                let reason = format!("superseded by temp file revision {}", temp_stamp.revision);
-                self.move_aside(&live, Action::Cleaned, reason)?;
-            }
+            Some(live_valid) => match order(&temp_verdict, live_valid) {
+                // On a tie the live file wins: it is the one readers have already seen.
+                Order::ByRevision { temp_later: false } => {
+                    return self.move_aside(
+                        temp,
+                        Action::Cleaned,
+                        format!("superseded temp file ({compared})"),
+                    );
+                }
+                Order::ByRevision { temp_later: true } => {
+                    self.move_aside(
+                        &live,
+                        Action::Cleaned,
+                        format!("superseded by a temp file ({compared})"),
+                    )?;
+                }
+                // Revisions order only copies the store wrote: against the app's file,
+                // savedAt decides, and the loser is kept in quarantine, not trashed.
+                Order::BySavedAt { temp_later: false } => {
+                    return self.move_aside(
+                        temp,
+                        Action::Quarantined,
+                        format!("temp file not later than the live file by savedAt; kept ({compared})"),
+                    );
+                }
+                Order::BySavedAt { temp_later: true } => {
+                    self.move_aside(
+                        &live,
+                        Action::Quarantined,
+                        format!("live file replaced by a temp file saved later; kept ({compared})"),
+                    )?;
+                }
+            },
         }
         self.store.promote_temp(temp, id)?;
         tracing::info!(file = %temp.to_string_lossy(), id = %id, "recovery promoted a temp file");
@@ -156,8 +188,20 @@ pub fn recover_visiting(
     // Temps first, so that a promoted temp is then checked like any live file.
     let scan = store.scan()?;
     let had_temps = !scan.temps.is_empty();
+    for (name, kind) in &scan.irregular {
+        run.problem(
+            name,
+            format!(
+                "is {}, not a regular file: never read; move it away",
+                kind.describe()
+            ),
+        );
+    }
     for (temp, id) in scan.temps {
-        run.temp(&temp, &id)?;
+        // One bad file never stops the run: it is reported, and the rest go on.
+        if let Err(e) = run.temp(&temp, &id) {
+            run.problem(&temp, e.to_string());
+        }
     }
     let live = if had_temps { store.scan()?.live } else { scan.live };
     // Threads pay off only for stores of some size.
@@ -175,18 +219,16 @@ pub fn recover_visiting(
                     Verdict::Damaged(e) => Found::Damaged(id.clone(), loggable(&e)),
                 },
                 Err(e @ FsError::TooLarge { .. }) => Found::Damaged(id.clone(), e.to_string()),
-                Err(e) => Found::Failed(e),
+                Err(e) => Found::Failed(id.clone(), e),
             });
         }
     };
     let mut damaged = Vec::new();
-    let mut failure = None;
+    let mut failures = Vec::new();
     let mut take = |found: Found| match found {
         Found::Valid(id, decoded) => visit(id, *decoded),
         Found::Damaged(id, reason) => damaged.push((id, reason)),
-        Found::Failed(e) => {
-            failure.get_or_insert(e);
-        }
+        Found::Failed(id, e) => failures.push((id, e)),
     };
     if threads == 1 {
         while let Some(found) = check_next() {
@@ -212,12 +254,16 @@ pub fn recover_visiting(
             }
         });
     }
-    if let Some(e) = failure {
-        return Err(e.into());
+    failures.sort_by(|a, b| a.0.cmp(&b.0));
+    for (id, e) in failures {
+        run.problem(&OsString::from(id.file_name()), e.to_string());
     }
     damaged.sort();
     for (id, reason) in damaged {
-        run.move_aside(&OsString::from(id.file_name()), Action::Quarantined, reason)?;
+        let file = OsString::from(id.file_name());
+        if let Err(e) = run.move_aside(&file, Action::Quarantined, reason) {
+            run.problem(&file, format!("could not be quarantined: {e}"));
+        }
     }
     let report = run.report;
     tracing::info!(
@@ -232,13 +278,19 @@ pub fn recover_visiting(
 enum Found {
     Valid(SessionId, Box<Decoded>),
     Damaged(SessionId, String),
-    Failed(FsError),
+    Failed(SessionId, FsError),
 }
 
 /// Checks every file of the store without changing anything.
 pub fn verify(store: &Store) -> Result<VerifyReport, FsError> {
     let scan = store.scan()?;
     let mut report = VerifyReport::default();
+    for (name, kind) in &scan.irregular {
+        report.problems.push(Problem {
+            file: name.to_string_lossy().into_owned(),
+            problem: format!("is {}, not a regular file", kind.describe()),
+        });
+    }
     for (temp, _) in &scan.temps {
         report.problems.push(Problem {
             file: temp.to_string_lossy().into_owned(),
@@ -253,7 +305,7 @@ pub fn verify(store: &Store) -> Result<VerifyReport, FsError> {
                 Verdict::Valid(_) | Verdict::Newer(_) => report.ok += 1,
                 Verdict::Damaged(e) => report.problems.push(Problem {
                     file,
-                    problem: e.to_string(),
+                    problem: loggable(&e),
                 }),
             },
             Err(e) => report.problems.push(Problem {

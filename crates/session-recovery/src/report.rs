@@ -42,12 +42,15 @@ pub struct RecoveryReport {
     pub quarantined: usize,
     /// Every file moved, in order.
     pub moved: Vec<Moved>,
+    /// Files recovery could not handle (unreadable, not a regular file...): left where
+    /// they are, reported, and the run carried on with the rest.
+    pub problems: Vec<Problem>,
 }
 
 impl RecoveryReport {
     /// Whether recovery found nothing to do.
     pub fn is_clean(&self) -> bool {
-        self.moved.is_empty()
+        self.moved.is_empty() && self.problems.is_empty()
     }
 
     pub(crate) fn record(&mut self, moved: Moved) {

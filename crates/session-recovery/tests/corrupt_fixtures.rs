@@ -4,7 +4,7 @@ use std::path::Path;
 
 use session_fs::Store;
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures");
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures");
 
 fn store_of_corrupt_fixtures() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();

@@ -56,6 +56,19 @@ pub struct CleanupSummary {
     pub dry_run: bool,
     /// When the run happened, epoch ms.
     pub at: u64,
+    /// Files the run could not handle (unreadable, say): left as they were, reported;
+    /// the run carried on with the rest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<CleanupFailure>,
+}
+
+/// A file one cleanup run could not handle.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct CleanupFailure {
+    /// The file (a session's name, or an area entry such as `.trash/<name>`).
+    pub file: String,
+    /// What went wrong.
+    pub problem: String,
 }
 
 /// The state file (see `Store::write_state`) holding the last real run's summary.
@@ -132,16 +145,21 @@ fn purgeable(
     now: u64,
 ) -> Result<Vec<(String, session_fs::Entry)>, FsError> {
     let cutoff = now.saturating_sub(max_age.as_millis() as u64);
-    // Names in these areas start with the time they were put there.
-    let born = |name: &str| name.split(['.', '-']).next().and_then(|t| t.parse::<u64>().ok());
+    // Names the store gave these entries start with the time they were put there; a
+    // name the store did not make is never purged.
     let mut out = Vec::new();
     for entry in store.list_area(layout::TRASH_DIR)? {
-        if born(&entry.name.to_string_lossy()).is_some_and(|t| t < cutoff) {
+        let born = entry
+            .name
+            .to_str()
+            .and_then(layout::parse_aside_name)
+            .map(|name| name.moved_at);
+        if born.is_some_and(|t| t < cutoff) {
             out.push((layout::TRASH_DIR.to_owned(), entry));
         }
     }
     for run in store.backup_runs()? {
-        if born(&run).is_some_and(|t| t < cutoff) {
+        if layout::parse_backup_run(&run).is_some_and(|t| t < cutoff) {
             let area = format!("{}/{run}", layout::BACKUP_DIR);
             for entry in store.list_area(&area)? {
                 out.push((area.clone(), entry));
@@ -161,14 +179,32 @@ pub fn cleanup_once(store: &Store, config: &CleanupConfig, now: u64) -> Result<C
     };
     // Purge first, so that what this run trashes waits its full age.
     for (area, entry) in purgeable(store, config.trash_max_age, now)? {
-        if !config.dry_run {
-            store.purge_area_entry(&area, &entry.name)?;
+        if !config.dry_run
+            && let Err(e) = store.purge_area_entry(&area, &entry.name)
+        {
+            summary.failures.push(CleanupFailure {
+                file: format!("{area}/{}", entry.name.to_string_lossy()),
+                problem: e.to_string(),
+            });
+            continue;
         }
         summary.purged += 1;
         summary.bytes_freed += entry.len;
     }
     for id in store.list()? {
-        match clean_one(store, &id, config, now)? {
+        // One file that cannot be read or moved never stops the run.
+        let verdict = match clean_one(store, &id, config, now) {
+            Ok(verdict) => verdict,
+            Err(e) => {
+                tracing::warn!(file = %id.file_name(), error = %e, "cleanup could not handle a file");
+                summary.failures.push(CleanupFailure {
+                    file: id.file_name(),
+                    problem: e.to_string(),
+                });
+                continue;
+            }
+        };
+        match verdict {
             Verdict::NotExpired => {}
             Verdict::Trash => {
                 summary.expired += 1;

@@ -29,7 +29,8 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("sessionctl: {e}");
+            // Errors may quote file names and document strings: never raw on a terminal.
+            eprintln!("sessionctl: {}", session_model::printable_lines(&e.to_string()));
             ExitCode::from(e.exit_code())
         }
     }
@@ -61,21 +62,23 @@ fn run(cli: Cli) -> Result<(), CliError> {
     let _logs = logging::init(level, config.log_format(), log_dir.as_deref())?;
 
     let dir = config.dir()?;
-    // Opened per command: recovery needs the store exclusively, the others share it.
+    // Opened per command: recovery needs the store exclusively, the others share it,
+    // and the read-only commands create and change nothing (not even a missing store).
     let store = || Store::open(&dir);
+    let read_only = || Store::options().read_only().open(&dir);
     match cli.command {
         Command::Init => documents::init(&store()?, &out),
         Command::Put { create } => documents::put(&store()?, &out, create),
-        Command::Get { id } => documents::get(&store()?, &out, &commands::parse_id(&id)?),
-        Command::Show { id } => documents::show(&store()?, &commands::parse_id(&id)?),
+        Command::Get { id } => documents::get(&read_only()?, &out, &commands::parse_id(&id)?),
+        Command::Show { id } => documents::show(&read_only()?, &commands::parse_id(&id)?),
         Command::List { status } => {
-            let rows = list::rows(&store()?, &out, status)?;
+            let rows = list::rows(&read_only()?, &out, status)?;
             let colour = std::io::stdout().is_terminal();
             Ok(out.result(&rows, || list::table(&rows, session_fs::now_ms(), colour))?)
         }
         Command::Delete { id } => documents::delete(&store()?, &out, &commands::parse_id(&id)?),
         Command::Recover => recovery::recover(&dir, &out),
-        Command::Verify => recovery::verify(&store()?, &out),
+        Command::Verify => recovery::verify(&read_only()?, &out),
         Command::Migrate { dry_run, rollback } => {
             migration::migrate(&store()?, &config, &out, dry_run, rollback)
         }
@@ -83,7 +86,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Retry { id } => submission::retry(&store()?, &config, &out, &commands::parse_id(&id)?),
         Command::Ignore { id } => submission::ignore(&store()?, &config, &out, &commands::parse_id(&id)?),
         Command::Submit { .. } => submission::submit(&store()?, &config, &out),
-        Command::Status => status::status(&store()?, &config, &out),
+        Command::Status => status::status(&read_only()?, &config, &out),
         Command::Config => {
             let shown = config.shown();
             Ok(out.result(&shown, || {

@@ -29,6 +29,6 @@ impl Output {
 
     /// A diagnostic on stderr (never stdout, so `--json` output stays parseable).
     pub fn warn(&self, line: &str) {
-        eprintln!("warning: {line}");
+        eprintln!("warning: {}", session_model::printable_lines(line));
     }
 }

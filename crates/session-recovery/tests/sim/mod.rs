@@ -459,4 +459,21 @@ impl Storage for SimDisk {
         // One simulated process: the store's in-process locks are what matters here.
         Ok(Some(Box::new(NoLock)))
     }
+
+    fn kind(&self, path: &Path) -> io::Result<Option<EntryKind>> {
+        self.read_only(|s| {
+            Ok(if s.dirs.contains(path) {
+                Some(EntryKind::Dir)
+            } else if s.volatile.contains_key(path) {
+                Some(EntryKind::File)
+            } else {
+                None
+            })
+        })
+    }
+
+    fn set_mode(&self, path: &Path, _mode: u32) -> io::Result<()> {
+        // Permissions are not part of what a power cut can lose; the name must exist.
+        self.kind(path)?.map(|_| ()).ok_or_else(|| not_found(path))
+    }
 }

@@ -21,7 +21,10 @@ pub fn cleanup(
     let now = now.unwrap_or_else(session_fs::now_ms);
     let s = cleanup_once(store, &settings, now).map_err(|e| CliError::Failed(e.to_string()))?;
     let summary = json!({ "expired": s.expired, "trashed": s.trashed, "kept": s.kept, "purged": s.purged });
-    Ok(out.result(&summary, || {
+    for failure in &s.failures {
+        out.warn(&format!("not cleaned: {}: {}", failure.file, failure.problem));
+    }
+    out.result(&summary, || {
         let verb = if settings.dry_run {
             " (dry run: nothing changed)"
         } else {
@@ -31,5 +34,12 @@ pub fn cleanup(
             "expired {}: trashed {}, kept {} (never delivered); purged {} ({} bytes){verb}",
             s.expired, s.trashed, s.kept, s.purged, s.bytes_freed
         )
-    })?)
+    })?;
+    if !s.failures.is_empty() {
+        return Err(CliError::Failed(format!(
+            "{} file(s) could not be cleaned (named above); the others were",
+            s.failures.len()
+        )));
+    }
+    Ok(())
 }

@@ -25,6 +25,9 @@ fn failed(context: &str) -> impl FnOnce(FsError) -> CliError + '_ {
 pub fn run(config: &Config) -> Result<(), CliError> {
     let dir = config.dir()?;
     let shared = Store::open(&dir).map_err(failed("cannot open the store"))?;
+    if let Some(was) = shared.secure_dir().map_err(failed("cannot secure the store"))? {
+        tracing::warn!(dir = %dir.display(), was = format!("{was:o}"), "the store directory was open to others; now 0700");
+    }
     let Some(_role) = shared
         .try_lock_role(ROLE)
         .map_err(failed("cannot lock the store"))?

@@ -13,6 +13,11 @@ use session_model::SessionId;
 /// `init`: the store directory exists (0700) with its dot-directories.
 pub fn init(store: &Store, out: &Output) -> Result<(), CliError> {
     let dir = store.dir().display().to_string();
+    if let Some(was) = store.secure_dir()? {
+        out.warn(&format!(
+            "{dir} was mode {was:o}; now 0700 (sessions hold patient data)"
+        ));
+    }
     Ok(out.result(&json!({ "dir": dir }), || format!("store ready at {dir}"))?)
 }
 
@@ -38,15 +43,20 @@ pub fn put(store: &Store, out: &Output, create: bool) -> Result<(), CliError> {
         }
         Err(e) => return Err(CliError::BadInput(format!("stdin: {e}"))),
     };
+    // What cannot be written exactly is refused as bad input, and nothing is written.
+    let refused_input = |e: StoreError| match e {
+        StoreError::Encode(e) => CliError::BadInput(format!("stdin: {e}")),
+        other => other.into(),
+    };
     let stamp = if create {
         session_migrate::create(store, &mut session).map_err(|e| match e {
             StoreError::Fs(FsError::AlreadyExists { id }) => {
                 CliError::Failed(format!("session {id} already exists (--create never replaces)"))
             }
-            other => other.into(),
+            other => refused_input(other),
         })?
     } else {
-        match session_migrate::save(store, &mut session)? {
+        match session_migrate::save(store, &mut session).map_err(refused_input)? {
             SaveOutcome::Written(stamp) => stamp,
             // Only another save of this id, called later and already durable, supersedes
             // this one: report the revision on disk.

@@ -4,7 +4,7 @@ use serde::Serialize;
 use serde_json::Value;
 use session_fs::Store;
 use session_migrate::{DecodeError, DecodeOptions, StoreError};
-use session_model::SubmissionStatus;
+use session_model::{SubmissionStatus, printable};
 
 use crate::error::CliError;
 use crate::output::Output;
@@ -48,7 +48,15 @@ fn newer_row(id: String, version: String, document: &[u8]) -> Row {
 /// Reads every live session into a row; damaged files are named on stderr and skipped.
 pub fn rows(store: &Store, out: &Output, status: Option<SubmissionStatus>) -> Result<Vec<Row>, CliError> {
     let mut rows = Vec::new();
-    for id in store.list()? {
+    let scan = store.scan()?;
+    for (name, kind) in &scan.irregular {
+        out.warn(&format!(
+            "{}: is {}, not a regular file; skipped",
+            name.to_string_lossy(),
+            kind.describe()
+        ));
+    }
+    for id in scan.live {
         let row = match session_migrate::load(store, &id, &DecodeOptions::default()) {
             Ok(Some(decoded)) => Row {
                 id: id.to_string(),
@@ -113,12 +121,14 @@ pub fn table(rows: &[Row], now: u64, colour: bool) -> String {
         .iter()
         .map(|r| {
             [
-                r.id.clone(),
-                r.submission_status.clone().unwrap_or_else(|| "?".into()),
+                printable(&r.id),
+                r.submission_status
+                    .as_deref()
+                    .map_or_else(|| "?".into(), printable),
                 r.message_count.map_or_else(|| "?".into(), |n| n.to_string()),
                 fmt_time(r.start_time),
                 fmt_time(r.persisted_until),
-                r.version.clone(),
+                printable(&r.version),
             ]
         })
         .collect();

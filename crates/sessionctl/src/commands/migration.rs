@@ -61,7 +61,7 @@ pub fn migrate(
         "skipped": report.skipped,
         "failed": report.failed,
     });
-    Ok(out.result(&summary, || {
+    out.result(&summary, || {
         let verb = if dry_run { "would migrate" } else { "migrated" };
         let mut text = format!(
             "{verb} {}, up to date {}, skipped {} (newer version), failed {}",
@@ -73,5 +73,12 @@ pub fn migrate(
             ));
         }
         text
-    })?)
+    })?;
+    if report.failed > 0 {
+        return Err(CliError::Failed(format!(
+            "{} file(s) not migrated (named above); the others were",
+            report.failed
+        )));
+    }
+    Ok(())
 }

@@ -28,7 +28,10 @@ pub fn recover(dir: &Path, out: &Output) -> Result<(), CliError> {
         "cleaned": report.cleaned,
         "quarantined": report.quarantined,
     });
-    Ok(out.result(&summary, || {
+    for problem in &report.problems {
+        out.warn(&format!("not recovered: {}: {}", problem.file, problem.problem));
+    }
+    out.result(&summary, || {
         let mut text = format!(
             "recovered {}, cleaned {}, quarantined {}",
             report.recovered, report.cleaned, report.quarantined
@@ -36,11 +39,20 @@ pub fn recover(dir: &Path, out: &Output) -> Result<(), CliError> {
         for moved in &report.moved {
             text.push_str(&format!(
                 "\n  {:?} {}: {}",
-                moved.action, moved.file, moved.reason
+                moved.action,
+                session_model::printable(&moved.file),
+                session_model::printable(&moved.reason)
             ));
         }
         text
-    })?)
+    })?;
+    if !report.problems.is_empty() {
+        return Err(CliError::Failed(format!(
+            "{} file(s) could not be recovered (named above); the rest of the store was",
+            report.problems.len()
+        )));
+    }
+    Ok(())
 }
 
 /// `verify`: read-only; exit 1 when anything is wrong.
@@ -49,7 +61,11 @@ pub fn verify(store: &Store, out: &Output) -> Result<(), CliError> {
     out.result(&report, || {
         let mut text = format!("{} ok, {} problems", report.ok, report.problems.len());
         for p in &report.problems {
-            text.push_str(&format!("\n  {}: {}", p.file, p.problem));
+            text.push_str(&format!(
+                "\n  {}: {}",
+                session_model::printable(&p.file),
+                session_model::printable(&p.problem)
+            ));
         }
         text
     })?;
