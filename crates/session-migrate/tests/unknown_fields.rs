@@ -171,3 +171,191 @@ proptest! {
         prop_assert_eq!(stored.submission.status, session_model::SubmissionStatus::Submitted);
     }
 }
+
+/// Every field name any version uses, at any level: unknown fields named like known
+/// ones are where a decoder and an encoder disagree.
+const EVERY_NAME: &[&str] = &[
+    "id",
+    "sessionId",
+    "startTime",
+    "endTime",
+    "deviceIP",
+    "lisIP",
+    "elements",
+    "messages",
+    "isComplete",
+    "submissionStatus",
+    "submissionAttempts",
+    "submittedAt",
+    "submissionError",
+    "persistedUntil",
+    "_metadata",
+    "submission",
+    "timestamp",
+    "direction",
+    "type",
+    "hexData",
+    "rawBytes",
+    "content",
+    "decodedMessage",
+    "data",
+    "version",
+    "savedAt",
+    "retentionDays",
+    "revision",
+    "status",
+    "attempts",
+    "lastAttemptAt",
+    "nextAttemptAt",
+    "lastError",
+    "idempotencyKey",
+    "earlierDeliveries",
+];
+
+const V1_SESSION: &[&str] = &[
+    "id",
+    "sessionId",
+    "startTime",
+    "endTime",
+    "deviceIP",
+    "lisIP",
+    "elements",
+    "messages",
+    "isComplete",
+    "submissionStatus",
+    "submissionAttempts",
+    "submittedAt",
+    "submissionError",
+    "persistedUntil",
+    "_metadata",
+];
+const APP_ELEMENT: &[&str] = &[
+    "id",
+    "timestamp",
+    "direction",
+    "type",
+    "hexData",
+    "rawBytes",
+    "content",
+    "decodedMessage",
+];
+const V1_METADATA: &[&str] = &["version", "savedAt", "retentionDays"];
+
+/// The names `version` itself knows at each level (session, element, metadata).
+fn known(version: Version) -> [&'static [&'static str]; 3] {
+    match version {
+        Version::Legacy | Version::V1 => [V1_SESSION, APP_ELEMENT, V1_METADATA],
+        Version::V2 => [
+            session_model::SESSION_FIELDS,
+            session_model::ELEMENT_FIELDS,
+            session_model::METADATA_FIELDS,
+        ],
+    }
+}
+
+fn named_like_known() -> impl Strategy<Value = Map<String, Value>> {
+    let name = prop_oneof![
+        prop::sample::select(EVERY_NAME).prop_map(str::to_owned),
+        "x[a-z]{1,4}",
+    ];
+    prop::collection::btree_map(name, json_value(), 0..4).prop_map(|m| m.into_iter().collect())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Every write reads back: whatever `decode` accepts, `encode` writes, and the bytes
+    /// decode to the same session, every unknown field kept exactly. What cannot be
+    /// kept exactly is refused by `decode` (so `put` exits 2 and writes nothing).
+    #[test]
+    fn every_accepted_document_is_written_exactly(
+        version in version(),
+        elements in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..16), 0..3),
+        se in named_like_known(), ee in named_like_known(), me in named_like_known(),
+    ) {
+        let doc = document(version, &elements, &se, &ee, &me);
+        let Ok(decoded) = decode(&serde_json::to_vec(&doc).unwrap()) else {
+            return Ok(()); // refused: nothing would be written
+        };
+        let bytes = encode(&decoded.session);
+        prop_assert!(bytes.is_ok(), "accepted but cannot be written: {:?}", bytes.err());
+        let again = decode(&bytes.unwrap());
+        prop_assert!(again.is_ok(), "written bytes do not read back: {:?}", again.err());
+        prop_assert_eq!(&again.unwrap().session, &decoded.session);
+        // Unknown to the source version: kept exactly, at every level.
+        let [session_known, element_known, metadata_known] = known(version);
+        let session = &decoded.session;
+        for (k, v) in se.iter().filter(|(k, _)| !session_known.contains(&k.as_str())) {
+            prop_assert_eq!(session.unknown.get(k), Some(v), "session field {}", k);
+        }
+        for e in &session.elements {
+            for (k, v) in ee.iter().filter(|(k, _)| !element_known.contains(&k.as_str())) {
+                prop_assert_eq!(e.unknown.get(k), Some(v), "element field {}", k);
+            }
+        }
+        if !matches!(version, Version::Legacy) && !se.contains_key("_metadata") {
+            for (k, v) in me.iter().filter(|(k, _)| !metadata_known.contains(&k.as_str())) {
+                prop_assert_eq!(session.metadata.unknown.get(k), Some(v), "metadata field {}", k);
+            }
+        }
+    }
+}
+
+#[test]
+fn fields_named_like_the_current_versions_are_refused_not_duplicated() {
+    let v1 = |patch: &dyn Fn(&mut Value)| {
+        let mut doc = document(
+            Version::V1,
+            &[b"MSH|1\r\n".to_vec()],
+            &Map::new(),
+            &Map::new(),
+            &Map::new(),
+        );
+        patch(&mut doc);
+        serde_json::to_vec(&doc).unwrap()
+    };
+    let cases: [(&str, Vec<u8>); 4] = [
+        (
+            "top-level submission",
+            v1(&|d| d["submission"] = json!({"status": "submitted"})),
+        ),
+        ("element data", v1(&|d| d["elements"][0]["data"] = json!("AAAA"))),
+        (
+            "_metadata.revision",
+            v1(&|d| d["_metadata"]["revision"] = json!(7)),
+        ),
+        ("legacy submission", {
+            let mut d = document(Version::Legacy, &[], &Map::new(), &Map::new(), &Map::new());
+            d["submission"] = json!(1);
+            serde_json::to_vec(&d).unwrap()
+        }),
+    ];
+    for (what, bytes) in cases {
+        let err = decode(&bytes).expect_err(what).to_string();
+        assert!(err.contains("named like a 2.0.0 field"), "{what}: {err}");
+    }
+    let null_metadata = br#"{"id": "a", "startTime": 1, "_metadata": null}"#;
+    let err = decode(null_metadata).unwrap_err().to_string();
+    assert!(err.contains("_metadata is null"), "{err}");
+}
+
+#[test]
+fn numbers_that_would_change_are_refused() {
+    for number in [
+        "1E2",
+        "-0",
+        "18446744073709551616",
+        "1.50",
+        "-9223372036854775809",
+    ] {
+        let doc = format!(r#"{{"id": "a", "startTime": 1, "xNote": {number}}}"#);
+        let err = decode(doc.as_bytes()).expect_err(number).to_string();
+        assert!(err.contains("cannot be kept exactly"), "{number}: {err}");
+    }
+    let fine = br#"{"id": "a", "startTime": 1, "xNote": [0, -1, 1.5, 18446744073709551615]}"#;
+    let decoded = decode(fine).unwrap().session;
+    assert_eq!(
+        decoded.unknown["xNote"],
+        json!([0, -1, 1.5, 18446744073709551615u64])
+    );
+}
