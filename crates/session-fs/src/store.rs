@@ -727,6 +727,11 @@ impl Store {
         Ok(ids)
     }
 
+    /// The bytes `.backup/<run>/<id>.json` keeps; `Ok(None)` when the run has none.
+    pub fn read_backup(&self, run: &str, id: &SessionId) -> Result<Option<Vec<u8>>, FsError> {
+        self.read_path(&self.backup_dir(run)?.join(id.file_name()))
+    }
+
     /// A new backup run name: `<ms>-<unique>`, sorting by time.
     pub fn new_backup_run(&self) -> String {
         format!("{:013}-{}", now_ms(), self.unique())

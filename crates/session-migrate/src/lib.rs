@@ -62,7 +62,10 @@ mod version;
 pub use codec::{
     Chained, DecodeError, DecodeOptions, Decoded, EncodeError, decode, decode_stored, decode_with, encode,
 };
-pub use run::{Failure, MigrateOptions, MigrateReport, RollbackError, RollbackReport, migrate, rollback};
+pub use run::{
+    Failure, MigrateOptions, MigrateReport, NotRestored, RollbackError, RollbackOptions, RollbackReport,
+    migrate, rollback,
+};
 pub use stored::{StoreError, create, delete, load, refused, save, update};
 pub use version::{SchemaVersion, Version};
 

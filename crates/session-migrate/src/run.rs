@@ -182,32 +182,141 @@ pub fn migrate(
     Ok(report)
 }
 
+/// How to run [`rollback`].
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct RollbackOptions {
+    /// The backup run to restore; the latest that still holds originals when `None`.
+    pub run: Option<String>,
+    /// Also restore files changed since the run (keeping each newer copy in a new
+    /// backup run first). Even so, a file whose copy records a delivery the original
+    /// lacks is never restored, and a deleted session is never brought back.
+    pub force: bool,
+    /// Options the run decoded legacy files with (to recognise unchanged files).
+    pub decode: DecodeOptions,
+}
+
+impl RollbackOptions {
+    /// Restores the latest run, unchanged files only.
+    pub fn new(decode: DecodeOptions) -> Self {
+        Self {
+            run: None,
+            force: false,
+            decode,
+        }
+    }
+
+    /// Restores this run instead of the latest.
+    pub fn run(mut self, run: impl Into<String>) -> Self {
+        self.run = Some(run.into());
+        self
+    }
+
+    /// See [`RollbackOptions::force`].
+    pub fn force(mut self, force: bool) -> Self {
+        self.force = force;
+        self
+    }
+}
+
+/// A file a rollback left as it is, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NotRestored {
+    /// The file name.
+    pub file: String,
+    /// Why it was left.
+    pub reason: String,
+}
+
 /// The outcome of [`rollback`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct RollbackReport {
     /// The backup run that was restored.
     pub run: String,
     /// Files put back as they were before that run.
     pub restored: usize,
+    /// Files changed since the run (saved again, delivered, deleted): left as they are.
+    pub not_restored: Vec<NotRestored>,
+    /// With `force`, the backup run now holding the newer copies that were replaced.
+    pub kept_run: Option<String>,
 }
 
 /// Why a rollback could not run.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RollbackError {
     /// There is no backup run to restore.
     #[error("no migration backups in this store: nothing to roll back")]
     NothingToRollBack,
+    /// Rollback needs the store to itself (no daemon, no other writer).
+    #[error("rollback needs the store to itself: open it exclusively (is `sessionctl run` active?)")]
+    NotExclusive,
     /// The filesystem failed.
     #[error(transparent)]
     Fs(#[from] FsError),
 }
 
-/// Restores exactly the files a migration run changed (the latest run unless `run` is
-/// given), putting each original back in place; the copies they replace go to the trash.
-pub fn rollback(store: &Store, run: Option<&str>) -> Result<RollbackReport, RollbackError> {
-    let run = match run {
-        Some(run) => run.to_owned(),
+/// How the live copy compares with what the run made of the original.
+enum Since {
+    /// Exactly what the migration wrote (revision and save time aside).
+    Unchanged,
+    /// Saved again since, with nothing delivered that the original lacks.
+    Changed(String),
+    /// Never restored: a delivery would be lost, the session was deleted, a newer build wrote it.
+    Keep(String),
+}
+
+fn since_the_run(id: &SessionId, original: &[u8], live: Option<&[u8]>, decode: &DecodeOptions) -> Since {
+    let Some(live) = live else {
+        return Since::Keep("deleted since the migration (by cleanup or an operator); left deleted".into());
+    };
+    let live = match decode_stored(id, live, decode) {
+        Ok(decoded) => decoded.session,
+        Err(DecodeError::NewerVersion { .. }) => {
+            return Since::Keep("rewritten by a newer build since the migration".into());
+        }
+        Err(e) => return Since::Changed(format!("does not decode any more ({e})")),
+    };
+    let Ok(mut made) = decode_stored(id, original, decode).map(|d| d.session) else {
+        return Since::Keep("the original does not decode".into());
+    };
+    made.metadata.revision = live.metadata.revision;
+    made.metadata.saved_at = live.metadata.saved_at;
+    if made == live {
+        return Since::Unchanged;
+    }
+    let original_deliveries =
+        made.submission.earlier_deliveries.len() + usize::from(made.submission.submitted_at.is_some());
+    let live_deliveries =
+        live.submission.earlier_deliveries.len() + usize::from(live.submission.submitted_at.is_some());
+    if live_deliveries > original_deliveries
+        || (live.submission.status.is_settled() && !made.submission.status.is_settled())
+    {
+        return Since::Keep(format!(
+            "{} since the migration; restoring the original would lose that",
+            live.submission.status
+        ));
+    }
+    Since::Changed("saved again since the migration".into())
+}
+
+/// Restores the files a migration run changed (the latest run unless told otherwise),
+/// putting each original back in place, and only where that loses nothing.
+///
+/// Needs an exclusive store handle: a daemon delivering meanwhile would race it. A file
+/// exactly as the run left it is restored (its migrated copy goes to the trash: it can
+/// be made again). Any other is listed in [`RollbackReport::not_restored`]; with
+/// [`RollbackOptions::force`], changed files are restored too, each newer copy kept
+/// first in a new backup run. A copy that records a delivery the original lacks, a
+/// deleted session and a newer build's file are never restored.
+pub fn rollback(store: &Store, options: &RollbackOptions) -> Result<RollbackReport, RollbackError> {
+    if store.access() != session_fs::Access::Exclusive {
+        return Err(RollbackError::NotExclusive);
+    }
+    let run = match &options.run {
+        Some(run) => run.clone(),
         // The latest run that still holds originals (a rolled-back run is empty).
         None => {
             let mut runs = store.backup_runs()?;
@@ -219,12 +328,43 @@ pub fn rollback(store: &Store, run: Option<&str>) -> Result<RollbackReport, Roll
             }
         }
     };
-    let mut restored = 0;
+    let mut report = RollbackReport {
+        run: run.clone(),
+        restored: 0,
+        not_restored: Vec::new(),
+        kept_run: None,
+    };
     for id in store.backup_entries(&run)? {
-        if store.lock(&id)?.restore_backup(&run)? {
-            restored += 1;
+        let Some(original) = store.read_backup(&run, &id)? else {
+            continue;
+        };
+        let mut guard = store.lock(&id)?;
+        let live = guard.read()?;
+        match since_the_run(&id, &original, live.as_deref(), &options.decode) {
+            Since::Unchanged => {}
+            Since::Changed(reason) if !options.force => {
+                report.not_restored.push(NotRestored {
+                    file: id.file_name(),
+                    reason,
+                });
+                continue;
+            }
+            Since::Changed(_) => {
+                let kept_run = report.kept_run.get_or_insert_with(|| store.new_backup_run());
+                guard.keep_backup(kept_run)?;
+            }
+            Since::Keep(reason) => {
+                report.not_restored.push(NotRestored {
+                    file: id.file_name(),
+                    reason,
+                });
+                continue;
+            }
+        }
+        if guard.restore_backup(&run)? {
+            report.restored += 1;
         }
     }
-    tracing::info!(%run, restored, "migration rolled back");
-    Ok(RollbackReport { run, restored })
+    tracing::info!(%run, restored = report.restored, not_restored = report.not_restored.len(), "migration rolled back");
+    Ok(report)
 }

@@ -9,7 +9,9 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use session_fs::Store;
-use session_migrate::{DecodeOptions, MigrateOptions, SchemaVersion, decode, migrate, rollback};
+use session_migrate::{
+    DecodeOptions, MigrateOptions, RollbackOptions, SchemaVersion, decode, migrate, rollback,
+};
 use session_model::{Session, SessionId};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures");
@@ -82,8 +84,15 @@ fn migrates_old_files_skips_newer_and_counts_failures() {
     // Files that stay as they are are only read: no lock taken, no lock file left.
     assert_eq!(std::fs::read_dir(&locks).unwrap().count(), 0);
     // Rollback restores exactly the originals of the files the run changed.
-    let undone = rollback(&store, None).unwrap();
+    assert!(matches!(
+        rollback(&store, &RollbackOptions::default()),
+        Err(session_migrate::RollbackError::NotExclusive)
+    ));
+    drop(store);
+    let store = Store::options().exclusive().open(tmp.path()).unwrap();
+    let undone = rollback(&store, &RollbackOptions::default()).unwrap();
     assert_eq!(undone.restored, 5);
+    assert!(undone.not_restored.is_empty());
     assert_eq!(snapshot_of(tmp.path()), before);
 }
 
@@ -269,4 +278,101 @@ fn session_recovery_like_cleanup(store: &Store) {
     for (temp, _) in store.scan().unwrap().temps {
         std::fs::remove_file(store.dir().join(temp)).unwrap();
     }
+}
+
+/// Four copies of one `1.0.0` fixture, migrated; then each changed differently.
+fn migrated_store_with_later_changes(dir: &Path) {
+    let original: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(Path::new(FIXTURES).join("v1/session-21.json")).unwrap())
+            .unwrap();
+    for id in ["same", "delivered", "resaved", "deleted"] {
+        let mut doc = original.clone();
+        doc["id"] = id.into();
+        std::fs::write(dir.join(format!("{id}.json")), serde_json::to_vec(&doc).unwrap()).unwrap();
+    }
+    let store = Store::open(dir).unwrap();
+    assert_eq!(
+        migrate(&store, &MigrateOptions::default(), &no_progress)
+            .unwrap()
+            .migrated,
+        4
+    );
+    let id = |s: &str| s.parse::<SessionId>().unwrap();
+    // Delivered after the migration (what the daemon does).
+    let delivered = id("delivered");
+    for step in 0..2 {
+        session_migrate::update(&store, &delivered, &DecodeOptions::default(), |s| {
+            let done = if step == 0 {
+                s.submission.begin_attempt(10, || "k".into()).map(|_| ())
+            } else {
+                s.submission.succeed(20)
+            };
+            done.map_err(session_migrate::refused(&delivered))
+        })
+        .unwrap();
+    }
+    // Saved again with other content (the capture tool), and deleted (an operator).
+    let mut resaved = session_migrate::load(&store, &id("resaved"), &DecodeOptions::default())
+        .unwrap()
+        .unwrap()
+        .session;
+    resaved.end_time = Some(resaved.end_time.unwrap_or(0) + 1);
+    session_migrate::save(&store, &mut resaved).unwrap();
+    assert!(session_migrate::delete(&store, &id("deleted")).unwrap());
+}
+
+#[test]
+fn rollback_restores_only_what_nobody_changed_since() {
+    let tmp = tempfile::tempdir().unwrap();
+    migrated_store_with_later_changes(tmp.path());
+    let after_changes = snapshot_of(tmp.path());
+    let store = Store::options().exclusive().open(tmp.path()).unwrap();
+    let report = rollback(&store, &RollbackOptions::default()).unwrap();
+    assert_eq!(report.restored, 1);
+    let mut left: Vec<_> = report.not_restored.iter().map(|n| n.file.as_str()).collect();
+    left.sort();
+    assert_eq!(left, ["deleted.json", "delivered.json", "resaved.json"]);
+    assert_eq!(
+        decode(&std::fs::read(tmp.path().join("same.json")).unwrap())
+            .unwrap()
+            .from
+            .as_str(),
+        "1.0.0"
+    );
+    for changed in ["delivered.json", "resaved.json"] {
+        assert_eq!(
+            std::fs::read(tmp.path().join(changed)).unwrap(),
+            after_changes[&tmp.path().join(changed)],
+            "{changed} untouched"
+        );
+    }
+    assert!(
+        !tmp.path().join("deleted.json").exists(),
+        "a deleted session stays deleted"
+    );
+    // --force restores the re-saved one, keeping its newer copy, and nothing else.
+    let resaved_newer = std::fs::read(tmp.path().join("resaved.json")).unwrap();
+    let forced = rollback(&store, &RollbackOptions::default().force(true)).unwrap();
+    assert_eq!(forced.restored, 1);
+    let kept_run = forced.kept_run.expect("the newer copy is kept");
+    assert_eq!(
+        std::fs::read(tmp.path().join(".backup").join(&kept_run).join("resaved.json")).unwrap(),
+        resaved_newer
+    );
+    assert_eq!(
+        decode(&std::fs::read(tmp.path().join("resaved.json")).unwrap())
+            .unwrap()
+            .from
+            .as_str(),
+        "1.0.0"
+    );
+    let delivered = decode(&std::fs::read(tmp.path().join("delivered.json")).unwrap())
+        .unwrap()
+        .session;
+    assert_eq!(
+        delivered.submission.status,
+        session_model::SubmissionStatus::Submitted,
+        "never undone"
+    );
+    assert!(!tmp.path().join("deleted.json").exists());
 }

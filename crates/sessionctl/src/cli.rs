@@ -1,6 +1,5 @@
 //! The command line, as CONTRACT.md fixes it.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -74,9 +73,14 @@ pub enum Command {
         /// Report what would change; write nothing.
         #[arg(long, conflicts_with = "rollback")]
         dry_run: bool,
-        /// Restore the files the latest migration run changed.
+        /// Restore the files the latest migration run changed and nobody changed since
+        /// (needs the store to itself: not while `run` is active).
         #[arg(long)]
         rollback: bool,
+        /// With --rollback: also restore files changed since, keeping each newer copy in
+        /// .backup/ (a recorded delivery is never undone, a deleted session never restored).
+        #[arg(long, requires = "rollback")]
+        force: bool,
     },
     /// Expire old sessions and empty old trash.
     Cleanup {
@@ -114,9 +118,9 @@ pub enum Command {
     Run,
     /// A reference HTTP receiver for the submission request, for testing against.
     Receiver {
-        /// Address to listen on (loopback unless told otherwise).
+        /// Address to listen on, HOST:PORT (`localhost:8080` or `127.0.0.1:0` too).
         #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
+        listen: String,
         /// Directory for accepted bodies, one file per idempotency key.
         #[arg(long)]
         out: PathBuf,

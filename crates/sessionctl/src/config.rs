@@ -192,8 +192,10 @@ fn check(key: &Key, value: &str, origin: &str) -> Result<(), CliError> {
     let bad = |allowed: String| {
         let shown = if key.secret {
             "[redacted]".to_owned()
+        } else if matches!(key.kind, Kind::Url) {
+            format!("{:?}", session_workers::submit::redacted_url(value))
         } else {
-            format!("{value:?}")
+            format!("{:?}", session_model::Printable(value))
         };
         Err(CliError::BadInput(format!(
             "{origin}: {} = {shown} is not allowed; expected {allowed}",
@@ -224,6 +226,9 @@ fn check(key: &Key, value: &str, origin: &str) -> Result<(), CliError> {
         Kind::Text | Kind::Path => {
             if value.is_empty() {
                 bad("a non-empty value".into())
+            } else if key.secret && !session_workers::submit::is_valid_header_value(value) {
+                // A token file with a Windows line ending ends in CR: say so, without the value.
+                bad("a valid HTTP header value (printable ASCII, no line breaks or trailing spaces)".into())
             } else {
                 Ok(())
             }
@@ -314,9 +319,17 @@ impl Config {
             set("endpoint", endpoint.clone(), Source::Flag, "--endpoint")?;
         }
         for pair in &overrides.set {
-            let (name, raw) = pair
-                .split_once('=')
-                .ok_or_else(|| CliError::BadInput(format!("--set {pair:?}: expected key=value")))?;
+            let (name, raw) = pair.split_once('=').ok_or_else(|| {
+                // The argument may be a secret with a typo (`authorization:Bearer ...`):
+                // name the key when it starts with one, never echo the rest.
+                let named = KEYS
+                    .iter()
+                    .find(|k| pair.starts_with(k.name))
+                    .map_or(String::new(), |k| format!(" {}...", k.name));
+                CliError::BadInput(format!(
+                    "--set{named}: expected key=value (the argument is not shown)"
+                ))
+            })?;
             set(
                 name.trim(),
                 raw.trim().to_owned(),
@@ -422,6 +435,8 @@ impl Config {
                     value: value.map(|v| {
                         if key.secret {
                             "[redacted]".to_owned()
+                        } else if matches!(key.kind, Kind::Url) {
+                            session_workers::submit::redacted_url(&v.raw)
                         } else {
                             v.raw.clone()
                         }

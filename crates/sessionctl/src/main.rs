@@ -79,9 +79,12 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Delete { id } => documents::delete(&store()?, &out, &commands::parse_id(&id)?),
         Command::Recover => recovery::recover(&dir, &out),
         Command::Verify => recovery::verify(&read_only()?, &out),
-        Command::Migrate { dry_run, rollback } => {
-            migration::migrate(&store()?, &config, &out, dry_run, rollback)
-        }
+        Command::Migrate {
+            rollback: true,
+            force,
+            ..
+        } => migration::rollback(&dir, &config, &out, force),
+        Command::Migrate { dry_run, .. } => migration::migrate(&store()?, &config, &out, dry_run),
         Command::Cleanup { dry_run, now } => cleanup::cleanup(&store()?, &config, &out, dry_run, now),
         Command::Retry { id } => submission::retry(&store()?, &config, &out, &commands::parse_id(&id)?),
         Command::Ignore { id } => submission::ignore(&store()?, &config, &out, &commands::parse_id(&id)?),

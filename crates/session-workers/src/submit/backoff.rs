@@ -28,12 +28,13 @@ impl Default for Backoff {
 
 impl Backoff {
     /// The delay after the `attempts`-th failed attempt: uniform in
-    /// `[0, min(cap, base * 2^(attempts-1))]`, but never less than `retry_after`.
+    /// `[0, min(cap, base * 2^(attempts-1))]`, but never less than `retry_after`, which
+    /// itself counts as at most `cap` (a server asking for years is not obeyed).
     pub fn delay(&self, attempts: u32, retry_after: Option<Duration>, rng: &mut impl Rng) -> Duration {
         let exp = attempts.saturating_sub(1).min(30);
         let ceiling = self.base.saturating_mul(1u32 << exp).min(self.cap);
         let drawn = Duration::from_millis(rng.random_range(0..=ceiling.as_millis() as u64));
-        drawn.max(retry_after.unwrap_or_default())
+        drawn.max(retry_after.unwrap_or_default().min(self.cap))
     }
 }
 
@@ -56,8 +57,11 @@ mod tests {
                 assert!(d <= ceiling, "attempt {attempts}: {d} > {ceiling}");
             }
         }
-        let d = backoff.delay(1, Some(Duration::from_secs(30)), &mut rng);
-        assert!(d >= Duration::from_secs(30));
+        let d = backoff.delay(1, Some(Duration::from_millis(700)), &mut rng);
+        assert!(d >= Duration::from_millis(700));
+        // Retry-After beyond the cap counts as the cap.
+        let d = backoff.delay(1, Some(Duration::from_secs(999_999_999)), &mut rng);
+        assert_eq!(d, Duration::from_millis(1000));
         // Full jitter really spreads: not every draw is the ceiling.
         let draws: std::collections::HashSet<_> = (0..20).map(|_| backoff.delay(5, None, &mut rng)).collect();
         assert!(draws.len() > 10);

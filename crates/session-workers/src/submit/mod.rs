@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 pub use backoff::Backoff;
 pub use transport::{
     HttpReply, HttpTransport, ReplyFuture, Secret, SubmissionBody, SubmissionRequest, Transport,
-    TransportError,
+    TransportError, is_valid_header_value, redacted_url,
 };
 
 use crate::clock::Clock;
@@ -139,12 +139,20 @@ enum Verdict {
 fn judge(reply: Result<HttpReply, TransportError>) -> Verdict {
     match reply {
         Ok(HttpReply { status, .. }) if (200..300).contains(&status) => Verdict::Delivered,
-        Ok(HttpReply { status, retry_after }) if matches!(status, 408 | 409 | 425 | 429 | 500..=599) => {
-            Verdict::Retry {
-                error: format!("HTTP {status}"),
-                retry_after,
-            }
-        }
+        // Never followed, never retried: the endpoint is misconfigured, and the session
+        // waits (failed) for the operator to fix it and run `retry`.
+        Ok(HttpReply { status, location, .. }) if (300..400).contains(&status) => Verdict::Permanent {
+            error: format!(
+                "HTTP {status} redirect to {}: redirects are never followed; fix the endpoint, then `sessionctl retry`",
+                location.as_deref().unwrap_or("(no Location)")
+            ),
+        },
+        Ok(HttpReply {
+            status, retry_after, ..
+        }) if matches!(status, 408 | 409 | 425 | 429 | 500..=599) => Verdict::Retry {
+            error: format!("HTTP {status}"),
+            retry_after,
+        },
         Ok(HttpReply { status, .. }) => Verdict::Permanent {
             error: format!("HTTP {status}"),
         },
@@ -397,15 +405,10 @@ impl<T: Transport> Attempt<T> {
         // 1. inFlight, with the attempt counted and the key fixed, before anything is sent.
         let begun = self
             .update(move |s| {
-                if !(s.is_complete && s.submission.is_due(now)) {
+                if !s.is_sendable(now) {
                     return Ok(None);
                 }
                 let id = s.id.clone();
-                let key = s
-                    .submission
-                    .begin_attempt(now, || uuid::Uuid::new_v4().to_string())
-                    .map_err(refused(&id))?
-                    .to_owned();
                 let body = SubmissionBody {
                     session_id: s.id.to_string(),
                     start_time: s.start_time,
@@ -415,6 +418,13 @@ impl<T: Transport> Attempt<T> {
                     lis_ip: s.lis_ip.clone(),
                     performer,
                 };
+                // One content, one key: derived from the body, unless this content
+                // already has a key (kept as it is, whoever assigned it).
+                let key = s
+                    .submission
+                    .begin_attempt(now, || body.idempotency_key())
+                    .map_err(refused(&id))?
+                    .to_owned();
                 Ok(Some((
                     SubmissionRequest {
                         idempotency_key: key,
@@ -432,6 +442,7 @@ impl<T: Transport> Attempt<T> {
                 return AttemptOutcome::Skipped;
             }
         };
+        let request_key = request.idempotency_key.clone();
         // 2. The POST, bounded by the request timeout.
         let reply =
             match tokio::time::timeout(self.config.request_timeout, self.transport.post(request)).await {
@@ -442,11 +453,15 @@ impl<T: Transport> Attempt<T> {
         let now = self.clock.now_ms();
         let verdict = judge(reply);
         let (max_attempts, backoff) = (self.config.max_attempts.clamp(1, 10), self.config.backoff);
+        let key = request_key;
         let outcome = self
             .update(move |s| {
                 let id = s.id.clone();
                 let submission = &mut s.submission;
-                let in_flight = submission.status == SubmissionStatus::InFlight;
+                // Still this attempt: inFlight under the key the request carried. Any
+                // other state means an operator or a new save changed it meanwhile.
+                let in_flight = submission.status == SubmissionStatus::InFlight
+                    && submission.idempotency_key.as_deref() == Some(key.as_str());
                 Ok(match verdict {
                     Verdict::Delivered if in_flight => {
                         submission.succeed(now).map_err(refused(&id))?;
@@ -462,15 +477,14 @@ impl<T: Transport> Attempt<T> {
                         submission.fail(error.clone()).map_err(refused(&id))?;
                         (AttemptOutcome::Failed, Some((error, 0)))
                     }
-                    // An operator changed the status while the request was out: their
-                    // decision stands, the attempt's result is recorded beside it.
+                    // Changed while the request was out: that decision stands, and the
+                    // attempt's result is recorded beside it (for the content it carried).
                     Verdict::Delivered => {
-                        submission.last_error = None;
-                        submission.submitted_at = Some(now);
+                        submission.late_outcome(&key, Ok(now));
                         (AttemptOutcome::Skipped, None)
                     }
                     Verdict::Retry { error, .. } | Verdict::Permanent { error } => {
-                        submission.last_error = Some(error);
+                        submission.late_outcome(&key, Err(error));
                         (AttemptOutcome::Skipped, None)
                     }
                 })

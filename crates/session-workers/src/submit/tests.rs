@@ -38,6 +38,7 @@ fn reply(status: u16) -> ReplyFuture {
         Ok(HttpReply {
             status,
             retry_after: None,
+            location: None,
         })
     })
 }
@@ -170,6 +171,7 @@ fn slow_transport(takes: Duration, sent: Arc<tokio::sync::Notify>) -> MockTransp
             Ok(HttpReply {
                 status: 201,
                 retry_after: None,
+                location: None,
             })
         })
     });

@@ -52,6 +52,64 @@ pub struct SubmissionBody {
     pub performer: Option<String>,
 }
 
+impl SubmissionBody {
+    /// The exact bytes sent: compact JSON, keys in the order above (`performer` left out
+    /// when unset, `null` for an absent end time or address).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Plain strings and numbers: serialising cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// The `Idempotency-Key` of this body: the lowercase hex SHA-256 of
+    /// [`SubmissionBody::to_bytes`]. The same content gets the same key in any store,
+    /// after any re-put, rollback or re-import; different content a different key. A
+    /// receiver can recompute it from the body it got.
+    pub fn idempotency_key(&self) -> String {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(self.to_bytes());
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// `url` with its secrets replaced by `[redacted]`: the password of its user info (the
+/// user name too) and every query value. For logs, errors and `config`.
+pub fn redacted_url(url: &str) -> String {
+    let Ok(mut parsed) = reqwest::Url::parse(url) else {
+        // Unparsable: show nothing that might be a secret.
+        return "[an unparsable URL]".into();
+    };
+    if parsed.username().is_empty()
+        && parsed.password().is_none()
+        && parsed.query().is_none()
+        && parsed.fragment().is_none()
+    {
+        // Nothing secret: shown exactly as given.
+        return url.to_owned();
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        let _ = parsed.set_username("[redacted]");
+        let _ = parsed.set_password(None);
+    }
+    if parsed.query().is_some() {
+        let keys: Vec<String> = parsed.query_pairs().map(|(k, _)| k.into_owned()).collect();
+        let mut query = parsed.query_pairs_mut();
+        query.clear();
+        for key in keys {
+            query.append_pair(&key, "[redacted]");
+        }
+    }
+    parsed.set_fragment(None);
+    parsed.to_string()
+}
+
+/// Whether `value` can be sent as a header value: visible ASCII, inner spaces and tabs,
+/// no line breaks (a token file with a Windows line ending ends in CR), nothing else.
+pub fn is_valid_header_value(value: &str) -> bool {
+    !value.is_empty()
+        && value.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
+        && !value.ends_with([' ', '\t'])
+}
+
 impl std::fmt::Debug for SubmissionBody {
     // Messages are patient data: Debug names the session and counts, nothing more.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -78,6 +136,8 @@ pub struct HttpReply {
     pub status: u16,
     /// `Retry-After`, when present and readable (seconds or an HTTP date).
     pub retry_after: Option<Duration>,
+    /// `Location` of a redirect, secrets redacted (redirects are never followed).
+    pub location: Option<String>,
 }
 
 /// Why no answer came.
@@ -116,7 +176,7 @@ pub struct HttpTransport {
 impl std::fmt::Debug for HttpTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpTransport")
-            .field("endpoint", &self.endpoint.as_str())
+            .field("endpoint", &redacted_url(self.endpoint.as_str()))
             .field("authorization", &self.authorization)
             .finish()
     }
@@ -129,15 +189,27 @@ impl HttpTransport {
         authorization: Option<Secret>,
         timeout: Duration,
     ) -> Result<Self, TransportError> {
+        let shown = redacted_url(endpoint);
         let endpoint = reqwest::Url::parse(endpoint)
-            .map_err(|e| TransportError::Invalid(format!("endpoint {endpoint:?}: {e}")))?;
+            .map_err(|e| TransportError::Invalid(format!("endpoint {shown}: {e}")))?;
         if !matches!(endpoint.scheme(), "http" | "https") {
             return Err(TransportError::Invalid(format!(
-                "endpoint {endpoint}: only http and https"
+                "endpoint {shown}: only http and https"
             )));
         }
+        if authorization
+            .as_ref()
+            .is_some_and(|a| !is_valid_header_value(a.expose()))
+        {
+            return Err(TransportError::Invalid(
+                "the authorization value is not a valid header value (printable ASCII, no line breaks); value not shown".into(),
+            ));
+        }
+        // Redirects are never followed: a 3xx is an answer (and not a delivery), and
+        // nothing, the Idempotency-Key least of all, is ever sent to another host.
         let client = reqwest::Client::builder()
             .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| TransportError::Invalid(e.to_string()))?;
         Ok(Self {
@@ -164,8 +236,7 @@ impl Transport for HttpTransport {
     fn post(&self, request: SubmissionRequest) -> ReplyFuture {
         let this = self.clone();
         Box::pin(async move {
-            let body =
-                serde_json::to_vec(&request.body).map_err(|e| TransportError::Invalid(e.to_string()))?;
+            let body = request.body.to_bytes();
             let mut builder = this
                 .client
                 .post(this.endpoint.clone())
@@ -192,9 +263,14 @@ impl Transport for HttpTransport {
                 .get(reqwest::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(parse_retry_after);
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .map(|v| redacted_url(&String::from_utf8_lossy(v.as_bytes())));
             Ok(HttpReply {
                 status: response.status().as_u16(),
                 retry_after,
+                location,
             })
         })
     }
@@ -227,6 +303,65 @@ mod tests {
             !shown.contains("hunter2") && shown.contains("redacted"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn urls_lose_their_secrets() {
+        assert_eq!(
+            redacted_url("http://user:hunter2@127.0.0.1:8080/api?token=abc&x=1#frag"),
+            "http://%5Bredacted%5D@127.0.0.1:8080/api?token=%5Bredacted%5D&x=%5Bredacted%5D"
+        );
+        assert_eq!(
+            redacted_url("https://lis.example/api/sessions"),
+            "https://lis.example/api/sessions"
+        );
+        assert!(!redacted_url("not a url hunter2").contains("hunter2"));
+    }
+
+    #[test]
+    fn header_values_with_line_breaks_are_refused() {
+        assert!(is_valid_header_value("Bearer abc.def"));
+        for bad in [
+            "Bearer abc\r",
+            "Bearer abc\n",
+            "a\r\nX-Evil: 1",
+            "Bearer \u{0}",
+            "Bearer é",
+            "Bearer x ",
+        ] {
+            assert!(!is_valid_header_value(bad), "{bad:?}");
+        }
+        let refused = HttpTransport::new(
+            "http://127.0.0.1:9/x",
+            Some(Secret::new("Bearer hunter2\r")),
+            Duration::from_secs(1),
+        )
+        .unwrap_err();
+        assert!(!refused.to_string().contains("hunter2"), "{refused}");
+    }
+
+    #[test]
+    fn the_key_is_a_function_of_the_body() {
+        let body = SubmissionBody {
+            session_id: "s-1".into(),
+            start_time: 1,
+            end_time: Some(2),
+            messages: vec!["MSH|1".into()],
+            device_ip: None,
+            lis_ip: Some("10.0.0.2".into()),
+            performer: None,
+        };
+        use sha2::Digest;
+        let expected: String = sha2::Sha256::digest(
+            br#"{"sessionId":"s-1","startTime":1,"endTime":2,"messages":["MSH|1"],"deviceIP":null,"lisIP":"10.0.0.2"}"#,
+        )
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+        assert_eq!(body.idempotency_key(), expected);
+        let mut other = body.clone();
+        other.performer = Some("lab-1".into());
+        assert_ne!(other.idempotency_key(), body.idempotency_key());
     }
 
     #[test]

@@ -97,7 +97,7 @@ async fn serve(store: Store, config: &Config) -> Result<(), CliError> {
             let worker = SubmissionWorker::new(store.clone(), transport, submit, clock, events.clone())
                 .map_err(|e| CliError::Failed(format!("submission: {e}")))?;
             watcher = watch_for_new_sessions(store.dir(), worker.trigger());
-            tracing::info!(endpoint, "submission worker started");
+            tracing::info!(endpoint = %session_workers::submit::redacted_url(endpoint), "submission worker started");
             tasks.spawn(worker.run(cancel.clone()));
         }
         None => tracing::info!("submission is off: no endpoint configured (set HL7_ENDPOINT or `endpoint`)"),

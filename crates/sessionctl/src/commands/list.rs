@@ -25,6 +25,10 @@ pub struct Row {
     pub submission_status: Option<String>,
     /// Retention end, epoch ms.
     pub persisted_until: Option<u64>,
+    /// Whether capture finished (an incomplete session is never sent).
+    pub is_complete: Option<bool>,
+    /// The last submission error, if any.
+    pub last_error: Option<String>,
 }
 
 /// A newer build's file: shown from whatever fields look familiar, never decoded.
@@ -42,6 +46,8 @@ fn newer_row(id: String, version: String, document: &[u8]) -> Row {
         message_count: value.get("messages").and_then(Value::as_array).map(Vec::len),
         submission_status: status,
         persisted_until: value.get("persistedUntil").and_then(Value::as_u64),
+        is_complete: value.get("isComplete").and_then(Value::as_bool),
+        last_error: None,
     }
 }
 
@@ -65,6 +71,8 @@ pub fn rows(store: &Store, out: &Output, status: Option<SubmissionStatus>) -> Re
                 message_count: Some(decoded.session.message_count()),
                 submission_status: Some(decoded.session.submission.status.as_str().to_owned()),
                 persisted_until: Some(decoded.session.persisted_until),
+                is_complete: Some(decoded.session.is_complete),
+                last_error: decoded.session.submission.last_error.clone(),
             },
             Ok(None) => continue, // deleted since the listing
             Err(StoreError::Decode {
@@ -117,7 +125,12 @@ pub fn table(rows: &[Row], now: u64, colour: bool) -> String {
         return "no sessions".into();
     }
     let fmt_time = |t: Option<u64>| t.map_or_else(|| "-".to_owned(), |t| relative(t, now));
-    let cells: Vec<[String; 6]> = rows
+    let complete = |c: Option<bool>| match c {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "?",
+    };
+    let cells: Vec<[String; 8]> = rows
         .iter()
         .map(|r| {
             [
@@ -125,19 +138,32 @@ pub fn table(rows: &[Row], now: u64, colour: bool) -> String {
                 r.submission_status
                     .as_deref()
                     .map_or_else(|| "?".into(), printable),
+                complete(r.is_complete).to_owned(),
                 r.message_count.map_or_else(|| "?".into(), |n| n.to_string()),
                 fmt_time(r.start_time),
                 fmt_time(r.persisted_until),
                 printable(&r.version),
+                r.last_error
+                    .as_deref()
+                    .map_or_else(|| "-".into(), |e| shorten(&printable(e), 48)),
             ]
         })
         .collect();
-    let header = ["ID", "STATUS", "MESSAGES", "STARTED", "KEPT UNTIL", "VERSION"];
-    let widths: Vec<usize> = (0..6)
+    let header = [
+        "ID",
+        "STATUS",
+        "COMPLETE",
+        "MESSAGES",
+        "STARTED",
+        "KEPT UNTIL",
+        "VERSION",
+        "LAST ERROR",
+    ];
+    let widths: Vec<usize> = (0..8)
         .map(|i| {
             cells
                 .iter()
-                .map(|c| c[i].len())
+                .map(|c| c[i].chars().count())
                 .chain([header[i].len()])
                 .max()
                 .unwrap_or(0)
@@ -165,6 +191,16 @@ pub fn table(rows: &[Row], now: u64, colour: bool) -> String {
         text.push_str(&line(c));
     }
     text
+}
+
+/// `text` cut to `max` characters, with `…` when cut.
+pub fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
 }
 
 fn paint(status: &str, padded: String) -> String {

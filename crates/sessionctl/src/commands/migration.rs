@@ -1,36 +1,52 @@
 //! `migrate [--dry-run] [--rollback]`.
 
 use std::io::IsTerminal;
+use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use session_fs::Store;
-use session_migrate::{MigrateOptions, RollbackError};
+use session_migrate::{MigrateOptions, RollbackError, RollbackOptions};
 
 use crate::config::Config;
 use crate::error::CliError;
 use crate::output::Output;
 
-/// Runs (or rolls back) the store-wide migration.
-pub fn migrate(
-    store: &Store,
-    config: &Config,
-    out: &Output,
-    dry_run: bool,
-    rollback: bool,
-) -> Result<(), CliError> {
-    if rollback {
-        let report = session_migrate::rollback(store, None).map_err(|e| match e {
-            RollbackError::NothingToRollBack => CliError::Failed(e.to_string()),
-            RollbackError::Fs(e) => e.into(),
-        })?;
-        return Ok(out.result(&report, || {
-            format!(
-                "restored {} file(s) from backup run {}",
-                report.restored, report.run
-            )
-        })?);
+/// `migrate --rollback [--force]`: needs the store to itself, as `recover` does.
+pub fn rollback(dir: &Path, config: &Config, out: &Output, force: bool) -> Result<(), CliError> {
+    let store = super::recovery::open_exclusive(dir, "rollback")?;
+    let options = RollbackOptions::new(config.decode_options()).force(force);
+    let report = session_migrate::rollback(&store, &options).map_err(|e| match e {
+        RollbackError::Fs(e) => CliError::from(e),
+        other => CliError::Failed(other.to_string()),
+    })?;
+    for kept in &report.not_restored {
+        out.warn(&format!("not restored: {}: {}", kept.file, kept.reason));
     }
+    out.result(&report, || {
+        let mut text = format!(
+            "restored {} file(s) from backup run {}",
+            report.restored, report.run
+        );
+        if let Some(kept) = &report.kept_run {
+            text.push_str(&format!(
+                "\nthe newer copies it replaced are kept in .backup/{kept}"
+            ));
+        }
+        text
+    })?;
+    if !report.not_restored.is_empty() && !force {
+        return Err(CliError::Failed(format!(
+            "{} file(s) changed since the migration were left as they are (named above); \
+             `--force` restores those it can without losing a delivery or a newer copy",
+            report.not_restored.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Runs the store-wide migration.
+pub fn migrate(store: &Store, config: &Config, out: &Output, dry_run: bool) -> Result<(), CliError> {
     let options = MigrateOptions {
         dry_run,
         decode: config.decode_options(),

@@ -1,7 +1,7 @@
 //! `receiver`: a reference server for the submission request of CONTRACT.md, so that
 //! other teams can test against something that behaves (or misbehaves) on demand.
 
-use std::net::SocketAddr;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -97,7 +97,15 @@ async fn accept(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         return reply(StatusCode::CREATED, serde_json::json!({"received": key}));
     }
     let temp = b.out.join(format!(".{key}.json.tmp"));
-    let stored = std::fs::write(&temp, &body).and_then(|()| std::fs::rename(&temp, &path));
+    // Bodies are patient data: 0600, like the store's own files.
+    let stored = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temp)
+        .and_then(|mut file| std::io::Write::write_all(&mut file, &body))
+        .and_then(|()| std::fs::rename(&temp, &path));
     if let Err(e) = stored {
         tracing::error!(key, error = %e, "receiver: cannot store the body");
         return reply(
@@ -109,10 +117,22 @@ async fn accept(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
     reply(StatusCode::CREATED, serde_json::json!({"received": key}))
 }
 
+/// The largest body accepted: the store's own file-size limit, so that whatever the
+/// store holds, the receiver takes.
+pub const BODY_LIMIT: usize = session_fs::DEFAULT_MAX_FILE_SIZE as usize;
+
 /// Serves until SIGINT or SIGTERM.
-pub fn receiver(listen: SocketAddr, behaviour: Behaviour) -> Result<(), CliError> {
-    std::fs::create_dir_all(&behaviour.out)
-        .map_err(|e| CliError::Failed(format!("--out {}: {e}", behaviour.out.display())))?;
+pub fn receiver(listen: String, behaviour: Behaviour) -> Result<(), CliError> {
+    let out_dir = &behaviour.out;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(out_dir)
+        .and_then(|()| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(out_dir, std::fs::Permissions::from_mode(0o700))
+        })
+        .map_err(|e| CliError::Failed(format!("--out {}: {e}", out_dir.display())))?;
     let shared = Arc::new(Shared {
         behaviour,
         seen: AtomicU32::new(0),
@@ -121,10 +141,12 @@ pub fn receiver(listen: SocketAddr, behaviour: Behaviour) -> Result<(), CliError
     });
     let app = Router::new()
         .fallback(axum::routing::post(accept))
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(shared.clone());
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(listen)
+        // Host names resolve (`localhost:8080`); the first address that binds is used.
+        let listener = tokio::net::TcpListener::bind(listen.as_str())
             .await
             .map_err(|e| CliError::Failed(format!("cannot listen on {listen}: {e}")))?;
         let bound = listener.local_addr()?;

@@ -11,17 +11,7 @@ use crate::output::Output;
 /// `recover`: needs the store to itself, so it refuses to run beside a daemon or any
 /// other writer instead of touching a temp file that is still being written.
 pub fn recover(dir: &Path, out: &Output) -> Result<(), CliError> {
-    let store = Store::options()
-        .exclusive()
-        .no_wait()
-        .open(dir)
-        .map_err(|e| match e {
-            FsError::Busy { dir } => CliError::Failed(format!(
-                "store {} is in use (is `sessionctl run` active?); recovery needs it to itself",
-                dir.display()
-            )),
-            other => other.into(),
-        })?;
+    let store = open_exclusive(dir, "recovery")?;
     let report = session_recovery::recover(&store).map_err(|e| CliError::Failed(e.to_string()))?;
     let summary = json!({
         "recovered": report.recovered,
@@ -53,6 +43,22 @@ pub fn recover(dir: &Path, out: &Output) -> Result<(), CliError> {
         )));
     }
     Ok(())
+}
+
+/// The store to itself, for `what` (recovery, rollback): refused at once, never
+/// waited for, while a daemon or any other sessionctl has it open.
+pub fn open_exclusive(dir: &Path, what: &str) -> Result<Store, CliError> {
+    Store::options()
+        .exclusive()
+        .no_wait()
+        .open(dir)
+        .map_err(|e| match e {
+            FsError::Busy { dir } => CliError::Failed(format!(
+                "store {} is in use (is `sessionctl run` active?); {what} needs it to itself",
+                dir.display()
+            )),
+            other => other.into(),
+        })
 }
 
 /// `verify`: read-only; exit 1 when anything is wrong.

@@ -23,15 +23,27 @@ pub struct Oldest {
     submission_status: SubmissionStatus,
 }
 
+/// A session that failed for good, with why.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedSession {
+    id: String,
+    last_error: Option<String>,
+}
+
 /// `status --json`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Status {
     total: usize,
     counts: BTreeMap<&'static str, usize>,
+    /// Undelivered and never sendable: capture did not finish.
+    incomplete: usize,
     damaged: usize,
     newer_version: usize,
+    /// The oldest complete session still waiting to be sent (pending or inFlight).
     oldest_undelivered: Option<Oldest>,
+    failed: Vec<FailedSession>,
     last_cleanup: Option<CleanupSummary>,
 }
 
@@ -39,16 +51,29 @@ pub struct Status {
 pub fn status(store: &Store, config: &Config, out: &Output) -> Result<(), CliError> {
     let mut counts: BTreeMap<&'static str, usize> =
         SubmissionStatus::ALL.iter().map(|s| (s.as_str(), 0)).collect();
-    let (mut total, mut damaged, mut newer) = (0, 0, 0);
+    let (mut total, mut damaged, mut newer, mut incomplete) = (0, 0, 0, 0);
     let mut oldest: Option<Oldest> = None;
+    let mut failed = Vec::new();
     for id in store.list()? {
         match session_migrate::load(store, &id, &config.decode_options()) {
             Ok(Some(decoded)) => {
                 total += 1;
                 let s = decoded.session;
                 *counts.entry(s.submission.status.as_str()).or_default() += 1;
-                let undelivered = !s.submission.status.is_settled();
-                if undelivered && oldest.as_ref().is_none_or(|o| s.start_time < o.start_time) {
+                let status = s.submission.status;
+                let undelivered = !status.is_settled();
+                if undelivered && !s.is_complete {
+                    incomplete += 1;
+                }
+                if status == SubmissionStatus::Failed {
+                    failed.push(FailedSession {
+                        id: id.to_string(),
+                        last_error: s.submission.last_error.clone(),
+                    });
+                }
+                let waiting =
+                    s.is_complete && matches!(status, SubmissionStatus::Pending | SubmissionStatus::InFlight);
+                if waiting && oldest.as_ref().is_none_or(|o| s.start_time < o.start_time) {
                     oldest = Some(Oldest {
                         id: id.to_string(),
                         start_time: s.start_time,
@@ -67,9 +92,11 @@ pub fn status(store: &Store, config: &Config, out: &Output) -> Result<(), CliErr
     let report = Status {
         total,
         counts,
+        incomplete,
         damaged,
         newer_version: newer,
         oldest_undelivered: oldest,
+        failed,
         last_cleanup: last_cleanup(store)?,
     };
     let now = session_fs::now_ms();
@@ -84,6 +111,12 @@ pub fn status(store: &Store, config: &Config, out: &Output) -> Result<(), CliErr
                 report.damaged, report.newer_version
             ));
         }
+        if report.incomplete > 0 {
+            text.push_str(&format!(
+                "  ({} incomplete: capture never finished, so never sent)\n",
+                report.incomplete
+            ));
+        }
         match &report.oldest_undelivered {
             Some(o) => text.push_str(&format!(
                 "oldest undelivered: {} ({}, started {})\n",
@@ -91,7 +124,16 @@ pub fn status(store: &Store, config: &Config, out: &Output) -> Result<(), CliErr
                 o.submission_status,
                 relative(o.start_time, now)
             )),
-            None => text.push_str("everything is delivered (or ignored)\n"),
+            None => text.push_str("nothing is waiting to be sent\n"),
+        }
+        for f in &report.failed {
+            text.push_str(&format!(
+                "failed: {}: {}\n",
+                f.id,
+                f.last_error
+                    .as_deref()
+                    .map_or_else(|| "(no error recorded)".into(), session_model::printable)
+            ));
         }
         match &report.last_cleanup {
             Some(c) => text.push_str(&format!(

@@ -74,10 +74,17 @@ pub fn submit(store: &Store, config: &Config, out: &Output) -> Result<(), CliErr
         "failed": report.failed,
         "retrying": report.retrying,
     });
-    Ok(out.result(&summary, || {
+    out.result(&summary, || {
         format!(
             "submitted {}, failed {}, retrying {}",
             report.submitted, report.failed, report.retrying
         )
-    })?)
+    })?;
+    if report.failed > 0 {
+        return Err(CliError::Failed(format!(
+            "{} session(s) failed for good in this pass; `sessionctl list --status failed` shows why",
+            report.failed
+        )));
+    }
+    Ok(())
 }
