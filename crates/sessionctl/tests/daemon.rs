@@ -2,71 +2,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Stdio;
+
 use std::time::{Duration, Instant};
 
 use common::*;
-
-/// A running `sessionctl run`, its stderr collected line by line.
-struct Daemon {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Daemon {
-    fn start(dir: &Path, args: &[&str]) -> Daemon {
-        Self::start_logging(dir, args, "info")
-    }
-
-    fn start_logging(dir: &Path, args: &[&str], rust_log: &str) -> Daemon {
-        let mut child = command()
-            .arg("--dir")
-            .arg(dir)
-            .args(args)
-            .arg("run")
-            .env("RUST_LOG", rust_log)
-            .env("HL7_LOG_FORMAT", "json")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = log.clone();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Daemon { child, log }
-    }
-
-    fn wait_for_log(&self, needle: &str) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if self.log.lock().unwrap().iter().any(|l| l.contains(needle)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!(
-            "daemon never logged {needle:?}:\n{}",
-            self.log.lock().unwrap().join("\n")
-        );
-    }
-
-    fn stop(mut self) -> (i32, Duration, Vec<String>) {
-        let started = Instant::now();
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let status = self.child.wait().unwrap();
-        let log = self.log.lock().unwrap().clone();
-        (status.code().unwrap_or(-1), started.elapsed(), log)
-    }
-}
 
 /// A plain HTTP/1.1 POST over a socket: no client library needed for two headers.
 fn post(url: &str, key: Option<&str>, body: &str) -> (u16, String) {

@@ -2,9 +2,13 @@
 
 #![allow(dead_code)]
 
+use std::io::BufRead;
+use std::io::BufReader;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures");
 
@@ -194,4 +198,86 @@ pub fn tree(root: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
         }
     }
     out
+}
+
+/// A running `sessionctl run`, its stderr collected line by line.
+pub struct Daemon {
+    pub child: Child,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Daemon {
+    pub fn start(dir: &Path, args: &[&str]) -> Daemon {
+        Self::start_logging(dir, args, "info")
+    }
+
+    pub fn start_logging(dir: &Path, args: &[&str], rust_log: &str) -> Daemon {
+        let mut child = command()
+            .arg("--dir")
+            .arg(dir)
+            .args(args)
+            .arg("run")
+            .env("RUST_LOG", rust_log)
+            .env("HL7_LOG_FORMAT", "json")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Daemon { child, log }
+    }
+
+    pub fn wait_for_log(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self.log.lock().unwrap().iter().any(|l| l.contains(needle)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "daemon never logged {needle:?}:\n{}",
+            self.log.lock().unwrap().join("\n")
+        );
+    }
+
+    pub fn stop(mut self) -> (i32, Duration, Vec<String>) {
+        let started = Instant::now();
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = wait_at_most(&mut self.child, Duration::from_secs(60));
+        let log = self.log.lock().unwrap().clone();
+        (status.code().unwrap_or(-1), started.elapsed(), log)
+    }
+}
+
+/// The exit status of `child`, killing it (and failing) if it runs past `limit`.
+pub fn wait_at_most(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("child {} still running after {limit:?}", child.id());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl Drop for Daemon {
+    // A failed assertion must not leave a daemon holding the store's locks.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
