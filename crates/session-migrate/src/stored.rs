@@ -108,9 +108,16 @@ fn damage_of(id: &SessionId, bytes: &[u8]) -> Option<String> {
 /// key); a save that changes the content makes it pending again under the new
 /// content's key, keeping a record of any earlier delivery.
 fn carry_delivery_state(stored: &Session, incoming: &mut Session) {
+    use session_model::SubmissionStatus::{Failed, Pending};
     let mut submission = stored.submission.clone();
     if !stored.same_delivery_content(incoming) {
         submission.content_changed();
+    } else if matches!(submission.status, Pending | Failed) && incoming.submission.status.is_settled() {
+        // The document's author settled what the store has not sent (the app delivered
+        // it itself, or an operator ignored it there): sending it now would duplicate.
+        let key = submission.idempotency_key.take();
+        submission = incoming.submission.clone();
+        submission.idempotency_key = submission.idempotency_key.take().or(key);
     }
     incoming.submission = submission;
 }

@@ -331,3 +331,94 @@ fn sim_disk_models_the_documented_failure_model() {
         .collect();
     assert!(outcomes.contains(&vec![file.clone()]) && outcomes.contains(&vec![Path::new(ROOT).join("y")]));
 }
+
+#[test]
+fn a_save_or_delete_over_a_damaged_file_never_loses_it_at_any_crash_point() {
+    // Valid JSON that does not decode: only the decoder knows it is damaged.
+    let damaged: &[u8] = br#"{"id": "a", "startTime": "yesterday", "messages": ["MSH|1"]}"#;
+    let mut states = 0;
+    for ops in [
+        vec![Op::Save(0)],
+        vec![Op::Delete(0)],
+        vec![Op::Save(0), Op::Save(0)],
+    ] {
+        let base = SimDisk::new();
+        drop(open(&base, false));
+        base.put_durable(&Path::new(ROOT).join("a.json"), damaged);
+        let calls = calls_taken(&base, |disk| {
+            run_workload(disk, &ops);
+        });
+        for k in 1..=calls {
+            let disk = base.fork(Protocol::Correct, Some(k));
+            let model = run_workload(&disk, &ops);
+            for state in disk.crash_states(STATES_PER_POINT, k as u64) {
+                states += 1;
+                if let Err(v) = check(&state, &model) {
+                    panic!("{ops:?} crash after call {k}: {v}");
+                }
+                let kept = state.files().into_iter().any(|(path, bytes)| {
+                    bytes == damaged && path.parent() == Some(&Path::new(ROOT).join(".quarantine"))
+                });
+                let live = state
+                    .files()
+                    .get(&Path::new(ROOT).join("a.json"))
+                    .map(Vec::as_slice)
+                    == Some(damaged);
+                assert!(
+                    kept || live,
+                    "{ops:?} crash after call {k}: the damaged file is gone"
+                );
+            }
+        }
+        // Without a crash, the damaged original ends in quarantine, never the trash.
+        let done = base.fork(Protocol::Correct, None);
+        run_workload(&done, &ops);
+        assert!(
+            done.files()
+                .iter()
+                .any(|(p, b)| b == damaged && p.starts_with(Path::new(ROOT).join(".quarantine"))),
+            "{ops:?}"
+        );
+        assert!(
+            !done
+                .files()
+                .iter()
+                .any(|(p, _)| p.starts_with(Path::new(ROOT).join(".trash"))),
+            "{ops:?}"
+        );
+    }
+    assert!(states > 50, "{states}");
+}
+
+#[test]
+fn a_store_temp_never_beats_the_apps_later_file() {
+    // A complete store temp (revision 2) from a save never acknowledged, and the app's
+    // later 1.0.0 file (no revision): whatever a crash leaves, recovery keeps the app's.
+    let store_copy = {
+        let base = SimDisk::new();
+        let store = open(&base, false);
+        session_migrate::save(&store, &mut session("a", 1)).unwrap();
+        session_migrate::save(&store, &mut session("a", 2)).unwrap();
+        base.files()[&Path::new(ROOT).join("a.json")].clone()
+    };
+    let saved_at = decode(&store_copy).unwrap().session.metadata.saved_at;
+    let app_file = format!(
+        r#"{{"id": "a", "startTime": 1, "isComplete": true, "elements": [], "messages": [],
+            "submissionStatus": "pending", "persistedUntil": 9, "tag": 3,
+            "_metadata": {{"version": "1.0.0", "savedAt": {}, "retentionDays": 30}}}}"#,
+        saved_at + 1000
+    );
+    let disk = SimDisk::new();
+    drop(open(&disk, false));
+    disk.put_durable(&Path::new(ROOT).join(".a.json.1-2-3.tmp"), &store_copy);
+    disk.put_durable(&Path::new(ROOT).join("a.json"), app_file.as_bytes());
+    let store = open(&disk, true);
+    let report = recover(&store).unwrap();
+    assert_eq!(observe(&store).unwrap()[0], Some(3), "{report:?}");
+    assert!(
+        disk.files()
+            .iter()
+            .any(|(p, b)| b == &store_copy && p.starts_with(Path::new(ROOT).join(".quarantine"))),
+        "the temp is kept in quarantine, not trashed"
+    );
+}

@@ -1,0 +1,88 @@
+//! Saving a session that is stored already: the store's delivery state wins, unless
+//! the content changed or the document settles what the store never sent.
+
+use session_fs::Store;
+use session_migrate::{DecodeOptions, decode, load, save};
+use session_model::{Session, SessionId, SubmissionStatus};
+
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/v1/session-21.json");
+
+fn fresh() -> Session {
+    decode(&std::fs::read(FIXTURE).unwrap()).unwrap().session
+}
+
+fn stored(store: &Store) -> Session {
+    let id: SessionId = "session-21".parse().unwrap();
+    load(store, &id, &DecodeOptions::default())
+        .unwrap()
+        .unwrap()
+        .session
+}
+
+#[test]
+fn the_same_content_keeps_the_stored_state_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut first = fresh();
+    first.submission.status = SubmissionStatus::Submitted;
+    first.submission.idempotency_key = Some("k-1".into());
+    first.submission.submitted_at = Some(5);
+    save(&store, &mut first).unwrap();
+    let mut again = fresh();
+    assert_eq!(again.submission.status, SubmissionStatus::Pending);
+    save(&store, &mut again).unwrap();
+    let now = stored(&store).submission;
+    assert_eq!(now.status, SubmissionStatus::Submitted);
+    assert_eq!(now.idempotency_key.as_deref(), Some("k-1"));
+    assert!(now.earlier_deliveries.is_empty());
+}
+
+#[test]
+fn a_document_that_settles_what_the_store_never_sent_is_believed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    save(&store, &mut fresh()).unwrap();
+    let mut delivered_by_the_app = fresh();
+    delivered_by_the_app.submission.status = SubmissionStatus::Submitted;
+    delivered_by_the_app.submission.submitted_at = Some(7);
+    save(&store, &mut delivered_by_the_app).unwrap();
+    let now = stored(&store).submission;
+    assert_eq!(
+        (now.status, now.submitted_at),
+        (SubmissionStatus::Submitted, Some(7))
+    );
+}
+
+#[test]
+fn changed_content_is_pending_again_with_the_delivery_on_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut first = fresh();
+    first.submission.status = SubmissionStatus::Submitted;
+    first.submission.idempotency_key = Some("k-1".into());
+    first.submission.submitted_at = Some(5);
+    first.submission.attempts = 2;
+    save(&store, &mut first).unwrap();
+    for change in [
+        |s: &mut Session| s.end_time = Some(s.end_time.unwrap_or(0) + 1),
+        |s: &mut Session| s.lis_ip = Some("10.9.9.9".into()),
+        |s: &mut Session| {
+            s.elements
+                .retain(|e| e.kind != session_model::ElementKind::Message)
+        },
+    ] {
+        let mut changed = fresh();
+        change(&mut changed);
+        save(&store, &mut changed).unwrap();
+        let now = stored(&store).submission;
+        assert_eq!(now.status, SubmissionStatus::Pending);
+        assert_eq!(
+            (now.attempts, now.idempotency_key.as_deref(), now.submitted_at),
+            (0, None, None)
+        );
+        assert_eq!(now.earlier_deliveries[0].key.as_deref(), Some("k-1"));
+        assert_eq!(now.earlier_deliveries[0].at, Some(5));
+    }
+    // Only one delivery happened: re-saving changed content again records nothing more.
+    assert_eq!(stored(&store).submission.earlier_deliveries.len(), 1);
+}
