@@ -640,6 +640,10 @@ impl Store {
         self.writable()?;
         let name = &plain_name(name, Step::Rename)?.to_owned();
         let from = self.inner.dir.join(name);
+        // Whatever mode the app gave it, what the store keeps aside is 0600.
+        self.storage()
+            .set_mode(&from, 0o600)
+            .map_err(FsError::io(Step::Chmod, &from))?;
         let (area_dir, to) = self.aside_target(area, name, sidecar)?;
         self.storage()
             .rename(&from, &to)
@@ -911,6 +915,10 @@ impl SessionGuard<'_> {
             "quarantinedAt": now_ms(),
         });
         let sidecar = serde_json::to_vec_pretty(&note).unwrap_or_default();
+        store
+            .storage()
+            .set_mode(&live, 0o600)
+            .map_err(FsError::io(Step::Chmod, &live))?;
         let (area_dir, kept) = store.aside_target(Area::Quarantine, &name, Some(&sidecar))?;
         store
             .storage()

@@ -94,8 +94,15 @@ pub enum SubmitError {
 fn load_all(store: &Store) -> Result<Vec<(SessionId, Session)>, FsError> {
     let mut out = Vec::new();
     for id in store.list()? {
-        if let Ok(Some(decoded)) = session_migrate::load(store, &id, &DecodeOptions::default()) {
-            out.push((id, decoded.session));
+        match session_migrate::load(store, &id, &DecodeOptions::default()) {
+            Ok(Some(decoded)) => out.push((id, decoded.session)),
+            Ok(None) => {}
+            // Newer versions are not ours to send; damaged files are recovery's. An
+            // unreadable one is named, and the pass goes on with the rest.
+            Err(StoreError::Decode { .. }) => {}
+            Err(e) => {
+                tracing::warn!(file = %id.file_name(), error = %e, "submission skipped a file it cannot read")
+            }
         }
     }
     Ok(out)
