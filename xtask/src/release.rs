@@ -164,6 +164,28 @@ fn forget_earlier_packages(version: &str) {
     }
 }
 
+/// Writes `target/man/sessionctl.1`, rendered by `sessionctl man` (clap_mangen) from
+/// the same definitions as `--help`, so the two never disagree.
+fn write_man_page() -> Result<(), String> {
+    let out = Command::new(env!("CARGO"))
+        .args(["run", "--quiet", "--release", "-p", "sessionctl", "--", "man"])
+        .current_dir(root())
+        .output()
+        .map_err(|e| format!("cargo run sessionctl man: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "sessionctl man: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let dir = root().join("target/man");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let page = dir.join("sessionctl.1");
+    std::fs::write(&page, &out.stdout).map_err(|e| format!("{}: {e}", page.display()))?;
+    eprintln!("man page: {}", page.display());
+    Ok(())
+}
+
 /// Checks (and without `--dry-run`, bumps, commits and tags) a release. Never publishes.
 pub fn release(args: &[String]) -> Result<(), String> {
     let dry_run = args.iter().any(|a| a == "--dry-run");
@@ -201,6 +223,7 @@ pub fn release(args: &[String]) -> Result<(), String> {
     ];
     cargo(&package, &[])?;
     check_semver()?;
+    write_man_page()?;
     if dry_run {
         eprintln!(
             "dry run: {version} is ready to publish crate by crate (nothing changed, nothing published)"

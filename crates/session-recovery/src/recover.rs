@@ -47,7 +47,7 @@ impl Run<'_> {
         };
         let note = (area == Area::Quarantine).then(|| sidecar(file, &reason));
         let moved = self.store.move_aside(file, area, note.as_deref())?;
-        tracing::warn!(file = %file.to_string_lossy(), to = %moved.to.display(), ?action, %reason, "recovery moved a file");
+        tracing::info!(file = %session_model::printable(&file.to_string_lossy()), to = %moved.to.display(), ?action, %reason, "recovery moved a file");
         self.report.record(Moved {
             action,
             file: file.to_string_lossy().into_owned(),
@@ -69,7 +69,7 @@ impl Run<'_> {
     }
 
     fn problem(&mut self, file: &OsString, problem: String) {
-        tracing::warn!(file = %session_model::printable(&file.to_string_lossy()), %problem, "recovery left a file it could not handle");
+        tracing::info!(file = %session_model::printable(&file.to_string_lossy()), %problem, "recovery left a file it could not handle");
         self.report.problems.push(Problem {
             file: file.to_string_lossy().into_owned(),
             problem,

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use session_model::SubmissionStatus;
 
+use crate::output::ColourChoice;
+
 /// Store, inspect and deliver HL7 capture sessions.
 #[derive(Debug, Parser)]
 #[command(name = "sessionctl", version, about)]
@@ -27,6 +29,16 @@ pub struct Cli {
     /// Print the result as one JSON document on stdout.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Colour on a terminal: auto (unless NO_COLOR is set), always or never.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = ColourChoice::Auto,
+        value_name = "WHEN",
+        hide_possible_values = true
+    )]
+    pub color: ColourChoice,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -37,11 +49,14 @@ pub struct Cli {
 pub enum Command {
     /// Create the store directory with safe permissions.
     Init,
-    /// Save the session document read from stdin (any known version; stored as the current one).
+    /// Save a session document (any known version; stored as the current one).
     Put {
         /// Fail if the id already exists.
         #[arg(long)]
         create: bool,
+        /// The document's file; `-` or nothing reads stdin.
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
     },
     /// Print a session exactly as it is on disk.
     Get {
@@ -112,10 +127,23 @@ pub enum Command {
     },
     /// Counts by status, the oldest undelivered session, the last cleanup.
     Status,
-    /// Print the effective configuration (secrets redacted).
-    Config,
+    /// Print the effective configuration (secrets redacted), or a commented example file.
+    Config {
+        /// Print a commented TOML file with every key and its default instead.
+        #[arg(long)]
+        example: bool,
+    },
     /// The daemon: lock, recover, migrate, then cleanup and submission until SIGINT/SIGTERM.
     Run,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff); `cargo xtask release` writes it to target/man/.
+    #[command(hide = true)]
+    Man,
     /// A reference HTTP receiver for the submission request, for testing against.
     Receiver {
         /// Address to listen on, HOST:PORT (`localhost:8080` or `127.0.0.1:0` too).

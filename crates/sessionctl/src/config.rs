@@ -147,18 +147,8 @@ const KEYS: &[Key] = &[
         None,
         "sent as `performer` in each submission",
     ),
-    key(
-        "log_level",
-        Kind::Level,
-        Some("info"),
-        "error, warn, info, debug or trace",
-    ),
-    key(
-        "log_format",
-        Kind::Format,
-        Some("auto"),
-        "auto (text on a terminal), text or json",
-    ),
+    key("log_level", Kind::Level, Some("info"), "how much to log"),
+    key("log_format", Kind::Format, Some("auto"), "log format on stderr"),
     key(
         "log_dir",
         Kind::Path,
@@ -234,6 +224,58 @@ fn check(key: &Key, value: &str, origin: &str) -> Result<(), CliError> {
             }
         }
     }
+}
+
+impl Key {
+    /// What values are allowed, in words.
+    fn allowed(&self) -> String {
+        if self.secret {
+            return "an HTTP header value (printable ASCII)".into();
+        }
+        match &self.kind {
+            Kind::Int { min, max } => format!("{min} to {max}"),
+            Kind::Bool => "true or false".into(),
+            Kind::Text => "text".into(),
+            Kind::Path => "a path".into(),
+            Kind::Url => "an http:// or https:// URL".into(),
+            Kind::Level => "error, warn, info, debug or trace".into(),
+            Kind::Format => "auto, text or json".into(),
+        }
+    }
+}
+
+/// The commented TOML example of every key, as the README shows it (a test keeps the
+/// two the same).
+pub fn example_toml() -> String {
+    let mut text = String::from("# sessionctl.toml\n");
+    for key in KEYS {
+        let comment = format!("# {} ({})", key.help, key.allowed());
+        let line = match (key.secret, key.default, &key.kind) {
+            (true, _, _) => format!("# {} = \"...\"", key.name),
+            (_, Some(default), Kind::Int { .. } | Kind::Bool) => format!("{} = {default}", key.name),
+            (_, Some(default), _) => format!("{} = \"{default}\"", key.name),
+            (_, None, _) => format!("# {} = \"...\"", key.name),
+        };
+        text.push_str(&format!("{line:<36}{comment}\n"));
+    }
+    text
+}
+
+/// `config`'s human table: key, value, where it came from, what is allowed.
+pub fn shown_table(shown: &[ShownKey]) -> String {
+    shown
+        .iter()
+        .map(|k| {
+            let value = k.value.as_deref().unwrap_or("-");
+            let source = k
+                .source
+                .map_or("unset".to_owned(), |s| format!("{s:?}").to_lowercase());
+            format!("{:<24} {value:<28} {source:<8} {}", k.key, k.allowed)
+                .trim_end()
+                .to_owned()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// One resolved value.
@@ -442,6 +484,7 @@ impl Config {
                         }
                     }),
                     source: value.map(|v| v.source),
+                    allowed: key.allowed(),
                     env: env_name(key.name),
                     help: key.help,
                 }
@@ -459,8 +502,35 @@ pub struct ShownKey {
     pub value: Option<String>,
     /// Where the value came from.
     pub source: Option<Source>,
+    /// What values are allowed.
+    pub allowed: String,
     /// Its environment variable.
     pub env: String,
     /// What it does.
     pub help: &'static str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_readme_shows_every_key_as_the_table_defines_it() {
+        let readme = include_str!("../../../README.md");
+        let example = example_toml();
+        assert!(
+            readme.contains(&format!("```toml\n{example}```")),
+            "README's TOML example is out of date; it must read:\n{example}"
+        );
+    }
+
+    #[test]
+    fn every_int_getter_names_a_key_with_a_default() {
+        for key in KEYS {
+            if let Kind::Int { min, .. } = key.kind {
+                let default: u64 = key.default.expect("ints have defaults").parse().unwrap();
+                assert!(default >= min && min >= 1, "{}", key.name);
+            }
+        }
+    }
 }

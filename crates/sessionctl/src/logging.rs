@@ -1,7 +1,6 @@
 //! `tracing` output: human-readable text (coloured on a terminal) or JSON lines on
 //! stderr, and a daily rolling file when a log directory is set.
 
-use std::io::IsTerminal;
 use std::path::Path;
 
 use tracing_subscriber::EnvFilter;
@@ -15,10 +14,11 @@ use crate::error::CliError;
 pub struct LogGuard(#[allow(dead_code)] Option<tracing_appender::non_blocking::WorkerGuard>);
 
 /// Starts logging. `RUST_LOG`, when set, overrides `level`.
-pub fn init(level: &str, format: &str, dir: Option<&Path>) -> Result<LogGuard, CliError> {
+/// `ansi` colours the text format (the caller applies `--color` and `NO_COLOR`).
+pub fn init(level: &str, format: &str, ansi: bool, dir: Option<&Path>) -> Result<LogGuard, CliError> {
     let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let json = format == "json";
-    let ansi = !json && std::io::stderr().is_terminal();
+    let ansi = ansi && !json;
     let stderr = tracing_subscriber::fmt::layer()
         .with_writer(BoxMakeWriter::new(std::io::stderr))
         .with_ansi(ansi);

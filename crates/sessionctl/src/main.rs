@@ -38,6 +38,19 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), CliError> {
     let out = Output { json: cli.json };
+    // These two need neither configuration nor a store.
+    match &cli.command {
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut command, "sessionctl", &mut std::io::stdout());
+            return Ok(());
+        }
+        Command::Man => {
+            let page = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command());
+            return Ok(page.render(&mut std::io::stdout())?);
+        }
+        _ => {}
+    }
     // Ids are validated before any file (even the store directory) is touched.
     if let Some(id) = cli.command.id() {
         commands::parse_id(id)?;
@@ -59,7 +72,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
     let long_running = matches!(cli.command, Command::Run | Command::Receiver { .. });
     let level = if long_running { config.log_level() } else { "warn" };
     let log_dir = if long_running { config.log_dir() } else { None };
-    let _logs = logging::init(level, config.log_format(), log_dir.as_deref())?;
+    let ansi = cli.color.enabled(std::io::stderr().is_terminal());
+    let _logs = logging::init(level, config.log_format(), ansi, log_dir.as_deref())?;
 
     let dir = config.dir()?;
     // Opened per command: recovery needs the store exclusively, the others share it,
@@ -68,13 +82,16 @@ fn run(cli: Cli) -> Result<(), CliError> {
     let read_only = || Store::options().read_only().open(&dir);
     match cli.command {
         Command::Init => documents::init(&store()?, &out),
-        Command::Put { create } => documents::put(&store()?, &out, create),
+        Command::Put { create, file } => documents::put(&store()?, &out, create, file.as_deref()),
         Command::Get { id } => documents::get(&read_only()?, &out, &commands::parse_id(&id)?),
         Command::Show { id } => documents::show(&read_only()?, &commands::parse_id(&id)?),
         Command::List { status } => {
-            let rows = list::rows(&read_only()?, &out, status)?;
-            let colour = std::io::stdout().is_terminal();
-            Ok(out.result(&rows, || list::table(&rows, session_fs::now_ms(), colour))?)
+            let listing = list::rows(&read_only()?, &out, status, &config.decode_options())?;
+            let colour = cli.color.enabled(std::io::stdout().is_terminal());
+            let rows = &listing.rows;
+            Ok(out.result(rows, || {
+                list::table(&listing, status, session_fs::now_ms(), colour)
+            })?)
         }
         Command::Delete { id } => documents::delete(&store()?, &out, &commands::parse_id(&id)?),
         Command::Recover => recovery::recover(&dir, &out),
@@ -90,24 +107,17 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Ignore { id } => submission::ignore(&store()?, &config, &out, &commands::parse_id(&id)?),
         Command::Submit { .. } => submission::submit(&store()?, &config, &out),
         Command::Status => status::status(&read_only()?, &config, &out),
-        Command::Config => {
+        Command::Config { example: true } => {
+            print!("{}", config::example_toml());
+            Ok(())
+        }
+        Command::Config { example: false } => {
             let shown = config.shown();
-            Ok(out.result(&shown, || {
-                shown
-                    .iter()
-                    .map(|k| {
-                        let value = k.value.as_deref().unwrap_or("-");
-                        let source = k
-                            .source
-                            .map_or(String::new(), |s| format!("  ({s:?})").to_lowercase());
-                        format!("{:<24} {value}{source}", k.key)
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            })?)
+            Ok(out.result(&shown, || config::shown_table(&shown))?)
         }
         // A daemon's start-up failure is exit 1 whatever its cause, as supervisors expect.
         Command::Run => daemon::run(&config).map_err(|e| CliError::Failed(e.to_string())),
+        Command::Completions { .. } | Command::Man => Ok(()),
         Command::Receiver {
             listen,
             out: out_dir,

@@ -505,7 +505,10 @@ impl<T: Transport> Attempt<T> {
                 AttemptOutcome::Submitted
             }
             Ok((AttemptOutcome::Retrying(_), Some((error, next_attempt_at)))) => {
-                tracing::warn!(id = %id, attempts, %error, next_attempt_at, "submission failed; will retry");
+                // Epoch milliseconds stay in the JSON documents; people read RFC 3339.
+                let at = std::time::UNIX_EPOCH + Duration::from_millis(next_attempt_at);
+                let next = humantime::format_rfc3339_seconds(at);
+                tracing::warn!(id = %id, attempts, %error, next_attempt_at = %next, "submission failed; will retry");
                 let _ = self.events.send(WorkerEvent::Retrying {
                     id,
                     attempts,

@@ -6,7 +6,7 @@ use session_workers::cleanup::cleanup_once;
 
 use crate::config::Config;
 use crate::error::CliError;
-use crate::output::Output;
+use crate::output::{Output, count};
 
 /// One cleanup run with the configured retention rules.
 pub fn cleanup(
@@ -37,8 +37,8 @@ pub fn cleanup(
     })?;
     if !s.failures.is_empty() {
         return Err(CliError::Failed(format!(
-            "{} file(s) could not be cleaned (named above); the others were",
-            s.failures.len()
+            "{} could not be cleaned (named above); the others were",
+            count(s.failures.len(), "file", "files")
         )));
     }
     Ok(())

@@ -1,6 +1,7 @@
 //! `init`, `put`, `get`, `show`, `delete`: one document at a time.
 
-use std::io::Read;
+use std::io::{IsTerminal, Read};
+use std::path::Path;
 
 use serde_json::json;
 use session_fs::{DEFAULT_MAX_FILE_SIZE, FsError, SaveOutcome, SaveStamp, Store};
@@ -21,31 +22,58 @@ pub fn init(store: &Store, out: &Output) -> Result<(), CliError> {
     Ok(out.result(&json!({ "dir": dir }), || format!("store ready at {dir}"))?)
 }
 
-/// `put [--create]`: decode stdin (any known version) and store it as the current one.
-pub fn put(store: &Store, out: &Output, create: bool) -> Result<(), CliError> {
+/// The document `put` stores: from `file`, or stdin for `-` or none.
+fn read_document(file: Option<&Path>) -> Result<(String, Vec<u8>), CliError> {
     let mut bytes = Vec::new();
-    std::io::stdin()
-        .lock()
-        .take(DEFAULT_MAX_FILE_SIZE + 1)
-        .read_to_end(&mut bytes)?;
+    let origin = match file.filter(|f| f.as_os_str() != "-") {
+        Some(path) => {
+            let shown = path.display().to_string();
+            let file = std::fs::File::open(path).map_err(|e| CliError::BadInput(format!("{shown}: {e}")))?;
+            file.take(DEFAULT_MAX_FILE_SIZE + 1)
+                .read_to_end(&mut bytes)
+                .map_err(|e| CliError::BadInput(format!("{shown}: {e}")))?;
+            shown
+        }
+        None => {
+            let stdin = std::io::stdin();
+            if stdin.is_terminal() {
+                eprintln!(
+                    "reading a session document from the terminal (end with Ctrl-D); or: sessionctl put FILE"
+                );
+            }
+            stdin
+                .lock()
+                .take(DEFAULT_MAX_FILE_SIZE + 1)
+                .read_to_end(&mut bytes)?;
+            "stdin".to_owned()
+        }
+    };
     if bytes.len() as u64 > DEFAULT_MAX_FILE_SIZE {
         return Err(CliError::BadInput(format!(
-            "stdin: over the {DEFAULT_MAX_FILE_SIZE}-byte limit"
+            "{origin}: over the {DEFAULT_MAX_FILE_SIZE}-byte limit"
         )));
     }
+    Ok((origin, bytes))
+}
+
+/// `put [--create] [FILE]`: decode the document (any known version) and store it as
+/// the current one.
+pub fn put(store: &Store, out: &Output, create: bool, file: Option<&Path>) -> Result<(), CliError> {
+    let (origin, bytes) = read_document(file)?;
     let mut session = match decode(&bytes) {
         Ok(decoded) => decoded.session,
         Err(DecodeError::NewerVersion { version, .. }) => {
             return Err(CliError::BadInput(format!(
-                "stdin: version {version} is newer than this build understands (up to {}); not stored",
+                "{origin}: version {} is newer than this build understands (up to {}); not stored",
+                session_model::Printable(&version),
                 SchemaVersion::CURRENT
             )));
         }
-        Err(e) => return Err(CliError::BadInput(format!("stdin: {e}"))),
+        Err(e) => return Err(CliError::BadInput(format!("{origin}: {e}"))),
     };
     // What cannot be written exactly is refused as bad input, and nothing is written.
     let refused_input = |e: StoreError| match e {
-        StoreError::Encode(e) => CliError::BadInput(format!("stdin: {e}")),
+        StoreError::Encode(e) => CliError::BadInput(format!("{origin}: {e}")),
         other => other.into(),
     };
     let stamp = if create {

@@ -51,9 +51,62 @@ fn newer_row(id: String, version: String, document: &[u8]) -> Row {
     }
 }
 
+/// The rows `list` shows, and how many sessions there are in all.
+#[derive(Debug)]
+pub struct Listing {
+    /// The sessions shown, ids in natural order (`session-9` before `session-10`).
+    pub rows: Vec<Row>,
+    /// Readable sessions in the store, whatever the filter.
+    pub total: usize,
+}
+
+/// Orders ids as people do: runs of digits compare as numbers.
+pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    fn runs(s: &str) -> impl Iterator<Item = (bool, &str)> {
+        let mut rest = s;
+        std::iter::from_fn(move || {
+            let first = rest.chars().next()?;
+            let digits = first.is_ascii_digit();
+            let end = rest
+                .find(|c: char| c.is_ascii_digit() != digits)
+                .unwrap_or(rest.len());
+            let (run, tail) = rest.split_at(end);
+            rest = tail;
+            Some((digits, run))
+        })
+    }
+    let mut left = runs(a);
+    let mut right = runs(b);
+    loop {
+        match (left.next(), right.next()) {
+            (None, None) => return a.cmp(b),
+            (None, Some(_)) => return std::cmp::Ordering::Less,
+            (Some(_), None) => return std::cmp::Ordering::Greater,
+            (Some((true, x)), Some((true, y))) => {
+                let (x, y) = (x.trim_start_matches('0'), y.trim_start_matches('0'));
+                let order = x.len().cmp(&y.len()).then_with(|| x.cmp(y));
+                if order.is_ne() {
+                    return order;
+                }
+            }
+            (Some((_, x)), Some((_, y))) => {
+                if x != y {
+                    return x.cmp(y);
+                }
+            }
+        }
+    }
+}
+
 /// Reads every live session into a row; damaged files are named on stderr and skipped.
-pub fn rows(store: &Store, out: &Output, status: Option<SubmissionStatus>) -> Result<Vec<Row>, CliError> {
+pub fn rows(
+    store: &Store,
+    out: &Output,
+    status: Option<SubmissionStatus>,
+    decode: &DecodeOptions,
+) -> Result<Listing, CliError> {
     let mut rows = Vec::new();
+    let mut total = 0;
     let scan = store.scan()?;
     for (name, kind) in &scan.irregular {
         out.warn(&format!(
@@ -63,7 +116,7 @@ pub fn rows(store: &Store, out: &Output, status: Option<SubmissionStatus>) -> Re
         ));
     }
     for id in scan.live {
-        let row = match session_migrate::load(store, &id, &DecodeOptions::default()) {
+        let row = match session_migrate::load(store, &id, decode) {
             Ok(Some(decoded)) => Row {
                 id: id.to_string(),
                 version: decoded.from.as_str().to_owned(),
@@ -84,11 +137,13 @@ pub fn rows(store: &Store, out: &Output, status: Option<SubmissionStatus>) -> Re
                 continue;
             }
         };
+        total += 1;
         if status.is_none_or(|s| row.submission_status.as_deref() == Some(s.as_str())) {
             rows.push(row);
         }
     }
-    Ok(rows)
+    rows.sort_by(|a, b| natural_cmp(&a.id, &b.id));
+    Ok(Listing { rows, total })
 }
 
 /// "3 hours ago", "in 2 days".
@@ -120,11 +175,23 @@ pub fn relative(then: u64, now: u64) -> String {
 }
 
 /// The human table.
-pub fn table(rows: &[Row], now: u64, colour: bool) -> String {
+pub fn table(listing: &Listing, status: Option<SubmissionStatus>, now: u64, colour: bool) -> String {
+    let rows = &listing.rows;
     if rows.is_empty() {
-        return "no sessions".into();
+        return match status {
+            Some(status) => format!("no sessions with status {status} ({} in total)", listing.total),
+            None => "no sessions".into(),
+        };
     }
     let fmt_time = |t: Option<u64>| t.map_or_else(|| "-".to_owned(), |t| relative(t, now));
+    // Past its retention but kept, because cleanup never removes what was not delivered.
+    let kept_until = |r: &Row| {
+        let settled = matches!(r.submission_status.as_deref(), Some("submitted" | "ignored"));
+        match r.persisted_until {
+            Some(t) if t <= now && !settled => "expired, kept: not delivered".to_owned(),
+            other => fmt_time(other),
+        }
+    };
     let complete = |c: Option<bool>| match c {
         Some(true) => "yes",
         Some(false) => "no",
@@ -141,7 +208,7 @@ pub fn table(rows: &[Row], now: u64, colour: bool) -> String {
                 complete(r.is_complete).to_owned(),
                 r.message_count.map_or_else(|| "?".into(), |n| n.to_string()),
                 fmt_time(r.start_time),
-                fmt_time(r.persisted_until),
+                kept_until(r),
                 printable(&r.version),
                 r.last_error
                     .as_deref()
@@ -169,12 +236,12 @@ pub fn table(rows: &[Row], now: u64, colour: bool) -> String {
                 .unwrap_or(0)
         })
         .collect();
-    let line = |c: &[String]| {
+    let line = |c: &[String], header: bool| {
         c.iter()
             .enumerate()
             .map(|(i, cell)| {
                 let padded = format!("{cell:<w$}", w = widths[i]);
-                if colour && i == 1 {
+                if colour && i == 1 && !header {
                     paint(cell, padded)
                 } else {
                     padded
@@ -185,10 +252,10 @@ pub fn table(rows: &[Row], now: u64, colour: bool) -> String {
             .trim_end()
             .to_owned()
     };
-    let mut text = line(&header.map(String::from));
+    let mut text = line(&header.map(String::from), true);
     for c in &cells {
         text.push('\n');
-        text.push_str(&line(c));
+        text.push_str(&line(c, false));
     }
     text
 }
@@ -211,4 +278,37 @@ fn paint(status: &str, padded: String) -> String {
         _ => "2",
     };
     format!("\x1b[{code}m{padded}\x1b[0m")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_sort_as_people_read_them() {
+        let mut ids = vec![
+            "session-109",
+            "session-11",
+            "session-9",
+            "a",
+            "session-011",
+            "b2",
+            "b10",
+            "session-x",
+        ];
+        ids.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(
+            ids,
+            [
+                "a",
+                "b2",
+                "b10",
+                "session-9",
+                "session-011",
+                "session-11",
+                "session-109",
+                "session-x"
+            ]
+        );
+    }
 }

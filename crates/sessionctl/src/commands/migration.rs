@@ -10,7 +10,7 @@ use session_migrate::{MigrateOptions, RollbackError, RollbackOptions};
 
 use crate::config::Config;
 use crate::error::CliError;
-use crate::output::Output;
+use crate::output::{Output, count};
 
 /// `migrate --rollback [--force]`: needs the store to itself, as `recover` does.
 pub fn rollback(dir: &Path, config: &Config, out: &Output, force: bool) -> Result<(), CliError> {
@@ -25,8 +25,9 @@ pub fn rollback(dir: &Path, config: &Config, out: &Output, force: bool) -> Resul
     }
     out.result(&report, || {
         let mut text = format!(
-            "restored {} file(s) from backup run {}",
-            report.restored, report.run
+            "restored {} from backup run {}",
+            count(report.restored, "file", "files"),
+            report.run
         );
         if let Some(kept) = &report.kept_run {
             text.push_str(&format!(
@@ -37,9 +38,9 @@ pub fn rollback(dir: &Path, config: &Config, out: &Output, force: bool) -> Resul
     })?;
     if !report.not_restored.is_empty() && !force {
         return Err(CliError::Failed(format!(
-            "{} file(s) changed since the migration were left as they are (named above); \
+            "{} changed since the migration left as they are (named above); \
              `--force` restores those it can without losing a delivery or a newer copy",
-            report.not_restored.len()
+            count(report.not_restored.len(), "file", "files")
         )));
     }
     Ok(())
@@ -92,8 +93,8 @@ pub fn migrate(store: &Store, config: &Config, out: &Output, dry_run: bool) -> R
     })?;
     if report.failed > 0 {
         return Err(CliError::Failed(format!(
-            "{} file(s) not migrated (named above); the others were",
-            report.failed
+            "{} not migrated (named above); the others were",
+            count(report.failed, "file", "files")
         )));
     }
     Ok(())

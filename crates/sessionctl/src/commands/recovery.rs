@@ -6,7 +6,7 @@ use serde_json::json;
 use session_fs::{FsError, Store};
 
 use crate::error::CliError;
-use crate::output::Output;
+use crate::output::{Output, count};
 
 /// `recover`: needs the store to itself, so it refuses to run beside a daemon or any
 /// other writer instead of touching a temp file that is still being written.
@@ -38,8 +38,8 @@ pub fn recover(dir: &Path, out: &Output) -> Result<(), CliError> {
     })?;
     if !report.problems.is_empty() {
         return Err(CliError::Failed(format!(
-            "{} file(s) could not be recovered (named above); the rest of the store was",
-            report.problems.len()
+            "{} could not be recovered (named above); the rest of the store was",
+            count(report.problems.len(), "file", "files")
         )));
     }
     Ok(())
@@ -65,7 +65,11 @@ pub fn open_exclusive(dir: &Path, what: &str) -> Result<Store, CliError> {
 pub fn verify(store: &Store, out: &Output) -> Result<(), CliError> {
     let report = session_recovery::verify(store)?;
     out.result(&report, || {
-        let mut text = format!("{} ok, {} problems", report.ok, report.problems.len());
+        let mut text = format!(
+            "{} ok, {}",
+            report.ok,
+            count(report.problems.len(), "problem", "problems")
+        );
         for p in &report.problems {
             text.push_str(&format!(
                 "\n  {}: {}",
@@ -79,8 +83,8 @@ pub fn verify(store: &Store, out: &Output) -> Result<(), CliError> {
         Ok(())
     } else {
         Err(CliError::Failed(format!(
-            "{} problem(s) found; `sessionctl recover` moves damaged files to .quarantine/",
-            report.problems.len()
+            "{} found; `sessionctl recover` moves damaged files to .quarantine/",
+            count(report.problems.len(), "problem", "problems")
         )))
     }
 }

@@ -12,7 +12,7 @@ use session_workers::cleanup::{CleanupSummary, last_cleanup};
 use super::list::relative;
 use crate::config::Config;
 use crate::error::CliError;
-use crate::output::Output;
+use crate::output::{Output, count};
 
 /// The oldest session not yet delivered.
 #[derive(Debug, Serialize)]
@@ -39,7 +39,12 @@ pub struct Status {
     counts: BTreeMap<&'static str, usize>,
     /// Undelivered and never sendable: capture did not finish.
     incomplete: usize,
+    /// Everything `verify` reports: damaged files, orphaned temps, names that are not
+    /// regular files.
+    problems: usize,
     damaged: usize,
+    orphaned_temps: usize,
+    not_regular_files: usize,
     newer_version: usize,
     /// The oldest complete session still waiting to be sent (pending or inFlight).
     oldest_undelivered: Option<Oldest>,
@@ -54,7 +59,8 @@ pub fn status(store: &Store, config: &Config, out: &Output) -> Result<(), CliErr
     let (mut total, mut damaged, mut newer, mut incomplete) = (0, 0, 0, 0);
     let mut oldest: Option<Oldest> = None;
     let mut failed = Vec::new();
-    for id in store.list()? {
+    let scan = store.scan()?;
+    for id in scan.live {
         match session_migrate::load(store, &id, &config.decode_options()) {
             Ok(Some(decoded)) => {
                 total += 1;
@@ -93,7 +99,10 @@ pub fn status(store: &Store, config: &Config, out: &Output) -> Result<(), CliErr
         total,
         counts,
         incomplete,
+        problems: damaged + scan.temps.len() + scan.irregular.len(),
         damaged,
+        orphaned_temps: scan.temps.len(),
+        not_regular_files: scan.irregular.len(),
         newer_version: newer,
         oldest_undelivered: oldest,
         failed,
@@ -101,14 +110,38 @@ pub fn status(store: &Store, config: &Config, out: &Output) -> Result<(), CliErr
     };
     let now = session_fs::now_ms();
     Ok(out.result(&report, || {
-        let mut text = format!("{} sessions in {}\n", report.total, store.dir().display());
+        let mut text = format!(
+            "{} in {}\n",
+            count(report.total, "session", "sessions"),
+            store.dir().display()
+        );
         for (status, n) in &report.counts {
             text.push_str(&format!("  {status:<10} {n}\n"));
         }
-        if report.damaged + report.newer_version > 0 {
+        if report.problems > 0 {
+            let kinds: Vec<String> = [
+                (report.damaged, "damaged file", "damaged files"),
+                (report.orphaned_temps, "orphaned temp file", "orphaned temp files"),
+                (
+                    report.not_regular_files,
+                    "name that is not a regular file",
+                    "names that are not regular files",
+                ),
+            ]
+            .into_iter()
+            .filter(|(n, ..)| *n > 0)
+            .map(|(n, one, many)| count(n, one, many))
+            .collect();
             text.push_str(&format!(
-                "  ({} damaged: run `sessionctl verify`; {} from a newer version, left alone)\n",
-                report.damaged, report.newer_version
+                "  ({}: {}; `sessionctl verify` names them)\n",
+                count(report.problems, "problem", "problems"),
+                kinds.join(", ")
+            ));
+        }
+        if report.newer_version > 0 {
+            text.push_str(&format!(
+                "  ({} from a newer version, left alone)\n",
+                report.newer_version
             ));
         }
         if report.incomplete > 0 {

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::error::CliError;
-use crate::output::Output;
+use crate::output::{Output, count};
 
 fn change_status(
     store: &Store,
@@ -82,8 +82,8 @@ pub fn submit(store: &Store, config: &Config, out: &Output) -> Result<(), CliErr
     })?;
     if report.failed > 0 {
         return Err(CliError::Failed(format!(
-            "{} session(s) failed for good in this pass; `sessionctl list --status failed` shows why",
-            report.failed
+            "{} failed for good in this pass; `sessionctl list --status failed` shows why",
+            count(report.failed, "session", "sessions")
         )));
     }
     Ok(())
