@@ -235,23 +235,39 @@ pub fn cleanup_once(store: &Store, config: &CleanupConfig, now: u64) -> Result<C
 }
 
 /// Runs cleanup at once, then every `config.interval` (missed ticks skipped), until
-/// `cancel` fires. Each summary goes to `events`.
+/// `cancel` fires. Each summary goes to `events`. A new configuration sent through
+/// `config` takes effect without a restart: the next run is one new interval later.
 pub async fn run_cleanup(
     store: Store,
-    config: CleanupConfig,
+    mut config: tokio::sync::watch::Receiver<CleanupConfig>,
     clock: std::sync::Arc<dyn Clock>,
     events: broadcast::Sender<WorkerEvent>,
     cancel: CancellationToken,
 ) {
-    let mut interval = tokio::time::interval(config.interval);
+    // tokio panics on a zero period.
+    let period = |c: &CleanupConfig| c.interval.max(Duration::from_secs(1));
+    let mut interval = tokio::time::interval(period(&config.borrow()));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
             _ = interval.tick() => {}
+            changed = config.changed() => {
+                if changed.is_ok() {
+                    let every = period(&config.borrow_and_update());
+                    interval = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                    tracing::info!(interval_s = every.as_secs(), "cleanup settings changed");
+                    continue;
+                }
+                // The sender is gone: keep the last settings.
+                cancel.cancelled().await;
+                break;
+            }
         }
-        let (store, config, now) = (store.clone(), config.clone(), clock.now_ms());
-        match tokio::task::spawn_blocking(move || cleanup_once(&store, &config, now)).await {
+        let settings = config.borrow().clone();
+        let (store, now) = (store.clone(), clock.now_ms());
+        match tokio::task::spawn_blocking(move || cleanup_once(&store, &settings, now)).await {
             Ok(Ok(summary)) => {
                 let _ = events.send(WorkerEvent::Cleanup(summary));
             }

@@ -159,6 +159,7 @@ async fn runs_at_start_then_on_every_interval_until_cancelled() {
         ..CleanupConfig::default()
     };
     let clock = Arc::new(session_workers::ManualClock::at(now()));
+    let (_settings, config) = tokio::sync::watch::channel(config);
     let task = tokio::spawn(run_cleanup(store, config, clock, tx, cancel.clone()));
     let Ok(WorkerEvent::Cleanup(first)) = rx.recv().await else {
         panic!("no summary")

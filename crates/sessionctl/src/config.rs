@@ -27,13 +27,18 @@ pub enum Source {
 }
 
 enum Kind {
-    Int { min: u64, max: u64 },
+    Int {
+        min: u64,
+        max: u64,
+    },
     Bool,
     Text,
     Path,
     Url,
     Level,
     Format,
+    /// `HOST:PORT`, or empty to turn the listener off.
+    Listen,
 }
 
 struct Key {
@@ -147,6 +152,19 @@ const KEYS: &[Key] = &[
         None,
         "sent as `performer` in each submission",
     ),
+    key(
+        "http_listen",
+        Kind::Listen,
+        Some("127.0.0.1:8470"),
+        "local API and web page of `run`; beyond loopback needs http_token",
+    ),
+    Key {
+        name: "http_token",
+        kind: Kind::Text,
+        default: None,
+        secret: true,
+        help: "bearer token every API request must carry (prefer HL7_HTTP_TOKEN)",
+    },
     key("log_level", Kind::Level, Some("info"), "how much to log"),
     key("log_format", Kind::Format, Some("auto"), "log format on stderr"),
     key(
@@ -209,6 +227,11 @@ fn check(key: &Key, value: &str, origin: &str) -> Result<(), CliError> {
             "auto" | "text" | "json" => Ok(()),
             _ => bad("auto, text or json".into()),
         },
+        Kind::Listen => match value.rsplit_once(':') {
+            _ if value.is_empty() => Ok(()),
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(()),
+            _ => bad("HOST:PORT (e.g. 127.0.0.1:8470), or empty to turn it off".into()),
+        },
         Kind::Url => match value.split_once("://") {
             Some(("http" | "https", rest)) if !rest.is_empty() => Ok(()),
             _ => bad("an http:// or https:// URL".into()),
@@ -240,6 +263,7 @@ impl Key {
             Kind::Url => "an http:// or https:// URL".into(),
             Kind::Level => "error, warn, info, debug or trace".into(),
             Kind::Format => "auto, text or json".into(),
+            Kind::Listen => "HOST:PORT, or empty for off".into(),
         }
     }
 }
@@ -266,7 +290,11 @@ pub fn shown_table(shown: &[ShownKey]) -> String {
     shown
         .iter()
         .map(|k| {
-            let value = k.value.as_deref().unwrap_or("-");
+            let value = match k.value.as_deref() {
+                Some("") => "(off)",
+                Some(value) => value,
+                None => "-",
+            };
             let source = k
                 .source
                 .map_or("unset".to_owned(), |s| format!("{s:?}").to_lowercase());
@@ -289,6 +317,32 @@ struct Value {
 #[derive(Debug, Clone)]
 pub struct Config {
     values: BTreeMap<&'static str, Value>,
+    /// The TOML file settings are read from and written to: `--config`, `$HL7_CONFIG`,
+    /// or the default path (read only when it exists).
+    file: Option<PathBuf>,
+}
+
+/// The settings the local API may change: retention and cleanup.
+pub const SETTINGS: [&str; 5] = [
+    "retention_days",
+    "cleanup_interval_hours",
+    "trash_max_age_days",
+    "delete_undelivered",
+    "cleanup_dry_run",
+];
+
+/// Where settings live when neither `--config` nor `$HL7_CONFIG` names a file:
+/// `$XDG_CONFIG_HOME/hl7-capture/sessionctl.toml` (`~/.config/...` by default).
+pub fn default_file() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|h| !h.is_empty())
+                .map(|h| Path::new(&h).join(".config"))
+        })?;
+    Some(base.join("hl7-capture").join("sessionctl.toml"))
 }
 
 /// Command-line overrides: `--dir` and `--set key=value`.
@@ -317,6 +371,14 @@ fn toml_to_string(key: &str, value: &toml::Value, origin: &str) -> Result<String
 impl Config {
     /// Resolves the configuration from defaults, `file`, the environment and `overrides`.
     pub fn resolve(file: Option<&Path>, overrides: &Overrides) -> Result<Config, CliError> {
+        let (file, read) = match file {
+            Some(file) => (Some(file.to_path_buf()), true),
+            None => {
+                let default = default_file();
+                let exists = default.as_ref().is_some_and(|d| d.is_file());
+                (default, exists)
+            }
+        };
         let mut values: BTreeMap<&'static str, Value> = BTreeMap::new();
         for key in KEYS {
             if let Some(default) = key.default {
@@ -335,7 +397,7 @@ impl Config {
             values.insert(key.name, Value { raw, source });
             Ok(())
         };
-        if let Some(path) = file {
+        if let Some(path) = file.as_deref().filter(|_| read) {
             let origin = format!("config {}", path.display());
             let text =
                 std::fs::read_to_string(path).map_err(|e| CliError::BadInput(format!("{origin}: {e}")))?;
@@ -347,7 +409,9 @@ impl Config {
         }
         for key in KEYS {
             let var = env_name(key.name);
-            if let Some(raw) = std::env::var_os(&var).filter(|v| !v.is_empty()) {
+            // An empty variable means unset, except where empty is a value (a listener off).
+            let empty_is_a_value = matches!(key.kind, Kind::Listen);
+            if let Some(raw) = std::env::var_os(&var).filter(|v| !v.is_empty() || empty_is_a_value) {
                 let raw = raw
                     .into_string()
                     .map_err(|_| CliError::BadInput(format!("{var} is not UTF-8")))?;
@@ -379,7 +443,54 @@ impl Config {
                 &format!("--set {}", name.trim()),
             )?;
         }
-        Ok(Config { values })
+        Ok(Config { values, file })
+    }
+
+    /// The configuration file settings are written to, if there is one to use.
+    pub fn file(&self) -> Option<&Path> {
+        self.file.as_deref()
+    }
+
+    /// The local API's listen address; `None` when turned off.
+    pub fn http_listen(&self) -> Option<&str> {
+        self.raw("http_listen").filter(|v| !v.is_empty())
+    }
+
+    /// The bearer token the local API requires, when set.
+    pub fn http_token(&self) -> Option<&str> {
+        self.raw("http_token")
+    }
+
+    /// Changes one retention or cleanup setting in memory, checked as the configuration
+    /// is: refused for other keys, for a value out of range, and for a key a flag or
+    /// the environment sets (those win over the file, so the change would not stick).
+    pub fn set_setting(&mut self, name: &str, raw: &str) -> Result<(), SettingError> {
+        let key = find(name)
+            .filter(|k| SETTINGS.contains(&k.name))
+            .ok_or_else(|| SettingError::Unknown(name.to_owned()))?;
+        if let Some(origin @ (Source::Flag | Source::Env)) = self.values.get(key.name).map(|v| v.source) {
+            return Err(SettingError::Pinned {
+                key: key.name,
+                origin,
+            });
+        }
+        check(key, raw, "settings").map_err(|e| SettingError::Invalid(e.to_string()))?;
+        self.values.insert(
+            key.name,
+            Value {
+                raw: raw.to_owned(),
+                source: Source::File,
+            },
+        );
+        Ok(())
+    }
+
+    /// The retention and cleanup settings, as `config` shows them.
+    pub fn settings(&self) -> Vec<ShownKey> {
+        self.shown()
+            .into_iter()
+            .filter(|k| SETTINGS.contains(&k.key))
+            .collect()
     }
 
     fn raw(&self, name: &str) -> Option<&str> {
@@ -493,8 +604,27 @@ impl Config {
     }
 }
 
+/// Why a settings change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingError {
+    /// Not one of the API's settings.
+    #[error("{0:?} is not a setting here; the settings are {list}", list = SETTINGS.join(", "))]
+    Unknown(String),
+    /// Set by a flag or the environment, which win over the file.
+    #[error("{key} is set by the {} and cannot be changed here", if *origin == Source::Env { "environment" } else { "command line" })]
+    Pinned {
+        /// The key.
+        key: &'static str,
+        /// Where its value comes from.
+        origin: Source,
+    },
+    /// Out of range, or of the wrong kind.
+    #[error("{0}")]
+    Invalid(String),
+}
+
 /// One line of `sessionctl config`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ShownKey {
     /// The key.
     pub key: &'static str,

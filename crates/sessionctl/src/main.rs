@@ -4,6 +4,7 @@
 //! stdout (one JSON document with `--json`), diagnostics to stderr; exit codes are 0
 //! (success), 1 (failure) and 2 (bad usage or bad input).
 
+mod api;
 mod cli;
 mod commands;
 mod config;
@@ -86,7 +87,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Get { id } => documents::get(&read_only()?, &out, &commands::parse_id(&id)?),
         Command::Show { id } => documents::show(&read_only()?, &commands::parse_id(&id)?),
         Command::List { status } => {
-            let listing = list::rows(&read_only()?, &out, status, &config.decode_options())?;
+            let listing = list::rows(&read_only()?, Some(&out), status, &config.decode_options())?;
             let colour = cli.color.enabled(std::io::stdout().is_terminal());
             let rows = &listing.rows;
             Ok(out.result(rows, || {

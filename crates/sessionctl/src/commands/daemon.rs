@@ -10,6 +10,8 @@ use session_workers::cleanup::run_cleanup;
 use session_workers::submit::{HttpTransport, SubmissionWorker};
 use tokio_util::sync::CancellationToken;
 
+use crate::api::security::Guard;
+use crate::api::{ApiState, StoreEvent};
 use crate::config::Config;
 use crate::error::CliError;
 
@@ -24,6 +26,15 @@ fn failed(context: &str) -> impl FnOnce(FsError) -> CliError + '_ {
 /// SIGTERM. Every start-up failure is one line and exit 1.
 pub fn run(config: &Config) -> Result<(), CliError> {
     let dir = config.dir()?;
+    if let Some(listen) = config.http_listen()
+        && !crate::api::security::is_loopback(listen)
+        && config.http_token().is_none()
+    {
+        return Err(CliError::Failed(format!(
+            "http_listen = {listen} is reachable from other machines: set http_token \
+             (HL7_HTTP_TOKEN) so that only those who hold it see patient data"
+        )));
+    }
     let shared = Store::open(&dir).map_err(failed("cannot open the store"))?;
     if let Some(was) = shared.secure_dir().map_err(failed("cannot secure the store"))? {
         tracing::warn!(dir = %dir.display(), was = format!("{was:o}"), "the store directory was open to others; now 0700");
@@ -79,28 +90,55 @@ async fn serve(store: Store, config: &Config) -> Result<(), CliError> {
     let (events, _) = tokio::sync::broadcast::channel(256);
     let clock = Arc::new(SystemClock);
     let mut tasks = tokio::task::JoinSet::new();
+    // Settings changed through the local API reach the cleanup worker through this.
+    let (cleanup_settings, cleanup_config) = tokio::sync::watch::channel(config.cleanup());
     tasks.spawn(run_cleanup(
         store.clone(),
-        config.cleanup(),
+        cleanup_config,
         clock.clone(),
         events.clone(),
         cancel.clone(),
     ));
     let submit = config.submit();
     let grace = submit.shutdown_grace;
-    // Kept alive until shutdown: dropping it stops the watch.
-    let mut watcher = None;
+    let mut trigger = None;
     match config.endpoint() {
         Some(endpoint) => {
             let transport = HttpTransport::new(endpoint, config.authorization(), submit.request_timeout)
                 .map_err(|e| CliError::BadInput(format!("endpoint: {e}")))?;
             let worker = SubmissionWorker::new(store.clone(), transport, submit, clock, events.clone())
                 .map_err(|e| CliError::Failed(format!("submission: {e}")))?;
-            watcher = watch_for_new_sessions(store.dir(), worker.trigger());
+            trigger = Some(worker.trigger());
             tracing::info!(endpoint = %session_workers::submit::redacted_url(endpoint), "submission worker started");
             tasks.spawn(worker.run(cancel.clone()));
         }
         None => tracing::info!("submission is off: no endpoint configured (set HL7_ENDPOINT or `endpoint`)"),
+    }
+    let (store_events, _) = tokio::sync::broadcast::channel(256);
+    // Kept alive until shutdown: dropping it stops the watch.
+    let watcher = watch_store(store.dir(), trigger, store_events.clone());
+    if let Some(listen) = config.http_listen() {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| CliError::Failed(format!("cannot listen on {listen} (http_listen): {e}")))?;
+        let bound = listener.local_addr()?;
+        let state = Arc::new(ApiState {
+            store: store.clone(),
+            config: tokio::sync::RwLock::new(config.clone()),
+            cleanup: cleanup_settings,
+            events: store_events,
+            guard: Guard::new(listen, bound, config.http_token().map(str::to_owned)),
+        });
+        tracing::info!(url = %format!("http://{bound}/"), "local API and web page");
+        let stop = cancel.clone();
+        tasks.spawn(async move {
+            let served = axum::serve(listener, crate::api::router(state))
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "the local API stopped");
+            }
+        });
     }
     tracing::info!(dir = %store.dir().display(), "sessionctl run: serving; SIGINT or SIGTERM stops");
     wait_for_signal().await?;
@@ -118,26 +156,35 @@ async fn serve(store: Store, config: &Config) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Starts a scan as soon as a session file appears or is replaced in the store (the
-/// capture tool or an operator's `sessionctl put`), instead of at the next interval.
-/// Without a watch (inotify limits, an unusual filesystem), the periodic scan remains.
-fn watch_for_new_sessions(
+/// Watches the store directory: a session file stored (by the capture tool, an
+/// operator's `put`, a worker) starts a submission scan at once and tells the page; a
+/// session file gone tells the page. Without a watch (inotify limits, an unusual
+/// filesystem), the periodic scan remains and the page refreshes on its own actions.
+fn watch_store(
     dir: &std::path::Path,
-    trigger: Arc<tokio::sync::Notify>,
+    trigger: Option<Arc<tokio::sync::Notify>>,
+    events: tokio::sync::broadcast::Sender<StoreEvent>,
 ) -> Option<notify::RecommendedWatcher> {
     use notify::Watcher;
     let handler = move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else { return };
-        let is_session = |p: &std::path::PathBuf| {
-            p.file_name().is_some_and(|n| {
-                matches!(
-                    session_fs::layout::classify(n),
-                    session_fs::layout::EntryName::Live(_)
-                )
-            })
-        };
-        if (event.kind.is_create() || event.kind.is_modify()) && event.paths.iter().any(is_session) {
-            trigger.notify_one();
+        if event.kind.is_access() {
+            return;
+        }
+        for path in &event.paths {
+            let Some(name) = path.file_name() else { continue };
+            let session_fs::layout::EntryName::Live(id) = session_fs::layout::classify(name) else {
+                continue;
+            };
+            // Whatever the event says, what counts is whether the name is there now.
+            let stored = std::fs::symlink_metadata(path).is_ok();
+            if stored && let Some(trigger) = &trigger {
+                trigger.notify_one();
+            }
+            let _ = events.send(StoreEvent {
+                kind: if stored { "stored" } else { "deleted" },
+                id: id.to_string(),
+            });
         }
     };
     let watched = notify::recommended_watcher(handler)
@@ -145,7 +192,7 @@ fn watch_for_new_sessions(
     match watched {
         Ok(w) => Some(w),
         Err(e) => {
-            tracing::warn!(error = %e, "cannot watch the store for new sessions; relying on the periodic scan");
+            tracing::warn!(error = %e, "cannot watch the store; relying on the periodic scan");
             None
         }
     }

@@ -101,19 +101,21 @@ pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 /// Reads every live session into a row; damaged files are named on stderr and skipped.
 pub fn rows(
     store: &Store,
-    out: &Output,
+    out: Option<&Output>,
     status: Option<SubmissionStatus>,
     decode: &DecodeOptions,
 ) -> Result<Listing, CliError> {
     let mut rows = Vec::new();
     let mut total = 0;
     let scan = store.scan()?;
-    for (name, kind) in &scan.irregular {
-        out.warn(&format!(
-            "{}: is {}, not a regular file; skipped",
-            name.to_string_lossy(),
-            kind.describe()
-        ));
+    for (name, kind) in scan.irregular.iter().filter(|_| out.is_some()) {
+        out.into_iter().for_each(|out| {
+            out.warn(&format!(
+                "{}: is {}, not a regular file; skipped",
+                name.to_string_lossy(),
+                kind.describe()
+            ))
+        });
     }
     for id in scan.live {
         let row = match session_migrate::load(store, &id, decode) {
@@ -133,7 +135,10 @@ pub fn rows(
                 ..
             }) => newer_row(id.to_string(), version, &document),
             Err(e) => {
-                out.warn(&format!("skipped: {e}"));
+                match out {
+                    Some(out) => out.warn(&format!("skipped: {e}")),
+                    None => tracing::debug!(error = %e, "list skipped a file"),
+                }
                 continue;
             }
         };

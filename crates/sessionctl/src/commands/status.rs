@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use session_fs::Store;
-use session_migrate::DecodeError;
 use session_migrate::StoreError;
+use session_migrate::{DecodeError, DecodeOptions};
 use session_model::SubmissionStatus;
 use session_workers::cleanup::{CleanupSummary, last_cleanup};
 
@@ -52,8 +52,15 @@ pub struct Status {
     last_cleanup: Option<CleanupSummary>,
 }
 
-/// Counts by submission status, the oldest undelivered session, the last cleanup.
+/// `status`: counts by submission status, the oldest undelivered session, the last cleanup.
 pub fn status(store: &Store, config: &Config, out: &Output) -> Result<(), CliError> {
+    let report = compute(store, &config.decode_options())?;
+    let now = session_fs::now_ms();
+    Ok(out.result(&report, || human(&report, store, now))?)
+}
+
+/// What `status --json` (and the local API's `/api/status`) reports.
+pub fn compute(store: &Store, decode: &DecodeOptions) -> Result<Status, CliError> {
     let mut counts: BTreeMap<&'static str, usize> =
         SubmissionStatus::ALL.iter().map(|s| (s.as_str(), 0)).collect();
     let (mut total, mut damaged, mut newer, mut incomplete) = (0, 0, 0, 0);
@@ -61,7 +68,7 @@ pub fn status(store: &Store, config: &Config, out: &Output) -> Result<(), CliErr
     let mut failed = Vec::new();
     let scan = store.scan()?;
     for id in scan.live {
-        match session_migrate::load(store, &id, &config.decode_options()) {
+        match session_migrate::load(store, &id, decode) {
             Ok(Some(decoded)) => {
                 total += 1;
                 let s = decoded.session;
@@ -108,8 +115,12 @@ pub fn status(store: &Store, config: &Config, out: &Output) -> Result<(), CliErr
         failed,
         last_cleanup: last_cleanup(store)?,
     };
-    let now = session_fs::now_ms();
-    Ok(out.result(&report, || {
+    Ok(report)
+}
+
+/// The human form of a [`Status`].
+fn human(report: &Status, store: &Store, now: u64) -> String {
+    {
         let mut text = format!(
             "{} in {}\n",
             count(report.total, "session", "sessions"),
@@ -180,5 +191,5 @@ pub fn status(store: &Store, config: &Config, out: &Output) -> Result<(), CliErr
             None => text.push_str("no cleanup has run yet"),
         }
         text
-    })?)
+    }
 }

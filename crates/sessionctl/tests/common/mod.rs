@@ -24,6 +24,12 @@ pub fn command() -> Command {
             command.env_remove(name);
         }
     }
+    // Daemons in parallel tests must not fight over the default port: tests that want
+    // the local API ask for it (`--set http_listen=127.0.0.1:0`). Nor read a
+    // developer's own settings file.
+    command
+        .env("HL7_HTTP_LISTEN", "")
+        .env("XDG_CONFIG_HOME", "/nonexistent/sessionctl-tests");
     command
 }
 

@@ -1,0 +1,225 @@
+//! The API's handlers: each a thin layer over what the command line does.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use session_migrate::{DecodeError, StoreError, refused};
+use session_model::{SessionId, Submission, SubmissionStatus, TransitionError};
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::BroadcastStream;
+
+use super::ApiState;
+use crate::commands::{list, status};
+use crate::error::CliError;
+
+/// `{"error": "..."}` with a status code: the shape of every API error.
+pub fn error(status: StatusCode, message: impl Into<String>) -> (StatusCode, Json<Value>) {
+    let message = session_model::printable_lines(&message.into());
+    (status, Json(json!({ "error": message })))
+}
+
+fn failed(e: CliError) -> Response {
+    error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
+}
+
+/// What a store error means to a caller of the API.
+fn store_error(e: StoreError) -> Response {
+    let status = match &e {
+        StoreError::NotFound { .. } => StatusCode::NOT_FOUND,
+        StoreError::Transition { .. } | StoreError::NewerOnDisk { .. } => StatusCode::CONFLICT,
+        StoreError::Decode {
+            source: DecodeError::NewerVersion { .. },
+            ..
+        } => StatusCode::CONFLICT,
+        StoreError::Decode { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    error(status, e.to_string()).into_response()
+}
+
+fn parse_id(raw: &str) -> Result<SessionId, Response> {
+    SessionId::new(raw).map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()).into_response())
+}
+
+/// Runs store work off the async threads.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, Response> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response())
+}
+
+/// `GET /api/sessions?status=S&limit=N&offset=K`.
+pub async fn sessions(
+    State(state): State<Arc<ApiState>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let number = |name: &str, default: usize, max: usize| -> Result<usize, Response> {
+        match query.get(name) {
+            None => Ok(default),
+            Some(raw) => raw.parse::<usize>().map(|n| n.min(max)).map_err(|_| {
+                error(
+                    StatusCode::BAD_REQUEST,
+                    format!("{name} must be a whole number, not {raw:?}"),
+                )
+                .into_response()
+            }),
+        }
+    };
+    let filter = match query.get("status").filter(|s| !s.is_empty()) {
+        None => None,
+        Some(raw) => match raw.parse::<SubmissionStatus>() {
+            Ok(status) => Some(status),
+            Err(e) => return error(StatusCode::BAD_REQUEST, e).into_response(),
+        },
+    };
+    let (limit, offset) = match (number("limit", 100, 1000), number("offset", 0, usize::MAX)) {
+        (Ok(limit), Ok(offset)) => (limit, offset),
+        (Err(e), _) | (_, Err(e)) => return e,
+    };
+    let decode = state.config.read().await.decode_options();
+    let store = state.store.clone();
+    match blocking(move || list::rows(&store, None, filter, &decode)).await {
+        Err(response) => response,
+        Ok(Err(e)) => failed(e),
+        Ok(Ok(listing)) => {
+            let total = listing.rows.len();
+            let page: Vec<_> = listing.rows.into_iter().skip(offset).take(limit).collect();
+            Json(json!({ "total": total, "sessions": page })).into_response()
+        }
+    }
+}
+
+/// `GET /api/sessions/{id}`: the session at the current version, as `show --json`.
+pub async fn session(State(state): State<Arc<ApiState>>, Path(raw): Path<String>) -> Response {
+    let id = match parse_id(&raw) {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
+    let decode = state.config.read().await.decode_options();
+    let store = state.store.clone();
+    let loaded =
+        blocking(move || session_migrate::load(&store, &id, &decode).map(|d| d.map(|d| d.session))).await;
+    match loaded {
+        Err(response) => response,
+        Ok(Ok(Some(session))) => Json(session).into_response(),
+        Ok(Ok(None)) => error(StatusCode::NOT_FOUND, format!("no session {raw}")).into_response(),
+        Ok(Err(e)) => store_error(e),
+    }
+}
+
+async fn change_status(
+    state: Arc<ApiState>,
+    raw: String,
+    change: fn(&mut Submission) -> Result<(), TransitionError>,
+) -> Response {
+    let id = match parse_id(&raw) {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
+    let decode = state.config.read().await.decode_options();
+    let store = state.store.clone();
+    let changed = blocking(move || {
+        session_migrate::update(&store, &id, &decode, |s| {
+            change(&mut s.submission).map_err(refused(&id))
+        })
+    })
+    .await;
+    match changed {
+        Err(response) => response,
+        Ok(Ok(((), session))) => Json(json!({
+            "id": session.id.as_str(),
+            "submissionStatus": session.submission.status,
+        }))
+        .into_response(),
+        Ok(Err(e)) => store_error(e),
+    }
+}
+
+/// `POST /api/sessions/{id}/retry`.
+pub async fn retry(State(state): State<Arc<ApiState>>, Path(raw): Path<String>) -> Response {
+    change_status(state, raw, Submission::retry).await
+}
+
+/// `POST /api/sessions/{id}/ignore`.
+pub async fn ignore(State(state): State<Arc<ApiState>>, Path(raw): Path<String>) -> Response {
+    change_status(state, raw, Submission::ignore).await
+}
+
+/// `DELETE /api/sessions/{id}`: to the trash (a damaged file to the quarantine).
+pub async fn delete(State(state): State<Arc<ApiState>>, Path(raw): Path<String>) -> Response {
+    let id = match parse_id(&raw) {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
+    let store = state.store.clone();
+    match blocking(move || session_migrate::delete(&store, &id)).await {
+        Err(response) => response,
+        Ok(Ok(deleted)) => Json(json!({ "deleted": deleted })).into_response(),
+        Ok(Err(e)) => store_error(e),
+    }
+}
+
+/// `GET /api/status`: as `status --json`.
+pub async fn status(State(state): State<Arc<ApiState>>) -> Response {
+    let decode = state.config.read().await.decode_options();
+    let store = state.store.clone();
+    match blocking(move || status::compute(&store, &decode)).await {
+        Err(response) => response,
+        Ok(Ok(report)) => Json(report).into_response(),
+        Ok(Err(e)) => failed(e),
+    }
+}
+
+/// `GET /api/settings`.
+pub async fn get_settings(State(state): State<Arc<ApiState>>) -> Response {
+    let config = state.config.read().await;
+    Json(super::settings::shown(&config)).into_response()
+}
+
+/// `PUT /api/settings`: `{"retention_days": 90, ...}`, checked, written, applied.
+pub async fn put_settings(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
+    let changes: serde_json::Map<String, Value> = match serde_json::from_slice(&body) {
+        Ok(Value::Object(changes)) => changes,
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "expected a JSON object of settings, e.g. {\"retention_days\": 90}",
+            )
+            .into_response();
+        }
+    };
+    let mut config = state.config.write().await;
+    match super::settings::apply(&config, &changes).await {
+        Ok(updated) => {
+            state.cleanup.send_replace(updated.cleanup());
+            *config = updated;
+            tracing::info!(keys = ?changes.keys().collect::<Vec<_>>(), "settings changed through the local API");
+            Json(super::settings::shown(&config)).into_response()
+        }
+        Err((status, message)) => error(status, message).into_response(),
+    }
+}
+
+/// `GET /api/events`: server-sent events, one per session stored or deleted.
+pub async fn events(State(state): State<Arc<ApiState>>) -> Response {
+    let stream = BroadcastStream::new(state.events.subscribe()).filter_map(|event| {
+        // A lagging client misses events, not the stream: it refetches on the next one.
+        let event = event.ok()?;
+        let data = serde_json::to_string(&event).ok()?;
+        Some(Ok::<_, Infallible>(Event::default().event("session").data(data)))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
+}
+
+/// Anything else: 404, as JSON.
+pub async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "no such page or endpoint").into_response()
+}

@@ -1,0 +1,72 @@
+//! The daemon's local JSON API and the lab's web page, on `http_listen`.
+//!
+//! The API is CONTRACT.md's "Local API"; the page at `/` (and `/sessions/{id}`) is built
+//! on it, every asset embedded in the binary. Loopback by default; see [`security`] for
+//! what every request must pass.
+
+mod handlers;
+mod page;
+pub mod security;
+pub mod settings;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+use session_fs::Store;
+use session_workers::cleanup::CleanupConfig;
+use tokio::sync::{RwLock, broadcast, watch};
+
+use crate::config::Config;
+
+/// A change the page hears about through `/api/events`.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreEvent {
+    /// `stored` (created or replaced) or `deleted` (gone from the live set).
+    pub kind: &'static str,
+    /// The session.
+    pub id: String,
+}
+
+/// What every handler shares.
+pub struct ApiState {
+    /// The store.
+    pub store: Store,
+    /// The effective configuration; settings changes land here.
+    pub config: RwLock<Config>,
+    /// Tells the cleanup worker about new settings.
+    pub cleanup: watch::Sender<CleanupConfig>,
+    /// Changes to sessions, for `/api/events`.
+    pub events: broadcast::Sender<StoreEvent>,
+    /// Who may call.
+    pub guard: security::Guard,
+}
+
+/// The router: the API under `/api`, the page everywhere else.
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route("/api/sessions", get(handlers::sessions))
+        .route(
+            "/api/sessions/{id}",
+            get(handlers::session).delete(handlers::delete),
+        )
+        .route("/api/sessions/{id}/retry", post(handlers::retry))
+        .route("/api/sessions/{id}/ignore", post(handlers::ignore))
+        .route("/api/status", get(handlers::status))
+        .route(
+            "/api/settings",
+            get(handlers::get_settings).put(handlers::put_settings),
+        )
+        .route("/api/events", get(handlers::events))
+        .route("/api/{*rest}", axum::routing::any(handlers::not_found))
+        .route("/assets/{name}", get(page::asset))
+        .route("/", get(page::index))
+        .route("/sessions/{id}", get(page::index))
+        .fallback(handlers::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security::check,
+        ))
+        .with_state(state)
+}

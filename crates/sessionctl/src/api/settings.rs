@@ -1,0 +1,145 @@
+//! Retention and cleanup settings, changed through the API and kept in the TOML file.
+//!
+//! A change is checked against the same ranges as the configuration, written durably to
+//! the configuration file (temp file, fsync, rename, directory fsync) with
+//! `toml_edit`, so comments and other keys stay as the operator wrote them, and only
+//! then applied.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use axum::http::StatusCode;
+use serde_json::{Map, Value, json};
+
+use crate::config::{Config, SettingError};
+
+/// `GET /api/settings`: each setting with its value, source and allowed range, and
+/// the file changes go to.
+pub fn shown(config: &Config) -> Value {
+    json!({
+        "settings": config.settings(),
+        "file": config.file().map(|f| f.display().to_string()),
+    })
+}
+
+/// Checks every change, writes them to the file, and returns the new configuration;
+/// nothing is changed (in memory or on disk) unless all of them are valid and written.
+pub async fn apply(config: &Config, changes: &Map<String, Value>) -> Result<Config, (StatusCode, String)> {
+    let mut updated = config.clone();
+    let mut edits = Vec::new();
+    for (key, value) in changes {
+        let raw = match value {
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            Value::String(s) => s.clone(),
+            other => {
+                return Err((
+                    StatusCode::BAD_REQUEST,
+                    format!("{key}: expected a number or true/false, not {other}"),
+                ));
+            }
+        };
+        updated.set_setting(key, &raw).map_err(|e| match e {
+            SettingError::Pinned { .. } => (StatusCode::CONFLICT, e.to_string()),
+            other => (StatusCode::BAD_REQUEST, other.to_string()),
+        })?;
+        edits.push((key.clone(), raw));
+    }
+    let file = config.file().ok_or((
+        StatusCode::CONFLICT,
+        "no configuration file to keep settings in: start `run` with --config FILE".to_owned(),
+    ))?;
+    let file = file.to_owned();
+    tokio::task::spawn_blocking(move || write(&file, &edits))
+        .await
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    Ok(updated)
+}
+
+/// Sets `edits` in the TOML file at `path` (created if missing), keeping everything else.
+pub fn write(path: &Path, edits: &[(String, String)]) -> Result<(), String> {
+    let shown = path.display();
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(format!("{shown}: {e}")),
+    };
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| format!("{shown}: {e}"))?;
+    for (key, raw) in edits {
+        let item = match (raw.parse::<i64>(), raw.as_str()) {
+            (Ok(n), _) => toml_edit::value(n),
+            (_, "true") => toml_edit::value(true),
+            (_, "false") => toml_edit::value(false),
+            _ => toml_edit::value(raw.as_str()),
+        };
+        match doc.get_mut(key) {
+            // Keep the key's decoration (its comment, its place).
+            Some(existing) if existing.is_value() => {
+                let decor = existing.as_value().map(|v| v.decor().clone());
+                *existing = item;
+                if let (Some(decor), Some(value)) = (decor, existing.as_value_mut()) {
+                    *value.decor_mut() = decor;
+                }
+            }
+            _ => doc[key.as_str()] = item,
+        }
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let temp = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name().map_or("config".into(), |n| n.to_string_lossy()),
+        std::process::id()
+    ));
+    let written = (|| -> std::io::Result<()> {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temp)?;
+        file.write_all(doc.to_string().as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&temp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&temp);
+        return Err(format!("{shown}: {e}"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comments_and_other_keys_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sessionctl.toml");
+        std::fs::write(
+            &path,
+            "# the lab's settings\ndir = \"/srv/s\"  # where\nretention_days = 30 # a month\n",
+        )
+        .unwrap();
+        write(
+            &path,
+            &[
+                ("retention_days".into(), "90".into()),
+                ("delete_undelivered".into(), "true".into()),
+            ],
+        )
+        .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("# the lab's settings"), "{text}");
+        assert!(text.contains("dir = \"/srv/s\"  # where"), "{text}");
+        assert!(text.contains("retention_days = 90 # a month"), "{text}");
+        assert!(text.contains("delete_undelivered = true"), "{text}");
+    }
+}
