@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use session_fs::{SaveOutcome, Store};
+use session_migrate::{DecodeOptions, SessionStore};
 use session_model::SessionId;
 
 use crate::data;
@@ -56,6 +57,7 @@ pub fn single_writer(work: &Path, s: &Settings) -> Result<Vec<Row>, String> {
     let floor_dir = fresh(&work.join("floor"))?;
     let store_dir = fresh(&work.join("store"))?;
     let store = Store::open(&store_dir).map_err(err)?;
+    let typed_store = SessionStore::new(store.clone(), DecodeOptions::default());
     let mut session = data::session_of_size("typed", s.session_bytes)?;
     let (mut floor, mut ours, mut typed) = (Vec::new(), Vec::new(), Vec::new());
     // Interleaved, so that both see the same disk weather.
@@ -69,7 +71,7 @@ pub fn single_writer(work: &Path, s: &Settings) -> Result<Vec<Row>, String> {
             .map_err(err)?;
         ours.push(t.elapsed());
         let t = Instant::now();
-        session_migrate::save(&store, &mut session).map_err(err)?;
+        typed_store.save(&mut session).map_err(err)?;
         typed.push(t.elapsed());
     }
     let (floor, ours, typed) = (median(floor), median(ours), median(typed));
@@ -235,6 +237,7 @@ pub fn one_hot_id(work: &Path, s: &Settings) -> Result<Vec<Row>, String> {
         .storage(Arc::new(storage))
         .open(fresh(&work.join("hot"))?)
         .map_err(err)?;
+    let store = SessionStore::new(store, DecodeOptions::default());
     let remaining = AtomicUsize::new(s.hot_saves);
     let superseded = AtomicUsize::new(0);
     let started = Instant::now();
@@ -248,7 +251,7 @@ pub fn one_hot_id(work: &Path, s: &Settings) -> Result<Vec<Row>, String> {
                     .is_ok()
                 {
                     mine.unknown.insert("writer".into(), t.into());
-                    if let Ok(SaveOutcome::Superseded) = session_migrate::save(store, &mut mine) {
+                    if let Ok(SaveOutcome::Superseded) = store.save(&mut mine) {
                         superseded.fetch_add(1, Ordering::SeqCst);
                     }
                 }
@@ -301,7 +304,10 @@ pub fn startup(work: &Path, s: &Settings) -> Result<Vec<Row>, String> {
         Ok(())
     };
     let ours = || -> Result<(), String> {
-        let store = Store::options().exclusive().open(&pristine).map_err(err)?;
+        let store = SessionStore::new(
+            Store::options().exclusive().open(&pristine).map_err(err)?,
+            DecodeOptions::default(),
+        );
         let mut loaded = 0usize;
         session_recovery::recover_visiting(&store, |_, decoded| {
             loaded += 1;
@@ -385,8 +391,9 @@ pub fn migration_and_memory(
 
 /// The child side of [`migration_and_memory`].
 pub fn child_migrate(dir: &Path) -> Result<(), String> {
-    let store = Store::open(dir).map_err(err)?;
-    let report = session_migrate::migrate(&store, &session_migrate::MigrateOptions::default(), &|_, _| {})
+    let store = SessionStore::open(dir, DecodeOptions::default()).map_err(err)?;
+    let report = store
+        .migrate(&session_migrate::MigrateOptions::default(), &|_, _| {})
         .map_err(err)?;
     if report.failed > 0 {
         return Err(format!("{} files failed to migrate", report.failed));

@@ -8,13 +8,33 @@ use crate::version::{Declared, SchemaVersion, declared_version};
 use session_model::Printable;
 
 /// What the legacy -> `1.0.0` step needs from its caller.
+///
+/// ```
+/// let options = session_migrate::DecodeOptions::default().retention_days(90);
+/// assert_eq!(options.retention_days, 90);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DecodeOptions {
     /// Retention recorded for legacy files (the app's default is 30 days).
     pub retention_days: u32,
     /// `savedAt` recorded for legacy files. `None` uses the session's `endTime` (or
     /// `startTime`): deterministic, so decoding the same file twice gives the same result.
     pub legacy_saved_at: Option<u64>,
+}
+
+impl DecodeOptions {
+    /// Retention recorded for legacy files without `persistedUntil`.
+    pub fn retention_days(mut self, days: u32) -> Self {
+        self.retention_days = days;
+        self
+    }
+
+    /// `savedAt` recorded for legacy files (default: the session's end or start time).
+    pub fn legacy_saved_at(mut self, at: Option<u64>) -> Self {
+        self.legacy_saved_at = at;
+        self
+    }
 }
 
 impl Default for DecodeOptions {
@@ -28,6 +48,7 @@ impl Default for DecodeOptions {
 
 /// Why bytes are not a session this build can use.
 #[derive(thiserror::Error)]
+#[non_exhaustive]
 pub enum DecodeError {
     /// Zero bytes (or only whitespace).
     #[error("the file is empty")]

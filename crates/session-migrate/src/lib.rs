@@ -64,9 +64,8 @@ pub use codec::{
 };
 pub use run::{
     Failure, MigrateOptions, MigrateReport, NotRestored, RollbackError, RollbackOptions, RollbackReport,
-    migrate, rollback,
 };
-pub use stored::{StoreError, create, delete, load, refused, save, update};
+pub use stored::{SessionStore, StoreError, StoredEntry, refused};
 pub use version::{SchemaVersion, Version};
 
 #[doc(hidden)]

@@ -4,21 +4,21 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Serialize;
-use session_fs::{FsError, Store};
+use session_fs::FsError;
 use session_model::SessionId;
 
-use crate::codec::{DecodeError, DecodeOptions, Decoded, decode_stored};
+use crate::codec::{DecodeError, Decoded};
+use crate::stored::SessionStore;
 use crate::stored::stamp_and_encode;
 
-/// How to run [`migrate`].
+/// How to run [`SessionStore::migrate`].
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct MigrateOptions {
     /// Read and decode everything, report what would change, write nothing at all.
     pub dry_run: bool,
     /// Worker threads (the run is I/O- and parse-bound); at least 1.
     pub threads: usize,
-    /// Options for decoding legacy files.
-    pub decode: DecodeOptions,
 }
 
 impl Default for MigrateOptions {
@@ -26,13 +26,27 @@ impl Default for MigrateOptions {
         Self {
             dry_run: false,
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
-            decode: DecodeOptions::default(),
         }
+    }
+}
+
+impl MigrateOptions {
+    /// See [`MigrateOptions::dry_run`].
+    pub fn dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
+
+    /// See [`MigrateOptions::threads`].
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
+        self
     }
 }
 
 /// A file the run could not migrate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Failure {
     /// The file name.
     pub file: String,
@@ -40,9 +54,10 @@ pub struct Failure {
     pub problem: String,
 }
 
-/// The outcome of [`migrate`].
+/// The outcome of [`SessionStore::migrate`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct MigrateReport {
     /// Rewritten in the current version (or, in a dry run, would be).
     pub migrated: usize,
@@ -67,9 +82,9 @@ enum Outcome {
 }
 
 /// What a file needs: its session to upgrade, or the outcome that leaves it alone.
-fn plan(id: &SessionId, bytes: Option<&[u8]>, options: &DecodeOptions) -> Result<Decoded, Outcome> {
+fn plan(store: &SessionStore, id: &SessionId, bytes: Option<&[u8]>) -> Result<Decoded, Outcome> {
     let bytes = bytes.ok_or(Outcome::Gone)?;
-    let decoded = match decode_stored(id, bytes, options) {
+    let decoded = match store.decode(id, bytes) {
         Ok(decoded) => decoded,
         Err(DecodeError::NewerVersion { .. }) => return Err(Outcome::Skipped),
         Err(e) => return Err(Outcome::Failed(e.to_string())),
@@ -82,15 +97,16 @@ fn plan(id: &SessionId, bytes: Option<&[u8]>, options: &DecodeOptions) -> Result
 }
 
 fn migrate_one(
-    store: &Store,
+    typed: &SessionStore,
     id: &SessionId,
     options: &MigrateOptions,
     run: &str,
 ) -> Result<Outcome, FsError> {
+    let store = typed.fs();
     // Deciding needs no lock (whole-file renames keep a plain read consistent), so the
     // files that stay as they are cost one read and leave no lock file behind.
     let seen = store.read(id)?;
-    let decoded = match plan(id, seen.as_deref(), &options.decode) {
+    let decoded = match plan(typed, id, seen.as_deref()) {
         Err(outcome) => return Ok(outcome),
         Ok(_) if options.dry_run => return Ok(Outcome::Migrated),
         Ok(decoded) => decoded,
@@ -101,7 +117,7 @@ fn migrate_one(
     let decoded = if current == seen {
         decoded
     } else {
-        match plan(id, current.as_deref(), &options.decode) {
+        match plan(typed, id, current.as_deref()) {
             Err(outcome) => return Ok(outcome),
             Ok(decoded) => decoded,
         }
@@ -120,11 +136,12 @@ fn migrate_one(
 /// store's durable write. A run killed at any moment leaves every session either fully
 /// old or fully new; running again finishes the job. `progress(done, total)` is called
 /// after each file.
-pub fn migrate(
-    store: &Store,
+pub(crate) fn migrate(
+    typed: &SessionStore,
     options: &MigrateOptions,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<MigrateReport, FsError> {
+    let store = typed.fs();
     let ids = store.list()?;
     let run = store.new_backup_run();
     let next = AtomicUsize::new(0);
@@ -134,7 +151,7 @@ pub fn migrate(
         for _ in 0..options.threads.max(1) {
             scope.spawn(|| {
                 while let Some(id) = ids.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let outcome = migrate_one(store, id, options, &run);
+                    let outcome = migrate_one(typed, id, options, &run);
                     let mut report = report.lock().unwrap_or_else(|e| e.into_inner());
                     match outcome {
                         Ok(Outcome::Migrated) => report.migrated += 1,
@@ -182,7 +199,7 @@ pub fn migrate(
     Ok(report)
 }
 
-/// How to run [`rollback`].
+/// How to run [`SessionStore::rollback`].
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct RollbackOptions {
@@ -192,20 +209,9 @@ pub struct RollbackOptions {
     /// backup run first). Even so, a file whose copy records a delivery the original
     /// lacks is never restored, and a deleted session is never brought back.
     pub force: bool,
-    /// Options the run decoded legacy files with (to recognise unchanged files).
-    pub decode: DecodeOptions,
 }
 
 impl RollbackOptions {
-    /// Restores the latest run, unchanged files only.
-    pub fn new(decode: DecodeOptions) -> Self {
-        Self {
-            run: None,
-            force: false,
-            decode,
-        }
-    }
-
     /// Restores this run instead of the latest.
     pub fn run(mut self, run: impl Into<String>) -> Self {
         self.run = Some(run.into());
@@ -228,7 +234,7 @@ pub struct NotRestored {
     pub reason: String,
 }
 
-/// The outcome of [`rollback`].
+/// The outcome of [`SessionStore::rollback`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
@@ -268,18 +274,18 @@ enum Since {
     Keep(String),
 }
 
-fn since_the_run(id: &SessionId, original: &[u8], live: Option<&[u8]>, decode: &DecodeOptions) -> Since {
+fn since_the_run(typed: &SessionStore, id: &SessionId, original: &[u8], live: Option<&[u8]>) -> Since {
     let Some(live) = live else {
         return Since::Keep("deleted since the migration (by cleanup or an operator); left deleted".into());
     };
-    let live = match decode_stored(id, live, decode) {
+    let live = match typed.decode(id, live) {
         Ok(decoded) => decoded.session,
         Err(DecodeError::NewerVersion { .. }) => {
             return Since::Keep("rewritten by a newer build since the migration".into());
         }
         Err(e) => return Since::Changed(format!("does not decode any more ({e})")),
     };
-    let Ok(mut made) = decode_stored(id, original, decode).map(|d| d.session) else {
+    let Ok(mut made) = typed.decode(id, original).map(|d| d.session) else {
         return Since::Keep("the original does not decode".into());
     };
     made.metadata.revision = live.metadata.revision;
@@ -311,7 +317,11 @@ fn since_the_run(id: &SessionId, original: &[u8], live: Option<&[u8]>, decode: &
 /// [`RollbackOptions::force`], changed files are restored too, each newer copy kept
 /// first in a new backup run. A copy that records a delivery the original lacks, a
 /// deleted session and a newer build's file are never restored.
-pub fn rollback(store: &Store, options: &RollbackOptions) -> Result<RollbackReport, RollbackError> {
+pub(crate) fn rollback(
+    typed: &SessionStore,
+    options: &RollbackOptions,
+) -> Result<RollbackReport, RollbackError> {
+    let store = typed.fs();
     if store.access() != session_fs::Access::Exclusive {
         return Err(RollbackError::NotExclusive);
     }
@@ -340,7 +350,7 @@ pub fn rollback(store: &Store, options: &RollbackOptions) -> Result<RollbackRepo
         };
         let mut guard = store.lock(&id)?;
         let live = guard.read()?;
-        match since_the_run(&id, &original, live.as_deref(), &options.decode) {
+        match since_the_run(typed, &id, &original, live.as_deref()) {
             Since::Unchanged => {}
             Since::Changed(reason) if !options.force => {
                 report.not_restored.push(NotRestored {
@@ -367,4 +377,28 @@ pub fn rollback(store: &Store, options: &RollbackOptions) -> Result<RollbackRepo
     }
     tracing::info!(%run, restored = report.restored, not_restored = report.not_restored.len(), "migration rolled back");
     Ok(report)
+}
+
+impl SessionStore {
+    /// Upgrades every outdated live session to the current version, in parallel.
+    ///
+    /// Each file is migrated under its session lock: its original bytes are kept in
+    /// `.backup/<run>/` (durably, first), then the upgraded document is saved through
+    /// the store's durable write. A run killed at any moment leaves every session either
+    /// fully old or fully new; running again finishes the job. One file that cannot be
+    /// read or written is reported in the report's failures and the run goes on.
+    /// `progress(done, total)` is called after each file.
+    pub fn migrate(
+        &self,
+        options: &MigrateOptions,
+        progress: &(dyn Fn(usize, usize) + Sync),
+    ) -> Result<MigrateReport, FsError> {
+        migrate(self, options, progress)
+    }
+
+    /// Restores the files a migration run changed, where that loses nothing (see
+    /// [`RollbackOptions`]). Needs an exclusive store handle.
+    pub fn rollback(&self, options: &RollbackOptions) -> Result<RollbackReport, RollbackError> {
+        rollback(self, options)
+    }
 }

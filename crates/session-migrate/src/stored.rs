@@ -1,8 +1,9 @@
-//! Typed sessions over `session-fs`: load, save, create and locked update.
+//! [`SessionStore`]: the typed store, the one way other crates keep sessions.
 //!
-//! `session-fs` stores bytes and knows no versions; these functions put the codec on
-//! top, so that every save goes through [`encode`](crate::encode) and records the
-//! revision and time that the store hands out.
+//! `session-fs` stores bytes and knows no versions; the handle puts the codec on top,
+//! with its options fixed once (retention for legacy files), so that every load decodes
+//! alike and every save goes through [`encode`](crate::encode) and records the revision
+//! and time that the store hands out.
 
 use std::path::PathBuf;
 
@@ -14,6 +15,7 @@ use crate::version::SchemaVersion;
 
 /// What can go wrong loading or saving a typed session.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// The filesystem layer failed.
     #[error(transparent)]
@@ -62,42 +64,223 @@ pub(crate) fn stamp_and_encode(session: &mut Session, stamp: SaveStamp) -> Resul
     encode(session)
 }
 
-/// Reads and decodes one session; `Ok(None)` when it does not exist.
-pub fn load(store: &Store, id: &SessionId, options: &DecodeOptions) -> Result<Option<Decoded>, StoreError> {
-    let Some(bytes) = store.read(id)? else {
-        return Ok(None);
-    };
-    decode_stored(id, &bytes, options)
-        .map(Some)
-        .map_err(|source| StoreError::Decode {
-            path: store.path_of(id),
-            source,
+/// A store of typed sessions: `session-fs`'s [`Store`] and the decode options, fixed
+/// once so that no path can forget them. Cheap to clone; clones share locks.
+///
+/// ```
+/// use session_migrate::{DecodeOptions, SessionStore, decode};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = SessionStore::open(dir.path(), DecodeOptions::default().retention_days(90)).unwrap();
+/// let mut session = decode(br#"{"id": "s-1", "startTime": 1000, "isComplete": true}"#).unwrap().session;
+/// store.save(&mut session).unwrap();
+/// let loaded = store.load(&session.id).unwrap().unwrap();
+/// assert_eq!(loaded.session.metadata.revision, 1);
+/// assert_eq!(store.entries().unwrap().count(), 1);
+/// ```
+#[derive(Debug, Clone)]
+pub struct SessionStore {
+    fs: Store,
+    options: DecodeOptions,
+}
+
+/// One live file of the store, already sorted (see [`SessionStore::entries`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StoredEntry {
+    /// A session this build reads, upgraded to the current version.
+    Valid(Box<Decoded>),
+    /// Written by a newer build: never rewritten, moved or deleted.
+    Newer {
+        /// The session's id (its file name).
+        id: SessionId,
+        /// The version it declares.
+        version: String,
+        /// Its bytes, exactly as on disk.
+        document: Vec<u8>,
+    },
+    /// Does not decode, or could not be read: recovery's business.
+    Damaged {
+        /// The session's id (its file name).
+        id: SessionId,
+        /// Why.
+        error: StoreError,
+    },
+}
+
+impl StoredEntry {
+    /// The id of the file.
+    pub fn id(&self) -> &SessionId {
+        match self {
+            StoredEntry::Valid(decoded) => &decoded.session.id,
+            StoredEntry::Newer { id, .. } | StoredEntry::Damaged { id, .. } => id,
+        }
+    }
+}
+
+impl SessionStore {
+    /// A typed handle on an open `session-fs` store.
+    pub fn new(fs: Store, options: DecodeOptions) -> Self {
+        SessionStore { fs, options }
+    }
+
+    /// Opens (creating if needed) the store at `dir`, shared with other handles.
+    pub fn open(dir: impl Into<std::path::PathBuf>, options: DecodeOptions) -> Result<Self, StoreError> {
+        Ok(Self::new(Store::open(dir)?, options))
+    }
+
+    /// The byte layer, for what only it does (locks, state files, maintenance).
+    pub fn fs(&self) -> &Store {
+        &self.fs
+    }
+
+    /// The decode options every load applies.
+    pub fn options(&self) -> &DecodeOptions {
+        &self.options
+    }
+
+    /// Decodes `bytes` stored as `id` with this store's options.
+    pub fn decode(&self, id: &SessionId, bytes: &[u8]) -> Result<Decoded, DecodeError> {
+        decode_stored(id, bytes, &self.options)
+    }
+
+    fn decode_error(&self, id: &SessionId) -> impl FnOnce(DecodeError) -> StoreError + '_ {
+        let path = self.fs.path_of(id);
+        move |source| StoreError::Decode { path, source }
+    }
+
+    /// Reads and decodes one session; `Ok(None)` when it does not exist.
+    pub fn load(&self, id: &SessionId) -> Result<Option<Decoded>, StoreError> {
+        let Some(bytes) = self.fs.read(id)? else {
+            return Ok(None);
+        };
+        self.decode(id, &bytes).map(Some).map_err(self.decode_error(id))
+    }
+
+    /// Every live session, sorted into valid, newer-version and damaged, one file at a
+    /// time (the store is never held in memory at once). Ids in file-name order.
+    pub fn entries(&self) -> Result<impl Iterator<Item = StoredEntry> + '_, StoreError> {
+        let ids = self.fs.list()?;
+        Ok(ids.into_iter().filter_map(move |id| match self.load(&id) {
+            Ok(Some(decoded)) => Some(StoredEntry::Valid(Box::new(decoded))),
+            Ok(None) => None, // deleted since the listing
+            Err(StoreError::Decode {
+                source: DecodeError::NewerVersion { version, document },
+                ..
+            }) => Some(StoredEntry::Newer {
+                id,
+                version,
+                document,
+            }),
+            Err(error) => Some(StoredEntry::Damaged { id, error }),
+        }))
+    }
+
+    /// Refuses to touch a file that a newer build wrote.
+    fn refuse_newer(&self, id: &SessionId, bytes: Option<&[u8]>) -> Result<(), StoreError> {
+        let Some(bytes) = bytes else { return Ok(()) };
+        // Only a version other than the current one can be newer; decoding tells for sure.
+        let declared = crate::codec::declared(bytes).ok().flatten();
+        if declared.is_none_or(|v| v == SchemaVersion::CURRENT.as_str()) {
+            return Ok(());
+        }
+        match crate::decode(bytes) {
+            Err(DecodeError::NewerVersion { version, .. }) => Err(StoreError::NewerOnDisk {
+                path: self.fs.path_of(id),
+                version,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Why `bytes` stored as `id` are damaged (they do not decode); `None` when they are
+    /// a session this build reads, or one a newer build wrote.
+    fn damage_of(&self, id: &SessionId, bytes: &[u8]) -> Option<String> {
+        match self.decode(id, bytes) {
+            Ok(_) | Err(DecodeError::NewerVersion { .. }) => None,
+            Err(e) => Some(e.to_string()),
+        }
+    }
+
+    /// Durably saves a session (replacing any copy that is not from a newer build),
+    /// recording the new revision in it. Saves of one id coalesce: a save overtaken by a
+    /// later one returns [`SaveOutcome::Superseded`] once the later one is durable.
+    ///
+    /// When a copy is stored already, its delivery state wins over the document's own:
+    /// saving the same content again never undoes a delivery or changes its idempotency
+    /// key; changed content is pending again, with the earlier delivery on record. A
+    /// stored copy that does not decode is first kept in `.quarantine/`, never destroyed.
+    pub fn save(&self, session: &mut Session) -> Result<SaveOutcome, StoreError> {
+        let id = session.id.clone();
+        let outcome = self.fs.save_judging(
+            &id,
+            |existing| self.damage_of(&id, existing),
+            |existing, stamp| -> Result<Vec<u8>, StoreError> {
+                self.refuse_newer(&id, existing)?;
+                if let Some(Ok(stored)) = existing.map(|bytes| self.decode(&id, bytes)) {
+                    carry_delivery_state(&stored.session, session);
+                }
+                Ok(stamp_and_encode(session, stamp)?)
+            },
+        );
+        outcome.map_err(|e| match e {
+            FsError::Encode { source, .. } => match source.downcast::<StoreError>() {
+                Ok(refusal) => *refusal,
+                Err(other) => StoreError::Fs(FsError::Encode {
+                    id: id.clone(),
+                    source: other,
+                }),
+            },
+            other => StoreError::Fs(other),
         })
-}
-
-/// Refuses to touch a file that a newer build wrote.
-fn refuse_newer(store: &Store, id: &SessionId, bytes: Option<&[u8]>) -> Result<(), StoreError> {
-    let Some(bytes) = bytes else { return Ok(()) };
-    // Only a version other than the current one can be newer; decoding tells for sure.
-    let declared = crate::codec::declared(bytes).ok().flatten();
-    if declared.is_none_or(|v| v == SchemaVersion::CURRENT.as_str()) {
-        return Ok(());
     }
-    match crate::decode(bytes) {
-        Err(DecodeError::NewerVersion { version, .. }) => Err(StoreError::NewerOnDisk {
-            path: store.path_of(id),
-            version,
-        }),
-        _ => Ok(()),
-    }
-}
 
-/// Why `bytes` stored as `id` are damaged (they do not decode); `None` when they are a
-/// session this build reads, or one a newer build wrote.
-fn damage_of(id: &SessionId, bytes: &[u8]) -> Option<String> {
-    match decode_stored(id, bytes, &DecodeOptions::default()) {
-        Ok(_) | Err(DecodeError::NewerVersion { .. }) => None,
-        Err(e) => Some(e.to_string()),
+    /// Durably creates a session; fails with [`FsError::AlreadyExists`] if the id is taken.
+    pub fn create(&self, session: &mut Session) -> Result<SaveStamp, StoreError> {
+        let id = session.id.clone();
+        Ok(self.fs.create(&id, |stamp| stamp_and_encode(session, stamp))?)
+    }
+
+    /// Locked read-modify-write of one session, safe against other threads and processes.
+    ///
+    /// `change` sees the current copy; when it returns `Err`, nothing is written. Files
+    /// of a newer version fail to decode and are therefore never rewritten.
+    pub fn update<T>(
+        &self,
+        id: &SessionId,
+        change: impl FnOnce(&mut Session) -> Result<T, StoreError>,
+    ) -> Result<(T, Session), StoreError> {
+        let mut guard = self
+            .fs
+            .lock_existing(id)?
+            .ok_or_else(|| StoreError::NotFound { id: id.clone() })?;
+        let bytes = guard
+            .read()?
+            .ok_or_else(|| StoreError::NotFound { id: id.clone() })?;
+        let mut session = self.decode(id, &bytes).map_err(self.decode_error(id))?.session;
+        let result = change(&mut session)?;
+        guard.save(|stamp| stamp_and_encode(&mut session, stamp))?;
+        Ok((result, session))
+    }
+
+    /// Moves a session to the trash (unless a newer build wrote it); `Ok(false)` when
+    /// missing. A damaged file (one that does not decode, or is too large to read) goes
+    /// to `.quarantine/` with the reason instead: the trash is emptied by retention, the
+    /// quarantine never.
+    pub fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
+        let Some(mut guard) = self.fs.lock_existing(id)? else {
+            return Ok(false);
+        };
+        let bytes = match guard.read() {
+            Ok(bytes) => bytes,
+            Err(e @ FsError::TooLarge { .. }) => return Ok(guard.quarantine(&e.to_string())?),
+            Err(e) => return Err(e.into()),
+        };
+        self.refuse_newer(id, bytes.as_deref())?;
+        if let Some(reason) = bytes.as_deref().and_then(|b| self.damage_of(id, b)) {
+            return Ok(guard.quarantine(&reason)?);
+        }
+        Ok(guard.delete()?)
     }
 }
 
@@ -122,96 +305,7 @@ fn carry_delivery_state(stored: &Session, incoming: &mut Session) {
     incoming.submission = submission;
 }
 
-/// Durably saves a session (replacing any copy that is not from a newer build),
-/// recording the new revision in it. Saves of one id coalesce: a save overtaken by a
-/// later one returns [`SaveOutcome::Superseded`] once the later one is durable.
-///
-/// When a copy is stored already, its delivery state wins over the document's own
-/// (see the crate docs): saving the same session again never undoes a delivery or
-/// changes its idempotency key. A stored copy that does not decode is first kept in
-/// `.quarantine/`, never destroyed.
-pub fn save(store: &Store, session: &mut Session) -> Result<SaveOutcome, StoreError> {
-    let id = session.id.clone();
-    let outcome = store.save_judging(
-        &id,
-        |existing| damage_of(&id, existing),
-        |existing, stamp| -> Result<Vec<u8>, StoreError> {
-            refuse_newer(store, &id, existing)?;
-            if let Some(Ok(stored)) =
-                existing.map(|bytes| decode_stored(&id, bytes, &DecodeOptions::default()))
-            {
-                carry_delivery_state(&stored.session, session);
-            }
-            Ok(stamp_and_encode(session, stamp)?)
-        },
-    );
-    outcome.map_err(|e| match e {
-        FsError::Encode { source, .. } => match source.downcast::<StoreError>() {
-            Ok(refusal) => *refusal,
-            Err(other) => StoreError::Fs(FsError::Encode {
-                id: id.clone(),
-                source: other,
-            }),
-        },
-        other => StoreError::Fs(other),
-    })
-}
-
-/// Moves a session to the trash (unless a newer build wrote it); `Ok(false)` when missing.
-///
-/// A damaged file (one that does not decode, or is too large to read) goes to
-/// `.quarantine/` with the reason instead: the trash is emptied by retention, the
-/// quarantine never.
-pub fn delete(store: &Store, id: &SessionId) -> Result<bool, StoreError> {
-    let Some(mut guard) = store.lock_existing(id)? else {
-        return Ok(false);
-    };
-    let bytes = match guard.read() {
-        Ok(bytes) => bytes,
-        Err(e @ FsError::TooLarge { .. }) => return Ok(guard.quarantine(&e.to_string())?),
-        Err(e) => return Err(e.into()),
-    };
-    refuse_newer(store, id, bytes.as_deref())?;
-    if let Some(reason) = bytes.as_deref().and_then(|b| damage_of(id, b)) {
-        return Ok(guard.quarantine(&reason)?);
-    }
-    Ok(guard.delete()?)
-}
-
-/// Durably creates a session; fails with [`FsError::AlreadyExists`] if the id is taken.
-pub fn create(store: &Store, session: &mut Session) -> Result<SaveStamp, StoreError> {
-    let id = session.id.clone();
-    Ok(store.create(&id, |stamp| stamp_and_encode(session, stamp))?)
-}
-
-/// Locked read-modify-write of one session, safe against other threads and processes.
-///
-/// `change` sees the current copy; when it returns `Err`, nothing is written. Files of a
-/// newer version fail to decode and are therefore never rewritten.
-pub fn update<T>(
-    store: &Store,
-    id: &SessionId,
-    options: &DecodeOptions,
-    change: impl FnOnce(&mut Session) -> Result<T, StoreError>,
-) -> Result<(T, Session), StoreError> {
-    let mut guard = store
-        .lock_existing(id)?
-        .ok_or_else(|| StoreError::NotFound { id: id.clone() })?;
-    let bytes = guard
-        .read()?
-        .ok_or_else(|| StoreError::NotFound { id: id.clone() })?;
-    let mut session = decode_stored(id, &bytes, options)
-        .map_err(|source| StoreError::Decode {
-            path: store.path_of(id),
-            source,
-        })?
-        .session;
-    let result = change(&mut session)?;
-    guard.save(|stamp| stamp_and_encode(&mut session, stamp))?;
-    Ok((result, session))
-}
-
-/// Wraps a refused transition of `id` for [`update`]'s closure.
+/// Wraps a refused transition of `id` for [`SessionStore::update`]'s closure.
 pub fn refused(id: &SessionId) -> impl FnOnce(TransitionError) -> StoreError + '_ {
     move |source| StoreError::Transition {
         id: id.clone(),

@@ -2,7 +2,7 @@
 //! the content changed or the document settles what the store never sent.
 
 use session_fs::Store;
-use session_migrate::{DecodeOptions, decode, load, save};
+use session_migrate::{DecodeOptions, SessionStore, decode};
 use session_model::{Session, SessionId, SubmissionStatus};
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/v1/session-21.json");
@@ -11,26 +11,23 @@ fn fresh() -> Session {
     decode(&std::fs::read(FIXTURE).unwrap()).unwrap().session
 }
 
-fn stored(store: &Store) -> Session {
+fn stored(store: &SessionStore) -> Session {
     let id: SessionId = "session-21".parse().unwrap();
-    load(store, &id, &DecodeOptions::default())
-        .unwrap()
-        .unwrap()
-        .session
+    store.load(&id).unwrap().unwrap().session
 }
 
 #[test]
 fn the_same_content_keeps_the_stored_state_and_key() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+    let store = SessionStore::new(Store::open(dir.path()).unwrap(), DecodeOptions::default());
     let mut first = fresh();
     first.submission.status = SubmissionStatus::Submitted;
     first.submission.idempotency_key = Some("k-1".into());
     first.submission.submitted_at = Some(5);
-    save(&store, &mut first).unwrap();
+    store.save(&mut first).unwrap();
     let mut again = fresh();
     assert_eq!(again.submission.status, SubmissionStatus::Pending);
-    save(&store, &mut again).unwrap();
+    store.save(&mut again).unwrap();
     let now = stored(&store).submission;
     assert_eq!(now.status, SubmissionStatus::Submitted);
     assert_eq!(now.idempotency_key.as_deref(), Some("k-1"));
@@ -40,12 +37,12 @@ fn the_same_content_keeps_the_stored_state_and_key() {
 #[test]
 fn a_document_that_settles_what_the_store_never_sent_is_believed() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    save(&store, &mut fresh()).unwrap();
+    let store = SessionStore::new(Store::open(dir.path()).unwrap(), DecodeOptions::default());
+    store.save(&mut fresh()).unwrap();
     let mut delivered_by_the_app = fresh();
     delivered_by_the_app.submission.status = SubmissionStatus::Submitted;
     delivered_by_the_app.submission.submitted_at = Some(7);
-    save(&store, &mut delivered_by_the_app).unwrap();
+    store.save(&mut delivered_by_the_app).unwrap();
     let now = stored(&store).submission;
     assert_eq!(
         (now.status, now.submitted_at),
@@ -56,13 +53,13 @@ fn a_document_that_settles_what_the_store_never_sent_is_believed() {
 #[test]
 fn changed_content_is_pending_again_with_the_delivery_on_record() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+    let store = SessionStore::new(Store::open(dir.path()).unwrap(), DecodeOptions::default());
     let mut first = fresh();
     first.submission.status = SubmissionStatus::Submitted;
     first.submission.idempotency_key = Some("k-1".into());
     first.submission.submitted_at = Some(5);
     first.submission.attempts = 2;
-    save(&store, &mut first).unwrap();
+    store.save(&mut first).unwrap();
     for change in [
         |s: &mut Session| s.end_time = Some(s.end_time.unwrap_or(0) + 1),
         |s: &mut Session| s.lis_ip = Some("10.9.9.9".into()),
@@ -73,7 +70,7 @@ fn changed_content_is_pending_again_with_the_delivery_on_record() {
     ] {
         let mut changed = fresh();
         change(&mut changed);
-        save(&store, &mut changed).unwrap();
+        store.save(&mut changed).unwrap();
         let now = stored(&store).submission;
         assert_eq!(now.status, SubmissionStatus::Pending);
         assert_eq!(

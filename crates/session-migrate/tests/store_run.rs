@@ -9,9 +9,7 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use session_fs::Store;
-use session_migrate::{
-    DecodeOptions, MigrateOptions, RollbackOptions, SchemaVersion, decode, migrate, rollback,
-};
+use session_migrate::{DecodeOptions, MigrateOptions, RollbackOptions, SchemaVersion, SessionStore, decode};
 use session_model::{Session, SessionId};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures");
@@ -50,8 +48,8 @@ fn migrates_old_files_skips_newer_and_counts_failures() {
     let tmp = tempfile::tempdir().unwrap();
     copy_fixtures(tmp.path(), &MIXED);
     let before = snapshot_of(tmp.path());
-    let store = Store::open(tmp.path()).unwrap();
-    let report = migrate(&store, &MigrateOptions::default(), &no_progress).unwrap();
+    let store = SessionStore::new(Store::open(tmp.path()).unwrap(), DecodeOptions::default());
+    let report = store.migrate(&MigrateOptions::default(), &no_progress).unwrap();
     assert_eq!(
         (report.migrated, report.up_to_date, report.skipped, report.failed),
         (5, 0, 1, 1),
@@ -78,19 +76,22 @@ fn migrates_old_files_skips_newer_and_counts_failures() {
     let locks = tmp.path().join(".locks");
     std::fs::remove_dir_all(&locks).unwrap();
     std::fs::create_dir(&locks).unwrap();
-    let again = migrate(&store, &MigrateOptions::default(), &no_progress).unwrap();
+    let again = store.migrate(&MigrateOptions::default(), &no_progress).unwrap();
     assert_eq!((again.migrated, again.up_to_date), (0, 5));
     assert_eq!(snapshot_of(tmp.path()), after_first);
     // Files that stay as they are are only read: no lock taken, no lock file left.
     assert_eq!(std::fs::read_dir(&locks).unwrap().count(), 0);
     // Rollback restores exactly the originals of the files the run changed.
     assert!(matches!(
-        rollback(&store, &RollbackOptions::default()),
+        store.rollback(&RollbackOptions::default()),
         Err(session_migrate::RollbackError::NotExclusive)
     ));
     drop(store);
-    let store = Store::options().exclusive().open(tmp.path()).unwrap();
-    let undone = rollback(&store, &RollbackOptions::default()).unwrap();
+    let store = SessionStore::new(
+        Store::options().exclusive().open(tmp.path()).unwrap(),
+        DecodeOptions::default(),
+    );
+    let undone = store.rollback(&RollbackOptions::default()).unwrap();
     assert_eq!(undone.restored, 5);
     assert!(undone.not_restored.is_empty());
     assert_eq!(snapshot_of(tmp.path()), before);
@@ -108,18 +109,15 @@ fn decoded_without_stamp(original: &[u8], saved: &Session) -> Session {
 fn dry_run_writes_nothing_at_all() {
     let tmp = tempfile::tempdir().unwrap();
     copy_fixtures(tmp.path(), &MIXED);
-    let store = Store::open(tmp.path()).unwrap();
+    let store = SessionStore::new(Store::open(tmp.path()).unwrap(), DecodeOptions::default());
     let listing = |p: &Path| -> Vec<String> {
         let mut names: Vec<String> = walk(p).into_iter().map(|p| p.display().to_string()).collect();
         names.sort();
         names
     };
     let (before, names_before) = (snapshot_of(tmp.path()), listing(tmp.path()));
-    let options = MigrateOptions {
-        dry_run: true,
-        ..MigrateOptions::default()
-    };
-    let report = migrate(&store, &options, &no_progress).unwrap();
+    let options = MigrateOptions::default().dry_run(true);
+    let report = store.migrate(&options, &no_progress).unwrap();
     assert_eq!(
         (report.migrated, report.skipped, report.failed, report.backup_run),
         (5, 1, 1, None)
@@ -148,12 +146,13 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 fn progress_is_reported_for_every_file() {
     let tmp = tempfile::tempdir().unwrap();
     copy_fixtures(tmp.path(), &MIXED);
-    let store = Store::open(tmp.path()).unwrap();
+    let store = SessionStore::new(Store::open(tmp.path()).unwrap(), DecodeOptions::default());
     let seen = std::sync::Mutex::new(Vec::new());
-    migrate(&store, &MigrateOptions::default(), &|done, total| {
-        seen.lock().unwrap().push((done, total))
-    })
-    .unwrap();
+    store
+        .migrate(&MigrateOptions::default(), &|done, total| {
+            seen.lock().unwrap().push((done, total))
+        })
+        .unwrap();
     let mut seen = seen.into_inner().unwrap();
     seen.sort();
     assert_eq!(seen, (1..=7).map(|d| (d, 7)).collect::<Vec<_>>());
@@ -166,9 +165,9 @@ const SESSIONS: usize = 120;
 #[test]
 fn child_migrates_until_killed() {
     let Ok(dir) = std::env::var(CHILD_ENV) else { return };
-    let store = Store::open(dir).unwrap();
+    let store = SessionStore::new(Store::open(dir).unwrap(), DecodeOptions::default());
     println!("started");
-    migrate(&store, &MigrateOptions::default(), &no_progress).unwrap();
+    store.migrate(&MigrateOptions::default(), &no_progress).unwrap();
     println!("finished");
 }
 
@@ -194,17 +193,15 @@ fn big_store(dir: &Path) -> BTreeMap<SessionId, Session> {
     expected
 }
 
-fn check_every_session(store: &Store, expected: &BTreeMap<SessionId, Session>) -> (usize, usize) {
+fn check_every_session(store: &SessionStore, expected: &BTreeMap<SessionId, Session>) -> (usize, usize) {
     let (mut old, mut new) = (0, 0);
     assert_eq!(
-        store.list().unwrap(),
+        store.fs().list().unwrap(),
         expected.keys().cloned().collect::<Vec<_>>(),
         "each session exactly once"
     );
     for (id, want) in expected {
-        let decoded = session_migrate::load(store, id, &DecodeOptions::default())
-            .unwrap_or_else(|e| panic!("{id}: {e}"))
-            .unwrap();
+        let decoded = store.load(id).unwrap_or_else(|e| panic!("{id}: {e}")).unwrap();
         if decoded.from == SchemaVersion::V2_0_0 {
             new += 1
         } else {
@@ -249,7 +246,10 @@ fn sigkill_during_migration_then_rerun_completes() {
         child.kill().unwrap();
         child.wait().unwrap();
         kills += 1;
-        let store = Store::options().exclusive().open(tmp.path()).unwrap();
+        let store = SessionStore::new(
+            Store::options().exclusive().open(tmp.path()).unwrap(),
+            DecodeOptions::default(),
+        );
         let (old, new) = check_every_session(&store, &expected);
         if old > 0 && new > 0 {
             mid_run += 1;
@@ -262,8 +262,8 @@ fn sigkill_during_migration_then_rerun_completes() {
             big_store(tmp.path());
         }
     }
-    let store = Store::open(tmp.path()).unwrap();
-    migrate(&store, &MigrateOptions::default(), &no_progress).unwrap();
+    let store = SessionStore::new(Store::open(tmp.path()).unwrap(), DecodeOptions::default());
+    store.migrate(&MigrateOptions::default(), &no_progress).unwrap();
     let (old, new) = check_every_session(&store, &expected);
     assert_eq!((old, new), (0, SESSIONS));
     eprintln!(
@@ -274,9 +274,9 @@ fn sigkill_during_migration_then_rerun_completes() {
 
 /// session-recovery sits above this crate, so the test removes leftover temps by hand
 /// (recovery's own tests cover promoting them).
-fn session_recovery_like_cleanup(store: &Store) {
-    for (temp, _) in store.scan().unwrap().temps {
-        std::fs::remove_file(store.dir().join(temp)).unwrap();
+fn session_recovery_like_cleanup(store: &SessionStore) {
+    for (temp, _) in store.fs().scan().unwrap().temps {
+        std::fs::remove_file(store.fs().dir().join(temp)).unwrap();
     }
 }
 
@@ -290,9 +290,10 @@ fn migrated_store_with_later_changes(dir: &Path) {
         doc["id"] = id.into();
         std::fs::write(dir.join(format!("{id}.json")), serde_json::to_vec(&doc).unwrap()).unwrap();
     }
-    let store = Store::open(dir).unwrap();
+    let store = SessionStore::new(Store::open(dir).unwrap(), DecodeOptions::default());
     assert_eq!(
-        migrate(&store, &MigrateOptions::default(), &no_progress)
+        store
+            .migrate(&MigrateOptions::default(), &no_progress)
             .unwrap()
             .migrated,
         4
@@ -301,24 +302,22 @@ fn migrated_store_with_later_changes(dir: &Path) {
     // Delivered after the migration (what the daemon does).
     let delivered = id("delivered");
     for step in 0..2 {
-        session_migrate::update(&store, &delivered, &DecodeOptions::default(), |s| {
-            let done = if step == 0 {
-                s.submission.begin_attempt(10, || "k".into()).map(|_| ())
-            } else {
-                s.submission.succeed(20)
-            };
-            done.map_err(session_migrate::refused(&delivered))
-        })
-        .unwrap();
+        store
+            .update(&delivered, |s| {
+                let done = if step == 0 {
+                    s.submission.begin_attempt(10, || "k".into()).map(|_| ())
+                } else {
+                    s.submission.succeed(20)
+                };
+                done.map_err(session_migrate::refused(&delivered))
+            })
+            .unwrap();
     }
     // Saved again with other content (the capture tool), and deleted (an operator).
-    let mut resaved = session_migrate::load(&store, &id("resaved"), &DecodeOptions::default())
-        .unwrap()
-        .unwrap()
-        .session;
+    let mut resaved = store.load(&id("resaved")).unwrap().unwrap().session;
     resaved.end_time = Some(resaved.end_time.unwrap_or(0) + 1);
-    session_migrate::save(&store, &mut resaved).unwrap();
-    assert!(session_migrate::delete(&store, &id("deleted")).unwrap());
+    store.save(&mut resaved).unwrap();
+    assert!(store.delete(&id("deleted")).unwrap());
 }
 
 #[test]
@@ -326,8 +325,11 @@ fn rollback_restores_only_what_nobody_changed_since() {
     let tmp = tempfile::tempdir().unwrap();
     migrated_store_with_later_changes(tmp.path());
     let after_changes = snapshot_of(tmp.path());
-    let store = Store::options().exclusive().open(tmp.path()).unwrap();
-    let report = rollback(&store, &RollbackOptions::default()).unwrap();
+    let store = SessionStore::new(
+        Store::options().exclusive().open(tmp.path()).unwrap(),
+        DecodeOptions::default(),
+    );
+    let report = store.rollback(&RollbackOptions::default()).unwrap();
     assert_eq!(report.restored, 1);
     let mut left: Vec<_> = report.not_restored.iter().map(|n| n.file.as_str()).collect();
     left.sort();
@@ -352,7 +354,7 @@ fn rollback_restores_only_what_nobody_changed_since() {
     );
     // --force restores the re-saved one, keeping its newer copy, and nothing else.
     let resaved_newer = std::fs::read(tmp.path().join("resaved.json")).unwrap();
-    let forced = rollback(&store, &RollbackOptions::default().force(true)).unwrap();
+    let forced = store.rollback(&RollbackOptions::default().force(true)).unwrap();
     assert_eq!(forced.restored, 1);
     let kept_run = forced.kept_run.expect("the newer copy is kept");
     assert_eq!(

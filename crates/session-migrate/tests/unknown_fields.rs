@@ -3,7 +3,6 @@
 
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
-use session_fs::Store;
 use session_migrate::{DecodeOptions, decode, encode};
 
 fn json_value() -> impl Strategy<Value = Value> {
@@ -157,16 +156,16 @@ proptest! {
         let doc = document(version, &elements, &se, &ee, &me);
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("prop-1.json"), serde_json::to_vec(&doc).unwrap()).unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = session_migrate::SessionStore::open(dir.path(), DecodeOptions::default()).unwrap();
         let id = "prop-1".parse().unwrap();
         // What the submission worker does: two locked read-modify-writes.
-        session_migrate::update(&store, &id, &DecodeOptions::default(), |s| {
+        store.update(&id, |s| {
             s.submission.begin_attempt(10, || "key".into()).map(|_| ()).map_err(session_migrate::refused(&id))
         }).unwrap();
-        session_migrate::update(&store, &id, &DecodeOptions::default(), |s| {
+        store.update(&id, |s| {
             s.submission.succeed(20).map_err(session_migrate::refused(&id))
         }).unwrap();
-        let stored = session_migrate::load(&store, &id, &DecodeOptions::default()).unwrap().unwrap().session;
+        let stored = store.load(&id).unwrap().unwrap().session;
         assert_kept(&stored, &elements, &se, &ee, &me, version);
         prop_assert_eq!(stored.submission.status, session_model::SubmissionStatus::Submitted);
     }

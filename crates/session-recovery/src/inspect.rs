@@ -1,7 +1,7 @@
 //! What a file is worth: the one judgement shared by `recover` and `verify`.
 
 use session_fs::{SaveStamp, stamp_of};
-use session_migrate::{DecodeError, DecodeOptions, Decoded, decode_stored};
+use session_migrate::{DecodeError, Decoded, SessionStore};
 use session_model::SessionId;
 
 /// The verdict on one file's bytes.
@@ -63,8 +63,8 @@ pub(crate) fn order(temp: &Verdict, live: &Verdict) -> Order {
     }
 }
 
-pub(crate) fn inspect(id: &SessionId, bytes: &[u8]) -> Verdict {
-    match decode_stored(id, bytes, &DecodeOptions::default()) {
+pub(crate) fn inspect(store: &SessionStore, id: &SessionId, bytes: &[u8]) -> Verdict {
+    match store.decode(id, bytes) {
         Ok(decoded) => Verdict::Valid(Box::new(decoded)),
         Err(DecodeError::NewerVersion { .. }) => Verdict::Newer(stamp_of(bytes).unwrap_or_default()),
         Err(e) => Verdict::Damaged(e),

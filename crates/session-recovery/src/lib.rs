@@ -10,10 +10,12 @@
 //!
 //! ```
 //! use session_fs::Store;
+//! use session_migrate::{DecodeOptions, SessionStore};
 //!
 //! let dir = tempfile::tempdir().unwrap();
 //! std::fs::write(dir.path().join("session-1.json"), b"{\"id\": \"sess").unwrap(); // torn
-//! let store = Store::options().exclusive().open(dir.path()).unwrap();
+//! let exclusive = Store::options().exclusive().open(dir.path()).unwrap();
+//! let store = SessionStore::new(exclusive, DecodeOptions::default());
 //! let report = session_recovery::recover(&store).unwrap();
 //! assert_eq!(report.quarantined, 1);
 //! assert!(session_recovery::recover(&store).unwrap().is_clean()); // idempotent

@@ -4,7 +4,7 @@ use std::ffi::OsString;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use session_fs::{Access, Area, FsError, Store};
-use session_migrate::Decoded;
+use session_migrate::{Decoded, SessionStore};
 use session_model::SessionId;
 
 use crate::inspect::{Order, Verdict, inspect, loggable, order};
@@ -12,6 +12,7 @@ use crate::report::{Action, Moved, Problem, RecoveryReport, VerifyReport};
 
 /// Why recovery could not run or finish.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RecoveryError {
     /// Recovery needs the store to itself so that it never touches a temp file that a
     /// live writer is still filling; open it with `Store::options().exclusive()`.
@@ -34,6 +35,7 @@ fn sidecar(file: &OsString, reason: &str) -> Vec<u8> {
 }
 
 struct Run<'a> {
+    typed: &'a SessionStore,
     store: &'a Store,
     report: RecoveryReport,
 }
@@ -80,7 +82,7 @@ impl Run<'_> {
         let Some(bytes) = self.read_or_quarantine(temp)? else {
             return Ok(());
         };
-        let temp_verdict = inspect(id, &bytes);
+        let temp_verdict = inspect(self.typed, id, &bytes);
         let temp_stamp = match &temp_verdict {
             Verdict::Damaged(e) => {
                 return self.move_aside(temp, Action::Quarantined, format!("temp file: {}", loggable(e)));
@@ -88,7 +90,9 @@ impl Run<'_> {
             valid => valid.stamp().unwrap_or_default(),
         };
         let live = OsString::from(id.file_name());
-        let live_verdict = self.read_or_quarantine(&live)?.map(|bytes| inspect(id, &bytes));
+        let live_verdict = self
+            .read_or_quarantine(&live)?
+            .map(|bytes| inspect(self.typed, id, &bytes));
         let live_stamp = live_verdict.as_ref().and_then(Verdict::stamp).unwrap_or_default();
         let compared = format!(
             "temp revision {}, saved {}; live revision {}, saved {}",
@@ -167,7 +171,7 @@ impl Run<'_> {
 /// - A temp file that does not decode goes to `.quarantine/`.
 /// - A live file that does not decode goes to `.quarantine/` with a sidecar saying why.
 /// - Newer-version live files are left byte for byte alone. Nothing is deleted.
-pub fn recover(store: &Store) -> Result<RecoveryReport, RecoveryError> {
+pub fn recover(store: &SessionStore) -> Result<RecoveryReport, RecoveryError> {
     recover_visiting(store, |_, _| {})
 }
 
@@ -175,13 +179,15 @@ pub fn recover(store: &Store) -> Result<RecoveryReport, RecoveryError> {
 /// load the store in the same pass. Live files are checked on every core; sessions
 /// stream to `visit` through a bounded channel, never all in memory at once.
 pub fn recover_visiting(
-    store: &Store,
+    typed: &SessionStore,
     mut visit: impl FnMut(SessionId, Decoded),
 ) -> Result<RecoveryReport, RecoveryError> {
+    let store = typed.fs();
     if store.access() != Access::Exclusive {
         return Err(RecoveryError::NotExclusive);
     }
     let mut run = Run {
+        typed,
         store,
         report: RecoveryReport::default(),
     };
@@ -213,7 +219,7 @@ pub fn recover_visiting(
             let id = live.get(next.fetch_add(1, Ordering::Relaxed))?;
             return Some(match store.read(id) {
                 Ok(None) => continue,
-                Ok(Some(bytes)) => match inspect(id, &bytes) {
+                Ok(Some(bytes)) => match inspect(typed, id, &bytes) {
                     Verdict::Valid(decoded) => Found::Valid(id.clone(), decoded),
                     Verdict::Newer(_) => continue,
                     Verdict::Damaged(e) => Found::Damaged(id.clone(), loggable(&e)),
@@ -282,7 +288,8 @@ enum Found {
 }
 
 /// Checks every file of the store without changing anything.
-pub fn verify(store: &Store) -> Result<VerifyReport, FsError> {
+pub fn verify(typed: &SessionStore) -> Result<VerifyReport, FsError> {
+    let store = typed.fs();
     let scan = store.scan()?;
     let mut report = VerifyReport::default();
     for (name, kind) in &scan.irregular {
@@ -301,7 +308,7 @@ pub fn verify(store: &Store) -> Result<VerifyReport, FsError> {
         let file = id.file_name();
         match store.read(id) {
             Ok(None) => {}
-            Ok(Some(bytes)) => match inspect(id, &bytes) {
+            Ok(Some(bytes)) => match inspect(typed, id, &bytes) {
                 Verdict::Valid(_) | Verdict::Newer(_) => report.ok += 1,
                 Verdict::Damaged(e) => report.problems.push(Problem {
                     file,

@@ -7,6 +7,7 @@ use serde::Serialize;
 /// Why recovery moved a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub enum Action {
     /// A temp file became the live session.
     Recovered,
@@ -19,6 +20,7 @@ pub enum Action {
 /// One file recovery moved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct Moved {
     /// What was done.
     pub action: Action,
@@ -33,6 +35,7 @@ pub struct Moved {
 /// The outcome of [`recover`](crate::recover).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct RecoveryReport {
     /// Temp files promoted to live sessions.
     pub recovered: usize,
@@ -65,6 +68,7 @@ impl RecoveryReport {
 
 /// One problem [`verify`](crate::verify) found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Problem {
     /// The file's name in the store directory.
     pub file: String,
@@ -74,6 +78,7 @@ pub struct Problem {
 
 /// The outcome of [`verify`](crate::verify).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct VerifyReport {
     /// Live files that decode (newer versions included).
     pub ok: usize,

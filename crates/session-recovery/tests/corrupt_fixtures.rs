@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use session_fs::Store;
+use session_migrate::{DecodeOptions, SessionStore};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures");
 
@@ -22,7 +23,7 @@ fn verify_names_every_problem_and_changes_nothing() {
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    let store = Store::open(dir.path()).unwrap();
+    let store = SessionStore::new(Store::open(dir.path()).unwrap(), DecodeOptions::default());
     let report = session_recovery::verify(&store).unwrap();
     insta::assert_json_snapshot!(report);
     for name in before {
@@ -34,7 +35,10 @@ fn verify_names_every_problem_and_changes_nothing() {
 fn recover_quarantines_the_damaged_and_promotes_the_valid_temp() {
     let dir = store_of_corrupt_fixtures();
     let newer = std::fs::read(dir.path().join("session-39.json")).unwrap();
-    let store = Store::options().exclusive().open(dir.path()).unwrap();
+    let store = SessionStore::new(
+        Store::options().exclusive().open(dir.path()).unwrap(),
+        DecodeOptions::default(),
+    );
     let report = session_recovery::recover(&store).unwrap();
     let shown: Vec<_> = report
         .moved
@@ -72,7 +76,7 @@ fn recover_quarantines_the_damaged_and_promotes_the_valid_temp() {
 #[test]
 fn recovery_refuses_to_run_beside_other_handles() {
     let dir = tempfile::tempdir().unwrap();
-    let shared = Store::open(dir.path()).unwrap();
+    let shared = SessionStore::new(Store::open(dir.path()).unwrap(), DecodeOptions::default());
     assert!(matches!(
         session_recovery::recover(&shared),
         Err(session_recovery::RecoveryError::NotExclusive)
@@ -97,7 +101,10 @@ fn recovery_of_a_large_store_visits_every_valid_session_once_on_all_cores() {
     for n in 0..5 {
         std::fs::write(dir.path().join(format!("bad{n}.json")), b"{\"torn").unwrap();
     }
-    let store = Store::options().exclusive().open(dir.path()).unwrap();
+    let store = SessionStore::new(
+        Store::options().exclusive().open(dir.path()).unwrap(),
+        DecodeOptions::default(),
+    );
     let mut seen = Vec::new();
     let report = session_recovery::recover_visiting(&store, |id, decoded| {
         assert_eq!(decoded.session.id, id);

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use session_fs::Store;
-use session_migrate::{DecodeOptions, decode};
+use session_migrate::{DecodeOptions, SessionStore, decode};
 use session_model::{Session, SessionId};
 use session_recovery::recover;
 use sim::{Protocol, SimDisk};
@@ -47,10 +47,10 @@ fn session(id: &str, tag: u32) -> Session {
     decode(doc.as_bytes()).unwrap().session
 }
 
-fn open(disk: &SimDisk, exclusive: bool) -> Store {
+fn open(disk: &SimDisk, exclusive: bool) -> SessionStore {
     let options = Store::options().storage(Arc::new(disk.clone()));
     let options = if exclusive { options.exclusive() } else { options };
-    options.open(ROOT).unwrap()
+    SessionStore::new(options.open(ROOT).unwrap(), DecodeOptions::default())
 }
 
 fn run_workload(disk: &SimDisk, ops: &[Op]) -> Model {
@@ -59,20 +59,12 @@ fn run_workload(disk: &SimDisk, ops: &[Op]) -> Model {
     for (n, &op) in ops.iter().enumerate() {
         let tag = n as u32 + 1;
         let (index, effect, result) = match op {
-            Op::Create(i) => (
-                i,
-                Some(tag),
-                session_migrate::create(&store, &mut session(IDS[i], tag)).map(|_| ()),
-            ),
-            Op::Save(i) => (
-                i,
-                Some(tag),
-                session_migrate::save(&store, &mut session(IDS[i], tag)).map(|_| ()),
-            ),
+            Op::Create(i) => (i, Some(tag), store.create(&mut session(IDS[i], tag)).map(|_| ())),
+            Op::Save(i) => (i, Some(tag), store.save(&mut session(IDS[i], tag)).map(|_| ())),
             Op::Delete(i) => (
                 i,
                 None,
-                session_migrate::delete(&store, &SessionId::new(IDS[i]).unwrap()).map(|_| ()),
+                store.delete(&SessionId::new(IDS[i]).unwrap()).map(|_| ()),
             ),
         };
         match result {
@@ -96,11 +88,11 @@ fn tag_of(session: &Session) -> Option<u32> {
 }
 
 /// The state of each id as a reader sees it, or a violation.
-fn observe(store: &Store) -> Result<[Option<u32>; 2], String> {
+fn observe(store: &SessionStore) -> Result<[Option<u32>; 2], String> {
     let mut seen = [None, None];
     for (i, id) in IDS.iter().enumerate() {
         let id = SessionId::new(*id).unwrap();
-        seen[i] = match session_migrate::load(store, &id, &DecodeOptions::default()) {
+        seen[i] = match store.load(&id) {
             Ok(Some(decoded)) => tag_of(&decoded.session),
             Ok(None) => None,
             Err(e) => return Err(format!("{id} unreadable after recovery: {e}")),
@@ -126,7 +118,7 @@ fn check(disk: &SimDisk, model: &Model) -> Result<(), String> {
             ));
         }
     }
-    let temps = store.scan().map_err(|e| e.to_string())?.temps;
+    let temps = store.fs().scan().map_err(|e| e.to_string())?.temps;
     if !temps.is_empty() {
         return Err(format!("temp files survived recovery: {temps:?}"));
     }
@@ -286,15 +278,15 @@ fn error_injection_leaves_the_old_version_and_no_temp() {
     for errno in [28 /* ENOSPC */, 5 /* EIO */, 13 /* EACCES */] {
         let base = SimDisk::new();
         let store = open(&base, false);
-        session_migrate::save(&store, &mut session("a", 1)).unwrap();
+        store.save(&mut session("a", 1)).unwrap();
         drop(store);
         let calls = calls_taken(&base, |disk| {
-            session_migrate::save(&open(disk, false), &mut session("a", 2)).unwrap();
+            open(disk, false).save(&mut session("a", 2)).unwrap();
         });
         for call in 1..=calls {
             let disk = base.fork(Protocol::Correct, None).failing(call, errno);
             let store = open(&disk, false);
-            let err = session_migrate::save(&store, &mut session("a", 2)).expect_err("injected failure");
+            let err = store.save(&mut session("a", 2)).expect_err("injected failure");
             assert!(err.to_string().contains(ROOT), "error names the file: {err}");
             let seen = observe(&store).unwrap()[0];
             // The last call is the directory fsync after the rename: the new version is in
@@ -308,7 +300,7 @@ fn error_injection_leaves_the_old_version_and_no_temp() {
             let store = open(&disk, true);
             recover(&store).unwrap();
             assert!(
-                store.scan().unwrap().temps.is_empty(),
+                store.fs().scan().unwrap().temps.is_empty(),
                 "call {call}: temp left after recovery"
             );
             assert_eq!(observe(&store).unwrap()[0], seen);
@@ -397,8 +389,8 @@ fn a_store_temp_never_beats_the_apps_later_file() {
     let store_copy = {
         let base = SimDisk::new();
         let store = open(&base, false);
-        session_migrate::save(&store, &mut session("a", 1)).unwrap();
-        session_migrate::save(&store, &mut session("a", 2)).unwrap();
+        store.save(&mut session("a", 1)).unwrap();
+        store.save(&mut session("a", 2)).unwrap();
         base.files()[&Path::new(ROOT).join("a.json")].clone()
     };
     let saved_at = decode(&store_copy).unwrap().session.metadata.saved_at;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use session_fs::Store;
-use session_migrate::{DecodeOptions, decode};
+use session_migrate::{DecodeOptions, SessionStore, decode};
 use session_model::SessionId;
 
 const CHILD_DIR: &str = "SESSION_RECOVERY_KILL_CHILD_DIR";
@@ -28,11 +28,11 @@ fn child_saves_until_killed() {
     let (Ok(dir), Ok(start)) = (std::env::var(CHILD_DIR), std::env::var(CHILD_START)) else {
         return;
     };
-    let store = Store::open(dir).unwrap();
+    let store = SessionStore::new(Store::open(dir).unwrap(), DecodeOptions::default());
     let mut stdout = std::io::stdout().lock();
     for tag in start.parse::<u64>().unwrap().. {
         let id = IDS[(tag % 3) as usize];
-        session_migrate::save(&store, &mut session(id, tag)).unwrap();
+        store.save(&mut session(id, tag)).unwrap();
         writeln!(stdout, "ack {id} {tag}").unwrap();
         stdout.flush().unwrap();
     }
@@ -82,7 +82,10 @@ fn sigkill_at_random_moments_loses_no_acknowledged_save() {
         }
         let highest_begun = acks.last().map_or(next_start, |(_, t)| t + 1);
 
-        let store = Store::options().exclusive().open(dir.path()).unwrap();
+        let store = SessionStore::new(
+            Store::options().exclusive().open(dir.path()).unwrap(),
+            DecodeOptions::default(),
+        );
         let report = session_recovery::recover(&store).unwrap();
         // A kill between creating and filling a temp leaves it torn: quarantined, never
         // a live file.
@@ -97,7 +100,8 @@ fn sigkill_at_random_moments_loses_no_acknowledged_save() {
         promoted += report.recovered;
         for (i, id) in IDS.iter().enumerate() {
             let id = SessionId::new(*id).unwrap();
-            let found = session_migrate::load(&store, &id, &DecodeOptions::default())
+            let found = store
+                .load(&id)
                 .unwrap_or_else(|e| panic!("round {round}: {e}"))
                 .map(|d| d.session.unknown["tag"].as_u64().unwrap());
             if last_acked[i] > 0 {
@@ -110,7 +114,7 @@ fn sigkill_at_random_moments_loses_no_acknowledged_save() {
                 last_acked[i] = tag;
             }
         }
-        assert!(store.scan().unwrap().temps.is_empty());
+        assert!(store.fs().scan().unwrap().temps.is_empty());
         next_start = highest_begun + 1;
     }
     eprintln!(

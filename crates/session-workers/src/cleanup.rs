@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use session_fs::{FsError, Store, layout};
-use session_migrate::{DecodeOptions, decode_stored};
+use session_migrate::SessionStore;
 use session_model::{SessionId, SubmissionStatus};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -97,13 +97,14 @@ enum Verdict {
 
 /// What retention does with one session's bytes, and its status (for the log).
 fn verdict(
+    store: &SessionStore,
     id: &SessionId,
     bytes: Option<&[u8]>,
     config: &CleanupConfig,
     now: u64,
 ) -> (Verdict, Option<SubmissionStatus>) {
     // Damaged files are recovery's; newer versions are never touched.
-    let Some(Ok(decoded)) = bytes.map(|b| decode_stored(id, b, &DecodeOptions::default())) else {
+    let Some(Ok(decoded)) = bytes.map(|b| store.decode(id, b)) else {
         return (Verdict::NotExpired, None);
     };
     let session = decoded.session;
@@ -120,15 +121,21 @@ fn verdict(
 /// Decides from a plain read; a session to trash is judged again under its lock and
 /// trashed there, so that a status change by another process in between is never
 /// overridden. Sessions left alone take no lock.
-fn clean_one(store: &Store, id: &SessionId, config: &CleanupConfig, now: u64) -> Result<Verdict, FsError> {
+fn clean_one(
+    typed: &SessionStore,
+    id: &SessionId,
+    config: &CleanupConfig,
+    now: u64,
+) -> Result<Verdict, FsError> {
+    let store = typed.fs();
     let seen = store.read(id)?;
-    let (first, _) = verdict(id, seen.as_deref(), config, now);
+    let (first, _) = verdict(typed, id, seen.as_deref(), config, now);
     if !matches!(first, Verdict::Trash) || config.dry_run {
         return Ok(first);
     }
     let mut guard = store.lock(id)?;
     let current = guard.read()?;
-    let (now_verdict, status) = verdict(id, current.as_deref(), config, now);
+    let (now_verdict, status) = verdict(typed, id, current.as_deref(), config, now);
     if matches!(now_verdict, Verdict::Trash) {
         guard.delete()?;
         if let Some(status) = status {
@@ -170,7 +177,12 @@ fn purgeable(
 }
 
 /// One cleanup run.
-pub fn cleanup_once(store: &Store, config: &CleanupConfig, now: u64) -> Result<CleanupSummary, CleanupError> {
+pub fn cleanup_once(
+    typed: &SessionStore,
+    config: &CleanupConfig,
+    now: u64,
+) -> Result<CleanupSummary, CleanupError> {
+    let store = typed.fs();
     let started = Instant::now();
     let mut summary = CleanupSummary {
         dry_run: config.dry_run,
@@ -193,7 +205,7 @@ pub fn cleanup_once(store: &Store, config: &CleanupConfig, now: u64) -> Result<C
     }
     for id in store.list()? {
         // One file that cannot be read or moved never stops the run.
-        let verdict = match clean_one(store, &id, config, now) {
+        let verdict = match clean_one(typed, &id, config, now) {
             Ok(verdict) => verdict,
             Err(e) => {
                 tracing::warn!(file = %id.file_name(), error = %e, "cleanup could not handle a file");
@@ -238,7 +250,7 @@ pub fn cleanup_once(store: &Store, config: &CleanupConfig, now: u64) -> Result<C
 /// `cancel` fires. Each summary goes to `events`. A new configuration sent through
 /// `config` takes effect without a restart: the next run is one new interval later.
 pub async fn run_cleanup(
-    store: Store,
+    store: SessionStore,
     mut config: tokio::sync::watch::Receiver<CleanupConfig>,
     clock: std::sync::Arc<dyn Clock>,
     events: broadcast::Sender<WorkerEvent>,

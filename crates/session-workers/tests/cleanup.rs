@@ -26,7 +26,7 @@ fn expired(id: &str, status: session_model::SubmissionStatus) -> session_model::
 
 const FUTURE: &[u8] = br#"{"id":"future","persistedUntil":1,"_metadata":{"version":"9.0.0"}}"#;
 
-fn store_for_cleanup() -> (tempfile::TempDir, session_fs::Store) {
+fn store_for_cleanup() -> (tempfile::TempDir, session_migrate::SessionStore) {
     let mut fresh = with_status("fresh-submitted", Submitted, 1);
     fresh.persisted_until = now() + DAY;
     let (dir, store) = store_with(vec![
@@ -49,8 +49,14 @@ fn store_for_cleanup() -> (tempfile::TempDir, session_fs::Store) {
     (dir, store)
 }
 
-fn live(store: &session_fs::Store) -> Vec<String> {
-    store.list().unwrap().iter().map(|id| id.to_string()).collect()
+fn live(store: &session_migrate::SessionStore) -> Vec<String> {
+    store
+        .fs()
+        .list()
+        .unwrap()
+        .iter()
+        .map(|id| id.to_string())
+        .collect()
 }
 
 #[test]
@@ -95,7 +101,7 @@ fn delivered_expired_sessions_go_to_the_trash_undelivered_ones_stay() {
     let mut edge = with_status("edge", Submitted, 1);
     let at = now();
     edge.persisted_until = at;
-    session_migrate::create(&store, &mut edge).unwrap();
+    store.create(&mut edge).unwrap();
     assert_eq!(
         cleanup_once(&store, &CleanupConfig::default(), at)
             .unwrap()

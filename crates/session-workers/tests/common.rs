@@ -6,8 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use session_fs::Store;
-use session_migrate::DecodeOptions;
+use session_migrate::{DecodeOptions, SessionStore};
 use session_model::{Session, SessionId, SubmissionStatus};
 use session_workers::ManualClock;
 use session_workers::submit::{Backoff, HttpTransport, Secret, SubmissionWorker, SubmitConfig};
@@ -32,20 +31,17 @@ pub fn with_status(id: &str, status: SubmissionStatus, attempts: u32) -> Session
     s
 }
 
-pub fn store_with(sessions: Vec<Session>) -> (tempfile::TempDir, Store) {
+pub fn store_with(sessions: Vec<Session>) -> (tempfile::TempDir, SessionStore) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+    let store = SessionStore::open(dir.path(), DecodeOptions::default()).unwrap();
     for mut s in sessions {
-        session_migrate::create(&store, &mut s).unwrap();
+        store.create(&mut s).unwrap();
     }
     (dir, store)
 }
 
-pub fn load(store: &Store, id: &str) -> Session {
-    session_migrate::load(store, &SessionId::new(id).unwrap(), &DecodeOptions::default())
-        .unwrap()
-        .unwrap()
-        .session
+pub fn load(store: &SessionStore, id: &str) -> Session {
+    store.load(&SessionId::new(id).unwrap()).unwrap().unwrap().session
 }
 
 pub fn fast_config() -> SubmitConfig {
@@ -69,7 +65,7 @@ pub struct Harness {
     pub events: broadcast::Receiver<session_workers::WorkerEvent>,
 }
 
-pub fn worker(store: &Store, endpoint: &str, config: SubmitConfig) -> Harness {
+pub fn worker(store: &SessionStore, endpoint: &str, config: SubmitConfig) -> Harness {
     let clock = ManualClock::at(NOW);
     let (tx, rx) = broadcast::channel(256);
     let transport = HttpTransport::new(

@@ -133,7 +133,7 @@ async fn a_re_put_never_undoes_a_delivery_and_new_content_gets_a_new_key() {
     assert_eq!(delivered.status, SubmissionStatus::Submitted);
     // The capture tool saves the identical session again, as a fresh pending document.
     let mut again = pending("p1");
-    session_migrate::save(&store, &mut again).unwrap();
+    store.save(&mut again).unwrap();
     assert_eq!(
         load(&store, "p1").submission,
         delivered,
@@ -148,7 +148,7 @@ async fn a_re_put_never_undoes_a_delivery_and_new_content_gets_a_new_key() {
     // New content: pending again, the earlier delivery recorded, a different key.
     let mut changed = pending("p1");
     changed.end_time = Some(changed.end_time.unwrap() + 1000);
-    session_migrate::save(&store, &mut changed).unwrap();
+    store.save(&mut changed).unwrap();
     let after = load(&store, "p1").submission;
     assert_eq!(after.status, SubmissionStatus::Pending);
     assert_eq!(after.earlier_deliveries.len(), 1);
@@ -184,7 +184,7 @@ async fn new_content_saved_during_the_request_is_not_marked_delivered_by_it() {
         let mut changed = pending("m1");
         changed.end_time = Some(changed.end_time.unwrap() + 1);
         let store = store.clone();
-        tokio::task::spawn_blocking(move || session_migrate::save(&store, &mut changed).unwrap())
+        tokio::task::spawn_blocking(move || store.save(&mut changed).unwrap())
             .await
             .unwrap();
     };

@@ -29,7 +29,7 @@ async fn child_submits() {
     let (Ok(dir), Ok(endpoint)) = (std::env::var(CHILD_STORE), std::env::var(CHILD_ENDPOINT)) else {
         return;
     };
-    let store = session_fs::Store::open(dir).unwrap();
+    let store = session_migrate::SessionStore::open(dir, session_migrate::DecodeOptions::default()).unwrap();
     let h = worker(&store, &endpoint, fast_config());
     h.worker.run_pass(&CancellationToken::new()).await.unwrap();
 }
@@ -40,12 +40,13 @@ fn child_ignores() {
     let Ok(dir) = std::env::var(CHILD_IGNORE) else {
         return;
     };
-    let store = session_fs::Store::open(dir).unwrap();
+    let store = session_migrate::SessionStore::open(dir, session_migrate::DecodeOptions::default()).unwrap();
     let id = "s1".parse().unwrap();
-    session_migrate::update(&store, &id, &Default::default(), |s| {
-        s.submission.ignore().map_err(session_migrate::refused(&id))
-    })
-    .unwrap();
+    store
+        .update(&id, |s| {
+            s.submission.ignore().map_err(session_migrate::refused(&id))
+        })
+        .unwrap();
 }
 
 fn spawn_child(test: &str, env: &[(&str, &str)]) -> std::process::Child {

@@ -299,10 +299,11 @@ async fn an_operator_retry_resets_attempts_and_sends_again() {
         "failed is not retried by itself"
     );
     let id = "s1".parse().unwrap();
-    session_migrate::update(&store, &id, &Default::default(), |s| {
-        s.submission.retry().map_err(session_migrate::refused(&id))
-    })
-    .unwrap();
+    store
+        .update(&id, |s| {
+            s.submission.retry().map_err(session_migrate::refused(&id))
+        })
+        .unwrap();
     assert_eq!(load(&store, "s1").submission.attempts, 0);
     assert_eq!(pass(&h).await.submitted, 1);
     assert_eq!(load(&store, "s1").submission.attempts, 1);
@@ -382,13 +383,14 @@ async fn a_session_left_in_flight_by_a_failed_status_write_is_resumed_at_the_nex
     let h = worker(&store, &endpoint(&server), fast_config());
     // What an attempt whose outcome could not be written (a full disk, say) leaves behind.
     let id = "s1".parse().unwrap();
-    session_migrate::update(&store, &id, &Default::default(), |s| {
-        s.submission
-            .begin_attempt(NOW, || "key-from-before".into())
-            .map(|_| ())
-            .map_err(session_migrate::refused(&id))
-    })
-    .unwrap();
+    store
+        .update(&id, |s| {
+            s.submission
+                .begin_attempt(NOW, || "key-from-before".into())
+                .map(|_| ())
+                .map_err(session_migrate::refused(&id))
+        })
+        .unwrap();
     assert_eq!(pass(&h).await.submitted, 1);
     let requests = server.received_requests().await.unwrap();
     assert_eq!(key_of(&requests[0]), "key-from-before");

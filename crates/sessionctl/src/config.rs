@@ -521,10 +521,7 @@ impl Config {
 
     /// Retention for legacy files.
     pub fn decode_options(&self) -> session_migrate::DecodeOptions {
-        session_migrate::DecodeOptions {
-            retention_days: self.int("retention_days") as u32,
-            legacy_saved_at: None,
-        }
+        session_migrate::DecodeOptions::default().retention_days(self.int("retention_days") as u32)
     }
 
     /// The cleanup worker's settings.

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use session_fs::Store;
+use session_migrate::SessionStore;
 
 use crate::cli::{Cli, Command};
 use crate::commands::{cleanup, daemon, documents, list, migration, receiver, recovery, status, submission};
@@ -79,15 +80,16 @@ fn run(cli: Cli) -> Result<(), CliError> {
     let dir = config.dir()?;
     // Opened per command: recovery needs the store exclusively, the others share it,
     // and the read-only commands create and change nothing (not even a missing store).
-    let store = || Store::open(&dir);
-    let read_only = || Store::options().read_only().open(&dir);
+    let typed = |fs: Store| SessionStore::new(fs, config.decode_options());
+    let store = || Store::open(&dir).map(typed);
+    let read_only = || Store::options().read_only().open(&dir).map(typed);
     match cli.command {
         Command::Init => documents::init(&store()?, &out),
         Command::Put { create, file } => documents::put(&store()?, &out, create, file.as_deref()),
         Command::Get { id } => documents::get(&read_only()?, &out, &commands::parse_id(&id)?),
         Command::Show { id } => documents::show(&read_only()?, &commands::parse_id(&id)?),
         Command::List { status } => {
-            let listing = list::rows(&read_only()?, Some(&out), status, &config.decode_options())?;
+            let listing = list::rows(&read_only()?, Some(&out), status)?;
             let colour = cli.color.enabled(std::io::stdout().is_terminal());
             let rows = &listing.rows;
             Ok(out.result(rows, || {
@@ -95,19 +97,19 @@ fn run(cli: Cli) -> Result<(), CliError> {
             })?)
         }
         Command::Delete { id } => documents::delete(&store()?, &out, &commands::parse_id(&id)?),
-        Command::Recover => recovery::recover(&dir, &out),
+        Command::Recover => recovery::recover(&dir, config.decode_options(), &out),
         Command::Verify => recovery::verify(&read_only()?, &out),
         Command::Migrate {
             rollback: true,
             force,
             ..
         } => migration::rollback(&dir, &config, &out, force),
-        Command::Migrate { dry_run, .. } => migration::migrate(&store()?, &config, &out, dry_run),
+        Command::Migrate { dry_run, .. } => migration::migrate(&store()?, &out, dry_run),
         Command::Cleanup { dry_run, now } => cleanup::cleanup(&store()?, &config, &out, dry_run, now),
-        Command::Retry { id } => submission::retry(&store()?, &config, &out, &commands::parse_id(&id)?),
-        Command::Ignore { id } => submission::ignore(&store()?, &config, &out, &commands::parse_id(&id)?),
+        Command::Retry { id } => submission::retry(&store()?, &out, &commands::parse_id(&id)?),
+        Command::Ignore { id } => submission::ignore(&store()?, &out, &commands::parse_id(&id)?),
         Command::Submit { .. } => submission::submit(&store()?, &config, &out),
-        Command::Status => status::status(&read_only()?, &config, &out),
+        Command::Status => status::status(&read_only()?, &out),
         Command::Config { example: true } => {
             print!("{}", config::example_toml());
             Ok(())

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use session_fs::{FsError, HeldLock, Store};
-use session_migrate::{DecodeOptions, StoreError, refused};
+use session_fs::{FsError, HeldLock};
+use session_migrate::{SessionStore, StoreError, StoredEntry, refused};
 use session_model::{Session, SessionId, SubmissionStatus};
 use tokio::sync::{Notify, Semaphore, broadcast};
 use tokio::task::JoinSet;
@@ -85,24 +85,27 @@ pub enum SubmitError {
     /// The filesystem failed.
     #[error(transparent)]
     Fs(#[from] FsError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
     /// A blocking task failed.
     #[error("worker task failed: {0}")]
     Task(String),
 }
 
 /// Every live session that decodes (damaged files are recovery's business).
-fn load_all(store: &Store) -> Result<Vec<(SessionId, Session)>, FsError> {
+fn load_all(store: &SessionStore) -> Result<Vec<(SessionId, Session)>, StoreError> {
     let mut out = Vec::new();
-    for id in store.list()? {
-        match session_migrate::load(store, &id, &DecodeOptions::default()) {
-            Ok(Some(decoded)) => out.push((id, decoded.session)),
-            Ok(None) => {}
+    for entry in store.entries()? {
+        match entry {
+            StoredEntry::Valid(decoded) => out.push((decoded.session.id.clone(), decoded.session)),
             // Newer versions are not ours to send; damaged files are recovery's. An
             // unreadable one is named, and the pass goes on with the rest.
-            Err(StoreError::Decode { .. }) => {}
-            Err(e) => {
-                tracing::warn!(file = %id.file_name(), error = %e, "submission skipped a file it cannot read")
-            }
+            StoredEntry::Damaged {
+                id,
+                error: error @ StoreError::Fs(_),
+            } => tracing::warn!(file = %id.file_name(), %error, "submission skipped a file it cannot read"),
+            _ => {}
         }
     }
     Ok(out)
@@ -111,14 +114,12 @@ fn load_all(store: &Store) -> Result<Vec<(SessionId, Session)>, FsError> {
 /// Makes `inFlight` sessions pending again, keeping their attempt counts and keys so
 /// that the resend is recognisable. Only the holder of the submitter role, between its
 /// passes, may call this: then no request is under way for any of them.
-fn resume_orphans(store: &Store, sessions: &mut [(SessionId, Session)]) {
+fn resume_orphans(store: &SessionStore, sessions: &mut [(SessionId, Session)]) {
     for (id, session) in sessions.iter_mut() {
         if session.submission.status != SubmissionStatus::InFlight {
             continue;
         }
-        match session_migrate::update(store, id, &DecodeOptions::default(), |s| {
-            s.submission.resume_interrupted().map_err(refused(id))
-        }) {
+        match store.update(id, |s| s.submission.resume_interrupted().map_err(refused(id))) {
             Ok(((), updated)) => {
                 *session = updated;
                 tracing::info!(id = %id, "resumed an interrupted submission");
@@ -173,7 +174,7 @@ fn judge(reply: Result<HttpReply, TransportError>) -> Verdict {
 
 /// Submits completed sessions; one per store at a time (it holds a role lock).
 pub struct SubmissionWorker<T: Transport = HttpTransport> {
-    store: Store,
+    store: SessionStore,
     transport: Arc<T>,
     config: SubmitConfig,
     clock: Arc<dyn Clock>,
@@ -195,13 +196,16 @@ impl<T: Transport> SubmissionWorker<T> {
     /// Takes the store's submitter role. Sessions a crash left `inFlight` are sent again
     /// by the first pass (with their attempt counts and idempotency keys).
     pub fn new(
-        store: Store,
+        store: SessionStore,
         transport: T,
         config: SubmitConfig,
         clock: Arc<dyn Clock>,
         events: broadcast::Sender<WorkerEvent>,
     ) -> Result<Self, SubmitError> {
-        let role = store.try_lock_role(ROLE)?.ok_or(SubmitError::AlreadyRunning)?;
+        let role = store
+            .fs()
+            .try_lock_role(ROLE)?
+            .ok_or(SubmitError::AlreadyRunning)?;
         Ok(Self {
             store,
             transport: Arc::new(transport),
@@ -379,7 +383,7 @@ impl<T: Transport> SubmissionWorker<T> {
 
 /// One attempt on one session.
 struct Attempt<T: Transport> {
-    store: Store,
+    store: SessionStore,
     transport: Arc<T>,
     config: SubmitConfig,
     clock: Arc<dyn Clock>,
@@ -396,11 +400,7 @@ impl<T: Transport> Attempt<T> {
         F: FnOnce(&mut Session) -> Result<R, StoreError> + Send + 'static,
     {
         let (store, id) = (self.store.clone(), self.id.clone());
-        match tokio::task::spawn_blocking(move || {
-            session_migrate::update(&store, &id, &DecodeOptions::default(), change).map(|(r, _)| r)
-        })
-        .await
-        {
+        match tokio::task::spawn_blocking(move || store.update(&id, change).map(|(r, _)| r)).await {
             Ok(result) => result.map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         }

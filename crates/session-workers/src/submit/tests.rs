@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use session_fs::Store;
+use session_migrate::{DecodeOptions, SessionStore};
 use session_model::{SessionId, SubmissionStatus};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -45,16 +45,16 @@ fn reply(status: u16) -> ReplyFuture {
 
 struct Setup {
     _dir: tempfile::TempDir,
-    store: Store,
+    store: SessionStore,
     worker: SubmissionWorker<MockTransport>,
     events: broadcast::Receiver<WorkerEvent>,
 }
 
 fn setup(ids: &[&str], transport: MockTransport) -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+    let store = SessionStore::open(dir.path(), DecodeOptions::default()).unwrap();
     for id in ids {
-        session_migrate::create(&store, &mut session(id)).unwrap();
+        store.create(&mut session(id)).unwrap();
     }
     let config = SubmitConfig {
         backoff: Backoff {
@@ -131,7 +131,7 @@ async fn a_trigger_sends_a_new_session_without_waiting_for_the_scan() {
     let cancel = CancellationToken::new();
     let task = tokio::spawn(s.worker.run(cancel.clone()));
     tokio::time::sleep(Duration::from_secs(10)).await;
-    session_migrate::create(&s.store, &mut session("late")).unwrap();
+    s.store.create(&mut session("late")).unwrap();
     let before = tokio::time::Instant::now();
     trigger.notify_one();
     assert_eq!(
@@ -154,10 +154,7 @@ async fn an_unsendable_request_fails_at_once() {
     let report = s.worker.run_pass(&CancellationToken::new()).await.unwrap();
     assert_eq!(report.failed, 1);
     let id = SessionId::new("s1").unwrap();
-    let stored = session_migrate::load(&s.store, &id, &DecodeOptions::default())
-        .unwrap()
-        .unwrap()
-        .session;
+    let stored = s.store.load(&id).unwrap().unwrap().session;
     assert_eq!(stored.submission.status, SubmissionStatus::Failed);
 }
 
@@ -189,10 +186,7 @@ async fn pass_cancelled_mid_request(takes: Duration) -> (PassReport, SubmissionS
     });
     let report = s.worker.run_pass(&cancel).await.unwrap();
     let id = SessionId::new("s1").unwrap();
-    let stored = session_migrate::load(&s.store, &id, &DecodeOptions::default())
-        .unwrap()
-        .unwrap()
-        .session;
+    let stored = s.store.load(&id).unwrap().unwrap().session;
     (report, stored.submission.status)
 }
 

@@ -87,9 +87,8 @@ pub async fn sessions(
         (Ok(limit), Ok(offset)) => (limit, offset),
         (Err(e), _) | (_, Err(e)) => return e,
     };
-    let decode = state.config.read().await.decode_options();
-    let store = state.store.clone();
-    match blocking(move || list::rows(&store, None, filter, &decode)).await {
+    let store = state.typed().await;
+    match blocking(move || list::rows(&store, None, filter)).await {
         Err(response) => response,
         Ok(Err(e)) => failed(e),
         Ok(Ok(listing)) => {
@@ -106,10 +105,8 @@ pub async fn session(State(state): State<Arc<ApiState>>, Path(raw): Path<String>
         Ok(id) => id,
         Err(response) => return response,
     };
-    let decode = state.config.read().await.decode_options();
-    let store = state.store.clone();
-    let loaded =
-        blocking(move || session_migrate::load(&store, &id, &decode).map(|d| d.map(|d| d.session))).await;
+    let store = state.typed().await;
+    let loaded = blocking(move || store.load(&id).map(|d| d.map(|d| d.session))).await;
     match loaded {
         Err(response) => response,
         Ok(Ok(Some(session))) => Json(session).into_response(),
@@ -127,14 +124,9 @@ async fn change_status(
         Ok(id) => id,
         Err(response) => return response,
     };
-    let decode = state.config.read().await.decode_options();
-    let store = state.store.clone();
-    let changed = blocking(move || {
-        session_migrate::update(&store, &id, &decode, |s| {
-            change(&mut s.submission).map_err(refused(&id))
-        })
-    })
-    .await;
+    let store = state.typed().await;
+    let changed =
+        blocking(move || store.update(&id, |s| change(&mut s.submission).map_err(refused(&id)))).await;
     match changed {
         Err(response) => response,
         Ok(Ok(((), session))) => Json(json!({
@@ -162,8 +154,8 @@ pub async fn delete(State(state): State<Arc<ApiState>>, Path(raw): Path<String>)
         Ok(id) => id,
         Err(response) => return response,
     };
-    let store = state.store.clone();
-    match blocking(move || session_migrate::delete(&store, &id)).await {
+    let store = state.typed().await;
+    match blocking(move || store.delete(&id)).await {
         Err(response) => response,
         Ok(Ok(deleted)) => Json(json!({ "deleted": deleted })).into_response(),
         Ok(Err(e)) => store_error(e),
@@ -172,9 +164,8 @@ pub async fn delete(State(state): State<Arc<ApiState>>, Path(raw): Path<String>)
 
 /// `GET /api/status`: as `status --json`.
 pub async fn status(State(state): State<Arc<ApiState>>) -> Response {
-    let decode = state.config.read().await.decode_options();
-    let store = state.store.clone();
-    match blocking(move || status::compute(&store, &decode)).await {
+    let store = state.typed().await;
+    match blocking(move || status::compute(&store)).await {
         Err(response) => response,
         Ok(Ok(report)) => Json(report).into_response(),
         Ok(Err(e)) => failed(e),

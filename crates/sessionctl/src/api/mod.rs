@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{get, post};
-use session_fs::Store;
+use session_migrate::SessionStore;
 use session_workers::cleanup::CleanupConfig;
 use tokio::sync::{RwLock, broadcast, watch};
 
@@ -31,8 +31,8 @@ pub struct StoreEvent {
 
 /// What every handler shares.
 pub struct ApiState {
-    /// The store.
-    pub store: Store,
+    /// The store (its decode options as at start-up: see [`ApiState::typed`]).
+    pub store: SessionStore,
     /// The effective configuration; settings changes land here.
     pub config: RwLock<Config>,
     /// Tells the cleanup worker about new settings.
@@ -41,6 +41,13 @@ pub struct ApiState {
     pub events: broadcast::Sender<StoreEvent>,
     /// Who may call.
     pub guard: security::Guard,
+}
+
+impl ApiState {
+    /// The store with the current settings' decode options (retention may change).
+    pub async fn typed(&self) -> SessionStore {
+        SessionStore::new(self.store.fs().clone(), self.config.read().await.decode_options())
+    }
 }
 
 /// The router: the API under `/api`, the page everywhere else.

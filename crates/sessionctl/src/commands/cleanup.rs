@@ -1,7 +1,7 @@
 //! `cleanup [--dry-run] [--now MS]`.
 
 use serde_json::json;
-use session_fs::Store;
+use session_migrate::SessionStore;
 use session_workers::cleanup::cleanup_once;
 
 use crate::config::Config;
@@ -10,7 +10,7 @@ use crate::output::{Output, count};
 
 /// One cleanup run with the configured retention rules.
 pub fn cleanup(
-    store: &Store,
+    store: &SessionStore,
     config: &Config,
     out: &Output,
     dry_run: bool,

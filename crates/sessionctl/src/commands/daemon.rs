@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use session_fs::{FsError, Store};
-use session_migrate::MigrateOptions;
+use session_migrate::{MigrateOptions, SessionStore};
 use session_workers::SystemClock;
 use session_workers::cleanup::run_cleanup;
 use session_workers::submit::{HttpTransport, SubmissionWorker};
@@ -71,21 +71,23 @@ pub fn run(config: &Config) -> Result<(), CliError> {
     }
     .map_err(failed("cannot open the store for recovery"))?;
     // recover and migrate log their own summaries.
-    session_recovery::recover(&exclusive).map_err(|e| CliError::Failed(format!("recovery: {e}")))?;
+    session_recovery::recover(&SessionStore::new(exclusive.clone(), config.decode_options()))
+        .map_err(|e| CliError::Failed(format!("recovery: {e}")))?;
     drop(exclusive);
 
-    let store = Store::open(&dir).map_err(failed("cannot open the store"))?;
-    let options = MigrateOptions {
-        decode: config.decode_options(),
-        ..MigrateOptions::default()
-    };
-    session_migrate::migrate(&store, &options, &|_, _| {}).map_err(failed("migration"))?;
+    let store = SessionStore::new(
+        Store::open(&dir).map_err(failed("cannot open the store"))?,
+        config.decode_options(),
+    );
+    store
+        .migrate(&MigrateOptions::default(), &|_, _| {})
+        .map_err(failed("migration"))?;
 
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(serve(store, config))
 }
 
-async fn serve(store: Store, config: &Config) -> Result<(), CliError> {
+async fn serve(store: SessionStore, config: &Config) -> Result<(), CliError> {
     let cancel = CancellationToken::new();
     let (events, _) = tokio::sync::broadcast::channel(256);
     let clock = Arc::new(SystemClock);
@@ -116,7 +118,7 @@ async fn serve(store: Store, config: &Config) -> Result<(), CliError> {
     }
     let (store_events, _) = tokio::sync::broadcast::channel(256);
     // Kept alive until shutdown: dropping it stops the watch.
-    let watcher = watch_store(store.dir(), trigger, store_events.clone());
+    let watcher = watch_store(store.fs().dir(), trigger, store_events.clone());
     if let Some(listen) = config.http_listen() {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -140,7 +142,7 @@ async fn serve(store: Store, config: &Config) -> Result<(), CliError> {
             }
         });
     }
-    tracing::info!(dir = %store.dir().display(), "sessionctl run: serving; SIGINT or SIGTERM stops");
+    tracing::info!(dir = %store.fs().dir().display(), "sessionctl run: serving; SIGINT or SIGTERM stops");
     wait_for_signal().await?;
     tracing::info!("stopping: finishing in-flight work");
     cancel.cancel();

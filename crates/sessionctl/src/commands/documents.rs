@@ -4,17 +4,17 @@ use std::io::{IsTerminal, Read};
 use std::path::Path;
 
 use serde_json::json;
-use session_fs::{DEFAULT_MAX_FILE_SIZE, FsError, SaveOutcome, SaveStamp, Store};
-use session_migrate::{DecodeError, DecodeOptions, SchemaVersion, StoreError, decode};
+use session_fs::{DEFAULT_MAX_FILE_SIZE, FsError, SaveOutcome};
+use session_migrate::{DecodeError, SchemaVersion, SessionStore, StoreError, decode};
 
 use crate::error::CliError;
 use crate::output::Output;
 use session_model::SessionId;
 
 /// `init`: the store directory exists (0700) with its dot-directories.
-pub fn init(store: &Store, out: &Output) -> Result<(), CliError> {
-    let dir = store.dir().display().to_string();
-    if let Some(was) = store.secure_dir()? {
+pub fn init(store: &SessionStore, out: &Output) -> Result<(), CliError> {
+    let dir = store.fs().dir().display().to_string();
+    if let Some(was) = store.fs().secure_dir()? {
         out.warn(&format!(
             "{dir} was mode {was:o}; now 0700 (sessions hold patient data)"
         ));
@@ -58,7 +58,7 @@ fn read_document(file: Option<&Path>) -> Result<(String, Vec<u8>), CliError> {
 
 /// `put [--create] [FILE]`: decode the document (any known version) and store it as
 /// the current one.
-pub fn put(store: &Store, out: &Output, create: bool, file: Option<&Path>) -> Result<(), CliError> {
+pub fn put(store: &SessionStore, out: &Output, create: bool, file: Option<&Path>) -> Result<(), CliError> {
     let (origin, bytes) = read_document(file)?;
     let mut session = match decode(&bytes) {
         Ok(decoded) => decoded.session,
@@ -76,33 +76,36 @@ pub fn put(store: &Store, out: &Output, create: bool, file: Option<&Path>) -> Re
         StoreError::Encode(e) => CliError::BadInput(format!("{origin}: {e}")),
         other => other.into(),
     };
-    let stamp = if create {
-        session_migrate::create(store, &mut session).map_err(|e| match e {
-            StoreError::Fs(FsError::AlreadyExists { id }) => {
-                CliError::Failed(format!("session {id} already exists (--create never replaces)"))
-            }
-            other => refused_input(other),
-        })?
+    let revision = if create {
+        store
+            .create(&mut session)
+            .map_err(|e| match e {
+                StoreError::Fs(FsError::AlreadyExists { id }) => {
+                    CliError::Failed(format!("session {id} already exists (--create never replaces)"))
+                }
+                other => refused_input(other),
+            })?
+            .revision
     } else {
-        match session_migrate::save(store, &mut session).map_err(refused_input)? {
-            SaveOutcome::Written(stamp) => stamp,
-            // Only another save of this id, called later and already durable, supersedes
-            // this one: report the revision on disk.
-            SaveOutcome::Superseded => SaveStamp {
-                revision: session.metadata.revision,
-                saved_at: session.metadata.saved_at,
-            },
+        match store.save(&mut session).map_err(refused_input)? {
+            SaveOutcome::Written(stamp) => stamp.revision,
+            // A save of this id called later, and already durable, superseded this one:
+            // report the revision that is on disk now.
+            _ => store
+                .load(&session.id)?
+                .map_or(0, |stored| stored.session.metadata.revision),
         }
     };
     let id = session.id.to_string();
     let version = SchemaVersion::CURRENT.as_str();
     Ok(out.result(&json!({ "id": id, "version": version }), || {
-        format!("saved {id} (version {version}, revision {})", stamp.revision)
+        format!("saved {id} (version {version}, revision {revision})")
     })?)
 }
 
 /// `get ID`: the stored bytes exactly as on disk.
-pub fn get(store: &Store, out: &Output, id: &SessionId) -> Result<(), CliError> {
+pub fn get(store: &SessionStore, out: &Output, id: &SessionId) -> Result<(), CliError> {
+    let store = store.fs();
     let bytes = store
         .read(id)?
         .ok_or_else(|| CliError::Failed(format!("no session {id}")))?;
@@ -122,8 +125,9 @@ pub fn get(store: &Store, out: &Output, id: &SessionId) -> Result<(), CliError> 
 }
 
 /// `show ID`: the document upgraded to the current version; nothing is written.
-pub fn show(store: &Store, id: &SessionId) -> Result<(), CliError> {
-    let decoded = session_migrate::load(store, id, &DecodeOptions::default())?
+pub fn show(store: &SessionStore, id: &SessionId) -> Result<(), CliError> {
+    let decoded = store
+        .load(id)?
         .ok_or_else(|| CliError::Failed(format!("no session {id}")))?;
     let text = serde_json::to_string_pretty(&decoded.session).map_err(|e| CliError::Failed(e.to_string()))?;
     println!("{text}");
@@ -131,8 +135,8 @@ pub fn show(store: &Store, id: &SessionId) -> Result<(), CliError> {
 }
 
 /// `delete ID`: move the session to the trash.
-pub fn delete(store: &Store, out: &Output, id: &SessionId) -> Result<(), CliError> {
-    let deleted = session_migrate::delete(store, id)?;
+pub fn delete(store: &SessionStore, out: &Output, id: &SessionId) -> Result<(), CliError> {
+    let deleted = store.delete(id)?;
     Ok(out.result(&json!({ "deleted": deleted }), || {
         if deleted {
             format!("moved {id} to the trash")

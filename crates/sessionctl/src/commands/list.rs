@@ -2,8 +2,7 @@
 
 use serde::Serialize;
 use serde_json::Value;
-use session_fs::Store;
-use session_migrate::{DecodeError, DecodeOptions, StoreError};
+use session_migrate::{SessionStore, StoredEntry};
 use session_model::{SubmissionStatus, printable};
 
 use crate::error::CliError;
@@ -100,14 +99,13 @@ pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 
 /// Reads every live session into a row; damaged files are named on stderr and skipped.
 pub fn rows(
-    store: &Store,
+    store: &SessionStore,
     out: Option<&Output>,
     status: Option<SubmissionStatus>,
-    decode: &DecodeOptions,
 ) -> Result<Listing, CliError> {
     let mut rows = Vec::new();
     let mut total = 0;
-    let scan = store.scan()?;
+    let scan = store.fs().scan()?;
     for (name, kind) in scan.irregular.iter().filter(|_| out.is_some()) {
         out.into_iter().for_each(|out| {
             out.warn(&format!(
@@ -117,10 +115,10 @@ pub fn rows(
             ))
         });
     }
-    for id in scan.live {
-        let row = match session_migrate::load(store, &id, decode) {
-            Ok(Some(decoded)) => Row {
-                id: id.to_string(),
+    for entry in store.entries()? {
+        let row = match entry {
+            StoredEntry::Valid(decoded) => Row {
+                id: decoded.session.id.to_string(),
                 version: decoded.from.as_str().to_owned(),
                 start_time: Some(decoded.session.start_time),
                 message_count: Some(decoded.session.message_count()),
@@ -129,18 +127,19 @@ pub fn rows(
                 is_complete: Some(decoded.session.is_complete),
                 last_error: decoded.session.submission.last_error.clone(),
             },
-            Ok(None) => continue, // deleted since the listing
-            Err(StoreError::Decode {
-                source: DecodeError::NewerVersion { version, document },
-                ..
-            }) => newer_row(id.to_string(), version, &document),
-            Err(e) => {
+            StoredEntry::Newer {
+                id,
+                version,
+                document,
+            } => newer_row(id.to_string(), version, &document),
+            StoredEntry::Damaged { error, .. } => {
                 match out {
-                    Some(out) => out.warn(&format!("skipped: {e}")),
-                    None => tracing::debug!(error = %e, "list skipped a file"),
+                    Some(out) => out.warn(&format!("skipped: {error}")),
+                    None => tracing::debug!(%error, "list skipped a file"),
                 }
                 continue;
             }
+            _ => continue,
         };
         total += 1;
         if status.is_none_or(|s| row.submission_status.as_deref() == Some(s.as_str())) {

@@ -5,8 +5,7 @@ use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
-use session_fs::Store;
-use session_migrate::{MigrateOptions, RollbackError, RollbackOptions};
+use session_migrate::{MigrateOptions, RollbackError, RollbackOptions, SessionStore};
 
 use crate::config::Config;
 use crate::error::CliError;
@@ -14,12 +13,16 @@ use crate::output::{Output, count};
 
 /// `migrate --rollback [--force]`: needs the store to itself, as `recover` does.
 pub fn rollback(dir: &Path, config: &Config, out: &Output, force: bool) -> Result<(), CliError> {
-    let store = super::recovery::open_exclusive(dir, "rollback")?;
-    let options = RollbackOptions::new(config.decode_options()).force(force);
-    let report = session_migrate::rollback(&store, &options).map_err(|e| match e {
-        RollbackError::Fs(e) => CliError::from(e),
-        other => CliError::Failed(other.to_string()),
-    })?;
+    let store = SessionStore::new(
+        super::recovery::open_exclusive(dir, "rollback")?,
+        config.decode_options(),
+    );
+    let report = store
+        .rollback(&RollbackOptions::default().force(force))
+        .map_err(|e| match e {
+            RollbackError::Fs(e) => CliError::from(e),
+            other => CliError::Failed(other.to_string()),
+        })?;
     for kept in &report.not_restored {
         out.warn(&format!("not restored: {}: {}", kept.file, kept.reason));
     }
@@ -47,12 +50,8 @@ pub fn rollback(dir: &Path, config: &Config, out: &Output, force: bool) -> Resul
 }
 
 /// Runs the store-wide migration.
-pub fn migrate(store: &Store, config: &Config, out: &Output, dry_run: bool) -> Result<(), CliError> {
-    let options = MigrateOptions {
-        dry_run,
-        decode: config.decode_options(),
-        ..MigrateOptions::default()
-    };
+pub fn migrate(store: &SessionStore, out: &Output, dry_run: bool) -> Result<(), CliError> {
+    let options = MigrateOptions::default().dry_run(dry_run);
     // A bar only for a person watching: never in --json or when piped.
     let bar = if !out.json && std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(0);
@@ -64,7 +63,7 @@ pub fn migrate(store: &Store, config: &Config, out: &Output, dry_run: bool) -> R
     } else {
         ProgressBar::hidden()
     };
-    let report = session_migrate::migrate(store, &options, &|done, total| {
+    let report = store.migrate(&options, &|done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     })?;

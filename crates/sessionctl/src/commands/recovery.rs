@@ -4,14 +4,15 @@ use std::path::Path;
 
 use serde_json::json;
 use session_fs::{FsError, Store};
+use session_migrate::{DecodeOptions, SessionStore};
 
 use crate::error::CliError;
 use crate::output::{Output, count};
 
 /// `recover`: needs the store to itself, so it refuses to run beside a daemon or any
 /// other writer instead of touching a temp file that is still being written.
-pub fn recover(dir: &Path, out: &Output) -> Result<(), CliError> {
-    let store = open_exclusive(dir, "recovery")?;
+pub fn recover(dir: &Path, decode: DecodeOptions, out: &Output) -> Result<(), CliError> {
+    let store = SessionStore::new(open_exclusive(dir, "recovery")?, decode);
     let report = session_recovery::recover(&store).map_err(|e| CliError::Failed(e.to_string()))?;
     let summary = json!({
         "recovered": report.recovered,
@@ -62,7 +63,7 @@ pub fn open_exclusive(dir: &Path, what: &str) -> Result<Store, CliError> {
 }
 
 /// `verify`: read-only; exit 1 when anything is wrong.
-pub fn verify(store: &Store, out: &Output) -> Result<(), CliError> {
+pub fn verify(store: &SessionStore, out: &Output) -> Result<(), CliError> {
     let report = session_recovery::verify(store)?;
     out.result(&report, || {
         let mut text = format!(

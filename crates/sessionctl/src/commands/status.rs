@@ -3,14 +3,11 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use session_fs::Store;
-use session_migrate::StoreError;
-use session_migrate::{DecodeError, DecodeOptions};
+use session_migrate::{SessionStore, StoredEntry};
 use session_model::SubmissionStatus;
 use session_workers::cleanup::{CleanupSummary, last_cleanup};
 
 use super::list::relative;
-use crate::config::Config;
 use crate::error::CliError;
 use crate::output::{Output, count};
 
@@ -53,23 +50,24 @@ pub struct Status {
 }
 
 /// `status`: counts by submission status, the oldest undelivered session, the last cleanup.
-pub fn status(store: &Store, config: &Config, out: &Output) -> Result<(), CliError> {
-    let report = compute(store, &config.decode_options())?;
+pub fn status(store: &SessionStore, out: &Output) -> Result<(), CliError> {
+    let report = compute(store)?;
     let now = session_fs::now_ms();
     Ok(out.result(&report, || human(&report, store, now))?)
 }
 
 /// What `status --json` (and the local API's `/api/status`) reports.
-pub fn compute(store: &Store, decode: &DecodeOptions) -> Result<Status, CliError> {
+pub fn compute(store: &SessionStore) -> Result<Status, CliError> {
     let mut counts: BTreeMap<&'static str, usize> =
         SubmissionStatus::ALL.iter().map(|s| (s.as_str(), 0)).collect();
     let (mut total, mut damaged, mut newer, mut incomplete) = (0, 0, 0, 0);
     let mut oldest: Option<Oldest> = None;
     let mut failed = Vec::new();
-    let scan = store.scan()?;
-    for id in scan.live {
-        match session_migrate::load(store, &id, decode) {
-            Ok(Some(decoded)) => {
+    let scan = store.fs().scan()?;
+    for entry in store.entries()? {
+        match entry {
+            StoredEntry::Valid(decoded) => {
+                let id = decoded.session.id.clone();
                 total += 1;
                 let s = decoded.session;
                 *counts.entry(s.submission.status.as_str()).or_default() += 1;
@@ -94,12 +92,8 @@ pub fn compute(store: &Store, decode: &DecodeOptions) -> Result<Status, CliError
                     });
                 }
             }
-            Ok(None) => {}
-            Err(StoreError::Decode {
-                source: DecodeError::NewerVersion { .. },
-                ..
-            }) => newer += 1,
-            Err(_) => damaged += 1,
+            StoredEntry::Newer { .. } => newer += 1,
+            _ => damaged += 1,
         }
     }
     let report = Status {
@@ -113,18 +107,18 @@ pub fn compute(store: &Store, decode: &DecodeOptions) -> Result<Status, CliError
         newer_version: newer,
         oldest_undelivered: oldest,
         failed,
-        last_cleanup: last_cleanup(store)?,
+        last_cleanup: last_cleanup(store.fs())?,
     };
     Ok(report)
 }
 
 /// The human form of a [`Status`].
-fn human(report: &Status, store: &Store, now: u64) -> String {
+fn human(report: &Status, store: &SessionStore, now: u64) -> String {
     {
         let mut text = format!(
             "{} in {}\n",
             count(report.total, "session", "sessions"),
-            store.dir().display()
+            store.fs().dir().display()
         );
         for (status, n) in &report.counts {
             text.push_str(&format!("  {status:<10} {n}\n"));

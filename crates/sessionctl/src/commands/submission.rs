@@ -3,8 +3,7 @@
 use std::sync::Arc;
 
 use serde_json::json;
-use session_fs::Store;
-use session_migrate::{StoreError, refused};
+use session_migrate::{SessionStore, StoreError, refused};
 use session_model::{SessionId, Submission, TransitionError};
 use session_workers::SystemClock;
 use session_workers::submit::{HttpTransport, SubmissionWorker, SubmitError};
@@ -15,19 +14,17 @@ use crate::error::CliError;
 use crate::output::{Output, count};
 
 fn change_status(
-    store: &Store,
-    config: &Config,
+    store: &SessionStore,
     out: &Output,
     id: &SessionId,
     change: fn(&mut Submission) -> Result<(), TransitionError>,
 ) -> Result<(), CliError> {
-    let (_, session) = session_migrate::update(store, id, &config.decode_options(), |s| {
-        change(&mut s.submission).map_err(refused(id))
-    })
-    .map_err(|e| match e {
-        StoreError::NotFound { .. } | StoreError::Transition { .. } => CliError::Failed(e.to_string()),
-        other => other.into(),
-    })?;
+    let (_, session) = store
+        .update(id, |s| change(&mut s.submission).map_err(refused(id)))
+        .map_err(|e| match e {
+            StoreError::NotFound { .. } | StoreError::Transition { .. } => CliError::Failed(e.to_string()),
+            other => other.into(),
+        })?;
     let status = session.submission.status;
     Ok(
         out.result(&json!({ "id": id.as_str(), "submissionStatus": status }), || {
@@ -40,17 +37,17 @@ fn change_status(
 }
 
 /// `retry ID`: back to pending, attempts reset.
-pub fn retry(store: &Store, config: &Config, out: &Output, id: &SessionId) -> Result<(), CliError> {
-    change_status(store, config, out, id, Submission::retry)
+pub fn retry(store: &SessionStore, out: &Output, id: &SessionId) -> Result<(), CliError> {
+    change_status(store, out, id, Submission::retry)
 }
 
 /// `ignore ID`: never submitted.
-pub fn ignore(store: &Store, config: &Config, out: &Output, id: &SessionId) -> Result<(), CliError> {
-    change_status(store, config, out, id, Submission::ignore)
+pub fn ignore(store: &SessionStore, out: &Output, id: &SessionId) -> Result<(), CliError> {
+    change_status(store, out, id, Submission::ignore)
 }
 
 /// `submit --endpoint URL [--once]`: one pass of the submission worker.
-pub fn submit(store: &Store, config: &Config, out: &Output) -> Result<(), CliError> {
+pub fn submit(store: &SessionStore, config: &Config, out: &Output) -> Result<(), CliError> {
     let endpoint = config
         .endpoint()
         .ok_or_else(|| CliError::BadInput("no endpoint: pass --endpoint URL or set HL7_ENDPOINT".into()))?;
