@@ -191,17 +191,21 @@ pub struct Chained<T> {
 pub type Decoded = Chained<Session>;
 
 crate::schema_chain! {
-    /// Decodes any known version into the current `Session`.
-    ///
-    /// The version comes from `_metadata.version` (absent: legacy); exactly that
-    /// version's type is deserialized, then the `From`/`TryFrom` chain runs up to the
+    /// The version chain: reads `_metadata.version` (absent: legacy), deserializes
+    /// exactly that version's type, then runs the `From`/`TryFrom` chain up to the
     /// current one. To add a version, see the crate docs.
-    pub fn decode_with -> Session { SessionV1, Session }
+    fn decode_chain -> Session { SessionV1, Session }
+}
+
+/// Decodes any known version into the current `Session`, with `options` for the
+/// legacy step; refuses what could not be written back exactly.
+pub fn decode_with(bytes: &[u8], options: &DecodeOptions) -> Result<Decoded, DecodeError> {
+    decode_checked(bytes, options)
 }
 
 /// The number check and the version chain: what every decode runs.
 fn decode_checked(bytes: &[u8], options: &DecodeOptions) -> Result<Decoded, DecodeError> {
-    let decoded = decode_with(bytes, options)?;
+    let decoded = decode_chain(bytes, options)?;
     if let Some(offset) = crate::exact::first_inexact_number(bytes) {
         return Err(DecodeError::InexactNumber {
             version: decoded.from,

@@ -42,7 +42,7 @@
 //!    `SessionV2_0` and freeze it: released versions are never edited.
 //! 2. **One `From` (or `TryFrom`) impl** from the previous version, beside the new type.
 //!    It decides what the new field starts as and sets `_metadata.version`.
-//! 3. **One line**: append the type to the chain in `decode_with`
+//! 3. **One line**: append the type to the chain in `decode_chain`
 //!    (`{ SessionV1, SessionV2_0, SessionV2_1 }`) and point `CURRENT_VERSION` at it.
 //! 4. **One fixture with its snapshot**: a file of the new version under
 //!    `tests/fixtures/`, decoded in `tests/fixtures.rs`; review the new snapshot.

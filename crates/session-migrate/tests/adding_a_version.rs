@@ -43,7 +43,7 @@ mod v2_1 {
 
 use v2_1::SessionV2_1;
 
-// Step 3: one line registers it (in the crate: the list in `decode_with`).
+// Step 3: one line registers it (in the crate: the list in `decode_chain`).
 schema_chain! {
     fn decode_latest -> SessionV2_1 { SessionV1, Session, SessionV2_1 }
 }
