@@ -33,14 +33,16 @@
 
 mod error;
 mod group_commit;
-pub mod layout;
+mod layout;
 mod locks;
+pub mod maintenance;
 mod storage;
 mod store;
 
 pub use error::{FsError, Step};
+pub use maintenance::live_session;
 pub use storage::{Entry, EntryKind, HeldLock, LockMode, OsStorage, ReadOutcome, Storage, WriteFile};
 pub use store::{
-    Access, Area, DEFAULT_MAX_FILE_SIZE, MovedFile, OpenOptions, SaveOutcome, SaveStamp, Scan, SessionGuard,
-    Store, now_ms, stamp_of,
+    Access, DEFAULT_MAX_FILE_SIZE, MovedFile, OpenOptions, SaveOutcome, SaveStamp, Scan, SessionGuard, Store,
+    now_ms, stamp_of,
 };

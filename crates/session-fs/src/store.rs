@@ -13,6 +13,7 @@ use crate::error::{FsError, Step};
 use crate::group_commit::GroupCommit;
 use crate::layout::{self, EntryName};
 use crate::locks::{IdLock, LockTable};
+use crate::maintenance::BackupRun;
 use crate::storage::{Entry, EntryKind, HeldLock, LockMode, OsStorage, ReadOutcome, Storage, wrong_kind};
 
 /// Default largest file the store reads: far above any real session, far below RAM.
@@ -46,9 +47,9 @@ pub struct MovedFile {
     pub to: PathBuf,
 }
 
-/// Where [`Store::move_aside`] puts a file.
+/// Where a file moved aside goes: the store's own areas, never a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Area {
+pub(crate) enum Aside {
     /// `.quarantine/`: damaged files, with a sidecar saying why.
     Quarantine,
     /// `.trash/`: deleted sessions and superseded copies.
@@ -373,7 +374,7 @@ impl Store {
     }
 
     /// Lists live sessions and temp files.
-    pub fn scan(&self) -> Result<Scan, FsError> {
+    pub(crate) fn scan(&self) -> Result<Scan, FsError> {
         let dir = &self.inner.dir;
         let entries = self
             .storage()
@@ -402,7 +403,7 @@ impl Store {
     }
 
     /// Reads a file of the store directory by name (recovery reads temp files so).
-    pub fn read_entry(&self, name: &OsString) -> Result<Option<Vec<u8>>, FsError> {
+    pub(crate) fn read_entry(&self, name: &OsString) -> Result<Option<Vec<u8>>, FsError> {
         self.read_path(&self.inner.dir.join(plain_name(name, Step::Read)?))
     }
 
@@ -422,7 +423,7 @@ impl Store {
 
     /// Takes a named store-wide role lock (`.daemon.lock`, `.submitter.lock`...)
     /// without waiting: `Ok(None)` when another handle or process holds it.
-    pub fn try_lock_role(&self, role: &str) -> Result<Option<Box<dyn HeldLock>>, FsError> {
+    pub(crate) fn try_lock_role(&self, role: &str) -> Result<Option<Box<dyn HeldLock>>, FsError> {
         self.writable()?;
         if !own_name(role) {
             return Err(refused_name(Step::Lock, role, "not a role name"));
@@ -631,10 +632,10 @@ impl Store {
 
     /// Moves a file of the store directory into the quarantine or the trash, with an
     /// optional sidecar (`<name>.why.json`) written durably before the move.
-    pub fn move_aside(
+    pub(crate) fn move_aside(
         &self,
         name: &OsString,
-        area: Area,
+        area: Aside,
         sidecar: Option<&[u8]>,
     ) -> Result<MovedFile, FsError> {
         self.writable()?;
@@ -656,13 +657,13 @@ impl Store {
     /// Picks a fresh name in `area` for `name` and writes its sidecar, durably.
     fn aside_target(
         &self,
-        area: Area,
+        area: Aside,
         name: &OsString,
         sidecar: Option<&[u8]>,
     ) -> Result<(PathBuf, PathBuf), FsError> {
         let area_dir = self.area_path(match area {
-            Area::Quarantine => layout::QUARANTINE_DIR,
-            Area::Trash => layout::TRASH_DIR,
+            Aside::Quarantine => layout::QUARANTINE_DIR,
+            Aside::Trash => layout::TRASH_DIR,
         })?;
         // The time prefix lets retention purge by age without reading files; a long
         // name is shortened so that the sidecar's name still fits.
@@ -687,7 +688,7 @@ impl Store {
 
     /// Renames a temp file over `id`'s live file (recovery's promotion), durably.
     /// Needs an exclusive handle.
-    pub fn promote_temp(&self, temp: &OsString, id: &SessionId) -> Result<(), FsError> {
+    pub(crate) fn promote_temp(&self, temp: &OsString, id: &SessionId) -> Result<(), FsError> {
         self.writable()?;
         if self.inner.access != Access::Exclusive {
             return Err(FsError::NotExclusive);
@@ -700,7 +701,7 @@ impl Store {
     }
 
     /// The backup runs in `.backup/`, oldest first (names start with their time).
-    pub fn backup_runs(&self) -> Result<Vec<String>, FsError> {
+    pub(crate) fn backup_runs(&self) -> Result<Vec<String>, FsError> {
         let dir = self.area_path(layout::BACKUP_DIR)?;
         let mut runs: Vec<String> = match self.storage().list(&dir, false) {
             Ok(entries) => entries
@@ -717,7 +718,7 @@ impl Store {
     }
 
     /// The sessions kept by one backup run.
-    pub fn backup_entries(&self, run: &str) -> Result<Vec<SessionId>, FsError> {
+    pub(crate) fn backup_entries(&self, run: &str) -> Result<Vec<SessionId>, FsError> {
         let area = format!("{}/{run}", layout::BACKUP_DIR);
         let mut ids: Vec<SessionId> = self
             .list_area(&area)?
@@ -732,12 +733,12 @@ impl Store {
     }
 
     /// The bytes `.backup/<run>/<id>.json` keeps; `Ok(None)` when the run has none.
-    pub fn read_backup(&self, run: &str, id: &SessionId) -> Result<Option<Vec<u8>>, FsError> {
+    pub(crate) fn read_backup(&self, run: &str, id: &SessionId) -> Result<Option<Vec<u8>>, FsError> {
         self.read_path(&self.backup_dir(run)?.join(id.file_name()))
     }
 
     /// A new backup run name: `<ms>-<unique>`, sorting by time.
-    pub fn new_backup_run(&self) -> String {
+    pub(crate) fn new_backup_run(&self) -> String {
         format!("{:013}-{}", now_ms(), self.unique())
     }
 
@@ -752,7 +753,7 @@ impl Store {
 
     /// Files of a dot-directory (`.trash`, `.quarantine`, `.backup/<run>`...), with
     /// their sizes; symlinks skipped.
-    pub fn list_area(&self, area: &str) -> Result<Vec<Entry>, FsError> {
+    pub(crate) fn list_area(&self, area: &str) -> Result<Vec<Entry>, FsError> {
         let dir = self.area_dir(area, false)?;
         match self.storage().list(&dir, true) {
             Ok(entries) => Ok(entries
@@ -766,7 +767,7 @@ impl Store {
 
     /// Removes a file from a dot-directory: how retention empties the trash. Live
     /// sessions cannot be removed this way (they go to the trash first).
-    pub fn purge_area_entry(&self, area: &str, name: &OsString) -> Result<(), FsError> {
+    pub(crate) fn purge_area_entry(&self, area: &str, name: &OsString) -> Result<(), FsError> {
         self.writable()?;
         let dir = self.area_dir(area, true)?;
         let path = dir.join(plain_name(name, Step::Remove)?);
@@ -919,7 +920,7 @@ impl SessionGuard<'_> {
             .storage()
             .set_mode(&live, 0o600)
             .map_err(FsError::io(Step::Chmod, &live))?;
-        let (area_dir, kept) = store.aside_target(Area::Quarantine, &name, Some(&sidecar))?;
+        let (area_dir, kept) = store.aside_target(Aside::Quarantine, &name, Some(&sidecar))?;
         store
             .storage()
             .hard_link(&live, &kept)
@@ -943,7 +944,7 @@ impl SessionGuard<'_> {
             "quarantinedAt": now_ms(),
         });
         let sidecar = serde_json::to_vec_pretty(&note).unwrap_or_default();
-        match self.store.move_aside(&name, Area::Quarantine, Some(&sidecar)) {
+        match self.store.move_aside(&name, Aside::Quarantine, Some(&sidecar)) {
             Ok(_) => {
                 self.known = Some(Existing::Missing);
                 Ok(true)
@@ -996,7 +997,8 @@ impl SessionGuard<'_> {
     /// Keeps the locked session's current file, durably, as `.backup/<run>/<id>.json`
     /// (a second name: no copy). Later saves replace the live name with a new file, so
     /// the backup keeps the original bytes.
-    pub fn keep_backup(&mut self, run: &str) -> Result<(), FsError> {
+    pub fn keep_backup(&mut self, run: &BackupRun) -> Result<(), FsError> {
+        let run = run.as_str();
         let store = self.store;
         store.writable()?;
         let backup_root = store.inner.dir.join(layout::BACKUP_DIR);
@@ -1027,7 +1029,8 @@ impl SessionGuard<'_> {
 
     /// Puts `.backup/<run>/<id>.json` back as the live file, durably; the copy it
     /// replaces goes to the trash. `Ok(false)` when the run holds no copy of this id.
-    pub fn restore_backup(&mut self, run: &str) -> Result<bool, FsError> {
+    pub fn restore_backup(&mut self, run: &BackupRun) -> Result<bool, FsError> {
+        let run = run.as_str();
         let store = self.store;
         let backup = store.backup_dir(run)?.join(self.id.file_name());
         if store.read_path(&backup)?.is_none() {
@@ -1052,7 +1055,7 @@ impl SessionGuard<'_> {
     /// Moves the locked session to the trash, durably; `Ok(false)` when it did not exist.
     pub fn delete(&mut self) -> Result<bool, FsError> {
         let name = OsString::from(self.id.file_name());
-        match self.store.move_aside(&name, Area::Trash, None) {
+        match self.store.move_aside(&name, Aside::Trash, None) {
             Ok(_) => {
                 self.known = Some(Existing::Missing);
                 Ok(true)

@@ -447,34 +447,31 @@ fn two_processes_updating_one_session_lose_no_update() {
 
 #[test]
 fn area_operations_refuse_anything_outside_the_dot_areas() {
+    use session_fs::maintenance::{Area, BackupRun};
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().join("s")).unwrap();
     std::fs::write(dir.path().join("outside.json"), b"keep me").unwrap();
+    let hooks = store.maintenance();
     let name = std::ffi::OsString::from("outside.json");
-    for area in ["..", ".trash/..", ".quarantine", "", ".backup/../..", "s"] {
-        assert!(store.purge_area_entry(area, &name).is_err(), "{area:?}");
+    // Areas are typed: a backup run is only what the store could have named.
+    for foreign in ["..", ".trash/..", "../..", "", "s", "2023-photos"] {
+        assert!(BackupRun::parse(foreign).is_none(), "{foreign:?}");
     }
-    assert!(
-        store
-            .purge_area_entry(".trash", &std::ffi::OsString::from("../../outside.json"))
-            .is_err()
+    // The quarantine is never purged; names with a separator are refused everywhere.
+    let quarantined = hooks.purge(&Area::Quarantine, &name).unwrap_err();
+    assert_eq!(
+        quarantined.io_kind(),
+        Some(std::io::ErrorKind::InvalidInput),
+        "{quarantined}"
     );
-    assert!(store.list_area("..").is_err());
+    for bad in ["../../outside.json", "../outside.json", "..", "a/b"] {
+        let bad = std::ffi::OsString::from(bad);
+        let err = hooks.purge(&Area::Trash, &bad).unwrap_err();
+        assert_eq!(err.io_kind(), Some(std::io::ErrorKind::InvalidInput), "{err}");
+        assert!(hooks.read_entry(&bad).is_err());
+        assert!(hooks.move_aside(&bad, &Area::Trash, None).is_err());
+    }
     assert!(store.read_state("../../outside.json").is_err());
     assert!(store.write_state("../outside.json", b"x").is_err());
-    assert!(
-        store
-            .read_entry(&std::ffi::OsString::from("../outside.json"))
-            .is_err()
-    );
-    assert!(
-        store
-            .move_aside(
-                &std::ffi::OsString::from("../outside.json"),
-                session_fs::Area::Trash,
-                None
-            )
-            .is_err()
-    );
     assert!(dir.path().join("outside.json").exists());
 }

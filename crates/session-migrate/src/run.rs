@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Serialize;
 use session_fs::FsError;
+use session_fs::maintenance::BackupRun;
 use session_model::SessionId;
 
 use crate::codec::{DecodeError, Decoded};
@@ -100,7 +101,7 @@ fn migrate_one(
     typed: &SessionStore,
     id: &SessionId,
     options: &MigrateOptions,
-    run: &str,
+    run: &BackupRun,
 ) -> Result<Outcome, FsError> {
     let store = typed.fs();
     // Deciding needs no lock (whole-file renames keep a plain read consistent), so the
@@ -143,7 +144,7 @@ pub(crate) fn migrate(
 ) -> Result<MigrateReport, FsError> {
     let store = typed.fs();
     let ids = store.list()?;
-    let run = store.new_backup_run();
+    let run = store.maintenance().new_backup_run();
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
     let report = Mutex::new(MigrateReport::default());
@@ -186,7 +187,7 @@ pub(crate) fn migrate(
     let mut report = report.into_inner().unwrap_or_else(|e| e.into_inner());
     report.failures.sort_by(|a, b| a.file.cmp(&b.file));
     if report.migrated > 0 && !options.dry_run {
-        report.backup_run = Some(run);
+        report.backup_run = Some(run.to_string());
     }
     tracing::info!(
         migrated = report.migrated,
@@ -204,7 +205,7 @@ pub(crate) fn migrate(
 #[non_exhaustive]
 pub struct RollbackOptions {
     /// The backup run to restore; the latest that still holds originals when `None`.
-    pub run: Option<String>,
+    pub run: Option<BackupRun>,
     /// Also restore files changed since the run (keeping each newer copy in a new
     /// backup run first). Even so, a file whose copy records a delivery the original
     /// lacks is never restored, and a deleted session is never brought back.
@@ -213,8 +214,8 @@ pub struct RollbackOptions {
 
 impl RollbackOptions {
     /// Restores this run instead of the latest.
-    pub fn run(mut self, run: impl Into<String>) -> Self {
-        self.run = Some(run.into());
+    pub fn run(mut self, run: BackupRun) -> Self {
+        self.run = Some(run);
         self
     }
 
@@ -325,6 +326,7 @@ pub(crate) fn rollback(
     if store.access() != session_fs::Access::Exclusive {
         return Err(RollbackError::NotExclusive);
     }
+    let store = store.maintenance();
     let run = match &options.run {
         Some(run) => run.clone(),
         // The latest run that still holds originals (a rolled-back run is empty).
@@ -339,16 +341,17 @@ pub(crate) fn rollback(
         }
     };
     let mut report = RollbackReport {
-        run: run.clone(),
+        run: run.to_string(),
         restored: 0,
         not_restored: Vec::new(),
         kept_run: None,
     };
+    let mut kept_run: Option<BackupRun> = None;
     for id in store.backup_entries(&run)? {
         let Some(original) = store.read_backup(&run, &id)? else {
             continue;
         };
-        let mut guard = store.lock(&id)?;
+        let mut guard = typed.fs().lock(&id)?;
         let live = guard.read()?;
         match since_the_run(typed, &id, &original, live.as_deref()) {
             Since::Unchanged => {}
@@ -360,7 +363,7 @@ pub(crate) fn rollback(
                 continue;
             }
             Since::Changed(_) => {
-                let kept_run = report.kept_run.get_or_insert_with(|| store.new_backup_run());
+                let kept_run = kept_run.get_or_insert_with(|| store.new_backup_run());
                 guard.keep_backup(kept_run)?;
             }
             Since::Keep(reason) => {
@@ -375,6 +378,7 @@ pub(crate) fn rollback(
             report.restored += 1;
         }
     }
+    report.kept_run = kept_run.map(|run| run.to_string());
     tracing::info!(%run, restored = report.restored, not_restored = report.not_restored.len(), "migration rolled back");
     Ok(report)
 }

@@ -275,7 +275,7 @@ fn sigkill_during_migration_then_rerun_completes() {
 /// session-recovery sits above this crate, so the test removes leftover temps by hand
 /// (recovery's own tests cover promoting them).
 fn session_recovery_like_cleanup(store: &SessionStore) {
-    for (temp, _) in store.fs().scan().unwrap().temps {
+    for (temp, _) in store.fs().maintenance().scan().unwrap().temps {
         std::fs::remove_file(store.fs().dir().join(temp)).unwrap();
     }
 }

@@ -3,7 +3,8 @@
 use std::ffi::OsString;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use session_fs::{Access, Area, FsError, Store};
+use session_fs::maintenance::{Area, Maintenance};
+use session_fs::{Access, FsError};
 use session_migrate::{Decoded, SessionStore};
 use session_model::SessionId;
 
@@ -36,7 +37,7 @@ fn sidecar(file: &OsString, reason: &str) -> Vec<u8> {
 
 struct Run<'a> {
     typed: &'a SessionStore,
-    store: &'a Store,
+    store: Maintenance<'a>,
     report: RecoveryReport,
 }
 
@@ -48,7 +49,7 @@ impl Run<'_> {
             Area::Trash
         };
         let note = (area == Area::Quarantine).then(|| sidecar(file, &reason));
-        let moved = self.store.move_aside(file, area, note.as_deref())?;
+        let moved = self.store.move_aside(file, &area, note.as_deref())?;
         tracing::info!(file = %session_model::printable(&file.to_string_lossy()), to = %moved.to.display(), ?action, %reason, "recovery moved a file");
         self.report.record(Moved {
             action,
@@ -155,7 +156,7 @@ impl Run<'_> {
         self.report.record(Moved {
             action: Action::Recovered,
             file: temp.to_string_lossy().into_owned(),
-            to: self.store.path_of(id),
+            to: self.typed.fs().path_of(id),
             reason: format!("orphaned temp file, revision {}", temp_stamp.revision),
         });
         Ok(())
@@ -182,10 +183,10 @@ pub fn recover_visiting(
     typed: &SessionStore,
     mut visit: impl FnMut(SessionId, Decoded),
 ) -> Result<RecoveryReport, RecoveryError> {
-    let store = typed.fs();
-    if store.access() != Access::Exclusive {
+    if typed.fs().access() != Access::Exclusive {
         return Err(RecoveryError::NotExclusive);
     }
+    let store = typed.fs().maintenance();
     let mut run = Run {
         typed,
         store,
@@ -217,7 +218,7 @@ pub fn recover_visiting(
     let check_next = || -> Option<Found> {
         loop {
             let id = live.get(next.fetch_add(1, Ordering::Relaxed))?;
-            return Some(match store.read(id) {
+            return Some(match typed.fs().read(id) {
                 Ok(None) => continue,
                 Ok(Some(bytes)) => match inspect(typed, id, &bytes) {
                     Verdict::Valid(decoded) => Found::Valid(id.clone(), decoded),
@@ -290,7 +291,7 @@ enum Found {
 /// Checks every file of the store without changing anything.
 pub fn verify(typed: &SessionStore) -> Result<VerifyReport, FsError> {
     let store = typed.fs();
-    let scan = store.scan()?;
+    let scan = store.maintenance().scan()?;
     let mut report = VerifyReport::default();
     for (name, kind) in &scan.irregular {
         report.problems.push(Problem {

@@ -118,7 +118,7 @@ fn check(disk: &SimDisk, model: &Model) -> Result<(), String> {
             ));
         }
     }
-    let temps = store.fs().scan().map_err(|e| e.to_string())?.temps;
+    let temps = store.fs().maintenance().scan().map_err(|e| e.to_string())?.temps;
     if !temps.is_empty() {
         return Err(format!("temp files survived recovery: {temps:?}"));
     }
@@ -300,7 +300,7 @@ fn error_injection_leaves_the_old_version_and_no_temp() {
             let store = open(&disk, true);
             recover(&store).unwrap();
             assert!(
-                store.fs().scan().unwrap().temps.is_empty(),
+                store.fs().maintenance().scan().unwrap().temps.is_empty(),
                 "call {call}: temp left after recovery"
             );
             assert_eq!(observe(&store).unwrap()[0], seen);

@@ -114,7 +114,7 @@ fn sigkill_at_random_moments_loses_no_acknowledged_save() {
                 last_acked[i] = tag;
             }
         }
-        assert!(store.fs().scan().unwrap().temps.is_empty());
+        assert!(store.fs().maintenance().scan().unwrap().temps.is_empty());
         next_start = highest_begun + 1;
     }
     eprintln!(

@@ -3,7 +3,8 @@
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use session_fs::{FsError, Store, layout};
+use session_fs::maintenance::{Area, AreaEntry};
+use session_fs::{FsError, Store};
 use session_migrate::SessionStore;
 use session_model::{SessionId, SubmissionStatus};
 use tokio::sync::broadcast;
@@ -13,7 +14,13 @@ use crate::clock::Clock;
 use crate::events::WorkerEvent;
 
 /// What the cleanup worker may do.
+///
+/// ```
+/// let config = session_workers::cleanup::CleanupConfig::default().dry_run(true);
+/// assert!(config.dry_run);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CleanupConfig {
     /// Time between runs (the app allowed 1 to 168 hours; default 24).
     pub interval: Duration,
@@ -38,6 +45,7 @@ impl Default for CleanupConfig {
 
 /// What one cleanup run did (or, in a dry run, would do).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[non_exhaustive]
 #[serde(rename_all = "camelCase")]
 pub struct CleanupSummary {
     /// Sessions past `persistedUntil`.
@@ -64,11 +72,35 @@ pub struct CleanupSummary {
 
 /// A file one cleanup run could not handle.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub struct CleanupFailure {
     /// The file (a session's name, or an area entry such as `.trash/<name>`).
     pub file: String,
     /// What went wrong.
     pub problem: String,
+}
+
+impl CleanupConfig {
+    /// Time between runs (at least a second when used).
+    pub fn interval(mut self, every: Duration) -> Self {
+        self.interval = every;
+        self
+    }
+    /// Report only; change nothing.
+    pub fn dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
+    /// Age after which trash entries and backups are purged.
+    pub fn trash_max_age(mut self, age: Duration) -> Self {
+        self.trash_max_age = age;
+        self
+    }
+    /// Also trash expired sessions never delivered.
+    pub fn delete_undelivered(mut self, yes: bool) -> Self {
+        self.delete_undelivered = yes;
+        self
+    }
 }
 
 /// The state file (see `Store::write_state`) holding the last real run's summary.
@@ -83,6 +115,7 @@ pub fn last_cleanup(store: &Store) -> Result<Option<CleanupSummary>, FsError> {
 
 /// Why a cleanup run stopped.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CleanupError {
     /// The filesystem failed.
     #[error(transparent)]
@@ -146,29 +179,21 @@ fn clean_one(
 }
 
 /// Entries of `.trash/` and backup runs older than the configured age: (area, entry).
-fn purgeable(
-    store: &Store,
-    max_age: Duration,
-    now: u64,
-) -> Result<Vec<(String, session_fs::Entry)>, FsError> {
+fn purgeable(store: &Store, max_age: Duration, now: u64) -> Result<Vec<(Area, AreaEntry)>, FsError> {
     let cutoff = now.saturating_sub(max_age.as_millis() as u64);
-    // Names the store gave these entries start with the time they were put there; a
-    // name the store did not make is never purged.
+    let hooks = store.maintenance();
+    // Names the store gave these entries say when they were put there; a name the
+    // store did not make is never purged.
     let mut out = Vec::new();
-    for entry in store.list_area(layout::TRASH_DIR)? {
-        let born = entry
-            .name
-            .to_str()
-            .and_then(layout::parse_aside_name)
-            .map(|name| name.moved_at);
-        if born.is_some_and(|t| t < cutoff) {
-            out.push((layout::TRASH_DIR.to_owned(), entry));
+    for entry in hooks.list_area(&Area::Trash)? {
+        if entry.moved_at.is_some_and(|t| t < cutoff) {
+            out.push((Area::Trash, entry));
         }
     }
-    for run in store.backup_runs()? {
-        if layout::parse_backup_run(&run).is_some_and(|t| t < cutoff) {
-            let area = format!("{}/{run}", layout::BACKUP_DIR);
-            for entry in store.list_area(&area)? {
+    for run in hooks.backup_runs()? {
+        if run.started_at() < cutoff {
+            let area = Area::Backup(run);
+            for entry in hooks.list_area(&area)? {
                 out.push((area.clone(), entry));
             }
         }
@@ -192,10 +217,14 @@ pub fn cleanup_once(
     // Purge first, so that what this run trashes waits its full age.
     for (area, entry) in purgeable(store, config.trash_max_age, now)? {
         if !config.dry_run
-            && let Err(e) = store.purge_area_entry(&area, &entry.name)
+            && let Err(e) = store.maintenance().purge(&area, &entry.name)
         {
+            let place = match &area {
+                Area::Backup(run) => format!(".backup/{run}"),
+                _ => ".trash".to_owned(),
+            };
             summary.failures.push(CleanupFailure {
-                file: format!("{area}/{}", entry.name.to_string_lossy()),
+                file: format!("{place}/{}", entry.name.to_string_lossy()),
                 problem: e.to_string(),
             });
             continue;

@@ -113,10 +113,7 @@ fn delivered_expired_sessions_go_to_the_trash_undelivered_ones_stay() {
 #[test]
 fn undelivered_data_is_deleted_only_when_configured() {
     let (_dir, store) = store_for_cleanup();
-    let config = CleanupConfig {
-        delete_undelivered: true,
-        ..CleanupConfig::default()
-    };
+    let config = CleanupConfig::default().delete_undelivered(true);
     let summary = cleanup_once(&store, &config, now()).unwrap();
     assert_eq!((summary.trashed, summary.kept), (4, 0));
     assert_eq!(live(&store), ["fresh-submitted", "future"]);
@@ -126,10 +123,7 @@ fn undelivered_data_is_deleted_only_when_configured() {
 fn a_dry_run_reports_and_changes_nothing() {
     let (dir, store) = store_for_cleanup();
     let before = walk(dir.path());
-    let config = CleanupConfig {
-        dry_run: true,
-        ..CleanupConfig::default()
-    };
+    let config = CleanupConfig::default().dry_run(true);
     let summary = cleanup_once(&store, &config, now()).unwrap();
     assert_eq!(
         (summary.expired, summary.trashed, summary.kept, summary.purged),
@@ -160,10 +154,7 @@ async fn runs_at_start_then_on_every_interval_until_cancelled() {
     let (_dir, store) = store_for_cleanup();
     let (tx, mut rx) = tokio::sync::broadcast::channel(16);
     let cancel = CancellationToken::new();
-    let config = CleanupConfig {
-        interval: Duration::from_secs(3600),
-        ..CleanupConfig::default()
-    };
+    let config = CleanupConfig::default().interval(Duration::from_secs(3600));
     let clock = Arc::new(session_workers::ManualClock::at(now()));
     let (_settings, config) = tokio::sync::watch::channel(config);
     let task = tokio::spawn(run_cleanup(store, config, clock, tx, cancel.clone()));

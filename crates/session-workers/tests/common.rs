@@ -45,18 +45,14 @@ pub fn load(store: &SessionStore, id: &str) -> Session {
 }
 
 pub fn fast_config() -> SubmitConfig {
-    SubmitConfig {
-        concurrency: 2,
-        request_timeout: Duration::from_secs(5),
-        max_attempts: 3,
-        backoff: Backoff {
-            base: Duration::from_secs(10),
-            cap: Duration::from_secs(60),
-        },
-        scan_interval: Duration::from_secs(300),
-        shutdown_grace: Duration::from_millis(200),
-        performer: Some("lab-tech-7".into()),
-    }
+    SubmitConfig::default()
+        .concurrency(2)
+        .request_timeout(Duration::from_secs(5))
+        .max_attempts(3)
+        .backoff(Backoff::new(Duration::from_secs(10), Duration::from_secs(60)))
+        .scan_interval(Duration::from_secs(300))
+        .shutdown_grace(Duration::from_millis(200))
+        .performer(Some("lab-tech-7".into()))
 }
 
 pub struct Harness {

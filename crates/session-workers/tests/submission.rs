@@ -101,12 +101,16 @@ async fn two_503s_then_201_is_three_requests_with_one_key() {
             "backoff within the cap"
         );
         // Not due yet: a pass now sends nothing.
+        let idle = pass(&h).await;
         assert_eq!(
-            pass(&h).await,
-            PassReport {
-                next_due: Some(next),
-                ..PassReport::default()
-            }
+            (
+                idle.submitted,
+                idle.failed,
+                idle.retrying,
+                idle.interrupted,
+                idle.next_due
+            ),
+            (0, 0, 0, 0, Some(next))
         );
         h.clock.set(next);
     }
@@ -176,10 +180,7 @@ async fn attempts_run_out_into_failed() {
         .mount(&server)
         .await;
     let (_dir, store) = store_with(vec![pending("s1")]);
-    let config = session_workers::submit::SubmitConfig {
-        max_attempts: 2,
-        ..fast_config()
-    };
+    let config = fast_config().max_attempts(2);
     let h = worker(&store, &endpoint(&server), config);
     assert_eq!(pass(&h).await.retrying, 1);
     h.clock.advance(3_600_000);
@@ -195,10 +196,7 @@ async fn a_timeout_is_retried() {
         .mount(&server)
         .await;
     let (_dir, store) = store_with(vec![pending("s1")]);
-    let config = session_workers::submit::SubmitConfig {
-        request_timeout: Duration::from_millis(200),
-        ..fast_config()
-    };
+    let config = fast_config().request_timeout(Duration::from_millis(200));
     let h = worker(&store, &endpoint(&server), config);
     assert_eq!(pass(&h).await.retrying, 1);
     assert_eq!(
@@ -251,10 +249,7 @@ async fn never_more_than_the_configured_requests_in_flight() {
         .mount(&server)
         .await;
     let (_dir, store) = store_with((0..9).map(|i| pending(&format!("s{i}"))).collect());
-    let config = session_workers::submit::SubmitConfig {
-        concurrency: 3,
-        ..fast_config()
-    };
+    let config = fast_config().concurrency(3);
     let h = worker(&store, &endpoint(&server), config);
     assert_eq!(pass(&h).await.submitted, 9);
     let mut times = arrivals.lock().unwrap().clone();

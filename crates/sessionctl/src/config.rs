@@ -526,12 +526,11 @@ impl Config {
 
     /// The cleanup worker's settings.
     pub fn cleanup(&self) -> CleanupConfig {
-        CleanupConfig {
-            interval: Duration::from_secs(self.int("cleanup_interval_hours") * 3600),
-            dry_run: self.flag("cleanup_dry_run"),
-            trash_max_age: Duration::from_secs(self.int("trash_max_age_days") * 86_400),
-            delete_undelivered: self.flag("delete_undelivered"),
-        }
+        CleanupConfig::default()
+            .interval(Duration::from_secs(self.int("cleanup_interval_hours") * 3600))
+            .dry_run(self.flag("cleanup_dry_run"))
+            .trash_max_age(Duration::from_secs(self.int("trash_max_age_days") * 86_400))
+            .delete_undelivered(self.flag("delete_undelivered"))
     }
 
     /// The endpoint, when submission is on.
@@ -546,18 +545,16 @@ impl Config {
 
     /// The submission worker's settings.
     pub fn submit(&self) -> SubmitConfig {
-        SubmitConfig {
-            concurrency: self.int("concurrency") as usize,
-            request_timeout: Duration::from_secs(self.int("request_timeout_seconds")),
-            max_attempts: self.int("max_attempts") as u32,
-            backoff: Backoff {
-                base: Duration::from_secs(self.int("retry_base_seconds")),
-                cap: Duration::from_secs(self.int("retry_cap_seconds")),
-            },
-            scan_interval: Duration::from_secs(self.int("scan_interval_minutes") * 60),
-            shutdown_grace: Duration::from_secs(10),
-            performer: self.raw("performer").map(str::to_owned),
-        }
+        SubmitConfig::default()
+            .concurrency(self.int("concurrency") as usize)
+            .request_timeout(Duration::from_secs(self.int("request_timeout_seconds")))
+            .max_attempts(self.int("max_attempts") as u32)
+            .backoff(Backoff::new(
+                Duration::from_secs(self.int("retry_base_seconds")),
+                Duration::from_secs(self.int("retry_cap_seconds")),
+            ))
+            .scan_interval(Duration::from_secs(self.int("scan_interval_minutes") * 60))
+            .performer(self.raw("performer").map(str::to_owned))
     }
 
     /// `log_level`.

@@ -10,6 +10,7 @@ use rand::Rng;
 
 /// The backoff parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Backoff {
     /// The delay scale of the first retry.
     pub base: Duration,
@@ -27,6 +28,11 @@ impl Default for Backoff {
 }
 
 impl Backoff {
+    /// Retries scaled by `base`, never more than `cap` apart.
+    pub fn new(base: Duration, cap: Duration) -> Self {
+        Backoff { base, cap }
+    }
+
     /// The delay after the `attempts`-th failed attempt: uniform in
     /// `[0, min(cap, base * 2^(attempts-1))]`, but never less than `retry_after`, which
     /// itself counts as at most `cap` (a server asking for years is not obeyed).

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
+use session_fs::maintenance::Role;
 use session_fs::{FsError, HeldLock};
 use session_migrate::{SessionStore, StoreError, StoredEntry, refused};
 use session_model::{Session, SessionId, SubmissionStatus};
@@ -26,7 +27,17 @@ use crate::clock::Clock;
 use crate::events::WorkerEvent;
 
 /// How the submission worker behaves.
+///
+/// ```
+/// use std::time::Duration;
+/// let config = session_workers::submit::SubmitConfig::default()
+///     .concurrency(4)
+///     .request_timeout(Duration::from_secs(10))
+///     .performer(Some("lab-1".into()));
+/// assert_eq!(config.concurrency, 4);
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct SubmitConfig {
     /// Requests in flight at most (1 to 10; default 2).
     pub concurrency: usize,
@@ -60,6 +71,7 @@ impl Default for SubmitConfig {
 
 /// What one pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 #[serde(rename_all = "camelCase")]
 pub struct PassReport {
     /// Delivered.
@@ -78,6 +90,7 @@ pub struct PassReport {
 
 /// Why the worker cannot run.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SubmitError {
     /// Another process (a daemon, or another `submit`) is submitting from this store.
     #[error("another process is already submitting from this store")]
@@ -91,6 +104,44 @@ pub enum SubmitError {
     /// A blocking task failed.
     #[error("worker task failed: {0}")]
     Task(String),
+}
+
+impl SubmitConfig {
+    /// Requests in flight at most (clamped to 1 to 10 when used).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n;
+        self
+    }
+    /// Per-request timeout.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+    /// Attempts before giving up (clamped to 1 to 10 when used).
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n;
+        self
+    }
+    /// Delay between retries.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+    /// Time between scans (at least a second when used).
+    pub fn scan_interval(mut self, every: Duration) -> Self {
+        self.scan_interval = every;
+        self
+    }
+    /// After cancellation, how long in-flight requests may still finish.
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
+    /// Added to each body as `performer`.
+    pub fn performer(mut self, performer: Option<String>) -> Self {
+        self.performer = performer;
+        self
+    }
 }
 
 /// Every live session that decodes (damaged files are recovery's business).
@@ -128,9 +179,6 @@ fn resume_orphans(store: &SessionStore, sessions: &mut [(SessionId, Session)]) {
         }
     }
 }
-
-/// The store-wide role lock that makes this process the only submitter.
-const ROLE: &str = "submitter";
 
 /// What an attempt's reply means.
 enum Verdict {
@@ -204,7 +252,8 @@ impl<T: Transport> SubmissionWorker<T> {
     ) -> Result<Self, SubmitError> {
         let role = store
             .fs()
-            .try_lock_role(ROLE)?
+            .maintenance()
+            .try_lock_role(Role::Submitter)?
             .ok_or(SubmitError::AlreadyRunning)?;
         Ok(Self {
             store,
@@ -346,7 +395,8 @@ impl<T: Transport> SubmissionWorker<T> {
     /// Scans at once, then every `scan_interval`, whenever triggered, and when a retry
     /// falls due, until `cancel` fires.
     pub async fn run(self, cancel: CancellationToken) {
-        let mut interval = tokio::time::interval(self.config.scan_interval);
+        // tokio panics on a zero period.
+        let mut interval = tokio::time::interval(self.config.scan_interval.max(Duration::from_secs(1)));
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut next_due: Option<u64> = None;
         loop {

@@ -131,6 +131,7 @@ pub struct SubmissionRequest {
 
 /// What the server answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HttpReply {
     /// The status code.
     pub status: u16,
@@ -140,8 +141,33 @@ pub struct HttpReply {
     pub location: Option<String>,
 }
 
+impl HttpReply {
+    /// A reply with this status, no `Retry-After` and no `Location` (what a custom
+    /// transport or a test builds).
+    pub fn new(status: u16) -> Self {
+        HttpReply {
+            status,
+            retry_after: None,
+            location: None,
+        }
+    }
+
+    /// With a `Retry-After`.
+    pub fn retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = Some(after);
+        self
+    }
+
+    /// With a redirect's `Location`.
+    pub fn location(mut self, location: impl Into<String>) -> Self {
+        self.location = Some(location.into());
+        self
+    }
+}
+
 /// Why no answer came.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TransportError {
     /// No answer within the request timeout.
     #[error("request timed out")]

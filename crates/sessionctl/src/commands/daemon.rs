@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use session_fs::maintenance::Role;
 use session_fs::{FsError, Store};
 use session_migrate::{MigrateOptions, SessionStore};
 use session_workers::SystemClock;
@@ -15,7 +16,6 @@ use crate::api::{ApiState, StoreEvent};
 use crate::config::Config;
 use crate::error::CliError;
 
-const ROLE: &str = "daemon";
 const HOLDER: &str = "daemon.holder";
 
 fn failed(context: &str) -> impl FnOnce(FsError) -> CliError + '_ {
@@ -40,7 +40,8 @@ pub fn run(config: &Config) -> Result<(), CliError> {
         tracing::warn!(dir = %dir.display(), was = format!("{was:o}"), "the store directory was open to others; now 0700");
     }
     let Some(_role) = shared
-        .try_lock_role(ROLE)
+        .maintenance()
+        .try_lock_role(Role::Daemon)
         .map_err(failed("cannot lock the store"))?
     else {
         let holder = shared
@@ -175,7 +176,7 @@ fn watch_store(
         }
         for path in &event.paths {
             let Some(name) = path.file_name() else { continue };
-            let session_fs::layout::EntryName::Live(id) = session_fs::layout::classify(name) else {
+            let Some(id) = session_fs::live_session(name) else {
                 continue;
             };
             // Whatever the event says, what counts is whether the name is there now.

@@ -105,7 +105,7 @@ pub fn rows(
 ) -> Result<Listing, CliError> {
     let mut rows = Vec::new();
     let mut total = 0;
-    let scan = store.fs().scan()?;
+    let scan = store.fs().maintenance().scan()?;
     for (name, kind) in scan.irregular.iter().filter(|_| out.is_some()) {
         out.into_iter().for_each(|out| {
             out.warn(&format!(

@@ -63,7 +63,7 @@ pub fn compute(store: &SessionStore) -> Result<Status, CliError> {
     let (mut total, mut damaged, mut newer, mut incomplete) = (0, 0, 0, 0);
     let mut oldest: Option<Oldest> = None;
     let mut failed = Vec::new();
-    let scan = store.fs().scan()?;
+    let scan = store.fs().maintenance().scan()?;
     for entry in store.entries()? {
         match entry {
             StoredEntry::Valid(decoded) => {
