@@ -2,7 +2,7 @@
 //! the store ever writes).
 
 use serde::de::DeserializeOwned;
-use session_model::{LegacySession, LegacyUpgrade, Session, SessionId, SessionV1, v1};
+use session_model::{LegacySession, LegacyUpgrade, Session, SessionId, SessionV1};
 
 use crate::version::{Declared, SchemaVersion, declared_version};
 use session_model::Printable;
@@ -40,7 +40,7 @@ impl DecodeOptions {
 impl Default for DecodeOptions {
     fn default() -> Self {
         Self {
-            retention_days: v1::DEFAULT_RETENTION_DAYS,
+            retention_days: session_model::DEFAULT_RETENTION_DAYS,
             legacy_saved_at: None,
         }
     }

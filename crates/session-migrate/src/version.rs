@@ -49,7 +49,7 @@ pub trait Version: DeserializeOwned {
 }
 
 impl Version for session_model::SessionV1 {
-    const NAME: &'static str = session_model::v1::VERSION;
+    const NAME: &'static str = session_model::V1_VERSION;
 }
 
 impl Version for session_model::Session {

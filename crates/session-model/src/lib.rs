@@ -39,7 +39,7 @@ mod legacy;
 mod session;
 mod submission;
 mod text;
-pub mod v1;
+mod v1;
 mod vocabulary;
 
 pub use app_element::{AppElement, ElementBytesError};
@@ -52,5 +52,8 @@ pub use session::{
 };
 pub use submission::{Delivery, Submission, SubmissionStatus, TransitionError};
 pub use text::{Printable, printable, printable_lines};
-pub use v1::{AppSubmissionStatus, LegacyUpgrade, MetadataV1, SessionV1};
+pub use v1::{
+    AppSubmissionStatus, DAY_MS, DEFAULT_RETENTION_DAYS, LegacyUpgrade, MetadataV1, SessionV1,
+    VERSION as V1_VERSION,
+};
 pub use vocabulary::{Direction, ElementKind, UnknownFields};

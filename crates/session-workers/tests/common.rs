@@ -56,7 +56,7 @@ pub fn fast_config() -> SubmitConfig {
 }
 
 pub struct Harness {
-    pub worker: SubmissionWorker,
+    pub worker: SubmissionWorker<HttpTransport>,
     pub clock: ManualClock,
     pub events: broadcast::Receiver<session_workers::WorkerEvent>,
 }

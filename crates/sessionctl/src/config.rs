@@ -498,8 +498,15 @@ impl Config {
     }
 
     fn int(&self, name: &str) -> u64 {
-        // Checked against its range when resolved; the default is always present.
-        self.raw(name).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+        // Checked against its range when resolved. A name that is no key (a typo here)
+        // falls back to nothing smaller than 1: a zero would be a zero interval.
+        debug_assert!(find(name).is_some(), "no configuration key {name}");
+        let default = find(name).and_then(|k| k.default).and_then(|d| d.parse().ok());
+        self.raw(name)
+            .and_then(|v| v.trim().parse().ok())
+            .or(default)
+            .unwrap_or(1)
+            .max(1)
     }
 
     fn flag(&self, name: &str) -> bool {
@@ -646,6 +653,20 @@ mod tests {
             readme.contains(&format!("```toml\n{example}```")),
             "README's TOML example is out of date; it must read:\n{example}"
         );
+    }
+
+    #[test]
+    fn the_defaults_are_the_libraries_defaults() {
+        let config = Config::resolve(None, &Overrides::default()).unwrap();
+        let submit = config.submit();
+        let library = SubmitConfig::default();
+        assert_eq!(submit.concurrency, library.concurrency);
+        assert_eq!(submit.max_attempts, library.max_attempts);
+        assert_eq!(submit.request_timeout, library.request_timeout);
+        assert_eq!(submit.scan_interval, library.scan_interval);
+        assert_eq!(submit.backoff, library.backoff);
+        assert_eq!(config.cleanup(), CleanupConfig::default());
+        assert_eq!(config.decode_options(), session_migrate::DecodeOptions::default());
     }
 
     #[test]

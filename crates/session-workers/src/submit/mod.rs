@@ -18,9 +18,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use backoff::Backoff;
+#[cfg(feature = "http")]
+pub use transport::HttpTransport;
 pub use transport::{
-    HttpReply, HttpTransport, ReplyFuture, Secret, SubmissionBody, SubmissionRequest, Transport,
-    TransportError, is_valid_header_value, redacted_url,
+    HttpReply, ReplyFuture, Secret, SubmissionBody, SubmissionRequest, Transport, TransportError,
+    is_valid_header_value, redacted_url,
 };
 
 use crate::clock::Clock;
@@ -221,7 +223,7 @@ fn judge(reply: Result<HttpReply, TransportError>) -> Verdict {
 }
 
 /// Submits completed sessions; one per store at a time (it holds a role lock).
-pub struct SubmissionWorker<T: Transport = HttpTransport> {
+pub struct SubmissionWorker<T: Transport> {
     store: SessionStore,
     transport: Arc<T>,
     config: SubmitConfig,

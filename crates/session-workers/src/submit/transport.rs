@@ -74,7 +74,7 @@ impl SubmissionBody {
 /// `url` with its secrets replaced by `[redacted]`: the password of its user info (the
 /// user name too) and every query value. For logs, errors and `config`.
 pub fn redacted_url(url: &str) -> String {
-    let Ok(mut parsed) = reqwest::Url::parse(url) else {
+    let Ok(mut parsed) = url::Url::parse(url) else {
         // Unparsable: show nothing that might be a secret.
         return "[an unparsable URL]".into();
     };
@@ -191,7 +191,8 @@ pub trait Transport: Send + Sync + 'static {
     fn post(&self, request: SubmissionRequest) -> ReplyFuture;
 }
 
-/// POSTs with reqwest (rustls), as CONTRACT.md describes.
+/// POSTs with reqwest (rustls), as CONTRACT.md describes (the `http` feature).
+#[cfg(feature = "http")]
 #[derive(Clone)]
 pub struct HttpTransport {
     client: reqwest::Client,
@@ -199,6 +200,7 @@ pub struct HttpTransport {
     authorization: Option<Secret>,
 }
 
+#[cfg(feature = "http")]
 impl std::fmt::Debug for HttpTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpTransport")
@@ -208,6 +210,7 @@ impl std::fmt::Debug for HttpTransport {
     }
 }
 
+#[cfg(feature = "http")]
 impl HttpTransport {
     /// A transport for `endpoint` with a per-request `timeout`.
     pub fn new(
@@ -246,6 +249,7 @@ impl HttpTransport {
     }
 }
 
+#[cfg(feature = "http")]
 fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<u64>() {
@@ -258,6 +262,7 @@ fn parse_retry_after(value: &str) -> Option<Duration> {
     )
 }
 
+#[cfg(feature = "http")]
 impl Transport for HttpTransport {
     fn post(&self, request: SubmissionRequest) -> ReplyFuture {
         let this = self.clone();
@@ -302,7 +307,7 @@ impl Transport for HttpTransport {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "http"))]
 mod tests {
     use super::*;
 
