@@ -44,9 +44,8 @@ impl Default for CleanupConfig {
 }
 
 /// What one cleanup run did (or, in a dry run, would do).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
-#[serde(rename_all = "camelCase")]
 pub struct CleanupSummary {
     /// Sessions past `persistedUntil`.
     pub expired: usize,
@@ -66,12 +65,11 @@ pub struct CleanupSummary {
     pub at: u64,
     /// Files the run could not handle (unreadable, say): left as they were, reported;
     /// the run carried on with the rest.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failures: Vec<CleanupFailure>,
 }
 
 /// A file one cleanup run could not handle.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CleanupFailure {
     /// The file (a session's name, or an area entry such as `.trash/<name>`).
@@ -106,11 +104,65 @@ impl CleanupConfig {
 /// The state file (see `Store::write_state`) holding the last real run's summary.
 pub const LAST_CLEANUP: &str = "last-cleanup.json";
 
-/// The summary of the last cleanup that was not a dry run, if any.
+/// `.state/last-cleanup.json`, this crate's own on-disk format, versioned apart from
+/// [`CleanupSummary`] (which may grow): `format` 1. A record without `format` (written
+/// before it existed) has the same fields.
+#[derive(Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CleanupRecord {
+    #[serde(default = "first_format")]
+    format: u32,
+    at: u64,
+    #[serde(default)]
+    dry_run: bool,
+    expired: usize,
+    trashed: usize,
+    kept: usize,
+    purged: usize,
+    #[serde(default)]
+    bytes_freed: u64,
+    #[serde(default)]
+    duration_ms: u64,
+}
+
+fn first_format() -> u32 {
+    1
+}
+
+impl From<&CleanupSummary> for CleanupRecord {
+    fn from(s: &CleanupSummary) -> Self {
+        CleanupRecord {
+            format: 1,
+            at: s.at,
+            dry_run: s.dry_run,
+            expired: s.expired,
+            trashed: s.trashed,
+            kept: s.kept,
+            purged: s.purged,
+            bytes_freed: s.bytes_freed,
+            duration_ms: s.duration_ms,
+        }
+    }
+}
+
+/// The summary of the last cleanup that was not a dry run, if any (and if its record
+/// is of a format this build reads).
 pub fn last_cleanup(store: &Store) -> Result<Option<CleanupSummary>, FsError> {
-    Ok(store
+    let record = store
         .read_state(LAST_CLEANUP)?
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok()))
+        .and_then(|bytes| serde_json::from_slice::<CleanupRecord>(&bytes).ok())
+        .filter(|r| r.format == 1);
+    Ok(record.map(|r| CleanupSummary {
+        expired: r.expired,
+        trashed: r.trashed,
+        kept: r.kept,
+        purged: r.purged,
+        bytes_freed: r.bytes_freed,
+        duration_ms: r.duration_ms,
+        dry_run: r.dry_run,
+        at: r.at,
+        failures: Vec::new(),
+    }))
 }
 
 /// Why a cleanup run stopped.
@@ -259,7 +311,7 @@ pub fn cleanup_once(
     }
     summary.duration_ms = started.elapsed().as_millis() as u64;
     if !config.dry_run {
-        let record = serde_json::to_vec(&summary).unwrap_or_default();
+        let record = serde_json::to_vec(&CleanupRecord::from(&summary)).unwrap_or_default();
         store.write_state(LAST_CLEANUP, &record)?;
     }
     tracing::info!(

@@ -1,18 +1,14 @@
 //! What the workers tell whoever listens (the app's UI consumed these).
 
-use serde::Serialize;
-
 use crate::cleanup::CleanupSummary;
 
 /// One event from a worker, sent on a broadcast channel: slow listeners miss old
 /// events, and no listener ever slows a worker down.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "event", rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WorkerEvent {
     /// A cleanup run finished.
     Cleanup(CleanupSummary),
     /// Submission queue state.
-    #[serde(rename_all = "camelCase")]
     Progress {
         /// Sessions due and not yet started in this pass.
         queued: usize,
@@ -20,13 +16,11 @@ pub enum WorkerEvent {
         in_flight: usize,
     },
     /// A session was delivered.
-    #[serde(rename_all = "camelCase")]
     Submitted {
         /// The session.
         id: String,
     },
     /// An attempt failed and will be retried.
-    #[serde(rename_all = "camelCase")]
     Retrying {
         /// The session.
         id: String,
@@ -38,7 +32,6 @@ pub enum WorkerEvent {
         error: String,
     },
     /// An attempt failed for good.
-    #[serde(rename_all = "camelCase")]
     Failed {
         /// The session.
         id: String,

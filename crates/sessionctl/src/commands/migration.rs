@@ -26,7 +26,17 @@ pub fn rollback(dir: &Path, config: &Config, out: &Output, force: bool) -> Resul
     for kept in &report.not_restored {
         out.warn(&format!("not restored: {}: {}", kept.file, kept.reason));
     }
-    out.result(&report, || {
+    let shown = json!({
+        "run": report.run,
+        "restored": report.restored,
+        "notRestored": report
+            .not_restored
+            .iter()
+            .map(|n| json!({ "file": n.file, "reason": n.reason }))
+            .collect::<Vec<_>>(),
+        "keptRun": report.kept_run,
+    });
+    out.result(&shown, || {
         let mut text = format!(
             "restored {} from backup run {}",
             count(report.restored, "file", "files"),

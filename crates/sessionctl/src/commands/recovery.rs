@@ -65,7 +65,16 @@ pub fn open_exclusive(dir: &Path, what: &str) -> Result<Store, CliError> {
 /// `verify`: read-only; exit 1 when anything is wrong.
 pub fn verify(store: &SessionStore, out: &Output) -> Result<(), CliError> {
     let report = session_recovery::verify(store)?;
-    out.result(&report, || {
+    // CONTRACT's shape, owned here: `{"ok": n, "problems": [{"file", "problem"}]}`.
+    let shown = json!({
+        "ok": report.ok,
+        "problems": report
+            .problems
+            .iter()
+            .map(|p| json!({ "file": p.file, "problem": p.problem }))
+            .collect::<Vec<_>>(),
+    });
+    out.result(&shown, || {
         let mut text = format!(
             "{} ok, {}",
             report.ok,

@@ -46,7 +46,36 @@ pub struct Status {
     /// The oldest complete session still waiting to be sent (pending or inFlight).
     oldest_undelivered: Option<Oldest>,
     failed: Vec<FailedSession>,
-    last_cleanup: Option<CleanupSummary>,
+    last_cleanup: Option<LastCleanup>,
+}
+
+/// The last cleanup, as `status --json` shows it (this command's own shape).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastCleanup {
+    expired: usize,
+    trashed: usize,
+    kept: usize,
+    purged: usize,
+    bytes_freed: u64,
+    duration_ms: u64,
+    dry_run: bool,
+    at: u64,
+}
+
+impl From<CleanupSummary> for LastCleanup {
+    fn from(s: CleanupSummary) -> Self {
+        LastCleanup {
+            expired: s.expired,
+            trashed: s.trashed,
+            kept: s.kept,
+            purged: s.purged,
+            bytes_freed: s.bytes_freed,
+            duration_ms: s.duration_ms,
+            dry_run: s.dry_run,
+            at: s.at,
+        }
+    }
 }
 
 /// `status`: counts by submission status, the oldest undelivered session, the last cleanup.
@@ -107,7 +136,7 @@ pub fn compute(store: &SessionStore) -> Result<Status, CliError> {
         newer_version: newer,
         oldest_undelivered: oldest,
         failed,
-        last_cleanup: last_cleanup(store.fs())?,
+        last_cleanup: last_cleanup(store.fs())?.map(LastCleanup::from),
     };
     Ok(report)
 }
