@@ -8,6 +8,7 @@ use session_model::SessionId;
 
 /// The step of a store operation that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Step {
     /// Creating the store or one of its dot-directories.
     CreateDir,
@@ -59,6 +60,7 @@ impl fmt::Display for Step {
 
 /// What can go wrong in `session-fs`.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FsError {
     /// A filesystem call failed (ENOSPC, EIO, EACCES...).
     #[error("{step} {}: {source}", path.display())]

@@ -23,6 +23,7 @@ pub trait HeldLock: Send + Sync {}
 
 /// Shared or exclusive, for [`Storage::lock`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LockMode {
     /// Many holders at once.
     Shared,
@@ -67,6 +68,7 @@ impl EntryKind {
 
 /// One directory entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Entry {
     /// The entry's name.
     pub name: OsString,
@@ -76,8 +78,16 @@ pub struct Entry {
     pub len: u64,
 }
 
+impl Entry {
+    /// An entry (what a `Storage` implementation's `list` returns).
+    pub fn new(name: std::ffi::OsString, kind: EntryKind, len: u64) -> Self {
+        Entry { name, kind, len }
+    }
+}
+
 /// The result of a size-limited read.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ReadOutcome {
     /// The whole file.
     Bytes(Vec<u8>),

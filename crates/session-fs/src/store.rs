@@ -30,6 +30,7 @@ pub struct SaveStamp {
 
 /// How a [`Store::save`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SaveOutcome {
     /// This save's bytes are durable under the live name.
     Written(SaveStamp),
@@ -40,6 +41,7 @@ pub enum SaveOutcome {
 
 /// A file moved out of the live set by [`Store::move_aside`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MovedFile {
     /// Where it was.
     pub from: PathBuf,
@@ -58,6 +60,7 @@ pub(crate) enum Aside {
 
 /// Whether a store handle shares the store, has it to itself, or only reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Access {
     /// Normal use: many handles and processes at once.
     Shared,
@@ -210,6 +213,7 @@ impl std::fmt::Debug for Store {
 
 /// Everything in the store directory that recovery must look at.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Scan {
     /// Live sessions, sorted.
     pub live: Vec<SessionId>,

@@ -37,6 +37,7 @@ pub struct AppElement {
 
 /// Why an app element's bytes cannot be established.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ElementBytesError {
     /// Neither `rawBytes` nor `hexData` is present.
     #[error("element {}: has neither rawBytes nor hexData", crate::Printable(element_id))]

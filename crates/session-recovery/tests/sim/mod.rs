@@ -441,16 +441,18 @@ impl Storage for SimDisk {
                 .volatile
                 .iter()
                 .filter(|(p, _)| p.parent() == Some(dir))
-                .map(|(p, &i)| Entry {
-                    name: p.file_name().unwrap_or_default().to_owned(),
-                    kind: EntryKind::File,
-                    len: s.inodes[i].data.len() as u64,
+                .map(|(p, &i)| {
+                    Entry::new(
+                        p.file_name().unwrap_or_default().to_owned(),
+                        EntryKind::File,
+                        s.inodes[i].data.len() as u64,
+                    )
                 });
-            let dirs = s.dirs.iter().filter(|p| p.parent() == Some(dir)).map(|p| Entry {
-                name: p.file_name().unwrap_or_default().to_owned(),
-                kind: EntryKind::Dir,
-                len: 0,
-            });
+            let dirs = s
+                .dirs
+                .iter()
+                .filter(|p| p.parent() == Some(dir))
+                .map(|p| Entry::new(p.file_name().unwrap_or_default().to_owned(), EntryKind::Dir, 0));
             Ok(files.chain(dirs).collect())
         })
     }
