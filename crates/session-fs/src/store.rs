@@ -39,7 +39,7 @@ pub enum SaveOutcome {
     Superseded,
 }
 
-/// A file moved out of the live set by [`Store::move_aside`].
+/// A file moved out of the live set (see [`Maintenance::move_aside`](crate::maintenance::Maintenance::move_aside)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct MovedFile {

@@ -21,6 +21,23 @@
 /// ```
 #[macro_export]
 macro_rules! schema_chain {
+    // A schema: a unit struct implementing `Schema`, for a `SessionStore` of its own.
+    ($(#[$meta:meta])* $vis:vis struct $name:ident -> $current:ty { $($chain:ty),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, Default)]
+        $vis struct $name;
+
+        impl $crate::Schema for $name {
+            type Document = $current;
+            fn decode_chain(
+                bytes: &[u8],
+                options: &$crate::DecodeOptions,
+            ) -> ::core::result::Result<$crate::Chained<$current>, $crate::DecodeError> {
+                $crate::schema_chain! { fn chain -> $current { $($chain),+ } }
+                chain(bytes, options)
+            }
+        }
+    };
     ($(#[$meta:meta])* $vis:vis fn $name:ident -> $current:ty { $first:ty $(, $rest:ty)* $(,)? }) => {
         $(#[$meta])*
         $vis fn $name(
@@ -63,7 +80,7 @@ macro_rules! __arms {
     ($declared:ident, $bytes:ident;) => {};
     ($declared:ident, $bytes:ident; $head:ty $(, $rest:ty)*) => {
         if $declared.as_str() == <$head as $crate::Version>::NAME {
-            let from = $crate::SchemaVersion::named(<$head as $crate::Version>::NAME);
+            let from = <$head as $crate::Version>::SCHEMA;
             let parsed: $head = $crate::__private::parse($bytes, from)?;
             return ::core::result::Result::Ok($crate::Chained {
                 session: $crate::__upgrade!(parsed, from; $($rest),*),

@@ -4,6 +4,7 @@
 use serde::de::DeserializeOwned;
 use session_model::{LegacySession, LegacyUpgrade, Session, SessionId, SessionV1};
 
+use crate::schema::{Document, Schema};
 use crate::version::{Declared, SchemaVersion, declared_version};
 use session_model::Printable;
 
@@ -191,21 +192,23 @@ pub struct Chained<T> {
 pub type Decoded = Chained<Session>;
 
 crate::schema_chain! {
-    /// The version chain: reads `_metadata.version` (absent: legacy), deserializes
-    /// exactly that version's type, then runs the `From`/`TryFrom` chain up to the
-    /// current one. To add a version, see the crate docs.
-    fn decode_chain -> Session { SessionV1, Session }
+    /// This build's chain: every version, oldest first, the current one last. To add a
+    /// version, see the crate docs.
+    pub struct Current -> Session { SessionV1, Session }
 }
 
 /// Decodes any known version into the current `Session`, with `options` for the
 /// legacy step; refuses what could not be written back exactly.
 pub fn decode_with(bytes: &[u8], options: &DecodeOptions) -> Result<Decoded, DecodeError> {
-    decode_checked(bytes, options)
+    decode_checked::<Current>(bytes, options)
 }
 
 /// The number check and the version chain: what every decode runs.
-fn decode_checked(bytes: &[u8], options: &DecodeOptions) -> Result<Decoded, DecodeError> {
-    let decoded = decode_chain(bytes, options)?;
+pub(crate) fn decode_checked<S: Schema>(
+    bytes: &[u8],
+    options: &DecodeOptions,
+) -> Result<Chained<S::Document>, DecodeError> {
+    let decoded = S::decode_chain(bytes, options)?;
     if let Some(offset) = crate::exact::first_inexact_number(bytes) {
         return Err(DecodeError::InexactNumber {
             version: decoded.from,
@@ -215,9 +218,26 @@ fn decode_checked(bytes: &[u8], options: &DecodeOptions) -> Result<Decoded, Deco
     Ok(decoded)
 }
 
+/// [`decode_checked`], then checks that the document's `id` is the one its file name says.
+pub(crate) fn decode_stored_with<S: Schema>(
+    expected: &SessionId,
+    bytes: &[u8],
+    options: &DecodeOptions,
+) -> Result<Chained<S::Document>, DecodeError> {
+    let decoded = decode_checked::<S>(bytes, options)?;
+    let found = decoded.session.id();
+    if found != expected {
+        return Err(DecodeError::IdMismatch {
+            expected: expected.to_string(),
+            found: found.to_string(),
+        });
+    }
+    Ok(decoded)
+}
+
 /// Decodes any known version into the current `Session` with default options.
 pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
-    decode_checked(bytes, &DecodeOptions::default())
+    decode_checked::<Current>(bytes, &DecodeOptions::default())
 }
 
 /// [`decode_with`], then checks that the document's `id` is the one its file name says.
@@ -226,14 +246,7 @@ pub fn decode_stored(
     bytes: &[u8],
     options: &DecodeOptions,
 ) -> Result<Decoded, DecodeError> {
-    let decoded = decode_checked(bytes, options)?;
-    if &decoded.session.id != expected {
-        return Err(DecodeError::IdMismatch {
-            expected: expected.to_string(),
-            found: decoded.session.id.to_string(),
-        });
-    }
-    Ok(decoded)
+    decode_stored_with::<Current>(expected, bytes, options)
 }
 
 /// What the [`schema_chain!`](crate::schema_chain) expansion calls; not a public API.
@@ -378,17 +391,19 @@ pub enum EncodeError {
 /// Every result is decoded again and compared with `session`: the store never writes
 /// bytes that its own decoder rejects, or that decode to something else.
 pub fn encode(session: &Session) -> Result<Vec<u8>, EncodeError> {
-    let bytes = serde_json::to_vec(session)?;
-    let read_back = decode_checked(&bytes, &DecodeOptions::default());
-    match read_back {
-        Ok(decoded) if decoded.session == *session => Ok(bytes),
-        Ok(_) => Err(EncodeError::ReadBack {
-            id: session.id.to_string(),
-            reason: "it decodes to a different session".into(),
-        }),
-        Err(e) => Err(EncodeError::ReadBack {
-            id: session.id.to_string(),
-            reason: e.to_string(),
-        }),
+    encode_with::<Current>(session)
+}
+
+/// [`encode`] for the last version of any schema.
+pub fn encode_with<S: Schema>(document: &S::Document) -> Result<Vec<u8>, EncodeError> {
+    let bytes = serde_json::to_vec(document)?;
+    let refused = |reason: String| EncodeError::ReadBack {
+        id: document.id().to_string(),
+        reason,
+    };
+    match decode_checked::<S>(&bytes, &DecodeOptions::default()) {
+        Ok(decoded) if decoded.session == *document => Ok(bytes),
+        Ok(_) => Err(refused("it decodes to a different session".into())),
+        Err(e) => Err(refused(e.to_string())),
     }
 }

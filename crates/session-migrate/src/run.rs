@@ -8,7 +8,8 @@ use session_fs::FsError;
 use session_fs::maintenance::BackupRun;
 use session_model::SessionId;
 
-use crate::codec::{DecodeError, Decoded};
+use crate::codec::{Chained, DecodeError};
+use crate::schema::{Document, Schema};
 use crate::stored::SessionStore;
 use crate::stored::stamp_and_encode;
 
@@ -83,22 +84,27 @@ enum Outcome {
 }
 
 /// What a file needs: its session to upgrade, or the outcome that leaves it alone.
-fn plan(store: &SessionStore, id: &SessionId, bytes: Option<&[u8]>) -> Result<Decoded, Outcome> {
+fn plan<S: Schema>(
+    store: &SessionStore<S>,
+    id: &SessionId,
+    bytes: Option<&[u8]>,
+) -> Result<Chained<S::Document>, Outcome> {
     let bytes = bytes.ok_or(Outcome::Gone)?;
     let decoded = match store.decode(id, bytes) {
         Ok(decoded) => decoded,
         Err(DecodeError::NewerVersion { .. }) => return Err(Outcome::Skipped),
         Err(e) => return Err(Outcome::Failed(e.to_string())),
     };
-    if decoded.from.is_outdated() {
+    // Outdated for this store's schema: anything but the version its chain ends in.
+    if decoded.from != <S::Document as session_model::Version>::SCHEMA {
         Ok(decoded)
     } else {
         Err(Outcome::UpToDate)
     }
 }
 
-fn migrate_one(
-    typed: &SessionStore,
+fn migrate_one<S: Schema>(
+    typed: &SessionStore<S>,
     id: &SessionId,
     options: &MigrateOptions,
     run: &BackupRun,
@@ -126,7 +132,7 @@ fn migrate_one(
     // The original first, durably: a kill after this point leaves it recoverable.
     guard.keep_backup(run)?;
     let mut session = decoded.session;
-    guard.save(|stamp| stamp_and_encode(&mut session, stamp))?;
+    guard.save(|stamp| stamp_and_encode::<S>(&mut session, stamp))?;
     Ok(Outcome::Migrated)
 }
 
@@ -137,8 +143,8 @@ fn migrate_one(
 /// store's durable write. A run killed at any moment leaves every session either fully
 /// old or fully new; running again finishes the job. `progress(done, total)` is called
 /// after each file.
-pub(crate) fn migrate(
-    typed: &SessionStore,
+pub(crate) fn migrate<S: Schema>(
+    typed: &SessionStore<S>,
     options: &MigrateOptions,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<MigrateReport, FsError> {
@@ -275,7 +281,12 @@ enum Since {
     Keep(String),
 }
 
-fn since_the_run(typed: &SessionStore, id: &SessionId, original: &[u8], live: Option<&[u8]>) -> Since {
+fn since_the_run<S: Schema>(
+    typed: &SessionStore<S>,
+    id: &SessionId,
+    original: &[u8],
+    live: Option<&[u8]>,
+) -> Since {
     let Some(live) = live else {
         return Since::Keep("deleted since the migration (by cleanup or an operator); left deleted".into());
     };
@@ -289,21 +300,18 @@ fn since_the_run(typed: &SessionStore, id: &SessionId, original: &[u8], live: Op
     let Ok(mut made) = typed.decode(id, original).map(|d| d.session) else {
         return Since::Keep("the original does not decode".into());
     };
-    made.metadata.revision = live.metadata.revision;
-    made.metadata.saved_at = live.metadata.saved_at;
+    let (revision, saved_at) = live.saved();
+    made.stamp(revision, saved_at);
     if made == live {
         return Since::Unchanged;
     }
-    let original_deliveries =
-        made.submission.earlier_deliveries.len() + usize::from(made.submission.submitted_at.is_some());
-    let live_deliveries =
-        live.submission.earlier_deliveries.len() + usize::from(live.submission.submitted_at.is_some());
-    if live_deliveries > original_deliveries
-        || (live.submission.status.is_settled() && !made.submission.status.is_settled())
-    {
+    let (made, live) = (made.submission(), live.submission());
+    let deliveries =
+        |s: &session_model::Submission| s.earlier_deliveries.len() + usize::from(s.submitted_at.is_some());
+    if deliveries(live) > deliveries(made) || (live.status.is_settled() && !made.status.is_settled()) {
         return Since::Keep(format!(
             "{} since the migration; restoring the original would lose that",
-            live.submission.status
+            live.status
         ));
     }
     Since::Changed("saved again since the migration".into())
@@ -318,8 +326,8 @@ fn since_the_run(typed: &SessionStore, id: &SessionId, original: &[u8], live: Op
 /// [`RollbackOptions::force`], changed files are restored too, each newer copy kept
 /// first in a new backup run. A copy that records a delivery the original lacks, a
 /// deleted session and a newer build's file are never restored.
-pub(crate) fn rollback(
-    typed: &SessionStore,
+pub(crate) fn rollback<S: Schema>(
+    typed: &SessionStore<S>,
     options: &RollbackOptions,
 ) -> Result<RollbackReport, RollbackError> {
     let store = typed.fs();
@@ -383,7 +391,7 @@ pub(crate) fn rollback(
     Ok(report)
 }
 
-impl SessionStore {
+impl<S: Schema> SessionStore<S> {
     /// Upgrades every outdated live session to the current version, in parallel.
     ///
     /// Each file is migrated under its session lock: its original bytes are kept in

@@ -10,8 +10,12 @@ use std::path::PathBuf;
 use session_fs::{FsError, SaveOutcome, SaveStamp, Store};
 use session_model::{Session, SessionId, TransitionError};
 
-use crate::codec::{DecodeError, DecodeOptions, Decoded, EncodeError, decode_stored, encode};
-use crate::version::SchemaVersion;
+use std::marker::PhantomData;
+
+use crate::codec::{
+    Chained, Current, DecodeError, DecodeOptions, EncodeError, decode_stored_with, encode_with,
+};
+use crate::schema::{Document, Schema};
 
 /// What can go wrong loading or saving a typed session.
 #[derive(Debug, thiserror::Error)]
@@ -57,11 +61,12 @@ pub enum StoreError {
     },
 }
 
-pub(crate) fn stamp_and_encode(session: &mut Session, stamp: SaveStamp) -> Result<Vec<u8>, EncodeError> {
-    session.metadata.revision = stamp.revision;
-    session.metadata.saved_at = stamp.saved_at;
-    session.metadata.version = session_model::CURRENT_VERSION.to_owned();
-    encode(session)
+pub(crate) fn stamp_and_encode<S: Schema>(
+    document: &mut S::Document,
+    stamp: SaveStamp,
+) -> Result<Vec<u8>, EncodeError> {
+    document.stamp(stamp.revision, stamp.saved_at);
+    encode_with::<S>(document)
 }
 
 /// A store of typed sessions: `session-fs`'s [`Store`] and the decode options, fixed
@@ -78,18 +83,40 @@ pub(crate) fn stamp_and_encode(session: &mut Session, stamp: SaveStamp) -> Resul
 /// assert_eq!(loaded.session.metadata.revision, 1);
 /// assert_eq!(store.entries().unwrap().count(), 1);
 /// ```
-#[derive(Debug, Clone)]
-pub struct SessionStore {
+///
+/// A store is typed by its [`Schema`]: this build's chain ([`Current`], the default)
+/// unless a team declares its own with [`schema_chain!`](crate::schema_chain).
+pub struct SessionStore<S: Schema = Current> {
     fs: Store,
     options: DecodeOptions,
+    schema: PhantomData<fn() -> S>,
+}
+
+impl<S: Schema> Clone for SessionStore<S> {
+    fn clone(&self) -> Self {
+        SessionStore {
+            fs: self.fs.clone(),
+            options: self.options,
+            schema: PhantomData,
+        }
+    }
+}
+
+impl<S: Schema> std::fmt::Debug for SessionStore<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionStore")
+            .field("fs", &self.fs)
+            .field("options", &self.options)
+            .finish()
+    }
 }
 
 /// One live file of the store, already sorted (see [`SessionStore::entries`]).
 #[derive(Debug)]
 #[non_exhaustive]
-pub enum StoredEntry {
+pub enum StoredEntry<D = Session> {
     /// A session this build reads, upgraded to the current version.
-    Valid(Box<Decoded>),
+    Valid(Box<Chained<D>>),
     /// Written by a newer build: never rewritten, moved or deleted.
     Newer {
         /// The session's id (its file name).
@@ -108,25 +135,36 @@ pub enum StoredEntry {
     },
 }
 
-impl StoredEntry {
+impl<D: Document> StoredEntry<D> {
     /// The id of the file.
     pub fn id(&self) -> &SessionId {
         match self {
-            StoredEntry::Valid(decoded) => &decoded.session.id,
+            StoredEntry::Valid(decoded) => decoded.session.id(),
             StoredEntry::Newer { id, .. } | StoredEntry::Damaged { id, .. } => id,
         }
     }
 }
 
-impl SessionStore {
-    /// A typed handle on an open `session-fs` store.
+impl SessionStore<Current> {
+    /// A typed handle on an open `session-fs` store, with this build's schema.
     pub fn new(fs: Store, options: DecodeOptions) -> Self {
-        SessionStore { fs, options }
+        Self::with_schema(fs, options)
     }
 
     /// Opens (creating if needed) the store at `dir`, shared with other handles.
     pub fn open(dir: impl Into<std::path::PathBuf>, options: DecodeOptions) -> Result<Self, StoreError> {
         Ok(Self::new(Store::open(dir)?, options))
+    }
+}
+
+impl<S: Schema> SessionStore<S> {
+    /// A typed handle with a schema of its own (`SessionStore::<MySchema>::with_schema`).
+    pub fn with_schema(fs: Store, options: DecodeOptions) -> Self {
+        SessionStore {
+            fs,
+            options,
+            schema: PhantomData,
+        }
     }
 
     /// The byte layer, for what only it does (locks, state files, maintenance).
@@ -140,8 +178,8 @@ impl SessionStore {
     }
 
     /// Decodes `bytes` stored as `id` with this store's options.
-    pub fn decode(&self, id: &SessionId, bytes: &[u8]) -> Result<Decoded, DecodeError> {
-        decode_stored(id, bytes, &self.options)
+    pub fn decode(&self, id: &SessionId, bytes: &[u8]) -> Result<Chained<S::Document>, DecodeError> {
+        decode_stored_with::<S>(id, bytes, &self.options)
     }
 
     fn decode_error(&self, id: &SessionId) -> impl FnOnce(DecodeError) -> StoreError + '_ {
@@ -150,7 +188,7 @@ impl SessionStore {
     }
 
     /// Reads and decodes one session; `Ok(None)` when it does not exist.
-    pub fn load(&self, id: &SessionId) -> Result<Option<Decoded>, StoreError> {
+    pub fn load(&self, id: &SessionId) -> Result<Option<Chained<S::Document>>, StoreError> {
         let Some(bytes) = self.fs.read(id)? else {
             return Ok(None);
         };
@@ -159,7 +197,7 @@ impl SessionStore {
 
     /// Every live session, sorted into valid, newer-version and damaged, one file at a
     /// time (the store is never held in memory at once). Ids in file-name order.
-    pub fn entries(&self) -> Result<impl Iterator<Item = StoredEntry> + '_, StoreError> {
+    pub fn entries(&self) -> Result<impl Iterator<Item = StoredEntry<S::Document>> + '_, StoreError> {
         let ids = self.fs.list()?;
         Ok(ids.into_iter().filter_map(move |id| match self.load(&id) {
             Ok(Some(decoded)) => Some(StoredEntry::Valid(Box::new(decoded))),
@@ -181,10 +219,10 @@ impl SessionStore {
         let Some(bytes) = bytes else { return Ok(()) };
         // Only a version other than the current one can be newer; decoding tells for sure.
         let declared = crate::codec::declared(bytes).ok().flatten();
-        if declared.is_none_or(|v| v == SchemaVersion::CURRENT.as_str()) {
+        if declared.is_none_or(|v| v == <S::Document as session_model::Version>::NAME) {
             return Ok(());
         }
-        match crate::decode(bytes) {
+        match crate::codec::decode_checked::<S>(bytes, &self.options) {
             Err(DecodeError::NewerVersion { version, .. }) => Err(StoreError::NewerOnDisk {
                 path: self.fs.path_of(id),
                 version,
@@ -210,8 +248,8 @@ impl SessionStore {
     /// saving the same content again never undoes a delivery or changes its idempotency
     /// key; changed content is pending again, with the earlier delivery on record. A
     /// stored copy that does not decode is first kept in `.quarantine/`, never destroyed.
-    pub fn save(&self, session: &mut Session) -> Result<SaveOutcome, StoreError> {
-        let id = session.id.clone();
+    pub fn save(&self, session: &mut S::Document) -> Result<SaveOutcome, StoreError> {
+        let id = session.id().clone();
         let outcome = self.fs.save_judging(
             &id,
             |existing| self.damage_of(&id, existing),
@@ -220,7 +258,7 @@ impl SessionStore {
                 if let Some(Ok(stored)) = existing.map(|bytes| self.decode(&id, bytes)) {
                     carry_delivery_state(&stored.session, session);
                 }
-                Ok(stamp_and_encode(session, stamp)?)
+                Ok(stamp_and_encode::<S>(session, stamp)?)
             },
         );
         outcome.map_err(|e| match e {
@@ -236,9 +274,11 @@ impl SessionStore {
     }
 
     /// Durably creates a session; fails with [`FsError::AlreadyExists`] if the id is taken.
-    pub fn create(&self, session: &mut Session) -> Result<SaveStamp, StoreError> {
-        let id = session.id.clone();
-        Ok(self.fs.create(&id, |stamp| stamp_and_encode(session, stamp))?)
+    pub fn create(&self, session: &mut S::Document) -> Result<SaveStamp, StoreError> {
+        let id = session.id().clone();
+        Ok(self
+            .fs
+            .create(&id, |stamp| stamp_and_encode::<S>(session, stamp))?)
     }
 
     /// Locked read-modify-write of one session, safe against other threads and processes.
@@ -248,8 +288,8 @@ impl SessionStore {
     pub fn update<T>(
         &self,
         id: &SessionId,
-        change: impl FnOnce(&mut Session) -> Result<T, StoreError>,
-    ) -> Result<(T, Session), StoreError> {
+        change: impl FnOnce(&mut S::Document) -> Result<T, StoreError>,
+    ) -> Result<(T, S::Document), StoreError> {
         let mut guard = self
             .fs
             .lock_existing(id)?
@@ -259,7 +299,7 @@ impl SessionStore {
             .ok_or_else(|| StoreError::NotFound { id: id.clone() })?;
         let mut session = self.decode(id, &bytes).map_err(self.decode_error(id))?.session;
         let result = change(&mut session)?;
-        guard.save(|stamp| stamp_and_encode(&mut session, stamp))?;
+        guard.save(|stamp| stamp_and_encode::<S>(&mut session, stamp))?;
         Ok((result, session))
     }
 
@@ -290,19 +330,19 @@ impl SessionStore {
 /// deliverable content is unchanged keeps the stored submission (status, attempts,
 /// key); a save that changes the content makes it pending again under the new
 /// content's key, keeping a record of any earlier delivery.
-fn carry_delivery_state(stored: &Session, incoming: &mut Session) {
+fn carry_delivery_state<D: Document>(stored: &D, incoming: &mut D) {
     use session_model::SubmissionStatus::{Failed, Pending};
-    let mut submission = stored.submission.clone();
+    let mut submission = stored.submission().clone();
     if !stored.same_delivery_content(incoming) {
         submission.content_changed();
-    } else if matches!(submission.status, Pending | Failed) && incoming.submission.status.is_settled() {
+    } else if matches!(submission.status, Pending | Failed) && incoming.submission().status.is_settled() {
         // The document's author settled what the store has not sent (the app delivered
         // it itself, or an operator ignored it there): sending it now would duplicate.
         let key = submission.idempotency_key.take();
-        submission = incoming.submission.clone();
+        submission = incoming.submission().clone();
         submission.idempotency_key = submission.idempotency_key.take().or(key);
     }
-    incoming.submission = submission;
+    *incoming.submission_mut() = submission;
 }
 
 /// Wraps a refused transition of `id` for [`SessionStore::update`]'s closure.

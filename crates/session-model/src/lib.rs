@@ -34,22 +34,32 @@
 
 mod app_element;
 mod bytes;
+mod document;
 mod id;
 mod legacy;
 mod session;
 mod submission;
 mod text;
 mod v1;
+mod version;
 mod vocabulary;
 
 pub use app_element::{AppElement, ElementBytesError};
 pub use bytes::{Base64Bytes, NodeBuffer, decode_hex, encode_hex, hex_matches};
+pub use document::Document;
 pub use id::{IdProblem, InvalidSessionId, MAX_ID_LEN, SessionId};
 pub use legacy::LegacySession;
 pub use session::{
-    ELEMENT_FIELDS, Element, METADATA_FIELDS, Metadata, SESSION_FIELDS, Session, UpgradeError,
-    VERSION as CURRENT_VERSION,
+    ELEMENT_FIELDS, Element, METADATA_FIELDS, Metadata, SESSION_FIELDS, SessionV2_0, UpgradeError,
 };
+pub use version::{SchemaVersion, Version};
+
+/// The current version's type: what the store writes. A new version moves this alias
+/// and nothing else of the released types.
+pub type Session = SessionV2_0;
+
+/// The `_metadata.version` every save writes.
+pub const CURRENT_VERSION: &str = SchemaVersion::CURRENT.as_str();
 pub use submission::{Delivery, Submission, SubmissionStatus, TransitionError};
 pub use text::{Printable, printable, printable_lines};
 pub use v1::{

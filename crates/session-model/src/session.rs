@@ -1,4 +1,4 @@
-//! `2.0.0`: the current `Session`, and the `1.0.0` -> `2.0.0` upgrade.
+//! `2.0.0`: [`SessionV2_0`], and the `1.0.0` -> `2.0.0` upgrade.
 
 use serde::{Deserialize, Serialize};
 
@@ -9,13 +9,18 @@ use crate::submission::{Submission, SubmissionStatus};
 use crate::v1::{AppSubmissionStatus, SessionV1};
 use crate::vocabulary::{Direction, ElementKind, UnknownFields};
 
-/// The `_metadata.version` of the current format.
+/// The `_metadata.version` of this format.
 pub const VERSION: &str = "2.0.0";
 
-/// A session in the current (`2.0.0`) format: what the store writes.
+impl crate::Version for SessionV2_0 {
+    const SCHEMA: crate::SchemaVersion = crate::SchemaVersion::new(VERSION, 2);
+}
+
+/// A session in the `2.0.0` format. Released: frozen, never edited (a change is a new
+/// version, see `session-migrate`'s guide).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Session {
+pub struct SessionV2_0 {
     /// The session id, also the file name.
     pub id: SessionId,
     /// The app's numeric session counter (`sessionId`).
@@ -73,7 +78,7 @@ pub struct Element {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Metadata {
-    /// Always [`VERSION`].
+    /// Always `"2.0.0"`.
     pub version: String,
     /// When the store last saved it, epoch milliseconds (informational: clocks jump).
     pub saved_at: u64,
@@ -94,7 +99,7 @@ impl Element {
     }
 }
 
-impl Session {
+impl SessionV2_0 {
     /// The one expiry rule: expired once `persistedUntil <= now`.
     pub fn is_expired(&self, now: u64) -> bool {
         self.persisted_until <= now
@@ -134,7 +139,7 @@ impl Session {
     /// Whether `other` delivers exactly what this session delivers: the fields of the
     /// submission body (id, start and end, messages, addresses). Metadata, submission
     /// state and unknown fields do not count.
-    pub fn same_delivery_content(&self, other: &Session) -> bool {
+    pub fn same_delivery_content(&self, other: &SessionV2_0) -> bool {
         self.id == other.id
             && self.start_time == other.start_time
             && self.end_time == other.end_time
@@ -249,7 +254,7 @@ impl TryFrom<AppElement> for Element {
     }
 }
 
-impl TryFrom<SessionV1> for Session {
+impl TryFrom<SessionV1> for SessionV2_0 {
     type Error = UpgradeError;
     fn try_from(v1: SessionV1) -> Result<Self, Self::Error> {
         check_collisions(&v1.unknown, SESSION_FIELDS, || "at the top level".into())?;
@@ -263,7 +268,7 @@ impl TryFrom<SessionV1> for Session {
             .map(Element::try_from)
             .collect::<Result<Vec<_>, _>>()?;
         let status = SubmissionStatus::from(v1.submission_status);
-        let mut session = Session {
+        let mut session = SessionV2_0 {
             id: v1.id,
             session_number: v1.session_number,
             start_time: v1.start_time,

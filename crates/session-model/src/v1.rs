@@ -10,6 +10,10 @@ use crate::vocabulary::UnknownFields;
 /// The `_metadata.version` of this format.
 pub const VERSION: &str = "1.0.0";
 
+impl crate::Version for SessionV1 {
+    const SCHEMA: crate::SchemaVersion = crate::SchemaVersion::new(VERSION, 1);
+}
+
 /// One day in milliseconds: the unit of `retentionDays`.
 pub const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 
