@@ -2,7 +2,6 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Barrier, Mutex};
 
 use session_fs::{
@@ -427,16 +426,12 @@ fn two_processes_updating_one_session_lose_no_update() {
         .unwrap();
     let children: Vec<_> = (0..2)
         .map(|_| {
-            Command::new(std::env::current_exe().unwrap())
-                .args([
-                    "--exact",
-                    "child_increments_a_counter",
-                    "--nocapture",
-                    "--test-threads=1",
-                ])
-                .env(CHILD_ENV, dir.path())
-                .spawn()
-                .unwrap()
+            test_support::ChildGuard::new(
+                test_support::rerun_as_child("child_increments_a_counter")
+                    .env(CHILD_ENV, dir.path())
+                    .spawn()
+                    .unwrap(),
+            )
         })
         .collect();
     for mut child in children {

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use rand::rngs::StdRng;
@@ -222,18 +222,14 @@ fn sigkill_during_migration_then_rerun_completes() {
     let mut rng = StdRng::seed_from_u64(4);
     let (mut kills, mut mid_run) = (0, 0);
     for _ in 0..40 {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "child_migrates_until_killed",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_ENV, tmp.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = test_support::ChildGuard::new(
+            test_support::rerun_as_child("child_migrates_until_killed")
+                .env(CHILD_ENV, tmp.path())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
         // Wait until it runs, then kill it after a random moment.
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         assert!(

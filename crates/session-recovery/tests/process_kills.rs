@@ -1,7 +1,7 @@
 //! Real processes on a real disk, killed with SIGKILL at random moments.
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use rand::rngs::StdRng;
@@ -46,19 +46,15 @@ fn sigkill_at_random_moments_loses_no_acknowledged_save() {
     let mut next_start = 1u64;
     let (mut promoted, mut torn, mut acked_total) = (0, 0, 0);
     for round in 0..KILLS {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "child_saves_until_killed",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_DIR, dir.path())
-            .env(CHILD_START, next_start.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = test_support::ChildGuard::new(
+            test_support::rerun_as_child("child_saves_until_killed")
+                .env(CHILD_DIR, dir.path())
+                .env(CHILD_START, next_start.to_string())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
         let stdout = child.stdout.take().unwrap();
         let reader = std::thread::spawn(move || {
             BufReader::new(stdout)

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
@@ -49,14 +49,15 @@ fn child_ignores() {
         .unwrap();
 }
 
-fn spawn_child(test: &str, env: &[(&str, &str)]) -> std::process::Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+fn spawn_child(test: &str, env: &[(&str, &str)]) -> test_support::ChildGuard {
+    test_support::ChildGuard::new(
+        test_support::rerun_as_child(test)
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 async fn wait_for_requests(server: &MockServer, n: usize) {
