@@ -463,12 +463,19 @@ impl Config {
 
     /// Changes one retention or cleanup setting in memory, checked as the configuration
     /// is: refused for other keys, for a value out of range, and for a key a flag or
-    /// the environment sets (those win over the file, so the change would not stick).
-    pub fn set_setting(&mut self, name: &str, raw: &str) -> Result<(), SettingError> {
+    /// the environment sets (those win over the file, so the change would not stick),
+    /// unless it is set to the value it has. `Ok(true)` when it changed something.
+    pub fn set_setting(&mut self, name: &str, raw: &str) -> Result<bool, SettingError> {
         let key = find(name)
             .filter(|k| SETTINGS.contains(&k.name))
             .ok_or_else(|| SettingError::Unknown(name.to_owned()))?;
-        if let Some(origin @ (Source::Flag | Source::Env)) = self.values.get(key.name).map(|v| v.source) {
+        if let Some(current) = self.values.get(key.name)
+            && let origin @ (Source::Flag | Source::Env) = current.source
+        {
+            // Setting it to what it is changes nothing, and is no conflict.
+            if current.raw == raw {
+                return Ok(false);
+            }
             return Err(SettingError::Pinned {
                 key: key.name,
                 origin,
@@ -482,7 +489,7 @@ impl Config {
                 source: Source::File,
             },
         );
-        Ok(())
+        Ok(true)
     }
 
     /// The retention and cleanup settings, as `config` shows them.

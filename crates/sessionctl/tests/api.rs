@@ -277,23 +277,22 @@ fn settings_are_checked_written_applied_and_kept_across_a_restart() {
     let config = file.to_str().unwrap();
     let (daemon, addr) = start(&dir, &["--config", config]);
     let shown = http(&addr, "GET", "/api/settings", &[], None).json();
-    let keys: Vec<&str> = shown["settings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["key"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        keys,
-        [
-            "retention_days",
-            "cleanup_interval_hours",
-            "cleanup_dry_run",
-            "trash_max_age_days",
-            "delete_undelivered"
-        ]
-    );
-    assert!(shown["settings"][0]["allowed"].as_str().unwrap().contains("365"));
+    for key in [
+        "retention_days",
+        "cleanup_interval_hours",
+        "cleanup_dry_run",
+        "trash_max_age_days",
+        "delete_undelivered",
+    ] {
+        assert!(shown.get(key).is_some(), "{key} in {shown}");
+        assert!(shown["sources"].get(key).is_some(), "{key}");
+    }
+    assert_eq!(shown["retention_days"], 30);
+    assert_eq!(shown["delete_undelivered"], false);
+    assert_eq!(shown["allowed"]["retention_days"], json!({"min": 1, "max": 365}));
+    // A GET's answer sent back as a PUT is accepted (the descriptive keys are ignored).
+    let echoed = http(&addr, "PUT", "/api/settings", &[], Some(&shown.to_string()));
+    assert_eq!(echoed.status, 200, "{}", echoed.body);
     let bad = http(
         &addr,
         "PUT",
@@ -337,8 +336,8 @@ fn settings_are_checked_written_applied_and_kept_across_a_restart() {
     // A restart reads them back.
     let (_daemon, addr) = start(&dir, &["--config", config]);
     let shown = http(&addr, "GET", "/api/settings", &[], None).json();
-    assert_eq!(shown["settings"][0]["value"], "90");
-    assert_eq!(shown["settings"][0]["source"], "file");
+    assert_eq!(shown["retention_days"], 90);
+    assert_eq!(shown["sources"]["retention_days"], "file");
 }
 
 #[test]
@@ -377,7 +376,7 @@ fn settings_from_the_environment_cannot_be_changed_here() {
     let addr = addr.expect("the daemon announces its API");
     let guard = KillOnDrop(child);
     let shown = http(&addr, "GET", "/api/settings", &[], None).json();
-    assert_eq!(shown["settings"][0]["source"], "env");
+    assert_eq!(shown["sources"]["retention_days"], "env");
     let refused = http(
         &addr,
         "PUT",

@@ -294,10 +294,14 @@ impl Transport for HttpTransport {
                 .get(reqwest::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(parse_retry_after);
-            let location = response
-                .headers()
-                .get(reqwest::header::LOCATION)
-                .map(|v| redacted_url(&String::from_utf8_lossy(v.as_bytes())));
+            let location = response.headers().get(reqwest::header::LOCATION).map(|v| {
+                // A relative Location is resolved against the endpoint, then shown
+                // without its secrets.
+                let raw = String::from_utf8_lossy(v.as_bytes()).into_owned();
+                this.endpoint
+                    .join(&raw)
+                    .map_or_else(|_| redacted_url(&raw), |url| redacted_url(url.as_str()))
+            });
             Ok(HttpReply {
                 status: response.status().as_u16(),
                 retry_after,

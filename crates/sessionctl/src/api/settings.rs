@@ -14,21 +14,55 @@ use serde_json::{Map, Value, json};
 
 use crate::config::{Config, SettingError};
 
-/// `GET /api/settings`: each setting with its value, source and allowed range, and
-/// the file changes go to.
+/// `GET /api/settings` (and the answer to a `PUT`): the values at the top level, in
+/// the shape a `PUT` takes (`{"retention_days": 30, "delete_undelivered": false, ...}`),
+/// and beside them, per key, where each comes from and what is allowed, and the file
+/// changes go to.
 pub fn shown(config: &Config) -> Value {
-    json!({
-        "settings": config.settings(),
-        "file": config.file().map(|f| f.display().to_string()),
-    })
+    let mut out = Map::new();
+    let (mut sources, mut allowed, mut help) = (Map::new(), Map::new(), Map::new());
+    for setting in config.settings() {
+        let raw = setting.value.clone().unwrap_or_default();
+        let value = match (raw.parse::<u64>(), raw.as_str()) {
+            (Ok(n), _) => json!(n),
+            (_, "true") => json!(true),
+            (_, "false") => json!(false),
+            _ => json!(raw),
+        };
+        out.insert(setting.key.to_owned(), value);
+        sources.insert(setting.key.to_owned(), json!(setting.source));
+        let range = setting.allowed.split_once(" to ").and_then(|(min, max)| {
+            Some(json!({ "min": min.parse::<u64>().ok()?, "max": max.parse::<u64>().ok()? }))
+        });
+        allowed.insert(
+            setting.key.to_owned(),
+            range.unwrap_or_else(|| json!(setting.allowed)),
+        );
+        help.insert(setting.key.to_owned(), json!(setting.help));
+    }
+    out.insert("sources".into(), Value::Object(sources));
+    out.insert("allowed".into(), Value::Object(allowed));
+    out.insert("help".into(), Value::Object(help));
+    out.insert(
+        "file".into(),
+        json!(config.file().map(|f| f.display().to_string())),
+    );
+    Value::Object(out)
 }
+
+/// Keys of [`shown`] that describe the settings rather than set them: a client may send
+/// a whole `GET` answer back as a `PUT`.
+const DESCRIPTIVE: [&str; 4] = ["sources", "allowed", "help", "file"];
 
 /// Checks every change, writes them to the file, and returns the new configuration;
 /// nothing is changed (in memory or on disk) unless all of them are valid and written.
 pub async fn apply(config: &Config, changes: &Map<String, Value>) -> Result<Config, (StatusCode, String)> {
     let mut updated = config.clone();
     let mut edits = Vec::new();
-    for (key, value) in changes {
+    for (key, value) in changes
+        .iter()
+        .filter(|(key, _)| !DESCRIPTIVE.contains(&key.as_str()))
+    {
         let raw = match value {
             Value::Number(n) => n.to_string(),
             Value::Bool(b) => b.to_string(),
@@ -40,11 +74,13 @@ pub async fn apply(config: &Config, changes: &Map<String, Value>) -> Result<Conf
                 ));
             }
         };
-        updated.set_setting(key, &raw).map_err(|e| match e {
+        let changed = updated.set_setting(key, &raw).map_err(|e| match e {
             SettingError::Pinned { .. } => (StatusCode::CONFLICT, e.to_string()),
             other => (StatusCode::BAD_REQUEST, other.to_string()),
         })?;
-        edits.push((key.clone(), raw));
+        if changed {
+            edits.push((key.clone(), raw));
+        }
     }
     let file = config.file().ok_or((
         StatusCode::CONFLICT,

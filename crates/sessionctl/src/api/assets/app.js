@@ -294,18 +294,22 @@ async function showSettings() {
   }
   const fields = $("settings-fields");
   fields.replaceChildren();
-  for (const setting of data.settings) {
-    const id = `setting-${setting.key}`;
-    const range = setting.allowed.match(/^(\d+) to (\d+)$/);
-    const pinned = setting.source === "env" || setting.source === "flag";
+  const keys = Object.keys(data.sources || {});
+  for (const key of keys) {
+    const id = `setting-${key}`;
+    const value = data[key];
+    const range = typeof data.allowed[key] === "object" ? data.allowed[key] : null;
+    const source = data.sources[key];
+    const pinned = source === "env" || source === "flag";
     const input = range
-      ? el("input", { id, name: setting.key, type: "number", min: range[1], max: range[2], value: setting.value ?? "", required: "" })
-      : el("input", { id, name: setting.key, type: "checkbox" });
-    if (!range) input.checked = setting.value === "true";
+      ? el("input", { id, name: key, type: "number", min: range.min, max: range.max, value: value ?? "", required: "" })
+      : el("input", { id, name: key, type: "checkbox" });
+    if (!range) input.checked = value === true;
     if (pinned) input.disabled = true;
+    const allowed = range ? `${range.min} to ${range.max}` : "on or off";
     fields.append(el("div", { class: "field" },
-      el("label", { for: id, text: setting.help || setting.key }), input,
-      el("span", { class: "hint", text: `${setting.key}: ${setting.allowed}${pinned ? ` (set by the ${setting.source === "env" ? "environment" : "command line"}; not changeable here)` : ""}` })));
+      el("label", { for: id, text: data.help[key] || key }), input,
+      el("span", { class: "hint", text: `${key}: ${allowed}${pinned ? ` (set by the ${source === "env" ? "environment" : "command line"}; not changeable here)` : ""}` })));
   }
   $("settings-file").textContent = data.file ? `Saved to ${data.file}` : "No configuration file: start the daemon with --config FILE to change settings here.";
   $("settings-fields").querySelector("input:not([disabled])")?.focus();
