@@ -35,8 +35,9 @@
 //! migrate and rollback through it.
 //!
 //! 1. **One new module** in `session-model`, `src/v2_1.rs`: `SessionV2_1`, a copy of
-//!    `SessionV2_0` plus the new field, and beside it its version, its place in the
-//!    order and what a store needs of it:
+//!    `SessionV2_0` and of its `impl` block (the rules the workers call: `is_expired`,
+//!    `is_sendable`, `messages`...) plus the new field, and beside it its version, its
+//!    place in the order and what a store needs of it:
 //!    `impl Version for SessionV2_1 { const SCHEMA: SchemaVersion = SchemaVersion::new("2.1.0", 3); }`
 //!    and `impl Document for SessionV2_1` (six accessors, as `SessionV2_0`'s).
 //! 2. **One `From` (or `TryFrom`) impl** from `SessionV2_0`, in the same module: it

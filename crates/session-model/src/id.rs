@@ -20,6 +20,7 @@ pub struct SessionId(String);
 /// Why a string is not a valid [`SessionId`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid session id {shown}: {problem}")]
+#[non_exhaustive]
 pub struct InvalidSessionId {
     /// The rejected id, escaped so that control characters are visible.
     pub shown: String,
@@ -29,6 +30,7 @@ pub struct InvalidSessionId {
 
 /// The rule a rejected id broke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum IdProblem {
     /// The id is the empty string.
     #[error("it is empty")]

@@ -116,6 +116,7 @@ pub struct Delivery {
 /// An action the submission state machine does not allow from the current status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("cannot {action} a session whose submission is {from}")]
+#[non_exhaustive]
 pub struct TransitionError {
     /// The status the session was in.
     pub from: SubmissionStatus,
