@@ -175,3 +175,27 @@ async fn runs_at_start_then_on_every_interval_until_cancelled() {
     cancel.cancel();
     task.await.unwrap();
 }
+
+#[test]
+fn the_trash_is_purged_strictly_after_its_age_and_only_what_the_store_named() {
+    let (dir, store) = store_with(vec![]);
+    let now = now();
+    let age = Duration::from_secs(7 * 24 * 3600);
+    let cutoff = now - age.as_millis() as u64;
+    let trash = dir.path().join(".trash");
+    let names = [
+        (format!("{}.1-1-1.older.json", cutoff - 1), true),
+        (format!("{cutoff}.1-1-2.exactly.json"), false),
+        (format!("{}.1-1-3.younger.json", cutoff + 1), false),
+        ("1.notes.txt".to_owned(), false),
+        ("12.1-1.broken.json".to_owned(), false),
+    ];
+    for (name, _) in &names {
+        std::fs::write(trash.join(name), b"x").unwrap();
+    }
+    let summary = cleanup_once(&store, &CleanupConfig::default().trash_max_age(age), now).unwrap();
+    assert_eq!(summary.purged, 1);
+    for (name, purged) in &names {
+        assert_eq!(!trash.join(name).exists(), *purged, "{name}");
+    }
+}

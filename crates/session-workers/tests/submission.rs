@@ -395,3 +395,62 @@ async fn a_session_left_in_flight_by_a_failed_status_write_is_resumed_at_the_nex
         (SubmissionStatus::Submitted, 2)
     );
 }
+
+#[tokio::test]
+async fn every_retryable_status_is_retried_and_every_other_4xx_fails_at_once() {
+    for (status, retried) in [
+        (408u16, true),
+        (409, true),
+        (425, true),
+        (429, true),
+        (500, true),
+        (503, true),
+        (599, true),
+        (400, false),
+        (401, false),
+        (404, false),
+        (422, false),
+    ] {
+        let server = server().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(status))
+            .mount(&server)
+            .await;
+        let (_dir, store) = store_with(vec![pending("s1")]);
+        let h = worker(&store, &endpoint(&server), fast_config());
+        let report = pass(&h).await;
+        let stored = load(&store, "s1").submission;
+        if retried {
+            assert_eq!((report.retrying, report.failed), (1, 0), "HTTP {status}");
+            assert_eq!(stored.status, SubmissionStatus::Pending, "HTTP {status}");
+            assert!(stored.next_attempt_at.is_some(), "HTTP {status}");
+        } else {
+            assert_eq!((report.retrying, report.failed), (0, 1), "HTTP {status}");
+            assert_eq!(stored.status, SubmissionStatus::Failed, "HTTP {status}");
+        }
+        assert_eq!(stored.last_error, Some(format!("HTTP {status}")));
+    }
+}
+
+#[tokio::test]
+async fn retry_after_as_an_http_date_is_honoured() {
+    let server = server().await;
+    // The worker's clock is a ManualClock at NOW; the HTTP date is read against the real
+    // clock, so the date is 40 s ahead of the real time.
+    let at = std::time::SystemTime::now() + Duration::from_secs(40);
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(503).insert_header("Retry-After", httpdate::fmt_http_date(at).as_str()),
+        )
+        .mount(&server)
+        .await;
+    let (_dir, store) = store_with(vec![pending("s1")]);
+    let h = worker(&store, &endpoint(&server), fast_config());
+    assert_eq!(pass(&h).await.retrying, 1);
+    let next = load(&store, "s1").submission.next_attempt_at.unwrap();
+    assert!(
+        next >= NOW + 38_000,
+        "next attempt {} ms after now, before Retry-After",
+        next - NOW
+    );
+}

@@ -453,3 +453,49 @@ fn walk_files(root: &Path) -> Vec<std::path::PathBuf> {
         .map(|(rel, _)| root.join(rel))
         .collect()
 }
+
+#[test]
+fn get_json_refuses_what_is_not_json_and_reads_are_size_limited() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    init(&dir);
+    std::fs::write(dir.join("torn-1.json"), b"{\"id\": \"torn").unwrap();
+    let out = sessionctl(&dir, &["--json", "get", "torn-1"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("not valid JSON"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(out.stdout.is_empty(), "nothing half-printed");
+    // Without --json, get prints the bytes as they are: it is the raw view.
+    let raw = sessionctl(&dir, &["get", "torn-1"], None);
+    assert!(raw.status.success());
+    // A file over the read limit is refused by name, never read into memory.
+    let huge = std::fs::File::create(dir.join("big-1.json")).unwrap();
+    huge.set_len(257 * 1024 * 1024).unwrap();
+    let out = sessionctl(&dir, &["show", "big-1"], None);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("big-1.json") && err.contains("limit"), "{err}");
+}
+
+#[test]
+fn the_store_keeps_its_areas_private() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    init(&dir);
+    let mut wrong = v1_doc("q-1");
+    wrong["startTime"] = json!("soon");
+    std::fs::write(dir.join("q-1.json"), serde_json::to_vec(&wrong).unwrap()).unwrap();
+    std::fs::set_permissions(dir.join("q-1.json"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(put(&dir, &v1_doc("p-1")).status.success());
+    assert!(sessionctl(&dir, &["recover"], None).status.success());
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    for area in [".quarantine", ".locks", ".trash"] {
+        assert_eq!(mode(&dir.join(area)), 0o700, "{area}");
+    }
+    for file in walk_files(&dir) {
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+}
