@@ -36,11 +36,13 @@ mod group_commit;
 mod layout;
 mod locks;
 pub mod maintenance;
+mod rooted;
 mod storage;
 mod store;
 
 pub use error::{FsError, Step};
 pub use maintenance::live_session;
+pub use rooted::RootedStorage;
 pub use storage::{Entry, EntryKind, HeldLock, LockMode, OsStorage, ReadOutcome, Storage, WriteFile};
 pub use store::{
     Access, DEFAULT_MAX_FILE_SIZE, MovedFile, OpenOptions, SaveOutcome, SaveStamp, Scan, SessionGuard, Store,

@@ -14,6 +14,7 @@ use crate::group_commit::GroupCommit;
 use crate::layout::{self, EntryName};
 use crate::locks::{IdLock, LockTable};
 use crate::maintenance::BackupRun;
+use crate::rooted::RootedStorage;
 use crate::storage::{Entry, EntryKind, HeldLock, LockMode, OsStorage, ReadOutcome, Storage, wrong_kind};
 
 /// Default largest file the store reads: far above any real session, far below RAM.
@@ -74,7 +75,8 @@ pub enum Access {
 /// Options for [`Store::options`].
 #[derive(Debug, Clone)]
 pub struct OpenOptions {
-    storage: Arc<dyn Storage>,
+    /// `None`: the real filesystem, through one handle on the store directory.
+    storage: Option<Arc<dyn Storage>>,
     access: Access,
     wait: bool,
     max_file_size: u64,
@@ -83,7 +85,7 @@ pub struct OpenOptions {
 impl Default for OpenOptions {
     fn default() -> Self {
         Self {
-            storage: Arc::new(OsStorage),
+            storage: None,
             access: Access::Shared,
             wait: true,
             max_file_size: DEFAULT_MAX_FILE_SIZE,
@@ -94,7 +96,7 @@ impl Default for OpenOptions {
 impl OpenOptions {
     /// Uses another [`Storage`] (tests inject failures or simulate power loss).
     pub fn storage(mut self, storage: Arc<dyn Storage>) -> Self {
-        self.storage = storage;
+        self.storage = Some(storage);
         self
     }
 
@@ -129,18 +131,24 @@ impl OpenOptions {
     /// directory is refused, never followed.
     pub fn open(self, dir: impl Into<PathBuf>) -> Result<Store, FsError> {
         let dir = dir.into();
-        let storage = self.storage;
-        let top = storage.kind(&dir).map_err(FsError::io(Step::Open, &dir))?;
+        let given = self.storage;
+        // Until the directory exists there is no handle to work through.
+        let outside: &dyn Storage = given.as_deref().unwrap_or(&OsStorage);
+        let top = outside.kind(&dir).map_err(FsError::io(Step::Open, &dir))?;
         if self.access == Access::ReadOnly {
             // The top directory may be a symlink the operator made; it must lead to a directory.
             if top.is_none() || !dir.is_dir() {
                 return Err(FsError::NoStore { dir });
             }
         } else if top.is_none() {
-            storage
+            outside
                 .create_dir(&dir)
                 .map_err(FsError::io(Step::CreateDir, &dir))?;
         }
+        let storage: Arc<dyn Storage> = match given {
+            Some(storage) => storage,
+            None => Arc::new(RootedStorage::open(&dir).map_err(FsError::io(Step::Open, &dir))?),
+        };
         for sub in layout::AREA_DIRS {
             let path = dir.join(sub);
             let created = [layout::LOCKS_DIR, layout::TRASH_DIR, layout::QUARANTINE_DIR].contains(&sub);

@@ -470,3 +470,35 @@ fn area_operations_refuse_anything_outside_the_dot_areas() {
     assert!(store.write_state("../outside.json", b"x").is_err());
     assert!(dir.path().join("outside.json").exists());
 }
+
+#[test]
+fn an_open_store_works_through_its_directory_handle() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let store = Store::open(&dir).unwrap();
+    let id = SessionId::new("h-1").unwrap();
+    // The directory is moved away and another put in its place: the open store keeps
+    // working on the directory it opened, never on what the path now names.
+    let moved = tmp.path().join("s-moved");
+    std::fs::rename(&dir, &moved).unwrap();
+    std::fs::create_dir(&dir).unwrap();
+    store
+        .save(&id, |stamp| {
+            Ok::<_, std::io::Error>(
+                format!(r#"{{"id":"h-1","_metadata":{{"revision":{}}}}}"#, stamp.revision).into_bytes(),
+            )
+        })
+        .unwrap();
+    assert!(moved.join("h-1.json").exists());
+    assert!(!dir.join("h-1.json").exists());
+    assert!(store.read(&id).unwrap().is_some());
+    // A dot-directory replaced by a symlink after opening is refused, not followed.
+    let elsewhere = tmp.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::rename(moved.join(".trash"), tmp.path().join("old-trash")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, moved.join(".trash")).unwrap();
+    let err = store.delete(&id).unwrap_err();
+    assert!(err.to_string().contains("symlink"), "{err}");
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+    assert!(moved.join("h-1.json").exists(), "nothing moved");
+}
