@@ -25,8 +25,15 @@ pub(crate) fn first_inexact_number(bytes: &[u8]) -> Option<usize> {
             }
             b'-' | b'0'..=b'9' => {
                 let start = i;
+                let mut plain = bytes[i] != b'-';
                 while i < bytes.len() && matches!(bytes[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
+                    plain &= bytes[i].is_ascii_digit();
                     i += 1;
+                }
+                // The common case, every byte of a Buffer's data: a plain integer of at
+                // most 19 digits always fits in a u64 and is written back as it is.
+                if plain && i - start <= 19 {
+                    continue;
                 }
                 let token = std::str::from_utf8(&bytes[start..i]).ok()?;
                 if !round_trips(token) {
