@@ -456,6 +456,13 @@ impl Config {
         self.raw("http_listen").filter(|v| !v.is_empty())
     }
 
+    /// Whether `http_listen` is the built-in default (nobody asked for it).
+    pub fn http_listen_is_default(&self) -> bool {
+        self.values
+            .get("http_listen")
+            .is_none_or(|v| v.source == Source::Default)
+    }
+
     /// The bearer token the local API requires, when set.
     pub fn http_token(&self) -> Option<&str> {
         self.raw("http_token")

@@ -441,3 +441,62 @@ fn events_stream_what_changes() {
     assert!(seen.contains(r#""kind":"stored","id":"session-24""#), "{seen}");
     assert!(seen.contains(r#""kind":"deleted","id":"session-21""#), "{seen}");
 }
+
+#[test]
+fn an_open_event_stream_never_holds_up_shutdown() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let (daemon, addr) = start(&dir, &[]);
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        stream,
+        "GET /api/events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = String::new();
+    BufReader::new(stream.try_clone().unwrap())
+        .read_line(&mut head)
+        .unwrap();
+    assert!(head.contains("200"), "{head}");
+    let (code, took, _) = daemon.stop();
+    assert_eq!(code, 0);
+    // The drain allows the submission grace (10 s) and more; a stream held open would
+    // use all of it.
+    assert!(
+        took < Duration::from_secs(9),
+        "stopping took {took:?} with a page listening"
+    );
+}
+
+#[test]
+fn the_default_port_taken_does_not_stop_the_daemon() {
+    // Someone else (another daemon's page) has the default address.
+    let Ok(_taken) = std::net::TcpListener::bind("127.0.0.1:8470") else {
+        eprintln!("skipped: 127.0.0.1:8470 is in use on this machine");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let mut child = command()
+        .arg("--dir")
+        .arg(&dir)
+        .arg("run")
+        .env_remove("HL7_HTTP_LISTEN")
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let guard = KillOnDrop(child);
+    let mut log = String::new();
+    for line in stderr.lines().map_while(Result::ok) {
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains("serving") {
+            break;
+        }
+    }
+    assert!(log.contains("the local API and page are off"), "{log}");
+    assert!(log.contains("serving"), "the daemon runs without its page: {log}");
+    drop(guard);
+}

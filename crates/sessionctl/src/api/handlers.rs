@@ -204,12 +204,15 @@ pub async fn put_settings(State(state): State<Arc<ApiState>>, body: Bytes) -> Re
 
 /// `GET /api/events`: server-sent events, one per session stored or deleted.
 pub async fn events(State(state): State<Arc<ApiState>>) -> Response {
+    let stopping = state.stopping.clone().cancelled_owned();
     let stream = BroadcastStream::new(state.events.subscribe()).filter_map(|event| {
         // A lagging client misses events, not the stream: it refetches on the next one.
         let event = event.ok()?;
         let data = serde_json::to_string(&event).ok()?;
         Some(Ok::<_, Infallible>(Event::default().event("session").data(data)))
     });
+    // The stream ends when the daemon stops, so that shutdown never waits on a page.
+    let stream = futures_util::StreamExt::take_until(stream, stopping);
     Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
 }
 

@@ -41,6 +41,8 @@ pub struct ApiState {
     pub events: broadcast::Sender<StoreEvent>,
     /// Who may call.
     pub guard: security::Guard,
+    /// Fires at shutdown: event streams end then, so that stopping never waits on them.
+    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 impl ApiState {

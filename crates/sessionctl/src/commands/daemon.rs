@@ -120,10 +120,24 @@ async fn serve(store: SessionStore, config: &Config) -> Result<(), CliError> {
     let (store_events, _) = tokio::sync::broadcast::channel(256);
     // Kept alive until shutdown: dropping it stops the watch.
     let watcher = watch_store(store.fs().dir(), trigger, store_events.clone());
-    if let Some(listen) = config.http_listen() {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .map_err(|e| CliError::Failed(format!("cannot listen on {listen} (http_listen): {e}")))?;
+    let listener = match config.http_listen() {
+        None => None,
+        Some(listen) => match tokio::net::TcpListener::bind(listen).await {
+            Ok(listener) => Some((listen, listener)),
+            // The default port taken (another daemon's page, say) must not keep this
+            // daemon from capturing and delivering; a configured one must be had.
+            Err(e) if config.http_listen_is_default() => {
+                tracing::warn!(%listen, error = %e, "the local API and page are off: the default http_listen is taken (set http_listen to another address)");
+                None
+            }
+            Err(e) => {
+                return Err(CliError::Failed(format!(
+                    "cannot listen on {listen} (http_listen): {e}"
+                )));
+            }
+        },
+    };
+    if let Some((listen, listener)) = listener {
         let bound = listener.local_addr()?;
         let state = Arc::new(ApiState {
             store: store.clone(),
@@ -131,6 +145,7 @@ async fn serve(store: SessionStore, config: &Config) -> Result<(), CliError> {
             cleanup: cleanup_settings,
             events: store_events,
             guard: Guard::new(listen, bound, config.http_token().map(str::to_owned)),
+            stopping: cancel.clone(),
         });
         tracing::info!(url = %format!("http://{bound}/"), "local API and web page");
         let stop = cancel.clone();
