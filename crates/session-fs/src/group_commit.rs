@@ -58,25 +58,44 @@ mod tests {
 
     #[test]
     fn concurrent_commits_share_fsyncs_and_each_is_covered() {
+        // One clock of events: a commit is covered when some fsync *started* after the
+        // commit was called and *finished* before it returned.
+        let clock = AtomicUsize::new(0);
         let group = GroupCommit::default();
-        let fsyncs = AtomicUsize::new(0);
+        let syncs = Mutex::new(Vec::new());
+        let commits = Mutex::new(Vec::new());
         std::thread::scope(|s| {
             for _ in 0..8 {
                 s.spawn(|| {
                     for _ in 0..50 {
+                        let called = clock.fetch_add(1, Ordering::SeqCst);
                         group
                             .commit(|| {
-                                fsyncs.fetch_add(1, Ordering::SeqCst);
+                                let start = clock.fetch_add(1, Ordering::SeqCst);
                                 std::thread::sleep(std::time::Duration::from_micros(200));
+                                let end = clock.fetch_add(1, Ordering::SeqCst);
+                                syncs.lock().unwrap().push((start, end));
                                 Ok::<(), ()>(())
                             })
                             .unwrap();
+                        let returned = clock.fetch_add(1, Ordering::SeqCst);
+                        commits.lock().unwrap().push((called, returned));
                     }
                 });
             }
         });
-        let n = fsyncs.load(Ordering::SeqCst);
-        assert!(n < 400 && n > 0, "{n} fsyncs for 400 commits");
+        let (syncs, commits) = (syncs.into_inner().unwrap(), commits.into_inner().unwrap());
+        assert!(
+            syncs.len() < 400,
+            "{} fsyncs for 400 commits: none shared",
+            syncs.len()
+        );
+        for (called, returned) in commits {
+            assert!(
+                syncs.iter().any(|&(start, end)| start > called && end < returned),
+                "a commit called at {called} returned at {returned} with no fsync begun after it"
+            );
+        }
     }
 
     #[test]

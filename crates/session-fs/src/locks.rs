@@ -141,3 +141,62 @@ impl Drop for IdLock<'_> {
         self.table.forget_if_unused(&self.id, &self.slot);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waiting(table: &LockTable, id: &SessionId) -> usize {
+        relock(&table.slot(id).state).waiting.len()
+    }
+
+    /// Waits (bounded) until `n` saves queue for `id`: synchronised on the queue itself.
+    fn until_waiting(table: &LockTable, id: &SessionId, n: usize) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while waiting(table, id) < n {
+            assert!(std::time::Instant::now() < deadline, "{n} saves never queued");
+            std::thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn a_waiting_save_overtaken_by_a_newer_applied_one_is_superseded() {
+        let table = LockTable::default();
+        let id = SessionId::new("q").unwrap();
+        let holder = table.lock_for_save(&id).expect("the first save takes the lock");
+        std::thread::scope(|scope| {
+            let older = scope.spawn(|| table.lock_for_save(&id).map(|lock| lock.mark_applied()).is_some());
+            until_waiting(&table, &id, 1);
+            let newer = scope.spawn(|| table.lock_for_save(&id).map(|lock| lock.mark_applied()).is_some());
+            until_waiting(&table, &id, 2);
+            holder.mark_applied();
+            drop(holder);
+            assert!(newer.join().unwrap(), "the newest waiting save goes first");
+            assert!(
+                !older.join().unwrap(),
+                "the older one is superseded, never written"
+            );
+        });
+    }
+
+    #[test]
+    fn a_plain_lock_waits_for_the_holder() {
+        let table = LockTable::default();
+        let id = SessionId::new("p").unwrap();
+        let first = table.lock(&id);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let _second = table.lock(&id);
+                tx.send(()).unwrap();
+            });
+            assert!(
+                rx.recv_timeout(std::time::Duration::from_millis(50)).is_err(),
+                "taken while held"
+            );
+            drop(first);
+            rx.recv_timeout(std::time::Duration::from_secs(10))
+                .expect("taken once released");
+        });
+    }
+}

@@ -218,22 +218,19 @@ fn sixteen_concurrent_writers_of_one_id_last_write_wins() {
                 let (store, barrier) = (&store, &barrier);
                 scope.spawn(move || {
                     barrier.wait();
-                    let mut last = None;
-                    for round in 0..10 {
-                        last = Some(
+                    (0..10)
+                        .map(|round| {
                             store
                                 .save(&id("hot"), doc("hot", &format!("{i}-{round}")))
-                                .unwrap(),
-                        );
-                    }
-                    last.unwrap()
+                                .unwrap()
+                        })
+                        .collect::<Vec<_>>()
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
     });
     let stored = read_json(&store, "hot");
-    // Every applied save bumped the revision once: none was lost or interleaved.
     let value = stored["value"].as_str().unwrap();
     let (writer, round) = value.split_once('-').unwrap();
     assert_eq!(
@@ -241,7 +238,24 @@ fn sixteen_concurrent_writers_of_one_id_last_write_wins() {
         "the survivor must be some writer's last save, got {value}"
     );
     assert!(writer.parse::<usize>().unwrap() < 16);
-    assert!(outcomes.iter().any(|o| matches!(o, SaveOutcome::Written(_))));
+    // Every written save bumped the revision exactly once, and only those did: the
+    // superseded ones were skipped, none was lost or interleaved.
+    let written: Vec<u64> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            SaveOutcome::Written(stamp) => Some(stamp.revision),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(outcomes.len(), 160);
+    assert_eq!(stored["_metadata"]["revision"], written.len() as u64);
+    let mut revisions = written.clone();
+    revisions.sort_unstable();
+    assert_eq!(
+        revisions,
+        (1..=written.len() as u64).collect::<Vec<_>>(),
+        "each revision written once"
+    );
     // After everything returned, a new save is applied on top: it wins.
     store.save(&id("hot"), doc("hot", "final")).unwrap();
     assert_eq!(read_json(&store, "hot")["value"], "final");

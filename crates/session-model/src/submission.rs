@@ -323,41 +323,151 @@ mod tests {
     }
 
     #[test]
-    fn every_illegal_transition_is_refused() {
+    fn every_transition_is_allowed_or_refused_as_the_machine_says() {
         type Action = fn(&mut Submission) -> Result<(), TransitionError>;
-        let actions: [(&str, Action, &[SubmissionStatus]); 7] = [
+        // (name, action, the refusal's wording, allowed from -> status after)
+        let actions: [(&str, Action, &str, &[(SubmissionStatus, SubmissionStatus)]); 7] = [
             (
                 "begin",
                 |s| s.begin_attempt(0, || "k".into()).map(|_| ()),
-                &[Pending],
+                "start an attempt on",
+                &[(Pending, InFlight)],
             ),
-            ("succeed", |s| s.succeed(0), &[InFlight]),
-            ("retry_later", |s| s.retry_later("e".into(), 0), &[InFlight]),
-            ("fail", |s| s.fail("e".into()), &[InFlight]),
-            ("resume", |s| s.resume_interrupted(), &[InFlight]),
-            ("retry", |s| s.retry(), &[Pending, Failed, Ignored]),
-            ("ignore", |s| s.ignore(), &[Pending, InFlight, Failed, Ignored]),
+            (
+                "succeed",
+                |s| s.succeed(0),
+                "mark as submitted",
+                &[(InFlight, Submitted)],
+            ),
+            (
+                "retry_later",
+                |s| s.retry_later("e".into(), 0),
+                "schedule a retry of",
+                &[(InFlight, Pending)],
+            ),
+            (
+                "fail",
+                |s| s.fail("e".into()),
+                "mark as failed",
+                &[(InFlight, Failed)],
+            ),
+            (
+                "resume",
+                |s| s.resume_interrupted(),
+                "resume",
+                &[(InFlight, Pending)],
+            ),
+            (
+                "retry",
+                |s| s.retry(),
+                "retry",
+                &[(Pending, Pending), (Failed, Pending), (Ignored, Pending)],
+            ),
+            (
+                "ignore",
+                |s| s.ignore(),
+                "ignore",
+                &[
+                    (Pending, Ignored),
+                    (InFlight, Ignored),
+                    (Failed, Ignored),
+                    (Ignored, Ignored),
+                ],
+            ),
         ];
-        for (name, action, allowed) in actions {
+        for (name, action, wording, allowed) in actions {
             for from in SubmissionStatus::ALL {
                 let mut s = in_status(from);
                 let before = s.clone();
                 let result = action(&mut s);
-                if allowed.contains(&from) {
-                    assert!(result.is_ok(), "{name} from {from} should be allowed");
-                } else {
-                    assert_eq!(
-                        result,
-                        Err(TransitionError {
-                            from,
-                            action: result.unwrap_err().action
-                        }),
-                        "{name}"
-                    );
-                    assert_eq!(s, before, "{name} from {from} changed state although refused");
+                match allowed.iter().find(|(f, _)| *f == from) {
+                    Some((_, to)) => {
+                        assert_eq!(result, Ok(()), "{name} from {from}");
+                        assert_eq!(s.status, *to, "{name} from {from}");
+                    }
+                    None => {
+                        assert_eq!(
+                            result,
+                            Err(TransitionError {
+                                from,
+                                action: wording
+                            }),
+                            "{name} from {from}"
+                        );
+                        assert_eq!(s, before, "{name} from {from} changed state although refused");
+                    }
                 }
             }
         }
+    }
+
+    #[test]
+    fn failures_and_resumes_keep_what_they_must() {
+        let mut s = Submission::pending();
+        s.begin_attempt(10, || "k".into()).unwrap();
+        s.fail("HTTP 400".into()).unwrap();
+        assert_eq!(
+            (
+                s.status,
+                s.attempts,
+                s.last_error.as_deref(),
+                s.next_attempt_at,
+                s.idempotency_key.as_deref()
+            ),
+            (Failed, 1, Some("HTTP 400"), None, Some("k"))
+        );
+        let mut s = Submission::pending();
+        s.begin_attempt(10, || "k".into()).unwrap();
+        s.resume_interrupted().unwrap();
+        assert_eq!(
+            (s.status, s.attempts, s.idempotency_key.as_deref()),
+            (Pending, 1, Some("k"))
+        );
+        assert!(s.is_due(10), "a resumed attempt is due at once");
+        let mut s = in_status(Failed);
+        s.next_attempt_at = Some(99);
+        s.ignore().unwrap();
+        assert_eq!((s.status, s.next_attempt_at), (Ignored, None));
+    }
+
+    #[test]
+    fn changed_content_and_late_outcomes_keep_every_delivery() {
+        let mut s = Submission::pending();
+        s.begin_attempt(10, || "old".into()).unwrap();
+        s.succeed(20).unwrap();
+        s.content_changed();
+        assert_eq!(
+            (s.status, s.attempts, s.idempotency_key.as_deref()),
+            (Pending, 0, None)
+        );
+        assert_eq!(
+            s.earlier_deliveries,
+            vec![Delivery {
+                key: Some("old".into()),
+                at: Some(20)
+            }]
+        );
+        assert!(s.was_ever_delivered());
+        // An ignored session stays ignored when its content changes.
+        let mut ignored = in_status(Ignored);
+        ignored.content_changed();
+        assert_eq!(ignored.status, Ignored);
+        // A late success for other content is recorded beside; for this content, as its delivery.
+        s.begin_attempt(30, || "new".into()).unwrap();
+        s.ignore().unwrap();
+        s.late_outcome("stale", Ok(35));
+        assert_eq!(s.earlier_deliveries.len(), 2);
+        assert_eq!(s.submitted_at, None);
+        s.late_outcome("new", Ok(40));
+        assert_eq!((s.status, s.submitted_at), (Ignored, Some(40)));
+        s.late_outcome("new", Err("HTTP 500".into()));
+        assert_eq!(s.last_error.as_deref(), Some("HTTP 500"));
+        s.late_outcome("stale", Err("HTTP 502".into()));
+        assert_eq!(
+            s.last_error.as_deref(),
+            Some("HTTP 500"),
+            "a failure for gone content changes nothing"
+        );
     }
 
     #[test]
