@@ -325,8 +325,10 @@ mod tests {
     #[test]
     fn every_transition_is_allowed_or_refused_as_the_machine_says() {
         type Action = fn(&mut Submission) -> Result<(), TransitionError>;
-        // (name, action, the refusal's wording, allowed from -> status after)
-        let actions: [(&str, Action, &str, &[(SubmissionStatus, SubmissionStatus)]); 7] = [
+        /// Allowed from -> the status after.
+        type Allowed = &'static [(SubmissionStatus, SubmissionStatus)];
+        // (name, action, the refusal's wording, where it is allowed)
+        let actions: [(&str, Action, &str, Allowed); 7] = [
             (
                 "begin",
                 |s| s.begin_attempt(0, || "k".into()).map(|_| ()),
