@@ -58,6 +58,11 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 fn corpus() -> Vec<Vec<u8>> {
     let mut files = files_under(Path::new(SHARED));
     files.extend(files_under(Path::new(OWN)));
+    assert!(
+        files.len() >= 15,
+        "the fixtures are missing: {} files",
+        files.len()
+    );
     files
         .iter()
         .map(|p| std::fs::read(p).unwrap())
@@ -131,7 +136,13 @@ fn decode_bounded(input: &[u8]) {
 
 #[test]
 fn regressions_still_pass() {
-    for path in files_under(Path::new(REGRESSIONS)) {
+    let regressions = files_under(Path::new(REGRESSIONS));
+    // Moved or emptied, the folder would make this pass on nothing.
+    assert!(
+        !regressions.is_empty(),
+        "no regression inputs under {REGRESSIONS}"
+    );
+    for path in regressions {
         decode_bounded(&std::fs::read(&path).unwrap());
     }
 }

@@ -19,16 +19,16 @@ fn store_of_corrupt_fixtures() -> tempfile::TempDir {
 #[test]
 fn verify_names_every_problem_and_changes_nothing() {
     let dir = store_of_corrupt_fixtures();
-    let before: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    let store = SessionStore::new(Store::open(dir.path()).unwrap(), DecodeOptions::default());
+    // Verify reads through a read-only handle: not one byte or name may change, and
+    // nothing may appear (not even the store's dot-directories).
+    let before = tree(dir.path());
+    let store = SessionStore::new(
+        Store::options().read_only().open(dir.path()).unwrap(),
+        DecodeOptions::default(),
+    );
     let report = session_recovery::verify(&store).unwrap();
     insta::assert_json_snapshot!(report);
-    for name in before {
-        assert!(dir.path().join(&name).exists(), "{name:?} was moved");
-    }
+    assert_eq!(tree(dir.path()), before, "verify changed the store");
 }
 
 #[test]
@@ -115,4 +115,23 @@ fn recovery_of_a_large_store_visits_every_valid_session_once_on_all_cores() {
     seen.dedup();
     assert_eq!(seen.len(), 700);
     assert_eq!(report.quarantined, 5);
+}
+
+/// Every name under `root` with its bytes (directories as a marker).
+fn tree(root: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let rel = path.strip_prefix(root).unwrap().to_path_buf();
+            if path.is_dir() {
+                out.insert(rel, b"<dir>".to_vec());
+                stack.push(path);
+            } else {
+                out.insert(rel, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    out
 }

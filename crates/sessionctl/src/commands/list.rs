@@ -289,6 +289,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn times_read_as_people_say_them() {
+        let now = 1_000_000_000_000;
+        let cases = [
+            (now, "just now"),
+            (now - 59_000, "just now"),
+            (now - 60_000, "1 minute ago"),
+            (now - 7_200_000, "2 hours ago"),
+            (now - 86_400_000, "1 day ago"),
+            (now - 3 * 86_400_000 - 5, "3 days ago"),
+            (now + 30_000, "in a moment"),
+            (now + 90_000, "in 1 minute"),
+            (now + 2 * 86_400_000, "in 2 days"),
+        ];
+        for (then, said) in cases {
+            assert_eq!(relative(then, now), said, "{}", then as i64 - now as i64);
+        }
+    }
+
+    #[test]
     fn ids_sort_as_people_read_them() {
         let mut ids = vec![
             "session-109",
