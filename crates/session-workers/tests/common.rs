@@ -78,3 +78,71 @@ pub fn worker(store: &SessionStore, endpoint: &str, config: SubmitConfig) -> Har
         events: rx,
     }
 }
+
+/// An HTTP endpoint on 127.0.0.1 that answers each request only when the test says so:
+/// tests that need a request to be "out" synchronise on it, never on a clock.
+pub struct GatedServer {
+    pub url: String,
+    pub arrived: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Semaphore>,
+}
+
+impl GatedServer {
+    /// Answers every request with `status`, once released.
+    pub async fn start(status: u16) -> GatedServer {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/sessions", listener.local_addr().unwrap());
+        let arrived = Arc::new(tokio::sync::Notify::new());
+        let release = Arc::new(tokio::sync::Semaphore::new(0));
+        let (notify, gate) = (arrived.clone(), release.clone());
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let (notify, gate) = (notify.clone(), gate.clone());
+                tokio::spawn(async move {
+                    // Read the head, then as many body bytes as it announces.
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 8192];
+                    let body_start = loop {
+                        let n = socket.read(&mut buf).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        request.extend_from_slice(&buf[..n]);
+                        if let Some(i) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&request[..body_start]).to_ascii_lowercase();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    while request.len() < body_start + length {
+                        let n = socket.read(&mut buf).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        request.extend_from_slice(&buf[..n]);
+                    }
+                    notify.notify_one();
+                    gate.acquire().await.unwrap().forget();
+                    let reply =
+                        format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                    let _ = socket.write_all(reply.as_bytes()).await;
+                });
+            }
+        });
+        GatedServer {
+            url,
+            arrived,
+            release,
+        }
+    }
+
+    /// Lets one waiting request have its answer.
+    pub fn release_one(&self) {
+        self.release.add_permits(1);
+    }
+}

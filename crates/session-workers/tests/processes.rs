@@ -126,23 +126,18 @@ async fn killed_between_post_and_status_write_resubmits_with_the_same_key() {
 
 #[tokio::test]
 async fn an_operator_change_during_a_request_and_its_outcome_both_survive() {
-    let server = server().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(503).set_delay(Duration::from_secs(3)))
-        .mount(&server)
-        .await;
+    // The answer is held until the operator's change has landed: no clock involved.
+    let server = GatedServer::start(503).await;
     let (dir, store) = store_with(vec![pending("s1")]);
-    let h = worker(&store, &format!("{}/sessions", server.uri()), fast_config());
+    let h = worker(&store, &server.url, fast_config());
     let pass = tokio::spawn(async move { h.worker.run_pass(&CancellationToken::new()).await.unwrap() });
-    wait_for_requests(&server, 1).await;
+    server.arrived.notified().await;
     let status = spawn_child("child_ignores", &[(CHILD_IGNORE, dir.path().to_str().unwrap())])
         .wait()
         .unwrap();
     assert!(status.success());
-    assert!(
-        !pass.is_finished(),
-        "the operator's change must land while the request is out"
-    );
+    assert!(!pass.is_finished(), "the request is still out");
+    server.release_one();
     pass.await.unwrap();
     let s = load(&store, "s1");
     // The operator's decision and the attempt's record, both there.

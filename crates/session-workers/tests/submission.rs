@@ -240,7 +240,8 @@ impl Respond for Slow {
 async fn never_more_than_the_configured_requests_in_flight() {
     let server = server().await;
     let arrivals = Arc::new(Mutex::new(Vec::new()));
-    let delay = Duration::from_millis(300);
+    // Long against three fsync'd saves even on a loaded machine: the limit gets used.
+    let delay = Duration::from_secs(2);
     Mock::given(method("POST"))
         .respond_with(Slow {
             arrivals: arrivals.clone(),
@@ -248,10 +249,12 @@ async fn never_more_than_the_configured_requests_in_flight() {
         })
         .mount(&server)
         .await;
-    let (_dir, store) = store_with((0..9).map(|i| pending(&format!("s{i}"))).collect());
-    let config = fast_config().concurrency(3);
+    let (_dir, store) = store_with((0..6).map(|i| pending(&format!("s{i}"))).collect());
+    let config = fast_config()
+        .concurrency(3)
+        .request_timeout(Duration::from_secs(30));
     let h = worker(&store, &endpoint(&server), config);
-    assert_eq!(pass(&h).await.submitted, 9);
+    assert_eq!(pass(&h).await.submitted, 6);
     let mut times = arrivals.lock().unwrap().clone();
     times.sort();
     // Requests overlapping the one that arrived at t: those arriving within (t - delay, t].
@@ -317,7 +320,9 @@ async fn shutdown_leaves_unfinished_work_in_flight_and_the_next_start_resumes_it
     let stopper = cancel.clone();
     // Shut down once the request is out (the reply takes 5 s; the grace period is 200 ms).
     let requests = async {
+        let deadline = Instant::now() + Duration::from_secs(30);
         while server.received_requests().await.unwrap().is_empty() {
+            assert!(Instant::now() < deadline, "the request never went out");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         stopper.cancel();

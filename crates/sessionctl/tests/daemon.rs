@@ -277,15 +277,17 @@ fn logs_go_to_a_rolling_file_as_json_lines_without_secrets() {
     let url = recv.url.clone();
     let log_dir = format!("log_dir={}", logs.display());
     let endpoint = format!("endpoint={url}/sessions");
-    let mut daemon = command()
-        .arg("--dir")
-        .arg(&dir)
-        .args(["--set", &log_dir, "--set", &endpoint, "run"])
-        .env("HL7_AUTHORIZATION", "Bearer very-secret-token")
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut daemon = test_support::ChildGuard::new(
+        command()
+            .arg("--dir")
+            .arg(&dir)
+            .args(["--set", &log_dir, "--set", &endpoint, "run"])
+            .env("HL7_AUTHORIZATION", "Bearer very-secret-token")
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     let read_logs = || -> String {
         std::fs::read_dir(&logs)

@@ -52,19 +52,21 @@ fn a_re_put_during_the_request_keeps_the_delivery_and_its_key() {
     let dir = tmp.path().join("s");
     let doc = std::fs::read(fixture("v1/session-21.json")).unwrap();
     assert!(sessionctl(&dir, &["put"], Some(&doc)).status.success());
-    let mut submitting = command()
-        .args(["--dir"])
-        .arg(&dir)
-        .args([
-            "submit",
-            "--once",
-            "--endpoint",
-            &format!("{}/sessions", recv.url),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut submitting = test_support::ChildGuard::new(
+        command()
+            .args(["--dir"])
+            .arg(&dir)
+            .args([
+                "submit",
+                "--once",
+                "--endpoint",
+                &format!("{}/sessions", recv.url),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     // Once the session is inFlight on disk, the request is out: put the same document.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
@@ -79,7 +81,7 @@ fn a_re_put_during_the_request_keeps_the_delivery_and_its_key() {
     for _ in 0..3 {
         assert!(sessionctl(&dir, &["put"], Some(&doc)).status.success());
     }
-    assert!(wait_at_most(&mut submitting, Duration::from_secs(60)).success());
+    assert!(wait_at_most(&mut *submitting, Duration::from_secs(60)).success());
     let shown: Value =
         serde_json::from_slice(&sessionctl(&dir, &["show", "session-21"], None).stdout).unwrap();
     assert_eq!(shown["submission"]["status"], "submitted");

@@ -79,12 +79,19 @@ fn setup(ids: &[&str], transport: MockTransport) -> Setup {
 }
 
 async fn next_result(events: &mut broadcast::Receiver<WorkerEvent>) -> WorkerEvent {
-    loop {
-        match events.recv().await.unwrap() {
-            WorkerEvent::Progress { .. } => continue,
-            other => return other,
+    // Bounded: a worker that never reports fails the test instead of hanging it (the
+    // clock is paused, so this is an hour of the worker's time, not of the machine's).
+    let next = async {
+        loop {
+            match events.recv().await.unwrap() {
+                WorkerEvent::Progress { .. } => continue,
+                other => return other,
+            }
         }
-    }
+    };
+    tokio::time::timeout(Duration::from_secs(3600), next)
+        .await
+        .expect("the worker reported nothing")
 }
 
 #[tokio::test(start_paused = true)]
