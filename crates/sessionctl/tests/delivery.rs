@@ -81,7 +81,7 @@ fn a_re_put_during_the_request_keeps_the_delivery_and_its_key() {
     for _ in 0..3 {
         assert!(sessionctl(&dir, &["put"], Some(&doc)).status.success());
     }
-    assert!(wait_at_most(&mut *submitting, Duration::from_secs(60)).success());
+    assert!(wait_at_most(&mut submitting, Duration::from_secs(60)).success());
     let shown: Value =
         serde_json::from_slice(&sessionctl(&dir, &["show", "session-21"], None).stdout).unwrap();
     assert_eq!(shown["submission"]["status"], "submitted");
