@@ -2,6 +2,49 @@
 
 use crate::{cargo, has_cargo_tool};
 
+/// Keeps every core busy until dropped: `cargo xtask ci --stress` runs the whole suite
+/// under it, to find tests that pass only on an idle machine.
+struct CpuHog {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl CpuHog {
+    fn start() -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let threads = (0..cores)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut x = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                    }
+                })
+            })
+            .collect();
+        eprintln!("(stress: {cores} busy threads for the whole run)");
+        CpuHog { stop, threads }
+    }
+}
+
+impl Drop for CpuHog {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// `cargo xtask ci [--stress]`.
+pub fn ci_with(args: &[String]) -> Result<(), String> {
+    let _hog = args.iter().any(|a| a == "--stress").then(CpuHog::start);
+    ci()
+}
+
 /// fmt, clippy, tests, examples, docs: exactly what CI runs.
 pub fn ci() -> Result<(), String> {
     cargo(&["fmt", "--all", "--check"], &[])?;

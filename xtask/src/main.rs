@@ -1,7 +1,8 @@
 //! `cargo xtask ...`: the workspace's automation, in Rust so it runs wherever cargo does.
 //!
-//! - `cargo xtask ci`: fmt check, clippy (warnings denied), every test (nextest when
-//!   installed, plus doctests), and docs (warnings denied), in that order.
+//! - `cargo xtask ci [--stress]`: fmt check, clippy (warnings denied), every test
+//!   (nextest when installed, plus doctests), every example, and docs (warnings denied),
+//!   in that order; `--stress` keeps every core busy meanwhile.
 //! - `cargo xtask release --dry-run`: checks the workspace can be published crate by
 //!   crate; without `--dry-run` it also bumps the version, commits and tags. It never
 //!   publishes.
@@ -17,11 +18,13 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rest = &args[args.len().min(1)..];
     let result = match args.first().map(String::as_str) {
-        Some("ci") => ci::ci(),
+        Some("ci") => ci::ci_with(rest),
         Some("release") => release::release(rest),
         Some("bench") => bench::bench(rest),
         _ => {
-            eprintln!("usage: cargo xtask ci | release [--dry-run] [--version X.Y.Z] | bench [--quick]");
+            eprintln!(
+                "usage: cargo xtask ci [--stress] | release [--dry-run] [--version X.Y.Z] | bench [--quick]"
+            );
             return ExitCode::from(2);
         }
     };

@@ -221,6 +221,8 @@ pub fn release(args: &[String]) -> Result<(), String> {
         "xtask",
         "--exclude",
         "benchmarks",
+        "--exclude",
+        "test-support",
         "--allow-dirty",
         "--target-dir",
         &check_dir,

@@ -683,6 +683,66 @@ mod tests {
         assert_eq!(config.decode_options(), session_migrate::DecodeOptions::default());
     }
 
+    fn with(pairs: &[(&str, &str)]) -> Result<Config, CliError> {
+        let overrides = Overrides {
+            set: pairs.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            ..Overrides::default()
+        };
+        Config::resolve(None, &overrides)
+    }
+
+    #[test]
+    fn every_bound_of_every_key_holds() {
+        for key in KEYS {
+            match key.kind {
+                Kind::Int { min, max } => {
+                    for ok in [min, max] {
+                        let config = with(&[(key.name, &ok.to_string())]).unwrap();
+                        assert_eq!(config.int(key.name), ok, "{}", key.name);
+                    }
+                    for bad in [min.saturating_sub(1), max + 1, u64::MAX] {
+                        if bad == min && min == 0 {
+                            continue;
+                        }
+                        let err = with(&[(key.name, &bad.to_string())]).unwrap_err().to_string();
+                        assert!(
+                            err.contains(key.name) && err.contains(&format!("from {min} to {max}")),
+                            "{}={bad}: {err}",
+                            key.name
+                        );
+                    }
+                    assert!(with(&[(key.name, "ten")]).is_err(), "{}", key.name);
+                }
+                Kind::Bool => {
+                    assert!(with(&[(key.name, "true")]).is_ok());
+                    let err = with(&[(key.name, "yes")]).unwrap_err().to_string();
+                    assert!(err.contains("true or false"), "{err}");
+                }
+                Kind::Level | Kind::Format => {
+                    assert!(with(&[(key.name, "loud")]).is_err(), "{}", key.name);
+                }
+                Kind::Url => {
+                    assert!(with(&[(key.name, "http://127.0.0.1:9/x")]).is_ok());
+                    assert!(with(&[(key.name, "ftp://x")]).is_err());
+                }
+                Kind::Listen => {
+                    assert!(with(&[(key.name, "127.0.0.1:0")]).is_ok());
+                    assert!(with(&[(key.name, "")]).unwrap().http_listen().is_none());
+                    assert!(with(&[(key.name, "no-port")]).is_err());
+                }
+                Kind::Text | Kind::Path => {
+                    assert!(with(&[(key.name, "")]).is_err(), "{} refuses empty", key.name);
+                }
+            }
+        }
+        // An unknown key is refused, naming the known ones.
+        let err = with(&[("concurrancy", "2")]).unwrap_err().to_string();
+        assert!(
+            err.contains("unknown key") && err.contains("concurrency"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn every_int_getter_names_a_key_with_a_default() {
         for key in KEYS {
