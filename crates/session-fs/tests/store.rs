@@ -516,3 +516,92 @@ fn an_open_store_works_through_its_directory_handle() {
     assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
     assert!(moved.join("h-1.json").exists(), "nothing moved");
 }
+
+const STRACE_DIR: &str = "SESSION_FS_STRACE_DIR";
+
+/// Child side of [`a_save_fsyncs_the_file_renames_then_fsyncs_the_directory`].
+#[test]
+fn child_saves_once() {
+    let Ok(dir) = std::env::var(STRACE_DIR) else {
+        return;
+    };
+    let store = Store::open(dir).unwrap();
+    store.save(&id("traced"), doc("traced", "v")).unwrap();
+}
+
+#[test]
+fn a_save_fsyncs_the_file_renames_then_fsyncs_the_directory() {
+    if std::process::Command::new("strace").arg("-V").output().is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have strace (.ci/run installs it)"
+        );
+        eprintln!("skipped: strace is not installed");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let trace = tmp.path().join("trace.txt");
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new("strace")
+        .args([
+            "-f",
+            "-e",
+            "trace=openat,fsync,fdatasync,rename,renameat,renameat2",
+            "-o",
+        ])
+        .arg(&trace)
+        .arg(exe)
+        .args(["--exact", "child_saves_once", "--nocapture", "--test-threads=1"])
+        .env(STRACE_DIR, &dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<String> = std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let result = |line: &str| {
+        line.rsplit_once("= ")
+            .and_then(|(_, r)| r.trim().parse::<i64>().ok())
+    };
+    // The temp file: created exclusively, and the descriptor it got.
+    let (created_at, temp_fd) = lines
+        .iter()
+        .enumerate()
+        .find(|(_, l)| l.contains("openat(") && l.contains(".traced.json.") && l.contains("O_EXCL"))
+        .map(|(i, l)| (i, result(l).unwrap()))
+        .expect("the temp file is created");
+    let synced_at = lines
+        .iter()
+        .enumerate()
+        .skip(created_at)
+        .find(|(_, l)| {
+            l.contains(&format!("fsync({temp_fd})")) || l.contains(&format!("fdatasync({temp_fd})"))
+        })
+        .map(|(i, _)| i)
+        .expect("the temp file is fsynced");
+    let renamed_at = lines
+        .iter()
+        .enumerate()
+        .find(|(_, l)| l.contains("rename") && l.contains("\"traced.json\""))
+        .map(|(i, _)| i)
+        .expect("the temp file is renamed into place");
+    assert!(
+        synced_at < renamed_at,
+        "fsync of the file before the rename:\n{}",
+        lines.join("\n")
+    );
+    // After the rename: the directory opened and fsynced.
+    let dir_fsynced = lines.iter().enumerate().skip(renamed_at).any(|(i, l)| {
+        l.contains("O_DIRECTORY")
+            && result(l)
+                .is_some_and(|fd| fd >= 0 && lines[i..].iter().any(|m| m.contains(&format!("fsync({fd})"))))
+    });
+    assert!(
+        dir_fsynced,
+        "fsync of the directory after the rename:\n{}",
+        lines.join("\n")
+    );
+}
