@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -167,7 +166,12 @@ fn child_migrates_until_killed() {
     let Ok(dir) = std::env::var(CHILD_ENV) else { return };
     let store = SessionStore::new(Store::open(dir).unwrap(), DecodeOptions::default());
     println!("started");
-    store.migrate(&MigrateOptions::default(), &no_progress).unwrap();
+    // One line per file done: the parent kills after a chosen number of them.
+    store
+        .migrate(&MigrateOptions::default().threads(1), &|done, _| {
+            println!("done {done}")
+        })
+        .unwrap();
     println!("finished");
 }
 
@@ -230,15 +234,20 @@ fn sigkill_during_migration_then_rerun_completes() {
                 .spawn()
                 .unwrap(),
         );
-        // Wait until it runs, then kill it after a random moment.
+        // Kill it once it reports a chosen number of files done (or at the start): a
+        // moment chosen by what the child did, not by a clock.
+        let after = rng.random_range(0..SESSIONS / 2);
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        assert!(
-            lines
-                .by_ref()
-                .map_while(Result::ok)
-                .any(|l| l.contains("started"))
-        );
-        std::thread::sleep(Duration::from_micros(rng.random_range(0..15_000)));
+        let reached = lines.by_ref().map_while(Result::ok).any(|l| {
+            if after == 0 {
+                l.contains("started")
+            } else {
+                l.rsplit_once("done ")
+                    .and_then(|(_, n)| n.trim().parse::<usize>().ok())
+                    >= Some(after)
+            }
+        });
+        assert!(reached, "the child ended before {after} files");
         child.kill().unwrap();
         child.wait().unwrap();
         kills += 1;

@@ -2,7 +2,6 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
-use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -55,22 +54,32 @@ fn sigkill_at_random_moments_loses_no_acknowledged_save() {
                 .spawn()
                 .unwrap(),
         );
-        let stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .filter_map(|l| {
-                    // libtest's own "test ... " prefix may share the first line.
-                    let mut parts = l[l.rfind("ack ")? + 4..].split(' ');
-                    Some((parts.next()?.to_owned(), parts.next()?.parse::<u64>().ok()?))
-                })
-                .collect::<Vec<_>>()
-        });
-        std::thread::sleep(Duration::from_micros(rng.random_range(2_000..60_000)));
+        // Kill it once it has acknowledged a chosen number of saves (1 to 8): the moment
+        // is chosen by what the child did, not by a clock, so every round kills a child
+        // that acknowledged something and may be anywhere in its next save.
+        let after = rng.random_range(1..=8usize);
+        let parse = |l: &str| -> Option<(String, u64)> {
+            // libtest's own "test ... " prefix may share the first line.
+            let mut parts = l[l.rfind("ack ")? + 4..].split(' ');
+            Some((parts.next()?.to_owned(), parts.next()?.parse::<u64>().ok()?))
+        };
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut acks = Vec::new();
+        for line in lines.by_ref().map_while(Result::ok) {
+            acks.extend(parse(&line));
+            if acks.len() >= after {
+                break;
+            }
+        }
+        assert!(
+            acks.len() >= after,
+            "round {round}: the child stopped after {} acks",
+            acks.len()
+        );
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
-        let acks = reader.join().unwrap();
+        // Acknowledged between our read and the kill: still in the pipe.
+        acks.extend(lines.map_while(Result::ok).filter_map(|l| parse(&l)));
         acked_total += acks.len();
         for (id, tag) in &acks {
             let i = IDS.iter().position(|x| x == id).unwrap();
@@ -116,5 +125,5 @@ fn sigkill_at_random_moments_loses_no_acknowledged_save() {
     eprintln!(
         "{KILLS} SIGKILLs, {acked_total} acknowledged saves, {promoted} temps promoted, {torn} torn temps quarantined"
     );
-    assert!(acked_total > KILLS, "the children must have saved something");
+    assert!(acked_total >= KILLS, "every child acknowledged at least one save");
 }
