@@ -7,9 +7,12 @@
 //!   crate; without `--dry-run` it also bumps the version, commits and tags. It never
 //!   publishes.
 //! - `cargo xtask bench`: the benchmarks, with a table written to BENCHMARKS.md.
+//! - `cargo xtask mutants [CRATE...]`: mutation testing, each crate by its own tests,
+//!   written to MUTANTS.md (too slow for CI: before a release, after a core change).
 
 mod bench;
 mod ci;
+mod mutants;
 mod release;
 
 use std::process::{Command, ExitCode};
@@ -21,6 +24,7 @@ fn main() -> ExitCode {
         Some("ci") => ci::ci_with(rest),
         Some("release") => release::release(rest),
         Some("bench") => bench::bench(rest),
+        Some("mutants") => mutants::mutants(rest),
         _ => {
             eprintln!(
                 "usage: cargo xtask ci [--stress] | release [--dry-run] [--version X.Y.Z] | bench [--quick]"

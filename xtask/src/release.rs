@@ -168,6 +168,22 @@ fn forget_earlier_packages(version: &str) {
     }
 }
 
+/// Says when mutation testing last ran (MUTANTS.md's last commit): it is too slow for
+/// CI, so a release is when to notice it is old.
+fn report_mutants() {
+    let last = Command::new("git")
+        .args(["log", "-1", "--format=%cs", "--", "MUTANTS.md"])
+        .current_dir(root())
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .filter(|d| !d.is_empty());
+    match last {
+        Some(date) => eprintln!("mutants: MUTANTS.md last written {date} (`cargo xtask mutants` to refresh)"),
+        None => eprintln!("mutants: NOT RUN, no MUTANTS.md yet (`cargo xtask mutants`)"),
+    }
+}
+
 /// Writes `target/man/sessionctl.1`, rendered by `sessionctl man` (clap_mangen) from
 /// the same definitions as `--help`, so the two never disagree.
 fn write_man_page() -> Result<(), String> {
@@ -229,6 +245,7 @@ pub fn release(args: &[String]) -> Result<(), String> {
     ];
     cargo(&package, &[])?;
     check_semver()?;
+    report_mutants();
     write_man_page()?;
     if dry_run {
         eprintln!(
