@@ -78,6 +78,7 @@ pub fn mutants(args: &[String]) -> Result<(), String> {
     for krate in chosen {
         let out_dir = root().join("target/mutants").join(krate);
         let _ = std::fs::remove_dir_all(&out_dir);
+        std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
         eprintln!("==> cargo mutants -p {krate}");
         // Exit status 2 means "some mutants were missed": that is the report, not a failure.
         let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
