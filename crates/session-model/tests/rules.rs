@@ -1,0 +1,226 @@
+//! The model's own rules, each checked by its result: what the workers, the store and
+//! the page rely on, judged by this crate's tests alone (see MUTANTS.md).
+
+use serde_json::json;
+use session_model::{
+    AppElement, DAY_MS, Direction, Document, ElementKind, LegacySession, LegacyUpgrade, Printable,
+    SchemaVersion, Session, SessionId, SessionV1, SessionV2_0, SubmissionStatus, UpgradeError, Version,
+    decode_hex,
+};
+
+fn v1(extra: serde_json::Value) -> SessionV1 {
+    let mut doc = json!({
+        "id": "s-1", "sessionId": 3, "startTime": 1000, "endTime": 2000,
+        "deviceIP": "10.0.0.1", "lisIP": "10.0.0.2", "isComplete": true,
+        "elements": [
+            {"id": "e1", "timestamp": 1000, "direction": "device-to-pc", "type": "start",
+             "hexData": "05", "rawBytes": {"type": "Buffer", "data": [5]}},
+            {"id": "e2", "timestamp": 1001, "direction": "device-to-pc", "type": "message",
+             "hexData": "4d53487c31", "rawBytes": {"type": "Buffer", "data": [77, 83, 72, 124, 49]},
+             "content": "MSH|1"},
+            {"id": "e3", "timestamp": 1002, "direction": "pc-to-device", "type": "ack",
+             "hexData": "06", "rawBytes": {"type": "Buffer", "data": [6]}},
+            {"id": "e4", "timestamp": 1003, "direction": "device-to-pc", "type": "message",
+             "hexData": "4f42587c32", "rawBytes": {"type": "Buffer", "data": [79, 66, 88, 124, 50]}},
+            {"id": "e5", "timestamp": 1004, "direction": "device-to-pc", "type": "end",
+             "hexData": "04", "rawBytes": {"type": "Buffer", "data": [4]}}
+        ],
+        "messages": ["MSH|1", "OBX|2"],
+        "submissionStatus": "pending", "persistedUntil": 5000,
+        "_metadata": {"version": "1.0.0", "savedAt": 1500, "retentionDays": 30}
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        doc[k] = v.clone();
+    }
+    serde_json::from_value(doc).unwrap()
+}
+
+fn current() -> Session {
+    Session::try_from(v1(json!({}))).unwrap()
+}
+
+#[test]
+fn element_bytes_come_from_the_copies_the_app_wrote() {
+    let element: AppElement =
+        serde_json::from_value(json!({"id": "e", "timestamp": 1, "direction": "device-to-pc",
+        "type": "message", "hexData": "4d5348", "rawBytes": {"type": "Buffer", "data": [77, 83, 72]}}))
+        .unwrap();
+    assert_eq!(element.bytes().unwrap(), b"MSH");
+    let hex_only: AppElement = serde_json::from_value(
+        json!({"id": "e", "timestamp": 1, "direction": "x", "type": "y", "hexData": "f00a"}),
+    )
+    .unwrap();
+    assert_eq!(hex_only.bytes().unwrap(), vec![0xf0, 0x0a]);
+    assert_eq!(decode_hex("A5ff"), Some(vec![0xa5, 0xff]));
+    assert_eq!(
+        decode_hex("1f"),
+        Some(vec![0x1f]),
+        "high and low nibbles combine by or"
+    );
+    assert_eq!(decode_hex("ff"), Some(vec![0xff]));
+}
+
+#[test]
+fn the_upgrade_keeps_text_only_when_it_differs_from_the_bytes() {
+    let session = current();
+    // e2's content equals its bytes: dropped; the messages list equals the elements': dropped.
+    assert!(session.elements[1].unknown.get("content").is_none());
+    assert!(session.unknown.get("messages").is_none());
+    assert_eq!(session.messages(), ["MSH|1", "OBX|2"]);
+    assert_eq!(session.message_count(), 2);
+    assert_eq!(session.elements[3].text_lossy(), "OBX|2");
+    // Different text is kept verbatim, and wins as the messages.
+    let kept = Session::try_from(v1(json!({"messages": ["MSH|1 edited", "OBX|2"]}))).unwrap();
+    assert_eq!(kept.unknown["messages"], json!(["MSH|1 edited", "OBX|2"]));
+    assert_eq!(kept.messages(), ["MSH|1 edited", "OBX|2"]);
+    let mut odd = v1(json!({}));
+    odd.elements[1].content = Some("not the bytes".into());
+    let odd = Session::try_from(odd).unwrap();
+    assert_eq!(odd.elements[1].unknown["content"], "not the bytes");
+    // Fewer messages than message elements is also a difference.
+    let fewer = Session::try_from(v1(json!({"messages": ["MSH|1"]}))).unwrap();
+    assert_eq!(fewer.messages(), ["MSH|1"]);
+    assert_eq!(fewer.message_count(), 1);
+}
+
+#[test]
+fn colliding_unknown_fields_are_refused_at_every_level() {
+    let top = Session::try_from(v1(json!({"submission": {}}))).unwrap_err();
+    assert!(matches!(top, UpgradeError::FieldCollision { ref field, .. } if field == "submission"));
+    let mut element = v1(json!({}));
+    element.elements[0].unknown.insert("data".into(), json!("AA=="));
+    let err = Session::try_from(element).unwrap_err();
+    assert!(
+        matches!(err, UpgradeError::FieldCollision { ref field, ref level } if field == "data" && level == "in element 0")
+    );
+    let mut meta = v1(json!({}));
+    meta.metadata.unknown.insert("revision".into(), json!(3));
+    assert!(matches!(
+        Session::try_from(meta).unwrap_err(),
+        UpgradeError::FieldCollision { .. }
+    ));
+    // Names no version uses are kept.
+    assert!(Session::try_from(v1(json!({"labNote": 1}))).is_ok());
+}
+
+#[test]
+fn sendability_and_delivery_content() {
+    let mut s = current();
+    assert!(s.is_sendable(0));
+    s.is_complete = false;
+    assert!(!s.is_sendable(0), "an incomplete session is never sent");
+    s.is_complete = true;
+    s.submission.status = SubmissionStatus::Failed;
+    assert!(!s.is_sendable(0));
+    let base = current();
+    assert!(base.same_delivery_content(&current()));
+    let changes: [fn(&mut Session); 6] = [
+        |s| s.id = SessionId::new("other").unwrap(),
+        |s| s.start_time += 1,
+        |s| s.end_time = None,
+        |s| s.device_ip = None,
+        |s| s.lis_ip = Some("x".into()),
+        |s| s.elements[1].data.0.push(b'!'),
+    ];
+    for change in changes {
+        let mut other = current();
+        change(&mut other);
+        assert!(!base.same_delivery_content(&other));
+        assert!(!Document::same_delivery_content(&base, &other));
+    }
+    // What does not reach the receiver does not count.
+    let mut other = current();
+    other.submission.attempts = 9;
+    other.metadata.revision = 4;
+    other.unknown.insert("labNote".into(), json!(1));
+    assert!(Document::same_delivery_content(&base, &other));
+}
+
+#[test]
+fn the_document_records_its_saves() {
+    let mut s = current();
+    s.metadata.version = "old".into();
+    Document::stamp(&mut s, 7, 1234);
+    assert_eq!(s.saved(), (7, 1234));
+    assert_eq!(
+        (
+            s.metadata.revision,
+            s.metadata.saved_at,
+            s.metadata.version.as_str()
+        ),
+        (7, 1234, "2.0.0")
+    );
+    assert_eq!(Document::id(&s).as_str(), "s-1");
+    Document::submission_mut(&mut s).attempts = 5;
+    assert_eq!(Document::submission(&s).attempts, 5);
+}
+
+#[test]
+fn statuses_and_versions_say_what_they_are() {
+    assert!(SubmissionStatus::Submitted.is_settled() && SubmissionStatus::Ignored.is_settled());
+    for unsettled in [
+        SubmissionStatus::Pending,
+        SubmissionStatus::InFlight,
+        SubmissionStatus::Failed,
+    ] {
+        assert!(!unsettled.is_settled(), "{unsettled}");
+    }
+    assert_eq!(SubmissionStatus::InFlight.to_string(), "inFlight");
+    assert_eq!(SchemaVersion::V2_0_0.to_string(), "2.0.0");
+    assert_eq!(SchemaVersion::V1_0_0.order(), 1);
+    assert_eq!(<SessionV2_0 as Version>::SCHEMA.order(), 2);
+    assert!(SchemaVersion::V1_0_0.is_outdated() && SchemaVersion::LEGACY.is_outdated());
+    assert!(!SchemaVersion::CURRENT.is_outdated());
+    let mut s = current();
+    assert!(!s.submission.was_ever_delivered());
+    s.submission.status = SubmissionStatus::Submitted;
+    assert!(s.submission.was_ever_delivered());
+    let mut earlier = current();
+    earlier.submission.submitted_at = Some(5);
+    assert!(earlier.submission.was_ever_delivered());
+    // content_changed records a delivery known only by its time, too.
+    earlier.submission.content_changed();
+    assert_eq!(earlier.submission.earlier_deliveries.len(), 1);
+    let mut never = current();
+    never.submission.content_changed();
+    assert!(never.submission.earlier_deliveries.is_empty());
+}
+
+#[test]
+fn ids_and_text_print_as_they_are() {
+    let id = SessionId::new("session-7").unwrap();
+    assert_eq!(id.to_string(), "session-7");
+    assert!(format!("{id:?}").contains("session-7"));
+    assert_eq!(AsRef::<str>::as_ref(&id), "session-7");
+    assert_eq!(format!("{:?}", Printable("a\u{1b}")), "\"a\\u{1b}\"");
+}
+
+#[test]
+fn legacy_retention_counts_whole_days() {
+    assert_eq!(DAY_MS, 86_400_000);
+    let legacy: LegacySession = serde_json::from_value(json!({"id": "l", "startTime": 1000})).unwrap();
+    let upgraded = SessionV1::from(LegacyUpgrade {
+        session: legacy,
+        saved_at: 1,
+        retention_days: 2,
+    });
+    assert_eq!(upgraded.persisted_until, 1000 + 2 * 86_400_000);
+}
+
+#[test]
+fn words_the_app_wrote_read_back_as_the_same_words() {
+    for word in ["device-to-pc", "pc-to-device", "sideways"] {
+        let direction = Direction::from(word.to_owned());
+        assert_eq!(String::from(direction.clone()), word);
+        assert_eq!(
+            matches!(direction, Direction::Other(_)),
+            word == "sideways",
+            "{word}"
+        );
+    }
+    for word in ["start", "ack", "end", "message", "nak"] {
+        let kind = ElementKind::from(word.to_owned());
+        assert_eq!(String::from(kind.clone()), word);
+        assert_eq!(matches!(kind, ElementKind::Other(_)), word == "nak", "{word}");
+    }
+}
