@@ -146,3 +146,27 @@ impl GatedServer {
         self.release.add_permits(1);
     }
 }
+
+/// A wiremock server bound to 127.0.0.1, never another address.
+pub async fn server() -> wiremock::MockServer {
+    wiremock::MockServer::builder()
+        .listener(std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .start()
+        .await
+}
+
+/// The endpoint URL the worker is pointed at on `server`.
+pub fn endpoint(server: &wiremock::MockServer) -> String {
+    format!("{}/sessions", server.uri())
+}
+
+/// The `Idempotency-Key` header a request carried.
+pub fn key_of(request: &wiremock::Request) -> String {
+    request
+        .headers
+        .get("Idempotency-Key")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned()
+}

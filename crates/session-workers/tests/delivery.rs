@@ -11,24 +11,7 @@ use session_model::{SessionId, SubmissionStatus};
 use session_workers::submit::SubmissionBody;
 use tokio_util::sync::CancellationToken;
 use wiremock::matchers::method;
-use wiremock::{Mock, MockServer, ResponseTemplate};
-
-async fn server() -> MockServer {
-    MockServer::builder()
-        .listener(std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .start()
-        .await
-}
-
-fn key_of(request: &wiremock::Request) -> String {
-    request
-        .headers
-        .get("Idempotency-Key")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_owned()
-}
+use wiremock::{Mock, ResponseTemplate};
 
 #[tokio::test]
 async fn a_redirect_is_a_failure_naming_its_location_and_nothing_reaches_the_other_host() {
@@ -42,14 +25,14 @@ async fn a_redirect_is_a_failure_naming_its_location_and_nothing_reaches_the_oth
             .respond_with(ResponseTemplate::new(201))
             .mount(&elsewhere)
             .await;
-        let endpoint = server().await;
+        let receiver = server().await;
         let location = format!("{}/moved?token=secret123", elsewhere.uri());
         Mock::given(method("POST"))
             .respond_with(ResponseTemplate::new(status).insert_header("Location", location.as_str()))
-            .mount(&endpoint)
+            .mount(&receiver)
             .await;
         let (_dir, store) = store_with(vec![pending("r1")]);
-        let h = worker(&store, &format!("{}/sessions", endpoint.uri()), fast_config());
+        let h = worker(&store, &endpoint(&receiver), fast_config());
         let report = h.worker.run_pass(&CancellationToken::new()).await.unwrap();
         assert_eq!(
             (report.submitted, report.failed, report.retrying),
@@ -71,7 +54,7 @@ async fn a_redirect_is_a_failure_naming_its_location_and_nothing_reaches_the_oth
             "{status}: nothing sent elsewhere"
         );
         assert_eq!(
-            endpoint.received_requests().await.unwrap().len(),
+            receiver.received_requests().await.unwrap().len(),
             1,
             "{status}: not retried"
         );
@@ -80,15 +63,15 @@ async fn a_redirect_is_a_failure_naming_its_location_and_nothing_reaches_the_oth
 
 #[tokio::test]
 async fn retry_after_beyond_the_cap_counts_as_the_cap() {
-    let endpoint = server().await;
+    let receiver = server().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(503).insert_header("Retry-After", "999999999"))
-        .mount(&endpoint)
+        .mount(&receiver)
         .await;
     let (_dir, store) = store_with(vec![pending("c1")]);
     let config = fast_config();
     let cap = config.backoff.cap;
-    let h = worker(&store, &format!("{}/sessions", endpoint.uri()), config);
+    let h = worker(&store, &endpoint(&receiver), config);
     let report = h.worker.run_pass(&CancellationToken::new()).await.unwrap();
     assert_eq!(report.retrying, 1);
     let next = load(&store, "c1").submission.next_attempt_at.unwrap();
@@ -101,15 +84,15 @@ async fn retry_after_beyond_the_cap_counts_as_the_cap() {
 
 #[tokio::test]
 async fn the_key_is_the_hash_of_the_body_sent() {
-    let endpoint = server().await;
+    let receiver = server().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(201))
-        .mount(&endpoint)
+        .mount(&receiver)
         .await;
     let (_dir, store) = store_with(vec![pending("k1")]);
-    let h = worker(&store, &format!("{}/sessions", endpoint.uri()), fast_config());
+    let h = worker(&store, &endpoint(&receiver), fast_config());
     h.worker.run_pass(&CancellationToken::new()).await.unwrap();
-    let request = &endpoint.received_requests().await.unwrap()[0];
+    let request = &receiver.received_requests().await.unwrap()[0];
     use sha2::Digest;
     let expected: String = sha2::Sha256::digest(&request.body)
         .iter()
@@ -121,13 +104,13 @@ async fn the_key_is_the_hash_of_the_body_sent() {
 
 #[tokio::test]
 async fn a_re_put_never_undoes_a_delivery_and_new_content_gets_a_new_key() {
-    let endpoint = server().await;
+    let receiver = server().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(201))
-        .mount(&endpoint)
+        .mount(&receiver)
         .await;
     let (_dir, store) = store_with(vec![pending("p1")]);
-    let h = worker(&store, &format!("{}/sessions", endpoint.uri()), fast_config());
+    let h = worker(&store, &endpoint(&receiver), fast_config());
     h.worker.run_pass(&CancellationToken::new()).await.unwrap();
     let delivered = load(&store, "p1").submission;
     assert_eq!(delivered.status, SubmissionStatus::Submitted);
@@ -141,7 +124,7 @@ async fn a_re_put_never_undoes_a_delivery_and_new_content_gets_a_new_key() {
     );
     h.worker.run_pass(&CancellationToken::new()).await.unwrap();
     assert_eq!(
-        endpoint.received_requests().await.unwrap().len(),
+        receiver.received_requests().await.unwrap().len(),
         1,
         "not sent again"
     );
@@ -154,7 +137,7 @@ async fn a_re_put_never_undoes_a_delivery_and_new_content_gets_a_new_key() {
     assert_eq!(after.earlier_deliveries.len(), 1);
     assert_eq!(after.earlier_deliveries[0].key, delivered.idempotency_key);
     h.worker.run_pass(&CancellationToken::new()).await.unwrap();
-    let requests = endpoint.received_requests().await.unwrap();
+    let requests = receiver.received_requests().await.unwrap();
     assert_eq!(requests.len(), 2);
     assert_ne!(key_of(&requests[0]), key_of(&requests[1]));
     assert_eq!(load(&store, "p1").submission.status, SubmissionStatus::Submitted);
@@ -162,13 +145,13 @@ async fn a_re_put_never_undoes_a_delivery_and_new_content_gets_a_new_key() {
 
 #[tokio::test]
 async fn new_content_saved_during_the_request_is_not_marked_delivered_by_it() {
-    let endpoint = server().await;
+    let receiver = server().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(201).set_delay(Duration::from_millis(400)))
-        .mount(&endpoint)
+        .mount(&receiver)
         .await;
     let (_dir, store) = store_with(vec![pending("m1")]);
-    let h = worker(&store, &format!("{}/sessions", endpoint.uri()), fast_config());
+    let h = worker(&store, &endpoint(&receiver), fast_config());
     let cancel = CancellationToken::new();
     let pass = h.worker.run_pass(&cancel);
     let resave = async {
@@ -201,7 +184,7 @@ async fn new_content_saved_during_the_request_is_not_marked_delivered_by_it() {
         1,
         "the old content's delivery is recorded"
     );
-    let sent_key = key_of(&endpoint.received_requests().await.unwrap()[0]);
+    let sent_key = key_of(&receiver.received_requests().await.unwrap()[0]);
     assert_eq!(
         after.earlier_deliveries[0].key.as_deref(),
         Some(sent_key.as_str())

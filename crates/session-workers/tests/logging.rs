@@ -40,7 +40,7 @@ async fn trace_logs_hold_no_patient_data_and_no_secret() {
         .mount(&server)
         .await;
     let (_dir, store) = store_with(vec![pending("s1"), pending("s2")]);
-    let h = worker(&store, &format!("{}/sessions", server.uri()), fast_config());
+    let h = worker(&store, &endpoint(&server), fast_config());
     h.worker.run_pass(&CancellationToken::new()).await.unwrap();
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(

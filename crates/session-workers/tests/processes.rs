@@ -16,13 +16,6 @@ const CHILD_STORE: &str = "SESSION_WORKERS_CHILD_STORE";
 const CHILD_ENDPOINT: &str = "SESSION_WORKERS_CHILD_ENDPOINT";
 const CHILD_IGNORE: &str = "SESSION_WORKERS_CHILD_IGNORE";
 
-async fn server() -> MockServer {
-    MockServer::builder()
-        .listener(std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .start()
-        .await
-}
-
 /// Not a test on its own: the worker process the test below kills.
 #[tokio::test]
 async fn child_submits() {
@@ -78,7 +71,7 @@ async fn killed_between_post_and_status_write_resubmits_with_the_same_key() {
         .mount(&server)
         .await;
     let (dir, store) = store_with(vec![pending("s1")]);
-    let endpoint = format!("{}/sessions", server.uri());
+    let endpoint = endpoint(&server);
     let mut child = spawn_child(
         "child_submits",
         &[

@@ -11,28 +11,7 @@ use session_workers::WorkerEvent;
 use session_workers::submit::PassReport;
 use tokio_util::sync::CancellationToken;
 use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
-
-async fn server() -> MockServer {
-    MockServer::builder()
-        .listener(std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .start()
-        .await
-}
-
-fn endpoint(server: &MockServer) -> String {
-    format!("{}/sessions", server.uri())
-}
-
-fn key_of(request: &Request) -> String {
-    request
-        .headers
-        .get("Idempotency-Key")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_owned()
-}
+use wiremock::{Mock, Request, Respond, ResponseTemplate};
 
 async fn pass(h: &Harness) -> PassReport {
     h.worker.run_pass(&CancellationToken::new()).await.unwrap()
