@@ -88,6 +88,11 @@ async fn screenshot(client: &Client, name: &str) {
 }
 
 /// Waits (bounded) until `check` sees what it wants in the page's text.
+/// Clicks the element with this id, failing the test if there is none.
+async fn click(client: &Client, id: &str) {
+    client.find(Locator::Id(id)).await.unwrap().click().await.unwrap();
+}
+
 async fn until(client: &Client, what: &str, check: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -257,13 +262,7 @@ async fn the_lab_uses_the_page() {
         t.contains("Session session-23")
     })
     .await;
-    client
-        .find(Locator::Id("retry"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "retry").await;
     until(&client, "the delivery", |t| {
         t.contains("Idempotency key") && t.contains("Delivered") && !t.contains("Delivered\n–")
     })
@@ -288,13 +287,7 @@ async fn the_lab_uses_the_page() {
 
     // A settings change persists across a restart.
     client.goto(&format!("http://{addr}/")).await.unwrap();
-    client
-        .find(Locator::Id("nav-settings"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "nav-settings").await;
     let input = client
         .wait()
         .for_element(Locator::Id("setting-retention_days"))
@@ -302,13 +295,7 @@ async fn the_lab_uses_the_page() {
         .unwrap();
     input.clear().await.unwrap();
     input.send_keys("60").await.unwrap();
-    client
-        .find(Locator::Id("save-settings"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "save-settings").await;
     until(&client, "the saved settings", |t| t.contains("Settings saved.")).await;
     screenshot(&client, "settings").await;
     let (code, _, _) = daemon.stop();
@@ -321,13 +308,7 @@ async fn the_lab_uses_the_page() {
     let daemon = Daemon::start(&dir, &args);
     let addr = daemon.api_addr();
     client.goto(&format!("http://{addr}/")).await.unwrap();
-    client
-        .find(Locator::Id("nav-settings"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "nav-settings").await;
     let input = client
         .wait()
         .for_element(Locator::Id("setting-retention_days"))
