@@ -9,7 +9,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
@@ -227,25 +227,8 @@ impl Storage for RootedStorage {
     fn read(&self, path: &Path, limit: u64) -> io::Result<ReadOutcome> {
         // O_NONBLOCK: opening a FIFO must not wait for a writer; the type is then
         // checked on the open descriptor.
-        let mut file = self.open_file(path, OFlags::RDONLY | OFlags::NONBLOCK, Mode::empty())?;
-        let meta = file.metadata()?;
-        if !meta.is_file() {
-            return Err(wrong_kind(&format!(
-                "is {}, not a regular file",
-                crate::storage::describe(&meta.file_type())
-            )));
-        }
-        if meta.len() > limit {
-            return Ok(ReadOutcome::TooLarge { size: meta.len() });
-        }
-        let mut bytes = Vec::with_capacity(meta.len() as usize);
-        (&mut file).take(limit + 1).read_to_end(&mut bytes)?;
-        if bytes.len() as u64 > limit {
-            return Ok(ReadOutcome::TooLarge {
-                size: bytes.len() as u64,
-            });
-        }
-        Ok(ReadOutcome::Bytes(bytes))
+        let file = self.open_file(path, OFlags::RDONLY | OFlags::NONBLOCK, Mode::empty())?;
+        crate::storage::read_opened(file, limit)
     }
 
     fn list(&self, dir: &Path, sizes: bool) -> io::Result<Vec<Entry>> {

@@ -137,6 +137,31 @@ pub(crate) fn describe(file_type: &fs::FileType) -> &'static str {
 }
 
 /// The error for a name that is not what the store expects there.
+/// Reads a file opened without blocking, refusing anything but a regular file
+/// and anything over `limit` bytes. Both storages call it, so the checks on an
+/// opened file live in one place.
+pub(crate) fn read_opened(mut file: File, limit: u64) -> io::Result<ReadOutcome> {
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(wrong_kind(&format!(
+            "is {}, not a regular file",
+            describe(&meta.file_type())
+        )));
+    }
+    if meta.len() > limit {
+        return Ok(ReadOutcome::TooLarge { size: meta.len() });
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // The file may grow between fstat and read: never read past the limit.
+    (&mut file).take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Ok(ReadOutcome::TooLarge {
+            size: bytes.len() as u64,
+        });
+    }
+    Ok(ReadOutcome::Bytes(bytes))
+}
+
 pub(crate) fn wrong_kind(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, what.to_owned())
 }
@@ -208,7 +233,7 @@ impl Storage for OsStorage {
     fn read(&self, path: &Path, limit: u64) -> io::Result<ReadOutcome> {
         // O_NONBLOCK: opening a FIFO must not wait for a writer; the type is then
         // checked on the open descriptor, so nothing can be swapped in between.
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
             .open(path)
@@ -217,25 +242,7 @@ impl Storage for OsStorage {
                 Some(libc::ENXIO) => wrong_kind("is a socket, not a regular file"),
                 _ => e,
             })?;
-        let meta = file.metadata()?;
-        if !meta.is_file() {
-            return Err(wrong_kind(&format!(
-                "is {}, not a regular file",
-                describe(&meta.file_type())
-            )));
-        }
-        if meta.len() > limit {
-            return Ok(ReadOutcome::TooLarge { size: meta.len() });
-        }
-        let mut bytes = Vec::with_capacity(meta.len() as usize);
-        // The file may grow between fstat and read: never read past the limit.
-        (&mut file).take(limit + 1).read_to_end(&mut bytes)?;
-        if bytes.len() as u64 > limit {
-            return Ok(ReadOutcome::TooLarge {
-                size: bytes.len() as u64,
-            });
-        }
-        Ok(ReadOutcome::Bytes(bytes))
+        read_opened(file, limit)
     }
 
     fn list(&self, dir: &Path, sizes: bool) -> io::Result<Vec<Entry>> {
