@@ -18,7 +18,7 @@ fn store_with_fixtures(dir: &Path) {
         "v1/session-22.json",
         "v1/session-23.json",
     ] {
-        let out = sessionctl(dir, &["put"], Some(&std::fs::read(fixture(rel)).unwrap()));
+        let out = put_fixture(dir, rel);
         assert!(out.status.success(), "{rel}: {}", text(&out.stderr));
     }
 }
@@ -374,7 +374,7 @@ fn settings_from_the_environment_cannot_be_changed_here() {
         }
     }
     let addr = addr.expect("the daemon announces its API");
-    let guard = KillOnDrop(child);
+    let guard = test_support::ChildGuard::new(child);
     let shown = http(&addr, "GET", "/api/settings", &[], None).json();
     assert_eq!(shown["sources"]["retention_days"], "env");
     let refused = http(
@@ -388,14 +388,6 @@ fn settings_from_the_environment_cannot_be_changed_here() {
     assert!(refused.json()["error"].as_str().unwrap().contains("environment"));
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "", "nothing written");
     drop(guard);
-}
-
-struct KillOnDrop(std::process::Child);
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]
@@ -417,15 +409,7 @@ fn events_stream_what_changes() {
     assert!(head.contains("200"), "{head}");
     // Give the subscription a moment to exist, then change two sessions.
     std::thread::sleep(Duration::from_millis(300));
-    assert!(
-        sessionctl(
-            &dir,
-            &["put"],
-            Some(&std::fs::read(fixture("v1/session-24.json")).unwrap())
-        )
-        .status
-        .success()
-    );
+    assert!(put_fixture(&dir, "v1/session-24.json").status.success());
     assert!(sessionctl(&dir, &["delete", "session-21"], None).status.success());
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut seen = String::new();
@@ -487,7 +471,7 @@ fn the_default_port_taken_does_not_stop_the_daemon() {
         .spawn()
         .unwrap();
     let stderr = BufReader::new(child.stderr.take().unwrap());
-    let guard = KillOnDrop(child);
+    let guard = test_support::ChildGuard::new(child);
     let mut log = String::new();
     for line in stderr.lines().map_while(Result::ok) {
         log.push_str(&line);

@@ -121,11 +121,7 @@ fn store_for_the_page(dir: &Path) {
         "v1/session-22.json",
         "v1/session-23.json",
     ] {
-        assert!(
-            sessionctl(dir, &["put"], Some(&std::fs::read(fixture(rel)).unwrap()))
-                .status
-                .success()
-        );
+        assert!(put_fixture(dir, rel).status.success());
     }
     // A session whose HL7 carries markup: the page must show it as characters.
     let mut hostile: Value =

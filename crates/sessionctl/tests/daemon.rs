@@ -330,11 +330,7 @@ fn a_session_put_while_the_daemon_runs_is_sent_without_waiting_for_the_scan() {
     );
     // The first pass (of an empty store) is over: from here only the watch can send it.
     daemon.wait_for_log("nothing was due");
-    let put = sessionctl(
-        &dir,
-        &["put"],
-        Some(&std::fs::read(fixture("v1/session-21.json")).unwrap()),
-    );
+    let put = put_fixture(&dir, "v1/session-21.json");
     assert!(put.status.success());
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::fs::read_dir(&received).map_or(0, |d| d.count()) == 0 {

@@ -194,7 +194,7 @@ fn the_reference_receiver_takes_big_bodies_privately_and_host_names() {
     )
     .unwrap();
     let url = first.trim().strip_prefix("listening on ").unwrap().to_owned();
-    let guard = KillOnDrop(child);
+    let guard = test_support::ChildGuard::new(child);
     // A 3 MB session, as a real one with many results can be.
     let dir = tmp.path().join("s");
     let mut doc: Value =
@@ -220,28 +220,12 @@ fn the_reference_receiver_takes_big_bodies_privately_and_host_names() {
     drop(guard);
 }
 
-struct KillOnDrop(std::process::Child);
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn submit_once_exits_1_when_a_session_failed_for_good() {
     let tmp = tempfile::tempdir().unwrap();
     let recv = Receiver::start(tmp.path(), &["--status", "400"]);
     let dir = tmp.path().join("s");
-    assert!(
-        sessionctl(
-            &dir,
-            &["put"],
-            Some(&std::fs::read(fixture("v1/session-21.json")).unwrap())
-        )
-        .status
-        .success()
-    );
+    assert!(put_fixture(&dir, "v1/session-21.json").status.success());
     let out = submit_once(&dir, &format!("{}/sessions", recv.url));
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -273,15 +257,7 @@ fn an_incomplete_session_is_counted_apart_and_never_named_oldest_undelivered() {
             .status
             .success()
     );
-    assert!(
-        sessionctl(
-            &dir,
-            &["put"],
-            Some(&std::fs::read(fixture("v1/session-21.json")).unwrap())
-        )
-        .status
-        .success()
-    );
+    assert!(put_fixture(&dir, "v1/session-21.json").status.success());
     let status: Value =
         serde_json::from_slice(&sessionctl(&dir, &["--json", "status"], None).stdout).unwrap();
     assert_eq!(status["incomplete"], 1);

@@ -233,15 +233,7 @@ fn logs_show_times_as_rfc_3339() {
     let tmp = tempfile::tempdir().unwrap();
     let recv = Receiver::start(tmp.path(), &["--status", "503"]);
     let dir = tmp.path().join("s");
-    assert!(
-        sessionctl(
-            &dir,
-            &["put"],
-            Some(&std::fs::read(fixture("v1/session-21.json")).unwrap())
-        )
-        .status
-        .success()
-    );
+    assert!(put_fixture(&dir, "v1/session-21.json").status.success());
     let out = command()
         .arg("--dir")
         .arg(&dir)
