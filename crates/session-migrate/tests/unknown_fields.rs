@@ -171,45 +171,37 @@ proptest! {
     }
 }
 
-/// Every field name any version uses, at any level: unknown fields named like known
-/// ones are where a decoder and an encoder disagree.
-const EVERY_NAME: &[&str] = &[
-    "id",
-    "sessionId",
-    "startTime",
-    "endTime",
-    "deviceIP",
-    "lisIP",
-    "elements",
-    "messages",
-    "isComplete",
-    "submissionStatus",
-    "submissionAttempts",
-    "submittedAt",
-    "submissionError",
-    "persistedUntil",
-    "_metadata",
-    "submission",
-    "timestamp",
-    "direction",
-    "type",
-    "hexData",
-    "rawBytes",
-    "content",
-    "decodedMessage",
-    "data",
-    "version",
-    "savedAt",
-    "retentionDays",
-    "revision",
+/// The submission record's names: unknown fields named like them at other levels
+/// are as likely to be confused as the levels' own names.
+const SUBMISSION: &[&str] = &[
     "status",
     "attempts",
+    "submittedAt",
     "lastAttemptAt",
     "nextAttemptAt",
     "lastError",
     "idempotencyKey",
     "earlierDeliveries",
 ];
+
+/// Every field name any version uses, at any level: unknown fields named like known
+/// ones are where a decoder and an encoder disagree. Derived from the per-level lists,
+/// so a field added to a version is tried here without another edit.
+fn every_name() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = [
+        V1_SESSION,
+        APP_ELEMENT,
+        V1_METADATA,
+        SUBMISSION,
+        session_model::SESSION_FIELDS,
+        session_model::ELEMENT_FIELDS,
+        session_model::METADATA_FIELDS,
+    ]
+    .concat();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
 
 const V1_SESSION: &[&str] = &[
     "id",
@@ -254,7 +246,7 @@ fn known(version: Version) -> [&'static [&'static str]; 3] {
 
 fn named_like_known() -> impl Strategy<Value = Map<String, Value>> {
     let name = prop_oneof![
-        prop::sample::select(EVERY_NAME).prop_map(str::to_owned),
+        prop::sample::select(every_name()).prop_map(str::to_owned),
         "x[a-z]{1,4}",
     ];
     prop::collection::btree_map(name, json_value(), 0..4).prop_map(|m| m.into_iter().collect())
