@@ -9,13 +9,15 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
-use crate::storage::{Entry, EntryKind, HeldLock, LockMode, ReadOutcome, Storage, WriteFile, wrong_kind};
+use crate::storage::{
+    Entry, EntryKind, HeldLock, LockMode, OsFile, OsLock, ReadOutcome, Storage, WriteFile, wrong_kind,
+};
 
 /// The real filesystem through one handle on the store directory (see the module docs).
 #[derive(Debug)]
@@ -146,20 +148,6 @@ impl RootedStorage {
     }
 }
 
-struct RootedFile(File);
-
-impl WriteFile for RootedFile {
-    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-        self.0.write_all(data)
-    }
-    fn sync(&mut self) -> io::Result<()> {
-        self.0.sync_all()
-    }
-}
-
-struct RootedLock(#[allow(dead_code)] File);
-impl HeldLock for RootedLock {}
-
 fn try_lock(result: Result<(), std::fs::TryLockError>) -> io::Result<bool> {
     match result {
         Ok(()) => Ok(true),
@@ -194,7 +182,7 @@ impl Storage for RootedStorage {
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL,
             Mode::from_raw_mode(0o600),
         )?;
-        Ok(Box::new(RootedFile(file)))
+        Ok(Box::new(OsFile(file)))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -278,7 +266,7 @@ impl Storage for RootedStorage {
             (LockMode::Shared, false) => try_lock(file.try_lock_shared()),
             (LockMode::Exclusive, false) => try_lock(file.try_lock()),
         }?;
-        Ok(taken.then(|| Box::new(RootedLock(file)) as Box<dyn HeldLock>))
+        Ok(taken.then(|| Box::new(OsLock(file)) as Box<dyn HeldLock>))
     }
 
     fn kind(&self, path: &Path) -> io::Result<Option<EntryKind>> {

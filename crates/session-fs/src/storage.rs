@@ -170,7 +170,8 @@ pub(crate) fn wrong_kind(what: &str) -> io::Error {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct OsStorage;
 
-struct OsFile(File);
+/// An open file written through [`WriteFile`]; both storages hand these out.
+pub(crate) struct OsFile(pub(crate) File);
 
 impl WriteFile for OsFile {
     fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
@@ -181,7 +182,8 @@ impl WriteFile for OsFile {
     }
 }
 
-struct OsLock(#[allow(dead_code)] File);
+/// A held `flock`, released when the file closes on drop.
+pub(crate) struct OsLock(#[allow(dead_code)] pub(crate) File);
 impl HeldLock for OsLock {}
 
 impl Storage for OsStorage {
