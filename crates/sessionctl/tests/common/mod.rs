@@ -34,6 +34,11 @@ pub fn command() -> Command {
 }
 
 pub fn sessionctl(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    spawn_with_input(dir, args, stdin).wait_with_output().unwrap()
+}
+
+/// `sessionctl --dir DIR ARGS...` running, its input written and closed.
+fn spawn_with_input(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Child {
     let mut child = command()
         .arg("--dir")
         .arg(dir)
@@ -45,13 +50,10 @@ pub fn sessionctl(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or_default()).unwrap();
+    drop(input);
     child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.unwrap_or_default())
-        .unwrap();
-    child.wait_with_output().unwrap()
 }
 
 pub fn text(bytes: &[u8]) -> String {
@@ -145,30 +147,21 @@ pub fn sessionctl_within(
     stdin: Option<&[u8]>,
     limit: std::time::Duration,
 ) -> Output {
-    let mut child = command()
-        .arg("--dir")
-        .arg(dir)
-        .args(args)
-        .env("RUST_LOG", "error")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.unwrap_or_default()).unwrap();
-    drop(input);
-    let deadline = std::time::Instant::now() + limit;
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
+    let child = spawn_with_input(dir, args, stdin);
+    let pid = child.id() as libc::pid_t;
+    // The output is drained while we wait, so a chatty child never blocks on a full
+    // pipe and passes for a hang.
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(child.wait_with_output());
+    });
+    match receiver.recv_timeout(limit) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            // SAFETY: a plain kill(2) on the pid of our own unreaped child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
             panic!("sessionctl {args:?} still running after {limit:?}");
         }
-        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 
