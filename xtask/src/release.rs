@@ -92,21 +92,11 @@ fn check_semver() -> Result<(), String> {
         cargo(&["install", "--locked", "cargo-semver-checks"], &[])?;
     }
     eprintln!("semver: checking the public API against {tag}");
-    cargo(
-        &[
-            "semver-checks",
-            "--workspace",
-            "--exclude",
-            "xtask",
-            "--exclude",
-            "benchmarks",
-            "--exclude",
-            "sessionctl",
-            "--baseline-rev",
-            &tag,
-        ],
-        &[],
-    )
+    // sessionctl is a binary: its interface is the CLI, checked by its own tests.
+    let mut args = vec!["semver-checks", "--workspace"];
+    args.extend(excluding(&["sessionctl"]));
+    args.extend(["--baseline-rev", &tag]);
+    cargo(&args, &[])
 }
 
 fn bump(version: &str, next: &str) -> Result<(), String> {
@@ -230,19 +220,9 @@ pub fn release(args: &[String]) -> Result<(), String> {
     let check_dir = root().join("target/package-check");
     let _ = std::fs::remove_dir_all(&check_dir);
     let check_dir = check_dir.display().to_string();
-    let package = [
-        "package",
-        "--workspace",
-        "--exclude",
-        "xtask",
-        "--exclude",
-        "benchmarks",
-        "--exclude",
-        "test-support",
-        "--allow-dirty",
-        "--target-dir",
-        &check_dir,
-    ];
+    let mut package = vec!["package", "--workspace"];
+    package.extend(excluding(&[]));
+    package.extend(["--allow-dirty", "--target-dir", &check_dir]);
     cargo(&package, &[])?;
     check_semver()?;
     report_mutants();
@@ -265,4 +245,53 @@ pub fn release(args: &[String]) -> Result<(), String> {
         "tagged v{version}; publishing is left to a person: cargo publish -p <crate>, in dependency order"
     );
     Ok(())
+}
+
+/// The workspace members never published (`publish = false`), which release steps skip.
+const UNPUBLISHED: &[&str] = &["xtask", "benchmarks", "test-support"];
+
+/// `--exclude` arguments for every unpublished member and `more`.
+fn excluding(more: &[&'static str]) -> Vec<&'static str> {
+    UNPUBLISHED
+        .iter()
+        .chain(more)
+        .flat_map(|name| ["--exclude", name])
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unpublished_is_exactly_the_members_marked_publish_false() {
+        let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+        let members = manifest.split("members = [").nth(1).unwrap();
+        let members = &members[..members.find(']').unwrap()];
+        let mut marked: Vec<String> = members
+            .split(',')
+            .map(|m| m.trim().trim_matches('"'))
+            .filter(|m| !m.is_empty())
+            .filter(|m| {
+                std::fs::read_to_string(root().join(m).join("Cargo.toml"))
+                    .unwrap()
+                    .contains("publish = false")
+            })
+            .map(|m| m.rsplit('/').next().unwrap().to_owned())
+            .collect();
+        marked.sort();
+        let mut listed: Vec<String> = UNPUBLISHED.iter().map(|s| s.to_string()).collect();
+        listed.sort();
+        assert_eq!(marked, listed);
+    }
+
+    #[test]
+    fn excluding_names_every_unpublished_member_and_the_extra_ones() {
+        let args = excluding(&["sessionctl"]);
+        for name in UNPUBLISHED.iter().chain(&["sessionctl"]) {
+            let at = args.iter().position(|a| a == name).unwrap();
+            assert_eq!(args[at - 1], "--exclude");
+        }
+        assert_eq!(args.len(), 2 * (UNPUBLISHED.len() + 1));
+    }
 }
