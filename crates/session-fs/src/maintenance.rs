@@ -15,6 +15,19 @@ use crate::layout;
 use crate::storage::{Entry, HeldLock};
 use crate::store::{Aside, MovedFile, Scan, Store};
 
+/// The sidecar (`<name>.why.json`) kept beside a quarantined file: which file, why,
+/// when, and which component put it there. Every writer of `.quarantine/` uses this,
+/// so the format is the same whoever quarantined the file.
+pub fn quarantine_note(file: &str, reason: &str, by: &str) -> Vec<u8> {
+    let note = serde_json::json!({
+        "file": file,
+        "reason": reason,
+        "quarantinedAt": crate::now_ms(),
+        "by": by,
+    });
+    serde_json::to_vec_pretty(&note).unwrap_or_default()
+}
+
 /// A store-wide role only one process holds at a time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

@@ -295,6 +295,9 @@ fn own_name(name: &str) -> bool {
     !name.starts_with('.') && plain_name(OsStr::new(name), Step::List).is_ok()
 }
 
+/// The `by` of the quarantine notes this crate writes.
+const QUARANTINED_BY: &str = concat!("session-fs ", env!("CARGO_PKG_VERSION"));
+
 /// The current time in epoch milliseconds.
 pub fn now_ms() -> u64 {
     SystemTime::now()
@@ -922,12 +925,11 @@ impl SessionGuard<'_> {
         let store = self.store;
         let live = store.path_of(&self.id);
         let name = OsString::from(self.id.file_name());
-        let note = serde_json::json!({
-            "file": self.id.file_name(),
-            "reason": format!("replaced by a save while damaged: {reason}"),
-            "quarantinedAt": now_ms(),
-        });
-        let sidecar = serde_json::to_vec_pretty(&note).unwrap_or_default();
+        let sidecar = crate::maintenance::quarantine_note(
+            &self.id.file_name(),
+            &format!("replaced by a save while damaged: {reason}"),
+            QUARANTINED_BY,
+        );
         store
             .storage()
             .set_mode(&live, 0o600)
@@ -950,12 +952,11 @@ impl SessionGuard<'_> {
     /// empties) with a sidecar giving `reason`: how a delete treats a damaged file.
     pub fn quarantine(&mut self, reason: &str) -> Result<bool, FsError> {
         let name = OsString::from(self.id.file_name());
-        let note = serde_json::json!({
-            "file": self.id.file_name(),
-            "reason": format!("deleted while damaged: {reason}"),
-            "quarantinedAt": now_ms(),
-        });
-        let sidecar = serde_json::to_vec_pretty(&note).unwrap_or_default();
+        let sidecar = crate::maintenance::quarantine_note(
+            &self.id.file_name(),
+            &format!("deleted while damaged: {reason}"),
+            QUARANTINED_BY,
+        );
         match self.store.move_aside(&name, Aside::Quarantine, Some(&sidecar)) {
             Ok(_) => {
                 self.known = Some(Existing::Missing);

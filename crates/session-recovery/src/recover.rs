@@ -26,13 +26,11 @@ pub enum RecoveryError {
 }
 
 fn sidecar(file: &OsString, reason: &str) -> Vec<u8> {
-    let note = serde_json::json!({
-        "file": file.to_string_lossy(),
-        "reason": reason,
-        "quarantinedAt": session_fs::now_ms(),
-        "by": concat!("session-recovery ", env!("CARGO_PKG_VERSION")),
-    });
-    serde_json::to_vec_pretty(&note).unwrap_or_default()
+    session_fs::maintenance::quarantine_note(
+        &file.to_string_lossy(),
+        reason,
+        concat!("session-recovery ", env!("CARGO_PKG_VERSION")),
+    )
 }
 
 struct Run<'a> {

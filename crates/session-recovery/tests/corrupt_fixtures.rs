@@ -67,6 +67,11 @@ fn recover_quarantines_the_damaged_and_promotes_the_valid_temp() {
         let why: serde_json::Value = serde_json::from_slice(&std::fs::read(sidecar).unwrap()).unwrap();
         assert_eq!(why["file"], moved.file.as_str());
         assert_eq!(why["reason"], moved.reason.as_str());
+        assert!(
+            why["by"].as_str().unwrap().starts_with("session-recovery "),
+            "{why}"
+        );
+        assert!(why["quarantinedAt"].as_u64().unwrap() > 0, "{why}");
     }
     assert!(session_recovery::recover(&store).unwrap().is_clean());
     let after = session_recovery::verify(&store).unwrap();

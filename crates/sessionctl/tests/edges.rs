@@ -125,8 +125,14 @@ fn put_and_delete_over_a_damaged_file_keep_it_in_quarantine() {
             .collect();
         assert_eq!(kept.len(), 1, "{id}: {:?}", names(&quarantine));
         assert_eq!(&std::fs::read(quarantine.join(&kept[0])).unwrap(), bytes, "{id}");
-        let why = std::fs::read_to_string(quarantine.join(format!("{}.why.json", kept[0]))).unwrap();
-        assert!(why.contains("damaged"), "{why}");
+        let why: Value =
+            serde_json::from_slice(&std::fs::read(quarantine.join(format!("{}.why.json", kept[0]))).unwrap())
+                .unwrap();
+        // The one quarantine-note format, whoever wrote it.
+        assert_eq!(why["file"], json!(format!("{id}.json")), "{why}");
+        assert!(why["reason"].as_str().unwrap().contains("damaged"), "{why}");
+        assert!(why["quarantinedAt"].as_u64().unwrap() > 0, "{why}");
+        assert!(why["by"].as_str().unwrap().starts_with("session-fs "), "{why}");
     }
     assert!(
         names(&dir.join(".trash")).is_empty(),
