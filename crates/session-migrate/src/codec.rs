@@ -2,7 +2,7 @@
 //! the store ever writes).
 
 use serde::de::DeserializeOwned;
-use session_model::{LegacySession, LegacyUpgrade, Session, SessionId, SessionV1};
+use session_model::{LegacySession, LegacyUpgrade, Session, SessionId, SessionV1, SessionV2_0};
 
 use crate::schema::{Document, Schema};
 use crate::version::{Declared, SchemaVersion, declared_version};
@@ -194,7 +194,7 @@ pub type Decoded = Chained<Session>;
 crate::schema_chain! {
     /// This build's chain: every version, oldest first, the current one last. To add a
     /// version, see the crate docs.
-    pub struct Current -> Session { SessionV1, Session }
+    pub struct Current -> Session { SessionV1, SessionV2_0, Session }
 }
 
 /// Decodes any known version into the current `Session`, with `options` for the
@@ -386,7 +386,7 @@ pub enum EncodeError {
     },
 }
 
-/// The one function that produces the bytes written to disk: compact `2.0.0` JSON.
+/// The one function that produces the bytes written to disk: compact JSON of the current version.
 ///
 /// Every result is decoded again and compared with `session`: the store never writes
 /// bytes that its own decoder rejects, or that decode to something else.

@@ -1,9 +1,9 @@
-//! The crate docs' guide "Adding a schema version", followed for a test-only `2.1.0`.
+//! The crate docs' guide "Adding a schema version", followed for a test-only `2.2.0`.
 //!
 //! Exactly the guide's steps, in this one file where the real version would spread
 //! over three: (1) one module with the new type, declaring its version beside it,
 //! with (2) one `From` impl from the version before it; (3) one line registering it in
-//! a chain; (4) one fixture, `tests/fixtures/v2.1/session-42.json`, with its snapshot.
+//! a chain; (4) one fixture, `tests/fixtures/v2.2/session-42.json`, with its snapshot.
 //! Then decode, encode, the store-wide migrate and rollback all run through it.
 
 use std::path::Path;
@@ -15,17 +15,17 @@ use session_migrate::{
 use session_model::SessionV1;
 
 /// Steps 1 and 2: one new module with the new version's type.
-mod v2_1 {
+mod v2_2 {
     use serde::{Deserialize, Serialize};
     use session_model::{
-        Document, Element, Metadata, SchemaVersion, SessionId, SessionV2_0, Submission, UnknownFields,
-        Version,
+        Document, Element, Interruption, Metadata, SchemaVersion, SessionId, SessionV2_1, Submission,
+        UnknownFields, Version,
     };
 
-    /// `2.1.0`: a copy of `2.0.0` plus an optional operator note.
+    /// `2.2.0`: a copy of `2.1.0` plus an optional operator note.
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     #[serde(rename_all = "camelCase")]
-    pub struct SessionV2_1 {
+    pub struct SessionV2_2 {
         pub id: SessionId,
         #[serde(rename = "sessionId", default, skip_serializing_if = "Option::is_none")]
         pub session_number: Option<u64>,
@@ -37,6 +37,8 @@ mod v2_1 {
         #[serde(rename = "lisIP", default, skip_serializing_if = "Option::is_none")]
         pub lis_ip: Option<String>,
         pub is_complete: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub interrupted: Option<Interruption>,
         pub elements: Vec<Element>,
         pub persisted_until: u64,
         pub submission: Submission,
@@ -50,12 +52,12 @@ mod v2_1 {
     }
 
     // Its name and its place in the order, declared beside it.
-    impl Version for SessionV2_1 {
-        const SCHEMA: SchemaVersion = SchemaVersion::new("2.1.0", 3);
+    impl Version for SessionV2_2 {
+        const SCHEMA: SchemaVersion = SchemaVersion::new("2.2.0", 4);
     }
 
     // What a store needs of the version it writes.
-    impl Document for SessionV2_1 {
+    impl Document for SessionV2_2 {
         fn id(&self) -> &SessionId {
             &self.id
         }
@@ -93,11 +95,11 @@ mod v2_1 {
     }
 
     /// Step 2: one `From` impl from the version before it.
-    impl From<SessionV2_0> for SessionV2_1 {
-        fn from(s: SessionV2_0) -> Self {
+    impl From<SessionV2_1> for SessionV2_2 {
+        fn from(s: SessionV2_1) -> Self {
             let mut metadata = s.metadata;
             metadata.version = Self::NAME.to_owned();
-            SessionV2_1 {
+            SessionV2_2 {
                 id: s.id,
                 session_number: s.session_number,
                 start_time: s.start_time,
@@ -105,6 +107,7 @@ mod v2_1 {
                 device_ip: s.device_ip,
                 lis_ip: s.lis_ip,
                 is_complete: s.is_complete,
+                interrupted: s.interrupted,
                 elements: s.elements,
                 persisted_until: s.persisted_until,
                 submission: s.submission,
@@ -116,11 +119,11 @@ mod v2_1 {
     }
 }
 
-use session_model::SessionV2_0;
-use v2_1::SessionV2_1;
+use session_model::{SessionV2_0, SessionV2_1};
+use v2_2::SessionV2_2;
 
 // Step 3: one line registers it (in the crate: the list in `codec.rs`'s `Current`).
-schema_chain! { struct Latest -> SessionV2_1 { SessionV1, SessionV2_0, SessionV2_1 } }
+schema_chain! { struct Latest -> SessionV2_2 { SessionV1, SessionV2_0, SessionV2_1, SessionV2_2 } }
 
 const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures");
 const OWN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
@@ -137,7 +140,7 @@ fn every_version_upgrades_to_the_new_one() {
         (SHARED, "legacy/session-12.json"),
         (SHARED, "v1/session-22.json"),
         (OWN, "v2/session-41.json"),
-        (OWN, "v2.1/session-42.json"),
+        (OWN, "v2.2/session-42.json"),
     ];
     let mut lines = Vec::new();
     for (root, rel) in files {
@@ -172,7 +175,7 @@ fn the_store_wide_migration_and_rollback_run_through_it() {
         ("session-12.json", read(SHARED, "legacy/session-12.json")),
         ("session-22.json", read(SHARED, "v1/session-22.json")),
         ("session-41.json", read(OWN, "v2/session-41.json")),
-        ("session-42.json", read(OWN, "v2.1/session-42.json")),
+        ("session-42.json", read(OWN, "v2.2/session-42.json")),
     ];
     for (name, bytes) in &originals {
         std::fs::write(dir.path().join(name), bytes).unwrap();
@@ -184,7 +187,7 @@ fn the_store_wide_migration_and_rollback_run_through_it() {
     for (name, _) in &originals {
         let bytes = std::fs::read(dir.path().join(name)).unwrap();
         let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(value["_metadata"]["version"], "2.1.0", "{name}");
+        assert_eq!(value["_metadata"]["version"], "2.2.0", "{name}");
     }
     // Typed operations work on the new version too.
     let id = "session-41".parse().unwrap();
@@ -224,9 +227,9 @@ fn versions_are_named_and_ordered_by_their_types() {
         "a released version keeps its name"
     );
     assert_eq!(<SessionV2_0 as Version>::SCHEMA, SchemaVersion::V2_0_0);
-    assert!(<SessionV2_1 as Version>::SCHEMA > SchemaVersion::V2_0_0);
+    assert!(<SessionV2_2 as Version>::SCHEMA > SchemaVersion::V2_0_0);
     assert!(
-        SchemaVersion::new("10.0.0", 4) > <SessionV2_1 as Version>::SCHEMA,
+        SchemaVersion::new("10.0.0", 5) > <SessionV2_2 as Version>::SCHEMA,
         "order, not text"
     );
 }
@@ -235,9 +238,9 @@ fn versions_are_named_and_ordered_by_their_types() {
 fn a_version_newer_than_the_chain_is_still_refused() {
     use session_migrate::Schema;
     let err =
-        Latest::decode_chain(br#"{"_metadata": {"version": "2.2.0"}}"#, &Default::default()).unwrap_err();
+        Latest::decode_chain(br#"{"_metadata": {"version": "2.3.0"}}"#, &Default::default()).unwrap_err();
     assert!(err.is_newer_version(), "{err}");
-    // And the production chain, which does not know 2.1.0, treats it as newer.
-    let bytes = read(OWN, "v2.1/session-42.json");
+    // And the production chain, which does not know 2.2.0, treats it as newer.
+    let bytes = read(OWN, "v2.2/session-42.json");
     assert!(session_migrate::decode(&bytes).unwrap_err().is_newer_version());
 }

@@ -5,13 +5,15 @@
 
 use session_migrate::{SchemaVersion, decode, encode};
 
-const V2_FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/v2/session-41.json");
+/// A capture cut off by a closed connection, with a NAK, unknown fields at every level
+/// (the interruption's too) and element bytes that are not UTF-8.
+const CURRENT_FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/v2.1/session-41.json");
 
 #[test]
 fn a_current_document_round_trips_byte_for_byte_unknown_fields_included() {
-    let bytes = std::fs::read(V2_FIXTURE).unwrap();
+    let bytes = std::fs::read(CURRENT_FIXTURE).unwrap();
     let decoded = decode(&bytes).unwrap();
-    assert_eq!(decoded.from, SchemaVersion::V2_0_0);
+    assert_eq!(decoded.from, SchemaVersion::CURRENT);
     assert_eq!(
         String::from_utf8(encode(&decoded.session).unwrap()).unwrap(),
         String::from_utf8(bytes).unwrap()
@@ -23,10 +25,35 @@ fn a_current_document_round_trips_byte_for_byte_unknown_fields_included() {
     assert_eq!(s.submission.unknown["traceId"], "abc-123");
     assert_eq!(s.metadata.unknown["writer"], "sessionctl 0.1.0");
     assert!(std::str::from_utf8(&s.elements[2].data.0).is_err());
+    let interrupted = s.interrupted.as_ref().expect("the fixture is interrupted");
+    assert_eq!(interrupted.unknown["relay"], "lab-a");
+    assert!(!s.is_sendable(u64::MAX), "an interrupted session is never sent");
+}
+
+#[test]
+fn a_2_0_0_document_upgrades_to_the_current_one_without_interruption() {
+    let bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/v2/session-41.json"
+    ))
+    .unwrap();
+    let decoded = decode(&bytes).unwrap();
+    assert_eq!(decoded.from, SchemaVersion::V2_0_0);
+    assert_eq!(decoded.session.interrupted, None);
+    assert_eq!(decoded.session.metadata.version, SchemaVersion::CURRENT.as_str());
+    // A 2.0.0 field nobody knew, named like the new one: refused, never dropped.
+    let text = String::from_utf8(bytes).unwrap();
+    let colliding = text.replacen(
+        "\"isComplete\":true,",
+        "\"isComplete\":true,\"interrupted\":1,",
+        1,
+    );
+    let err = decode(colliding.as_bytes()).unwrap_err().to_string();
+    assert!(err.contains("interrupted") && err.contains("named like"), "{err}");
 }
 
 #[test]
 fn the_current_document_as_the_model_sees_it() {
-    let decoded = decode(&std::fs::read(V2_FIXTURE).unwrap()).unwrap();
+    let decoded = decode(&std::fs::read(CURRENT_FIXTURE).unwrap()).unwrap();
     insta::assert_debug_snapshot!(decoded.session);
 }

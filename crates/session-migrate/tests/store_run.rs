@@ -63,7 +63,7 @@ fn migrates_old_files_skips_newer_and_counts_failures() {
             continue;
         }
         let decoded = decode(&now).unwrap();
-        assert_eq!(decoded.from, SchemaVersion::V2_0_0, "{name}");
+        assert_eq!(decoded.from, SchemaVersion::CURRENT, "{name}");
         assert_eq!(
             decoded.session,
             decoded_without_stamp(original, &decoded.session),
@@ -206,7 +206,7 @@ fn check_every_session(store: &SessionStore, expected: &BTreeMap<SessionId, Sess
     );
     for (id, want) in expected {
         let decoded = store.load(id).unwrap_or_else(|e| panic!("{id}: {e}")).unwrap();
-        if decoded.from == SchemaVersion::V2_0_0 {
+        if decoded.from == SchemaVersion::CURRENT {
             new += 1
         } else {
             old += 1

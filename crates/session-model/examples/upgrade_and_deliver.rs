@@ -3,7 +3,7 @@
 //!
 //! `cargo run -p session-model --example upgrade_and_deliver`
 
-use session_model::{LegacySession, LegacyUpgrade, Session, SessionV1, SubmissionStatus};
+use session_model::{LegacySession, LegacyUpgrade, Session, SessionV1, SessionV2_0, SubmissionStatus};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A legacy file of the Electron app: no `_metadata`, bytes as hex and as a Buffer.
@@ -15,13 +15,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "messages": ["MSH|1"], "labNote": "kept, though no version knows it"}"#,
     )?;
     // Legacy -> 1.0.0 needs what the file lacks (its save time, the retention); 1.0.0 ->
-    // 2.0.0 checks that hex and raw bytes agree, and keeps each element's bytes once.
+    // 2.0.0 checks that hex and raw bytes agree, and keeps each element's bytes once;
+    // 2.0.0 -> 2.1.0 adds room for an interruption (none here).
     let v1 = SessionV1::from(LegacyUpgrade {
         session: legacy,
         saved_at: 1700000006000,
         retention_days: 30,
     });
-    let mut session = Session::try_from(v1)?;
+    let mut session = Session::try_from(SessionV2_0::try_from(v1)?)?;
     println!(
         "{} holds {} message(s): {:?}",
         session.id,

@@ -5,6 +5,7 @@ use serde::Serialize;
 use crate::id::SessionId;
 use crate::session::SessionV2_0;
 use crate::submission::Submission;
+use crate::v2_1::SessionV2_1;
 use crate::version::Version;
 
 /// The document a store keeps: the last version of its chain. Implemented beside each
@@ -45,5 +46,28 @@ impl Document for SessionV2_0 {
     }
     fn same_delivery_content(&self, other: &Self) -> bool {
         SessionV2_0::same_delivery_content(self, other)
+    }
+}
+
+impl Document for SessionV2_1 {
+    fn id(&self) -> &SessionId {
+        &self.id
+    }
+    fn stamp(&mut self, revision: u64, saved_at: u64) {
+        self.metadata.revision = revision;
+        self.metadata.saved_at = saved_at;
+        self.metadata.version = <Self as Version>::NAME.to_owned();
+    }
+    fn saved(&self) -> (u64, u64) {
+        (self.metadata.revision, self.metadata.saved_at)
+    }
+    fn submission(&self) -> &Submission {
+        &self.submission
+    }
+    fn submission_mut(&mut self) -> &mut Submission {
+        &mut self.submission
+    }
+    fn same_delivery_content(&self, other: &Self) -> bool {
+        SessionV2_1::same_delivery_content(self, other)
     }
 }

@@ -6,9 +6,10 @@
 //!
 //! - [`SessionId`], the validated id, and the only way an id becomes a file name;
 //! - one type per document version: [`LegacySession`] (no `_metadata`), [`SessionV1`]
-//!   (`1.0.0`, the Electron app's format) and [`Session`] (`2.0.0`, current);
+//!   (`1.0.0`, the Electron app's format), [`SessionV2_0`] (`2.0.0`) and [`Session`]
+//!   (`2.1.0`, current: `2.0.0` plus the [`Interruption`] of a session capture cut off);
 //! - the upgrades between them as `From`/`TryFrom` impls, each beside its target type
-//!   and frozen once released: legacy -> `1.0.0` ([`LegacyUpgrade`]) -> `2.0.0`;
+//!   and frozen once released: legacy -> `1.0.0` ([`LegacyUpgrade`]) -> `2.0.0` -> `2.1.0`;
 //! - the rules: expiry ([`Session::is_expired`]) and the submission state machine
 //!   ([`Submission`]).
 //!
@@ -16,7 +17,7 @@
 //! they were. Reading bytes and choosing the version is `session-migrate`'s job.
 //!
 //! ```
-//! use session_model::{LegacySession, LegacyUpgrade, Session, SessionV1, SubmissionStatus};
+//! use session_model::{LegacySession, LegacyUpgrade, Session, SessionV1, SessionV2_0, SubmissionStatus};
 //!
 //! let legacy: LegacySession = serde_json::from_str(r#"{
 //!     "id": "session-1", "startTime": 1000, "isComplete": true,
@@ -25,7 +26,8 @@
 //!     "messages": []
 //! }"#).unwrap();
 //! let v1 = SessionV1::from(LegacyUpgrade { session: legacy, saved_at: 2000, retention_days: 30 });
-//! let current = Session::try_from(v1).unwrap();
+//! let current = Session::try_from(SessionV2_0::try_from(v1).unwrap()).unwrap();
+//! assert!(current.interrupted.is_none());
 //! assert_eq!(current.submission.status, SubmissionStatus::Pending);
 //! assert_eq!(current.elements[0].data.0, vec![5]);
 //! assert!(!current.is_expired(1000) && current.is_expired(1000 + 30 * 86_400_000));
@@ -41,6 +43,7 @@ mod session;
 mod submission;
 mod text;
 mod v1;
+mod v2_1;
 mod version;
 mod vocabulary;
 
@@ -56,7 +59,7 @@ pub use version::{SchemaVersion, Version};
 
 /// The current version's type: what the store writes. A new version moves this alias
 /// and nothing else of the released types.
-pub type Session = SessionV2_0;
+pub type Session = SessionV2_1;
 
 /// The `_metadata.version` every save writes.
 pub const CURRENT_VERSION: &str = SchemaVersion::CURRENT.as_str();
@@ -65,5 +68,9 @@ pub use text::{Printable, printable, printable_lines};
 pub use v1::{
     AppSubmissionStatus, DAY_MS, DEFAULT_RETENTION_DAYS, LegacyUpgrade, MetadataV1, SessionV1,
     VERSION as V1_VERSION,
+};
+pub use v2_1::{
+    Interruption, InterruptionReason, SESSION_FIELDS as V2_1_SESSION_FIELDS, SessionV2_1,
+    VERSION as V2_1_VERSION,
 };
 pub use vocabulary::{Direction, ElementKind, UnknownFields};

@@ -196,7 +196,7 @@ pub enum UpgradeError {
 }
 
 /// Refuses unknown fields that would collide with `known` names once upgraded.
-fn check_collisions(
+pub(crate) fn check_collisions(
     unknown: &UnknownFields,
     known: &[&str],
     level: impl Fn() -> String,

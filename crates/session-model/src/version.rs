@@ -18,6 +18,8 @@ impl SchemaVersion {
     pub const V1_0_0: SchemaVersion = <crate::SessionV1 as Version>::SCHEMA;
     /// This store's first format (declared beside [`SessionV2_0`](crate::SessionV2_0)).
     pub const V2_0_0: SchemaVersion = <crate::SessionV2_0 as Version>::SCHEMA;
+    /// The format that added capture's interruptions (declared beside [`SessionV2_1`](crate::SessionV2_1)).
+    pub const V2_1_0: SchemaVersion = <crate::SessionV2_1 as Version>::SCHEMA;
     /// The version every save of this build writes: the one [`Session`](crate::Session) names.
     pub const CURRENT: SchemaVersion = <crate::Session as Version>::SCHEMA;
 

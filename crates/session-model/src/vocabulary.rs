@@ -46,6 +46,14 @@ pub enum ElementKind {
     End,
     /// `message`: one HL7 v2 message, ending in CR LF.
     Message,
+    /// `nak`: a negative acknowledgement (`0x15`) from the LIS.
+    Nak,
+    /// `fragment`: bytes of a message cut off before its CR LF (by a marker, a new
+    /// session or the end of the connection), kept as they came.
+    Fragment,
+    /// `stray`: bytes that arrived outside any session, or a marker from the side that
+    /// does not send it, kept as they came.
+    Stray,
     /// A value this build does not know, kept as written.
     Other(String),
 }
@@ -57,6 +65,9 @@ impl From<String> for ElementKind {
             "ack" => Self::Ack,
             "end" => Self::End,
             "message" => Self::Message,
+            "nak" => Self::Nak,
+            "fragment" => Self::Fragment,
+            "stray" => Self::Stray,
             _ => Self::Other(value),
         }
     }
@@ -69,6 +80,9 @@ impl From<ElementKind> for String {
             ElementKind::Ack => "ack".into(),
             ElementKind::End => "end".into(),
             ElementKind::Message => "message".into(),
+            ElementKind::Nak => "nak".into(),
+            ElementKind::Fragment => "fragment".into(),
+            ElementKind::Stray => "stray".into(),
             ElementKind::Other(other) => other,
         }
     }
@@ -83,9 +97,14 @@ mod tests {
 
     #[test]
     fn unknown_words_survive() {
-        let kind: ElementKind = serde_json::from_str(r#""nak""#).unwrap();
-        assert_eq!(kind, ElementKind::Other("nak".into()));
-        assert_eq!(serde_json::to_string(&kind).unwrap(), r#""nak""#);
+        let kind: ElementKind = serde_json::from_str(r#""nack""#).unwrap();
+        assert_eq!(kind, ElementKind::Other("nack".into()));
+        assert_eq!(serde_json::to_string(&kind).unwrap(), r#""nack""#);
+        for word in ["start", "ack", "nak", "end", "message", "fragment", "stray"] {
+            let kind = ElementKind::from(word.to_owned());
+            assert!(!matches!(kind, ElementKind::Other(_)), "{word}");
+            assert_eq!(String::from(kind), word);
+        }
         let dir: Direction = serde_json::from_str(r#""pc-to-device""#).unwrap();
         assert_eq!(dir, Direction::PcToDevice);
     }

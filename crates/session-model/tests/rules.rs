@@ -36,7 +36,7 @@ fn v1(extra: serde_json::Value) -> SessionV1 {
 }
 
 fn current() -> Session {
-    Session::try_from(v1(json!({}))).unwrap()
+    Session::try_from(SessionV2_0::try_from(v1(json!({}))).unwrap()).unwrap()
 }
 
 #[test]
@@ -70,37 +70,37 @@ fn the_upgrade_keeps_text_only_when_it_differs_from_the_bytes() {
     assert_eq!(session.message_count(), 2);
     assert_eq!(session.elements[3].text_lossy(), "OBX|2");
     // Different text is kept verbatim, and wins as the messages.
-    let kept = Session::try_from(v1(json!({"messages": ["MSH|1 edited", "OBX|2"]}))).unwrap();
+    let kept = SessionV2_0::try_from(v1(json!({"messages": ["MSH|1 edited", "OBX|2"]}))).unwrap();
     assert_eq!(kept.unknown["messages"], json!(["MSH|1 edited", "OBX|2"]));
     assert_eq!(kept.messages(), ["MSH|1 edited", "OBX|2"]);
     let mut odd = v1(json!({}));
     odd.elements[1].content = Some("not the bytes".into());
-    let odd = Session::try_from(odd).unwrap();
+    let odd = SessionV2_0::try_from(odd).unwrap();
     assert_eq!(odd.elements[1].unknown["content"], "not the bytes");
     // Fewer messages than message elements is also a difference.
-    let fewer = Session::try_from(v1(json!({"messages": ["MSH|1"]}))).unwrap();
+    let fewer = SessionV2_0::try_from(v1(json!({"messages": ["MSH|1"]}))).unwrap();
     assert_eq!(fewer.messages(), ["MSH|1"]);
     assert_eq!(fewer.message_count(), 1);
 }
 
 #[test]
 fn colliding_unknown_fields_are_refused_at_every_level() {
-    let top = Session::try_from(v1(json!({"submission": {}}))).unwrap_err();
+    let top = SessionV2_0::try_from(v1(json!({"submission": {}}))).unwrap_err();
     assert!(matches!(top, UpgradeError::FieldCollision { ref field, .. } if field == "submission"));
     let mut element = v1(json!({}));
     element.elements[0].unknown.insert("data".into(), json!("AA=="));
-    let err = Session::try_from(element).unwrap_err();
+    let err = SessionV2_0::try_from(element).unwrap_err();
     assert!(
         matches!(err, UpgradeError::FieldCollision { ref field, ref level } if field == "data" && level == "in element 0")
     );
     let mut meta = v1(json!({}));
     meta.metadata.unknown.insert("revision".into(), json!(3));
     assert!(matches!(
-        Session::try_from(meta).unwrap_err(),
+        SessionV2_0::try_from(meta).unwrap_err(),
         UpgradeError::FieldCollision { .. }
     ));
     // Names no version uses are kept.
-    assert!(Session::try_from(v1(json!({"labNote": 1}))).is_ok());
+    assert!(SessionV2_0::try_from(v1(json!({"labNote": 1}))).is_ok());
 }
 
 #[test]
@@ -148,7 +148,7 @@ fn the_document_records_its_saves() {
             s.metadata.saved_at,
             s.metadata.version.as_str()
         ),
-        (7, 1234, "2.0.0")
+        (7, 1234, "2.1.0")
     );
     assert_eq!(Document::id(&s).as_str(), "s-1");
     Document::submission_mut(&mut s).attempts = 5;
@@ -218,9 +218,9 @@ fn words_the_app_wrote_read_back_as_the_same_words() {
             "{word}"
         );
     }
-    for word in ["start", "ack", "end", "message", "nak"] {
+    for word in ["start", "ack", "end", "message", "nak", "nack"] {
         let kind = ElementKind::from(word.to_owned());
         assert_eq!(String::from(kind.clone()), word);
-        assert_eq!(matches!(kind, ElementKind::Other(_)), word == "nak", "{word}");
+        assert_eq!(matches!(kind, ElementKind::Other(_)), word == "nack", "{word}");
     }
 }

@@ -1,7 +1,7 @@
 //! What a file is worth: the one judgement shared by `recover` and `verify`.
 
 use session_fs::{SaveStamp, stamp_of};
-use session_migrate::{DecodeError, Decoded, SessionStore};
+use session_migrate::{DecodeError, Decoded, SchemaVersion, SessionStore};
 use session_model::SessionId;
 
 /// The verdict on one file's bytes.
@@ -29,10 +29,14 @@ impl Verdict {
     }
 
     /// Whether this copy was written by a store (which records a revision): only such
-    /// copies can be ordered by revision. The app's files carry none.
+    /// copies can be ordered by revision. The app's files carry none; every store
+    /// version from `2.0.0` on does, outdated or not (a `2.0.0` copy beside a `2.1.0` one
+    /// is still ordered by revision).
     pub(crate) fn has_revision(&self) -> bool {
         match self {
-            Verdict::Valid(decoded) => !decoded.from.is_outdated() && decoded.session.metadata.revision > 0,
+            Verdict::Valid(decoded) => {
+                decoded.from >= SchemaVersion::V2_0_0 && decoded.session.metadata.revision > 0
+            }
             Verdict::Newer(stamp) => stamp.revision > 0,
             Verdict::Damaged(_) => false,
         }

@@ -10,10 +10,15 @@ use session_migrate::{DecodeOptions, SessionStore};
 use session_recovery::{Action, recover, verify};
 
 fn v2(tag: &str, revision: u64, saved_at: u64) -> Vec<u8> {
+    store_copy("2.0.0", tag, revision, saved_at)
+}
+
+/// A copy a store wrote at `version` (every store version records a revision).
+fn store_copy(version: &str, tag: &str, revision: u64, saved_at: u64) -> Vec<u8> {
     serde_json::to_vec(&json!({
         "id": "s-1", "startTime": 1, "isComplete": true, "elements": [], "persistedUntil": 9,
         "submission": {"status": "pending", "attempts": 0},
-        "_metadata": {"version": "2.0.0", "savedAt": saved_at, "retentionDays": 30, "revision": revision},
+        "_metadata": {"version": version, "savedAt": saved_at, "retentionDays": 30, "revision": revision},
         "tag": tag
     }))
     .unwrap()
@@ -98,6 +103,23 @@ fn between_store_copies_the_higher_revision_wins_and_the_loser_is_trashed() {
     assert_eq!(kept, "temp");
     let (kept, actions) = run(&v2("live", 4, 200), &v2("temp", 4, 200), STORE_TEMP);
     assert_eq!((kept.as_str(), actions), ("live", vec![Action::Cleaned]));
+    // Copies of two store versions (an older build's 2.0.0 temp beside a 2.1.0 live file)
+    // are still ordered by revision, not by savedAt.
+    let (kept, actions) = run(
+        &store_copy("2.1.0", "live", 3, 900),
+        &v2("temp", 4, 100),
+        STORE_TEMP,
+    );
+    assert_eq!(
+        (kept.as_str(), actions),
+        ("temp", vec![Action::Cleaned, Action::Recovered])
+    );
+    let (kept, _) = run(
+        &v2("live", 5, 100),
+        &store_copy("2.1.0", "temp", 4, 900),
+        STORE_TEMP,
+    );
+    assert_eq!(kept, "live");
 }
 
 #[test]

@@ -28,14 +28,17 @@ fn put_upgrades_and_get_returns_the_bytes_on_disk() {
     let out = put_fixture(dir, "v1/session-21.json");
     assert_eq!(
         text(&out.stdout),
-        "{\"id\":\"session-21\",\"version\":\"2.0.0\"}\n"
+        format!(
+            "{{\"id\":\"session-21\",\"version\":\"{}\"}}\n",
+            session_model::CURRENT_VERSION
+        )
     );
     let get = sessionctl(dir, &["--json", "get", "session-21"], None);
     assert!(get.status.success());
     let on_disk = std::fs::read(dir.join("session-21.json")).unwrap();
     assert_eq!(get.stdout.strip_suffix(b"\n").unwrap(), &on_disk[..]);
     let doc: serde_json::Value = serde_json::from_slice(&on_disk).unwrap();
-    assert_eq!(doc["_metadata"]["version"], "2.0.0");
+    assert_eq!(doc["_metadata"]["version"], session_model::CURRENT_VERSION);
     assert_eq!(doc["_metadata"]["revision"], 1);
     // A second put replaces and bumps the revision; --create refuses with exit 1.
     assert!(put_fixture(dir, "v1/session-21.json").status.success());

@@ -236,7 +236,7 @@ fn end_to_end_every_complete_pending_session_is_delivered_exactly_once() {
     // Statuses persisted, every live file migrated, the orphans handled, nothing lost.
     let rows = list(&dir);
     for row in &rows {
-        assert_eq!(row["version"], "2.0.0", "{row}");
+        assert_eq!(row["version"], session_model::CURRENT_VERSION, "{row}");
         let id = row["id"].as_str().unwrap();
         let expected = match id {
             "session-13" => "pending",

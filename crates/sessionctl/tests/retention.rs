@@ -93,7 +93,11 @@ fn recovery_and_the_daemon_apply_it_too() {
     for id in ["old-1", "old-3"] {
         let stored: Value =
             serde_json::from_slice(&std::fs::read(dir.join(format!("{id}.json"))).unwrap()).unwrap();
-        assert_eq!(stored["_metadata"]["version"], "2.0.0", "{id}");
+        assert_eq!(
+            stored["_metadata"]["version"],
+            session_model::CURRENT_VERSION,
+            "{id}"
+        );
         assert_eq!(stored["persistedUntil"], start + 90 * DAY, "{id}");
     }
 }

@@ -1,0 +1,218 @@
+//! `2.1.0`: [`SessionV2_1`], and the `2.0.0` -> `2.1.0` upgrade.
+//!
+//! What capture needed that `2.0.0` could not say: that a session was cut off
+//! ([`Interruption`]: when, and why). The element kinds capture adds (`nak`,
+//! `fragment`, `stray`) are words of the shared vocabulary, which every version
+//! already keeps as written, so they need no new element type.
+
+use serde::{Deserialize, Serialize};
+
+use crate::id::SessionId;
+use crate::session::{Element, Metadata, SessionV2_0, UpgradeError, check_collisions};
+use crate::submission::Submission;
+use crate::vocabulary::{ElementKind, UnknownFields};
+
+/// The `_metadata.version` of this format.
+pub const VERSION: &str = "2.1.0";
+
+impl crate::Version for SessionV2_1 {
+    const SCHEMA: crate::SchemaVersion = crate::SchemaVersion::new(VERSION, 3);
+}
+
+/// A session in the `2.1.0` format: `2.0.0` plus [`interrupted`](Self::interrupted).
+/// Released: frozen, never edited (a change is a new version, see `session-migrate`'s
+/// guide).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionV2_1 {
+    /// The session id, also the file name.
+    pub id: SessionId,
+    /// The app's numeric session counter (`sessionId`).
+    #[serde(rename = "sessionId", default, skip_serializing_if = "Option::is_none")]
+    pub session_number: Option<u64>,
+    /// When capture started, epoch milliseconds.
+    pub start_time: u64,
+    /// When capture ended, epoch milliseconds; absent while incomplete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<u64>,
+    /// The analyzer's address.
+    #[serde(rename = "deviceIP", default, skip_serializing_if = "Option::is_none")]
+    pub device_ip: Option<String>,
+    /// The LIS's address.
+    #[serde(rename = "lisIP", default, skip_serializing_if = "Option::is_none")]
+    pub lis_ip: Option<String>,
+    /// Whether the transmission ended with its end marker.
+    pub is_complete: bool,
+    /// Set when capture was cut off before the end marker: such a session keeps every
+    /// element recorded and is never submitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<Interruption>,
+    /// The framed elements in capture order, each with its bytes once.
+    pub elements: Vec<Element>,
+    /// When retention ends, epoch milliseconds.
+    pub persisted_until: u64,
+    /// Delivery state.
+    pub submission: Submission,
+    /// Store metadata.
+    #[serde(rename = "_metadata")]
+    pub metadata: Metadata,
+    /// Fields this build does not know.
+    #[serde(flatten)]
+    pub unknown: UnknownFields,
+}
+
+/// Why and when a capture was cut off.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Interruption {
+    /// When it was cut off (or, after a crash, when recovery found it), epoch ms.
+    pub at: u64,
+    /// Why.
+    pub reason: InterruptionReason,
+    /// Fields this build does not know.
+    #[serde(flatten)]
+    pub unknown: UnknownFields,
+}
+
+/// Why a capture was cut off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum InterruptionReason {
+    /// `connectionClosed`: a side closed the connection before the end marker.
+    ConnectionClosed,
+    /// `restarted`: the analyzer sent a new start marker before the end marker.
+    Restarted,
+    /// `unframed`: bytes that arrived outside any session, kept as a session of their own.
+    Unframed,
+    /// `shutdown`: the capture process was stopped (SIGINT, SIGTERM).
+    Shutdown,
+    /// `crash`: the capture process died; recovery found the session open.
+    Crash,
+    /// A value this build does not know, kept as written.
+    Other(String),
+}
+
+impl From<String> for InterruptionReason {
+    fn from(value: String) -> Self {
+        match value.as_str() {
+            "connectionClosed" => Self::ConnectionClosed,
+            "restarted" => Self::Restarted,
+            "unframed" => Self::Unframed,
+            "shutdown" => Self::Shutdown,
+            "crash" => Self::Crash,
+            _ => Self::Other(value),
+        }
+    }
+}
+
+impl From<InterruptionReason> for String {
+    fn from(value: InterruptionReason) -> Self {
+        match value {
+            InterruptionReason::ConnectionClosed => "connectionClosed".into(),
+            InterruptionReason::Restarted => "restarted".into(),
+            InterruptionReason::Unframed => "unframed".into(),
+            InterruptionReason::Shutdown => "shutdown".into(),
+            InterruptionReason::Crash => "crash".into(),
+            InterruptionReason::Other(other) => other,
+        }
+    }
+}
+
+impl std::fmt::Display for InterruptionReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&String::from(self.clone()))
+    }
+}
+
+impl SessionV2_1 {
+    /// The one expiry rule: expired once `persistedUntil <= now`.
+    pub fn is_expired(&self, now: u64) -> bool {
+        self.persisted_until <= now
+    }
+
+    /// The HL7 messages as text, as the app listed and submitted them.
+    ///
+    /// Derived from the message elements, unless the original file held a different
+    /// list, which is then kept verbatim under `messages` and returned instead.
+    pub fn messages(&self) -> Vec<String> {
+        let kept = match self.unknown.get("messages") {
+            Some(serde_json::Value::Array(kept)) => {
+                kept.iter().map(|v| v.as_str().map(str::to_owned)).collect()
+            }
+            _ => None,
+        };
+        if let Some(strings) = kept {
+            return strings;
+        }
+        self.elements
+            .iter()
+            .filter(|e| e.kind == ElementKind::Message)
+            .map(Element::text_lossy)
+            .collect()
+    }
+
+    /// Whether the worker may send it at `now`: complete, not interrupted, pending and
+    /// due. An incomplete or interrupted session is never sent.
+    pub fn is_sendable(&self, now: u64) -> bool {
+        self.is_complete && self.interrupted.is_none() && self.submission.is_due(now)
+    }
+
+    /// Whether `other` delivers exactly what this session delivers: the fields of the
+    /// submission body (id, start and end, messages, addresses). Metadata, submission
+    /// state and unknown fields do not count.
+    pub fn same_delivery_content(&self, other: &SessionV2_1) -> bool {
+        self.id == other.id
+            && self.start_time == other.start_time
+            && self.end_time == other.end_time
+            && self.device_ip == other.device_ip
+            && self.lis_ip == other.lis_ip
+            && self.messages() == other.messages()
+    }
+
+    /// How many HL7 messages the session holds.
+    pub fn message_count(&self) -> usize {
+        self.messages().len()
+    }
+}
+
+/// The field names `2.1.0` uses at the top level of a session.
+pub const SESSION_FIELDS: &[&str] = &[
+    "id",
+    "sessionId",
+    "startTime",
+    "endTime",
+    "deviceIP",
+    "lisIP",
+    "isComplete",
+    "interrupted",
+    "elements",
+    "persistedUntil",
+    "submission",
+    "_metadata",
+];
+
+impl TryFrom<SessionV2_0> for SessionV2_1 {
+    type Error = UpgradeError;
+    fn try_from(s: SessionV2_0) -> Result<Self, Self::Error> {
+        // A 2.0.0 field nobody knew, named like the new one, could be neither kept
+        // beside it nor dropped.
+        check_collisions(&s.unknown, SESSION_FIELDS, || "at the top level".into())?;
+        let mut metadata = s.metadata;
+        metadata.version = VERSION.into();
+        Ok(SessionV2_1 {
+            id: s.id,
+            session_number: s.session_number,
+            start_time: s.start_time,
+            end_time: s.end_time,
+            device_ip: s.device_ip,
+            lis_ip: s.lis_ip,
+            is_complete: s.is_complete,
+            interrupted: None,
+            elements: s.elements,
+            persisted_until: s.persisted_until,
+            submission: s.submission,
+            metadata,
+            unknown: s.unknown,
+        })
+    }
+}
