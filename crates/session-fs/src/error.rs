@@ -36,6 +36,12 @@ pub enum Step {
     Open,
     /// Changing permissions.
     Chmod,
+    /// Appending a record to a journal.
+    Append,
+    /// `fsync` of a journal after an append.
+    SyncAppend,
+    /// Reserving numbers from a counter.
+    Reserve,
 }
 
 impl fmt::Display for Step {
@@ -54,6 +60,9 @@ impl fmt::Display for Step {
             Step::Lock => "locking",
             Step::Open => "opening",
             Step::Chmod => "changing permissions of",
+            Step::Append => "appending to",
+            Step::SyncAppend => "syncing",
+            Step::Reserve => "reserving numbers in",
         })
     }
 }

@@ -14,8 +14,18 @@ pub const BACKUP_DIR: &str = ".backup";
 pub const STATE_DIR: &str = ".state";
 /// One lock file per session id, for cross-process read-modify-write.
 pub const LOCKS_DIR: &str = ".locks";
+/// Journals of sessions being captured (`<id>.journal`), until they are folded into
+/// session files.
+pub const JOURNAL_DIR: &str = ".journal";
 /// Every dot-directory of the store: each must be a real directory, never a symlink.
-pub const AREA_DIRS: [&str; 5] = [LOCKS_DIR, TRASH_DIR, QUARANTINE_DIR, BACKUP_DIR, STATE_DIR];
+pub const AREA_DIRS: [&str; 6] = [
+    LOCKS_DIR,
+    TRASH_DIR,
+    QUARANTINE_DIR,
+    BACKUP_DIR,
+    STATE_DIR,
+    JOURNAL_DIR,
+];
 /// Shared by every open store, exclusive for recovery.
 pub const STORE_LOCK: &str = ".store.lock";
 

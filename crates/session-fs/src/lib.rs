@@ -12,6 +12,9 @@
 //! - [`Store::delete`]: a durable move into `.trash/`.
 //! - [`Store::lock`]: a per-session lock held across threads and processes for
 //!   read-modify-write.
+//! - [`Store::create_journal`]: an append-only journal for a session still being
+//!   captured; each [`Journal::append`] is durable when it returns.
+//! - [`Store::reserve_numbers`]: numbers that never repeat, across restarts and processes.
 //! - Every filesystem call goes through the [`Storage`] seam.
 //!
 //! ```
@@ -31,8 +34,10 @@
 //! ```
 #![warn(missing_docs)]
 
+mod counter;
 mod error;
 mod group_commit;
+mod journal;
 mod layout;
 mod locks;
 pub mod maintenance;
@@ -41,6 +46,9 @@ mod storage;
 mod store;
 
 pub use error::{FsError, Step};
+pub use journal::{
+    ClaimedJournal, JOURNAL_HEADER, Journal, JournalContents, MAX_RECORD, frame_record, parse_journal,
+};
 pub use maintenance::live_session;
 pub use rooted::RootedStorage;
 pub use storage::{Entry, EntryKind, HeldLock, LockMode, OsStorage, ReadOutcome, Storage, WriteFile};

@@ -296,7 +296,7 @@ fn own_name(name: &str) -> bool {
 }
 
 /// The `by` of the quarantine notes this crate writes.
-const QUARANTINED_BY: &str = concat!("session-fs ", env!("CARGO_PKG_VERSION"));
+pub(crate) const QUARANTINED_BY: &str = concat!("session-fs ", env!("CARGO_PKG_VERSION"));
 
 /// The current time in epoch milliseconds.
 pub fn now_ms() -> u64 {
@@ -331,12 +331,12 @@ impl Store {
         self.inner.dir.join(id.file_name())
     }
 
-    fn storage(&self) -> &dyn Storage {
+    pub(crate) fn storage(&self) -> &dyn Storage {
         &*self.inner.storage
     }
 
     /// Refuses a change through a read-only handle.
-    fn writable(&self) -> Result<(), FsError> {
+    pub(crate) fn writable(&self) -> Result<(), FsError> {
         if self.inner.access == Access::ReadOnly {
             return Err(FsError::ReadOnly {
                 dir: self.inner.dir.clone(),
@@ -347,7 +347,7 @@ impl Store {
 
     /// The directory of a dot-area, checked (never a symlink) each time it is used: a
     /// long-running daemon must not follow a link made after it opened the store.
-    fn area_path(&self, name: &str) -> Result<PathBuf, FsError> {
+    pub(crate) fn area_path(&self, name: &str) -> Result<PathBuf, FsError> {
         let path = self.inner.dir.join(name);
         check_area_dir(self.storage(), &path)?;
         Ok(path)
@@ -376,7 +376,7 @@ impl Store {
 
     /// A name part no other handle, thread or process uses: pid, time, and a counter
     /// shared by every handle of this process.
-    fn unique(&self) -> String {
+    pub(crate) fn unique(&self) -> String {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         format!("{}-{}-{}", std::process::id(), now_ms(), n)
@@ -422,7 +422,7 @@ impl Store {
         self.read_path(&self.inner.dir.join(plain_name(name, Step::Read)?))
     }
 
-    fn read_path(&self, path: &Path) -> Result<Option<Vec<u8>>, FsError> {
+    pub(crate) fn read_path(&self, path: &Path) -> Result<Option<Vec<u8>>, FsError> {
         let limit = self.inner.max_file_size;
         match self.storage().read(path, limit) {
             Ok(ReadOutcome::Bytes(bytes)) => Ok(Some(bytes)),
@@ -653,9 +653,25 @@ impl Store {
         area: Aside,
         sidecar: Option<&[u8]>,
     ) -> Result<MovedFile, FsError> {
+        self.move_aside_from(None, name, area, sidecar)
+    }
+
+    /// [`Self::move_aside`] from one of the store's own areas (`.journal/`) instead of
+    /// the store directory.
+    pub(crate) fn move_aside_from(
+        &self,
+        from_area: Option<&str>,
+        name: &OsString,
+        area: Aside,
+        sidecar: Option<&[u8]>,
+    ) -> Result<MovedFile, FsError> {
         self.writable()?;
         let name = &plain_name(name, Step::Rename)?.to_owned();
-        let from = self.inner.dir.join(name);
+        let from_dir = match from_area {
+            Some(sub) => self.area_path(sub)?,
+            None => self.inner.dir.clone(),
+        };
+        let from = from_dir.join(name);
         // Whatever mode the app gave it, what the store keeps aside is 0600.
         self.storage()
             .set_mode(&from, 0o600)
@@ -665,7 +681,7 @@ impl Store {
             .rename(&from, &to)
             .map_err(FsError::io(Step::Rename, &from))?;
         self.sync_dir(&area_dir)?;
-        self.sync_dir(&self.inner.dir)?;
+        self.sync_dir(&from_dir)?;
         Ok(MovedFile { from, to })
     }
 

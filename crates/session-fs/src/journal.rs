@@ -1,0 +1,403 @@
+//! Append-only journals: how a session still being captured grows by one element at a
+//! time, durably, at a cost that does not grow with the session.
+//!
+//! A journal is `.journal/<id>.journal`: a header, then records, each
+//! `[length: u32 LE][crc32 of the payload: u32 LE][payload]`. [`Journal::append`]
+//! returns once its record is durable (write, then `fsync` of the journal), so an
+//! acknowledged record survives a crash; a record a crash cut short fails its length
+//! or checksum and is reported as torn, never read. Payloads are opaque bytes: what
+//! they mean is the caller's (`session-capture`'s) business.
+//!
+//! The writer holds an exclusive `flock` on the journal for as long as it lives, taken
+//! before the journal's name appears (it is written under a temp name and linked into
+//! place), so [`Store::claim_journal`] can tell a live capture from one whose process
+//! died without ever taking over the former.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+use session_model::SessionId;
+
+use crate::error::{FsError, Step};
+use crate::layout;
+use crate::storage::{EntryKind, HeldLock, LockMode, WriteFile};
+use crate::store::Store;
+
+/// The first bytes of every journal: its format, so a future layout is recognised.
+pub const JOURNAL_HEADER: &[u8; 8] = b"HL7JRN1\n";
+/// The largest record a reader accepts; a longer length is read as a torn record.
+pub const MAX_RECORD: usize = 256 * 1024 * 1024;
+const SUFFIX: &str = ".journal";
+const RECORD_HEAD: usize = 8;
+
+/// An open journal, written by the one capture that created it.
+pub struct Journal {
+    store: Store,
+    id: SessionId,
+    path: PathBuf,
+    file: Box<dyn WriteFile>,
+    records: u64,
+    lock: Box<dyn HeldLock>,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal")
+            .field("id", &self.id)
+            .field("records", &self.records)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a journal holds: every whole record, in order, and what followed them that was
+/// not a whole record (a write a crash cut short).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct JournalContents {
+    /// The payloads of the whole records.
+    pub records: Vec<Vec<u8>>,
+    /// Bytes after the last whole record (0 when the journal ends cleanly).
+    pub torn_bytes: u64,
+    /// Whether the header was there and right. Without it nothing is read.
+    pub header_ok: bool,
+}
+
+/// Splits a journal's bytes into records; never fails, never panics: whatever does not
+/// parse is counted in [`JournalContents::torn_bytes`].
+pub fn parse_journal(bytes: &[u8]) -> JournalContents {
+    let Some(mut rest) = bytes.strip_prefix(JOURNAL_HEADER.as_slice()) else {
+        return JournalContents {
+            records: Vec::new(),
+            torn_bytes: bytes.len() as u64,
+            header_ok: false,
+        };
+    };
+    let mut records = Vec::new();
+    while rest.len() >= RECORD_HEAD {
+        let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
+        let body = &rest[RECORD_HEAD..];
+        if len > MAX_RECORD || len > body.len() || crc32fast::hash(&body[..len]) != crc {
+            break;
+        }
+        records.push(body[..len].to_vec());
+        rest = &body[len..];
+    }
+    JournalContents {
+        records,
+        torn_bytes: rest.len() as u64,
+        header_ok: true,
+    }
+}
+
+/// One record as [`Journal::append`] writes it.
+pub fn frame_record(payload: &[u8]) -> Vec<u8> {
+    let mut framed = Vec::with_capacity(RECORD_HEAD + payload.len());
+    framed.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    framed.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    framed.extend_from_slice(payload);
+    framed
+}
+
+impl Journal {
+    /// The session it records.
+    pub fn id(&self) -> &SessionId {
+        &self.id
+    }
+
+    /// How many records this writer appended.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// Appends one record and returns once it is durable (`fsync`).
+    ///
+    /// After an error the journal may end in a partial record, which readers report as
+    /// torn; the caller should stop appending and finish or abandon the capture.
+    pub fn append(&mut self, payload: &[u8]) -> Result<(), FsError> {
+        if payload.len() > MAX_RECORD {
+            return Err(FsError::io(Step::Append, &self.path)(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "a record of {} bytes is over the {MAX_RECORD}-byte limit",
+                    payload.len()
+                ),
+            )));
+        }
+        self.file
+            .write_all(&frame_record(payload))
+            .map_err(FsError::io(Step::Append, &self.path))?;
+        self.file
+            .sync()
+            .map_err(FsError::io(Step::SyncAppend, &self.path))?;
+        self.records += 1;
+        Ok(())
+    }
+
+    /// Gives up writing and hands the journal over as claimed (still locked), to be
+    /// folded and removed.
+    pub fn into_claimed(self) -> Result<ClaimedJournal, FsError> {
+        let Journal {
+            store,
+            id,
+            path,
+            file,
+            lock,
+            ..
+        } = self;
+        drop(file);
+        let bytes = store.read_journal_bytes(&path)?;
+        Ok(ClaimedJournal {
+            store,
+            id,
+            path,
+            contents: parse_journal(&bytes),
+            _lock: lock,
+        })
+    }
+}
+
+/// A journal nobody else writes, held locked until it is removed or dropped.
+pub struct ClaimedJournal {
+    store: Store,
+    id: SessionId,
+    path: PathBuf,
+    contents: JournalContents,
+    _lock: Box<dyn HeldLock>,
+}
+
+impl std::fmt::Debug for ClaimedJournal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClaimedJournal")
+            .field("id", &self.id)
+            .field("records", &self.contents.records.len())
+            .field("torn_bytes", &self.contents.torn_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClaimedJournal {
+    /// The session it records.
+    pub fn id(&self) -> &SessionId {
+        &self.id
+    }
+
+    /// What it holds.
+    pub fn contents(&self) -> &JournalContents {
+        &self.contents
+    }
+
+    /// The journal's path, for messages.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Removes the journal durably, once what it holds is kept elsewhere (the session
+    /// file it was folded into): a crash afterwards cannot bring it back to be folded
+    /// again after that session was deleted.
+    pub fn remove(self) -> Result<(), FsError> {
+        let storage = self.store.storage();
+        match storage.remove_file(&self.path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(FsError::io(Step::Remove, &self.path)(e)),
+        }
+        let dir = self.store.dir().join(layout::JOURNAL_DIR);
+        storage.sync_dir(&dir).map_err(FsError::io(Step::SyncDir, &dir))
+    }
+
+    /// Moves the journal into `.quarantine/` with a sidecar (`reason`), when what it
+    /// holds could not be made into a session.
+    pub fn quarantine(self, reason: &str) -> Result<PathBuf, FsError> {
+        let name = self.path.file_name().unwrap_or_default().to_owned();
+        let note = crate::maintenance::quarantine_note(
+            &format!("{}/{}", layout::JOURNAL_DIR, name.to_string_lossy()),
+            reason,
+            crate::store::QUARANTINED_BY,
+        );
+        self.store
+            .move_aside_from(
+                Some(layout::JOURNAL_DIR),
+                &name,
+                crate::store::Aside::Quarantine,
+                Some(&note),
+            )
+            .map(|moved| moved.to)
+    }
+}
+
+impl Store {
+    /// Starts the journal of `id`: refused with [`FsError::AlreadyExists`] when the
+    /// session or its journal exists. Returns once the (empty) journal is durable, so
+    /// that every record appended after survives with it.
+    pub fn create_journal(&self, id: &SessionId) -> Result<Journal, FsError> {
+        self.writable()?;
+        let storage = self.storage();
+        let live = self.path_of(id);
+        if storage
+            .kind(&live)
+            .map_err(FsError::io(Step::Open, &live))?
+            .is_some()
+        {
+            return Err(FsError::AlreadyExists { id: id.clone() });
+        }
+        let dir = self.area_path(layout::JOURNAL_DIR)?;
+        storage
+            .create_dir(&dir)
+            .map_err(FsError::io(Step::CreateDir, &dir))?;
+        let path = dir.join(format!("{id}{SUFFIX}"));
+        let temp = dir.join(format!(".{id}.{}.tmp", self.unique()));
+        let mut file = storage
+            .create_new(&temp)
+            .map_err(FsError::io(Step::CreateTemp, &temp))?;
+        // Locked before the name appears: a claimer never sees it unlocked while we live.
+        let locked = storage
+            .lock(&temp, LockMode::Exclusive, false)
+            .map_err(FsError::io(Step::Lock, &temp))
+            .and_then(|lock| {
+                lock.ok_or_else(|| FsError::io(Step::Lock, &temp)(std::io::ErrorKind::WouldBlock.into()))
+            });
+        let written = locked.and_then(|lock| {
+            file.write_all(JOURNAL_HEADER)
+                .map_err(FsError::io(Step::WriteTemp, &temp))?;
+            file.sync().map_err(FsError::io(Step::SyncTemp, &temp))?;
+            match storage.hard_link(&temp, &path) {
+                Ok(()) => Ok(lock),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    Err(FsError::AlreadyExists { id: id.clone() })
+                }
+                Err(e) => Err(FsError::io(Step::Link, &path)(e)),
+            }
+        });
+        // The temp name is never needed again, whatever happened.
+        let _ = storage.remove_file(&temp);
+        let lock = written?;
+        storage.sync_dir(&dir).map_err(FsError::io(Step::SyncDir, &dir))?;
+        Ok(Journal {
+            store: self.clone(),
+            id: id.clone(),
+            path,
+            file,
+            records: 0,
+            lock,
+        })
+    }
+
+    /// The ids that have a journal, sorted: captures in progress, or cut off by a crash.
+    pub fn journals(&self) -> Result<Vec<SessionId>, FsError> {
+        let dir = self.area_path(layout::JOURNAL_DIR)?;
+        let entries = match self.storage().list(&dir, false) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(FsError::io(Step::List, &dir)(e)),
+        };
+        let mut ids: Vec<SessionId> = entries
+            .iter()
+            .filter(|e| e.kind == EntryKind::File)
+            .filter_map(|e| journal_id(&e.name))
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Takes over the journal of `id` when no live writer holds it (its process died):
+    /// `Ok(None)` when one does, or when there is no such journal.
+    pub fn claim_journal(&self, id: &SessionId) -> Result<Option<ClaimedJournal>, FsError> {
+        self.writable()?;
+        let storage = self.storage();
+        let dir = self.area_path(layout::JOURNAL_DIR)?;
+        let path = dir.join(format!("{id}{SUFFIX}"));
+        if storage.kind(&path).map_err(FsError::io(Step::Open, &path))? != Some(EntryKind::File) {
+            return Ok(None);
+        }
+        let Some(lock) = storage
+            .lock(&path, LockMode::Exclusive, false)
+            .map_err(FsError::io(Step::Lock, &path))?
+        else {
+            return Ok(None);
+        };
+        // Its writer may have finished and removed it between the look and the lock
+        // (the lock then made an empty file): an empty file holds nothing to keep.
+        let bytes = self.read_journal_bytes(&path)?;
+        if bytes.is_empty() {
+            let _ = storage.remove_file(&path);
+            return Ok(None);
+        }
+        Ok(Some(ClaimedJournal {
+            store: self.clone(),
+            id: id.clone(),
+            path,
+            contents: parse_journal(&bytes),
+            _lock: lock,
+        }))
+    }
+
+    fn read_journal_bytes(&self, path: &Path) -> Result<Vec<u8>, FsError> {
+        // A journal is read whole only to fold it; it is bounded like a session file.
+        Ok(self.read_path(path)?.unwrap_or_default())
+    }
+}
+
+fn journal_id(name: &OsStr) -> Option<SessionId> {
+    name.to_str()?.strip_suffix(SUFFIX)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_parse_back_and_a_cut_anywhere_is_torn_never_misread() {
+        let payloads: [&[u8]; 3] = [b"first", b"", b"third record"];
+        let mut bytes = JOURNAL_HEADER.to_vec();
+        for p in payloads {
+            bytes.extend(frame_record(p));
+        }
+        let whole = parse_journal(&bytes);
+        assert_eq!(whole.records, payloads.map(<[u8]>::to_vec));
+        assert_eq!((whole.torn_bytes, whole.header_ok), (0, true));
+        // Cut at every byte: only whole records come back, and the rest is counted.
+        let ends: Vec<usize> = {
+            let mut at = JOURNAL_HEADER.len();
+            payloads
+                .iter()
+                .map(|p| {
+                    at += RECORD_HEAD + p.len();
+                    at
+                })
+                .collect()
+        };
+        for cut in 0..bytes.len() {
+            let got = parse_journal(&bytes[..cut]);
+            let whole_records = ends.iter().filter(|&&end| end <= cut).count();
+            assert_eq!(got.records.len(), whole_records, "cut at {cut}");
+            let consumed = if cut < JOURNAL_HEADER.len() {
+                0
+            } else {
+                ends[..whole_records]
+                    .last()
+                    .copied()
+                    .unwrap_or(JOURNAL_HEADER.len())
+            };
+            assert_eq!(got.torn_bytes, (cut - consumed) as u64, "cut at {cut}");
+            assert_eq!(got.header_ok, cut >= JOURNAL_HEADER.len(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn a_flipped_bit_or_an_absurd_length_ends_the_readable_part() {
+        let mut bytes = JOURNAL_HEADER.to_vec();
+        bytes.extend(frame_record(b"kept"));
+        let second = bytes.len();
+        bytes.extend(frame_record(b"damaged"));
+        bytes.extend(frame_record(b"after"));
+        let mut flipped = bytes.clone();
+        flipped[second + RECORD_HEAD + 2] ^= 0x01;
+        let got = parse_journal(&flipped);
+        assert_eq!(got.records, vec![b"kept".to_vec()]);
+        assert_eq!(got.torn_bytes as usize, bytes.len() - second);
+        let mut absurd = bytes.clone();
+        absurd[second..second + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(parse_journal(&absurd).records.len(), 1);
+        assert!(!parse_journal(b"not a journal").header_ok);
+    }
+}
