@@ -59,6 +59,9 @@ pub struct JournalContents {
     pub torn_bytes: u64,
     /// Whether the header was there and right. Without it nothing is read.
     pub header_ok: bool,
+    /// Whether a whole record follows the unreadable part: damage, not a write a crash
+    /// cut short (which is always last).
+    pub damaged: bool,
 }
 
 /// Splits a journal's bytes into records; never fails, never panics: whatever does not
@@ -69,24 +72,38 @@ pub fn parse_journal(bytes: &[u8]) -> JournalContents {
             records: Vec::new(),
             torn_bytes: bytes.len() as u64,
             header_ok: false,
+            damaged: false,
         };
     };
     let mut records = Vec::new();
-    while rest.len() >= RECORD_HEAD {
-        let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
-        let body = &rest[RECORD_HEAD..];
-        if len > MAX_RECORD || len > body.len() || crc32fast::hash(&body[..len]) != crc {
-            break;
-        }
-        records.push(body[..len].to_vec());
-        rest = &body[len..];
+    while let Some((payload, after)) = next_record(rest) {
+        records.push(payload.to_vec());
+        rest = after;
     }
+    // A bad record with a whole one after it is damage; a crash only cuts the last.
+    let damaged = rest.len() >= RECORD_HEAD && {
+        let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        rest.get(RECORD_HEAD + len..)
+            .is_some_and(|after| next_record(after).is_some())
+    };
     JournalContents {
         records,
         torn_bytes: rest.len() as u64,
         header_ok: true,
+        damaged,
     }
+}
+
+/// The whole record at the start of `bytes` and what follows it, if there is one.
+fn next_record(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let head = bytes.get(..RECORD_HEAD)?;
+    let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+    let body = &bytes[RECORD_HEAD..];
+    if len > MAX_RECORD || len > body.len() || crc32fast::hash(&body[..len]) != crc {
+        return None;
+    }
+    Some(body.split_at(len))
 }
 
 /// One record as [`Journal::append`] writes it.
@@ -380,6 +397,7 @@ mod tests {
             };
             assert_eq!(got.torn_bytes, (cut - consumed) as u64, "cut at {cut}");
             assert_eq!(got.header_ok, cut >= JOURNAL_HEADER.len(), "cut at {cut}");
+            assert!(!got.damaged, "cut at {cut}");
         }
     }
 
@@ -395,6 +413,10 @@ mod tests {
         let got = parse_journal(&flipped);
         assert_eq!(got.records, vec![b"kept".to_vec()]);
         assert_eq!(got.torn_bytes as usize, bytes.len() - second);
+        assert!(got.damaged, "a whole record follows the bad one");
+        // The same bad record last is what a crash leaves: torn, not damaged.
+        let last = parse_journal(&flipped[..bytes.len() - frame_record(b"after").len()]);
+        assert_eq!((last.records.len(), last.damaged), (1, false));
         let mut absurd = bytes.clone();
         absurd[second..second + 4].copy_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(parse_journal(&absurd).records.len(), 1);

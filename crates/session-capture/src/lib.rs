@@ -1,0 +1,83 @@
+//! Records HL7 capture sessions as they happen, crash-safe element by element.
+//!
+//! Two parts, usable apart:
+//!
+//! - [`Framer`], the marker state machine: pure, fed directional byte chunks, it emits
+//!   session events ([`Framed`]) by the app's rules (start `0x05` and end `0x04` from
+//!   the device, ack `0x06` and nak `0x15` from the LIS, a `message` at each CR LF),
+//!   and decides what the app left open so that no byte is missing from the record
+//!   (see [`framing`]).
+//! - [`Recorder`]: [`begin`](Recorder::begin) a capture (an id and `sessionId` that
+//!   never repeat, across restarts and processes), [`append`](OpenCapture::append)
+//!   elements (durable when it returns, one journal record and one `fsync` each, so a
+//!   300-message session costs 300 small appends, not 300 rewrites), then
+//!   [`complete`](OpenCapture::complete) or [`abandon`](OpenCapture::abandon) it, which
+//!   folds the journal into an ordinary session file. [`recover_journals`] does the
+//!   same for captures whose process died: every acknowledged element is kept, the
+//!   session is `isComplete: false`, `interrupted` (reason `crash`) and never submitted;
+//!   a torn last record (never acknowledged) is dropped and counted.
+//!
+//! ```
+//! use session_capture::{Endpoints, Framed, Framer, Markers, Recorder, Side};
+//! use session_migrate::{DecodeOptions, SessionStore};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let recorder = Recorder::new(SessionStore::open(dir.path(), DecodeOptions::default()).unwrap());
+//! let endpoints = Endpoints { device_ip: Some("10.0.0.7".into()), lis_ip: Some("10.0.0.1".into()) };
+//! let mut framer = Framer::new(Markers::default());
+//! let mut open = None;
+//! let mut done = None;
+//! for (side, chunk) in [(Side::Device, &b"\x05MSH|1\r"[..]), (Side::Device, b"\n"), (Side::Lis, b"\x06"), (Side::Device, b"\x04")] {
+//!     for event in framer.feed(side, chunk, 1_000) {
+//!         match event {
+//!             Framed::Begin { at, .. } => open = Some(recorder.begin(&endpoints, at).unwrap()),
+//!             Framed::Element(e) => open.as_mut().unwrap().append(&e).unwrap(),
+//!             Framed::Complete { at } => done = Some(open.take().unwrap().complete(at).unwrap()),
+//!             Framed::Abandon { at, reason } => { open.take().unwrap().abandon(at, reason).unwrap(); }
+//!         }
+//!     }
+//! }
+//! let session = recorder.store().load(&done.unwrap()).unwrap().unwrap().session;
+//! assert!(session.is_complete && session.interrupted.is_none());
+//! assert_eq!(session.messages(), vec!["MSH|1\r\n".to_string()]);
+//! assert_eq!(session.elements.len(), 4); // start, message, ack, end
+//! ```
+#![warn(missing_docs)]
+
+mod fold;
+pub mod framing;
+mod record;
+mod recorder;
+
+pub use fold::{JournalRecovery, recover_journals};
+pub use framing::{Framed, FramedElement, Framer, MAX_ELEMENT, Markers, Side};
+pub use recorder::{Endpoints, OpenCapture, Recorder};
+
+use session_fs::FsError;
+use session_migrate::StoreError;
+use session_model::SessionId;
+
+/// What can go wrong while recording. Errors name the file or session, never bytes.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CaptureError {
+    /// A filesystem call failed (a full disk...); the error names the file.
+    #[error(transparent)]
+    Fs(#[from] FsError),
+    /// Writing the session file failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A journal record could not be encoded.
+    #[error("encoding a journal record: {0}")]
+    Encode(#[from] serde_json::Error),
+    /// No id could be made from the next number.
+    #[error("numbering a capture: {0}")]
+    Numbering(String),
+    /// The capture's own journal could not be read back to fold it; it was moved to
+    /// `.quarantine/`.
+    #[error("the journal of {id} could not be read back; it was kept in .quarantine/")]
+    Unreadable {
+        /// The session.
+        id: SessionId,
+    },
+}

@@ -1,0 +1,164 @@
+//! The recorder: begin, append, complete or abandon, each durable when it returns.
+
+use std::ops::Range;
+use std::sync::Mutex;
+
+use session_fs::{FsError, Journal, now_ms};
+use session_migrate::SessionStore;
+use session_model::{Base64Bytes, InterruptionReason, SessionId};
+
+use crate::CaptureError;
+use crate::fold::{Outcome, settle};
+use crate::framing::FramedElement;
+use crate::record::{BeginRecord, ElementRecord, EndRecord, Record};
+
+/// The counter in `.state/` that session numbers come from.
+const NUMBERS: &str = "capture-numbers";
+/// How many numbers one reservation takes: one durable write per this many sessions.
+const BLOCK: u64 = 64;
+
+/// Who talked to whom: the two ends' addresses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Endpoints {
+    /// The analyzer's address (`deviceIP`).
+    pub device_ip: Option<String>,
+    /// The LIS's address (`lisIP`).
+    pub lis_ip: Option<String>,
+}
+
+/// Records captures into one store. Share it (`Arc`) between connections.
+#[derive(Debug)]
+pub struct Recorder {
+    store: SessionStore,
+    numbers: Mutex<Range<u64>>,
+}
+
+impl Recorder {
+    /// A recorder over `store`; sessions are kept for the store's retention
+    /// (`DecodeOptions::retention_days`).
+    pub fn new(store: SessionStore) -> Self {
+        Recorder {
+            store,
+            numbers: Mutex::new(0..0),
+        }
+    }
+
+    /// The store it records into.
+    pub fn store(&self) -> &SessionStore {
+        &self.store
+    }
+
+    /// Opens a capture that started at `start_time`: a new id (`session-<n>`) and
+    /// `sessionId` (`n`) that no capture of this store ever had, in any process, before
+    /// or after a restart. Returns once the capture's journal is durable.
+    pub fn begin(&self, endpoints: &Endpoints, start_time: u64) -> Result<OpenCapture, CaptureError> {
+        loop {
+            let number = self.next_number()?;
+            let id = SessionId::new(format!("session-{number}"))
+                .map_err(|e| CaptureError::Numbering(e.to_string()))?;
+            let mut journal = match self.store.fs().create_journal(&id) {
+                Ok(journal) => journal,
+                // An operator's `put` took the name: take the next number.
+                Err(FsError::AlreadyExists { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let begin = Record::Begin(BeginRecord {
+                id: id.clone(),
+                session_number: number,
+                start_time,
+                device_ip: endpoints.device_ip.clone(),
+                lis_ip: endpoints.lis_ip.clone(),
+                retention_days: self.store.options().retention_days,
+            });
+            journal.append(&begin.to_bytes()?)?;
+            return Ok(OpenCapture {
+                store: self.store.clone(),
+                journal,
+                elements: 0,
+            });
+        }
+    }
+
+    /// Folds every journal no live capture holds (its process died) into a session
+    /// file; see [`crate::recover_journals`].
+    pub fn recover(&self) -> Result<crate::JournalRecovery, CaptureError> {
+        crate::recover_journals(&self.store)
+    }
+
+    fn next_number(&self) -> Result<u64, CaptureError> {
+        let mut numbers = self.numbers.lock().unwrap_or_else(|p| p.into_inner());
+        if numbers.is_empty() {
+            // Numbers start at the clock's milliseconds, far above the app's counter
+            // (`session-1`, `session-2`...), so its files are never collided with; the
+            // stored high mark keeps them rising when the clock goes back.
+            *numbers = self.store.fs().reserve_numbers(NUMBERS, BLOCK, now_ms())?;
+        }
+        Ok(numbers.next().unwrap_or_default())
+    }
+}
+
+/// A capture in progress. Dropping it without [`complete`](Self::complete) or
+/// [`abandon`](Self::abandon) leaves its journal for recovery, which keeps every element
+/// appended and marks the session interrupted (`crash`).
+#[derive(Debug)]
+pub struct OpenCapture {
+    store: SessionStore,
+    journal: Journal,
+    elements: u64,
+}
+
+impl OpenCapture {
+    /// The session's id.
+    pub fn id(&self) -> &SessionId {
+        self.journal.id()
+    }
+
+    /// How many elements were appended.
+    pub fn elements(&self) -> u64 {
+        self.elements
+    }
+
+    /// Appends one element; when this returns `Ok`, the element survives any crash.
+    /// Costs one record and one `fsync`, whatever the session's size.
+    pub fn append(&mut self, element: &FramedElement) -> Result<(), CaptureError> {
+        let record = Record::Element(ElementRecord {
+            timestamp: element.timestamp,
+            direction: element.direction.clone(),
+            kind: element.kind.clone(),
+            data: Base64Bytes(element.bytes.clone()),
+        });
+        self.journal.append(&record.to_bytes()?)?;
+        self.elements += 1;
+        Ok(())
+    }
+
+    /// The end marker arrived at `end_time`: the session file is written (complete,
+    /// pending delivery) and the journal removed.
+    pub fn complete(self, end_time: u64) -> Result<SessionId, CaptureError> {
+        self.finish(EndRecord {
+            at: end_time,
+            interrupted: None,
+        })
+    }
+
+    /// The capture was cut off at `at` (`reason`): the session file is written with
+    /// every element, `isComplete: false` and `interrupted`, and is never submitted.
+    pub fn abandon(self, at: u64, reason: InterruptionReason) -> Result<SessionId, CaptureError> {
+        self.finish(EndRecord {
+            at,
+            interrupted: Some(reason),
+        })
+    }
+
+    fn finish(mut self, end: EndRecord) -> Result<SessionId, CaptureError> {
+        // The end is journaled first: if writing the session file fails (a full disk),
+        // recovery later folds the journal with the right ending.
+        self.journal.append(&Record::End(end).to_bytes()?)?;
+        let id = self.journal.id().clone();
+        let claimed = self.journal.into_claimed()?;
+        match settle(&self.store, claimed)? {
+            Outcome::Session { .. } => Ok(id),
+            Outcome::Quarantined => Err(CaptureError::Unreadable { id }),
+        }
+    }
+}
