@@ -108,12 +108,20 @@ pub(crate) enum Outcome {
     Session { session: Box<Session>, torn: bool },
     /// Nothing readable: the journal went to quarantine.
     Quarantined,
+    /// No whole record: the crash came before the begin was acknowledged, so nothing
+    /// was promised. The journal is removed.
+    Unbegun { torn: bool },
 }
 
 /// Folds a claimed journal into its session file and removes the journal; a journal
 /// with damage beyond a torn tail is kept in quarantine instead of removed.
 pub(crate) fn settle(store: &SessionStore, claimed: ClaimedJournal) -> Result<Outcome, CaptureError> {
     let contents = claimed.contents();
+    if contents.records.is_empty() && !contents.damaged {
+        let torn = contents.torn_bytes > 0;
+        claimed.remove()?;
+        return Ok(Outcome::Unbegun { torn });
+    }
     let Some(Folded {
         mut session,
         unreadable_records,
@@ -193,6 +201,7 @@ pub fn recover_journals(store: &SessionStore) -> Result<JournalRecovery, Capture
                 }
             }
             Ok(Outcome::Quarantined) => report.quarantined.push(id),
+            Ok(Outcome::Unbegun { torn }) => report.torn_records += usize::from(torn),
             Err(e) => {
                 tracing::error!(session = %id, error = %e, "could not recover a capture journal");
                 report.failures.push((id, e.to_string()));

@@ -158,7 +158,7 @@ impl OpenCapture {
         let claimed = self.journal.into_claimed()?;
         match settle(&self.store, claimed)? {
             Outcome::Session { .. } => Ok(id),
-            Outcome::Quarantined => Err(CaptureError::Unreadable { id }),
+            Outcome::Quarantined | Outcome::Unbegun { .. } => Err(CaptureError::Unreadable { id }),
         }
     }
 }

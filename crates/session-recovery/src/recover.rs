@@ -69,6 +69,32 @@ impl Run<'_> {
         }
     }
 
+    /// Folds the journals of captures the crash cut off into session files.
+    fn journals(&mut self) -> Result<(), FsError> {
+        let found = match session_capture::recover_journals(self.typed) {
+            Ok(found) => found,
+            Err(session_capture::CaptureError::Fs(e)) => return Err(e),
+            Err(e) => {
+                self.problem(&OsString::from(".journal"), e.to_string());
+                return Ok(());
+            }
+        };
+        self.report.interrupted += found.interrupted.len();
+        self.report.captures_finished += found.finished.len();
+        self.report.torn_records += found.torn_records;
+        for id in found.quarantined {
+            self.report.quarantined += 1;
+            self.report.problems.push(Problem {
+                file: format!(".journal/{id}.journal"),
+                problem: "no readable begin record: moved to .quarantine/".into(),
+            });
+        }
+        for (id, problem) in found.failures {
+            self.problem(&OsString::from(format!(".journal/{id}.journal")), problem);
+        }
+        Ok(())
+    }
+
     fn problem(&mut self, file: &OsString, problem: String) {
         tracing::info!(file = %session_model::printable(&file.to_string_lossy()), %problem, "recovery left a file it could not handle");
         self.report.problems.push(Problem {
@@ -190,7 +216,9 @@ pub fn recover_visiting(
         store,
         report: RecoveryReport::default(),
     };
-    // Temps first, so that a promoted temp is then checked like any live file.
+    // Captures cut off first: their session files are then checked like any live file.
+    run.journals()?;
+    // Temps next, so that a promoted temp is then checked like any live file.
     let scan = store.scan()?;
     let had_temps = !scan.temps.is_empty();
     for (name, kind) in &scan.irregular {

@@ -41,8 +41,15 @@ pub struct RecoveryReport {
     pub recovered: usize,
     /// Superseded copies moved to the trash.
     pub cleaned: usize,
-    /// Damaged files moved to the quarantine.
+    /// Damaged files moved to the quarantine (journals with nothing readable included).
     pub quarantined: usize,
+    /// Captures a crash cut off, found as journals and made session files with every
+    /// acknowledged element, marked interrupted.
+    pub interrupted: usize,
+    /// Captures that had ended but were not yet folded when the process died.
+    pub captures_finished: usize,
+    /// Journal records a crash cut short (never acknowledged): dropped.
+    pub torn_records: usize,
     /// Every file moved, in order.
     pub moved: Vec<Moved>,
     /// Files recovery could not handle (unreadable, not a regular file...): left where

@@ -5,7 +5,8 @@
 //! rename or a removal only at a `sync_dir` of a directory it touches. At a crash, every
 //! pending directory operation may or may not have landed (any subset, applied in
 //! order), and every file whose data was not synced may hold its new data whole, its
-//! last synced data (empty if never synced), or a torn prefix of the new data.
+//! last synced data (empty if never synced), or a torn prefix of the new data (after
+//! the synced part, when the file only grew: an append).
 
 #![allow(dead_code)]
 
@@ -253,13 +254,17 @@ impl SimDisk {
                 Landed::Whole => new.clone(),
                 Landed::Old => continue,
                 Landed::Torn(at) => {
-                    // A strict, non-empty prefix where there is one.
-                    let cut = if new.len() < 2 {
-                        0
-                    } else {
-                        1 + at % (new.len() - 1)
-                    };
-                    new[..cut].to_vec()
+                    // Data already synced stays (an append never un-persists what
+                    // fsync made durable); of the rest, a strict, non-empty prefix where
+                    // there is one.
+                    let kept = state.inodes[i]
+                        .synced
+                        .as_ref()
+                        .filter(|synced| new.starts_with(synced))
+                        .map_or(0, Vec::len);
+                    let unsynced = new.len() - kept;
+                    let cut = if unsynced < 2 { 0 } else { 1 + at % (unsynced - 1) };
+                    new[..kept + cut].to_vec()
                 }
             };
             inodes[i] = Inode {

@@ -1,0 +1,206 @@
+//! The marker state machine over byte streams: the same conversation split at every
+//! position gives the same record, every byte that passed is in it exactly once, and
+//! each rule the app left open has a snapshot.
+
+use session_capture::{Framed, Framer, Markers, Side};
+use session_model::InterruptionReason;
+
+/// A conversation: (side, bytes) in the order they crossed the relay.
+type Conversation<'a> = &'a [(Side, &'a [u8])];
+
+const NORMAL: Conversation = &[
+    (Side::Device, b"\x05"),
+    (Side::Lis, b"\x06"),
+    (Side::Device, b"MSH|^~\\&|AN|LAB\rPID|1||7\r\n"),
+    (Side::Lis, b"\x06"),
+    (Side::Device, b"MSH|^~\\&|AN|LAB\rOBX|1|NM|GLU||5.6\r\n"),
+    (Side::Lis, b"\x15"),
+    (Side::Device, b"MSH|again\r\n\x04"),
+];
+
+/// The record as text, one event per line: kinds, directions and escaped bytes.
+fn render(events: &[Framed]) -> String {
+    events
+        .iter()
+        .map(|e| match e {
+            Framed::Begin { unframed, .. } => format!("begin{}", if *unframed { " (unframed)" } else { "" }),
+            Framed::Element(e) => format!(
+                "  {:<8} {:<12} {}",
+                String::from(e.kind.clone()),
+                String::from(e.direction.clone()),
+                e.bytes.escape_ascii()
+            ),
+            Framed::Complete { .. } => "complete".into(),
+            Framed::Abandon { reason, .. } => format!("abandon: {reason}"),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Feeds the conversation, each side's bytes in chunks cut at `cuts`, then closes.
+fn run(conversation: Conversation, cut: impl Fn(usize) -> Vec<usize>) -> Vec<Framed> {
+    let mut framer = Framer::new(Markers::default());
+    let mut events = Vec::new();
+    for (i, (side, bytes)) in conversation.iter().enumerate() {
+        let mut start = 0;
+        for at in cut(i).into_iter().chain([bytes.len()]) {
+            let at = at.clamp(start, bytes.len());
+            events.extend(framer.feed(*side, &bytes[start..at], 0));
+            start = at;
+        }
+    }
+    events.extend(framer.close(InterruptionReason::ConnectionClosed, 0));
+    events
+}
+
+/// Every byte, by side, in the order it passed: what the record must hold.
+fn bytes_of(conversation: Conversation, side: Side) -> Vec<u8> {
+    conversation
+        .iter()
+        .filter(|(s, _)| *s == side)
+        .flat_map(|(_, b)| b.iter().copied())
+        .collect()
+}
+
+fn recorded(events: &[Framed], side: Side) -> Vec<u8> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Framed::Element(e) if e.direction == side.direction() => Some(e.bytes.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+fn check_every_split(name: &str, conversation: Conversation) {
+    let whole = run(conversation, |_| vec![]);
+    for side in [Side::Device, Side::Lis] {
+        assert_eq!(
+            recorded(&whole, side),
+            bytes_of(conversation, side),
+            "{name}: a byte went missing"
+        );
+    }
+    // One cut at every position of every chunk, and byte-at-a-time: the same record.
+    for (i, (_, bytes)) in conversation.iter().enumerate() {
+        for at in 0..=bytes.len() {
+            let split = run(conversation, |j| if j == i { vec![at] } else { vec![] });
+            assert_eq!(render(&split), render(&whole), "{name}: chunk {i} cut at {at}");
+        }
+    }
+    let bytewise = run(conversation, |j| (1..conversation[j].1.len()).collect());
+    assert_eq!(render(&bytewise), render(&whole), "{name}: byte at a time");
+    insta::assert_snapshot!(name, render(&whole));
+}
+
+#[test]
+fn a_normal_transmission() {
+    check_every_split("normal", NORMAL);
+}
+
+#[test]
+fn everything_in_one_segment() {
+    let all: Vec<u8> = b"\x05MSH|1\r\nMSH|2\r\n\x04".to_vec();
+    let one: Conversation = &[(Side::Device, &all)];
+    check_every_split("one_segment", one);
+}
+
+#[test]
+fn a_start_marker_while_a_session_is_open_cuts_it_off_and_opens_another() {
+    check_every_split(
+        "start_while_open",
+        &[
+            (Side::Device, b"\x05MSH|1\r\nMSH|half"),
+            (Side::Device, b"\x05MSH|2\r\n\x04"),
+        ],
+    );
+}
+
+#[test]
+fn bytes_outside_any_session_are_an_unframed_session() {
+    check_every_split(
+        "outside_a_session",
+        &[
+            (Side::Lis, b"\x06"),
+            (Side::Device, b"noise\r\nmore"),
+            (Side::Device, b"\x05MSH|1\r\n\x04"),
+            (Side::Lis, b"late\r\n"),
+        ],
+    );
+}
+
+#[test]
+fn data_cut_off_before_its_cr_lf_is_a_fragment() {
+    check_every_split(
+        "cut_off",
+        &[
+            (Side::Device, b"\x05MSH|1\r\nMSH|2 no end"),
+            (Side::Lis, b"MSA|AA"),
+        ],
+    );
+}
+
+#[test]
+fn markers_from_the_wrong_side_and_a_nak_are_kept_as_they_came() {
+    check_every_split(
+        "wrong_side",
+        &[
+            (Side::Device, b"\x05MSH|\x061\r\n"),
+            (Side::Lis, b"\x15\x04\x05"),
+            (Side::Device, b"\x04"),
+        ],
+    );
+}
+
+#[test]
+fn configured_markers_replace_the_defaults() {
+    let markers = Markers {
+        start: b'S',
+        ack: b'A',
+        nak: b'N',
+        end: b'E',
+    };
+    let mut framer = Framer::new(markers);
+    let mut events = framer.feed(Side::Device, b"Sx\r\n\x05", 1);
+    events.extend(framer.feed(Side::Lis, b"A", 2));
+    events.extend(framer.feed(Side::Device, b"E", 3));
+    // 0x05 is an ordinary byte now, cut off as a fragment by the end marker.
+    insta::assert_snapshot!(render(&events), @r"
+    begin
+      start    device-to-pc S
+      message  device-to-pc x\r\n
+      ack      pc-to-device A
+      fragment device-to-pc \x05
+      end      device-to-pc E
+    complete
+    ");
+}
+
+#[test]
+fn a_peer_that_never_sends_cr_lf_is_cut_into_bounded_fragments() {
+    let mut framer = Framer::new(Markers::default());
+    let big = vec![b'x'; session_capture::MAX_ELEMENT * 2 + 10];
+    let mut events = framer.feed(Side::Device, b"\x05", 0);
+    events.extend(framer.feed(Side::Device, &big, 0));
+    assert_eq!(framer.pending(Side::Device), 10);
+    let sizes: Vec<usize> = events
+        .iter()
+        .filter_map(|e| match e {
+            Framed::Element(e) => Some(e.bytes.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        sizes,
+        vec![1, session_capture::MAX_ELEMENT, session_capture::MAX_ELEMENT]
+    );
+}
+
+#[test]
+fn element_debug_never_shows_the_bytes() {
+    let mut framer = Framer::new(Markers::default());
+    let events = framer.feed(Side::Device, b"\x05PID|Doe^John\r\n", 0);
+    let shown = format!("{events:?}");
+    assert!(!shown.contains("Doe") && shown.contains("bytes"), "{shown}");
+}
