@@ -133,8 +133,19 @@ pub enum Command {
         #[arg(long)]
         example: bool,
     },
-    /// The daemon: lock, recover, migrate, then cleanup and submission until SIGINT/SIGTERM.
+    /// The daemon: lock, recover, migrate, then cleanup and submission until SIGINT/SIGTERM;
+    /// also captures when capture_listen and capture_forward are set.
     Run,
+    /// A TCP relay between analyzers (connecting to --listen) and the LIS (--forward):
+    /// forwards every byte unchanged and records each transmission as a session.
+    Capture {
+        /// Where analyzers connect, HOST:PORT (config capture_listen).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// The LIS, HOST:PORT (config capture_forward).
+        #[arg(long, value_name = "ADDR")]
+        forward: Option<String>,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.

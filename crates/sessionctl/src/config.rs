@@ -39,6 +39,8 @@ enum Kind {
     Format,
     /// `HOST:PORT`, or empty to turn the listener off.
     Listen,
+    /// One byte: 0 to 255, in decimal or as `0xNN`.
+    Byte,
 }
 
 struct Key {
@@ -165,6 +167,42 @@ const KEYS: &[Key] = &[
         secret: true,
         help: "bearer token every API request must carry (prefer HL7_HTTP_TOKEN)",
     },
+    key(
+        "capture_listen",
+        Kind::Listen,
+        None,
+        "where analyzers connect to the capture relay (`run` captures when this and capture_forward are set)",
+    ),
+    key(
+        "capture_forward",
+        Kind::Listen,
+        None,
+        "the LIS the capture relay forwards to, HOST:PORT",
+    ),
+    key(
+        "start_marker",
+        Kind::Byte,
+        Some("0x05"),
+        "marker byte that opens a session (from the device)",
+    ),
+    key(
+        "ack_marker",
+        Kind::Byte,
+        Some("0x06"),
+        "marker byte of an acknowledgement (from the LIS)",
+    ),
+    key(
+        "nak_marker",
+        Kind::Byte,
+        Some("0x15"),
+        "marker byte of a negative acknowledgement (from the LIS)",
+    ),
+    key(
+        "end_marker",
+        Kind::Byte,
+        Some("0x04"),
+        "marker byte that ends a session (from the device)",
+    ),
     key("log_level", Kind::Level, Some("info"), "how much to log"),
     key("log_format", Kind::Format, Some("auto"), "log format on stderr"),
     key(
@@ -174,6 +212,15 @@ const KEYS: &[Key] = &[
         "also log to a daily rolling file there",
     ),
 ];
+
+/// A byte in decimal (`5`) or hex (`0x05`).
+fn parse_byte(value: &str) -> Option<u8> {
+    let value = value.trim();
+    match value.strip_prefix("0x").or_else(|| value.strip_prefix("0X")) {
+        Some(hex) => u8::from_str_radix(hex, 16).ok(),
+        None => value.parse().ok(),
+    }
+}
 
 /// The environment variable of a key: `HL7_` and the key in capitals.
 pub fn env_name(key: &str) -> String {
@@ -232,6 +279,10 @@ fn check(key: &Key, value: &str, origin: &str) -> Result<(), CliError> {
             Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(()),
             _ => bad("HOST:PORT (e.g. 127.0.0.1:8470), or empty to turn it off".into()),
         },
+        Kind::Byte => match parse_byte(value) {
+            Some(_) => Ok(()),
+            None => bad("a byte: 0 to 255, or 0x00 to 0xff".into()),
+        },
         Kind::Url => match value.split_once("://") {
             Some(("http" | "https", rest)) if !rest.is_empty() => Ok(()),
             _ => bad("an http:// or https:// URL".into()),
@@ -264,6 +315,7 @@ impl Key {
             Kind::Level => "error, warn, info, debug or trace".into(),
             Kind::Format => "auto, text or json".into(),
             Kind::Listen => "HOST:PORT, or empty for off".into(),
+            Kind::Byte => "0 to 255, or 0x00 to 0xff".into(),
         }
     }
 }
@@ -276,7 +328,9 @@ pub fn example_toml() -> String {
         let comment = format!("# {} ({})", key.help, key.allowed());
         let line = match (key.secret, key.default, &key.kind) {
             (true, _, _) => format!("# {} = \"...\"", key.name),
-            (_, Some(default), Kind::Int { .. } | Kind::Bool) => format!("{} = {default}", key.name),
+            (_, Some(default), Kind::Int { .. } | Kind::Bool | Kind::Byte) => {
+                format!("{} = {default}", key.name)
+            }
             (_, Some(default), _) => format!("{} = \"{default}\"", key.name),
             (_, None, _) => format!("# {} = \"...\"", key.name),
         };
@@ -507,6 +561,29 @@ impl Config {
             .collect()
     }
 
+    /// The capture relay's addresses, when both are set.
+    pub fn capture(&self) -> Option<(&str, &str)> {
+        let listen = self.raw("capture_listen").filter(|v| !v.is_empty())?;
+        let forward = self.raw("capture_forward").filter(|v| !v.is_empty())?;
+        Some((listen, forward))
+    }
+
+    /// The marker bytes of capture.
+    pub fn markers(&self) -> session_capture::Markers {
+        let byte = |name: &str| {
+            self.raw(name)
+                .or_else(|| find(name).and_then(|k| k.default))
+                .and_then(parse_byte)
+                .unwrap_or_default()
+        };
+        session_capture::Markers {
+            start: byte("start_marker"),
+            ack: byte("ack_marker"),
+            nak: byte("nak_marker"),
+            end: byte("end_marker"),
+        }
+    }
+
     fn raw(&self, name: &str) -> Option<&str> {
         self.values.get(name).map(|v| v.raw.as_str())
     }
@@ -727,11 +804,19 @@ mod tests {
                 }
                 Kind::Listen => {
                     assert!(with(&[(key.name, "127.0.0.1:0")]).is_ok());
-                    assert!(with(&[(key.name, "")]).unwrap().http_listen().is_none());
+                    assert_eq!(with(&[(key.name, "")]).unwrap().raw(key.name), Some(""));
                     assert!(with(&[(key.name, "no-port")]).is_err());
                 }
                 Kind::Text | Kind::Path => {
                     assert!(with(&[(key.name, "")]).is_err(), "{} refuses empty", key.name);
+                }
+                Kind::Byte => {
+                    assert!(with(&[(key.name, "0x1c")]).is_ok());
+                    assert!(with(&[(key.name, "255")]).is_ok());
+                    for bad in ["256", "0x100", "-1", "x", ""] {
+                        let err = with(&[(key.name, bad)]).unwrap_err().to_string();
+                        assert!(err.contains(key.name) && err.contains("0 to 255"), "{err}");
+                    }
                 }
             }
         }

@@ -5,6 +5,7 @@
 //! (success), 1 (failure) and 2 (bad usage or bad input).
 
 mod api;
+mod capture;
 mod cli;
 mod commands;
 mod config;
@@ -61,9 +62,15 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Submit { endpoint, .. } => endpoint.clone(),
         _ => None,
     };
+    let mut set = cli.set.clone();
+    if let Command::Capture { listen, forward } = &cli.command {
+        // The flags are the configuration keys, checked the same way.
+        set.extend(listen.iter().map(|v| format!("capture_listen={v}")));
+        set.extend(forward.iter().map(|v| format!("capture_forward={v}")));
+    }
     let overrides = Overrides {
         dir: cli.dir.clone(),
-        set: cli.set.clone(),
+        set,
         endpoint,
     };
     let config = Config::resolve(cli.config.as_deref(), &overrides).map_err(|e| match cli.command {
@@ -71,7 +78,10 @@ fn run(cli: Cli) -> Result<(), CliError> {
         _ => e,
     })?;
     // The long-running commands log at the configured level; the others stay quiet.
-    let long_running = matches!(cli.command, Command::Run | Command::Receiver { .. });
+    let long_running = matches!(
+        cli.command,
+        Command::Run | Command::Capture { .. } | Command::Receiver { .. }
+    );
     let level = if long_running { config.log_level() } else { "warn" };
     let log_dir = if long_running { config.log_dir() } else { None };
     let ansi = cli.color.enabled(std::io::stderr().is_terminal());
@@ -120,6 +130,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         }
         // A daemon's start-up failure is exit 1 whatever its cause, as supervisors expect.
         Command::Run => daemon::run(&config).map_err(|e| CliError::Failed(e.to_string())),
+        Command::Capture { .. } => capture::run(&config),
         Command::Completions { .. } | Command::Man => Ok(()),
         Command::Receiver {
             listen,

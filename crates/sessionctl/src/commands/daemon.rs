@@ -88,6 +88,28 @@ pub fn run(config: &Config) -> Result<(), CliError> {
     runtime.block_on(serve(store, config))
 }
 
+/// Starts the capture relay beside the workers when `capture_listen` and
+/// `capture_forward` are set: one daemon records and delivers.
+async fn start_capture(
+    store: &SessionStore,
+    config: &Config,
+    tasks: &mut tokio::task::JoinSet<()>,
+    cancel: &CancellationToken,
+) -> Result<(), CliError> {
+    let Some(relay_config) = crate::capture::RelayConfig::from_config(config) else {
+        return Ok(());
+    };
+    let listener = crate::capture::bind(&relay_config).await?;
+    let recorder = Arc::new(session_capture::Recorder::new(store.clone()));
+    tasks.spawn(crate::capture::relay(
+        listener,
+        recorder,
+        relay_config,
+        cancel.clone(),
+    ));
+    Ok(())
+}
+
 async fn serve(store: SessionStore, config: &Config) -> Result<(), CliError> {
     let cancel = CancellationToken::new();
     let (events, _) = tokio::sync::broadcast::channel(256);
@@ -117,6 +139,7 @@ async fn serve(store: SessionStore, config: &Config) -> Result<(), CliError> {
         }
         None => tracing::info!("submission is off: no endpoint configured (set HL7_ENDPOINT or `endpoint`)"),
     }
+    start_capture(&store, config, &mut tasks, &cancel).await?;
     let (store_events, _) = tokio::sync::broadcast::channel(256);
     // Kept alive until shutdown: dropping it stops the watch.
     let watcher = watch_store(store.fs().dir(), trigger, store_events.clone());
@@ -216,7 +239,7 @@ fn watch_store(
     }
 }
 
-async fn wait_for_signal() -> Result<(), CliError> {
+pub(crate) async fn wait_for_signal() -> Result<(), CliError> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;

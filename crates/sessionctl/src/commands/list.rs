@@ -26,6 +26,8 @@ pub struct Row {
     pub persisted_until: Option<u64>,
     /// Whether capture finished (an incomplete session is never sent).
     pub is_complete: Option<bool>,
+    /// Whether capture was cut off (a crash, a lost connection, a stop).
+    pub interrupted: bool,
     /// The last submission error, if any.
     pub last_error: Option<String>,
 }
@@ -46,6 +48,7 @@ fn newer_row(id: String, version: String, document: &[u8]) -> Row {
         submission_status: status,
         persisted_until: value.get("persistedUntil").and_then(Value::as_u64),
         is_complete: value.get("isComplete").and_then(Value::as_bool),
+        interrupted: value.get("interrupted").is_some_and(Value::is_object),
         last_error: None,
     }
 }
@@ -125,6 +128,7 @@ pub fn rows(
                 submission_status: Some(decoded.session.submission.status.as_str().to_owned()),
                 persisted_until: Some(decoded.session.persisted_until),
                 is_complete: Some(decoded.session.is_complete),
+                interrupted: decoded.session.interrupted.is_some(),
                 last_error: decoded.session.submission.last_error.clone(),
             },
             StoredEntry::Newer {
@@ -196,7 +200,8 @@ pub fn table(listing: &Listing, status: Option<SubmissionStatus>, now: u64, colo
             other => fmt_time(other),
         }
     };
-    let complete = |c: Option<bool>| match c {
+    let complete = |r: &Row| match r.is_complete {
+        _ if r.interrupted => "cut off",
         Some(true) => "yes",
         Some(false) => "no",
         None => "?",
@@ -209,7 +214,7 @@ pub fn table(listing: &Listing, status: Option<SubmissionStatus>, now: u64, colo
                 r.submission_status
                     .as_deref()
                     .map_or_else(|| "?".into(), printable),
-                complete(r.is_complete).to_owned(),
+                complete(r).to_owned(),
                 r.message_count.map_or_else(|| "?".into(), |n| n.to_string()),
                 fmt_time(r.start_time),
                 kept_until(r),

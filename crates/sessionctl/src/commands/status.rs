@@ -36,6 +36,10 @@ pub struct Status {
     counts: BTreeMap<&'static str, usize>,
     /// Undelivered and never sendable: capture did not finish.
     incomplete: usize,
+    /// Of those, cut off (a crash, a lost connection, a stop): marked interrupted.
+    interrupted: usize,
+    /// Captures in progress (or cut off by a crash the next start will recover).
+    capturing: usize,
     /// Everything `verify` reports: damaged files, orphaned temps, names that are not
     /// regular files.
     problems: usize,
@@ -89,7 +93,7 @@ pub fn status(store: &SessionStore, out: &Output) -> Result<(), CliError> {
 pub fn compute(store: &SessionStore) -> Result<Status, CliError> {
     let mut counts: BTreeMap<&'static str, usize> =
         SubmissionStatus::ALL.iter().map(|s| (s.as_str(), 0)).collect();
-    let (mut total, mut damaged, mut newer, mut incomplete) = (0, 0, 0, 0);
+    let (mut total, mut damaged, mut newer, mut incomplete, mut interrupted) = (0, 0, 0, 0, 0);
     let mut oldest: Option<Oldest> = None;
     let mut failed = Vec::new();
     let scan = store.fs().maintenance().scan()?;
@@ -104,6 +108,9 @@ pub fn compute(store: &SessionStore) -> Result<Status, CliError> {
                 let undelivered = !status.is_settled();
                 if undelivered && !s.is_complete {
                     incomplete += 1;
+                }
+                if s.interrupted.is_some() {
+                    interrupted += 1;
                 }
                 if status == SubmissionStatus::Failed {
                     failed.push(FailedSession {
@@ -129,6 +136,8 @@ pub fn compute(store: &SessionStore) -> Result<Status, CliError> {
         total,
         counts,
         incomplete,
+        interrupted,
+        capturing: store.fs().journals()?.len(),
         problems: damaged + scan.temps.len() + scan.irregular.len(),
         damaged,
         orphaned_temps: scan.temps.len(),
@@ -180,9 +189,12 @@ fn human(report: &Status, store: &SessionStore, now: u64) -> String {
         }
         if report.incomplete > 0 {
             text.push_str(&format!(
-                "  ({} incomplete: capture never finished, so never sent)\n",
-                report.incomplete
+                "  ({} incomplete: capture never finished, so never sent; {} of them interrupted)\n",
+                report.incomplete, report.interrupted
             ));
+        }
+        if report.capturing > 0 {
+            text.push_str(&format!("  ({} being captured now)\n", report.capturing));
         }
         match &report.oldest_undelivered {
             Some(o) => text.push_str(&format!(

@@ -211,11 +211,53 @@ impl Daemon {
     }
 
     pub fn start_logging(dir: &Path, args: &[&str], rust_log: &str) -> Daemon {
+        Self::spawn(dir, args, &["run"], rust_log)
+    }
+
+    /// `sessionctl capture --listen 127.0.0.1:0 --forward LIS`, logging in JSON.
+    pub fn capture(dir: &Path, forward: &str) -> Daemon {
+        Self::spawn(
+            dir,
+            &[],
+            &["capture", "--listen", "127.0.0.1:0", "--forward", forward],
+            "info",
+        )
+    }
+
+    /// The address a capture relay listens on, from its start-up log line.
+    pub fn relay_addr(&self) -> String {
+        self.log_field("capture relay listening", "listen")
+    }
+
+    /// A field of the first log line containing `needle` (waiting for it).
+    pub fn log_field(&self, needle: &str, field: &str) -> String {
+        self.wait_for_log(needle);
+        let log = self.log.lock().unwrap();
+        let line = log.iter().find(|l| l.contains(needle)).unwrap();
+        let json: serde_json::Value = serde_json::from_str(line).unwrap();
+        json["fields"][field]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {field} in {line}"))
+            .to_owned()
+    }
+
+    /// Every log line so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// SIGKILL, then reaped.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn spawn(dir: &Path, args: &[&str], command_args: &[&str], rust_log: &str) -> Daemon {
         let mut child = command()
             .arg("--dir")
             .arg(dir)
             .args(args)
-            .arg("run")
+            .args(command_args)
             .env("RUST_LOG", rust_log)
             .env("HL7_LOG_FORMAT", "json")
             .stdout(Stdio::null())

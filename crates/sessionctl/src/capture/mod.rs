@@ -1,0 +1,362 @@
+//! `capture`: the TCP relay between an analyzer and the LIS that records each
+//! transmission as a session.
+//!
+//! The analyzer connects to `listen`; the relay connects to `forward` (the LIS) and
+//! copies bytes both ways, unchanged. Each chunk read is fed to the connection's
+//! [`Framer`], and every element it completes is made durable by the [`Recorder`]
+//! *before* the chunk is written on: whatever the other side has received complete is
+//! in the store after a crash. When recording fails (a full disk), the relay keeps
+//! forwarding, logs an error and counts what it could not record: the conversation is
+//! never held up or altered by the store.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use session_capture::{Endpoints, Framed, Framer, Markers, OpenCapture, Recorder, Side};
+use session_fs::now_ms;
+use session_model::InterruptionReason;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+use session_migrate::SessionStore;
+
+use crate::config::Config;
+use crate::error::CliError;
+
+/// How long the relay waits for the LIS to accept a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most one read takes from a socket.
+const CHUNK: usize = 64 * 1024;
+
+/// Where to listen and where to forward, and the marker bytes.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// The address analyzers connect to.
+    pub listen: String,
+    /// The LIS's address.
+    pub forward: String,
+    /// The marker bytes.
+    pub markers: Markers,
+}
+
+/// What the relay did, for its last log line.
+#[derive(Debug, Default)]
+pub struct RelayStats {
+    connections: AtomicU64,
+    elements: AtomicU64,
+    sessions: AtomicU64,
+    unrecorded: AtomicU64,
+}
+
+/// Binds the relay's listening address; start-up fails (exit 1) when it is taken.
+pub async fn bind(config: &RelayConfig) -> Result<TcpListener, CliError> {
+    let listener = TcpListener::bind(&config.listen).await.map_err(|e| {
+        CliError::Failed(format!(
+            "cannot listen on {} (capture_listen): {e}",
+            config.listen
+        ))
+    })?;
+    tracing::info!(listen = %listener.local_addr()?, forward = %config.forward, "capture relay listening");
+    Ok(listener)
+}
+
+/// Relays every connection `listener` accepts until `cancel`; open sessions are then
+/// abandoned as interrupted (`shutdown`).
+pub async fn relay(
+    listener: TcpListener,
+    recorder: Arc<Recorder>,
+    config: RelayConfig,
+    cancel: CancellationToken,
+) {
+    let stats = Arc::new(RelayStats::default());
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((analyzer, peer)) => {
+                    stats.connections.fetch_add(1, Ordering::Relaxed);
+                    connections.spawn(connection(
+                        analyzer,
+                        peer,
+                        config.clone(),
+                        recorder.clone(),
+                        stats.clone(),
+                        cancel.clone(),
+                    ));
+                }
+                Err(e) => {
+                    // Out of descriptors, say: keep serving the connections there are.
+                    tracing::error!(error = %e, "capture: accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+    let unrecorded = stats.unrecorded.load(Ordering::Relaxed);
+    tracing::info!(
+        connections = stats.connections.load(Ordering::Relaxed),
+        sessions = stats.sessions.load(Ordering::Relaxed),
+        elements = stats.elements.load(Ordering::Relaxed),
+        unrecorded,
+        "capture relay stopped"
+    );
+}
+
+impl RelayConfig {
+    /// The relay `config` asks for, when `capture_listen` and `capture_forward` are set.
+    pub fn from_config(config: &Config) -> Option<RelayConfig> {
+        let (listen, forward) = config.capture()?;
+        Some(RelayConfig {
+            listen: listen.to_owned(),
+            forward: forward.to_owned(),
+            markers: config.markers(),
+        })
+    }
+}
+
+/// Folds the journals of captures a crash cut off (those no live relay holds), and
+/// says so.
+pub fn recover_orphans(recorder: &Recorder) {
+    match recorder.recover() {
+        Ok(found) => {
+            if !found.interrupted.is_empty() || !found.finished.is_empty() || found.torn_records > 0 {
+                tracing::warn!(
+                    interrupted = found.interrupted.len(),
+                    finished = found.finished.len(),
+                    torn_records = found.torn_records,
+                    "capture: sessions a crash cut off were stored, marked interrupted"
+                );
+            }
+            for (id, problem) in found.failures {
+                tracing::error!(session = %id, %problem, "capture: a journal could not be recovered; it stays for the next start");
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "capture: cannot look for interrupted captures"),
+    }
+}
+
+/// `sessionctl capture`: the relay alone, until SIGINT or SIGTERM (exit 0).
+pub fn run(config: &Config) -> Result<(), CliError> {
+    let Some(relay_config) = RelayConfig::from_config(config) else {
+        return Err(CliError::BadInput(
+            "capture needs --listen ADDR and --forward ADDR (or capture_listen and capture_forward)".into(),
+        ));
+    };
+    let dir = config.dir()?;
+    let fs =
+        session_fs::Store::open(&dir).map_err(|e| CliError::Failed(format!("cannot open the store: {e}")))?;
+    if let Some(was) = fs
+        .secure_dir()
+        .map_err(|e| CliError::Failed(format!("cannot secure the store: {e}")))?
+    {
+        tracing::warn!(dir = %dir.display(), was = format!("{was:o}"), "the store directory was open to others; now 0700");
+    }
+    let recorder = Arc::new(Recorder::new(SessionStore::new(fs, config.decode_options())));
+    recover_orphans(&recorder);
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let listener = bind(&relay_config).await?;
+        let cancel = CancellationToken::new();
+        let relaying = tokio::spawn(relay(listener, recorder, relay_config, cancel.clone()));
+        crate::commands::daemon::wait_for_signal().await?;
+        tracing::info!("stopping: open sessions are stored as interrupted");
+        cancel.cancel();
+        relaying
+            .await
+            .map_err(|e| CliError::Failed(format!("capture relay: {e}")))
+    })
+}
+
+/// One analyzer connection's capture: its machine and its open session.
+struct Capture {
+    framer: Framer,
+    open: Option<OpenCapture>,
+    endpoints: Endpoints,
+}
+
+async fn connection(
+    analyzer: TcpStream,
+    peer: SocketAddr,
+    config: RelayConfig,
+    recorder: Arc<Recorder>,
+    stats: Arc<RelayStats>,
+    cancel: CancellationToken,
+) {
+    let lis = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&config.forward)).await {
+        Ok(Ok(lis)) => lis,
+        Ok(Err(e)) => {
+            tracing::error!(analyzer = %peer, forward = %config.forward, error = %e, "capture: cannot reach the LIS; closing the analyzer's connection");
+            return;
+        }
+        Err(_) => {
+            tracing::error!(analyzer = %peer, forward = %config.forward, "capture: the LIS did not accept within 10 s; closing the analyzer's connection");
+            return;
+        }
+    };
+    let _ = analyzer.set_nodelay(true);
+    let _ = lis.set_nodelay(true);
+    let endpoints = Endpoints {
+        device_ip: Some(peer.ip().to_string()),
+        lis_ip: lis.peer_addr().ok().map(|a| a.ip().to_string()),
+    };
+    tracing::info!(analyzer = %peer, lis = %config.forward, "capture: connection opened");
+    let capture = Arc::new(tokio::sync::Mutex::new(Capture {
+        framer: Framer::new(config.markers),
+        open: None,
+        endpoints,
+    }));
+    let (analyzer_read, analyzer_write) = analyzer.into_split();
+    let (lis_read, lis_write) = lis.into_split();
+    let stop = cancel.child_token();
+    let to_lis = pump(
+        Side::Device,
+        analyzer_read,
+        lis_write,
+        &capture,
+        &recorder,
+        &stats,
+        &stop,
+    );
+    let to_analyzer = pump(
+        Side::Lis,
+        lis_read,
+        analyzer_write,
+        &capture,
+        &recorder,
+        &stats,
+        &stop,
+    );
+    tokio::join!(to_lis, to_analyzer);
+    let reason = if cancel.is_cancelled() {
+        InterruptionReason::Shutdown
+    } else {
+        InterruptionReason::ConnectionClosed
+    };
+    let mut state = capture.clone().lock_owned().await;
+    let events = state.framer.close(reason, now_ms());
+    let (recorder, stats) = (recorder.clone(), stats.clone());
+    let _ = tokio::task::spawn_blocking(move || apply(&mut state, events, &recorder, &stats)).await;
+    tracing::info!(analyzer = %peer, "capture: connection closed");
+}
+
+/// Copies `from` to `to`, recording each chunk before writing it. Ends at end of
+/// stream (then half-closes `to`), at an error on either socket (then stops the other
+/// direction too), or at shutdown.
+async fn pump(
+    side: Side,
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    capture: &Arc<tokio::sync::Mutex<Capture>>,
+    recorder: &Arc<Recorder>,
+    stats: &Arc<RelayStats>,
+    stop: &CancellationToken,
+) {
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = tokio::select! {
+            _ = stop.cancelled() => return,
+            read = from.read(&mut buf) => match read {
+                Ok(0) => {
+                    let _ = to.shutdown().await;
+                    return;
+                }
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::info!(?side, error = %e, "capture: a side's connection failed");
+                    stop.cancel();
+                    return;
+                }
+            },
+        };
+        let chunk = buf[..n].to_vec();
+        let mut state = capture.clone().lock_owned().await;
+        let events = state.framer.feed(side, &chunk, now_ms());
+        if !events.is_empty() {
+            let (recorder, stats) = (recorder.clone(), stats.clone());
+            // Record before forward: the chunk goes on once what it completed is durable.
+            match tokio::task::spawn_blocking(move || {
+                apply(&mut state, events, &recorder, &stats);
+                state
+            })
+            .await
+            {
+                Ok(guard) => drop(guard),
+                Err(e) => tracing::error!(error = %e, "capture: recording panicked; forwarding anyway"),
+            }
+        } else {
+            drop(state);
+        }
+        if let Err(e) = to.write_all(&chunk).await {
+            tracing::info!(?side, error = %e, "capture: cannot forward; closing the connection");
+            stop.cancel();
+            return;
+        }
+    }
+}
+
+/// Applies the machine's events to the recorder. A failure is logged (without bytes)
+/// and counted; the session it hit is left to recovery, which keeps what was durable.
+fn apply(capture: &mut Capture, events: Vec<Framed>, recorder: &Recorder, stats: &RelayStats) {
+    for event in events {
+        match event {
+            Framed::Begin { at, unframed } => {
+                // A session still open here was already ended by the machine; a leftover
+                // means its ending failed to record: recovery takes its journal.
+                capture.open = None;
+                match recorder.begin(&capture.endpoints, at) {
+                    Ok(open) => {
+                        tracing::info!(session = %open.id(), unframed, "capture: session opened");
+                        capture.open = Some(open);
+                    }
+                    Err(e) => {
+                        stats.unrecorded.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(error = %e, "capture: CANNOT RECORD a new session; still forwarding");
+                    }
+                }
+            }
+            Framed::Element(element) => match capture.open.as_mut().map(|open| open.append(&element)) {
+                Some(Ok(())) => {
+                    stats.elements.fetch_add(1, Ordering::Relaxed);
+                }
+                Some(Err(e)) => {
+                    stats.unrecorded.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(error = %e, "capture: CANNOT RECORD an element; still forwarding (the session keeps what was recorded)");
+                    // Its journal may end in a partial record now: stop writing to it.
+                    capture.open = None;
+                }
+                None => {
+                    stats.unrecorded.fetch_add(1, Ordering::Relaxed);
+                }
+            },
+            Framed::Complete { at } => finish(capture.open.take(), stats, |open| open.complete(at)),
+            Framed::Abandon { at, reason } => {
+                finish(capture.open.take(), stats, |open| open.abandon(at, reason))
+            }
+        }
+    }
+}
+
+fn finish(
+    open: Option<OpenCapture>,
+    stats: &RelayStats,
+    end: impl FnOnce(OpenCapture) -> Result<session_model::SessionId, session_capture::CaptureError>,
+) {
+    let Some(open) = open else { return };
+    match end(open) {
+        Ok(id) => {
+            stats.sessions.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(session = %id, "capture: session stored");
+        }
+        Err(e) => {
+            stats.unrecorded.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, "capture: CANNOT STORE a finished session; its journal is kept for recovery");
+        }
+    }
+}

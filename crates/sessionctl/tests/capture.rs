@@ -1,0 +1,447 @@
+//! The capture relay as a real process between a simulated analyzer and LIS, all on
+//! 127.0.0.1: bytes arrive unchanged at both ends, each transmission becomes a session,
+//! a SIGKILL mid-session loses nothing the LIS acknowledged, ids never repeat across
+//! restarts, five analyzers at once, a failing store never holds traffic up.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+const ENQ: u8 = 0x05;
+const ACK: u8 = 0x06;
+const EOT: u8 = 0x04;
+
+/// A LIS that acknowledges the start marker and every CR LF, and keeps every byte it got
+/// (per connection) and sent.
+struct Lis {
+    addr: String,
+    received: Arc<Mutex<Vec<Vec<u8>>>>,
+    sent: Arc<Mutex<Vec<Vec<u8>>>>,
+    _accepting: JoinHandle<()>,
+}
+
+impl Lis {
+    fn start() -> Lis {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let (r, s) = (received.clone(), sent.clone());
+        let accepting = std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let (r, s) = (r.clone(), s.clone());
+                std::thread::spawn(move || {
+                    let index = {
+                        r.lock().unwrap().push(Vec::new());
+                        s.lock().unwrap().push(Vec::new());
+                        r.lock().unwrap().len() - 1
+                    };
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        let n = match stream.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        let mut got = r.lock().unwrap();
+                        let before = got[index].len();
+                        got[index].extend_from_slice(&buf[..n]);
+                        // One ACK per start marker and per message end seen in this chunk.
+                        let all = got[index].clone();
+                        drop(got);
+                        let acks = (before..all.len())
+                            .filter(|&i| all[i] == ENQ || (all[i] == b'\n' && i > 0 && all[i - 1] == b'\r'))
+                            .count();
+                        for _ in 0..acks {
+                            if stream.write_all(&[ACK]).is_err() {
+                                return;
+                            }
+                            s.lock().unwrap()[index].push(ACK);
+                        }
+                    }
+                });
+            }
+        });
+        Lis {
+            addr,
+            received,
+            sent,
+            _accepting: accepting,
+        }
+    }
+}
+
+/// An analyzer: sends each part, waiting for the LIS's ACK after the start marker and
+/// after each message, as ASTM-style analyzers do. Returns what it received.
+fn analyzer(relay: &str, parts: &[&[u8]], then_end: bool) -> (TcpStream, Vec<u8>) {
+    let mut stream = TcpStream::connect(relay).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut received = Vec::new();
+    for part in parts {
+        stream.write_all(part).unwrap();
+        if part.last() == Some(&ENQ) || part.ends_with(b"\r\n") {
+            let mut ack = [0u8; 1];
+            stream
+                .read_exact(&mut ack)
+                .expect("the LIS's ACK through the relay");
+            received.push(ack[0]);
+        }
+    }
+    if then_end {
+        stream.write_all(&[EOT]).unwrap();
+    }
+    (stream, received)
+}
+
+fn list(dir: &Path) -> Vec<Value> {
+    let out = sessionctl(dir, &["--json", "list"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice::<Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn show(dir: &Path, id: &str) -> Value {
+    let out = sessionctl(dir, &["--json", "show", id], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Polls until `list` shows `n` sessions (the relay folds a session after its end
+/// marker passed), at most 30 s.
+fn wait_for_sessions(dir: &Path, n: usize) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let rows = list(dir);
+        if rows.len() >= n {
+            return rows;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} sessions, waited for {n}",
+            rows.len()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn message(n: usize, tag: &str) -> Vec<u8> {
+    format!("MSH|^~\\&|AN|LAB|||20251102||ORU^R01|{tag}{n}|P|2.5\rOBX|1|NM|GLU||5.{n}\r\n").into_bytes()
+}
+
+#[test]
+fn bytes_pass_unchanged_and_a_transmission_becomes_a_complete_session() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let lis = Lis::start();
+    let relay = Daemon::capture(dir, &lis.addr);
+    let addr = relay.relay_addr();
+    let (m1, m2) = (message(1, "A"), message(2, "A"));
+    // The message split over segments, with bytes that are not UTF-8.
+    let parts: Vec<&[u8]> = vec![&[ENQ], &m1[..10], &m1[10..], b"\xff\xfe raw\r\n", &m2];
+    let (stream, analyzer_got) = analyzer(&addr, &parts, true);
+    drop(stream);
+    let rows = wait_for_sessions(dir, 1);
+    let sent: Vec<u8> = parts.concat().into_iter().chain([EOT]).collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while lis.received.lock().unwrap()[0].len() < sent.len() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        lis.received.lock().unwrap()[0],
+        sent,
+        "the LIS got exactly what the analyzer sent"
+    );
+    assert_eq!(
+        analyzer_got,
+        lis.sent.lock().unwrap()[0],
+        "the analyzer got exactly what the LIS sent"
+    );
+    let row = &rows[0];
+    assert_eq!(row["isComplete"], true, "{row}");
+    assert_eq!(row["messageCount"], 3, "{row}");
+    assert_eq!(row["submissionStatus"], "pending");
+    let session = show(dir, row["id"].as_str().unwrap());
+    assert_eq!(session["deviceIP"], "127.0.0.1");
+    assert_eq!(session["lisIP"], "127.0.0.1");
+    assert!(
+        session["endTime"].is_u64() && session.get("interrupted").is_none(),
+        "{session}"
+    );
+    let kinds: Vec<(&str, &str)> = session["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["type"].as_str().unwrap(), e["direction"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("start", "device-to-pc"),
+            ("ack", "pc-to-device"),
+            ("message", "device-to-pc"),
+            ("ack", "pc-to-device"),
+            ("message", "device-to-pc"),
+            ("ack", "pc-to-device"),
+            ("message", "device-to-pc"),
+            ("ack", "pc-to-device"),
+            ("end", "device-to-pc"),
+        ]
+    );
+    // Every byte that passed is in the record, in order, per direction.
+    let recorded: Vec<u8> = session["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["direction"] == "device-to-pc")
+        .flat_map(|e| base64_decode(e["data"].as_str().unwrap()))
+        .collect();
+    assert_eq!(recorded, sent);
+    let (code, _, _) = relay.stop();
+    assert_eq!(code, 0);
+    assert!(
+        list(dir).iter().all(|r| r["isComplete"] == true),
+        "nothing else was recorded"
+    );
+}
+
+#[test]
+fn sigkill_mid_session_keeps_every_acknowledged_message_and_ids_never_repeat() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let lis = Lis::start();
+    let relay = Daemon::capture(dir, &lis.addr);
+    let addr = relay.relay_addr();
+    let (m1, m2) = (message(1, "K"), message(2, "K"));
+    // Both messages acknowledged by the LIS (so they passed the relay complete), then
+    // half of a third, then the relay dies.
+    let (mut stream, _) = analyzer(&addr, &[&[ENQ], &m1, &m2], false);
+    stream.write_all(b"MSH|half").unwrap();
+    relay.kill();
+    drop(stream);
+    assert!(
+        list(dir).is_empty(),
+        "nothing is a session file yet: it is a journal"
+    );
+    // The restart recovers the capture as an interrupted session.
+    let relay = Daemon::capture(dir, &lis.addr);
+    let addr = relay.relay_addr();
+    let rows = wait_for_sessions(dir, 1);
+    let cut = &rows[0];
+    assert_eq!(cut["isComplete"], false, "{cut}");
+    assert_eq!(cut["interrupted"], true, "{cut}");
+    assert_eq!(
+        cut["messageCount"], 2,
+        "every message the LIS acknowledged: {cut}"
+    );
+    let first = show(dir, cut["id"].as_str().unwrap());
+    assert_eq!(first["interrupted"]["reason"], "crash");
+    let messages: Vec<String> = first["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "message")
+        .map(|e| String::from_utf8(base64_decode(e["data"].as_str().unwrap())).unwrap())
+        .collect();
+    assert_eq!(
+        messages,
+        vec![String::from_utf8(m1).unwrap(), String::from_utf8(m2).unwrap()]
+    );
+    // A new transmission after the restart: a new id and a new sessionId.
+    let (stream, _) = analyzer(&addr, &[&[ENQ], &message(3, "K")], true);
+    drop(stream);
+    let rows = wait_for_sessions(dir, 2);
+    let second = rows.iter().find(|r| r["id"] != cut["id"]).unwrap();
+    let second = show(dir, second["id"].as_str().unwrap());
+    assert_ne!(first["sessionId"], second["sessionId"]);
+    assert!(
+        second["sessionId"].as_u64() > first["sessionId"].as_u64(),
+        "numbers rise"
+    );
+    // Interrupted sessions are never submitted: status counts it apart.
+    let status = sessionctl(dir, &["--json", "status"], None);
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["interrupted"], 1, "{status}");
+    let (code, _, _) = relay.stop();
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn five_analyzers_at_once_each_get_their_own_session() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let lis = Lis::start();
+    let relay = Daemon::capture(dir, &lis.addr);
+    let addr = relay.relay_addr();
+    let threads: Vec<_> = (0..5)
+        .map(|i| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                let tag = format!("N{i}-");
+                let (m1, m2) = (message(1, &tag), message(2, &tag));
+                let (stream, got) = analyzer(&addr, &[&[ENQ], &m1, &m2], true);
+                drop(stream);
+                got
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), vec![ACK; 3]);
+    }
+    let rows = wait_for_sessions(dir, 5);
+    let mut tags = Vec::new();
+    for row in &rows {
+        assert_eq!(
+            (row["isComplete"].clone(), row["messageCount"].clone()),
+            (true.into(), 2.into()),
+            "{row}"
+        );
+        let session = show(dir, row["id"].as_str().unwrap());
+        let texts: Vec<String> = session["elements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == "message")
+            .map(|e| String::from_utf8(base64_decode(e["data"].as_str().unwrap())).unwrap())
+            .collect();
+        // Both messages of one analyzer, none of another's.
+        let tag = texts[0]
+            .split('|')
+            .nth(9)
+            .unwrap()
+            .trim_end_matches('1')
+            .to_owned();
+        assert!(texts[1].contains(&format!("|{tag}2|")), "{texts:?}");
+        tags.push(tag);
+    }
+    tags.sort();
+    assert_eq!(tags, vec!["N0-", "N1-", "N2-", "N3-", "N4-"]);
+    let (code, _, _) = relay.stop();
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn sigterm_stores_open_sessions_as_interrupted_and_exits_0() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let lis = Lis::start();
+    let relay = Daemon::capture(dir, &lis.addr);
+    let addr = relay.relay_addr();
+    let (stream, _) = analyzer(&addr, &[&[ENQ], &message(1, "T")], false);
+    let (code, _, _) = relay.stop();
+    assert_eq!(code, 0);
+    drop(stream);
+    let rows = list(dir);
+    assert_eq!(rows.len(), 1);
+    let session = show(dir, rows[0]["id"].as_str().unwrap());
+    assert_eq!(session["interrupted"]["reason"], "shutdown", "{session}");
+    assert_eq!(session["isComplete"], false);
+}
+
+#[test]
+fn a_store_that_fails_never_holds_up_or_alters_the_traffic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let lis = Lis::start();
+    let relay = Daemon::capture(dir, &lis.addr);
+    let addr = relay.relay_addr();
+    // Journals cannot be made: `.journal` is a file now.
+    std::fs::write(dir.join(".journal"), b"in the way").unwrap();
+    let m1 = message(1, "F");
+    let (stream, got) = analyzer(&addr, &[&[ENQ], &m1], true);
+    drop(stream);
+    assert_eq!(got, vec![ACK, ACK], "the conversation went on");
+    let sent: Vec<u8> = [&[ENQ][..], &m1, &[EOT]].concat();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while lis.received.lock().unwrap()[0].len() < sent.len() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(lis.received.lock().unwrap()[0], sent);
+    relay.wait_for_log("CANNOT RECORD");
+    let (code, _, log) = relay.stop();
+    assert_eq!(code, 0);
+    let last = log
+        .iter()
+        .rev()
+        .find(|l| l.contains("capture relay stopped"))
+        .unwrap();
+    let last: Value = serde_json::from_str(last).unwrap();
+    assert!(last["fields"]["unrecorded"].as_u64().unwrap() >= 1, "{last}");
+    for line in &log {
+        assert!(!line.contains("GLU"), "message content in the log: {line}");
+    }
+}
+
+#[test]
+fn bad_capture_arguments_are_refused_before_anything_starts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = sessionctl(tmp.path(), &["capture", "--listen", "127.0.0.1:0"], None);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("--forward"), "{}", text(&out.stderr));
+    let out = sessionctl(
+        tmp.path(),
+        &["capture", "--listen", "nowhere", "--forward", "127.0.0.1:9"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("capture_listen"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = sessionctl(tmp.path(), &["--set", "end_marker=300", "capture"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("end_marker"), "{}", text(&out.stderr));
+}
+
+/// An element's bytes, decoded as the model decodes them.
+fn base64_decode(text: &str) -> Vec<u8> {
+    serde_json::from_value::<session_model::Base64Bytes>(Value::from(text))
+        .unwrap()
+        .0
+}
+
+#[test]
+fn run_with_capture_configured_records_and_delivers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let lis = Lis::start();
+    let recv = Receiver::start(tmp.path(), &[]);
+    let endpoint = format!("endpoint={}", recv.url);
+    let forward = format!("capture_forward={}", lis.addr);
+    let daemon = Daemon::start(
+        &dir,
+        &[
+            "--set",
+            "capture_listen=127.0.0.1:0",
+            "--set",
+            &forward,
+            "--set",
+            &endpoint,
+        ],
+    );
+    let addr = daemon.relay_addr();
+    let (stream, _) = analyzer(&addr, &[&[ENQ], &message(1, "R")], true);
+    drop(stream);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while recv.accepted().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "never delivered");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let body: Value = serde_json::from_slice(&std::fs::read(&recv.accepted()[0]).unwrap()).unwrap();
+    assert_eq!(body["deviceIP"], "127.0.0.1");
+    assert_eq!(body["messages"].as_array().unwrap().len(), 1);
+    assert!(body["messages"][0].as_str().unwrap().contains("|R1|"));
+    let (code, _, _) = daemon.stop();
+    assert_eq!(code, 0);
+}
