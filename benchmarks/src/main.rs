@@ -3,6 +3,7 @@
 //! Run through `cargo xtask bench`, which builds in release mode, runs this binary on the
 //! real disk under `target/bench-work`, and writes the table to `BENCHMARKS.md`.
 
+mod capture;
 mod data;
 mod figures;
 mod measure;
@@ -140,7 +141,7 @@ fn main() -> ExitCode {
         }
     };
     let mut rows = Vec::new();
-    let figures: [(&str, Figure); 6] = [
+    let figures: [(&str, Figure); 8] = [
         (
             "single writer",
             Box::new(|| figures::single_writer(&work, &settings)),
@@ -156,6 +157,11 @@ fn main() -> ExitCode {
             Box::new(|| figures::migration_and_memory(&work, &settings, &me, sessionctl.as_deref())),
         ),
         ("big fixture", Box::new(|| figures::big_fixture(&settings))),
+        ("capture appends", Box::new(|| capture::appends(&work, &settings))),
+        (
+            "capture relay",
+            Box::new(|| capture::relay_latency(&work, &settings, sessionctl.as_deref())),
+        ),
     ];
     for (name, run) in figures {
         eprintln!("bench: {name}...");

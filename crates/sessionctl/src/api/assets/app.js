@@ -143,7 +143,7 @@ async function loadList() {
     const tr = el("tr", { class: [row.isComplete === false ? "incomplete" : "", row.submissionStatus === "failed" ? "failed" : ""].join(" ").trim() || null, "data-id": row.id },
       el("th", { scope: "row" }, link),
       el("td", {}, badge(row.submissionStatus)),
-      el("td", { text: row.isComplete === false ? "no: never sent" : row.isComplete ? "yes" : "?" }),
+      el("td", { text: row.interrupted ? "cut off: never sent" : row.isComplete === false ? "no: never sent" : row.isComplete ? "yes" : "?" }),
       el("td", { text: row.messageCount ?? "?" }),
       el("td", {}, when(row.startTime)),
       el("td", {}, expired ? "expired, kept: not delivered" : when(row.persistedUntil)),
@@ -228,7 +228,9 @@ async function loadDetail(id) {
     ["LIS", session.lisIP || null],
     ["Started", when(session.startTime)],
     ["Ended", session.endTime ? when(session.endTime) : null],
-    ["Complete", session.isComplete ? "yes" : "no: capture never finished, never sent"],
+    ["Complete", session.isComplete ? "yes" : session.interrupted
+      ? "cut off (" + session.interrupted.reason + "): kept with every element recorded, never sent"
+      : "no: capture never finished, never sent"],
     ["Kept until", when(session.persistedUntil)],
   ]);
   const timeline = $("timeline");
