@@ -445,3 +445,38 @@ fn run_with_capture_configured_records_and_delivers() {
     let (code, _, _) = daemon.stop();
     assert_eq!(code, 0);
 }
+
+#[test]
+fn recover_folds_a_killed_capture_and_counts_its_torn_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let lis = Lis::start();
+    let relay = Daemon::capture(dir, &lis.addr);
+    let addr = relay.relay_addr();
+    let (stream, _) = analyzer(&addr, &[&[ENQ], &message(1, "V")], false);
+    relay.kill();
+    drop(stream);
+    // A record the crash cut short, as a power cut mid-append leaves it.
+    let journal = std::fs::read_dir(dir.join(".journal"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "journal"))
+        .expect("the killed capture's journal");
+    let mut file = std::fs::OpenOptions::new().append(true).open(&journal).unwrap();
+    file.write_all(&[200, 0, 0, 0, 1, 2, 3]).unwrap();
+    drop(file);
+    let out = sessionctl(dir, &["recover"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    insta::assert_snapshot!(text(&out.stdout), @r"
+    recovered 0, cleaned 0, quarantined 0
+    captures cut off by a crash: 1 stored as interrupted, 0 finished ones stored; 1 torn journal records dropped (never acknowledged)
+    ");
+    let rows = list(dir);
+    assert_eq!((rows.len(), rows[0]["messageCount"].as_u64()), (1, Some(1)));
+    assert_eq!(rows[0]["interrupted"], true);
+    assert!(!journal.exists());
+    // Again: nothing left to do.
+    let again = sessionctl(dir, &["--json", "recover"], None);
+    let again: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!((again["interrupted"].as_u64(), again["tornRecords"].as_u64()), (Some(0), Some(0)));
+}

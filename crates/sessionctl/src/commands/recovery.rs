@@ -18,6 +18,9 @@ pub fn recover(dir: &Path, decode: DecodeOptions, out: &Output) -> Result<(), Cl
         "recovered": report.recovered,
         "cleaned": report.cleaned,
         "quarantined": report.quarantined,
+        "interrupted": report.interrupted,
+        "capturesFinished": report.captures_finished,
+        "tornRecords": report.torn_records,
     });
     for problem in &report.problems {
         out.warn(&format!("not recovered: {}: {}", problem.file, problem.problem));
@@ -27,6 +30,12 @@ pub fn recover(dir: &Path, decode: DecodeOptions, out: &Output) -> Result<(), Cl
             "recovered {}, cleaned {}, quarantined {}",
             report.recovered, report.cleaned, report.quarantined
         );
+        if report.interrupted + report.captures_finished + report.torn_records > 0 {
+            text.push_str(&format!(
+                "\ncaptures cut off by a crash: {} stored as interrupted, {} finished ones stored; {} torn journal records dropped (never acknowledged)",
+                report.interrupted, report.captures_finished, report.torn_records
+            ));
+        }
         for moved in &report.moved {
             text.push_str(&format!(
                 "\n  {:?} {}: {}",
