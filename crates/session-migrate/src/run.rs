@@ -21,6 +21,9 @@ pub struct MigrateOptions {
     pub dry_run: bool,
     /// Worker threads (the run is I/O- and parse-bound); at least 1.
     pub threads: usize,
+    /// Only these sessions (start-up passes the outdated ones recovery already found,
+    /// so the store is not read twice); `None`: every live session.
+    pub only: Option<Vec<SessionId>>,
 }
 
 impl Default for MigrateOptions {
@@ -28,6 +31,7 @@ impl Default for MigrateOptions {
         Self {
             dry_run: false,
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            only: None,
         }
     }
 }
@@ -36,6 +40,12 @@ impl MigrateOptions {
     /// See [`MigrateOptions::dry_run`].
     pub fn dry_run(mut self, dry_run: bool) -> Self {
         self.dry_run = dry_run;
+        self
+    }
+
+    /// See [`MigrateOptions::only`].
+    pub fn only(mut self, ids: Vec<SessionId>) -> Self {
+        self.only = Some(ids);
         self
     }
 
@@ -149,7 +159,10 @@ pub(crate) fn migrate<S: Schema>(
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<MigrateReport, FsError> {
     let store = typed.fs();
-    let ids = store.list()?;
+    let ids = match &options.only {
+        Some(ids) => ids.clone(),
+        None => store.list()?,
+    };
     let run = store.maintenance().new_backup_run();
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);

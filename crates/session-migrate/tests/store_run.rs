@@ -383,3 +383,28 @@ fn rollback_restores_only_what_nobody_changed_since() {
     );
     assert!(!tmp.path().join("deleted.json").exists());
 }
+
+#[test]
+fn only_the_named_sessions_are_migrated() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_fixtures(tmp.path(), &MIXED);
+    let store = SessionStore::new(Store::open(tmp.path()).unwrap(), DecodeOptions::default());
+    let before = snapshot_of(tmp.path());
+    let chosen = vec![
+        SessionId::new("session-21").unwrap(),
+        SessionId::new("session-11").unwrap(),
+    ];
+    let report = store
+        .migrate(&MigrateOptions::default().only(chosen), &no_progress)
+        .unwrap();
+    assert_eq!((report.migrated, report.up_to_date, report.failed), (2, 0, 0));
+    for (path, bytes) in snapshot_of(tmp.path()) {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let changed = bytes != before[&path];
+        assert_eq!(
+            changed,
+            name == "session-21.json" || name == "session-11.json",
+            "{name}"
+        );
+    }
+}

@@ -478,5 +478,8 @@ fn recover_folds_a_killed_capture_and_counts_its_torn_record() {
     // Again: nothing left to do.
     let again = sessionctl(dir, &["--json", "recover"], None);
     let again: Value = serde_json::from_slice(&again.stdout).unwrap();
-    assert_eq!((again["interrupted"].as_u64(), again["tornRecords"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(
+        (again["interrupted"].as_u64(), again["tornRecords"].as_u64()),
+        (Some(0), Some(0))
+    );
 }

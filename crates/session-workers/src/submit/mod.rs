@@ -2,6 +2,7 @@
 //! the store.
 
 mod backoff;
+mod index;
 mod transport;
 
 use std::collections::HashMap;
@@ -18,6 +19,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use backoff::Backoff;
+pub use index::{ChangeFeed, DeliveryIndex};
 #[cfg(feature = "http")]
 pub use transport::HttpTransport;
 pub use transport::{
@@ -55,6 +57,10 @@ pub struct SubmitConfig {
     pub shutdown_grace: Duration,
     /// Added to each body as `performer`, when set.
     pub performer: Option<String>,
+    /// With a [`ChangeFeed`] attached, how often the worker still rebuilds what it knows
+    /// from every file, in case a change was missed (default 1 hour). Without a feed,
+    /// every pass reads every file.
+    pub rescan_interval: Duration,
 }
 
 impl Default for SubmitConfig {
@@ -67,6 +73,7 @@ impl Default for SubmitConfig {
             scan_interval: Duration::from_secs(5 * 60),
             shutdown_grace: Duration::from_secs(10),
             performer: None,
+            rescan_interval: Duration::from_secs(3600),
         }
     }
 }
@@ -109,6 +116,12 @@ pub enum SubmitError {
 }
 
 impl SubmitConfig {
+    /// See [`SubmitConfig::rescan_interval`].
+    pub fn rescan_interval(mut self, every: Duration) -> Self {
+        self.rescan_interval = every;
+        self
+    }
+
     /// Requests in flight at most (clamped to 1 to 10 when used).
     pub fn concurrency(mut self, n: usize) -> Self {
         self.concurrency = n;
@@ -146,12 +159,13 @@ impl SubmitConfig {
     }
 }
 
-/// Every live session that decodes (damaged files are recovery's business).
-fn load_all(store: &SessionStore) -> Result<Vec<(SessionId, Session)>, StoreError> {
-    let mut out = Vec::new();
+/// Rebuilds the index from every live session that decodes (damaged files are
+/// recovery's business), one file at a time: nothing but the index stays in memory.
+fn rebuild(store: &SessionStore) -> Result<DeliveryIndex, StoreError> {
+    let mut index = DeliveryIndex::new();
     for entry in store.entries()? {
         match entry {
-            StoredEntry::Valid(decoded) => out.push((decoded.session.id.clone(), decoded.session)),
+            StoredEntry::Valid(decoded) => index.observe(&decoded.session),
             // Newer versions are not ours to send; damaged files are recovery's. An
             // unreadable one is named, and the pass goes on with the rest.
             StoredEntry::Damaged {
@@ -161,25 +175,47 @@ fn load_all(store: &SessionStore) -> Result<Vec<(SessionId, Session)>, StoreErro
             _ => {}
         }
     }
-    Ok(out)
+    Ok(index)
+}
+
+/// Reads `ids` again into the index.
+fn reobserve(store: &SessionStore, index: &mut DeliveryIndex, ids: &[SessionId]) {
+    for id in ids {
+        match store.load(id) {
+            Ok(Some(decoded)) => index.observe(&decoded.session),
+            Ok(None) => index.forget(id),
+            Err(e) => {
+                tracing::debug!(id = %id, error = %e, "a changed session does not decode; not sending it");
+                index.forget(id);
+            }
+        }
+    }
 }
 
 /// Makes `inFlight` sessions pending again, keeping their attempt counts and keys so
 /// that the resend is recognisable. Only the holder of the submitter role, between its
 /// passes, may call this: then no request is under way for any of them.
-fn resume_orphans(store: &SessionStore, sessions: &mut [(SessionId, Session)]) {
-    for (id, session) in sessions.iter_mut() {
-        if session.submission.status != SubmissionStatus::InFlight {
-            continue;
-        }
-        match store.update(id, |s| s.submission.resume_interrupted().map_err(refused(id))) {
+fn resume_orphans(store: &SessionStore, index: &mut DeliveryIndex) {
+    for id in index.in_flight() {
+        match store.update(&id, |s| s.submission.resume_interrupted().map_err(refused(&id))) {
             Ok(((), updated)) => {
-                *session = updated;
+                index.observe(&updated);
                 tracing::info!(id = %id, "resumed an interrupted submission");
             }
-            Err(e) => tracing::warn!(id = %id, error = %e, "could not resume an interrupted submission"),
+            Err(e) => {
+                tracing::warn!(id = %id, error = %e, "could not resume an interrupted submission");
+                // Read again at the next pass.
+                index.forget(&id);
+            }
         }
     }
+}
+
+/// The worker's memory between passes.
+struct Known {
+    index: DeliveryIndex,
+    /// When the index was last rebuilt from every file; `None`: never.
+    rebuilt_at: Option<std::time::Instant>,
 }
 
 /// What an attempt's reply means.
@@ -230,6 +266,8 @@ pub struct SubmissionWorker<T: Transport> {
     clock: Arc<dyn Clock>,
     events: broadcast::Sender<WorkerEvent>,
     trigger: Arc<Notify>,
+    known: Arc<std::sync::Mutex<Known>>,
+    changes: Arc<std::sync::Mutex<index::ChangeQueue>>,
     _role: Box<dyn HeldLock>,
 }
 
@@ -264,8 +302,43 @@ impl<T: Transport> SubmissionWorker<T> {
             clock,
             events,
             trigger: Arc::new(Notify::new()),
+            known: Arc::new(std::sync::Mutex::new(Known {
+                index: DeliveryIndex::new(),
+                rebuilt_at: None,
+            })),
+            changes: Arc::default(),
             _role: role,
         })
+    }
+
+    /// Starts from `index`, built from every file by the caller (start-up recovery
+    /// reads every file anyway), instead of reading them all again at the first pass.
+    pub fn seed(&self, index: DeliveryIndex) {
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        *known = Known {
+            index,
+            rebuilt_at: Some(std::time::Instant::now()),
+        };
+    }
+
+    /// Attaches `feed`, made before the worker (so that a directory watch can start
+    /// before start-up recovery and miss nothing): see [`Self::change_feed`].
+    pub fn with_feed(mut self, feed: &ChangeFeed) -> Self {
+        self.changes = feed.queue.clone();
+        self.trigger = feed.trigger.clone();
+        self.changes.lock().unwrap_or_else(|p| p.into_inner()).attached = true;
+        self
+    }
+
+    /// A feed to report changed sessions through. Once one is attached, a pass reads
+    /// only the sessions reported since the last one (plus a rebuild from every file
+    /// each `rescan_interval`); without one, every pass reads every file.
+    pub fn change_feed(&self) -> ChangeFeed {
+        self.changes.lock().unwrap_or_else(|p| p.into_inner()).attached = true;
+        ChangeFeed {
+            queue: self.changes.clone(),
+            trigger: self.trigger.clone(),
+        }
     }
 
     /// A handle that starts a scan at once (a session was just completed).
@@ -273,16 +346,41 @@ impl<T: Transport> SubmissionWorker<T> {
         self.trigger.clone()
     }
 
-    /// Every session, off the async threads, orphaned `inFlight` ones made pending again.
-    async fn sessions_off_thread(&self) -> Result<Vec<(SessionId, Session)>, SubmitError> {
-        let store = self.store.clone();
+    /// Brings the index up to date (reading what changed, or every file when a change
+    /// may have been missed), resumes orphaned `inFlight` sessions, and returns what is
+    /// due at `now` and when the next waiting one falls due. Off the async threads.
+    async fn due_off_thread(&self, now: u64) -> Result<(Vec<SessionId>, Option<u64>), SubmitError> {
+        let (store, known, changes) = (self.store.clone(), self.known.clone(), self.changes.clone());
+        let rescan_interval = self.config.rescan_interval;
         tokio::task::spawn_blocking(move || {
-            let mut sessions = load_all(&store)?;
-            resume_orphans(&store, &mut sessions);
-            Ok(sessions)
+            let (changed, rescan, attached) = {
+                let mut queue = changes.lock().unwrap_or_else(|p| p.into_inner());
+                let (ids, rescan) = queue.take();
+                (ids, rescan, queue.attached)
+            };
+            let mut known = known.lock().unwrap_or_else(|p| p.into_inner());
+            let stale = known.rebuilt_at.is_none_or(|at| at.elapsed() >= rescan_interval);
+            if !attached || rescan || stale {
+                known.index = rebuild(&store)?;
+                known.rebuilt_at = Some(std::time::Instant::now());
+            } else {
+                reobserve(&store, &mut known.index, &changed);
+            }
+            resume_orphans(&store, &mut known.index);
+            Ok(known.index.due(now))
         })
         .await
         .map_err(|e| SubmitError::Task(e.to_string()))?
+    }
+
+    /// Reads the sessions a pass attempted again, so the index holds their outcomes.
+    async fn reobserve_off_thread(&self, ids: Vec<SessionId>) {
+        let (store, known) = (self.store.clone(), self.known.clone());
+        let _ = tokio::task::spawn_blocking(move || {
+            let mut known = known.lock().unwrap_or_else(|p| p.into_inner());
+            reobserve(&store, &mut known.index, &ids);
+        })
+        .await;
     }
 
     /// One pass: every complete, pending, due session, at most `concurrency` at a time.
@@ -292,26 +390,19 @@ impl<T: Transport> SubmissionWorker<T> {
         let now = self.clock.now_ms();
         // Between passes no request of ours is under way, and no other process submits
         // (the role lock): any inFlight session is an orphan of a failed status write.
-        let sessions = self.sessions_off_thread().await?;
-        let (mut due, waiting): (Vec<_>, Vec<_>) = sessions
-            .into_iter()
-            .filter(|(_, s)| s.is_complete && s.submission.status == SubmissionStatus::Pending)
-            .partition(|(_, s)| s.submission.is_due(now));
-        due.sort_by_key(|(_, s)| (s.submission.next_attempt_at.unwrap_or(0), s.start_time));
+        let (due, waiting_next) = self.due_off_thread(now).await?;
         // When the loop should wake next: the waiting sessions now, the retries this pass
         // schedules as they are counted.
         let mut report = PassReport {
-            next_due: waiting
-                .iter()
-                .filter_map(|(_, s)| s.submission.next_attempt_at)
-                .min(),
+            next_due: waiting_next,
             ..PassReport::default()
         };
+        let attempted = due.clone();
         let semaphore = Arc::new(Semaphore::new(self.config.concurrency.clamp(1, 10)));
         let mut tasks: JoinSet<(SessionId, AttemptOutcome)> = JoinSet::new();
         let mut in_flight_ids: HashMap<tokio::task::Id, SessionId> = HashMap::new();
         let total = due.len();
-        for (started, (id, _)) in due.into_iter().enumerate() {
+        for (started, id) in due.into_iter().enumerate() {
             let permit = tokio::select! {
                 _ = cancel.cancelled() => break,
                 permit = semaphore.clone().acquire_owned() => match permit {
@@ -362,6 +453,9 @@ impl<T: Transport> SubmissionWorker<T> {
                     tracing::warn!(id = %id, "shutdown interrupted a submission; it resumes at the next start");
                 }
             }
+        }
+        if !attempted.is_empty() {
+            self.reobserve_off_thread(attempted).await;
         }
         Ok(report)
     }

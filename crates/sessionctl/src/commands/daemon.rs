@@ -8,7 +8,7 @@ use session_fs::{FsError, Store};
 use session_migrate::{MigrateOptions, SessionStore};
 use session_workers::SystemClock;
 use session_workers::cleanup::run_cleanup;
-use session_workers::submit::{HttpTransport, SubmissionWorker};
+use session_workers::submit::{ChangeFeed, DeliveryIndex, HttpTransport, SubmissionWorker};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::security::Guard;
@@ -62,6 +62,10 @@ pub fn run(config: &Config) -> Result<(), CliError> {
         .map_err(failed("cannot write to the store"))?;
     drop(shared);
 
+    // Watching before recovery: a session stored from here on is reported, not missed.
+    let feed = ChangeFeed::new();
+    let (store_events, _) = tokio::sync::broadcast::channel(256);
+    let watcher = watch_store(&dir, feed.clone(), store_events.clone());
     // Recovery needs the store to itself: wait for other sessionctl processes to finish.
     let exclusive = match Store::options().exclusive().no_wait().open(&dir) {
         Err(FsError::Busy { .. }) => {
@@ -71,21 +75,38 @@ pub fn run(config: &Config) -> Result<(), CliError> {
         other => other,
     }
     .map_err(failed("cannot open the store for recovery"))?;
-    // recover and migrate log their own summaries.
-    session_recovery::recover(&SessionStore::new(exclusive.clone(), config.decode_options()))
-        .map_err(|e| CliError::Failed(format!("recovery: {e}")))?;
+    // One pass over the store: recovery decodes every file once, and hands each session
+    // to the delivery index and, when outdated, to the migration list.
+    let mut index = DeliveryIndex::new();
+    let mut outdated = Vec::new();
+    session_recovery::recover_visiting(
+        &SessionStore::new(exclusive.clone(), config.decode_options()),
+        |id, decoded| {
+            index.observe(&decoded.session);
+            if decoded.from.is_outdated() {
+                outdated.push(id);
+            }
+        },
+    )
+    .map_err(|e| CliError::Failed(format!("recovery: {e}")))?;
     drop(exclusive);
 
     let store = SessionStore::new(
         Store::open(&dir).map_err(failed("cannot open the store"))?,
         config.decode_options(),
     );
-    store
-        .migrate(&MigrateOptions::default(), &|_, _| {})
-        .map_err(failed("migration"))?;
+    if !outdated.is_empty() {
+        // recover and migrate log their own summaries.
+        store
+            .migrate(&MigrateOptions::default().only(outdated), &|_, _| {})
+            .map_err(failed("migration"))?;
+    }
 
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(serve(store, config))
+    let feed = watcher.is_some().then_some(feed);
+    let served = runtime.block_on(serve(store, config, index, feed, store_events));
+    drop(watcher);
+    served
 }
 
 /// Starts the capture relay beside the workers when `capture_listen` and
@@ -110,7 +131,15 @@ async fn start_capture(
     Ok(())
 }
 
-async fn serve(store: SessionStore, config: &Config) -> Result<(), CliError> {
+/// Runs the workers (the submission worker starting from `index`, and told of changes
+/// by `feed` when the directory is watched), the local API and capture, until a signal.
+async fn serve(
+    store: SessionStore,
+    config: &Config,
+    index: DeliveryIndex,
+    feed: Option<ChangeFeed>,
+    store_events: tokio::sync::broadcast::Sender<StoreEvent>,
+) -> Result<(), CliError> {
     let cancel = CancellationToken::new();
     let (events, _) = tokio::sync::broadcast::channel(256);
     let clock = Arc::new(SystemClock);
@@ -126,23 +155,22 @@ async fn serve(store: SessionStore, config: &Config) -> Result<(), CliError> {
     ));
     let submit = config.submit();
     let grace = submit.shutdown_grace;
-    let mut trigger = None;
     match config.endpoint() {
         Some(endpoint) => {
             let transport = HttpTransport::new(endpoint, config.authorization(), submit.request_timeout)
                 .map_err(|e| CliError::BadInput(format!("endpoint: {e}")))?;
-            let worker = SubmissionWorker::new(store.clone(), transport, submit, clock, events.clone())
+            let mut worker = SubmissionWorker::new(store.clone(), transport, submit, clock, events.clone())
                 .map_err(|e| CliError::Failed(format!("submission: {e}")))?;
-            trigger = Some(worker.trigger());
+            worker.seed(index);
+            if let Some(feed) = &feed {
+                worker = worker.with_feed(feed);
+            }
             tracing::info!(endpoint = %session_workers::submit::redacted_url(endpoint), "submission worker started");
             tasks.spawn(worker.run(cancel.clone()));
         }
         None => tracing::info!("submission is off: no endpoint configured (set HL7_ENDPOINT or `endpoint`)"),
     }
     start_capture(&store, config, &mut tasks, &cancel).await?;
-    let (store_events, _) = tokio::sync::broadcast::channel(256);
-    // Kept alive until shutdown: dropping it stops the watch.
-    let watcher = watch_store(store.fs().dir(), trigger, store_events.clone());
     let listener = match config.http_listen() {
         None => None,
         Some(listen) => match tokio::net::TcpListener::bind(listen).await {
@@ -192,7 +220,6 @@ async fn serve(store: SessionStore, config: &Config) -> Result<(), CliError> {
     if drained.is_err() {
         tracing::warn!("workers did not stop in time; unfinished submissions resume at the next start");
     }
-    drop(watcher);
     tracing::info!("stopped");
     Ok(())
 }
@@ -203,12 +230,19 @@ async fn serve(store: SessionStore, config: &Config) -> Result<(), CliError> {
 /// filesystem), the periodic scan remains and the page refreshes on its own actions.
 fn watch_store(
     dir: &std::path::Path,
-    trigger: Option<Arc<tokio::sync::Notify>>,
+    feed: ChangeFeed,
     events: tokio::sync::broadcast::Sender<StoreEvent>,
 ) -> Option<notify::RecommendedWatcher> {
     use notify::Watcher;
     let handler = move |event: notify::Result<notify::Event>| {
-        let Ok(event) = event else { return };
+        let Ok(event) = event else {
+            // The watch lost events (an overflowed queue): read everything again.
+            feed.rescan();
+            return;
+        };
+        if event.need_rescan() {
+            feed.rescan();
+        }
         if event.kind.is_access() {
             return;
         }
@@ -219,9 +253,7 @@ fn watch_store(
             };
             // Whatever the event says, what counts is whether the name is there now.
             let stored = std::fs::symlink_metadata(path).is_ok();
-            if stored && let Some(trigger) = &trigger {
-                trigger.notify_one();
-            }
+            feed.changed(id.clone());
             let _ = events.send(StoreEvent {
                 kind: if stored { "stored" } else { "deleted" },
                 id: id.to_string(),

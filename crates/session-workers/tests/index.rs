@@ -1,0 +1,102 @@
+//! The worker's delivery index is derived state: with a change feed attached, a pass
+//! reads only what was reported, yet a stale or missing entry never loses or repeats a
+//! delivery, and a rebuild from the files finds what no feed reported.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use session_model::{SessionId, SubmissionStatus};
+use session_workers::submit::{DeliveryIndex, PassReport};
+use tokio_util::sync::CancellationToken;
+use wiremock::matchers::method;
+use wiremock::{Mock, ResponseTemplate};
+
+async fn pass(h: &Harness) -> PassReport {
+    h.worker.run_pass(&CancellationToken::new()).await.unwrap()
+}
+
+fn id(s: &str) -> SessionId {
+    SessionId::new(s).unwrap()
+}
+
+#[tokio::test]
+async fn with_a_feed_a_pass_reads_only_reported_changes_and_a_rebuild_finds_the_rest() {
+    let server = server().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201))
+        .mount(&server)
+        .await;
+    let (_dir, store) = store_with(vec![pending("s1")]);
+    let h = worker(
+        &store,
+        &endpoint(&server),
+        fast_config().rescan_interval(Duration::from_secs(3600)),
+    );
+    let feed = h.worker.change_feed();
+    // The first pass builds the index from the files.
+    assert_eq!(pass(&h).await.submitted, 1);
+    // A session stored behind the feed's back: not read, so not sent...
+    store.create(&mut pending("quiet")).unwrap();
+    assert_eq!(pass(&h).await.submitted, 0, "an unreported change costs no read");
+    // ...until it is reported,
+    feed.changed(id("quiet"));
+    assert_eq!(pass(&h).await.submitted, 1);
+    // or until a rebuild from the files.
+    store.create(&mut pending("missed")).unwrap();
+    feed.rescan();
+    assert_eq!(pass(&h).await.submitted, 1);
+    assert_eq!(
+        load(&store, "missed").submission.status,
+        SubmissionStatus::Submitted
+    );
+    assert_eq!(
+        server.received_requests().await.unwrap().len(),
+        3,
+        "each delivered once"
+    );
+}
+
+#[tokio::test]
+async fn a_stale_index_never_repeats_a_delivery_or_sends_an_incomplete_session() {
+    let server = server().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201))
+        .mount(&server)
+        .await;
+    let delivered = with_status("done", SubmissionStatus::Submitted, 1);
+    let mut open = pending("open");
+    open.is_complete = false;
+    let (_dir, store) = store_with(vec![delivered.clone(), open.clone()]);
+    let h = worker(&store, &endpoint(&server), fast_config());
+    let _feed = h.worker.change_feed();
+    // An index that lies: both look pending and complete.
+    let mut lying = DeliveryIndex::new();
+    lying.observe(&pending("done"));
+    lying.observe(&pending("open"));
+    lying.observe(&pending("gone"));
+    h.worker.seed(lying);
+    let report = pass(&h).await;
+    assert_eq!(report.submitted, 0, "{report:?}");
+    assert!(server.received_requests().await.unwrap().is_empty());
+    assert_eq!(load(&store, "done").submission, delivered.submission);
+}
+
+#[tokio::test]
+async fn an_inflight_orphan_found_by_the_rebuild_is_resumed_with_its_key() {
+    let server = server().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201))
+        .mount(&server)
+        .await;
+    let mut orphan = with_status("orphan", SubmissionStatus::InFlight, 1);
+    orphan.submission.idempotency_key = Some("kept-key".into());
+    let (_dir, store) = store_with(vec![orphan]);
+    let h = worker(&store, &endpoint(&server), fast_config());
+    let _feed = h.worker.change_feed();
+    assert_eq!(pass(&h).await.submitted, 1);
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(key_of(&requests[0]), "kept-key");
+    assert_eq!(load(&store, "orphan").submission.attempts, 2);
+}
