@@ -10,11 +10,11 @@
 /// to the last type.
 ///
 /// ```
-/// use session_model::{Session, SessionV1};
+/// use session_model::{Session, SessionV1, SessionV2_0};
 ///
 /// session_migrate::schema_chain! {
-///     /// Decodes into 2.0.0.
-///     fn decode_current -> Session { SessionV1, Session }
+///     /// Decodes into the current version.
+///     fn decode_current -> Session { SessionV1, SessionV2_0, Session }
 /// }
 /// let chained = decode_current(br#"{"id": "s", "startTime": 1}"#, &Default::default()).unwrap();
 /// assert_eq!(chained.from.as_str(), "legacy");
