@@ -4,6 +4,7 @@
 //! real disk under `target/bench-work`, and writes the table to `BENCHMARKS.md`.
 
 mod capture;
+mod daemon;
 mod data;
 mod figures;
 mod measure;
@@ -25,6 +26,9 @@ pub struct Settings {
     pub startup_runs: usize,
     pub decode_runs: usize,
     pub rounds: usize,
+    pub daemon_sessions: usize,
+    pub daemon_puts: usize,
+    pub idle_window: Duration,
 }
 
 /// One benchmark, producing its rows.
@@ -119,6 +123,9 @@ fn main() -> ExitCode {
             startup_runs: 3,
             decode_runs: 5,
             rounds: 3,
+            daemon_sessions: 10_000,
+            daemon_puts: 20,
+            idle_window: Duration::from_secs(5),
         }
     } else {
         Settings {
@@ -131,6 +138,13 @@ fn main() -> ExitCode {
             startup_runs: 5,
             decode_runs: 21,
             rounds: 5,
+            daemon_sessions: if args.iter().any(|a| a == "--million") {
+                1_000_000
+            } else {
+                100_000
+            },
+            daemon_puts: 100,
+            idle_window: Duration::from_secs(60),
         }
     };
     let me = match std::env::current_exe() {
@@ -141,7 +155,7 @@ fn main() -> ExitCode {
         }
     };
     let mut rows = Vec::new();
-    let figures: [(&str, Figure); 8] = [
+    let figures: [(&str, Figure); 9] = [
         (
             "single writer",
             Box::new(|| figures::single_writer(&work, &settings)),
@@ -159,11 +173,24 @@ fn main() -> ExitCode {
         ("big fixture", Box::new(|| figures::big_fixture(&settings))),
         ("capture appends", Box::new(|| capture::appends(&work, &settings))),
         (
+            "daemon at scale",
+            Box::new(|| daemon::at_scale(&work, &settings, sessionctl.as_deref())),
+        ),
+        (
             "capture relay",
             Box::new(|| capture::relay_latency(&work, &settings, sessionctl.as_deref())),
         ),
     ];
+    // `--only NAME`: one figure (e.g. `--only "daemon at scale" --million`).
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
     for (name, run) in figures {
+        if only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
         eprintln!("bench: {name}...");
         match run() {
             Ok(mut r) => rows.append(&mut r),

@@ -1,0 +1,294 @@
+//! The daemon at scale: `sessionctl run` on a store of many small current sessions,
+//! most of them delivered, with a reference receiver on 127.0.0.1. Memory, CPU per
+//! delivered session, the time from a stored session to its delivery, CPU while idle,
+//! and start-up against one read and parse of every file.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use session_migrate::{DecodeOptions, SessionStore};
+use session_model::{SessionId, SubmissionStatus};
+
+use crate::measure::{median, ms};
+use crate::{Row, Settings};
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// A child killed and reaped however the figure ends.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Resident memory now, in KiB.
+fn rss_kib(pid: u32) -> Result<u64, String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(err)?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| "no VmRSS".into())
+}
+
+/// CPU time used so far (user + system).
+fn cpu(pid: u32) -> Result<Duration, String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(err)?;
+    // The command name may hold spaces: fields start after the last ')'.
+    let rest = stat.rsplit_once(')').ok_or("bad stat")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().map_err(err)? + fields[12].parse::<u64>().map_err(err)?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Ok(Duration::from_millis(ticks * 1000 / hz))
+}
+
+/// A store of `n` small current sessions, all delivered but `pending` of them.
+fn generate(dir: &Path, n: usize, pending: usize) -> Result<u64, String> {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let bytes = std::fs::read(crate::data::fixtures().join("v1/session-21.json")).map_err(err)?;
+    let mut template = session_migrate::decode(&bytes).map_err(err)?.session;
+    template.persisted_until = u64::MAX / 2;
+    let total = AtomicUsize::new(0);
+    let next = AtomicUsize::new(0);
+    let cores = std::thread::available_parallelism().map_or(2, |c| c.get());
+    std::thread::scope(|scope| {
+        for _ in 0..cores {
+            scope.spawn(|| {
+                let mut s = template.clone();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        return;
+                    }
+                    s.id = SessionId::new(format!("s-{i:07}")).unwrap_or_else(|_| s.id.clone());
+                    if i >= pending {
+                        s.submission.status = SubmissionStatus::Submitted;
+                        s.submission.submitted_at = Some(1);
+                    } else {
+                        s.submission.status = SubmissionStatus::Pending;
+                    }
+                    if let Ok(encoded) = session_migrate::encode(&s) {
+                        total.fetch_add(encoded.len(), Ordering::Relaxed);
+                        let _ = std::fs::write(dir.join(format!("{}.json", s.id)), encoded);
+                    }
+                }
+            });
+        }
+    });
+    Ok(total.into_inner() as u64)
+}
+
+/// One read and parse of every file, on every core: the floor of any start-up.
+fn read_and_parse_all(dir: &Path) -> Result<Duration, String> {
+    let started = Instant::now();
+    let names: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(err)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    let next = AtomicUsize::new(0);
+    let cores = std::thread::available_parallelism().map_or(2, |c| c.get());
+    std::thread::scope(|scope| {
+        for _ in 0..cores {
+            scope.spawn(|| {
+                while let Some(path) = names.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let bytes = std::fs::read(path).unwrap_or_default();
+                    std::hint::black_box(serde_json::from_slice::<serde_json::Value>(&bytes).ok());
+                }
+            });
+        }
+    });
+    Ok(started.elapsed())
+}
+
+fn receiver(sessionctl: &Path, out: &Path) -> Result<(Guard, String), String> {
+    let mut child = Guard(
+        Command::new(sessionctl)
+            .args(["receiver", "--listen", "127.0.0.1:0", "--out"])
+            .arg(out)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(err)?,
+    );
+    let mut line = String::new();
+    BufReader::new(child.0.stdout.take().ok_or("no stdout")?)
+        .read_line(&mut line)
+        .map_err(err)?;
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .ok_or("no address")?
+        .to_owned();
+    Ok((child, url))
+}
+
+fn count_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+}
+
+/// The daemon at scale: `s.daemon_sessions` sessions.
+pub fn at_scale(work: &Path, s: &Settings, sessionctl: Option<&Path>) -> Result<Vec<Row>, String> {
+    let Some(sessionctl) = sessionctl else {
+        return Ok(Vec::new());
+    };
+    let n = s.daemon_sessions;
+    let dir = work.join("daemon-store");
+    let bytes = generate(&dir, n, 0)?;
+    let floor = {
+        read_and_parse_all(&dir)?; // warm the page cache, as the daemon will find it
+        median(
+            (0..3)
+                .map(|_| read_and_parse_all(&dir))
+                .collect::<Result<_, _>>()?,
+        )
+    };
+    let out = work.join("daemon-received");
+    let _ = std::fs::remove_dir_all(&out);
+    let (_receiver, url) = receiver(sessionctl, &out)?;
+    let started = Instant::now();
+    let mut daemon = Guard(
+        Command::new(sessionctl)
+            .arg("--dir")
+            .arg(&dir)
+            .args(["--set", &format!("endpoint={url}"), "run"])
+            .env("HL7_HTTP_LISTEN", "")
+            .env("HL7_LOG_FORMAT", "json")
+            .env("XDG_CONFIG_HOME", "/nonexistent")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(err)?,
+    );
+    let pid = daemon.0.id();
+    let (tx, rx) = mpsc::channel();
+    let stderr = daemon.0.stderr.take().ok_or("no stderr")?;
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("serving") || line.contains("cleanup finished") {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let wait = |what: &str| -> Result<String, String> {
+        loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(600))
+                .map_err(|_| format!("the daemon never logged {what:?}"))?;
+            if line.contains(what) {
+                return Ok(line);
+            }
+        }
+    };
+    wait("serving")?;
+    let startup = started.elapsed();
+    let rss_start = rss_kib(pid)?;
+    // The daily cleanup runs once at start: its pass over the store is scheduled work,
+    // reported apart, and the idle window starts after it.
+    let cleanup_line = wait("cleanup finished")?;
+    let cleanup_ms = serde_json::from_str::<serde_json::Value>(&cleanup_line)
+        .ok()
+        .and_then(|v| v["fields"]["duration_ms"].as_u64())
+        .unwrap_or_default();
+    // Idle: nothing due, nothing stored.
+    let idle_window = s.idle_window;
+    let cpu_before = cpu(pid)?;
+    std::thread::sleep(idle_window);
+    let idle = cpu(pid)?.saturating_sub(cpu_before);
+    // Puts: each session stored (as the capture relay or an operator's put does) and
+    // timed until the receiver has it.
+    let store = SessionStore::open(&dir, DecodeOptions::default()).map_err(err)?;
+    let template = {
+        let bytes = std::fs::read(crate::data::fixtures().join("v1/session-21.json")).map_err(err)?;
+        session_migrate::decode(&bytes).map_err(err)?.session
+    };
+    let cpu_before = cpu(pid)?;
+    let mut latencies = Vec::new();
+    for i in 0..s.daemon_puts {
+        let mut session = template.clone();
+        session.id = SessionId::new(format!("new-{i:04}")).map_err(err)?;
+        let before = count_files(&out);
+        let t = Instant::now();
+        store.create(&mut session).map_err(err)?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while count_files(&out) <= before {
+            if Instant::now() > deadline {
+                return Err(format!("session {i} was not delivered within 30 s"));
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        latencies.push(t.elapsed());
+    }
+    // Let the last outcome be written before reading the CPU clock.
+    std::thread::sleep(Duration::from_millis(200));
+    let per_delivery = cpu(pid)?.saturating_sub(cpu_before) / s.daemon_puts.max(1) as u32;
+    let rss_after = rss_kib(pid)?;
+    let latency = median(latencies.clone());
+    let worst = latencies.iter().max().copied().unwrap_or_default();
+    let mib = |k: u64| k as f64 / 1024.0;
+    let idle_per_minute = idle.as_secs_f64() * 60.0 / idle_window.as_secs_f64();
+    drop(daemon);
+    Ok(vec![
+        Row::ratio(
+            &format!(
+                "daemon start-up on {n} current sessions ({:.0} MB): recover, index, migration check (one pass)",
+                bytes as f64 / 1e6
+            ),
+            ms(startup),
+            format!("{} one read + parse of every file", ms(floor)),
+            startup,
+            floor,
+            "<= 1.5 x the floor",
+            1.5,
+        ),
+        Row {
+            figure: format!(
+                "daemon memory on {n} sessions: after start-up / after {} puts",
+                s.daemon_puts
+            ),
+            ours: format!("{:.1} MiB / {:.1} MiB", mib(rss_start), mib(rss_after)),
+            baseline: format!("{:.0} MB of sessions", bytes as f64 / 1e6),
+            ratio: "-".into(),
+            target: "<= 64 MiB".into(),
+            met: mib(rss_start.max(rss_after)) <= 64.0,
+        },
+        Row {
+            figure: format!("daemon CPU per delivered session, {n}-session store"),
+            ours: ms(per_delivery),
+            baseline: format!("{} puts", s.daemon_puts),
+            ratio: "-".into(),
+            target: "<= 10 ms".into(),
+            met: per_delivery <= Duration::from_millis(10),
+        },
+        Row {
+            figure: format!("a stored session reaches a receiver that answers at once, {n}-session store"),
+            ours: format!("median {}, worst {}", ms(latency), ms(worst)),
+            baseline: "-".into(),
+            ratio: "-".into(),
+            target: "<= 200 ms".into(),
+            met: worst <= Duration::from_millis(200),
+        },
+        Row {
+            figure: format!(
+                "daemon CPU while idle, {n}-session store (measured over {} s, per 60 s)",
+                idle_window.as_secs()
+            ),
+            ours: format!("{idle_per_minute:.3} s"),
+            baseline: format!("the daily cleanup pass, run at start: {cleanup_ms} ms"),
+            ratio: "-".into(),
+            target: "<= 0.1 s per 60 s".into(),
+            met: idle_per_minute <= 0.1,
+        },
+    ])
+}
