@@ -125,7 +125,7 @@ use v2_2::SessionV2_2;
 // Step 3: one line registers it (in the crate: the list in `codec.rs`'s `Current`).
 schema_chain! { struct Latest -> SessionV2_2 { SessionV1, SessionV2_0, SessionV2_1, SessionV2_2 } }
 
-const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures");
+const SHARED: &str = test_support::FIXTURES;
 const OWN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
 fn read(root: &str, rel: &str) -> Vec<u8> {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use session_migrate::{DecodeError, DecodeOptions, SchemaVersion, decode, decode_stored, encode};
 use session_model::{ElementKind, SessionId};
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures");
+use test_support::FIXTURES;
 
 fn files_in(group: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(Path::new(FIXTURES).join(group))

@@ -37,7 +37,7 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures");
+const SHARED: &str = test_support::FIXTURES;
 const OWN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 const REGRESSIONS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fuzz-regressions");
 

@@ -5,10 +5,10 @@ use session_fs::Store;
 use session_migrate::{DecodeOptions, SessionStore, decode};
 use session_model::{Session, SessionId, SubmissionStatus};
 
-const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/v1/session-21.json");
-
 fn fresh() -> Session {
-    decode(&std::fs::read(FIXTURE).unwrap()).unwrap().session
+    decode(&std::fs::read(test_support::fixture("v1/session-21.json")).unwrap())
+        .unwrap()
+        .session
 }
 
 fn stored(store: &SessionStore) -> Session {

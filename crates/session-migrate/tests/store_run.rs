@@ -11,7 +11,7 @@ use session_fs::Store;
 use session_migrate::{DecodeOptions, MigrateOptions, RollbackOptions, SchemaVersion, SessionStore, decode};
 use session_model::{Session, SessionId};
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures");
+use test_support::FIXTURES;
 
 fn copy_fixtures(dir: &Path, files: &[&str]) {
     for rel in files {

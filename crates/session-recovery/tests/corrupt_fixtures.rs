@@ -5,7 +5,7 @@ use std::path::Path;
 use session_fs::Store;
 use session_migrate::{DecodeOptions, SessionStore};
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures");
+use test_support::{FIXTURES, tree};
 
 fn store_of_corrupt_fixtures() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -120,23 +120,4 @@ fn recovery_of_a_large_store_visits_every_valid_session_once_on_all_cores() {
     seen.dedup();
     assert_eq!(seen.len(), 700);
     assert_eq!(report.quarantined, 5);
-}
-
-/// Every name under `root` with its bytes (directories as a marker).
-fn tree(root: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
-    let mut out = std::collections::BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            let rel = path.strip_prefix(root).unwrap().to_path_buf();
-            if path.is_dir() {
-                out.insert(rel, b"<dir>".to_vec());
-                stack.push(path);
-            } else {
-                out.insert(rel, std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    out
 }

@@ -12,7 +12,7 @@ use session_workers::ManualClock;
 use session_workers::submit::{Backoff, HttpTransport, Secret, SubmissionWorker, SubmitConfig};
 use tokio::sync::broadcast;
 
-pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures");
+pub use test_support::FIXTURES;
 pub const NOW: u64 = 1_800_000_000_000;
 
 /// A complete, pending session built from the app's fixture session-21, under `id`.

@@ -120,19 +120,17 @@ fn show(dir: &Path, id: &str) -> Value {
 /// Polls until `list` shows `n` sessions (the relay folds a session after its end
 /// marker passed), at most 30 s.
 fn wait_for_sessions(dir: &Path, n: usize) -> Vec<Value> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let rows = list(dir);
-        if rows.len() >= n {
-            return rows;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{} sessions, waited for {n}",
-            rows.len()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    test_support::wait_until(Duration::from_secs(30), &format!("{n} sessions"), || {
+        Some(list(dir)).filter(|rows| rows.len() >= n)
+    })
+}
+
+/// Waits until the LIS's connection `index` has received `len` bytes.
+fn wait_for_lis_bytes(lis: &Lis, index: usize, len: usize) {
+    test_support::wait_until(Duration::from_secs(10), "the LIS to receive everything", || {
+        let received = lis.received.lock().unwrap();
+        received.get(index).filter(|got| got.len() >= len).map(|_| ())
+    });
 }
 
 fn message(n: usize, tag: &str) -> Vec<u8> {
@@ -153,10 +151,7 @@ fn bytes_pass_unchanged_and_a_transmission_becomes_a_complete_session() {
     drop(stream);
     let rows = wait_for_sessions(dir, 1);
     let sent: Vec<u8> = parts.concat().into_iter().chain([EOT]).collect();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while lis.received.lock().unwrap()[0].len() < sent.len() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for_lis_bytes(&lis, 0, sent.len());
     assert_eq!(
         lis.received.lock().unwrap()[0],
         sent,
@@ -362,10 +357,7 @@ fn a_store_that_fails_never_holds_up_or_alters_the_traffic() {
     drop(stream);
     assert_eq!(got, vec![ACK, ACK], "the conversation went on");
     let sent: Vec<u8> = [&[ENQ][..], &m1, &[EOT]].concat();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while lis.received.lock().unwrap()[0].len() < sent.len() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for_lis_bytes(&lis, 0, sent.len());
     assert_eq!(lis.received.lock().unwrap()[0], sent);
     relay.wait_for_log("CANNOT RECORD");
     let (code, _, log) = relay.stop();
@@ -433,12 +425,10 @@ fn run_with_capture_configured_records_and_delivers() {
     let addr = daemon.relay_addr();
     let (stream, _) = analyzer(&addr, &[&[ENQ], &message(1, "R")], true);
     drop(stream);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while recv.accepted().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "never delivered");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let body: Value = serde_json::from_slice(&std::fs::read(&recv.accepted()[0]).unwrap()).unwrap();
+    let accepted = test_support::wait_until(Duration::from_secs(30), "the delivery", || {
+        Some(recv.accepted()).filter(|a| !a.is_empty())
+    });
+    let body: Value = serde_json::from_slice(&std::fs::read(&accepted[0]).unwrap()).unwrap();
     assert_eq!(body["deviceIP"], "127.0.0.1");
     assert_eq!(body["messages"].as_array().unwrap().len(), 1);
     assert!(body["messages"][0].as_str().unwrap().contains("|R1|"));

@@ -332,11 +332,9 @@ fn a_session_put_while_the_daemon_runs_is_sent_without_waiting_for_the_scan() {
     daemon.wait_for_log("nothing was due");
     let put = put_fixture(&dir, "v1/session-21.json");
     assert!(put.status.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::fs::read_dir(&received).map_or(0, |d| d.count()) == 0 {
-        assert!(Instant::now() < deadline, "not delivered within 20 s of the put");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    test_support::wait_until(Duration::from_secs(20), "the delivery after the put", || {
+        (std::fs::read_dir(&received).map_or(0, |d| d.count()) > 0).then_some(())
+    });
     let (code, _, _) = daemon.stop();
     assert_eq!(code, 0);
     drop(recv);

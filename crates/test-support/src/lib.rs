@@ -4,6 +4,9 @@
 //!   the way the kill tests get a real process to SIGKILL.
 //! - [`ChildGuard`]: a child that is killed and reaped when the guard drops, so a failed
 //!   assertion never leaves a process holding a store's locks.
+//! - [`FIXTURES`] and [`fixture`]: the app's real-format files in the repository.
+//! - [`tree`]: every name under a directory with its bytes, to prove that nothing changed.
+//! - [`wait_until`]: a poll with a deadline (never a bare loop).
 //!
 //! ```
 //! let mut child = test_support::ChildGuard::new(std::process::Command::new("sleep").arg("30").spawn().unwrap());
@@ -12,8 +15,64 @@
 //! ```
 #![warn(missing_docs)]
 
+use std::collections::BTreeMap;
 use std::ops::{Deref, DerefMut};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+/// The workspace's `fixtures/` directory: files in the Electron app's formats, damaged
+/// ones included.
+pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures");
+
+/// A fixture's path, `rel` under [`FIXTURES`] (`"v1/session-21.json"`).
+pub fn fixture(rel: &str) -> PathBuf {
+    Path::new(FIXTURES).join(rel)
+}
+
+/// Every name under `root` (relative to it), with its bytes: a directory as `<dir>`, a
+/// symlink as its target, anything else that is not a regular file as `<special>`.
+/// Symlinks are never followed. Comparing two trees proves nothing was created,
+/// removed or changed, byte for byte.
+pub fn tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.expect("a directory entry").path();
+            let meta = std::fs::symlink_metadata(&path).expect("its metadata");
+            let rel = path.strip_prefix(root).expect("under the root").to_path_buf();
+            if meta.is_dir() {
+                out.insert(rel, b"<dir>".to_vec());
+                stack.push(path);
+            } else if meta.file_type().is_symlink() {
+                let target = std::fs::read_link(&path).expect("a symlink's target");
+                out.insert(rel, target.into_os_string().into_encoded_bytes());
+            } else if meta.is_file() {
+                out.insert(rel, std::fs::read(&path).expect("a file's bytes"));
+            } else {
+                out.insert(rel, b"<special>".to_vec());
+            }
+        }
+    }
+    out
+}
+
+/// Polls `ready` every 10 ms until it returns `Some`, or panics naming `what` after
+/// `limit`. For waiting on another process; never for deciding an outcome by a clock.
+pub fn wait_until<T>(limit: Duration, what: &str, mut ready: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = ready() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "waited {limit:?} for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
 
 /// A command that runs exactly one test of the current test binary, alone, in a child.
 pub fn rerun_as_child(test: &str) -> Command {

@@ -1,6 +1,6 @@
 //! Running `sessionctl` as a real process, and what a person sees of it.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)] // each test binary uses a part of this module
 
 use std::io::BufRead;
 use std::io::BufReader;
@@ -10,11 +10,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures");
-
-pub fn fixture(rel: &str) -> PathBuf {
-    Path::new(FIXTURES).join(rel)
-}
+pub use test_support::{FIXTURES, fixture};
 
 /// `sessionctl` with no `HL7_*` variable from the developer's environment.
 pub fn command() -> Command {
@@ -165,39 +161,7 @@ pub fn sessionctl_within(
     }
 }
 
-/// Every file under `root` with its bytes (symlinks as their targets): to prove a
-/// command changed nothing.
-pub fn tree(root: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = std::collections::BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            let meta = std::fs::symlink_metadata(&path).unwrap();
-            let rel = path.strip_prefix(root).unwrap().to_path_buf();
-            if meta.is_dir() {
-                out.insert(rel, b"<dir>".to_vec());
-                stack.push(path);
-            } else if meta.file_type().is_symlink() {
-                out.insert(
-                    rel,
-                    std::fs::read_link(&path)
-                        .unwrap()
-                        .into_os_string()
-                        .into_encoded_bytes(),
-                );
-            } else if meta.is_file() {
-                out.insert(rel, std::fs::read(&path).unwrap());
-            } else {
-                out.insert(rel, b"<special>".to_vec());
-            }
-        }
-    }
-    out
-}
+pub use test_support::tree;
 
 /// A running `sessionctl run`, its stderr collected line by line.
 pub struct Daemon {
@@ -276,17 +240,22 @@ impl Daemon {
     }
 
     pub fn wait_for_log(&self, needle: &str) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if self.log.lock().unwrap().iter().any(|l| l.contains(needle)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            test_support::wait_until(Duration::from_secs(30), needle, || {
+                self.log
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .any(|l| l.contains(needle))
+                    .then_some(())
+            })
+        }));
+        if found.is_err() {
+            panic!(
+                "daemon never logged {needle:?}:\n{}",
+                self.log.lock().unwrap().join("\n")
+            );
         }
-        panic!(
-            "daemon never logged {needle:?}:\n{}",
-            self.log.lock().unwrap().join("\n")
-        );
     }
 
     pub fn stop(mut self) -> (i32, Duration, Vec<String>) {
