@@ -1,0 +1,63 @@
+//! The codec's smaller promises, each with the value that matters: options reach the
+//! decoded document, errors say what they are without the document's values (unless
+//! asked), and `encode` refuses a session that would not read back as itself.
+
+use session_migrate::{DecodeError, DecodeOptions, EncodeError, decode, decode_with, encode};
+
+const LEGACY: &[u8] =
+    br#"{"id": "s-1", "startTime": 1000, "endTime": 2000, "isComplete": true, "messages": []}"#;
+
+#[test]
+fn legacy_saved_at_is_what_the_option_says_or_the_end_time() {
+    let given = decode_with(LEGACY, &DecodeOptions::default().legacy_saved_at(Some(123))).unwrap();
+    assert_eq!(given.session.metadata.saved_at, 123);
+    let derived = decode_with(LEGACY, &DecodeOptions::default()).unwrap();
+    assert_eq!(
+        derived.session.metadata.saved_at, 2000,
+        "the end time, deterministically"
+    );
+    let retention = decode_with(LEGACY, &DecodeOptions::default().retention_days(7)).unwrap();
+    assert_eq!(retention.session.metadata.retention_days, 7);
+}
+
+#[test]
+fn an_invalid_document_keeps_serdes_detail_apart_from_its_message() {
+    let err = decode(br#"{"id": "s-1", "startTime": "PATIENT-VALUE", "isComplete": true}"#).unwrap_err();
+    assert!(!err.to_string().contains("PATIENT-VALUE"), "{err}");
+    assert!(!format!("{err:?}").contains("PATIENT-VALUE"), "{err:?}");
+    assert!(format!("{err:?}").starts_with("DecodeError("), "{err:?}");
+    let detail = err
+        .detail_with_values()
+        .expect("an invalid document has serde's detail");
+    assert!(detail.contains("PATIENT-VALUE"), "{detail}");
+    assert!(!err.is_newer_version());
+    // Other errors have no separate detail.
+    let newer =
+        decode(br#"{"id": "s-1", "_metadata": {"version": "99.0.0"}, "note": "PATIENT-VALUE"}"#).unwrap_err();
+    assert!(newer.is_newer_version());
+    assert_eq!(newer.detail_with_values(), None);
+    let shown = format!("{newer:?}");
+    assert!(
+        shown.contains("NewerVersion") && shown.contains("document_len"),
+        "{shown}"
+    );
+    assert!(!shown.contains("PATIENT-VALUE"), "{shown}");
+    assert!(matches!(newer, DecodeError::NewerVersion { .. }));
+}
+
+#[test]
+fn encode_refuses_a_session_that_would_not_read_back_as_itself() {
+    let mut session = decode(LEGACY).unwrap().session;
+    // An unknown field named like an optional known one, null: it would read back as
+    // the known field's absence, and the unknown field would be lost.
+    session
+        .unknown
+        .insert("interrupted".into(), serde_json::Value::Null);
+    match encode(&session) {
+        Err(EncodeError::ReadBack { id, reason }) => {
+            assert_eq!(id, "s-1");
+            assert!(reason.contains("different session"), "{reason}");
+        }
+        other => panic!("expected a read-back refusal, got {other:?}"),
+    }
+}
