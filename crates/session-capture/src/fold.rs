@@ -105,7 +105,11 @@ pub(crate) fn fold(records: &[Vec<u8>]) -> Option<Folded> {
 /// How one claimed journal ended up.
 pub(crate) enum Outcome {
     /// Written as this session (or found already written by an earlier fold).
-    Session { session: Box<Session>, torn: bool },
+    Session {
+        session: Box<Session>,
+        torn: bool,
+        damaged: bool,
+    },
     /// Nothing readable: the journal went to quarantine.
     Quarantined,
     /// No whole record: the crash came before the begin was acknowledged, so nothing
@@ -134,8 +138,8 @@ pub(crate) fn settle(store: &SessionStore, claimed: ClaimedJournal) -> Result<Ou
         claimed.quarantine("the journal's begin record names another session")?;
         return Ok(Outcome::Quarantined);
     }
-    let torn = contents.torn_bytes > 0;
     let damaged = contents.damaged || unreadable_records;
+    let torn = contents.torn_bytes > 0 && !damaged;
     match store.create(&mut session) {
         Ok(_) => {}
         // Folded before, and the crash came before the journal was removed.
@@ -151,6 +155,7 @@ pub(crate) fn settle(store: &SessionStore, claimed: ClaimedJournal) -> Result<Ou
     Ok(Outcome::Session {
         session: Box::new(session),
         torn,
+        damaged,
     })
 }
 
@@ -164,6 +169,9 @@ pub struct JournalRecovery {
     pub finished: Vec<SessionId>,
     /// Journals whose last record a crash cut short (dropped; it was never acknowledged).
     pub torn_records: usize,
+    /// Journals damaged before their end (a bad record with whole ones after it): the
+    /// session holds the records before the damage, the journal is kept in `.quarantine/`.
+    pub damaged: Vec<SessionId>,
     /// Journals with nothing readable, moved to `.quarantine/`.
     pub quarantined: Vec<SessionId>,
     /// Journals that could not be folded (the error names the file); left in place.
@@ -185,9 +193,16 @@ pub fn recover_journals(store: &SessionStore) -> Result<JournalRecovery, Capture
             }
         };
         match settle(store, claimed) {
-            Ok(Outcome::Session { session, torn }) => {
+            Ok(Outcome::Session {
+                session,
+                torn,
+                damaged,
+            }) => {
                 if torn {
                     report.torn_records += 1;
+                }
+                if damaged {
+                    report.damaged.push(id.clone());
                 }
                 if session.is_complete
                     || session

@@ -82,6 +82,13 @@ impl Run<'_> {
         self.report.interrupted += found.interrupted.len();
         self.report.captures_finished += found.finished.len();
         self.report.torn_records += found.torn_records;
+        for id in found.damaged {
+            self.report.quarantined += 1;
+            self.report.problems.push(Problem {
+                file: format!(".journal/{id}.journal"),
+                problem: "damaged before its end: the session holds the records before the damage; the journal was kept in .quarantine/".into(),
+            });
+        }
         for id in found.quarantined {
             self.report.quarantined += 1;
             self.report.problems.push(Problem {

@@ -1,0 +1,241 @@
+//! The recorder on a real filesystem: what `complete`, `abandon` and a dropped capture
+//! leave, ids that never repeat, and recovery of journals (torn, damaged, empty).
+
+use session_capture::{Endpoints, FramedElement, Recorder, recover_journals};
+use session_migrate::{DecodeOptions, SessionStore};
+use session_model::{Direction, ElementKind, InterruptionReason, SessionId};
+
+fn recorder(dir: &std::path::Path) -> Recorder {
+    Recorder::new(SessionStore::open(dir, DecodeOptions::default().retention_days(10)).unwrap())
+}
+
+fn element(n: u64, kind: ElementKind, bytes: &[u8]) -> FramedElement {
+    FramedElement {
+        timestamp: 1_000 + n,
+        direction: Direction::DeviceToPc,
+        kind,
+        bytes: bytes.to_vec(),
+    }
+}
+
+fn endpoints() -> Endpoints {
+    Endpoints {
+        device_ip: Some("10.0.0.7".into()),
+        lis_ip: Some("10.0.0.1".into()),
+    }
+}
+
+fn journal_path(dir: &std::path::Path, id: &SessionId) -> std::path::PathBuf {
+    dir.join(".journal").join(format!("{id}.journal"))
+}
+
+#[test]
+fn a_completed_capture_is_a_complete_pending_session_with_every_element() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rec = recorder(tmp.path());
+    let mut open = rec.begin(&endpoints(), 1_000).unwrap();
+    let id = open.id().clone();
+    assert!(journal_path(tmp.path(), &id).exists());
+    open.append(&element(0, ElementKind::Start, b"\x05")).unwrap();
+    open.append(&element(1, ElementKind::Message, b"MSH|1\r\xff\r\n"))
+        .unwrap();
+    assert_eq!(open.elements(), 2);
+    assert_eq!(open.complete(1_500).unwrap(), id);
+    assert!(
+        !journal_path(tmp.path(), &id).exists(),
+        "the journal is folded and removed"
+    );
+    let s = rec.store().load(&id).unwrap().unwrap().session;
+    assert!(s.is_complete && s.interrupted.is_none());
+    assert_eq!((s.start_time, s.end_time), (1_000, Some(1_500)));
+    assert_eq!(s.device_ip.as_deref(), Some("10.0.0.7"));
+    assert_eq!(s.lis_ip.as_deref(), Some("10.0.0.1"));
+    assert_eq!(s.elements.len(), 2);
+    assert_eq!(
+        s.elements[1].data.0, b"MSH|1\r\xff\r\n",
+        "bytes exactly, UTF-8 or not"
+    );
+    assert_eq!(s.elements[1].timestamp, 1_001);
+    assert_eq!(s.elements[0].kind, ElementKind::Start);
+    assert_eq!(s.persisted_until, 1_000 + 10 * session_model::DAY_MS);
+    assert_eq!(s.metadata.retention_days, 10);
+    assert_eq!(
+        s.session_number,
+        Some(id.as_str()["session-".len()..].parse().unwrap())
+    );
+    assert!(s.is_sendable(u64::MAX));
+}
+
+#[test]
+fn an_abandoned_capture_is_interrupted_and_never_sendable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rec = recorder(tmp.path());
+    let mut open = rec.begin(&endpoints(), 1_000).unwrap();
+    open.append(&element(0, ElementKind::Start, b"\x05")).unwrap();
+    let id = open.abandon(1_200, InterruptionReason::ConnectionClosed).unwrap();
+    let s = rec.store().load(&id).unwrap().unwrap().session;
+    assert!(!s.is_complete && s.end_time.is_none());
+    let cut = s.interrupted.as_ref().unwrap();
+    assert_eq!(
+        (cut.at, &cut.reason),
+        (1_200, &InterruptionReason::ConnectionClosed)
+    );
+    assert!(!s.is_sendable(u64::MAX));
+}
+
+#[test]
+fn a_dropped_capture_is_recovered_as_cut_off_by_a_crash_at_its_last_element() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rec = recorder(tmp.path());
+    let mut open = rec.begin(&endpoints(), 1_000).unwrap();
+    let id = open.id().clone();
+    open.append(&element(0, ElementKind::Start, b"\x05")).unwrap();
+    open.append(&element(7, ElementKind::Message, b"MSH|1\r\n"))
+        .unwrap();
+    // While it lives, nobody takes its journal.
+    assert_eq!(
+        recover_journals(rec.store()).unwrap().interrupted,
+        Vec::<SessionId>::new()
+    );
+    drop(open);
+    let found = rec.recover().unwrap();
+    assert_eq!(found.interrupted, vec![id.clone()]);
+    assert!(found.finished.is_empty() && found.quarantined.is_empty() && found.failures.is_empty());
+    assert_eq!(found.torn_records, 0);
+    let s = rec.store().load(&id).unwrap().unwrap().session;
+    assert_eq!(s.elements.len(), 2);
+    let cut = s.interrupted.unwrap();
+    assert_eq!((cut.at, cut.reason), (1_007, InterruptionReason::Crash));
+    assert!(!journal_path(tmp.path(), &id).exists());
+    // Again: nothing to do.
+    assert_eq!(rec.recover().unwrap(), Default::default());
+}
+
+#[test]
+fn ids_and_numbers_never_repeat_across_recorders_and_restarts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..3 {
+        // A new recorder is a restart: its numbers continue above the last reservation.
+        let rec = recorder(tmp.path());
+        for _ in 0..70 {
+            let open = rec.begin(&Endpoints::default(), 1).unwrap();
+            assert!(seen.insert(open.id().clone()), "{} again", open.id());
+            open.abandon(2, InterruptionReason::Shutdown).unwrap();
+        }
+    }
+    let numbers: Vec<u64> = seen
+        .iter()
+        .map(|id| id.as_str()["session-".len()..].parse().unwrap())
+        .collect();
+    assert!(
+        numbers.iter().all(|&n| n >= 1_700_000_000_000),
+        "numbers start at the clock's ms"
+    );
+}
+
+#[test]
+fn a_name_already_taken_by_a_session_is_skipped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rec = recorder(tmp.path());
+    let first = rec.begin(&Endpoints::default(), 1).unwrap();
+    let next_number: u64 = first.id().as_str()["session-".len()..].parse::<u64>().unwrap() + 1;
+    // An operator stored a session under the next name.
+    let taken = format!("session-{next_number}");
+    std::fs::write(
+        tmp.path().join(format!("{taken}.json")),
+        format!(r#"{{"id":"{taken}","startTime":1,"isComplete":true,"messages":[]}}"#),
+    )
+    .unwrap();
+    let second = rec.begin(&Endpoints::default(), 1).unwrap();
+    assert_ne!(second.id().as_str(), taken);
+    assert_ne!(second.id(), first.id());
+}
+
+#[test]
+fn a_torn_tail_is_dropped_and_counted_and_damage_is_kept_in_quarantine() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rec = recorder(tmp.path());
+    let mut torn = rec.begin(&Endpoints::default(), 1).unwrap();
+    torn.append(&element(0, ElementKind::Start, b"\x05")).unwrap();
+    let torn_id = torn.id().clone();
+    drop(torn);
+    let mut bytes = std::fs::read(journal_path(tmp.path(), &torn_id)).unwrap();
+    bytes.extend_from_slice(&[50, 0, 0, 0, 9, 9]);
+    std::fs::write(journal_path(tmp.path(), &torn_id), &bytes).unwrap();
+
+    let mut damaged = rec.begin(&Endpoints::default(), 1).unwrap();
+    damaged.append(&element(0, ElementKind::Start, b"\x05")).unwrap();
+    damaged
+        .append(&element(1, ElementKind::Message, b"MSH|1\r\n"))
+        .unwrap();
+    damaged
+        .append(&element(2, ElementKind::Message, b"MSH|2\r\n"))
+        .unwrap();
+    let damaged_id = damaged.id().clone();
+    drop(damaged);
+    let path = journal_path(tmp.path(), &damaged_id);
+    let mut bytes = std::fs::read(&path).unwrap();
+    // Flip a byte inside the second element's record: the third is whole after it.
+    let records = session_fs::parse_journal(&bytes).records;
+    let (last, second) = (records[records.len() - 1].len(), records[records.len() - 2].len());
+    let at = bytes.len() - (8 + last) - second / 2;
+    bytes[at] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+
+    let found = rec.recover().unwrap();
+    assert_eq!(found.torn_records, 1);
+    assert_eq!(found.damaged, vec![damaged_id.clone()]);
+    assert_eq!(found.interrupted.len(), 2);
+    assert_eq!(
+        rec.store()
+            .load(&torn_id)
+            .unwrap()
+            .unwrap()
+            .session
+            .elements
+            .len(),
+        1
+    );
+    let kept = rec.store().load(&damaged_id).unwrap().unwrap().session;
+    assert!(kept.elements.len() < 3, "only the records before the damage");
+    let quarantine: Vec<String> = std::fs::read_dir(tmp.path().join(".quarantine"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        quarantine
+            .iter()
+            .any(|n| n.ends_with(&format!("{damaged_id}.journal"))),
+        "the damaged journal is kept: {quarantine:?}"
+    );
+    assert!(
+        !quarantine.iter().any(|n| n.contains(torn_id.as_str())),
+        "a torn tail is not damage"
+    );
+}
+
+#[test]
+fn a_journal_without_a_begin_record_is_removed_or_quarantined_never_made_a_session() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rec = recorder(tmp.path());
+    let open = rec.begin(&Endpoints::default(), 1).unwrap();
+    let id = open.id().clone();
+    drop(open);
+    // Only the header: the begin record was never acknowledged.
+    std::fs::write(journal_path(tmp.path(), &id), session_fs::JOURNAL_HEADER).unwrap();
+    let found = rec.recover().unwrap();
+    assert_eq!(found, Default::default());
+    assert!(rec.store().load(&id).unwrap().is_none());
+    assert!(!journal_path(tmp.path(), &id).exists());
+    // A whole record that is not a begin: not ours to guess at.
+    let open = rec.begin(&Endpoints::default(), 1).unwrap();
+    let id = open.id().clone();
+    drop(open);
+    let mut bytes = session_fs::JOURNAL_HEADER.to_vec();
+    bytes.extend(session_fs::frame_record(br#"{"element":{}}"#));
+    std::fs::write(journal_path(tmp.path(), &id), bytes).unwrap();
+    let found = rec.recover().unwrap();
+    assert_eq!(found.quarantined, vec![id.clone()]);
+    assert!(rec.store().load(&id).unwrap().is_none());
+}
