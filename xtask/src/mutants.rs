@@ -27,6 +27,11 @@ const EQUIVALENT: &[(&str, &str)] = &[
         "the high nibble is shifted left by 4 and the low one is under 16: the bits never overlap, so `|` and `^` agree",
     ),
     (
+        "exact.rs:28:42: replace != with == in first_inexact_number",
+        "it only decides whether a number takes the fast path (a plain integer of at most 19 digits) or the full \
+         round-trip check; both give the same verdict on every number",
+    ),
+    (
         "in recover_visiting",
         "it changes how many threads check the live files (or whether one thread does it inline), never what they find",
     ),

@@ -76,6 +76,13 @@ mod tests {
     }
 
     #[test]
+    fn a_number_at_the_very_end_is_read_to_its_end_and_no_further() {
+        assert_eq!(first_inexact_number(b"123"), None);
+        assert_eq!(first_inexact_number(b"-0"), Some(0));
+        assert_eq!(first_inexact_number(b"[1, 1E2"), Some(4));
+    }
+
+    #[test]
     fn numbers_that_would_change_are_found() {
         for (doc, at) in [
             (r#"{"a": 18446744073709551616}"#, 6),
