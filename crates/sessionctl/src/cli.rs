@@ -146,6 +146,11 @@ pub enum Command {
         #[arg(long, value_name = "ADDR")]
         forward: Option<String>,
     },
+    /// Record the sessions of a pcap or pcapng capture of an analyzer–LIS conversation.
+    ImportPcap {
+        /// The capture file (tcpdump, Wireshark).
+        file: PathBuf,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.

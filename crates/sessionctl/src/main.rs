@@ -131,6 +131,21 @@ fn run(cli: Cli) -> Result<(), CliError> {
         // A daemon's start-up failure is exit 1 whatever its cause, as supervisors expect.
         Command::Run => daemon::run(&config).map_err(|e| CliError::Failed(e.to_string())),
         Command::Capture { .. } => capture::run(&config),
+        Command::ImportPcap { file } => {
+            let recorder = session_capture::Recorder::new(store()?);
+            let report = capture::pcap::import(&recorder, &file, config.markers())?;
+            Ok(out.result(&report, || {
+                format!(
+                    "{} sessions from {} connections: {} complete, {} cut off; {} packets skipped (not TCP), {} bytes missing from the capture",
+                    report.sessions,
+                    report.connections,
+                    report.complete,
+                    report.interrupted,
+                    report.skipped_packets,
+                    report.missing_bytes
+                )
+            })?)
+        }
         Command::Completions { .. } | Command::Man => Ok(()),
         Command::Receiver {
             listen,

@@ -9,6 +9,8 @@
 //! forwarding, logs an error and counts what it could not record: the conversation is
 //! never held up or altered by the store.
 
+pub mod pcap;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
