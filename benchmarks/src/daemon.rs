@@ -4,7 +4,7 @@
 //! and start-up against one read and parse of every file.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -91,25 +91,7 @@ fn generate(dir: &Path, n: usize, pending: usize) -> Result<u64, String> {
 
 /// One read and parse of every file, on every core: the floor of any start-up.
 fn read_and_parse_all(dir: &Path) -> Result<Duration, String> {
-    let started = Instant::now();
-    let names: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(err)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    let next = AtomicUsize::new(0);
-    let cores = std::thread::available_parallelism().map_or(2, |c| c.get());
-    std::thread::scope(|scope| {
-        for _ in 0..cores {
-            scope.spawn(|| {
-                while let Some(path) = names.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let bytes = std::fs::read(path).unwrap_or_default();
-                    std::hint::black_box(serde_json::from_slice::<serde_json::Value>(&bytes).ok());
-                }
-            });
-        }
-    });
-    Ok(started.elapsed())
+    crate::data::on_every_json_file(dir, crate::data::read_and_parse)
 }
 
 fn receiver(sessionctl: &Path, out: &Path) -> Result<(Guard, String), String> {

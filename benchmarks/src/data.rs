@@ -59,3 +59,32 @@ pub fn store_of_v1_files(dir: &Path, count: usize) -> Result<u64, String> {
     }
     Ok(total)
 }
+
+/// Runs `f` on every `*.json` in `dir`, on every core; how long it took.
+pub fn on_every_json_file(dir: &Path, f: impl Fn(&Path) + Sync) -> Result<std::time::Duration, String> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let names: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    let next = AtomicUsize::new(0);
+    let cores = std::thread::available_parallelism().map_or(2, |c| c.get());
+    let started = std::time::Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..cores {
+            scope.spawn(|| {
+                while let Some(path) = names.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    f(path);
+                }
+            });
+        }
+    });
+    Ok(started.elapsed())
+}
+
+/// Reads and parses `path` into `serde_json::Value`: the floor of any decode.
+pub fn read_and_parse(path: &Path) {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    std::hint::black_box(serde_json::from_slice::<serde_json::Value>(&bytes).ok());
+}

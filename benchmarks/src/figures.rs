@@ -288,27 +288,8 @@ pub fn startup(work: &Path, s: &Settings) -> Result<Vec<Row>, String> {
     let pristine = work.join("startup-pristine");
     let _ = std::fs::remove_dir_all(&pristine);
     let total_bytes = data::store_of_v1_files(&pristine, s.store_files)?;
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let floor = || -> Result<(), String> {
-        let mut names: Vec<PathBuf> = std::fs::read_dir(&pristine)
-            .map_err(err)?
-            .map(|e| e.map(|e| e.path()))
-            .collect::<Result<_, _>>()
-            .map_err(err)?;
-        names.retain(|p| p.extension().is_some_and(|e| e == "json"));
-        let next = AtomicUsize::new(0);
-        std::thread::scope(|scope| {
-            for _ in 0..cores {
-                scope.spawn(|| {
-                    while let Some(path) = names.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        let bytes = std::fs::read(path).unwrap_or_default();
-                        std::hint::black_box(serde_json::from_slice::<serde_json::Value>(&bytes).ok());
-                    }
-                });
-            }
-        });
-        Ok(())
-    };
+    let floor =
+        || -> Result<(), String> { data::on_every_json_file(&pristine, data::read_and_parse).map(|_| ()) };
     let ours = || -> Result<(), String> {
         let store = SessionStore::new(
             Store::options().exclusive().open(&pristine).map_err(err)?,
@@ -415,34 +396,19 @@ pub fn migration_and_memory(
 
 /// Rewrites every `*.json` in `dir` in the current version, without any fsync.
 fn rewrite_without_fsync(dir: &Path) -> Result<Duration, String> {
-    let names: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(err)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    let next = AtomicUsize::new(0);
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let started = Instant::now();
-    std::thread::scope(|scope| {
-        for _ in 0..cores {
-            scope.spawn(|| {
-                while let Some(path) = names.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let Ok(bytes) = std::fs::read(path) else { continue };
-                    let Ok(decoded) = session_migrate::decode(&bytes) else {
-                        continue;
-                    };
-                    let Ok(encoded) = session_migrate::encode(&decoded.session) else {
-                        continue;
-                    };
-                    let temp = path.with_extension("json.plain.tmp");
-                    if std::fs::write(&temp, encoded).is_ok() {
-                        let _ = std::fs::rename(&temp, path);
-                    }
-                }
-            });
+    data::on_every_json_file(dir, |path| {
+        let Ok(bytes) = std::fs::read(path) else { return };
+        let Ok(decoded) = session_migrate::decode(&bytes) else {
+            return;
+        };
+        let Ok(encoded) = session_migrate::encode(&decoded.session) else {
+            return;
+        };
+        let temp = path.with_extension("json.plain.tmp");
+        if std::fs::write(&temp, encoded).is_ok() {
+            let _ = std::fs::rename(&temp, path);
         }
-    });
-    Ok(started.elapsed())
+    })
 }
 
 /// The child side of [`migration_and_memory`].

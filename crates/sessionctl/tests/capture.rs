@@ -79,6 +79,14 @@ impl Lis {
     }
 }
 
+/// A LIS, and a relay in front of it recording into `dir`; the relay's address.
+fn relay_to_a_lis(dir: &Path) -> (Lis, Daemon, String) {
+    let lis = Lis::start();
+    let relay = Daemon::capture(dir, &lis.addr);
+    let addr = relay.relay_addr();
+    (lis, relay, addr)
+}
+
 /// An analyzer: sends each part, waiting for the LIS's ACK after the start marker and
 /// after each message, as ASTM-style analyzers do. Returns what it received.
 fn analyzer(relay: &str, parts: &[&[u8]], then_end: bool) -> (TcpStream, Vec<u8>) {
@@ -141,9 +149,7 @@ fn message(n: usize, tag: &str) -> Vec<u8> {
 fn bytes_pass_unchanged_and_a_transmission_becomes_a_complete_session() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let lis = Lis::start();
-    let relay = Daemon::capture(dir, &lis.addr);
-    let addr = relay.relay_addr();
+    let (lis, relay, addr) = relay_to_a_lis(dir);
     let (m1, m2) = (message(1, "A"), message(2, "A"));
     // The message split over segments, with bytes that are not UTF-8.
     let parts: Vec<&[u8]> = vec![&[ENQ], &m1[..10], &m1[10..], b"\xff\xfe raw\r\n", &m2];
@@ -214,9 +220,7 @@ fn bytes_pass_unchanged_and_a_transmission_becomes_a_complete_session() {
 fn sigkill_mid_session_keeps_every_acknowledged_message_and_ids_never_repeat() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let lis = Lis::start();
-    let relay = Daemon::capture(dir, &lis.addr);
-    let addr = relay.relay_addr();
+    let (lis, relay, addr) = relay_to_a_lis(dir);
     let (m1, m2) = (message(1, "K"), message(2, "K"));
     // Both messages acknowledged by the LIS (so they passed the relay complete), then
     // half of a third, then the relay dies.
@@ -275,9 +279,7 @@ fn sigkill_mid_session_keeps_every_acknowledged_message_and_ids_never_repeat() {
 fn five_analyzers_at_once_each_get_their_own_session() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let lis = Lis::start();
-    let relay = Daemon::capture(dir, &lis.addr);
-    let addr = relay.relay_addr();
+    let (_lis, relay, addr) = relay_to_a_lis(dir);
     let threads: Vec<_> = (0..5)
         .map(|i| {
             let addr = addr.clone();
@@ -329,9 +331,7 @@ fn five_analyzers_at_once_each_get_their_own_session() {
 fn sigterm_stores_open_sessions_as_interrupted_and_exits_0() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let lis = Lis::start();
-    let relay = Daemon::capture(dir, &lis.addr);
-    let addr = relay.relay_addr();
+    let (_lis, relay, addr) = relay_to_a_lis(dir);
     let (stream, _) = analyzer(&addr, &[&[ENQ], &message(1, "T")], false);
     let (code, _, _) = relay.stop();
     assert_eq!(code, 0);
@@ -347,9 +347,7 @@ fn sigterm_stores_open_sessions_as_interrupted_and_exits_0() {
 fn a_store_that_fails_never_holds_up_or_alters_the_traffic() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let lis = Lis::start();
-    let relay = Daemon::capture(dir, &lis.addr);
-    let addr = relay.relay_addr();
+    let (lis, relay, addr) = relay_to_a_lis(dir);
     // Journals cannot be made: `.journal` is a file now.
     std::fs::write(dir.join(".journal"), b"in the way").unwrap();
     let m1 = message(1, "F");
@@ -440,9 +438,7 @@ fn run_with_capture_configured_records_and_delivers() {
 fn recover_folds_a_killed_capture_and_counts_its_torn_record() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let lis = Lis::start();
-    let relay = Daemon::capture(dir, &lis.addr);
-    let addr = relay.relay_addr();
+    let (_lis, relay, addr) = relay_to_a_lis(dir);
     let (stream, _) = analyzer(&addr, &[&[ENQ], &message(1, "V")], false);
     relay.kill();
     drop(stream);
