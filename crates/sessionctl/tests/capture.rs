@@ -469,3 +469,34 @@ fn recover_folds_a_killed_capture_and_counts_its_torn_record() {
         (Some(0), Some(0))
     );
 }
+
+#[test]
+fn two_relays_on_one_store_never_share_an_id() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (_lis, first, first_addr) = relay_to_a_lis(dir);
+    let (_other_lis, second, second_addr) = relay_to_a_lis(dir);
+    for (n, addr) in [
+        (1, &first_addr),
+        (2, &second_addr),
+        (3, &first_addr),
+        (4, &second_addr),
+    ] {
+        let (stream, _) = analyzer(addr, &[&[ENQ], &message(n, "W")], true);
+        drop(stream);
+    }
+    let rows = wait_for_sessions(dir, 4);
+    let mut numbers: Vec<u64> = rows
+        .iter()
+        .map(|r| {
+            show(dir, r["id"].as_str().unwrap())["sessionId"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    numbers.sort();
+    numbers.dedup();
+    assert_eq!(numbers.len(), 4, "four sessions, four numbers: {numbers:?}");
+    assert_eq!(first.stop().0, 0);
+    assert_eq!(second.stop().0, 0);
+}
