@@ -164,10 +164,11 @@ pub fn run(config: &Config) -> Result<(), CliError> {
     recover_orphans(&recorder);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
+        let signals = crate::commands::daemon::StopSignals::catch()?;
         let listener = bind(&relay_config).await?;
         let cancel = CancellationToken::new();
         let relaying = tokio::spawn(relay(listener, recorder, relay_config, cancel.clone()));
-        crate::commands::daemon::wait_for_signal().await?;
+        signals.wait().await;
         tracing::info!("stopping: open sessions are stored as interrupted");
         cancel.cancel();
         relaying

@@ -140,6 +140,7 @@ async fn serve(
     feed: Option<ChangeFeed>,
     store_events: tokio::sync::broadcast::Sender<StoreEvent>,
 ) -> Result<(), CliError> {
+    let signals = StopSignals::catch()?;
     let cancel = CancellationToken::new();
     let (events, _) = tokio::sync::broadcast::channel(256);
     let clock = Arc::new(SystemClock);
@@ -210,7 +211,7 @@ async fn serve(
         });
     }
     tracing::info!(dir = %store.fs().dir().display(), "sessionctl run: serving; SIGINT or SIGTERM stops");
-    wait_for_signal().await?;
+    signals.wait().await;
     tracing::info!("stopping: finishing in-flight work");
     cancel.cancel();
     let drained = tokio::time::timeout(grace + Duration::from_secs(5), async {
@@ -271,13 +272,28 @@ fn watch_store(
     }
 }
 
-pub(crate) async fn wait_for_signal() -> Result<(), CliError> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGINT and SIGTERM, caught from the moment this is made: made before a daemon says it
+/// is serving, so that a signal sent on that word stops it cleanly instead of killing it.
+pub(crate) struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    /// Starts catching SIGINT and SIGTERM (inside a tokio runtime).
+    pub(crate) fn catch() -> Result<Self, CliError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(StopSignals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
     }
-    Ok(())
+
+    /// Waits for either.
+    pub(crate) async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }
