@@ -1,0 +1,119 @@
+//! The typed store's own guards, each checked by the value that matters: a newer
+//! build's file is never replaced, a damaged one is kept in quarantine with its reason,
+//! `create` hands back the stamp it wrote, options are the ones given, and a run with
+//! nothing to migrate makes no backup run while one that fails on a file names it.
+
+use session_fs::Store;
+use session_migrate::{DecodeOptions, MigrateOptions, SessionStore, StoreError, decode};
+use test_support::{fixture, tree};
+
+fn session(id: &str) -> session_model::Session {
+    let doc = format!(r#"{{"id": "{id}", "startTime": 1000, "isComplete": true, "messages": []}}"#);
+    decode(doc.as_bytes()).unwrap().session
+}
+
+#[test]
+fn a_newer_builds_file_is_never_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let newer = br#"{"id": "s-1", "startTime": 1, "_metadata": {"version": "9.0.0", "revision": 4}}"#;
+    std::fs::write(dir.path().join("s-1.json"), newer).unwrap();
+    let store = SessionStore::open(dir.path(), DecodeOptions::default()).unwrap();
+    match store.save(&mut session("s-1")) {
+        Err(StoreError::NewerOnDisk { version, path }) => {
+            assert_eq!(version, "9.0.0");
+            assert!(path.ends_with("s-1.json"));
+        }
+        other => panic!("expected NewerOnDisk, got {other:?}"),
+    }
+    assert_eq!(std::fs::read(dir.path().join("s-1.json")).unwrap(), newer);
+    // A current file of the same id is replaced as usual.
+    store.save(&mut session("s-2")).unwrap();
+    store.save(&mut session("s-2")).unwrap();
+}
+
+#[test]
+fn saving_over_a_damaged_file_keeps_it_in_quarantine_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("s-1.json"),
+        br#"{"id": "s-1", "startTime": "soon"}"#,
+    )
+    .unwrap();
+    let store = SessionStore::open(dir.path(), DecodeOptions::default()).unwrap();
+    store.save(&mut session("s-1")).unwrap();
+    let kept = tree(&dir.path().join(".quarantine"));
+    let sidecar = kept
+        .iter()
+        .find(|(name, _)| name.to_string_lossy().ends_with(".why.json"))
+        .expect("a sidecar");
+    let note: serde_json::Value = serde_json::from_slice(sidecar.1).unwrap();
+    let reason = note["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("startTime"),
+        "the decoder's reason, naming the field: {note}"
+    );
+    assert!(!reason.contains("soon"), "never the value: {note}");
+    assert!(
+        kept.values()
+            .any(|bytes| bytes.as_slice() == br#"{"id": "s-1", "startTime": "soon"}"#)
+    );
+}
+
+#[test]
+fn create_returns_the_stamp_it_wrote_and_options_are_the_ones_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SessionStore::open(dir.path(), DecodeOptions::default().retention_days(12)).unwrap();
+    assert_eq!(store.options().retention_days, 12);
+    let stamp = store.create(&mut session("s-1")).unwrap();
+    assert_eq!(stamp.revision, 1);
+    let loaded = store.load(&"s-1".parse().unwrap()).unwrap().unwrap().session;
+    assert_eq!(loaded.metadata.revision, stamp.revision);
+    assert_eq!(loaded.metadata.saved_at, stamp.saved_at);
+    assert!(stamp.saved_at > 0);
+    let shown = format!("{store:?}");
+    assert!(
+        shown.contains("SessionStore") && shown.contains("retention_days: 12"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn metadata_null_is_not_a_legacy_file() {
+    let err =
+        decode(br#"{"id": "s-1", "startTime": 1, "isComplete": true, "messages": [], "_metadata": null}"#)
+            .unwrap_err();
+    assert!(err.to_string().contains("_metadata"), "{err}");
+    // While an absent one is.
+    assert!(decode(br#"{"id": "s-1", "startTime": 1, "isComplete": true, "messages": []}"#).is_ok());
+}
+
+#[test]
+fn a_run_with_nothing_to_migrate_has_no_backup_run_and_a_file_it_cannot_read_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SessionStore::open(dir.path(), DecodeOptions::default()).unwrap();
+    store.save(&mut session("current")).unwrap();
+    let report = store.migrate(&MigrateOptions::default(), &|_, _| {}).unwrap();
+    assert_eq!(
+        (report.migrated, report.up_to_date, report.backup_run),
+        (0, 1, None)
+    );
+    // A legacy file over the size limit: not read, reported by name, the run goes on.
+    std::fs::copy(fixture("v1/session-21.json"), dir.path().join("session-21.json")).unwrap();
+    std::fs::copy(fixture("v1/session-25.json"), dir.path().join("session-25.json")).unwrap();
+    let limited = SessionStore::new(
+        Store::options().max_file_size(200_000).open(dir.path()).unwrap(),
+        DecodeOptions::default(),
+    );
+    let report = limited.migrate(&MigrateOptions::default(), &|_, _| {}).unwrap();
+    assert_eq!((report.migrated, report.failed), (1, 1), "{report:?}");
+    assert_eq!(report.failures[0].file, "session-25.json");
+    assert!(
+        report.failures[0].problem.contains("limit"),
+        "{:?}",
+        report.failures
+    );
+    assert!(
+        report.backup_run.is_some(),
+        "a run that rewrote a file names its backups"
+    );
+}
