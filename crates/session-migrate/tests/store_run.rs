@@ -408,3 +408,62 @@ fn only_the_named_sessions_are_migrated() {
         );
     }
 }
+
+#[test]
+fn force_never_restores_over_an_ignore_or_a_delivery_of_earlier_content() {
+    let tmp = tempfile::tempdir().unwrap();
+    let original: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(Path::new(FIXTURES).join("v1/session-21.json")).unwrap())
+            .unwrap();
+    for id in ["ignored", "redelivered"] {
+        let mut doc = original.clone();
+        doc["id"] = id.into();
+        std::fs::write(
+            tmp.path().join(format!("{id}.json")),
+            serde_json::to_vec(&doc).unwrap(),
+        )
+        .unwrap();
+    }
+    let store = SessionStore::new(Store::open(tmp.path()).unwrap(), DecodeOptions::default());
+    store.migrate(&MigrateOptions::default(), &no_progress).unwrap();
+    let id = |s: &str| s.parse::<SessionId>().unwrap();
+    // An operator ignored it: settled, though never delivered.
+    store
+        .update(&id("ignored"), |s| {
+            s.submission
+                .ignore()
+                .map_err(session_migrate::refused(&id("ignored")))
+        })
+        .unwrap();
+    // Delivered, then saved with new content: pending again, the delivery on record.
+    let redelivered = id("redelivered");
+    store
+        .update(&redelivered, |s| {
+            s.submission
+                .begin_attempt(10, || "k".into())
+                .map(|_| ())
+                .and_then(|()| s.submission.succeed(20))
+                .map_err(session_migrate::refused(&redelivered))
+        })
+        .unwrap();
+    let mut changed = store.load(&redelivered).unwrap().unwrap().session;
+    changed.end_time = Some(changed.end_time.unwrap_or(0) + 1);
+    store.save(&mut changed).unwrap();
+    let now = store.load(&redelivered).unwrap().unwrap().session.submission;
+    assert_eq!(
+        (now.status, now.earlier_deliveries.len()),
+        (session_model::SubmissionStatus::Pending, 1),
+        "the precondition: pending again, one earlier delivery"
+    );
+    drop(store);
+    let before = snapshot_of(tmp.path());
+    let exclusive = SessionStore::new(
+        Store::options().exclusive().open(tmp.path()).unwrap(),
+        DecodeOptions::default(),
+    );
+    let report = exclusive
+        .rollback(&RollbackOptions::default().force(true))
+        .unwrap();
+    assert_eq!(report.restored, 0, "{report:?}");
+    assert_eq!(snapshot_of(tmp.path()), before, "neither file was touched");
+}
