@@ -110,8 +110,9 @@ pub(crate) enum Outcome {
         torn: bool,
         damaged: bool,
     },
-    /// Nothing readable: the journal went to quarantine.
-    Quarantined,
+    /// Not made a session (nothing readable, or its id taken by another session): the
+    /// journal went to quarantine, for this reason.
+    Quarantined { reason: &'static str },
     /// No whole record: the crash came before the begin was acknowledged, so nothing
     /// was promised. The journal is removed.
     Unbegun { torn: bool },
@@ -131,19 +132,27 @@ pub(crate) fn settle(store: &SessionStore, claimed: ClaimedJournal) -> Result<Ou
         unreadable_records,
     }) = fold(&contents.records)
     else {
-        claimed.quarantine("the journal has no readable begin record")?;
-        return Ok(Outcome::Quarantined);
+        return set_aside(claimed, "the journal has no readable begin record");
     };
     if &session.id != claimed.id() {
-        claimed.quarantine("the journal's begin record names another session")?;
-        return Ok(Outcome::Quarantined);
+        return set_aside(claimed, "the journal's begin record names another session");
     }
     let damaged = contents.damaged || unreadable_records;
     let torn = contents.torn_bytes > 0 && !damaged;
     match store.create(&mut session) {
         Ok(_) => {}
-        // Folded before, and the crash came before the journal was removed.
-        Err(StoreError::Fs(FsError::AlreadyExists { .. })) => {}
+        // Folded before, and the crash came before the journal was removed; or the id
+        // was stored by someone else meanwhile (an operator's `put`), and then the
+        // capture must not be lost with its journal.
+        Err(StoreError::Fs(FsError::AlreadyExists { .. })) => {
+            let stored = store.load(&session.id).ok().flatten().map(|d| d.session);
+            if !stored.is_some_and(|stored| same_capture(&stored, &session)) {
+                return set_aside(
+                    claimed,
+                    "the id was taken by another session before this capture was stored; the capture is kept here",
+                );
+            }
+        }
         Err(e) => return Err(e.into()),
     }
     if damaged {
@@ -159,6 +168,29 @@ pub(crate) fn settle(store: &SessionStore, claimed: ClaimedJournal) -> Result<Ou
     })
 }
 
+/// Whether `stored` is this capture, folded before (delivery state and store metadata
+/// may have changed since; what was captured may not).
+fn same_capture(stored: &Session, folded: &Session) -> bool {
+    (
+        stored.session_number,
+        stored.start_time,
+        &stored.elements,
+        &stored.device_ip,
+        &stored.lis_ip,
+    ) == (
+        folded.session_number,
+        folded.start_time,
+        &folded.elements,
+        &folded.device_ip,
+        &folded.lis_ip,
+    )
+}
+
+fn set_aside(claimed: ClaimedJournal, reason: &'static str) -> Result<Outcome, CaptureError> {
+    claimed.quarantine(reason)?;
+    Ok(Outcome::Quarantined { reason })
+}
+
 /// What [`recover_journals`] found.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -172,7 +204,8 @@ pub struct JournalRecovery {
     /// Journals damaged before their end (a bad record with whole ones after it): the
     /// session holds the records before the damage, the journal is kept in `.quarantine/`.
     pub damaged: Vec<SessionId>,
-    /// Journals with nothing readable, moved to `.quarantine/`.
+    /// Journals not made sessions (nothing readable, or their id taken by another
+    /// session), moved to `.quarantine/`.
     pub quarantined: Vec<SessionId>,
     /// Journals that could not be folded (the error names the file); left in place.
     pub failures: Vec<(SessionId, String)>,
@@ -215,7 +248,10 @@ pub fn recover_journals(store: &SessionStore) -> Result<JournalRecovery, Capture
                     report.interrupted.push(id);
                 }
             }
-            Ok(Outcome::Quarantined) => report.quarantined.push(id),
+            Ok(Outcome::Quarantined { reason }) => {
+                tracing::warn!(session = %id, reason, "a capture journal was kept in quarantine");
+                report.quarantined.push(id);
+            }
             Ok(Outcome::Unbegun { torn }) => report.torn_records += usize::from(torn),
             Err(e) => {
                 tracing::error!(session = %id, error = %e, "could not recover a capture journal");

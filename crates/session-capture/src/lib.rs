@@ -73,11 +73,14 @@ pub enum CaptureError {
     /// No id could be made from the next number.
     #[error("numbering a capture: {0}")]
     Numbering(String),
-    /// The capture's own journal could not be read back to fold it; it was moved to
-    /// `.quarantine/`.
-    #[error("the journal of {id} could not be read back; it was kept in .quarantine/")]
-    Unreadable {
+    /// The capture could not be stored as a session (its id was taken meanwhile, or its
+    /// journal did not read back): its journal is kept in `.quarantine/` unless it held
+    /// no record at all.
+    #[error("capture {id} was not stored as a session: {reason}")]
+    KeptInQuarantine {
         /// The session.
         id: SessionId,
+        /// Why.
+        reason: &'static str,
     },
 }

@@ -158,7 +158,11 @@ impl OpenCapture {
         let claimed = self.journal.into_claimed()?;
         match settle(&self.store, claimed)? {
             Outcome::Session { .. } => Ok(id),
-            Outcome::Quarantined | Outcome::Unbegun { .. } => Err(CaptureError::Unreadable { id }),
+            Outcome::Quarantined { reason } => Err(CaptureError::KeptInQuarantine { id, reason }),
+            Outcome::Unbegun { .. } => Err(CaptureError::KeptInQuarantine {
+                id,
+                reason: "its journal read back with no record (removed: it held nothing)",
+            }),
         }
     }
 }

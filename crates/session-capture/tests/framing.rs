@@ -162,9 +162,12 @@ fn configured_markers_replace_the_defaults() {
         end: b'E',
     };
     let mut framer = Framer::new(markers);
+    assert!(!framer.is_open());
     let mut events = framer.feed(Side::Device, b"Sx\r\n\x05", 1);
+    assert!(framer.is_open());
     events.extend(framer.feed(Side::Lis, b"A", 2));
     events.extend(framer.feed(Side::Device, b"E", 3));
+    assert!(!framer.is_open(), "the end marker closed it");
     // 0x05 is an ordinary byte now, cut off as a fragment by the end marker.
     insta::assert_snapshot!(render(&events), @r"
     begin

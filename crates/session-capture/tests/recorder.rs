@@ -239,3 +239,111 @@ fn a_journal_without_a_begin_record_is_removed_or_quarantined_never_made_a_sessi
     assert_eq!(found.quarantined, vec![id.clone()]);
     assert!(rec.store().load(&id).unwrap().is_none());
 }
+
+#[test]
+fn an_id_stored_by_someone_else_meanwhile_never_costs_the_capture() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rec = recorder(tmp.path());
+    let mut open = rec.begin(&endpoints(), 1_000).unwrap();
+    let id = open.id().clone();
+    open.append(&element(0, ElementKind::Start, b"\x05")).unwrap();
+    // An operator's `put` of that very id while the capture is open.
+    let theirs = format!(r#"{{"id":"{id}","startTime":5,"isComplete":true,"messages":[]}}"#);
+    std::fs::write(tmp.path().join(format!("{id}.json")), &theirs).unwrap();
+    match open.complete(2_000) {
+        Err(session_capture::CaptureError::KeptInQuarantine { id: kept, reason }) => {
+            assert_eq!(kept, id);
+            assert!(reason.contains("taken"), "{reason}");
+        }
+        other => panic!("expected the capture kept aside, got {other:?}"),
+    }
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join(format!("{id}.json"))).unwrap(),
+        theirs
+    );
+    let kept: Vec<String> = std::fs::read_dir(tmp.path().join(".quarantine"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        kept.iter().any(|n| n.ends_with(&format!("{id}.journal"))),
+        "{kept:?}"
+    );
+}
+
+/// A journal written by hand: the header, then these records.
+fn hand_journal(dir: &std::path::Path, id: &str, records: &[String]) {
+    let mut bytes = session_fs::JOURNAL_HEADER.to_vec();
+    for r in records {
+        bytes.extend(session_fs::frame_record(r.as_bytes()));
+    }
+    std::fs::create_dir_all(dir.join(".journal")).unwrap();
+    std::fs::write(dir.join(".journal").join(format!("{id}.journal")), bytes).unwrap();
+}
+
+fn begin_record(id: &str) -> String {
+    format!(r#"{{"begin":{{"id":"{id}","sessionId":7,"startTime":1000,"retentionDays":10}}}}"#)
+}
+
+const START: &str =
+    r#"{"element":{"timestamp":1001,"direction":"device-to-pc","type":"start","data":"BQ=="}}"#;
+
+#[test]
+fn journals_recovery_did_not_write_itself_are_judged_record_by_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rec = recorder(tmp.path());
+    // Ended but not folded (the crash came between): a finished session, not a crash.
+    hand_journal(
+        tmp.path(),
+        "session-1",
+        &[
+            begin_record("session-1"),
+            START.into(),
+            r#"{"end":{"at":1500}}"#.into(),
+        ],
+    );
+    // An element after the end: what came before is kept, the journal set aside.
+    hand_journal(
+        tmp.path(),
+        "session-2",
+        &[
+            begin_record("session-2"),
+            START.into(),
+            r#"{"end":{"at":1500}}"#.into(),
+            START.into(),
+        ],
+    );
+    // A begin record naming another session: not made a session at all.
+    hand_journal(tmp.path(), "session-3", &[begin_record("session-9")]);
+    // Only a torn record after the header: the begin was never acknowledged.
+    let mut torn = session_fs::JOURNAL_HEADER.to_vec();
+    torn.extend_from_slice(&[40, 0, 0, 0, 1]);
+    std::fs::write(tmp.path().join(".journal/session-4.journal"), torn).unwrap();
+
+    let found = rec.recover().unwrap();
+    let ids = |v: &[SessionId]| v.iter().map(|i| i.as_str().to_owned()).collect::<Vec<_>>();
+    assert_eq!(ids(&found.finished), vec!["session-1", "session-2"]);
+    assert!(found.interrupted.is_empty());
+    assert_eq!(ids(&found.damaged), vec!["session-2"]);
+    assert_eq!(ids(&found.quarantined), vec!["session-3"]);
+    assert_eq!(found.torn_records, 1, "session-4's torn begin");
+    let done = rec
+        .store()
+        .load(&"session-1".parse().unwrap())
+        .unwrap()
+        .unwrap()
+        .session;
+    assert!(done.is_complete && done.end_time == Some(1_500));
+    assert_eq!(done.session_number, Some(7));
+    let cut = rec
+        .store()
+        .load(&"session-2".parse().unwrap())
+        .unwrap()
+        .unwrap()
+        .session;
+    assert_eq!(cut.elements.len(), 1, "only what came before the stray record");
+    for id in ["session-3", "session-4", "session-9"] {
+        assert!(rec.store().load(&id.parse().unwrap()).unwrap().is_none(), "{id}");
+    }
+    assert!(rec.store().fs().journals().unwrap().is_empty());
+}
