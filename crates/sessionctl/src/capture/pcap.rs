@@ -9,7 +9,7 @@
 //! reported, never invented.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Read;
+use std::io::BufRead;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
@@ -49,43 +49,49 @@ struct Segment {
     payload: Vec<u8>,
 }
 
-/// Reads every TCP segment of a pcap or pcapng file, in capture order.
-fn segments(path: &Path) -> Result<(Vec<Segment>, usize), CliError> {
+/// Hands every TCP segment of a pcap or pcapng file to `visit`, in capture order, one
+/// packet at a time (a capture of any size is never held in memory); returns how many
+/// packets were not TCP over IP.
+fn for_each_segment(
+    path: &Path,
+    mut visit: impl FnMut(Segment) -> Result<(), CliError>,
+) -> Result<usize, CliError> {
     let bad = |e: &dyn std::fmt::Display| CliError::BadInput(format!("{}: {e}", path.display()));
-    let mut file = std::fs::File::open(path).map_err(|e| bad(&e))?;
-    let mut magic = [0u8; 4];
-    file.read_exact(&mut magic).map_err(|e| bad(&e))?;
-    let file = std::fs::File::open(path).map_err(|e| bad(&e))?;
-    let mut out = Vec::new();
+    let mut file = std::io::BufReader::new(std::fs::File::open(path).map_err(|e| bad(&e))?);
+    let pcapng = file
+        .fill_buf()
+        .map_err(|e| bad(&e))?
+        .starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]);
     let mut skipped = 0;
     let mut push = |link: DataLink, at: std::time::Duration, data: &[u8]| match segment(link, at, data) {
-        Some(s) => out.push(s),
-        None => skipped += 1,
+        Some(s) => visit(s),
+        None => {
+            skipped += 1;
+            Ok(())
+        }
     };
-    if magic == [0x0a, 0x0d, 0x0d, 0x0a] {
-        let mut reader =
-            pcap_file::pcapng::PcapNgReader::new(std::io::BufReader::new(file)).map_err(|e| bad(&e))?;
+    if pcapng {
+        let mut reader = pcap_file::pcapng::PcapNgReader::new(file).map_err(|e| bad(&e))?;
         let mut links = Vec::new();
         while let Some(block) = reader.next_block() {
             match block.map_err(|e| bad(&e))? {
                 pcap_file::pcapng::Block::InterfaceDescription(interface) => links.push(interface.linktype),
                 pcap_file::pcapng::Block::EnhancedPacket(packet) => {
                     let link = links.get(packet.interface_id as usize).copied();
-                    push(link.unwrap_or(DataLink::ETHERNET), packet.timestamp, &packet.data);
+                    push(link.unwrap_or(DataLink::ETHERNET), packet.timestamp, &packet.data)?;
                 }
                 _ => {}
             }
         }
     } else {
-        let mut reader =
-            pcap_file::pcap::PcapReader::new(std::io::BufReader::new(file)).map_err(|e| bad(&e))?;
+        let mut reader = pcap_file::pcap::PcapReader::new(file).map_err(|e| bad(&e))?;
         let link = reader.header().datalink;
         while let Some(packet) = reader.next_packet() {
             let packet = packet.map_err(|e| bad(&e))?;
-            push(link, packet.timestamp, &packet.data);
+            push(link, packet.timestamp, &packet.data)?;
         }
     }
-    Ok((out, skipped))
+    Ok(skipped)
 }
 
 fn segment(link: DataLink, at: std::time::Duration, data: &[u8]) -> Option<Segment> {
@@ -197,14 +203,10 @@ fn key(a: SocketAddr, b: SocketAddr) -> (SocketAddr, SocketAddr) {
 
 /// Reads `path` and records its sessions through `recorder`.
 pub fn import(recorder: &Recorder, path: &Path, markers: Markers) -> Result<ImportReport, CliError> {
-    let (segments, skipped) = segments(path)?;
-    let mut report = ImportReport {
-        skipped_packets: skipped,
-        ..ImportReport::default()
-    };
+    let mut report = ImportReport::default();
     let mut connections: HashMap<(SocketAddr, SocketAddr), Connection> = HashMap::new();
     let mut order = Vec::new();
-    for s in segments {
+    report.skipped_packets = for_each_segment(path, |s| {
         let k = key(s.from, s.to);
         let conn = connections.entry(k).or_insert_with(|| {
             order.push(k);
@@ -228,7 +230,7 @@ pub fn import(recorder: &Recorder, path: &Path, markers: Markers) -> Result<Impo
             .or_default()
             .accept(s.seq, s.syn, &s.payload);
         if bytes.is_empty() {
-            continue;
+            return Ok(());
         }
         if conn.analyzer.is_none() && bytes.first() == Some(&markers.start) {
             conn.analyzer = Some(s.from);
@@ -250,8 +252,8 @@ pub fn import(recorder: &Recorder, path: &Path, markers: Markers) -> Result<Impo
             Side::Lis
         };
         let events = conn.framer.feed(side, &bytes, s.at_ms);
-        apply(recorder, conn, events, &mut report)?;
-    }
+        apply(recorder, conn, events, &mut report)
+    })?;
     for k in order {
         let Some(mut conn) = connections.remove(&k) else {
             continue;
