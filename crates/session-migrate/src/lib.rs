@@ -39,8 +39,7 @@
 //!    `is_sendable`, `messages`...) plus the new field, and beside it its version, its
 //!    place in the order and what a store needs of it:
 //!    `impl Version for SessionV2_2 { const SCHEMA: SchemaVersion = SchemaVersion::new("2.2.0", 4); }`
-//!    and `impl Document for SessionV2_2` (six accessors, as `SessionV2_1`'s, in
-//!    `document.rs`).
+//!    and, in `document.rs`, `store_document!(SessionV2_2);`.
 //! 2. **One `From` (or `TryFrom`) impl** from `SessionV2_1`, in the same module: it
 //!    decides what the new field starts as, sets `_metadata.version`, and refuses an
 //!    unknown field of the old version named like the new one (`check_collisions`).

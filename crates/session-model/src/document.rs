@@ -26,48 +26,35 @@ pub trait Document: Version + Serialize + Clone + PartialEq + Send + Sync + 'sta
     fn same_delivery_content(&self, other: &Self) -> bool;
 }
 
-impl Document for SessionV2_0 {
-    fn id(&self) -> &SessionId {
-        &self.id
-    }
-    fn stamp(&mut self, revision: u64, saved_at: u64) {
-        self.metadata.revision = revision;
-        self.metadata.saved_at = saved_at;
-        self.metadata.version = <Self as Version>::NAME.to_owned();
-    }
-    fn saved(&self) -> (u64, u64) {
-        (self.metadata.revision, self.metadata.saved_at)
-    }
-    fn submission(&self) -> &Submission {
-        &self.submission
-    }
-    fn submission_mut(&mut self) -> &mut Submission {
-        &mut self.submission
-    }
-    fn same_delivery_content(&self, other: &Self) -> bool {
-        SessionV2_0::same_delivery_content(self, other)
-    }
+/// `Document` for a store version whose type has the fields every store version has
+/// (`id`, `submission`, `_metadata` with `revision`, `savedAt` and `version`) and its own
+/// `same_delivery_content` rule: one line per version.
+macro_rules! store_document {
+    ($version:ty) => {
+        impl Document for $version {
+            fn id(&self) -> &SessionId {
+                &self.id
+            }
+            fn stamp(&mut self, revision: u64, saved_at: u64) {
+                self.metadata.revision = revision;
+                self.metadata.saved_at = saved_at;
+                self.metadata.version = <Self as Version>::NAME.to_owned();
+            }
+            fn saved(&self) -> (u64, u64) {
+                (self.metadata.revision, self.metadata.saved_at)
+            }
+            fn submission(&self) -> &Submission {
+                &self.submission
+            }
+            fn submission_mut(&mut self) -> &mut Submission {
+                &mut self.submission
+            }
+            fn same_delivery_content(&self, other: &Self) -> bool {
+                <$version>::same_delivery_content(self, other)
+            }
+        }
+    };
 }
 
-impl Document for SessionV2_1 {
-    fn id(&self) -> &SessionId {
-        &self.id
-    }
-    fn stamp(&mut self, revision: u64, saved_at: u64) {
-        self.metadata.revision = revision;
-        self.metadata.saved_at = saved_at;
-        self.metadata.version = <Self as Version>::NAME.to_owned();
-    }
-    fn saved(&self) -> (u64, u64) {
-        (self.metadata.revision, self.metadata.saved_at)
-    }
-    fn submission(&self) -> &Submission {
-        &self.submission
-    }
-    fn submission_mut(&mut self) -> &mut Submission {
-        &mut self.submission
-    }
-    fn same_delivery_content(&self, other: &Self) -> bool {
-        SessionV2_1::same_delivery_content(self, other)
-    }
-}
+store_document!(SessionV2_0);
+store_document!(SessionV2_1);

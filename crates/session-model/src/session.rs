@@ -110,24 +110,7 @@ impl SessionV2_0 {
     /// Derived from the message elements, unless the original file held a different
     /// list, which is then kept verbatim under `messages` and returned instead.
     pub fn messages(&self) -> Vec<String> {
-        let kept = match self.unknown.get("messages") {
-            Some(serde_json::Value::Array(kept)) => {
-                kept.iter().map(|v| v.as_str().map(str::to_owned)).collect()
-            }
-            _ => None,
-        };
-        if let Some(strings) = kept {
-            return strings;
-        }
-        self.derived_messages()
-    }
-
-    fn derived_messages(&self) -> Vec<String> {
-        self.elements
-            .iter()
-            .filter(|e| e.kind == ElementKind::Message)
-            .map(Element::text_lossy)
-            .collect()
+        messages_of(&self.unknown, &self.elements)
     }
 
     /// Whether the worker may send it at `now`: complete, pending and due. An
@@ -152,6 +135,23 @@ impl SessionV2_0 {
     pub fn message_count(&self) -> usize {
         self.messages().len()
     }
+}
+
+/// The messages of a store version: a kept `messages` list of strings if the original
+/// file had one the elements do not give, else the text of every message element. One
+/// rule for every store version, so that a version change never changes what is sent.
+pub(crate) fn messages_of(unknown: &UnknownFields, elements: &[Element]) -> Vec<String> {
+    let kept = match unknown.get("messages") {
+        Some(serde_json::Value::Array(kept)) => kept.iter().map(|v| v.as_str().map(str::to_owned)).collect(),
+        _ => None,
+    };
+    kept.unwrap_or_else(|| {
+        elements
+            .iter()
+            .filter(|e| e.kind == ElementKind::Message)
+            .map(Element::text_lossy)
+            .collect()
+    })
 }
 
 /// The field names `2.0.0` uses at the top level of a session.

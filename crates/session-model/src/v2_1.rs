@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::id::SessionId;
 use crate::session::{Element, Metadata, SessionV2_0, UpgradeError, check_collisions};
 use crate::submission::Submission;
-use crate::vocabulary::{ElementKind, UnknownFields};
+use crate::vocabulary::UnknownFields;
 
 /// The `_metadata.version` of this format.
 pub const VERSION: &str = "2.1.0";
@@ -135,20 +135,7 @@ impl SessionV2_1 {
     /// Derived from the message elements, unless the original file held a different
     /// list, which is then kept verbatim under `messages` and returned instead.
     pub fn messages(&self) -> Vec<String> {
-        let kept = match self.unknown.get("messages") {
-            Some(serde_json::Value::Array(kept)) => {
-                kept.iter().map(|v| v.as_str().map(str::to_owned)).collect()
-            }
-            _ => None,
-        };
-        if let Some(strings) = kept {
-            return strings;
-        }
-        self.elements
-            .iter()
-            .filter(|e| e.kind == ElementKind::Message)
-            .map(Element::text_lossy)
-            .collect()
+        crate::session::messages_of(&self.unknown, &self.elements)
     }
 
     /// Whether the worker may send it at `now`: complete, not interrupted, pending and
