@@ -155,6 +155,16 @@ pub async fn server() -> wiremock::MockServer {
         .await
 }
 
+/// A server on 127.0.0.1 that answers every POST with `status`.
+pub async fn answering(status: u16) -> wiremock::MockServer {
+    let server = server().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(status))
+        .mount(&server)
+        .await;
+    server
+}
+
 /// The endpoint URL the worker is pointed at on `server`.
 pub fn endpoint(server: &wiremock::MockServer) -> String {
     format!("{}/sessions", server.uri())

@@ -10,8 +10,6 @@ use common::*;
 use session_model::{SessionId, SubmissionStatus};
 use session_workers::submit::{DeliveryIndex, PassReport};
 use tokio_util::sync::CancellationToken;
-use wiremock::matchers::method;
-use wiremock::{Mock, ResponseTemplate};
 
 async fn pass(h: &Harness) -> PassReport {
     h.worker.run_pass(&CancellationToken::new()).await.unwrap()
@@ -23,11 +21,7 @@ fn id(s: &str) -> SessionId {
 
 #[tokio::test]
 async fn with_a_feed_a_pass_reads_only_reported_changes_and_a_rebuild_finds_the_rest() {
-    let server = server().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(201))
-        .mount(&server)
-        .await;
+    let server = answering(201).await;
     let (_dir, store) = store_with(vec![pending("s1")]);
     let h = worker(
         &store,
@@ -60,11 +54,7 @@ async fn with_a_feed_a_pass_reads_only_reported_changes_and_a_rebuild_finds_the_
 
 #[tokio::test]
 async fn a_stale_index_never_repeats_a_delivery_or_sends_an_incomplete_session() {
-    let server = server().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(201))
-        .mount(&server)
-        .await;
+    let server = answering(201).await;
     let delivered = with_status("done", SubmissionStatus::Submitted, 1);
     let mut open = pending("open");
     open.is_complete = false;
@@ -85,11 +75,7 @@ async fn a_stale_index_never_repeats_a_delivery_or_sends_an_incomplete_session()
 
 #[tokio::test]
 async fn an_inflight_orphan_found_by_the_rebuild_is_resumed_with_its_key() {
-    let server = server().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(201))
-        .mount(&server)
-        .await;
+    let server = answering(201).await;
     let mut orphan = with_status("orphan", SubmissionStatus::InFlight, 1);
     orphan.submission.idempotency_key = Some("kept-key".into());
     let (_dir, store) = store_with(vec![orphan]);

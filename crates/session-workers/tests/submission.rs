@@ -133,11 +133,7 @@ async fn retry_after_is_honoured() {
 
 #[tokio::test]
 async fn a_400_fails_at_once_and_is_never_retried() {
-    let server = server().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(400))
-        .mount(&server)
-        .await;
+    let server = answering(400).await;
     let (_dir, store) = store_with(vec![pending("s1")]);
     let h = worker(&store, &endpoint(&server), fast_config());
     assert_eq!(pass(&h).await.failed, 1);
@@ -153,11 +149,7 @@ async fn a_400_fails_at_once_and_is_never_retried() {
 
 #[tokio::test]
 async fn attempts_run_out_into_failed() {
-    let server = server().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(500))
-        .mount(&server)
-        .await;
+    let server = answering(500).await;
     let (_dir, store) = store_with(vec![pending("s1")]);
     let config = fast_config().max_attempts(2);
     let h = worker(&store, &endpoint(&server), config);
@@ -248,11 +240,7 @@ async fn never_more_than_the_configured_requests_in_flight() {
 
 #[tokio::test]
 async fn ignored_and_incomplete_sessions_are_never_sent() {
-    let server = server().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(201))
-        .mount(&server)
-        .await;
+    let server = answering(201).await;
     let mut incomplete = pending("open");
     incomplete.is_complete = false;
     let (_dir, store) = store_with(vec![with_status("ign", SubmissionStatus::Ignored, 0), incomplete]);
@@ -263,11 +251,7 @@ async fn ignored_and_incomplete_sessions_are_never_sent() {
 
 #[tokio::test]
 async fn an_operator_retry_resets_attempts_and_sends_again() {
-    let server = server().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(201))
-        .mount(&server)
-        .await;
+    let server = answering(201).await;
     let (_dir, store) = store_with(vec![with_status("s1", SubmissionStatus::Failed, 3)]);
     let h = worker(&store, &endpoint(&server), fast_config());
     assert_eq!(
@@ -353,11 +337,7 @@ async fn only_one_submitter_per_store() {
 
 #[tokio::test]
 async fn a_session_left_in_flight_by_a_failed_status_write_is_resumed_at_the_next_pass() {
-    let server = server().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(201))
-        .mount(&server)
-        .await;
+    let server = answering(201).await;
     let (_dir, store) = store_with(vec![pending("s1")]);
     let h = worker(&store, &endpoint(&server), fast_config());
     // What an attempt whose outcome could not be written (a full disk, say) leaves behind.

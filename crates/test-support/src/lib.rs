@@ -63,13 +63,21 @@ pub fn tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 
 /// Polls `ready` every 10 ms until it returns `Some`, or panics naming `what` after
 /// `limit`. For waiting on another process; never for deciding an outcome by a clock.
-pub fn wait_until<T>(limit: Duration, what: &str, mut ready: impl FnMut() -> Option<T>) -> T {
+pub fn wait_until<T>(limit: Duration, what: &str, ready: impl FnMut() -> Option<T>) -> T {
+    poll_until(limit, ready).unwrap_or_else(|| panic!("waited {limit:?} for {what}"))
+}
+
+/// [`wait_until`] that returns `None` at the deadline, for a caller that has more to
+/// say when it fails (a child's log, say).
+pub fn poll_until<T>(limit: Duration, mut ready: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(value) = ready() {
-            return value;
+            return Some(value);
         }
-        assert!(Instant::now() < deadline, "waited {limit:?} for {what}");
+        if Instant::now() >= deadline {
+            return None;
+        }
         std::thread::sleep(Duration::from_millis(10));
     }
 }

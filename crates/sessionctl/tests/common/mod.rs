@@ -240,22 +240,19 @@ impl Daemon {
     }
 
     pub fn wait_for_log(&self, needle: &str) {
-        let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            test_support::wait_until(Duration::from_secs(30), needle, || {
-                self.log
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .any(|l| l.contains(needle))
-                    .then_some(())
-            })
-        }));
-        if found.is_err() {
-            panic!(
-                "daemon never logged {needle:?}:\n{}",
-                self.log.lock().unwrap().join("\n")
-            );
-        }
+        let found = test_support::poll_until(Duration::from_secs(30), || {
+            self.log
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains(needle))
+                .then_some(())
+        });
+        assert!(
+            found.is_some(),
+            "daemon never logged {needle:?}:\n{}",
+            self.log.lock().unwrap().join("\n")
+        );
     }
 
     pub fn stop(mut self) -> (i32, Duration, Vec<String>) {
