@@ -55,13 +55,62 @@ struct Counts {
     timeout: usize,
     unviable: usize,
     missed_names: Vec<String>,
+    /// The day the run started (`YYYY-MM-DD`), from cargo-mutants' own record.
+    run_on: String,
+}
+
+impl Counts {
+    fn row(&self, krate: &str) -> String {
+        let viable = self.caught + self.missed + self.timeout;
+        let percent = if viable == 0 {
+            0.0
+        } else {
+            100.0 * self.missed as f64 / viable as f64
+        };
+        format!(
+            "| {krate} | {} | {} | {} | {} | {} | {percent:.1} % |",
+            self.run_on, self.caught, self.missed, self.timeout, self.unviable
+        )
+    }
+}
+
+/// The table row of `krate` in a MUTANTS.md text.
+fn previous_row(text: &str, krate: &str) -> Option<String> {
+    let start = format!("| {krate} |");
+    text.lines()
+        .find(|line| line.starts_with(&start))
+        .map(str::to_owned)
+}
+
+/// The `## Missed in KRATE` section of a MUTANTS.md text, up to the next section.
+fn previous_section(text: &str, krate: &str) -> Option<String> {
+    let heading = format!("## Missed in {krate}");
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let rest = line.strip_prefix(heading.as_str());
+        if rest.is_some_and(|r| r.starts_with([' ', '\n'])) {
+            let body = &text[offset + line.len()..];
+            let end = body.find("\n## ").map_or(body.len(), |i| i + 1);
+            return Some(format!("{line}{}", &body[..end]));
+        }
+        offset += line.len();
+    }
+    None
 }
 
 fn count(outcomes: &Path) -> Result<Counts, String> {
     let text = std::fs::read_to_string(outcomes).map_err(|e| format!("{}: {e}", outcomes.display()))?;
     let value: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", outcomes.display()))?;
-    let mut counts = Counts::default();
+    let mut counts = Counts {
+        run_on: value["start_time"]
+            .as_str()
+            .unwrap_or("")
+            .chars()
+            .take(10)
+            .collect(),
+        ..Counts::default()
+    };
     for outcome in value["outcomes"].as_array().into_iter().flatten() {
         let summary = outcome["summary"].as_str().unwrap_or("");
         match summary {
@@ -88,6 +137,12 @@ pub fn mutants(args: &[String]) -> Result<(), String> {
         eprintln!("mutants: installing cargo-mutants");
         cargo(&["install", "--locked", "cargo-mutants"], &[])?;
     }
+    if let Some(unknown) = args.iter().find(|a| !CRATES.contains(&a.as_str())) {
+        return Err(format!(
+            "mutants: no library crate named {unknown:?} (one of {})",
+            CRATES.join(", ")
+        ));
+    }
     let chosen: Vec<&str> = if args.is_empty() {
         CRATES.to_vec()
     } else {
@@ -97,14 +152,21 @@ pub fn mutants(args: &[String]) -> Result<(), String> {
             .filter(|c| args.iter().any(|a| a == c))
             .collect()
     };
-    let mut report = String::from(
-        "# Mutation testing\n\nWritten by `cargo xtask mutants` (cargo-mutants), each crate's mutants judged by that \
-         crate's own tests only. Targets: at most 5% missed of viable mutants in session-model, session-fs, \
-         session-migrate and session-capture; at most 10% in session-recovery and session-workers.\n\n\
-         | crate | caught | missed | timed out | unviable | missed % of viable |\n|---|---|---|---|---|---|\n",
-    );
-    let mut missed_lists = String::new();
-    for krate in chosen {
+    let path = root().join("MUTANTS.md");
+    // A run of some crates replaces their rows and lists and keeps the others' last run,
+    // hand-written notes included: one crate's run is not a reason to forget another's.
+    let previous = std::fs::read_to_string(&path).unwrap_or_default();
+    let mut rows = Vec::new();
+    let mut missed_lists = Vec::new();
+    for krate in CRATES {
+        if !chosen.contains(&krate) {
+            rows.push(
+                previous_row(&previous, krate)
+                    .unwrap_or_else(|| format!("| {krate} | not run yet | | | | | |")),
+            );
+            missed_lists.extend(previous_section(&previous, krate));
+            continue;
+        }
         let out_dir = root().join("target/mutants").join(krate);
         let _ = std::fs::remove_dir_all(&out_dir);
         std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
@@ -120,29 +182,85 @@ pub fn mutants(args: &[String]) -> Result<(), String> {
             return Err(format!("cargo mutants -p {krate} failed ({status})"));
         }
         let counts = count(&out_dir.join("mutants.out/outcomes.json"))?;
-        let viable = counts.caught + counts.missed + counts.timeout;
-        let percent = if viable == 0 {
-            0.0
-        } else {
-            100.0 * counts.missed as f64 / viable as f64
-        };
-        report.push_str(&format!(
-            "| {krate} | {} | {} | {} | {} | {percent:.1} % |\n",
-            counts.caught, counts.missed, counts.timeout, counts.unviable
-        ));
+        rows.push(counts.row(krate));
         if !counts.missed_names.is_empty() {
-            missed_lists.push_str(&format!("\n## Missed in {krate}\n\n"));
+            let mut list = format!("## Missed in {krate}\n\n");
             for name in &counts.missed_names {
                 match EQUIVALENT.iter().find(|(pattern, _)| name.contains(pattern)) {
-                    Some((_, why)) => missed_lists.push_str(&format!("- `{name}`: equivalent, {why}\n")),
-                    None => missed_lists.push_str(&format!("- `{name}`\n")),
+                    Some((_, why)) => list.push_str(&format!("- `{name}`: equivalent, {why}\n")),
+                    None => list.push_str(&format!("- `{name}`\n")),
                 }
             }
+            missed_lists.push(list);
         }
     }
-    report.push_str(&missed_lists);
-    let path = root().join("MUTANTS.md");
+    let mut report = String::from(
+        "# Mutation testing\n\nWritten by `cargo xtask mutants` (cargo-mutants), each crate's mutants judged by that \
+         crate's own tests only. Targets: at most 5% missed of viable mutants in session-model, session-fs, \
+         session-migrate and session-capture; at most 10% in session-recovery and session-workers.\n\n\
+         | crate | run | caught | missed | timed out | unviable | missed % of viable |\n|---|---|---|---|---|---|---|\n",
+    );
+    for row in rows {
+        report.push_str(&row);
+        report.push('\n');
+    }
+    report.push_str(
+        "\nEach crate is run on its own (`cargo xtask mutants CRATE`); the table keeps the last run of each.\n",
+    );
+    for list in missed_lists {
+        report.push('\n');
+        report.push_str(list.trim_end());
+        report.push('\n');
+    }
     std::fs::write(&path, report).map_err(|e| format!("{}: {e}", path.display()))?;
     eprintln!("wrote {}", path.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EARLIER: &str = "# Mutation testing\n\n| crate | run |\n|---|---|\n\
+        | session-fs | 2026-11-01 | 1 | 2 | 0 | 0 | 66.7 % |\n| session-fs-extra | x |\n\n\
+        ## Missed in session-fs (hand note)\n\n- `a`\n- `b`: equivalent, why\n\n\
+        ## Missed in session-workers\n\n- `c`\n";
+
+    #[test]
+    fn a_previous_row_is_found_by_its_exact_crate_name() {
+        assert_eq!(
+            previous_row(EARLIER, "session-fs").as_deref(),
+            Some("| session-fs | 2026-11-01 | 1 | 2 | 0 | 0 | 66.7 % |")
+        );
+        assert_eq!(previous_row(EARLIER, "session-model"), None);
+    }
+
+    #[test]
+    fn a_previous_section_runs_to_the_next_heading_and_keeps_hand_notes() {
+        assert_eq!(
+            previous_section(EARLIER, "session-fs").as_deref(),
+            Some("## Missed in session-fs (hand note)\n\n- `a`\n- `b`: equivalent, why\n\n")
+        );
+        assert_eq!(
+            previous_section(EARLIER, "session-workers").as_deref(),
+            Some("## Missed in session-workers\n\n- `c`\n")
+        );
+        assert_eq!(previous_section(EARLIER, "session-f"), None);
+    }
+
+    #[test]
+    fn a_row_gives_missed_as_a_share_of_viable_mutants() {
+        let counts = Counts {
+            caught: 18,
+            missed: 1,
+            timeout: 1,
+            unviable: 7,
+            run_on: "2026-11-28".into(),
+            ..Counts::default()
+        };
+        assert_eq!(
+            counts.row("session-fs"),
+            "| session-fs | 2026-11-28 | 18 | 1 | 1 | 7 | 5.0 % |"
+        );
+    }
 }
