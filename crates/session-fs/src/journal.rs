@@ -8,6 +8,10 @@
 //! or checksum and is reported as torn, never read. Payloads are opaque bytes: what
 //! they mean is the caller's (`session-capture`'s) business.
 //!
+//! A journal never grows past the store's file-size limit
+//! ([`OpenOptions::max_file_size`](crate::OpenOptions::max_file_size)): an append that
+//! would take it over is refused, so every journal can be read back whole to be folded.
+//!
 //! The writer holds an exclusive `flock` on the journal for as long as it lives, taken
 //! before the journal's name appears (it is written under a temp name and linked into
 //! place), so [`Store::claim_journal`] can tell a live capture from one whose process
@@ -25,8 +29,6 @@ use crate::store::Store;
 
 /// The first bytes of every journal: its format, so a future layout is recognised.
 pub const JOURNAL_HEADER: &[u8; 8] = b"HL7JRN1\n";
-/// The largest record a reader accepts; a longer length is read as a torn record.
-pub const MAX_RECORD: usize = 256 * 1024 * 1024;
 const SUFFIX: &str = ".journal";
 const RECORD_HEAD: usize = 8;
 
@@ -37,6 +39,8 @@ pub struct Journal {
     path: PathBuf,
     file: Box<dyn WriteFile>,
     records: u64,
+    /// Bytes written so far, header included: what the next append is bounded by.
+    len: u64,
     lock: Box<dyn HeldLock>,
 }
 
@@ -100,7 +104,8 @@ fn next_record(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
     let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
     let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
     let body = &bytes[RECORD_HEAD..];
-    if len > MAX_RECORD || len > body.len() || crc32fast::hash(&body[..len]) != crc {
+    // No bound of its own is needed: `bytes` were read under the store's file limit.
+    if len > body.len() || crc32fast::hash(&body[..len]) != crc {
         return None;
     }
     Some(body.split_at(len))
@@ -131,11 +136,13 @@ impl Journal {
     /// After an error the journal may end in a partial record, which readers report as
     /// torn; the caller should stop appending and finish or abandon the capture.
     pub fn append(&mut self, payload: &[u8]) -> Result<(), FsError> {
-        if payload.len() > MAX_RECORD {
+        let limit = self.store.max_file_size();
+        let framed_len = (RECORD_HEAD + payload.len()) as u64;
+        if u32::try_from(payload.len()).is_err() || self.len + framed_len > limit {
             return Err(FsError::io(Step::Append, &self.path)(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 format!(
-                    "a record of {} bytes is over the {MAX_RECORD}-byte limit",
+                    "a record of {} bytes would take the journal over the store's {limit}-byte file limit",
                     payload.len()
                 ),
             )));
@@ -147,6 +154,7 @@ impl Journal {
             .sync()
             .map_err(FsError::io(Step::SyncAppend, &self.path))?;
         self.records += 1;
+        self.len += framed_len;
         Ok(())
     }
 
@@ -295,6 +303,7 @@ impl Store {
             path,
             file,
             records: 0,
+            len: JOURNAL_HEADER.len() as u64,
             lock,
         })
     }

@@ -46,9 +46,7 @@ mod storage;
 mod store;
 
 pub use error::{FsError, Step};
-pub use journal::{
-    ClaimedJournal, JOURNAL_HEADER, Journal, JournalContents, MAX_RECORD, frame_record, parse_journal,
-};
+pub use journal::{ClaimedJournal, JOURNAL_HEADER, Journal, JournalContents, frame_record, parse_journal};
 pub use maintenance::live_session;
 pub use rooted::RootedStorage;
 pub use storage::{Entry, EntryKind, HeldLock, LockMode, OsStorage, ReadOutcome, Storage, WriteFile};

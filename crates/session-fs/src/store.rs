@@ -347,6 +347,12 @@ impl Store {
 
     /// The directory of a dot-area, checked (never a symlink) each time it is used: a
     /// long-running daemon must not follow a link made after it opened the store.
+    /// The largest file this handle reads or lets a journal grow to
+    /// ([`OpenOptions::max_file_size`]).
+    pub fn max_file_size(&self) -> u64 {
+        self.inner.max_file_size
+    }
+
     pub(crate) fn area_path(&self, name: &str) -> Result<PathBuf, FsError> {
         let path = self.inner.dir.join(name);
         check_area_dir(self.storage(), &path)?;

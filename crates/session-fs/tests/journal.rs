@@ -1,7 +1,10 @@
 //! Journals and counters on a real filesystem: a live writer's journal is never taken
 //! over, a dead one's is, and reserved numbers never repeat.
 
-use session_fs::{FsError, Store, parse_journal};
+mod common;
+
+use common::{Recording, libc_enospc, store_with};
+use session_fs::{FsError, JOURNAL_HEADER, Step, Store, parse_journal};
 use session_model::SessionId;
 
 fn id(s: &str) -> SessionId {
@@ -115,4 +118,131 @@ fn reserved_numbers_never_repeat_across_handles_and_respect_the_floor() {
     std::fs::write(dir.path().join(".state/numbers"), b"garbage").unwrap();
     let err = a.reserve_numbers("numbers", 1, 0).unwrap_err().to_string();
     assert!(err.contains("numbers") && err.contains("not a number"), "{err}");
+}
+
+#[test]
+fn a_writer_counts_its_records_and_neither_debug_shows_a_payload() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut journal = store.create_journal(&id("cap-3")).unwrap();
+    assert_eq!(journal.records(), 0);
+    let big = vec![b'x'; 3 * 1024 * 1024];
+    for payload in [b"PID|1||SECRET-NAME".as_slice(), &big, b""] {
+        journal.append(payload).unwrap();
+    }
+    assert_eq!((journal.records(), journal.id()), (3, &id("cap-3")));
+    let shown = format!("{journal:?}");
+    assert!(shown.contains("cap-3") && shown.contains("records: 3"), "{shown}");
+    assert!(!shown.contains("SECRET"), "{shown}");
+    let claimed = journal.into_claimed().unwrap();
+    assert_eq!(
+        claimed.contents().records,
+        vec![b"PID|1||SECRET-NAME".to_vec(), big, Vec::new()]
+    );
+    assert_eq!(claimed.id(), &id("cap-3"));
+    assert_eq!(claimed.path(), dir.path().join(".journal/cap-3.journal"));
+    let shown = format!("{claimed:?}");
+    assert!(
+        shown.contains("cap-3") && shown.contains("records: 3") && shown.contains("torn_bytes: 0"),
+        "{shown}"
+    );
+    assert!(!shown.contains("SECRET"), "{shown}");
+}
+
+#[test]
+fn a_journal_grows_to_the_store_file_limit_and_no_further_so_it_can_always_be_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let limit = 1_000;
+    let store = Store::options().max_file_size(limit).open(dir.path()).unwrap();
+    let mut journal = store.create_journal(&id("cap-4")).unwrap();
+    let path = dir.path().join(".journal/cap-4.journal");
+    // Header (8) + one record head (8) + payload: exactly the limit is allowed.
+    let exact = vec![7u8; limit as usize - JOURNAL_HEADER.len() - 8];
+    let err = journal.append(&[exact.as_slice(), b"!"].concat()).unwrap_err();
+    assert!(
+        matches!(&err, FsError::Io { step: Step::Append, path: p, .. } if *p == path),
+        "{err:?}"
+    );
+    let shown = err.to_string();
+    assert!(
+        shown.contains("appending to") && shown.contains("1000-byte file limit"),
+        "{shown}"
+    );
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        8,
+        "nothing of a refused record is written"
+    );
+    journal.append(&exact).unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), limit);
+    // Full: even an empty record is over the limit now.
+    assert!(journal.append(b"").is_err());
+    assert_eq!(journal.records(), 1);
+    let claimed = journal.into_claimed().unwrap();
+    assert_eq!(claimed.contents().records, vec![exact]);
+}
+
+#[test]
+fn removing_a_claimed_journal_that_is_already_gone_is_not_an_error_but_a_failed_remove_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let journal = store.create_journal(&id("cap-5")).unwrap();
+    let claimed = journal.into_claimed().unwrap();
+    std::fs::remove_file(claimed.path()).unwrap();
+    claimed.remove().unwrap();
+
+    let (_dir, store, rec) = store_with(Recording {
+        fail_at: Some(("remove".into(), 2)), // the first remove is create_journal's temp
+        fail_with: Some(libc_enospc()),
+        ..Recording::default()
+    });
+    let claimed = store
+        .create_journal(&id("cap-6"))
+        .unwrap()
+        .into_claimed()
+        .unwrap();
+    let path = claimed.path().to_owned();
+    let err = claimed.remove().unwrap_err();
+    assert!(
+        matches!(&err, FsError::Io { step: Step::Remove, path: p, .. } if *p == path),
+        "{err:?}"
+    );
+    assert!(path.exists(), "the journal stays when its removal failed");
+    assert_eq!(store.journals().unwrap(), vec![id("cap-6")]);
+    assert!(
+        rec.log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l == "remove cap-6.journal")
+    );
+}
+
+#[test]
+fn a_failed_link_is_an_io_error_not_already_exists_and_leaves_no_debris() {
+    let (_dir, store, _rec) = store_with(Recording {
+        fail_at: Some(("link".into(), 1)),
+        fail_with: Some(libc_enospc()),
+        ..Recording::default()
+    });
+    let err = store.create_journal(&id("cap-7")).unwrap_err();
+    assert!(matches!(&err, FsError::Io { step: Step::Link, .. }), "{err:?}");
+    let left: Vec<_> = std::fs::read_dir(store.dir().join(".journal")).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_store_that_never_journaled_has_no_journals_and_a_failed_listing_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    // The directory appears with the first journal.
+    assert!(!dir.path().join(".journal").exists());
+    assert_eq!(store.journals().unwrap(), Vec::<SessionId>::new());
+
+    let (_dir, store, _rec) = store_with(Recording {
+        fail_list: Some(5), // EIO
+        ..Recording::default()
+    });
+    let err = store.journals().unwrap_err();
+    assert!(matches!(&err, FsError::Io { step: Step::List, .. }), "{err:?}");
 }

@@ -1,0 +1,121 @@
+//! The recording, failing storage seam the store's and the journal's tests share.
+#![allow(dead_code)] // each test binary uses part of it
+
+use std::io;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use session_fs::{Entry, EntryKind, HeldLock, LockMode, OsStorage, ReadOutcome, Storage, Store, WriteFile};
+
+/// A storage that logs each call, then forwards it to the real filesystem, failing
+/// the call named in `fail_at` (by its position in the log) with `fail_with`.
+#[derive(Debug, Default)]
+pub struct Recording {
+    pub log: Mutex<Vec<String>>,
+    pub fail_at: Option<(String, usize)>,
+    pub fail_with: Option<i32>,
+    /// When set, every `list` fails with this OS error (lists are not logged).
+    pub fail_list: Option<i32>,
+}
+
+struct RecordingFile {
+    inner: Box<dyn WriteFile>,
+    owner: Arc<Recording>,
+    name: String,
+}
+
+impl Recording {
+    fn call(&self, op: &str, path: &Path) -> io::Result<()> {
+        let name = path.file_name().unwrap().to_string_lossy();
+        let shown = if name.starts_with('.') && name.ends_with(".tmp") {
+            "<temp>".to_owned()
+        } else {
+            name.into_owned()
+        };
+        let mut log = self.log.lock().unwrap();
+        log.push(format!("{op} {shown}"));
+        let count = log.iter().filter(|l| l.starts_with(&format!("{op} "))).count();
+        match &self.fail_at {
+            Some((fail_op, n)) if fail_op == op && *n == count => Err(io::Error::from_raw_os_error(
+                self.fail_with.unwrap_or(libc_enospc()),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+pub fn libc_enospc() -> i32 {
+    28
+}
+
+#[derive(Debug, Clone)]
+pub struct Seam(Arc<Recording>);
+
+impl WriteFile for RecordingFile {
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        self.owner.call("write", Path::new(&self.name))?;
+        self.inner.write_all(data)
+    }
+    fn sync(&mut self) -> io::Result<()> {
+        self.owner.call("fsync", Path::new(&self.name))?;
+        self.inner.sync()
+    }
+}
+
+impl Storage for Seam {
+    fn create_dir(&self, path: &Path) -> io::Result<()> {
+        OsStorage.create_dir(path)
+    }
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {
+        self.0.call("create", path)?;
+        Ok(Box::new(RecordingFile {
+            inner: OsStorage.create_new(path)?,
+            owner: self.0.clone(),
+            name: path.file_name().unwrap().to_string_lossy().into_owned(),
+        }))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.0.call("rename", to)?;
+        OsStorage.rename(from, to)
+    }
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.0.call("link", to)?;
+        OsStorage.hard_link(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.0.call("remove", path)?;
+        OsStorage.remove_file(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.0.call("fsync-dir", dir)?;
+        OsStorage.sync_dir(dir)
+    }
+    fn read(&self, path: &Path, limit: u64) -> io::Result<ReadOutcome> {
+        OsStorage.read(path, limit)
+    }
+    fn list(&self, dir: &Path, sizes: bool) -> io::Result<Vec<Entry>> {
+        if let Some(errno) = self.0.fail_list {
+            return Err(io::Error::from_raw_os_error(errno));
+        }
+        OsStorage.list(dir, sizes)
+    }
+    fn lock(&self, path: &Path, mode: LockMode, wait: bool) -> io::Result<Option<Box<dyn HeldLock>>> {
+        OsStorage.lock(path, mode, wait)
+    }
+    fn kind(&self, path: &Path) -> io::Result<Option<EntryKind>> {
+        OsStorage.kind(path)
+    }
+    fn set_mode(&self, path: &Path, mode: u32) -> io::Result<()> {
+        OsStorage.set_mode(path, mode)
+    }
+}
+
+pub fn store_with(recording: Recording) -> (tempfile::TempDir, Store, Arc<Recording>) {
+    let dir = tempfile::tempdir().unwrap();
+    let recording = Arc::new(recording);
+    let store = Store::options()
+        .storage(Arc::new(Seam(recording.clone())))
+        .open(dir.path().join("sessions"))
+        .unwrap();
+    (dir, store, recording)
+}
