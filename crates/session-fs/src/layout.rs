@@ -113,9 +113,13 @@ pub struct AsideName<'a> {
     pub original: &'a str,
 }
 
+/// A decimal number as the store writes one into a name: 1 to 20 ASCII digits.
+fn digits(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// Parses a name made by the store for a file moved aside; `None` for any other name.
 pub fn parse_aside_name(name: &str) -> Option<AsideName<'_>> {
-    let digits = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
     let (moved_at, rest) = name.split_once('.')?;
     let (unique, original) = rest.split_once('.')?;
     let mut parts = unique.split('-');
@@ -131,7 +135,6 @@ pub fn parse_aside_name(name: &str) -> Option<AsideName<'_>> {
 
 /// A backup run's name: `<13-digit ms>-<pid>-<ms>-<n>`; `None` for any other name.
 pub fn parse_backup_run(name: &str) -> Option<u64> {
-    let digits = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
     let mut parts = name.split('-');
     let at = parts.next().filter(|s| digits(s))?;
     let rest_ok = (0..3).all(|_| parts.next().is_some_and(digits)) && parts.next().is_none();
@@ -164,6 +167,8 @@ mod tests {
             ("notes.txt", EntryName::Other),
             ("bad id.json", EntryName::Other),
             (".json", EntryName::Other),
+            (".a.json..tmp", EntryName::Other),
+            (".a.json.1.2.tmp", EntryName::Other),
         ];
         for (name, expected) in cases {
             assert_eq!(classify(OsStr::new(name)), expected, "{name}");
@@ -179,9 +184,21 @@ mod tests {
         assert!(a.ends_with(SIDECAR_SUFFIX) && a.starts_with("1700000000000.1-2-3.xxx"));
         assert_ne!(a, b, "two long names stay distinct");
         assert_eq!(fitted_name("p.", "short", ".s"), "p.short.s");
-        // Multi-byte characters are never cut in half.
+        // The hash is FNV-1a of the whole name: the same name shortens the same way in
+        // every build (a retention run must recognise what an earlier one wrote).
+        assert_eq!(
+            fitted_name("", &long, ""),
+            format!("{}~e78ddf9f1ba85555", "x".repeat(238))
+        );
+        // Multi-byte characters are never cut in half: with an odd room the cut moves
+        // back to the last whole character.
         let wide = "é".repeat(200);
-        assert!(fitted_name("", &wide, "").len() <= NAME_MAX);
+        let fitted = fitted_name("p", &wide, "");
+        assert_eq!(
+            fitted,
+            format!("p{}~{}", "é".repeat(118), &fitted[fitted.len() - 16..])
+        );
+        assert_eq!(fitted.len(), NAME_MAX - 1);
     }
 
     #[test]
@@ -197,6 +214,9 @@ mod tests {
             "1700000000000.1-2-3.",
             "a1.1-2-3.x",
             "99999999999999999999999.1-2-3.x",
+            "1700000000000.a-2-3.x",
+            "1700000000000.-2-3.x",
+            "1700000000000.1-2-.x",
         ] {
             assert_eq!(parse_aside_name(foreign), None, "{foreign}");
         }

@@ -180,6 +180,35 @@ mod tests {
     }
 
     #[test]
+    fn a_slot_is_forgotten_once_nobody_holds_or_waits_for_it_and_never_before() {
+        let table = LockTable::default();
+        let id = SessionId::new("f").unwrap();
+        let slots = || relock(&table.slots).len();
+        drop(table.lock(&id));
+        assert_eq!(slots(), 0, "a plain lock's slot is forgotten on release");
+        let holder = table.lock_for_save(&id).expect("free");
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| {
+                let lock = table.lock_for_save(&id).expect("the only waiter goes next");
+                // The holder released while this one waited: the slot it waits on must
+                // still be the table's, or a third locker would get a fresh one.
+                assert_eq!(slots(), 1, "forgotten while a save waited on it");
+                let third = table.slot(&id);
+                assert!(
+                    Arc::ptr_eq(&third, &lock.slot),
+                    "a new locker would not wait for this one"
+                );
+                drop(third);
+                drop(lock);
+            });
+            until_waiting(&table, &id, 1);
+            drop(holder);
+            waiter.join().unwrap();
+        });
+        assert_eq!(slots(), 0, "forgotten once the last one released");
+    }
+
+    #[test]
     fn a_plain_lock_waits_for_the_holder() {
         let table = LockTable::default();
         let id = SessionId::new("p").unwrap();

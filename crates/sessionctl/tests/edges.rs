@@ -28,16 +28,6 @@ fn init(dir: &Path) {
     assert!(sessionctl(dir, &["init"], None).status.success());
 }
 
-fn mkfifo(path: &Path) {
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    assert_eq!(
-        unsafe { libc::mkfifo(c.as_ptr(), 0o600) },
-        0,
-        "mkfifo {}",
-        path.display()
-    );
-}
-
 fn names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map(|d| {
@@ -146,7 +136,7 @@ fn a_fifo_named_like_a_session_never_hangs_anything() {
     let dir = tmp.path().join("s");
     init(&dir);
     assert!(put(&dir, &v1_doc("good-1")).status.success());
-    mkfifo(&dir.join("f-1.json"));
+    test_support::mkfifo(&dir.join("f-1.json"));
     for args in [
         &["get", "f-1"][..],
         &["show", "f-1"],

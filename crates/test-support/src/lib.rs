@@ -7,6 +7,8 @@
 //! - [`FIXTURES`] and [`fixture`]: the app's real-format files in the repository.
 //! - [`tree`]: every name under a directory with its bytes, to prove that nothing changed.
 //! - [`wait_until`]: a poll with a deadline (never a bare loop).
+//! - [`mkfifo`]: a FIFO where a session file is expected, the hostile name no reader
+//!   may block on.
 //!
 //! ```
 //! let mut child = test_support::ChildGuard::new(std::process::Command::new("sleep").arg("30").spawn().unwrap());
@@ -80,6 +82,20 @@ pub fn poll_until<T>(limit: Duration, mut ready: impl FnMut() -> Option<T>) -> O
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Makes a FIFO at `path` (mode 0600), panicking with the path when it cannot.
+pub fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("a path without NUL");
+    // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
+    let made = unsafe { libc::mkfifo(c.as_ptr(), 0o600) };
+    assert_eq!(
+        made,
+        0,
+        "mkfifo {}: {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    );
 }
 
 /// A command that runs exactly one test of the current test binary, alone, in a child.
