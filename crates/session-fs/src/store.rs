@@ -120,7 +120,8 @@ impl OpenOptions {
         self
     }
 
-    /// Largest file [`Store::read`] accepts.
+    /// Largest file [`Store::read`] accepts, and the most a journal may grow to
+    /// ([`DEFAULT_MAX_FILE_SIZE`] unless set).
     pub fn max_file_size(mut self, bytes: u64) -> Self {
         self.max_file_size = bytes;
         self
@@ -345,14 +346,14 @@ impl Store {
         Ok(())
     }
 
-    /// The directory of a dot-area, checked (never a symlink) each time it is used: a
-    /// long-running daemon must not follow a link made after it opened the store.
     /// The largest file this handle reads or lets a journal grow to
     /// ([`OpenOptions::max_file_size`]).
     pub fn max_file_size(&self) -> u64 {
         self.inner.max_file_size
     }
 
+    /// The directory of a dot-area, checked (never a symlink) each time it is used: a
+    /// long-running daemon must not follow a link made after it opened the store.
     pub(crate) fn area_path(&self, name: &str) -> Result<PathBuf, FsError> {
         let path = self.inner.dir.join(name);
         check_area_dir(self.storage(), &path)?;

@@ -68,13 +68,3 @@ fn fifos_sockets_directories_and_symlinks_are_reported_as_what_they_are() {
         assert!(storage.read(&root.join(name), 1024).is_err(), "{name}");
     }
 }
-
-#[test]
-fn a_device_is_reported_as_a_device() {
-    // /dev is the one directory every machine has with a device in it.
-    let storage = RootedStorage::open(std::path::Path::new("/dev")).unwrap();
-    assert_eq!(
-        storage.kind(std::path::Path::new("/dev/null")).unwrap(),
-        Some(EntryKind::Device)
-    );
-}

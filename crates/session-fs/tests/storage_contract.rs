@@ -290,3 +290,19 @@ fn modes_are_set_on_the_name_itself_never_through_a_symlink() {
         assert_eq!(mode_of(&root.join("f.json")), 0o644, "{name}");
     });
 }
+
+#[test]
+fn a_device_is_reported_as_a_device() {
+    // /dev is the one directory every machine has with a device in it.
+    let dev = Path::new("/dev");
+    for (name, storage) in [
+        ("OsStorage", Box::new(OsStorage) as Box<dyn Storage>),
+        ("RootedStorage", Box::new(RootedStorage::open(dev).unwrap())),
+    ] {
+        assert_eq!(
+            storage.kind(&dev.join("null")).unwrap(),
+            Some(EntryKind::Device),
+            "{name}"
+        );
+    }
+}

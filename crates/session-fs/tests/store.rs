@@ -79,6 +79,27 @@ fn create_links_into_place_and_never_clobbers() {
 }
 
 #[test]
+fn create_never_clobbers_a_file_a_foreign_writer_made_after_the_check() {
+    let (_dir, store, _rec) = store_with(Recording {
+        foreign_write_before_link: Some(b"{\"app\":true}".to_vec()),
+        ..Recording::default()
+    });
+    let err = store.create(&id("s1"), doc("s1", "ours")).unwrap_err();
+    assert!(
+        matches!(&err, FsError::AlreadyExists { id: taken } if *taken == id("s1")),
+        "{err:?}"
+    );
+    assert_eq!(
+        std::fs::read(store.path_of(&id("s1"))).unwrap(),
+        b"{\"app\":true}"
+    );
+    assert_eq!(
+        names_in(store.dir()),
+        [".locks", ".quarantine", ".store.lock", ".trash", "s1.json"]
+    );
+}
+
+#[test]
 fn racing_creators_of_one_id_exactly_one_wins() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();

@@ -16,6 +16,9 @@ pub struct Recording {
     pub fail_with: Option<i32>,
     /// When set, every `list` fails with this OS error (lists are not logged).
     pub fail_list: Option<i32>,
+    /// When set, a foreign writer (the app, ignoring the store's locks) writes these
+    /// bytes at a link's target just before the link is made.
+    pub foreign_write_before_link: Option<Vec<u8>>,
 }
 
 struct RecordingFile {
@@ -80,6 +83,9 @@ impl Storage for Seam {
     }
     fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.0.call("link", to)?;
+        if let Some(bytes) = &self.0.foreign_write_before_link {
+            std::fs::write(to, bytes)?;
+        }
         OsStorage.hard_link(from, to)
     }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
