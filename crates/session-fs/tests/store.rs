@@ -525,3 +525,69 @@ fn a_save_fsyncs_the_file_renames_then_fsyncs_the_directory() {
         lines.join("\n")
     );
 }
+
+#[test]
+fn a_damaged_file_is_kept_once_per_guard_and_the_save_after_it_continues_the_revisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    for value in ["a", "b", "c"] {
+        store.save(&id("s"), doc("s", value)).unwrap();
+    }
+    let mut guard = store.lock(&id("s")).unwrap();
+    assert!(guard.read().unwrap().is_some());
+    guard.keep_damaged("unknown field").unwrap();
+    guard.keep_damaged("unknown field").unwrap();
+    let kept = names_in(&dir.path().join(".quarantine"));
+    assert_eq!(kept.len(), 2, "one copy and its sidecar, once: {kept:?}");
+    let sidecar = kept.iter().find(|n| n.ends_with(".why.json")).unwrap();
+    let note: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join(".quarantine").join(sidecar)).unwrap())
+            .unwrap();
+    assert_eq!(note["reason"], "replaced by a save while damaged: unknown field");
+    let stamp = guard.save(doc("s", "d")).unwrap();
+    assert_eq!(stamp.revision, 4, "the revisions go on from the kept copy's");
+    drop(guard);
+
+    // Nothing to keep for a session that does not exist.
+    let mut guard = store.lock(&id("new")).unwrap();
+    guard.keep_damaged("x").unwrap();
+    assert_eq!(names_in(&dir.path().join(".quarantine")).len(), 2);
+}
+
+#[test]
+fn quarantining_moves_the_session_with_its_reason_and_says_whether_there_was_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.save(&id("s"), doc("s", "a")).unwrap();
+    let mut guard = store.lock(&id("s")).unwrap();
+    assert!(guard.quarantine("not JSON").unwrap());
+    assert!(!guard.quarantine("not JSON").unwrap(), "gone already");
+    drop(guard);
+    assert_eq!(store.read(&id("s")).unwrap(), None);
+    let kept = names_in(&dir.path().join(".quarantine"));
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert!(kept.iter().any(|n| n.ends_with(".s.json")), "{kept:?}");
+    let mut missing = store.lock(&id("never")).unwrap();
+    assert!(!missing.quarantine("x").unwrap());
+}
+
+#[test]
+fn a_failed_listing_of_any_area_is_an_error_never_an_empty_area() {
+    let (_dir, store, _rec) = store_with(Recording {
+        fail_list: Some(5), // EIO
+        ..Recording::default()
+    });
+    let hooks = store.maintenance();
+    let results = [
+        hooks.list_area(&session_fs::maintenance::Area::Trash).map(|_| ()),
+        hooks.backup_runs().map(|_| ()),
+        hooks.scan().map(|_| ()),
+        store.list().map(|_| ()),
+    ];
+    for (n, result) in results.into_iter().enumerate() {
+        assert!(
+            matches!(result, Err(FsError::Io { step: Step::List, .. })),
+            "call {n}: {result:?}"
+        );
+    }
+}
