@@ -591,3 +591,51 @@ fn a_failed_listing_of_any_area_is_an_error_never_an_empty_area() {
         );
     }
 }
+
+#[test]
+fn a_backup_kept_twice_in_one_run_keeps_the_first_bytes_and_a_failed_link_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let run = store.maintenance().new_backup_run();
+    store.save(&id("s"), doc("s", "original")).unwrap();
+    store.lock(&id("s")).unwrap().keep_backup(&run).unwrap();
+    store.save(&id("s"), doc("s", "migrated")).unwrap();
+    // A rerun after a crash keeps the backup it made first, never the rewritten file.
+    store.lock(&id("s")).unwrap().keep_backup(&run).unwrap();
+    let kept = store.maintenance().read_backup(&run, &id("s")).unwrap().unwrap();
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&kept).unwrap()["value"],
+        "original"
+    );
+
+    let (_dir, store, _rec) = store_with(Recording {
+        fail_at: Some(("link".into(), 1)),
+        ..Recording::default()
+    });
+    store.save(&id("s"), doc("s", "original")).unwrap();
+    let run = store.maintenance().new_backup_run();
+    let err = store.lock(&id("s")).unwrap().keep_backup(&run).unwrap_err();
+    assert!(matches!(err, FsError::Io { step: Step::Link, .. }), "{err:?}");
+    assert_eq!(store.maintenance().read_backup(&run, &id("s")).unwrap(), None);
+}
+
+#[test]
+fn a_quarantine_whose_move_fails_is_an_error_not_a_missing_session() {
+    let (_dir, store, _rec) = store_with(Recording {
+        fail_at: Some(("rename".into(), 2)), // the first rename is the save's
+        ..Recording::default()
+    });
+    store.save(&id("s"), doc("s", "a")).unwrap();
+    let err = store.lock(&id("s")).unwrap().quarantine("damaged").unwrap_err();
+    assert!(
+        matches!(
+            err,
+            FsError::Io {
+                step: Step::Rename,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(store.read(&id("s")).unwrap().is_some(), "still there");
+}
