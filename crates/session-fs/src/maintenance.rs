@@ -96,10 +96,18 @@ pub enum Area {
 
 impl Area {
     fn path(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// Its directory relative to the store (`.trash`, `.backup/<run>`...), for messages
+/// that name a file in it.
+impl std::fmt::Display for Area {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Area::Quarantine => layout::QUARANTINE_DIR.to_owned(),
-            Area::Trash => layout::TRASH_DIR.to_owned(),
-            Area::Backup(run) => format!("{}/{run}", layout::BACKUP_DIR),
+            Area::Quarantine => f.write_str(layout::QUARANTINE_DIR),
+            Area::Trash => f.write_str(layout::TRASH_DIR),
+            Area::Backup(run) => write!(f, "{}/{run}", layout::BACKUP_DIR),
         }
     }
 }

@@ -98,6 +98,11 @@ fn a_backup_run_keeps_the_original_bytes_lists_them_and_purges_them() {
     );
 
     let area = Area::Backup(run.clone());
+    assert_eq!(area.to_string(), format!(".backup/{run}"));
+    assert_eq!(
+        (Area::Trash.to_string(), Area::Quarantine.to_string()),
+        (".trash".into(), ".quarantine".into())
+    );
     let listed = hooks.list_area(&area).unwrap();
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0].name, OsString::from("s-1.json"));

@@ -639,3 +639,39 @@ fn a_quarantine_whose_move_fails_is_an_error_not_a_missing_session() {
     );
     assert!(store.read(&id("s")).unwrap().is_some(), "still there");
 }
+
+#[test]
+fn restoring_a_backup_puts_its_bytes_back_and_says_when_the_run_has_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let run = store.maintenance().new_backup_run();
+    store.save(&id("s"), doc("s", "original")).unwrap();
+    store.lock(&id("s")).unwrap().keep_backup(&run).unwrap();
+    store.save(&id("s"), doc("s", "migrated")).unwrap();
+    assert!(store.lock(&id("s")).unwrap().restore_backup(&run).unwrap());
+    assert_eq!(read_json(&store, "s")["value"], "original");
+    assert_eq!(
+        store.maintenance().read_backup(&run, &id("s")).unwrap(),
+        None,
+        "moved back, not copied"
+    );
+    // The copy it replaced went to the trash, never lost.
+    assert_eq!(names_in(&dir.path().join(".trash")).len(), 1);
+    assert!(
+        !store.lock(&id("s")).unwrap().restore_backup(&run).unwrap(),
+        "nothing left to restore"
+    );
+    assert!(!store.lock(&id("other")).unwrap().restore_backup(&run).unwrap());
+    assert_eq!(read_json(&store, "s")["value"], "original");
+}
+
+#[test]
+fn deleting_through_a_guard_says_whether_there_was_a_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.save(&id("s"), doc("s", "a")).unwrap();
+    let mut guard = store.lock(&id("s")).unwrap();
+    assert!(guard.delete().unwrap());
+    assert!(!guard.delete().unwrap());
+    assert!(!store.lock(&id("never")).unwrap().delete().unwrap());
+}

@@ -271,12 +271,8 @@ pub fn cleanup_once(
         if !config.dry_run
             && let Err(e) = store.maintenance().purge(&area, &entry.name)
         {
-            let place = match &area {
-                Area::Backup(run) => format!(".backup/{run}"),
-                _ => ".trash".to_owned(),
-            };
             summary.failures.push(CleanupFailure {
-                file: format!("{place}/{}", entry.name.to_string_lossy()),
+                file: format!("{area}/{}", entry.name.to_string_lossy()),
                 problem: e.to_string(),
             });
             continue;

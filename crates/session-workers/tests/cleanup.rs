@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::*;
 use session_model::SubmissionStatus::{Failed, Ignored, Pending, Submitted};
 use session_workers::WorkerEvent;
-use session_workers::cleanup::{CleanupConfig, cleanup_once, run_cleanup};
+use session_workers::cleanup::{CleanupConfig, LAST_CLEANUP, cleanup_once, last_cleanup, run_cleanup};
 use tokio_util::sync::CancellationToken;
 
 const DAY: u64 = 86_400_000;
@@ -180,7 +180,8 @@ async fn runs_at_start_then_on_every_interval_until_cancelled() {
 fn the_trash_is_purged_strictly_after_its_age_and_only_what_the_store_named() {
     let (dir, store) = store_with(vec![]);
     let now = now();
-    let age = Duration::from_secs(7 * 24 * 3600);
+    // Not the default age (seven days): the configured one is what counts.
+    let age = Duration::from_secs(3 * 24 * 3600);
     let cutoff = now - age.as_millis() as u64;
     let trash = dir.path().join(".trash");
     let names = [
@@ -198,4 +199,73 @@ fn the_trash_is_purged_strictly_after_its_age_and_only_what_the_store_named() {
     for (name, purged) in &names {
         assert_eq!(!trash.join(name).exists(), *purged, "{name}");
     }
+}
+
+#[test]
+fn a_backup_run_is_purged_whole_strictly_after_its_age() {
+    let (dir, store) = store_with(vec![]);
+    let now = now();
+    let age = Duration::from_secs(2 * 24 * 3600);
+    let cutoff = now - age.as_millis() as u64;
+    let backup = dir.path().join(".backup");
+    let runs = [(cutoff - 1, true), (cutoff, false), (cutoff + 1, false)];
+    for (at, _) in runs {
+        let run = backup.join(format!("{at}-1-1-1"));
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::write(run.join("a.json"), b"12345").unwrap();
+        std::fs::write(run.join("b.json"), b"123").unwrap();
+    }
+    let summary = cleanup_once(&store, &CleanupConfig::default().trash_max_age(age), now).unwrap();
+    assert_eq!((summary.purged, summary.bytes_freed), (2, 8));
+    for (at, purged) in runs {
+        let left = std::fs::read_dir(backup.join(format!("{at}-1-1-1")))
+            .unwrap()
+            .count();
+        assert_eq!(left, if purged { 0 } else { 2 }, "run of {at}");
+    }
+}
+
+#[test]
+fn the_last_real_run_is_recorded_and_a_dry_run_never_overwrites_it() {
+    let (dir, store) = store_for_cleanup();
+    assert!(last_cleanup(store.fs()).unwrap().is_none(), "no run yet");
+    let at = now();
+    let real = cleanup_once(&store, &CleanupConfig::default(), at).unwrap();
+    assert_eq!((real.at, real.dry_run), (at, false));
+    let recorded = last_cleanup(store.fs()).unwrap().expect("recorded");
+    assert_eq!(
+        (
+            recorded.at,
+            recorded.dry_run,
+            recorded.expired,
+            recorded.trashed,
+            recorded.kept,
+            recorded.purged
+        ),
+        (at, false, 4, 2, 2, 1)
+    );
+    assert_eq!(
+        (recorded.bytes_freed, recorded.duration_ms),
+        (real.bytes_freed, real.duration_ms)
+    );
+
+    let dry = cleanup_once(&store, &CleanupConfig::default().dry_run(true), at + 1).unwrap();
+    assert_eq!((dry.at, dry.dry_run), (at + 1, true));
+    assert_eq!(
+        last_cleanup(store.fs()).unwrap().unwrap().at,
+        at,
+        "a dry run is not recorded"
+    );
+
+    // A record from before `format` existed reads as format 1; a later format is not
+    // guessed at.
+    let state = dir.path().join(".state").join(LAST_CLEANUP);
+    let unversioned = r#"{"at":5,"expired":1,"trashed":1,"kept":0,"purged":0}"#;
+    std::fs::write(&state, unversioned).unwrap();
+    let old = last_cleanup(store.fs())
+        .unwrap()
+        .expect("an unversioned record is format 1");
+    assert_eq!((old.at, old.expired, old.trashed, old.dry_run), (5, 1, 1, false));
+    std::fs::write(&state, unversioned.replace("{", r#"{"format":2,"#)).unwrap();
+    assert!(last_cleanup(store.fs()).unwrap().is_none());
 }
