@@ -42,6 +42,45 @@ const EQUIVALENT: &[(&[&str], &str)] = &[
          round-trip check; both give the same verdict on every number",
     ),
     (
+        &["crates/session-fs/src/", "replace | with ^"],
+        "every `|` in session-fs joins open flags or file-type patterns, distinct bits, so `|` and `^` give the same \
+         value",
+    ),
+    (
+        &["locks.rs:85:30: replace > with >= in LockTable::lock_for_save"],
+        "a waiting ticket is never the applied one (a ticket is applied only by its own holder, after it stopped \
+         waiting), so `>` and `>=` agree",
+    ),
+    (
+        &["locks.rs:87:34: replace += with *= in LockTable::lock_for_save"],
+        "it only decides whether the newest save lingers 60 µs for newer ones to share its write: timing, never \
+         what is written or which save wins (the hot-id benchmark measures the coalescing)",
+    ),
+    (
+        &["locks.rs:93:", "in LockTable::lock_for_save"],
+        "it only decides whether the newest save lingers 60 µs for newer ones to share its write: timing, never \
+         what is written or which save wins (the hot-id benchmark measures the coalescing)",
+    ),
+    (
+        &["Store::options -> OpenOptions with Default::default()"],
+        "`Store::options()` is `OpenOptions::default()`",
+    ),
+    (
+        &[
+            "replace match guard e.kind() == io::ErrorKind::AlreadyExists with true in <impl Storage for OsStorage>::create_dir",
+        ],
+        "an error it swallows comes back from the `lstat` that follows (the name is not a directory, or cannot be \
+         looked at)",
+    ),
+    (
+        &[
+            "replace match guard e.kind() == io::ErrorKind::NotFound with true in <impl Storage for",
+            ">::lock",
+        ],
+        "the retry creates the same name with the same no-follow, non-blocking flags: any error but NotFound \
+         recurs",
+    ),
+    (
         &["in recover_visiting"],
         "it changes how many threads check the live files (or whether one thread does it inline), never what they find",
     ),
