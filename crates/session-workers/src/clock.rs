@@ -45,3 +45,26 @@ impl Clock for ManualClock {
         self.0.load(Ordering::SeqCst)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_system_clock_is_the_wall_clock_and_a_manual_one_moves_only_when_told() {
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        assert!(
+            SystemClock.now_ms().abs_diff(wall) < 60_000,
+            "{}",
+            SystemClock.now_ms()
+        );
+        let manual = ManualClock::at(1_000);
+        manual.advance(500);
+        assert_eq!(manual.now_ms(), 1_500);
+        manual.set(7);
+        assert_eq!(manual.now_ms(), 7);
+    }
+}

@@ -50,7 +50,8 @@ pub fn fast_config() -> SubmitConfig {
         .request_timeout(Duration::from_secs(5))
         .max_attempts(3)
         .backoff(Backoff::new(Duration::from_secs(10), Duration::from_secs(60)))
-        .scan_interval(Duration::from_secs(300))
+        // Not the default (5 minutes): a setter that dropped what came before it would show.
+        .scan_interval(Duration::from_secs(120))
         .shutdown_grace(Duration::from_millis(200))
         .performer(Some("lab-tech-7".into()))
 }

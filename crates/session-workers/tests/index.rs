@@ -53,6 +53,30 @@ async fn with_a_feed_a_pass_reads_only_reported_changes_and_a_rebuild_finds_the_
 }
 
 #[tokio::test]
+async fn an_index_older_than_the_rescan_interval_is_rebuilt_from_the_files() {
+    let server = answering(201).await;
+    let (_dir, store) = store_with(vec![pending("s1")]);
+    // A zero interval: every pass finds the index stale and rebuilds it.
+    let h = worker(
+        &store,
+        &endpoint(&server),
+        fast_config().rescan_interval(Duration::ZERO),
+    );
+    let _feed = h.worker.change_feed();
+    assert_eq!(pass(&h).await.submitted, 1);
+    store.create(&mut pending("unreported")).unwrap();
+    assert_eq!(
+        pass(&h).await.submitted,
+        1,
+        "found by the rebuild, without a report"
+    );
+    assert_eq!(
+        load(&store, "unreported").submission.status,
+        SubmissionStatus::Submitted
+    );
+}
+
+#[tokio::test]
 async fn a_stale_index_never_repeats_a_delivery_or_sends_an_incomplete_session() {
     let server = answering(201).await;
     let delivered = with_status("done", SubmissionStatus::Submitted, 1);
