@@ -77,6 +77,33 @@ async fn an_index_older_than_the_rescan_interval_is_rebuilt_from_the_files() {
 }
 
 #[tokio::test]
+async fn a_seeded_index_is_trusted_until_the_next_rebuild() {
+    let server = answering(201).await;
+    let (_dir, store) = store_with(vec![pending("known"), pending("unknown")]);
+    let h = worker(&store, &endpoint(&server), fast_config());
+    let feed = h.worker.change_feed();
+    // The caller (start-up recovery) read the files and saw only one of them.
+    let mut seed = session_workers::submit::DeliveryIndex::new();
+    seed.observe(&load(&store, "known"));
+    h.worker.seed(seed);
+    assert_eq!(
+        pass(&h).await.submitted,
+        1,
+        "the seed spares the first pass a read of every file"
+    );
+    assert_eq!(
+        load(&store, "known").submission.status,
+        SubmissionStatus::Submitted
+    );
+    assert_eq!(
+        load(&store, "unknown").submission.status,
+        SubmissionStatus::Pending
+    );
+    feed.rescan();
+    assert_eq!(pass(&h).await.submitted, 1, "a rebuild finds the rest");
+}
+
+#[tokio::test]
 async fn a_stale_index_never_repeats_a_delivery_or_sends_an_incomplete_session() {
     let server = answering(201).await;
     let delivered = with_status("done", SubmissionStatus::Submitted, 1);

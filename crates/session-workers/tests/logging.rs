@@ -39,7 +39,7 @@ async fn trace_logs_hold_no_patient_data_and_no_secret() {
         .respond_with(ResponseTemplate::new(503))
         .mount(&server)
         .await;
-    let (_dir, store) = store_with(vec![pending("s1"), pending("s2")]);
+    let (dir, store) = store_with(vec![pending("s1"), pending("s2")]);
     let h = worker(&store, &endpoint(&server), fast_config());
     h.worker.run_pass(&CancellationToken::new()).await.unwrap();
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
@@ -48,6 +48,29 @@ async fn trace_logs_hold_no_patient_data_and_no_secret() {
         "the decisions are logged:\n{logs}"
     );
     for secret in ["test-token", "MSH|", "Doe^John", "PID|"] {
+        assert!(!logs.contains(secret), "{secret:?} leaked into the logs");
+    }
+
+    // A file the worker cannot read (over this handle's size limit) is named in the log
+    // and skipped; the pass goes on. (One subscriber per test binary: hence one test.)
+    drop(h); // one submitter per store
+    let tight = session_fs::Store::options()
+        .max_file_size(64)
+        .open(_dir.path())
+        .unwrap();
+    let tight = session_migrate::SessionStore::new(tight, session_migrate::DecodeOptions::default());
+    let h = worker(&tight, &endpoint(&server), fast_config());
+    h.worker.run_pass(&CancellationToken::new()).await.unwrap();
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let skipped: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("submission skipped a file it cannot read"))
+        .collect();
+    assert!(
+        skipped.iter().any(|l| l.contains("s1.json")) && skipped.iter().any(|l| l.contains("s2.json")),
+        "each unreadable file is named:\n{logs}"
+    );
+    for secret in ["MSH|", "Doe^John", "PID|"] {
         assert!(!logs.contains(secret), "{secret:?} leaked into the logs");
     }
 }
