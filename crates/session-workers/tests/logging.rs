@@ -56,7 +56,7 @@ async fn trace_logs_hold_no_patient_data_and_no_secret() {
     drop(h); // one submitter per store
     let tight = session_fs::Store::options()
         .max_file_size(64)
-        .open(_dir.path())
+        .open(dir.path())
         .unwrap();
     let tight = session_migrate::SessionStore::new(tight, session_migrate::DecodeOptions::default());
     let h = worker(&tight, &endpoint(&server), fast_config());
