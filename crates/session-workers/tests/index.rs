@@ -104,6 +104,24 @@ async fn a_seeded_index_is_trusted_until_the_next_rebuild() {
 }
 
 #[tokio::test]
+async fn with_a_feed_and_no_report_a_failed_attempt_still_waits_its_backoff() {
+    let server = answering(503).await;
+    let (_dir, store) = store_with(vec![pending("s1")]);
+    let h = worker(&store, &endpoint(&server), fast_config());
+    // A feed that reports nothing (not a directory watch): the worker must learn the
+    // outcome of its own attempt by itself.
+    let _feed = h.worker.change_feed();
+    assert_eq!(pass(&h).await.retrying, 1);
+    let next = load(&store, "s1").submission.next_attempt_at.unwrap();
+    assert!(next > NOW);
+    assert_eq!(pass(&h).await.retrying, 0, "not due again before its backoff");
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+    h.clock.set(next);
+    assert_eq!(pass(&h).await.retrying, 1, "due once the backoff is over");
+    assert_eq!(server.received_requests().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
 async fn a_stale_index_never_repeats_a_delivery_or_sends_an_incomplete_session() {
     let server = answering(201).await;
     let delivered = with_status("done", SubmissionStatus::Submitted, 1);
