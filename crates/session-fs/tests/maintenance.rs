@@ -112,6 +112,16 @@ fn a_backup_run_keeps_the_original_bytes_lists_them_and_purges_them() {
         names(&dir.path().join(".backup").join(run.as_str())),
         ["s-1.json"]
     );
+    // Even an id shaped like a moved-aside name gives a backup no time of its own.
+    let lookalike = "1700000000000.1-2-3.x";
+    save(&store, lookalike, b"{}");
+    store.lock(&id(lookalike)).unwrap().keep_backup(&run).unwrap();
+    let listed = hooks.list_area(&area).unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.iter().all(|e| e.moved_at.is_none()), "{listed:?}");
+    hooks
+        .purge(&area, OsStr::new(&format!("{lookalike}.json")))
+        .unwrap();
     hooks.purge(&area, OsStr::new("s-1.json")).unwrap();
     assert!(hooks.list_area(&area).unwrap().is_empty());
     assert_eq!(hooks.backup_entries(&run).unwrap(), Vec::<SessionId>::new());

@@ -418,3 +418,19 @@ async fn retry_after_as_an_http_date_is_honoured() {
         next - NOW
     );
 }
+
+#[tokio::test]
+async fn progress_counts_down_the_sessions_not_yet_started() {
+    let server = answering(201).await;
+    let (_dir, store) = store_with(vec![pending("p1"), pending("p2"), pending("p3")]);
+    let mut h = worker(&store, &endpoint(&server), fast_config().concurrency(1));
+    assert_eq!(pass(&h).await.submitted, 3);
+    let mut queued = Vec::new();
+    while let Ok(event) = h.events.try_recv() {
+        if let WorkerEvent::Progress { queued: q, in_flight } = event {
+            assert_eq!(in_flight, 1, "one at a time");
+            queued.push(q);
+        }
+    }
+    assert_eq!(queued, [2, 1, 0]);
+}
