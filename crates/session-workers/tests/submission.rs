@@ -434,3 +434,102 @@ async fn progress_counts_down_the_sessions_not_yet_started() {
     }
     assert_eq!(queued, [2, 1, 0]);
 }
+
+/// The real filesystem, except that renames fail (ENOSPC) while `full` is set: a disk
+/// that fills up between an attempt's start and the write of its outcome.
+#[derive(Debug, Default)]
+struct FillingDisk {
+    full: std::sync::atomic::AtomicBool,
+}
+
+impl session_fs::Storage for FillingDisk {
+    fn create_dir(&self, path: &std::path::Path) -> std::io::Result<()> {
+        session_fs::OsStorage.create_dir(path)
+    }
+    fn create_new(&self, path: &std::path::Path) -> std::io::Result<Box<dyn session_fs::WriteFile>> {
+        session_fs::OsStorage.create_new(path)
+    }
+    fn rename(&self, from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+        if self.full.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(std::io::Error::from_raw_os_error(28));
+        }
+        session_fs::OsStorage.rename(from, to)
+    }
+    fn hard_link(&self, from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+        session_fs::OsStorage.hard_link(from, to)
+    }
+    fn remove_file(&self, path: &std::path::Path) -> std::io::Result<()> {
+        session_fs::OsStorage.remove_file(path)
+    }
+    fn sync_dir(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        session_fs::OsStorage.sync_dir(dir)
+    }
+    fn read(&self, path: &std::path::Path, limit: u64) -> std::io::Result<session_fs::ReadOutcome> {
+        session_fs::OsStorage.read(path, limit)
+    }
+    fn list(&self, dir: &std::path::Path, sizes: bool) -> std::io::Result<Vec<session_fs::Entry>> {
+        session_fs::OsStorage.list(dir, sizes)
+    }
+    fn lock(
+        &self,
+        path: &std::path::Path,
+        mode: session_fs::LockMode,
+        wait: bool,
+    ) -> std::io::Result<Option<Box<dyn session_fs::HeldLock>>> {
+        session_fs::OsStorage.lock(path, mode, wait)
+    }
+    fn kind(&self, path: &std::path::Path) -> std::io::Result<Option<session_fs::EntryKind>> {
+        session_fs::OsStorage.kind(path)
+    }
+    fn set_mode(&self, path: &std::path::Path, mode: u32) -> std::io::Result<()> {
+        session_fs::OsStorage.set_mode(path, mode)
+    }
+}
+
+/// Fills the disk when the request arrives, then answers 201.
+struct FillDiskThenAccept(std::sync::Arc<FillingDisk>);
+
+impl Respond for FillDiskThenAccept {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        self.0.full.store(true, std::sync::atomic::Ordering::SeqCst);
+        ResponseTemplate::new(201)
+    }
+}
+
+#[tokio::test]
+async fn an_outcome_that_cannot_be_written_leaves_the_session_in_flight_counted_as_interrupted() {
+    let disk = std::sync::Arc::new(FillingDisk::default());
+    let server = server().await;
+    Mock::given(method("POST"))
+        .respond_with(FillDiskThenAccept(disk.clone()))
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let fs = session_fs::Store::options()
+        .storage(disk.clone())
+        .open(dir.path())
+        .unwrap();
+    let store = session_migrate::SessionStore::new(fs, session_migrate::DecodeOptions::default());
+    store.create(&mut pending("s1")).unwrap();
+    let h = worker(&store, &endpoint(&server), fast_config());
+    let report = pass(&h).await;
+    assert_eq!((report.interrupted, report.submitted), (1, 0));
+    let s = load(&store, "s1");
+    assert_eq!(
+        s.submission.status,
+        SubmissionStatus::InFlight,
+        "never lost, never marked delivered"
+    );
+    let key = s.submission.idempotency_key.clone();
+    // Room again: the next pass resends with the same key, and records the delivery.
+    disk.full.store(false, std::sync::atomic::Ordering::SeqCst);
+    server.reset().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201))
+        .mount(&server)
+        .await;
+    assert_eq!(pass(&h).await.submitted, 1);
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(Some(key_of(&requests[0])), key);
+    assert_eq!(load(&store, "s1").submission.status, SubmissionStatus::Submitted);
+}
