@@ -81,6 +81,11 @@ const EQUIVALENT: &[(&[&str], &str)] = &[
          recurs",
     ),
     (
+        &["submit/mod.rs", "delete ! in SubmissionWorker<T>::count"],
+        "the branch is reached only by a task that panicked (a bug) or was cancelled while joined (never: a \
+         shutdown aborts the tasks and drops the join set unjoined), and it only chooses whether to log",
+    ),
+    (
         &["in recover_visiting"],
         "it changes how many threads check the live files (or whether one thread does it inline), never what they find",
     ),

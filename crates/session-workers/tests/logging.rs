@@ -73,4 +73,32 @@ async fn trace_logs_hold_no_patient_data_and_no_secret() {
     for secret in ["MSH|", "Doe^John", "PID|"] {
         assert!(!logs.contains(secret), "{secret:?} leaked into the logs");
     }
+
+    // A shutdown that cuts a request off says so, and is never logged as a task failure.
+    drop(h);
+    let slow = MockServer::builder()
+        .listener(std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .start()
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201).set_delay(std::time::Duration::from_secs(5)))
+        .mount(&slow)
+        .await;
+    let (_dir, store) = store_with(vec![pending("s3")]);
+    let h = worker(&store, &endpoint(&slow), fast_config());
+    let cancel = CancellationToken::new();
+    let stopper = cancel.clone();
+    let stop_once_sent = async {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while slow.received_requests().await.unwrap().is_empty() {
+            assert!(std::time::Instant::now() < deadline, "the request never went out");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        stopper.cancel();
+    };
+    let (report, ()) = tokio::join!(h.worker.run_pass(&cancel), stop_once_sent);
+    assert_eq!(report.unwrap().interrupted, 1);
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("shutdown interrupted a submission"), "{logs}");
+    assert!(!logs.contains("a submission task failed"), "{logs}");
 }
