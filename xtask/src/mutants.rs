@@ -62,6 +62,14 @@ const EQUIVALENT: &[(&[&str], &str)] = &[
          what is written or which save wins (the hot-id benchmark measures the coalescing)",
     ),
     (
+        &[
+            "storage.rs",
+            "replace | with & in <impl Storage for OsStorage>::create_new",
+        ],
+        "`O_NOFOLLOW & O_CLOEXEC` is 0, and `create_new` (`O_CREAT | O_EXCL`) never follows a symlink anyway; \
+         close-on-exec is invisible to a process that never executes another",
+    ),
+    (
         &["Store::options -> OpenOptions with Default::default()"],
         "`Store::options()` is `OpenOptions::default()`",
     ),

@@ -506,17 +506,7 @@ impl<T: Transport> SubmissionWorker<T> {
             match self.run_pass(&cancel).await {
                 Ok(report) => {
                     next_due = report.next_due;
-                    if report.submitted + report.retrying + report.failed + report.interrupted > 0 {
-                        tracing::info!(
-                            submitted = report.submitted,
-                            retrying = report.retrying,
-                            failed = report.failed,
-                            interrupted = report.interrupted,
-                            "submission pass finished"
-                        );
-                    } else {
-                        tracing::debug!("submission pass finished: nothing was due");
-                    }
+                    log_pass(&report);
                 }
                 Err(e) => {
                     next_due = None;
@@ -524,6 +514,22 @@ impl<T: Transport> SubmissionWorker<T> {
                 }
             }
         }
+    }
+}
+
+/// Logs what a pass did: at info when it attempted anything, at debug when nothing
+/// was due (a quiet daemon's log stays quiet).
+fn log_pass(report: &PassReport) {
+    if report.submitted + report.retrying + report.failed + report.interrupted > 0 {
+        tracing::info!(
+            submitted = report.submitted,
+            retrying = report.retrying,
+            failed = report.failed,
+            interrupted = report.interrupted,
+            "submission pass finished"
+        );
+    } else {
+        tracing::debug!("submission pass finished: nothing was due");
     }
 }
 

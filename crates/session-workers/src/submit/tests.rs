@@ -214,3 +214,63 @@ async fn a_reply_after_the_shutdown_grace_leaves_the_session_in_flight() {
         (0, 1, SubmissionStatus::InFlight)
     );
 }
+
+/// The log lines `log_pass` writes for `report`, at every level.
+fn logged(report: &PassReport) -> String {
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, || log_pass(report));
+    String::from_utf8(captured.0.lock().unwrap().clone()).unwrap()
+}
+
+#[test]
+fn a_pass_that_attempted_anything_is_logged_at_info_and_an_idle_one_at_debug() {
+    let one = |set: fn(&mut PassReport)| {
+        let mut report = PassReport::default();
+        set(&mut report);
+        report
+    };
+    let busy = [
+        one(|r| r.submitted = 1),
+        one(|r| r.retrying = 1),
+        one(|r| r.failed = 1),
+        one(|r| r.interrupted = 1),
+        one(|r| {
+            r.submitted = 2;
+            r.failed = 1;
+        }),
+    ];
+    for report in busy {
+        let line = logged(&report);
+        assert!(
+            line.contains(" INFO ") && line.contains("submission pass finished"),
+            "{report:?}: {line}"
+        );
+        let counts = format!(
+            "submitted={} retrying={} failed={} interrupted={}",
+            report.submitted, report.retrying, report.failed, report.interrupted
+        );
+        assert!(line.contains(&counts), "{report:?}: {line}");
+    }
+    let idle = logged(&PassReport::default());
+    assert!(
+        idle.contains(" DEBUG ") && idle.contains("nothing was due"),
+        "{idle}"
+    );
+}
