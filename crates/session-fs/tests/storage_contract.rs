@@ -211,6 +211,8 @@ fn kinds_come_from_the_name_itself_and_a_missing_name_is_none() {
             None,
             "{name}"
         );
+        // Under a file is not "missing": it is an error.
+        assert!(storage.kind(&root.join("r/under-a-file")).is_err(), "{name}");
     });
 }
 
