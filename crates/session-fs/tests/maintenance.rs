@@ -2,7 +2,6 @@
 //! crates above that call them: quarantine and trash, backups, promotion, roles, scans.
 
 use std::ffi::{OsStr, OsString};
-use std::path::Path;
 
 use session_fs::maintenance::{Area, BackupRun, Role, quarantine_note};
 use session_fs::{EntryKind, FsError, Store, live_session, now_ms};
@@ -17,15 +16,6 @@ fn save(store: &Store, s: &str, bytes: &[u8]) {
     store
         .save(&id(s), move |_| Ok::<_, std::io::Error>(bytes))
         .unwrap();
-}
-
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 #[test]
@@ -109,7 +99,7 @@ fn a_backup_run_keeps_the_original_bytes_lists_them_and_purges_them() {
     assert_eq!(listed[0].len, 8);
     assert_eq!(listed[0].moved_at, None, "a backup's name carries no time");
     assert_eq!(
-        names(&dir.path().join(".backup").join(run.as_str())),
+        test_support::names_in(&dir.path().join(".backup").join(run.as_str())),
         ["s-1.json"]
     );
     // Even an id shaped like a moved-aside name gives a backup no time of its own.
@@ -183,7 +173,7 @@ fn moved_aside_files_are_listed_with_their_time_and_only_the_trash_is_purged() {
     );
 
     hooks.purge(&Area::Trash, &in_trash[0].name).unwrap();
-    assert_eq!(names(&dir.path().join(".trash")), ["notes.txt"]);
+    assert_eq!(test_support::names_in(&dir.path().join(".trash")), ["notes.txt"]);
     let refused = hooks.purge(&Area::Quarantine, &in_quarantine[0].name);
     assert!(refused.is_err(), "the quarantine is never purged");
     assert_eq!(hooks.list_area(&Area::Quarantine).unwrap().len(), 2);

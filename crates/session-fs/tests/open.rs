@@ -2,7 +2,6 @@
 //! directory's own permissions, and the clock the store stamps with.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use session_fs::{Access, DEFAULT_MAX_FILE_SIZE, FsError, Store, now_ms};
@@ -16,15 +15,6 @@ fn save(store: &Store, s: &str, bytes: Vec<u8>) -> Result<(), FsError> {
     store
         .save(&id(s), move |_| Ok::<_, std::io::Error>(bytes))
         .map(|_| ())
-}
-
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 #[test]
@@ -56,7 +46,7 @@ fn a_read_only_handle_needs_a_directory_creates_nothing_and_refuses_every_write(
     ] {
         assert!(matches!(refused, Err(FsError::ReadOnly { .. })), "{refused:?}");
     }
-    assert_eq!(names(&bare), ["s.json"]);
+    assert_eq!(test_support::names_in(&bare), ["s.json"]);
 
     // Once a writer has opened it, a read-only handle shares the store lock: an
     // exclusive handle cannot open while it lives.
@@ -100,7 +90,10 @@ fn state_files_take_only_plain_names_of_their_own() {
         assert!(store.write_state(hostile, b"x").is_err(), "{hostile:?} written");
         assert!(store.read_state(hostile).is_err(), "{hostile:?} read");
     }
-    assert_eq!(names(&dir.path().join(".state")), ["last-cleanup"]);
+    assert_eq!(
+        test_support::names_in(&dir.path().join(".state")),
+        ["last-cleanup"]
+    );
     assert!(!dir.path().join("escape").exists());
 }
 

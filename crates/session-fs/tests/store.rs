@@ -1,7 +1,7 @@
 //! The store against the real filesystem, and through recording / failing seams.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Barrier;
 
 use session_fs::{FsError, SaveOutcome, Step, Store};
@@ -27,15 +27,6 @@ fn doc(id: &str, value: &str) -> impl FnOnce(session_fs::SaveStamp) -> Result<Ve
 
 fn read_json(store: &Store, s: &str) -> serde_json::Value {
     serde_json::from_slice(&store.read(&id(s)).unwrap().expect("session exists")).unwrap()
-}
-
-fn names_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 #[test]
@@ -73,7 +64,7 @@ fn create_links_into_place_and_never_clobbers() {
     assert!(matches!(err, FsError::AlreadyExists { .. }), "{err}");
     assert_eq!(read_json(&store, "s1")["value"], "first");
     assert_eq!(
-        names_in(store.dir()),
+        test_support::names_in(store.dir()),
         [".locks", ".quarantine", ".store.lock", ".trash", "s1.json"]
     );
 }
@@ -94,7 +85,7 @@ fn create_never_clobbers_a_file_a_foreign_writer_made_after_the_check() {
         b"{\"app\":true}"
     );
     assert_eq!(
-        names_in(store.dir()),
+        test_support::names_in(store.dir()),
         [".locks", ".quarantine", ".store.lock", ".trash", "s1.json"]
     );
 }
@@ -173,7 +164,11 @@ fn sixteen_concurrent_writers_of_one_id_last_write_wins() {
     // After everything returned, a new save is applied on top: it wins.
     store.save(&id("hot"), doc("hot", "final")).unwrap();
     assert_eq!(read_json(&store, "hot")["value"], "final");
-    assert!(names_in(dir.path()).iter().all(|n| !n.ends_with(".tmp")));
+    assert!(
+        test_support::names_in(dir.path())
+            .iter()
+            .all(|n| !n.ends_with(".tmp"))
+    );
 }
 
 #[test]
@@ -218,7 +213,7 @@ fn a_failed_save_names_the_step_and_leaves_the_old_version() {
                 "error names the file: {err}"
             );
             assert_eq!(read_json(&store, "s1")["value"], "old", "{op} errno {errno}");
-            let leftovers: Vec<_> = names_in(store.dir())
+            let leftovers: Vec<_> = test_support::names_in(store.dir())
                 .into_iter()
                 .filter(|n| n.ends_with(".tmp"))
                 .collect();
@@ -235,7 +230,7 @@ fn delete_moves_to_trash_and_missing_is_not_an_error() {
     assert!(store.delete(&id("gone")).unwrap());
     assert!(!store.delete(&id("gone")).unwrap());
     assert!(store.list().unwrap().is_empty());
-    let trash = names_in(&dir.path().join(".trash"));
+    let trash = test_support::names_in(&dir.path().join(".trash"));
     assert_eq!(trash.len(), 1);
     assert!(trash[0].ends_with(".gone.json"), "{trash:?}");
 }
@@ -298,7 +293,7 @@ fn replacing_a_damaged_file_keeps_it_in_quarantine() {
     std::fs::write(dir.path().join("torn.json"), b"{\"id\": \"to").unwrap();
     store.save(&id("torn"), doc("torn", "fresh")).unwrap();
     assert_eq!(read_json(&store, "torn")["value"], "fresh");
-    let quarantined = names_in(&dir.path().join(".quarantine"));
+    let quarantined = test_support::names_in(&dir.path().join(".quarantine"));
     assert_eq!(quarantined.len(), 2, "{quarantined:?}");
     let kept = quarantined.iter().find(|n| n.ends_with("torn.json")).unwrap();
     assert_eq!(
@@ -537,7 +532,7 @@ fn a_damaged_file_is_kept_once_per_guard_and_the_save_after_it_continues_the_rev
     assert!(guard.read().unwrap().is_some());
     guard.keep_damaged("unknown field").unwrap();
     guard.keep_damaged("unknown field").unwrap();
-    let kept = names_in(&dir.path().join(".quarantine"));
+    let kept = test_support::names_in(&dir.path().join(".quarantine"));
     assert_eq!(kept.len(), 2, "one copy and its sidecar, once: {kept:?}");
     let sidecar = kept.iter().find(|n| n.ends_with(".why.json")).unwrap();
     let note: serde_json::Value =
@@ -551,7 +546,7 @@ fn a_damaged_file_is_kept_once_per_guard_and_the_save_after_it_continues_the_rev
     // Nothing to keep for a session that does not exist.
     let mut guard = store.lock(&id("new")).unwrap();
     guard.keep_damaged("x").unwrap();
-    assert_eq!(names_in(&dir.path().join(".quarantine")).len(), 2);
+    assert_eq!(test_support::names_in(&dir.path().join(".quarantine")).len(), 2);
 }
 
 #[test]
@@ -564,7 +559,7 @@ fn quarantining_moves_the_session_with_its_reason_and_says_whether_there_was_one
     assert!(!guard.quarantine("not JSON").unwrap(), "gone already");
     drop(guard);
     assert_eq!(store.read(&id("s")).unwrap(), None);
-    let kept = names_in(&dir.path().join(".quarantine"));
+    let kept = test_support::names_in(&dir.path().join(".quarantine"));
     assert_eq!(kept.len(), 2, "{kept:?}");
     assert!(kept.iter().any(|n| n.ends_with(".s.json")), "{kept:?}");
     let mut missing = store.lock(&id("never")).unwrap();
@@ -656,7 +651,7 @@ fn restoring_a_backup_puts_its_bytes_back_and_says_when_the_run_has_none() {
         "moved back, not copied"
     );
     // The copy it replaced went to the trash, never lost.
-    assert_eq!(names_in(&dir.path().join(".trash")).len(), 1);
+    assert_eq!(test_support::names_in(&dir.path().join(".trash")).len(), 1);
     assert!(
         !store.lock(&id("s")).unwrap().restore_backup(&run).unwrap(),
         "nothing left to restore"

@@ -28,17 +28,6 @@ fn init(dir: &Path) {
     assert!(sessionctl(dir, &["init"], None).status.success());
 }
 
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
-}
-
 #[test]
 fn a_document_that_cannot_be_written_exactly_is_refused_and_nothing_is_written() {
     let tmp = tempfile::tempdir().unwrap();
@@ -76,7 +65,13 @@ fn a_document_that_cannot_be_written_exactly_is_refused_and_nothing_is_written()
         let out = sessionctl(&dir, &["put"], Some(raw.as_bytes()));
         assert_eq!(out.status.code(), Some(2), "{raw}: {}", text(&out.stderr));
     }
-    assert_eq!(names(&dir).iter().filter(|n| n.ends_with(".json")).count(), 0);
+    assert_eq!(
+        test_support::names_in(&dir)
+            .iter()
+            .filter(|n| n.ends_with(".json"))
+            .count(),
+        0
+    );
     // And what is accepted reads back: verify and show agree with put.
     let mut d = v1_doc("ok-1");
     d["xSubmission"] = json!({"status": 1, "big": 18446744073709551615u64});
@@ -109,11 +104,11 @@ fn put_and_delete_over_a_damaged_file_keep_it_in_quarantine() {
     assert!(deleted.status.success(), "{}", text(&deleted.stderr));
     let quarantine = dir.join(".quarantine");
     for (id, bytes) in &damaged {
-        let kept: Vec<_> = names(&quarantine)
+        let kept: Vec<_> = test_support::names_in(&quarantine)
             .into_iter()
             .filter(|n| n.ends_with(&format!(".{id}.json")))
             .collect();
-        assert_eq!(kept.len(), 1, "{id}: {:?}", names(&quarantine));
+        assert_eq!(kept.len(), 1, "{id}: {:?}", test_support::names_in(&quarantine));
         assert_eq!(&std::fs::read(quarantine.join(&kept[0])).unwrap(), bytes, "{id}");
         let why: Value =
             serde_json::from_slice(&std::fs::read(quarantine.join(format!("{}.why.json", kept[0]))).unwrap())
@@ -125,7 +120,7 @@ fn put_and_delete_over_a_damaged_file_keep_it_in_quarantine() {
         assert!(why["by"].as_str().unwrap().starts_with("session-fs "), "{why}");
     }
     assert!(
-        names(&dir.join(".trash")).is_empty(),
+        test_support::names_in(&dir.join(".trash")).is_empty(),
         "nothing damaged goes to the trash"
     );
 }
@@ -290,12 +285,12 @@ fn recovery_never_lets_an_unacknowledged_temp_beat_the_apps_later_file() {
         newer_bytes,
         "the app's later file stays"
     );
-    let kept: Vec<_> = names(&dir.join(".quarantine"))
+    let kept: Vec<_> = test_support::names_in(&dir.join(".quarantine"))
         .into_iter()
         .filter(|n| n.ends_with(".tmp"))
         .collect();
     assert_eq!(kept.len(), 1, "the temp is kept, not trashed");
-    assert!(names(&dir.join(".trash")).is_empty());
+    assert!(test_support::names_in(&dir.join(".trash")).is_empty());
 }
 
 #[test]
@@ -308,7 +303,7 @@ fn a_long_legal_temp_name_is_recovered_with_names_that_fit() {
     std::fs::write(dir.join(&name), b"{torn").unwrap();
     let out = sessionctl(&dir, &["recover"], None);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let quarantined = names(&dir.join(".quarantine"));
+    let quarantined = test_support::names_in(&dir.join(".quarantine"));
     assert_eq!(quarantined.len(), 2, "{quarantined:?}");
     assert!(quarantined.iter().all(|n| n.len() <= 255));
     let sidecar = quarantined.iter().find(|n| n.ends_with(".why.json")).unwrap();

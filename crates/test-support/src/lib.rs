@@ -6,6 +6,7 @@
 //!   assertion never leaves a process holding a store's locks.
 //! - [`FIXTURES`] and [`fixture`]: the app's real-format files in the repository.
 //! - [`tree`]: every name under a directory with its bytes, to prove that nothing changed.
+//! - [`names_in`]: the names directly in a directory, sorted.
 //! - [`wait_until`]: a poll with a deadline (never a bare loop).
 //! - [`mkfifo`]: a FIFO where a session file is expected, the hostile name no reader
 //!   may block on.
@@ -61,6 +62,24 @@ pub fn tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
         }
     }
     out
+}
+
+/// The names directly in `dir`, sorted; none when `dir` does not exist.
+pub fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .map(|e| {
+                    e.expect("a directory entry")
+                        .file_name()
+                        .to_string_lossy()
+                        .into_owned()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
 }
 
 /// Polls `ready` every 10 ms until it returns `Some`, or panics naming `what` after
