@@ -29,6 +29,7 @@ async fn trace_logs_hold_no_patient_data_and_no_secret() {
     let writer = captured.clone();
     tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
         .with_writer(move || writer.clone())
         .init();
     let server = MockServer::builder()
@@ -50,6 +51,14 @@ async fn trace_logs_hold_no_patient_data_and_no_secret() {
     for secret in ["test-token", "MSH|", "Doe^John", "PID|"] {
         assert!(!logs.contains(secret), "{secret:?} leaked into the logs");
     }
+    // The retry time is logged for people: RFC 3339, the one stored.
+    let next = load(&store, "s1").submission.next_attempt_at.unwrap();
+    let readable =
+        humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(next));
+    assert!(
+        logs.contains(&format!("next_attempt_at={readable}")),
+        "{readable} not in:\n{logs}"
+    );
 
     // A file the worker cannot read (over this handle's size limit) is named in the log
     // and skipped; the pass goes on. (One subscriber per test binary: hence one test.)
