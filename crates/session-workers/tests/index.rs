@@ -155,3 +155,23 @@ async fn an_inflight_orphan_found_by_the_rebuild_is_resumed_with_its_key() {
     assert_eq!(key_of(&requests[0]), "kept-key");
     assert_eq!(load(&store, "orphan").submission.attempts, 2);
 }
+
+#[test]
+fn the_index_holds_only_sessions_that_may_need_the_worker() {
+    let mut index = session_workers::submit::DeliveryIndex::new();
+    assert!(index.is_empty() && index.len() == 0);
+    index.observe(&pending("p1"));
+    index.observe(&with_status("done", SubmissionStatus::Submitted, 1));
+    index.observe(&with_status("dropped", SubmissionStatus::Ignored, 0));
+    assert_eq!(
+        (index.len(), index.is_empty()),
+        (1, false),
+        "only the pending one"
+    );
+    // Observed again once delivered, it leaves the index.
+    index.observe(&with_status("p1", SubmissionStatus::Submitted, 1));
+    assert!(index.is_empty());
+    index.observe(&pending("p2"));
+    index.forget(&id("p2"));
+    assert!(index.is_empty());
+}
