@@ -159,7 +159,7 @@ async fn an_inflight_orphan_found_by_the_rebuild_is_resumed_with_its_key() {
 #[test]
 fn the_index_holds_only_sessions_that_may_need_the_worker() {
     let mut index = session_workers::submit::DeliveryIndex::new();
-    assert!(index.is_empty() && index.len() == 0);
+    assert_eq!((index.len(), index.is_empty()), (0, true));
     index.observe(&pending("p1"));
     index.observe(&with_status("done", SubmissionStatus::Submitted, 1));
     index.observe(&with_status("dropped", SubmissionStatus::Ignored, 0));
