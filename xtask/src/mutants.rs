@@ -70,6 +70,11 @@ const EQUIVALENT: &[(&[&str], &str)] = &[
          close-on-exec is invisible to a process that never executes another",
     ),
     (
+        &["store.rs", "replace && with || in Store::area_dir"],
+        "`area_dir` only ever receives an `Area`'s own directory (`.backup/<run>` with a run `BackupRun` parsed), \
+         where both sides hold together",
+    ),
+    (
         &["Store::options -> OpenOptions with Default::default()"],
         "`Store::options()` is `OpenOptions::default()`",
     ),
