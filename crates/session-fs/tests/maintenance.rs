@@ -57,6 +57,13 @@ fn a_backup_run_keeps_the_original_bytes_lists_them_and_purges_them() {
     let store = Store::open(dir.path()).unwrap();
     let hooks = store.maintenance();
     assert_eq!(hooks.backup_runs().unwrap(), Vec::<BackupRun>::new());
+    // A run is made by its first backup: before that it lists as empty, not as an error.
+    let unmade = hooks.new_backup_run();
+    assert_eq!(
+        hooks.list_area(&Area::Backup(unmade.clone())).unwrap(),
+        Vec::new()
+    );
+    assert_eq!(hooks.backup_entries(&unmade).unwrap(), Vec::<SessionId>::new());
     let before = now_ms();
     let run = hooks.new_backup_run();
     let after = now_ms();
