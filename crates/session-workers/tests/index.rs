@@ -175,3 +175,29 @@ fn the_index_holds_only_sessions_that_may_need_the_worker() {
     index.forget(&id("p2"));
     assert!(index.is_empty());
 }
+
+#[tokio::test]
+async fn a_reported_change_reads_that_session_only() {
+    let server = answering(201).await;
+    let (_dir, store) = store_with(vec![]);
+    let h = worker(&store, &endpoint(&server), fast_config());
+    let feed = h.worker.change_feed();
+    assert_eq!(
+        pass(&h).await.submitted,
+        0,
+        "the first pass builds the (empty) index"
+    );
+    store.create(&mut pending("reported")).unwrap();
+    store.create(&mut pending("unreported")).unwrap();
+    feed.changed(id("reported"));
+    assert_eq!(pass(&h).await.submitted, 1);
+    assert_eq!(
+        load(&store, "reported").submission.status,
+        SubmissionStatus::Submitted
+    );
+    assert_eq!(
+        load(&store, "unreported").submission.status,
+        SubmissionStatus::Pending,
+        "one report is not a reason to read every file"
+    );
+}
