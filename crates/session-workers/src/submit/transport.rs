@@ -351,6 +351,37 @@ mod tests {
             "https://lis.example/api/sessions"
         );
         assert!(!redacted_url("not a url hunter2").contains("hunter2"));
+        // A password without a user name, or a user name alone, is still a credential.
+        for (url, secret) in [
+            ("https://:hunter2@lis.example/api", "hunter2"),
+            ("https://alice@lis.example/api", "alice"),
+            ("https://lis.example/api#hunter2", "hunter2"),
+        ] {
+            let shown = redacted_url(url);
+            assert!(
+                !shown.contains(secret) && shown.starts_with("https://"),
+                "{url} -> {shown}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_body_shows_its_session_and_message_count_never_a_message() {
+        let body = SubmissionBody {
+            session_id: "session-9".into(),
+            start_time: 1,
+            end_time: None,
+            messages: vec!["MSH|^~\\&|PID|1||Doe^John".into(), "OBX|1".into()],
+            device_ip: None,
+            lis_ip: None,
+            performer: None,
+        };
+        let shown = format!("{body:?}");
+        assert!(
+            shown.contains("session-9") && shown.contains("messages: 2"),
+            "{shown}"
+        );
+        assert!(!shown.contains("Doe") && !shown.contains("MSH"), "{shown}");
     }
 
     #[test]
