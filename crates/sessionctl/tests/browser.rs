@@ -87,31 +87,47 @@ async fn screenshot(client: &Client, name: &str) {
     std::fs::write(artifacts().join(format!("{name}.png")), png).unwrap();
 }
 
-/// Waits (bounded) until `check` sees what it wants in the page's text.
-/// Clicks the element with this id, failing the test if there is none.
+/// Clicks the element with this id, looking it up again if the page re-rendered it
+/// between the lookup and the click (the list updates live); fails after 30 s.
 async fn click(client: &Client, id: &str) {
-    client.find(Locator::Id(id)).await.unwrap().click().await.unwrap();
-}
-
-async fn until(client: &Client, what: &str, check: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let text = client
-            .find(Locator::Css("body"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if check(&text) {
-            return text;
+        let clicked = match client.find(Locator::Id(id)).await {
+            Ok(element) => element.click().await,
+            Err(e) => Err(e),
+        };
+        match clicked {
+            Ok(_) => return,
+            Err(e) if Instant::now() > deadline => panic!("could not click #{id}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// Waits (bounded) until `check` accepts the text of the first element `css` finds. An
+/// element not there yet, or re-rendered between the lookup and the read (stale), is
+/// looked up again: the page updates live, so no read may assume it holds still.
+async fn until_in(client: &Client, css: &str, what: &str, check: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = match client.find(Locator::Css(css)).await {
+            Ok(element) => element.text().await.ok(),
+            Err(_) => None,
+        };
+        if let Some(text) = text.as_deref().filter(|t| check(t)) {
+            return text.to_owned();
         }
         if Instant::now() > deadline {
             screenshot(client, &format!("timeout-{}", what.replace(' ', "-"))).await;
-            panic!("page never showed {what}:\n{text}");
+            panic!("page never showed {what} in {css}:\n{}", text.unwrap_or_default());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Waits (bounded) until `check` sees what it wants in the page's text.
+async fn until(client: &Client, what: &str, check: impl Fn(&str) -> bool) -> String {
+    until_in(client, "body", what, check).await
 }
 
 fn store_for_the_page(dir: &Path) {
@@ -180,11 +196,10 @@ async fn the_lab_uses_the_page() {
     screenshot(&client, "list").await;
     let rows = client.find_all(Locator::Css("#sessions tbody tr")).await.unwrap();
     assert_eq!(rows.len(), 5);
-    let failed_row = client
-        .find(Locator::Css("tr[data-id='session-23']"))
-        .await
-        .unwrap();
-    assert!(failed_row.text().await.unwrap().contains("failed"));
+    until_in(&client, "tr[data-id='session-23']", "the failed row", |t| {
+        t.contains("failed")
+    })
+    .await;
 
     // Filtering by status.
     client
@@ -263,14 +278,10 @@ async fn the_lab_uses_the_page() {
         t.contains("Idempotency key") && t.contains("Delivered") && !t.contains("Delivered\n–")
     })
     .await;
-    let status = client
-        .find(Locator::Css("#detail-title .badge"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(status, "submitted");
+    until_in(&client, "#detail-title .badge", "the submitted badge", |t| {
+        t == "submitted"
+    })
+    .await;
     assert!(!recv.accepted().is_empty());
     screenshot(&client, "delivered").await;
 
