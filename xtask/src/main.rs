@@ -7,7 +7,7 @@
 //!   crate; without `--dry-run` it also bumps the version, commits and tags. It never
 //!   publishes.
 //! - `cargo xtask bench`: the benchmarks, with a table written to BENCHMARKS.md.
-//! - `cargo xtask mutants [CRATE...]`: mutation testing, each crate by its own tests,
+//! - `cargo xtask mutants [--report-only] [CRATE...]`: mutation testing, each crate by its own tests,
 //!   written to MUTANTS.md (too slow for CI: before a release, after a core change).
 
 mod bench;

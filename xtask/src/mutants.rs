@@ -1,6 +1,8 @@
 //! `cargo xtask mutants [CRATE...]`: mutation testing with cargo-mutants (installed with
 //! `cargo install` when missing), each library crate judged by its own tests only, and
-//! MUTANTS.md written with caught, missed, timed out and unviable per crate.
+//! MUTANTS.md written with caught, missed (and how many of them are equivalent), timed
+//! out and unviable per crate. `--report-only` rewrites MUTANTS.md from the last run's
+//! outcomes in `target/mutants/` without running anything.
 //!
 //! Too slow for CI: run it before a release and after changing a crate's core.
 
@@ -125,16 +127,33 @@ struct Counts {
 }
 
 impl Counts {
+    /// How many of the missed mutants are listed as equivalent.
+    fn equivalent(&self) -> usize {
+        self.missed_names
+            .iter()
+            .filter(|name| equivalent(name).is_some())
+            .count()
+    }
+
     fn row(&self, krate: &str) -> String {
         let viable = self.caught + self.missed + self.timeout;
-        let percent = if viable == 0 {
-            0.0
-        } else {
-            100.0 * self.missed as f64 / viable as f64
+        let share = |n: usize| {
+            if viable == 0 {
+                0.0
+            } else {
+                100.0 * n as f64 / viable as f64
+            }
         };
+        let equivalent = self.equivalent();
         format!(
-            "| {krate} | {} | {} | {} | {} | {} | {percent:.1} % |",
-            self.run_on, self.caught, self.missed, self.timeout, self.unviable
+            "| {krate} | {} | {} | {} | {equivalent} | {} | {} | {:.1} % | {:.1} % |",
+            self.run_on,
+            self.caught,
+            self.missed,
+            self.timeout,
+            self.unviable,
+            share(self.missed),
+            share(self.missed - equivalent)
         )
     }
 }
@@ -196,12 +215,33 @@ fn count(outcomes: &Path) -> Result<Counts, String> {
     Ok(counts)
 }
 
+/// Runs cargo-mutants on `krate`, judged by its own tests, into `out_dir`.
+fn run_cargo_mutants(krate: &str, out_dir: &Path) -> Result<(), String> {
+    let _ = std::fs::remove_dir_all(out_dir);
+    std::fs::create_dir_all(out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    eprintln!("==> cargo mutants -p {krate}");
+    // Exit status 2 means "some mutants were missed": that is the report, not a failure.
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["mutants", "--package", krate, "--test-package", krate, "--output"])
+        .arg(out_dir)
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("cargo mutants: {e}"))?;
+    if !matches!(status.code(), Some(0 | 2 | 3)) {
+        return Err(format!("cargo mutants -p {krate} failed ({status})"));
+    }
+    Ok(())
+}
+
 /// Runs cargo-mutants over `crates` (all library crates when empty) and writes MUTANTS.md.
 pub fn mutants(args: &[String]) -> Result<(), String> {
     if !has_cargo_tool("mutants") {
         eprintln!("mutants: installing cargo-mutants");
         cargo(&["install", "--locked", "cargo-mutants"], &[])?;
     }
+    // `--report-only`: rewrite MUTANTS.md from the last run's outcomes, running nothing.
+    let report_only = args.iter().any(|a| a == "--report-only");
+    let args: Vec<&String> = args.iter().filter(|a| *a != "--report-only").collect();
     if let Some(unknown) = args.iter().find(|a| !CRATES.contains(&a.as_str())) {
         return Err(format!(
             "mutants: no library crate named {unknown:?} (one of {})",
@@ -227,24 +267,14 @@ pub fn mutants(args: &[String]) -> Result<(), String> {
         if !chosen.contains(&krate) {
             rows.push(
                 previous_row(&previous, krate)
-                    .unwrap_or_else(|| format!("| {krate} | not run yet | | | | | |")),
+                    .unwrap_or_else(|| format!("| {krate} | not run yet | | | | | | | |")),
             );
             missed_lists.extend(previous_section(&previous, krate));
             continue;
         }
         let out_dir = root().join("target/mutants").join(krate);
-        let _ = std::fs::remove_dir_all(&out_dir);
-        std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
-        eprintln!("==> cargo mutants -p {krate}");
-        // Exit status 2 means "some mutants were missed": that is the report, not a failure.
-        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["mutants", "--package", krate, "--test-package", krate, "--output"])
-            .arg(&out_dir)
-            .current_dir(root())
-            .status()
-            .map_err(|e| format!("cargo mutants: {e}"))?;
-        if !matches!(status.code(), Some(0 | 2 | 3)) {
-            return Err(format!("cargo mutants -p {krate} failed ({status})"));
+        if !report_only {
+            run_cargo_mutants(krate, &out_dir)?;
         }
         let counts = count(&out_dir.join("mutants.out/outcomes.json"))?;
         rows.push(counts.row(krate));
@@ -263,7 +293,8 @@ pub fn mutants(args: &[String]) -> Result<(), String> {
         "# Mutation testing\n\nWritten by `cargo xtask mutants` (cargo-mutants), each crate's mutants judged by that \
          crate's own tests only. Targets: at most 5% missed of viable mutants in session-model, session-fs, \
          session-migrate and session-capture; at most 10% in session-recovery and session-workers.\n\n\
-         | crate | run | caught | missed | timed out | unviable | missed % of viable |\n|---|---|---|---|---|---|---|\n",
+         | crate | run | caught | missed | of them equivalent | timed out | unviable | missed % of viable | not equivalent % |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
     );
     for row in rows {
         report.push_str(&row);
@@ -314,18 +345,21 @@ mod tests {
     }
 
     #[test]
-    fn a_row_gives_missed_as_a_share_of_viable_mutants() {
+    fn a_row_gives_missed_as_a_share_of_viable_mutants_with_and_without_equivalents() {
         let counts = Counts {
-            caught: 18,
-            missed: 1,
+            caught: 17,
+            missed: 2,
             timeout: 1,
             unviable: 7,
             run_on: "2026-11-28".into(),
-            ..Counts::default()
+            missed_names: vec![
+                "crates/session-fs/src/rooted.rs:1:1: replace | with ^ in f".into(),
+                "crates/session-fs/src/store.rs:1:1: replace == with != in g".into(),
+            ],
         };
         assert_eq!(
             counts.row("session-fs"),
-            "| session-fs | 2026-11-28 | 18 | 1 | 1 | 7 | 5.0 % |"
+            "| session-fs | 2026-11-28 | 17 | 2 | 1 | 1 | 7 | 10.0 % | 5.0 % |"
         );
     }
 }
