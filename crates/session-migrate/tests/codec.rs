@@ -61,3 +61,20 @@ fn encode_refuses_a_session_that_would_not_read_back_as_itself() {
         other => panic!("expected a read-back refusal, got {other:?}"),
     }
 }
+
+#[test]
+fn a_member_without_a_value_is_not_json_even_before_a_version_that_reads() {
+    // The fast skim for `_metadata.version` must give up on an empty value rather than
+    // step over it and believe the version after it.
+    for bytes in [
+        &br#"{"id":,"_metadata":{"version":"2.1.0"}}"#[..],
+        br#"{"id":"s","n": ,"_metadata":{"version":"2.1.0"}}"#,
+    ] {
+        let err = decode(bytes).unwrap_err();
+        assert!(
+            matches!(err, DecodeError::NotJson { .. }),
+            "{}: {err:?}",
+            String::from_utf8_lossy(bytes)
+        );
+    }
+}

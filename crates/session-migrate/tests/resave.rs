@@ -83,3 +83,45 @@ fn changed_content_is_pending_again_with_the_delivery_on_record() {
     // Only one delivery happened: re-saving changed content again records nothing more.
     assert_eq!(stored(&store).submission.earlier_deliveries.len(), 1);
 }
+
+#[test]
+fn a_document_never_unsettles_or_resettles_what_the_store_delivered_or_is_still_trying() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SessionStore::new(Store::open(dir.path()).unwrap(), DecodeOptions::default());
+    // Delivered by the store; the app's copy says "ignored" (an operator there).
+    let mut delivered = fresh();
+    delivered.submission.status = SubmissionStatus::Submitted;
+    delivered.submission.idempotency_key = Some("k-1".into());
+    delivered.submission.submitted_at = Some(5);
+    store.save(&mut delivered).unwrap();
+    let mut ignored_there = fresh();
+    ignored_there.submission.status = SubmissionStatus::Ignored;
+    store.save(&mut ignored_there).unwrap();
+    let now = stored(&store).submission;
+    assert_eq!(
+        (now.status, now.idempotency_key.as_deref(), now.submitted_at),
+        (SubmissionStatus::Submitted, Some("k-1"), Some(5)),
+        "a delivery stays a delivery"
+    );
+
+    // Still being retried by the store; the app's copy is plain pending with no attempts.
+    let dir = tempfile::tempdir().unwrap();
+    let store = SessionStore::new(Store::open(dir.path()).unwrap(), DecodeOptions::default());
+    let mut retrying = fresh();
+    retrying.submission.attempts = 2;
+    retrying.submission.idempotency_key = Some("k-2".into());
+    retrying.submission.next_attempt_at = Some(99);
+    store.save(&mut retrying).unwrap();
+    store.save(&mut fresh()).unwrap();
+    let now = stored(&store).submission;
+    assert_eq!(
+        (
+            now.status,
+            now.attempts,
+            now.idempotency_key.as_deref(),
+            now.next_attempt_at
+        ),
+        (SubmissionStatus::Pending, 2, Some("k-2"), Some(99)),
+        "the store's retry state is kept"
+    );
+}
