@@ -78,3 +78,21 @@ fn a_member_without_a_value_is_not_json_even_before_a_version_that_reads() {
         );
     }
 }
+
+#[test]
+fn metadata_behind_an_escaped_key_is_read_by_the_full_parse_null_included() {
+    // An escaped key makes the fast skim give up; the full parse must still tell an
+    // absent `_metadata` (legacy) from a null one, and read a version inside it.
+    let null = br#"{"\u0069d":"s","_metadata":null}"#;
+    let err = decode(null).unwrap_err();
+    assert!(
+        matches!(&err, DecodeError::BadMetadata { found } if *found == "null"),
+        "{err:?}"
+    );
+    let newer = br#"{"\u0069d":"s","_metadata":{"version":"9.9.9"}}"#;
+    let err = decode(newer).unwrap_err();
+    assert!(
+        matches!(&err, DecodeError::NewerVersion { version, .. } if version == "9.9.9"),
+        "{err:?}"
+    );
+}

@@ -467,3 +467,143 @@ fn force_never_restores_over_an_ignore_or_a_delivery_of_earlier_content() {
     assert_eq!(report.restored, 0, "{report:?}");
     assert_eq!(snapshot_of(tmp.path()), before, "neither file was touched");
 }
+
+#[test]
+fn a_chosen_run_is_rolled_back_and_the_later_one_left_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let open = |exclusive: bool| {
+        let options = if exclusive {
+            Store::options().exclusive()
+        } else {
+            Store::options()
+        };
+        SessionStore::new(options.open(tmp.path()).unwrap(), DecodeOptions::default())
+    };
+    copy_fixtures(tmp.path(), &["v1/session-21.json"]);
+    let first_original = std::fs::read(tmp.path().join("session-21.json")).unwrap();
+    open(false)
+        .migrate(&MigrateOptions::default(), &no_progress)
+        .unwrap();
+    copy_fixtures(tmp.path(), &["v1/session-22.json"]);
+    open(false)
+        .migrate(&MigrateOptions::default(), &no_progress)
+        .unwrap();
+    let store = open(true);
+    let runs = store.fs().maintenance().backup_runs().unwrap();
+    assert_eq!(runs.len(), 2, "one run per migration");
+    let hooks = store.fs().maintenance();
+    let session_21: SessionId = "session-21".parse().unwrap();
+    let first = runs
+        .into_iter()
+        .find(|run| hooks.backup_entries(run).unwrap() == [session_21.clone()])
+        .expect("the run that migrated session-21");
+    let report = store
+        .rollback(&RollbackOptions::default().run(first.clone()))
+        .unwrap();
+    assert_eq!((report.run.as_str(), report.restored), (first.as_str(), 1));
+    assert_eq!(
+        std::fs::read(tmp.path().join("session-21.json")).unwrap(),
+        first_original
+    );
+    let later = decode(&std::fs::read(tmp.path().join("session-22.json")).unwrap()).unwrap();
+    assert_eq!(
+        later.from,
+        SchemaVersion::CURRENT,
+        "the later run's file stays migrated"
+    );
+}
+
+#[test]
+fn migration_threads_are_at_least_one() {
+    assert_eq!(MigrateOptions::default().threads(3).threads, 3);
+    assert_eq!(MigrateOptions::default().threads(0).threads, 1);
+}
+
+/// The real filesystem, except that the first lock of `session-21` is preceded by a
+/// write of `bytes` to its file: another writer changing it between the migration's
+/// plain read and its lock.
+#[derive(Debug)]
+struct ChangedUnderfoot {
+    file: PathBuf,
+    bytes: Vec<u8>,
+    armed: std::sync::atomic::AtomicBool,
+}
+
+impl session_fs::Storage for ChangedUnderfoot {
+    fn create_dir(&self, path: &Path) -> std::io::Result<()> {
+        session_fs::OsStorage.create_dir(path)
+    }
+    fn create_new(&self, path: &Path) -> std::io::Result<Box<dyn session_fs::WriteFile>> {
+        session_fs::OsStorage.create_new(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        session_fs::OsStorage.rename(from, to)
+    }
+    fn hard_link(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        session_fs::OsStorage.hard_link(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+        session_fs::OsStorage.remove_file(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        session_fs::OsStorage.sync_dir(dir)
+    }
+    fn read(&self, path: &Path, limit: u64) -> std::io::Result<session_fs::ReadOutcome> {
+        session_fs::OsStorage.read(path, limit)
+    }
+    fn list(&self, dir: &Path, sizes: bool) -> std::io::Result<Vec<session_fs::Entry>> {
+        session_fs::OsStorage.list(dir, sizes)
+    }
+    fn lock(
+        &self,
+        path: &Path,
+        mode: session_fs::LockMode,
+        wait: bool,
+    ) -> std::io::Result<Option<Box<dyn session_fs::HeldLock>>> {
+        let session_lock = path.file_name().is_some_and(|n| n == "session-21.lock");
+        if session_lock && self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            std::fs::write(&self.file, &self.bytes)?;
+        }
+        session_fs::OsStorage.lock(path, mode, wait)
+    }
+    fn kind(&self, path: &Path) -> std::io::Result<Option<session_fs::EntryKind>> {
+        session_fs::OsStorage.kind(path)
+    }
+    fn set_mode(&self, path: &Path, mode: u32) -> std::io::Result<()> {
+        session_fs::OsStorage.set_mode(path, mode)
+    }
+}
+
+#[test]
+fn a_file_changed_between_the_read_and_the_lock_is_migrated_as_it_is_now() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_fixtures(tmp.path(), &["v1/session-21.json"]);
+    let file = tmp.path().join("session-21.json");
+    let mut changed: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    changed["lisIP"] = serde_json::json!("10.9.9.9");
+    let storage = std::sync::Arc::new(ChangedUnderfoot {
+        file: file.clone(),
+        bytes: serde_json::to_vec(&changed).unwrap(),
+        armed: std::sync::atomic::AtomicBool::new(true),
+    });
+    let store = SessionStore::new(
+        Store::options()
+            .storage(storage.clone())
+            .open(tmp.path())
+            .unwrap(),
+        DecodeOptions::default(),
+    );
+    let report = store.migrate(&MigrateOptions::default(), &no_progress).unwrap();
+    assert_eq!(report.migrated, 1);
+    assert!(
+        !storage.armed.load(std::sync::atomic::Ordering::SeqCst),
+        "the change was made"
+    );
+    let now = decode(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(now.from, SchemaVersion::CURRENT);
+    assert_eq!(
+        now.session.lis_ip.as_deref(),
+        Some("10.9.9.9"),
+        "the other writer's change survives"
+    );
+}
