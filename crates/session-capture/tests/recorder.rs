@@ -199,10 +199,7 @@ fn a_torn_tail_is_dropped_and_counted_and_damage_is_kept_in_quarantine() {
     );
     let kept = rec.store().load(&damaged_id).unwrap().unwrap().session;
     assert!(kept.elements.len() < 3, "only the records before the damage");
-    let quarantine: Vec<String> = std::fs::read_dir(tmp.path().join(".quarantine"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let quarantine = test_support::names_in(&tmp.path().join(".quarantine"));
     assert!(
         quarantine
             .iter()
@@ -261,10 +258,7 @@ fn an_id_stored_by_someone_else_meanwhile_never_costs_the_capture() {
         std::fs::read_to_string(tmp.path().join(format!("{id}.json"))).unwrap(),
         theirs
     );
-    let kept: Vec<String> = std::fs::read_dir(tmp.path().join(".quarantine"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let kept = test_support::names_in(&tmp.path().join(".quarantine"));
     assert!(
         kept.iter().any(|n| n.ends_with(&format!("{id}.journal"))),
         "{kept:?}"
@@ -346,4 +340,75 @@ fn journals_recovery_did_not_write_itself_are_judged_record_by_record() {
         assert!(rec.store().load(&id.parse().unwrap()).unwrap().is_none(), "{id}");
     }
     assert!(rec.store().fs().journals().unwrap().is_empty());
+}
+
+#[test]
+fn a_second_end_is_damage_and_a_torn_tail_alone_is_counted_as_torn() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rec = recorder(tmp.path());
+    hand_journal(
+        tmp.path(),
+        "session-5",
+        &[
+            begin_record("session-5"),
+            START.into(),
+            r#"{"end":{"at":1500}}"#.into(),
+            r#"{"end":{"at":1600}}"#.into(),
+        ],
+    );
+    hand_journal(
+        tmp.path(),
+        "session-6",
+        &[begin_record("session-6"), START.into()],
+    );
+    let path = tmp.path().join(".journal/session-6.journal");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.extend_from_slice(&[30, 0, 0, 0, 7]); // a record a crash cut short
+    std::fs::write(&path, bytes).unwrap();
+    hand_journal(
+        tmp.path(),
+        "session-7",
+        &[begin_record("session-7"), START.into()],
+    );
+    let path = tmp.path().join(".journal/session-7.journal");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.extend_from_slice(&[30, 0, 0]);
+    std::fs::write(&path, bytes).unwrap();
+
+    let found = rec.recover().unwrap();
+    let ids = |v: &[SessionId]| v.iter().map(|i| i.as_str().to_owned()).collect::<Vec<_>>();
+    assert_eq!(ids(&found.damaged), vec!["session-5"]);
+    assert_eq!(found.torn_records, 2, "session-6's and session-7's torn tails");
+    let five = rec
+        .store()
+        .load(&"session-5".parse().unwrap())
+        .unwrap()
+        .unwrap()
+        .session;
+    assert_eq!(five.end_time, Some(1_500), "the first end stands");
+}
+
+#[test]
+fn a_journal_folded_before_a_crash_is_removed_when_found_again_never_set_aside() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rec = recorder(tmp.path());
+    let mut open = rec.begin(&endpoints(), 1_000).unwrap();
+    open.append(&element(0, ElementKind::Start, b"\x05")).unwrap();
+    let id = open.id().clone();
+    drop(open); // a crash
+    let journal = std::fs::read(journal_path(tmp.path(), &id)).unwrap();
+    let first = rec.recover().unwrap();
+    assert_eq!(first.interrupted, vec![id.clone()]);
+    let stored = std::fs::read(rec.store().fs().path_of(&id)).unwrap();
+    // The crash came after the fold but before the journal's removal was durable.
+    std::fs::write(journal_path(tmp.path(), &id), journal).unwrap();
+    let again = rec.recover().unwrap();
+    assert!(again.quarantined.is_empty(), "{again:?}");
+    assert!(!journal_path(tmp.path(), &id).exists(), "the journal is removed");
+    assert_eq!(
+        std::fs::read(rec.store().fs().path_of(&id)).unwrap(),
+        stored,
+        "the session is untouched"
+    );
+    assert!(test_support::names_in(&tmp.path().join(".quarantine")).is_empty());
 }
