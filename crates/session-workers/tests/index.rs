@@ -114,7 +114,10 @@ async fn with_a_feed_and_no_report_a_failed_attempt_still_waits_its_backoff() {
     assert_eq!(pass(&h).await.retrying, 1);
     let next = load(&store, "s1").submission.next_attempt_at.unwrap();
     assert!(next > NOW);
-    assert_eq!(pass(&h).await.retrying, 0, "not due again before its backoff");
+    let waiting = pass(&h).await;
+    assert_eq!(waiting.retrying, 0, "not due again before its backoff");
+    // The worker knows when it falls due, so its loop wakes then (not at the next scan).
+    assert_eq!(waiting.next_due, Some(next));
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
     h.clock.set(next);
     assert_eq!(pass(&h).await.retrying, 1, "due once the backoff is over");
