@@ -198,6 +198,8 @@ fn a_peer_that_never_sends_cr_lf_is_cut_into_bounded_fragments() {
         sizes,
         vec![1, session_capture::MAX_ELEMENT, session_capture::MAX_ELEMENT]
     );
+    // The bound is the documented 4 MiB, not whatever the constant happens to hold.
+    assert_eq!(session_capture::MAX_ELEMENT, 4 * 1024 * 1024);
 }
 
 #[test]
