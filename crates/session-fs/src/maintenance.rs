@@ -94,14 +94,8 @@ pub enum Area {
     Backup(BackupRun),
 }
 
-impl Area {
-    fn path(&self) -> String {
-        self.to_string()
-    }
-}
-
-/// Its directory relative to the store (`.trash`, `.backup/<run>`...), for messages
-/// that name a file in it.
+/// Its directory relative to the store (`.trash`, `.backup/<run>`...): how the store
+/// finds it, and how messages name a file in it.
 impl std::fmt::Display for Area {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -205,7 +199,7 @@ impl Maintenance<'_> {
 
     /// The files of an area, with their sizes (symlinks and directories skipped).
     pub fn list_area(&self, area: &Area) -> Result<Vec<AreaEntry>, FsError> {
-        let entries = self.store.list_area(&area.path())?;
+        let entries = self.store.list_area(&area.to_string())?;
         Ok(entries
             .into_iter()
             .map(|Entry { name, len, .. }| {
@@ -224,7 +218,7 @@ impl Maintenance<'_> {
     /// Removes a file from the trash or a backup run for good (retention); the
     /// quarantine is never purged.
     pub fn purge(&self, area: &Area, name: &OsStr) -> Result<(), FsError> {
-        self.store.purge_area_entry(&area.path(), &name.to_owned())
+        self.store.purge_area_entry(&area.to_string(), &name.to_owned())
     }
 
     /// Takes a store-wide role without waiting: `Ok(None)` when another handle or

@@ -430,7 +430,7 @@ impl Store {
     }
 
     pub(crate) fn read_path(&self, path: &Path) -> Result<Option<Vec<u8>>, FsError> {
-        let limit = self.inner.max_file_size;
+        let limit = self.max_file_size();
         match self.storage().read(path, limit) {
             Ok(ReadOutcome::Bytes(bytes)) => Ok(Some(bytes)),
             Ok(ReadOutcome::TooLarge { size }) => Err(FsError::TooLarge {
