@@ -34,6 +34,8 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod clock;
+mod clock_keeper;
 mod counter;
 mod error;
 mod group_commit;
@@ -45,6 +47,7 @@ mod rooted;
 mod storage;
 mod store;
 
+pub use clock_keeper::ClockCheck;
 pub use error::{FsError, Step};
 pub use journal::{ClaimedJournal, JOURNAL_HEADER, Journal, JournalContents, frame_record, parse_journal};
 pub use maintenance::live_session;

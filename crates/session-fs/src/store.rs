@@ -4,11 +4,12 @@ use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 use session_model::SessionId;
 
+use crate::clock::{Clock, SystemClock};
+use crate::clock_keeper::ClockKeeper;
 use crate::error::{FsError, Step};
 use crate::group_commit::GroupCommit;
 use crate::layout::{self, EntryName};
@@ -80,6 +81,7 @@ pub struct OpenOptions {
     access: Access,
     wait: bool,
     max_file_size: u64,
+    clock: Arc<dyn Clock>,
 }
 
 impl Default for OpenOptions {
@@ -89,6 +91,7 @@ impl Default for OpenOptions {
             access: Access::Shared,
             wait: true,
             max_file_size: DEFAULT_MAX_FILE_SIZE,
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -117,6 +120,13 @@ impl OpenOptions {
     /// Fails with [`FsError::Busy`] instead of waiting for other handles.
     pub fn no_wait(mut self) -> Self {
         self.wait = false;
+        self
+    }
+
+    /// The clock the store stamps saves and moves with, and judges ([`Store::check_clock`])
+    /// ([`SystemClock`] unless set: tests jump a [`ManualClock`](crate::clock::ManualClock)).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
         self
     }
 
@@ -187,6 +197,7 @@ impl OpenOptions {
                 storage,
                 access: self.access,
                 max_file_size: self.max_file_size,
+                clock: ClockKeeper::new(self.clock),
                 locks: LockTable::default(),
                 dir_commit: GroupCommit::default(),
                 _store_lock: store_lock,
@@ -200,6 +211,7 @@ struct Inner {
     storage: Arc<dyn Storage>,
     access: Access,
     max_file_size: u64,
+    clock: ClockKeeper,
     locks: LockTable,
     dir_commit: GroupCommit,
     _store_lock: Option<Box<dyn HeldLock>>,
@@ -299,11 +311,10 @@ fn own_name(name: &str) -> bool {
 /// The `by` of the quarantine notes this crate writes.
 pub(crate) const QUARANTINED_BY: &str = concat!("session-fs ", env!("CARGO_PKG_VERSION"));
 
-/// The current time in epoch milliseconds.
+/// The system's wall clock in epoch milliseconds. Stamps and decisions by age take the
+/// store's clock instead ([`Store::stamp_ms`], [`Store::check_clock`]).
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    SystemClock.now_ms()
 }
 
 impl Store {
@@ -330,6 +341,10 @@ impl Store {
     /// The live file of `id`.
     pub fn path_of(&self, id: &SessionId) -> PathBuf {
         self.inner.dir.join(id.file_name())
+    }
+
+    pub(crate) fn clock_keeper(&self) -> &ClockKeeper {
+        &self.inner.clock
     }
 
     pub(crate) fn storage(&self) -> &dyn Storage {
@@ -614,7 +629,7 @@ impl Store {
         self.writable()?;
         let stamp = SaveStamp {
             revision: 1,
-            saved_at: now_ms(),
+            saved_at: self.stamp_ms(),
         };
         let bytes = encode(stamp).map_err(|e| FsError::Encode {
             id: id.clone(),
@@ -705,7 +720,7 @@ impl Store {
         })?;
         // The time prefix lets retention purge by age without reading files; a long
         // name is shortened so that the sidecar's name still fits.
-        let prefix = format!("{}.{}.", now_ms(), self.unique());
+        let prefix = format!("{}.{}.", self.stamp_ms(), self.unique());
         let target_name = layout::fitted_name(&prefix, &name.to_string_lossy(), "");
         let target_name = match sidecar {
             Some(sidecar) => {
@@ -777,7 +792,7 @@ impl Store {
 
     /// A new backup run name: `<ms>-<unique>`, sorting by time.
     pub(crate) fn new_backup_run(&self) -> String {
-        format!("{:013}-{}", now_ms(), self.unique())
+        format!("{:013}-{}", self.stamp_ms(), self.unique())
     }
 
     fn backup_dir(&self, run: &str) -> Result<PathBuf, FsError> {
@@ -1009,7 +1024,7 @@ impl SessionGuard<'_> {
                 Existing::Revision(rev) | Existing::Kept(rev) => rev + 1,
                 Existing::Missing | Existing::Damaged => 1,
             },
-            saved_at: now_ms(),
+            saved_at: store.stamp_ms(),
         };
         let bytes = encode(stamp).map_err(|e| FsError::Encode {
             id: self.id.clone(),
