@@ -110,28 +110,32 @@ impl Run<'_> {
         });
     }
 
-    fn temp(&mut self, temp: &OsString, id: &SessionId) -> Result<(), FsError> {
-        let Some(bytes) = self.read_or_quarantine(temp)? else {
-            return Ok(());
-        };
-        let temp_verdict = inspect(self.typed, id, &bytes);
-        let temp_stamp = match &temp_verdict {
-            Verdict::Damaged(e) => {
-                return self.move_aside(temp, Action::Quarantined, format!("temp file: {}", loggable(e)));
+    /// The temp files of one id. A temp was never acknowledged and the live file was:
+    /// a temp replaces the live file only when that is missing or does not decode, and
+    /// then the latest temp (revision, then `savedAt`) is promoted. No clock reading and
+    /// no `savedAt` lets a temp beat a live file that decodes. Every copy not chosen is
+    /// kept: in the trash when a revision shows it older, in quarantine otherwise.
+    fn temps_of(&mut self, id: &SessionId, temps: &[OsString]) -> Result<(), FsError> {
+        let mut candidates: Vec<(&OsString, Verdict)> = Vec::new();
+        for temp in temps {
+            let Some(bytes) = self.read_or_quarantine(temp)? else {
+                continue;
+            };
+            match inspect(self.typed, id, &bytes) {
+                Verdict::Damaged(e) => {
+                    self.move_aside(temp, Action::Quarantined, format!("temp file: {}", loggable(&e)))?;
+                }
+                valid => candidates.push((temp, valid)),
             }
-            valid => valid.stamp().unwrap_or_default(),
-        };
+        }
+        if candidates.is_empty() {
+            return Ok(());
+        }
         let live = OsString::from(id.file_name());
         let live_verdict = self
             .read_or_quarantine(&live)?
             .map(|bytes| inspect(self.typed, id, &bytes));
-        let live_stamp = live_verdict.as_ref().and_then(Verdict::stamp).unwrap_or_default();
-        let compared = format!(
-            "temp revision {}, saved {}; live revision {}, saved {}",
-            temp_stamp.revision, temp_stamp.saved_at, live_stamp.revision, live_stamp.saved_at
-        );
         match &live_verdict {
-            None => {}
             Some(Verdict::Damaged(e)) => {
                 self.move_aside(
                     &live,
@@ -140,66 +144,93 @@ impl Run<'_> {
                 )?;
             }
             Some(Verdict::Newer(_)) => {
-                // A newer build's live file is never moved, even by a later temp copy;
-                // the temp is kept in quarantine, since nothing ordered the two.
-                return self.move_aside(
-                    temp,
-                    Action::Quarantined,
-                    "temp file beside a newer-version live file".into(),
-                );
+                // A newer build's live file is never moved; nothing orders the temps against it.
+                for (temp, _) in &candidates {
+                    self.move_aside(
+                        temp,
+                        Action::Quarantined,
+                        "temp file beside a newer-version live file".into(),
+                    )?;
+                }
+                return Ok(());
             }
-            Some(live_valid) => match order(&temp_verdict, live_valid) {
-                // On a tie the live file wins: it is the one readers have already seen.
-                Order::ByRevision { temp_later: false } => {
-                    return self.move_aside(
-                        temp,
-                        Action::Cleaned,
-                        format!("superseded temp file ({compared})"),
-                    );
+            Some(live_valid) => {
+                for (temp, verdict) in &candidates {
+                    self.keep_loser(temp, verdict, live_valid, "the live file, which decodes")?;
                 }
-                Order::ByRevision { temp_later: true } => {
-                    self.move_aside(
-                        &live,
-                        Action::Cleaned,
-                        format!("superseded by a temp file ({compared})"),
-                    )?;
-                }
-                // Revisions order only copies the store wrote: against the app's file,
-                // savedAt decides, and the loser is kept in quarantine, not trashed.
-                Order::BySavedAt { temp_later: false } => {
-                    return self.move_aside(
-                        temp,
-                        Action::Quarantined,
-                        format!("temp file not later than the live file by savedAt; kept ({compared})"),
-                    );
-                }
-                Order::BySavedAt { temp_later: true } => {
-                    self.move_aside(
-                        &live,
-                        Action::Quarantined,
-                        format!("live file replaced by a temp file saved later; kept ({compared})"),
-                    )?;
-                }
-            },
+                return Ok(());
+            }
+            None => {}
         }
-        self.store.promote_temp(temp, id)?;
-        tracing::info!(file = %temp.to_string_lossy(), id = %id, "recovery promoted a temp file");
+        // The latest temp wins; on a tie the first found (names sort, so runs agree).
+        let best = (0..candidates.len())
+            .reduce(|best, i| {
+                let (b, c) = (&candidates[best].1, &candidates[i].1);
+                let later = match order(c, b) {
+                    Order::ByRevision { temp_later } | Order::BySavedAt { temp_later } => temp_later,
+                };
+                if later { i } else { best }
+            })
+            .unwrap_or(0);
+        let (winner, winner_verdict) = candidates.remove(best);
+        for (temp, verdict) in &candidates {
+            self.keep_loser(temp, verdict, &winner_verdict, "a later temp file")?;
+        }
+        let stamp = winner_verdict.stamp().unwrap_or_default();
+        self.store.promote_temp(winner, id)?;
+        tracing::info!(file = %winner.to_string_lossy(), id = %id, "recovery promoted a temp file");
         self.report.record(Moved {
             action: Action::Recovered,
-            file: temp.to_string_lossy().into_owned(),
+            file: winner.to_string_lossy().into_owned(),
             to: self.typed.fs().path_of(id),
-            reason: format!("orphaned temp file, revision {}", temp_stamp.revision),
+            reason: format!(
+                "orphaned temp file, revision {}, where no live file decoded",
+                stamp.revision
+            ),
         });
         Ok(())
+    }
+
+    /// Moves aside a temp that lost to `kept`: to the trash when the revisions show it
+    /// older (a superseded write), to quarantine otherwise (it may hold what `kept` lacks).
+    fn keep_loser(
+        &mut self,
+        temp: &OsString,
+        verdict: &Verdict,
+        kept: &Verdict,
+        what: &str,
+    ) -> Result<(), FsError> {
+        let (t, k) = (
+            verdict.stamp().unwrap_or_default(),
+            kept.stamp().unwrap_or_default(),
+        );
+        let compared = format!(
+            "temp revision {}, saved {}; kept revision {}, saved {}",
+            t.revision, t.saved_at, k.revision, k.saved_at
+        );
+        match order(verdict, kept) {
+            Order::ByRevision { temp_later: false } => self.move_aside(
+                temp,
+                Action::Cleaned,
+                format!("superseded temp file ({compared})"),
+            ),
+            _ => self.move_aside(
+                temp,
+                Action::Quarantined,
+                format!("unacknowledged temp file that did not replace {what}; kept ({compared})"),
+            ),
+        }
     }
 }
 
 /// Recovers a store from interrupted writes and damaged files. Safe to run again at any
 /// time, including after a crash in the middle of a previous run.
 ///
-/// - A temp file that decodes becomes the live session when there is none, or when it
-///   was saved later than the live copy (revision, then `savedAt`; the live file wins a
-///   tie); the losing copy goes to `.trash/`.
+/// - A temp file was never acknowledged; the live file was. A temp that decodes
+///   becomes the live session only when the live file is missing or does not decode,
+///   the latest of several by revision, then `savedAt`. Beside a live file that
+///   decodes, a temp goes to `.trash/` when its revision is not later, to
+///   `.quarantine/` otherwise: no clock reading can make it win.
 /// - A temp file that does not decode goes to `.quarantine/`.
 /// - A live file that does not decode goes to `.quarantine/` with a sidecar saying why.
 /// - Newer-version live files are left byte for byte alone. Nothing is deleted.
@@ -237,10 +268,15 @@ pub fn recover_visiting(
             ),
         );
     }
+    let mut by_id: std::collections::BTreeMap<SessionId, Vec<OsString>> = std::collections::BTreeMap::new();
     for (temp, id) in scan.temps {
+        by_id.entry(id).or_default().push(temp);
+    }
+    for (id, mut temps) in by_id {
+        temps.sort();
         // One bad file never stops the run: it is reported, and the rest go on.
-        if let Err(e) = run.temp(&temp, &id) {
-            run.problem(&temp, e.to_string());
+        if let Err(e) = run.temps_of(&id, &temps) {
+            run.problem(&OsString::from(id.file_name()), e.to_string());
         }
     }
     let live = if had_temps { store.scan()?.live } else { scan.live };

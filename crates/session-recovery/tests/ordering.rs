@@ -1,6 +1,8 @@
-//! Which copy recovery keeps, rule by rule, with exact counts: revisions order only
-//! copies the store wrote; otherwise `savedAt` decides and the loser is kept aside in
-//! quarantine; ties go to the live file; nothing is deleted.
+//! Which copy recovery keeps, rule by rule, with exact counts: a temp (never
+//! acknowledged) never replaces a live file that decodes (acknowledged), whatever its
+//! revision or `savedAt`; without one, the latest temp by revision, then `savedAt`, is
+//! promoted; every copy not kept is in the trash (older by revision) or in quarantine;
+//! nothing is deleted.
 
 use std::path::Path;
 
@@ -88,57 +90,109 @@ const STORE_TEMP: &str = ".s-1.json.1-2-3.tmp";
 const APP_TEMP: &str = "s-1.json.tmp";
 
 #[test]
-fn between_store_copies_the_higher_revision_wins_and_the_loser_is_trashed() {
-    // A later temp (higher revision, even if its clock ran backwards) is promoted.
+fn a_temp_never_replaces_a_live_file_that_decodes() {
+    // A store temp of a higher revision was never acknowledged (its save did not
+    // return): the live file stays, and the temp is kept in quarantine, not trashed.
     let (kept, actions) = run(&v2("live", 3, 500), &v2("temp", 4, 100), STORE_TEMP);
-    assert_eq!(
-        (kept.as_str(), actions),
-        ("temp", vec![Action::Cleaned, Action::Recovered])
-    );
-    // An older temp is cleaned away; the live file stays.
+    assert_eq!((kept.as_str(), actions), ("live", vec![Action::Quarantined]));
+    let (kept, actions) = run(&v2("live", 3, 100), &v2("temp", 4, 900), STORE_TEMP);
+    assert_eq!((kept.as_str(), actions), ("live", vec![Action::Quarantined]));
+    // An older or equal temp is a superseded write: trashed.
     let (kept, actions) = run(&v2("live", 5, 100), &v2("temp", 4, 900), STORE_TEMP);
     assert_eq!((kept.as_str(), actions), ("live", vec![Action::Cleaned]));
-    // Same revision: savedAt breaks the tie, and a full tie goes to the live file.
-    let (kept, _) = run(&v2("live", 4, 100), &v2("temp", 4, 200), STORE_TEMP);
-    assert_eq!(kept, "temp");
     let (kept, actions) = run(&v2("live", 4, 200), &v2("temp", 4, 200), STORE_TEMP);
     assert_eq!((kept.as_str(), actions), ("live", vec![Action::Cleaned]));
-    // Copies of two store versions (an older build's 2.0.0 temp beside a 2.1.0 live file)
-    // are still ordered by revision, not by savedAt.
+    // The app's temp saved "later" (a clock years ahead, or a store put under a clock
+    // years behind) beside a store file: the live file stays.
+    let year_2100 = 4_102_444_800_000;
+    let (kept, actions) = run(
+        &v2("live", 2, 1_600_000_000_000),
+        &app("temp", year_2100),
+        APP_TEMP,
+    );
+    assert_eq!((kept.as_str(), actions), ("live", vec![Action::Quarantined]));
+    // The app's own temp beside the app's live file, saved later: the live file stays.
+    let (kept, actions) = run(&app("live", 100), &app("temp", 900), APP_TEMP);
+    assert_eq!((kept.as_str(), actions), ("live", vec![Action::Quarantined]));
+    let (kept, actions) = run(&app("live", 900), &v2("temp", 7, 100), STORE_TEMP);
+    assert_eq!((kept.as_str(), actions), ("live", vec![Action::Quarantined]));
+    // Copies of two store versions, and a newer build's temp: the live file stays.
     let (kept, actions) = run(
         &store_copy("2.1.0", "live", 3, 900),
         &v2("temp", 4, 100),
         STORE_TEMP,
     );
-    assert_eq!(
-        (kept.as_str(), actions),
-        ("temp", vec![Action::Cleaned, Action::Recovered])
+    assert_eq!((kept.as_str(), actions), ("live", vec![Action::Quarantined]));
+    let (kept, actions) = run(&v2("live", 3, 900), &newer("temp", 5, 100), STORE_TEMP);
+    assert_eq!((kept.as_str(), actions), ("live", vec![Action::Quarantined]));
+}
+
+/// Recovers a store holding `live` (if any) and the temps `temps`; returns the tag kept
+/// live and, per temp name, the action taken on it.
+fn run_many(live: Option<&[u8]>, temps: &[(&str, Vec<u8>)]) -> (String, Vec<(String, Action)>) {
+    let dir = tempfile::tempdir().unwrap();
+    if let Some(live) = live {
+        std::fs::write(dir.path().join("s-1.json"), live).unwrap();
+    }
+    for (name, bytes) in temps {
+        std::fs::write(dir.path().join(name), bytes).unwrap();
+    }
+    let store = SessionStore::new(
+        Store::options().exclusive().open(dir.path()).unwrap(),
+        DecodeOptions::default(),
     );
-    let (kept, _) = run(
-        &v2("live", 5, 100),
-        &store_copy("2.1.0", "temp", 4, 900),
-        STORE_TEMP,
-    );
-    assert_eq!(kept, "live");
+    let report = recover(&store).unwrap();
+    let all = everything(dir.path());
+    for bytes in live.into_iter().chain(temps.iter().map(|(_, b)| b.as_slice())) {
+        assert!(all.iter().any(|b| b == bytes), "a copy was deleted");
+    }
+    assert!(recover(&store).unwrap().is_clean(), "idempotent");
+    let kept: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("s-1.json")).unwrap()).unwrap();
+    let actions = report.moved.iter().map(|m| (m.file.clone(), m.action)).collect();
+    (kept["tag"].as_str().unwrap().to_owned(), actions)
 }
 
 #[test]
-fn against_the_apps_files_saved_at_decides_and_the_loser_is_kept_in_quarantine() {
-    // The app's live file is later than a store temp of high revision: the live file stays.
-    let (kept, actions) = run(&app("live", 900), &v2("temp", 7, 100), STORE_TEMP);
-    assert_eq!((kept.as_str(), actions), ("live", vec![Action::Quarantined]));
-    // The app's own temp, saved later than its live file: promoted, the live file kept aside.
-    let (kept, actions) = run(&app("live", 100), &app("temp", 900), APP_TEMP);
-    assert_eq!(
-        (kept.as_str(), actions),
-        ("temp", vec![Action::Quarantined, Action::Recovered])
+fn without_a_live_file_that_decodes_the_latest_temp_is_promoted() {
+    let (a, b) = (".s-1.json.1-1-1.tmp", ".s-1.json.1-1-2.tmp");
+    // Missing live file: the higher revision wins even with the earlier savedAt; the
+    // other is trashed. The order the names sort in does not matter.
+    for (first, second) in [(a, b), (b, a)] {
+        let (kept, actions) = run_many(None, &[(first, v2("rev5", 5, 100)), (second, v2("rev3", 3, 900))]);
+        assert_eq!(kept, "rev5");
+        assert_eq!(
+            actions,
+            [
+                (second.to_owned(), Action::Cleaned),
+                (first.to_owned(), Action::Recovered)
+            ]
+        );
+    }
+    // Damaged live file: quarantined, then the latest temp promoted.
+    let (kept, actions) = run_many(
+        Some(b"{\"id\": \"s-1\", torn"),
+        &[(a, v2("old", 1, 100)), (b, v2("new", 2, 50))],
     );
-    // Saved at the same moment: the live file wins.
-    let (kept, actions) = run(&app("live", 500), &app("temp", 500), APP_TEMP);
-    assert_eq!((kept.as_str(), actions), ("live", vec![Action::Quarantined]));
-    // A store file without a revision (0) is not ordered by revision either.
-    let (kept, _) = run(&v2("live", 0, 900), &v2("temp", 3, 100), STORE_TEMP);
-    assert_eq!(kept, "live");
+    assert_eq!(kept, "new");
+    assert_eq!(
+        actions,
+        [
+            ("s-1.json".to_owned(), Action::Quarantined),
+            (a.to_owned(), Action::Cleaned),
+            (b.to_owned(), Action::Recovered)
+        ]
+    );
+    // The app's temp against a store temp: savedAt decides, the loser is quarantined.
+    let (kept, actions) = run_many(None, &[(APP_TEMP, app("app", 900)), (a, v2("store", 2, 100))]);
+    assert_eq!(kept, "app");
+    assert_eq!(
+        actions,
+        [
+            (a.to_owned(), Action::Quarantined),
+            (APP_TEMP.to_owned(), Action::Recovered)
+        ]
+    );
 }
 
 #[test]
@@ -171,16 +225,4 @@ fn newer(tag: &str, revision: u64, saved_at: u64) -> Vec<u8> {
         "tag": tag
     }))
     .unwrap()
-}
-
-#[test]
-fn a_newer_builds_temp_is_ordered_by_its_revision_only_when_it_has_one() {
-    // A newer build's temp with a revision beats an older store revision, whatever the clocks.
-    let (kept, _) = run(&v2("live", 3, 900), &newer("temp", 5, 100), STORE_TEMP);
-    assert_eq!(kept, "temp");
-    // Without a revision, savedAt decides, both ways.
-    let (kept, _) = run(&v2("live", 3, 100), &newer("temp", 0, 900), STORE_TEMP);
-    assert_eq!(kept, "temp");
-    let (kept, _) = run(&v2("live", 3, 900), &newer("temp", 0, 100), STORE_TEMP);
-    assert_eq!(kept, "live");
 }
