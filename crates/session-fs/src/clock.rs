@@ -308,7 +308,9 @@ impl ClockRecord {
             };
         }
         let trusted_ms = trusted.map_or(0, |t| t.wall_ms);
-        if reading.wall_ms.saturating_add(TOLERANCE_MS) < trusted_ms {
+        // A reading without a time since boot is a person's (`--now`): one in the past
+        // can only make a pass do less, so only one ahead is suspect.
+        if reading.boot.is_some() && reading.wall_ms.saturating_add(TOLERANCE_MS) < trusted_ms {
             return Judgement::Suspect(format!(
                 "the clock reads {}, {} before a time the store already trusted ({})",
                 rfc3339(reading.wall_ms),
@@ -506,6 +508,17 @@ mod tests {
         // Evidence newer than the trusted reading moves the bound.
         assert_eq!(
             record.judge(&reading(NOW + 5 * DAY, "new", 5), NOW + 4 * DAY + 1),
+            Judgement::Plausible
+        );
+        // A reading without a time since boot (a person's) is never suspect for being early.
+        assert_eq!(
+            record.judge(
+                &Reading {
+                    wall_ms: NOW - 365 * DAY,
+                    boot: None
+                },
+                0
+            ),
             Judgement::Plausible
         );
         // Without any record, evidence alone bounds the reading.

@@ -84,13 +84,14 @@ impl Store {
     /// next judgement has a recent reading of the same boot to go by.
     pub fn note_clock(&self) -> Result<ClockCheck, FsError> {
         let reading = Reading::of(self.clock().as_ref());
+        let evidence = self.newest_recorded_ms();
         let record = self.update_clock_record(|record| {
             let stale = record.trusted.as_ref().is_none_or(|t| {
                 reading.expected_from(t).is_none()
                     || reading.wall_ms.saturating_sub(t.wall_ms) > REFRESH.as_millis() as u64
             });
             let was_suspect = record.suspect.is_some();
-            record.observe(&reading, 0);
+            record.observe(&reading, evidence);
             stale || record.suspect.is_some() != was_suspect
         })?;
         Ok(ClockCheck { reading, record })
@@ -105,15 +106,50 @@ impl Store {
             .unwrap_or_default())
     }
 
-    /// Judges the clock now against the record and `evidence_ms` (the newest time the
-    /// caller has evidence of: the newest save, move aside, cleanup, endpoint `Date` or
-    /// message time it knows; 0 for none), latching a suspicion it reveals. Every pass
-    /// that deletes, trashes, purges or expires by age calls this first and does none of
-    /// it while [`ClockCheck::is_suspect`]. A read-only handle judges without writing.
+    /// Judges the clock now against the record and the evidence (`evidence_ms`, the
+    /// newest time the caller knows of: the newest save, move aside, cleanup, endpoint
+    /// `Date` or message time; 0 for none; and the store's own, see
+    /// [`Store::newest_recorded_ms`]), latching a suspicion it reveals. Every pass that
+    /// deletes, trashes, purges or expires by age calls this first and does none of it
+    /// while [`ClockCheck::is_suspect`]. A read-only handle judges without writing.
     pub fn check_clock(&self, evidence_ms: u64) -> Result<ClockCheck, FsError> {
         let reading = Reading::of(self.clock().as_ref());
-        let record = self.update_clock_record(|record| record.observe(&reading, evidence_ms))?;
+        let evidence = evidence_ms.max(self.newest_recorded_ms());
+        let record = self.update_clock_record(|record| record.observe(&reading, evidence))?;
         Ok(ClockCheck { reading, record })
+    }
+
+    /// [`Store::check_clock`] without writing anything (a dry run's judgement): a
+    /// suspicion it reveals shows in the returned record but is not latched.
+    pub fn judge_clock(&self, evidence_ms: u64) -> Result<ClockCheck, FsError> {
+        let reading = Reading::of(self.clock().as_ref());
+        let evidence = evidence_ms.max(self.newest_recorded_ms());
+        let mut record = self.clock_record()?;
+        record.observe(&reading, evidence);
+        Ok(ClockCheck { reading, record })
+    }
+
+    /// The newest time the store's directories were changed (their modification
+    /// times: every save, move aside, backup run and capture changes one), epoch ms; 0
+    /// when unknown. `.locks/` and `.state/` are left out: opening a store and judging
+    /// its clock change them. Read with raw `stat` system calls, which an `LD_PRELOAD`
+    /// clock shim does not rewrite.
+    pub fn newest_recorded_ms(&self) -> u64 {
+        let areas = [
+            layout::TRASH_DIR,
+            layout::QUARANTINE_DIR,
+            layout::BACKUP_DIR,
+            layout::JOURNAL_DIR,
+        ];
+        std::iter::once(self.dir().to_path_buf())
+            .chain(areas.iter().map(|area| self.dir().join(area)))
+            .filter_map(|path| rustix::fs::stat(&path).ok())
+            .map(|stat| {
+                let (secs, nanos) = (stat.st_mtime.max(0) as u64, stat.st_mtime_nsec);
+                secs * 1000 + nanos / 1_000_000
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     /// Compares the clock with an independent time (an endpoint's `Date` header, say):
@@ -136,8 +172,8 @@ impl Store {
         Ok(ClockCheck { reading, record })
     }
 
-    /// Read-modify-write of the record under `.locks/.clock.lock` (a name no session
-    /// lock can have), so that two processes never lose each other's suspicion.
+    /// Read-modify-write of the record under `.state/.clock.lock`, so that two
+    /// processes never lose each other's suspicion.
     fn update_clock_record(
         &self,
         change: impl FnOnce(&mut ClockRecord) -> bool,
@@ -147,7 +183,11 @@ impl Store {
             change(&mut record);
             return Ok(record);
         }
-        let path = self.area_path(layout::LOCKS_DIR)?.join(".clock.lock");
+        let dir = self.area_path(layout::STATE_DIR)?;
+        self.storage()
+            .create_dir(&dir)
+            .map_err(FsError::io(Step::CreateDir, &dir))?;
+        let path = dir.join(".clock.lock");
         let _held = self
             .storage()
             .lock(&path, LockMode::Exclusive, true)

@@ -53,11 +53,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         report.submitted, report.failed, report.retrying
     );
 
-    let summary = cleanup_once(
-        &store,
-        &CleanupConfig::default().dry_run(true),
-        session_fs::now_ms(),
-    )?;
+    let summary = cleanup_once(&store, &CleanupConfig::default().dry_run(true))?;
     println!(
         "cleanup (dry run): {} expired, {} would be trashed",
         summary.expired, summary.trashed

@@ -10,7 +10,6 @@ use session_model::{SessionId, SubmissionStatus};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::Clock;
 use crate::events::WorkerEvent;
 
 /// What the cleanup worker may do.
@@ -66,6 +65,9 @@ pub struct CleanupSummary {
     /// Files the run could not handle (unreadable, say): left as they were, reported;
     /// the run carried on with the rest.
     pub failures: Vec<CleanupFailure>,
+    /// Set when the store's clock is suspect (see [`session_fs::clock`]): the run then
+    /// purged, trashed and expired nothing, whatever the counts would have been.
+    pub clock_suspect: Option<String>,
 }
 
 /// A file one cleanup run could not handle.
@@ -162,6 +164,7 @@ pub fn last_cleanup(store: &Store) -> Result<Option<CleanupSummary>, FsError> {
         dry_run: r.dry_run,
         at: r.at,
         failures: Vec::new(),
+        clock_suspect: None,
     }))
 }
 
@@ -203,21 +206,32 @@ fn verdict(
     }
 }
 
-/// Decides from a plain read; a session to trash is judged again under its lock and
-/// trashed there, so that a status change by another process in between is never
-/// overridden. Sessions left alone take no lock.
-fn clean_one(
+/// Decides from a plain read, and returns the session's `savedAt` (evidence of the
+/// time) with the verdict. Takes no lock.
+fn judge_one(
+    typed: &SessionStore,
+    id: &SessionId,
+    config: &CleanupConfig,
+    now: u64,
+) -> Result<(Verdict, u64), FsError> {
+    let seen = typed.fs().read(id)?;
+    let saved_at = seen
+        .as_deref()
+        .and_then(|b| typed.decode(id, b).ok())
+        .map_or(0, |d| session_model::Document::saved(&d.session).1);
+    let (verdict, _) = verdict(typed, id, seen.as_deref(), config, now);
+    Ok((verdict, saved_at))
+}
+
+/// Trashes a session judged expired, judging it again under its lock, so that a status
+/// change by another process in between is never overridden.
+fn trash_one(
     typed: &SessionStore,
     id: &SessionId,
     config: &CleanupConfig,
     now: u64,
 ) -> Result<Verdict, FsError> {
     let store = typed.fs();
-    let seen = store.read(id)?;
-    let (first, _) = verdict(typed, id, seen.as_deref(), config, now);
-    if !matches!(first, Verdict::Trash) || config.dry_run {
-        return Ok(first);
-    }
     let mut guard = store.lock(id)?;
     let current = guard.read()?;
     let (now_verdict, status) = verdict(typed, id, current.as_deref(), config, now);
@@ -253,19 +267,76 @@ fn purgeable(store: &Store, max_age: Duration, now: u64) -> Result<Vec<(Area, Ar
     Ok(out)
 }
 
-/// One cleanup run.
-pub fn cleanup_once(
-    typed: &SessionStore,
-    config: &CleanupConfig,
-    now: u64,
-) -> Result<CleanupSummary, CleanupError> {
+/// The newest time the store's own areas record: moves aside, backup runs, the last
+/// cleanup.
+fn newest_area_time(store: &Store) -> Result<u64, FsError> {
+    let hooks = store.maintenance();
+    let trash = hooks
+        .list_area(&Area::Trash)?
+        .iter()
+        .filter_map(|e| e.moved_at)
+        .max();
+    let backups = hooks.backup_runs()?.iter().map(|r| r.started_at()).max();
+    let last = last_cleanup(store)?.map(|s| s.at);
+    Ok([trash, backups, last].into_iter().flatten().max().unwrap_or(0))
+}
+
+/// One cleanup run, at the time of the store's clock.
+///
+/// It reads every session first, then judges the clock
+/// ([`Store::check_clock`](session_fs::Store::check_clock)) against the newest time the
+/// store recorded (saves, moves aside, backup runs, the last cleanup). While the clock
+/// is suspect it purges, trashes and expires nothing: the summary says why
+/// ([`CleanupSummary::clock_suspect`]).
+pub fn cleanup_once(typed: &SessionStore, config: &CleanupConfig) -> Result<CleanupSummary, CleanupError> {
     let store = typed.fs();
     let started = Instant::now();
+    let now = store.clock().now_ms();
     let mut summary = CleanupSummary {
         dry_run: config.dry_run,
         at: now,
         ..CleanupSummary::default()
     };
+    let mut expired = Vec::new();
+    let mut evidence = newest_area_time(store)?;
+    for id in store.list()? {
+        // One file that cannot be read never stops the run.
+        match judge_one(typed, &id, config, now) {
+            Ok((verdict, saved_at)) => {
+                evidence = evidence.max(saved_at);
+                match verdict {
+                    Verdict::NotExpired => {}
+                    Verdict::Trash => expired.push(id),
+                    Verdict::Keep => {
+                        summary.expired += 1;
+                        summary.kept += 1;
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(file = %id.file_name(), error = %e, "cleanup could not handle a file");
+                summary.failures.push(CleanupFailure {
+                    file: id.file_name(),
+                    problem: e.to_string(),
+                });
+            }
+        }
+    }
+    // A dry run changes nothing, not even the clock record; a clock without a time
+    // since boot (an operator's `--now`) is judged but never recorded.
+    let check = if config.dry_run || store.clock().since_boot().is_none() {
+        store.judge_clock(evidence)?
+    } else {
+        store.check_clock(evidence)?
+    };
+    if let Some(suspicion) = &check.record.suspect {
+        tracing::warn!(reason = %suspicion.reason, "the clock is suspect: cleanup purges, trashes and expires nothing until it is corroborated or confirmed (sessionctl clock confirm)");
+        summary.clock_suspect = Some(suspicion.reason.clone());
+        summary.expired = 0;
+        summary.kept = 0;
+        summary.duration_ms = started.elapsed().as_millis() as u64;
+        return Ok(summary);
+    }
     // Purge first, so that what this run trashes waits its full age.
     for (area, entry) in purgeable(store, config.trash_max_age, now)? {
         if !config.dry_run
@@ -280,28 +351,29 @@ pub fn cleanup_once(
         summary.purged += 1;
         summary.bytes_freed += entry.len;
     }
-    for id in store.list()? {
-        // One file that cannot be read or moved never stops the run.
-        let verdict = match clean_one(typed, &id, config, now) {
-            Ok(verdict) => verdict,
+    for id in expired {
+        if config.dry_run {
+            summary.expired += 1;
+            summary.trashed += 1;
+            continue;
+        }
+        // One file that cannot be moved never stops the run.
+        match trash_one(typed, &id, config, now) {
+            Ok(Verdict::NotExpired) => {}
+            Ok(Verdict::Trash) => {
+                summary.expired += 1;
+                summary.trashed += 1;
+            }
+            Ok(Verdict::Keep) => {
+                summary.expired += 1;
+                summary.kept += 1;
+            }
             Err(e) => {
                 tracing::warn!(file = %id.file_name(), error = %e, "cleanup could not handle a file");
                 summary.failures.push(CleanupFailure {
                     file: id.file_name(),
                     problem: e.to_string(),
                 });
-                continue;
-            }
-        };
-        match verdict {
-            Verdict::NotExpired => {}
-            Verdict::Trash => {
-                summary.expired += 1;
-                summary.trashed += 1;
-            }
-            Verdict::Keep => {
-                summary.expired += 1;
-                summary.kept += 1;
             }
         }
     }
@@ -323,13 +395,12 @@ pub fn cleanup_once(
     Ok(summary)
 }
 
-/// Runs cleanup at once, then every `config.interval` (missed ticks skipped), until
+/// Runs cleanup at once (at the time of the store's clock), then every `config.interval` (missed ticks skipped), until
 /// `cancel` fires. Each summary goes to `events`. A new configuration sent through
 /// `config` takes effect without a restart: the next run is one new interval later.
 pub async fn run_cleanup(
     store: SessionStore,
     mut config: tokio::sync::watch::Receiver<CleanupConfig>,
-    clock: std::sync::Arc<dyn Clock>,
     events: broadcast::Sender<WorkerEvent>,
     cancel: CancellationToken,
 ) {
@@ -355,8 +426,8 @@ pub async fn run_cleanup(
             }
         }
         let settings = config.borrow().clone();
-        let (store, now) = (store.clone(), clock.now_ms());
-        match tokio::task::spawn_blocking(move || cleanup_once(&store, &settings, now)).await {
+        let store = store.clone();
+        match tokio::task::spawn_blocking(move || cleanup_once(&store, &settings)).await {
             Ok(Ok(summary)) => {
                 let _ = events.send(WorkerEvent::Cleanup(summary));
             }

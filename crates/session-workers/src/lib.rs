@@ -19,7 +19,7 @@
 //!
 //! let dir = tempfile::tempdir().unwrap();
 //! let store = session_migrate::SessionStore::open(dir.path(), Default::default()).unwrap();
-//! let summary = cleanup_once(&store, &CleanupConfig::default(), session_fs::now_ms()).unwrap();
+//! let summary = cleanup_once(&store, &CleanupConfig::default()).unwrap();
 //! assert_eq!((summary.expired, summary.purged), (0, 0));
 //! ```
 #![warn(missing_docs)]

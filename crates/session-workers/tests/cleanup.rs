@@ -18,6 +18,15 @@ fn now() -> u64 {
     session_fs::now_ms()
 }
 
+/// Another handle on `store`'s directory whose clock reads `at`.
+fn clocked(store: &session_migrate::SessionStore, at: u64) -> session_migrate::SessionStore {
+    let fs = session_fs::Store::options()
+        .clock(Arc::new(session_workers::ManualClock::at(at)))
+        .open(store.fs().dir())
+        .unwrap();
+    session_migrate::SessionStore::new(fs, session_migrate::DecodeOptions::default())
+}
+
 fn expired(id: &str, status: session_model::SubmissionStatus) -> session_model::Session {
     let mut s = with_status(id, status, 1);
     s.persisted_until = now() - DAY;
@@ -65,7 +74,7 @@ fn delivered_expired_sessions_go_to_the_trash_undelivered_ones_stay() {
     let locks = dir.path().join(".locks");
     std::fs::remove_dir_all(&locks).unwrap();
     std::fs::create_dir(&locks).unwrap();
-    let summary = cleanup_once(&store, &CleanupConfig::default(), now()).unwrap();
+    let summary = cleanup_once(&clocked(&store, now()), &CleanupConfig::default()).unwrap();
     // Only the sessions it trashed were locked.
     let mut locked: Vec<String> = std::fs::read_dir(&locks)
         .unwrap()
@@ -103,7 +112,7 @@ fn delivered_expired_sessions_go_to_the_trash_undelivered_ones_stay() {
     edge.persisted_until = at;
     store.create(&mut edge).unwrap();
     assert_eq!(
-        cleanup_once(&store, &CleanupConfig::default(), at)
+        cleanup_once(&clocked(&store, at), &CleanupConfig::default())
             .unwrap()
             .trashed,
         1
@@ -114,7 +123,7 @@ fn delivered_expired_sessions_go_to_the_trash_undelivered_ones_stay() {
 fn undelivered_data_is_deleted_only_when_configured() {
     let (_dir, store) = store_for_cleanup();
     let config = CleanupConfig::default().delete_undelivered(true);
-    let summary = cleanup_once(&store, &config, now()).unwrap();
+    let summary = cleanup_once(&clocked(&store, now()), &config).unwrap();
     assert_eq!((summary.trashed, summary.kept), (4, 0));
     assert_eq!(live(&store), ["fresh-submitted", "future"]);
 }
@@ -124,7 +133,7 @@ fn a_dry_run_reports_and_changes_nothing() {
     let (dir, store) = store_for_cleanup();
     let before = walk(dir.path());
     let config = CleanupConfig::default().dry_run(true);
-    let summary = cleanup_once(&store, &config, now()).unwrap();
+    let summary = cleanup_once(&clocked(&store, now()), &config).unwrap();
     assert_eq!(
         (summary.expired, summary.trashed, summary.kept, summary.purged),
         (4, 2, 2, 1)
@@ -155,9 +164,8 @@ async fn runs_at_start_then_on_every_interval_until_cancelled() {
     let (tx, mut rx) = tokio::sync::broadcast::channel(16);
     let cancel = CancellationToken::new();
     let config = CleanupConfig::default().interval(Duration::from_secs(3600));
-    let clock = Arc::new(session_workers::ManualClock::at(now()));
     let (_settings, config) = tokio::sync::watch::channel(config);
-    let task = tokio::spawn(run_cleanup(store, config, clock, tx, cancel.clone()));
+    let task = tokio::spawn(run_cleanup(clocked(&store, now()), config, tx, cancel.clone()));
     let Ok(WorkerEvent::Cleanup(first)) = rx.recv().await else {
         panic!("no summary")
     };
@@ -194,7 +202,11 @@ fn the_trash_is_purged_strictly_after_its_age_and_only_what_the_store_named() {
     for (name, _) in &names {
         std::fs::write(trash.join(name), b"x").unwrap();
     }
-    let summary = cleanup_once(&store, &CleanupConfig::default().trash_max_age(age), now).unwrap();
+    let summary = cleanup_once(
+        &clocked(&store, now),
+        &CleanupConfig::default().trash_max_age(age),
+    )
+    .unwrap();
     assert_eq!(summary.purged, 1);
     for (name, purged) in &names {
         assert_eq!(!trash.join(name).exists(), *purged, "{name}");
@@ -215,7 +227,11 @@ fn a_backup_run_is_purged_whole_strictly_after_its_age() {
         std::fs::write(run.join("a.json"), b"12345").unwrap();
         std::fs::write(run.join("b.json"), b"123").unwrap();
     }
-    let summary = cleanup_once(&store, &CleanupConfig::default().trash_max_age(age), now).unwrap();
+    let summary = cleanup_once(
+        &clocked(&store, now),
+        &CleanupConfig::default().trash_max_age(age),
+    )
+    .unwrap();
     assert_eq!((summary.purged, summary.bytes_freed), (2, 8));
     for (at, purged) in runs {
         let left = std::fs::read_dir(backup.join(format!("{at}-1-1-1")))
@@ -230,7 +246,7 @@ fn the_last_real_run_is_recorded_and_a_dry_run_never_overwrites_it() {
     let (dir, store) = store_for_cleanup();
     assert!(last_cleanup(store.fs()).unwrap().is_none(), "no run yet");
     let at = now();
-    let real = cleanup_once(&store, &CleanupConfig::default(), at).unwrap();
+    let real = cleanup_once(&clocked(&store, at), &CleanupConfig::default()).unwrap();
     assert_eq!((real.at, real.dry_run), (at, false));
     let recorded = last_cleanup(store.fs()).unwrap().expect("recorded");
     assert_eq!(
@@ -249,7 +265,7 @@ fn the_last_real_run_is_recorded_and_a_dry_run_never_overwrites_it() {
         (real.bytes_freed, real.duration_ms)
     );
 
-    let dry = cleanup_once(&store, &CleanupConfig::default().dry_run(true), at + 1).unwrap();
+    let dry = cleanup_once(&clocked(&store, at + 1), &CleanupConfig::default().dry_run(true)).unwrap();
     assert_eq!((dry.at, dry.dry_run), (at + 1, true));
     assert_eq!(
         last_cleanup(store.fs()).unwrap().unwrap().at,

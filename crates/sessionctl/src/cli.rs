@@ -127,6 +127,12 @@ pub enum Command {
     },
     /// Counts by status, the oldest undelivered session, the last cleanup.
     Status,
+    /// Whether the store trusts the clock; `clock confirm` says it is right now.
+    Clock {
+        /// `show` (the default) or `confirm`.
+        #[arg(value_enum, default_value = "show")]
+        action: ClockAction,
+    },
     /// Print the effective configuration (secrets redacted), or a commented example file.
     Config {
         /// Print a commented TOML file with every key and its default instead.
@@ -192,6 +198,16 @@ impl Command {
             _ => None,
         }
     }
+}
+
+/// What `sessionctl clock` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClockAction {
+    /// Show what the store knows of its clock (read only).
+    Show,
+    /// An operator says the wall clock is right now: a suspicion clears, and purging,
+    /// trashing and expiry resume at the next cleanup.
+    Confirm,
 }
 
 fn parse_status(s: &str) -> Result<SubmissionStatus, String> {

@@ -22,7 +22,9 @@ use session_fs::Store;
 use session_migrate::SessionStore;
 
 use crate::cli::{Cli, Command};
-use crate::commands::{cleanup, daemon, documents, list, migration, receiver, recovery, status, submission};
+use crate::commands::{
+    cleanup, clock, daemon, documents, list, migration, receiver, recovery, status, submission,
+};
 use crate::config::{Config, Overrides};
 use crate::error::CliError;
 use crate::output::Output;
@@ -91,7 +93,15 @@ fn run(cli: Cli) -> Result<(), CliError> {
     // Opened per command: recovery needs the store exclusively, the others share it,
     // and the read-only commands create and change nothing (not even a missing store).
     let typed = |fs: Store| SessionStore::new(fs, config.decode_options());
-    let store = || Store::open(&dir).map(typed);
+    // A command that writes takes a clock reading into the store's record first, so
+    // that a jump of the wall clock shows against this boot's earlier readings.
+    let store = || {
+        let fs = Store::open(&dir)?;
+        if let Err(e) = fs.note_clock() {
+            tracing::warn!(error = %e, "could not update the clock record");
+        }
+        Ok::<_, session_fs::FsError>(typed(fs))
+    };
     let read_only = || Store::options().read_only().open(&dir).map(typed);
     match cli.command {
         Command::Init => documents::init(&store()?, &out),
@@ -119,7 +129,15 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Retry { id } => submission::retry(&store()?, &out, &commands::parse_id(&id)?),
         Command::Ignore { id } => submission::ignore(&store()?, &out, &commands::parse_id(&id)?),
         Command::Submit { .. } => submission::submit(&store()?, &config, &out),
-        Command::Status => status::status(&read_only()?, &out),
+        Command::Status => status::status(
+            &read_only()?,
+            &out,
+            config.submit().backoff.cap.as_millis() as u64,
+        ),
+        Command::Clock { action } => match action {
+            cli::ClockAction::Show => clock::show(&read_only()?, &out),
+            cli::ClockAction::Confirm => clock::confirm(&store()?, &out),
+        },
         Command::Config { example: true } => {
             print!("{}", config::example_toml());
             Ok(())

@@ -123,6 +123,7 @@ fn status_counts_and_names_the_oldest_undelivered() {
     let human = sessionctl(dir, &["status"], None);
     let mut settings = relative_times();
     settings.add_filter(r#""durationMs":\d+"#, r#""durationMs":"[MS]""#);
+    settings.add_filter(r#""trustedAt":\d+"#, r#""trustedAt":"[TIME]""#);
     settings.bind(|| {
         insta::assert_snapshot!("status_json", transcript(dir, &json));
         insta::assert_snapshot!("status_human", transcript(dir, &human));

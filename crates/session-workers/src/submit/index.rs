@@ -92,8 +92,10 @@ impl DeliveryIndex {
     }
 
     /// The pending sessions due at `now`, oldest retry first, then oldest capture; and
-    /// when the next one not yet due falls due.
-    pub(crate) fn due(&self, now: u64) -> (Vec<SessionId>, Option<u64>) {
+    /// when the next one not yet due falls due. A retry time more than `cap_ms` after
+    /// `now` can only come from a clock that went back since it was stored (no backoff
+    /// is longer than the cap): it is due now, never years away.
+    pub(crate) fn due(&self, now: u64, cap_ms: u64) -> (Vec<SessionId>, Option<u64>) {
         let mut due: Vec<(u64, u64, &SessionId)> = Vec::new();
         let mut next = None::<u64>;
         for (id, c) in &self.candidates {
@@ -101,7 +103,10 @@ impl DeliveryIndex {
                 continue;
             }
             match c.next_attempt_at {
-                Some(at) if at > now => next = Some(next.map_or(at, |n| n.min(at))),
+                Some(at) if at > now && at <= now.saturating_add(cap_ms) => {
+                    next = Some(next.map_or(at, |n| n.min(at)));
+                }
+                Some(at) if at > now => due.push((now, c.start_time, id)),
                 at => due.push((at.unwrap_or(0), c.start_time, id)),
             }
         }
@@ -212,7 +217,7 @@ mod tests {
             4,
             "submitted, incomplete and interrupted are not kept"
         );
-        let (due, next) = index.due(100);
+        let (due, next) = index.due(100, u64::MAX);
         let due: Vec<&str> = due.iter().map(SessionId::as_str).collect();
         assert_eq!(due, vec!["fresh", "retry"]);
         assert_eq!(next, Some(500));
@@ -220,8 +225,37 @@ mod tests {
         // Delivered since: dropped. Gone: dropped.
         index.observe(&session("fresh", SubmissionStatus::Submitted, true, None));
         index.forget(&SessionId::new("retry").unwrap());
-        assert_eq!(index.due(100).0, Vec::<SessionId>::new());
-        assert_eq!(index.due(500).0, vec![SessionId::new("later").unwrap()]);
+        assert_eq!(index.due(100, u64::MAX).0, Vec::<SessionId>::new());
+        assert_eq!(index.due(500, u64::MAX).0, vec![SessionId::new("later").unwrap()]);
+    }
+
+    #[test]
+    fn a_retry_stored_beyond_the_cap_is_due_now() {
+        // Stored under a clock 94 years ahead, read back at the right time.
+        let year = 365 * 24 * 3_600_000u64;
+        let now = 1_796_000_000_000;
+        let mut index = DeliveryIndex::new();
+        index.observe(&session(
+            "stuck",
+            SubmissionStatus::Pending,
+            true,
+            Some(now + 94 * year),
+        ));
+        index.observe(&session(
+            "soon",
+            SubmissionStatus::Pending,
+            true,
+            Some(now + 60_000),
+        ));
+        let cap = 15 * 60_000;
+        let (due, next) = index.due(now, cap);
+        assert_eq!(due, vec![SessionId::new("stuck").unwrap()]);
+        assert_eq!(next, Some(now + 60_000), "a retry within the cap keeps its time");
+        // Exactly at the cap it still waits; a minute past it, it is due.
+        let mut edge = DeliveryIndex::new();
+        edge.observe(&session("edge", SubmissionStatus::Pending, true, Some(now + cap)));
+        assert_eq!(edge.due(now, cap), (Vec::new(), Some(now + cap)));
+        assert_eq!(edge.due(now - 60_000, cap).0.len(), 1);
     }
 
     #[test]

@@ -352,6 +352,7 @@ impl<T: Transport> SubmissionWorker<T> {
     async fn due_off_thread(&self, now: u64) -> Result<(Vec<SessionId>, Option<u64>), SubmitError> {
         let (store, known, changes) = (self.store.clone(), self.known.clone(), self.changes.clone());
         let rescan_interval = self.config.rescan_interval;
+        let cap_ms = self.config.backoff.cap.as_millis() as u64;
         tokio::task::spawn_blocking(move || {
             let (changed, rescan, attached) = {
                 let mut queue = changes.lock().unwrap_or_else(|p| p.into_inner());
@@ -367,7 +368,7 @@ impl<T: Transport> SubmissionWorker<T> {
                 reobserve(&store, &mut known.index, &changed);
             }
             resume_orphans(&store, &mut known.index);
-            Ok(known.index.due(now))
+            Ok(known.index.due(now, cap_ms))
         })
         .await
         .map_err(|e| SubmitError::Task(e.to_string()))?
@@ -544,6 +545,31 @@ struct Attempt<T: Transport> {
 }
 
 impl<T: Transport> Attempt<T> {
+    /// Compares the store's clock with the endpoint's `Date`: agreement clears a
+    /// suspicion, disagreement raises one (logged when raised or cleared).
+    async fn corroborate_clock(&self, date: u64) {
+        let fs = self.store.fs().clone();
+        let checked = tokio::task::spawn_blocking(move || {
+            let before = fs.clock_record().is_ok_and(|r| r.suspect.is_some());
+            fs.corroborate_clock(date, "endpoint's Date")
+                .map(|check| (before, check))
+        })
+        .await;
+        match checked {
+            Ok(Ok((true, check))) if !check.is_suspect() => {
+                tracing::info!("the endpoint's Date agrees with the clock: the clock suspicion is cleared");
+            }
+            Ok(Ok((false, check))) => {
+                if let Some(suspicion) = &check.record.suspect {
+                    tracing::warn!(reason = %suspicion.reason, "CLOCK SUSPECT: nothing is purged, trashed or expired until it is corroborated or confirmed");
+                }
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not update the clock record"),
+            Err(e) => tracing::warn!(error = %e, "clock record task failed"),
+        }
+    }
+
     /// A locked read-modify-write of this attempt's session, off the async threads.
     /// Errors are only logged, so they are flattened to text.
     async fn update<R, F>(&self, change: F) -> Result<R, String>
@@ -608,6 +634,10 @@ impl<T: Transport> Attempt<T> {
                 Ok(reply) => reply,
                 Err(_) => Err(TransportError::Timeout),
             };
+        // The server's Date is the station's one independent witness of the time.
+        if let Some(date) = reply.as_ref().ok().and_then(|r| r.date) {
+            self.corroborate_clock(date).await;
+        }
         // 3. The outcome, on the latest copy of the session.
         let now = self.clock.now_ms();
         let verdict = judge(reply);

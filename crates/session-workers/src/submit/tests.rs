@@ -39,6 +39,7 @@ fn reply(status: u16) -> ReplyFuture {
             status,
             retry_after: None,
             location: None,
+            date: None,
         })
     })
 }
@@ -176,6 +177,7 @@ fn slow_transport(takes: Duration, sent: Arc<tokio::sync::Notify>) -> MockTransp
                 status: 201,
                 retry_after: None,
                 location: None,
+                date: None,
             })
         })
     });

@@ -139,6 +139,9 @@ pub struct HttpReply {
     pub retry_after: Option<Duration>,
     /// `Location` of a redirect, secrets redacted (redirects are never followed).
     pub location: Option<String>,
+    /// The server's `Date`, epoch ms: independent evidence of the time, which the
+    /// worker compares with the store's clock.
+    pub date: Option<u64>,
 }
 
 impl HttpReply {
@@ -149,7 +152,14 @@ impl HttpReply {
             status,
             retry_after: None,
             location: None,
+            date: None,
         }
+    }
+
+    /// With the server's `Date`, epoch ms.
+    pub fn date(mut self, epoch_ms: u64) -> Self {
+        self.date = Some(epoch_ms);
+        self
     }
 
     /// With a `Retry-After`.
@@ -302,10 +312,18 @@ impl Transport for HttpTransport {
                     .join(&raw)
                     .map_or_else(|_| redacted_url(&raw), |url| redacted_url(url.as_str()))
             });
+            let date = response
+                .headers()
+                .get(reqwest::header::DATE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| httpdate::parse_http_date(v).ok())
+                .and_then(|at| at.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_millis() as u64);
             Ok(HttpReply {
                 status: response.status().as_u16(),
                 retry_after,
                 location,
+                date,
             })
         })
     }

@@ -165,7 +165,31 @@ pub async fn delete(State(state): State<Arc<ApiState>>, Path(raw): Path<String>)
 /// `GET /api/status`: as `status --json`.
 pub async fn status(State(state): State<Arc<ApiState>>) -> Response {
     let store = state.typed().await;
-    match blocking(move || status::compute(&store)).await {
+    let cap_ms = state.config.read().await.submit().backoff.cap.as_millis() as u64;
+    match blocking(move || status::compute(&store, cap_ms)).await {
+        Err(response) => response,
+        Ok(Ok(report)) => Json(report).into_response(),
+        Ok(Err(e)) => failed(e),
+    }
+}
+
+/// `POST /api/clock/confirm`: an operator says the wall clock is right now.
+pub async fn confirm_clock(State(state): State<Arc<ApiState>>) -> Response {
+    let store = state.typed().await;
+    match blocking(move || store.fs().confirm_clock()).await {
+        Err(response) => response,
+        Ok(Ok(check)) => {
+            tracing::info!("an operator confirmed the clock through the local API");
+            Json(crate::commands::clock::ClockView::from(&check.record)).into_response()
+        }
+        Ok(Err(e)) => failed(e.into()),
+    }
+}
+
+/// `GET /api/clock`: what the store knows of its clock.
+pub async fn clock(State(state): State<Arc<ApiState>>) -> Response {
+    let store = state.typed().await;
+    match blocking(move || crate::commands::clock::ClockView::of(&store)).await {
         Err(response) => response,
         Ok(Ok(report)) => Json(report).into_response(),
         Ok(Err(e)) => failed(e),

@@ -63,6 +63,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/sessions/{id}/retry", post(handlers::retry))
         .route("/api/sessions/{id}/ignore", post(handlers::ignore))
         .route("/api/status", get(handlers::status))
+        .route("/api/clock", get(handlers::clock))
+        .route("/api/clock/confirm", post(handlers::confirm_clock))
         .route(
             "/api/settings",
             get(handlers::get_settings).put(handlers::put_settings),

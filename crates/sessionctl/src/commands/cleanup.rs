@@ -18,9 +18,25 @@ pub fn cleanup(
 ) -> Result<(), CliError> {
     let mut settings = config.cleanup();
     settings.dry_run |= dry_run;
-    let now = now.unwrap_or_else(session_fs::now_ms);
-    let s = cleanup_once(store, &settings, now).map_err(|e| CliError::Failed(e.to_string()))?;
-    let summary = json!({ "expired": s.expired, "trashed": s.trashed, "kept": s.kept, "purged": s.purged });
+    // `--now MS` is an operator's time, judged like any reading (without a time since boot).
+    let clocked;
+    let store = match now {
+        Some(ms) => {
+            let fs = session_fs::Store::options()
+                .clock(std::sync::Arc::new(session_fs::clock::ManualClock::wall_only(ms)))
+                .open(store.fs().dir())?;
+            clocked = SessionStore::new(fs, *store.options());
+            &clocked
+        }
+        None => store,
+    };
+    let s = cleanup_once(store, &settings).map_err(|e| CliError::Failed(e.to_string()))?;
+    if let Some(reason) = &s.clock_suspect {
+        out.warn(&format!(
+            "CLOCK SUSPECT: {reason}. Nothing was purged, trashed or expired; it will be once the endpoint's Date agrees or `sessionctl clock confirm` says the clock is right"
+        ));
+    }
+    let summary = json!({ "expired": s.expired, "trashed": s.trashed, "kept": s.kept, "purged": s.purged, "clockSuspect": s.clock_suspect });
     for failure in &s.failures {
         out.warn(&format!("not cleaned: {}: {}", failure.file, failure.problem));
     }

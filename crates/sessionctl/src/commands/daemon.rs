@@ -150,10 +150,10 @@ async fn serve(
     tasks.spawn(run_cleanup(
         store.clone(),
         cleanup_config,
-        clock.clone(),
         events.clone(),
         cancel.clone(),
     ));
+    tasks.spawn(keep_clock_record(store.clone(), cancel.clone()));
     let submit = config.submit();
     let grace = submit.shutdown_grace;
     match config.endpoint() {
@@ -294,6 +294,33 @@ impl StopSignals {
         tokio::select! {
             _ = self.term.recv() => {}
             _ = self.int.recv() => {}
+        }
+    }
+}
+
+/// Takes a clock reading into the store's record now and every ten minutes, so that a
+/// jump of the wall clock is measured against a recent reading of this boot, and a
+/// reboot's bound starts from a recent time. A suspicion it reveals is logged once.
+async fn keep_clock_record(store: SessionStore, cancel: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_secs(600));
+    let mut reported = false;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = every.tick() => {}
+        }
+        let fs = store.fs().clone();
+        match tokio::task::spawn_blocking(move || fs.note_clock()).await {
+            Ok(Ok(check)) => match &check.record.suspect {
+                Some(suspicion) if !reported => {
+                    reported = true;
+                    tracing::warn!(reason = %suspicion.reason, "CLOCK SUSPECT: nothing is purged, trashed or expired until the endpoint's Date agrees or an operator confirms the clock (sessionctl clock confirm)");
+                }
+                Some(_) => {}
+                None => reported = false,
+            },
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not update the clock record"),
+            Err(e) => tracing::warn!(error = %e, "clock record task failed"),
         }
     }
 }

@@ -172,13 +172,25 @@ pub fn relative(then: u64, now: u64) -> String {
         }
         60..3600 => (secs / 60, "minute"),
         3600..86_400 => (secs / 3600, "hour"),
-        _ => (secs / 86_400, "day"),
+        86_400..31_536_000 => (secs / 86_400, "day"),
+        _ => (secs / 31_536_000, "year"),
     };
     let plural = if n == 1 { "" } else { "s" };
     if past {
         format!("{n} {unit}{plural} ago")
     } else {
         format!("in {n} {unit}{plural}")
+    }
+}
+
+/// [`relative`] for a time that must be past (a start, a save, an attempt): one in the
+/// future says so, since only a wrong clock (now or when it was stored) makes it.
+pub fn relative_past(then: u64, now: u64) -> String {
+    let shown = relative(then, now);
+    if then > now.saturating_add(session_fs::clock::TOLERANCE_MS) {
+        format!("{shown} (clock?)")
+    } else {
+        shown
     }
 }
 
@@ -216,7 +228,8 @@ pub fn table(listing: &Listing, status: Option<SubmissionStatus>, now: u64, colo
                     .map_or_else(|| "?".into(), printable),
                 complete(r).to_owned(),
                 r.message_count.map_or_else(|| "?".into(), |n| n.to_string()),
-                fmt_time(r.start_time),
+                r.start_time
+                    .map_or_else(|| "-".to_owned(), |t| relative_past(t, now)),
                 kept_until(r),
                 printable(&r.version),
                 r.last_error

@@ -1,6 +1,7 @@
 //! One module per group of commands.
 
 pub mod cleanup;
+pub mod clock;
 pub mod daemon;
 pub mod documents;
 pub mod list;

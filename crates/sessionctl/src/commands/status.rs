@@ -7,7 +7,8 @@ use session_migrate::{SessionStore, StoredEntry};
 use session_model::SubmissionStatus;
 use session_workers::cleanup::{CleanupSummary, last_cleanup};
 
-use super::list::relative;
+use super::clock::ClockView;
+use super::list::relative_past;
 use crate::error::CliError;
 use crate::output::{Output, count};
 
@@ -51,6 +52,11 @@ pub struct Status {
     oldest_undelivered: Option<Oldest>,
     failed: Vec<FailedSession>,
     last_cleanup: Option<LastCleanup>,
+    /// Whether the store trusts its clock.
+    clock: ClockView,
+    /// Pending sessions whose stored next attempt lies further ahead than the retry
+    /// cap (stored under a clock that was ahead): the worker sends them now instead.
+    retries_pulled_in: usize,
 }
 
 /// The last cleanup, as `status --json` shows it (this command's own shape).
@@ -83,14 +89,17 @@ impl From<CleanupSummary> for LastCleanup {
 }
 
 /// `status`: counts by submission status, the oldest undelivered session, the last cleanup.
-pub fn status(store: &SessionStore, out: &Output) -> Result<(), CliError> {
-    let report = compute(store)?;
+pub fn status(store: &SessionStore, out: &Output, retry_cap_ms: u64) -> Result<(), CliError> {
+    let report = compute(store, retry_cap_ms)?;
     let now = session_fs::now_ms();
     Ok(out.result(&report, || human(&report, store, now))?)
 }
 
-/// What `status --json` (and the local API's `/api/status`) reports.
-pub fn compute(store: &SessionStore) -> Result<Status, CliError> {
+/// What `status --json` (and the local API's `/api/status`) reports; `retry_cap_ms` is
+/// the configured retry cap (a next attempt further ahead is pulled in).
+pub fn compute(store: &SessionStore, retry_cap_ms: u64) -> Result<Status, CliError> {
+    let now = store.fs().clock().now_ms();
+    let mut retries_pulled_in = 0;
     let mut counts: BTreeMap<&'static str, usize> =
         SubmissionStatus::ALL.iter().map(|s| (s.as_str(), 0)).collect();
     let (mut total, mut damaged, mut newer, mut incomplete, mut interrupted) = (0, 0, 0, 0, 0);
@@ -111,6 +120,13 @@ pub fn compute(store: &SessionStore) -> Result<Status, CliError> {
                 }
                 if s.interrupted.is_some() {
                     interrupted += 1;
+                }
+                let pulled_in = s
+                    .submission
+                    .next_attempt_at
+                    .is_some_and(|at| at > now.saturating_add(retry_cap_ms));
+                if status == SubmissionStatus::Pending && pulled_in {
+                    retries_pulled_in += 1;
                 }
                 if status == SubmissionStatus::Failed {
                     failed.push(FailedSession {
@@ -146,6 +162,8 @@ pub fn compute(store: &SessionStore) -> Result<Status, CliError> {
         oldest_undelivered: oldest,
         failed,
         last_cleanup: last_cleanup(store.fs())?.map(LastCleanup::from),
+        clock: ClockView::of(store)?,
+        retries_pulled_in,
     };
     Ok(report)
 }
@@ -153,11 +171,15 @@ pub fn compute(store: &SessionStore) -> Result<Status, CliError> {
 /// The human form of a [`Status`].
 fn human(report: &Status, store: &SessionStore, now: u64) -> String {
     {
-        let mut text = format!(
+        let mut text = String::new();
+        if let Some(warning) = report.clock.warning() {
+            text.push_str(&format!("{warning}\n"));
+        }
+        text.push_str(&format!(
             "{} in {}\n",
             count(report.total, "session", "sessions"),
             store.fs().dir().display()
-        );
+        ));
         for (status, n) in &report.counts {
             text.push_str(&format!("  {status:<10} {n}\n"));
         }
@@ -193,6 +215,12 @@ fn human(report: &Status, store: &SessionStore, now: u64) -> String {
                 report.incomplete, report.interrupted
             ));
         }
+        if report.retries_pulled_in > 0 {
+            text.push_str(&format!(
+                "  ({} stored with a next attempt beyond the retry cap (a clock that was ahead): sent now instead)\n",
+                count(report.retries_pulled_in, "pending session", "pending sessions")
+            ));
+        }
         if report.capturing > 0 {
             text.push_str(&format!("  ({} being captured now)\n", report.capturing));
         }
@@ -201,7 +229,7 @@ fn human(report: &Status, store: &SessionStore, now: u64) -> String {
                 "oldest undelivered: {} ({}, started {})\n",
                 o.id,
                 o.submission_status,
-                relative(o.start_time, now)
+                relative_past(o.start_time, now)
             )),
             None => text.push_str("nothing is waiting to be sent\n"),
         }
@@ -217,7 +245,7 @@ fn human(report: &Status, store: &SessionStore, now: u64) -> String {
         match &report.last_cleanup {
             Some(c) => text.push_str(&format!(
                 "last cleanup {}: expired {}, trashed {}, kept {}, purged {}",
-                relative(c.at, now),
+                relative_past(c.at, now),
                 c.expired,
                 c.trashed,
                 c.kept,

@@ -70,7 +70,7 @@ pub fn transcript(dir: &Path, out: &Output) -> String {
 pub fn relative_times() -> insta::Settings {
     let mut settings = insta::Settings::clone_current();
     settings.add_filter(
-        r"\d+ (day|hour|minute)s? ago|in \d+ (day|hour|minute)s?|just now",
+        r"\d+ (year|day|hour|minute)s? ago|in \d+ (year|day|hour|minute)s?|just now",
         "[WHEN]",
     );
     settings

@@ -49,14 +49,19 @@ function relative(ms) {
   const past = delta <= 0;
   const secs = Math.abs(delta) / 1000;
   const [n, unit] = secs < 60 ? [0, ""] : secs < 3600 ? [Math.floor(secs / 60), "minute"]
-    : secs < 86400 ? [Math.floor(secs / 3600), "hour"] : [Math.floor(secs / 86400), "day"];
+    : secs < 86400 ? [Math.floor(secs / 3600), "hour"] : secs < 31536000 ? [Math.floor(secs / 86400), "day"]
+    : [Math.floor(secs / 31536000), "year"];
   if (n === 0) return past ? "just now" : "in a moment";
   const plural = n === 1 ? "" : "s";
   return past ? `${n} ${unit}${plural} ago` : `in ${n} ${unit}${plural}`;
 }
 
-function when(ms) {
-  return el("time", { datetime: ms ? new Date(ms).toISOString() : null, title: ms ? new Date(ms).toISOString() : null, text: relative(ms) });
+// A time that must be past (a start, a save) but lies ahead says so: only a wrong
+// clock, now or when it was stored, makes it.
+function when(ms, mustBePast) {
+  const future = mustBePast && ms && ms - Date.now() > 5 * 60 * 1000;
+  return el("time", { datetime: ms ? new Date(ms).toISOString() : null, title: ms ? new Date(ms).toISOString() : null,
+    class: future ? "implausible" : null, text: relative(ms) + (future ? " (clock?)" : "") });
 }
 
 function badge(status) {
@@ -83,6 +88,22 @@ function route() {
     $("detail-view").hidden = true;
     $("list-view").hidden = false;
     loadList();
+  }
+  loadCounts();
+}
+
+async function confirmClock() {
+  $("confirm-text").textContent = `Does this computer's clock show the right date and time now (${new Date().toLocaleString()})? Cleanup will then delete and expire by it.`;
+  const dialog = $("confirm");
+  dialog.returnValue = "";
+  dialog.showModal();
+  await new Promise((resolve) => dialog.addEventListener("close", resolve, { once: true }));
+  if (dialog.returnValue !== "ok") return;
+  try {
+    await api("POST", "/api/clock/confirm");
+    say("The clock is confirmed.");
+  } catch (e) {
+    say(`Could not confirm the clock: ${e.message}`, true);
   }
   loadCounts();
 }
@@ -118,6 +139,10 @@ async function loadCounts() {
     }
     if (status.incomplete) counts.append(el("span", { class: "count warn", text: `${status.incomplete} incomplete (never sent)` }));
     if (status.problems) counts.append(el("span", { class: "count error", text: `${status.problems} damaged or stray files: run sessionctl verify` }));
+    if (status.retriesPulledIn) counts.append(el("span", { class: "count warn", text: `${status.retriesPulledIn} waiting retries were set by a clock that was ahead: sent now` }));
+    const clock = status.clock || {};
+    $("clock-banner").hidden = !clock.suspect;
+    $("clock-reason").textContent = clock.suspect ? `${clock.reason}.` : "";
   } catch (e) {
     say(`Could not load the counts: ${e.message}`, true);
   }
@@ -145,7 +170,7 @@ async function loadList() {
       el("td", {}, badge(row.submissionStatus)),
       el("td", { text: row.interrupted ? "cut off: never sent" : row.isComplete === false ? "no: never sent" : row.isComplete ? "yes" : "?" }),
       el("td", { text: row.messageCount ?? "?" }),
-      el("td", {}, when(row.startTime)),
+      el("td", {}, when(row.startTime, true)),
       el("td", {}, expired ? "expired, kept: not delivered" : when(row.persistedUntil)),
       el("td", { class: "last-error", text: row.lastError || "" }));
     body.append(tr);
@@ -360,6 +385,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("retry").addEventListener("click", () => act("retry"));
   $("ignore").addEventListener("click", () => act("ignore"));
   $("delete").addEventListener("click", () => act("delete"));
+  $("confirm-clock").addEventListener("click", confirmClock);
   window.addEventListener("popstate", route);
   route();
   listen();
