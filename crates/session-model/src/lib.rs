@@ -63,7 +63,7 @@ pub type Session = SessionV2_1;
 
 /// The `_metadata.version` every save writes.
 pub const CURRENT_VERSION: &str = SchemaVersion::CURRENT.as_str();
-pub use submission::{Delivery, Submission, SubmissionStatus, TransitionError};
+pub use submission::{Delivery, Submission, SubmissionStatus, TransitionError, retry_due_at};
 pub use text::{Printable, printable, printable_lines};
 pub use v1::{
     AppSubmissionStatus, DAY_MS, DEFAULT_RETENTION_DAYS, LegacyUpgrade, MetadataV1, SessionV1,

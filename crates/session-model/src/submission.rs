@@ -293,6 +293,25 @@ impl Submission {
     pub fn is_due(&self, now: u64) -> bool {
         self.status == SubmissionStatus::Pending && self.next_attempt_at.is_none_or(|at| at <= now)
     }
+
+    /// [`Submission::is_due`] when no backoff is longer than `cap_ms`: a next attempt
+    /// stored further ahead than that can only come from a clock that has since gone
+    /// back, and is due now (see [`retry_due_at`]).
+    pub fn is_due_capped(&self, now: u64, cap_ms: u64) -> bool {
+        self.status == SubmissionStatus::Pending && retry_due_at(self.next_attempt_at, now, cap_ms) <= now
+    }
+}
+
+/// When a retry stored as `next_attempt_at` falls due at `now`, if no backoff is longer
+/// than `cap_ms`: the stored time, or `now` when there is none or it lies more than the
+/// cap ahead (stored under a clock that was ahead). A retry is never further away than
+/// the cap, whatever the clock did.
+pub fn retry_due_at(next_attempt_at: Option<u64>, now: u64, cap_ms: u64) -> u64 {
+    match next_attempt_at {
+        Some(at) if at > now.saturating_add(cap_ms) => now,
+        Some(at) => at,
+        None => 0,
+    }
 }
 
 #[cfg(test)]
@@ -314,6 +333,13 @@ mod tests {
         s.retry_later("HTTP 503".into(), 50).unwrap();
         assert_eq!((s.status, s.attempts, s.next_attempt_at), (Pending, 1, Some(50)));
         assert!(!s.is_due(49) && s.is_due(50));
+        // Within the cap the stored time holds; beyond it (a clock that went back) it is due now.
+        assert!(!s.is_due_capped(49, 1) && s.is_due_capped(50, 1));
+        assert!(s.is_due_capped(48, 1), "50 is more than 1 after 48");
+        assert!(!s.is_due_capped(48, 2));
+        assert_eq!(retry_due_at(Some(50), 48, 2), 50);
+        assert_eq!(retry_due_at(Some(50), 48, 1), 48);
+        assert_eq!(retry_due_at(None, 48, 1), 0);
         assert_eq!(s.begin_attempt(60, || "k2".into()).unwrap(), "k1");
         s.succeed(70).unwrap();
         assert_eq!(

@@ -144,6 +144,12 @@ impl SessionV2_1 {
         self.is_complete && self.interrupted.is_none() && self.submission.is_due(now)
     }
 
+    /// [`SessionV2_1::is_sendable`] when no backoff is longer than `cap_ms`: a retry
+    /// stored further ahead than the cap (a clock that went back) is due now.
+    pub fn is_sendable_capped(&self, now: u64, cap_ms: u64) -> bool {
+        self.is_complete && self.interrupted.is_none() && self.submission.is_due_capped(now, cap_ms)
+    }
+
     /// Whether `other` delivers exactly what this session delivers: the fields of the
     /// submission body (id, start and end, messages, addresses). Metadata, submission
     /// state and unknown fields do not count.

@@ -102,12 +102,9 @@ impl DeliveryIndex {
             if c.in_flight {
                 continue;
             }
-            match c.next_attempt_at {
-                Some(at) if at > now && at <= now.saturating_add(cap_ms) => {
-                    next = Some(next.map_or(at, |n| n.min(at)));
-                }
-                Some(at) if at > now => due.push((now, c.start_time, id)),
-                at => due.push((at.unwrap_or(0), c.start_time, id)),
+            match session_model::retry_due_at(c.next_attempt_at, now, cap_ms) {
+                at if at > now => next = Some(next.map_or(at, |n| n.min(at))),
+                at => due.push((at, c.start_time, id)),
             }
         }
         due.sort();

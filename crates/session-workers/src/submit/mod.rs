@@ -587,10 +587,11 @@ impl<T: Transport> Attempt<T> {
     async fn run(&self) -> AttemptOutcome {
         let now = self.clock.now_ms();
         let performer = self.config.performer.clone();
+        let cap_ms = self.config.backoff.cap.as_millis() as u64;
         // 1. inFlight, with the attempt counted and the key fixed, before anything is sent.
         let begun = self
             .update(move |s| {
-                if !s.is_sendable(now) {
+                if !s.is_sendable_capped(now, cap_ms) {
                     return Ok(None);
                 }
                 let id = s.id.clone();

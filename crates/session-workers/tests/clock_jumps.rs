@@ -1,0 +1,303 @@
+//! No guarantee rests on the wall clock being right: a store whose clock jumps ahead,
+//! behind, or ahead and back again purges, trashes and expires nothing early, never
+//! strands a retry, and cleans genuinely old data once the clock is trusted again.
+//! Every store here runs on an injected clock ([`ManualClock`]): `advance` is real time
+//! passing, `set` a jump of the wall clock alone.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use common::*;
+use session_fs::Store;
+use session_migrate::{DecodeOptions, MigrateOptions, SessionStore};
+use session_model::SessionId;
+use session_model::SubmissionStatus::{Pending, Submitted};
+use session_workers::cleanup::{CleanupConfig, CleanupSummary, cleanup_once};
+use session_workers::{Clock, ManualClock};
+use tokio_util::sync::CancellationToken;
+use wiremock::matchers::method;
+use wiremock::{Mock, ResponseTemplate};
+
+const MINUTE: u64 = 60_000;
+const DAY: u64 = 86_400_000;
+const YEAR: u64 = 365 * DAY;
+
+fn real_now() -> u64 {
+    session_fs::now_ms()
+}
+
+/// A station: a store on `clock`, holding what retention could destroy. A backup run
+/// made by a real migration, a session deleted into the trash, and a delivered session
+/// past its retention, all made just now; and a pending one.
+struct Station {
+    dir: tempfile::TempDir,
+    clock: ManualClock,
+    store: SessionStore,
+}
+
+fn open(dir: &Path, clock: &ManualClock) -> SessionStore {
+    let fs = Store::options().clock(Arc::new(clock.clone())).open(dir).unwrap();
+    SessionStore::new(fs, DecodeOptions::default())
+}
+
+fn station() -> Station {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::at(real_now());
+    let store = open(dir.path(), &clock);
+    // The first reading of this boot becomes the trusted one.
+    assert!(!store.fs().note_clock().unwrap().is_suspect());
+    // An app file, migrated: its original is kept in a backup run made now.
+    std::fs::copy(
+        Path::new(FIXTURES).join("v1/session-21.json"),
+        dir.path().join("session-21.json"),
+    )
+    .unwrap();
+    let migrated = store.migrate(&MigrateOptions::default(), &|_, _| {}).unwrap();
+    assert_eq!(migrated.migrated, 1, "{migrated:?}");
+    let mut delivered = with_status("delivered-long-ago", Submitted, 1);
+    delivered.persisted_until = real_now() - DAY;
+    store.create(&mut delivered).unwrap();
+    let mut doomed = with_status("deleted-just-now", Submitted, 1);
+    doomed.persisted_until = real_now() + 30 * DAY;
+    store.create(&mut doomed).unwrap();
+    assert!(
+        store
+            .delete(&SessionId::new("deleted-just-now").unwrap())
+            .unwrap()
+    );
+    let mut waiting = with_status("waiting", Pending, 0);
+    waiting.persisted_until = real_now() + 30 * DAY;
+    store.create(&mut waiting).unwrap();
+    Station { dir, clock, store }
+}
+
+/// Every file under the store, by name (the clock's own state left out).
+fn files(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(at) = stack.pop() {
+        for entry in std::fs::read_dir(&at).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if !path.starts_with(dir.join(".state")) && !path.starts_with(dir.join(".locks")) {
+                out.push(path.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn clean(station: &Station) -> CleanupSummary {
+    cleanup_once(&station.store, &CleanupConfig::default()).unwrap()
+}
+
+fn assert_nothing_destroyed(station: &Station, before: &[String], summary: &CleanupSummary, what: &str) {
+    assert!(
+        summary.clock_suspect.is_some(),
+        "{what}: the clock was trusted: {summary:?}"
+    );
+    assert_eq!(
+        (summary.expired, summary.trashed, summary.purged),
+        (0, 0, 0),
+        "{what}"
+    );
+    assert_eq!(files(station.dir.path()), before, "{what}: a file moved or went");
+}
+
+#[test]
+fn a_clock_ahead_purges_trashes_and_expires_nothing_until_it_is_corroborated() {
+    for jump in [10 * MINUTE, 3 * DAY, 8 * DAY, 94 * YEAR] {
+        let station = station();
+        let before = files(station.dir.path());
+        let real = station.clock.now_ms();
+        station.clock.set(real + jump);
+        let summary = clean(&station);
+        assert_nothing_destroyed(&station, &before, &summary, &format!("{jump} ms ahead"));
+        // Back at the right time, still latched: readings under a wrong clock (or a
+        // right one) never clear it by themselves.
+        station.clock.set(real + MINUTE);
+        let summary = clean(&station);
+        assert_nothing_destroyed(&station, &before, &summary, &format!("back from {jump} ms ahead"));
+        assert!(station.store.fs().clock_record().unwrap().suspect.is_some());
+        // The endpoint's Date agrees: cleared, and only what is genuinely old goes.
+        let check = station
+            .store
+            .fs()
+            .corroborate_clock(real + MINUTE + 2_000, "endpoint's Date")
+            .unwrap();
+        assert!(!check.is_suspect());
+        let summary = clean(&station);
+        assert_eq!(summary.clock_suspect, None);
+        assert_eq!(
+            (summary.trashed, summary.purged),
+            (1, 0),
+            "the expired delivered session is trashed; the backup and the trash are minutes old"
+        );
+        assert!(
+            files(station.dir.path())
+                .iter()
+                .any(|f| f.starts_with(".backup/"))
+        );
+    }
+}
+
+#[test]
+fn a_clock_behind_stamps_the_real_time_and_latches_a_suspicion() {
+    for jump in [10 * MINUTE, 2 * DAY, 6 * YEAR] {
+        let station = station();
+        let real = station.clock.now_ms();
+        station.clock.set(real - jump);
+        // What the store stamps follows the time since boot, not the wall clock.
+        let mut late = with_status("deleted-under-a-clock-behind", Submitted, 1);
+        late.persisted_until = real + 30 * DAY;
+        station.store.create(&mut late).unwrap();
+        let saved_at =
+            session_model::Document::saved(&load(&station.store, "deleted-under-a-clock-behind")).1;
+        assert!(
+            saved_at.abs_diff(real) < MINUTE,
+            "savedAt {saved_at} vs real {real}"
+        );
+        station
+            .store
+            .delete(&SessionId::new("deleted-under-a-clock-behind").unwrap())
+            .unwrap();
+        let trashed = std::fs::read_dir(station.dir.path().join(".trash"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .find(|n| n.ends_with("deleted-under-a-clock-behind.json"))
+            .unwrap();
+        let stamp: u64 = trashed.split('.').next().unwrap().parse().unwrap();
+        assert!(
+            stamp.abs_diff(real) < MINUTE,
+            "trash stamped {stamp}, real {real}"
+        );
+        // A pass under the clock behind latches it; back at the real time, still nothing
+        // is destroyed until the clock is confirmed.
+        let before = files(station.dir.path());
+        assert_nothing_destroyed(&station, &before, &clean(&station), "behind");
+        station.clock.set(real + 8 * DAY);
+        assert_nothing_destroyed(&station, &before, &clean(&station), "behind, then ahead");
+        station.clock.set(real + MINUTE);
+        station.store.fs().confirm_clock().unwrap();
+        let summary = clean(&station);
+        assert_eq!(
+            (summary.clock_suspect, summary.purged),
+            (None, 0),
+            "nothing young purged"
+        );
+    }
+}
+
+#[test]
+fn an_active_store_with_a_right_clock_still_cleans_what_is_old() {
+    let station = station();
+    // Eight days pass for real: the trash entry and the backup run are past their age.
+    station.clock.advance(8 * DAY);
+    let summary = clean(&station);
+    assert_eq!(summary.clock_suspect, None);
+    assert_eq!((summary.trashed, summary.purged), (1, 2), "{summary:?}");
+    assert!(
+        !files(station.dir.path())
+            .iter()
+            .any(|f| f.starts_with(".backup/"))
+    );
+}
+
+#[test]
+fn after_a_reboot_a_short_gap_is_plausible_and_a_long_one_waits_for_corroboration() {
+    let station = station();
+    let real = station.clock.now_ms();
+    // Another boot (a new clock), two hours on: cleaned as usual.
+    let rebooted = ManualClock::at(real + 2 * 3_600_000);
+    let store = open(station.dir.path(), &rebooted);
+    let summary = cleanup_once(&store, &CleanupConfig::default()).unwrap();
+    assert_eq!((summary.clock_suspect, summary.trashed), (None, 1));
+    // Another boot three days past the newest evidence: nothing until corroborated.
+    let station = station_after(3 * DAY);
+    assert!(station.1.clock_suspect.is_some(), "{:?}", station.1);
+    assert_eq!((station.1.trashed, station.1.purged), (0, 0));
+}
+
+/// A station whose machine restarts `gap` after it was set up, then cleans.
+fn station_after(gap: u64) -> (Station, CleanupSummary) {
+    let station = station();
+    let rebooted = ManualClock::at(station.clock.now_ms() + gap);
+    let store = open(station.dir.path(), &rebooted);
+    let summary = cleanup_once(&store, &CleanupConfig::default()).unwrap();
+    (station, summary)
+}
+
+#[tokio::test]
+async fn a_retry_stored_under_a_clock_ahead_is_sent_when_the_clock_comes_back_once() {
+    let server = server().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201))
+        .mount(&server)
+        .await;
+    for ahead in [2 * DAY, 94 * YEAR] {
+        let (_dir, store) = store_with(vec![pending("s1")]);
+        let h = worker(&store, &endpoint(&server), fast_config());
+        h.clock.set(NOW + ahead);
+        let failed = h.worker.run_pass(&CancellationToken::new()).await.unwrap();
+        assert_eq!(failed.retrying, 1);
+        let stuck = load(&store, "s1").submission.next_attempt_at.unwrap();
+        assert!(stuck > NOW + ahead, "stored under the clock ahead");
+        // The clock comes back: the retry is due now, not in `ahead`.
+        h.clock.set(NOW);
+        let sent = h.worker.run_pass(&CancellationToken::new()).await.unwrap();
+        assert_eq!(sent.submitted, 1, "ahead by {ahead} ms: {sent:?}");
+        let requests = server.received_requests().await.unwrap();
+        let keys: std::collections::HashSet<String> = requests.iter().map(key_of).collect();
+        assert_eq!(keys.len(), 1, "the same key: delivered once");
+        server.reset().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(503))
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(201))
+            .mount(&server)
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn the_endpoints_date_raises_and_clears_a_suspicion() {
+    let server = server().await;
+    // The endpoint's clock is right: its Date is the real time.
+    let date = httpdate::fmt_http_date(std::time::SystemTime::now());
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503).insert_header("Date", date.as_str()))
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store_clock = ManualClock::at(real_now() + 94 * YEAR);
+    let store = open(dir.path(), &store_clock);
+    store.create(&mut pending("s1")).unwrap();
+    let h = worker(&store, &endpoint(&server), fast_config());
+    // A store whose clock is 94 years ahead of the endpoint's Date: suspect.
+    h.worker.run_pass(&CancellationToken::new()).await.unwrap();
+    let record = store.fs().clock_record().unwrap();
+    let reason = record.suspect.expect("suspect").reason;
+    assert!(
+        reason.contains("94 years ahead of the endpoint's Date"),
+        "{reason}"
+    );
+    // The store's clock is put right; the next response agrees: cleared.
+    store_clock.set(real_now());
+    h.clock.set(NOW + DAY);
+    h.worker.run_pass(&CancellationToken::new()).await.unwrap();
+    let record = store.fs().clock_record().unwrap();
+    assert_eq!(record.suspect, None);
+    assert_eq!(record.cleared.map(|c| c.by), Some("endpoint's Date".to_owned()));
+}
