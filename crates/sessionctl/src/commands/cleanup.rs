@@ -33,7 +33,8 @@ pub fn cleanup(
     let s = cleanup_once(store, &settings).map_err(|e| CliError::Failed(e.to_string()))?;
     if let Some(reason) = &s.clock_suspect {
         out.warn(&format!(
-            "CLOCK SUSPECT: {reason}. Nothing was purged, trashed or expired; it will be once the endpoint's Date agrees or `sessionctl clock confirm` says the clock is right"
+            "CLOCK SUSPECT: {}. Nothing was purged, trashed or expired; it will be once the endpoint's Date agrees or `sessionctl clock confirm` says the clock is right",
+            session_model::printable(reason)
         ));
     }
     let summary = json!({ "expired": s.expired, "trashed": s.trashed, "kept": s.kept, "purged": s.purged, "clockSuspect": s.clock_suspect });
@@ -51,6 +52,11 @@ pub fn cleanup(
             s.expired, s.trashed, s.kept, s.purged, s.bytes_freed
         )
     })?;
+    if s.clock_suspect.is_some() {
+        return Err(CliError::Failed(
+            "nothing was cleaned: the clock is suspect".into(),
+        ));
+    }
     if !s.failures.is_empty() {
         return Err(CliError::Failed(format!(
             "{} could not be cleaned (named above); the others were",
