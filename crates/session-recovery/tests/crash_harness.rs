@@ -6,6 +6,10 @@
 //! there are more than `STATES_PER_POINT`), the real `recover` runs on it, and the
 //! invariants are checked. Then the same harness runs against write protocols missing a
 //! file fsync or a directory fsync and must report violations.
+//!
+//! Every store here reads a wall clock that jumps at every reading (years ahead, years
+//! behind, days, minutes) and knows no time since boot, so that every stamp the store
+//! records is as wrong as a careless operator can make it: no guarantee may rest on it.
 
 mod sim;
 
@@ -47,8 +51,29 @@ fn session(id: &str, tag: u32) -> Session {
     decode(doc.as_bytes()).unwrap().session
 }
 
+/// A wall clock that jumps at every reading.
+#[derive(Debug, Default)]
+struct JumpingClock(std::sync::atomic::AtomicUsize);
+
+impl session_fs::clock::Clock for JumpingClock {
+    fn now_ms(&self) -> u64 {
+        const DAY: u64 = 86_400_000;
+        let real = session_fs::now_ms();
+        let jumps = [
+            real + 94 * 365 * DAY,
+            real - 26 * 365 * DAY,
+            real + 3 * DAY,
+            real - 10 * 60_000,
+            real,
+        ];
+        jumps[self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % jumps.len()]
+    }
+}
+
 fn open(disk: &SimDisk, exclusive: bool) -> SessionStore {
-    let options = Store::options().storage(Arc::new(disk.clone()));
+    let options = Store::options()
+        .storage(Arc::new(disk.clone()))
+        .clock(Arc::new(JumpingClock::default()));
     let options = if exclusive { options.exclusive() } else { options };
     SessionStore::new(options.open(ROOT).unwrap(), DecodeOptions::default())
 }
