@@ -790,9 +790,16 @@ impl Store {
         self.read_path(&self.backup_dir(run)?.join(id.file_name()))
     }
 
-    /// A new backup run name: `<ms>-<unique>`, sorting by time.
+    /// A new backup run name: `<ms>-<unique>`, later than every existing run's, so that
+    /// the names sort in the order the runs were made whatever the clock did (rollback
+    /// undoes the last run by that order).
     pub(crate) fn new_backup_run(&self) -> String {
-        format!("{:013}-{}", self.stamp_ms(), self.unique())
+        let newest = self
+            .backup_runs()
+            .ok()
+            .and_then(|runs| runs.last().and_then(|run| layout::parse_backup_run(run)));
+        let at = self.stamp_ms().max(newest.map_or(0, |at| at.saturating_add(1)));
+        format!("{at:013}-{}", self.unique())
     }
 
     fn backup_dir(&self, run: &str) -> Result<PathBuf, FsError> {

@@ -514,6 +514,38 @@ fn a_chosen_run_is_rolled_back_and_the_later_one_left_alone() {
 }
 
 #[test]
+fn rollback_undoes_the_last_run_made_even_when_an_earlier_one_ran_under_a_clock_ahead() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A clock without a time since boot: nothing corrects its readings.
+    let clock = session_fs::clock::ManualClock::wall_only(session_fs::now_ms() + 94 * 365 * 86_400_000);
+    let open = |exclusive: bool| {
+        let options = Store::options().clock(std::sync::Arc::new(clock.clone()));
+        let options = if exclusive { options.exclusive() } else { options };
+        SessionStore::new(options.open(tmp.path()).unwrap(), DecodeOptions::default())
+    };
+    copy_fixtures(tmp.path(), &["v1/session-21.json"]);
+    open(false)
+        .migrate(&MigrateOptions::default(), &no_progress)
+        .unwrap();
+    // The clock comes back; a second run migrates another file.
+    clock.set(session_fs::now_ms());
+    copy_fixtures(tmp.path(), &["v1/session-22.json"]);
+    let second_original = std::fs::read(tmp.path().join("session-22.json")).unwrap();
+    open(false)
+        .migrate(&MigrateOptions::default(), &no_progress)
+        .unwrap();
+    let report = open(true).rollback(&RollbackOptions::default()).unwrap();
+    assert_eq!(report.restored, 1);
+    assert_eq!(
+        std::fs::read(tmp.path().join("session-22.json")).unwrap(),
+        second_original,
+        "the run made last is the one undone"
+    );
+    let first = decode(&std::fs::read(tmp.path().join("session-21.json")).unwrap()).unwrap();
+    assert_eq!(first.from, SchemaVersion::CURRENT, "the earlier run stays");
+}
+
+#[test]
 fn migration_threads_are_at_least_one() {
     assert_eq!(MigrateOptions::default().threads(3).threads, 3);
     assert_eq!(MigrateOptions::default().threads(0).threads, 1);
