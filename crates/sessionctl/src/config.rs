@@ -453,8 +453,7 @@ impl Config {
         };
         if let Some(path) = file.as_deref().filter(|_| read) {
             let origin = format!("config {}", path.display());
-            let text =
-                std::fs::read_to_string(path).map_err(|e| CliError::BadInput(format!("{origin}: {e}")))?;
+            let text = read_config_file(path).map_err(|e| CliError::BadInput(format!("{origin}: {e}")))?;
             let table: toml::Table = toml::from_str(&text)
                 .map_err(|e| CliError::BadInput(format!("{origin}: {}", e.message().trim())))?;
             for (name, value) in &table {
@@ -527,9 +526,7 @@ impl Config {
     /// the environment sets (those win over the file, so the change would not stick),
     /// unless it is set to the value it has. `Ok(true)` when it changed something.
     pub fn set_setting(&mut self, name: &str, raw: &str) -> Result<bool, SettingError> {
-        let key = find(name)
-            .filter(|k| SETTINGS.contains(&k.name))
-            .ok_or_else(|| SettingError::Unknown(name.to_owned()))?;
+        let key = setting_key(name)?;
         if let Some(current) = self.values.get(key.name)
             && let origin @ (Source::Flag | Source::Env) = current.source
         {
@@ -713,6 +710,66 @@ pub enum SettingError {
     /// Out of range, or of the wrong kind.
     #[error("{0}")]
     Invalid(String),
+}
+
+/// Reads a configuration file, refusing at once anything that is not a regular file:
+/// a FIFO would block every command, a device could be endless. Opened non-blocking,
+/// checked on the open descriptor, read to at most 1 MiB.
+fn read_config_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    const LIMIT: u64 = 1024 * 1024;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        let what = if meta.file_type().is_dir() {
+            "a directory"
+        } else {
+            "not a regular file (a FIFO, a socket or a device)"
+        };
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("is {what}; a configuration file must be a regular file"),
+        ));
+    }
+    if meta.len() > LIMIT {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "is larger than 1 MiB; not a configuration file",
+        ));
+    }
+    let mut text = String::new();
+    file.take(LIMIT).read_to_string(&mut text)?;
+    Ok(text)
+}
+
+fn setting_key(name: &str) -> Result<&'static Key, SettingError> {
+    find(name)
+        .filter(|k| SETTINGS.contains(&k.name))
+        .ok_or_else(|| SettingError::Unknown(name.to_owned()))
+}
+
+/// The JSON type a setting takes through the local API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettingType {
+    /// A whole number.
+    Number,
+    /// `true` or `false`.
+    Boolean,
+    /// Text.
+    Text,
+}
+
+/// The JSON type of API setting `name` (an error for a key that is not one).
+pub fn setting_type(name: &str) -> Result<SettingType, SettingError> {
+    Ok(match setting_key(name)?.kind {
+        Kind::Int { .. } | Kind::Byte => SettingType::Number,
+        Kind::Bool => SettingType::Boolean,
+        _ => SettingType::Text,
+    })
 }
 
 /// One line of `sessionctl config`.

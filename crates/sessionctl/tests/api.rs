@@ -314,6 +314,37 @@ fn settings_are_checked_written_applied_and_kept_across_a_restart() {
         Some(r#"{"endpoint": "http://x"}"#),
     );
     assert_eq!(unknown.status, 400);
+    // Typed strictly: a string where a number or a boolean belongs is refused, naming
+    // the key, and nothing is written.
+    let before_wrong_types = std::fs::read_to_string(&file).unwrap();
+    for (body, key, wanted) in [
+        (r#"{"retention_days": "30"}"#, "retention_days", "a number"),
+        (
+            r#"{"delete_undelivered": "true"}"#,
+            "delete_undelivered",
+            "true or false",
+        ),
+        (r#"{"cleanup_dry_run": 1}"#, "cleanup_dry_run", "true or false"),
+        (
+            r#"{"trash_max_age_days": true}"#,
+            "trash_max_age_days",
+            "a number",
+        ),
+        (
+            r#"{"retention_days": 90, "cleanup_interval_hours": null}"#,
+            "cleanup_interval_hours",
+            "a number",
+        ),
+    ] {
+        let wrong = http(&addr, "PUT", "/api/settings", &[], Some(body));
+        assert_eq!(wrong.status, 400, "{body}: {}", wrong.body);
+        let message = wrong.json()["error"].as_str().unwrap().to_owned();
+        assert!(
+            message.contains(key) && message.contains(wanted),
+            "{body}: {message}"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), before_wrong_types);
     let good = http(
         &addr,
         "PUT",

@@ -182,6 +182,50 @@ fn a_fifo_named_like_a_session_never_hangs_anything() {
 }
 
 #[test]
+fn a_configuration_file_that_is_not_a_regular_file_is_refused_at_once() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("s");
+    init(&dir);
+    let fifo = root.path().join("config.fifo");
+    test_support::mkfifo(&fifo);
+    let folder = root.path().join("config.d");
+    std::fs::create_dir(&folder).unwrap();
+    for config in [&fifo, &folder, &std::path::PathBuf::from("/dev/zero")] {
+        for via_env in [false, true] {
+            let out = if via_env {
+                let mut command = common::command();
+                command
+                    .arg("--dir")
+                    .arg(&dir)
+                    .arg("status")
+                    .env("HL7_CONFIG", config)
+                    .stdin(std::process::Stdio::null());
+                let child = command
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                let mut child = test_support::ChildGuard::new(child);
+                let status = common::wait_at_most(&mut child, PROMPTLY);
+                let mut stderr = String::new();
+                std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+                (status.code(), stderr)
+            } else {
+                let config = config.to_str().unwrap();
+                let out = sessionctl_within(&dir, &["--config", config, "status"], None, PROMPTLY);
+                (out.status.code(), text(&out.stderr))
+            };
+            assert_eq!(out.0, Some(2), "{config:?} (env: {via_env}): {}", out.1);
+            assert!(
+                out.1.contains(&config.display().to_string()) && out.1.contains("regular file"),
+                "{}",
+                out.1
+            );
+        }
+    }
+}
+
+#[test]
 fn symlinked_dot_directories_are_refused_and_never_followed() {
     for area in [".trash", ".quarantine", ".locks", ".backup", ".state"] {
         let tmp = tempfile::tempdir().unwrap();

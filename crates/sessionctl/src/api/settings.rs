@@ -12,7 +12,7 @@ use std::path::Path;
 use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 
-use crate::config::{Config, SettingError};
+use crate::config::{Config, SettingError, SettingType};
 
 /// `GET /api/settings` (and the answer to a `PUT`): the values at the top level, in
 /// the shape a `PUT` takes (`{"retention_days": 30, "delete_undelivered": false, ...}`),
@@ -63,14 +63,30 @@ pub async fn apply(config: &Config, changes: &Map<String, Value>) -> Result<Conf
         .iter()
         .filter(|(key, _)| !DESCRIPTIVE.contains(&key.as_str()))
     {
-        let raw = match value {
-            Value::Number(n) => n.to_string(),
-            Value::Bool(b) => b.to_string(),
-            Value::String(s) => s.clone(),
-            other => {
+        // Typed strictly: "30" is not a number and "true" is not a boolean.
+        let expected =
+            crate::config::setting_type(key).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
+        let raw = match (expected, value) {
+            (SettingType::Number, Value::Number(n)) => n.to_string(),
+            (SettingType::Boolean, Value::Bool(b)) => b.to_string(),
+            (SettingType::Text, Value::String(s)) => s.clone(),
+            (expected, other) => {
+                let wanted = match expected {
+                    SettingType::Number => "a number",
+                    SettingType::Boolean => "true or false",
+                    SettingType::Text => "a string",
+                };
+                let got = match other {
+                    Value::String(_) => "a string",
+                    Value::Number(_) => "a number",
+                    Value::Bool(_) => "a boolean",
+                    Value::Null => "null",
+                    Value::Array(_) => "an array",
+                    Value::Object(_) => "an object",
+                };
                 return Err((
                     StatusCode::BAD_REQUEST,
-                    format!("{key}: expected a number or true/false, not {other}"),
+                    format!("{key}: expected {wanted}, not {got}"),
                 ));
             }
         };
