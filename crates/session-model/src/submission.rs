@@ -234,6 +234,25 @@ impl Submission {
         Ok(())
     }
 
+    /// `inFlight -> pending` when the attempt failed for a configuration problem that
+    /// needs an operator (an untrusted certificate): the attempt is not counted, so the
+    /// session never runs out of attempts for it, and it is tried again at
+    /// `next_attempt_at` (the retry cap). The error is kept as `lastError`.
+    pub fn await_configuration(
+        &mut self,
+        error: String,
+        next_attempt_at: u64,
+    ) -> Result<(), TransitionError> {
+        if self.status != SubmissionStatus::InFlight {
+            return Err(self.refuse("schedule a retry of"));
+        }
+        self.status = SubmissionStatus::Pending;
+        self.attempts = self.attempts.saturating_sub(1);
+        self.next_attempt_at = Some(next_attempt_at);
+        self.last_error = Some(error);
+        Ok(())
+    }
+
     /// `inFlight -> failed` (a permanent failure, or attempts ran out).
     pub fn fail(&mut self, error: String) -> Result<(), TransitionError> {
         if self.status != SubmissionStatus::InFlight {
@@ -333,6 +352,16 @@ mod tests {
         s.retry_later("HTTP 503".into(), 50).unwrap();
         assert_eq!((s.status, s.attempts, s.next_attempt_at), (Pending, 1, Some(50)));
         assert!(!s.is_due(49) && s.is_due(50));
+        // A configuration problem does not count the attempt.
+        let mut c = Submission::default();
+        c.begin_attempt(1, || "k".into()).unwrap();
+        c.await_configuration("TLS: untrusted".into(), 900).unwrap();
+        assert_eq!((c.status, c.attempts, c.next_attempt_at), (Pending, 0, Some(900)));
+        assert_eq!(c.last_error.as_deref(), Some("TLS: untrusted"));
+        assert!(
+            c.await_configuration("again".into(), 1).is_err(),
+            "only from inFlight"
+        );
         // Within the cap the stored time holds; beyond it (a clock that went back) it is due now.
         assert!(!s.is_due_capped(49, 1) && s.is_due_capped(50, 1));
         assert!(s.is_due_capped(48, 1), "50 is more than 1 after 48");

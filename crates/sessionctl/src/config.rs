@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use session_workers::cleanup::CleanupConfig;
-use session_workers::submit::{Backoff, Secret, SubmitConfig};
+use session_workers::submit::{Backoff, HttpTransport, Secret, SubmitConfig};
 
 use crate::error::CliError;
 
@@ -104,6 +104,12 @@ const KEYS: &[Key] = &[
         Kind::Url,
         None,
         "submission endpoint; submission is off without one",
+    ),
+    key(
+        "ca_file",
+        Kind::Path,
+        None,
+        "PEM file of a private CA the endpoint's certificate is signed by (added to the system's roots)",
     ),
     Key {
         name: "authorization",
@@ -636,6 +642,25 @@ impl Config {
     /// The authorization value, when configured.
     pub fn authorization(&self) -> Option<Secret> {
         self.raw("authorization").map(Secret::new)
+    }
+
+    /// The endpoint's transport: the endpoint, the authorization and, with `ca_file`,
+    /// a private CA beside the system's roots. A bad endpoint or CA file is bad input.
+    pub fn transport(&self, endpoint: &str) -> Result<HttpTransport, CliError> {
+        let ca = match self.raw("ca_file").filter(|f| !f.is_empty()) {
+            Some(file) => Some(
+                read_config_file(Path::new(file))
+                    .map_err(|e| CliError::BadInput(format!("ca_file {file}: {e}")))?,
+            ),
+            None => None,
+        };
+        HttpTransport::with_ca(
+            endpoint,
+            self.authorization(),
+            self.submit().request_timeout,
+            ca.as_deref().map(str::as_bytes),
+        )
+        .map_err(|e| CliError::BadInput(format!("endpoint: {e}")))
     }
 
     /// The submission worker's settings.

@@ -226,6 +226,29 @@ fn a_configuration_file_that_is_not_a_regular_file_is_refused_at_once() {
 }
 
 #[test]
+fn a_ca_file_that_is_not_a_pem_regular_file_is_refused_at_once() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("s");
+    init(&dir);
+    let fifo = root.path().join("ca.fifo");
+    test_support::mkfifo(&fifo);
+    let not_pem = root.path().join("ca.txt");
+    std::fs::write(&not_pem, "not a certificate\n").unwrap();
+    for (file, said) in [(&fifo, "regular file"), (&not_pem, "certificate")] {
+        let set = format!("ca_file={}", file.display());
+        let out = sessionctl_within(
+            &dir,
+            &["--set", &set, "submit", "--endpoint", "https://127.0.0.1:9/sessions"],
+            None,
+            PROMPTLY,
+        );
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(said), "{stderr}");
+    }
+}
+
+#[test]
 fn symlinked_dot_directories_are_refused_and_never_followed() {
     for area in [".trash", ".quarantine", ".locks", ".backup", ".state"] {
         let tmp = tempfile::tempdir().unwrap();

@@ -228,6 +228,9 @@ enum Verdict {
     Permanent {
         error: String,
     },
+    Configuration {
+        error: String,
+    },
 }
 
 fn judge(reply: Result<HttpReply, TransportError>) -> Verdict {
@@ -254,6 +257,9 @@ fn judge(reply: Result<HttpReply, TransportError>) -> Verdict {
             error: e.to_string(),
             retry_after: None,
         },
+        // An untrusted, expired or misnamed certificate is a configuration problem: it
+        // waits for an operator (retried at the cap), never burning attempts.
+        Err(e @ TransportError::Tls(_)) => Verdict::Configuration { error: e.to_string() },
         Err(e @ TransportError::Invalid(_)) => Verdict::Permanent { error: e.to_string() },
     }
 }
@@ -663,6 +669,13 @@ impl<T: Transport> Attempt<T> {
                         submission.retry_later(error.clone(), at).map_err(refused(&id))?;
                         (AttemptOutcome::Retrying(at), Some((error, at)))
                     }
+                    Verdict::Configuration { error } if in_flight => {
+                        let at = now.saturating_add(backoff.cap.as_millis() as u64);
+                        submission
+                            .await_configuration(error.clone(), at)
+                            .map_err(refused(&id))?;
+                        (AttemptOutcome::Retrying(at), Some((error, at)))
+                    }
                     Verdict::Retry { error, .. } | Verdict::Permanent { error } if in_flight => {
                         submission.fail(error.clone()).map_err(refused(&id))?;
                         (AttemptOutcome::Failed, Some((error, 0)))
@@ -673,7 +686,9 @@ impl<T: Transport> Attempt<T> {
                         submission.late_outcome(&key, Ok(now));
                         (AttemptOutcome::Skipped, None)
                     }
-                    Verdict::Retry { error, .. } | Verdict::Permanent { error } => {
+                    Verdict::Retry { error, .. }
+                    | Verdict::Permanent { error }
+                    | Verdict::Configuration { error } => {
                         submission.late_outcome(&key, Err(error));
                         (AttemptOutcome::Skipped, None)
                     }

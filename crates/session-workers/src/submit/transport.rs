@@ -182,9 +182,13 @@ pub enum TransportError {
     /// No answer within the request timeout.
     #[error("request timed out")]
     Timeout,
-    /// Connection refused, reset, DNS, TLS...
+    /// Connection refused, reset, DNS...
     #[error("network error: {0}")]
     Network(String),
+    /// The TLS handshake failed: the endpoint's certificate is not trusted, expired or
+    /// for another name. A configuration problem, not a passing one.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The request could not be built (a bad endpoint, an invalid header value).
     #[error("invalid request: {0}")]
     Invalid(String),
@@ -228,6 +232,17 @@ impl HttpTransport {
         authorization: Option<Secret>,
         timeout: Duration,
     ) -> Result<Self, TransportError> {
+        Self::with_ca(endpoint, authorization, timeout, None)
+    }
+
+    /// [`HttpTransport::new`], also trusting the certificates of `ca_pem` (a PEM
+    /// bundle: a private CA) beside the system's roots.
+    pub fn with_ca(
+        endpoint: &str,
+        authorization: Option<Secret>,
+        timeout: Duration,
+        ca_pem: Option<&[u8]>,
+    ) -> Result<Self, TransportError> {
         let shown = redacted_url(endpoint);
         let endpoint = reqwest::Url::parse(endpoint)
             .map_err(|e| TransportError::Invalid(format!("endpoint {shown}: {e}")))?;
@@ -246,9 +261,18 @@ impl HttpTransport {
         }
         // Redirects are never followed: a 3xx is an answer (and not a delivery), and
         // nothing, the Idempotency-Key least of all, is ever sent to another host.
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(pem) = ca_pem {
+            let roots = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| TransportError::Invalid(format!("the CA file is not a PEM bundle: {e}")))?;
+            if roots.is_empty() {
+                return Err(TransportError::Invalid("the CA file holds no certificate".into()));
+            }
+            builder = builder.tls_certs_merge(roots);
+        }
+        let client = builder
             .build()
             .map_err(|e| TransportError::Invalid(e.to_string()))?;
         Ok(Self {
@@ -257,6 +281,44 @@ impl HttpTransport {
             authorization,
         })
     }
+}
+
+/// An error and its causes, joined: reqwest's own text ("error sending request") says
+/// nothing of the cause, which is in the sources.
+#[cfg(feature = "http")]
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// What a failed TLS handshake says, in an operator's words, from an error chain's
+/// text (rustls names the certificate problem); `None` when it was not TLS.
+fn tls_problem(chain: &str) -> Option<String> {
+    let what = if chain.contains("UnknownIssuer") || chain.contains("unknown issuer") {
+        "the endpoint's certificate is not trusted (unknown issuer): add its CA with ca_file"
+    } else if chain.contains("Expired") || chain.contains("expired") {
+        "the endpoint's certificate has expired (or the clock is wrong)"
+    } else if chain.contains("NotValidYet") {
+        "the endpoint's certificate is not valid yet (or the clock is wrong)"
+    } else if chain.contains("NotValidForName") || chain.contains("not valid for name") {
+        "the endpoint's certificate is for another name than the endpoint's host"
+    } else if chain.contains("invalid peer certificate") || chain.contains("certificate") {
+        "the endpoint's certificate was refused"
+    } else if chain.contains("tls") || chain.contains("TLS") || chain.contains("handshake") {
+        "the TLS handshake failed"
+    } else {
+        return None;
+    };
+    Some(format!("{what} ({})", chain.rsplit(": ").next().unwrap_or(chain)))
 }
 
 #[cfg(feature = "http")]
@@ -295,8 +357,12 @@ impl Transport for HttpTransport {
                 if e.is_timeout() {
                     TransportError::Timeout
                 } else {
-                    // Without the URL's query or any header: just what failed.
-                    TransportError::Network(e.without_url().to_string())
+                    // Without the URL's query or any header: just what failed, and why.
+                    let chain = error_chain(&e.without_url());
+                    match tls_problem(&chain) {
+                        Some(problem) => TransportError::Tls(problem),
+                        None => TransportError::Network(chain),
+                    }
                 }
             })?;
             let retry_after = response
@@ -326,6 +392,45 @@ impl Transport for HttpTransport {
                 date,
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tls_tests {
+    use super::tls_problem;
+
+    #[test]
+    fn tls_problems_are_named_in_an_operators_words() {
+        let cases = [
+            (
+                "error sending request: client error (Connect): invalid peer certificate: UnknownIssuer",
+                "not trusted",
+            ),
+            (
+                "error sending request: client error (Connect): invalid peer certificate: Expired",
+                "expired",
+            ),
+            (
+                "error sending request: invalid peer certificate: NotValidForName: certificate is not valid for name",
+                "another name",
+            ),
+            (
+                "error sending request: invalid peer certificate: BadSignature",
+                "refused",
+            ),
+            (
+                "error sending request: received fatal alert: HandshakeFailure (TLS)",
+                "handshake",
+            ),
+        ];
+        for (chain, said) in cases {
+            let problem = tls_problem(chain).unwrap_or_default();
+            assert!(problem.contains(said), "{chain}: {problem}");
+        }
+        assert_eq!(
+            tls_problem("error sending request: tcp connect error: Connection refused"),
+            None
+        );
     }
 }
 

@@ -8,7 +8,7 @@ use session_fs::{FsError, Store};
 use session_migrate::{MigrateOptions, SessionStore};
 use session_workers::SystemClock;
 use session_workers::cleanup::run_cleanup;
-use session_workers::submit::{ChangeFeed, DeliveryIndex, HttpTransport, SubmissionWorker};
+use session_workers::submit::{ChangeFeed, DeliveryIndex, SubmissionWorker};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::security::Guard;
@@ -158,8 +158,7 @@ async fn serve(
     let grace = submit.shutdown_grace;
     match config.endpoint() {
         Some(endpoint) => {
-            let transport = HttpTransport::new(endpoint, config.authorization(), submit.request_timeout)
-                .map_err(|e| CliError::BadInput(format!("endpoint: {e}")))?;
+            let transport = config.transport(endpoint)?;
             let mut worker = SubmissionWorker::new(store.clone(), transport, submit, clock, events.clone())
                 .map_err(|e| CliError::Failed(format!("submission: {e}")))?;
             worker.seed(index);

@@ -57,6 +57,19 @@ pub struct Status {
     /// Pending sessions whose stored next attempt lies further ahead than the retry
     /// cap (stored under a clock that was ahead): the worker sends them now instead.
     retries_pulled_in: usize,
+    /// A delivery problem only an operator can fix (a TLS certificate the station does
+    /// not trust), with how many sessions wait for it; retried at the cap meanwhile.
+    endpoint_attention: Option<EndpointAttention>,
+}
+
+/// The endpoint needs an operator.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointAttention {
+    /// The newest such error.
+    error: String,
+    /// Sessions waiting for it.
+    sessions: usize,
 }
 
 /// The last cleanup, as `status --json` shows it (this command's own shape).
@@ -100,6 +113,8 @@ pub fn status(store: &SessionStore, out: &Output, retry_cap_ms: u64) -> Result<(
 pub fn compute(store: &SessionStore, retry_cap_ms: u64) -> Result<Status, CliError> {
     let now = store.fs().clock().now_ms();
     let mut retries_pulled_in = 0;
+    let mut attention: Option<(u64, String)> = None;
+    let mut waiting_for_operator = 0;
     let mut counts: BTreeMap<&'static str, usize> =
         SubmissionStatus::ALL.iter().map(|s| (s.as_str(), 0)).collect();
     let (mut total, mut damaged, mut newer, mut incomplete, mut interrupted) = (0, 0, 0, 0, 0);
@@ -127,6 +142,21 @@ pub fn compute(store: &SessionStore, retry_cap_ms: u64) -> Result<Status, CliErr
                     .is_some_and(|at| at > now.saturating_add(retry_cap_ms));
                 if status == SubmissionStatus::Pending && pulled_in {
                     retries_pulled_in += 1;
+                }
+                // Configuration problems are the ones the worker waits out at the cap
+                // without counting attempts: TLS, today.
+                if let Some(error) = s
+                    .submission
+                    .last_error
+                    .as_deref()
+                    .filter(|e| e.starts_with("TLS: "))
+                    && status == SubmissionStatus::Pending
+                {
+                    waiting_for_operator += 1;
+                    let at = s.submission.last_attempt_at.unwrap_or(0);
+                    if attention.as_ref().is_none_or(|(newest, _)| at >= *newest) {
+                        attention = Some((at, error.to_owned()));
+                    }
                 }
                 if status == SubmissionStatus::Failed {
                     failed.push(FailedSession {
@@ -164,6 +194,10 @@ pub fn compute(store: &SessionStore, retry_cap_ms: u64) -> Result<Status, CliErr
         last_cleanup: last_cleanup(store.fs())?.map(LastCleanup::from),
         clock: ClockView::of(store)?,
         retries_pulled_in,
+        endpoint_attention: attention.map(|(_, error)| EndpointAttention {
+            error,
+            sessions: waiting_for_operator,
+        }),
     };
     Ok(report)
 }
@@ -174,6 +208,13 @@ fn human(report: &Status, store: &SessionStore, now: u64) -> String {
         let mut text = String::new();
         if let Some(warning) = report.clock.warning() {
             text.push_str(&format!("{warning}\n"));
+        }
+        if let Some(attention) = &report.endpoint_attention {
+            text.push_str(&format!(
+                "ENDPOINT NEEDS ATTENTION: {} ({} waiting; retried every retry_cap_seconds until it is fixed)\n",
+                session_model::printable(&attention.error),
+                count(attention.sessions, "session", "sessions")
+            ));
         }
         text.push_str(&format!(
             "{} in {}\n",

@@ -6,7 +6,7 @@ use serde_json::json;
 use session_migrate::{SessionStore, StoreError, refused};
 use session_model::{SessionId, Submission, TransitionError};
 use session_workers::SystemClock;
-use session_workers::submit::{HttpTransport, SubmissionWorker, SubmitError};
+use session_workers::submit::{SubmissionWorker, SubmitError};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -52,8 +52,7 @@ pub fn submit(store: &SessionStore, config: &Config, out: &Output) -> Result<(),
         .endpoint()
         .ok_or_else(|| CliError::BadInput("no endpoint: pass --endpoint URL or set HL7_ENDPOINT".into()))?;
     let settings = config.submit();
-    let transport = HttpTransport::new(endpoint, config.authorization(), settings.request_timeout)
-        .map_err(|e| CliError::BadInput(e.to_string()))?;
+    let transport = config.transport(endpoint)?;
     let (events, _) = tokio::sync::broadcast::channel(64);
     let worker = SubmissionWorker::new(store.clone(), transport, settings, Arc::new(SystemClock), events)
         .map_err(|e| match e {
