@@ -353,7 +353,7 @@ mod tests {
         assert_eq!((s.status, s.attempts, s.next_attempt_at), (Pending, 1, Some(50)));
         assert!(!s.is_due(49) && s.is_due(50));
         // A configuration problem does not count the attempt.
-        let mut c = Submission::default();
+        let mut c = Submission::pending();
         c.begin_attempt(1, || "k".into()).unwrap();
         c.await_configuration("TLS: untrusted".into(), 900).unwrap();
         assert_eq!((c.status, c.attempts, c.next_attempt_at), (Pending, 0, Some(900)));
