@@ -22,12 +22,32 @@
 //!   from the LIS) is a one-byte `stray` element, and ends the bytes before it.
 //! - **Bytes cut off before their CR LF** (by a marker, a new session, the end of the
 //!   connection, or [`MAX_ELEMENT`] bytes without a CR LF) become a `fragment` element.
+//!
+//! Traffic never multiplies storage:
+//!
+//! - **A start marker while the open session holds nothing but start markers** (and
+//!   the LIS's replies to them) stays in that session as another `start` element: in
+//!   ASTM E1381 a sender that gets no reply sends ENQ again, so 1 MB of ENQ is one session.
+//! - **A connection begins at most [`SESSIONS_BURST`] sessions at once and
+//!   [`SESSIONS_PER_SECOND`] a second after that** (a token bucket over the chunks'
+//!   times). Beyond it nothing is dropped: a start marker goes into the open session as
+//!   a `start` element instead of cutting it off, and an end marker is recorded but
+//!   leaves its session open ("held") until a session may begin again, the next end
+//!   marker after that completes it, or the connection ends (then it is complete: its
+//!   last marker was an end).
 
 use session_model::{Direction, ElementKind, InterruptionReason};
 
 /// The longest element the machine accumulates: a peer that never sends CR LF is cut
 /// into `fragment` elements of this size instead of growing without bound.
 pub const MAX_ELEMENT: usize = 4 * 1024 * 1024;
+
+/// Sessions a connection may begin at once (see the module docs).
+pub const SESSIONS_BURST: u64 = 10;
+/// Sessions a connection may begin per second after the burst.
+pub const SESSIONS_PER_SECOND: u64 = 5;
+/// One session's worth of the bucket, in thousandths.
+const TOKEN: u64 = 1000;
 
 /// The marker bytes, configurable 0-255 as in the app.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,6 +170,13 @@ pub struct Framer {
     markers: Markers,
     state: State,
     pending: [Vec<u8>; 2],
+    /// The open framed session holds only start markers and the LIS's replies.
+    only_starts: bool,
+    /// The open framed session saw its end marker while no session could begin.
+    held: bool,
+    /// Sessions that may begin now, in thousandths, and when it was last topped up.
+    tokens: u64,
+    topped_up_at: Option<u64>,
 }
 
 impl Framer {
@@ -159,7 +186,31 @@ impl Framer {
             markers,
             state: State::Idle,
             pending: [Vec::new(), Vec::new()],
+            only_starts: false,
+            held: false,
+            tokens: SESSIONS_BURST * TOKEN,
+            topped_up_at: None,
         }
+    }
+
+    /// Tops the bucket up for the time since the last chunk (times only count forward).
+    fn top_up(&mut self, at: u64) {
+        let elapsed = self.topped_up_at.map_or(0, |then| at.saturating_sub(then));
+        // SESSIONS_PER_SECOND tokens a second is that many thousandths a millisecond.
+        self.tokens = (self.tokens + elapsed.saturating_mul(SESSIONS_PER_SECOND)).min(SESSIONS_BURST * TOKEN);
+        self.topped_up_at = Some(self.topped_up_at.map_or(at, |then| then.max(at)));
+    }
+
+    fn may_begin(&self) -> bool {
+        self.tokens >= TOKEN
+    }
+
+    fn begin(&mut self, at: u64, unframed: bool, out: &mut Vec<Framed>) {
+        self.tokens = self.tokens.saturating_sub(TOKEN);
+        out.push(Framed::Begin { at, unframed });
+        self.state = if unframed { State::Unframed } else { State::Framed };
+        self.only_starts = !unframed;
+        self.held = false;
     }
 
     /// Whether a session is open.
@@ -192,16 +243,26 @@ impl Framer {
 
     fn byte(&mut self, side: Side, b: u8, at: u64, out: &mut Vec<Framed>) {
         let m = self.markers;
+        self.top_up(at);
         if side == Side::Device && b == m.start {
+            let repeated = self.state == State::Framed && self.only_starts && !self.held;
+            if self.state != State::Idle && (repeated || !self.may_begin()) {
+                // A repeated ENQ, or more sessions than the bound: it stays in the open one.
+                self.flush(Side::Device, at, out);
+                self.flush(Side::Lis, at, out);
+                self.state = State::Framed;
+                self.held = false;
+                self.element(side, ElementKind::Start, vec![b], at, out);
+                return;
+            }
             self.cut_off(InterruptionReason::Restarted, at, out);
-            out.push(Framed::Begin { at, unframed: false });
-            self.state = State::Framed;
+            self.begin(at, false, out);
             self.element(side, ElementKind::Start, vec![b], at, out);
             return;
         }
         if self.state == State::Idle {
-            out.push(Framed::Begin { at, unframed: true });
-            self.state = State::Unframed;
+            // A session ends only when another may begin, so there is room here.
+            self.begin(at, true, out);
         }
         if self.state == State::Unframed {
             if m.is_marker(b) {
@@ -217,8 +278,13 @@ impl Framer {
                 self.flush(Side::Device, at, out);
                 self.flush(Side::Lis, at, out);
                 self.element(side, ElementKind::End, vec![b], at, out);
-                out.push(Framed::Complete { at });
-                self.state = State::Idle;
+                if self.may_begin() {
+                    out.push(Framed::Complete { at });
+                    self.state = State::Idle;
+                } else {
+                    // Beyond the bound: held open, so that what follows has a session.
+                    self.held = true;
+                }
             }
             (Side::Lis, b) if b == m.ack => {
                 self.flush(side, at, out);
@@ -237,6 +303,7 @@ impl Framer {
     }
 
     fn accumulate(&mut self, side: Side, b: u8, at: u64, out: &mut Vec<Framed>) {
+        self.only_starts = false;
         let pending = &mut self.pending[side.index()];
         pending.push(b);
         if pending.ends_with(b"\r\n") {
@@ -265,6 +332,10 @@ impl Framer {
     }
 
     fn element(&mut self, side: Side, kind: ElementKind, bytes: Vec<u8>, at: u64, out: &mut Vec<Framed>) {
+        let reply = side == Side::Lis && matches!(kind, ElementKind::Ack | ElementKind::Nak);
+        if !(kind == ElementKind::Start || reply) {
+            self.only_starts = false;
+        }
         out.push(Framed::Element(FramedElement {
             timestamp: at,
             direction: side.direction(),
@@ -279,11 +350,24 @@ impl Framer {
         }
         self.flush(Side::Device, at, out);
         self.flush(Side::Lis, at, out);
-        let reason = match self.state {
-            State::Unframed => InterruptionReason::Unframed,
-            _ => reason,
+        self.state = match self.state {
+            // Held open past its end marker: it was complete.
+            State::Framed if self.held => {
+                out.push(Framed::Complete { at });
+                State::Idle
+            }
+            State::Unframed => {
+                out.push(Framed::Abandon {
+                    at,
+                    reason: InterruptionReason::Unframed,
+                });
+                State::Idle
+            }
+            _ => {
+                out.push(Framed::Abandon { at, reason });
+                State::Idle
+            }
         };
-        out.push(Framed::Abandon { at, reason });
-        self.state = State::Idle;
+        self.held = false;
     }
 }

@@ -50,7 +50,9 @@ mod record;
 mod recorder;
 
 pub use fold::{JournalRecovery, recover_journals};
-pub use framing::{Framed, FramedElement, Framer, MAX_ELEMENT, Markers, Side};
+pub use framing::{
+    Framed, FramedElement, Framer, MAX_ELEMENT, Markers, SESSIONS_BURST, SESSIONS_PER_SECOND, Side,
+};
 pub use recorder::{Endpoints, OpenCapture, Recorder};
 
 use session_fs::FsError;

@@ -121,14 +121,27 @@ impl OpenCapture {
     /// Appends one element; when this returns `Ok`, the element survives any crash.
     /// Costs one record and one `fsync`, whatever the session's size.
     pub fn append(&mut self, element: &FramedElement) -> Result<(), CaptureError> {
-        let record = Record::Element(ElementRecord {
-            timestamp: element.timestamp,
-            direction: element.direction.clone(),
-            kind: element.kind.clone(),
-            data: Base64Bytes(element.bytes.clone()),
-        });
-        self.journal.append(&record.to_bytes()?)?;
-        self.elements += 1;
+        self.append_all(std::slice::from_ref(element))
+    }
+
+    /// Appends elements in order with one `fsync` for all of them (the elements one
+    /// chunk completed): when this returns `Ok`, every one survives any crash.
+    pub fn append_all(&mut self, elements: &[FramedElement]) -> Result<(), CaptureError> {
+        let records = elements
+            .iter()
+            .map(|element| {
+                Record::Element(ElementRecord {
+                    timestamp: element.timestamp,
+                    direction: element.direction.clone(),
+                    kind: element.kind.clone(),
+                    data: Base64Bytes(element.bytes.clone()),
+                })
+                .to_bytes()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let payloads: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+        self.journal.append_all(&payloads)?;
+        self.elements += elements.len() as u64;
         Ok(())
     }
 

@@ -209,3 +209,108 @@ fn element_debug_never_shows_the_bytes() {
     let shown = format!("{events:?}");
     assert!(!shown.contains("Doe") && shown.contains("bytes"), "{shown}");
 }
+
+fn begins(events: &[Framed]) -> usize {
+    events
+        .iter()
+        .filter(|e| matches!(e, Framed::Begin { .. }))
+        .count()
+}
+
+#[test]
+fn repeated_start_markers_stay_in_one_session() {
+    // ENQ with no reply, or NAK after NAK, is sent again: one session, every byte kept.
+    const REPEATED: Conversation = &[
+        (Side::Device, b"\x05\x05\x05"),
+        (Side::Lis, b"\x15"),
+        (Side::Device, b"\x05"),
+        (Side::Lis, b"\x06"),
+        (Side::Device, b"MSH|^~\\&|AN|LAB\r\n\x04"),
+    ];
+    check_every_split("repeated_start_markers", REPEATED);
+    let events = run(REPEATED, |_| vec![]);
+    assert_eq!(begins(&events), 1);
+    assert!(matches!(events.last(), Some(Framed::Complete { .. })));
+}
+
+#[test]
+fn a_storm_of_start_markers_makes_one_session() {
+    let storm = vec![0x05u8; 1024 * 1024];
+    for chunk in [1, 7, 64 * 1024] {
+        let mut framer = Framer::new(Markers::default());
+        let mut events = Vec::new();
+        for (i, part) in storm.chunks(chunk).enumerate() {
+            events.extend(framer.feed(Side::Device, part, i as u64));
+        }
+        events.extend(framer.close(InterruptionReason::ConnectionClosed, 0));
+        assert_eq!(begins(&events), 1, "chunks of {chunk}");
+        assert_eq!(recorded(&events, Side::Device), storm, "every byte kept");
+    }
+}
+
+/// `pairs` transmissions of `unit`, fed `gap_ms` apart; the events.
+fn stormed(unit: &[u8], pairs: usize, gap_ms: u64) -> Vec<Framed> {
+    let mut framer = Framer::new(Markers::default());
+    let mut events = Vec::new();
+    for i in 0..pairs {
+        events.extend(framer.feed(Side::Device, unit, 1_000_000 + i as u64 * gap_ms));
+    }
+    events.extend(framer.close(InterruptionReason::ConnectionClosed, 0));
+    events
+}
+
+#[test]
+fn a_connection_begins_sessions_no_faster_than_the_bound_and_drops_nothing() {
+    use session_capture::{SESSIONS_BURST, SESSIONS_PER_SECOND};
+    let burst = SESSIONS_BURST as usize;
+    for unit in [
+        &b"\x05\x04"[..],
+        b"\x05MSH|x\r\n\x04",
+        b"\x05MSH|x\r\n\x05MSH|y\r\n",
+        b"stray\r\n\x05\x04",
+    ] {
+        // All at once: the burst, and not one session more.
+        let events = stormed(unit, 500_000 / unit.len(), 0);
+        assert!(
+            begins(&events) <= burst + 1,
+            "{}: {}",
+            unit.escape_ascii(),
+            begins(&events)
+        );
+        let sent: Vec<u8> = unit.repeat(500_000 / unit.len());
+        assert_eq!(
+            recorded(&events, Side::Device),
+            sent,
+            "{}: a byte went missing",
+            unit.escape_ascii()
+        );
+        // Spread over ten seconds: the burst and five a second.
+        let per_10_s = 10_000;
+        let events = stormed(unit, per_10_s, 1);
+        let allowed = burst + SESSIONS_PER_SECOND as usize * 10 + 1;
+        assert!(
+            begins(&events) <= allowed,
+            "{}: {} > {allowed}",
+            unit.escape_ascii(),
+            begins(&events)
+        );
+        // The last session ends as its bytes did: complete when its last marker was an end.
+        if unit.ends_with(b"\x04") {
+            assert!(
+                matches!(events.last(), Some(Framed::Complete { .. })),
+                "{}",
+                unit.escape_ascii()
+            );
+        }
+    }
+    // Ordinary traffic, a transmission a second, is untouched: one session each.
+    let events = stormed(b"\x05MSH|x\r\n\x04", 100, 1_000);
+    assert_eq!(begins(&events), 100);
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e, Framed::Complete { .. }))
+            .count(),
+        100
+    );
+}

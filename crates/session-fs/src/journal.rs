@@ -136,25 +136,40 @@ impl Journal {
     /// After an error the journal may end in a partial record, which readers report as
     /// torn; the caller should stop appending and finish or abandon the capture.
     pub fn append(&mut self, payload: &[u8]) -> Result<(), FsError> {
+        self.append_all(&[payload])
+    }
+
+    /// Appends records in order with one `fsync` for all of them, and returns once
+    /// every one is durable. Nothing is written when they would take the journal over
+    /// the store's file limit. A crash before it returns leaves a prefix of them, the
+    /// last possibly torn, as any unacknowledged append does.
+    pub fn append_all(&mut self, payloads: &[&[u8]]) -> Result<(), FsError> {
         let limit = self.store.max_file_size();
-        let framed_len = (RECORD_HEAD + payload.len()) as u64;
-        if u32::try_from(payload.len()).is_err() || self.len + framed_len > limit {
-            return Err(FsError::io(Step::Append, &self.path)(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!(
-                    "a record of {} bytes would take the journal over the store's {limit}-byte file limit",
-                    payload.len()
-                ),
-            )));
+        let mut framed = Vec::new();
+        for payload in payloads {
+            let framed_len = (RECORD_HEAD + payload.len()) as u64;
+            if u32::try_from(payload.len()).is_err() || self.len + framed.len() as u64 + framed_len > limit {
+                return Err(FsError::io(Step::Append, &self.path)(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!(
+                        "a record of {} bytes would take the journal over the store's {limit}-byte file limit",
+                        payload.len()
+                    ),
+                )));
+            }
+            framed.extend_from_slice(&frame_record(payload));
+        }
+        if framed.is_empty() {
+            return Ok(());
         }
         self.file
-            .write_all(&frame_record(payload))
+            .write_all(&framed)
             .map_err(FsError::io(Step::Append, &self.path))?;
         self.file
             .sync()
             .map_err(FsError::io(Step::SyncAppend, &self.path))?;
-        self.records += 1;
-        self.len += framed_len;
+        self.records += payloads.len() as u64;
+        self.len += framed.len() as u64;
         Ok(())
     }
 

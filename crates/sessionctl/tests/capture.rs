@@ -500,3 +500,52 @@ fn two_relays_on_one_store_never_share_an_id() {
     assert_eq!(first.stop().0, 0);
     assert_eq!(second.stop().0, 0);
 }
+
+#[test]
+fn a_storm_of_start_markers_through_the_relay_makes_a_handful_of_files() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("s");
+    let (lis, _relay, addr) = relay_to_a_lis(&dir);
+    // 3,000 ENQ in one write, then a whole transmission: every byte reaches the LIS
+    // (its ACK per ENQ comes back), and the store holds one or two sessions, not 3,000.
+    let mut storm = vec![ENQ; 3000];
+    storm.extend_from_slice(&message(1, "storm"));
+    storm.push(EOT);
+    let mut stream = TcpStream::connect(&addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream.write_all(&storm).unwrap();
+    wait_for_lis_bytes(&lis, 0, storm.len());
+    let mut acks = vec![0u8; 3001];
+    stream.read_exact(&mut acks).unwrap();
+    drop(stream);
+    // Record before forward: the end marker reached the LIS only after its session was
+    // stored, so the list is final now.
+    let rows = list(&dir);
+    assert!(rows.len() <= 2, "{} sessions: {rows:?}", rows.len());
+    let files = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".json")
+        })
+        .count();
+    assert!(files <= 2, "{files} files");
+    // Every byte the analyzer sent is in the record.
+    let recorded: usize = rows
+        .iter()
+        .map(|row| {
+            let id = row["id"].as_str().unwrap();
+            show(&dir, id)["elements"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["direction"] == "device-to-pc")
+                .map(|e| base64_decode(e["data"].as_str().unwrap()).len())
+                .sum::<usize>()
+        })
+        .sum();
+    assert_eq!(recorded, storm.len());
+}

@@ -238,7 +238,13 @@ fn a_ca_file_that_is_not_a_pem_regular_file_is_refused_at_once() {
         let set = format!("ca_file={}", file.display());
         let out = sessionctl_within(
             &dir,
-            &["--set", &set, "submit", "--endpoint", "https://127.0.0.1:9/sessions"],
+            &[
+                "--set",
+                &set,
+                "submit",
+                "--endpoint",
+                "https://127.0.0.1:9/sessions",
+            ],
             None,
             PROMPTLY,
         );

@@ -307,7 +307,14 @@ async fn pump(
 /// Applies the machine's events to the recorder. A failure is logged (without bytes)
 /// and counted; the session it hit is left to recovery, which keeps what was durable.
 fn apply(capture: &mut Capture, events: Vec<Framed>, recorder: &Recorder, stats: &RelayStats) {
+    // The elements between two other events are appended together, with one fsync.
+    let mut batch: Vec<session_capture::FramedElement> = Vec::new();
     for event in events {
+        if let Framed::Element(element) = event {
+            batch.push(element);
+            continue;
+        }
+        append_batch(capture, &mut batch, stats);
         match event {
             Framed::Begin { at, unframed } => {
                 // A session still open here was already ended by the machine; a leftover
@@ -324,26 +331,36 @@ fn apply(capture: &mut Capture, events: Vec<Framed>, recorder: &Recorder, stats:
                     }
                 }
             }
-            Framed::Element(element) => match capture.open.as_mut().map(|open| open.append(&element)) {
-                Some(Ok(())) => {
-                    stats.elements.fetch_add(1, Ordering::Relaxed);
-                }
-                Some(Err(e)) => {
-                    stats.unrecorded.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(error = %e, "capture: CANNOT RECORD an element; still forwarding (the session keeps what was recorded)");
-                    // Its journal may end in a partial record now: stop writing to it.
-                    capture.open = None;
-                }
-                None => {
-                    stats.unrecorded.fetch_add(1, Ordering::Relaxed);
-                }
-            },
+            Framed::Element(_) => {}
             Framed::Complete { at } => finish(capture.open.take(), stats, |open| open.complete(at)),
             Framed::Abandon { at, reason } => {
                 finish(capture.open.take(), stats, |open| open.abandon(at, reason))
             }
         }
     }
+    append_batch(capture, &mut batch, stats);
+}
+
+fn append_batch(capture: &mut Capture, batch: &mut Vec<session_capture::FramedElement>, stats: &RelayStats) {
+    if batch.is_empty() {
+        return;
+    }
+    let count = batch.len() as u64;
+    match capture.open.as_mut().map(|open| open.append_all(batch)) {
+        Some(Ok(())) => {
+            stats.elements.fetch_add(count, Ordering::Relaxed);
+        }
+        Some(Err(e)) => {
+            stats.unrecorded.fetch_add(count, Ordering::Relaxed);
+            tracing::error!(error = %e, "capture: CANNOT RECORD an element; still forwarding (the session keeps what was recorded)");
+            // Its journal may end in a partial record now: stop writing to it.
+            capture.open = None;
+        }
+        None => {
+            stats.unrecorded.fetch_add(count, Ordering::Relaxed);
+        }
+    }
+    batch.clear();
 }
 
 fn finish(
