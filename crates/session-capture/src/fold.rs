@@ -61,15 +61,31 @@ pub(crate) fn fold(records: &[Vec<u8>]) -> Option<Folded> {
     }
     let last_seen = elements.last().map_or(start_time, |e| e.timestamp);
     let (is_complete, end_time, interrupted) = match end {
+        // The LIS went away: the session says so, complete or not.
+        Some(EndRecord {
+            at,
+            interrupted,
+            lis_gone: Some(gone),
+        }) => (
+            interrupted.is_none(),
+            interrupted.is_none().then_some(at),
+            Some(Interruption::lis_closed(gone.at, gone.missed_bytes)),
+        ),
         Some(EndRecord {
             at,
             interrupted: None,
+            lis_gone: None,
         }) => (true, Some(at), None),
         Some(EndRecord {
             at,
             interrupted: Some(reason),
-        }) => (false, None, Some((at, reason))),
-        None => (false, None, Some((last_seen, InterruptionReason::Crash))),
+            lis_gone: None,
+        }) => (false, None, Some(interruption(at, reason))),
+        None => (
+            false,
+            None,
+            Some(interruption(last_seen, InterruptionReason::Crash)),
+        ),
     };
     let session = Session {
         id,
@@ -79,11 +95,7 @@ pub(crate) fn fold(records: &[Vec<u8>]) -> Option<Folded> {
         device_ip,
         lis_ip,
         is_complete,
-        interrupted: interrupted.map(|(at, reason)| Interruption {
-            at,
-            reason,
-            unknown: UnknownFields::new(),
-        }),
+        interrupted,
         elements,
         persisted_until: start_time.saturating_add(u64::from(retention_days) * DAY_MS),
         submission: Submission::pending(),
@@ -260,4 +272,12 @@ pub fn recover_journals(store: &SessionStore) -> Result<JournalRecovery, Capture
         }
     }
     Ok(report)
+}
+
+fn interruption(at: u64, reason: InterruptionReason) -> Interruption {
+    Interruption {
+        at,
+        reason,
+        unknown: UnknownFields::new(),
+    }
 }

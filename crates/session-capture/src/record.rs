@@ -49,6 +49,17 @@ pub(crate) struct EndRecord {
     /// `None`: completed by its end marker.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interrupted: Option<InterruptionReason>,
+    /// The LIS went away while the session was open: when, and how many of the
+    /// analyzer's bytes it never received.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lis_gone: Option<LisGone>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct LisGone {
+    pub at: u64,
+    pub missed_bytes: u64,
 }
 
 impl Record {

@@ -10,7 +10,7 @@ use session_model::{Base64Bytes, InterruptionReason, SessionId};
 use crate::CaptureError;
 use crate::fold::{Outcome, settle};
 use crate::framing::FramedElement;
-use crate::record::{BeginRecord, ElementRecord, EndRecord, Record};
+use crate::record::{BeginRecord, ElementRecord, EndRecord, LisGone, Record};
 
 /// The counter in `.state/` that session numbers come from.
 const NUMBERS: &str = "capture-numbers";
@@ -75,6 +75,7 @@ impl Recorder {
                 store: self.store.clone(),
                 journal,
                 elements: 0,
+                lis_gone: None,
             });
         }
     }
@@ -105,6 +106,7 @@ pub struct OpenCapture {
     store: SessionStore,
     journal: Journal,
     elements: u64,
+    lis_gone: Option<LisGone>,
 }
 
 impl OpenCapture {
@@ -145,21 +147,36 @@ impl OpenCapture {
         Ok(())
     }
 
+    /// The LIS is gone (it closed, reset or refused its side at `since`), and `bytes`
+    /// more of the analyzer's never reached it. The session, complete or not, is then
+    /// stored interrupted (`lisClosed`) with the count. The first call's time stands.
+    pub fn lis_missed(&mut self, since: u64, bytes: u64) {
+        let gone = self.lis_gone.get_or_insert(LisGone {
+            at: since,
+            missed_bytes: 0,
+        });
+        gone.missed_bytes = gone.missed_bytes.saturating_add(bytes);
+    }
+
     /// The end marker arrived at `end_time`: the session file is written (complete,
     /// pending delivery) and the journal removed.
     pub fn complete(self, end_time: u64) -> Result<SessionId, CaptureError> {
+        let lis_gone = self.lis_gone;
         self.finish(EndRecord {
             at: end_time,
             interrupted: None,
+            lis_gone,
         })
     }
 
     /// The capture was cut off at `at` (`reason`): the session file is written with
     /// every element, `isComplete: false` and `interrupted`, and is never submitted.
     pub fn abandon(self, at: u64, reason: InterruptionReason) -> Result<SessionId, CaptureError> {
+        let lis_gone = self.lis_gone;
         self.finish(EndRecord {
             at,
             interrupted: Some(reason),
+            lis_gone,
         })
     }
 

@@ -74,6 +74,31 @@ pub struct Interruption {
     pub unknown: UnknownFields,
 }
 
+/// The interruption field that says how many bytes the LIS never received. `2.1.0`
+/// carries it as an extra field of `interrupted`, which every `2.1.0` reader keeps.
+const LIS_MISSED_BYTES: &str = "lisMissedBytes";
+
+impl Interruption {
+    /// The LIS went away at `at`, and `missed` bytes the analyzer sent after that never
+    /// reached it.
+    pub fn lis_closed(at: u64, missed: u64) -> Interruption {
+        let mut unknown = UnknownFields::new();
+        unknown.insert(LIS_MISSED_BYTES.to_owned(), serde_json::Value::from(missed));
+        Interruption {
+            at,
+            reason: InterruptionReason::LisClosed,
+            unknown,
+        }
+    }
+
+    /// How many bytes the LIS never received, for a `lisClosed` interruption.
+    pub fn lis_missed_bytes(&self) -> Option<u64> {
+        self.unknown
+            .get(LIS_MISSED_BYTES)
+            .and_then(serde_json::Value::as_u64)
+    }
+}
+
 /// Why a capture was cut off.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(from = "String", into = "String")]
@@ -88,6 +113,11 @@ pub enum InterruptionReason {
     Shutdown,
     /// `crash`: the capture process died; recovery found the session open.
     Crash,
+    /// `lisClosed`: the LIS closed, reset or refused its side while the session was
+    /// open: what the analyzer sent after that never reached the LIS (how much:
+    /// [`Interruption::lis_missed_bytes`]). The session may still be complete. A
+    /// `2.1.0` reader that predates it keeps it as [`InterruptionReason::Other`].
+    LisClosed,
     /// A value this build does not know, kept as written.
     Other(String),
 }
@@ -100,6 +130,7 @@ impl From<String> for InterruptionReason {
             "unframed" => Self::Unframed,
             "shutdown" => Self::Shutdown,
             "crash" => Self::Crash,
+            "lisClosed" => Self::LisClosed,
             _ => Self::Other(value),
         }
     }
@@ -113,6 +144,7 @@ impl From<InterruptionReason> for String {
             InterruptionReason::Unframed => "unframed".into(),
             InterruptionReason::Shutdown => "shutdown".into(),
             InterruptionReason::Crash => "crash".into(),
+            InterruptionReason::LisClosed => "lisClosed".into(),
             InterruptionReason::Other(other) => other,
         }
     }
@@ -144,10 +176,22 @@ impl SessionV2_1 {
         self.is_complete && self.interrupted.is_none() && self.submission.is_due(now)
     }
 
-    /// [`SessionV2_1::is_sendable`] when no backoff is longer than `cap_ms`: a retry
-    /// stored further ahead than the cap (a clock that went back) is due now.
-    pub fn is_sendable_capped(&self, now: u64, cap_ms: u64) -> bool {
-        self.is_complete && self.interrupted.is_none() && self.submission.is_due_capped(now, cap_ms)
+    /// [`SessionV2_1::is_sendable`] when no backoff is longer than `cap_ms` (a retry
+    /// stored further ahead than the cap, by a clock that went back, is due now) and,
+    /// with `lis_closed`, a complete session the LIS did not wholly receive is
+    /// delivered too, its interruption with it (see [`SessionV2_1::may_deliver`]).
+    pub fn is_sendable_capped(&self, now: u64, cap_ms: u64, lis_closed: bool) -> bool {
+        self.may_deliver(lis_closed) && self.submission.is_due_capped(now, cap_ms)
+    }
+
+    /// Whether the session is one to deliver at all: complete, and not interrupted,
+    /// unless the interruption is `lisClosed` and `lis_closed` says to deliver those.
+    pub fn may_deliver(&self, lis_closed: bool) -> bool {
+        self.is_complete
+            && match &self.interrupted {
+                None => true,
+                Some(i) => lis_closed && i.reason == InterruptionReason::LisClosed,
+            }
     }
 
     /// Whether `other` delivers exactly what this session delivers: the fields of the

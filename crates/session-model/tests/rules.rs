@@ -224,3 +224,46 @@ fn words_the_app_wrote_read_back_as_the_same_words() {
         assert_eq!(matches!(kind, ElementKind::Other(_)), word == "nack", "{word}");
     }
 }
+
+#[test]
+fn a_session_the_lis_did_not_wholly_receive_is_delivered_only_when_asked_and_only_complete() {
+    use session_model::{Interruption, InterruptionReason};
+    let mut s = current();
+    assert!(s.may_deliver(false) && s.may_deliver(true));
+    s.interrupted = Some(Interruption::lis_closed(1500, 42));
+    let i = s.interrupted.as_ref().unwrap();
+    assert_eq!(
+        (i.reason.clone(), i.lis_missed_bytes()),
+        (InterruptionReason::LisClosed, Some(42))
+    );
+    assert!(s.may_deliver(true) && !s.may_deliver(false));
+    assert!(s.is_sendable_capped(10_000, 1, true) && !s.is_sendable_capped(10_000, 1, false));
+    assert!(
+        !s.is_sendable(10_000),
+        "the plain rule never sends an interrupted session"
+    );
+    // Written as "lisClosed" with the count beside it; read back the same; an unknown
+    // reason stays as written.
+    let text = serde_json::to_value(s.interrupted.as_ref().unwrap()).unwrap();
+    assert_eq!(
+        text,
+        json!({"at": 1500, "reason": "lisClosed", "lisMissedBytes": 42})
+    );
+    let back: Interruption = serde_json::from_value(text).unwrap();
+    assert_eq!(back.lis_missed_bytes(), Some(42));
+    assert_eq!(
+        InterruptionReason::from("lisClosed".to_owned()).to_string(),
+        "lisClosed"
+    );
+    // Not complete, or another reason: never delivered.
+    s.is_complete = false;
+    assert!(!s.may_deliver(true));
+    s.is_complete = true;
+    s.interrupted.as_mut().unwrap().reason = InterruptionReason::Crash;
+    assert!(!s.may_deliver(true));
+    assert_eq!(
+        s.interrupted.as_ref().unwrap().lis_missed_bytes(),
+        Some(42),
+        "the count is kept whatever the reason"
+    );
+}

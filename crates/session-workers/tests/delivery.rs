@@ -195,6 +195,7 @@ fn body(id: &str, messages: Vec<String>, performer: Option<String>) -> Submissio
         device_ip: Some("10.0.0.1".into()),
         lis_ip: None,
         performer,
+        interrupted: None,
     }
 }
 

@@ -533,3 +533,55 @@ async fn an_outcome_that_cannot_be_written_leaves_the_session_in_flight_counted_
     assert_eq!(Some(key_of(&requests[0])), key);
     assert_eq!(load(&store, "s1").submission.status, SubmissionStatus::Submitted);
 }
+
+#[tokio::test]
+async fn a_session_the_lis_did_not_wholly_receive_is_delivered_with_its_interruption_unless_configured_not_to()
+ {
+    for deliver in [true, false] {
+        let server = server().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(201))
+            .mount(&server)
+            .await;
+        let mut lis_closed = pending("lis-closed");
+        lis_closed.interrupted = Some(session_model::Interruption::lis_closed(NOW - 5, 42));
+        let mut crashed = pending("crashed");
+        crashed.is_complete = false;
+        crashed.interrupted = Some(session_model::Interruption::lis_closed(NOW - 5, 7));
+        let (_dir, store) = store_with(vec![lis_closed, crashed, pending("whole")]);
+        let h = worker(
+            &store,
+            &endpoint(&server),
+            fast_config().deliver_lis_closed(deliver),
+        );
+        let report = pass(&h).await;
+        let requests = server.received_requests().await.unwrap();
+        let bodies: Vec<serde_json::Value> = requests
+            .iter()
+            .map(|r| serde_json::from_slice(&r.body).unwrap())
+            .collect();
+        let sent: Vec<&str> = bodies.iter().map(|b| b["sessionId"].as_str().unwrap()).collect();
+        if deliver {
+            assert_eq!(report.submitted, 2, "{sent:?}");
+            let body = bodies
+                .iter()
+                .find(|b| b["sessionId"] == "lis-closed")
+                .expect("sent");
+            assert_eq!(body["interrupted"]["reason"], "lisClosed", "{body}");
+            assert_eq!(body["interrupted"]["lisMissedBytes"], 42, "{body}");
+            let whole = bodies.iter().find(|b| b["sessionId"] == "whole").expect("sent");
+            assert!(
+                whole.get("interrupted").is_none(),
+                "left out when there is none: {whole}"
+            );
+        } else {
+            assert_eq!(sent, ["whole"]);
+            assert_eq!(
+                load(&store, "lis-closed").submission.status,
+                SubmissionStatus::Pending
+            );
+        }
+        // An incomplete session is never sent, whatever the setting.
+        assert!(!sent.contains(&"crashed"));
+    }
+}

@@ -161,6 +161,12 @@ const KEYS: &[Key] = &[
         "sent as `performer` in each submission",
     ),
     key(
+        "deliver_lis_closed",
+        Kind::Bool,
+        Some("true"),
+        "deliver complete sessions the LIS did not wholly receive, with their interruption",
+    ),
+    key(
         "http_listen",
         Kind::Listen,
         Some("127.0.0.1:8470"),
@@ -675,6 +681,7 @@ impl Config {
             ))
             .scan_interval(Duration::from_secs(self.int("scan_interval_minutes") * 60))
             .performer(self.raw("performer").map(str::to_owned))
+            .deliver_lis_closed(self.flag("deliver_lis_closed"))
     }
 
     /// `log_level`.

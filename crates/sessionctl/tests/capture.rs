@@ -549,3 +549,107 @@ fn a_storm_of_start_markers_through_the_relay_makes_a_handful_of_files() {
         .sum();
     assert_eq!(recorded, storm.len());
 }
+
+/// A LIS that reads `keep` bytes of its first connection, then closes it (with a reset
+/// when `reset`); the bytes it read.
+fn closing_lis(keep: usize, reset: bool) -> (String, std::sync::mpsc::Receiver<Vec<u8>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((mut stream, _)) = listener.accept() else {
+            return;
+        };
+        let mut got = vec![0u8; keep];
+        let _ = stream.read_exact(&mut got);
+        if reset {
+            // SO_LINGER 0: close(2) sends RST.
+            let linger = libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            };
+            use std::os::fd::AsRawFd;
+            // SAFETY: setsockopt on our own open socket with a properly sized struct.
+            unsafe {
+                libc::setsockopt(
+                    stream.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_LINGER,
+                    (&linger as *const libc::linger).cast(),
+                    std::mem::size_of::<libc::linger>() as libc::socklen_t,
+                );
+            }
+        }
+        drop(stream);
+        let _ = tx.send(got);
+    });
+    (addr, rx)
+}
+
+#[test]
+fn a_session_the_lis_did_not_receive_says_so_and_how_much_it_missed() {
+    for reset in [false, true] {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("s");
+        let (lis, got) = closing_lis(20, reset);
+        let relay = Daemon::capture(&dir, &lis);
+        let addr = relay.relay_addr();
+        let first: Vec<u8> = [&[ENQ][..], &message(1, "X")].concat();
+        let mut stream = TcpStream::connect(&addr).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        stream.write_all(&first[..20]).unwrap();
+        assert_eq!(got.recv_timeout(Duration::from_secs(30)).unwrap(), &first[..20]);
+        // The relay passes the LIS's close on: the analyzer reads end of stream (or a reset).
+        let mut sink = [0u8; 16];
+        let _ = stream.read(&mut sink);
+        // The analyzer goes on: the rest of its message, another, and the end marker.
+        let rest: Vec<u8> = [&first[20..], &message(2, "X"), &[EOT][..]].concat();
+        stream.write_all(&rest).unwrap();
+        drop(stream);
+        let rows = wait_for_sessions(&dir, 1);
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        let row = &rows[0];
+        assert_eq!(row["notReceivedByLis"], true, "reset {reset}: {row}");
+        let session = show(&dir, row["id"].as_str().unwrap());
+        let interrupted = &session["interrupted"];
+        assert_eq!(interrupted["reason"], "lisClosed", "{session}");
+        assert!(interrupted["at"].is_u64(), "{session}");
+        assert_eq!(
+            interrupted["lisMissedBytes"],
+            rest.len() as u64,
+            "reset {reset}: {session}"
+        );
+        assert_eq!(session["isComplete"], true, "the analyzer finished: {session}");
+        // Every byte the analyzer sent is recorded.
+        let recorded: Vec<u8> = session["elements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["direction"] == "device-to-pc")
+            .flat_map(|e| base64_decode(e["data"].as_str().unwrap()))
+            .collect();
+        assert_eq!(recorded, [&first[..20], &rest[..]].concat());
+        let status = sessionctl(&dir, &["--json", "status"], None);
+        let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+        assert_eq!(status["notReceivedByLis"], 1, "{status}");
+        let human = text(&sessionctl(&dir, &["list"], None).stdout);
+        assert!(human.contains("not at LIS"), "{human}");
+    }
+}
+
+#[test]
+fn a_session_completed_before_the_lis_closes_is_whole() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("s");
+    let whole: Vec<u8> = [&[ENQ][..], &message(1, "Y"), &[EOT][..]].concat();
+    let (lis, got) = closing_lis(whole.len(), false);
+    let relay = Daemon::capture(&dir, &lis);
+    let mut stream = TcpStream::connect(relay.relay_addr()).unwrap();
+    stream.write_all(&whole).unwrap();
+    assert_eq!(got.recv_timeout(Duration::from_secs(30)).unwrap(), whole);
+    drop(stream);
+    let rows = wait_for_sessions(&dir, 1);
+    assert_eq!(rows[0]["notReceivedByLis"], false, "{rows:?}");
+    assert_eq!(rows[0]["interrupted"], false, "{rows:?}");
+    assert_eq!(rows[0]["isComplete"], true, "{rows:?}");
+}

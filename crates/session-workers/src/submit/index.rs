@@ -49,13 +49,13 @@ impl DeliveryIndex {
                 next_attempt_at: None,
                 start_time: session.start_time,
             }),
-            SubmissionStatus::Pending if session.is_complete && session.interrupted.is_none() => {
-                Some(Candidate {
-                    in_flight: false,
-                    next_attempt_at: s.next_attempt_at,
-                    start_time: session.start_time,
-                })
-            }
+            // Every session that may be delivered under some setting: the attempt
+            // applies the worker's (`deliver_lis_closed`).
+            SubmissionStatus::Pending if session.may_deliver(true) => Some(Candidate {
+                in_flight: false,
+                next_attempt_at: s.next_attempt_at,
+                start_time: session.start_time,
+            }),
             _ => None,
         };
         match candidate {

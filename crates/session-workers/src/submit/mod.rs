@@ -61,6 +61,9 @@ pub struct SubmitConfig {
     /// from every file, in case a change was missed (default 1 hour). Without a feed,
     /// every pass reads every file.
     pub rescan_interval: Duration,
+    /// Deliver complete sessions the LIS did not wholly receive (`lisClosed`), with
+    /// their interruption in the body, so the archive knows (default true).
+    pub deliver_lis_closed: bool,
 }
 
 impl Default for SubmitConfig {
@@ -74,6 +77,7 @@ impl Default for SubmitConfig {
             shutdown_grace: Duration::from_secs(10),
             performer: None,
             rescan_interval: Duration::from_secs(3600),
+            deliver_lis_closed: true,
         }
     }
 }
@@ -119,6 +123,12 @@ impl SubmitConfig {
     /// See [`SubmitConfig::rescan_interval`].
     pub fn rescan_interval(mut self, every: Duration) -> Self {
         self.rescan_interval = every;
+        self
+    }
+
+    /// Whether to deliver complete sessions the LIS did not wholly receive.
+    pub fn deliver_lis_closed(mut self, yes: bool) -> Self {
+        self.deliver_lis_closed = yes;
         self
     }
 
@@ -594,10 +604,11 @@ impl<T: Transport> Attempt<T> {
         let now = self.clock.now_ms();
         let performer = self.config.performer.clone();
         let cap_ms = self.config.backoff.cap.as_millis() as u64;
+        let lis_closed = self.config.deliver_lis_closed;
         // 1. inFlight, with the attempt counted and the key fixed, before anything is sent.
         let begun = self
             .update(move |s| {
-                if !s.is_sendable_capped(now, cap_ms) {
+                if !s.is_sendable_capped(now, cap_ms, lis_closed) {
                     return Ok(None);
                 }
                 let id = s.id.clone();
@@ -609,6 +620,7 @@ impl<T: Transport> Attempt<T> {
                     device_ip: s.device_ip.clone(),
                     lis_ip: s.lis_ip.clone(),
                     performer,
+                    interrupted: s.interrupted.as_ref().and_then(|i| serde_json::to_value(i).ok()),
                 };
                 // One content, one key: derived from the body, unless this content
                 // already has a key (kept as it is, whoever assigned it).

@@ -50,6 +50,10 @@ pub struct SubmissionBody {
     /// Who performed the analysis, when configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub performer: Option<String>,
+    /// Set for a session the LIS did not wholly receive (`lisClosed`, with
+    /// `lisMissedBytes`): the archive must know. Left out otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<serde_json::Value>,
 }
 
 impl SubmissionBody {
@@ -498,6 +502,7 @@ mod tests {
             device_ip: None,
             lis_ip: None,
             performer: None,
+            interrupted: None,
         };
         let shown = format!("{body:?}");
         assert!(
@@ -539,6 +544,7 @@ mod tests {
             device_ip: None,
             lis_ip: Some("10.0.0.2".into()),
             performer: None,
+            interrupted: None,
         };
         use sha2::Digest;
         let expected: String = sha2::Sha256::digest(

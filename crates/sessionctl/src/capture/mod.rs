@@ -182,6 +182,19 @@ struct Capture {
     framer: Framer,
     open: Option<OpenCapture>,
     endpoints: Endpoints,
+    /// When the LIS closed, reset or refused its side: from then on nothing the
+    /// analyzer sends reaches it, and every session open then or later says so.
+    lis_gone_at: Option<u64>,
+}
+
+impl Capture {
+    /// The LIS is gone at `at` (the first time counts); the open session says so.
+    fn lis_gone(&mut self, at: u64) {
+        let since = *self.lis_gone_at.get_or_insert(at);
+        if let Some(open) = self.open.as_mut() {
+            open.lis_missed(since, 0);
+        }
+    }
 }
 
 async fn connection(
@@ -214,6 +227,7 @@ async fn connection(
         framer: Framer::new(config.markers),
         open: None,
         endpoints,
+        lis_gone_at: None,
     }));
     let (analyzer_read, analyzer_write) = analyzer.into_split();
     let (lis_read, lis_write) = lis.into_split();
@@ -245,7 +259,7 @@ async fn connection(
     let mut state = capture.clone().lock_owned().await;
     let events = state.framer.close(reason, now_ms());
     let (recorder, stats) = (recorder.clone(), stats.clone());
-    let _ = tokio::task::spawn_blocking(move || apply(&mut state, events, &recorder, &stats)).await;
+    let _ = tokio::task::spawn_blocking(move || apply(&mut state, events, &recorder, &stats, 0)).await;
     tracing::info!(analyzer = %peer, "capture: connection closed");
 }
 
@@ -267,12 +281,21 @@ async fn pump(
             _ = stop.cancelled() => return,
             read = from.read(&mut buf) => match read {
                 Ok(0) => {
+                    if side == Side::Lis {
+                        capture.lock().await.lis_gone(now_ms());
+                    }
                     let _ = to.shutdown().await;
                     return;
                 }
                 Ok(n) => n,
                 Err(e) => {
                     tracing::info!(?side, error = %e, "capture: a side's connection failed");
+                    if side == Side::Lis {
+                        // The analyzer may still be sending: keep recording it.
+                        capture.lock().await.lis_gone(now_ms());
+                        let _ = to.shutdown().await;
+                        return;
+                    }
                     stop.cancel();
                     return;
                 }
@@ -280,12 +303,16 @@ async fn pump(
         };
         let chunk = buf[..n].to_vec();
         let mut state = capture.clone().lock_owned().await;
-        let events = state.framer.feed(side, &chunk, now_ms());
-        if !events.is_empty() {
+        let at = now_ms();
+        // After the LIS went away nothing reaches it: recorded, counted, not forwarded.
+        let lis_gone = side == Side::Device && state.lis_gone_at.is_some();
+        let events = state.framer.feed(side, &chunk, at);
+        let missed = if lis_gone { n as u64 } else { 0 };
+        if !events.is_empty() || missed > 0 {
             let (recorder, stats) = (recorder.clone(), stats.clone());
             // Record before forward: the chunk goes on once what it completed is durable.
             match tokio::task::spawn_blocking(move || {
-                apply(&mut state, events, &recorder, &stats);
+                apply(&mut state, events, &recorder, &stats, missed);
                 state
             })
             .await
@@ -296,7 +323,23 @@ async fn pump(
         } else {
             drop(state);
         }
+        if lis_gone {
+            continue;
+        }
         if let Err(e) = to.write_all(&chunk).await {
+            if side == Side::Device {
+                // The LIS refused the bytes: they never reached it. The analyzer's side
+                // stays open and recorded until it closes.
+                tracing::info!(error = %e, "capture: the LIS is gone; recording what the analyzer still sends");
+                let mut state = capture.clone().lock_owned().await;
+                state.lis_gone(at);
+                let (recorder, stats) = (recorder.clone(), stats.clone());
+                let _ = tokio::task::spawn_blocking(move || {
+                    apply(&mut state, Vec::new(), &recorder, &stats, n as u64)
+                })
+                .await;
+                continue;
+            }
             tracing::info!(?side, error = %e, "capture: cannot forward; closing the connection");
             stop.cancel();
             return;
@@ -306,7 +349,20 @@ async fn pump(
 
 /// Applies the machine's events to the recorder. A failure is logged (without bytes)
 /// and counted; the session it hit is left to recovery, which keeps what was durable.
-fn apply(capture: &mut Capture, events: Vec<Framed>, recorder: &Recorder, stats: &RelayStats) {
+fn apply(
+    capture: &mut Capture,
+    events: Vec<Framed>,
+    recorder: &Recorder,
+    stats: &RelayStats,
+    mut missed: u64,
+) {
+    // The chunk's bytes the LIS never received count against the session open when it
+    // came, or else the one it began.
+    if let (Some(since), Some(open)) = (capture.lis_gone_at, capture.open.as_mut())
+        && missed > 0
+    {
+        open.lis_missed(since, std::mem::take(&mut missed));
+    }
     // The elements between two other events are appended together, with one fsync.
     let mut batch: Vec<session_capture::FramedElement> = Vec::new();
     for event in events {
@@ -321,8 +377,11 @@ fn apply(capture: &mut Capture, events: Vec<Framed>, recorder: &Recorder, stats:
                 // means its ending failed to record: recovery takes its journal.
                 capture.open = None;
                 match recorder.begin(&capture.endpoints, at) {
-                    Ok(open) => {
+                    Ok(mut open) => {
                         tracing::info!(session = %open.id(), unframed, "capture: session opened");
+                        if let Some(since) = capture.lis_gone_at {
+                            open.lis_missed(since, std::mem::take(&mut missed));
+                        }
                         capture.open = Some(open);
                     }
                     Err(e) => {

@@ -26,8 +26,11 @@ pub struct Row {
     pub persisted_until: Option<u64>,
     /// Whether capture finished (an incomplete session is never sent).
     pub is_complete: Option<bool>,
-    /// Whether capture was cut off (a crash, a lost connection, a stop).
+    /// Whether capture was cut off (a crash, a lost connection, a stop), or the LIS
+    /// did not receive all of it.
     pub interrupted: bool,
+    /// Whether the LIS did not receive all of it (`interrupted.reason` `lisClosed`).
+    pub not_received_by_lis: bool,
     /// The last submission error, if any.
     pub last_error: Option<String>,
 }
@@ -49,6 +52,8 @@ fn newer_row(id: String, version: String, document: &[u8]) -> Row {
         persisted_until: value.get("persistedUntil").and_then(Value::as_u64),
         is_complete: value.get("isComplete").and_then(Value::as_bool),
         interrupted: value.get("interrupted").is_some_and(Value::is_object),
+        not_received_by_lis: value.pointer("/interrupted/reason").and_then(Value::as_str)
+            == Some("lisClosed"),
         last_error: None,
     }
 }
@@ -129,6 +134,11 @@ pub fn rows(
                 persisted_until: Some(decoded.session.persisted_until),
                 is_complete: Some(decoded.session.is_complete),
                 interrupted: decoded.session.interrupted.is_some(),
+                not_received_by_lis: decoded
+                    .session
+                    .interrupted
+                    .as_ref()
+                    .is_some_and(|i| i.reason == session_model::InterruptionReason::LisClosed),
                 last_error: decoded.session.submission.last_error.clone(),
             },
             StoredEntry::Newer {
@@ -213,6 +223,7 @@ pub fn table(listing: &Listing, status: Option<SubmissionStatus>, now: u64, colo
         }
     };
     let complete = |r: &Row| match r.is_complete {
+        _ if r.not_received_by_lis => "not at LIS",
         _ if r.interrupted => "cut off",
         Some(true) => "yes",
         Some(false) => "no",

@@ -39,6 +39,9 @@ pub struct Status {
     incomplete: usize,
     /// Of those, cut off (a crash, a lost connection, a stop): marked interrupted.
     interrupted: usize,
+    /// Sessions the LIS did not wholly receive (`lisClosed`): results that may never
+    /// have reached it.
+    not_received_by_lis: usize,
     /// Captures in progress (or cut off by a crash the next start will recover).
     capturing: usize,
     /// Everything `verify` reports: damaged files, orphaned temps, names that are not
@@ -113,6 +116,7 @@ pub fn status(store: &SessionStore, out: &Output, retry_cap_ms: u64) -> Result<(
 pub fn compute(store: &SessionStore, retry_cap_ms: u64) -> Result<Status, CliError> {
     let now = store.fs().clock().now_ms();
     let mut retries_pulled_in = 0;
+    let mut not_received_by_lis = 0;
     let mut attention: Option<(u64, String)> = None;
     let mut waiting_for_operator = 0;
     let mut counts: BTreeMap<&'static str, usize> =
@@ -135,6 +139,12 @@ pub fn compute(store: &SessionStore, retry_cap_ms: u64) -> Result<Status, CliErr
                 }
                 if s.interrupted.is_some() {
                     interrupted += 1;
+                }
+                if s.interrupted
+                    .as_ref()
+                    .is_some_and(|i| i.reason == session_model::InterruptionReason::LisClosed)
+                {
+                    not_received_by_lis += 1;
                 }
                 let pulled_in = s
                     .submission
@@ -183,6 +193,7 @@ pub fn compute(store: &SessionStore, retry_cap_ms: u64) -> Result<Status, CliErr
         counts,
         incomplete,
         interrupted,
+        not_received_by_lis,
         capturing: store.fs().journals()?.len(),
         problems: damaged + scan.temps.len() + scan.irregular.len(),
         damaged,
@@ -254,6 +265,12 @@ fn human(report: &Status, store: &SessionStore, now: u64) -> String {
             text.push_str(&format!(
                 "  ({} incomplete: capture never finished, so never sent; {} of them interrupted)\n",
                 report.incomplete, report.interrupted
+            ));
+        }
+        if report.not_received_by_lis > 0 {
+            text.push_str(&format!(
+                "  ({} did not reach the LIS: it closed the connection while the analyzer was sending; `list` shows them as \"not at LIS\")\n",
+                count(report.not_received_by_lis, "session", "sessions")
             ));
         }
         if report.retries_pulled_in > 0 {

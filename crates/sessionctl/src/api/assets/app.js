@@ -139,6 +139,7 @@ async function loadCounts() {
     }
     if (status.incomplete) counts.append(el("span", { class: "count warn", text: `${status.incomplete} incomplete (never sent)` }));
     if (status.problems) counts.append(el("span", { class: "count error", text: `${status.problems} damaged or stray files: run sessionctl verify` }));
+    if (status.notReceivedByLis) counts.append(el("span", { class: "count error", text: `${status.notReceivedByLis} did not reach the LIS` }));
     if (status.endpointAttention) counts.append(el("span", { class: "count error", text: `The delivery endpoint needs attention: ${status.endpointAttention.error} (${status.endpointAttention.sessions} waiting)` }));
     if (status.retriesPulledIn) counts.append(el("span", { class: "count warn", text: `${status.retriesPulledIn} waiting retries were set by a clock that was ahead: sent now` }));
     const clock = status.clock || {};
@@ -169,7 +170,7 @@ async function loadList() {
     const tr = el("tr", { class: [row.isComplete === false ? "incomplete" : "", row.submissionStatus === "failed" ? "failed" : ""].join(" ").trim() || null, "data-id": row.id },
       el("th", { scope: "row" }, link),
       el("td", {}, badge(row.submissionStatus)),
-      el("td", { text: row.interrupted ? "cut off: never sent" : row.isComplete === false ? "no: never sent" : row.isComplete ? "yes" : "?" }),
+      el("td", { text: row.notReceivedByLis ? "did not reach the LIS" : row.interrupted ? "cut off: never sent" : row.isComplete === false ? "no: never sent" : row.isComplete ? "yes" : "?" }),
       el("td", { text: row.messageCount ?? "?" }),
       el("td", {}, when(row.startTime, true)),
       el("td", {}, expired ? "expired, kept: not delivered" : when(row.persistedUntil)),
