@@ -174,9 +174,45 @@ pub struct Framer {
     only_starts: bool,
     /// The open framed session saw its end marker while no session could begin.
     held: bool,
-    /// Sessions that may begin now, in thousandths, and when it was last topped up.
+    budget: SessionBudget,
+}
+
+/// How many sessions a connection may begin now: a token bucket over the chunks' times
+/// ([`SESSIONS_BURST`] at once, [`SESSIONS_PER_SECOND`] a second after that).
+#[derive(Debug, Clone)]
+pub(crate) struct SessionBudget {
+    /// In thousandths of a session.
     tokens: u64,
     topped_up_at: Option<u64>,
+}
+
+impl Default for SessionBudget {
+    fn default() -> Self {
+        SessionBudget {
+            tokens: SESSIONS_BURST * TOKEN,
+            topped_up_at: None,
+        }
+    }
+}
+
+impl SessionBudget {
+    /// Tops the bucket up for the time since the last chunk (times only count forward).
+    pub(crate) fn top_up(&mut self, at: u64) {
+        let elapsed = self.topped_up_at.map_or(0, |then| at.saturating_sub(then));
+        // SESSIONS_PER_SECOND tokens a second is that many thousandths a millisecond.
+        self.tokens = (self.tokens + elapsed.saturating_mul(SESSIONS_PER_SECOND)).min(SESSIONS_BURST * TOKEN);
+        self.topped_up_at = Some(self.topped_up_at.map_or(at, |then| then.max(at)));
+    }
+
+    /// Whether a session may begin now.
+    pub(crate) fn may_begin(&self) -> bool {
+        self.tokens >= TOKEN
+    }
+
+    /// A session began.
+    pub(crate) fn spend(&mut self) {
+        self.tokens = self.tokens.saturating_sub(TOKEN);
+    }
 }
 
 impl Framer {
@@ -188,25 +224,16 @@ impl Framer {
             pending: [Vec::new(), Vec::new()],
             only_starts: false,
             held: false,
-            tokens: SESSIONS_BURST * TOKEN,
-            topped_up_at: None,
+            budget: SessionBudget::default(),
         }
     }
 
-    /// Tops the bucket up for the time since the last chunk (times only count forward).
-    fn top_up(&mut self, at: u64) {
-        let elapsed = self.topped_up_at.map_or(0, |then| at.saturating_sub(then));
-        // SESSIONS_PER_SECOND tokens a second is that many thousandths a millisecond.
-        self.tokens = (self.tokens + elapsed.saturating_mul(SESSIONS_PER_SECOND)).min(SESSIONS_BURST * TOKEN);
-        self.topped_up_at = Some(self.topped_up_at.map_or(at, |then| then.max(at)));
-    }
-
     fn may_begin(&self) -> bool {
-        self.tokens >= TOKEN
+        self.budget.may_begin()
     }
 
     fn begin(&mut self, at: u64, unframed: bool, out: &mut Vec<Framed>) {
-        self.tokens = self.tokens.saturating_sub(TOKEN);
+        self.budget.spend();
         out.push(Framed::Begin { at, unframed });
         self.state = if unframed { State::Unframed } else { State::Framed };
         self.only_starts = !unframed;
@@ -243,7 +270,7 @@ impl Framer {
 
     fn byte(&mut self, side: Side, b: u8, at: u64, out: &mut Vec<Framed>) {
         let m = self.markers;
-        self.top_up(at);
+        self.budget.top_up(at);
         if side == Side::Device && b == m.start {
             let repeated = self.state == State::Framed && self.only_starts && !self.held;
             if self.state != State::Idle && (repeated || !self.may_begin()) {

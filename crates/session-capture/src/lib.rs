@@ -6,7 +6,9 @@
 //!   session events ([`Framed`]) by the app's rules (start `0x05` and end `0x04` from
 //!   the device, ack `0x06` and nak `0x15` from the LIS, a `message` at each CR LF),
 //!   and decides what the app left open so that no byte is missing from the record
-//!   (see [`framing`]).
+//!   (see [`framing`]). [`MllpFramer`] does the same for HL7's MLLP framing (`0x0B`
+//!   message `0x1C 0x0D`), and [`ConnectionFramer`] picks one per connection
+//!   ([`Framing::Auto`]: by its first byte).
 //! - [`Recorder`]: [`begin`](Recorder::begin) a capture (an id and `sessionId` that
 //!   never repeat, across restarts and processes), [`append`](OpenCapture::append)
 //!   elements (durable when it returns, one journal record and one `fsync` each, so a
@@ -46,6 +48,7 @@
 
 mod fold;
 pub mod framing;
+mod mllp;
 mod record;
 mod recorder;
 
@@ -53,6 +56,7 @@ pub use fold::{JournalRecovery, recover_journals};
 pub use framing::{
     Framed, FramedElement, Framer, MAX_ELEMENT, Markers, SESSIONS_BURST, SESSIONS_PER_SECOND, Side,
 };
+pub use mllp::{ConnectionFramer, END_BLOCK, Framing, MLLP_IDLE_MS, MllpFramer, START_BLOCK};
 pub use recorder::{Endpoints, OpenCapture, Recorder};
 
 use session_fs::FsError;

@@ -37,6 +37,8 @@ enum Kind {
     Url,
     Level,
     Format,
+    /// How capture frames sessions: markers, mllp or auto.
+    Framing,
     /// `HOST:PORT`, or empty to turn the listener off.
     Listen,
     /// One byte: 0 to 255, in decimal or as `0xNN`.
@@ -215,6 +217,12 @@ const KEYS: &[Key] = &[
         Some("0x04"),
         "marker byte that ends a session (from the device)",
     ),
+    key(
+        "capture_framing",
+        Kind::Framing,
+        Some("auto"),
+        "how capture frames sessions: the marker bytes, HL7 MLLP, or auto (per connection, by its first byte)",
+    ),
     key("log_level", Kind::Level, Some("info"), "how much to log"),
     key("log_format", Kind::Format, Some("auto"), "log format on stderr"),
     key(
@@ -286,6 +294,10 @@ fn check(key: &Key, value: &str, origin: &str) -> Result<(), CliError> {
             "auto" | "text" | "json" => Ok(()),
             _ => bad("auto, text or json".into()),
         },
+        Kind::Framing => match value.parse::<session_capture::Framing>() {
+            Ok(_) => Ok(()),
+            Err(_) => bad("markers, mllp or auto".into()),
+        },
         Kind::Listen => match value.rsplit_once(':') {
             _ if value.is_empty() => Ok(()),
             Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(()),
@@ -326,6 +338,7 @@ impl Key {
             Kind::Url => "an http:// or https:// URL".into(),
             Kind::Level => "error, warn, info, debug or trace".into(),
             Kind::Format => "auto, text or json".into(),
+            Kind::Framing => "markers, mllp or auto".into(),
             Kind::Listen => "HOST:PORT, or empty for off".into(),
             Kind::Byte => "0 to 255, or 0x00 to 0xff".into(),
         }
@@ -575,6 +588,13 @@ impl Config {
         let listen = self.raw("capture_listen").filter(|v| !v.is_empty())?;
         let forward = self.raw("capture_forward").filter(|v| !v.is_empty())?;
         Some((listen, forward))
+    }
+
+    /// `capture_framing`.
+    pub fn framing(&self) -> session_capture::Framing {
+        self.raw("capture_framing")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_default()
     }
 
     /// The marker bytes of capture.
@@ -884,7 +904,7 @@ mod tests {
                     let err = with(&[(key.name, "yes")]).unwrap_err().to_string();
                     assert!(err.contains("true or false"), "{err}");
                 }
-                Kind::Level | Kind::Format => {
+                Kind::Level | Kind::Format | Kind::Framing => {
                     assert!(with(&[(key.name, "loud")]).is_err(), "{}", key.name);
                 }
                 Kind::Url => {

@@ -151,7 +151,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Capture { .. } => capture::run(&config),
         Command::ImportPcap { file } => {
             let recorder = session_capture::Recorder::new(store()?);
-            let report = capture::pcap::import(&recorder, &file, config.markers())?;
+            let report = capture::pcap::import(&recorder, &file, config.framing(), config.markers())?;
             Ok(out.result(&report, || {
                 format!(
                     "{} sessions from {} connections: {} complete, {} cut off; {} packets skipped (not TCP), {} bytes missing from the capture",

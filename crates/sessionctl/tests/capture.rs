@@ -653,3 +653,108 @@ fn a_session_completed_before_the_lis_closes_is_whole() {
     assert_eq!(rows[0]["interrupted"], false, "{rows:?}");
     assert_eq!(rows[0]["isComplete"], true, "{rows:?}");
 }
+
+/// An MLLP LIS: answers each frame it receives with an MLLP-framed ACK; the bytes it got.
+fn mllp_lis() -> (String, Arc<Mutex<Vec<u8>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let seen = got.clone();
+    std::thread::spawn(move || {
+        let Ok((mut stream, _)) = listener.accept() else {
+            return;
+        };
+        let mut buf = [0u8; 4096];
+        let mut frames = 0;
+        loop {
+            let n = match stream.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            let mut all = seen.lock().unwrap();
+            all.extend_from_slice(&buf[..n]);
+            let ends = all.windows(2).filter(|w| w == b"\x1c\r").count();
+            drop(all);
+            while frames < ends {
+                frames += 1;
+                let ack = format!(
+                    "\x0bMSH|^~\\&|LIS|HOSP|AN|LAB|20251102||ACK|{frames}|P|2.5\rMSA|AA|{frames}\r\x1c\r"
+                );
+                if stream.write_all(ack.as_bytes()).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    (addr, got)
+}
+
+#[test]
+fn an_mllp_conversation_is_recorded_before_it_is_forwarded_message_by_message() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("s");
+    let (lis, got) = mllp_lis();
+    // The default framing is auto: the first byte (0x0B) makes this connection MLLP.
+    let relay = Daemon::capture(&dir, &lis);
+    let mut stream = TcpStream::connect(relay.relay_addr()).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let messages = [
+        "MSH|^~\\&|AN|LAB|LIS|HOSP|20251102||ORU^R01|1|P|2.5\rPID|1||77\rOBX|1|NM|GLU||5.6\r",
+        "MSH|^~\\&|AN|LAB|LIS|HOSP|20251102||ORU^R01|2|P|2.5\rOBX|1|NM|HGB||13.2\r",
+    ];
+    let mut acks = Vec::new();
+    for (n, message) in messages.iter().enumerate() {
+        let frame = format!("\x0b{message}\x1c\r");
+        // Split mid-message: the frame is forwarded only once it is durable as a whole.
+        stream.write_all(&frame.as_bytes()[..10]).unwrap();
+        stream.write_all(&frame.as_bytes()[10..]).unwrap();
+        let mut ack = Vec::new();
+        let mut byte = [0u8; 1];
+        while !ack.ends_with(b"\x1c\r") {
+            stream.read_exact(&mut byte).unwrap();
+            ack.push(byte[0]);
+        }
+        assert!(String::from_utf8_lossy(&ack).contains(&format!("MSA|AA|{}", n + 1)));
+        acks.push(ack);
+        // When the LIS answered, the message was already in the store's journal.
+        let journal = std::fs::read_dir(dir.join(".journal"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|x| x == "journal"))
+            .expect("an open capture while the connection lasts");
+        let encoded = serde_json::to_value(session_model::Base64Bytes(message.as_bytes().to_vec())).unwrap();
+        let journaled = String::from_utf8_lossy(&std::fs::read(&journal).unwrap()).into_owned();
+        assert!(
+            journaled.contains(encoded.as_str().unwrap()),
+            "message {n} not durable before the LIS saw it"
+        );
+    }
+    drop(stream);
+    let rows = wait_for_sessions(&dir, 1);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["isComplete"], true, "{rows:?}");
+    assert_eq!(rows[0]["messageCount"], 2, "{rows:?}");
+    let session = show(&dir, rows[0]["id"].as_str().unwrap());
+    let texts: Vec<String> = session["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "message")
+        .map(|e| String::from_utf8(base64_decode(e["data"].as_str().unwrap())).unwrap())
+        .collect();
+    assert_eq!(texts, messages);
+    let lis_acks: Vec<Vec<u8>> = session["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "ack")
+        .map(|e| base64_decode(e["data"].as_str().unwrap()))
+        .collect();
+    assert_eq!(lis_acks.len(), 2, "each ACK an element: {session}");
+    // The LIS got exactly the frames, byte for byte.
+    let sent: Vec<u8> = messages
+        .iter()
+        .flat_map(|m| format!("\x0b{m}\x1c\r").into_bytes())
+        .collect();
+    assert_eq!(*got.lock().unwrap(), sent);
+}

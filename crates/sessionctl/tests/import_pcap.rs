@@ -40,9 +40,14 @@ fn frame(from_analyzer: bool, seq: u32, flags: &str, payload: &[u8]) -> Vec<u8> 
 }
 
 fn write_pcap(path: &std::path::Path, frames: &[Vec<u8>]) {
+    let times: Vec<u64> = (0..frames.len() as u64).map(|i| T0 + 10 * i).collect();
+    write_pcap_at(path, frames, &times);
+}
+
+fn write_pcap_at(path: &std::path::Path, frames: &[Vec<u8>], times: &[u64]) {
     let mut writer = PcapWriter::new(std::fs::File::create(path).unwrap()).unwrap();
-    for (i, f) in frames.iter().enumerate() {
-        let at = Duration::from_millis(T0 + 10 * i as u64);
+    for (f, &at) in frames.iter().zip(times) {
+        let at = Duration::from_millis(at);
         writer
             .write_packet(&PcapPacket::new(at, f.len() as u32, f))
             .unwrap();
@@ -124,4 +129,70 @@ fn a_file_that_is_no_capture_is_refused_naming_it() {
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("notes.pcap"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn an_mllp_capture_becomes_one_session_per_burst() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let m1 = b"\x0bMSH|^~\\&|AN|LAB|||20251102||ORU^R01|P1|P|2.5\rOBX|1|NM|GLU||5.6\r\x1c\r";
+    let ack = b"\x0bMSH|^~\\&|LIS|HOSP|||20251102||ACK|9|P|2.5\rMSA|AA|P1\r\x1c\r";
+    let m2 = b"\x0bMSH|^~\\&|AN|LAB|||20251103||ORU^R01|P2|P|2.5\rOBX|1|NM|HGB||13.2\r\x1c\r";
+    let a = 1001u32;
+    let frames = vec![
+        frame(true, 1000, "S", b""),
+        frame(false, 7000, "SA", b""),
+        frame(true, a, "", m1),
+        frame(false, 7001, "", ack),
+        // A minute of quiet, then the next burst on the same connection.
+        frame(true, a + m1.len() as u32, "", m2),
+        frame(true, a + (m1.len() + m2.len()) as u32, "F", b""),
+    ];
+    let times = [T0, T0 + 1, T0 + 10, T0 + 20, T0 + 60_000, T0 + 60_010];
+    let pcap = tmp.path().join("mllp.pcap");
+    write_pcap_at(&pcap, &frames, &times);
+    let out = sessionctl(&dir, &["--json", "import-pcap", pcap.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (report["sessions"].as_u64(), report["complete"].as_u64()),
+        (Some(2), Some(2)),
+        "{report}"
+    );
+    let list: Value = serde_json::from_slice(&sessionctl(&dir, &["--json", "list"], None).stdout).unwrap();
+    let mut counts: Vec<u64> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["messageCount"].as_u64().unwrap())
+        .collect();
+    counts.sort();
+    assert_eq!(counts, [1, 1], "{list}");
+    let first = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["startTime"] == T0 + 10)
+        .expect("the first burst");
+    let session: Value = serde_json::from_slice(
+        &sessionctl(&dir, &["--json", "show", first["id"].as_str().unwrap()], None).stdout,
+    )
+    .unwrap();
+    let kinds: Vec<(&str, &str)> = session["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["type"].as_str().unwrap(), e["direction"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("start", "device-to-pc"),
+            ("message", "device-to-pc"),
+            ("end", "device-to-pc"),
+            ("start", "pc-to-device"),
+            ("ack", "pc-to-device"),
+            ("end", "pc-to-device")
+        ]
+    );
 }

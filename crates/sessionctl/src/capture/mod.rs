@@ -16,7 +16,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use session_capture::{Endpoints, Framed, Framer, Markers, OpenCapture, Recorder, Side};
+use session_capture::{
+    ConnectionFramer, Endpoints, Framed, Framing, MLLP_IDLE_MS, Markers, OpenCapture, Recorder, Side,
+};
 use session_fs::now_ms;
 use session_model::InterruptionReason;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -42,6 +44,8 @@ pub struct RelayConfig {
     pub forward: String,
     /// The marker bytes.
     pub markers: Markers,
+    /// Markers, MLLP, or decided per connection.
+    pub framing: Framing,
 }
 
 /// What the relay did, for its last log line.
@@ -119,6 +123,7 @@ impl RelayConfig {
             listen: listen.to_owned(),
             forward: forward.to_owned(),
             markers: config.markers(),
+            framing: config.framing(),
         })
     }
 }
@@ -179,7 +184,7 @@ pub fn run(config: &Config) -> Result<(), CliError> {
 
 /// One analyzer connection's capture: its machine and its open session.
 struct Capture {
-    framer: Framer,
+    framer: ConnectionFramer,
     open: Option<OpenCapture>,
     endpoints: Endpoints,
     /// When the LIS closed, reset or refused its side: from then on nothing the
@@ -224,7 +229,7 @@ async fn connection(
     };
     tracing::info!(analyzer = %peer, lis = %config.forward, "capture: connection opened");
     let capture = Arc::new(tokio::sync::Mutex::new(Capture {
-        framer: Framer::new(config.markers),
+        framer: ConnectionFramer::new(config.framing, config.markers),
         open: None,
         endpoints,
         lis_gone_at: None,
@@ -250,7 +255,15 @@ async fn connection(
         &stats,
         &stop,
     );
-    tokio::join!(to_lis, to_analyzer);
+    let pumps_done = CancellationToken::new();
+    let pumping = async {
+        tokio::join!(to_lis, to_analyzer);
+        pumps_done.cancel();
+    };
+    tokio::join!(
+        pumping,
+        end_quiet_bursts(&capture, &recorder, &stats, &pumps_done)
+    );
     let reason = if cancel.is_cancelled() {
         InterruptionReason::Shutdown
     } else {
@@ -261,6 +274,30 @@ async fn connection(
     let (recorder, stats) = (recorder.clone(), stats.clone());
     let _ = tokio::task::spawn_blocking(move || apply(&mut state, events, &recorder, &stats, 0)).await;
     tracing::info!(analyzer = %peer, "capture: connection closed");
+}
+
+/// While the connection lasts, asks the framing once a second whether the traffic has
+/// been quiet long enough to end a burst (MLLP sessions end so, without a marker).
+async fn end_quiet_bursts(
+    capture: &Arc<tokio::sync::Mutex<Capture>>,
+    recorder: &Arc<Recorder>,
+    stats: &Arc<RelayStats>,
+    done: &CancellationToken,
+) {
+    let mut every = tokio::time::interval(Duration::from_millis(MLLP_IDLE_MS.min(1_000)));
+    loop {
+        tokio::select! {
+            _ = done.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let mut state = capture.clone().lock_owned().await;
+        let events = state.framer.idle(now_ms());
+        if events.is_empty() {
+            continue;
+        }
+        let (recorder, stats) = (recorder.clone(), stats.clone());
+        let _ = tokio::task::spawn_blocking(move || apply(&mut state, events, &recorder, &stats, 0)).await;
+    }
 }
 
 /// Copies `from` to `to`, recording each chunk before writing it. Ends at end of

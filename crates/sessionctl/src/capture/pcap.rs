@@ -4,7 +4,7 @@
 //! Each TCP connection is reassembled per direction (retransmitted bytes once,
 //! out-of-order segments put in order), its analyzer is the side that opened it (sent
 //! the SYN; without one, the side that sent the first start marker), and its bytes are
-//! fed to the same [`Framer`] and [`Recorder`] as live capture, in capture order, with
+//! fed to the same [`ConnectionFramer`] and [`Recorder`] as live capture, in capture order, with
 //! the packets' own times. Bytes a capture missed (a gap in sequence numbers) are
 //! reported, never invented.
 
@@ -15,7 +15,7 @@ use std::path::Path;
 
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 use pcap_file::DataLink;
-use session_capture::{Endpoints, Framed, Framer, Markers, OpenCapture, Recorder, Side};
+use session_capture::{ConnectionFramer, Endpoints, Framed, Framing, Markers, OpenCapture, Recorder, Side};
 use session_model::InterruptionReason;
 
 use crate::error::CliError;
@@ -190,7 +190,7 @@ impl Direction {
 struct Connection {
     analyzer: Option<SocketAddr>,
     directions: HashMap<SocketAddr, Direction>,
-    framer: Framer,
+    framer: ConnectionFramer,
     open: Option<OpenCapture>,
     endpoints: Endpoints,
     last_ms: u64,
@@ -202,7 +202,12 @@ fn key(a: SocketAddr, b: SocketAddr) -> (SocketAddr, SocketAddr) {
 }
 
 /// Reads `path` and records its sessions through `recorder`.
-pub fn import(recorder: &Recorder, path: &Path, markers: Markers) -> Result<ImportReport, CliError> {
+pub fn import(
+    recorder: &Recorder,
+    path: &Path,
+    framing: Framing,
+    markers: Markers,
+) -> Result<ImportReport, CliError> {
     let mut report = ImportReport::default();
     let mut connections: HashMap<(SocketAddr, SocketAddr), Connection> = HashMap::new();
     let mut order = Vec::new();
@@ -213,13 +218,16 @@ pub fn import(recorder: &Recorder, path: &Path, markers: Markers) -> Result<Impo
             Connection {
                 analyzer: None,
                 directions: HashMap::new(),
-                framer: Framer::new(markers),
+                framer: ConnectionFramer::new(framing, markers),
                 open: None,
                 endpoints: Endpoints::default(),
                 last_ms: s.at_ms,
                 carried_data: false,
             }
         });
+        // A quiet time since the connection's last packet ends an MLLP burst.
+        let events = conn.framer.idle(s.at_ms);
+        apply(recorder, conn, events, &mut report)?;
         conn.last_ms = s.at_ms;
         if s.syn && !s.ack {
             conn.analyzer = Some(s.from);
@@ -232,7 +240,9 @@ pub fn import(recorder: &Recorder, path: &Path, markers: Markers) -> Result<Impo
         if bytes.is_empty() {
             return Ok(());
         }
-        if conn.analyzer.is_none() && bytes.first() == Some(&markers.start) {
+        if conn.analyzer.is_none()
+            && matches!(bytes.first(), Some(&b) if b == markers.start || b == session_capture::START_BLOCK)
+        {
             conn.analyzer = Some(s.from);
         }
         let analyzer = *conn.analyzer.get_or_insert(s.from);

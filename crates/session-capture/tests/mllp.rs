@@ -1,0 +1,191 @@
+//! The MLLP state machine over byte streams: the same conversation split at every
+//! position gives the same record, every byte that passed is in it exactly once, a
+//! burst ends at a quiet time or the connection's end, and `auto` picks the framing
+//! by the first byte.
+
+use session_capture::{ConnectionFramer, Framed, Framing, MLLP_IDLE_MS, Markers, MllpFramer, Side};
+use session_model::InterruptionReason;
+
+type Conversation<'a> = &'a [(Side, &'a [u8])];
+
+/// Two results, each acknowledged by the LIS with an MLLP-framed ACK.
+const TWO_RESULTS: Conversation = &[
+    (
+        Side::Device,
+        b"\x0bMSH|^~\\&|AN|LAB|LIS|HOSP|20251102||ORU^R01|1|P|2.5\rOBX|1|NM|GLU||5.6\r\x1c\r",
+    ),
+    (
+        Side::Lis,
+        b"\x0bMSH|^~\\&|LIS|HOSP|AN|LAB|20251102||ACK|9|P|2.5\rMSA|AA|1\r\x1c\r",
+    ),
+    (
+        Side::Device,
+        b"\x0bMSH|^~\\&|AN|LAB|LIS|HOSP|20251102||ORU^R01|2|P|2.5\rOBX|1|NM|HGB||13.2\r\x1c\r",
+    ),
+    (
+        Side::Lis,
+        b"\x0bMSH|^~\\&|LIS|HOSP|AN|LAB|20251102||ACK|10|P|2.5\rMSA|AA|2\r\x1c\r",
+    ),
+];
+
+fn render(events: &[Framed]) -> String {
+    events
+        .iter()
+        .map(|e| match e {
+            Framed::Begin { .. } => "begin".to_owned(),
+            Framed::Element(e) => format!(
+                "  {:<8} {:<12} {}",
+                String::from(e.kind.clone()),
+                String::from(e.direction.clone()),
+                e.bytes.escape_ascii()
+            ),
+            Framed::Complete { .. } => "complete".into(),
+            Framed::Abandon { reason, .. } => format!("abandon: {reason}"),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn run(conversation: Conversation, cut: impl Fn(usize) -> Vec<usize>) -> Vec<Framed> {
+    let mut framer = MllpFramer::new();
+    let mut events = Vec::new();
+    for (i, (side, bytes)) in conversation.iter().enumerate() {
+        let mut start = 0;
+        for at in cut(i).into_iter().chain([bytes.len()]) {
+            let at = at.clamp(start, bytes.len());
+            events.extend(framer.feed(*side, &bytes[start..at], 0));
+            start = at;
+        }
+    }
+    events.extend(framer.close(InterruptionReason::ConnectionClosed, 0));
+    events
+}
+
+fn recorded(events: &[Framed], side: Side) -> Vec<u8> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Framed::Element(e) if e.direction == side.direction() => Some(e.bytes.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+fn bytes_of(conversation: Conversation, side: Side) -> Vec<u8> {
+    conversation
+        .iter()
+        .filter(|(s, _)| *s == side)
+        .flat_map(|(_, b)| b.iter().copied())
+        .collect()
+}
+
+fn check_every_split(name: &str, conversation: Conversation) {
+    let whole = run(conversation, |_| vec![]);
+    for side in [Side::Device, Side::Lis] {
+        assert_eq!(
+            recorded(&whole, side),
+            bytes_of(conversation, side),
+            "{name}: a byte went missing"
+        );
+    }
+    for (i, (_, bytes)) in conversation.iter().enumerate() {
+        for at in 0..=bytes.len() {
+            let split = run(conversation, |j| if j == i { vec![at] } else { vec![] });
+            assert_eq!(render(&split), render(&whole), "{name}: chunk {i} cut at {at}");
+        }
+    }
+    let bytewise = run(conversation, |j| (1..conversation[j].1.len()).collect());
+    assert_eq!(render(&bytewise), render(&whole), "{name}: byte at a time");
+    insta::assert_snapshot!(name, render(&whole));
+}
+
+#[test]
+fn an_mllp_burst_is_one_complete_session_of_messages_and_acks() {
+    check_every_split("mllp_two_results", TWO_RESULTS);
+}
+
+#[test]
+fn a_frame_cut_off_and_bytes_outside_frames_are_kept() {
+    const CUT: Conversation = &[
+        (Side::Device, b"noise\x0bMSH|1\r\x1c\r"),
+        (Side::Lis, b"\x06"),
+        (Side::Device, b"\x0bMSH|2\r\x0bMSH|3\rOBX|1\x1cX"),
+    ];
+    check_every_split("mllp_cut_off", CUT);
+    let events = run(CUT, |_| vec![]);
+    assert!(matches!(
+        events.last(),
+        Some(Framed::Abandon {
+            reason: InterruptionReason::ConnectionClosed,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn a_quiet_time_ends_a_burst_and_the_next_frame_begins_another() {
+    let mut framer = MllpFramer::new();
+    let mut events = framer.feed(Side::Device, TWO_RESULTS[0].1, 1_000);
+    events.extend(framer.feed(Side::Lis, TWO_RESULTS[1].1, 1_050));
+    // Not yet quiet long enough; then quiet.
+    assert!(framer.idle(1_050 + MLLP_IDLE_MS - 1).is_empty());
+    let ended = framer.idle(1_050 + MLLP_IDLE_MS);
+    assert!(
+        matches!(ended.as_slice(), [Framed::Complete { .. }]),
+        "{}",
+        render(&ended)
+    );
+    events.extend(ended);
+    events.extend(framer.feed(Side::Device, TWO_RESULTS[2].1, 60_000));
+    events.extend(framer.close(InterruptionReason::ConnectionClosed, 60_001));
+    let begins = events
+        .iter()
+        .filter(|e| matches!(e, Framed::Begin { .. }))
+        .count();
+    let completes = events
+        .iter()
+        .filter(|e| matches!(e, Framed::Complete { .. }))
+        .count();
+    assert_eq!((begins, completes), (2, 2));
+    // Inside a frame, quiet never ends the burst.
+    let mut framer = MllpFramer::new();
+    framer.feed(Side::Device, b"\x0bMSH|partial", 0);
+    assert!(framer.idle(10 * MLLP_IDLE_MS).is_empty());
+}
+
+#[test]
+fn a_storm_of_frames_begins_no_more_sessions_than_the_bound() {
+    let mut framer = MllpFramer::new();
+    let mut events = Vec::new();
+    for i in 0..10_000u64 {
+        events.extend(framer.feed(Side::Device, b"\x0bMSH|x\r\x1c\r", i));
+        events.extend(framer.idle(i + MLLP_IDLE_MS));
+    }
+    let begins = events
+        .iter()
+        .filter(|e| matches!(e, Framed::Begin { .. }))
+        .count() as u64;
+    assert!(
+        begins <= session_capture::SESSIONS_BURST + 10_000 * session_capture::SESSIONS_PER_SECOND / 1000 + 1,
+        "{begins}"
+    );
+}
+
+#[test]
+fn auto_decides_by_the_first_byte() {
+    let mut mllp = ConnectionFramer::new(Framing::Auto, Markers::default());
+    assert_eq!(mllp.framing(), None);
+    let events = mllp.feed(Side::Device, TWO_RESULTS[0].1, 0);
+    assert_eq!(mllp.framing(), Some(Framing::Mllp));
+    assert!(render(&events).contains("message  device-to-pc MSH|"));
+    let mut markers = ConnectionFramer::new(Framing::Auto, Markers::default());
+    markers.feed(Side::Device, b"\x05", 0);
+    assert_eq!(markers.framing(), Some(Framing::Markers));
+    // Configured framings are not second-guessed.
+    let mut forced = ConnectionFramer::new(Framing::Markers, Markers::default());
+    forced.feed(Side::Device, b"\x0b", 0);
+    assert_eq!(forced.framing(), Some(Framing::Markers));
+    assert_eq!("mllp".parse::<Framing>(), Ok(Framing::Mllp));
+    assert!("hl7".parse::<Framing>().is_err());
+}
