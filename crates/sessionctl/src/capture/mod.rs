@@ -3,7 +3,7 @@
 //!
 //! The analyzer connects to `listen`; the relay connects to `forward` (the LIS) and
 //! copies bytes both ways, unchanged. Each chunk read is fed to the connection's
-//! [`Framer`], and every element it completes is made durable by the [`Recorder`]
+//! [`ConnectionFramer`], and every element it completes is made durable by the [`Recorder`]
 //! *before* the chunk is written on: whatever the other side has received complete is
 //! in the store after a crash. When recording fails (a full disk), the relay keeps
 //! forwarding, logs an error and counts what it could not record: the conversation is
