@@ -340,6 +340,22 @@ impl Store {
         Ok(ids)
     }
 
+    /// Whether a live writer holds the journal of `id` (a capture in progress); `false`
+    /// for a journal its writer gave up (a crash, a recording that failed) or none.
+    /// Changes nothing; works on a read-only handle.
+    pub fn journal_held(&self, id: &SessionId) -> Result<bool, FsError> {
+        let storage = self.storage();
+        let path = self.area_path(layout::JOURNAL_DIR)?.join(format!("{id}{SUFFIX}"));
+        if storage.kind(&path).map_err(FsError::io(Step::Open, &path))? != Some(EntryKind::File) {
+            return Ok(false);
+        }
+        // A writer holds it exclusively: a shared lock is had only when none does.
+        let free = storage
+            .lock(&path, LockMode::Shared, false)
+            .map_err(FsError::io(Step::Lock, &path))?;
+        Ok(free.is_none())
+    }
+
     /// Takes over the journal of `id` when no live writer holds it (its process died):
     /// `Ok(None)` when one does, or when there is no such journal.
     pub fn claim_journal(&self, id: &SessionId) -> Result<Option<ClaimedJournal>, FsError> {

@@ -758,3 +758,113 @@ fn an_mllp_conversation_is_recorded_before_it_is_forwarded_message_by_message() 
         .collect();
     assert_eq!(*got.lock().unwrap(), sent);
 }
+
+/// A small tmpfs mounted at `at` (root only), unmounted on drop.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(at: &Path, size: &str) -> Option<SmallDisk> {
+        std::fs::create_dir_all(at).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI runs as root and must be able to mount a tmpfs"
+            );
+            eprintln!(
+                "WARNING: cannot mount a tmpfs here (not root?): the full-disk capture test did not run"
+            );
+            return None;
+        }
+        Some(SmallDisk(at.to_path_buf()))
+    }
+
+    /// Fills the disk; the filler's path.
+    fn fill(&self) -> std::path::PathBuf {
+        let filler = self.0.join("filler");
+        let mut file = std::fs::File::create(&filler).unwrap();
+        for size in [1 << 20, 1 << 12, 1] {
+            let block = vec![0u8; size];
+            while file.write_all(&block).is_ok() {}
+        }
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_capture_whose_recording_failed_shows_at_once_and_is_stored_when_space_frees() {
+    let root = tempfile::tempdir().unwrap();
+    let Some(disk) = SmallDisk::mount(&root.path().join("disk"), "4m") else {
+        return;
+    };
+    let dir = root.path().join("disk/s");
+    let (lis, relay, addr) = relay_to_a_lis(&dir);
+    let m1 = message(1, "D");
+    let (mut stream, got) = analyzer(&addr, &[&[ENQ], &m1], false);
+    assert_eq!(got, vec![ACK, ACK]);
+    // The disk fills in the middle of the session.
+    let filler = disk.fill();
+    let m2 = message(2, "D");
+    stream.write_all(&m2).unwrap();
+    let mut ack = [0u8; 1];
+    stream.read_exact(&mut ack).unwrap();
+    stream.write_all(&[EOT]).unwrap();
+    drop(stream);
+    let sent: Vec<u8> = [&[ENQ][..], &m1, &m2, &[EOT]].concat();
+    wait_for_lis_bytes(&lis, 0, sent.len());
+    assert_eq!(
+        lis.received.lock().unwrap()[0],
+        sent,
+        "the conversation went on unchanged"
+    );
+    // An element, or the finished session, could not be written.
+    relay.wait_for_log("CANNOT");
+    // Shown at once: a capture that could not be recorded, not stored yet.
+    let status = test_support::wait_until(Duration::from_secs(30), "the stalled capture in status", || {
+        let out = sessionctl(&dir, &["--json", "status"], None);
+        let status: Value = serde_json::from_slice(&out.stdout).ok()?;
+        (status["recordingStalled"] == 1).then_some(status)
+    });
+    assert_eq!(status["capturing"], 0, "{status}");
+    let human = text(&sessionctl(&dir, &["status"], None).stdout);
+    assert!(human.contains("RECORDING FAILED"), "{human}");
+    // Space frees: the relay stores it by itself, with what was recorded.
+    std::fs::remove_file(filler).unwrap();
+    let rows = wait_for_sessions(&dir, 1);
+    let session = show(&dir, rows[0]["id"].as_str().unwrap());
+    let recorded: Vec<u8> = session["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["direction"] == "device-to-pc")
+        .flat_map(|e| base64_decode(e["data"].as_str().unwrap()))
+        .collect();
+    assert!(
+        recorded.starts_with(&[&[ENQ][..], &m1].concat()),
+        "what was recorded is kept"
+    );
+    assert!(sent.starts_with(&recorded), "nothing that was not sent");
+    // Complete exactly when its ending was journaled before the disk filled.
+    if session["isComplete"] == true {
+        assert_eq!(recorded, sent, "{session}");
+    } else {
+        assert!(session["interrupted"].is_object(), "{session}");
+    }
+    let status: Value =
+        serde_json::from_slice(&sessionctl(&dir, &["--json", "status"], None).stdout).unwrap();
+    assert_eq!(status["recordingStalled"], 0, "{status}");
+    drop(relay);
+}

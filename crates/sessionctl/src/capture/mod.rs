@@ -32,6 +32,8 @@ use crate::error::CliError;
 
 /// How long the relay waits for the LIS to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the relay tries again to store captures whose recording failed.
+const FOLD_RETRY: Duration = Duration::from_secs(5);
 /// The most one read takes from a socket.
 const CHUNK: usize = 64 * 1024;
 
@@ -79,9 +81,25 @@ pub async fn relay(
 ) {
     let stats = Arc::new(RelayStats::default());
     let mut connections = tokio::task::JoinSet::new();
+    // Journals no capture holds (a recording that failed for want of space) are folded
+    // as soon as space allows: tried again every 5 s.
+    let mut retry_folds = tokio::time::interval(FOLD_RETRY);
+    retry_folds.tick().await;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
+            _ = retry_folds.tick() => {
+                let recorder = recorder.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    let stalled = recorder.store().fs().journals().unwrap_or_default().into_iter().any(|id| {
+                        !recorder.store().fs().journal_held(&id).unwrap_or(true)
+                    });
+                    if stalled {
+                        recover_orphans(&recorder);
+                    }
+                })
+                .await;
+            }
             accepted = listener.accept() => match accepted {
                 Ok((analyzer, peer)) => {
                     stats.connections.fetch_add(1, Ordering::Relaxed);
@@ -142,7 +160,7 @@ pub fn recover_orphans(recorder: &Recorder) {
                 );
             }
             for (id, problem) in found.failures {
-                tracing::error!(session = %id, %problem, "capture: a journal could not be recovered; it stays for the next start");
+                tracing::error!(session = %id, %problem, "capture: a journal could not be stored as a session yet; the relay tries again (and so does the next start)");
             }
         }
         Err(e) => tracing::error!(error = %e, "capture: cannot look for interrupted captures"),
@@ -190,6 +208,8 @@ struct Capture {
     /// When the LIS closed, reset or refused its side: from then on nothing the
     /// analyzer sends reaches it, and every session open then or later says so.
     lis_gone_at: Option<u64>,
+    /// Recording failed during this connection: its journal waits to be folded.
+    recording_failed: bool,
 }
 
 impl Capture {
@@ -233,6 +253,7 @@ async fn connection(
         open: None,
         endpoints,
         lis_gone_at: None,
+        recording_failed: false,
     }));
     let (analyzer_read, analyzer_write) = analyzer.into_split();
     let (lis_read, lis_write) = lis.into_split();
@@ -272,7 +293,15 @@ async fn connection(
     let mut state = capture.clone().lock_owned().await;
     let events = state.framer.close(reason, now_ms());
     let (recorder, stats) = (recorder.clone(), stats.clone());
-    let _ = tokio::task::spawn_blocking(move || apply(&mut state, events, &recorder, &stats, 0)).await;
+    let _ = tokio::task::spawn_blocking(move || {
+        apply(&mut state, events, &recorder, &stats, 0);
+        // A capture whose recording failed is stored now, from its journal, if it can
+        // be; else the relay's retry (or the next start) does it.
+        if state.recording_failed {
+            recover_orphans(&recorder);
+        }
+    })
+    .await;
     tracing::info!(analyzer = %peer, "capture: connection closed");
 }
 
@@ -423,6 +452,7 @@ fn apply(
                     }
                     Err(e) => {
                         stats.unrecorded.fetch_add(1, Ordering::Relaxed);
+                        capture.recording_failed = true;
                         tracing::error!(error = %e, "capture: CANNOT RECORD a new session; still forwarding");
                     }
                 }
@@ -449,8 +479,10 @@ fn append_batch(capture: &mut Capture, batch: &mut Vec<session_capture::FramedEl
         Some(Err(e)) => {
             stats.unrecorded.fetch_add(count, Ordering::Relaxed);
             tracing::error!(error = %e, "capture: CANNOT RECORD an element; still forwarding (the session keeps what was recorded)");
-            // Its journal may end in a partial record now: stop writing to it.
+            // Its journal may end in a partial record now: stop writing to it, and let
+            // it go (unlocked), so that `status` shows it as failed and it is folded.
             capture.open = None;
+            capture.recording_failed = true;
         }
         None => {
             stats.unrecorded.fetch_add(count, Ordering::Relaxed);

@@ -44,6 +44,10 @@ pub struct Status {
     not_received_by_lis: usize,
     /// Captures in progress (or cut off by a crash the next start will recover).
     capturing: usize,
+    /// Captures whose journal no live relay holds: their recording failed (a full disk,
+    /// an element over the file limit) or their process died. They are stored as
+    /// sessions as soon as that can be done (the relay retries; `recover` does it).
+    recording_stalled: usize,
     /// Everything `verify` reports: damaged files, orphaned temps, names that are not
     /// regular files.
     problems: usize,
@@ -188,13 +192,21 @@ pub fn compute(store: &SessionStore, retry_cap_ms: u64) -> Result<Status, CliErr
             _ => damaged += 1,
         }
     }
+    let journals = store.fs().journals()?;
+    let mut stalled = 0;
+    for id in &journals {
+        if !store.fs().journal_held(id)? {
+            stalled += 1;
+        }
+    }
     let report = Status {
         total,
         counts,
         incomplete,
         interrupted,
         not_received_by_lis,
-        capturing: store.fs().journals()?.len(),
+        capturing: journals.len() - stalled,
+        recording_stalled: stalled,
         problems: damaged + scan.temps.len() + scan.irregular.len(),
         damaged,
         orphaned_temps: scan.temps.len(),
@@ -281,6 +293,12 @@ fn human(report: &Status, store: &SessionStore, now: u64) -> String {
         }
         if report.capturing > 0 {
             text.push_str(&format!("  ({} being captured now)\n", report.capturing));
+        }
+        if report.recording_stalled > 0 {
+            text.push_str(&format!(
+                "RECORDING FAILED: {} not yet stored (a full disk? an element over the file limit? a crash?): kept in .journal/, stored as soon as space allows (the relay retries every 5 s; or `sessionctl recover`)\n",
+                count(report.recording_stalled, "capture", "captures")
+            ));
         }
         match &report.oldest_undelivered {
             Some(o) => text.push_str(&format!(

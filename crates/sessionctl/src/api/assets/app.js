@@ -139,6 +139,7 @@ async function loadCounts() {
     }
     if (status.incomplete) counts.append(el("span", { class: "count warn", text: `${status.incomplete} incomplete (never sent)` }));
     if (status.problems) counts.append(el("span", { class: "count error", text: `${status.problems} damaged or stray files: run sessionctl verify` }));
+    if (status.recordingStalled) counts.append(el("span", { class: "count error", text: `${status.recordingStalled} captures could not be recorded yet (disk full?): stored as soon as space allows` }));
     if (status.notReceivedByLis) counts.append(el("span", { class: "count error", text: `${status.notReceivedByLis} did not reach the LIS` }));
     if (status.endpointAttention) counts.append(el("span", { class: "count error", text: `The delivery endpoint needs attention: ${status.endpointAttention.error} (${status.endpointAttention.sessions} waiting)` }));
     if (status.retriesPulledIn) counts.append(el("span", { class: "count warn", text: `${status.retriesPulledIn} waiting retries were set by a clock that was ahead: sent now` }));
