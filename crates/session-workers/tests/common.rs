@@ -85,6 +85,8 @@ pub fn worker(store: &SessionStore, endpoint: &str, config: SubmitConfig) -> Har
 pub struct GatedServer {
     pub url: String,
     pub arrived: Arc<tokio::sync::Notify>,
+    /// The `Idempotency-Key` of every request that arrived, in order.
+    pub keys: Arc<std::sync::Mutex<Vec<String>>>,
     release: Arc<tokio::sync::Semaphore>,
 }
 
@@ -97,9 +99,11 @@ impl GatedServer {
         let arrived = Arc::new(tokio::sync::Notify::new());
         let release = Arc::new(tokio::sync::Semaphore::new(0));
         let (notify, gate) = (arrived.clone(), release.clone());
+        let keys = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = keys.clone();
         tokio::spawn(async move {
             while let Ok((mut socket, _)) = listener.accept().await {
-                let (notify, gate) = (notify.clone(), gate.clone());
+                let (notify, gate, seen) = (notify.clone(), gate.clone(), seen.clone());
                 tokio::spawn(async move {
                     // Read the head, then as many body bytes as it announces.
                     let mut request = Vec::new();
@@ -127,6 +131,9 @@ impl GatedServer {
                         }
                         request.extend_from_slice(&buf[..n]);
                     }
+                    if let Some(key) = head.lines().find_map(|l| l.strip_prefix("idempotency-key:")) {
+                        seen.lock().unwrap().push(key.trim().to_owned());
+                    }
                     notify.notify_one();
                     gate.acquire().await.unwrap().forget();
                     let reply =
@@ -138,6 +145,7 @@ impl GatedServer {
         GatedServer {
             url,
             arrived,
+            keys,
             release,
         }
     }

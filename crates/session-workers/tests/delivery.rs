@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 use proptest::prelude::*;
 use session_model::{SessionId, SubmissionStatus};
@@ -140,31 +138,23 @@ async fn a_re_put_never_undoes_a_delivery_and_new_content_gets_a_new_key() {
 
 #[tokio::test]
 async fn new_content_saved_during_the_request_is_not_marked_delivered_by_it() {
-    let receiver = server().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(201).set_delay(Duration::from_millis(400)))
-        .mount(&receiver)
-        .await;
+    // The endpoint answers only when the test lets it: the new content is saved while
+    // the request is certainly out, whatever the machine's speed.
+    let receiver = GatedServer::start(201).await;
     let (_dir, store) = store_with(vec![pending("m1")]);
-    let h = worker(&store, &endpoint(&receiver), fast_config());
+    let h = worker(&store, &receiver.url, fast_config());
     let cancel = CancellationToken::new();
     let pass = h.worker.run_pass(&cancel);
     let resave = async {
-        // Wait (bounded) until the request is out: the session is inFlight on disk.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while load(&store, "m1").submission.status != SubmissionStatus::InFlight {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the attempt never started"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        receiver.arrived.notified().await;
+        assert_eq!(load(&store, "m1").submission.status, SubmissionStatus::InFlight);
         let mut changed = pending("m1");
         changed.end_time = Some(changed.end_time.unwrap() + 1);
         let store = store.clone();
         tokio::task::spawn_blocking(move || store.save(&mut changed).unwrap())
             .await
             .unwrap();
+        receiver.release_one();
     };
     let (report, ()) = tokio::join!(pass, resave);
     report.unwrap();
@@ -179,7 +169,7 @@ async fn new_content_saved_during_the_request_is_not_marked_delivered_by_it() {
         1,
         "the old content's delivery is recorded"
     );
-    let sent_key = key_of(&receiver.received_requests().await.unwrap()[0]);
+    let sent_key = receiver.keys.lock().unwrap()[0].clone();
     assert_eq!(
         after.earlier_deliveries[0].key.as_deref(),
         Some(sent_key.as_str())
