@@ -2,11 +2,11 @@
 //! position gives the same record, every byte that passed is in it exactly once, and
 //! each rule the app left open has a snapshot.
 
+mod common;
+
+use common::{Conversation, recorded, render};
 use session_capture::{Framed, Framer, Markers, Side};
 use session_model::InterruptionReason;
-
-/// A conversation: (side, bytes) in the order they crossed the relay.
-type Conversation<'a> = &'a [(Side, &'a [u8])];
 
 const NORMAL: Conversation = &[
     (Side::Device, b"\x05"),
@@ -17,82 +17,6 @@ const NORMAL: Conversation = &[
     (Side::Lis, b"\x15"),
     (Side::Device, b"MSH|again\r\n\x04"),
 ];
-
-/// The record as text, one event per line: kinds, directions and escaped bytes.
-fn render(events: &[Framed]) -> String {
-    events
-        .iter()
-        .map(|e| match e {
-            Framed::Begin { unframed, .. } => format!("begin{}", if *unframed { " (unframed)" } else { "" }),
-            Framed::Element(e) => format!(
-                "  {:<8} {:<12} {}",
-                String::from(e.kind.clone()),
-                String::from(e.direction.clone()),
-                e.bytes.escape_ascii()
-            ),
-            Framed::Complete { .. } => "complete".into(),
-            Framed::Abandon { reason, .. } => format!("abandon: {reason}"),
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// Feeds the conversation, each side's bytes in chunks cut at `cuts`, then closes.
-fn run(conversation: Conversation, cut: impl Fn(usize) -> Vec<usize>) -> Vec<Framed> {
-    let mut framer = Framer::new(Markers::default());
-    let mut events = Vec::new();
-    for (i, (side, bytes)) in conversation.iter().enumerate() {
-        let mut start = 0;
-        for at in cut(i).into_iter().chain([bytes.len()]) {
-            let at = at.clamp(start, bytes.len());
-            events.extend(framer.feed(*side, &bytes[start..at], 0));
-            start = at;
-        }
-    }
-    events.extend(framer.close(InterruptionReason::ConnectionClosed, 0));
-    events
-}
-
-/// Every byte, by side, in the order it passed: what the record must hold.
-fn bytes_of(conversation: Conversation, side: Side) -> Vec<u8> {
-    conversation
-        .iter()
-        .filter(|(s, _)| *s == side)
-        .flat_map(|(_, b)| b.iter().copied())
-        .collect()
-}
-
-fn recorded(events: &[Framed], side: Side) -> Vec<u8> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Framed::Element(e) if e.direction == side.direction() => Some(e.bytes.clone()),
-            _ => None,
-        })
-        .flatten()
-        .collect()
-}
-
-fn check_every_split(name: &str, conversation: Conversation) {
-    let whole = run(conversation, |_| vec![]);
-    for side in [Side::Device, Side::Lis] {
-        assert_eq!(
-            recorded(&whole, side),
-            bytes_of(conversation, side),
-            "{name}: a byte went missing"
-        );
-    }
-    // One cut at every position of every chunk, and byte-at-a-time: the same record.
-    for (i, (_, bytes)) in conversation.iter().enumerate() {
-        for at in 0..=bytes.len() {
-            let split = run(conversation, |j| if j == i { vec![at] } else { vec![] });
-            assert_eq!(render(&split), render(&whole), "{name}: chunk {i} cut at {at}");
-        }
-    }
-    let bytewise = run(conversation, |j| (1..conversation[j].1.len()).collect());
-    assert_eq!(render(&bytewise), render(&whole), "{name}: byte at a time");
-    insta::assert_snapshot!(name, render(&whole));
-}
 
 #[test]
 fn a_normal_transmission() {
@@ -313,4 +237,13 @@ fn a_connection_begins_sessions_no_faster_than_the_bound_and_drops_nothing() {
             .count(),
         100
     );
+}
+
+fn check_every_split(name: &str, conversation: Conversation) {
+    let rendered = common::every_split(session_capture::Framing::Markers, name, conversation);
+    insta::assert_snapshot!(name, rendered);
+}
+
+fn run(conversation: Conversation, cut: impl Fn(usize) -> Vec<usize>) -> Vec<Framed> {
+    common::run(session_capture::Framing::Markers, conversation, cut)
 }

@@ -3,10 +3,11 @@
 //! burst ends at a quiet time or the connection's end, and `auto` picks the framing
 //! by the first byte.
 
+mod common;
+
+use common::{Conversation, render};
 use session_capture::{ConnectionFramer, Framed, Framing, MLLP_IDLE_MS, Markers, MllpFramer, Side};
 use session_model::InterruptionReason;
-
-type Conversation<'a> = &'a [(Side, &'a [u8])];
 
 /// Two results, each acknowledged by the LIS with an MLLP-framed ACK.
 const TWO_RESULTS: Conversation = &[
@@ -27,78 +28,6 @@ const TWO_RESULTS: Conversation = &[
         b"\x0bMSH|^~\\&|LIS|HOSP|AN|LAB|20251102||ACK|10|P|2.5\rMSA|AA|2\r\x1c\r",
     ),
 ];
-
-fn render(events: &[Framed]) -> String {
-    events
-        .iter()
-        .map(|e| match e {
-            Framed::Begin { .. } => "begin".to_owned(),
-            Framed::Element(e) => format!(
-                "  {:<8} {:<12} {}",
-                String::from(e.kind.clone()),
-                String::from(e.direction.clone()),
-                e.bytes.escape_ascii()
-            ),
-            Framed::Complete { .. } => "complete".into(),
-            Framed::Abandon { reason, .. } => format!("abandon: {reason}"),
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn run(conversation: Conversation, cut: impl Fn(usize) -> Vec<usize>) -> Vec<Framed> {
-    let mut framer = MllpFramer::new();
-    let mut events = Vec::new();
-    for (i, (side, bytes)) in conversation.iter().enumerate() {
-        let mut start = 0;
-        for at in cut(i).into_iter().chain([bytes.len()]) {
-            let at = at.clamp(start, bytes.len());
-            events.extend(framer.feed(*side, &bytes[start..at], 0));
-            start = at;
-        }
-    }
-    events.extend(framer.close(InterruptionReason::ConnectionClosed, 0));
-    events
-}
-
-fn recorded(events: &[Framed], side: Side) -> Vec<u8> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Framed::Element(e) if e.direction == side.direction() => Some(e.bytes.clone()),
-            _ => None,
-        })
-        .flatten()
-        .collect()
-}
-
-fn bytes_of(conversation: Conversation, side: Side) -> Vec<u8> {
-    conversation
-        .iter()
-        .filter(|(s, _)| *s == side)
-        .flat_map(|(_, b)| b.iter().copied())
-        .collect()
-}
-
-fn check_every_split(name: &str, conversation: Conversation) {
-    let whole = run(conversation, |_| vec![]);
-    for side in [Side::Device, Side::Lis] {
-        assert_eq!(
-            recorded(&whole, side),
-            bytes_of(conversation, side),
-            "{name}: a byte went missing"
-        );
-    }
-    for (i, (_, bytes)) in conversation.iter().enumerate() {
-        for at in 0..=bytes.len() {
-            let split = run(conversation, |j| if j == i { vec![at] } else { vec![] });
-            assert_eq!(render(&split), render(&whole), "{name}: chunk {i} cut at {at}");
-        }
-    }
-    let bytewise = run(conversation, |j| (1..conversation[j].1.len()).collect());
-    assert_eq!(render(&bytewise), render(&whole), "{name}: byte at a time");
-    insta::assert_snapshot!(name, render(&whole));
-}
 
 #[test]
 fn an_mllp_burst_is_one_complete_session_of_messages_and_acks() {
@@ -188,4 +117,13 @@ fn auto_decides_by_the_first_byte() {
     assert_eq!(forced.framing(), Some(Framing::Markers));
     assert_eq!("mllp".parse::<Framing>(), Ok(Framing::Mllp));
     assert!("hl7".parse::<Framing>().is_err());
+}
+
+fn check_every_split(name: &str, conversation: Conversation) {
+    let rendered = common::every_split(session_capture::Framing::Mllp, name, conversation);
+    insta::assert_snapshot!(name, rendered);
+}
+
+fn run(conversation: Conversation, cut: impl Fn(usize) -> Vec<usize>) -> Vec<Framed> {
+    common::run(session_capture::Framing::Mllp, conversation, cut)
 }

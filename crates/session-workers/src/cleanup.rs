@@ -147,6 +147,32 @@ impl From<&CleanupSummary> for CleanupRecord {
     }
 }
 
+impl CleanupSummary {
+    /// Counts what happened to one session.
+    fn count(&mut self, verdict: &Verdict) {
+        match verdict {
+            Verdict::NotExpired => {}
+            Verdict::Trash => {
+                self.expired += 1;
+                self.trashed += 1;
+            }
+            Verdict::Keep => {
+                self.expired += 1;
+                self.kept += 1;
+            }
+        }
+    }
+
+    /// One file the run could not handle: logged, reported, and the run goes on.
+    fn failed(&mut self, id: &SessionId, e: &FsError) {
+        tracing::warn!(file = %id.file_name(), error = %e, "cleanup could not handle a file");
+        self.failures.push(CleanupFailure {
+            file: id.file_name(),
+            problem: e.to_string(),
+        });
+    }
+}
+
 /// The summary of the last cleanup that was not a dry run, if any (and if its record
 /// is of a format this build reads).
 pub fn last_cleanup(store: &Store) -> Result<Option<CleanupSummary>, FsError> {
@@ -305,21 +331,11 @@ pub fn cleanup_once(typed: &SessionStore, config: &CleanupConfig) -> Result<Clea
             Ok((verdict, saved_at)) => {
                 evidence = evidence.max(saved_at);
                 match verdict {
-                    Verdict::NotExpired => {}
                     Verdict::Trash => expired.push(id),
-                    Verdict::Keep => {
-                        summary.expired += 1;
-                        summary.kept += 1;
-                    }
+                    other => summary.count(&other),
                 }
             }
-            Err(e) => {
-                tracing::warn!(file = %id.file_name(), error = %e, "cleanup could not handle a file");
-                summary.failures.push(CleanupFailure {
-                    file: id.file_name(),
-                    problem: e.to_string(),
-                });
-            }
+            Err(e) => summary.failed(&id, &e),
         }
     }
     // A dry run changes nothing, not even the clock record; a clock without a time
@@ -353,28 +369,13 @@ pub fn cleanup_once(typed: &SessionStore, config: &CleanupConfig) -> Result<Clea
     }
     for id in expired {
         if config.dry_run {
-            summary.expired += 1;
-            summary.trashed += 1;
+            summary.count(&Verdict::Trash);
             continue;
         }
         // One file that cannot be moved never stops the run.
         match trash_one(typed, &id, config, now) {
-            Ok(Verdict::NotExpired) => {}
-            Ok(Verdict::Trash) => {
-                summary.expired += 1;
-                summary.trashed += 1;
-            }
-            Ok(Verdict::Keep) => {
-                summary.expired += 1;
-                summary.kept += 1;
-            }
-            Err(e) => {
-                tracing::warn!(file = %id.file_name(), error = %e, "cleanup could not handle a file");
-                summary.failures.push(CleanupFailure {
-                    file: id.file_name(),
-                    problem: e.to_string(),
-                });
-            }
+            Ok(verdict) => summary.count(&verdict),
+            Err(e) => summary.failed(&id, &e),
         }
     }
     summary.duration_ms = started.elapsed().as_millis() as u64;

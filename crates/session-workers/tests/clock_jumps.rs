@@ -73,22 +73,9 @@ fn station() -> Station {
     Station { dir, clock, store }
 }
 
-/// Every file under the store, by name (the clock's own state left out).
+/// Every file under the store but the clock's state and the lock files, by name.
 fn files(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(at) = stack.pop() {
-        for entry in std::fs::read_dir(&at).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if !path.starts_with(dir.join(".state")) && !path.starts_with(dir.join(".locks")) {
-                out.push(path.strip_prefix(dir).unwrap().display().to_string());
-            }
-        }
-    }
-    out.sort();
-    out
+    test_support::files_under(dir, &[".state", ".locks"])
 }
 
 fn clean(station: &Station) -> CleanupSummary {

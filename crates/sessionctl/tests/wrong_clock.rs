@@ -34,28 +34,7 @@ fn faketime_available() -> bool {
 
 /// `sessionctl --dir DIR ARGS...` with the wall clock at `at` (a `date -d` string).
 fn sessionctl_at(at: &str, dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let command = command();
-    let program = command.get_program().to_owned();
-    let mut faked = Command::new("faketime");
-    faked.arg(at).arg(program).arg("--dir").arg(dir).args(args);
-    for (key, value) in command.get_envs() {
-        match value {
-            Some(value) => faked.env(key, value),
-            None => faked.env_remove(key),
-        };
-    }
-    let mut child = faked
-        .env("RUST_LOG", "error")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.unwrap_or_default()).unwrap();
-    drop(input);
-    child.wait_with_output().unwrap()
+    sessionctl_through(&["faketime", at], dir, args, stdin)
 }
 
 fn ok(out: &Output, what: &str) {
@@ -67,22 +46,9 @@ fn ok(out: &Output, what: &str) {
     );
 }
 
-/// Every file under `dir` but the clock's state and the lock files, by name.
+/// Every file under the store but the clock's state and the lock files, by name.
 fn files(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(at) = stack.pop() {
-        for entry in std::fs::read_dir(&at).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if !path.starts_with(dir.join(".state")) && !path.starts_with(dir.join(".locks")) {
-                out.push(path.strip_prefix(dir).unwrap().display().to_string());
-            }
-        }
-    }
-    out.sort();
-    out
+    test_support::files_under(dir, &[".state", ".locks"])
 }
 
 /// A store with what retention could destroy, all made just now at the real time: a

@@ -64,6 +64,18 @@ pub fn tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
+/// The paths (relative to `root`, sorted) of everything under it that is not a
+/// directory, leaving out what lies under the top-level names in `skip`.
+pub fn files_under(root: &Path, skip: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = tree(root)
+        .into_iter()
+        .filter(|(rel, bytes)| bytes.as_slice() != b"<dir>" && !skip.iter().any(|s| rel.starts_with(s)))
+        .map(|(rel, _)| rel.display().to_string())
+        .collect();
+    out.sort();
+    out
+}
+
 /// The names directly in `dir`, sorted; none when `dir` does not exist.
 pub fn names_in(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)

@@ -35,7 +35,31 @@ pub fn sessionctl(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
 
 /// `sessionctl --dir DIR ARGS...` running, its input written and closed.
 fn spawn_with_input(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Child {
-    let mut child = command()
+    spawn_through(&[], dir, args, stdin)
+}
+
+/// [`sessionctl`] run through a wrapper program (`wrapper[0]` with `wrapper[1..]` before
+/// sessionctl's own path, as `faketime TIME sessionctl ...`), in the same environment.
+pub fn sessionctl_through(wrapper: &[&str], dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    spawn_through(wrapper, dir, args, stdin)
+        .wait_with_output()
+        .unwrap()
+}
+
+fn spawn_through(wrapper: &[&str], dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Child {
+    let mut command = command();
+    if let Some((program, before)) = wrapper.split_first() {
+        let mut wrapped = Command::new(program);
+        wrapped.args(before).arg(command.get_program());
+        for (key, value) in command.get_envs() {
+            match value {
+                Some(value) => wrapped.env(key, value),
+                None => wrapped.env_remove(key),
+            };
+        }
+        command = wrapped;
+    }
+    let mut child = command
         .arg("--dir")
         .arg(dir)
         .args(args)
