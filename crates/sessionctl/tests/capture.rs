@@ -200,13 +200,7 @@ fn bytes_pass_unchanged_and_a_transmission_becomes_a_complete_session() {
         ]
     );
     // Every byte that passed is in the record, in order, per direction.
-    let recorded: Vec<u8> = session["elements"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["direction"] == "device-to-pc")
-        .flat_map(|e| base64_decode(e["data"].as_str().unwrap()))
-        .collect();
+    let recorded: Vec<u8> = device_bytes(&session);
     assert_eq!(recorded, sent);
     let (code, _, _) = relay.stop();
     assert_eq!(code, 0);
@@ -395,6 +389,17 @@ fn bad_capture_arguments_are_refused_before_anything_starts() {
 }
 
 /// An element's bytes, decoded as the model decodes them.
+/// Every byte the analyzer sent that a session recorded, in order.
+fn device_bytes(session: &Value) -> Vec<u8> {
+    session["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["direction"] == "device-to-pc")
+        .flat_map(|e| base64_decode(e["data"].as_str().unwrap()))
+        .collect()
+}
+
 fn base64_decode(text: &str) -> Vec<u8> {
     serde_json::from_value::<session_model::Base64Bytes>(Value::from(text))
         .unwrap()
@@ -536,16 +541,7 @@ fn a_storm_of_start_markers_through_the_relay_makes_a_handful_of_files() {
     // Every byte the analyzer sent is in the record.
     let recorded: usize = rows
         .iter()
-        .map(|row| {
-            let id = row["id"].as_str().unwrap();
-            show(&dir, id)["elements"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|e| e["direction"] == "device-to-pc")
-                .map(|e| base64_decode(e["data"].as_str().unwrap()).len())
-                .sum::<usize>()
-        })
+        .map(|row| device_bytes(&show(&dir, row["id"].as_str().unwrap())).len())
         .sum();
     assert_eq!(recorded, storm.len());
 }
@@ -621,13 +617,7 @@ fn a_session_the_lis_did_not_receive_says_so_and_how_much_it_missed() {
         );
         assert_eq!(session["isComplete"], true, "the analyzer finished: {session}");
         // Every byte the analyzer sent is recorded.
-        let recorded: Vec<u8> = session["elements"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["direction"] == "device-to-pc")
-            .flat_map(|e| base64_decode(e["data"].as_str().unwrap()))
-            .collect();
+        let recorded: Vec<u8> = device_bytes(&session);
         assert_eq!(recorded, [&first[..20], &rest[..]].concat());
         let status = sessionctl(&dir, &["--json", "status"], None);
         let status: Value = serde_json::from_slice(&status.stdout).unwrap();
@@ -845,13 +835,7 @@ fn a_capture_whose_recording_failed_shows_at_once_and_is_stored_when_space_frees
     std::fs::remove_file(filler).unwrap();
     let rows = wait_for_sessions(&dir, 1);
     let session = show(&dir, rows[0]["id"].as_str().unwrap());
-    let recorded: Vec<u8> = session["elements"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["direction"] == "device-to-pc")
-        .flat_map(|e| base64_decode(e["data"].as_str().unwrap()))
-        .collect();
+    let recorded: Vec<u8> = device_bytes(&session);
     assert!(
         recorded.starts_with(&[&[ENQ][..], &m1].concat()),
         "what was recorded is kept"
