@@ -244,9 +244,9 @@ async function loadDetail(id) {
   facts($("delivery"), [
     ["Status", badge(sub.status)],
     ["Attempts", String(sub.attempts ?? 0)],
-    ["Last attempt", sub.lastAttemptAt ? when(sub.lastAttemptAt) : null],
+    ["Last attempt", sub.lastAttemptAt ? when(sub.lastAttemptAt, true) : null],
     ["Next attempt", sub.nextAttemptAt ? when(sub.nextAttemptAt) : null],
-    ["Delivered", sub.submittedAt ? when(sub.submittedAt) : null],
+    ["Delivered", sub.submittedAt ? when(sub.submittedAt, true) : null],
     ["Last error", sub.lastError || null],
     ["Idempotency key", sub.idempotencyKey ? el("code", { text: sub.idempotencyKey }) : null],
     ["Earlier deliveries", (sub.earlierDeliveries || []).map((d) => `${d.key || "no key"} ${d.at ? new Date(d.at).toISOString() : ""}`).join("; ") || null],
@@ -254,8 +254,8 @@ async function loadDetail(id) {
   facts($("facts"), [
     ["Analyzer", session.deviceIP || null],
     ["LIS", session.lisIP || null],
-    ["Started", when(session.startTime)],
-    ["Ended", session.endTime ? when(session.endTime) : null],
+    ["Started", when(session.startTime, true)],
+    ["Ended", session.endTime ? when(session.endTime, true) : null],
     ["Complete", session.isComplete ? "yes" : session.interrupted
       ? "cut off (" + session.interrupted.reason + "): kept with every element recorded, never sent"
       : "no: capture never finished, never sent"],
@@ -269,7 +269,7 @@ async function loadDetail(id) {
     const item = el("li", { class: `element ${toLis ? "from-device" : "from-lis"}` },
       el("span", { class: "direction", text: toLis ? "analyzer → LIS" : "LIS → analyzer" }), " ",
       el("span", { class: "kind", text: element.type }), " ",
-      when(element.timestamp));
+      when(element.timestamp, true));
     if (element.type === "message") {
       const text = new TextDecoder("utf-8").decode(bytes);
       item.append(hl7Table(text),
