@@ -15,6 +15,9 @@
 //! - [`Store::create_journal`]: an append-only journal for a session still being
 //!   captured; each [`Journal::append`] is durable when it returns.
 //! - [`Store::reserve_numbers`]: numbers that never repeat, across restarts and processes.
+//! - [`Store::stamp_ms`], [`Store::check_clock`]: the store's clock (injected with
+//!   [`OpenOptions::clock`]) and the evidence that says whether to trust it (see
+//!   [`clock`]): nothing is purged or expired on one reading of a wall clock.
 //! - Every filesystem call goes through the [`Storage`] seam.
 //!
 //! ```
