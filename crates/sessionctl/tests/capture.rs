@@ -852,3 +852,18 @@ fn a_capture_whose_recording_failed_shows_at_once_and_is_stored_when_space_frees
     assert_eq!(status["recordingStalled"], 0, "{status}");
     drop(relay);
 }
+
+#[test]
+fn a_lis_that_closes_after_the_analyzer_did_missed_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("s");
+    // This LIS closes as soon as it reads the analyzer's end of stream.
+    let (lis, relay, addr) = relay_to_a_lis(&dir);
+    let (stream, _) = analyzer(&addr, &[&[ENQ], &message(1, "Z")], false);
+    drop(stream);
+    let rows = wait_for_sessions(&dir, 1);
+    let session = show(&dir, rows[0]["id"].as_str().unwrap());
+    assert_eq!(session["interrupted"]["reason"], "connectionClosed", "{session}");
+    assert_eq!(rows[0]["notReceivedByLis"], false);
+    drop((lis, relay));
+}

@@ -210,11 +210,19 @@ struct Capture {
     lis_gone_at: Option<u64>,
     /// Recording failed during this connection: its journal waits to be folded.
     recording_failed: bool,
+    /// The analyzer has closed its side (or its socket failed): a LIS that closes after
+    /// that missed nothing.
+    analyzer_done: bool,
 }
 
 impl Capture {
-    /// The LIS is gone at `at` (the first time counts); the open session says so.
-    fn lis_gone(&mut self, at: u64) {
+    /// The LIS is gone at `at` (the first time counts); the open session says so. A
+    /// LIS that closes after the analyzer did, or because the relay is stopping, went
+    /// away with nothing left to receive: that is no `lisClosed`.
+    fn lis_gone(&mut self, at: u64, stopping: bool) {
+        if self.analyzer_done || stopping {
+            return;
+        }
         let since = *self.lis_gone_at.get_or_insert(at);
         if let Some(open) = self.open.as_mut() {
             open.lis_missed(since, 0);
@@ -254,6 +262,7 @@ async fn connection(
         endpoints,
         lis_gone_at: None,
         recording_failed: false,
+        analyzer_done: false,
     }));
     let (analyzer_read, analyzer_write) = analyzer.into_split();
     let (lis_read, lis_write) = lis.into_split();
@@ -347,9 +356,12 @@ async fn pump(
             _ = stop.cancelled() => return,
             read = from.read(&mut buf) => match read {
                 Ok(0) => {
-                    if side == Side::Lis {
-                        capture.lock().await.lis_gone(now_ms());
+                    let mut state = capture.lock().await;
+                    match side {
+                        Side::Lis => state.lis_gone(now_ms(), stop.is_cancelled()),
+                        Side::Device => state.analyzer_done = true,
                     }
+                    drop(state);
                     let _ = to.shutdown().await;
                     return;
                 }
@@ -358,10 +370,11 @@ async fn pump(
                     tracing::info!(?side, error = %e, "capture: a side's connection failed");
                     if side == Side::Lis {
                         // The analyzer may still be sending: keep recording it.
-                        capture.lock().await.lis_gone(now_ms());
+                        capture.lock().await.lis_gone(now_ms(), stop.is_cancelled());
                         let _ = to.shutdown().await;
                         return;
                     }
+                    capture.lock().await.analyzer_done = true;
                     stop.cancel();
                     return;
                 }
@@ -398,7 +411,7 @@ async fn pump(
                 // stays open and recorded until it closes.
                 tracing::info!(error = %e, "capture: the LIS is gone; recording what the analyzer still sends");
                 let mut state = capture.clone().lock_owned().await;
-                state.lis_gone(at);
+                state.lis_gone(at, stop.is_cancelled());
                 let (recorder, stats) = (recorder.clone(), stats.clone());
                 let _ = tokio::task::spawn_blocking(move || {
                     apply(&mut state, Vec::new(), &recorder, &stats, n as u64)
