@@ -130,7 +130,7 @@ impl Counts {
             .count()
     }
 
-    fn row(&self, krate: &str) -> String {
+    fn row(&self, krate: &str, source: &str) -> String {
         let viable = self.caught + self.missed + self.timeout;
         let share = |n: usize| {
             if viable == 0 {
@@ -141,7 +141,7 @@ impl Counts {
         };
         let equivalent = self.equivalent();
         format!(
-            "| {krate} | {} | {} | {} | {equivalent} | {} | {} | {:.1} % | {:.1} % |",
+            "| {krate} | {} | {} | {} | {equivalent} | {} | {} | {:.1} % | {:.1} % | {source} |",
             self.run_on,
             self.caught,
             self.missed,
@@ -151,6 +151,70 @@ impl Counts {
             share(self.missed - equivalent)
         )
     }
+}
+
+/// The hash of what a crate's mutants are made from: every file under its `src/` and
+/// its `Cargo.toml`, by relative path, in order (SHA-256, the first 12 hex digits).
+pub fn source_hash(krate: &str) -> Result<String, String> {
+    use sha2::Digest;
+    let dir = root().join("crates").join(krate);
+    let mut files = vec![dir.join("Cargo.toml")];
+    let mut stack = vec![dir.join("src")];
+    while let Some(at) = stack.pop() {
+        for entry in std::fs::read_dir(&at).map_err(|e| format!("{}: {e}", at.display()))? {
+            let path = entry.map_err(|e| e.to_string())?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    let mut hasher = sha2::Sha256::new();
+    for file in files {
+        let rel = file
+            .strip_prefix(&dir)
+            .unwrap_or(&file)
+            .to_string_lossy()
+            .into_owned();
+        let bytes = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        hasher.update((rel.len() as u64).to_le_bytes());
+        hasher.update(rel.as_bytes());
+        hasher.update((bytes.len() as u64).to_le_bytes());
+        hasher.update(&bytes);
+    }
+    let digest = hasher.finalize();
+    Ok(digest.iter().take(6).map(|b| format!("{b:02x}")).collect())
+}
+
+/// The source hash a row of MUTANTS.md records (its last column), if any.
+fn row_source(row: &str) -> Option<&str> {
+    let cells: Vec<&str> = row.trim().trim_matches('|').split('|').map(str::trim).collect();
+    // The crate, the run, seven counts and shares, then the source.
+    cells
+        .get(9)
+        .copied()
+        .filter(|c| c.len() == 12 && c.chars().all(|ch| ch.is_ascii_hexdigit()))
+}
+
+/// The crates whose MUTANTS.md row was not measured on their current source (or was
+/// never measured), each with why: `cargo xtask ci` warns of them and `cargo xtask
+/// release` refuses while there are any.
+pub fn stale_rows() -> Result<Vec<(String, String)>, String> {
+    let text = std::fs::read_to_string(root().join("MUTANTS.md")).unwrap_or_default();
+    let mut stale = Vec::new();
+    for krate in CRATES {
+        let now = source_hash(krate)?;
+        let why = match previous_row(&text, krate).as_deref().map(row_source) {
+            None => "no row: never run".to_owned(),
+            Some(None) => "its row records no source hash (a run before rows had one)".to_owned(),
+            Some(Some(then)) if then != now => format!("run on source {then}, the source is now {now}"),
+            Some(Some(_)) => continue,
+        };
+        stale.push((krate.to_owned(), why));
+    }
+    Ok(stale)
 }
 
 /// The table row of `krate` in a MUTANTS.md text.
@@ -260,10 +324,12 @@ pub fn mutants(args: &[String]) -> Result<(), String> {
     let mut missed_lists = Vec::new();
     for krate in CRATES {
         if !chosen.contains(&krate) {
-            rows.push(
-                previous_row(&previous, krate)
-                    .unwrap_or_else(|| format!("| {krate} | not run yet | | | | | | | |")),
-            );
+            // Kept as it was; a row from before rows had a source hash gets an empty
+            // cell, which reads as stale.
+            let row = previous_row(&previous, krate)
+                .unwrap_or_else(|| format!("| {krate} | not run yet | | | | | | | |"));
+            let cells = row.matches('|').count();
+            rows.push(if cells < 11 { format!("{row} |") } else { row });
             missed_lists.extend(previous_section(&previous, krate));
             continue;
         }
@@ -272,7 +338,7 @@ pub fn mutants(args: &[String]) -> Result<(), String> {
             run_cargo_mutants(krate, &out_dir)?;
         }
         let counts = count(&out_dir.join("mutants.out/outcomes.json"))?;
-        rows.push(counts.row(krate));
+        rows.push(counts.row(krate, &source_hash(krate)?));
         if !counts.missed_names.is_empty() {
             let mut list = format!("## Missed in {krate}\n\n");
             for name in &counts.missed_names {
@@ -288,15 +354,17 @@ pub fn mutants(args: &[String]) -> Result<(), String> {
         "# Mutation testing\n\nWritten by `cargo xtask mutants` (cargo-mutants), each crate's mutants judged by that \
          crate's own tests only. Targets: at most 5% missed of viable mutants in session-model, session-fs, \
          session-migrate and session-capture; at most 10% in session-recovery and session-workers.\n\n\
-         | crate | run | caught | missed | of them equivalent | timed out | unviable | missed % of viable | not equivalent % |\n\
-         |---|---|---|---|---|---|---|---|---|\n",
+         | crate | run | caught | missed | of them equivalent | timed out | unviable | missed % of viable | not equivalent % | source |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
     );
     for row in rows {
         report.push_str(&row);
         report.push('\n');
     }
     report.push_str(
-        "\nEach crate is run on its own (`cargo xtask mutants CRATE`); the table keeps the last run of each.\n",
+        "\nEach crate is run on its own (`cargo xtask mutants CRATE`); the table keeps the last run of each. \
+         `source` is the hash of the crate's `src/` and `Cargo.toml` the run measured: `cargo xtask ci` warns of \
+         every row whose crate changed since (or that has none), and `cargo xtask release` refuses to tag then.\n",
     );
     for list in missed_lists {
         report.push('\n');
@@ -340,6 +408,34 @@ mod tests {
     }
 
     #[test]
+    fn a_row_records_its_source_and_a_row_without_one_reads_as_none() {
+        let counts = Counts {
+            caught: 9,
+            missed: 1,
+            run_on: "2026-12-05".into(),
+            ..Counts::default()
+        };
+        let row = counts.row("session-fs", "0123456789ab");
+        assert_eq!(row_source(&row), Some("0123456789ab"));
+        assert_eq!(
+            row_source("| session-fs | 2026-11-28 | 367 | 13 | 13 | 24 | 80 | 3.2 % | 0.0 % |"),
+            None
+        );
+        assert_eq!(
+            row_source("| session-fs | 2026-11-28 | 367 | 13 | 13 | 24 | 80 | 3.2 % | 0.0 % | |"),
+            None
+        );
+    }
+
+    #[test]
+    fn the_source_hash_follows_the_source() {
+        let a = source_hash("session-model").unwrap();
+        assert_eq!(a, source_hash("session-model").unwrap(), "deterministic");
+        assert_eq!(a.len(), 12);
+        assert_ne!(a, source_hash("session-fs").unwrap());
+    }
+
+    #[test]
     fn a_row_gives_missed_as_a_share_of_viable_mutants_with_and_without_equivalents() {
         let counts = Counts {
             caught: 17,
@@ -353,8 +449,8 @@ mod tests {
             ],
         };
         assert_eq!(
-            counts.row("session-fs"),
-            "| session-fs | 2026-11-28 | 17 | 2 | 1 | 1 | 7 | 10.0 % | 5.0 % |"
+            counts.row("session-fs", "abcdef012345"),
+            "| session-fs | 2026-11-28 | 17 | 2 | 1 | 1 | 7 | 10.0 % | 5.0 % | abcdef012345 |"
         );
     }
 }

@@ -158,20 +158,22 @@ fn forget_earlier_packages(version: &str) {
     }
 }
 
-/// Says when mutation testing last ran (MUTANTS.md's last commit): it is too slow for
-/// CI, so a release is when to notice it is old.
-fn report_mutants() {
-    let last = Command::new("git")
-        .args(["log", "-1", "--format=%cs", "--", "MUTANTS.md"])
-        .current_dir(root())
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .filter(|d| !d.is_empty());
-    match last {
-        Some(date) => eprintln!("mutants: MUTANTS.md last written {date} (`cargo xtask mutants` to refresh)"),
-        None => eprintln!("mutants: NOT RUN, no MUTANTS.md yet (`cargo xtask mutants`)"),
+/// Refuses while MUTANTS.md has a row not measured on its crate's current source (or
+/// none): a release states its test strength, and a stale row would state a wrong one.
+fn check_mutants() -> Result<(), String> {
+    let stale = crate::mutants::stale_rows()?;
+    if stale.is_empty() {
+        eprintln!("mutants: every MUTANTS.md row matches its crate's source");
+        return Ok(());
     }
+    let named: Vec<String> = stale
+        .iter()
+        .map(|(krate, why)| format!("{krate} ({why})"))
+        .collect();
+    Err(format!(
+        "MUTANTS.md is stale for {}: run `cargo xtask mutants` for them first",
+        named.join(", ")
+    ))
 }
 
 /// Writes `target/man/sessionctl.1`, rendered by `sessionctl man` (clap_mangen) from
@@ -212,6 +214,12 @@ pub fn release(args: &[String]) -> Result<(), String> {
         requested.map_or_else(|| next_patch(&current), Ok)?
     };
     check_changelog(&version)?;
+    // A stale mutation report refuses a release before anything changes; a dry run says so.
+    match check_mutants() {
+        Err(e) if !dry_run => return Err(e),
+        Err(e) => eprintln!("WARNING: a release would stop here: {e}"),
+        Ok(()) => {}
+    }
     if !dry_run {
         bump(&current, &version)?;
         check_versions(&version)?;
@@ -225,7 +233,6 @@ pub fn release(args: &[String]) -> Result<(), String> {
     package.extend(["--allow-dirty", "--target-dir", &check_dir]);
     cargo(&package, &[])?;
     check_semver()?;
-    report_mutants();
     write_man_page()?;
     if dry_run {
         eprintln!(
