@@ -253,6 +253,7 @@ impl Framer {
     /// Feeds one chunk from `side`, received at `at`; returns what it completed.
     pub fn feed(&mut self, side: Side, chunk: &[u8], at: u64) -> Vec<Framed> {
         let mut out = Vec::new();
+        self.budget.top_up(at);
         for &b in chunk {
             self.byte(side, b, at, &mut out);
         }
@@ -270,7 +271,6 @@ impl Framer {
 
     fn byte(&mut self, side: Side, b: u8, at: u64, out: &mut Vec<Framed>) {
         let m = self.markers;
-        self.budget.top_up(at);
         if side == Side::Device && b == m.start {
             let repeated = self.state == State::Framed && self.only_starts && !self.held;
             if self.state != State::Idle && (repeated || !self.may_begin()) {

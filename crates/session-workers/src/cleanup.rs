@@ -29,6 +29,10 @@ pub struct CleanupConfig {
     pub trash_max_age: Duration,
     /// Also trash expired sessions that were never delivered (default: keep them).
     pub delete_undelivered: bool,
+    /// Run as at this time, epoch ms: an operator's statement (`cleanup --now MS`),
+    /// taken as stated, so the store's clock is neither judged nor recorded. `None` (the
+    /// default): the store's clock, judged first.
+    pub at: Option<u64>,
 }
 
 impl Default for CleanupConfig {
@@ -38,6 +42,7 @@ impl Default for CleanupConfig {
             dry_run: false,
             trash_max_age: Duration::from_secs(7 * 24 * 3600),
             delete_undelivered: false,
+            at: None,
         }
     }
 }
@@ -99,6 +104,11 @@ impl CleanupConfig {
     /// Also trash expired sessions never delivered.
     pub fn delete_undelivered(mut self, yes: bool) -> Self {
         self.delete_undelivered = yes;
+        self
+    }
+    /// Run as at `now` (epoch ms), an operator's time, taken as stated.
+    pub fn at(mut self, now: u64) -> Self {
+        self.at = Some(now);
         self
     }
 }
@@ -313,11 +323,12 @@ fn newest_area_time(store: &Store) -> Result<u64, FsError> {
 /// ([`Store::check_clock`](session_fs::Store::check_clock)) against the newest time the
 /// store recorded (saves, moves aside, backup runs, the last cleanup). While the clock
 /// is suspect it purges, trashes and expires nothing: the summary says why
-/// ([`CleanupSummary::clock_suspect`]).
+/// ([`CleanupSummary::clock_suspect`]). An operator's time ([`CleanupConfig::at`]) is
+/// taken as stated instead.
 pub fn cleanup_once(typed: &SessionStore, config: &CleanupConfig) -> Result<CleanupSummary, CleanupError> {
     let store = typed.fs();
     let started = Instant::now();
-    let now = store.clock().now_ms();
+    let now = config.at.unwrap_or_else(|| store.clock().now_ms());
     let mut summary = CleanupSummary {
         dry_run: config.dry_run,
         at: now,
@@ -338,14 +349,19 @@ pub fn cleanup_once(typed: &SessionStore, config: &CleanupConfig) -> Result<Clea
             Err(e) => summary.failed(&id, &e),
         }
     }
-    // A dry run changes nothing, not even the clock record; a clock without a time
-    // since boot (an operator's `--now`) is judged but never recorded.
-    let check = if config.dry_run || store.clock().since_boot().is_none() {
-        store.judge_clock(evidence)?
-    } else {
-        store.check_clock(evidence)?
+    // An operator's time is taken as stated; a dry run changes nothing, not even the
+    // clock record.
+    let check = match config.at {
+        Some(_) => None,
+        None if config.dry_run => Some(store.judge_clock(evidence)?),
+        // A record that cannot be written (a full disk: just when cleanup is wanted)
+        // must not stop the run: the judgement stands without it.
+        None => Some(store.check_clock(evidence).or_else(|e| {
+            tracing::warn!(error = %e, "could not update the clock record; judging the clock without it");
+            store.judge_clock(evidence)
+        })?),
     };
-    if let Some(suspicion) = &check.record.suspect {
+    if let Some(suspicion) = check.as_ref().and_then(|c| c.record.suspect.as_ref()) {
         tracing::warn!(reason = %suspicion.reason, "the clock is suspect: cleanup purges, trashes and expires nothing until it is corroborated or confirmed (sessionctl clock confirm)");
         summary.clock_suspect = Some(suspicion.reason.clone());
         summary.expired = 0;

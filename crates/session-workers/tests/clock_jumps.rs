@@ -288,3 +288,24 @@ async fn the_endpoints_date_raises_and_clears_a_suspicion() {
     assert_eq!(record.suspect, None);
     assert_eq!(record.cleared.map(|c| c.by), Some("endpoint's Date".to_owned()));
 }
+
+#[test]
+fn an_operators_stated_time_is_taken_as_stated_and_records_nothing() {
+    let station = station();
+    let real = station.clock.now_ms();
+    // The wall clock is 94 years off; the operator says it is eight days from now.
+    station.clock.set(real + 94 * YEAR);
+    let before = station.store.fs().clock_record().unwrap();
+    let summary = cleanup_once(&station.store, &CleanupConfig::default().at(real + 8 * DAY)).unwrap();
+    assert_eq!(summary.clock_suspect, None);
+    assert_eq!(
+        (summary.at, summary.trashed, summary.purged),
+        (real + 8 * DAY, 1, 2),
+        "{summary:?}"
+    );
+    assert_eq!(
+        station.store.fs().clock_record().unwrap(),
+        before,
+        "nothing recorded of the clock"
+    );
+}

@@ -102,7 +102,7 @@ pub enum Command {
         /// Report what would happen; change nothing.
         #[arg(long)]
         dry_run: bool,
-        /// Take this time (epoch ms) as now.
+        /// Take this time (epoch ms) as now, as stated: the clock is neither judged nor recorded.
         #[arg(long, value_name = "MS")]
         now: Option<u64>,
     },

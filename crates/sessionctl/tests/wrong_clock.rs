@@ -204,3 +204,25 @@ fn a_retry_stored_under_a_clock_ahead_happens_when_the_clock_comes_back() {
     );
     assert_eq!(receiver.accepted().len(), 1, "sent at once, not in 2120");
 }
+
+#[test]
+fn an_operators_now_is_taken_as_stated() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("sessions");
+    store_with_things_to_lose(&dir);
+    let in_eight_days = (session_fs::now_ms() + 8 * 86_400_000).to_string();
+    let cleaned = sessionctl(&dir, &["--json", "cleanup", "--now", &in_eight_days], None);
+    ok(&cleaned, "cleanup --now");
+    let summary: serde_json::Value = serde_json::from_slice(&cleaned.stdout).unwrap();
+    assert_eq!(summary["clockSuspect"], serde_json::Value::Null, "{summary}");
+    assert!(
+        summary["purged"].as_u64().unwrap() >= 2,
+        "the trash and the backup run, by the stated time: {summary}"
+    );
+    let clock = sessionctl(&dir, &["--json", "clock"], None);
+    assert!(
+        text(&clock.stdout).contains(r#""suspect":false"#),
+        "{}",
+        text(&clock.stdout)
+    );
+}

@@ -18,18 +18,10 @@ pub fn cleanup(
 ) -> Result<(), CliError> {
     let mut settings = config.cleanup();
     settings.dry_run |= dry_run;
-    // `--now MS` is an operator's time, judged like any reading (without a time since boot).
-    let clocked;
-    let store = match now {
-        Some(ms) => {
-            let fs = session_fs::Store::options()
-                .clock(std::sync::Arc::new(session_fs::clock::ManualClock::wall_only(ms)))
-                .open(store.fs().dir())?;
-            clocked = SessionStore::new(fs, *store.options());
-            &clocked
-        }
-        None => store,
-    };
+    // `--now MS` is an operator's statement of the time: taken as stated.
+    if let Some(ms) = now {
+        settings = settings.at(ms);
+    }
     let s = cleanup_once(store, &settings).map_err(|e| CliError::Failed(e.to_string()))?;
     if let Some(reason) = &s.clock_suspect {
         out.warn(&format!(
