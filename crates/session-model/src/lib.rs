@@ -37,6 +37,7 @@
 mod app_element;
 mod bytes;
 mod document;
+mod hl7_time;
 mod id;
 mod legacy;
 mod session;
@@ -50,6 +51,7 @@ mod vocabulary;
 pub use app_element::{AppElement, ElementBytesError};
 pub use bytes::{Base64Bytes, NodeBuffer, decode_hex, encode_hex, hex_matches};
 pub use document::Document;
+pub use hl7_time::{hl7_timestamp_ms, msh7};
 pub use id::{IdProblem, InvalidSessionId, MAX_ID_LEN, SessionId};
 pub use legacy::LegacySession;
 pub use session::{

@@ -210,6 +210,16 @@ impl SessionV2_1 {
     pub fn message_count(&self) -> usize {
         self.messages().len()
     }
+
+    /// The newest MSH-7 (the time a message was made, by the analyzer's clock) among
+    /// the analyzer's messages, epoch ms: evidence of the time, never proof.
+    pub fn newest_message_time(&self) -> Option<u64> {
+        self.elements
+            .iter()
+            .filter(|e| e.kind == crate::ElementKind::Message)
+            .filter_map(|e| crate::hl7_time::msh7(&e.data.0).and_then(crate::hl7_time::hl7_timestamp_ms))
+            .max()
+    }
 }
 
 /// The field names `2.1.0` uses at the top level of a session.

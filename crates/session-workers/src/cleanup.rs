@@ -242,21 +242,30 @@ fn verdict(
     }
 }
 
-/// Decides from a plain read, and returns the session's `savedAt` (evidence of the
-/// time) with the verdict. Takes no lock.
+/// Decides from a plain read, and returns with the verdict what the session says of
+/// the time: when it was saved, and the newest MSH-7 of its messages less 14 hours (an
+/// analyzer's clock, in a zone not known: no zone is further from UTC). Takes no lock.
 fn judge_one(
     typed: &SessionStore,
     id: &SessionId,
     config: &CleanupConfig,
     now: u64,
 ) -> Result<(Verdict, u64), FsError> {
+    const ZONE_SLACK_MS: u64 = 14 * 3600 * 1000;
     let seen = typed.fs().read(id)?;
-    let saved_at = seen
+    let evidence = seen
         .as_deref()
         .and_then(|b| typed.decode(id, b).ok())
-        .map_or(0, |d| session_model::Document::saved(&d.session).1);
+        .map_or(0, |d| {
+            let saved_at = session_model::Document::saved(&d.session).1;
+            let made = d
+                .session
+                .newest_message_time()
+                .map_or(0, |t| t.saturating_sub(ZONE_SLACK_MS));
+            saved_at.max(made)
+        });
     let (verdict, _) = verdict(typed, id, seen.as_deref(), config, now);
-    Ok((verdict, saved_at))
+    Ok((verdict, evidence))
 }
 
 /// Trashes a session judged expired, judging it again under its lock, so that a status
@@ -321,7 +330,8 @@ fn newest_area_time(store: &Store) -> Result<u64, FsError> {
 ///
 /// It reads every session first, then judges the clock
 /// ([`Store::check_clock`](session_fs::Store::check_clock)) against the newest time the
-/// store recorded (saves, moves aside, backup runs, the last cleanup). While the clock
+/// store recorded (saves, moves aside, backup runs, the last cleanup) and the newest
+/// time a captured message says it was made (MSH-7, less 14 hours for its zone). While the clock
 /// is suspect it purges, trashes and expires nothing: the summary says why
 /// ([`CleanupSummary::clock_suspect`]). An operator's time ([`CleanupConfig::at`]) is
 /// taken as stated instead.
@@ -339,8 +349,8 @@ pub fn cleanup_once(typed: &SessionStore, config: &CleanupConfig) -> Result<Clea
     for id in store.list()? {
         // One file that cannot be read never stops the run.
         match judge_one(typed, &id, config, now) {
-            Ok((verdict, saved_at)) => {
-                evidence = evidence.max(saved_at);
+            Ok((verdict, said)) => {
+                evidence = evidence.max(said);
                 match verdict {
                     Verdict::Trash => expired.push(id),
                     other => summary.count(&other),

@@ -309,3 +309,40 @@ fn an_operators_stated_time_is_taken_as_stated_and_records_nothing() {
         "nothing recorded of the clock"
     );
 }
+
+#[test]
+fn after_a_reboot_messages_made_since_vouch_for_the_clock() {
+    let station = station();
+    let real = station.clock.now_ms();
+    let later = real + 3 * DAY;
+    let rebooted = ManualClock::at(later);
+    let store = open(station.dir.path(), &rebooted);
+    // A result captured since the reboot: its MSH-7 says when the analyzer made it.
+    // Made an hour before the clock's reading, by the analyzer's clock.
+    let made_at = later - 3_600_000;
+    let made =
+        humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(made_at))
+            .to_string()
+            .replace(['-', 'T', ':', 'Z'], "");
+    let mut fresh = with_status("captured-since", Pending, 0);
+    fresh.persisted_until = later + 30 * DAY;
+    fresh.elements.push(session_model::Element {
+        id: "e-new".into(),
+        timestamp: later,
+        direction: session_model::Direction::DeviceToPc,
+        kind: session_model::ElementKind::Message,
+        data: session_model::Base64Bytes(
+            format!("MSH|^~\\&|AN|LAB|LIS|HOSP|{made}||ORU^R01|9|P|2.5\r\n").into_bytes(),
+        ),
+        unknown: session_model::UnknownFields::new(),
+    });
+    assert_eq!(fresh.newest_message_time(), Some(made_at / 1000 * 1000));
+    // Stored with the old boot's stamps, so that only its message time speaks for now.
+    station.store.create(&mut fresh).unwrap();
+    let summary = cleanup_once(&store, &CleanupConfig::default()).unwrap();
+    assert_eq!(
+        summary.clock_suspect, None,
+        "three days off, and the analyzer agrees"
+    );
+    assert_eq!(summary.trashed, 1);
+}
