@@ -90,7 +90,7 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that moves only when told to, for tests and for an operator's `--now`.
+/// A clock that moves only when told to, for tests.
 ///
 /// [`advance`](Self::advance) is real time passing (the wall clock and the time since
 /// boot move together); [`set`](Self::set) is a jump of the wall clock alone.
@@ -126,7 +126,7 @@ impl ManualClock {
         }
     }
 
-    /// A clock reading `now_ms` that knows no time since boot (an operator's `--now`).
+    /// A clock reading `now_ms` that knows no time since boot (as on a platform without one).
     pub fn wall_only(now_ms: u64) -> Self {
         Self {
             wall: Arc::new(AtomicU64::new(now_ms)),
