@@ -11,20 +11,30 @@ use session_model::{
 use crate::CaptureError;
 use crate::record::{BeginRecord, EndRecord, Record};
 
-/// A journal read into a session.
+/// What the first pass over a journal learns: the session without its elements, and
+/// how many element records make it up.
 pub(crate) struct Folded {
-    pub session: Session,
+    /// The session, its `elements` empty: [`elements`] yields them.
+    pub envelope: Session,
+    /// How many element records follow the begin record.
+    pub elements: usize,
     /// Records after the last readable one that could not be read.
     pub unreadable_records: bool,
 }
 
-/// Builds the session a journal's records describe. Deterministic: the same records
-/// always give the same session. A capture with no end record was cut off by a crash,
-/// at its last recorded element.
-pub(crate) fn fold(records: &[Vec<u8>]) -> Option<Folded> {
-    let mut parsed = records.iter().map(|r| serde_json::from_slice::<Record>(r));
-    let Some(Ok(Record::Begin(begin))) = parsed.next() else {
-        return None;
+/// Builds the session a journal's records describe, reading them one at a time and
+/// keeping none. Deterministic: the same records always give the same session. A
+/// capture with no end record was cut off by a crash, at its last recorded element.
+pub(crate) fn fold(
+    records: impl IntoIterator<Item = Result<Vec<u8>, FsError>>,
+) -> Result<Option<Folded>, FsError> {
+    let mut records = records.into_iter();
+    let begin = match records.next().transpose()? {
+        Some(bytes) => match serde_json::from_slice::<Record>(&bytes) {
+            Ok(Record::Begin(begin)) => begin,
+            _ => return Ok(None),
+        },
+        None => return Ok(None),
     };
     let BeginRecord {
         id,
@@ -34,21 +44,15 @@ pub(crate) fn fold(records: &[Vec<u8>]) -> Option<Folded> {
         lis_ip,
         retention_days,
     } = begin;
-    let mut elements = Vec::new();
+    let mut count = 0;
+    let mut last_seen = start_time;
     let mut end: Option<EndRecord> = None;
     let mut unreadable_records = false;
-    for record in parsed {
-        match record {
+    for bytes in records {
+        match serde_json::from_slice::<Record>(&bytes?) {
             Ok(Record::Element(e)) if end.is_none() => {
-                let index = elements.len();
-                elements.push(Element {
-                    id: format!("element-{}-{index}", e.timestamp),
-                    timestamp: e.timestamp,
-                    direction: e.direction,
-                    kind: e.kind,
-                    data: e.data,
-                    unknown: UnknownFields::new(),
-                });
+                count += 1;
+                last_seen = e.timestamp;
             }
             Ok(Record::End(e)) if end.is_none() => end = Some(e),
             // Nothing follows an end record, and a second begin is never written: a
@@ -59,7 +63,6 @@ pub(crate) fn fold(records: &[Vec<u8>]) -> Option<Folded> {
             }
         }
     }
-    let last_seen = elements.last().map_or(start_time, |e| e.timestamp);
     let (is_complete, end_time, interrupted) = match end {
         // The LIS went away: the session says so, complete or not.
         Some(EndRecord {
@@ -87,7 +90,7 @@ pub(crate) fn fold(records: &[Vec<u8>]) -> Option<Folded> {
             Some(interruption(last_seen, InterruptionReason::Crash)),
         ),
     };
-    let session = Session {
+    let envelope = Session {
         id,
         session_number: Some(session_number),
         start_time,
@@ -96,7 +99,7 @@ pub(crate) fn fold(records: &[Vec<u8>]) -> Option<Folded> {
         lis_ip,
         is_complete,
         interrupted,
-        elements,
+        elements: Vec::new(),
         persisted_until: start_time.saturating_add(u64::from(retention_days) * DAY_MS),
         submission: Submission::pending(),
         metadata: Metadata {
@@ -108,15 +111,42 @@ pub(crate) fn fold(records: &[Vec<u8>]) -> Option<Folded> {
         },
         unknown: UnknownFields::new(),
     };
-    Some(Folded {
-        session,
+    Ok(Some(Folded {
+        envelope,
+        elements: count,
         unreadable_records,
-    })
+    }))
+}
+
+/// The second pass: the first `count` element records after the begin record, as the
+/// session's elements, one at a time. A record the first pass read as an element and
+/// this one cannot is an error (the journal is held locked: it cannot have changed).
+pub(crate) fn elements(
+    records: impl IntoIterator<Item = Result<Vec<u8>, FsError>>,
+    count: usize,
+) -> impl Iterator<Item = Result<Element, CaptureError>> {
+    records
+        .into_iter()
+        .skip(1)
+        .take(count)
+        .enumerate()
+        .map(|(index, bytes)| match serde_json::from_slice::<Record>(&bytes?) {
+            Ok(Record::Element(e)) => Ok(Element {
+                id: format!("element-{}-{index}", e.timestamp),
+                timestamp: e.timestamp,
+                direction: e.direction,
+                kind: e.kind,
+                data: e.data,
+                unknown: UnknownFields::new(),
+            }),
+            _ => Err(CaptureError::JournalChanged { index }),
+        })
 }
 
 /// How one claimed journal ended up.
 pub(crate) enum Outcome {
-    /// Written as this session (or found already written by an earlier fold).
+    /// Written as this session (or found already written by an earlier fold); the
+    /// session is returned without its elements.
     Session {
         session: Box<Session>,
         torn: bool,
@@ -131,34 +161,45 @@ pub(crate) enum Outcome {
 }
 
 /// Folds a claimed journal into its session file and removes the journal; a journal
-/// with damage beyond a torn tail is kept in quarantine instead of removed.
+/// with damage beyond a torn tail is kept in quarantine instead of removed. Reads the
+/// journal twice, a record at a time, so its memory does not grow with the journal.
 pub(crate) fn settle(store: &SessionStore, claimed: ClaimedJournal) -> Result<Outcome, CaptureError> {
-    let contents = claimed.contents();
-    if contents.records.is_empty() && !contents.damaged {
-        let torn = contents.torn_bytes > 0;
+    let mut first_pass = claimed.records()?;
+    let mut whole_records = 0usize;
+    let folded = fold(first_pass.by_ref().inspect(|_| whole_records += 1))?;
+    let end = first_pass.end().unwrap_or_default();
+    drop(first_pass);
+    if whole_records == 0 && !end.damaged {
         claimed.remove()?;
-        return Ok(Outcome::Unbegun { torn });
+        return Ok(Outcome::Unbegun {
+            torn: end.torn_bytes > 0,
+        });
     }
     let Some(Folded {
-        mut session,
+        envelope: mut session,
+        elements: count,
         unreadable_records,
-    }) = fold(&contents.records)
+    }) = folded
     else {
         return set_aside(claimed, "the journal has no readable begin record");
     };
     if &session.id != claimed.id() {
         return set_aside(claimed, "the journal's begin record names another session");
     }
-    let damaged = contents.damaged || unreadable_records;
-    let torn = contents.torn_bytes > 0 && !damaged;
-    match store.create(&mut session) {
+    let damaged = end.damaged || unreadable_records;
+    let torn = end.torn_bytes > 0 && !damaged;
+    match store.create_streamed(&mut session, elements(claimed.records()?, count)) {
         Ok(_) => {}
         // Folded before, and the crash came before the journal was removed; or the id
         // was stored by someone else meanwhile (an operator's `put`), and then the
         // capture must not be lost with its journal.
         Err(StoreError::Fs(FsError::AlreadyExists { .. })) => {
             let stored = store.load(&session.id).ok().flatten().map(|d| d.session);
-            if !stored.is_some_and(|stored| same_capture(&stored, &session)) {
+            let same = match stored {
+                Some(stored) => same_capture(&stored, &session, elements(claimed.records()?, count))?,
+                None => false,
+            };
+            if !same {
                 return set_aside(
                     claimed,
                     "the id was taken by another session before this capture was stored; the capture is kept here",
@@ -181,21 +222,33 @@ pub(crate) fn settle(store: &SessionStore, claimed: ClaimedJournal) -> Result<Ou
 }
 
 /// Whether `stored` is this capture, folded before (delivery state and store metadata
-/// may have changed since; what was captured may not).
-fn same_capture(stored: &Session, folded: &Session) -> bool {
-    (
+/// may have changed since; what was captured may not). `folded` is the envelope, its
+/// elements come from the journal.
+fn same_capture(
+    stored: &Session,
+    folded: &Session,
+    elements: impl Iterator<Item = Result<Element, CaptureError>>,
+) -> Result<bool, CaptureError> {
+    if (
         stored.session_number,
         stored.start_time,
-        &stored.elements,
         &stored.device_ip,
         &stored.lis_ip,
-    ) == (
+    ) != (
         folded.session_number,
         folded.start_time,
-        &folded.elements,
         &folded.device_ip,
         &folded.lis_ip,
-    )
+    ) {
+        return Ok(false);
+    }
+    let mut stored_elements = stored.elements.iter();
+    for element in elements {
+        if stored_elements.next() != Some(&element?) {
+            return Ok(false);
+        }
+    }
+    Ok(stored_elements.next().is_none())
 }
 
 fn set_aside(claimed: ClaimedJournal, reason: &'static str) -> Result<Outcome, CaptureError> {

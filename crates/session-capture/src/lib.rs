@@ -89,4 +89,11 @@ pub enum CaptureError {
         /// Why.
         reason: &'static str,
     },
+    /// A journal read differently the second time it was read while held locked (a
+    /// disk returning other bytes): the fold stops, the journal stays for the next try.
+    #[error("the journal's record {index} read differently the second time; nothing was folded")]
+    JournalChanged {
+        /// Which element record (from 0).
+        index: usize,
+    },
 }

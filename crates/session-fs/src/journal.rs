@@ -9,8 +9,10 @@
 //! they mean is the caller's (`session-capture`'s) business.
 //!
 //! A journal never grows past the store's file-size limit
-//! ([`OpenOptions::max_file_size`](crate::OpenOptions::max_file_size)): an append that
-//! would take it over is refused, so every journal can be read back whole to be folded.
+//! ([`OpenOptions::max_file_size`](crate::OpenOptions::max_file_size)) and holds no
+//! record over [`MAX_RECORD_BYTES`]: an append that would is refused. Journals are read
+//! back one record at a time ([`ClaimedJournal::records`]), so folding one costs the
+//! memory of a record, not of the journal.
 //!
 //! The writer holds an exclusive `flock` on the journal for as long as it lives, taken
 //! before the journal's name appears (it is written under a temp name and linked into
@@ -24,7 +26,7 @@ use session_model::SessionId;
 
 use crate::error::{FsError, Step};
 use crate::layout;
-use crate::storage::{EntryKind, HeldLock, LockMode, WriteFile};
+use crate::storage::{EntryKind, HeldLock, LockMode, StreamOutcome, WriteFile};
 use crate::store::Store;
 
 /// The first bytes of every journal: its format, so a future layout is recognised.
@@ -68,47 +70,213 @@ pub struct JournalContents {
     pub damaged: bool,
 }
 
-/// Splits a journal's bytes into records; never fails, never panics: whatever does not
-/// parse is counted in [`JournalContents::torn_bytes`].
-pub fn parse_journal(bytes: &[u8]) -> JournalContents {
-    let Some(mut rest) = bytes.strip_prefix(JOURNAL_HEADER.as_slice()) else {
-        return JournalContents {
-            records: Vec::new(),
-            torn_bytes: bytes.len() as u64,
-            header_ok: false,
-            damaged: false,
-        };
-    };
-    let mut records = Vec::new();
-    while let Some((payload, after)) = next_record(rest) {
-        records.push(payload.to_vec());
-        rest = after;
-    }
-    // A bad record with a whole one after it is damage; a crash only cuts the last.
-    let damaged = rest.len() >= RECORD_HEAD && {
-        let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        rest.get(RECORD_HEAD + len..)
-            .is_some_and(|after| next_record(after).is_some())
-    };
-    JournalContents {
-        records,
-        torn_bytes: rest.len() as u64,
-        header_ok: true,
-        damaged,
+/// How a journal's readable part ended: what [`JournalRecords::end`] reports once
+/// every whole record was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct JournalEnd {
+    /// Bytes after the last whole record (0 when the journal ends cleanly).
+    pub torn_bytes: u64,
+    /// Whether the header was there and right. Without it nothing is read.
+    pub header_ok: bool,
+    /// Whether a whole record follows the unreadable part: damage, not a write a crash
+    /// cut short (which is always last).
+    pub damaged: bool,
+}
+
+/// The largest record a journal holds: [`Journal::append`] refuses larger ones, and a
+/// reader takes a larger length for damage, so reading a journal never holds more
+/// than one record of this size, however large the journal.
+pub const MAX_RECORD_BYTES: usize = 16 * 1024 * 1024;
+
+/// A journal's records, read one at a time: memory holds one record, never the
+/// journal. Never panics on any bytes: what is not a whole record ends the iteration
+/// and is described by [`JournalRecords::end`]; only I/O errors are errors.
+pub struct JournalRecords<R> {
+    reader: std::io::BufReader<R>,
+    path: PathBuf,
+    /// Bytes not yet consumed.
+    remaining: u64,
+    started: bool,
+    end: Option<JournalEnd>,
+}
+
+impl<R> std::fmt::Debug for JournalRecords<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JournalRecords")
+            .field("path", &self.path)
+            .field("remaining", &self.remaining)
+            .field("end", &self.end)
+            .finish_non_exhaustive()
     }
 }
 
-/// The whole record at the start of `bytes` and what follows it, if there is one.
-fn next_record(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
-    let head = bytes.get(..RECORD_HEAD)?;
-    let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
-    let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
-    let body = &bytes[RECORD_HEAD..];
-    // No bound of its own is needed: `bytes` were read under the store's file limit.
-    if len > body.len() || crc32fast::hash(&body[..len]) != crc {
-        return None;
+impl<R: std::io::Read> JournalRecords<R> {
+    /// Reads the journal of `len` bytes that `reader` yields; `path` names it in errors.
+    pub fn new(reader: R, len: u64, path: PathBuf) -> Self {
+        Self {
+            reader: std::io::BufReader::with_capacity(256 * 1024, reader),
+            path,
+            remaining: len,
+            started: false,
+            end: None,
+        }
     }
-    Some(body.split_at(len))
+
+    /// How the readable part ended: `Some` once the iteration returned `None`.
+    pub fn end(&self) -> Option<JournalEnd> {
+        self.end
+    }
+
+    fn read_exact(&mut self, buf: &mut [u8]) -> Result<(), FsError> {
+        use std::io::Read as _;
+        self.reader
+            .read_exact(buf)
+            .map_err(FsError::io(Step::Read, &self.path))
+    }
+
+    fn skip(&mut self, n: u64) -> Result<(), FsError> {
+        let copied = std::io::copy(
+            &mut std::io::Read::take(&mut self.reader, n),
+            &mut std::io::sink(),
+        )
+        .map_err(FsError::io(Step::Read, &self.path))?;
+        if copied == n {
+            Ok(())
+        } else {
+            Err(FsError::io(Step::Read, &self.path)(
+                std::io::ErrorKind::UnexpectedEof.into(),
+            ))
+        }
+    }
+
+    /// The length and checksum of the record at the reader, if a whole head is left.
+    fn head(&mut self, left: u64) -> Result<Option<(u64, u32)>, FsError> {
+        if left < RECORD_HEAD as u64 {
+            return Ok(None);
+        }
+        let mut head = [0u8; RECORD_HEAD];
+        self.read_exact(&mut head)?;
+        let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+        let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+        Ok(Some((u64::from(len), crc)))
+    }
+
+    fn next_record(&mut self) -> Result<Option<Vec<u8>>, FsError> {
+        if !self.started {
+            self.started = true;
+            let mut header = [0u8; JOURNAL_HEADER.len()];
+            if self.remaining < header.len() as u64 || {
+                self.read_exact(&mut header)?;
+                &header != JOURNAL_HEADER
+            } {
+                self.end = Some(JournalEnd {
+                    torn_bytes: self.remaining,
+                    header_ok: false,
+                    damaged: false,
+                });
+                return Ok(None);
+            }
+            self.remaining -= header.len() as u64;
+        }
+        let at_record = self.remaining;
+        let bad = |damaged| JournalEnd {
+            torn_bytes: at_record,
+            header_ok: true,
+            damaged,
+        };
+        let Some((len, crc)) = self.head(at_record)? else {
+            self.end = Some(bad(false));
+            return Ok(None);
+        };
+        let body_left = at_record - RECORD_HEAD as u64;
+        if len > body_left {
+            // Runs past the end: a write a crash cut short (nothing whole can follow).
+            self.end = Some(bad(false));
+            return Ok(None);
+        }
+        if len <= MAX_RECORD_BYTES as u64 {
+            let mut payload = vec![0u8; len as usize];
+            self.read_exact(&mut payload)?;
+            if crc32fast::hash(&payload) == crc {
+                self.remaining = body_left - len;
+                return Ok(Some(payload));
+            }
+        } else {
+            self.skip(len)?;
+        }
+        // A bad record with a whole one after it is damage; a crash only cuts the last.
+        let after = body_left - len;
+        let damaged = match self.head(after)? {
+            Some((next_len, next_crc)) if next_len <= after - RECORD_HEAD as u64 => {
+                self.checksum_of(next_len)? == next_crc
+            }
+            _ => false,
+        };
+        self.end = Some(bad(damaged));
+        Ok(None)
+    }
+
+    /// The checksum of the next `len` bytes, read in pieces.
+    fn checksum_of(&mut self, len: u64) -> Result<u32, FsError> {
+        use std::io::BufRead as _;
+        let mut hasher = crc32fast::Hasher::new();
+        let mut left = len;
+        while left > 0 {
+            let chunk = self
+                .reader
+                .fill_buf()
+                .map_err(FsError::io(Step::Read, &self.path))?;
+            if chunk.is_empty() {
+                return Err(FsError::io(Step::Read, &self.path)(
+                    std::io::ErrorKind::UnexpectedEof.into(),
+                ));
+            }
+            let take = chunk.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            hasher.update(&chunk[..take]);
+            self.reader.consume(take);
+            left -= take as u64;
+        }
+        Ok(hasher.finalize())
+    }
+}
+
+impl<R: std::io::Read> Iterator for JournalRecords<R> {
+    type Item = Result<Vec<u8>, FsError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.end.is_some() {
+            return None;
+        }
+        match self.next_record() {
+            Ok(Some(payload)) => Some(Ok(payload)),
+            Ok(None) => None,
+            Err(e) => {
+                // An I/O error ends the reading: nothing after it is trusted.
+                self.end = Some(JournalEnd {
+                    torn_bytes: self.remaining,
+                    header_ok: self.started,
+                    damaged: false,
+                });
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// Splits a journal's bytes into records; never fails, never panics: whatever does not
+/// parse is counted in [`JournalContents::torn_bytes`]. The same reader as
+/// [`ClaimedJournal::records`], over bytes in memory.
+pub fn parse_journal(bytes: &[u8]) -> JournalContents {
+    let mut reader = JournalRecords::new(bytes, bytes.len() as u64, PathBuf::new());
+    // Reading a slice cannot fail.
+    let records = reader.by_ref().filter_map(Result::ok).collect();
+    let end = reader.end().unwrap_or_default();
+    JournalContents {
+        records,
+        torn_bytes: end.torn_bytes,
+        header_ok: end.header_ok,
+        damaged: end.damaged,
+    }
 }
 
 /// One record as [`Journal::append`] writes it.
@@ -148,13 +316,23 @@ impl Journal {
         let mut framed = Vec::new();
         for payload in payloads {
             let framed_len = (RECORD_HEAD + payload.len()) as u64;
-            if u32::try_from(payload.len()).is_err() || self.len + framed.len() as u64 + framed_len > limit {
+            let refusal = if payload.len() > MAX_RECORD_BYTES {
+                Some(format!(
+                    "a record of {} bytes is over the {MAX_RECORD_BYTES}-byte record limit",
+                    payload.len()
+                ))
+            } else if self.len + framed.len() as u64 + framed_len > limit {
+                Some(format!(
+                    "a record of {} bytes would take the journal over the store's {limit}-byte file limit",
+                    payload.len()
+                ))
+            } else {
+                None
+            };
+            if let Some(refusal) = refusal {
                 return Err(FsError::io(Step::Append, &self.path)(std::io::Error::new(
                     std::io::ErrorKind::InvalidInput,
-                    format!(
-                        "a record of {} bytes would take the journal over the store's {limit}-byte file limit",
-                        payload.len()
-                    ),
+                    refusal,
                 )));
             }
             framed.extend_from_slice(&frame_record(payload));
@@ -185,12 +363,10 @@ impl Journal {
             ..
         } = self;
         drop(file);
-        let bytes = store.read_journal_bytes(&path)?;
         Ok(ClaimedJournal {
             store,
             id,
             path,
-            contents: parse_journal(&bytes),
             _lock: lock,
         })
     }
@@ -201,7 +377,6 @@ pub struct ClaimedJournal {
     store: Store,
     id: SessionId,
     path: PathBuf,
-    contents: JournalContents,
     _lock: Box<dyn HeldLock>,
 }
 
@@ -209,8 +384,7 @@ impl std::fmt::Debug for ClaimedJournal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClaimedJournal")
             .field("id", &self.id)
-            .field("records", &self.contents.records.len())
-            .field("torn_bytes", &self.contents.torn_bytes)
+            .field("path", &self.path)
             .finish_non_exhaustive()
     }
 }
@@ -221,9 +395,45 @@ impl ClaimedJournal {
         &self.id
     }
 
-    /// What it holds.
-    pub fn contents(&self) -> &JournalContents {
-        &self.contents
+    /// Its records from the first, read one at a time (each call starts over): what
+    /// folding uses, at the memory of one record whatever the journal's size.
+    pub fn records(&self) -> Result<JournalRecords<Box<dyn std::io::Read + Send>>, FsError> {
+        let limit = self.store.max_file_size();
+        match self.store.storage().open_stream(&self.path, limit) {
+            Ok(StreamOutcome::Opened { len, reader }) => {
+                Ok(JournalRecords::new(reader, len, self.path.clone()))
+            }
+            Ok(StreamOutcome::TooLarge { size }) => Err(FsError::TooLarge {
+                path: self.path.clone(),
+                size,
+                limit,
+            }),
+            Err(e) => Err(FsError::io(Step::Read, &self.path)(e)),
+        }
+    }
+
+    /// Everything it holds, in memory: for small journals and tests. Folding reads
+    /// [`records`](Self::records) instead.
+    pub fn contents(&self) -> Result<JournalContents, FsError> {
+        let mut reader = self.records()?;
+        let records = reader.by_ref().collect::<Result<Vec<_>, _>>()?;
+        let end = reader.end().unwrap_or_default();
+        Ok(JournalContents {
+            records,
+            torn_bytes: end.torn_bytes,
+            header_ok: end.header_ok,
+            damaged: end.damaged,
+        })
+    }
+
+    /// Whether the journal holds no byte at all (not even its header).
+    pub fn is_empty(&self) -> Result<bool, FsError> {
+        let storage = self.store.storage();
+        match storage.open_stream(&self.path, self.store.max_file_size()) {
+            Ok(StreamOutcome::Opened { len, .. }) => Ok(len == 0),
+            Ok(StreamOutcome::TooLarge { .. }) => Ok(false),
+            Err(e) => Err(FsError::io(Step::Read, &self.path)(e)),
+        }
     }
 
     /// The journal's path, for messages.
@@ -372,25 +582,19 @@ impl Store {
         else {
             return Ok(None);
         };
-        // Its writer may have finished and removed it between the look and the lock
-        // (the lock then made an empty file): an empty file holds nothing to keep.
-        let bytes = self.read_journal_bytes(&path)?;
-        if bytes.is_empty() {
-            let _ = storage.remove_file(&path);
-            return Ok(None);
-        }
-        Ok(Some(ClaimedJournal {
+        let claimed = ClaimedJournal {
             store: self.clone(),
             id: id.clone(),
             path,
-            contents: parse_journal(&bytes),
             _lock: lock,
-        }))
-    }
-
-    fn read_journal_bytes(&self, path: &Path) -> Result<Vec<u8>, FsError> {
-        // A journal is read whole only to fold it; it is bounded like a session file.
-        Ok(self.read_path(path)?.unwrap_or_default())
+        };
+        // Its writer may have finished and removed it between the look and the lock
+        // (the lock then made an empty file): an empty file holds nothing to keep.
+        if claimed.is_empty()? {
+            let _ = storage.remove_file(&claimed.path);
+            return Ok(None);
+        }
+        Ok(Some(claimed))
     }
 }
 

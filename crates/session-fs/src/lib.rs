@@ -52,10 +52,15 @@ mod store;
 
 pub use clock_keeper::ClockCheck;
 pub use error::{FsError, Step};
-pub use journal::{ClaimedJournal, JOURNAL_HEADER, Journal, JournalContents, frame_record, parse_journal};
+pub use journal::{
+    ClaimedJournal, JOURNAL_HEADER, Journal, JournalContents, JournalEnd, JournalRecords, MAX_RECORD_BYTES,
+    frame_record, parse_journal,
+};
 pub use maintenance::live_session;
 pub use rooted::RootedStorage;
-pub use storage::{Entry, EntryKind, HeldLock, LockMode, OsStorage, ReadOutcome, Storage, WriteFile};
+pub use storage::{
+    Entry, EntryKind, HeldLock, LockMode, OsStorage, ReadOutcome, Storage, StreamOutcome, WriteFile,
+};
 pub use store::{
     Access, DEFAULT_MAX_FILE_SIZE, MovedFile, OpenOptions, SaveOutcome, SaveStamp, Scan, SessionGuard, Store,
     now_ms, stamp_of,

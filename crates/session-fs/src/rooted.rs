@@ -219,6 +219,11 @@ impl Storage for RootedStorage {
         crate::storage::read_opened(file, limit)
     }
 
+    fn open_stream(&self, path: &Path, limit: u64) -> io::Result<crate::storage::StreamOutcome> {
+        let file = self.open_file(path, OFlags::RDONLY | OFlags::NONBLOCK, Mode::empty())?;
+        crate::storage::stream_opened(file, limit)
+    }
+
     fn list(&self, dir: &Path, sizes: bool) -> io::Result<Vec<Entry>> {
         let handle = self.open_dir(dir)?;
         let mut entries = Vec::new();

@@ -118,6 +118,19 @@ pub trait Storage: Send + Sync + fmt::Debug {
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     /// Reads a regular file (never through a symlink), refusing files over `limit` bytes.
     fn read(&self, path: &Path, limit: u64) -> io::Result<ReadOutcome>;
+    /// Opens a regular file (never through a symlink) to be read in pieces, refusing
+    /// files over `limit` bytes. The default reads it whole through [`Storage::read`];
+    /// the storages of this crate stream it, so a reader's memory does not grow with
+    /// the file.
+    fn open_stream(&self, path: &Path, limit: u64) -> io::Result<StreamOutcome> {
+        Ok(match self.read(path, limit)? {
+            ReadOutcome::Bytes(bytes) => StreamOutcome::Opened {
+                len: bytes.len() as u64,
+                reader: Box::new(io::Cursor::new(bytes)),
+            },
+            ReadOutcome::TooLarge { size } => StreamOutcome::TooLarge { size },
+        })
+    }
     /// Lists a directory without following symlinks; `len` is filled in only when
     /// `sizes` is asked for (it costs an `lstat` per entry).
     fn list(&self, dir: &Path, sizes: bool) -> io::Result<Vec<Entry>>;
@@ -136,7 +149,26 @@ pub(crate) fn describe(file_type: &fs::FileType) -> &'static str {
     entry_kind(file_type).describe()
 }
 
-/// The error for a name that is not what the store expects there.
+/// Checks an opened file as [`read_opened`] does and hands it out to be read in pieces,
+/// never past `limit` bytes.
+pub(crate) fn stream_opened(file: File, limit: u64) -> io::Result<StreamOutcome> {
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(wrong_kind(&format!(
+            "is {}, not a regular file",
+            describe(&meta.file_type())
+        )));
+    }
+    if meta.len() > limit {
+        return Ok(StreamOutcome::TooLarge { size: meta.len() });
+    }
+    Ok(StreamOutcome::Opened {
+        len: meta.len(),
+        // The file may grow after fstat: the reader stops at what fstat saw.
+        reader: Box::new(file.take(meta.len())),
+    })
+}
+
 /// Reads a file opened without blocking, refusing anything but a regular file
 /// and anything over `limit` bytes. Both storages call it, so the checks on an
 /// opened file live in one place.
@@ -162,6 +194,7 @@ pub(crate) fn read_opened(mut file: File, limit: u64) -> io::Result<ReadOutcome>
     Ok(ReadOutcome::Bytes(bytes))
 }
 
+/// The error for a name that is not what the store expects there.
 pub(crate) fn wrong_kind(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, what.to_owned())
 }
@@ -169,6 +202,31 @@ pub(crate) fn wrong_kind(what: &str) -> io::Error {
 /// The real filesystem.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct OsStorage;
+
+/// A regular file opened to be read in pieces: what [`Storage::open_stream`] gives.
+pub enum StreamOutcome {
+    /// The file, to be read from its start.
+    Opened {
+        /// Its size when opened: the reader never yields more.
+        len: u64,
+        /// Its bytes.
+        reader: Box<dyn io::Read + Send>,
+    },
+    /// The file is larger than the limit; nothing was read.
+    TooLarge {
+        /// Its size.
+        size: u64,
+    },
+}
+
+impl fmt::Debug for StreamOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Opened { len, .. } => f.debug_struct("Opened").field("len", len).finish_non_exhaustive(),
+            Self::TooLarge { size } => f.debug_struct("TooLarge").field("size", size).finish(),
+        }
+    }
+}
 
 /// An open file written through [`WriteFile`]; both storages hand these out.
 pub(crate) struct OsFile(pub(crate) File);
@@ -233,18 +291,11 @@ impl Storage for OsStorage {
     }
 
     fn read(&self, path: &Path, limit: u64) -> io::Result<ReadOutcome> {
-        // O_NONBLOCK: opening a FIFO must not wait for a writer; the type is then
-        // checked on the open descriptor, so nothing can be swapped in between.
-        let file = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
-            .open(path)
-            .map_err(|e| match e.raw_os_error() {
-                Some(libc::ELOOP) => wrong_kind("is a symlink (the store never follows it)"),
-                Some(libc::ENXIO) => wrong_kind("is a socket, not a regular file"),
-                _ => e,
-            })?;
-        read_opened(file, limit)
+        read_opened(Self::open_for_reading(path)?, limit)
+    }
+
+    fn open_stream(&self, path: &Path, limit: u64) -> io::Result<StreamOutcome> {
+        stream_opened(Self::open_for_reading(path)?, limit)
     }
 
     fn list(&self, dir: &Path, sizes: bool) -> io::Result<Vec<Entry>> {
@@ -316,6 +367,21 @@ impl Storage for OsStorage {
 }
 
 impl OsStorage {
+    /// Opens `path` to read it, never through a symlink. O_NONBLOCK: opening a FIFO
+    /// must not wait for a writer; the type is then checked on the open descriptor,
+    /// so nothing can be swapped in between.
+    fn open_for_reading(path: &Path) -> io::Result<File> {
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+            .open(path)
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ELOOP) => wrong_kind("is a symlink (the store never follows it)"),
+                Some(libc::ENXIO) => wrong_kind("is a socket, not a regular file"),
+                _ => e,
+            })
+    }
+
     fn kind_of(path: &Path) -> io::Result<Option<EntryKind>> {
         match fs::symlink_metadata(path) {
             Ok(meta) => Ok(Some(entry_kind(&meta.file_type()))),

@@ -16,7 +16,9 @@ use crate::layout::{self, EntryName};
 use crate::locks::{IdLock, LockTable};
 use crate::maintenance::BackupRun;
 use crate::rooted::RootedStorage;
-use crate::storage::{Entry, EntryKind, HeldLock, LockMode, OsStorage, ReadOutcome, Storage, wrong_kind};
+use crate::storage::{
+    Entry, EntryKind, HeldLock, LockMode, OsStorage, ReadOutcome, Storage, WriteFile, wrong_kind,
+};
 
 /// Default largest file the store reads: far above any real session, far below RAM.
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 256 * 1024 * 1024;
@@ -642,10 +644,66 @@ impl Store {
             return Err(FsError::AlreadyExists { id: id.clone() });
         }
         let temp = self.write_temp(id, &bytes)?;
+        self.link_created(id, &temp)?;
+        Ok(stamp)
+    }
+
+    /// [`Store::create`] for a session too large to hold in memory: `write` streams
+    /// its bytes into the temp file (through a buffer) instead of returning them. The
+    /// same guarantees: durable before it returns, never replaces an existing file, and
+    /// a failed write leaves nothing behind. An error `write` returns after its writer
+    /// failed is reported as that I/O error, any other as [`FsError::Encode`].
+    pub fn create_streamed<E>(
+        &self,
+        id: &SessionId,
+        write: impl FnOnce(SaveStamp, &mut dyn std::io::Write) -> Result<(), E>,
+    ) -> Result<SaveStamp, FsError>
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        self.writable()?;
+        let stamp = SaveStamp {
+            revision: 1,
+            saved_at: self.stamp_ms(),
+        };
+        let _guard = self.lock(id)?;
         let live = self.path_of(id);
-        let linked = self.storage().hard_link(&temp, &live);
+        if self
+            .storage()
+            .kind(&live)
+            .map_err(FsError::io(Step::Open, &live))?
+            .is_some()
+        {
+            return Err(FsError::AlreadyExists { id: id.clone() });
+        }
+        let temp = self.inner.dir.join(layout::store_temp_name(id, &self.unique()));
+        self.write_new_durable_with(&temp, |file| {
+            let mut sink = FileSink { file, failed: None };
+            let mut buffered = std::io::BufWriter::with_capacity(256 * 1024, &mut sink);
+            let written = write(stamp, &mut buffered);
+            let flushed = std::io::Write::flush(&mut buffered);
+            drop(buffered);
+            match (written, sink.failed.take(), flushed) {
+                (_, Some(e), _) => Err(FsError::io(Step::WriteTemp, &temp)(e)),
+                (Err(e), None, _) => Err(FsError::Encode {
+                    id: id.clone(),
+                    source: e.into(),
+                }),
+                (Ok(()), None, Err(e)) => Err(FsError::io(Step::WriteTemp, &temp)(e)),
+                (Ok(()), None, Ok(())) => Ok(()),
+            }
+        })?;
+        self.link_created(id, &temp)?;
+        Ok(stamp)
+    }
+
+    /// Links a durable temp file as `id`'s live file, refusing atomically when one
+    /// exists, and syncs the directory; the temp is removed either way.
+    fn link_created(&self, id: &SessionId, temp: &Path) -> Result<(), FsError> {
+        let live = self.path_of(id);
+        let linked = self.storage().hard_link(temp, &live);
         if let Err(e) = linked {
-            self.discard_temp_durably(&temp);
+            self.discard_temp_durably(temp);
             return Err(match e.kind() {
                 std::io::ErrorKind::AlreadyExists => FsError::AlreadyExists { id: id.clone() },
                 _ => FsError::io(Step::Link, &live)(e),
@@ -654,9 +712,8 @@ impl Store {
         let synced = self.sync_dir(&self.inner.dir);
         // A temp that outlives a crash here equals the live file: recovery's tie rule
         // keeps the live one, so this removal needs no fsync.
-        self.discard_temp(&temp);
-        synced?;
-        Ok(stamp)
+        self.discard_temp(temp);
+        synced
     }
 
     /// Moves a session to the trash, durably; `Ok(false)` when it did not exist.
@@ -866,14 +923,24 @@ impl Store {
     }
 
     fn write_new_durable(&self, path: &Path, bytes: &[u8]) -> Result<(), FsError> {
+        self.write_new_durable_with(path, |file| {
+            file.write_all(bytes).map_err(FsError::io(Step::WriteTemp, path))
+        })
+    }
+
+    /// Creates `path`, lets `fill` write it, and syncs it; on any failure the file is
+    /// removed durably.
+    fn write_new_durable_with(
+        &self,
+        path: &Path,
+        fill: impl FnOnce(&mut dyn WriteFile) -> Result<(), FsError>,
+    ) -> Result<(), FsError> {
         let storage = self.storage();
         let mut file = storage
             .create_new(path)
             .map_err(FsError::io(Step::CreateTemp, path))?;
-        let written = file
-            .write_all(bytes)
-            .map_err(FsError::io(Step::WriteTemp, path))
-            .and_then(|()| file.sync().map_err(FsError::io(Step::SyncTemp, path)));
+        let written =
+            fill(file.as_mut()).and_then(|()| file.sync().map_err(FsError::io(Step::SyncTemp, path)));
         if written.is_err() {
             drop(file);
             self.discard_temp_durably(path);
@@ -907,6 +974,33 @@ impl Store {
         self.storage()
             .sync_dir(dir)
             .map_err(FsError::io(Step::SyncDir, dir))
+    }
+}
+
+/// A [`WriteFile`] as an [`std::io::Write`], keeping the first error it met so that
+/// [`Store::create_streamed`] can tell a failed disk from a failed encoder.
+struct FileSink<'a> {
+    file: &'a mut dyn WriteFile,
+    failed: Option<std::io::Error>,
+}
+
+impl std::io::Write for FileSink<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.failed.is_some() {
+            return Err(std::io::ErrorKind::BrokenPipe.into());
+        }
+        match self.file.write_all(buf) {
+            Ok(()) => Ok(buf.len()),
+            Err(e) => {
+                let kind = e.kind();
+                self.failed = Some(e);
+                Err(kind.into())
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

@@ -29,8 +29,11 @@ fn a_live_journal_is_never_claimed_and_a_dropped_one_is_with_every_record() {
     ));
     drop(journal);
     let claimed = other.claim_journal(&id("cap-1")).unwrap().expect("orphaned now");
-    assert_eq!(claimed.contents().records, vec![b"one".to_vec(), b"two".to_vec()]);
-    assert_eq!(claimed.contents().torn_bytes, 0);
+    assert_eq!(
+        claimed.contents().unwrap().records,
+        vec![b"one".to_vec(), b"two".to_vec()]
+    );
+    assert_eq!(claimed.contents().unwrap().torn_bytes, 0);
     // While claimed, nobody else claims it.
     assert!(store.claim_journal(&id("cap-1")).unwrap().is_none());
     claimed.remove().unwrap();
@@ -65,9 +68,9 @@ fn a_torn_tail_is_counted_and_the_records_before_it_kept() {
     bytes.extend_from_slice(&[9, 0, 0, 0, 1, 2]); // a record header a crash cut short
     std::fs::write(&path, &bytes).unwrap();
     let claimed = store.claim_journal(&id("cap-2")).unwrap().unwrap();
-    assert_eq!(claimed.contents(), &parse_journal(&bytes));
-    assert_eq!(claimed.contents().records, vec![b"kept".to_vec()]);
-    assert_eq!(claimed.contents().torn_bytes, 6);
+    assert_eq!(claimed.contents().unwrap(), parse_journal(&bytes));
+    assert_eq!(claimed.contents().unwrap().records, vec![b"kept".to_vec()]);
+    assert_eq!(claimed.contents().unwrap().torn_bytes, 6);
     let moved = claimed.quarantine("torn").unwrap();
     assert!(
         moved.starts_with(dir.path().join(".quarantine")),
@@ -136,14 +139,15 @@ fn a_writer_counts_its_records_and_neither_debug_shows_a_payload() {
     assert!(!shown.contains("SECRET"), "{shown}");
     let claimed = journal.into_claimed().unwrap();
     assert_eq!(
-        claimed.contents().records,
+        claimed.contents().unwrap().records,
         vec![b"PID|1||SECRET-NAME".to_vec(), big, Vec::new()]
     );
     assert_eq!(claimed.id(), &id("cap-3"));
     assert_eq!(claimed.path(), dir.path().join(".journal/cap-3.journal"));
     let shown = format!("{claimed:?}");
+    // A claimed journal is read only when asked (a record at a time): its Debug names it.
     assert!(
-        shown.contains("cap-3") && shown.contains("records: 3") && shown.contains("torn_bytes: 0"),
+        shown.contains("cap-3") && shown.contains(".journal/cap-3.journal"),
         "{shown}"
     );
     assert!(!shown.contains("SECRET"), "{shown}");
@@ -179,7 +183,7 @@ fn a_journal_grows_to_the_store_file_limit_and_no_further_so_it_can_always_be_re
     assert!(journal.append(b"").is_err());
     assert_eq!(journal.records(), 1);
     let claimed = journal.into_claimed().unwrap();
-    assert_eq!(claimed.contents().records, vec![exact]);
+    assert_eq!(claimed.contents().unwrap().records, vec![exact]);
 }
 
 #[test]
@@ -245,4 +249,40 @@ fn a_store_that_never_journaled_has_no_journals_and_a_failed_listing_is_an_error
     });
     let err = store.journals().unwrap_err();
     assert!(matches!(&err, FsError::Io { step: Step::List, .. }), "{err:?}");
+}
+
+#[test]
+fn a_record_over_the_record_limit_is_refused_and_a_length_past_it_reads_as_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut journal = store.create_journal(&id("cap-big")).unwrap();
+    journal.append(b"kept").unwrap();
+    let huge = vec![b'x'; session_fs::MAX_RECORD_BYTES + 1];
+    let err = journal.append(&huge).unwrap_err().to_string();
+    assert!(
+        err.contains("record limit") && err.contains("cap-big.journal"),
+        "{err}"
+    );
+    assert_eq!(journal.records(), 1);
+    drop(journal);
+    // A head claiming more than the limit, with its bytes and a whole record after it:
+    // damage, found without holding the oversized record.
+    let path = dir.path().join(".journal/cap-big.journal");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let claimed_len = session_fs::MAX_RECORD_BYTES + 10;
+    bytes.extend_from_slice(&(claimed_len as u32).to_le_bytes());
+    bytes.extend_from_slice(&0u32.to_le_bytes());
+    bytes.extend(std::iter::repeat_n(0u8, claimed_len));
+    bytes.extend(session_fs::frame_record(b"after"));
+    std::fs::write(&path, &bytes).unwrap();
+    let claimed = store.claim_journal(&id("cap-big")).unwrap().unwrap();
+    let mut records = claimed.records().unwrap();
+    assert_eq!(records.next().unwrap().unwrap(), b"kept");
+    assert!(records.next().is_none());
+    let end = records.end().unwrap();
+    assert!(end.damaged && end.header_ok, "{end:?}");
+    assert_eq!(end.torn_bytes as usize, 8 + claimed_len + 8 + 5);
+    // The same reading as the in-memory parser, and each call to records starts over.
+    assert_eq!(claimed.contents().unwrap(), parse_journal(&bytes));
+    assert_eq!(claimed.records().unwrap().count(), 1);
 }

@@ -683,3 +683,96 @@ fn deleting_through_a_guard_says_whether_there_was_a_session() {
     assert!(!guard.delete().unwrap());
     assert!(!store.lock(&id("never")).unwrap().delete().unwrap());
 }
+
+/// A document streamed in many small writes, as a fold writes a long capture.
+fn streamed(
+    value: &'static str,
+    pieces: usize,
+) -> impl FnOnce(session_fs::SaveStamp, &mut dyn io::Write) -> io::Result<()> {
+    move |stamp, out| {
+        write!(
+            out,
+            "{{\"value\":\"{value}\",\"revision\":{},\"pad\":[",
+            stamp.revision
+        )?;
+        for i in 0..pieces {
+            write!(out, "{}{i}", if i == 0 { "" } else { "," })?;
+        }
+        out.write_all(b"]}")
+    }
+}
+
+#[test]
+fn a_streamed_create_is_written_in_pieces_linked_into_place_and_never_clobbers() {
+    let (_dir, store, rec) = store_with(Recording::default());
+    let stamp = store
+        .create_streamed(&id("s1"), streamed("first", 100_000))
+        .unwrap();
+    assert_eq!(stamp.revision, 1);
+    let stored = read_json(&store, "s1");
+    assert_eq!(
+        (&stored["value"], &stored["revision"]),
+        (&"first".into(), &1.into())
+    );
+    assert_eq!(stored["pad"].as_array().unwrap().len(), 100_000);
+    assert_eq!(stored["pad"][99_999], 99_999);
+    // Buffered: far fewer writes than pieces, then the same durable sequence as create.
+    let log = rec.log.lock().unwrap().clone();
+    let writes = log.iter().filter(|l| *l == "write <temp>").count();
+    assert!((1..10).contains(&writes), "{writes} writes: {log:?}");
+    let rest: Vec<_> = log.iter().filter(|l| *l != "write <temp>").cloned().collect();
+    assert_eq!(
+        rest,
+        [
+            "create <temp>",
+            "fsync <temp>",
+            "link s1.json",
+            "fsync-dir sessions",
+            "remove <temp>"
+        ]
+    );
+    let err = store
+        .create_streamed(&id("s1"), streamed("second", 1))
+        .unwrap_err();
+    assert!(matches!(err, FsError::AlreadyExists { .. }), "{err}");
+    assert_eq!(read_json(&store, "s1")["value"], "first");
+}
+
+#[test]
+fn a_streamed_create_that_fails_leaves_nothing_and_says_whether_the_disk_or_the_encoder_failed() {
+    // The disk fills at the second write: an I/O error naming the temp file.
+    let (_dir, store, _rec) = store_with(Recording {
+        fail_at: Some(("write".to_owned(), 2)),
+        fail_with: Some(common::libc_enospc()),
+        ..Recording::default()
+    });
+    let err = store
+        .create_streamed(&id("s1"), streamed("big", 200_000))
+        .unwrap_err();
+    match &err {
+        FsError::Io { step, source, .. } => {
+            assert_eq!(
+                (*step, source.raw_os_error()),
+                (Step::WriteTemp, Some(28)),
+                "{err}"
+            );
+        }
+        other => panic!("unexpected {other}"),
+    }
+    assert!(store.read(&id("s1")).unwrap().is_none());
+    // The encoder fails after writing part: an encode error, and nothing left either.
+    let err = store
+        .create_streamed(&id("s2"), |_, out| {
+            out.write_all(b"{\"partial\":")?;
+            Err(io::Error::other("the elements ran dry"))
+        })
+        .unwrap_err();
+    assert!(matches!(err, FsError::Encode { .. }), "{err}");
+    assert!(err.to_string().contains("ran dry"), "{err}");
+    assert!(store.read(&id("s2")).unwrap().is_none());
+    let leftovers: Vec<_> = test_support::names_in(store.dir())
+        .into_iter()
+        .filter(|n| n.ends_with(".tmp") || n.ends_with(".json"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

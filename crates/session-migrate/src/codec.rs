@@ -2,7 +2,7 @@
 //! the store ever writes).
 
 use serde::de::DeserializeOwned;
-use session_model::{LegacySession, LegacyUpgrade, Session, SessionId, SessionV1, SessionV2_0};
+use session_model::{Element, LegacySession, LegacyUpgrade, Session, SessionId, SessionV1, SessionV2_0};
 
 use crate::schema::{Document, Schema};
 use crate::version::{Declared, SchemaVersion, declared_version};
@@ -384,6 +384,21 @@ pub enum EncodeError {
         /// What went wrong reading it back.
         reason: String,
     },
+    /// A streamed session's elements could not be had ([`encode_streamed`]).
+    #[error(
+        "encoding session {}: reading its elements: {source}",
+        session_model::Printable(id)
+    )]
+    Elements {
+        /// The session's id.
+        id: String,
+        /// What their source reported.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Writing a streamed session failed ([`encode_streamed`]).
+    #[error("encoding session: writing: {0}")]
+    Write(#[from] std::io::Error),
 }
 
 /// The one function that produces the bytes written to disk: compact JSON of the current version.
@@ -392,6 +407,80 @@ pub enum EncodeError {
 /// bytes that its own decoder rejects, or that decode to something else.
 pub fn encode(session: &Session) -> Result<Vec<u8>, EncodeError> {
     encode_with::<Current>(session)
+}
+
+/// [`encode`] for a session whose elements do not fit in memory: writes to `out` the
+/// bytes [`encode`] would give for `envelope` with the elements `elements` yields in
+/// place of its own (which must be none), holding one element at a time.
+///
+/// Checked as [`encode`] is, piece by piece: the envelope reads back as itself, each
+/// element reads back as itself, and the elements go exactly where the envelope's
+/// encoding holds its (empty) `elements` array, found by encoding it with one marker
+/// element. Nothing is written until the envelope passed its check.
+pub fn encode_streamed<E>(
+    envelope: &Session,
+    elements: impl IntoIterator<Item = Result<Element, E>>,
+    out: &mut dyn std::io::Write,
+) -> Result<(), EncodeError>
+where
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let refused = |reason: String| EncodeError::ReadBack {
+        id: envelope.id.to_string(),
+        reason,
+    };
+    if !envelope.elements.is_empty() {
+        return Err(refused(
+            "a streamed session's envelope must hold no elements".into(),
+        ));
+    }
+    let whole = encode(envelope)?;
+    let marker = Element {
+        id: "\u{0}the streamed elements go here\u{0}".into(),
+        timestamp: 0,
+        direction: session_model::Direction::DeviceToPc,
+        kind: session_model::ElementKind::Message,
+        data: session_model::Base64Bytes(Vec::new()),
+        unknown: session_model::UnknownFields::new(),
+    };
+    let marker_bytes = serde_json::to_vec(&marker)?;
+    let mut marked = envelope.clone();
+    marked.elements.push(marker);
+    let marked_bytes = serde_json::to_vec(&marked)?;
+    let places: Vec<usize> = marked_bytes
+        .windows(marker_bytes.len())
+        .enumerate()
+        .filter_map(|(at, window)| (window == marker_bytes.as_slice()).then_some(at))
+        .collect();
+    let [at] = places[..] else {
+        return Err(refused(
+            "the place of its elements could not be found in its encoding".into(),
+        ));
+    };
+    let (head, tail) = (&marked_bytes[..at], &marked_bytes[at + marker_bytes.len()..]);
+    if [head, tail].concat() != whole {
+        return Err(refused(
+            "its encoding with elements is not its encoding without them plus the elements".into(),
+        ));
+    }
+    out.write_all(head)?;
+    for (index, element) in elements.into_iter().enumerate() {
+        let element = element.map_err(|e| EncodeError::Elements {
+            id: envelope.id.to_string(),
+            source: e.into(),
+        })?;
+        let bytes = serde_json::to_vec(&element)?;
+        match serde_json::from_slice::<Element>(&bytes) {
+            Ok(back) if back == element => {}
+            _ => return Err(refused(format!("element {index} would not read back as itself"))),
+        }
+        if index > 0 {
+            out.write_all(b",")?;
+        }
+        out.write_all(&bytes)?;
+    }
+    out.write_all(tail)?;
+    Ok(())
 }
 
 /// [`encode`] for the last version of any schema.

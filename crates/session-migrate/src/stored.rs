@@ -155,6 +155,26 @@ impl SessionStore<Current> {
     pub fn open(dir: impl Into<std::path::PathBuf>, options: DecodeOptions) -> Result<Self, StoreError> {
         Ok(Self::new(Store::open(dir)?, options))
     }
+
+    /// [`create`](Self::create) for a session too large to hold in memory (a long
+    /// capture folded from its journal): `envelope` is the session without elements,
+    /// `elements` yields them one at a time, and the file is written as they come
+    /// ([`encode_streamed`](crate::encode_streamed)). Fails with
+    /// [`FsError::AlreadyExists`] if the id is taken.
+    pub fn create_streamed<E>(
+        &self,
+        envelope: &mut Session,
+        elements: impl IntoIterator<Item = Result<session_model::Element, E>>,
+    ) -> Result<SaveStamp, StoreError>
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let id = envelope.id.clone();
+        Ok(self.fs.create_streamed(&id, |stamp, out| {
+            envelope.stamp(stamp.revision, stamp.saved_at);
+            crate::codec::encode_streamed(envelope, elements, out)
+        })?)
+    }
 }
 
 impl<S: Schema> SessionStore<S> {
