@@ -10,6 +10,7 @@ mod cli;
 mod commands;
 mod config;
 mod error;
+mod index;
 mod logging;
 mod output;
 

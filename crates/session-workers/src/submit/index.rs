@@ -164,6 +164,18 @@ impl ChangeFeed {
         self.queue.lock().unwrap_or_else(|p| p.into_inner()).rescan = true;
         self.trigger.notify_one();
     }
+
+    /// Takes what changed since the last take: the ids, and whether changes may have
+    /// been missed (then read everything again). For a consumer of its own feed (the
+    /// daemon's session index); a worker's feed is taken by the worker.
+    pub fn take(&self) -> (Vec<SessionId>, bool) {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Waits until something is fed (at once if something was fed since the last wait).
+    pub async fn notified(&self) {
+        self.trigger.notified().await;
+    }
 }
 
 impl ChangeQueue {

@@ -20,8 +20,9 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
 
 use super::ApiState;
-use crate::commands::{list, status};
+use crate::commands::status;
 use crate::error::CliError;
+use crate::index::{Cancel, ListQuery, SessionIndex, SortKey};
 
 /// `{"error": "..."}` with a status code: the shape of every API error.
 pub fn error(status: StatusCode, message: impl Into<String>) -> (StatusCode, Json<Value>) {
@@ -59,43 +60,136 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
         .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response())
 }
 
-/// `GET /api/sessions?status=S&limit=N&offset=K`.
-pub async fn sessions(
-    State(state): State<Arc<ApiState>>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
+/// A time in a query: epoch milliseconds, or RFC 3339 (`2026-12-04T14:00:00+01:00`).
+fn parse_time(name: &str, raw: &str) -> Result<u64, Response> {
+    if let Ok(ms) = raw.parse::<u64>() {
+        return Ok(ms);
+    }
+    time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .and_then(|t| u64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok())
+        .ok_or_else(|| {
+            error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "{name} must be epoch milliseconds or an RFC 3339 time (2026-12-04T14:00:00Z), not {:?}",
+                    session_model::printable(raw)
+                ),
+            )
+            .into_response()
+        })
+}
+
+/// A list request's filters, order and page, and its search text.
+fn list_query(query: &HashMap<String, String>) -> Result<(ListQuery, Option<String>), Response> {
+    let given = |name: &str| query.get(name).map(String::as_str).filter(|s| !s.is_empty());
     let number = |name: &str, default: usize, max: usize| -> Result<usize, Response> {
-        match query.get(name) {
+        match given(name) {
             None => Ok(default),
             Some(raw) => raw.parse::<usize>().map(|n| n.min(max)).map_err(|_| {
                 error(
                     StatusCode::BAD_REQUEST,
-                    format!("{name} must be a whole number, not {raw:?}"),
+                    format!(
+                        "{name} must be a whole number, not {:?}",
+                        session_model::printable(raw)
+                    ),
                 )
                 .into_response()
             }),
         }
     };
-    let filter = match query.get("status").filter(|s| !s.is_empty()) {
-        None => None,
-        Some(raw) => match raw.parse::<SubmissionStatus>() {
-            Ok(status) => Some(status),
-            Err(e) => return error(StatusCode::BAD_REQUEST, e).into_response(),
-        },
+    let bad = |e: String| error(StatusCode::BAD_REQUEST, e).into_response();
+    let status = given("status")
+        .map(|raw| raw.parse::<SubmissionStatus>().map_err(|e| bad(e.to_string())))
+        .transpose()?;
+    let sort = given("sort")
+        .map(str::parse::<SortKey>)
+        .transpose()
+        .map_err(bad)?;
+    let descending = match given("order") {
+        None => sort.is_none_or(|s| s == SortKey::Start),
+        Some("desc") => true,
+        Some("asc") => false,
+        Some(other) => {
+            return Err(bad(format!(
+                "order must be asc or desc, not {:?}",
+                session_model::printable(other)
+            )));
+        }
     };
-    let (limit, offset) = match (number("limit", 100, 1000), number("offset", 0, usize::MAX)) {
-        (Ok(limit), Ok(offset)) => (limit, offset),
-        (Err(e), _) | (_, Err(e)) => return e,
+    let list = ListQuery {
+        status,
+        device: given("device").map(str::to_owned),
+        from: given("from").map(|raw| parse_time("from", raw)).transpose()?,
+        to: given("to").map(|raw| parse_time("to", raw)).transpose()?,
+        sort: sort.unwrap_or_default(),
+        descending,
+        offset: number("offset", 0, usize::MAX)?,
+        limit: number("limit", 100, 1000)?,
+    };
+    let q = given("q")
+        .map(str::trim)
+        .filter(|q| !q.is_empty())
+        .map(str::to_owned);
+    if q.as_ref().is_some_and(|q| q.len() > 200) {
+        return Err(bad("q is longer than 200 characters".into()));
+    }
+    Ok((list, q))
+}
+
+/// How long a text search reads files before it answers with what it found.
+const SEARCH_BUDGET: std::time::Duration = std::time::Duration::from_millis(1500);
+
+/// `GET /api/sessions?status=S&device=IP&from=T&to=T&q=TEXT&sort=K&order=asc|desc&limit=N&offset=K`:
+/// newest first unless sorted otherwise. Answers from the daemon's index; `q` reads the
+/// files of the sessions the other filters pass, newest first, for at most 1.5 s.
+pub async fn sessions(
+    State(state): State<Arc<ApiState>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let (list, q) = match list_query(&query) {
+        Ok(parsed) => parsed,
+        Err(response) => return response,
     };
     let store = state.typed().await;
-    match blocking(move || list::rows(&store, None, filter)).await {
-        Err(response) => response,
-        Ok(Err(e)) => failed(e),
-        Ok(Ok(listing)) => {
-            let total = listing.rows.len();
-            let page: Vec<_> = listing.rows.into_iter().skip(offset).take(limit).collect();
-            Json(json!({ "total": total, "sessions": page })).into_response()
+    let index = match &state.index {
+        Some(index) => index.clone(),
+        // Without a watch there is no index: read the files, as `list` does.
+        None => {
+            let index = Arc::new(SessionIndex::new());
+            let built = index.clone();
+            let store = store.clone();
+            match blocking(move || built.rebuild(&store)).await {
+                Ok(Ok(())) => index,
+                Ok(Err(e)) => return store_error(e),
+                Err(response) => return response,
+            }
         }
+    };
+    let Some(needle) = q else {
+        let page = index.page(&list);
+        return Json(json!({ "total": page.total, "sessions": page.rows })).into_response();
+    };
+    let candidates = index.candidates(&list);
+    let cancel = Cancel::default();
+    let flag = cancel.flag();
+    let deadline = std::time::Instant::now() + SEARCH_BUDGET;
+    let page = (list.offset, list.limit);
+    let found =
+        blocking(move || crate::index::search(&store, candidates, &needle, page, deadline, &flag)).await;
+    drop(cancel);
+    match found {
+        Err(response) => response,
+        Ok(found) => Json(json!({
+            "total": found.matched,
+            "sessions": found.rows,
+            "search": {
+                "complete": found.complete,
+                "searched": found.searched,
+                "candidates": found.candidates,
+            },
+        }))
+        .into_response(),
     }
 }
 
@@ -162,11 +256,16 @@ pub async fn delete(State(state): State<Arc<ApiState>>, Path(raw): Path<String>)
     }
 }
 
-/// `GET /api/status`: as `status --json`.
+/// `GET /api/status`: as `status --json`, the sessions' part from the index.
 pub async fn status(State(state): State<Arc<ApiState>>) -> Response {
     let store = state.typed().await;
     let cap_ms = state.config.read().await.submit().backoff.cap.as_millis() as u64;
-    match blocking(move || status::compute(&store, cap_ms)).await {
+    let index = state.index.clone();
+    let computed = blocking(move || match index {
+        Some(index) => index.status(&store, cap_ms),
+        None => status::compute(&store, cap_ms),
+    });
+    match computed.await {
         Err(response) => response,
         Ok(Ok(report)) => Json(report).into_response(),
         Ok(Err(e)) => failed(e),

@@ -43,6 +43,8 @@ pub struct ApiState {
     pub guard: security::Guard,
     /// Fires at shutdown: event streams end then, so that stopping never waits on them.
     pub stopping: tokio_util::sync::CancellationToken,
+    /// The summary of every session, when the store is watched (else lists read files).
+    pub index: Option<Arc<crate::index::SessionIndex>>,
 }
 
 impl ApiState {

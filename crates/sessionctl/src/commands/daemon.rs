@@ -15,6 +15,7 @@ use crate::api::security::Guard;
 use crate::api::{ApiState, StoreEvent};
 use crate::config::Config;
 use crate::error::CliError;
+use crate::index::SessionIndex;
 
 const HOLDER: &str = "daemon.holder";
 
@@ -64,8 +65,10 @@ pub fn run(config: &Config) -> Result<(), CliError> {
 
     // Watching before recovery: a session stored from here on is reported, not missed.
     let feed = ChangeFeed::new();
+    // The session index's own feed: it follows the same watch as the worker.
+    let index_feed = ChangeFeed::new();
     let (store_events, _) = tokio::sync::broadcast::channel(256);
-    let watcher = watch_store(&dir, feed.clone(), store_events.clone());
+    let watcher = watch_store(&dir, [feed.clone(), index_feed.clone()], store_events.clone());
     // Recovery needs the store to itself: wait for other sessionctl processes to finish.
     let exclusive = match Store::options().exclusive().no_wait().open(&dir) {
         Err(FsError::Busy { .. }) => {
@@ -78,11 +81,13 @@ pub fn run(config: &Config) -> Result<(), CliError> {
     // One pass over the store: recovery decodes every file once, and hands each session
     // to the delivery index and, when outdated, to the migration list.
     let mut index = DeliveryIndex::new();
+    let sessions = Arc::new(SessionIndex::new());
     let mut outdated = Vec::new();
     session_recovery::recover_visiting(
         &SessionStore::new(exclusive.clone(), config.decode_options()),
         |id, decoded| {
             index.observe(&decoded.session);
+            sessions.observe(&decoded);
             if decoded.from.is_outdated() {
                 outdated.push(id);
             }
@@ -103,8 +108,11 @@ pub fn run(config: &Config) -> Result<(), CliError> {
     }
 
     let runtime = tokio::runtime::Runtime::new()?;
-    let feed = watcher.is_some().then_some(feed);
-    let served = runtime.block_on(serve(store, config, index, feed, store_events));
+    let watched = watcher.is_some();
+    let feed = watched.then_some(feed);
+    // Without a watch the index would go stale: lists read the files instead.
+    let sessions = watched.then_some((sessions, index_feed));
+    let served = runtime.block_on(serve(store, config, index, feed, sessions, store_events));
     drop(watcher);
     served
 }
@@ -138,10 +146,20 @@ async fn serve(
     config: &Config,
     index: DeliveryIndex,
     feed: Option<ChangeFeed>,
+    sessions: Option<(Arc<SessionIndex>, ChangeFeed)>,
     store_events: tokio::sync::broadcast::Sender<StoreEvent>,
 ) -> Result<(), CliError> {
     let signals = StopSignals::catch()?;
     let cancel = CancellationToken::new();
+    let sessions = sessions.map(|(sessions, changes)| {
+        tokio::spawn(keep_index(
+            store.clone(),
+            sessions.clone(),
+            changes,
+            cancel.clone(),
+        ));
+        sessions
+    });
     let (events, _) = tokio::sync::broadcast::channel(256);
     let clock = Arc::new(SystemClock);
     let mut tasks = tokio::task::JoinSet::new();
@@ -197,6 +215,7 @@ async fn serve(
             events: store_events,
             guard: Guard::new(listen, bound, config.http_token().map(str::to_owned)),
             stopping: cancel.clone(),
+            index: sessions,
         });
         tracing::info!(url = %format!("http://{bound}/"), "local API and web page");
         let stop = cancel.clone();
@@ -230,18 +249,18 @@ async fn serve(
 /// filesystem), the periodic scan remains and the page refreshes on its own actions.
 fn watch_store(
     dir: &std::path::Path,
-    feed: ChangeFeed,
+    feeds: [ChangeFeed; 2],
     events: tokio::sync::broadcast::Sender<StoreEvent>,
 ) -> Option<notify::RecommendedWatcher> {
     use notify::Watcher;
     let handler = move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else {
             // The watch lost events (an overflowed queue): read everything again.
-            feed.rescan();
+            feeds.iter().for_each(ChangeFeed::rescan);
             return;
         };
         if event.need_rescan() {
-            feed.rescan();
+            feeds.iter().for_each(ChangeFeed::rescan);
         }
         if event.kind.is_access() {
             return;
@@ -253,7 +272,7 @@ fn watch_store(
             };
             // Whatever the event says, what counts is whether the name is there now.
             let stored = std::fs::symlink_metadata(path).is_ok();
-            feed.changed(id.clone());
+            feeds.iter().for_each(|feed| feed.changed(id.clone()));
             let _ = events.send(StoreEvent {
                 kind: if stored { "stored" } else { "deleted" },
                 id: id.to_string(),
@@ -267,6 +286,38 @@ fn watch_store(
         Err(e) => {
             tracing::warn!(error = %e, "cannot watch the store; relying on the periodic scan");
             None
+        }
+    }
+}
+
+/// Keeps the session index current: each change the watch reports re-reads that one
+/// file; a watch that may have missed changes rebuilds it from the files.
+async fn keep_index(
+    store: SessionStore,
+    sessions: Arc<SessionIndex>,
+    changes: ChangeFeed,
+    cancel: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = changes.notified() => {}
+        }
+        let (ids, rescan) = changes.take();
+        let (store, sessions) = (store.clone(), sessions.clone());
+        let applied = tokio::task::spawn_blocking(move || {
+            if rescan {
+                if let Err(e) = sessions.rebuild(&store) {
+                    tracing::warn!(error = %e, "could not rebuild the session index");
+                }
+            } else {
+                ids.iter().for_each(|id| sessions.refresh(&store, id));
+            }
+        })
+        .await;
+        if applied.is_err() {
+            tracing::error!("the session index stopped following changes");
+            return;
         }
     }
 }

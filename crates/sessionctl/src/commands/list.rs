@@ -8,8 +8,9 @@ use session_model::{SubmissionStatus, printable};
 use crate::error::CliError;
 use crate::output::Output;
 
-/// One session in `list`'s output.
-#[derive(Debug, Serialize)]
+/// One session in `list`'s output, and in the daemon's in-memory index: everything a
+/// list, a filter or `status` needs, never the messages.
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Row {
     /// The id.
@@ -33,10 +34,57 @@ pub struct Row {
     pub not_received_by_lis: bool,
     /// The last submission error, if any.
     pub last_error: Option<String>,
+    /// The analyzer's address.
+    #[serde(rename = "deviceIP")]
+    pub device_ip: Option<String>,
+    /// The LIS's address.
+    #[serde(rename = "lisIP")]
+    pub lis_ip: Option<String>,
+    /// Capture end, epoch ms.
+    pub end_time: Option<u64>,
+    /// The last delivery attempt, epoch ms.
+    pub last_attempt_at: Option<u64>,
+    /// When the worker sends it next, epoch ms (pending sessions).
+    pub next_attempt_at: Option<u64>,
+    /// The file's `_metadata.revision`: which of two readings of it is newer.
+    #[serde(skip)]
+    pub revision: u64,
+    /// Written by a newer build: shown, never counted with this build's sessions.
+    #[serde(skip)]
+    pub newer: bool,
+}
+
+impl Row {
+    /// The row of a decoded session.
+    pub fn of(decoded: &session_migrate::Decoded) -> Row {
+        let s = &decoded.session;
+        Row {
+            id: s.id.to_string(),
+            version: decoded.from.as_str().to_owned(),
+            start_time: Some(s.start_time),
+            message_count: Some(s.message_count()),
+            submission_status: Some(s.submission.status.as_str().to_owned()),
+            persisted_until: Some(s.persisted_until),
+            is_complete: Some(s.is_complete),
+            interrupted: s.interrupted.is_some(),
+            not_received_by_lis: s
+                .interrupted
+                .as_ref()
+                .is_some_and(|i| i.reason == session_model::InterruptionReason::LisClosed),
+            last_error: s.submission.last_error.clone(),
+            device_ip: s.device_ip.clone(),
+            lis_ip: s.lis_ip.clone(),
+            end_time: s.end_time,
+            last_attempt_at: s.submission.last_attempt_at,
+            next_attempt_at: s.submission.next_attempt_at,
+            revision: s.metadata.revision,
+            newer: false,
+        }
+    }
 }
 
 /// A newer build's file: shown from whatever fields look familiar, never decoded.
-fn newer_row(id: String, version: String, document: &[u8]) -> Row {
+pub fn newer_row(id: String, version: String, document: &[u8]) -> Row {
     let value: Value = serde_json::from_slice(document).unwrap_or(Value::Null);
     let status = value
         .pointer("/submission/status")
@@ -55,6 +103,16 @@ fn newer_row(id: String, version: String, document: &[u8]) -> Row {
         not_received_by_lis: value.pointer("/interrupted/reason").and_then(Value::as_str)
             == Some("lisClosed"),
         last_error: None,
+        device_ip: value.get("deviceIP").and_then(Value::as_str).map(str::to_owned),
+        lis_ip: value.get("lisIP").and_then(Value::as_str).map(str::to_owned),
+        end_time: value.get("endTime").and_then(Value::as_u64),
+        last_attempt_at: None,
+        next_attempt_at: None,
+        revision: value
+            .pointer("/_metadata/revision")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
+        newer: true,
     }
 }
 
@@ -125,22 +183,7 @@ pub fn rows(
     }
     for entry in store.entries()? {
         let row = match entry {
-            StoredEntry::Valid(decoded) => Row {
-                id: decoded.session.id.to_string(),
-                version: decoded.from.as_str().to_owned(),
-                start_time: Some(decoded.session.start_time),
-                message_count: Some(decoded.session.message_count()),
-                submission_status: Some(decoded.session.submission.status.as_str().to_owned()),
-                persisted_until: Some(decoded.session.persisted_until),
-                is_complete: Some(decoded.session.is_complete),
-                interrupted: decoded.session.interrupted.is_some(),
-                not_received_by_lis: decoded
-                    .session
-                    .interrupted
-                    .as_ref()
-                    .is_some_and(|i| i.reason == session_model::InterruptionReason::LisClosed),
-                last_error: decoded.session.submission.last_error.clone(),
-            },
+            StoredEntry::Valid(decoded) => Row::of(&decoded),
             StoredEntry::Newer {
                 id,
                 version,

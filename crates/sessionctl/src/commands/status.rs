@@ -8,7 +8,7 @@ use session_model::SubmissionStatus;
 use session_workers::cleanup::{CleanupSummary, last_cleanup};
 
 use super::clock::ClockView;
-use super::list::relative_past;
+use super::list::{Row, natural_cmp, newer_row, relative_past};
 use crate::error::CliError;
 use crate::output::{Output, count};
 
@@ -118,6 +118,47 @@ pub fn status(store: &SessionStore, out: &Output, retry_cap_ms: u64) -> Result<(
 /// What `status --json` (and the local API's `/api/status`) reports; `retry_cap_ms` is
 /// the configured retry cap (a next attempt further ahead is pulled in).
 pub fn compute(store: &SessionStore, retry_cap_ms: u64) -> Result<Status, CliError> {
+    let mut rows = Vec::new();
+    let mut damaged = 0;
+    for entry in store.entries()? {
+        match entry {
+            StoredEntry::Valid(decoded) => rows.push(Row::of(&decoded)),
+            StoredEntry::Newer {
+                id,
+                version,
+                document,
+            } => rows.push(newer_row(id.to_string(), version, &document)),
+            _ => damaged += 1,
+        }
+    }
+    let scan = store.fs().maintenance().scan()?;
+    let files = FileProblems {
+        damaged,
+        orphaned_temps: scan.temps.len(),
+        not_regular_files: scan.irregular.len(),
+    };
+    from_rows(rows.iter(), files, store, retry_cap_ms)
+}
+
+/// What is wrong with files of the store that are not sessions this build reads.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FileProblems {
+    /// Session files that do not decode.
+    pub damaged: usize,
+    /// Temp files no write owns.
+    pub orphaned_temps: usize,
+    /// Names that are not regular files.
+    pub not_regular_files: usize,
+}
+
+/// [`compute`] from rows already read (the daemon's index): the sessions' part is
+/// counted from `rows`, the journals, the last cleanup and the clock are read.
+pub fn from_rows<'a>(
+    rows: impl Iterator<Item = &'a Row>,
+    files: FileProblems,
+    store: &SessionStore,
+    retry_cap_ms: u64,
+) -> Result<Status, CliError> {
     let now = store.fs().clock().now_ms();
     let mut retries_pulled_in = 0;
     let mut not_received_by_lis = 0;
@@ -125,73 +166,68 @@ pub fn compute(store: &SessionStore, retry_cap_ms: u64) -> Result<Status, CliErr
     let mut waiting_for_operator = 0;
     let mut counts: BTreeMap<&'static str, usize> =
         SubmissionStatus::ALL.iter().map(|s| (s.as_str(), 0)).collect();
-    let (mut total, mut damaged, mut newer, mut incomplete, mut interrupted) = (0, 0, 0, 0, 0);
+    let (mut total, mut newer, mut incomplete, mut interrupted) = (0, 0, 0, 0);
     let mut oldest: Option<Oldest> = None;
     let mut failed = Vec::new();
-    let scan = store.fs().maintenance().scan()?;
-    for entry in store.entries()? {
-        match entry {
-            StoredEntry::Valid(decoded) => {
-                let id = decoded.session.id.clone();
-                total += 1;
-                let s = decoded.session;
-                *counts.entry(s.submission.status.as_str()).or_default() += 1;
-                let status = s.submission.status;
-                let undelivered = !status.is_settled();
-                if undelivered && !s.is_complete {
-                    incomplete += 1;
-                }
-                if s.interrupted.is_some() {
-                    interrupted += 1;
-                }
-                if s.interrupted
-                    .as_ref()
-                    .is_some_and(|i| i.reason == session_model::InterruptionReason::LisClosed)
-                {
-                    not_received_by_lis += 1;
-                }
-                let pulled_in = s
-                    .submission
-                    .next_attempt_at
-                    .is_some_and(|at| at > now.saturating_add(retry_cap_ms));
-                if status == SubmissionStatus::Pending && pulled_in {
-                    retries_pulled_in += 1;
-                }
-                // Configuration problems are the ones the worker waits out at the cap
-                // without counting attempts: TLS, today.
-                if let Some(error) = s
-                    .submission
-                    .last_error
-                    .as_deref()
-                    .filter(|e| e.starts_with("TLS: "))
-                    && status == SubmissionStatus::Pending
-                {
-                    waiting_for_operator += 1;
-                    let at = s.submission.last_attempt_at.unwrap_or(0);
-                    if attention.as_ref().is_none_or(|(newest, _)| at >= *newest) {
-                        attention = Some((at, error.to_owned()));
-                    }
-                }
-                if status == SubmissionStatus::Failed {
-                    failed.push(FailedSession {
-                        id: id.to_string(),
-                        last_error: s.submission.last_error.clone(),
-                    });
-                }
-                let waiting =
-                    s.is_complete && matches!(status, SubmissionStatus::Pending | SubmissionStatus::InFlight);
-                if waiting && oldest.as_ref().is_none_or(|o| s.start_time < o.start_time) {
-                    oldest = Some(Oldest {
-                        id: id.to_string(),
-                        start_time: s.start_time,
-                        submission_status: s.submission.status,
-                    });
-                }
+    for row in rows {
+        let status = match row
+            .submission_status
+            .as_deref()
+            .map(str::parse::<SubmissionStatus>)
+        {
+            Some(Ok(status)) if !row.newer => status,
+            _ => {
+                newer += 1;
+                continue;
             }
-            StoredEntry::Newer { .. } => newer += 1,
-            _ => damaged += 1,
+        };
+        total += 1;
+        *counts.entry(status.as_str()).or_default() += 1;
+        let undelivered = !status.is_settled();
+        let is_complete = row.is_complete == Some(true);
+        if undelivered && !is_complete {
+            incomplete += 1;
+        }
+        if row.interrupted {
+            interrupted += 1;
+        }
+        if row.not_received_by_lis {
+            not_received_by_lis += 1;
+        }
+        let pulled_in = row
+            .next_attempt_at
+            .is_some_and(|at| at > now.saturating_add(retry_cap_ms));
+        if status == SubmissionStatus::Pending && pulled_in {
+            retries_pulled_in += 1;
+        }
+        // Configuration problems are the ones the worker waits out at the cap without
+        // counting attempts: TLS, today.
+        if let Some(error) = row.last_error.as_deref().filter(|e| e.starts_with("TLS: "))
+            && status == SubmissionStatus::Pending
+        {
+            waiting_for_operator += 1;
+            let at = row.last_attempt_at.unwrap_or(0);
+            if attention.as_ref().is_none_or(|(newest, _)| at >= *newest) {
+                attention = Some((at, error.to_owned()));
+            }
+        }
+        if status == SubmissionStatus::Failed {
+            failed.push(FailedSession {
+                id: row.id.clone(),
+                last_error: row.last_error.clone(),
+            });
+        }
+        let start_time = row.start_time.unwrap_or(0);
+        let waiting = is_complete && matches!(status, SubmissionStatus::Pending | SubmissionStatus::InFlight);
+        if waiting && oldest.as_ref().is_none_or(|o| start_time < o.start_time) {
+            oldest = Some(Oldest {
+                id: row.id.clone(),
+                start_time,
+                submission_status: status,
+            });
         }
     }
+    failed.sort_by(|a, b| natural_cmp(&a.id, &b.id));
     let journals = store.fs().journals()?;
     let mut stalled = 0;
     for id in &journals {
@@ -207,10 +243,10 @@ pub fn compute(store: &SessionStore, retry_cap_ms: u64) -> Result<Status, CliErr
         not_received_by_lis,
         capturing: journals.len() - stalled,
         recording_stalled: stalled,
-        problems: damaged + scan.temps.len() + scan.irregular.len(),
-        damaged,
-        orphaned_temps: scan.temps.len(),
-        not_regular_files: scan.irregular.len(),
+        problems: files.damaged + files.orphaned_temps + files.not_regular_files,
+        damaged: files.damaged,
+        orphaned_temps: files.orphaned_temps,
+        not_regular_files: files.not_regular_files,
         newer_version: newer,
         oldest_undelivered: oldest,
         failed,

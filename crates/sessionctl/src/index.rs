@@ -1,0 +1,488 @@
+//! The daemon's in-memory summary of every session: what lists, filters and `status`
+//! need, so that they cost what they return instead of a read of the whole store.
+//!
+//! Derived state, never the truth: built from the files at start-up (recovery's one pass
+//! hands it every session), kept current by the directory watch (each change re-reads
+//! that one file), rebuilt from the files whenever the watch may have missed something.
+//! A row is replaced only by a reading of a later revision, so a slow reader never puts
+//! back an older state. Without a watch the daemon does not keep one and lists read the
+//! files.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use session_migrate::{DecodeError, Decoded, SessionStore, StoreError, StoredEntry};
+use session_model::{SessionId, SubmissionStatus};
+
+use crate::commands::list::{Row, natural_cmp, newer_row};
+use crate::commands::status::FileProblems;
+
+/// Every session's [`Row`], ordered by start time.
+#[derive(Debug, Default)]
+pub struct SessionIndex {
+    inner: RwLock<Rows>,
+}
+
+#[derive(Debug, Default)]
+struct Rows {
+    /// By (start time, id): the default order costs no sort.
+    by_start: BTreeMap<(u64, String), Row>,
+    /// Where each id sits in `by_start`.
+    start_of: HashMap<String, u64>,
+    /// Files that do not decode (counted by `status`, never listed).
+    damaged: HashSet<String>,
+}
+
+impl Rows {
+    fn remove(&mut self, id: &str) -> Option<Row> {
+        let start = self.start_of.remove(id)?;
+        self.by_start.remove(&(start, id.to_owned()))
+    }
+
+    fn put(&mut self, row: Row) {
+        if let Some(existing) = self.start_of.get(&row.id)
+            && let Some(old) = self.by_start.get(&(*existing, row.id.clone()))
+            && old.revision > row.revision
+        {
+            return;
+        }
+        self.remove(&row.id);
+        self.damaged.remove(&row.id);
+        let start = row.start_time.unwrap_or(0);
+        self.start_of.insert(row.id.clone(), start);
+        self.by_start.insert((start, row.id.clone()), row);
+    }
+}
+
+/// What a list asks for: filters, an order, a page.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ListQuery {
+    /// Only this submission status.
+    pub status: Option<SubmissionStatus>,
+    /// Only this analyzer address (exact).
+    pub device: Option<String>,
+    /// Only sessions started at or after this, epoch ms.
+    pub from: Option<u64>,
+    /// Only sessions started at or before this, epoch ms.
+    pub to: Option<u64>,
+    /// The order.
+    pub sort: SortKey,
+    /// Largest first (the newest first, by default).
+    pub descending: bool,
+    /// Rows to skip.
+    pub offset: usize,
+    /// Rows to return at most.
+    pub limit: usize,
+}
+
+/// A column a list may be sorted by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SortKey {
+    /// `startTime` (the default; ties by id).
+    #[default]
+    Start,
+    /// The id, in natural order.
+    Id,
+    /// The submission status.
+    Status,
+    /// The analyzer's address.
+    Device,
+    /// How many messages.
+    Messages,
+    /// The last delivery attempt.
+    LastAttempt,
+}
+
+impl std::str::FromStr for SortKey {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "startTime" => SortKey::Start,
+            "id" => SortKey::Id,
+            "status" => SortKey::Status,
+            "deviceIP" => SortKey::Device,
+            "messageCount" => SortKey::Messages,
+            "lastAttemptAt" => SortKey::LastAttempt,
+            other => {
+                return Err(format!(
+                    "sort must be one of startTime, id, status, deviceIP, messageCount, lastAttemptAt, not {:?}",
+                    session_model::printable(other)
+                ));
+            }
+        })
+    }
+}
+
+impl ListQuery {
+    /// Whether `row` passes the filters.
+    pub fn matches(&self, row: &Row) -> bool {
+        let start = row.start_time.unwrap_or(0);
+        self.status
+            .is_none_or(|s| row.submission_status.as_deref() == Some(s.as_str()))
+            && self
+                .device
+                .as_deref()
+                .is_none_or(|d| row.device_ip.as_deref() == Some(d))
+            && self.from.is_none_or(|from| start >= from)
+            && self.to.is_none_or(|to| start <= to)
+    }
+}
+
+/// One page of a list.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// How many sessions pass the filters.
+    pub total: usize,
+    /// Those on this page, in order.
+    pub rows: Vec<Row>,
+}
+
+impl SessionIndex {
+    /// An empty index.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Rows> {
+        self.inner.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Rows> {
+        self.inner.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes in a session as read from its file.
+    pub fn observe(&self, decoded: &Decoded) {
+        self.write().put(Row::of(decoded));
+    }
+
+    /// Reads `id`'s file again: stored, gone, damaged or from a newer build.
+    pub fn refresh(&self, store: &SessionStore, id: &SessionId) {
+        match store.load(id) {
+            Ok(Some(decoded)) => self.observe(&decoded),
+            Ok(None) => {
+                let mut rows = self.write();
+                rows.remove(id.as_str());
+                rows.damaged.remove(id.as_str());
+            }
+            Err(StoreError::Decode {
+                source: DecodeError::NewerVersion { version, .. },
+                ..
+            }) => match store.fs().read(id) {
+                Ok(Some(bytes)) => self.write().put(newer_row(id.to_string(), version, &bytes)),
+                _ => tracing::debug!(session = %id, "a newer session vanished while indexed"),
+            },
+            Err(StoreError::Decode { .. } | StoreError::Fs(session_fs::FsError::TooLarge { .. })) => {
+                let mut rows = self.write();
+                rows.remove(id.as_str());
+                rows.damaged.insert(id.to_string());
+            }
+            // An I/O error says nothing about the file: the row stays as it was.
+            Err(e) => tracing::warn!(session = %id, error = %e, "could not re-read a session for the index"),
+        }
+    }
+
+    /// Rebuilds every row from the files (the watch may have missed changes).
+    pub fn rebuild(&self, store: &SessionStore) -> Result<(), StoreError> {
+        let mut fresh = Rows::default();
+        for entry in store.entries()? {
+            match entry {
+                StoredEntry::Valid(decoded) => fresh.put(Row::of(&decoded)),
+                StoredEntry::Newer {
+                    id,
+                    version,
+                    document,
+                } => fresh.put(newer_row(id.to_string(), version, &document)),
+                StoredEntry::Damaged { id, .. } => {
+                    fresh.damaged.insert(id.to_string());
+                }
+                _ => {}
+            }
+        }
+        *self.write() = fresh;
+        Ok(())
+    }
+
+    /// The page `query` asks for. The default order walks the index; another order
+    /// sorts the rows that pass the filters.
+    pub fn page(&self, query: &ListQuery) -> Page {
+        let rows = self.read();
+        let window = |i: usize| i >= query.offset && i - query.offset < query.limit;
+        if query.sort == SortKey::Start {
+            let walk: Box<dyn Iterator<Item = &Row>> = if query.descending {
+                Box::new(rows.by_start.values().rev())
+            } else {
+                Box::new(rows.by_start.values())
+            };
+            let mut total = 0;
+            let mut page = Vec::new();
+            for row in walk.filter(|r| query.matches(r)) {
+                if window(total) {
+                    page.push(row.clone());
+                }
+                total += 1;
+            }
+            return Page { total, rows: page };
+        }
+        let mut matching: Vec<&Row> = rows.by_start.values().filter(|r| query.matches(r)).collect();
+        matching.sort_by(|a, b| {
+            let order = match query.sort {
+                SortKey::Start => std::cmp::Ordering::Equal,
+                SortKey::Id => natural_cmp(&a.id, &b.id),
+                SortKey::Status => a.submission_status.cmp(&b.submission_status),
+                SortKey::Device => a.device_ip.cmp(&b.device_ip),
+                SortKey::Messages => a.message_count.cmp(&b.message_count),
+                SortKey::LastAttempt => a.last_attempt_at.cmp(&b.last_attempt_at),
+            };
+            let order = order.then_with(|| natural_cmp(&a.id, &b.id));
+            if query.descending { order.reverse() } else { order }
+        });
+        Page {
+            total: matching.len(),
+            rows: matching
+                .into_iter()
+                .skip(query.offset)
+                .take(query.limit)
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// Every row that passes `query`'s filters, in its order (for a search to read).
+    pub fn candidates(&self, query: &ListQuery) -> Vec<Row> {
+        let all = ListQuery {
+            offset: 0,
+            limit: usize::MAX,
+            ..query.clone()
+        };
+        self.page(&all).rows
+    }
+
+    /// Runs `count` over every row (for `status`), with the damaged files' count.
+    pub fn with_rows<T>(&self, count: impl FnOnce(&mut dyn Iterator<Item = &Row>, usize) -> T) -> T {
+        let rows = self.read();
+        count(&mut rows.by_start.values(), rows.damaged.len())
+    }
+
+    /// `status` from the index: the sessions' part from the rows, the rest (journals,
+    /// cleanup, clock, temps and odd names) read from the store.
+    pub fn status(
+        &self,
+        store: &SessionStore,
+        retry_cap_ms: u64,
+    ) -> Result<crate::commands::status::Status, crate::error::CliError> {
+        let scan = store.fs().maintenance().scan()?;
+        self.with_rows(|rows, damaged| {
+            let files = FileProblems {
+                damaged,
+                orphaned_temps: scan.temps.len(),
+                not_regular_files: scan.irregular.len(),
+            };
+            crate::commands::status::from_rows(rows, files, store, retry_cap_ms)
+        })
+    }
+}
+
+/// What a text search found.
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// The matches on the page asked for, in the list's order.
+    pub rows: Vec<Row>,
+    /// Matches among the sessions searched.
+    pub matched: usize,
+    /// Sessions searched (a prefix of the candidates, in order).
+    pub searched: usize,
+    /// Sessions that passed the other filters.
+    pub candidates: usize,
+    /// Whether every candidate was searched (else the deadline or a cancel came first).
+    pub complete: bool,
+}
+
+/// Searches the messages of `candidates` (in order) for `needle`, case-insensitively,
+/// reading their files on up to `threads` threads, until `deadline` or `cancelled`.
+/// Returns the page `offset`/`limit` of the matches found in the prefix searched.
+pub fn search(
+    store: &SessionStore,
+    candidates: Vec<Row>,
+    needle: &str,
+    page: (usize, usize),
+    deadline: Instant,
+    cancelled: &AtomicBool,
+) -> Found {
+    const CHUNK: usize = 64;
+    let needle = needle.to_lowercase();
+    // 0: not searched, 1: matches, 2: does not.
+    let verdicts: Vec<AtomicU8> = candidates.iter().map(|_| AtomicU8::new(0)).collect();
+    let next = AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 8);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    if cancelled.load(Ordering::Relaxed) || Instant::now() >= deadline {
+                        return;
+                    }
+                    let start = next.fetch_add(CHUNK, Ordering::Relaxed);
+                    if start >= candidates.len() {
+                        return;
+                    }
+                    for i in start..(start + CHUNK).min(candidates.len()) {
+                        let found = holds(store, &candidates[i].id, &needle);
+                        verdicts[i].store(if found { 1 } else { 2 }, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    let searched = verdicts
+        .iter()
+        .position(|v| v.load(Ordering::Relaxed) == 0)
+        .unwrap_or(candidates.len());
+    let (offset, limit) = page;
+    let mut matched = 0;
+    let mut rows = Vec::new();
+    for (row, verdict) in candidates.iter().zip(&verdicts).take(searched) {
+        if verdict.load(Ordering::Relaxed) == 1 {
+            if matched >= offset && matched - offset < limit {
+                rows.push(row.clone());
+            }
+            matched += 1;
+        }
+    }
+    Found {
+        rows,
+        matched,
+        searched,
+        candidates: candidates.len(),
+        complete: searched == candidates.len(),
+    }
+}
+
+/// Whether the messages of `id` (or its id) hold `needle` (lower case).
+fn holds(store: &SessionStore, id: &str, needle: &str) -> bool {
+    if id.to_lowercase().contains(needle) {
+        return true;
+    }
+    let Ok(id) = id.parse::<SessionId>() else {
+        return false;
+    };
+    match store.load(&id) {
+        Ok(Some(decoded)) => decoded
+            .session
+            .messages()
+            .iter()
+            .any(|m| m.to_lowercase().contains(needle)),
+        _ => false,
+    }
+}
+
+/// A search's cancel switch: set when the request that started it goes away.
+#[derive(Debug, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    /// The flag a search checks.
+    pub fn flag(&self) -> Arc<AtomicBool> {
+        self.0.clone()
+    }
+}
+
+impl Drop for Cancel {
+    fn drop(&mut self) {
+        // Only the request's own copy cancels: the search holds the flag, not a Cancel.
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use session_migrate::DecodeOptions;
+
+    fn store_with(dir: &std::path::Path, sessions: &[(&str, u64, &str)]) -> SessionStore {
+        let store = SessionStore::open(dir, DecodeOptions::default()).unwrap();
+        for (id, start, message) in sessions {
+            let doc = serde_json::json!({
+                "id": id, "startTime": start, "isComplete": true, "messages": [message],
+            });
+            let mut session = session_migrate::decode(doc.to_string().as_bytes())
+                .unwrap()
+                .session;
+            store.save(&mut session).unwrap();
+        }
+        store
+    }
+
+    fn ids(rows: &[Row]) -> Vec<&str> {
+        rows.iter().map(|r| r.id.as_str()).collect()
+    }
+
+    #[test]
+    fn an_older_reading_never_replaces_a_newer_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with(dir.path(), &[("s-1", 10, "MSH|old")]);
+        let old = store.load(&"s-1".parse().unwrap()).unwrap().unwrap();
+        store
+            .update(&"s-1".parse().unwrap(), |s| {
+                s.submission
+                    .ignore()
+                    .map_err(session_migrate::refused(&s.id.clone()))
+            })
+            .unwrap();
+        let index = SessionIndex::new();
+        index.refresh(&store, &"s-1".parse().unwrap());
+        // A reader that read the file before the change reports after it.
+        index.observe(&old);
+        let page = index.page(&ListQuery {
+            limit: 10,
+            ..ListQuery::default()
+        });
+        assert_eq!(page.rows[0].submission_status.as_deref(), Some("ignored"));
+        assert_eq!(page.rows[0].revision, 2);
+    }
+
+    #[test]
+    fn a_search_stops_at_its_deadline_or_cancel_and_says_how_far_it_got() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with(
+            dir.path(),
+            &[("s-1", 1, "MSH|GLU"), ("s-2", 2, "MSH|NA"), ("s-3", 3, "MSH|glu")],
+        );
+        let index = SessionIndex::new();
+        index.rebuild(&store).unwrap();
+        let query = ListQuery {
+            descending: true,
+            limit: 10,
+            ..ListQuery::default()
+        };
+        let never = AtomicBool::new(false);
+        let later = Instant::now() + std::time::Duration::from_secs(60);
+        let found = search(&store, index.candidates(&query), "Glu", (0, 10), later, &never);
+        assert_eq!(
+            (ids(&found.rows), found.matched, found.complete),
+            (vec!["s-3", "s-1"], 2, true)
+        );
+        let past = Instant::now();
+        let found = search(&store, index.candidates(&query), "glu", (0, 10), past, &never);
+        assert_eq!((found.searched, found.matched, found.complete), (0, 0, false));
+        let cancelled = AtomicBool::new(true);
+        let found = search(
+            &store,
+            index.candidates(&query),
+            "glu",
+            (0, 10),
+            later,
+            &cancelled,
+        );
+        assert!(!found.complete && found.rows.is_empty());
+        // The request's switch: dropping it cancels.
+        let cancel = Cancel::default();
+        let flag = cancel.flag();
+        drop(cancel);
+        assert!(flag.load(Ordering::Relaxed));
+    }
+}

@@ -1,0 +1,265 @@
+//! The lab's station over real HTTP on 127.0.0.1: lists from the daemon's index (filters,
+//! orders, pages, kept current by the watch), text search, the HL7 view, export, metrics
+//! and alerts.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{Value, json};
+
+const HOUR: u64 = 3_600_000;
+/// 2026-12-04T12:00:00Z.
+const NOON: u64 = 1_796_385_600_000;
+
+fn msh(control_id: &str, sample: &str, test: &str, value: &str) -> String {
+    format!(
+        "MSH|^~\\&|ANALYZER|LAB|LIS|HOSP|20261204120000||ORU^R01|{control_id}|P|2.5\r\
+         PID|1||PAT-{control_id}||DOE^JANE\r\
+         OBR|1||{sample}|{test}^{test} test\r\
+         OBX|1|NM|{test}^{test} test||{value}|mmol/L|3.9-5.8|N|||F"
+    )
+}
+
+/// A session as the old app wrote it, started `start`, from `device`.
+fn put(dir: &Path, id: &str, start: u64, device: &str, messages: &[String]) {
+    let doc = json!({
+        "id": id,
+        "startTime": start,
+        "endTime": start + 1000,
+        "isComplete": true,
+        "deviceIP": device,
+        "lisIP": "10.0.0.1",
+        "messages": messages,
+        "persistedUntil": start + 3_650 * 24 * HOUR,
+    });
+    let out = sessionctl(dir, &["--json", "put"], Some(doc.to_string().as_bytes()));
+    assert!(out.status.success(), "{id}: {}", text(&out.stderr));
+}
+
+fn station(dir: &Path) -> (Daemon, String) {
+    put(
+        dir,
+        "session-1",
+        NOON - 48 * HOUR,
+        "10.0.0.3",
+        &[msh("C1", "S-100", "GLU", "5.1")],
+    );
+    put(
+        dir,
+        "session-2",
+        NOON - 24 * HOUR,
+        "10.0.0.4",
+        &[msh("C2", "S-200", "NA", "140")],
+    );
+    put(
+        dir,
+        "session-3",
+        NOON + 2 * HOUR,
+        "10.0.0.3",
+        &[
+            msh("C3", "GLU-4711", "GLU", "6.2"),
+            msh("C4", "S-301", "K", "4.1"),
+        ],
+    );
+    put(
+        dir,
+        "session-4",
+        NOON + 3 * HOUR,
+        "10.0.0.4",
+        &[msh("C5", "S-400", "GLU", "4.8")],
+    );
+    put(
+        dir,
+        "session-5",
+        NOON + 30 * HOUR,
+        "10.0.0.3",
+        &[msh("C6", "S-500", "CRP", "12")],
+    );
+    let daemon = Daemon::start(
+        dir,
+        &[
+            "--set",
+            "http_listen=127.0.0.1:0",
+            "--set",
+            "cleanup_dry_run=true",
+        ],
+    );
+    let addr = daemon.api_addr();
+    (daemon, addr)
+}
+
+fn ids(reply: &Value) -> Vec<String> {
+    reply["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn get(addr: &str, path: &str) -> Value {
+    let reply = http(addr, "GET", path, &[], None);
+    assert_eq!(reply.status, 200, "{path}: {}", reply.body);
+    reply.json()
+}
+
+/// Polls `path` until `done` holds (the watch is asynchronous), at most 20 s.
+fn until(addr: &str, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let reply = get(addr, path);
+        if done(&reply) || Instant::now() > deadline {
+            return reply;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn lists_filter_sort_and_page_newest_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let (_daemon, addr) = station(&dir);
+    let all = get(&addr, "/api/sessions");
+    assert_eq!(all["total"], 5);
+    assert_eq!(
+        ids(&all),
+        ["session-5", "session-4", "session-3", "session-2", "session-1"]
+    );
+    let row = &all["sessions"][0];
+    assert_eq!(
+        (&row["deviceIP"], &row["lisIP"]),
+        (&json!("10.0.0.3"), &json!("10.0.0.1"))
+    );
+    assert!(
+        row.get("lastAttemptAt").is_some() && row.get("endTime").is_some(),
+        "{row}"
+    );
+
+    let device = get(&addr, "/api/sessions?device=10.0.0.3");
+    assert_eq!(ids(&device), ["session-5", "session-3", "session-1"]);
+    // Yesterday afternoon in any notation: RFC 3339 with an offset, or epoch ms.
+    let day = format!(
+        "/api/sessions?from={}&to={}",
+        "2026-12-04T13:00:00%2B01:00",
+        NOON + 12 * HOUR
+    );
+    assert_eq!(ids(&get(&addr, &day)), ["session-4", "session-3"]);
+    let combined = get(&addr, &format!("{day}&device=10.0.0.3&status=pending"));
+    assert_eq!(
+        (ids(&combined), &combined["total"]),
+        (vec!["session-3".to_owned()], &json!(1))
+    );
+    let oldest_first = get(&addr, "/api/sessions?order=asc&limit=2&offset=1");
+    assert_eq!(
+        (ids(&oldest_first), &oldest_first["total"]),
+        (vec!["session-2".to_owned(), "session-3".to_owned()], &json!(5))
+    );
+    let by_messages = get(&addr, "/api/sessions?sort=messageCount&order=desc&limit=1");
+    assert_eq!(ids(&by_messages), ["session-3"]);
+    let by_id = get(&addr, "/api/sessions?sort=id");
+    assert_eq!(
+        ids(&by_id)[0],
+        "session-1",
+        "a column sorts ascending unless asked"
+    );
+
+    for (query, key) in [
+        ("sort=colour", "sort"),
+        ("order=sideways", "order"),
+        ("from=yesterday", "from"),
+        ("to=2026-13-01T00:00:00Z", "to"),
+        ("limit=-1", "limit"),
+        ("status=lost", "status"),
+    ] {
+        let reply = http(&addr, "GET", &format!("/api/sessions?{query}"), &[], None);
+        assert_eq!(reply.status, 400, "{query}");
+        let message = reply.json()["error"].as_str().unwrap().to_owned();
+        assert!(message.contains(key) || key == "status", "{query}: {message}");
+    }
+}
+
+#[test]
+fn text_search_finds_a_sample_case_insensitively_and_combines_with_filters() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let (_daemon, addr) = station(&dir);
+    let sample = get(&addr, "/api/sessions?q=glu-4711");
+    assert_eq!(ids(&sample), ["session-3"]);
+    assert_eq!(sample["search"]["complete"], true);
+    assert_eq!(sample["search"]["searched"], 5);
+    // A test code in three sessions, narrowed by device and time.
+    assert_eq!(
+        ids(&get(&addr, "/api/sessions?q=GLU%5EGLU")),
+        ["session-4", "session-3", "session-1"]
+    );
+    let narrowed = get(
+        &addr,
+        &format!("/api/sessions?q=GLU%5EGLU&device=10.0.0.3&from={}", NOON),
+    );
+    assert_eq!(ids(&narrowed), ["session-3"]);
+    assert_eq!(narrowed["search"]["candidates"], 2);
+    // A control id (MSH-10), paged.
+    let page = get(&addr, "/api/sessions?q=mmol&limit=2&offset=2");
+    assert_eq!(
+        (ids(&page), &page["total"]),
+        (vec!["session-3".to_owned(), "session-2".to_owned()], &json!(5))
+    );
+    assert_eq!(get(&addr, "/api/sessions?q=nowhere-at-all")["total"], 0);
+}
+
+#[test]
+fn the_index_follows_changes_on_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let (_daemon, addr) = station(&dir);
+    // Stored by another process while the daemon runs.
+    put(
+        &dir,
+        "session-6",
+        NOON + 40 * HOUR,
+        "10.0.0.9",
+        &[msh("C7", "S-600", "GLU", "5.5")],
+    );
+    let listed = until(&addr, "/api/sessions", |r| r["total"] == 6);
+    assert_eq!(ids(&listed)[0], "session-6");
+    assert_eq!(ids(&get(&addr, "/api/sessions?device=10.0.0.9")), ["session-6"]);
+    // Changed: ignored through the API, then filtered by its new status.
+    let ignored = http(&addr, "POST", "/api/sessions/session-2/ignore", &[], None);
+    assert_eq!(ignored.status, 200, "{}", ignored.body);
+    let now_ignored = until(&addr, "/api/sessions?status=ignored", |r| r["total"] == 1);
+    assert_eq!(ids(&now_ignored), ["session-2"]);
+    // Deleted by another process.
+    assert!(sessionctl(&dir, &["delete", "session-1"], None).status.success());
+    let after = until(&addr, "/api/sessions", |r| r["total"] == 5);
+    assert!(!ids(&after).contains(&"session-1".to_owned()), "{after}");
+    // A file damaged behind the store's back: not listed, counted by status.
+    std::fs::write(
+        dir.join("session-4.json"),
+        b"{\"id\": \"session-4\", \"startTime\": \"noon\"",
+    )
+    .unwrap();
+    let status = until(&addr, "/api/status", |r| r["damaged"] == 1);
+    assert_eq!(
+        (&status["damaged"], &status["total"]),
+        (&json!(1), &json!(4)),
+        "{status}"
+    );
+    assert!(!ids(&get(&addr, "/api/sessions")).contains(&"session-4".to_owned()));
+    // Status from the index agrees with `status --json` read from the files.
+    let from_files: Value =
+        serde_json::from_slice(&sessionctl(&dir, &["--json", "status"], None).stdout).unwrap();
+    for key in [
+        "total",
+        "counts",
+        "damaged",
+        "incomplete",
+        "oldestUndelivered",
+        "failed",
+    ] {
+        assert_eq!(status[key], from_files[key], "{key}");
+    }
+}
