@@ -263,3 +263,109 @@ fn the_index_follows_changes_on_disk() {
         assert_eq!(status[key], from_files[key], "{key}");
     }
 }
+
+#[test]
+fn a_session_reads_as_hl7_and_downloads_as_sent_or_as_stored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let (_daemon, addr) = station(&dir);
+    let view = get(&addr, "/api/sessions/session-3/hl7");
+    let messages = view["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2);
+    let first = &messages[0];
+    assert_eq!(
+        (&first["messageType"], &first["controlId"]),
+        (&json!("ORU^R01"), &json!("C3"))
+    );
+    assert_eq!(first["summary"]["sampleId"], "GLU-4711");
+    assert_eq!(first["summary"]["patientName"], "DOE JANE");
+    let result = &first["summary"]["results"][0];
+    assert_eq!(
+        [
+            &result["test"],
+            &result["value"],
+            &result["units"],
+            &result["referenceRange"],
+            &result["flag"]
+        ],
+        [
+            &json!("GLU GLU test"),
+            &json!("6.2"),
+            &json!("mmol/L"),
+            &json!("3.9-5.8"),
+            &json!("N")
+        ]
+    );
+    let obx = &first["segments"][3];
+    assert_eq!(obx["name"], "OBX");
+    let value = obx["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["number"] == 5)
+        .unwrap();
+    assert_eq!(
+        (&value["name"], &value["value"]),
+        (&json!("Observation value"), &json!("6.2"))
+    );
+    assert_eq!(first["raw"], msh("C3", "GLU-4711", "GLU", "6.2"));
+
+    let hl7 = http(
+        &addr,
+        "GET",
+        "/api/sessions/session-3/export?format=hl7",
+        &[],
+        None,
+    );
+    assert_eq!(hl7.status, 200);
+    assert_eq!(hl7.header("content-type"), Some("application/hl7-v2"));
+    assert_eq!(
+        hl7.header("content-disposition"),
+        Some("attachment; filename=\"session-3.hl7\"")
+    );
+    let expected = format!(
+        "{}\r{}\r",
+        msh("C3", "GLU-4711", "GLU", "6.2"),
+        msh("C4", "S-301", "K", "4.1")
+    );
+    assert_eq!(hl7.body, expected);
+    let stored = http(
+        &addr,
+        "GET",
+        "/api/sessions/session-3/export?format=json",
+        &[],
+        None,
+    );
+    assert_eq!(stored.status, 200);
+    assert_eq!(
+        stored.body.as_bytes(),
+        std::fs::read(dir.join("session-3.json")).unwrap()
+    );
+    assert_eq!(
+        stored.header("content-disposition"),
+        Some("attachment; filename=\"session-3.json\"")
+    );
+    assert_eq!(
+        http(
+            &addr,
+            "GET",
+            "/api/sessions/session-3/export?format=pdf",
+            &[],
+            None
+        )
+        .status,
+        400
+    );
+    assert_eq!(
+        http(&addr, "GET", "/api/sessions/session-9/export", &[], None).status,
+        404
+    );
+    assert_eq!(
+        http(&addr, "GET", "/api/sessions/session-9/hl7", &[], None).status,
+        404
+    );
+    assert_eq!(
+        http(&addr, "GET", "/api/sessions/..%2Fetc/hl7", &[], None).status,
+        400
+    );
+}

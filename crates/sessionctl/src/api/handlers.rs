@@ -209,6 +209,104 @@ pub async fn session(State(state): State<Arc<ApiState>>, Path(raw): Path<String>
     }
 }
 
+/// `GET /api/sessions/{id}/hl7`: each message parsed into segments and fields.
+pub async fn hl7(State(state): State<Arc<ApiState>>, Path(raw): Path<String>) -> Response {
+    let id = match parse_id(&raw) {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
+    let store = state.typed().await;
+    let loaded = blocking(move || store.load(&id).map(|d| d.map(|d| d.session))).await;
+    match loaded {
+        Err(response) => response,
+        Ok(Ok(Some(session))) => {
+            let messages = super::hl7_view::messages(&session.messages());
+            Json(json!({ "id": session.id.as_str(), "messages": messages })).into_response()
+        }
+        Ok(Ok(None)) => error(StatusCode::NOT_FOUND, format!("no session {raw}")).into_response(),
+        Ok(Err(e)) => store_error(e),
+    }
+}
+
+/// `GET /api/sessions/{id}/export?format=hl7|json`: a download of the messages as sent
+/// (each message's segments separated by CR, one message after the other) or of the
+/// stored document as it is on disk.
+pub async fn export(
+    State(state): State<Arc<ApiState>>,
+    Path(raw): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let id = match parse_id(&raw) {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
+    let format = query.get("format").map_or("hl7", String::as_str);
+    if !matches!(format, "hl7" | "json") {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "format must be hl7 or json, not {:?}",
+                session_model::printable(format)
+            ),
+        )
+        .into_response();
+    }
+    let store = state.typed().await;
+    let wants_json = format == "json";
+    let read = blocking(move || -> Result<Option<Vec<u8>>, StoreError> {
+        // Decoded first either way: a damaged or newer file is not served as a session.
+        let Some(decoded) = store.load(&id)? else {
+            return Ok(None);
+        };
+        if wants_json {
+            return Ok(store.fs().read(&id)?);
+        }
+        let mut bytes = Vec::new();
+        for message in decoded.session.messages() {
+            bytes.extend_from_slice(message.as_bytes());
+            if !message.ends_with('\r') {
+                bytes.push(b'\r');
+            }
+        }
+        Ok(Some(bytes))
+    })
+    .await;
+    let (content_type, extension) = if wants_json {
+        ("application/json", "json")
+    } else {
+        ("application/hl7-v2", "hl7")
+    };
+    match read {
+        Err(response) => response,
+        Ok(Ok(Some(bytes))) => {
+            // The id is checked, but a header is no place for anything unusual in it.
+            let name: String = raw
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            (
+                [
+                    (axum::http::header::CONTENT_TYPE, content_type.to_owned()),
+                    (
+                        axum::http::header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"{name}.{extension}\""),
+                    ),
+                ],
+                bytes,
+            )
+                .into_response()
+        }
+        Ok(Ok(None)) => error(StatusCode::NOT_FOUND, format!("no session {raw}")).into_response(),
+        Ok(Err(e)) => store_error(e),
+    }
+}
+
 async fn change_status(
     state: Arc<ApiState>,
     raw: String,

@@ -5,6 +5,7 @@
 //! what every request must pass.
 
 mod handlers;
+pub mod hl7_view;
 mod page;
 pub mod security;
 pub mod settings;
@@ -62,6 +63,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
             "/api/sessions/{id}",
             get(handlers::session).delete(handlers::delete),
         )
+        .route("/api/sessions/{id}/hl7", get(handlers::hl7))
+        .route("/api/sessions/{id}/export", get(handlers::export))
         .route("/api/sessions/{id}/retry", post(handlers::retry))
         .route("/api/sessions/{id}/ignore", post(handlers::ignore))
         .route("/api/status", get(handlers::status))
