@@ -138,6 +138,21 @@ impl Maintenance<'_> {
         self.store.scan()
     }
 
+    /// The bytes the live session files take (their sizes added up; one `lstat` each).
+    pub fn live_bytes(&self) -> Result<u64, FsError> {
+        let dir = self.store.dir();
+        let entries = self
+            .store
+            .storage()
+            .list(dir, true)
+            .map_err(FsError::io(crate::error::Step::List, dir))?;
+        Ok(entries
+            .iter()
+            .filter(|e| e.kind == crate::storage::EntryKind::File && live_session(&e.name).is_some())
+            .map(|e| e.len)
+            .sum())
+    }
+
     /// Reads a file of the store directory by name (recovery reads temp files so).
     pub fn read_entry(&self, name: &OsString) -> Result<Option<Vec<u8>>, FsError> {
         self.store.read_entry(name)

@@ -12,6 +12,7 @@ mod config;
 mod error;
 mod index;
 mod logging;
+mod metrics;
 mod output;
 
 use std::io::IsTerminal;

@@ -423,10 +423,13 @@ fn run_with_capture_configured_records_and_delivers() {
             &forward,
             "--set",
             &endpoint,
+            "--set",
+            "http_listen=127.0.0.1:0",
         ],
     );
     let addr = daemon.relay_addr();
-    let (stream, _) = analyzer(&addr, &[&[ENQ], &message(1, "R")], true);
+    let sent = [&[ENQ][..], &message(1, "R")];
+    let (stream, _) = analyzer(&addr, &sent, true);
     drop(stream);
     let accepted = test_support::wait_until(Duration::from_secs(30), "the delivery", || {
         Some(recv.accepted()).filter(|a| !a.is_empty())
@@ -435,6 +438,26 @@ fn run_with_capture_configured_records_and_delivers() {
     assert_eq!(body["deviceIP"], "127.0.0.1");
     assert_eq!(body["messages"].as_array().unwrap().len(), 1);
     assert!(body["messages"][0].as_str().unwrap().contains("|R1|"));
+    // The relay's counters reach /metrics: one session, every byte the analyzer sent.
+    let metrics = http(&daemon.api_addr(), "GET", "/metrics", &[], None).body;
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<u64>().ok())
+    };
+    assert_eq!(value("hl7_capture_sessions_total"), Some(1), "{metrics}");
+    // The parts, then the end marker (`then_end`).
+    let device_bytes: usize = sent.iter().map(|b| b.len()).sum::<usize>() + 1;
+    assert_eq!(
+        value(r#"hl7_capture_bytes_total{direction="device"}"#),
+        Some(device_bytes as u64),
+        "{metrics}"
+    );
+    assert_eq!(
+        value(r#"hl7_capture_bytes_total{direction="lis"}"#),
+        Some(2),
+        "the LIS's two ACKs: {metrics}"
+    );
     let (code, _, _) = daemon.stop();
     assert_eq!(code, 0);
 }

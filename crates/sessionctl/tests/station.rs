@@ -369,3 +369,185 @@ fn a_session_reads_as_hl7_and_downloads_as_sent_or_as_stored() {
         400
     );
 }
+
+/// The value of the sample `name` (with its labels, as written) in a metrics text.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn metrics_count_sessions_deliveries_and_age_in_the_openmetrics_format() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    put(
+        &dir,
+        "session-1",
+        NOON - 48 * HOUR,
+        "10.0.0.3",
+        &[msh("C1", "S-100", "GLU", "5.1")],
+    );
+    put(
+        &dir,
+        "session-2",
+        NOON - 24 * HOUR,
+        "10.0.0.4",
+        &[msh("C2", "S-200", "NA", "140")],
+    );
+    let recv = Receiver::start(tmp.path(), &["--fail-first", "1"]);
+    let daemon = Daemon::start(
+        &dir,
+        &[
+            "--set",
+            "http_listen=127.0.0.1:0",
+            "--set",
+            "cleanup_dry_run=true",
+            "--set",
+            &format!("endpoint={}", recv.url),
+            "--set",
+            "retry_base_seconds=1",
+        ],
+    );
+    let addr = daemon.api_addr();
+    until(&addr, "/api/sessions?status=submitted", |r| r["total"] == 2);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let text = loop {
+        let reply = http(&addr, "GET", "/metrics", &[], None);
+        assert_eq!(reply.status, 200);
+        assert!(
+            reply
+                .header("content-type")
+                .unwrap()
+                .starts_with("application/openmetrics-text")
+        );
+        if sample(&reply.body, r#"hl7_deliveries_total{outcome="submitted"}"#) == Some(2.0)
+            || Instant::now() > deadline
+        {
+            break reply.body;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        sample(&text, r#"hl7_deliveries_total{outcome="submitted"}"#),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, r#"hl7_deliveries_total{outcome="retried"}"#),
+        Some(1.0),
+        "--fail-first 1: {text}"
+    );
+    assert_eq!(
+        sample(&text, r#"hl7_sessions{status="submitted"}"#),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, r#"hl7_sessions{status="pending"}"#),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "hl7_oldest_undelivered_seconds"),
+        Some(0.0),
+        "nothing waits: {text}"
+    );
+    assert_eq!(sample(&text, "hl7_clock_suspect"), Some(0.0));
+    assert_eq!(sample(&text, "hl7_capture_sessions_total"), Some(0.0));
+    assert_eq!(
+        sample(&text, r#"hl7_capture_bytes_total{direction="device"}"#),
+        Some(0.0)
+    );
+    assert_eq!(sample(&text, "hl7_recording_failures_total"), Some(0.0));
+    let on_disk: u64 = ["session-1.json", "session-2.json"]
+        .iter()
+        .map(|f| std::fs::metadata(dir.join(f)).unwrap().len())
+        .sum();
+    assert!(sample(&text, "hl7_store_bytes").unwrap() > 0.0, "{text}");
+    assert!(
+        sample(&text, "hl7_store_bytes").unwrap() <= on_disk as f64 * 2.0,
+        "{text}"
+    );
+    assert!(text.trim_end().ends_with("# EOF"), "{text}");
+    assert!(
+        !text.contains("GLU") && !text.contains("DOE"),
+        "no message content: {text}"
+    );
+    // The API's rules hold for /metrics too.
+    let foreign = http(&addr, "GET", "/metrics", &[("Host", "evil.example")], None);
+    assert_eq!(foreign.status, 403);
+}
+
+#[test]
+fn the_oldest_undelivered_session_ages_in_the_metrics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let (_daemon, addr) = station(&dir);
+    let text = http(&addr, "GET", "/metrics", &[], None).body;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let expected = (now - (NOON - 48 * HOUR)) as f64 / 1000.0;
+    let age = sample(&text, "hl7_oldest_undelivered_seconds").unwrap();
+    assert!((age - expected).abs() < 120.0, "{age} vs {expected}: {text}");
+    assert_eq!(
+        sample(&text, r#"hl7_sessions{status="pending"}"#),
+        Some(5.0),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_fleet_dashboard_queries_only_metrics_the_daemon_serves() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let (_daemon, addr) = station(&dir);
+    let served = http(&addr, "GET", "/metrics", &[], None).body;
+    let names: Vec<&str> = served
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l.split(['{', ' ']).next().unwrap())
+        .collect();
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../dist/grafana/hl7-stations.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let panels = dashboard["panels"].as_array().unwrap();
+    assert!(panels.len() >= 8);
+    let mut queried = Vec::new();
+    for panel in panels {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if word.starts_with("hl7_") {
+                    assert!(
+                        names.contains(&word),
+                        "{word} (in {expr:?}) is not served: {names:?}"
+                    );
+                    queried.push(word.to_owned());
+                }
+            }
+        }
+    }
+    // Every metric the contract names is on the dashboard.
+    for name in [
+        "hl7_sessions",
+        "hl7_oldest_undelivered_seconds",
+        "hl7_deliveries_total",
+        "hl7_capture_sessions_total",
+        "hl7_capture_bytes_total",
+        "hl7_recording_failures_total",
+        "hl7_store_bytes",
+        "hl7_clock_suspect",
+    ] {
+        assert!(
+            queried.iter().any(|q| q == name),
+            "{name} is not on the dashboard"
+        );
+    }
+}

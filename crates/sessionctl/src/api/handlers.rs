@@ -370,6 +370,34 @@ pub async fn status(State(state): State<Arc<ApiState>>) -> Response {
     }
 }
 
+/// `GET /metrics`: the Prometheus (OpenMetrics) text format.
+pub async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
+    let store = state.typed().await;
+    let cap_ms = state.config.read().await.submit().backoff.cap.as_millis() as u64;
+    let (index, counters) = (state.index.clone(), state.counters.clone());
+    let rendered = blocking(move || -> Result<String, CliError> {
+        let status = match &index {
+            Some(index) => index.status(&store, cap_ms)?,
+            None => status::compute(&store, cap_ms)?,
+        };
+        let bytes = counters.store_bytes(|| store.fs().maintenance().live_bytes().ok());
+        let now = store.fs().clock().now_ms();
+        Ok(crate::metrics::render(&status, &counters, bytes, now))
+    });
+    match rendered.await {
+        Err(response) => response,
+        Ok(Ok(text)) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Ok(Err(e)) => failed(e),
+    }
+}
+
 /// `POST /api/clock/confirm`: an operator says the wall clock is right now.
 pub async fn confirm_clock(State(state): State<Arc<ApiState>>) -> Response {
     let store = state.typed().await;

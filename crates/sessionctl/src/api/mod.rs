@@ -46,6 +46,8 @@ pub struct ApiState {
     pub stopping: tokio_util::sync::CancellationToken,
     /// The summary of every session, when the store is watched (else lists read files).
     pub index: Option<Arc<crate::index::SessionIndex>>,
+    /// What `/metrics` counts.
+    pub counters: Arc<crate::metrics::StationCounters>,
 }
 
 impl ApiState {
@@ -76,6 +78,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         )
         .route("/api/events", get(handlers::events))
         .route("/api/{*rest}", axum::routing::any(handlers::not_found))
+        .route("/metrics", get(handlers::metrics))
         .route("/assets/{name}", get(page::asset))
         .route("/", get(page::index))
         .route("/sessions/{id}", get(page::index))

@@ -50,13 +50,23 @@ pub struct RelayConfig {
     pub framing: Framing,
 }
 
-/// What the relay did, for its last log line.
+/// What the relay did: for its last log line and for `/metrics`.
 #[derive(Debug, Default)]
 pub struct RelayStats {
-    connections: AtomicU64,
-    elements: AtomicU64,
-    sessions: AtomicU64,
-    unrecorded: AtomicU64,
+    /// Connections accepted.
+    pub connections: AtomicU64,
+    /// Elements recorded.
+    pub elements: AtomicU64,
+    /// Sessions stored.
+    pub sessions: AtomicU64,
+    /// Elements or sessions that could not be recorded.
+    pub unrecorded: AtomicU64,
+    /// Bytes read from analyzers.
+    pub bytes_from_device: AtomicU64,
+    /// Bytes read from the LIS.
+    pub bytes_from_lis: AtomicU64,
+    /// Times a capture's recording failed (a full disk...).
+    pub recording_failures: AtomicU64,
 }
 
 /// Binds the relay's listening address; start-up fails (exit 1) when it is taken.
@@ -77,9 +87,9 @@ pub async fn relay(
     listener: TcpListener,
     recorder: Arc<Recorder>,
     config: RelayConfig,
+    stats: Arc<RelayStats>,
     cancel: CancellationToken,
 ) {
-    let stats = Arc::new(RelayStats::default());
     let mut connections = tokio::task::JoinSet::new();
     // Journals no capture holds (a recording that failed for want of space) are folded
     // as soon as space allows: tried again every 5 s.
@@ -190,7 +200,13 @@ pub fn run(config: &Config) -> Result<(), CliError> {
         let signals = crate::commands::daemon::StopSignals::catch()?;
         let listener = bind(&relay_config).await?;
         let cancel = CancellationToken::new();
-        let relaying = tokio::spawn(relay(listener, recorder, relay_config, cancel.clone()));
+        let relaying = tokio::spawn(relay(
+            listener,
+            recorder,
+            relay_config,
+            Arc::new(RelayStats::default()),
+            cancel.clone(),
+        ));
         signals.wait().await;
         tracing::info!("stopping: open sessions are stored as interrupted");
         cancel.cancel();
@@ -380,6 +396,11 @@ async fn pump(
                 }
             },
         };
+        match side {
+            Side::Device => &stats.bytes_from_device,
+            Side::Lis => &stats.bytes_from_lis,
+        }
+        .fetch_add(n as u64, Ordering::Relaxed);
         let chunk = buf[..n].to_vec();
         let mut state = capture.clone().lock_owned().await;
         let at = now_ms();
@@ -465,6 +486,7 @@ fn apply(
                     }
                     Err(e) => {
                         stats.unrecorded.fetch_add(1, Ordering::Relaxed);
+                        stats.recording_failures.fetch_add(1, Ordering::Relaxed);
                         capture.recording_failed = true;
                         tracing::error!(error = %e, "capture: CANNOT RECORD a new session; still forwarding");
                     }
@@ -494,6 +516,7 @@ fn append_batch(capture: &mut Capture, batch: &mut Vec<session_capture::FramedEl
             tracing::error!(error = %e, "capture: CANNOT RECORD an element; still forwarding (the session keeps what was recorded)");
             // Its journal may end in a partial record now: stop writing to it, and let
             // it go (unlocked), so that `status` shows it as failed and it is folded.
+            stats.recording_failures.fetch_add(1, Ordering::Relaxed);
             capture.open = None;
             capture.recording_failed = true;
         }

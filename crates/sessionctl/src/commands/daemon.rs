@@ -123,6 +123,7 @@ async fn start_capture(
     store: &SessionStore,
     config: &Config,
     tasks: &mut tokio::task::JoinSet<()>,
+    counters: &crate::metrics::StationCounters,
     cancel: &CancellationToken,
 ) -> Result<(), CliError> {
     let Some(relay_config) = crate::capture::RelayConfig::from_config(config) else {
@@ -130,10 +131,13 @@ async fn start_capture(
     };
     let listener = crate::capture::bind(&relay_config).await?;
     let recorder = Arc::new(session_capture::Recorder::new(store.clone()));
+    let stats = Arc::new(crate::capture::RelayStats::default());
+    *counters.relay.lock().unwrap_or_else(|p| p.into_inner()) = Some(stats.clone());
     tasks.spawn(crate::capture::relay(
         listener,
         recorder,
         relay_config,
+        stats,
         cancel.clone(),
     ));
     Ok(())
@@ -160,7 +164,12 @@ async fn serve(
         ));
         sessions
     });
-    let (events, _) = tokio::sync::broadcast::channel(256);
+    let (events, _) = tokio::sync::broadcast::channel(1024);
+    let counters = Arc::new(crate::metrics::StationCounters::default());
+    tokio::spawn(crate::metrics::count_deliveries(
+        counters.clone(),
+        events.subscribe(),
+    ));
     let clock = Arc::new(SystemClock);
     let mut tasks = tokio::task::JoinSet::new();
     // Settings changed through the local API reach the cleanup worker through this.
@@ -188,7 +197,7 @@ async fn serve(
         }
         None => tracing::info!("submission is off: no endpoint configured (set HL7_ENDPOINT or `endpoint`)"),
     }
-    start_capture(&store, config, &mut tasks, &cancel).await?;
+    start_capture(&store, config, &mut tasks, &counters, &cancel).await?;
     let listener = match config.http_listen() {
         None => None,
         Some(listen) => match tokio::net::TcpListener::bind(listen).await {
@@ -216,6 +225,7 @@ async fn serve(
             guard: Guard::new(listen, bound, config.http_token().map(str::to_owned)),
             stopping: cancel.clone(),
             index: sessions,
+            counters,
         });
         tracing::info!(url = %format!("http://{bound}/"), "local API and web page");
         let stop = cancel.clone();

@@ -69,6 +69,23 @@ pub struct Status {
     endpoint_attention: Option<EndpointAttention>,
 }
 
+impl Status {
+    /// Sessions by submission status.
+    pub fn counts(&self) -> &BTreeMap<&'static str, usize> {
+        &self.counts
+    }
+
+    /// When the oldest complete session not yet delivered started, epoch ms.
+    pub fn oldest_undelivered_start(&self) -> Option<u64> {
+        self.oldest_undelivered.as_ref().map(|o| o.start_time)
+    }
+
+    /// Whether the store distrusts its clock.
+    pub fn clock_suspect(&self) -> bool {
+        self.clock.suspect
+    }
+}
+
 /// The endpoint needs an operator.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -1,0 +1,182 @@
+//! `GET /metrics`: the station in the Prometheus (OpenMetrics) text format, for a fleet
+//! to scrape. Built by the `prometheus-client` crate at each scrape from what the daemon
+//! already knows: the session index, the delivery outcomes it counted, the relay's
+//! counters and the clock. Never a message's content.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use session_workers::WorkerEvent;
+
+use crate::capture::RelayStats;
+use crate::commands::status::Status;
+
+/// How long the store's size is reused between scrapes (it costs an `lstat` a file).
+const STORE_BYTES_REUSED: Duration = Duration::from_secs(60);
+
+/// What the daemon counts for `/metrics` beyond what the index and the files say.
+#[derive(Debug, Default)]
+pub struct StationCounters {
+    /// Deliveries that succeeded.
+    pub submitted: AtomicU64,
+    /// Attempts that failed and will be retried.
+    pub retried: AtomicU64,
+    /// Deliveries that failed for good.
+    pub failed: AtomicU64,
+    /// The relay's counters, when the daemon captures.
+    pub relay: Mutex<Option<std::sync::Arc<RelayStats>>>,
+    store_bytes: Mutex<Option<(Instant, u64)>>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabel {
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DirectionLabel {
+    direction: &'static str,
+}
+
+impl StationCounters {
+    /// Counts one worker event.
+    pub fn observe(&self, event: &WorkerEvent) {
+        let counter = match event {
+            WorkerEvent::Submitted { .. } => &self.submitted,
+            WorkerEvent::Retrying { .. } => &self.retried,
+            WorkerEvent::Failed { .. } => &self.failed,
+            _ => return,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The live sessions' bytes, read again at most once a minute.
+    pub fn store_bytes(&self, read: impl FnOnce() -> Option<u64>) -> Option<u64> {
+        let mut cached = self.store_bytes.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, bytes)) = *cached
+            && at.elapsed() < STORE_BYTES_REUSED
+        {
+            return Some(bytes);
+        }
+        let bytes = read()?;
+        *cached = Some((Instant::now(), bytes));
+        Some(bytes)
+    }
+}
+
+/// Counts the workers' delivery outcomes until the channel closes.
+pub async fn count_deliveries(
+    counters: std::sync::Arc<StationCounters>,
+    mut events: tokio::sync::broadcast::Receiver<WorkerEvent>,
+) {
+    loop {
+        match events.recv().await {
+            Ok(event) => counters.observe(&event),
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::warn!(
+                    missed,
+                    "metrics missed delivery events (the count is low by that much)"
+                );
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// The text `/metrics` serves: `status` as the index computed it, `now` in epoch ms.
+pub fn render(status: &Status, counters: &StationCounters, store_bytes: Option<u64>, now: u64) -> String {
+    let mut registry = <Registry>::default();
+    let sessions = Family::<StatusLabel, Gauge>::default();
+    for (name, n) in status.counts() {
+        sessions
+            .get_or_create(&StatusLabel {
+                status: (*name).to_owned(),
+            })
+            .set(*n as i64);
+    }
+    registry.register(
+        "hl7_sessions",
+        "Sessions in the store by submission status",
+        sessions,
+    );
+    let oldest = Gauge::<i64>::default();
+    oldest.set(
+        status
+            .oldest_undelivered_start()
+            .map_or(0, |start| (now.saturating_sub(start) / 1000) as i64),
+    );
+    registry.register(
+        "hl7_oldest_undelivered_seconds",
+        "Age of the oldest complete session not yet delivered (0 when none waits)",
+        oldest,
+    );
+    let deliveries = Family::<OutcomeLabel, Counter>::default();
+    for (outcome, n) in [
+        ("submitted", &counters.submitted),
+        ("retried", &counters.retried),
+        ("failed", &counters.failed),
+    ] {
+        deliveries
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc_by(n.load(Ordering::Relaxed));
+    }
+    registry.register(
+        "hl7_deliveries",
+        "Delivery attempts since the daemon started, by outcome",
+        deliveries,
+    );
+    let relay = counters.relay.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let load =
+        |f: fn(&RelayStats) -> &AtomicU64| relay.as_deref().map_or(0, |r| f(r).load(Ordering::Relaxed));
+    registry.register(
+        "hl7_capture_sessions",
+        "Sessions the capture relay stored since the daemon started",
+        ConstCounter::new(load(|r| &r.sessions)),
+    );
+    let bytes = Family::<DirectionLabel, Counter>::default();
+    for (direction, n) in [
+        ("device", load(|r| &r.bytes_from_device)),
+        ("lis", load(|r| &r.bytes_from_lis)),
+    ] {
+        bytes.get_or_create(&DirectionLabel { direction }).inc_by(n);
+    }
+    registry.register(
+        "hl7_capture_bytes",
+        "Bytes the capture relay read, by the side that sent them",
+        bytes,
+    );
+    registry.register(
+        "hl7_recording_failures",
+        "Captures whose recording failed (a full disk...) since the daemon started",
+        ConstCounter::new(load(|r| &r.recording_failures)),
+    );
+    let size = Gauge::<i64>::default();
+    size.set(store_bytes.map_or(-1, |b| b as i64));
+    registry.register(
+        "hl7_store_bytes",
+        "Bytes the live session files take (-1: unknown)",
+        size,
+    );
+    let suspect = Gauge::<i64>::default();
+    suspect.set(i64::from(status.clock_suspect()));
+    registry.register(
+        "hl7_clock_suspect",
+        "1 when the store distrusts the wall clock",
+        suspect,
+    );
+    let mut text = String::new();
+    // Writing into a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
+    text
+}
