@@ -169,6 +169,19 @@ const KEYS: &[Key] = &[
         "deliver complete sessions the LIS did not wholly receive, with their interruption",
     ),
     key(
+        "alert_undelivered_minutes",
+        Kind::Int { min: 1, max: 10_080 },
+        Some("60"),
+        "minutes the oldest complete session may wait for delivery before it is an alert",
+    ),
+    Key {
+        name: "alert_webhook",
+        kind: Kind::Url,
+        default: None,
+        secret: true,
+        help: "URL the daemon POSTs each alert to (JSON, once while it stands; a URL may hold a token, so it is never shown)",
+    },
+    key(
         "http_listen",
         Kind::Listen,
         Some("127.0.0.1:8470"),
@@ -327,7 +340,7 @@ fn check(key: &Key, value: &str, origin: &str) -> Result<(), CliError> {
 impl Key {
     /// What values are allowed, in words.
     fn allowed(&self) -> String {
-        if self.secret {
+        if self.secret && !matches!(self.kind, Kind::Url) {
             return "an HTTP header value (printable ASCII)".into();
         }
         match &self.kind {
@@ -687,6 +700,19 @@ impl Config {
             ca.as_deref().map(str::as_bytes),
         )
         .map_err(|e| CliError::BadInput(format!("endpoint: {e}")))
+    }
+
+    /// What `status` judges by.
+    pub fn status_options(&self) -> crate::commands::status::StatusOptions {
+        crate::commands::status::StatusOptions {
+            retry_cap_ms: self.submit().backoff.cap.as_millis() as u64,
+            alert_undelivered_ms: self.int("alert_undelivered_minutes").saturating_mul(60_000),
+        }
+    }
+
+    /// Where alerts are POSTed, when configured.
+    pub fn alert_webhook(&self) -> Option<&str> {
+        self.raw("alert_webhook").filter(|url| !url.is_empty())
     }
 
     /// The submission worker's settings.

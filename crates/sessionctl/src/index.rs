@@ -271,7 +271,7 @@ impl SessionIndex {
     pub fn status(
         &self,
         store: &SessionStore,
-        retry_cap_ms: u64,
+        options: &crate::commands::status::StatusOptions,
     ) -> Result<crate::commands::status::Status, crate::error::CliError> {
         let scan = store.fs().maintenance().scan()?;
         self.with_rows(|rows, damaged| {
@@ -280,7 +280,7 @@ impl SessionIndex {
                 orphaned_temps: scan.temps.len(),
                 not_regular_files: scan.irregular.len(),
             };
-            crate::commands::status::from_rows(rows, files, store, retry_cap_ms)
+            crate::commands::status::from_rows(rows, files, store, options)
         })
     }
 }

@@ -4,6 +4,7 @@
 //! stdout (one JSON document with `--json`), diagnostics to stderr; exit codes are 0
 //! (success), 1 (failure) and 2 (bad usage or bad input).
 
+mod alerts;
 mod api;
 mod capture;
 mod cli;
@@ -131,11 +132,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Retry { id } => submission::retry(&store()?, &out, &commands::parse_id(&id)?),
         Command::Ignore { id } => submission::ignore(&store()?, &out, &commands::parse_id(&id)?),
         Command::Submit { .. } => submission::submit(&store()?, &config, &out),
-        Command::Status => status::status(
-            &read_only()?,
-            &out,
-            config.submit().backoff.cap.as_millis() as u64,
-        ),
+        Command::Status => status::status(&read_only()?, &out, &config.status_options()),
         Command::Clock { action } => match action {
             cli::ClockAction::Show => clock::show(&read_only()?, &out),
             cli::ClockAction::Confirm => clock::confirm(&store()?, &out),

@@ -551,3 +551,86 @@ fn the_fleet_dashboard_queries_only_metrics_the_daemon_serves() {
         );
     }
 }
+
+#[test]
+fn alerts_show_in_status_and_reach_the_webhook_once_while_they_stand() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    // Two days waiting, no endpoint: past any alert_undelivered_minutes.
+    put(
+        &dir,
+        "session-1",
+        NOON - 48 * HOUR,
+        "10.0.0.3",
+        &[msh("C1", "S-100", "GLU", "5.1")],
+    );
+    let hook = Receiver::start(tmp.path(), &["--fail-first", "1"]);
+    let token_url = format!("{}?token=hook-secret", hook.url);
+    let daemon = Daemon::start(
+        &dir,
+        &[
+            "--set",
+            "http_listen=127.0.0.1:0",
+            "--set",
+            "cleanup_dry_run=true",
+            "--set",
+            "alert_undelivered_minutes=5",
+            "--set",
+            &format!("alert_webhook={token_url}"),
+        ],
+    );
+    let addr = daemon.api_addr();
+    let status = get(&addr, "/api/status");
+    let alerts = status["alerts"].as_array().unwrap();
+    assert_eq!(alerts.len(), 1, "{status}");
+    assert_eq!(alerts[0]["kind"], "undelivered");
+    assert!(
+        alerts[0]["message"].as_str().unwrap().contains("session-1"),
+        "{status}"
+    );
+    let human = sessionctl(&dir, &["--set", "alert_undelivered_minutes=5", "status"], None);
+    assert!(
+        text(&human.stdout)
+            .starts_with("ALERT: session-1 has waited to be delivered since 2026-12-02T12:00:00Z"),
+        "{}",
+        text(&human.stdout)
+    );
+    // The first POST fails (--fail-first 1); the retry lands, and nothing more while
+    // the alert stands.
+    let told = test_support::wait_until(Duration::from_secs(30), "the alert at the webhook", || {
+        Some(hook.accepted()).filter(|a| !a.is_empty())
+    });
+    let body: Value = serde_json::from_slice(&std::fs::read(&told[0]).unwrap()).unwrap();
+    assert_eq!(
+        (&body["alert"], &body["state"]),
+        (&json!("undelivered"), &json!("firing"))
+    );
+    assert!(!body.to_string().contains("GLU") && !body.to_string().contains("hook-secret"));
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(hook.accepted().len(), 1, "told once while it stands");
+    // Cleared (ignored): one "resolved".
+    assert_eq!(
+        http(&addr, "POST", "/api/sessions/session-1/ignore", &[], None).status,
+        200
+    );
+    let both = test_support::wait_until(Duration::from_secs(30), "the resolution at the webhook", || {
+        Some(hook.accepted()).filter(|a| a.len() == 2)
+    });
+    let states: Vec<String> = both
+        .iter()
+        .map(|f| {
+            serde_json::from_slice::<Value>(&std::fs::read(f).unwrap()).unwrap()["state"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert!(states.contains(&"resolved".to_owned()), "{states:?}");
+    assert!(get(&addr, "/api/status")["alerts"].as_array().unwrap().is_empty());
+    // The token never reaches the log.
+    assert!(
+        !daemon.log().iter().any(|l| l.contains("hook-secret")),
+        "{:?}",
+        daemon.log()
+    );
+}

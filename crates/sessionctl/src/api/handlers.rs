@@ -357,11 +357,11 @@ pub async fn delete(State(state): State<Arc<ApiState>>, Path(raw): Path<String>)
 /// `GET /api/status`: as `status --json`, the sessions' part from the index.
 pub async fn status(State(state): State<Arc<ApiState>>) -> Response {
     let store = state.typed().await;
-    let cap_ms = state.config.read().await.submit().backoff.cap.as_millis() as u64;
+    let options = state.config.read().await.status_options();
     let index = state.index.clone();
     let computed = blocking(move || match index {
-        Some(index) => index.status(&store, cap_ms),
-        None => status::compute(&store, cap_ms),
+        Some(index) => index.status(&store, &options),
+        None => status::compute(&store, &options),
     });
     match computed.await {
         Err(response) => response,
@@ -373,12 +373,12 @@ pub async fn status(State(state): State<Arc<ApiState>>) -> Response {
 /// `GET /metrics`: the Prometheus (OpenMetrics) text format.
 pub async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
     let store = state.typed().await;
-    let cap_ms = state.config.read().await.submit().backoff.cap.as_millis() as u64;
+    let options = state.config.read().await.status_options();
     let (index, counters) = (state.index.clone(), state.counters.clone());
     let rendered = blocking(move || -> Result<String, CliError> {
         let status = match &index {
-            Some(index) => index.status(&store, cap_ms)?,
-            None => status::compute(&store, cap_ms)?,
+            Some(index) => index.status(&store, &options)?,
+            None => status::compute(&store, &options)?,
         };
         let bytes = counters.store_bytes(|| store.fs().maintenance().live_bytes().ok());
         let now = store.fs().clock().now_ms();

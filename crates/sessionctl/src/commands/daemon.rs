@@ -172,6 +172,15 @@ async fn serve(
     ));
     let clock = Arc::new(SystemClock);
     let mut tasks = tokio::task::JoinSet::new();
+    if let Some(url) = config.alert_webhook() {
+        tasks.spawn(crate::alerts::run(
+            url.to_owned(),
+            store.clone(),
+            sessions.clone(),
+            config.status_options(),
+            cancel.clone(),
+        ));
+    }
     // Settings changed through the local API reach the cleanup worker through this.
     let (cleanup_settings, cleanup_config) = tokio::sync::watch::channel(config.cleanup());
     tasks.spawn(run_cleanup(

@@ -67,9 +67,27 @@ pub struct Status {
     /// A delivery problem only an operator can fix (a TLS certificate the station does
     /// not trust), with how many sessions wait for it; retried at the cap meanwhile.
     endpoint_attention: Option<EndpointAttention>,
+    /// What someone should act on now (the page's banner, `status`'s first lines,
+    /// `alert_webhook`).
+    alerts: Vec<Alert>,
+}
+
+/// Something an operator should act on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Alert {
+    /// `undelivered`, `recordingFailed`, `clockSuspect` or `endpointAttention`.
+    pub kind: &'static str,
+    /// What is wrong and what to do, in words (never a message's content).
+    pub message: String,
 }
 
 impl Status {
+    /// What someone should act on now.
+    pub fn alerts(&self) -> &[Alert] {
+        &self.alerts
+    }
+
     /// Sessions by submission status.
     pub fn counts(&self) -> &BTreeMap<&'static str, usize> {
         &self.counts
@@ -126,15 +144,23 @@ impl From<CleanupSummary> for LastCleanup {
 }
 
 /// `status`: counts by submission status, the oldest undelivered session, the last cleanup.
-pub fn status(store: &SessionStore, out: &Output, retry_cap_ms: u64) -> Result<(), CliError> {
-    let report = compute(store, retry_cap_ms)?;
+pub fn status(store: &SessionStore, out: &Output, options: &StatusOptions) -> Result<(), CliError> {
+    let report = compute(store, options)?;
     let now = session_fs::now_ms();
     Ok(out.result(&report, || human(&report, store, now))?)
 }
 
-/// What `status --json` (and the local API's `/api/status`) reports; `retry_cap_ms` is
-/// the configured retry cap (a next attempt further ahead is pulled in).
-pub fn compute(store: &SessionStore, retry_cap_ms: u64) -> Result<Status, CliError> {
+/// The settings `status` judges by.
+#[derive(Debug, Clone, Copy)]
+pub struct StatusOptions {
+    /// The retry cap: a stored next attempt further ahead is pulled in.
+    pub retry_cap_ms: u64,
+    /// How long the oldest undelivered complete session may wait before it is an alert.
+    pub alert_undelivered_ms: u64,
+}
+
+/// What `status --json` (and the local API's `/api/status`) reports.
+pub fn compute(store: &SessionStore, options: &StatusOptions) -> Result<Status, CliError> {
     let mut rows = Vec::new();
     let mut damaged = 0;
     for entry in store.entries()? {
@@ -154,7 +180,7 @@ pub fn compute(store: &SessionStore, retry_cap_ms: u64) -> Result<Status, CliErr
         orphaned_temps: scan.temps.len(),
         not_regular_files: scan.irregular.len(),
     };
-    from_rows(rows.iter(), files, store, retry_cap_ms)
+    from_rows(rows.iter(), files, store, options)
 }
 
 /// What is wrong with files of the store that are not sessions this build reads.
@@ -174,8 +200,9 @@ pub fn from_rows<'a>(
     rows: impl Iterator<Item = &'a Row>,
     files: FileProblems,
     store: &SessionStore,
-    retry_cap_ms: u64,
+    options: &StatusOptions,
 ) -> Result<Status, CliError> {
+    let retry_cap_ms = options.retry_cap_ms;
     let now = store.fs().clock().now_ms();
     let mut retries_pulled_in = 0;
     let mut not_received_by_lis = 0;
@@ -252,7 +279,7 @@ pub fn from_rows<'a>(
             stalled += 1;
         }
     }
-    let report = Status {
+    let mut report = Status {
         total,
         counts,
         incomplete,
@@ -274,14 +301,68 @@ pub fn from_rows<'a>(
             error,
             sessions: waiting_for_operator,
         }),
+        alerts: Vec::new(),
     };
+    report.alerts = alerts_of(&report, now, options.alert_undelivered_ms);
     Ok(report)
+}
+
+/// The alerts `report` raises at `now`.
+fn alerts_of(report: &Status, now: u64, undelivered_after_ms: u64) -> Vec<Alert> {
+    let mut alerts = Vec::new();
+    if let Some(oldest) = &report.oldest_undelivered
+        && now.saturating_sub(oldest.start_time) > undelivered_after_ms
+    {
+        alerts.push(Alert {
+            kind: "undelivered",
+            message: format!(
+                "{} has waited to be delivered since {} (more than alert_undelivered_minutes = {}): is the endpoint reachable?",
+                oldest.id,
+                humantime::format_rfc3339_seconds(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_millis(oldest.start_time)
+                ),
+                undelivered_after_ms / 60_000
+            ),
+        });
+    }
+    if report.recording_stalled > 0 {
+        alerts.push(Alert {
+            kind: "recordingFailed",
+            message: format!(
+                "{} could not be stored (a full disk?): kept in .journal/ and stored as soon as space allows",
+                count(report.recording_stalled, "capture", "captures")
+            ),
+        });
+    }
+    if report.clock.suspect {
+        alerts.push(Alert {
+            kind: "clockSuspect",
+            message: format!(
+                "the computer's clock is suspect ({}): nothing is deleted or expired until it is confirmed",
+                report.clock.reason.as_deref().unwrap_or("no reason recorded")
+            ),
+        });
+    }
+    if let Some(attention) = &report.endpoint_attention {
+        alerts.push(Alert {
+            kind: "endpointAttention",
+            message: format!(
+                "the delivery endpoint needs attention: {} ({} waiting)",
+                attention.error,
+                count(attention.sessions, "session", "sessions")
+            ),
+        });
+    }
+    alerts
 }
 
 /// The human form of a [`Status`].
 fn human(report: &Status, store: &SessionStore, now: u64) -> String {
     {
         let mut text = String::new();
+        for alert in report.alerts.iter().filter(|a| a.kind == "undelivered") {
+            text.push_str(&format!("ALERT: {}\n", session_model::printable(&alert.message)));
+        }
         if let Some(warning) = report.clock.warning() {
             text.push_str(&format!("{warning}\n"));
         }
