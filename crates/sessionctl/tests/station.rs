@@ -634,3 +634,67 @@ fn alerts_show_in_status_and_reach_the_webhook_once_while_they_stand() {
         daemon.log()
     );
 }
+
+#[test]
+fn a_bulk_action_changes_the_chosen_or_the_filtered_sessions_and_says_which_it_could_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let (_daemon, addr) = station(&dir);
+    let post = |body: Value| {
+        let reply = http(
+            &addr,
+            "POST",
+            "/api/bulk",
+            &[("Content-Type", "application/json")],
+            Some(&body.to_string()),
+        );
+        (
+            reply.status,
+            if reply.status == 200 || reply.status == 400 {
+                reply.json()
+            } else {
+                Value::Null
+            },
+        )
+    };
+    // Chosen ids: two ignored; a missing one is named, not fatal.
+    let (code, done) = post(json!({"action": "ignore", "ids": ["session-1", "session-2", "session-404"]}));
+    assert_eq!(code, 200, "{done}");
+    assert_eq!((&done["changed"], &done["skippedCount"]), (&json!(2), &json!(1)));
+    assert_eq!(done["skipped"][0]["id"], "session-404");
+    until(&addr, "/api/sessions?status=ignored", |r| r["total"] == 2);
+    // Everything a filter shows: the pending sessions of one device.
+    let (code, done) =
+        post(json!({"action": "ignore", "filter": {"status": "pending", "device": "10.0.0.3"}}));
+    assert_eq!((code, &done["changed"]), (200, &json!(2)), "{done}");
+    let ignored = until(&addr, "/api/sessions?status=ignored", |r| r["total"] == 4);
+    assert_eq!(
+        ids(&ignored),
+        ["session-5", "session-3", "session-2", "session-1"]
+    );
+    // Retry brings them back; a submitted session could not be retried (not here: none).
+    let (code, done) = post(json!({"action": "retry", "filter": {"status": "ignored"}}));
+    assert_eq!((code, &done["changed"]), (200, &json!(4)), "{done}");
+    for bad in [
+        json!({"action": "delete", "ids": ["session-1"]}),
+        json!({"action": "retry"}),
+        json!({"action": "retry", "ids": ["../x"]}),
+        json!({"action": "retry", "filter": {"q": "GLU"}}),
+        json!({"action": "retry", "ids": [], "filter": {}}),
+    ] {
+        let (code, reply) = post(bad.clone());
+        assert_eq!(code, 400, "{bad}: {reply}");
+    }
+    // Through a foreign Origin: refused like any change.
+    let foreign = http(
+        &addr,
+        "POST",
+        "/api/bulk",
+        &[
+            ("Origin", "http://evil.example"),
+            ("Content-Type", "application/json"),
+        ],
+        Some(r#"{"action":"ignore","ids":["session-1"]}"#),
+    );
+    assert_eq!(foreign.status, 403);
+}

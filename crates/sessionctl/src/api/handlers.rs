@@ -330,6 +330,112 @@ async fn change_status(
     }
 }
 
+/// Sessions a bulk action may change at once.
+const BULK_MAX: usize = 100_000;
+
+/// `POST /api/bulk` (not under `/api/sessions/`, where it would shadow a session named so): `{"action": "retry"|"ignore", "ids": [...]}`, or with
+/// `"filter": {"status", "device", "from", "to"}` instead of ids (every session the
+/// list would show with those filters). Each session changes as its own button would
+/// change it; those it cannot change are listed with why.
+pub async fn bulk(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
+    let bad = |message: String| error(StatusCode::BAD_REQUEST, message).into_response();
+    let Ok(Value::Object(request)) = serde_json::from_slice::<Value>(&body) else {
+        return bad(r#"expected {"action": "retry" or "ignore", "ids": [...]} or a "filter""#.into());
+    };
+    let change: fn(&mut Submission) -> Result<(), TransitionError> =
+        match request.get("action").and_then(Value::as_str) {
+            Some("retry") => Submission::retry,
+            Some("ignore") => Submission::ignore,
+            _ => return bad(r#"action must be "retry" or "ignore""#.into()),
+        };
+    let ids: Vec<SessionId> = match (request.get("ids"), request.get("filter")) {
+        (Some(Value::Array(ids)), None) => {
+            let mut parsed = Vec::with_capacity(ids.len());
+            for raw in ids {
+                match raw.as_str().map(SessionId::new) {
+                    Some(Ok(id)) => parsed.push(id),
+                    _ => return bad(format!("ids must be session ids, not {raw}")),
+                }
+            }
+            parsed
+        }
+        (None, Some(Value::Object(filter))) => {
+            let query: HashMap<String, String> = filter
+                .iter()
+                .filter_map(|(k, v)| {
+                    v.as_str()
+                        .map(|v| (k.clone(), v.to_owned()))
+                        .or_else(|| v.as_u64().map(|v| (k.clone(), v.to_string())))
+                })
+                .collect();
+            if let Some(unknown) = filter
+                .keys()
+                .find(|k| !["status", "device", "from", "to"].contains(&k.as_str()))
+            {
+                return bad(format!(
+                    "a bulk filter takes status, device, from and to, not {:?}",
+                    session_model::printable(unknown)
+                ));
+            }
+            let (list, _) = match list_query(&query) {
+                Ok(parsed) => parsed,
+                Err(response) => return response,
+            };
+            let index = match &state.index {
+                Some(index) => index.clone(),
+                None => {
+                    let index = Arc::new(SessionIndex::new());
+                    let (built, store) = (index.clone(), state.typed().await);
+                    match blocking(move || built.rebuild(&store)).await {
+                        Ok(Ok(())) => index,
+                        Ok(Err(e)) => return store_error(e),
+                        Err(response) => return response,
+                    }
+                }
+            };
+            index
+                .candidates(&list)
+                .into_iter()
+                .filter_map(|row| SessionId::new(&row.id).ok())
+                .collect()
+        }
+        _ => return bad("give either ids (a list) or filter (an object)".into()),
+    };
+    if ids.len() > BULK_MAX {
+        return bad(format!("at most {BULK_MAX} sessions at once, not {}", ids.len()));
+    }
+    let store = state.typed().await;
+    let done = blocking(move || {
+        let mut changed = 0usize;
+        let mut skipped = Vec::new();
+        for id in &ids {
+            match store.update(id, |s| change(&mut s.submission).map_err(refused(id))) {
+                Ok(_) => changed += 1,
+                Err(e) => skipped.push(json!({ "id": id.as_str(), "error": e.to_string() })),
+            }
+        }
+        (changed, skipped)
+    })
+    .await;
+    match done {
+        Err(response) => response,
+        Ok((changed, skipped)) => {
+            tracing::info!(
+                changed,
+                skipped = skipped.len(),
+                "a bulk action through the local API"
+            );
+            let skipped_count = skipped.len();
+            Json(json!({
+                "changed": changed,
+                "skippedCount": skipped_count,
+                "skipped": skipped.into_iter().take(50).collect::<Vec<_>>(),
+            }))
+            .into_response()
+        }
+    }
+}
+
 /// `POST /api/sessions/{id}/retry`.
 pub async fn retry(State(state): State<Arc<ApiState>>, Path(raw): Path<String>) -> Response {
     change_status(state, raw, Submission::retry).await

@@ -61,6 +61,7 @@ impl ApiState {
 pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/api/sessions", get(handlers::sessions))
+        .route("/api/bulk", post(handlers::bulk))
         .route(
             "/api/sessions/{id}",
             get(handlers::session).delete(handlers::delete),
