@@ -236,14 +236,18 @@ async fn the_lab_uses_the_page() {
         .goto(&format!("http://{addr}/sessions/hostile-1"))
         .await
         .unwrap();
-    let text = until(&client, "the hostile session", |t| t.contains("PID-3")).await;
+    // No MSH: not parseable as HL7, so shown as received, with the reason.
+    let text = until(&client, "the hostile session", |t| {
+        t.contains("not readable as HL7") && t.contains("PID|1||")
+    })
+    .await;
     assert!(
         text.contains("<img src=x onerror=\"window.__pwned=1\">"),
         "{text}"
     );
     assert!(
         client
-            .find_all(Locator::Css("#timeline img"))
+            .find_all(Locator::Css("#detail-view img"))
             .await
             .unwrap()
             .is_empty()
@@ -258,10 +262,10 @@ async fn the_lab_uses_the_page() {
         .await
         .unwrap();
     let text = until(&client, "the segments", |t| {
-        t.contains("MSH-9") && t.contains("OBX")
+        t.contains("MSH-9") && t.contains("OBX") && t.contains("Message type")
     })
     .await;
-    assert!(text.contains("analyzer → LIS"), "{text}");
+    assert!(text.contains("Download HL7"), "{text}");
     screenshot(&client, "detail").await;
 
     // Retry on a failed session: delivered, and the page updates live.
@@ -278,8 +282,8 @@ async fn the_lab_uses_the_page() {
         t.contains("Idempotency key") && t.contains("Delivered") && !t.contains("Delivered\n–")
     })
     .await;
-    until_in(&client, "#detail-title .badge", "the submitted badge", |t| {
-        t == "submitted"
+    until_in(&client, "#detail-title .badge", "the delivered badge", |t| {
+        t == "delivered"
     })
     .await;
     assert!(!recv.accepted().is_empty());
@@ -290,6 +294,20 @@ async fn the_lab_uses_the_page() {
     client.goto(&format!("http://{addr}/")).await.unwrap();
     until(&client, "the narrow list", |t| t.contains("session-23")).await;
     screenshot(&client, "narrow").await;
+    // The status and the last error are in view without scrolling sideways.
+    let fits = client
+        .execute(
+            "const width = document.documentElement.clientWidth;
+             return ['.col-status', '.last-error'].every(css => {
+               const cell = document.querySelector(`tr[data-id='session-23'] ${css}`);
+               const box = cell.getBoundingClientRect();
+               return box.width > 0 && box.right <= width;
+             });",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(fits, json!(true), "the status and last error fit a 420 px window");
     client.set_window_size(1280, 800).await.unwrap();
 
     // A settings change persists across a restart.
@@ -303,7 +321,10 @@ async fn the_lab_uses_the_page() {
     input.clear().await.unwrap();
     input.send_keys("60").await.unwrap();
     click(&client, "save-settings").await;
-    until(&client, "the saved settings", |t| t.contains("Settings saved.")).await;
+    until(&client, "the saved settings", |t| {
+        t.contains("Settings saved to") && t.contains("sessionctl.toml")
+    })
+    .await;
     screenshot(&client, "settings").await;
     let (code, _, _) = daemon.stop();
     assert_eq!(code, 0);
@@ -370,4 +391,276 @@ async fn the_page_is_keyboard_navigable() {
     })
     .await;
     client.close().await.unwrap();
+}
+
+fn result_message(control_id: &str, sample: &str, test: &str, value: &str, flag: &str) -> String {
+    format!(
+        "MSH|^~\\&|ANALYZER|LAB|LIS|HOSP|20261204120000||ORU^R01|{control_id}|P|2.5\r\
+         PID|1||PAT-{control_id}||DOE^JANE\r\
+         OBR|1||{sample}|{test}^{test} test\r\
+         OBX|1|NM|{test}^{test} test||{value}|mmol/L|3.9-5.8|{flag}|||F"
+    )
+}
+
+fn put_session(dir: &Path, id: &str, start: u64, device: &str, messages: &[String]) {
+    let doc = json!({
+        "id": id, "startTime": start, "endTime": start + 1000, "isComplete": true,
+        "deviceIP": device, "lisIP": "10.0.0.1", "messages": messages,
+        "persistedUntil": start + 3_650 * 86_400_000u64,
+    });
+    let out = sessionctl(dir, &["put"], Some(doc.to_string().as_bytes()));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+async fn rows(client: &Client) -> Vec<String> {
+    let mut ids = Vec::new();
+    for row in client.find_all(Locator::Css("#sessions tbody tr")).await.unwrap() {
+        if let Ok(Some(id)) = row.attr("data-id").await {
+            ids.push(id);
+        }
+    }
+    ids
+}
+
+/// Waits until the list shows exactly `want` (ids, in order).
+async fn until_rows(client: &Client, want: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = rows(client).await;
+        if got == want {
+            return;
+        }
+        if Instant::now() > deadline {
+            screenshot(client, "timeout-rows").await;
+            panic!("the list shows {got:?}, not {want:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_technician_finds_reads_exports_and_acts_on_results() {
+    if !available() {
+        return;
+    }
+    const HOUR: u64 = 3_600_000;
+    // 2026-12-04T12:00:00Z.
+    const NOON: u64 = 1_796_385_600_000;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    put_session(
+        &dir,
+        "session-1",
+        NOON - 48 * HOUR,
+        "10.0.0.3",
+        &[result_message("C1", "S-100", "GLU", "5.1", "N")],
+    );
+    put_session(
+        &dir,
+        "session-2",
+        NOON - 24 * HOUR,
+        "10.0.0.4",
+        &[result_message("C2", "S-200", "NA", "140", "N")],
+    );
+    put_session(
+        &dir,
+        "session-3",
+        NOON + 2 * HOUR,
+        "10.0.0.3",
+        &[result_message("C3", "GLU-4711", "GLU", "7.9", "H")],
+    );
+    put_session(
+        &dir,
+        "session-4",
+        NOON + 3 * HOUR,
+        "10.0.0.4",
+        &[result_message("C4", "S-400", "GLU", "4.8", "N")],
+    );
+    let daemon = Daemon::start(
+        &dir,
+        &[
+            "--set",
+            "http_listen=127.0.0.1:0",
+            "--set",
+            "cleanup_dry_run=true",
+            "--set",
+            "alert_undelivered_minutes=1",
+        ],
+    );
+    let addr = daemon.api_addr();
+    let (_driver, client) = browser().await;
+    client.goto(&format!("http://{addr}/")).await.unwrap();
+
+    // Newest first, with the analyzer's address; and the alert banner (they waited).
+    until_rows(&client, &["session-4", "session-3", "session-2", "session-1"]).await;
+    let alert = until_in(&client, "#alerts", "the undelivered alert", |t| {
+        t.contains("has waited")
+    })
+    .await;
+    assert!(alert.contains("session-1"), "{alert}");
+    until_in(
+        &client,
+        "tr[data-id='session-3'] .col-device",
+        "the device column",
+        |t| t == "10.0.0.3",
+    )
+    .await;
+
+    // Search a sample id: one session; the URL carries it.
+    let search = client.find(Locator::Id("search")).await.unwrap();
+    search.send_keys("glu-4711").await.unwrap();
+    click(&client, "apply-filter").await;
+    until_rows(&client, &["session-3"]).await;
+    assert!(
+        client
+            .current_url()
+            .await
+            .unwrap()
+            .as_str()
+            .contains("q=glu-4711")
+    );
+    until(&client, "the search note", |t| t.contains("1 session holds")).await;
+    screenshot(&client, "search").await;
+
+    // A shared link with a time range and an analyzer: yesterday afternoon, analyzer 10.0.0.3.
+    client
+        .goto(&format!(
+            "http://{addr}/?from=2026-12-04T13:00:00Z&to=2026-12-05T00:00:00Z&device=10.0.0.3"
+        ))
+        .await
+        .unwrap();
+    until_rows(&client, &["session-3"]).await;
+    let from = client
+        .find(Locator::Id("from"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap();
+    assert!(
+        from.is_some_and(|v| v.starts_with("2026-12-04T") || v.starts_with("2026-12-05T")),
+        "the range shows in the form"
+    );
+    // Changing the range in the form: the whole day of 10.0.0.3's two sessions.
+    client
+        .execute(
+            "document.getElementById('from').value = arguments[0]; document.getElementById('to').value = arguments[1];",
+            vec![json!("2026-11-30T00:00"), json!("2026-12-10T00:00")],
+        )
+        .await
+        .unwrap();
+    click(&client, "apply-filter").await;
+    until_rows(&client, &["session-3", "session-1"]).await;
+
+    // Sorting by a column: the analyzer, ascending, then descending.
+    click(&client, "clear-filter").await;
+    until_rows(&client, &["session-4", "session-3", "session-2", "session-1"]).await;
+    client
+        .find(Locator::Css("th[data-sort='messageCount'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("th[data-sort='id'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until_rows(&client, &["session-1", "session-2", "session-3", "session-4"]).await;
+    client
+        .find(Locator::Css("th[data-sort='id'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until_rows(&client, &["session-4", "session-3", "session-2", "session-1"]).await;
+
+    // Reading a result: the summary names the test, value, units, range and flag.
+    client
+        .goto(&format!("http://{addr}/sessions/session-3"))
+        .await
+        .unwrap();
+    let results = until_in(&client, "#results", "the results", |t| t.contains("7.9")).await;
+    for want in ["GLU-4711", "GLU GLU test", "mmol/L", "3.9-5.8", "H", "PAT-C3"] {
+        assert!(results.contains(want), "{want} in {results}");
+    }
+    assert!(
+        !client
+            .find_all(Locator::Css("#results tr.abnormal"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let messages = until_in(&client, "#messages", "the HL7 table", |t| {
+        t.contains("Observation value")
+    })
+    .await;
+    assert!(
+        messages.contains("OBX-5") && messages.contains("Message control ID"),
+        "{messages}"
+    );
+    screenshot(&client, "result").await;
+
+    // Export: the link downloads the messages as sent.
+    let href = client
+        .find(Locator::Id("export-hl7"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        href.ends_with("/api/sessions/session-3/export?format=hl7"),
+        "{href}"
+    );
+    let body = client
+        .execute_async(
+            "const done = arguments[arguments.length - 1]; fetch(arguments[0]).then(r => r.text()).then(done);",
+            vec![json!(href)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        body,
+        json!(format!(
+            "{}\r",
+            result_message("C3", "GLU-4711", "GLU", "7.9", "H")
+        ))
+    );
+
+    // Bulk: ignore two chosen sessions, after a confirmation with the count.
+    client.goto(&format!("http://{addr}/")).await.unwrap();
+    until_rows(&client, &["session-4", "session-3", "session-2", "session-1"]).await;
+    for id in ["session-1", "session-2"] {
+        client
+            .find(Locator::Css(&format!("tr[data-id='{id}'] input.select")))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+    until_in(&client, "#selected-count", "the selection", |t| t == "2 selected").await;
+    click(&client, "ignore-selected").await;
+    let asked = until_in(&client, "#confirm-text", "the confirmation", |t| !t.is_empty()).await;
+    assert_eq!(asked, "Ignore 2 sessions selected?");
+    click(&client, "confirm-ok").await;
+    until(&client, "the bulk result", |t| {
+        t.contains("Ignore: 2 sessions changed")
+    })
+    .await;
+    until_in(
+        &client,
+        "tr[data-id='session-1'] .col-status",
+        "the ignored row",
+        |t| t == "ignored",
+    )
+    .await;
+    client.close().await.unwrap();
+    drop(daemon);
 }

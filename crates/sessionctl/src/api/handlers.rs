@@ -317,8 +317,16 @@ async fn change_status(
         Err(response) => return response,
     };
     let store = state.typed().await;
-    let changed =
-        blocking(move || store.update(&id, |s| change(&mut s.submission).map_err(refused(&id)))).await;
+    let index = state.index.clone();
+    let changed = blocking(move || {
+        let changed = store.update(&id, |s| change(&mut s.submission).map_err(refused(&id)));
+        // The caller reads its own change at once; the watch would tell the index later.
+        if let Some(index) = index {
+            index.refresh(&store, &id);
+        }
+        changed
+    })
+    .await;
     match changed {
         Err(response) => response,
         Ok(Ok(((), session))) => Json(json!({
@@ -405,6 +413,7 @@ pub async fn bulk(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
         return bad(format!("at most {BULK_MAX} sessions at once, not {}", ids.len()));
     }
     let store = state.typed().await;
+    let index = state.index.clone();
     let done = blocking(move || {
         let mut changed = 0usize;
         let mut skipped = Vec::new();
@@ -412,6 +421,9 @@ pub async fn bulk(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
             match store.update(id, |s| change(&mut s.submission).map_err(refused(id))) {
                 Ok(_) => changed += 1,
                 Err(e) => skipped.push(json!({ "id": id.as_str(), "error": e.to_string() })),
+            }
+            if let Some(index) = &index {
+                index.refresh(&store, id);
             }
         }
         (changed, skipped)
@@ -453,7 +465,15 @@ pub async fn delete(State(state): State<Arc<ApiState>>, Path(raw): Path<String>)
         Err(response) => return response,
     };
     let store = state.typed().await;
-    match blocking(move || store.delete(&id)).await {
+    let index = state.index.clone();
+    let deleted = blocking(move || {
+        let deleted = store.delete(&id);
+        if let Some(index) = index {
+            index.refresh(&store, &id);
+        }
+        deleted
+    });
+    match deleted.await {
         Err(response) => response,
         Ok(Ok(deleted)) => Json(json!({ "deleted": deleted })).into_response(),
         Ok(Err(e)) => store_error(e),
