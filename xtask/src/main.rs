@@ -7,11 +7,13 @@
 //!   crate; without `--dry-run` it also bumps the version, commits and tags. It never
 //!   publishes.
 //! - `cargo xtask bench`: the benchmarks, with a table written to BENCHMARKS.md.
+//! - `cargo xtask dist`: the Debian package (cargo-deb) with the hardened systemd unit.
 //! - `cargo xtask mutants [--report-only] [CRATE...]`: mutation testing, each crate by its own tests,
 //!   written to MUTANTS.md (too slow for CI: before a release, after a core change).
 
 mod bench;
 mod ci;
+mod dist;
 mod mutants;
 mod release;
 
@@ -25,9 +27,10 @@ fn main() -> ExitCode {
         Some("release") => release::release(rest),
         Some("bench") => bench::bench(rest),
         Some("mutants") => mutants::mutants(rest),
+        Some("dist") => dist::dist(rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask ci [--stress] | release [--dry-run] [--version X.Y.Z] | bench [--quick]"
+                "usage: cargo xtask ci [--stress] | release [--dry-run] [--version X.Y.Z] | bench [--quick] | mutants | dist"
             );
             return ExitCode::from(2);
         }

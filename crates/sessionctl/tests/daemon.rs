@@ -68,9 +68,10 @@ fn the_receiver_deduplicates_and_misbehaves_on_demand() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     stored.sort();
-    assert_eq!(stored, ["k-1.json", "k-2.json"]);
+    // Each file names the session it holds, then the key.
+    assert_eq!(stored, ["a--k-1.json", "b--k-2.json"]);
     assert_eq!(
-        std::fs::read_to_string(out.join("k-1.json")).unwrap(),
+        std::fs::read_to_string(out.join("a--k-1.json")).unwrap(),
         r#"{"sessionId":"a"}"#
     );
 

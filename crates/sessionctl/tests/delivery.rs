@@ -90,8 +90,14 @@ fn a_re_put_during_the_request_keeps_the_delivery_and_its_key() {
     submit_once(&dir, &format!("{}/sessions", recv.url));
     let accepted = recv.accepted();
     assert_eq!(accepted.len(), 1);
-    let key = accepted[0].file_stem().unwrap().to_string_lossy().into_owned();
-    assert_eq!(shown["submission"]["idempotencyKey"], json!(key));
+    let name = accepted[0].file_stem().unwrap().to_string_lossy().into_owned();
+    assert_eq!(
+        json!(name),
+        json!(format!(
+            "session-21--{}",
+            shown["submission"]["idempotencyKey"].as_str().unwrap()
+        ))
+    );
 }
 
 #[test]

@@ -69,12 +69,24 @@ async fn accept(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    if !json_type || serde_json::from_slice::<serde_json::Value>(&body).is_err() {
+    let Some(parsed) = json_type
+        .then(|| serde_json::from_slice::<serde_json::Value>(&body).ok())
+        .flatten()
+    else {
         return reply(
             StatusCode::BAD_REQUEST,
             serde_json::json!({"error": "expected an application/json body"}),
         );
-    }
+    };
+    // The file says which session it holds: `<sessionId>--<key>.json` (the key alone
+    // when the body names no session in a safe file name).
+    let holds = parsed
+        .get("sessionId")
+        .or_else(|| parsed.get("alert"))
+        .and_then(serde_json::Value::as_str)
+        .filter(|name| valid_key(name))
+        .map(|name| format!("{name}--"))
+        .unwrap_or_default();
     if n <= b.fail_first {
         tracing::info!(key, request = n, "receiver: failing on purpose (--fail-first)");
         return reply(
@@ -87,7 +99,7 @@ async fn accept(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         return reply(status, serde_json::json!({"status": status.as_u16()}));
     }
     let _one_at_a_time = shared.accepting.lock().await;
-    let path = b.out.join(format!("{key}.json"));
+    let path = b.out.join(format!("{holds}{key}.json"));
     if path.exists() {
         shared.duplicates.fetch_add(1, Ordering::SeqCst);
         tracing::info!(
@@ -96,7 +108,7 @@ async fn accept(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         );
         return reply(StatusCode::CREATED, serde_json::json!({"received": key}));
     }
-    let temp = b.out.join(format!(".{key}.json.tmp"));
+    let temp = b.out.join(format!(".{holds}{key}.json.tmp"));
     // Bodies are patient data: 0600, like the store's own files.
     let stored = std::fs::OpenOptions::new()
         .write(true)
