@@ -67,10 +67,43 @@ pub fn ci() -> Result<(), String> {
         &[("RUSTDOCFLAGS", "-D warnings")],
     )?;
     warn_of_stale_mutants();
+    warn_of_skipped_programs();
     Ok(())
 }
 
 /// Names each crate whose MUTANTS.md row was not measured on its current source: the
+/// Outside CI, a test whose program is missing skips with a word on stderr that scrolls
+/// away: say it again, loudly, last.
+fn warn_of_skipped_programs() {
+    let missing: Vec<&str> = [
+        ("/usr/bin/chromium", "chromium"),
+        ("/usr/bin/chromedriver", "chromium-driver"),
+        ("/usr/bin/strace", "strace"),
+        ("/usr/bin/faketime", "faketime"),
+        ("/usr/bin/script", "bsdutils"),
+    ]
+    .into_iter()
+    .filter(|(path, _)| !std::path::Path::new(path).exists())
+    .map(|(_, package)| package)
+    .collect();
+    if missing.is_empty() {
+        return;
+    }
+    let line = "!".repeat(78);
+    eprintln!("\n{line}");
+    eprintln!(
+        "WARNING: tests that need these programs were SKIPPED: {}",
+        missing.join(", ")
+    );
+    eprintln!("         (the browser tests, the fsync-order test or the wrong-clock tests).");
+    eprintln!(
+        "         Install them to run the whole suite: apt-get install {}",
+        missing.join(" ")
+    );
+    eprintln!("         Under CI they are required and their absence fails the run.");
+    eprintln!("{line}\n");
+}
+
 /// report says when it is stale (mutation runs are too slow for CI).
 fn warn_of_stale_mutants() {
     match crate::mutants::stale_rows() {

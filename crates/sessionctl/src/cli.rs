@@ -141,6 +141,11 @@ pub enum Command {
     },
     /// The daemon: lock, recover, migrate, then cleanup and submission until SIGINT/SIGTERM;
     /// also captures when capture_listen and capture_forward are set.
+    ///
+    /// The lab's page and the local API are at http://127.0.0.1:8470/ (setting
+    /// http_listen). Completed sessions are delivered to the setting endpoint
+    /// (HL7_ENDPOINT, or --set endpoint=URL); without one, nothing is sent. Installed as
+    /// a service, it runs as `hl7-session-store.service`.
     Run,
     /// A TCP relay between analyzers (connecting to --listen) and the LIS (--forward):
     /// forwards every byte unchanged and records each transmission as a session.

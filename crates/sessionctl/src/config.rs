@@ -412,6 +412,8 @@ pub struct Config {
     /// The TOML file settings are read from and written to: `--config`, `$HL7_CONFIG`,
     /// or the default path (read only when it exists).
     file: Option<PathBuf>,
+    /// Whether `file` was read (the default path is not, when it does not exist).
+    file_read: bool,
 }
 
 /// The settings the local API may change: retention and cleanup.
@@ -534,12 +536,21 @@ impl Config {
                 &format!("--set {}", name.trim()),
             )?;
         }
-        Ok(Config { values, file })
+        Ok(Config {
+            values,
+            file,
+            file_read: read,
+        })
     }
 
     /// The configuration file settings are written to, if there is one to use.
     pub fn file(&self) -> Option<&Path> {
         self.file.as_deref()
+    }
+
+    /// The configuration file the settings were read from, if one was.
+    pub fn file_read(&self) -> Option<&Path> {
+        self.file.as_deref().filter(|_| self.file_read)
     }
 
     /// The local API's listen address; `None` when turned off.
@@ -879,6 +890,25 @@ mod tests {
             readme.contains(&format!("```toml\n{example}```")),
             "README's TOML example is out of date; it must read:\n{example}"
         );
+    }
+
+    #[test]
+    fn the_readme_names_the_current_version_and_links_only_to_files_a_clone_has() {
+        let readme = include_str!("../../../README.md");
+        let current = format!("current version is `{}`", session_model::CURRENT_VERSION);
+        assert!(readme.contains(&current), "README must say: {current}");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        for (i, _) in readme.match_indices("](") {
+            let target = readme[i + 2..].split(')').next().unwrap_or_default();
+            if target.contains("://") || target.starts_with('#') || target.starts_with("mailto:") {
+                continue;
+            }
+            let file = target.split('#').next().unwrap_or_default();
+            assert!(
+                root.join(file).exists(),
+                "README links to {target}, which a clone does not have"
+            );
+        }
     }
 
     #[test]

@@ -143,7 +143,11 @@ fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Config { example: false } => {
             let shown = config.shown();
-            Ok(out.result(&shown, || config::shown_table(&shown))?)
+            let read = match config.file_read() {
+                Some(file) => format!("settings read from {}", file.display()),
+                None => "no configuration file was read (--config FILE, HL7_CONFIG, or ~/.config/hl7-capture/sessionctl.toml)".to_owned(),
+            };
+            Ok(out.result(&shown, || format!("{read}\n{}", config::shown_table(&shown)))?)
         }
         // A daemon's start-up failure is exit 1 whatever its cause, as supervisors expect.
         Command::Run => daemon::run(&config).map_err(|e| CliError::Failed(e.to_string())),
