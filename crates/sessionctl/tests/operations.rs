@@ -143,7 +143,7 @@ fn config_shows_sources_and_redacts_secrets() {
         .env("HL7_AUTHORIZATION", "Bearer super-secret")
         .output()
         .unwrap();
-    let shown = text(&out.stdout);
+    let shown = text(&out.stdout).replace(&tmp.path().display().to_string(), "[TMP]");
     assert!(
         !shown.contains("super-secret") && !shown.contains("from-file"),
         "{shown}"
