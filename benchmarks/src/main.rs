@@ -3,6 +3,7 @@
 //! Run through `cargo xtask bench`, which builds in release mode, runs this binary on the
 //! real disk under `target/bench-work`, and writes the table to `BENCHMARKS.md`.
 
+mod api;
 mod capture;
 mod daemon;
 mod data;
@@ -155,7 +156,7 @@ fn main() -> ExitCode {
         }
     };
     let mut rows = Vec::new();
-    let figures: [(&str, Figure); 9] = [
+    let figures: [(&str, Figure); 10] = [
         (
             "single writer",
             Box::new(|| figures::single_writer(&work, &settings)),
@@ -175,6 +176,10 @@ fn main() -> ExitCode {
         (
             "daemon at scale",
             Box::new(|| daemon::at_scale(&work, &settings, sessionctl.as_deref())),
+        ),
+        (
+            "api at scale",
+            Box::new(|| api::at_scale(&work, &settings, sessionctl.as_deref())),
         ),
         (
             "capture relay",

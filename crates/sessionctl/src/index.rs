@@ -4,11 +4,11 @@
 //! Derived state, never the truth: built from the files at start-up (recovery's one pass
 //! hands it every session), kept current by the directory watch (each change re-reads
 //! that one file), rebuilt from the files whenever the watch may have missed something.
-//! A row is replaced only by a reading of a later revision, so a slow reader never puts
-//! back an older state. Without a watch the daemon does not keep one and lists read the
+//! Readings are taken and applied one at a time, so a slow reader never puts back an
+//! older state. Without a watch the daemon does not keep one and lists read the
 //! files.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
@@ -17,20 +17,37 @@ use session_migrate::{DecodeError, Decoded, SessionStore, StoreError, StoredEntr
 use session_model::{SessionId, SubmissionStatus};
 
 use crate::commands::list::{Row, natural_cmp, newer_row};
-use crate::commands::status::FileProblems;
+use crate::commands::status::{FileProblems, Tally};
 
 /// Every session's [`Row`], ordered by start time.
 #[derive(Debug, Default)]
 pub struct SessionIndex {
     inner: RwLock<Rows>,
+    /// The last count of temps and odd names (a listing of the whole directory), reused
+    /// for [`FILES_REUSED`].
+    files: std::sync::Mutex<Option<(Instant, FileProblems)>>,
+    /// Held while a file is read and its row replaced.
+    reading: std::sync::Mutex<()>,
 }
+
+/// How long `status` reuses its count of temp files and odd names.
+const FILES_REUSED: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A row's key in every order: (start time, id).
+type Key = (u64, String);
 
 #[derive(Debug, Default)]
 struct Rows {
     /// By (start time, id): the default order costs no sort.
-    by_start: BTreeMap<(u64, String), Row>,
+    by_start: BTreeMap<Key, Row>,
     /// Where each id sits in `by_start`.
     start_of: HashMap<String, u64>,
+    /// The keys of each submission status's rows, and of each analyzer's: a filter
+    /// walks only its own rows.
+    by_status: HashMap<String, BTreeSet<Key>>,
+    by_device: HashMap<String, BTreeSet<Key>>,
+    /// `status`'s counts, kept as rows come and go.
+    tally: Tally,
     /// Files that do not decode (counted by `status`, never listed).
     damaged: HashSet<String>,
 }
@@ -38,21 +55,63 @@ struct Rows {
 impl Rows {
     fn remove(&mut self, id: &str) -> Option<Row> {
         let start = self.start_of.remove(id)?;
-        self.by_start.remove(&(start, id.to_owned()))
+        let key = (start, id.to_owned());
+        let row = self.by_start.remove(&key)?;
+        self.tally.remove(&row);
+        for (map, name) in [
+            (&mut self.by_status, row.submission_status.as_deref()),
+            (&mut self.by_device, row.device_ip.as_deref()),
+        ] {
+            if let Some(keys) = map.get_mut(name.unwrap_or_default()) {
+                keys.remove(&key);
+                if keys.is_empty() {
+                    map.remove(name.unwrap_or_default());
+                }
+            }
+        }
+        Some(row)
     }
 
+    /// Takes `row` in, in place of any row of its id.
     fn put(&mut self, row: Row) {
-        if let Some(existing) = self.start_of.get(&row.id)
-            && let Some(old) = self.by_start.get(&(*existing, row.id.clone()))
-            && old.revision > row.revision
-        {
-            return;
-        }
         self.remove(&row.id);
         self.damaged.remove(&row.id);
         let start = row.start_time.unwrap_or(0);
+        let key = (start, row.id.clone());
+        self.tally.add(&row);
+        for (map, name) in [
+            (&mut self.by_status, row.submission_status.as_deref()),
+            (&mut self.by_device, row.device_ip.as_deref()),
+        ] {
+            map.entry(name.unwrap_or_default().to_owned())
+                .or_default()
+                .insert(key.clone());
+        }
         self.start_of.insert(row.id.clone(), start);
-        self.by_start.insert((start, row.id.clone()), row);
+        self.by_start.insert(key, row);
+    }
+
+    /// The rows a query's filters may pass, in start order: an analyzer's or a status's
+    /// own, or every one, within the time range.
+    fn candidates<'a>(&'a self, query: &ListQuery) -> Box<dyn DoubleEndedIterator<Item = &'a Row> + 'a> {
+        let from = (query.from.unwrap_or(0), String::new());
+        let range = match query.to {
+            Some(to) => (
+                std::ops::Bound::Included(from),
+                std::ops::Bound::Excluded((to.saturating_add(1), String::new())),
+            ),
+            None => (std::ops::Bound::Included(from), std::ops::Bound::Unbounded),
+        };
+        let own = match (&query.device, query.status) {
+            (Some(device), _) => Some(self.by_device.get(device.as_str())),
+            (None, Some(status)) => Some(self.by_status.get(status.as_str())),
+            (None, None) => None,
+        };
+        match own {
+            Some(Some(keys)) => Box::new(keys.range(range).filter_map(|key| self.by_start.get(key))),
+            Some(None) => Box::new(std::iter::empty()),
+            None => Box::new(self.by_start.range(range).map(|(_, row)| row)),
+        }
     }
 }
 
@@ -153,15 +212,28 @@ impl SessionIndex {
         self.inner.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Takes in a session as read from its file.
+    /// Takes in a session as read from its file by someone else (recovery's pass): a
+    /// reading of an older revision than the row has is ignored.
     pub fn observe(&self, decoded: &Decoded) {
-        self.write().put(Row::of(decoded));
+        let row = Row::of(decoded);
+        let mut rows = self.write();
+        if let Some(start) = rows.start_of.get(&row.id)
+            && let Some(old) = rows.by_start.get(&(*start, row.id.clone()))
+            && !old.newer
+            && old.revision > row.revision
+        {
+            return;
+        }
+        rows.put(row);
     }
 
-    /// Reads `id`'s file again: stored, gone, damaged or from a newer build.
+    /// Reads `id`'s file again: stored, gone, damaged or from a newer build. Readings
+    /// are taken and applied one at a time, so the last one taken is the one kept, whoever
+    /// wrote the file (an outside writer's revision need not grow).
     pub fn refresh(&self, store: &SessionStore, id: &SessionId) {
+        let _one_at_a_time = self.reading.lock().unwrap_or_else(|p| p.into_inner());
         match store.load(id) {
-            Ok(Some(decoded)) => self.observe(&decoded),
+            Ok(Some(decoded)) => self.write().put(Row::of(&decoded)),
             Ok(None) => {
                 let mut rows = self.write();
                 rows.remove(id.as_str());
@@ -186,7 +258,9 @@ impl SessionIndex {
 
     /// Rebuilds every row from the files (the watch may have missed changes).
     pub fn rebuild(&self, store: &SessionStore) -> Result<(), StoreError> {
+        let _one_at_a_time = self.reading.lock().unwrap_or_else(|p| p.into_inner());
         let mut fresh = Rows::default();
+        *self.files.lock().unwrap_or_else(|p| p.into_inner()) = None;
         for entry in store.entries()? {
             match entry {
                 StoredEntry::Valid(decoded) => fresh.put(Row::of(&decoded)),
@@ -209,25 +283,39 @@ impl SessionIndex {
     /// sorts the rows that pass the filters.
     pub fn page(&self, query: &ListQuery) -> Page {
         let rows = self.read();
-        let window = |i: usize| i >= query.offset && i - query.offset < query.limit;
+        let unfiltered =
+            query.status.is_none() && query.device.is_none() && query.from.is_none() && query.to.is_none();
         if query.sort == SortKey::Start {
+            // Without filters the total is known and only the page is walked.
+            if unfiltered {
+                let walk: Box<dyn Iterator<Item = &Row>> = if query.descending {
+                    Box::new(rows.by_start.values().rev())
+                } else {
+                    Box::new(rows.by_start.values())
+                };
+                return Page {
+                    total: rows.by_start.len(),
+                    rows: walk.skip(query.offset).take(query.limit).cloned().collect(),
+                };
+            }
+            let walk = rows.candidates(query);
             let walk: Box<dyn Iterator<Item = &Row>> = if query.descending {
-                Box::new(rows.by_start.values().rev())
+                Box::new(walk.rev())
             } else {
-                Box::new(rows.by_start.values())
+                walk
             };
             let mut total = 0;
             let mut page = Vec::new();
             for row in walk.filter(|r| query.matches(r)) {
-                if window(total) {
+                if total >= query.offset && total - query.offset < query.limit {
                     page.push(row.clone());
                 }
                 total += 1;
             }
             return Page { total, rows: page };
         }
-        let mut matching: Vec<&Row> = rows.by_start.values().filter(|r| query.matches(r)).collect();
-        matching.sort_by(|a, b| {
+        let mut matching: Vec<&Row> = rows.candidates(query).filter(|r| query.matches(r)).collect();
+        let by_column = |a: &&Row, b: &&Row| {
             let order = match query.sort {
                 SortKey::Start => std::cmp::Ordering::Equal,
                 SortKey::Id => natural_cmp(&a.id, &b.id),
@@ -236,11 +324,22 @@ impl SessionIndex {
                 SortKey::Messages => a.message_count.cmp(&b.message_count),
                 SortKey::LastAttempt => a.last_attempt_at.cmp(&b.last_attempt_at),
             };
-            let order = order.then_with(|| natural_cmp(&a.id, &b.id));
+            // Ties in start order, then by id: every order is total, so pages never overlap.
+            let order = order
+                .then_with(|| a.start_time.cmp(&b.start_time))
+                .then_with(|| a.id.cmp(&b.id));
             if query.descending { order.reverse() } else { order }
-        });
+        };
+        let total = matching.len();
+        // Only the rows up to the page's end are put in order.
+        let end = query.offset.saturating_add(query.limit).min(total);
+        if end > 0 && end < total {
+            matching.select_nth_unstable_by(end - 1, by_column);
+            matching.truncate(end);
+        }
+        matching.sort_unstable_by(by_column);
         Page {
-            total: matching.len(),
+            total,
             rows: matching
                 .into_iter()
                 .skip(query.offset)
@@ -260,28 +359,36 @@ impl SessionIndex {
         self.page(&all).rows
     }
 
-    /// Runs `count` over every row (for `status`), with the damaged files' count.
-    pub fn with_rows<T>(&self, count: impl FnOnce(&mut dyn Iterator<Item = &Row>, usize) -> T) -> T {
-        let rows = self.read();
-        count(&mut rows.by_start.values(), rows.damaged.len())
-    }
-
-    /// `status` from the index: the sessions' part from the rows, the rest (journals,
-    /// cleanup, clock, temps and odd names) read from the store.
+    /// `status` from the index: the sessions' part from its tally, the temps and odd
+    /// names from a listing at most 10 s old, the rest (journals, cleanup, clock) read
+    /// from the store.
     pub fn status(
         &self,
         store: &SessionStore,
         options: &crate::commands::status::StatusOptions,
     ) -> Result<crate::commands::status::Status, crate::error::CliError> {
-        let scan = store.fs().maintenance().scan()?;
-        self.with_rows(|rows, damaged| {
-            let files = FileProblems {
-                damaged,
-                orphaned_temps: scan.temps.len(),
-                not_regular_files: scan.irregular.len(),
-            };
-            crate::commands::status::from_rows(rows, files, store, options)
-        })
+        let listed = {
+            let mut cached = self.files.lock().unwrap_or_else(|p| p.into_inner());
+            match *cached {
+                Some((at, files)) if at.elapsed() < FILES_REUSED => files,
+                _ => {
+                    let scan = store.fs().maintenance().scan()?;
+                    let files = FileProblems {
+                        damaged: 0,
+                        orphaned_temps: scan.temps.len(),
+                        not_regular_files: scan.irregular.len(),
+                    };
+                    *cached = Some((Instant::now(), files));
+                    files
+                }
+            }
+        };
+        // Under the read lock: readers do not wait for each other, and the tally's sets
+        // are not copied.
+        let rows = self.read();
+        let damaged = rows.damaged.len();
+        rows.tally
+            .status(FileProblems { damaged, ..listed }, store, options)
     }
 }
 
@@ -443,6 +550,88 @@ mod tests {
         });
         assert_eq!(page.rows[0].submission_status.as_deref(), Some("ignored"));
         assert_eq!(page.rows[0].revision, 2);
+    }
+
+    #[test]
+    fn the_kept_tally_agrees_with_a_count_of_the_files_after_every_change() {
+        use crate::commands::status::{StatusOptions, compute};
+        let dir = tempfile::tempdir().unwrap();
+        let sessions: Vec<(String, u64, &str)> =
+            (0..12).map(|i| (format!("s-{i}"), 1_000 + i, "MSH|x")).collect();
+        let borrowed: Vec<(&str, u64, &str)> =
+            sessions.iter().map(|(id, t, m)| (id.as_str(), *t, *m)).collect();
+        let store = store_with(dir.path(), &borrowed);
+        let index = SessionIndex::new();
+        index.rebuild(&store).unwrap();
+        let options = StatusOptions {
+            retry_cap_ms: 900_000,
+            alert_undelivered_ms: 3_600_000,
+        };
+        let same = |step: &str| {
+            let kept = serde_json::to_value(index.status(&store, &options).unwrap()).unwrap();
+            let counted = serde_json::to_value(compute(&store, &options).unwrap()).unwrap();
+            for key in [
+                "total",
+                "counts",
+                "incomplete",
+                "oldestUndelivered",
+                "failed",
+                "damaged",
+                "newerVersion",
+                "retriesPulledIn",
+            ] {
+                assert_eq!(kept[key], counted[key], "{key} after {step}");
+            }
+        };
+        same("the build");
+        let id = |i: usize| -> SessionId { format!("s-{i}").parse().unwrap() };
+        let change = |i: usize, f: fn(&mut session_model::Submission) -> Result<(), session_model::TransitionError>| {
+            store
+                .update(&id(i), |s| f(&mut s.submission).map_err(session_migrate::refused(&id(i))))
+                .unwrap();
+            index.refresh(&store, &id(i));
+        };
+        change(0, session_model::Submission::ignore);
+        same("an ignore");
+        change(0, session_model::Submission::retry);
+        same("a retry");
+        store
+            .update(&id(3), |s| {
+                s.submission.status = session_model::SubmissionStatus::Failed;
+                s.submission.last_error = Some("HTTP 503".into());
+                s.submission.next_attempt_at = Some(u64::MAX / 4);
+                Ok(())
+            })
+            .unwrap();
+        index.refresh(&store, &id(3));
+        same("a failure");
+        store
+            .update(&id(4), |s| {
+                s.submission.next_attempt_at = Some(u64::MAX / 4);
+                Ok(())
+            })
+            .unwrap();
+        index.refresh(&store, &id(4));
+        same("a retry far ahead");
+        store.delete(&id(5)).unwrap();
+        index.refresh(&store, &id(5));
+        same("a delete");
+        std::fs::write(
+            dir.path().join("s-6.json"),
+            b"{\"id\": \"s-6\", \"startTime\": \"x\"",
+        )
+        .unwrap();
+        index.refresh(&store, &id(6));
+        same("a damaged file");
+        std::fs::write(
+            dir.path().join("s-7.json"),
+            br#"{"id": "s-7", "startTime": 1, "_metadata": {"version": "9.0.0"}, "submission": {"status": "pending"}}"#,
+        )
+        .unwrap();
+        index.refresh(&store, &id(7));
+        same("a newer build's file");
+        index.rebuild(&store).unwrap();
+        same("a rebuild");
     }
 
     #[test]

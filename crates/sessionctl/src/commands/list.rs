@@ -46,6 +46,9 @@ pub struct Row {
     pub last_attempt_at: Option<u64>,
     /// When the worker sends it next, epoch ms (pending sessions).
     pub next_attempt_at: Option<u64>,
+    /// The submission status, typed (`None` for a status this build does not know).
+    #[serde(skip)]
+    pub status: Option<SubmissionStatus>,
     /// The file's `_metadata.revision`: which of two readings of it is newer.
     #[serde(skip)]
     pub revision: u64,
@@ -77,6 +80,7 @@ impl Row {
             end_time: s.end_time,
             last_attempt_at: s.submission.last_attempt_at,
             next_attempt_at: s.submission.next_attempt_at,
+            status: Some(s.submission.status),
             revision: s.metadata.revision,
             newer: false,
         }
@@ -108,6 +112,7 @@ pub fn newer_row(id: String, version: String, document: &[u8]) -> Row {
         end_time: value.get("endTime").and_then(Value::as_u64),
         last_attempt_at: None,
         next_attempt_at: None,
+        status: None,
         revision: value
             .pointer("/_metadata/revision")
             .and_then(Value::as_u64)

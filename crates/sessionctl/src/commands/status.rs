@@ -194,117 +194,205 @@ pub struct FileProblems {
     pub not_regular_files: usize,
 }
 
-/// [`compute`] from rows already read (the daemon's index): the sessions' part is
-/// counted from `rows`, the journals, the last cleanup and the clock are read.
+/// [`compute`] from rows already read: the sessions' part is counted from `rows`, the
+/// journals, the last cleanup and the clock are read.
 pub fn from_rows<'a>(
     rows: impl Iterator<Item = &'a Row>,
     files: FileProblems,
     store: &SessionStore,
     options: &StatusOptions,
 ) -> Result<Status, CliError> {
-    let retry_cap_ms = options.retry_cap_ms;
-    let now = store.fs().clock().now_ms();
-    let mut retries_pulled_in = 0;
-    let mut not_received_by_lis = 0;
-    let mut attention: Option<(u64, String)> = None;
-    let mut waiting_for_operator = 0;
-    let mut counts: BTreeMap<&'static str, usize> =
-        SubmissionStatus::ALL.iter().map(|s| (s.as_str(), 0)).collect();
-    let (mut total, mut newer, mut incomplete, mut interrupted) = (0, 0, 0, 0);
-    let mut oldest: Option<Oldest> = None;
-    let mut failed = Vec::new();
-    for row in rows {
-        let status = match row
-            .submission_status
-            .as_deref()
-            .map(str::parse::<SubmissionStatus>)
-        {
-            Some(Ok(status)) if !row.newer => status,
-            _ => {
-                newer += 1;
-                continue;
-            }
+    let mut tally = Tally::default();
+    rows.for_each(|row| tally.add(row));
+    tally.status(files, store, options)
+}
+
+/// An id ordered as people read ids (`session-9` before `session-10`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct NaturalId(String);
+
+impl Ord for NaturalId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        natural_cmp(&self.0, &other.0)
+    }
+}
+
+impl PartialOrd for NaturalId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The sessions' part of `status`, kept so that a row can be added and taken away:
+/// `status` adds every row once; the daemon's index keeps one current as rows change,
+/// so that its `status` costs what the report holds, not the store's size.
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
+    total: usize,
+    newer: usize,
+    counts: [usize; 5],
+    incomplete: usize,
+    interrupted: usize,
+    not_received_by_lis: usize,
+    failed: BTreeMap<NaturalId, Option<String>>,
+    /// Complete and waiting to be sent (pending or in flight): (start, id) -> status.
+    waiting: BTreeMap<(u64, String), SubmissionStatus>,
+    /// Pending, by next attempt.
+    next_attempts: std::collections::BTreeSet<(u64, String)>,
+    /// Pending with a TLS error: id -> (last attempt, error).
+    tls: BTreeMap<String, (u64, String)>,
+}
+
+impl Tally {
+    /// Counts `row` in.
+    pub fn add(&mut self, row: &Row) {
+        self.apply(row, true);
+    }
+
+    /// Counts `row` out (it must have been added).
+    pub fn remove(&mut self, row: &Row) {
+        self.apply(row, false);
+    }
+
+    fn apply(&mut self, row: &Row, add: bool) {
+        let step = |n: &mut usize| {
+            *n = if add { *n + 1 } else { n.saturating_sub(1) };
         };
-        total += 1;
-        *counts.entry(status.as_str()).or_default() += 1;
-        let undelivered = !status.is_settled();
+        let Some(status) = row.status.filter(|_| !row.newer) else {
+            step(&mut self.newer);
+            return;
+        };
+        step(&mut self.total);
+        if let Some(i) = SubmissionStatus::ALL.iter().position(|s| *s == status) {
+            step(&mut self.counts[i]);
+        }
         let is_complete = row.is_complete == Some(true);
-        if undelivered && !is_complete {
-            incomplete += 1;
+        if !status.is_settled() && !is_complete {
+            step(&mut self.incomplete);
         }
         if row.interrupted {
-            interrupted += 1;
+            step(&mut self.interrupted);
         }
         if row.not_received_by_lis {
-            not_received_by_lis += 1;
+            step(&mut self.not_received_by_lis);
         }
-        let pulled_in = row
-            .next_attempt_at
-            .is_some_and(|at| at > now.saturating_add(retry_cap_ms));
-        if status == SubmissionStatus::Pending && pulled_in {
-            retries_pulled_in += 1;
-        }
-        // Configuration problems are the ones the worker waits out at the cap without
-        // counting attempts: TLS, today.
-        if let Some(error) = row.last_error.as_deref().filter(|e| e.starts_with("TLS: "))
-            && status == SubmissionStatus::Pending
-        {
-            waiting_for_operator += 1;
-            let at = row.last_attempt_at.unwrap_or(0);
-            if attention.as_ref().is_none_or(|(newest, _)| at >= *newest) {
-                attention = Some((at, error.to_owned()));
+        let start = row.start_time.unwrap_or(0);
+        if status == SubmissionStatus::Failed {
+            let id = NaturalId(row.id.clone());
+            if add {
+                self.failed.insert(id, row.last_error.clone());
+            } else {
+                self.failed.remove(&id);
             }
         }
-        if status == SubmissionStatus::Failed {
-            failed.push(FailedSession {
-                id: row.id.clone(),
-                last_error: row.last_error.clone(),
-            });
+        if is_complete && matches!(status, SubmissionStatus::Pending | SubmissionStatus::InFlight) {
+            if add {
+                self.waiting.insert((start, row.id.clone()), status);
+            } else {
+                self.waiting.remove(&(start, row.id.clone()));
+            }
         }
-        let start_time = row.start_time.unwrap_or(0);
-        let waiting = is_complete && matches!(status, SubmissionStatus::Pending | SubmissionStatus::InFlight);
-        if waiting && oldest.as_ref().is_none_or(|o| start_time < o.start_time) {
-            oldest = Some(Oldest {
-                id: row.id.clone(),
-                start_time,
-                submission_status: status,
-            });
+        if status == SubmissionStatus::Pending {
+            if let Some(at) = row.next_attempt_at {
+                if add {
+                    self.next_attempts.insert((at, row.id.clone()));
+                } else {
+                    self.next_attempts.remove(&(at, row.id.clone()));
+                }
+            }
+            // Configuration problems are the ones the worker waits out at the cap
+            // without counting attempts: TLS, today.
+            if let Some(error) = row.last_error.as_deref().filter(|e| e.starts_with("TLS: ")) {
+                if add {
+                    self.tls.insert(
+                        row.id.clone(),
+                        (row.last_attempt_at.unwrap_or(0), error.to_owned()),
+                    );
+                } else {
+                    self.tls.remove(&row.id);
+                }
+            }
         }
     }
-    failed.sort_by(|a, b| natural_cmp(&a.id, &b.id));
-    let journals = store.fs().journals()?;
-    let mut stalled = 0;
-    for id in &journals {
-        if !store.fs().journal_held(id)? {
-            stalled += 1;
+
+    /// The report: this tally, `files`, and what the store says of its journals, its
+    /// last cleanup and its clock.
+    pub fn status(
+        &self,
+        files: FileProblems,
+        store: &SessionStore,
+        options: &StatusOptions,
+    ) -> Result<Status, CliError> {
+        let now = store.fs().clock().now_ms();
+        let counts: BTreeMap<&'static str, usize> = SubmissionStatus::ALL
+            .iter()
+            .zip(self.counts)
+            .map(|(s, n)| (s.as_str(), n))
+            .collect();
+        let oldest = self.waiting.iter().next().map(|((start, id), status)| Oldest {
+            id: id.clone(),
+            start_time: *start,
+            submission_status: *status,
+        });
+        let failed = self
+            .failed
+            .iter()
+            .map(|(id, error)| FailedSession {
+                id: id.0.clone(),
+                last_error: error.clone(),
+            })
+            .collect();
+        let pulled_after = now.saturating_add(options.retry_cap_ms);
+        let retries_pulled_in = self
+            .next_attempts
+            .range((pulled_after.saturating_add(1), String::new())..)
+            .count();
+        let attention = self
+            .tls
+            .values()
+            .max_by_key(|(at, _)| *at)
+            .map(|(_, error)| EndpointAttention {
+                error: error.clone(),
+                sessions: self.tls.len(),
+            });
+        let (total, newer, incomplete, interrupted, not_received_by_lis) = (
+            self.total,
+            self.newer,
+            self.incomplete,
+            self.interrupted,
+            self.not_received_by_lis,
+        );
+        let journals = store.fs().journals()?;
+        let mut stalled = 0;
+        for id in &journals {
+            if !store.fs().journal_held(id)? {
+                stalled += 1;
+            }
         }
+        let mut report = Status {
+            total,
+            counts,
+            incomplete,
+            interrupted,
+            not_received_by_lis,
+            capturing: journals.len() - stalled,
+            recording_stalled: stalled,
+            problems: files.damaged + files.orphaned_temps + files.not_regular_files,
+            damaged: files.damaged,
+            orphaned_temps: files.orphaned_temps,
+            not_regular_files: files.not_regular_files,
+            newer_version: newer,
+            oldest_undelivered: oldest,
+            failed,
+            last_cleanup: last_cleanup(store.fs())?.map(LastCleanup::from),
+            clock: ClockView::of(store)?,
+            retries_pulled_in,
+            endpoint_attention: attention,
+            alerts: Vec::new(),
+        };
+        report.alerts = alerts_of(&report, now, options.alert_undelivered_ms);
+        Ok(report)
     }
-    let mut report = Status {
-        total,
-        counts,
-        incomplete,
-        interrupted,
-        not_received_by_lis,
-        capturing: journals.len() - stalled,
-        recording_stalled: stalled,
-        problems: files.damaged + files.orphaned_temps + files.not_regular_files,
-        damaged: files.damaged,
-        orphaned_temps: files.orphaned_temps,
-        not_regular_files: files.not_regular_files,
-        newer_version: newer,
-        oldest_undelivered: oldest,
-        failed,
-        last_cleanup: last_cleanup(store.fs())?.map(LastCleanup::from),
-        clock: ClockView::of(store)?,
-        retries_pulled_in,
-        endpoint_attention: attention.map(|(_, error)| EndpointAttention {
-            error,
-            sessions: waiting_for_operator,
-        }),
-        alerts: Vec::new(),
-    };
-    report.alerts = alerts_of(&report, now, options.alert_undelivered_ms);
-    Ok(report)
 }
 
 /// The alerts `report` raises at `now`.
