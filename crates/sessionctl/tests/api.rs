@@ -395,15 +395,20 @@ fn settings_from_the_environment_cannot_be_changed_here() {
         .unwrap();
     let stderr = BufReader::new(child.stderr.take().unwrap());
     let mut addr = None;
-    for line in stderr.lines().map_while(Result::ok) {
+    let mut lines = stderr.lines().map_while(Result::ok);
+    for line in lines.by_ref() {
         if line.contains("local API and web page") {
             addr = line
                 .split("http://")
                 .nth(1)
                 .map(|u| u.split(['/', '"']).next().unwrap().to_owned());
+        }
+        // Before this the API answers 503 (starting up).
+        if line.contains("sessionctl run: serving") {
             break;
         }
     }
+    std::thread::spawn(move || lines.for_each(drop));
     let addr = addr.expect("the daemon announces its API");
     let guard = test_support::ChildGuard::new(child);
     let shown = http(&addr, "GET", "/api/settings", &[], None).json();

@@ -698,3 +698,65 @@ fn a_bulk_action_changes_the_chosen_or_the_filtered_sessions_and_says_which_it_c
     );
     assert_eq!(foreign.status, 403);
 }
+
+#[test]
+fn the_page_answers_during_start_up_and_says_what_it_is_doing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    std::fs::create_dir_all(&dir).unwrap();
+    // Old files to migrate: start-up takes a while on them.
+    for i in 0..4_000 {
+        let doc = json!({"id": format!("old-{i}"), "startTime": NOON + i, "isComplete": true, "messages": [msh("C", "S", "GLU", "5")]});
+        std::fs::write(dir.join(format!("old-{i}.json")), doc.to_string()).unwrap();
+    }
+    let daemon = Daemon::start(
+        &dir,
+        &[
+            "--set",
+            "http_listen=127.0.0.1:0",
+            "--set",
+            "cleanup_dry_run=true",
+        ],
+    );
+    let addr = daemon.early_api_addr();
+    let mut starting = None;
+    let mut page_while_starting = None;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let status = http(&addr, "GET", "/api/status", &[], None);
+        if status.status == 200 {
+            break;
+        }
+        assert_eq!(status.status, 503, "{}", status.body);
+        assert_eq!(status.header("retry-after"), Some("1"));
+        let body = status.json();
+        assert!(
+            body["error"].as_str().unwrap().starts_with("starting up: "),
+            "{body}"
+        );
+        if page_while_starting.is_none() {
+            page_while_starting = Some(http(&addr, "GET", "/", &[], None));
+            // The rules hold while starting too.
+            assert_eq!(
+                http(&addr, "GET", "/api/sessions", &[("Host", "evil.example")], None).status,
+                403
+            );
+        }
+        if body["starting"]["phase"] == "migrating" {
+            starting = Some(body);
+        }
+        assert!(Instant::now() < deadline, "start-up never ended");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let page = page_while_starting.expect("the page was asked for while starting");
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("HL7 sessions"));
+    let migrating = starting.expect("a 503 said it was migrating");
+    assert_eq!(migrating["starting"]["total"], 4_000, "{migrating}");
+    assert!(
+        migrating["error"].as_str().unwrap().contains("of 4000 sessions"),
+        "{migrating}"
+    );
+    // Then the real API.
+    assert_eq!(get(&addr, "/api/sessions?limit=1")["total"], 4_000);
+}

@@ -9,6 +9,7 @@ pub mod hl7_view;
 mod page;
 pub mod security;
 pub mod settings;
+pub mod starting;
 
 use std::sync::Arc;
 

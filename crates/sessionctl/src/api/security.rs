@@ -72,11 +72,21 @@ pub fn is_loopback(listen: &str) -> bool {
 
 /// The middleware: refuses what the rules forbid, and sets the security headers.
 pub async fn check(State(state): State<Arc<ApiState>>, request: Request, next: Next) -> Response {
+    let refused = refusal(&state.guard, &request);
+    let response = match refused {
+        Some((status, message)) => error(status, message).into_response(),
+        None => next.run(request).await,
+    };
+    hardened(response)
+}
+
+/// Why `guard` refuses `request` (a foreign Host, a missing token, a change from another
+/// origin), if it does.
+pub fn refusal(guard: &Guard, request: &Request) -> Option<(StatusCode, String)> {
     let headers = request.headers();
     let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
-    let guard = &state.guard;
     let host = text(header::HOST);
-    let refused = if !guard.host_allowed(host) {
+    if !guard.host_allowed(host) {
         Some((StatusCode::FORBIDDEN, "this Host is not served here".to_owned()))
     } else if !guard.token_ok(text(header::AUTHORIZATION)) {
         Some((
@@ -94,11 +104,12 @@ pub async fn check(State(state): State<Arc<ApiState>>, request: Request, next: N
         ))
     } else {
         None
-    };
-    let mut response = match refused {
-        Some((status, message)) => error(status, message).into_response(),
-        None => next.run(request).await,
-    };
+    }
+}
+
+/// `response` with the headers every answer carries (the CSP, no sniffing, no referrer,
+/// no caching).
+pub fn hardened(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
     headers.insert(

@@ -12,6 +12,7 @@ use session_workers::submit::{ChangeFeed, DeliveryIndex, SubmissionWorker};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::security::Guard;
+use crate::api::starting::{Progress, Starting};
 use crate::api::{ApiState, StoreEvent};
 use crate::config::Config;
 use crate::error::CliError;
@@ -63,6 +64,17 @@ pub fn run(config: &Config) -> Result<(), CliError> {
         .map_err(failed("cannot write to the store"))?;
     drop(shared);
 
+    // The page answers from here on, saying what start-up is doing until it is done.
+    let runtime = tokio::runtime::Runtime::new()?;
+    let cancel = CancellationToken::new();
+    let web = runtime.block_on(listen_early(config, &cancel))?;
+    let starting = web.as_ref().map(|w| w.starting.clone());
+    let report = |progress: Progress| {
+        if let Some(starting) = &starting {
+            starting.report(progress);
+        }
+    };
+
     // Watching before recovery: a session stored from here on is reported, not missed.
     let feed = ChangeFeed::new();
     // The session index's own feed: it follows the same watch as the worker.
@@ -83,9 +95,18 @@ pub fn run(config: &Config) -> Result<(), CliError> {
     let mut index = DeliveryIndex::new();
     let sessions = Arc::new(SessionIndex::new());
     let mut outdated = Vec::new();
+    let mut read = 0usize;
     session_recovery::recover_visiting(
         &SessionStore::new(exclusive.clone(), config.decode_options()),
         |id, decoded| {
+            read += 1;
+            if read.is_multiple_of(500) {
+                report(Progress {
+                    phase: "recovering",
+                    done: read,
+                    total: None,
+                });
+            }
             index.observe(&decoded.session);
             sessions.observe(&decoded);
             if decoded.from.is_outdated() {
@@ -103,18 +124,76 @@ pub fn run(config: &Config) -> Result<(), CliError> {
     if !outdated.is_empty() {
         // recover and migrate log their own summaries.
         store
-            .migrate(&MigrateOptions::default().only(outdated), &|_, _| {})
+            .migrate(&MigrateOptions::default().only(outdated), &|done, total| {
+                report(Progress {
+                    phase: "migrating",
+                    done,
+                    total: Some(total),
+                })
+            })
             .map_err(failed("migration"))?;
     }
 
-    let runtime = tokio::runtime::Runtime::new()?;
     let watched = watcher.is_some();
     let feed = watched.then_some(feed);
     // Without a watch the index would go stale: lists read the files instead.
     let sessions = watched.then_some((sessions, index_feed));
-    let served = runtime.block_on(serve(store, config, index, feed, sessions, store_events));
+    let served = runtime.block_on(serve(
+        store,
+        config,
+        index,
+        feed,
+        sessions,
+        store_events,
+        web,
+        cancel,
+    ));
     drop(watcher);
     served
+}
+
+/// The local API's listener, bound before start-up so that the page answers during it.
+struct Web {
+    guard: Guard,
+    starting: Arc<Starting>,
+}
+
+/// Binds `http_listen` and serves the page (and a 503 that says what start-up is doing)
+/// until [`Starting::serve`] hands the listener's requests to the real router; the server
+/// stops at `cancel`. `None` when the API is off, or its default port is taken.
+async fn listen_early(config: &Config, cancel: &CancellationToken) -> Result<Option<Web>, CliError> {
+    let Some(listen) = config.http_listen() else {
+        return Ok(None);
+    };
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(listener) => listener,
+        // The default port taken (another daemon's page, say) must not keep this
+        // daemon from capturing and delivering; a configured one must be had.
+        Err(e) if config.http_listen_is_default() => {
+            tracing::warn!(%listen, error = %e, "the local API and page are off: the default http_listen is taken (set http_listen to another address)");
+            return Ok(None);
+        }
+        Err(e) => {
+            return Err(CliError::Failed(format!(
+                "cannot listen on {listen} (http_listen): {e}"
+            )));
+        }
+    };
+    let bound = listener.local_addr()?;
+    let guard = Guard::new(listen, bound, config.http_token().map(str::to_owned));
+    let starting = Starting::new(guard.clone());
+    tracing::info!(url = %format!("http://{bound}/"), "local API and web page");
+    let stop = cancel.clone();
+    let router = crate::api::starting::router(starting.clone());
+    tokio::spawn(async move {
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "the local API stopped");
+        }
+    });
+    Ok(Some(Web { guard, starting }))
 }
 
 /// Starts the capture relay beside the workers when `capture_listen` and
@@ -143,6 +222,7 @@ async fn start_capture(
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)] // each is a piece start-up made; a struct would only rename them
 /// Runs the workers (the submission worker starting from `index`, and told of changes
 /// by `feed` when the directory is watched), the local API and capture, until a signal.
 async fn serve(
@@ -152,9 +232,10 @@ async fn serve(
     feed: Option<ChangeFeed>,
     sessions: Option<(Arc<SessionIndex>, ChangeFeed)>,
     store_events: tokio::sync::broadcast::Sender<StoreEvent>,
+    web: Option<Web>,
+    cancel: CancellationToken,
 ) -> Result<(), CliError> {
     let signals = StopSignals::catch()?;
-    let cancel = CancellationToken::new();
     let sessions = sessions.map(|(sessions, changes)| {
         tokio::spawn(keep_index(
             store.clone(),
@@ -207,45 +288,18 @@ async fn serve(
         None => tracing::info!("submission is off: no endpoint configured (set HL7_ENDPOINT or `endpoint`)"),
     }
     start_capture(&store, config, &mut tasks, &counters, &cancel).await?;
-    let listener = match config.http_listen() {
-        None => None,
-        Some(listen) => match tokio::net::TcpListener::bind(listen).await {
-            Ok(listener) => Some((listen, listener)),
-            // The default port taken (another daemon's page, say) must not keep this
-            // daemon from capturing and delivering; a configured one must be had.
-            Err(e) if config.http_listen_is_default() => {
-                tracing::warn!(%listen, error = %e, "the local API and page are off: the default http_listen is taken (set http_listen to another address)");
-                None
-            }
-            Err(e) => {
-                return Err(CliError::Failed(format!(
-                    "cannot listen on {listen} (http_listen): {e}"
-                )));
-            }
-        },
-    };
-    if let Some((listen, listener)) = listener {
-        let bound = listener.local_addr()?;
+    if let Some(web) = web {
         let state = Arc::new(ApiState {
             store: store.clone(),
             config: tokio::sync::RwLock::new(config.clone()),
             cleanup: cleanup_settings,
             events: store_events,
-            guard: Guard::new(listen, bound, config.http_token().map(str::to_owned)),
+            guard: web.guard,
             stopping: cancel.clone(),
             index: sessions,
             counters,
         });
-        tracing::info!(url = %format!("http://{bound}/"), "local API and web page");
-        let stop = cancel.clone();
-        tasks.spawn(async move {
-            let served = axum::serve(listener, crate::api::router(state))
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "the local API stopped");
-            }
-        });
+        web.starting.serve(crate::api::router(state));
     }
     tracing::info!(dir = %store.fs().dir().display(), "sessionctl run: serving; SIGINT or SIGTERM stops");
     signals.wait().await;

@@ -394,8 +394,15 @@ fn dechunk(mut rest: &str) -> String {
 }
 
 impl Daemon {
-    /// The address of the daemon's local API, from its start-up log line.
+    /// The address of the daemon's local API, once start-up is done (it answers 503
+    /// "starting up" before).
     pub fn api_addr(&self) -> String {
+        self.wait_for_log("sessionctl run: serving");
+        self.early_api_addr()
+    }
+
+    /// The address of the daemon's local API as soon as it listens (during start-up).
+    pub fn early_api_addr(&self) -> String {
         self.wait_for_log("local API and web page");
         let log = self.log.lock().unwrap();
         let line = log.iter().find(|l| l.contains("local API and web page")).unwrap();

@@ -43,8 +43,24 @@ async function api(method, path, body) {
   }
   const response = await fetch(path, options);
   const data = await response.json().catch(() => ({}));
+  if (response.status === 503 && data.starting) {
+    startingUp(data.starting);
+    throw new Error(data.error);
+  }
   if (!response.ok) throw new Error(data.error || `HTTP ${response.status}`);
   return data;
+}
+
+// The daemon answers while it starts (recovery, migration of a large store): say what it
+// is doing, and load the view again once it is done.
+let startTimer = null;
+function startingUp(progress) {
+  const done = progress.done.toLocaleString();
+  const what = progress.total ? `${progress.phase} ${done} of ${progress.total.toLocaleString()} sessions` : `${progress.phase}: ${done} sessions read`;
+  $("starting").hidden = false;
+  $("starting").textContent = `The daemon is starting up (${what}). The list appears when it is done.`;
+  clearTimeout(startTimer);
+  startTimer = setTimeout(() => { say(""); route(); }, 1000);
 }
 
 // A message is true when it is said; every navigation clears it.
@@ -174,6 +190,7 @@ function go(url) {
 async function loadCounts() {
   try {
     const status = await api("GET", "/api/status");
+    $("starting").hidden = true;
     const counts = $("counts");
     counts.replaceChildren();
     counts.append(el("span", { class: "count", text: `${status.total} ${status.total === 1 ? "session" : "sessions"}` }));
@@ -196,7 +213,7 @@ async function loadCounts() {
     $("clock-banner").hidden = !clock.suspect;
     $("clock-reason").textContent = clock.suspect ? `${clock.reason}.` : "";
   } catch (e) {
-    say(`Could not load the counts: ${e.message}`, true);
+    if ($("starting").hidden) say(`Could not load the counts: ${e.message}`, true);
   }
 }
 
@@ -256,7 +273,7 @@ async function loadList() {
   try {
     data = await api("GET", `/api/sessions?${params}`);
   } catch (e) {
-    if (token === listToken) say(`Could not load the sessions: ${e.message}`, true);
+    if (token === listToken && $("starting").hidden) say(`Could not load the sessions: ${e.message}`, true);
     return;
   } finally {
     if (token === listToken) {
