@@ -7,8 +7,13 @@
 //! Readings are taken and applied one at a time, so a slow reader never puts back an
 //! older state. Without a watch the daemon does not keep one and lists read the
 //! files.
+//!
+//! Memory is what bounds it (64 MiB for a 100,000-session daemon): each session is a
+//! packed [`Entry`] (strings that repeat, such as addresses and versions, are shared;
+//! times are plain numbers), keyed by a shared id; a [`Row`] is made only for the rows a
+//! page returns.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
@@ -17,9 +22,9 @@ use session_migrate::{DecodeError, Decoded, SessionStore, StoreError, StoredEntr
 use session_model::{SessionId, SubmissionStatus};
 
 use crate::commands::list::{Row, natural_cmp, newer_row};
-use crate::commands::status::{FileProblems, Tally};
+use crate::commands::status::{Counted, FileProblems, Tally};
 
-/// Every session's [`Row`], ordered by start time.
+/// Every session's [`Entry`], ordered by start time.
 #[derive(Debug, Default)]
 pub struct SessionIndex {
     inner: RwLock<Rows>,
@@ -33,19 +38,98 @@ pub struct SessionIndex {
 /// How long `status` reuses its count of temp files and odd names.
 const FILES_REUSED: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// A row's key in every order: (start time, id).
-type Key = (u64, String);
+/// A row's place in start order: (start time, id).
+type Key = (u64, Arc<str>);
+
+/// "Not known" in an entry's time fields.
+const NONE: u64 = u64::MAX;
+
+fn packed(time: Option<u64>) -> u64 {
+    time.unwrap_or(NONE)
+}
+
+fn unpacked(time: u64) -> Option<u64> {
+    (time != NONE).then_some(time)
+}
+
+/// One session as the index keeps it: a [`Row`], packed.
+#[derive(Debug)]
+struct Entry {
+    id: Arc<str>,
+    version: Arc<str>,
+    status_word: Option<Arc<str>>,
+    status: Option<SubmissionStatus>,
+    device: Option<Arc<str>>,
+    lis: Option<Arc<str>>,
+    last_error: Option<Box<str>>,
+    start: u64,
+    end: u64,
+    persisted_until: u64,
+    last_attempt: u64,
+    next_attempt: u64,
+    revision: u64,
+    messages: u32,
+    complete: Option<bool>,
+    interrupted: bool,
+    not_received_by_lis: bool,
+    newer: bool,
+}
+
+impl Entry {
+    fn counted(&self) -> Counted<'_> {
+        Counted {
+            id: &self.id,
+            status: self.status,
+            newer: self.newer,
+            is_complete: self.complete,
+            interrupted: self.interrupted,
+            not_received_by_lis: self.not_received_by_lis,
+            start_time: unpacked(self.start),
+            last_error: self.last_error.as_deref(),
+            last_attempt_at: unpacked(self.last_attempt),
+            next_attempt_at: unpacked(self.next_attempt),
+        }
+    }
+
+    fn key(&self) -> Key {
+        (self.start, self.id.clone())
+    }
+
+    fn row(&self) -> Row {
+        Row {
+            id: self.id.to_string(),
+            version: self.version.to_string(),
+            start_time: unpacked(self.start),
+            message_count: (self.messages != u32::MAX).then_some(self.messages as usize),
+            submission_status: self.status_word.as_deref().map(str::to_owned),
+            persisted_until: unpacked(self.persisted_until),
+            is_complete: self.complete,
+            interrupted: self.interrupted,
+            not_received_by_lis: self.not_received_by_lis,
+            last_error: self.last_error.as_deref().map(str::to_owned),
+            device_ip: self.device.as_deref().map(str::to_owned),
+            lis_ip: self.lis.as_deref().map(str::to_owned),
+            end_time: unpacked(self.end),
+            last_attempt_at: unpacked(self.last_attempt),
+            next_attempt_at: unpacked(self.next_attempt),
+            status: self.status,
+            revision: self.revision,
+            newer: self.newer,
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 struct Rows {
-    /// By (start time, id): the default order costs no sort.
-    by_start: BTreeMap<Key, Row>,
-    /// Where each id sits in `by_start`.
-    start_of: HashMap<String, u64>,
+    by_id: HashMap<Arc<str>, Entry>,
+    /// Every key in start order: the default order costs no sort.
+    by_start: BTreeSet<Key>,
     /// The keys of each submission status's rows, and of each analyzer's: a filter
     /// walks only its own rows.
-    by_status: HashMap<String, BTreeSet<Key>>,
-    by_device: HashMap<String, BTreeSet<Key>>,
+    by_status: HashMap<Arc<str>, BTreeSet<Key>>,
+    by_device: HashMap<Arc<str>, BTreeSet<Key>>,
+    /// One copy of each string that repeats (versions, statuses, addresses).
+    shared: HashSet<Arc<str>>,
     /// `status`'s counts, kept as rows come and go.
     tally: Tally,
     /// Files that do not decode (counted by `status`, never listed).
@@ -53,64 +137,107 @@ struct Rows {
 }
 
 impl Rows {
-    fn remove(&mut self, id: &str) -> Option<Row> {
-        let start = self.start_of.remove(id)?;
-        let key = (start, id.to_owned());
-        let row = self.by_start.remove(&key)?;
-        self.tally.remove(&row);
+    fn share(&mut self, text: &str) -> Arc<str> {
+        if let Some(kept) = self.shared.get(text) {
+            return kept.clone();
+        }
+        let kept: Arc<str> = Arc::from(text);
+        self.shared.insert(kept.clone());
+        kept
+    }
+
+    fn pack(&mut self, row: Row) -> Entry {
+        let id = self
+            .by_id
+            .get_key_value(row.id.as_str())
+            .map_or_else(|| Arc::from(row.id.as_str()), |(id, _)| id.clone());
+        Entry {
+            id,
+            version: self.share(&row.version),
+            status_word: row.submission_status.as_deref().map(|s| self.share(s)),
+            status: row.status,
+            device: row.device_ip.as_deref().map(|d| self.share(d)),
+            lis: row.lis_ip.as_deref().map(|l| self.share(l)),
+            last_error: row.last_error.map(String::into_boxed_str),
+            start: row.start_time.unwrap_or(0),
+            end: packed(row.end_time),
+            persisted_until: packed(row.persisted_until),
+            last_attempt: packed(row.last_attempt_at),
+            next_attempt: packed(row.next_attempt_at),
+            revision: row.revision,
+            messages: row
+                .message_count
+                .map_or(u32::MAX, |n| n.min(u32::MAX as usize - 1) as u32),
+            complete: row.is_complete,
+            interrupted: row.interrupted,
+            not_received_by_lis: row.not_received_by_lis,
+            newer: row.newer,
+        }
+    }
+
+    fn remove(&mut self, id: &str) -> Option<Entry> {
+        let entry = self.by_id.remove(id)?;
+        let key = entry.key();
+        self.by_start.remove(&key);
+        self.tally.remove(&entry.counted());
         for (map, name) in [
-            (&mut self.by_status, row.submission_status.as_deref()),
-            (&mut self.by_device, row.device_ip.as_deref()),
+            (&mut self.by_status, entry.status_word.as_ref()),
+            (&mut self.by_device, entry.device.as_ref()),
         ] {
-            if let Some(keys) = map.get_mut(name.unwrap_or_default()) {
+            let name = name.map_or("", |n| n);
+            if let Some(keys) = map.get_mut(name) {
                 keys.remove(&key);
                 if keys.is_empty() {
-                    map.remove(name.unwrap_or_default());
+                    map.remove(name);
                 }
             }
         }
-        Some(row)
+        Some(entry)
     }
 
     /// Takes `row` in, in place of any row of its id.
     fn put(&mut self, row: Row) {
-        self.remove(&row.id);
-        self.damaged.remove(&row.id);
-        let start = row.start_time.unwrap_or(0);
-        let key = (start, row.id.clone());
-        self.tally.add(&row);
+        let entry = self.pack(row);
+        self.remove(&entry.id);
+        self.damaged.remove(&*entry.id);
+        let key = entry.key();
+        self.tally.add(&entry.counted());
+        let empty = self.share("");
         for (map, name) in [
-            (&mut self.by_status, row.submission_status.as_deref()),
-            (&mut self.by_device, row.device_ip.as_deref()),
+            (&mut self.by_status, entry.status_word.clone()),
+            (&mut self.by_device, entry.device.clone()),
         ] {
-            map.entry(name.unwrap_or_default().to_owned())
+            map.entry(name.unwrap_or_else(|| empty.clone()))
                 .or_default()
                 .insert(key.clone());
         }
-        self.start_of.insert(row.id.clone(), start);
-        self.by_start.insert(key, row);
+        self.by_start.insert(key);
+        self.by_id.insert(entry.id.clone(), entry);
     }
 
-    /// The rows a query's filters may pass, in start order: an analyzer's or a status's
-    /// own, or every one, within the time range.
-    fn candidates<'a>(&'a self, query: &ListQuery) -> Box<dyn DoubleEndedIterator<Item = &'a Row> + 'a> {
-        let from = (query.from.unwrap_or(0), String::new());
+    fn revision_of(&self, id: &str) -> Option<(u64, bool)> {
+        self.by_id.get(id).map(|e| (e.revision, e.newer))
+    }
+
+    /// The entries a query's filters may pass, in start order: an analyzer's or a
+    /// status's own, or every one, within the time range.
+    fn candidates<'a>(&'a self, query: &ListQuery) -> Box<dyn DoubleEndedIterator<Item = &'a Entry> + 'a> {
+        let from: Key = (query.from.unwrap_or(0), Arc::from(""));
         let range = match query.to {
             Some(to) => (
                 std::ops::Bound::Included(from),
-                std::ops::Bound::Excluded((to.saturating_add(1), String::new())),
+                std::ops::Bound::Excluded((to.saturating_add(1), Arc::from(""))),
             ),
             None => (std::ops::Bound::Included(from), std::ops::Bound::Unbounded),
         };
-        let own = match (&query.device, query.status) {
-            (Some(device), _) => Some(self.by_device.get(device.as_str())),
-            (None, Some(status)) => Some(self.by_status.get(status.as_str())),
-            (None, None) => None,
+        let keys = match (&query.device, query.status) {
+            (Some(device), _) => self.by_device.get(device.as_str()),
+            (None, Some(status)) => self.by_status.get(status.as_str()),
+            (None, None) => Some(&self.by_start),
         };
-        match own {
-            Some(Some(keys)) => Box::new(keys.range(range).filter_map(|key| self.by_start.get(key))),
-            Some(None) => Box::new(std::iter::empty()),
-            None => Box::new(self.by_start.range(range).map(|(_, row)| row)),
+        match keys {
+            Some(keys) => Box::new(keys.range(range).filter_map(|(_, id)| self.by_id.get(id))),
+            None => Box::new(std::iter::empty()),
         }
     }
 }
@@ -175,17 +302,16 @@ impl std::str::FromStr for SortKey {
 }
 
 impl ListQuery {
-    /// Whether `row` passes the filters.
-    pub fn matches(&self, row: &Row) -> bool {
-        let start = row.start_time.unwrap_or(0);
+    /// Whether `entry` passes the filters.
+    fn matches(&self, entry: &Entry) -> bool {
         self.status
-            .is_none_or(|s| row.submission_status.as_deref() == Some(s.as_str()))
+            .is_none_or(|s| entry.status_word.as_deref() == Some(s.as_str()))
             && self
                 .device
                 .as_deref()
-                .is_none_or(|d| row.device_ip.as_deref() == Some(d))
-            && self.from.is_none_or(|from| start >= from)
-            && self.to.is_none_or(|to| start <= to)
+                .is_none_or(|d| entry.device.as_deref() == Some(d))
+            && self.from.is_none_or(|from| entry.start >= from)
+            && self.to.is_none_or(|to| entry.start <= to)
     }
 }
 
@@ -217,10 +343,9 @@ impl SessionIndex {
     pub fn observe(&self, decoded: &Decoded) {
         let row = Row::of(decoded);
         let mut rows = self.write();
-        if let Some(start) = rows.start_of.get(&row.id)
-            && let Some(old) = rows.by_start.get(&(*start, row.id.clone()))
-            && !old.newer
-            && old.revision > row.revision
+        if let Some((revision, newer)) = rows.revision_of(&row.id)
+            && !newer
+            && revision > row.revision
         {
             return;
         }
@@ -280,53 +405,52 @@ impl SessionIndex {
     }
 
     /// The page `query` asks for. The default order walks the index; another order
-    /// sorts the rows that pass the filters.
+    /// puts in order only the rows up to the page's end.
     pub fn page(&self, query: &ListQuery) -> Page {
         let rows = self.read();
         let unfiltered =
             query.status.is_none() && query.device.is_none() && query.from.is_none() && query.to.is_none();
         if query.sort == SortKey::Start {
-            // Without filters the total is known and only the page is walked.
-            if unfiltered {
-                let walk: Box<dyn Iterator<Item = &Row>> = if query.descending {
-                    Box::new(rows.by_start.values().rev())
-                } else {
-                    Box::new(rows.by_start.values())
-                };
-                return Page {
-                    total: rows.by_start.len(),
-                    rows: walk.skip(query.offset).take(query.limit).cloned().collect(),
-                };
-            }
             let walk = rows.candidates(query);
-            let walk: Box<dyn Iterator<Item = &Row>> = if query.descending {
+            let walk: Box<dyn Iterator<Item = &Entry>> = if query.descending {
                 Box::new(walk.rev())
             } else {
                 walk
             };
+            // Without filters the total is known and only the page is walked.
+            if unfiltered {
+                return Page {
+                    total: rows.by_id.len(),
+                    rows: walk
+                        .skip(query.offset)
+                        .take(query.limit)
+                        .map(Entry::row)
+                        .collect(),
+                };
+            }
             let mut total = 0;
             let mut page = Vec::new();
-            for row in walk.filter(|r| query.matches(r)) {
+            for entry in walk.filter(|e| query.matches(e)) {
                 if total >= query.offset && total - query.offset < query.limit {
-                    page.push(row.clone());
+                    page.push(entry.row());
                 }
                 total += 1;
             }
             return Page { total, rows: page };
         }
-        let mut matching: Vec<&Row> = rows.candidates(query).filter(|r| query.matches(r)).collect();
-        let by_column = |a: &&Row, b: &&Row| {
+        let mut matching: Vec<&Entry> = rows.candidates(query).filter(|e| query.matches(e)).collect();
+        let by_column = |a: &&Entry, b: &&Entry| {
             let order = match query.sort {
                 SortKey::Start => std::cmp::Ordering::Equal,
                 SortKey::Id => natural_cmp(&a.id, &b.id),
-                SortKey::Status => a.submission_status.cmp(&b.submission_status),
-                SortKey::Device => a.device_ip.cmp(&b.device_ip),
-                SortKey::Messages => a.message_count.cmp(&b.message_count),
-                SortKey::LastAttempt => a.last_attempt_at.cmp(&b.last_attempt_at),
+                SortKey::Status => a.status_word.cmp(&b.status_word),
+                SortKey::Device => a.device.cmp(&b.device),
+                SortKey::Messages => a.messages.cmp(&b.messages),
+                SortKey::LastAttempt => unpacked(a.last_attempt).cmp(&unpacked(b.last_attempt)),
             };
             // Ties in start order, then by id: every order is total, so pages never overlap.
             let order = order
-                .then_with(|| a.start_time.cmp(&b.start_time))
+                .then_with(|| a.start.cmp(&b.start))
                 .then_with(|| a.id.cmp(&b.id));
             if query.descending { order.reverse() } else { order }
         };
@@ -344,19 +468,29 @@ impl SessionIndex {
                 .into_iter()
                 .skip(query.offset)
                 .take(query.limit)
-                .cloned()
+                .map(Entry::row)
                 .collect(),
         }
     }
 
-    /// Every row that passes `query`'s filters, in its order (for a search to read).
-    pub fn candidates(&self, query: &ListQuery) -> Vec<Row> {
-        let all = ListQuery {
-            offset: 0,
-            limit: usize::MAX,
-            ..query.clone()
-        };
-        self.page(&all).rows
+    /// The ids of every row that passes `query`'s filters, in its order (for a search to
+    /// read, or a bulk action to change).
+    pub fn candidates(&self, query: &ListQuery) -> Vec<Arc<str>> {
+        let rows = self.read();
+        let walk = rows.candidates(query).filter(|e| query.matches(e));
+        if query.descending {
+            walk.rev().map(|e| e.id.clone()).collect()
+        } else {
+            walk.map(|e| e.id.clone()).collect()
+        }
+    }
+
+    /// The rows of `ids` still indexed, in that order.
+    pub fn rows(&self, ids: &[Arc<str>]) -> Vec<Row> {
+        let rows = self.read();
+        ids.iter()
+            .filter_map(|id| rows.by_id.get(id).map(Entry::row))
+            .collect()
     }
 
     /// `status` from the index: the sessions' part from its tally, the temps and odd
@@ -395,8 +529,8 @@ impl SessionIndex {
 /// What a text search found.
 #[derive(Debug, Clone)]
 pub struct Found {
-    /// The matches on the page asked for, in the list's order.
-    pub rows: Vec<Row>,
+    /// The ids of the matches on the page asked for, in the list's order.
+    pub ids: Vec<Arc<str>>,
     /// Matches among the sessions searched.
     pub matched: usize,
     /// Sessions searched (a prefix of the candidates, in order).
@@ -412,7 +546,7 @@ pub struct Found {
 /// Returns the page `offset`/`limit` of the matches found in the prefix searched.
 pub fn search(
     store: &SessionStore,
-    candidates: Vec<Row>,
+    candidates: Vec<Arc<str>>,
     needle: &str,
     page: (usize, usize),
     deadline: Instant,
@@ -438,7 +572,7 @@ pub fn search(
                         return;
                     }
                     for i in start..(start + CHUNK).min(candidates.len()) {
-                        let found = holds(store, &candidates[i].id, &needle);
+                        let found = holds(store, &candidates[i], &needle);
                         verdicts[i].store(if found { 1 } else { 2 }, Ordering::Relaxed);
                     }
                 }
@@ -451,17 +585,17 @@ pub fn search(
         .unwrap_or(candidates.len());
     let (offset, limit) = page;
     let mut matched = 0;
-    let mut rows = Vec::new();
-    for (row, verdict) in candidates.iter().zip(&verdicts).take(searched) {
+    let mut ids = Vec::new();
+    for (id, verdict) in candidates.iter().zip(&verdicts).take(searched) {
         if verdict.load(Ordering::Relaxed) == 1 {
             if matched >= offset && matched - offset < limit {
-                rows.push(row.clone());
+                ids.push(id.clone());
             }
             matched += 1;
         }
     }
     Found {
-        rows,
+        ids,
         matched,
         searched,
         candidates: candidates.len(),
@@ -652,7 +786,7 @@ mod tests {
         let later = Instant::now() + std::time::Duration::from_secs(60);
         let found = search(&store, index.candidates(&query), "Glu", (0, 10), later, &never);
         assert_eq!(
-            (ids(&found.rows), found.matched, found.complete),
+            (ids(&index.rows(&found.ids)), found.matched, found.complete),
             (vec!["s-3", "s-1"], 2, true)
         );
         let past = Instant::now();
@@ -667,7 +801,7 @@ mod tests {
             later,
             &cancelled,
         );
-        assert!(!found.complete && found.rows.is_empty());
+        assert!(!found.complete && found.ids.is_empty());
         // The request's switch: dropping it cancels.
         let cancel = Cancel::default();
         let flag = cancel.flag();

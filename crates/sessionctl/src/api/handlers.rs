@@ -177,12 +177,13 @@ pub async fn sessions(
     let page = (list.offset, list.limit);
     let found =
         blocking(move || crate::index::search(&store, candidates, &needle, page, deadline, &flag)).await;
+    let found = found.map(|found| (index.rows(&found.ids), found));
     drop(cancel);
     match found {
         Err(response) => response,
-        Ok(found) => Json(json!({
+        Ok((rows, found)) => Json(json!({
             "total": found.matched,
-            "sessions": found.rows,
+            "sessions": rows,
             "search": {
                 "complete": found.complete,
                 "searched": found.searched,
@@ -404,7 +405,7 @@ pub async fn bulk(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
             index
                 .candidates(&list)
                 .into_iter()
-                .filter_map(|row| SessionId::new(&row.id).ok())
+                .filter_map(|id| SessionId::new(&*id).ok())
                 .collect()
         }
         _ => return bad("give either ids (a list) or filter (an object)".into()),

@@ -203,7 +203,7 @@ pub fn from_rows<'a>(
     options: &StatusOptions,
 ) -> Result<Status, CliError> {
     let mut tally = Tally::default();
-    rows.for_each(|row| tally.add(row));
+    rows.for_each(|row| tally.add(&row.counted()));
     tally.status(files, store, options)
 }
 
@@ -243,18 +243,61 @@ pub struct Tally {
     tls: BTreeMap<String, (u64, String)>,
 }
 
+/// What a [`Tally`] counts of one session, borrowed from wherever it is kept.
+#[derive(Debug, Clone, Copy)]
+pub struct Counted<'a> {
+    /// The id.
+    pub id: &'a str,
+    /// The submission status (`None`: one this build does not know).
+    pub status: Option<SubmissionStatus>,
+    /// Written by a newer build.
+    pub newer: bool,
+    /// Whether capture finished.
+    pub is_complete: Option<bool>,
+    /// Whether capture was cut off.
+    pub interrupted: bool,
+    /// Whether the LIS did not receive all of it.
+    pub not_received_by_lis: bool,
+    /// Capture start, epoch ms.
+    pub start_time: Option<u64>,
+    /// The last delivery error.
+    pub last_error: Option<&'a str>,
+    /// The last delivery attempt, epoch ms.
+    pub last_attempt_at: Option<u64>,
+    /// The next one, epoch ms.
+    pub next_attempt_at: Option<u64>,
+}
+
+impl Row {
+    /// What a [`Tally`] counts of this row.
+    pub fn counted(&self) -> Counted<'_> {
+        Counted {
+            id: &self.id,
+            status: self.status,
+            newer: self.newer,
+            is_complete: self.is_complete,
+            interrupted: self.interrupted,
+            not_received_by_lis: self.not_received_by_lis,
+            start_time: self.start_time,
+            last_error: self.last_error.as_deref(),
+            last_attempt_at: self.last_attempt_at,
+            next_attempt_at: self.next_attempt_at,
+        }
+    }
+}
+
 impl Tally {
     /// Counts `row` in.
-    pub fn add(&mut self, row: &Row) {
+    pub fn add(&mut self, row: &Counted<'_>) {
         self.apply(row, true);
     }
 
     /// Counts `row` out (it must have been added).
-    pub fn remove(&mut self, row: &Row) {
+    pub fn remove(&mut self, row: &Counted<'_>) {
         self.apply(row, false);
     }
 
-    fn apply(&mut self, row: &Row, add: bool) {
+    fn apply(&mut self, row: &Counted<'_>, add: bool) {
         let step = |n: &mut usize| {
             *n = if add { *n + 1 } else { n.saturating_sub(1) };
         };
@@ -278,38 +321,38 @@ impl Tally {
         }
         let start = row.start_time.unwrap_or(0);
         if status == SubmissionStatus::Failed {
-            let id = NaturalId(row.id.clone());
+            let id = NaturalId(row.id.to_owned());
             if add {
-                self.failed.insert(id, row.last_error.clone());
+                self.failed.insert(id, row.last_error.map(str::to_owned));
             } else {
                 self.failed.remove(&id);
             }
         }
         if is_complete && matches!(status, SubmissionStatus::Pending | SubmissionStatus::InFlight) {
             if add {
-                self.waiting.insert((start, row.id.clone()), status);
+                self.waiting.insert((start, row.id.to_owned()), status);
             } else {
-                self.waiting.remove(&(start, row.id.clone()));
+                self.waiting.remove(&(start, row.id.to_owned()));
             }
         }
         if status == SubmissionStatus::Pending {
             if let Some(at) = row.next_attempt_at {
                 if add {
-                    self.next_attempts.insert((at, row.id.clone()));
+                    self.next_attempts.insert((at, row.id.to_owned()));
                 } else {
-                    self.next_attempts.remove(&(at, row.id.clone()));
+                    self.next_attempts.remove(&(at, row.id.to_owned()));
                 }
             }
             // Configuration problems are the ones the worker waits out at the cap
             // without counting attempts: TLS, today.
-            if let Some(error) = row.last_error.as_deref().filter(|e| e.starts_with("TLS: ")) {
+            if let Some(error) = row.last_error.filter(|e| e.starts_with("TLS: ")) {
                 if add {
                     self.tls.insert(
-                        row.id.clone(),
+                        row.id.to_owned(),
                         (row.last_attempt_at.unwrap_or(0), error.to_owned()),
                     );
                 } else {
-                    self.tls.remove(&row.id);
+                    self.tls.remove(row.id);
                 }
             }
         }
