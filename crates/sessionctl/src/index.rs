@@ -124,9 +124,9 @@ struct Rows {
     by_id: HashMap<Arc<str>, Entry>,
     /// Every key in start order: the default order costs no sort.
     by_start: BTreeSet<Key>,
-    /// The keys of each submission status's rows, and of each analyzer's: a filter
-    /// walks only its own rows.
-    by_status: HashMap<Arc<str>, BTreeSet<Key>>,
+    /// The keys of each analyzer's rows: a filter by analyzer walks only its own rows.
+    /// (A status filter walks them all: a few milliseconds at 100,000, where a set per
+    /// status would cost megabytes.)
     by_device: HashMap<Arc<str>, BTreeSet<Key>>,
     /// One copy of each string that repeats (versions, statuses, addresses).
     shared: HashSet<Arc<str>>,
@@ -180,16 +180,12 @@ impl Rows {
         let key = entry.key();
         self.by_start.remove(&key);
         self.tally.remove(&entry.counted());
-        for (map, name) in [
-            (&mut self.by_status, entry.status_word.as_ref()),
-            (&mut self.by_device, entry.device.as_ref()),
-        ] {
-            let name = name.map_or("", |n| n);
-            if let Some(keys) = map.get_mut(name) {
-                keys.remove(&key);
-                if keys.is_empty() {
-                    map.remove(name);
-                }
+        if let Some(device) = &entry.device
+            && let Some(keys) = self.by_device.get_mut(device)
+        {
+            keys.remove(&key);
+            if keys.is_empty() {
+                self.by_device.remove(device);
             }
         }
         Some(entry)
@@ -202,12 +198,9 @@ impl Rows {
         self.damaged.remove(&*entry.id);
         let key = entry.key();
         self.tally.add(&entry.counted());
-        let empty = self.share("");
-        for (map, name) in [
-            (&mut self.by_status, entry.status_word.clone()),
-            (&mut self.by_device, entry.device.clone()),
-        ] {
-            map.entry(name.unwrap_or_else(|| empty.clone()))
+        if let Some(device) = &entry.device {
+            self.by_device
+                .entry(device.clone())
                 .or_default()
                 .insert(key.clone());
         }
@@ -215,12 +208,19 @@ impl Rows {
         self.by_id.insert(entry.id.clone(), entry);
     }
 
+    /// Gives back what the build's growth left over (a rebuild, start-up's pass).
+    fn shrink(&mut self) {
+        self.by_id.shrink_to_fit();
+        self.by_device.shrink_to_fit();
+        self.shared.shrink_to_fit();
+    }
+
     fn revision_of(&self, id: &str) -> Option<(u64, bool)> {
         self.by_id.get(id).map(|e| (e.revision, e.newer))
     }
 
-    /// The entries a query's filters may pass, in start order: an analyzer's or a
-    /// status's own, or every one, within the time range.
+    /// The entries a query's filters may pass, in start order: an analyzer's own, or
+    /// every one, within the time range.
     fn candidates<'a>(&'a self, query: &ListQuery) -> Box<dyn DoubleEndedIterator<Item = &'a Entry> + 'a> {
         let from: Key = (query.from.unwrap_or(0), Arc::from(""));
         let range = match query.to {
@@ -230,10 +230,9 @@ impl Rows {
             ),
             None => (std::ops::Bound::Included(from), std::ops::Bound::Unbounded),
         };
-        let keys = match (&query.device, query.status) {
-            (Some(device), _) => self.by_device.get(device.as_str()),
-            (None, Some(status)) => self.by_status.get(status.as_str()),
-            (None, None) => Some(&self.by_start),
+        let keys = match &query.device {
+            Some(device) => self.by_device.get(device.as_str()),
+            None => Some(&self.by_start),
         };
         match keys {
             Some(keys) => Box::new(keys.range(range).filter_map(|(_, id)| self.by_id.get(id))),
@@ -338,6 +337,11 @@ impl SessionIndex {
         self.inner.read().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Start-up's pass is over: gives back what the index's growth left over.
+    pub fn settle(&self) {
+        self.write().shrink();
+    }
+
     /// Takes in a session as read from its file by someone else (recovery's pass): a
     /// reading of an older revision than the row has is ignored.
     pub fn observe(&self, decoded: &Decoded) {
@@ -400,6 +404,7 @@ impl SessionIndex {
                 _ => {}
             }
         }
+        fresh.shrink();
         *self.write() = fresh;
         Ok(())
     }

@@ -664,3 +664,76 @@ async fn a_technician_finds_reads_exports_and_acts_on_results() {
     client.close().await.unwrap();
     drop(daemon);
 }
+
+/// A store of `n` current sessions written directly (as a large lab's store is found):
+/// one encoded session, its id and start time replaced in each copy.
+fn large_store(dir: &Path, n: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    put_session(
+        dir,
+        "p-template",
+        1_700_000_000_000,
+        "10.0.0.3",
+        &[result_message("C1", "S-1", "GLU", "5.1", "N")],
+    );
+    let template = std::fs::read_to_string(dir.join("p-template.json")).unwrap();
+    std::fs::remove_file(dir.join("p-template.json")).unwrap();
+    assert!(template.contains("\"startTime\":1700000000000"), "{template}");
+    for i in 0..n {
+        let id = format!("p-{i:06}");
+        let doc = template
+            .replace("\"id\":\"p-template\"", &format!("\"id\":\"{id}\""))
+            .replace(
+                "\"startTime\":1700000000000",
+                &format!("\"startTime\":{}", 1_700_000_000_000u64 + i as u64 * 1000),
+            );
+        std::fs::write(dir.join(format!("{id}.json")), doc).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_first_rows_of_a_100000_session_store_render_within_two_seconds() {
+    if !available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    large_store(&dir, 100_000);
+    let daemon = Daemon::start(
+        &dir,
+        &[
+            "--set",
+            "http_listen=127.0.0.1:0",
+            "--set",
+            "cleanup_dry_run=true",
+        ],
+    );
+    // Start-up (recovery of 100,000 files in a debug build) is not what is timed.
+    daemon.wait_for_log_within("sessionctl run: serving", Duration::from_secs(600));
+    let addr = daemon.api_addr();
+    let (_driver, client) = browser().await;
+    client.goto(&format!("http://{addr}/")).await.unwrap();
+    until_in(&client, "#sessions tbody tr", "the first row", |t| {
+        t.contains("p-099999")
+    })
+    .await;
+    // Measured by the page itself: from the navigation's start to the mark it sets once
+    // the first rows are in the table.
+    let took = client
+        .execute(
+            "const rows = document.querySelectorAll('#sessions tbody tr').length;
+             const mark = performance.getEntriesByName('sessions-rendered')[0];
+             return [rows, mark ? mark.startTime : null];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let rows = took[0].as_u64().unwrap();
+    let ms = took[1].as_f64().unwrap();
+    assert_eq!(rows, 25, "a page of the newest sessions");
+    eprintln!("the first rows of the 100,000-session page after {ms:.0} ms");
+    assert!(ms < 2_000.0, "the first rows took {ms} ms");
+    let total = until_in(&client, "#page-info", "the page count", |t| t.contains("100000")).await;
+    assert!(total.contains("of 4000"), "{total}");
+    client.close().await.unwrap();
+}

@@ -760,3 +760,58 @@ fn the_page_answers_during_start_up_and_says_what_it_is_doing() {
     // Then the real API.
     assert_eq!(get(&addr, "/api/sessions?limit=1")["total"], 4_000);
 }
+
+#[test]
+fn a_new_retention_applies_to_stored_sessions_only_when_asked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let config = tmp.path().join("sessionctl.toml");
+    std::fs::write(&config, "retention_days = 30\n").unwrap();
+    put(
+        &dir,
+        "session-1",
+        NOON,
+        "10.0.0.3",
+        &[msh("C1", "S-100", "GLU", "5.1")],
+    );
+    let daemon = Daemon::start(
+        &dir,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--set",
+            "http_listen=127.0.0.1:0",
+            "--set",
+            "cleanup_dry_run=true",
+        ],
+    );
+    let addr = daemon.api_addr();
+    let kept = |addr: &str| {
+        get(addr, "/api/sessions/session-1")["persistedUntil"]
+            .as_u64()
+            .unwrap()
+    };
+    let before = kept(&addr);
+    let saved = http(
+        &addr,
+        "PUT",
+        "/api/settings",
+        &[("Content-Type", "application/json")],
+        Some(r#"{"retention_days": 90}"#),
+    );
+    assert_eq!(saved.status, 200, "{}", saved.body);
+    assert_eq!(kept(&addr), before, "a stored session keeps its own date");
+    let applied = http(&addr, "POST", "/api/retention/apply", &[], None);
+    assert_eq!(applied.status, 200, "{}", applied.body);
+    assert_eq!(
+        (&applied.json()["changed"], &applied.json()["retentionDays"]),
+        (&json!(1), &json!(90))
+    );
+    assert_eq!(kept(&addr), NOON + 90 * 24 * HOUR);
+    let listed = get(&addr, "/api/sessions");
+    assert_eq!(
+        listed["sessions"][0]["persistedUntil"],
+        NOON + 90 * 24 * HOUR,
+        "the index has it too"
+    );
+}

@@ -449,6 +449,57 @@ pub async fn bulk(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
     }
 }
 
+/// `POST /api/retention/apply`: gives every stored session the configured retention, as
+/// if it had been stored under it (`persistedUntil` = its start plus `retention_days`).
+/// A changed retention otherwise applies only to sessions stored from then on; this is
+/// the operator's explicit choice to apply it to the rest.
+pub async fn apply_retention(State(state): State<Arc<ApiState>>) -> Response {
+    let days = state.config.read().await.decode_options().retention_days;
+    let store = state.typed().await;
+    let index = state.index.clone();
+    let done = blocking(move || -> Result<(usize, Vec<Value>), CliError> {
+        let ids = store.fs().maintenance().scan()?.live;
+        let (mut changed, mut skipped) = (0usize, Vec::new());
+        for id in &ids {
+            let applied = store.update(id, |s| {
+                s.metadata.retention_days = days;
+                s.persisted_until = s
+                    .start_time
+                    .saturating_add(u64::from(days).saturating_mul(session_model::DAY_MS));
+                Ok(())
+            });
+            match applied {
+                Ok(_) => changed += 1,
+                Err(e) => skipped.push(json!({ "id": id.as_str(), "error": e.to_string() })),
+            }
+            if let Some(index) = &index {
+                index.refresh(&store, id);
+            }
+        }
+        Ok((changed, skipped))
+    })
+    .await;
+    match done {
+        Err(response) => response,
+        Ok(Err(e)) => failed(e),
+        Ok(Ok((changed, skipped))) => {
+            tracing::info!(
+                days,
+                changed,
+                skipped = skipped.len(),
+                "retention applied to the stored sessions through the local API"
+            );
+            Json(json!({
+                "retentionDays": days,
+                "changed": changed,
+                "skippedCount": skipped.len(),
+                "skipped": skipped.into_iter().take(50).collect::<Vec<_>>(),
+            }))
+            .into_response()
+        }
+    }
+}
+
 /// `POST /api/sessions/{id}/retry`.
 pub async fn retry(State(state): State<Arc<ApiState>>, Path(raw): Path<String>) -> Response {
     change_status(state, raw, Submission::retry).await

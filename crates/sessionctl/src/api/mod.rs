@@ -63,6 +63,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/api/sessions", get(handlers::sessions))
         .route("/api/bulk", post(handlers::bulk))
+        .route("/api/retention/apply", post(handlers::apply_retention))
         .route(
             "/api/sessions/{id}",
             get(handlers::session).delete(handlers::delete),

@@ -115,6 +115,7 @@ pub fn run(config: &Config) -> Result<(), CliError> {
         },
     )
     .map_err(|e| CliError::Failed(format!("recovery: {e}")))?;
+    sessions.settle();
     drop(exclusive);
 
     let store = SessionStore::new(

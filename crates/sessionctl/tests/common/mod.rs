@@ -264,7 +264,11 @@ impl Daemon {
     }
 
     pub fn wait_for_log(&self, needle: &str) {
-        let found = test_support::poll_until(Duration::from_secs(30), || {
+        self.wait_for_log_within(needle, Duration::from_secs(30));
+    }
+
+    pub fn wait_for_log_within(&self, needle: &str, limit: Duration) {
+        let found = test_support::poll_until(limit, || {
             self.log
                 .lock()
                 .unwrap()

@@ -290,6 +290,8 @@ async function loadList() {
     return tr;
   }));
   lastTotal = data.total;
+  // For whoever measures the page: when its first rows were in the table.
+  if (performance.getEntriesByName("sessions-rendered").length === 0) performance.mark("sessions-rendered");
   $("new-sessions").hidden = true;
   $("select-all").checked = false;
   const devices = new Set([...$("devices").options].map((o) => o.value));
@@ -585,7 +587,9 @@ async function showSettings() {
       el("label", { for: id, text: data.help[key] || key }), input,
       el("span", { class: "hint", text: `${key}: ${allowed}${pinned ? ` (set by the ${source === "env" ? "environment" : "command line"}; not changeable here)` : ""}` })));
   }
-  $("settings-scope").textContent = "A new retention applies to sessions stored from now on: each stored session keeps the “kept until” date it was given.";
+  $("settings-scope").textContent = "A new retention applies to sessions stored from now on: each stored session keeps the “kept until” date it was given, unless you also apply it to them (offered after saving).";
+  $("settings-form").dataset.retention = data.retention_days;
+  $("apply-retention").hidden = true;
   $("settings-file").textContent = data.file ? `Read from ${data.file}; a change is written there.` : "No configuration file: start the daemon with --config FILE to change settings here.";
   $("save-settings").disabled = !data.file;
   $("settings-fields").querySelector("input:not([disabled])")?.focus();
@@ -597,11 +601,29 @@ async function saveSettings(event) {
   for (const input of $("settings-fields").querySelectorAll("input:not([disabled])")) {
     changes[input.name] = input.type === "checkbox" ? input.checked : Number(input.value);
   }
+  const before = Number($("settings-form").dataset.retention);
   try {
     const data = await api("PUT", "/api/settings", changes);
     say(data.file ? `Settings saved to ${data.file}.` : "Settings saved.");
+    $("settings-form").dataset.retention = data.retention_days;
+    $("apply-retention").hidden = data.retention_days === before;
+    $("apply-retention").textContent = `Also give the stored sessions ${data.retention_days} days`;
   } catch (e) {
     say(`Settings not saved: ${e.message}`, true);
+  }
+}
+
+async function applyRetention() {
+  let total = 0;
+  try { total = (await api("GET", "/api/status")).total; } catch { /* the count is only for the question */ }
+  const days = $("settings-form").dataset.retention;
+  if (!await confirmed(`Give all ${total} stored sessions a retention of ${days} days from their start? Sessions past it that were delivered are then removed by the next cleanup.`, `Apply to ${total}`)) return;
+  try {
+    const done = await api("POST", "/api/retention/apply");
+    $("apply-retention").hidden = true;
+    say(`${done.changed} stored sessions now keep ${done.retentionDays} days${done.skippedCount ? `; ${done.skippedCount} could not be changed` : ""}.`, done.skippedCount > 0);
+  } catch (e) {
+    say(`Retention not applied: ${e.message}`, true);
   }
 }
 
@@ -684,6 +706,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("ignore").addEventListener("click", () => act("ignore"));
   $("delete").addEventListener("click", () => act("delete"));
   $("confirm-clock").addEventListener("click", confirmClock);
+  $("apply-retention").addEventListener("click", applyRetention);
   window.addEventListener("popstate", () => { say(""); route(); });
   route();
   listen();
