@@ -815,3 +815,43 @@ fn a_new_retention_applies_to_stored_sessions_only_when_asked() {
         "the index has it too"
     );
 }
+
+#[test]
+fn an_hl7_export_is_the_bytes_as_sent_even_when_they_are_not_utf8() {
+    use std::io::{Read, Write};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    // Latin-1 from an old analyzer: "MÜLLER" with Ü as the byte 0xDC.
+    let sent: &[u8] =
+        b"MSH|^~\\&|AN|LAB|LIS|HOSP|20261204120000||ORU^R01|C9|P|2.3\rPID|1||P9||M\xdcLLER^HANS";
+    let hex: String = sent.iter().map(|b| format!("{b:02x}")).collect();
+    let doc = json!({
+        "id": "latin-1", "startTime": NOON, "endTime": NOON + 1, "isComplete": true,
+        "elements": [{"id": "e-1", "timestamp": NOON, "direction": "device-to-pc", "type": "message", "hexData": hex}],
+    });
+    let out = sessionctl(&dir, &["put"], Some(doc.to_string().as_bytes()));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let daemon = Daemon::start(
+        &dir,
+        &[
+            "--set",
+            "http_listen=127.0.0.1:0",
+            "--set",
+            "cleanup_dry_run=true",
+        ],
+    );
+    let addr = daemon.api_addr();
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        stream,
+        "GET /api/sessions/latin-1/export?format=hl7 HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    let split = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = String::from_utf8_lossy(&answer[..split]);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let body = &answer[split..];
+    assert_eq!(body, [sent, b"\r"].concat(), "byte for byte, then CR");
+}

@@ -262,10 +262,26 @@ pub async fn export(
         if wants_json {
             return Ok(store.fs().read(&id)?);
         }
+        // The bytes as sent: each message element's exact bytes (UTF-8 or not); a
+        // session with no message element (an app file that kept only its text list)
+        // exports that list.
+        let session = decoded.session;
+        let from_elements: Vec<Vec<u8>> = session
+            .elements
+            .iter()
+            .filter(|e| e.kind == session_model::ElementKind::Message)
+            .map(|e| e.data.0.clone())
+            .collect();
+        let messages = if from_elements.is_empty() {
+            session.messages().into_iter().map(String::into_bytes).collect()
+        } else {
+            from_elements
+        };
         let mut bytes = Vec::new();
-        for message in decoded.session.messages() {
-            bytes.extend_from_slice(message.as_bytes());
-            if !message.ends_with('\r') {
+        for message in messages {
+            let ends = message.last() == Some(&b'\r');
+            bytes.extend_from_slice(&message);
+            if !ends {
                 bytes.push(b'\r');
             }
         }
