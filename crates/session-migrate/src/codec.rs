@@ -99,9 +99,9 @@ pub enum DecodeError {
         path: String,
         /// What is wrong there, without any value from the document.
         problem: String,
-        /// serde's own message, which may quote the offending value: read it only
-        /// through [`DecodeError::detail_with_values`], never in a log.
-        message: String,
+        /// serde's own message, which may quote the offending value: its text is
+        /// read only through [`DecodeError::detail_with_values`], never in a log.
+        message: WithValues,
     },
     /// The document matches its schema but cannot be upgraded.
     #[error("cannot upgrade {version} document: {source}")]
@@ -137,6 +137,18 @@ pub enum DecodeError {
     },
 }
 
+/// A message about a document that may quote its values (patient data). It has no
+/// `Display`, its `Debug` shows its length, and its text is read only through
+/// [`DecodeError::detail_with_values`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct WithValues(String);
+
+impl std::fmt::Debug for WithValues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WithValues(<{} bytes>)", self.0.len())
+    }
+}
+
 impl std::fmt::Debug for DecodeError {
     // The raw document is patient data: Debug shows its size, never its bytes.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -168,7 +180,7 @@ impl DecodeError {
     /// other errors, whose `Display` is already complete.
     pub fn detail_with_values(&self) -> Option<&str> {
         match self {
-            Self::Invalid { message, .. } => Some(message),
+            Self::Invalid { message, .. } => Some(&message.0),
             _ => None,
         }
     }
@@ -318,7 +330,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8], version: SchemaVersion) -> Resul
             version,
             path,
             problem: problem_without_values(&message),
-            message,
+            message: WithValues(message),
         }
     })?;
     de.end().map_err(|e| DecodeError::NotJson {

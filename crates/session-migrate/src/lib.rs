@@ -68,8 +68,8 @@ mod stored;
 mod version;
 
 pub use codec::{
-    Chained, Current, DecodeError, DecodeOptions, Decoded, EncodeError, decode, decode_stored, decode_with,
-    encode, encode_streamed, encode_with,
+    Chained, Current, DecodeError, DecodeOptions, Decoded, EncodeError, WithValues, decode, decode_stored,
+    decode_with, encode, encode_streamed, encode_with,
 };
 pub use run::{
     Failure, MigrateOptions, MigrateReport, NotRestored, RollbackError, RollbackOptions, RollbackReport,

@@ -5,8 +5,9 @@ use serde::{Deserialize, Serialize};
 use crate::bytes::{NodeBuffer, decode_hex, hex_matches};
 use crate::vocabulary::{Direction, ElementKind, UnknownFields};
 
-/// One framed element in the app's format: its bytes three times over.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One framed element in the app's format: its bytes three times over. Its `Debug`
+/// shows the sizes of the bytes and texts, never their content.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AppElement {
     /// The app's element id (`element-<ms>-<random>`).
@@ -33,6 +34,23 @@ pub struct AppElement {
     /// Fields this build does not know.
     #[serde(flatten)]
     pub unknown: UnknownFields,
+}
+
+impl std::fmt::Debug for AppElement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::redact::MaybeTextSize;
+        f.debug_struct("AppElement")
+            .field("id", &self.id)
+            .field("timestamp", &self.timestamp)
+            .field("direction", &self.direction)
+            .field("kind", &self.kind)
+            .field("hex_data", &MaybeTextSize(self.hex_data.as_deref()))
+            .field("raw_bytes", &self.raw_bytes)
+            .field("content", &MaybeTextSize(self.content.as_deref()))
+            .field("decoded_message", &MaybeTextSize(self.decoded_message.as_deref()))
+            .field("unknown", &self.unknown)
+            .finish()
+    }
 }
 
 /// Why an app element's bytes cannot be established.

@@ -35,13 +35,20 @@ impl<'de> Deserialize<'de> for Base64Bytes {
 }
 
 /// Node.js's JSON form of a `Buffer`: `{"type":"Buffer","data":[5]}`, as the app wrote it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Its `Debug` shows the size of the bytes, never their content.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeBuffer {
     /// Always `"Buffer"` in the app's files.
     #[serde(rename = "type")]
     pub kind: String,
     /// The bytes, one JSON number each.
     pub data: Vec<u8>,
+}
+
+impl std::fmt::Debug for NodeBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NodeBuffer({:?}, {} bytes)", self.kind, self.data.len())
+    }
 }
 
 fn nibble(c: u8) -> Option<u8> {

@@ -8,7 +8,7 @@ use crate::v1::AppSubmissionStatus;
 use crate::vocabulary::UnknownFields;
 
 /// A session as the app wrote it before `_metadata` existed (recognised by its absence).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LegacySession {
     /// The session id, also the file name.
@@ -54,4 +54,27 @@ pub struct LegacySession {
     /// Fields this build does not know.
     #[serde(flatten)]
     pub unknown: UnknownFields,
+}
+
+impl std::fmt::Debug for LegacySession {
+    // The messages are patient data: their count and size only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LegacySession")
+            .field("id", &self.id)
+            .field("session_number", &self.session_number)
+            .field("start_time", &self.start_time)
+            .field("end_time", &self.end_time)
+            .field("device_ip", &self.device_ip)
+            .field("lis_ip", &self.lis_ip)
+            .field("elements", &self.elements)
+            .field("messages", &crate::redact::TextsSize(&self.messages))
+            .field("is_complete", &self.is_complete)
+            .field("submission_status", &self.submission_status)
+            .field("submission_attempts", &self.submission_attempts)
+            .field("submitted_at", &self.submitted_at)
+            .field("submission_error", &self.submission_error)
+            .field("persisted_until", &self.persisted_until)
+            .field("unknown", &self.unknown)
+            .finish()
+    }
 }

@@ -40,6 +40,7 @@ mod document;
 mod hl7_time;
 mod id;
 mod legacy;
+mod redact;
 mod session;
 mod submission;
 mod text;

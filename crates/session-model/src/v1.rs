@@ -35,7 +35,7 @@ pub enum AppSubmissionStatus {
 }
 
 /// A `1.0.0` session: `{...session, persistedUntil, _metadata}` with flat submission fields.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionV1 {
     /// The session id, also the file name.
@@ -82,6 +82,30 @@ pub struct SessionV1 {
     /// Fields this build does not know.
     #[serde(flatten)]
     pub unknown: UnknownFields,
+}
+
+impl std::fmt::Debug for SessionV1 {
+    // The messages are patient data: their count and size only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionV1")
+            .field("id", &self.id)
+            .field("session_number", &self.session_number)
+            .field("start_time", &self.start_time)
+            .field("end_time", &self.end_time)
+            .field("device_ip", &self.device_ip)
+            .field("lis_ip", &self.lis_ip)
+            .field("elements", &self.elements)
+            .field("messages", &crate::redact::TextsSize(&self.messages))
+            .field("is_complete", &self.is_complete)
+            .field("submission_status", &self.submission_status)
+            .field("submission_attempts", &self.submission_attempts)
+            .field("submitted_at", &self.submitted_at)
+            .field("submission_error", &self.submission_error)
+            .field("persisted_until", &self.persisted_until)
+            .field("metadata", &self.metadata)
+            .field("unknown", &self.unknown)
+            .finish()
+    }
 }
 
 /// The `_metadata` block of a `1.0.0` document.

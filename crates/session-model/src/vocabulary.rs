@@ -88,8 +88,50 @@ impl From<ElementKind> for String {
     }
 }
 
-/// Unknown fields of a JSON object, kept in their original order and written back unchanged.
-pub type UnknownFields = serde_json::Map<String, serde_json::Value>;
+/// Unknown fields of a JSON object, kept in their original order and written back
+/// unchanged. It derefs to the JSON map it holds. Its `Debug` shows the keys only: a kept
+/// field may hold patient data (the app's `messages` list, say).
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UnknownFields(serde_json::Map<String, serde_json::Value>);
+
+impl UnknownFields {
+    /// No unknown field.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The JSON map.
+    pub fn into_inner(self) -> serde_json::Map<String, serde_json::Value> {
+        self.0
+    }
+}
+
+impl std::ops::Deref for UnknownFields {
+    type Target = serde_json::Map<String, serde_json::Value>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for UnknownFields {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl From<serde_json::Map<String, serde_json::Value>> for UnknownFields {
+    fn from(map: serde_json::Map<String, serde_json::Value>) -> Self {
+        Self(map)
+    }
+}
+
+impl std::fmt::Debug for UnknownFields {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UnknownFields")?;
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
 
 #[cfg(test)]
 mod tests {
