@@ -107,6 +107,7 @@ impl Side {
 
 /// What the machine saw, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Framed {
     /// A session opens at `at` (framed by a start marker, or `unframed`: bytes outside
     /// any session).

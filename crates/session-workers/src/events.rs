@@ -5,6 +5,7 @@ use crate::cleanup::CleanupSummary;
 /// One event from a worker, sent on a broadcast channel: slow listeners miss old
 /// events, and no listener ever slows a worker down.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum WorkerEvent {
     /// A cleanup run finished.
     Cleanup(CleanupSummary),

@@ -23,6 +23,7 @@ pub fn render(events: &[Framed]) -> String {
             ),
             Framed::Complete { .. } => "complete".into(),
             Framed::Abandon { reason, .. } => format!("abandon: {reason}"),
+            other => format!("(an event this test does not know: {other:?})"),
         })
         .collect::<Vec<_>>()
         .join("\n")

@@ -497,6 +497,8 @@ fn apply(
             Framed::Abandon { at, reason } => {
                 finish(capture.open.take(), stats, |open| open.abandon(at, reason))
             }
+            // A kind of event a later framing adds: nothing this relay records.
+            _ => {}
         }
     }
     append_batch(capture, &mut batch, stats);

@@ -324,6 +324,8 @@ fn apply(
                     report.interrupted += 1;
                 }
             }
+            // A kind of event a later framing adds: nothing an import records.
+            _ => {}
         }
     }
     Ok(())
