@@ -126,7 +126,9 @@ pub struct Maintenance<'a> {
 }
 
 impl Store {
-    /// The maintenance hooks: for recovery, migration and cleanup only.
+    /// What the store's own tools need beyond sessions: recovery, migration, cleanup,
+    /// and the daemon's and the CLI's views (scans for temps and odd names, roles, the
+    /// live files' size).
     pub fn maintenance(&self) -> Maintenance<'_> {
         Maintenance { store: self }
     }

@@ -1,0 +1,196 @@
+//! ARCHITECTURE.md checked against the code, as rust-analyzer's tidy test does: what a
+//! machine can check of its claims, checked on every `cargo xtask ci`.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn architecture() -> String {
+    read(&root().join("ARCHITECTURE.md"))
+}
+
+/// Every `.rs` file under `dir`.
+fn sources(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+fn members() -> BTreeSet<String> {
+    let manifest = read(&root().join("Cargo.toml"));
+    let list = manifest
+        .split("members = [")
+        .nth(1)
+        .unwrap()
+        .split(']')
+        .next()
+        .unwrap();
+    list.split('"').skip(1).step_by(2).map(str::to_owned).collect()
+}
+
+#[test]
+fn the_code_map_has_exactly_the_workspace_members() {
+    let mapped: BTreeSet<String> = architecture()
+        .lines()
+        .filter_map(|l| l.strip_prefix("### `")?.strip_suffix('`').map(str::to_owned))
+        .collect();
+    assert_eq!(
+        mapped,
+        members(),
+        "ARCHITECTURE.md's code map against Cargo.toml's members"
+    );
+}
+
+#[test]
+fn only_session_fs_touches_the_filesystem_among_the_libraries() {
+    for krate in [
+        "session-model",
+        "session-migrate",
+        "session-recovery",
+        "session-workers",
+        "session-capture",
+    ] {
+        for file in sources(&root().join("crates").join(krate).join("src")) {
+            for (n, line) in read(&file).lines().enumerate() {
+                let code = line.trim_start();
+                if code.starts_with("//") {
+                    continue;
+                }
+                assert!(
+                    !code.contains("std::fs")
+                        && !code.contains("File::open")
+                        && !code.contains("File::create"),
+                    "{}:{}: the filesystem outside session-fs: {line}",
+                    file.display(),
+                    n + 1
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn session_model_depends_on_what_the_architecture_says() {
+    let said = architecture();
+    // The bullet that says it, over as many lines as it takes.
+    let start = said
+        .find("`session-model` does no I/O")
+        .expect("the claim about session-model's dependencies");
+    let claim = said[start..].split("\n- ").next().unwrap_or_default();
+    let manifest = read(&root().join("crates/session-model/Cargo.toml"));
+    let deps: Vec<&str> = manifest
+        .split("[dependencies]")
+        .nth(1)
+        .unwrap()
+        .split("\n[")
+        .next()
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split([' ', '.', '=']).next().filter(|n| !n.is_empty()))
+        .collect();
+    assert!(!deps.is_empty());
+    for dep in deps {
+        assert!(
+            claim.contains(&format!("`{dep}`")),
+            "session-model depends on {dep}; the claim says: {claim}"
+        );
+    }
+}
+
+#[test]
+fn no_type_holding_message_text_derives_debug() {
+    for file in sources(&root().join("crates/session-model/src")) {
+        let text = read(&file);
+        for (at, _) in text.match_indices("pub struct ") {
+            let before = &text[..at];
+            let attrs: Vec<&str> = before
+                .lines()
+                .rev()
+                .take_while(|l| {
+                    let l = l.trim_start();
+                    l.starts_with("#[") || l.starts_with("///")
+                })
+                .collect();
+            let derives_debug = attrs.iter().any(|l| l.contains("derive(") && l.contains("Debug"));
+            let body = text[at..].split("\n}").next().unwrap_or_default();
+            let holds_text = [
+                "messages: Vec<String>",
+                "content: Option<String>",
+                "hex_data: Option<String>",
+                "data: Vec<u8>",
+            ]
+            .iter()
+            .any(|field| body.contains(field));
+            assert!(
+                !(derives_debug && holds_text),
+                "{}: a type holding message text or bytes derives Debug: {}",
+                file.display(),
+                body.lines().next().unwrap_or_default()
+            );
+        }
+    }
+}
+
+#[test]
+fn every_path_and_function_the_architecture_names_exists() {
+    let said = architecture();
+    let all_sources: String = ["crates", "xtask", "benchmarks"]
+        .iter()
+        .flat_map(|d| sources(&root().join(d)))
+        .map(|f| read(&f))
+        .collect();
+    let mut missing = Vec::new();
+    let mut checked = 0;
+    for (i, quoted) in said.split('`').enumerate() {
+        if i % 2 == 0 {
+            continue;
+        }
+        // Paths in the repository.
+        if (quoted.starts_with("crates/") || quoted.starts_with("dist/")) && !quoted.contains(' ') {
+            checked += 1;
+            if !root().join(quoted.trim_end_matches('/')).exists() {
+                missing.push(quoted.to_owned());
+            }
+            continue;
+        }
+        // `Type::function` and `Type::function()`: the function exists.
+        let name = quoted.trim_end_matches("()");
+        if let Some((owner, function)) = name.rsplit_once("::")
+            && owner.chars().next().is_some_and(char::is_uppercase)
+            && function
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            && !function.is_empty()
+        {
+            checked += 1;
+            if !all_sources.contains(&format!("fn {function}")) {
+                missing.push(quoted.to_owned());
+            }
+        }
+    }
+    assert!(
+        checked >= 20,
+        "only {checked} names checked: the check reads nothing"
+    );
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md names what the code does not have: {missing:?}"
+    );
+}
