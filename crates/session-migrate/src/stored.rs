@@ -323,6 +323,21 @@ impl<S: Schema> SessionStore<S> {
         Ok((result, session))
     }
 
+    /// Sends `id` again: back to pending, attempts reset, as `Submission::retry` allows
+    /// (refused with [`StoreError::Transition`] otherwise). Locked like any update; the
+    /// session as saved is returned. The one way the CLI and the API retry.
+    pub fn retry(&self, id: &SessionId) -> Result<S::Document, StoreError> {
+        self.update(id, |s| s.submission_mut().retry().map_err(refused(id)))
+            .map(|((), saved)| saved)
+    }
+
+    /// Never sends `id`, as `Submission::ignore` allows (refused with
+    /// [`StoreError::Transition`] otherwise). The one way the CLI and the API ignore.
+    pub fn ignore(&self, id: &SessionId) -> Result<S::Document, StoreError> {
+        self.update(id, |s| s.submission_mut().ignore().map_err(refused(id)))
+            .map(|((), saved)| saved)
+    }
+
     /// Moves a session to the trash (unless a newer build wrote it); `Ok(false)` when
     /// missing. A damaged file (one that does not decode, or is too large to read) goes
     /// to `.quarantine/` with the reason instead: the trash is emptied by retention, the

@@ -14,8 +14,8 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use session_migrate::{DecodeError, StoreError, refused};
-use session_model::{SessionId, Submission, SubmissionStatus, TransitionError};
+use session_migrate::{DecodeError, SessionStore, StoreError};
+use session_model::{SessionId, SubmissionStatus};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
 
@@ -324,11 +324,10 @@ pub async fn export(
     }
 }
 
-async fn change_status(
-    state: Arc<ApiState>,
-    raw: String,
-    change: fn(&mut Submission) -> Result<(), TransitionError>,
-) -> Response {
+/// A retry or an ignore, through the store's own function.
+type Change = fn(&SessionStore, &SessionId) -> Result<session_model::Session, StoreError>;
+
+async fn change_status(state: Arc<ApiState>, raw: String, change: Change) -> Response {
     let id = match parse_id(&raw) {
         Ok(id) => id,
         Err(response) => return response,
@@ -336,7 +335,7 @@ async fn change_status(
     let store = state.typed().await;
     let index = state.index.clone();
     let changed = blocking(move || {
-        let changed = store.update(&id, |s| change(&mut s.submission).map_err(refused(&id)));
+        let changed = change(&store, &id);
         // The caller reads its own change at once; the watch would tell the index later.
         if let Some(index) = index {
             index.refresh(&store, &id);
@@ -346,7 +345,7 @@ async fn change_status(
     .await;
     match changed {
         Err(response) => response,
-        Ok(Ok(((), session))) => Json(json!({
+        Ok(Ok(session)) => Json(json!({
             "id": session.id.as_str(),
             "submissionStatus": session.submission.status,
         }))
@@ -367,12 +366,11 @@ pub async fn bulk(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
     let Ok(Value::Object(request)) = serde_json::from_slice::<Value>(&body) else {
         return bad(r#"expected {"action": "retry" or "ignore", "ids": [...]} or a "filter""#.into());
     };
-    let change: fn(&mut Submission) -> Result<(), TransitionError> =
-        match request.get("action").and_then(Value::as_str) {
-            Some("retry") => Submission::retry,
-            Some("ignore") => Submission::ignore,
-            _ => return bad(r#"action must be "retry" or "ignore""#.into()),
-        };
+    let change: Change = match request.get("action").and_then(Value::as_str) {
+        Some("retry") => SessionStore::retry,
+        Some("ignore") => SessionStore::ignore,
+        _ => return bad(r#"action must be "retry" or "ignore""#.into()),
+    };
     let ids: Vec<SessionId> = match (request.get("ids"), request.get("filter")) {
         (Some(Value::Array(ids)), None) => {
             let mut parsed = Vec::with_capacity(ids.len());
@@ -435,7 +433,7 @@ pub async fn bulk(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
         let mut changed = 0usize;
         let mut skipped = Vec::new();
         for id in &ids {
-            match store.update(id, |s| change(&mut s.submission).map_err(refused(id))) {
+            match change(&store, id) {
                 Ok(_) => changed += 1,
                 Err(e) => skipped.push(json!({ "id": id.as_str(), "error": e.to_string() })),
             }
@@ -518,12 +516,12 @@ pub async fn apply_retention(State(state): State<Arc<ApiState>>) -> Response {
 
 /// `POST /api/sessions/{id}/retry`.
 pub async fn retry(State(state): State<Arc<ApiState>>, Path(raw): Path<String>) -> Response {
-    change_status(state, raw, Submission::retry).await
+    change_status(state, raw, SessionStore::retry).await
 }
 
 /// `POST /api/sessions/{id}/ignore`.
 pub async fn ignore(State(state): State<Arc<ApiState>>, Path(raw): Path<String>) -> Response {
-    change_status(state, raw, Submission::ignore).await
+    change_status(state, raw, SessionStore::ignore).await
 }
 
 /// `DELETE /api/sessions/{id}`: to the trash (a damaged file to the quarantine).

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use serde_json::json;
-use session_migrate::{SessionStore, StoreError, refused};
-use session_model::{SessionId, Submission, TransitionError};
+use session_migrate::{SessionStore, StoreError};
+use session_model::{Session, SessionId};
 use session_workers::SystemClock;
 use session_workers::submit::{SubmissionWorker, SubmitError};
 use tokio_util::sync::CancellationToken;
@@ -13,18 +13,12 @@ use crate::config::Config;
 use crate::error::CliError;
 use crate::output::{Output, count};
 
-fn change_status(
-    store: &SessionStore,
-    out: &Output,
-    id: &SessionId,
-    change: fn(&mut Submission) -> Result<(), TransitionError>,
-) -> Result<(), CliError> {
-    let (_, session) = store
-        .update(id, |s| change(&mut s.submission).map_err(refused(id)))
-        .map_err(|e| match e {
-            StoreError::NotFound { .. } | StoreError::Transition { .. } => CliError::Failed(e.to_string()),
-            other => other.into(),
-        })?;
+/// How a retry or an ignore ended, for the CLI.
+fn changed(out: &Output, id: &SessionId, saved: Result<Session, StoreError>) -> Result<(), CliError> {
+    let session = saved.map_err(|e| match e {
+        StoreError::NotFound { .. } | StoreError::Transition { .. } => CliError::Failed(e.to_string()),
+        other => other.into(),
+    })?;
     let status = session.submission.status;
     Ok(
         out.result(&json!({ "id": id.as_str(), "submissionStatus": status }), || {
@@ -38,12 +32,12 @@ fn change_status(
 
 /// `retry ID`: back to pending, attempts reset.
 pub fn retry(store: &SessionStore, out: &Output, id: &SessionId) -> Result<(), CliError> {
-    change_status(store, out, id, Submission::retry)
+    changed(out, id, store.retry(id))
 }
 
 /// `ignore ID`: never submitted.
 pub fn ignore(store: &SessionStore, out: &Output, id: &SessionId) -> Result<(), CliError> {
-    change_status(store, out, id, Submission::ignore)
+    changed(out, id, store.ignore(id))
 }
 
 /// `submit --endpoint URL [--once]`: one pass of the submission worker.
