@@ -380,6 +380,15 @@ impl SessionIndex {
                 rows.remove(id.as_str());
                 rows.damaged.insert(id.to_string());
             }
+            // Not a regular file any more (a FIFO, a symlink, a directory put there):
+            // no session to list; `status` counts it among the odd names.
+            Err(StoreError::Fs(session_fs::FsError::Io { source, .. }))
+                if source.kind() == std::io::ErrorKind::InvalidInput =>
+            {
+                let mut rows = self.write();
+                rows.remove(id.as_str());
+                *self.files.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            }
             // An I/O error says nothing about the file: the row stays as it was.
             Err(e) => tracing::warn!(session = %id, error = %e, "could not re-read a session for the index"),
         }
@@ -771,6 +780,49 @@ mod tests {
         same("a newer build's file");
         index.rebuild(&store).unwrap();
         same("a rebuild");
+    }
+
+    #[test]
+    fn a_session_replaced_by_a_fifo_or_a_symlink_leaves_the_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with(
+            dir.path(),
+            &[("s-1", 1, "MSH|a"), ("s-2", 2, "MSH|b"), ("s-3", 3, "MSH|c")],
+        );
+        let index = SessionIndex::new();
+        index.rebuild(&store).unwrap();
+        let file = |id: &str| dir.path().join(format!("{id}.json"));
+        std::fs::remove_file(file("s-1")).unwrap();
+        let fifo = std::ffi::CString::new(file("s-1").to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string; mkfifo has no other precondition.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        std::fs::remove_file(file("s-2")).unwrap();
+        std::os::unix::fs::symlink(file("s-3"), file("s-2")).unwrap();
+        for id in ["s-1", "s-2"] {
+            index.refresh(&store, &id.parse().unwrap());
+        }
+        let page = index.page(&ListQuery {
+            limit: 10,
+            ..ListQuery::default()
+        });
+        assert_eq!(ids(&page.rows), ["s-3"]);
+        let status = serde_json::to_value(
+            index
+                .status(
+                    &store,
+                    &crate::commands::status::StatusOptions {
+                        retry_cap_ms: 1,
+                        alert_undelivered_ms: 1,
+                    },
+                )
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            (&status["total"], &status["notRegularFiles"]),
+            (&serde_json::json!(1), &serde_json::json!(2)),
+            "{status}"
+        );
     }
 
     #[test]
