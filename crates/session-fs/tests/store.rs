@@ -776,3 +776,66 @@ fn a_streamed_create_that_fails_leaves_nothing_and_says_whether_the_disk_or_the_
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn saves_that_queue_behind_a_write_coalesce_into_one() {
+    let (entered_tx, entered) = std::sync::mpsc::channel();
+    let (release, release_rx) = std::sync::mpsc::channel();
+    let (_dir, store, rec) = store_with(Recording {
+        gate_first_create: Some(std::sync::Mutex::new((entered_tx, release_rx))),
+        ..Recording::default()
+    });
+    let started = std::sync::atomic::AtomicUsize::new(0);
+    let outcomes: Vec<SaveOutcome> = std::thread::scope(|scope| {
+        // The first save holds the id's lock inside its write until the gate opens.
+        let first = scope.spawn(|| store.save(&id("hot"), doc("hot", "first")).unwrap());
+        entered.recv().unwrap();
+        // Eight more line up behind it.
+        let queued: Vec<_> = (0..8)
+            .map(|i| {
+                let (store, started) = (&store, &started);
+                scope.spawn(move || {
+                    started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    store
+                        .save(&id("hot"), doc("hot", &format!("queued-{i}")))
+                        .unwrap()
+                })
+            })
+            .collect();
+        while started.load(std::sync::atomic::Ordering::SeqCst) < 8 {
+            std::thread::yield_now();
+        }
+        release.send(()).unwrap();
+        let mut all = vec![first.join().unwrap()];
+        all.extend(queued.into_iter().map(|h| h.join().unwrap()));
+        all
+    });
+    let writes = rec
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| *l == "write <temp>")
+        .count();
+    let superseded = outcomes
+        .iter()
+        .filter(|o| matches!(o, SaveOutcome::Superseded))
+        .count();
+    let written = outcomes
+        .iter()
+        .filter(|o| matches!(o, SaveOutcome::Written(_)))
+        .count();
+    assert_eq!(writes, written, "one write per written save");
+    assert!(
+        writes < 9,
+        "nine saves, {writes} writes: the queued ones coalesced"
+    );
+    assert!(superseded >= 1 && superseded + written == 9, "{outcomes:?}");
+    // What was written last is a queued save, and the revision counts the writes.
+    let stored = read_json(&store, "hot");
+    assert!(
+        stored["value"].as_str().unwrap().starts_with("queued-"),
+        "{stored}"
+    );
+    assert_eq!(stored["_metadata"]["revision"], writes as u64);
+}

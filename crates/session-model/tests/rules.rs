@@ -267,3 +267,70 @@ fn a_session_the_lis_did_not_wholly_receive_is_delivered_only_when_asked_and_onl
         "the count is kept whatever the reason"
     );
 }
+
+/// The `2.0.0` copies of the rules (a released version keeps its own): each checked by
+/// its result, as the current version's are.
+#[test]
+fn the_2_0_0_rules_decide_as_the_current_ones_do() {
+    let base = SessionV2_0::try_from(v1(json!({}))).unwrap();
+    // Expiry: at `persistedUntil` (5000) and after, not before.
+    assert!(!base.is_expired(4_999));
+    assert!(base.is_expired(5_000));
+    assert!(base.is_expired(5_001));
+    // Sendable: complete and pending; not when incomplete, not when settled.
+    assert!(base.is_sendable(0));
+    let mut incomplete = base.clone();
+    incomplete.is_complete = false;
+    assert!(!incomplete.is_sendable(0));
+    let mut failed = base.clone();
+    failed.submission.status = SubmissionStatus::Failed;
+    assert!(!failed.is_sendable(0));
+    // Messages: the kept list (it differs from the bytes here), counted.
+    assert_eq!(base.messages(), ["MSH|1", "OBX|2"]);
+    assert_eq!(base.message_count(), 2);
+    let derived = SessionV2_0::try_from(v1(json!({"messages": ["MSH|1", "OBX|2"]}))).unwrap();
+    assert_eq!(derived.message_count(), 2);
+    // Delivery content: each field the receiver gets counts, nothing else does.
+    assert!(base.same_delivery_content(&base.clone()));
+    let changes: [fn(&mut SessionV2_0); 6] = [
+        |s| s.id = SessionId::new("other").unwrap(),
+        |s| s.start_time += 1,
+        |s| s.end_time = None,
+        |s| s.device_ip = None,
+        |s| s.lis_ip = Some("x".into()),
+        |s| {
+            s.unknown.remove("messages");
+            s.elements[1].data.0.push(b'!');
+        },
+    ];
+    for change in changes {
+        let mut other = base.clone();
+        change(&mut other);
+        assert!(!base.same_delivery_content(&other), "{other:?}");
+    }
+    let mut bookkeeping = base.clone();
+    bookkeeping.submission.attempts = 9;
+    bookkeeping.metadata.revision = 4;
+    assert!(base.same_delivery_content(&bookkeeping));
+}
+
+#[test]
+fn every_interruption_reason_reads_and_prints_as_its_word() {
+    use session_model::InterruptionReason;
+    let words = [
+        ("connectionClosed", InterruptionReason::ConnectionClosed),
+        ("restarted", InterruptionReason::Restarted),
+        ("unframed", InterruptionReason::Unframed),
+        ("shutdown", InterruptionReason::Shutdown),
+        ("crash", InterruptionReason::Crash),
+        ("lisClosed", InterruptionReason::LisClosed),
+        ("powerCut", InterruptionReason::Other("powerCut".into())),
+    ];
+    for (word, reason) in words {
+        assert_eq!(InterruptionReason::from(word.to_owned()), reason, "{word}");
+        assert_eq!(String::from(reason.clone()), word);
+        assert_eq!(reason.to_string(), word);
+        let json: InterruptionReason = serde_json::from_value(json!(word)).unwrap();
+        assert_eq!(json, reason);
+    }
+}

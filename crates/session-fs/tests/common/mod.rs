@@ -19,6 +19,9 @@ pub struct Recording {
     /// When set, a foreign writer (the app, ignoring the store's locks) writes these
     /// bytes at a link's target just before the link is made.
     pub foreign_write_before_link: Option<Vec<u8>>,
+    /// When set, the first `create` says so on `.0` and then waits for `.1`: a gate
+    /// that holds the first write (and its lock) while the test lines others up.
+    pub gate_first_create: Option<Mutex<(std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>)>>,
 }
 
 struct RecordingFile {
@@ -70,6 +73,19 @@ impl Storage for Seam {
         OsStorage.create_dir(path)
     }
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {
+        if let Some(gate) = self.0.gate_first_create.as_ref()
+            && self
+                .0
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .all(|l| !l.starts_with("create "))
+        {
+            let gate = gate.lock().unwrap();
+            gate.0.send(()).unwrap();
+            gate.1.recv().unwrap();
+        }
         self.0.call("create", path)?;
         Ok(Box::new(RecordingFile {
             inner: OsStorage.create_new(path)?,
