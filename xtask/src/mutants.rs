@@ -23,6 +23,9 @@ const CRATES: [&str; 6] = [
 
 /// Missed mutants that cannot be caught, because they change nothing observable, each
 /// with the reason: (what the mutant's name contains, all of it, why it is equivalent).
+/// The linger, `create_dir`, `create_new`, `count` and `recover_visiting` claims were
+/// dropped after review (issue 26): those mutants change what is written, an error's
+/// kind, a descriptor flag or a log, so they count as missed until a test catches them.
 const EQUIVALENT: &[(&[&str], &str)] = &[
     (
         &["bytes.rs:59:48: replace | with ^ in hex_bytes"],
@@ -49,24 +52,6 @@ const EQUIVALENT: &[(&[&str], &str)] = &[
          waiting), so `>` and `>=` agree",
     ),
     (
-        &["locks.rs:87:34: replace += with *= in LockTable::lock_for_save"],
-        "it only decides whether the newest save lingers 60 µs for newer ones to share its write: timing, never \
-         what is written or which save wins (the hot-id benchmark measures the coalescing)",
-    ),
-    (
-        &["locks.rs:93:", "in LockTable::lock_for_save"],
-        "it only decides whether the newest save lingers 60 µs for newer ones to share its write: timing, never \
-         what is written or which save wins (the hot-id benchmark measures the coalescing)",
-    ),
-    (
-        &[
-            "storage.rs",
-            "replace | with & in <impl Storage for OsStorage>::create_new",
-        ],
-        "`O_NOFOLLOW & O_CLOEXEC` is 0, and `create_new` (`O_CREAT | O_EXCL`) never follows a symlink anyway; \
-         close-on-exec is invisible to a process that never executes another",
-    ),
-    (
         &["store.rs", "replace && with || in Store::area_dir"],
         "`area_dir` only ever receives an `Area`'s own directory (`.backup/<run>` with a run `BackupRun` parsed), \
          where both sides hold together",
@@ -77,27 +62,11 @@ const EQUIVALENT: &[(&[&str], &str)] = &[
     ),
     (
         &[
-            "replace match guard e.kind() == io::ErrorKind::AlreadyExists with true in <impl Storage for OsStorage>::create_dir",
-        ],
-        "an error it swallows comes back from the `lstat` that follows (the name is not a directory, or cannot be \
-         looked at)",
-    ),
-    (
-        &[
             "replace match guard e.kind() == io::ErrorKind::NotFound with true in <impl Storage for",
             ">::lock",
         ],
         "the retry creates the same name with the same no-follow, non-blocking flags: any error but NotFound \
          recurs",
-    ),
-    (
-        &["submit/mod.rs", "delete ! in SubmissionWorker<T>::count"],
-        "the branch is reached only by a task that panicked (a bug) or was cancelled while joined (never: a \
-         shutdown aborts the tasks and drops the join set unjoined), and it only chooses whether to log",
-    ),
-    (
-        &["in recover_visiting"],
-        "it changes how many threads check the live files (or whether one thread does it inline), never what they find",
     ),
 ];
 
