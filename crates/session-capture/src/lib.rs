@@ -36,6 +36,7 @@
 //!             Framed::Element(e) => open.as_mut().unwrap().append(&e).unwrap(),
 //!             Framed::Complete { at } => done = Some(open.take().unwrap().complete(at).unwrap()),
 //!             Framed::Abandon { at, reason } => { open.take().unwrap().abandon(at, reason).unwrap(); }
+//!             _ => {} // `Framed` is non_exhaustive: a later framing may add events
 //!         }
 //!     }
 //! }
