@@ -149,9 +149,10 @@ pub(crate) fn describe(file_type: &fs::FileType) -> &'static str {
     entry_kind(file_type).describe()
 }
 
-/// Checks an opened file as [`read_opened`] does and hands it out to be read in pieces,
-/// never past `limit` bytes.
-pub(crate) fn stream_opened(file: File, limit: u64) -> io::Result<StreamOutcome> {
+/// The size of an opened file (`Ok(Err(size))` when it is over `limit`), refusing
+/// anything but a regular file. Both ways of reading call it, so the checks on an
+/// opened file live in one place.
+fn checked_size(file: &File, limit: u64) -> io::Result<Result<u64, u64>> {
     let meta = file.metadata()?;
     if !meta.is_file() {
         return Err(wrong_kind(&format!(
@@ -159,31 +160,34 @@ pub(crate) fn stream_opened(file: File, limit: u64) -> io::Result<StreamOutcome>
             describe(&meta.file_type())
         )));
     }
-    if meta.len() > limit {
-        return Ok(StreamOutcome::TooLarge { size: meta.len() });
-    }
-    Ok(StreamOutcome::Opened {
-        len: meta.len(),
-        // The file may grow after fstat: the reader stops at what fstat saw.
-        reader: Box::new(file.take(meta.len())),
+    Ok(if meta.len() > limit {
+        Err(meta.len())
+    } else {
+        Ok(meta.len())
+    })
+}
+
+/// Checks an opened file as [`read_opened`] does and hands it out to be read in pieces,
+/// never past the size it had when checked.
+pub(crate) fn stream_opened(file: File, limit: u64) -> io::Result<StreamOutcome> {
+    Ok(match checked_size(&file, limit)? {
+        Err(size) => StreamOutcome::TooLarge { size },
+        Ok(len) => StreamOutcome::Opened {
+            len,
+            // The file may grow after fstat: the reader stops at what fstat saw.
+            reader: Box::new(file.take(len)),
+        },
     })
 }
 
 /// Reads a file opened without blocking, refusing anything but a regular file
-/// and anything over `limit` bytes. Both storages call it, so the checks on an
-/// opened file live in one place.
+/// and anything over `limit` bytes. Both storages call it.
 pub(crate) fn read_opened(mut file: File, limit: u64) -> io::Result<ReadOutcome> {
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(wrong_kind(&format!(
-            "is {}, not a regular file",
-            describe(&meta.file_type())
-        )));
-    }
-    if meta.len() > limit {
-        return Ok(ReadOutcome::TooLarge { size: meta.len() });
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    let len = match checked_size(&file, limit)? {
+        Err(size) => return Ok(ReadOutcome::TooLarge { size }),
+        Ok(len) => len,
+    };
+    let mut bytes = Vec::with_capacity(len as usize);
     // The file may grow between fstat and read: never read past the limit.
     (&mut file).take(limit + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > limit {

@@ -709,6 +709,9 @@ fn the_page_answers_during_start_up_and_says_what_it_is_doing() {
         let doc = json!({"id": format!("old-{i}"), "startTime": NOON + i, "isComplete": true, "messages": [msh("C", "S", "GLU", "5")]});
         std::fs::write(dir.join(format!("old-{i}.json")), doc.to_string()).unwrap();
     }
+    // Another handle on the store holds start-up at recovery (which needs the store to
+    // itself): the gate that makes the "starting" answer certain, whatever the machine's speed.
+    let holder = session_fs::Store::open(&dir).unwrap();
     let daemon = Daemon::start(
         &dir,
         &[
@@ -719,6 +722,17 @@ fn the_page_answers_during_start_up_and_says_what_it_is_doing() {
         ],
     );
     let addr = daemon.early_api_addr();
+    daemon.wait_for_log("waiting for other sessionctl processes");
+    let held = http(&addr, "GET", "/api/sessions", &[], None);
+    assert_eq!(held.status, 503, "{}", held.body);
+    assert_eq!(held.json()["starting"]["phase"], "recovering", "{}", held.body);
+    let page = http(&addr, "GET", "/sessions/old-1", &[], None);
+    assert_eq!((page.status, page.body.contains("HL7 sessions")), (200, true));
+    assert_eq!(
+        http(&addr, "GET", "/api/status", &[("Host", "evil.example")], None).status,
+        403
+    );
+    drop(holder);
     let mut starting = None;
     let mut page_while_starting = None;
     let deadline = Instant::now() + Duration::from_secs(120);

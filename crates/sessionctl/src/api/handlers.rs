@@ -137,6 +137,32 @@ fn list_query(query: &HashMap<String, String>) -> Result<(ListQuery, Option<Stri
     Ok((list, q))
 }
 
+/// The daemon's index; without a watch there is none, and one is built from the files
+/// for this request (as `list` reads them).
+async fn index_of(state: &ApiState) -> Result<Arc<SessionIndex>, Response> {
+    if let Some(index) = &state.index {
+        return Ok(index.clone());
+    }
+    let index = Arc::new(SessionIndex::new());
+    let (built, store) = (index.clone(), state.typed().await);
+    match blocking(move || built.rebuild(&store)).await? {
+        Ok(()) => Ok(index),
+        Err(e) => Err(store_error(e)),
+    }
+}
+
+/// The session `raw` names, at the current version; a response for a bad id, a missing
+/// session or a file that does not decode.
+async fn load_session(state: &ApiState, raw: &str) -> Result<session_model::Session, Response> {
+    let id = parse_id(raw)?;
+    let store = state.typed().await;
+    match blocking(move || store.load(&id).map(|d| d.map(|d| d.session))).await? {
+        Ok(Some(session)) => Ok(session),
+        Ok(None) => Err(error(StatusCode::NOT_FOUND, format!("no session {raw}")).into_response()),
+        Err(e) => Err(store_error(e)),
+    }
+}
+
 /// How long a text search reads files before it answers with what it found.
 const SEARCH_BUDGET: std::time::Duration = std::time::Duration::from_millis(1500);
 
@@ -152,19 +178,9 @@ pub async fn sessions(
         Err(response) => return response,
     };
     let store = state.typed().await;
-    let index = match &state.index {
-        Some(index) => index.clone(),
-        // Without a watch there is no index: read the files, as `list` does.
-        None => {
-            let index = Arc::new(SessionIndex::new());
-            let built = index.clone();
-            let store = store.clone();
-            match blocking(move || built.rebuild(&store)).await {
-                Ok(Ok(())) => index,
-                Ok(Err(e)) => return store_error(e),
-                Err(response) => return response,
-            }
-        }
+    let index = match index_of(&state).await {
+        Ok(index) => index,
+        Err(response) => return response,
     };
     let Some(needle) = q else {
         let page = index.page(&list);
@@ -196,36 +212,20 @@ pub async fn sessions(
 
 /// `GET /api/sessions/{id}`: the session at the current version, as `show --json`.
 pub async fn session(State(state): State<Arc<ApiState>>, Path(raw): Path<String>) -> Response {
-    let id = match parse_id(&raw) {
-        Ok(id) => id,
-        Err(response) => return response,
-    };
-    let store = state.typed().await;
-    let loaded = blocking(move || store.load(&id).map(|d| d.map(|d| d.session))).await;
-    match loaded {
+    match load_session(&state, &raw).await {
+        Ok(session) => Json(session).into_response(),
         Err(response) => response,
-        Ok(Ok(Some(session))) => Json(session).into_response(),
-        Ok(Ok(None)) => error(StatusCode::NOT_FOUND, format!("no session {raw}")).into_response(),
-        Ok(Err(e)) => store_error(e),
     }
 }
 
 /// `GET /api/sessions/{id}/hl7`: each message parsed into segments and fields.
 pub async fn hl7(State(state): State<Arc<ApiState>>, Path(raw): Path<String>) -> Response {
-    let id = match parse_id(&raw) {
-        Ok(id) => id,
-        Err(response) => return response,
-    };
-    let store = state.typed().await;
-    let loaded = blocking(move || store.load(&id).map(|d| d.map(|d| d.session))).await;
-    match loaded {
-        Err(response) => response,
-        Ok(Ok(Some(session))) => {
+    match load_session(&state, &raw).await {
+        Ok(session) => {
             let messages = super::hl7_view::messages(&session.messages());
             Json(json!({ "id": session.id.as_str(), "messages": messages })).into_response()
         }
-        Ok(Ok(None)) => error(StatusCode::NOT_FOUND, format!("no session {raw}")).into_response(),
-        Ok(Err(e)) => store_error(e),
+        Err(response) => response,
     }
 }
 
@@ -404,17 +404,9 @@ pub async fn bulk(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
                 Ok(parsed) => parsed,
                 Err(response) => return response,
             };
-            let index = match &state.index {
-                Some(index) => index.clone(),
-                None => {
-                    let index = Arc::new(SessionIndex::new());
-                    let (built, store) = (index.clone(), state.typed().await);
-                    match blocking(move || built.rebuild(&store)).await {
-                        Ok(Ok(())) => index,
-                        Ok(Err(e)) => return store_error(e),
-                        Err(response) => return response,
-                    }
-                }
+            let index = match index_of(&state).await {
+                Ok(index) => index,
+                Err(response) => return response,
             };
             index
                 .candidates(&list)
