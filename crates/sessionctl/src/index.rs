@@ -356,6 +356,27 @@ impl SessionIndex {
         rows.put(row);
     }
 
+    /// Takes in what a change through this daemon just saved (its own copy, so the
+    /// file is not read again); a change that failed re-reads the file instead.
+    pub fn saved(
+        &self,
+        store: &SessionStore,
+        id: &SessionId,
+        saved: Result<&session_model::Session, &StoreError>,
+    ) {
+        match saved {
+            Ok(session) => {
+                let _one_at_a_time = self.reading.lock().unwrap_or_else(|p| p.into_inner());
+                let decoded = session_migrate::Chained {
+                    session: session.clone(),
+                    from: <session_model::Session as session_model::Version>::SCHEMA,
+                };
+                self.write().put(Row::of(&decoded));
+            }
+            Err(_) => self.refresh(store, id),
+        }
+    }
+
     /// Reads `id`'s file again: stored, gone, damaged or from a newer build. Readings
     /// are taken and applied one at a time, so the last one taken is the one kept, whoever
     /// wrote the file (an outside writer's revision need not grow).
@@ -822,6 +843,37 @@ mod tests {
             (&status["total"], &status["notRegularFiles"]),
             (&serde_json::json!(1), &serde_json::json!(2)),
             "{status}"
+        );
+    }
+
+    #[test]
+    fn what_a_change_saved_is_taken_as_saved_and_a_failed_change_reads_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with(dir.path(), &[("s-1", 1, "MSH|a")]);
+        let index = SessionIndex::new();
+        index.rebuild(&store).unwrap();
+        let id: SessionId = "s-1".parse().unwrap();
+        let ignored = store.ignore(&id).unwrap();
+        // The saved copy is taken as it is: the file is not read (it is gone here).
+        std::fs::remove_file(dir.path().join("s-1.json")).unwrap();
+        index.saved(&store, &id, Ok(&ignored));
+        let page = index.page(&ListQuery {
+            limit: 10,
+            ..ListQuery::default()
+        });
+        assert_eq!(page.rows[0].submission_status.as_deref(), Some("ignored"));
+        assert_eq!(page.rows[0].revision, 2);
+        // A change that failed says nothing of the file: it is read, and it is gone.
+        let failed = store.retry(&id).unwrap_err();
+        index.saved(&store, &id, Err(&failed));
+        assert_eq!(
+            index
+                .page(&ListQuery {
+                    limit: 10,
+                    ..ListQuery::default()
+                })
+                .total,
+            0
         );
     }
 

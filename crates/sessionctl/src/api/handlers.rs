@@ -338,7 +338,7 @@ async fn change_status(state: Arc<ApiState>, raw: String, change: Change) -> Res
         let changed = change(&store, &id);
         // The caller reads its own change at once; the watch would tell the index later.
         if let Some(index) = index {
-            index.refresh(&store, &id);
+            index.saved(&store, &id, changed.as_ref());
         }
         changed
     })
@@ -425,12 +425,13 @@ pub async fn bulk(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
         let mut changed = 0usize;
         let mut skipped = Vec::new();
         for id in &ids {
-            match change(&store, id) {
+            let result = change(&store, id);
+            if let Some(index) = &index {
+                index.saved(&store, id, result.as_ref());
+            }
+            match result {
                 Ok(_) => changed += 1,
                 Err(e) => skipped.push(json!({ "id": id.as_str(), "error": e.to_string() })),
-            }
-            if let Some(index) = &index {
-                index.refresh(&store, id);
             }
         }
         (changed, skipped)
@@ -474,12 +475,13 @@ pub async fn apply_retention(State(state): State<Arc<ApiState>>) -> Response {
                     .saturating_add(u64::from(days).saturating_mul(session_model::DAY_MS));
                 Ok(())
             });
+            let applied = applied.map(|((), saved)| saved);
+            if let Some(index) = &index {
+                index.saved(&store, id, applied.as_ref());
+            }
             match applied {
                 Ok(_) => changed += 1,
                 Err(e) => skipped.push(json!({ "id": id.as_str(), "error": e.to_string() })),
-            }
-            if let Some(index) = &index {
-                index.refresh(&store, id);
             }
         }
         Ok((changed, skipped))
