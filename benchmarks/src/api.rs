@@ -59,8 +59,8 @@ fn generate(dir: &Path, n: usize) -> Result<(), String> {
                         "persistedUntil": u64::MAX / 2,
                         "submissionStatus": if i.is_multiple_of(7) { "failed" } else { "submitted" },
                     });
-                    if let Ok(decoded) = session_migrate::decode(doc.to_string().as_bytes())
-                        && let Ok(bytes) = session_migrate::encode(&decoded.session)
+                    if let Ok(decoded) = session_store::decode(doc.to_string().as_bytes())
+                        && let Ok(bytes) = session_store::encode(&decoded.session)
                     {
                         let _ = std::fs::write(dir.join(format!("s-{i:07}.json")), bytes);
                     }

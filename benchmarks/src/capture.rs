@@ -8,8 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use session_capture::{Endpoints, FramedElement, Recorder};
-use session_migrate::{DecodeOptions, SessionStore};
 use session_model::{Direction, ElementKind};
+use session_store::{DecodeOptions, SessionStore};
 
 use crate::measure::{median, ms};
 use crate::{Row, Settings};

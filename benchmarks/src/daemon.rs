@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use session_migrate::{DecodeOptions, SessionStore};
 use session_model::{SessionId, SubmissionStatus};
+use session_store::{DecodeOptions, SessionStore};
 
 use crate::measure::{median, ms};
 use crate::{Row, Settings};
@@ -57,7 +57,7 @@ fn generate(dir: &Path, n: usize, pending: usize) -> Result<u64, String> {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).map_err(err)?;
     let bytes = std::fs::read(crate::data::fixtures().join("v1/session-21.json")).map_err(err)?;
-    let mut template = session_migrate::decode(&bytes).map_err(err)?.session;
+    let mut template = session_store::decode(&bytes).map_err(err)?.session;
     template.persisted_until = u64::MAX / 2;
     let total = AtomicUsize::new(0);
     let next = AtomicUsize::new(0);
@@ -78,7 +78,7 @@ fn generate(dir: &Path, n: usize, pending: usize) -> Result<u64, String> {
                     } else {
                         s.submission.status = SubmissionStatus::Pending;
                     }
-                    if let Ok(encoded) = session_migrate::encode(&s) {
+                    if let Ok(encoded) = session_store::encode(&s) {
                         total.fetch_add(encoded.len(), Ordering::Relaxed);
                         let _ = std::fs::write(dir.join(format!("{}.json", s.id)), encoded);
                     }
@@ -193,7 +193,7 @@ pub fn at_scale(work: &Path, s: &Settings, sessionctl: Option<&Path>) -> Result<
     let store = SessionStore::open(&dir, DecodeOptions::default()).map_err(err)?;
     let template = {
         let bytes = std::fs::read(crate::data::fixtures().join("v1/session-21.json")).map_err(err)?;
-        session_migrate::decode(&bytes).map_err(err)?.session
+        session_store::decode(&bytes).map_err(err)?.session
     };
     let cpu_before = cpu(pid)?;
     let mut latencies = Vec::new();

@@ -17,7 +17,7 @@ pub fn big_fixture() -> Result<Vec<u8>, String> {
 
 /// A `2.0.0` session of about `target` encoded bytes, from the 300-message fixture.
 pub fn session_of_size(id: &str, target: usize) -> Result<Session, String> {
-    let mut session = session_migrate::decode(&big_fixture()?)
+    let mut session = session_store::decode(&big_fixture()?)
         .map_err(|e| e.to_string())?
         .session;
     session.id = SessionId::new(id).map_err(|e| e.to_string())?;
@@ -28,7 +28,7 @@ pub fn session_of_size(id: &str, target: usize) -> Result<Session, String> {
 }
 
 pub fn encoded_len(session: &Session) -> usize {
-    session_migrate::encode(session).map(|b| b.len()).unwrap_or(0)
+    session_store::encode(session).map(|b| b.len()).unwrap_or(0)
 }
 
 /// Writes `count` `1.0.0` files like the fixtures (the small ones, in turn) into `dir`;

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use session_fs::{SaveOutcome, Store};
-use session_migrate::{DecodeOptions, SessionStore};
 use session_model::SessionId;
+use session_store::{DecodeOptions, SessionStore};
 
 use crate::data;
 use crate::measure::{median, median_of, ms, run_child};
@@ -45,10 +45,7 @@ pub(crate) fn floor_save(dir: &Path, name: &str, bytes: &[u8], n: usize) -> Resu
 
 fn encoded(id: &str, settings: &Settings) -> Result<(SessionId, Vec<u8>), String> {
     let session = data::session_of_size(id, settings.session_bytes)?;
-    Ok((
-        session.id.clone(),
-        session_migrate::encode(&session).map_err(err)?,
-    ))
+    Ok((session.id.clone(), session_store::encode(&session).map_err(err)?))
 }
 
 /// Durable save of a ~10 KB session, one writer, against the same syscalls by hand.
@@ -398,10 +395,10 @@ pub fn migration_and_memory(
 fn rewrite_without_fsync(dir: &Path) -> Result<Duration, String> {
     data::on_every_json_file(dir, |path| {
         let Ok(bytes) = std::fs::read(path) else { return };
-        let Ok(decoded) = session_migrate::decode(&bytes) else {
+        let Ok(decoded) = session_store::decode(&bytes) else {
             return;
         };
-        let Ok(encoded) = session_migrate::encode(&decoded.session) else {
+        let Ok(encoded) = session_store::encode(&decoded.session) else {
             return;
         };
         let temp = path.with_extension("json.plain.tmp");
@@ -415,7 +412,7 @@ fn rewrite_without_fsync(dir: &Path) -> Result<Duration, String> {
 pub fn child_migrate(dir: &Path) -> Result<(), String> {
     let store = SessionStore::open(dir, DecodeOptions::default()).map_err(err)?;
     let report = store
-        .migrate(&session_migrate::MigrateOptions::default(), &|_, _| {})
+        .migrate(&session_store::MigrateOptions::default(), &|_, _| {})
         .map_err(err)?;
     if report.failed > 0 {
         return Err(format!("{} files failed to migrate", report.failed));
@@ -426,17 +423,17 @@ pub fn child_migrate(dir: &Path) -> Result<(), String> {
 /// The 300-message fixture: size after migration, and decode speed.
 pub fn big_fixture(s: &Settings) -> Result<Vec<Row>, String> {
     let bytes = data::big_fixture()?;
-    let session = session_migrate::decode(&bytes).map_err(err)?.session;
-    let migrated = session_migrate::encode(&session).map_err(err)?;
+    let session = session_store::decode(&bytes).map_err(err)?.session;
+    let migrated = session_store::encode(&session).map_err(err)?;
     let share = migrated.len() as f64 / bytes.len() as f64;
     let decode = median_of(s.decode_runs, || {
-        std::hint::black_box(session_migrate::decode(&bytes).ok());
+        std::hint::black_box(session_store::decode(&bytes).ok());
     });
     let value = median_of(s.decode_runs, || {
         std::hint::black_box(serde_json::from_slice::<serde_json::Value>(&bytes).ok());
     });
     let decode_v2 = median_of(s.decode_runs, || {
-        std::hint::black_box(session_migrate::decode(&migrated).ok());
+        std::hint::black_box(session_store::decode(&migrated).ok());
     });
     let mbs = |d: Duration, n: usize| format!("{:.0} MB/s", n as f64 / 1e6 / d.as_secs_f64());
     Ok(vec![

@@ -12,10 +12,11 @@ use std::process::Command;
 use crate::{cargo, has_cargo_tool, root};
 
 /// The crates measured, lowest layer first.
-const CRATES: [&str; 6] = [
+const CRATES: [&str; 7] = [
     "session-model",
     "session-fs",
     "session-migrate",
+    "session-store",
     "session-capture",
     "session-recovery",
     "session-workers",

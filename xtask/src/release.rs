@@ -4,11 +4,14 @@ use std::process::Command;
 
 use crate::{cargo, has_cargo_tool, root};
 
-const CRATES: [&str; 6] = [
+/// The crates to publish, each after every crate it depends on.
+const CRATES: [&str; 8] = [
     "session-model",
     "session-fs",
-    "session-recovery",
     "session-migrate",
+    "session-store",
+    "session-capture",
+    "session-recovery",
     "session-workers",
     "sessionctl",
 ];

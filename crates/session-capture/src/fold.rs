@@ -2,11 +2,8 @@
 //! whose process died.
 
 use session_fs::{ClaimedJournal, FsError};
-use session_migrate::{SessionStore, StoreError};
-use session_model::{
-    DAY_MS, Element, Interruption, InterruptionReason, Metadata, Session, SessionId, Submission,
-    UnknownFields,
-};
+use session_model::{Element, Interruption, InterruptionReason, Session, SessionId};
+use session_store::{SessionStore, StoreError};
 
 use crate::CaptureError;
 use crate::record::{BeginRecord, EndRecord, Record};
@@ -90,27 +87,12 @@ pub(crate) fn fold(
             Some(interruption(last_seen, InterruptionReason::Crash)),
         ),
     };
-    let envelope = Session {
-        id,
-        session_number: Some(session_number),
-        start_time,
-        end_time,
-        device_ip,
-        lis_ip,
-        is_complete,
-        interrupted,
-        elements: Vec::new(),
-        persisted_until: start_time.saturating_add(u64::from(retention_days) * DAY_MS),
-        submission: Submission::pending(),
-        metadata: Metadata {
-            version: session_model::CURRENT_VERSION.into(),
-            saved_at: 0,
-            retention_days,
-            revision: 0,
-            unknown: UnknownFields::new(),
-        },
-        unknown: UnknownFields::new(),
-    };
+    let mut envelope = Session::new(id, start_time, retention_days).with_session_number(session_number);
+    envelope.end_time = end_time;
+    envelope.device_ip = device_ip;
+    envelope.lis_ip = lis_ip;
+    envelope.is_complete = is_complete;
+    envelope.interrupted = interrupted;
     Ok(Some(Folded {
         envelope,
         elements: count,
@@ -131,14 +113,11 @@ pub(crate) fn elements(
         .take(count)
         .enumerate()
         .map(|(index, bytes)| match serde_json::from_slice::<Record>(&bytes?) {
-            Ok(Record::Element(e)) => Ok(Element {
-                id: format!("element-{}-{index}", e.timestamp),
-                timestamp: e.timestamp,
-                direction: e.direction,
-                kind: e.kind,
-                data: e.data,
-                unknown: UnknownFields::new(),
-            }),
+            Ok(Record::Element(e)) => {
+                let mut element = Element::new(e.timestamp, e.direction, e.kind, e.data.0);
+                element.id = format!("element-{}-{index}", e.timestamp);
+                Ok(element)
+            }
             _ => Err(CaptureError::JournalChanged { index }),
         })
 }
@@ -328,9 +307,5 @@ pub fn recover_journals(store: &SessionStore) -> Result<JournalRecovery, Capture
 }
 
 fn interruption(at: u64, reason: InterruptionReason) -> Interruption {
-    Interruption {
-        at,
-        reason,
-        unknown: UnknownFields::new(),
-    }
+    Interruption::new(at, reason)
 }

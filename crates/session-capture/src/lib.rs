@@ -21,7 +21,7 @@
 //!
 //! ```
 //! use session_capture::{Endpoints, Framed, Framer, Markers, Recorder, Side};
-//! use session_migrate::{DecodeOptions, SessionStore};
+//! use session_store::{DecodeOptions, SessionStore};
 //!
 //! let dir = tempfile::tempdir().unwrap();
 //! let recorder = Recorder::new(SessionStore::open(dir.path(), DecodeOptions::default()).unwrap());
@@ -61,8 +61,8 @@ pub use mllp::{ConnectionFramer, END_BLOCK, Framing, MLLP_IDLE_MS, MllpFramer, S
 pub use recorder::{Endpoints, OpenCapture, Recorder};
 
 use session_fs::FsError;
-use session_migrate::StoreError;
 use session_model::SessionId;
+use session_store::StoreError;
 
 /// What can go wrong while recording. Errors name the file or session, never bytes.
 #[derive(Debug, thiserror::Error)]

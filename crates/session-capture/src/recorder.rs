@@ -4,8 +4,8 @@ use std::ops::Range;
 use std::sync::Mutex;
 
 use session_fs::{FsError, Journal, now_ms};
-use session_migrate::SessionStore;
 use session_model::{Base64Bytes, InterruptionReason, SessionId};
+use session_store::SessionStore;
 
 use crate::CaptureError;
 use crate::fold::{Outcome, settle};

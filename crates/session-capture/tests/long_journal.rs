@@ -3,8 +3,8 @@
 //! peak resident memory stays under 64 MiB, and the session holds every byte.
 
 use session_capture::{Endpoints, FramedElement, MAX_ELEMENT, Recorder, recover_journals};
-use session_migrate::{DecodeOptions, SessionStore};
 use session_model::{Direction, ElementKind};
+use session_store::{DecodeOptions, SessionStore};
 
 const CHILD_ENV: &str = "SESSION_CAPTURE_FOLD_CHILD_DIR";
 const ELEMENTS: usize = 16;

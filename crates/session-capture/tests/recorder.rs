@@ -2,8 +2,8 @@
 //! leave, ids that never repeat, and recovery of journals (torn, damaged, empty).
 
 use session_capture::{Endpoints, FramedElement, Recorder, recover_journals};
-use session_migrate::{DecodeOptions, SessionStore};
 use session_model::{Direction, ElementKind, InterruptionReason, SessionId};
+use session_store::{DecodeOptions, SessionStore};
 
 fn recorder(dir: &std::path::Path) -> Recorder {
     Recorder::new(SessionStore::open(dir, DecodeOptions::default().retention_days(10)).unwrap())

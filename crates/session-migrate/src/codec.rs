@@ -212,11 +212,12 @@ crate::schema_chain! {
 /// Decodes any known version into the current `Session`, with `options` for the
 /// legacy step; refuses what could not be written back exactly.
 pub fn decode_with(bytes: &[u8], options: &DecodeOptions) -> Result<Decoded, DecodeError> {
-    decode_checked::<Current>(bytes, options)
+    decode_as::<Current>(bytes, options)
 }
 
-/// The number check and the version chain: what every decode runs.
-pub(crate) fn decode_checked<S: Schema>(
+/// Decodes any version of `S`'s chain into its last version: the version chain, then the
+/// check that every number can be written back exactly. What every decode runs.
+pub fn decode_as<S: Schema>(
     bytes: &[u8],
     options: &DecodeOptions,
 ) -> Result<Chained<S::Document>, DecodeError> {
@@ -230,13 +231,13 @@ pub(crate) fn decode_checked<S: Schema>(
     Ok(decoded)
 }
 
-/// [`decode_checked`], then checks that the document's `id` is the one its file name says.
-pub(crate) fn decode_stored_with<S: Schema>(
+/// [`decode_as`], then checks that the document's `id` is the one its file name says.
+pub fn decode_stored_as<S: Schema>(
     expected: &SessionId,
     bytes: &[u8],
     options: &DecodeOptions,
 ) -> Result<Chained<S::Document>, DecodeError> {
-    let decoded = decode_checked::<S>(bytes, options)?;
+    let decoded = decode_as::<S>(bytes, options)?;
     let found = decoded.session.id();
     if found != expected {
         return Err(DecodeError::IdMismatch {
@@ -249,7 +250,7 @@ pub(crate) fn decode_stored_with<S: Schema>(
 
 /// Decodes any known version into the current `Session` with default options.
 pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
-    decode_checked::<Current>(bytes, &DecodeOptions::default())
+    decode_as::<Current>(bytes, &DecodeOptions::default())
 }
 
 /// [`decode_with`], then checks that the document's `id` is the one its file name says.
@@ -258,7 +259,7 @@ pub fn decode_stored(
     bytes: &[u8],
     options: &DecodeOptions,
 ) -> Result<Decoded, DecodeError> {
-    decode_stored_with::<Current>(expected, bytes, options)
+    decode_stored_as::<Current>(expected, bytes, options)
 }
 
 /// What the [`schema_chain!`](crate::schema_chain) expansion calls; not a public API.
@@ -447,14 +448,13 @@ where
         ));
     }
     let whole = encode(envelope)?;
-    let marker = Element {
-        id: "\u{0}the streamed elements go here\u{0}".into(),
-        timestamp: 0,
-        direction: session_model::Direction::DeviceToPc,
-        kind: session_model::ElementKind::Message,
-        data: session_model::Base64Bytes(Vec::new()),
-        unknown: session_model::UnknownFields::new(),
-    };
+    let mut marker = Element::new(
+        0,
+        session_model::Direction::DeviceToPc,
+        session_model::ElementKind::Message,
+        Vec::new(),
+    );
+    marker.id = "\u{0}the streamed elements go here\u{0}".into();
     let marker_bytes = serde_json::to_vec(&marker)?;
     let mut marked = envelope.clone();
     marked.elements.push(marker);
@@ -502,9 +502,19 @@ pub fn encode_with<S: Schema>(document: &S::Document) -> Result<Vec<u8>, EncodeE
         id: document.id().to_string(),
         reason,
     };
-    match decode_checked::<S>(&bytes, &DecodeOptions::default()) {
+    match decode_as::<S>(&bytes, &DecodeOptions::default()) {
         Ok(decoded) if decoded.session == *document => Ok(bytes),
         Ok(_) => Err(refused("it decodes to a different session".into())),
         Err(e) => Err(refused(e.to_string())),
     }
+}
+
+/// Records the revision and save time the store handed out in `document`, then encodes
+/// it: what every save of a typed store writes.
+pub fn stamp_and_encode<S: Schema>(
+    document: &mut S::Document,
+    stamp: session_fs::SaveStamp,
+) -> Result<Vec<u8>, EncodeError> {
+    document.stamp(stamp.revision, stamp.saved_at);
+    encode_with::<S>(document)
 }

@@ -1,30 +1,27 @@
-//! Schema versions of HL7 capture sessions, and the typed store other teams use.
+//! Schema versions of HL7 capture sessions: the `From` chain, and store-wide migration.
 //!
 //! Session files come in four versions (legacy, `1.0.0` from the Electron app, and
-//! this store's `2.0.0` and `2.1.0`). This crate is where versions meet bytes:
+//! this store's `2.0.0` and `2.1.0`). This crate is where versions meet bytes; the
+//! typed store that teams use is `session-store`, built on it.
 //!
-//! - [`SessionStore`]: the one typed handle. Built once with its [`DecodeOptions`]
-//!   (retention for legacy files), it offers `load`, `save`, `create`, `update` (a
-//!   locked read-modify-write), `delete`, `entries` (every file already sorted into
-//!   valid, newer-version or damaged), and the store-wide `migrate` and `rollback`.
 //! - [`decode`] reads `_metadata.version`, deserializes exactly that version's type from
 //!   `session-model` and runs the `From`/`TryFrom` chain up to the current one. A newer
 //!   version is the distinct [`DecodeError::NewerVersion`]. What could not be written
 //!   back exactly (an unknown field named like a known one, an inexact number) is
 //!   refused. Errors name the version, the path and the kind of problem, never a value.
 //! - [`encode`] is the only producer of bytes for disk, and reads its output back.
+//! - [`migrate_store`] upgrades every outdated file of a `session-fs` store (originals
+//!   kept in `.backup/` first) and [`rollback_store`] puts back what nobody changed
+//!   since; `session_store::SessionStore::migrate` and `rollback` call them.
 //!
 //! ```
-//! use session_migrate::{DecodeOptions, SessionStore, decode};
+//! use session_migrate::{SchemaVersion, decode, encode};
 //!
-//! let dir = tempfile::tempdir().unwrap();
-//! let store = SessionStore::open(dir.path(), DecodeOptions::default().retention_days(90)).unwrap();
 //! let legacy = br#"{"id": "session-9", "startTime": 1000, "isComplete": true, "messages": []}"#;
-//! let mut session = decode(legacy).unwrap().session;
-//! store.save(&mut session).unwrap();
-//! let loaded = store.load(&session.id).unwrap().unwrap();
-//! assert_eq!(loaded.from.as_str(), "2.1.0");
-//! assert_eq!(loaded.session.metadata.revision, 1);
+//! let decoded = decode(legacy).unwrap();
+//! assert_eq!(decoded.from, SchemaVersion::LEGACY);
+//! let current = encode(&decoded.session).unwrap();
+//! assert_eq!(decode(&current).unwrap().from, SchemaVersion::CURRENT);
 //! ```
 //!
 //! # Adding a schema version
@@ -64,18 +61,18 @@ mod codec;
 mod exact;
 mod run;
 mod schema;
-mod stored;
 mod version;
 
 pub use codec::{
-    Chained, Current, DecodeError, DecodeOptions, Decoded, EncodeError, WithValues, decode, decode_stored,
-    decode_with, encode, encode_streamed, encode_with,
+    Chained, Current, DecodeError, DecodeOptions, Decoded, EncodeError, WithValues, declared, decode,
+    decode_as, decode_stored, decode_stored_as, decode_with, encode, encode_streamed, encode_with,
+    stamp_and_encode,
 };
 pub use run::{
     Failure, MigrateOptions, MigrateReport, NotRestored, RollbackError, RollbackOptions, RollbackReport,
+    migrate_store, rollback_store,
 };
 pub use schema::{Document, Schema};
-pub use stored::{SessionStore, StoreError, StoredEntry, refused};
 pub use version::{SchemaVersion, Version};
 
 #[doc(hidden)]

@@ -8,12 +8,39 @@ use session_fs::FsError;
 use session_fs::maintenance::BackupRun;
 use session_model::SessionId;
 
-use crate::codec::{Chained, DecodeError};
-use crate::schema::{Document, Schema};
-use crate::stored::SessionStore;
-use crate::stored::stamp_and_encode;
+use std::marker::PhantomData;
 
-/// How to run [`SessionStore::migrate`].
+use session_fs::Store;
+
+use crate::codec::{Chained, DecodeError, DecodeOptions, decode_stored_as, stamp_and_encode};
+use crate::schema::{Document, Schema};
+
+/// A store's files read through a schema: what a run decodes and rewrites.
+struct Files<'a, S: Schema> {
+    fs: &'a Store,
+    decode: &'a DecodeOptions,
+    schema: PhantomData<fn() -> S>,
+}
+
+impl<'a, S: Schema> Files<'a, S> {
+    fn new(fs: &'a Store, decode: &'a DecodeOptions) -> Self {
+        Files {
+            fs,
+            decode,
+            schema: PhantomData,
+        }
+    }
+
+    fn fs(&self) -> &'a Store {
+        self.fs
+    }
+
+    fn decode(&self, id: &SessionId, bytes: &[u8]) -> Result<Chained<S::Document>, DecodeError> {
+        decode_stored_as::<S>(id, bytes, self.decode)
+    }
+}
+
+/// How to run [`migrate_store`].
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct MigrateOptions {
@@ -66,7 +93,7 @@ pub struct Failure {
     pub problem: String,
 }
 
-/// The outcome of [`SessionStore::migrate`].
+/// The outcome of [`migrate_store`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
@@ -95,7 +122,7 @@ enum Outcome {
 
 /// What a file needs: its session to upgrade, or the outcome that leaves it alone.
 fn plan<S: Schema>(
-    store: &SessionStore<S>,
+    store: &Files<'_, S>,
     id: &SessionId,
     bytes: Option<&[u8]>,
 ) -> Result<Chained<S::Document>, Outcome> {
@@ -114,7 +141,7 @@ fn plan<S: Schema>(
 }
 
 fn migrate_one<S: Schema>(
-    typed: &SessionStore<S>,
+    typed: &Files<'_, S>,
     id: &SessionId,
     options: &MigrateOptions,
     run: &BackupRun,
@@ -146,18 +173,23 @@ fn migrate_one<S: Schema>(
     Ok(Outcome::Migrated)
 }
 
-/// Upgrades every outdated live session to the current version, in parallel.
+/// Upgrades every outdated live session of `fs` to `S`'s last version, in parallel.
 ///
 /// Each file is migrated under its session lock: its original bytes are kept in
 /// `.backup/<run>/` (durably, first), then the upgraded document is saved through the
 /// store's durable write. A run killed at any moment leaves every session either fully
-/// old or fully new; running again finishes the job. `progress(done, total)` is called
-/// after each file.
-pub(crate) fn migrate<S: Schema>(
-    typed: &SessionStore<S>,
+/// old or fully new; running again finishes the job. One file that cannot be read or
+/// written is reported in the report's failures and the run goes on.
+/// `progress(done, total)` is called after each file. `decode` are the options every
+/// read applies (the typed store passes its own, so that legacy files upgrade alike).
+/// `session_store::SessionStore::migrate` is this with the store's own options.
+pub fn migrate_store<S: Schema>(
+    fs: &Store,
+    decode: &DecodeOptions,
     options: &MigrateOptions,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<MigrateReport, FsError> {
+    let typed = &Files::<S>::new(fs, decode);
     let store = typed.fs();
     let ids = match &options.only {
         Some(ids) => ids.clone(),
@@ -219,7 +251,7 @@ pub(crate) fn migrate<S: Schema>(
     Ok(report)
 }
 
-/// How to run [`SessionStore::rollback`].
+/// How to run [`rollback_store`].
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct RollbackOptions {
@@ -254,7 +286,7 @@ pub struct NotRestored {
     pub reason: String,
 }
 
-/// The outcome of [`SessionStore::rollback`].
+/// The outcome of [`rollback_store`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
@@ -295,7 +327,7 @@ enum Since {
 }
 
 fn since_the_run<S: Schema>(
-    typed: &SessionStore<S>,
+    typed: &Files<'_, S>,
     id: &SessionId,
     original: &[u8],
     live: Option<&[u8]>,
@@ -339,10 +371,12 @@ fn since_the_run<S: Schema>(
 /// [`RollbackOptions::force`], changed files are restored too, each newer copy kept
 /// first in a new backup run. A copy that records a delivery the original lacks, a
 /// deleted session and a newer build's file are never restored.
-pub(crate) fn rollback<S: Schema>(
-    typed: &SessionStore<S>,
+pub fn rollback_store<S: Schema>(
+    fs: &Store,
+    decode: &DecodeOptions,
     options: &RollbackOptions,
 ) -> Result<RollbackReport, RollbackError> {
+    let typed = &Files::<S>::new(fs, decode);
     let store = typed.fs();
     if store.access() != session_fs::Access::Exclusive {
         return Err(RollbackError::NotExclusive);
@@ -402,28 +436,4 @@ pub(crate) fn rollback<S: Schema>(
     report.kept_run = kept_run.map(|run| run.to_string());
     tracing::info!(%run, restored = report.restored, not_restored = report.not_restored.len(), "migration rolled back");
     Ok(report)
-}
-
-impl<S: Schema> SessionStore<S> {
-    /// Upgrades every outdated live session to the current version, in parallel.
-    ///
-    /// Each file is migrated under its session lock: its original bytes are kept in
-    /// `.backup/<run>/` (durably, first), then the upgraded document is saved through
-    /// the store's durable write. A run killed at any moment leaves every session either
-    /// fully old or fully new; running again finishes the job. One file that cannot be
-    /// read or written is reported in the report's failures and the run goes on.
-    /// `progress(done, total)` is called after each file.
-    pub fn migrate(
-        &self,
-        options: &MigrateOptions,
-        progress: &(dyn Fn(usize, usize) + Sync),
-    ) -> Result<MigrateReport, FsError> {
-        migrate(self, options, progress)
-    }
-
-    /// Restores the files a migration run changed, where that loses nothing (see
-    /// [`RollbackOptions`]). Needs an exclusive store handle.
-    pub fn rollback(&self, options: &RollbackOptions) -> Result<RollbackReport, RollbackError> {
-        rollback(self, options)
-    }
 }

@@ -9,10 +9,9 @@
 use std::path::Path;
 
 use session_fs::Store;
-use session_migrate::{
-    DecodeOptions, MigrateOptions, RollbackOptions, SchemaVersion, SessionStore, Version, schema_chain,
-};
+use session_migrate::{DecodeOptions, MigrateOptions, RollbackOptions, SchemaVersion, Version, schema_chain};
 use session_model::SessionV1;
+use session_store::SessionStore;
 
 /// Steps 1 and 2: one new module with the new version's type.
 mod v2_2 {

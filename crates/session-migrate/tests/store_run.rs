@@ -8,8 +8,9 @@ use std::process::Stdio;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use session_fs::Store;
-use session_migrate::{DecodeOptions, MigrateOptions, RollbackOptions, SchemaVersion, SessionStore, decode};
+use session_migrate::{DecodeOptions, MigrateOptions, RollbackOptions, SchemaVersion, decode};
 use session_model::{Session, SessionId};
+use session_store::SessionStore;
 
 use test_support::FIXTURES;
 
@@ -314,7 +315,7 @@ fn migrated_store_with_later_changes(dir: &Path) {
                 } else {
                     s.submission.succeed(20)
                 };
-                done.map_err(session_migrate::refused(&delivered))
+                done.map_err(session_store::refused(&delivered))
             })
             .unwrap();
     }
@@ -432,7 +433,7 @@ fn force_never_restores_over_an_ignore_or_a_delivery_of_earlier_content() {
         .update(&id("ignored"), |s| {
             s.submission
                 .ignore()
-                .map_err(session_migrate::refused(&id("ignored")))
+                .map_err(session_store::refused(&id("ignored")))
         })
         .unwrap();
     // Delivered, then saved with new content: pending again, the delivery on record.
@@ -443,7 +444,7 @@ fn force_never_restores_over_an_ignore_or_a_delivery_of_earlier_content() {
                 .begin_attempt(10, || "k".into())
                 .map(|_| ())
                 .and_then(|()| s.submission.succeed(20))
-                .map_err(session_migrate::refused(&redelivered))
+                .map_err(session_store::refused(&redelivered))
         })
         .unwrap();
     let mut changed = store.load(&redelivered).unwrap().unwrap().session;

@@ -156,14 +156,14 @@ proptest! {
         let doc = document(version, &elements, &se, &ee, &me);
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("prop-1.json"), serde_json::to_vec(&doc).unwrap()).unwrap();
-        let store = session_migrate::SessionStore::open(dir.path(), DecodeOptions::default()).unwrap();
+        let store = session_store::SessionStore::open(dir.path(), DecodeOptions::default()).unwrap();
         let id = "prop-1".parse().unwrap();
         // What the submission worker does: two locked read-modify-writes.
         store.update(&id, |s| {
-            s.submission.begin_attempt(10, || "key".into()).map(|_| ()).map_err(session_migrate::refused(&id))
+            s.submission.begin_attempt(10, || "key".into()).map(|_| ()).map_err(session_store::refused(&id))
         }).unwrap();
         store.update(&id, |s| {
-            s.submission.succeed(20).map_err(session_migrate::refused(&id))
+            s.submission.succeed(20).map_err(session_store::refused(&id))
         }).unwrap();
         let stored = store.load(&id).unwrap().unwrap().session;
         assert_kept(&stored, &elements, &se, &ee, &me, version);

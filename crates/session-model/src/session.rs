@@ -54,9 +54,11 @@ pub struct SessionV2_0 {
     pub unknown: UnknownFields,
 }
 
-/// One framed element of a `2.0.0` session.
+/// One framed element of a `2.0.0` session (and of later versions). Built with
+/// [`Element::new`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct Element {
     /// The element id.
     pub id: String,
@@ -75,10 +77,13 @@ pub struct Element {
 }
 
 /// The `_metadata` block of a `2.0.0` document.
+/// Built with [`Metadata::new`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct Metadata {
-    /// Always `"2.0.0"`.
+    /// The version the document is in (the `_metadata` block is shared by every
+    /// version since `2.0.0`).
     pub version: String,
     /// When the store last saved it, epoch milliseconds (informational: clocks jump).
     pub saved_at: u64,
@@ -92,7 +97,34 @@ pub struct Metadata {
     pub unknown: UnknownFields,
 }
 
+impl Metadata {
+    /// The metadata of a document of `version` never saved yet (revision 0).
+    pub fn new(version: &str, retention_days: u32) -> Metadata {
+        Metadata {
+            version: version.to_owned(),
+            saved_at: 0,
+            retention_days,
+            revision: 0,
+            unknown: UnknownFields::new(),
+        }
+    }
+}
+
 impl Element {
+    /// An element captured at `timestamp` (epoch ms), with an id made from its time
+    /// (`element-<timestamp>`: unique within a session only when the caller's times
+    /// are; set [`Element::id`] otherwise).
+    pub fn new(timestamp: u64, direction: Direction, kind: ElementKind, bytes: Vec<u8>) -> Element {
+        Element {
+            id: format!("element-{timestamp}"),
+            timestamp,
+            direction,
+            kind,
+            data: Base64Bytes(bytes),
+            unknown: UnknownFields::new(),
+        }
+    }
+
     /// The element's bytes as text, replacing invalid UTF-8 (what the app showed).
     pub fn text_lossy(&self) -> String {
         String::from_utf8_lossy(&self.data.0).into_owned()

@@ -22,8 +22,13 @@ impl crate::Version for SessionV2_1 {
 /// A session in the `2.1.0` format: `2.0.0` plus [`interrupted`](Self::interrupted).
 /// Released: frozen, never edited (a change is a new version, see `session-migrate`'s
 /// guide).
+///
+/// Built through [`SessionV2_1::new`] (and the `with_*` methods), never as a struct
+/// literal outside this module: it is `#[non_exhaustive]`, so that the next version's
+/// new field breaks no code that builds a `Session`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct SessionV2_1 {
     /// The session id, also the file name.
     pub id: SessionId,
@@ -61,9 +66,11 @@ pub struct SessionV2_1 {
     pub unknown: UnknownFields,
 }
 
-/// Why and when a capture was cut off.
+/// Why and when a capture was cut off. Built with [`Interruption::new`] or
+/// [`Interruption::lis_closed`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct Interruption {
     /// When it was cut off (or, after a crash, when recovery found it), epoch ms.
     pub at: u64,
@@ -79,6 +86,15 @@ pub struct Interruption {
 const LIS_MISSED_BYTES: &str = "lisMissedBytes";
 
 impl Interruption {
+    /// Cut off at `at` (epoch ms) for `reason`.
+    pub fn new(at: u64, reason: InterruptionReason) -> Interruption {
+        Interruption {
+            at,
+            reason,
+            unknown: UnknownFields::new(),
+        }
+    }
+
     /// The LIS went away at `at`, and `missed` bytes the analyzer sent after that never
     /// reached it.
     pub fn lis_closed(at: u64, missed: u64) -> Interruption {
@@ -157,6 +173,73 @@ impl std::fmt::Display for InterruptionReason {
 }
 
 impl SessionV2_1 {
+    /// A session as capture opens it: started at `start_time` (epoch ms), incomplete,
+    /// nothing captured yet, pending submission, kept `retention_days` days after its
+    /// start. Never saved yet: the store stamps revision and save time.
+    ///
+    /// ```
+    /// use session_model::{Direction, Element, ElementKind, Session, SessionId};
+    ///
+    /// let id = SessionId::new("session-1").unwrap();
+    /// let session = Session::new(id, 1_700_000_000_000, 90)
+    ///     .with_addresses("10.0.0.5", "10.0.0.9")
+    ///     .with_elements(vec![Element::new(1_700_000_000_001, Direction::DeviceToPc,
+    ///         ElementKind::Message, b"MSH|^~\\&|A|B\r".to_vec())])
+    ///     .completed_at(1_700_000_000_002);
+    /// assert!(session.is_complete);
+    /// assert_eq!(session.message_count(), 1);
+    /// ```
+    pub fn new(id: SessionId, start_time: u64, retention_days: u32) -> Self {
+        SessionV2_1 {
+            id,
+            session_number: None,
+            start_time,
+            end_time: None,
+            device_ip: None,
+            lis_ip: None,
+            is_complete: false,
+            interrupted: None,
+            elements: Vec::new(),
+            persisted_until: start_time
+                .saturating_add(u64::from(retention_days).saturating_mul(crate::DAY_MS)),
+            submission: Submission::pending(),
+            metadata: Metadata::new(VERSION, retention_days),
+            unknown: UnknownFields::new(),
+        }
+    }
+
+    /// With the capture tool's session counter.
+    pub fn with_session_number(mut self, number: u64) -> Self {
+        self.session_number = Some(number);
+        self
+    }
+
+    /// With the analyzer's and the LIS's addresses.
+    pub fn with_addresses(mut self, device_ip: impl Into<String>, lis_ip: impl Into<String>) -> Self {
+        self.device_ip = Some(device_ip.into());
+        self.lis_ip = Some(lis_ip.into());
+        self
+    }
+
+    /// With these framed elements, in capture order.
+    pub fn with_elements(mut self, elements: Vec<Element>) -> Self {
+        self.elements = elements;
+        self
+    }
+
+    /// Ended with its end marker at `end_time` (epoch ms).
+    pub fn completed_at(mut self, end_time: u64) -> Self {
+        self.end_time = Some(end_time);
+        self.is_complete = true;
+        self
+    }
+
+    /// Cut off before its end marker.
+    pub fn interrupted_by(mut self, interruption: Interruption) -> Self {
+        self.interrupted = Some(interruption);
+        self
+    }
+
     /// The one expiry rule: expired once `persistedUntil <= now`.
     pub fn is_expired(&self, now: u64) -> bool {
         self.persisted_until <= now

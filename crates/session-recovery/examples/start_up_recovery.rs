@@ -3,7 +3,7 @@
 //! `cargo run -p session-recovery --example start_up_recovery`
 
 use session_fs::Store;
-use session_migrate::{DecodeOptions, SessionStore};
+use session_store::{DecodeOptions, SessionStore};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;

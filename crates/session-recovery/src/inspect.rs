@@ -1,8 +1,8 @@
 //! What a file is worth: the one judgement shared by `recover` and `verify`.
 
 use session_fs::{SaveStamp, stamp_of};
-use session_migrate::{DecodeError, Decoded, SchemaVersion, SessionStore};
 use session_model::SessionId;
+use session_store::{DecodeError, Decoded, SchemaVersion, SessionStore};
 
 /// The verdict on one file's bytes.
 #[derive(Debug)]

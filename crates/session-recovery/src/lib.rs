@@ -10,7 +10,7 @@
 //!
 //! ```
 //! use session_fs::Store;
-//! use session_migrate::{DecodeOptions, SessionStore};
+//! use session_store::{DecodeOptions, SessionStore};
 //!
 //! let dir = tempfile::tempdir().unwrap();
 //! std::fs::write(dir.path().join("session-1.json"), b"{\"id\": \"sess").unwrap(); // torn

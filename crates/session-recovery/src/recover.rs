@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use session_fs::maintenance::{Area, Maintenance};
 use session_fs::{Access, FsError};
-use session_migrate::{Decoded, SessionStore};
 use session_model::SessionId;
+use session_store::{Decoded, SessionStore};
 
 use crate::inspect::{Order, Verdict, inspect, loggable, order};
 use crate::report::{Action, Moved, Problem, RecoveryReport, VerifyReport};

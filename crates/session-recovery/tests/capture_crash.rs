@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use session_capture::{Endpoints, FramedElement, Recorder};
 use session_fs::Store;
-use session_migrate::{DecodeOptions, SessionStore};
 use session_model::{Direction, ElementKind, InterruptionReason, SessionId};
 use session_recovery::recover;
+use session_store::{DecodeOptions, SessionStore};
 use sim::{Protocol, SimDisk};
 
 const ROOT: &str = "/store";

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use session_fs::Store;
-use session_migrate::{DecodeOptions, SessionStore};
+use session_store::{DecodeOptions, SessionStore};
 
 use test_support::{FIXTURES, tree};
 

@@ -17,9 +17,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use session_fs::Store;
-use session_migrate::{DecodeOptions, SessionStore, decode};
 use session_model::{Session, SessionId};
 use session_recovery::recover;
+use session_store::{DecodeOptions, SessionStore, decode};
 use sim::{Protocol, SimDisk};
 
 const ROOT: &str = "/store";

@@ -8,8 +8,8 @@ use std::path::Path;
 
 use serde_json::json;
 use session_fs::Store;
-use session_migrate::{DecodeOptions, SessionStore};
 use session_recovery::{Action, recover, verify};
+use session_store::{DecodeOptions, SessionStore};
 
 fn v2(tag: &str, revision: u64, saved_at: u64) -> Vec<u8> {
     store_copy("2.0.0", tag, revision, saved_at)

@@ -6,8 +6,8 @@ use std::process::Stdio;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use session_fs::Store;
-use session_migrate::{DecodeOptions, SessionStore, decode};
 use session_model::SessionId;
+use session_store::{DecodeOptions, SessionStore, decode};
 
 const CHILD_DIR: &str = "SESSION_RECOVERY_KILL_CHILD_DIR";
 const CHILD_START: &str = "SESSION_RECOVERY_KILL_CHILD_START";

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use session_migrate::{DecodeOptions, SessionStore, decode};
+use session_store::{DecodeOptions, SessionStore, decode};
 use session_workers::SystemClock;
 use session_workers::cleanup::{CleanupConfig, cleanup_once};
 use session_workers::submit::{

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use session_fs::maintenance::{Area, AreaEntry};
 use session_fs::{FsError, Store};
-use session_migrate::SessionStore;
 use session_model::{SessionId, SubmissionStatus};
+use session_store::SessionStore;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 

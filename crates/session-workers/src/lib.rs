@@ -1,7 +1,7 @@
 //! The tokio workers of the HL7 session store: retention cleanup, and submission of
 //! completed sessions to the REST API.
 //!
-//! Both work only through `session-migrate`'s typed store ([`SessionStore`](session_migrate::SessionStore)),
+//! Both work only through `session-store`'s typed store ([`SessionStore`](session_store::SessionStore)),
 //! deciding from a plain read and changing sessions by its locked read-modify-write, so
 //! they never race an operator's `sessionctl` or each other, never drop fields, never
 //! touch a file from a newer build, and apply the store's retention to every file.
@@ -18,7 +18,7 @@
 //! use session_workers::cleanup::{cleanup_once, CleanupConfig};
 //!
 //! let dir = tempfile::tempdir().unwrap();
-//! let store = session_migrate::SessionStore::open(dir.path(), Default::default()).unwrap();
+//! let store = session_store::SessionStore::open(dir.path(), Default::default()).unwrap();
 //! let summary = cleanup_once(&store, &CleanupConfig::default()).unwrap();
 //! assert_eq!((summary.expired, summary.purged), (0, 0));
 //! ```

@@ -19,12 +19,12 @@ fn now() -> u64 {
 }
 
 /// Another handle on `store`'s directory whose clock reads `at`.
-fn clocked(store: &session_migrate::SessionStore, at: u64) -> session_migrate::SessionStore {
+fn clocked(store: &session_store::SessionStore, at: u64) -> session_store::SessionStore {
     let fs = session_fs::Store::options()
         .clock(Arc::new(session_workers::ManualClock::at(at)))
         .open(store.fs().dir())
         .unwrap();
-    session_migrate::SessionStore::new(fs, session_migrate::DecodeOptions::default())
+    session_store::SessionStore::new(fs, session_store::DecodeOptions::default())
 }
 
 fn expired(id: &str, status: session_model::SubmissionStatus) -> session_model::Session {
@@ -35,7 +35,7 @@ fn expired(id: &str, status: session_model::SubmissionStatus) -> session_model::
 
 const FUTURE: &[u8] = br#"{"id":"future","persistedUntil":1,"_metadata":{"version":"9.0.0"}}"#;
 
-fn store_for_cleanup() -> (tempfile::TempDir, session_migrate::SessionStore) {
+fn store_for_cleanup() -> (tempfile::TempDir, session_store::SessionStore) {
     let mut fresh = with_status("fresh-submitted", Submitted, 1);
     fresh.persisted_until = now() + DAY;
     let (dir, store) = store_with(vec![
@@ -58,7 +58,7 @@ fn store_for_cleanup() -> (tempfile::TempDir, session_migrate::SessionStore) {
     (dir, store)
 }
 
-fn live(store: &session_migrate::SessionStore) -> Vec<String> {
+fn live(store: &session_store::SessionStore) -> Vec<String> {
     store
         .fs()
         .list()

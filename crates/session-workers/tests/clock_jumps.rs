@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use common::*;
 use session_fs::Store;
-use session_migrate::{DecodeOptions, MigrateOptions, SessionStore};
 use session_model::SessionId;
 use session_model::SubmissionStatus::{Pending, Submitted};
+use session_store::{DecodeOptions, MigrateOptions, SessionStore};
 use session_workers::cleanup::{CleanupConfig, CleanupSummary, cleanup_once};
 use session_workers::{Clock, ManualClock};
 use tokio_util::sync::CancellationToken;
@@ -318,16 +318,12 @@ fn after_a_reboot_messages_made_since_vouch_for_the_clock() {
             .replace(['-', 'T', ':', 'Z'], "");
     let mut fresh = with_status("captured-since", Pending, 0);
     fresh.persisted_until = later + 30 * DAY;
-    fresh.elements.push(session_model::Element {
-        id: "e-new".into(),
-        timestamp: later,
-        direction: session_model::Direction::DeviceToPc,
-        kind: session_model::ElementKind::Message,
-        data: session_model::Base64Bytes(
-            format!("MSH|^~\\&|AN|LAB|LIS|HOSP|{made}||ORU^R01|9|P|2.5\r\n").into_bytes(),
-        ),
-        unknown: session_model::UnknownFields::new(),
-    });
+    fresh.elements.push(session_model::Element::new(
+        later,
+        session_model::Direction::DeviceToPc,
+        session_model::ElementKind::Message,
+        format!("MSH|^~\\&|AN|LAB|LIS|HOSP|{made}||ORU^R01|9|P|2.5\r\n").into_bytes(),
+    ));
     assert_eq!(fresh.newest_message_time(), Some(made_at / 1000 * 1000));
     // Stored with the old boot's stamps, so that only its message time speaks for now.
     station.store.create(&mut fresh).unwrap();

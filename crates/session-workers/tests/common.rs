@@ -6,8 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use session_migrate::{DecodeOptions, SessionStore};
 use session_model::{Session, SessionId, SubmissionStatus};
+use session_store::{DecodeOptions, SessionStore};
 use session_workers::ManualClock;
 use session_workers::submit::{Backoff, HttpTransport, Secret, SubmissionWorker, SubmitConfig};
 use tokio::sync::broadcast;
@@ -18,7 +18,7 @@ pub const NOW: u64 = 1_800_000_000_000;
 /// A complete, pending session built from the app's fixture session-21, under `id`.
 pub fn pending(id: &str) -> Session {
     let bytes = std::fs::read(Path::new(FIXTURES).join("v1/session-21.json")).unwrap();
-    let mut session = session_migrate::decode(&bytes).unwrap().session;
+    let mut session = session_store::decode(&bytes).unwrap().session;
     session.id = SessionId::new(id).unwrap();
     session.persisted_until = NOW + 86_400_000;
     session

@@ -67,7 +67,7 @@ async fn trace_logs_hold_no_patient_data_and_no_secret() {
         .max_file_size(64)
         .open(dir.path())
         .unwrap();
-    let tight = session_migrate::SessionStore::new(tight, session_migrate::DecodeOptions::default());
+    let tight = session_store::SessionStore::new(tight, session_store::DecodeOptions::default());
     let h = worker(&tight, &endpoint(&server), fast_config());
     h.worker.run_pass(&CancellationToken::new()).await.unwrap();
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();

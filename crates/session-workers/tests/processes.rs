@@ -22,7 +22,7 @@ async fn child_submits() {
     let (Ok(dir), Ok(endpoint)) = (std::env::var(CHILD_STORE), std::env::var(CHILD_ENDPOINT)) else {
         return;
     };
-    let store = session_migrate::SessionStore::open(dir, session_migrate::DecodeOptions::default()).unwrap();
+    let store = session_store::SessionStore::open(dir, session_store::DecodeOptions::default()).unwrap();
     let h = worker(&store, &endpoint, fast_config());
     h.worker.run_pass(&CancellationToken::new()).await.unwrap();
 }
@@ -33,11 +33,11 @@ fn child_ignores() {
     let Ok(dir) = std::env::var(CHILD_IGNORE) else {
         return;
     };
-    let store = session_migrate::SessionStore::open(dir, session_migrate::DecodeOptions::default()).unwrap();
+    let store = session_store::SessionStore::open(dir, session_store::DecodeOptions::default()).unwrap();
     let id = "s1".parse().unwrap();
     store
         .update(&id, |s| {
-            s.submission.ignore().map_err(session_migrate::refused(&id))
+            s.submission.ignore().map_err(session_store::refused(&id))
         })
         .unwrap();
 }

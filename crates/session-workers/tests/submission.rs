@@ -261,9 +261,7 @@ async fn an_operator_retry_resets_attempts_and_sends_again() {
     );
     let id = "s1".parse().unwrap();
     store
-        .update(&id, |s| {
-            s.submission.retry().map_err(session_migrate::refused(&id))
-        })
+        .update(&id, |s| s.submission.retry().map_err(session_store::refused(&id)))
         .unwrap();
     assert_eq!(load(&store, "s1").submission.attempts, 0);
     assert_eq!(pass(&h).await.submitted, 1);
@@ -347,7 +345,7 @@ async fn a_session_left_in_flight_by_a_failed_status_write_is_resumed_at_the_nex
             s.submission
                 .begin_attempt(NOW, || "key-from-before".into())
                 .map(|_| ())
-                .map_err(session_migrate::refused(&id))
+                .map_err(session_store::refused(&id))
         })
         .unwrap();
     assert_eq!(pass(&h).await.submitted, 1);
@@ -509,7 +507,7 @@ async fn an_outcome_that_cannot_be_written_leaves_the_session_in_flight_counted_
         .storage(disk.clone())
         .open(dir.path())
         .unwrap();
-    let store = session_migrate::SessionStore::new(fs, session_migrate::DecodeOptions::default());
+    let store = session_store::SessionStore::new(fs, session_store::DecodeOptions::default());
     store.create(&mut pending("s1")).unwrap();
     let h = worker(&store, &endpoint(&server), fast_config());
     let report = pass(&h).await;

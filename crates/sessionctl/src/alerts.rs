@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use session_migrate::SessionStore;
+use session_store::SessionStore;
 use session_workers::submit::redacted_url;
 use tokio_util::sync::CancellationToken;
 

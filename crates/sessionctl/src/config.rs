@@ -671,8 +671,8 @@ impl Config {
     }
 
     /// Retention for legacy files.
-    pub fn decode_options(&self) -> session_migrate::DecodeOptions {
-        session_migrate::DecodeOptions::default().retention_days(self.int("retention_days") as u32)
+    pub fn decode_options(&self) -> session_store::DecodeOptions {
+        session_store::DecodeOptions::default().retention_days(self.int("retention_days") as u32)
     }
 
     /// The cleanup worker's settings.
@@ -922,7 +922,7 @@ mod tests {
         assert_eq!(submit.scan_interval, library.scan_interval);
         assert_eq!(submit.backoff, library.backoff);
         assert_eq!(config.cleanup(), CleanupConfig::default());
-        assert_eq!(config.decode_options(), session_migrate::DecodeOptions::default());
+        assert_eq!(config.decode_options(), session_store::DecodeOptions::default());
     }
 
     fn with(pairs: &[(&str, &str)]) -> Result<Config, CliError> {

@@ -1,8 +1,8 @@
 //! Errors with the exit code they map to: 1 failure, 2 bad usage or bad input.
 
 use session_fs::FsError;
-use session_migrate::StoreError;
 use session_model::InvalidSessionId;
+use session_store::StoreError;
 
 /// A command's failure, printed as one line on stderr.
 #[derive(Debug, thiserror::Error)]

@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use session_migrate::{DecodeError, Decoded, SessionStore, StoreError, StoredEntry};
 use session_model::{SessionId, SubmissionStatus};
+use session_store::{DecodeError, Decoded, SessionStore, StoreError, StoredEntry};
 
 use crate::commands::list::{Row, natural_cmp, newer_row};
 use crate::commands::status::{Counted, FileProblems, Tally};
@@ -367,7 +367,7 @@ impl SessionIndex {
         match saved {
             Ok(session) => {
                 let _one_at_a_time = self.reading.lock().unwrap_or_else(|p| p.into_inner());
-                let decoded = session_migrate::Chained {
+                let decoded = session_store::Chained {
                     session: session.clone(),
                     from: <session_model::Session as session_model::Version>::SCHEMA,
                 };
@@ -677,7 +677,7 @@ impl Drop for Cancel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use session_migrate::DecodeOptions;
+    use session_store::DecodeOptions;
 
     fn store_with(dir: &std::path::Path, sessions: &[(&str, u64, &str)]) -> SessionStore {
         let store = SessionStore::open(dir, DecodeOptions::default()).unwrap();
@@ -685,9 +685,7 @@ mod tests {
             let doc = serde_json::json!({
                 "id": id, "startTime": start, "isComplete": true, "messages": [message],
             });
-            let mut session = session_migrate::decode(doc.to_string().as_bytes())
-                .unwrap()
-                .session;
+            let mut session = session_store::decode(doc.to_string().as_bytes()).unwrap().session;
             store.save(&mut session).unwrap();
         }
         store
@@ -706,7 +704,7 @@ mod tests {
             .update(&"s-1".parse().unwrap(), |s| {
                 s.submission
                     .ignore()
-                    .map_err(session_migrate::refused(&s.id.clone()))
+                    .map_err(session_store::refused(&s.id.clone()))
             })
             .unwrap();
         let index = SessionIndex::new();
@@ -756,7 +754,7 @@ mod tests {
         let id = |i: usize| -> SessionId { format!("s-{i}").parse().unwrap() };
         let change = |i: usize, f: fn(&mut session_model::Submission) -> Result<(), session_model::TransitionError>| {
             store
-                .update(&id(i), |s| f(&mut s.submission).map_err(session_migrate::refused(&id(i))))
+                .update(&id(i), |s| f(&mut s.submission).map_err(session_store::refused(&id(i))))
                 .unwrap();
             index.refresh(&store, &id(i));
         };

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use session_fs::Store;
-use session_migrate::SessionStore;
+use session_store::SessionStore;
 
 use crate::cli::{Cli, Command};
 use crate::commands::{

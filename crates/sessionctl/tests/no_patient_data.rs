@@ -129,7 +129,7 @@ fn no_command_repeats_a_document_value() {
 #[test]
 fn the_full_serde_message_is_there_for_whoever_asks() {
     let doc = json!({"id": "x", "startTime": PLANTED});
-    let err = session_migrate::decode(&serde_json::to_vec(&doc).unwrap()).unwrap_err();
+    let err = session_store::decode(&serde_json::to_vec(&doc).unwrap()).unwrap_err();
     assert!(!err.to_string().contains(PLANTED), "{err}");
     assert!(!format!("{err:?}").contains(PLANTED), "{err:?}");
     assert!(err.detail_with_values().unwrap().contains(PLANTED));

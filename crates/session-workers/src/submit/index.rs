@@ -188,10 +188,10 @@ impl ChangeQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use session_model::{Interruption, InterruptionReason, Submission, UnknownFields};
+    use session_model::{Interruption, InterruptionReason, Submission};
 
     fn session(id: &str, status: SubmissionStatus, complete: bool, next: Option<u64>) -> Session {
-        let mut s: Session = session_migrate::decode(
+        let mut s: Session = session_store::decode(
             format!(r#"{{"id":"{id}","startTime":5,"isComplete":{complete},"elements":[],"messages":[]}}"#)
                 .as_bytes(),
         )
@@ -215,11 +215,7 @@ mod tests {
         index.observe(&session("fresh", SubmissionStatus::Pending, true, None));
         index.observe(&session("orphan", SubmissionStatus::InFlight, true, None));
         let mut cut = session("cut", SubmissionStatus::Pending, true, None);
-        cut.interrupted = Some(Interruption {
-            at: 1,
-            reason: InterruptionReason::Crash,
-            unknown: UnknownFields::new(),
-        });
+        cut.interrupted = Some(Interruption::new(1, InterruptionReason::Crash));
         index.observe(&cut);
         assert_eq!(
             index.len(),

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use session_migrate::{DecodeOptions, SessionStore};
 use session_model::{SessionId, SubmissionStatus};
+use session_store::{DecodeOptions, SessionStore};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
@@ -30,7 +30,7 @@ fn session(id: &str) -> Session {
     let doc = format!(
         r#"{{"id": "{id}", "startTime": 1, "endTime": 2, "isComplete": true, "elements": [], "messages": []}}"#
     );
-    session_migrate::decode(doc.as_bytes()).unwrap().session
+    session_store::decode(doc.as_bytes()).unwrap().session
 }
 
 fn reply(status: u16) -> ReplyFuture {

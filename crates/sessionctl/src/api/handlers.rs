@@ -14,8 +14,8 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use session_migrate::{DecodeError, SessionStore, StoreError};
 use session_model::{SessionId, SubmissionStatus};
+use session_store::{DecodeError, SessionStore, StoreError};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{get, post};
-use session_migrate::SessionStore;
+use session_store::SessionStore;
 use session_workers::cleanup::CleanupConfig;
 use tokio::sync::{RwLock, broadcast, watch};
 

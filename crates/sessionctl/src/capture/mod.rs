@@ -25,7 +25,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use session_migrate::SessionStore;
+use session_store::SessionStore;
 
 use crate::config::Config;
 use crate::error::CliError;

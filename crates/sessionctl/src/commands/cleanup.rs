@@ -1,7 +1,7 @@
 //! `cleanup [--dry-run] [--now MS]`.
 
 use serde_json::json;
-use session_migrate::SessionStore;
+use session_store::SessionStore;
 use session_workers::cleanup::cleanup_once;
 
 use crate::config::Config;

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 use session_fs::clock::{ClockRecord, rfc3339};
-use session_migrate::SessionStore;
+use session_store::SessionStore;
 
 use crate::error::CliError;
 use crate::output::Output;

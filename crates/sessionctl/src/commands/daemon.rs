@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use session_fs::maintenance::Role;
 use session_fs::{FsError, Store};
-use session_migrate::{MigrateOptions, SessionStore};
+use session_store::{MigrateOptions, SessionStore};
 use session_workers::SystemClock;
 use session_workers::cleanup::run_cleanup;
 use session_workers::submit::{ChangeFeed, DeliveryIndex, SubmissionWorker};

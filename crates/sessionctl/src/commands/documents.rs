@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::json;
 use session_fs::{DEFAULT_MAX_FILE_SIZE, FsError, SaveOutcome};
-use session_migrate::{DecodeError, SchemaVersion, SessionStore, StoreError};
+use session_store::{DecodeError, SchemaVersion, SessionStore, StoreError};
 
 use crate::error::CliError;
 use crate::output::Output;
@@ -60,7 +60,7 @@ fn read_document(file: Option<&Path>) -> Result<(String, Vec<u8>), CliError> {
 /// the current one.
 pub fn put(store: &SessionStore, out: &Output, create: bool, file: Option<&Path>) -> Result<(), CliError> {
     let (origin, bytes) = read_document(file)?;
-    let mut session = match session_migrate::decode_with(&bytes, store.options()) {
+    let mut session = match session_store::decode_with(&bytes, store.options()) {
         Ok(decoded) => decoded.session,
         Err(DecodeError::NewerVersion { version, .. }) => {
             return Err(CliError::BadInput(format!(

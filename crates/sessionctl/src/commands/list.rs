@@ -2,8 +2,8 @@
 
 use serde::Serialize;
 use serde_json::Value;
-use session_migrate::{SessionStore, StoredEntry};
 use session_model::{SubmissionStatus, printable};
+use session_store::{SessionStore, StoredEntry};
 
 use crate::error::CliError;
 use crate::output::Output;
@@ -59,7 +59,7 @@ pub struct Row {
 
 impl Row {
     /// The row of a decoded session.
-    pub fn of(decoded: &session_migrate::Decoded) -> Row {
+    pub fn of(decoded: &session_store::Decoded) -> Row {
         let s = &decoded.session;
         Row {
             id: s.id.to_string(),

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
-use session_migrate::{MigrateOptions, RollbackError, RollbackOptions, SessionStore};
+use session_store::{MigrateOptions, RollbackError, RollbackOptions, SessionStore};
 
 use crate::config::Config;
 use crate::error::CliError;

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde_json::json;
 use session_fs::{FsError, Store};
-use session_migrate::{DecodeOptions, SessionStore};
+use session_store::{DecodeOptions, SessionStore};
 
 use crate::error::CliError;
 use crate::output::{Output, count};

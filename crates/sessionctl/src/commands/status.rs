@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use session_migrate::{SessionStore, StoredEntry};
 use session_model::SubmissionStatus;
+use session_store::{SessionStore, StoredEntry};
 use session_workers::cleanup::{CleanupSummary, last_cleanup};
 
 use super::clock::ClockView;

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use serde_json::json;
-use session_migrate::{SessionStore, StoreError};
 use session_model::{Session, SessionId};
+use session_store::{SessionStore, StoreError};
 use session_workers::SystemClock;
 use session_workers::submit::{SubmissionWorker, SubmitError};
 use tokio_util::sync::CancellationToken;

@@ -4,7 +4,7 @@
 //! nothing to migrate makes no backup run while one that fails on a file names it.
 
 use session_fs::Store;
-use session_migrate::{DecodeOptions, MigrateOptions, SessionStore, StoreError, decode};
+use session_store::{DecodeOptions, MigrateOptions, SessionStore, StoreError, decode};
 use test_support::{fixture, tree};
 
 fn session(id: &str) -> session_model::Session {

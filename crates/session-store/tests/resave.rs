@@ -2,8 +2,8 @@
 //! the content changed or the document settles what the store never sent.
 
 use session_fs::Store;
-use session_migrate::{DecodeOptions, SessionStore, decode};
 use session_model::{Session, SessionId, SubmissionStatus};
+use session_store::{DecodeOptions, SessionStore, decode};
 
 fn fresh() -> Session {
     decode(&std::fs::read(test_support::fixture("v1/session-21.json")).unwrap())

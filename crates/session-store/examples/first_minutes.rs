@@ -1,9 +1,9 @@
-//! A consuming team's first minutes with `session-migrate`: the typed store. One handle,
+//! A consuming team's first minutes with `session-store`: the typed store. One handle,
 //! built once with its options, for load, save, update, delete and iteration.
 //!
-//! `cargo run -p session-migrate --example typed_store`
+//! `cargo run -p session-store --example first_minutes`
 
-use session_migrate::{DecodeOptions, MigrateOptions, SessionStore, StoredEntry, decode, refused};
+use session_store::{DecodeOptions, MigrateOptions, SessionStore, StoredEntry, decode, refused};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;

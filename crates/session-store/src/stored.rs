@@ -12,10 +12,10 @@ use session_model::{Session, SessionId, TransitionError};
 
 use std::marker::PhantomData;
 
-use crate::codec::{
-    Chained, Current, DecodeError, DecodeOptions, EncodeError, decode_stored_with, encode_with,
+use session_migrate::{
+    Chained, Current, DecodeError, DecodeOptions, Document, EncodeError, MigrateOptions, MigrateReport,
+    RollbackError, RollbackOptions, RollbackReport, Schema, decode_as, decode_stored_as, stamp_and_encode,
 };
-use crate::schema::{Document, Schema};
 
 /// What can go wrong loading or saving a typed session.
 #[derive(Debug, thiserror::Error)]
@@ -61,19 +61,11 @@ pub enum StoreError {
     },
 }
 
-pub(crate) fn stamp_and_encode<S: Schema>(
-    document: &mut S::Document,
-    stamp: SaveStamp,
-) -> Result<Vec<u8>, EncodeError> {
-    document.stamp(stamp.revision, stamp.saved_at);
-    encode_with::<S>(document)
-}
-
 /// A store of typed sessions: `session-fs`'s [`Store`] and the decode options, fixed
 /// once so that no path can forget them. Cheap to clone; clones share locks.
 ///
 /// ```
-/// use session_migrate::{DecodeOptions, SessionStore, decode};
+/// use session_store::{DecodeOptions, SessionStore, decode};
 ///
 /// let dir = tempfile::tempdir().unwrap();
 /// let store = SessionStore::open(dir.path(), DecodeOptions::default().retention_days(90)).unwrap();
@@ -85,7 +77,7 @@ pub(crate) fn stamp_and_encode<S: Schema>(
 /// ```
 ///
 /// A store is typed by its [`Schema`]: this build's chain ([`Current`], the default)
-/// unless a team declares its own with [`schema_chain!`](crate::schema_chain).
+/// unless a team declares its own with [`schema_chain!`](session_migrate::schema_chain).
 pub struct SessionStore<S: Schema = Current> {
     fs: Store,
     options: DecodeOptions,
@@ -159,7 +151,7 @@ impl SessionStore<Current> {
     /// [`create`](Self::create) for a session too large to hold in memory (a long
     /// capture folded from its journal): `envelope` is the session without elements,
     /// `elements` yields them one at a time, and the file is written as they come
-    /// ([`encode_streamed`](crate::encode_streamed)). Fails with
+    /// ([`encode_streamed`](session_migrate::encode_streamed)). Fails with
     /// [`FsError::AlreadyExists`] if the id is taken.
     pub fn create_streamed<E>(
         &self,
@@ -172,7 +164,7 @@ impl SessionStore<Current> {
         let id = envelope.id.clone();
         Ok(self.fs.create_streamed(&id, |stamp, out| {
             envelope.stamp(stamp.revision, stamp.saved_at);
-            crate::codec::encode_streamed(envelope, elements, out)
+            session_migrate::encode_streamed(envelope, elements, out)
         })?)
     }
 }
@@ -199,7 +191,7 @@ impl<S: Schema> SessionStore<S> {
 
     /// Decodes `bytes` stored as `id` with this store's options.
     pub fn decode(&self, id: &SessionId, bytes: &[u8]) -> Result<Chained<S::Document>, DecodeError> {
-        decode_stored_with::<S>(id, bytes, &self.options)
+        decode_stored_as::<S>(id, bytes, &self.options)
     }
 
     fn decode_error(&self, id: &SessionId) -> impl FnOnce(DecodeError) -> StoreError + '_ {
@@ -238,11 +230,11 @@ impl<S: Schema> SessionStore<S> {
     fn refuse_newer(&self, id: &SessionId, bytes: Option<&[u8]>) -> Result<(), StoreError> {
         let Some(bytes) = bytes else { return Ok(()) };
         // Only a version other than the current one can be newer; decoding tells for sure.
-        let declared = crate::codec::declared(bytes).ok().flatten();
+        let declared = session_migrate::declared(bytes).ok().flatten();
         if declared.is_none_or(|v| v == <S::Document as session_model::Version>::NAME) {
             return Ok(());
         }
-        match crate::codec::decode_checked::<S>(bytes, &self.options) {
+        match decode_as::<S>(bytes, &self.options) {
             Err(DecodeError::NewerVersion { version, .. }) => Err(StoreError::NewerOnDisk {
                 path: self.fs.path_of(id),
                 version,
@@ -378,6 +370,26 @@ fn carry_delivery_state<D: Document>(stored: &D, incoming: &mut D) {
         submission.idempotency_key = submission.idempotency_key.take().or(key);
     }
     *incoming.submission_mut() = submission;
+}
+
+impl<S: Schema> SessionStore<S> {
+    /// Upgrades every outdated live session to the current version, in parallel, with
+    /// this store's decode options ([`session_migrate::migrate_store`]): originals kept
+    /// durably in `.backup/<run>/` first, every file either fully old or fully new after
+    /// a kill. `progress(done, total)` is called after each file.
+    pub fn migrate(
+        &self,
+        options: &MigrateOptions,
+        progress: &(dyn Fn(usize, usize) + Sync),
+    ) -> Result<MigrateReport, FsError> {
+        session_migrate::migrate_store::<S>(&self.fs, &self.options, options, progress)
+    }
+
+    /// Restores the files a migration run changed, where that loses nothing
+    /// ([`session_migrate::rollback_store`]). Needs an exclusive store handle.
+    pub fn rollback(&self, options: &RollbackOptions) -> Result<RollbackReport, RollbackError> {
+        session_migrate::rollback_store::<S>(&self.fs, &self.options, options)
+    }
 }
 
 /// Wraps a refused transition of `id` for [`SessionStore::update`]'s closure.
