@@ -365,8 +365,8 @@ fn problem_without_values(message: &str) -> String {
         return format!("invalid length{expected}");
     }
     if let Some(rest) = message.strip_prefix("invalid session id ") {
-        // `invalid session id "<id>": <reason>`: the reason names the rule, not the id.
-        let reason = rest.rsplit_once("\": ").map_or("", |(_, reason)| reason);
+        // `invalid session id (<n> characters): <reason>`: the reason names the rule.
+        let reason = rest.split_once("): ").map_or("", |(_, reason)| reason);
         return format!("invalid session id: {reason}");
     }
     for schema_named in ["missing field `", "duplicate field `"] {

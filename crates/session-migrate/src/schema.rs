@@ -6,7 +6,7 @@ pub use session_model::Document;
 use crate::codec::{Chained, DecodeError, DecodeOptions};
 
 /// A chain of versions ending in a [`Document`]: what [`schema_chain!`](crate::schema_chain)
-/// declares, and what a [`SessionStore`](crate::SessionStore) is typed by.
+/// declares, and what a typed store (`session_store::SessionStore`) and [`migrate_store`](crate::migrate_store) are typed by.
 pub trait Schema: Send + Sync + 'static {
     /// The last version of the chain: what the store writes.
     type Document: Document;

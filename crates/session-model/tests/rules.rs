@@ -334,3 +334,23 @@ fn every_interruption_reason_reads_and_prints_as_its_word() {
         assert_eq!(json, reason);
     }
 }
+
+#[test]
+fn a_rejected_id_is_never_quoted_only_measured() {
+    for typed in [
+        "Jane Doe 1984-03-02",
+        "../../etc/passwd",
+        "x\u{1b}[31m",
+        ".hidden",
+    ] {
+        let error = session_model::SessionId::new(typed).unwrap_err();
+        let said = format!("{error} {error:?}");
+        for part in typed
+            .split(['/', ' ', '\u{1b}', '[', '.'])
+            .filter(|p| p.len() > 2)
+        {
+            assert!(!said.contains(part), "{typed:?} quoted in {said}");
+        }
+        assert_eq!(error.length, typed.chars().count(), "{said}");
+    }
+}

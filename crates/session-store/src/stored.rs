@@ -61,6 +61,19 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// Whether the failure is a file written by a newer build (left untouched): the one
+    /// test for it, whichever call met the file (`load` and `entries` meet it decoding,
+    /// `save`, `update` and `delete` refusing to touch it).
+    pub fn is_newer_version(&self) -> bool {
+        match self {
+            StoreError::NewerOnDisk { .. } => true,
+            StoreError::Decode { source, .. } => source.is_newer_version(),
+            _ => false,
+        }
+    }
+}
+
 /// A store of typed sessions: `session-fs`'s [`Store`] and the decode options, fixed
 /// once so that no path can forget them. Cheap to clone; clones share locks.
 ///

@@ -117,3 +117,37 @@ fn a_run_with_nothing_to_migrate_has_no_backup_run_and_a_file_it_cannot_read_is_
         "a run that rewrote a file names its backups"
     );
 }
+
+#[test]
+fn a_newer_builds_file_is_one_kind_of_error_whatever_the_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let newer = br#"{"id": "s-1", "startTime": 1, "_metadata": {"version": "9.0.0", "revision": 4}}"#;
+    std::fs::write(dir.path().join("s-1.json"), newer).unwrap();
+    let store = SessionStore::open(dir.path(), DecodeOptions::default()).unwrap();
+    let id = session_model::SessionId::new("s-1").unwrap();
+    let load = store.load(&id).unwrap_err();
+    let save = store.save(&mut session("s-1")).unwrap_err();
+    let update = store.update(&id, |_| Ok(())).unwrap_err();
+    let retry = store.retry(&id).unwrap_err();
+    let delete = store.delete(&id).unwrap_err();
+    for (call, error) in [
+        ("load", load),
+        ("save", save),
+        ("update", update),
+        ("retry", retry),
+        ("delete", delete),
+    ] {
+        assert!(error.is_newer_version(), "{call}: {error:?}");
+    }
+    // A damaged file and a missing one are not.
+    std::fs::write(dir.path().join("s-2.json"), b"{").unwrap();
+    let damaged = store
+        .load(&session_model::SessionId::new("s-2").unwrap())
+        .unwrap_err();
+    assert!(!damaged.is_newer_version(), "{damaged:?}");
+    let missing = store
+        .retry(&session_model::SessionId::new("s-3").unwrap())
+        .unwrap_err();
+    assert!(!missing.is_newer_version(), "{missing:?}");
+    assert_eq!(std::fs::read(dir.path().join("s-1.json")).unwrap(), newer);
+}

@@ -15,7 +15,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use session_model::{SessionId, SubmissionStatus};
-use session_store::{DecodeError, SessionStore, StoreError};
+use session_store::{SessionStore, StoreError};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
 
@@ -37,12 +37,9 @@ fn failed(e: CliError) -> Response {
 /// What a store error means to a caller of the API.
 fn store_error(e: StoreError) -> Response {
     let status = match &e {
+        _ if e.is_newer_version() => StatusCode::CONFLICT,
         StoreError::NotFound { .. } => StatusCode::NOT_FOUND,
-        StoreError::Transition { .. } | StoreError::NewerOnDisk { .. } => StatusCode::CONFLICT,
-        StoreError::Decode {
-            source: DecodeError::NewerVersion { .. },
-            ..
-        } => StatusCode::CONFLICT,
+        StoreError::Transition { .. } => StatusCode::CONFLICT,
         StoreError::Decode { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
