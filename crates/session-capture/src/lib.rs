@@ -19,6 +19,10 @@
 //!   session is `isComplete: false`, `interrupted` (reason `crash`) and never submitted;
 //!   a torn last record (never acknowledged) is dropped and counted.
 //!
+//! - [`relay`] (feature `relay`, with tokio): the TCP relay between analyzers and the
+//!   LIS built on both, recording each element before it forwards the bytes that
+//!   complete it, in either framing.
+//!
 //! ```
 //! use session_capture::{Endpoints, Framed, Framer, Markers, Recorder, Side};
 //! use session_store::{DecodeOptions, SessionStore};
@@ -52,6 +56,8 @@ pub mod framing;
 mod mllp;
 mod record;
 mod recorder;
+#[cfg(feature = "relay")]
+pub mod relay;
 
 pub use fold::{JournalRecovery, recover_journals};
 pub use framing::{

@@ -14,7 +14,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use session_workers::WorkerEvent;
 
-use crate::capture::RelayStats;
+use session_capture::relay::RelayStats;
 use crate::commands::status::Status;
 
 /// How long the store's size is reused between scrapes (it costs an `lstat` a file).

@@ -206,14 +206,14 @@ async fn start_capture(
     counters: &crate::metrics::StationCounters,
     cancel: &CancellationToken,
 ) -> Result<(), CliError> {
-    let Some(relay_config) = crate::capture::RelayConfig::from_config(config) else {
+    let Some(relay_config) = crate::capture::relay_config(config) else {
         return Ok(());
     };
     let listener = crate::capture::bind(&relay_config).await?;
     let recorder = Arc::new(session_capture::Recorder::new(store.clone()));
-    let stats = Arc::new(crate::capture::RelayStats::default());
+    let stats = Arc::new(session_capture::relay::RelayStats::default());
     *counters.relay.lock().unwrap_or_else(|p| p.into_inner()) = Some(stats.clone());
-    tasks.spawn(crate::capture::relay(
+    tasks.spawn(session_capture::relay::relay(
         listener,
         recorder,
         relay_config,
