@@ -5,7 +5,7 @@ use std::process::Command;
 use crate::{cargo, has_cargo_tool, root};
 
 /// The crates to publish, each after every crate it depends on.
-const CRATES: [&str; 8] = [
+const CRATES: [&str; 9] = [
     "session-model",
     "session-fs",
     "session-migrate",
@@ -13,6 +13,7 @@ const CRATES: [&str; 8] = [
     "session-capture",
     "session-recovery",
     "session-workers",
+    "session-daemon",
     "sessionctl",
 ];
 

@@ -67,6 +67,7 @@ fn only_session_fs_touches_the_filesystem_among_the_libraries() {
         "session-recovery",
         "session-workers",
         "session-capture",
+        "session-daemon",
     ] {
         for file in sources(&root().join("crates").join(krate).join("src")) {
             for (n, line) in read(&file).lines().enumerate() {

@@ -131,7 +131,10 @@ async fn read_until(stream: &mut TcpStream, end: &[u8]) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn marker_framing_records_each_message_before_the_lis_gets_it() {
     let dir = tempfile::tempdir().unwrap();
-    let (lis_addr, lis) = checking_lis(dir.path().to_path_buf(), b"\r\n", after_start_marker, |_| vec![0x06]).await;
+    let (lis_addr, lis) = checking_lis(dir.path().to_path_buf(), b"\r\n", after_start_marker, |_| {
+        vec![0x06]
+    })
+    .await;
     let running = start(dir.path(), &lis_addr).await;
     let mut analyzer = TcpStream::connect(&running.addr).await.unwrap();
     let messages: Vec<String> = (1..=5)
@@ -160,8 +163,17 @@ async fn marker_framing_records_each_message_before_the_lis_gets_it() {
     assert_eq!(stored[0].messages(), messages);
     running.stop.cancel();
     running.relaying.await.unwrap();
-    assert_eq!(running.stats.sessions.load(std::sync::atomic::Ordering::Relaxed), 1);
-    assert_eq!(running.stats.unrecorded.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert_eq!(
+        running.stats.sessions.load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert_eq!(
+        running
+            .stats
+            .unrecorded
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -177,7 +189,8 @@ async fn mllp_framing_records_each_frame_before_the_lis_gets_it() {
     let running = start(dir.path(), &lis_addr).await;
     let mut analyzer = TcpStream::connect(&running.addr).await.unwrap();
     for n in 1..=3 {
-        let frame = format!("\x0bMSH|^~\\&|AN|LAB|LIS|HOSP|20261205||ORU^R01|{n}|P|2.5\rOBX|1|NM|GLU||5.{n}\r\x1c\r");
+        let frame =
+            format!("\x0bMSH|^~\\&|AN|LAB|LIS|HOSP|20261205||ORU^R01|{n}|P|2.5\rOBX|1|NM|GLU||5.{n}\r\x1c\r");
         analyzer.write_all(frame.as_bytes()).await.unwrap();
         read_until(&mut analyzer, b"\x1c\r").await;
     }
@@ -196,7 +209,10 @@ async fn mllp_framing_records_each_frame_before_the_lis_gets_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_the_relay_stores_an_open_session_as_interrupted_by_shutdown() {
     let dir = tempfile::tempdir().unwrap();
-    let (lis_addr, _lis) = checking_lis(dir.path().to_path_buf(), b"\r\n", after_start_marker, |_| vec![0x06]).await;
+    let (lis_addr, _lis) = checking_lis(dir.path().to_path_buf(), b"\r\n", after_start_marker, |_| {
+        vec![0x06]
+    })
+    .await;
     let running = start(dir.path(), &lis_addr).await;
     let mut analyzer = TcpStream::connect(&running.addr).await.unwrap();
     analyzer.write_all(b"\x05MSH|1\r\n").await.unwrap();

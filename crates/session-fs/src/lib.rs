@@ -56,7 +56,7 @@ pub use journal::{
     ClaimedJournal, JOURNAL_HEADER, Journal, JournalContents, JournalEnd, JournalRecords, MAX_RECORD_BYTES,
     frame_record, parse_journal,
 };
-pub use maintenance::live_session;
+pub use maintenance::{exists_no_follow, live_session};
 pub use rooted::RootedStorage;
 pub use storage::{
     Entry, EntryKind, HeldLock, LockMode, OsStorage, ReadOutcome, Storage, StreamOutcome, WriteFile,

@@ -253,3 +253,9 @@ pub fn live_session(name: &OsStr) -> Option<SessionId> {
         _ => None,
     }
 }
+
+/// Whether `path` names something now (a symlink counts, and is not followed): for
+/// watchers of the directory, whose events say what happened, not what is there.
+pub fn exists_no_follow(path: &std::path::Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
+}

@@ -14,8 +14,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use session_workers::WorkerEvent;
 
-use session_capture::relay::RelayStats;
 use crate::commands::status::Status;
+use session_capture::relay::RelayStats;
 
 /// How long the store's size is reused between scrapes (it costs an `lstat` a file).
 const STORE_BYTES_REUSED: Duration = Duration::from_secs(60);

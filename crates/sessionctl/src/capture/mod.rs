@@ -51,7 +51,7 @@ pub fn run(config: &Config) -> Result<(), CliError> {
     recover_orphans(&recorder);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let signals = crate::commands::daemon::StopSignals::catch()?;
+        let signals = session_daemon::StopSignals::catch()?;
         let listener = bind(&relay_config).await?;
         let cancel = CancellationToken::new();
         let relaying = tokio::spawn(relay(
@@ -69,4 +69,3 @@ pub fn run(config: &Config) -> Result<(), CliError> {
             .map_err(|e| CliError::Failed(format!("capture relay: {e}")))
     })
 }
-

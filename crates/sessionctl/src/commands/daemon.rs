@@ -1,14 +1,10 @@
 //! `run`: the daemon a lab runs.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use session_fs::maintenance::Role;
-use session_fs::{FsError, Store};
-use session_store::{MigrateOptions, SessionStore};
-use session_workers::SystemClock;
-use session_workers::cleanup::run_cleanup;
-use session_workers::submit::{ChangeFeed, DeliveryIndex, SubmissionWorker};
+use session_daemon::{Claimed, Running, Services, StopSignals, StoreWatch, Submission};
+use session_store::SessionStore;
+use session_workers::submit::ChangeFeed;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::security::Guard;
@@ -18,14 +14,13 @@ use crate::config::Config;
 use crate::error::CliError;
 use crate::index::SessionIndex;
 
-const HOLDER: &str = "daemon.holder";
-
-fn failed(context: &str) -> impl FnOnce(FsError) -> CliError + '_ {
-    move |e| CliError::Failed(format!("{context}: {e}"))
+fn failed(e: impl std::fmt::Display) -> CliError {
+    CliError::Failed(e.to_string())
 }
 
 /// Takes the daemon role, recovers, migrates, then runs the workers until SIGINT or
-/// SIGTERM. Every start-up failure is one line and exit 1.
+/// SIGTERM (`session_daemon` in its order, with the page, the session index and the
+/// alerts around it). Every start-up failure is one line and exit 1.
 pub fn run(config: &Config) -> Result<(), CliError> {
     let dir = config.dir()?;
     if let Some(listen) = config.http_listen()
@@ -37,120 +32,105 @@ pub fn run(config: &Config) -> Result<(), CliError> {
              (HL7_HTTP_TOKEN) so that only those who hold it see patient data"
         )));
     }
-    let shared = Store::open(&dir).map_err(failed("cannot open the store"))?;
-    if let Some(was) = shared.secure_dir().map_err(failed("cannot secure the store"))? {
-        tracing::warn!(dir = %dir.display(), was = format!("{was:o}"), "the store directory was open to others; now 0700");
-    }
-    let Some(_role) = shared
-        .maintenance()
-        .try_lock_role(Role::Daemon)
-        .map_err(failed("cannot lock the store"))?
-    else {
-        let holder = shared
-            .read_state(HOLDER)
-            .ok()
-            .flatten()
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_else(|| "another process".into());
-        return Err(CliError::Failed(format!(
-            "{} is already served by {holder}",
-            dir.display()
-        )));
-    };
-    let since = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
-    let holder = format!("sessionctl run (pid {}, started {since})", std::process::id());
-    shared
-        .write_state(HOLDER, holder.as_bytes())
-        .map_err(failed("cannot write to the store"))?;
-    drop(shared);
+    let claimed = Claimed::claim(&dir, config.decode_options(), "sessionctl run").map_err(failed)?;
 
     // The page answers from here on, saying what start-up is doing until it is done.
     let runtime = tokio::runtime::Runtime::new()?;
     let cancel = CancellationToken::new();
     let web = runtime.block_on(listen_early(config, &cancel))?;
     let starting = web.as_ref().map(|w| w.starting.clone());
-    let report = |progress: Progress| {
+    let report = |progress: session_daemon::Progress| {
         if let Some(starting) = &starting {
-            starting.report(progress);
+            starting.report(Progress {
+                phase: progress.phase.as_str(),
+                done: progress.done,
+                total: progress.total,
+            });
         }
     };
 
-    // Watching before recovery: a session stored from here on is reported, not missed.
+    // The worker's feed and the session index's follow the same watch.
     let feed = ChangeFeed::new();
-    // The session index's own feed: it follows the same watch as the worker.
     let index_feed = ChangeFeed::new();
     let (store_events, _) = tokio::sync::broadcast::channel(256);
-    let watcher = watch_store(&dir, [feed.clone(), index_feed.clone()], store_events.clone());
-    // Recovery needs the store to itself: wait for other sessionctl processes to finish.
-    let exclusive = match Store::options().exclusive().no_wait().open(&dir) {
-        Err(FsError::Busy { .. }) => {
-            tracing::info!("waiting for other sessionctl processes to release the store");
-            Store::options().exclusive().open(&dir)
-        }
-        other => other,
-    }
-    .map_err(failed("cannot open the store for recovery"))?;
-    // One pass over the store: recovery decodes every file once, and hands each session
-    // to the delivery index and, when outdated, to the migration list.
-    let mut index = DeliveryIndex::new();
+    let page_events = store_events.clone();
+    let watch = StoreWatch::start(&dir, vec![feed.clone(), index_feed.clone()], move |id, stored| {
+        let _ = page_events.send(StoreEvent {
+            kind: if stored { "stored" } else { "deleted" },
+            id: id.to_string(),
+        });
+    });
     let sessions = Arc::new(SessionIndex::new());
-    let mut outdated = Vec::new();
-    let mut read = 0usize;
-    session_recovery::recover_visiting(
-        &SessionStore::new(exclusive.clone(), config.decode_options()),
-        |id, decoded| {
-            read += 1;
-            if read.is_multiple_of(500) {
-                report(Progress {
-                    phase: "recovering",
-                    done: read,
-                    total: None,
-                });
-            }
-            index.observe(&decoded.session);
-            sessions.observe(&decoded);
-            if decoded.from.is_outdated() {
-                outdated.push(id);
-            }
-        },
-    )
-    .map_err(|e| CliError::Failed(format!("recovery: {e}")))?;
+    let recovered = claimed
+        .recover(|_, decoded| sessions.observe(decoded), report)
+        .map_err(failed)?;
     sessions.settle();
-    drop(exclusive);
+    let store = claimed.migrate(recovered.outdated, report).map_err(failed)?;
 
-    let store = SessionStore::new(
-        Store::open(&dir).map_err(failed("cannot open the store"))?,
-        config.decode_options(),
-    );
-    if !outdated.is_empty() {
-        // recover and migrate log their own summaries.
-        store
-            .migrate(&MigrateOptions::default().only(outdated), &|done, total| {
-                report(Progress {
-                    phase: "migrating",
-                    done,
-                    total: Some(total),
-                })
-            })
-            .map_err(failed("migration"))?;
-    }
-
-    let watched = watcher.is_some();
-    let feed = watched.then_some(feed);
+    let watched = watch.is_some();
     // Without a watch the index would go stale: lists read the files instead.
     let sessions = watched.then_some((sessions, index_feed));
-    let served = runtime.block_on(serve(
-        store,
-        config,
-        index,
-        feed,
-        sessions,
-        store_events,
-        web,
-        cancel,
-    ));
-    drop(watcher);
+    let feed = watched.then_some(feed);
+    let served = runtime.block_on(async {
+        let signals = StopSignals::catch()?;
+        let started = start(claimed, &store, config, recovered.delivery, feed.as_ref()).await?;
+        serve(
+            started,
+            signals,
+            store,
+            config,
+            sessions,
+            store_events,
+            web,
+            cancel,
+        )
+        .await
+    });
+    drop(watch);
     served
+}
+
+/// The daemon's own pieces the page needs once it serves.
+struct Started {
+    running: Running,
+    cleanup: tokio::sync::watch::Sender<session_workers::cleanup::CleanupConfig>,
+    counters: Arc<crate::metrics::StationCounters>,
+}
+
+/// Starts the workers and, when configured, delivery and the capture relay.
+async fn start(
+    claimed: Claimed,
+    store: &SessionStore,
+    config: &Config,
+    delivery: session_workers::submit::DeliveryIndex,
+    feed: Option<&ChangeFeed>,
+) -> Result<Started, CliError> {
+    let (cleanup, cleanup_config) = tokio::sync::watch::channel(config.cleanup());
+    let (events, _) = tokio::sync::broadcast::channel(1024);
+    let counters = Arc::new(crate::metrics::StationCounters::default());
+    tokio::spawn(crate::metrics::count_deliveries(
+        counters.clone(),
+        events.subscribe(),
+    ));
+    let mut services = Services::new(cleanup_config, events);
+    match config.endpoint() {
+        Some(endpoint) => {
+            services = services.submission(Submission::new(config.transport(endpoint)?, config.submit()));
+            tracing::info!(endpoint = %session_workers::submit::redacted_url(endpoint), "submission worker started");
+        }
+        None => tracing::info!("submission is off: no endpoint configured (set HL7_ENDPOINT or `endpoint`)"),
+    }
+    if let Some(relay_config) = crate::capture::relay_config(config) {
+        let listener = crate::capture::bind(&relay_config).await?;
+        services = services.relay(listener, relay_config);
+    }
+    let running = claimed.start(store, delivery, feed, services).map_err(failed)?;
+    *counters.relay.lock().unwrap_or_else(|p| p.into_inner()) = running.relay_stats();
+    Ok(Started {
+        running,
+        cleanup,
+        counters,
+    })
 }
 
 /// The local API's listener, bound before start-up so that the page answers during it.
@@ -197,106 +177,50 @@ async fn listen_early(config: &Config, cancel: &CancellationToken) -> Result<Opt
     Ok(Some(Web { guard, starting }))
 }
 
-/// Starts the capture relay beside the workers when `capture_listen` and
-/// `capture_forward` are set: one daemon records and delivers.
-async fn start_capture(
-    store: &SessionStore,
-    config: &Config,
-    tasks: &mut tokio::task::JoinSet<()>,
-    counters: &crate::metrics::StationCounters,
-    cancel: &CancellationToken,
-) -> Result<(), CliError> {
-    let Some(relay_config) = crate::capture::relay_config(config) else {
-        return Ok(());
-    };
-    let listener = crate::capture::bind(&relay_config).await?;
-    let recorder = Arc::new(session_capture::Recorder::new(store.clone()));
-    let stats = Arc::new(session_capture::relay::RelayStats::default());
-    *counters.relay.lock().unwrap_or_else(|p| p.into_inner()) = Some(stats.clone());
-    tasks.spawn(session_capture::relay::relay(
-        listener,
-        recorder,
-        relay_config,
-        stats,
-        cancel.clone(),
-    ));
-    Ok(())
-}
-
 #[allow(clippy::too_many_arguments)] // each is a piece start-up made; a struct would only rename them
-/// Runs the workers (the submission worker starting from `index`, and told of changes
-/// by `feed` when the directory is watched), the local API and capture, until a signal.
+/// Serves until a signal: the session index kept current, the alerts, the page.
 async fn serve(
+    started: Started,
+    signals: StopSignals,
     store: SessionStore,
     config: &Config,
-    index: DeliveryIndex,
-    feed: Option<ChangeFeed>,
     sessions: Option<(Arc<SessionIndex>, ChangeFeed)>,
     store_events: tokio::sync::broadcast::Sender<StoreEvent>,
     web: Option<Web>,
     cancel: CancellationToken,
 ) -> Result<(), CliError> {
-    let signals = StopSignals::catch()?;
+    let Started {
+        mut running,
+        cleanup,
+        counters,
+    } = started;
+    let stopping = running.stopping();
     let sessions = sessions.map(|(sessions, changes)| {
-        tokio::spawn(keep_index(
+        running.spawn(keep_index(
             store.clone(),
             sessions.clone(),
             changes,
-            cancel.clone(),
+            stopping.clone(),
         ));
         sessions
     });
-    let (events, _) = tokio::sync::broadcast::channel(1024);
-    let counters = Arc::new(crate::metrics::StationCounters::default());
-    tokio::spawn(crate::metrics::count_deliveries(
-        counters.clone(),
-        events.subscribe(),
-    ));
-    let clock = Arc::new(SystemClock);
-    let mut tasks = tokio::task::JoinSet::new();
     if let Some(url) = config.alert_webhook() {
-        tasks.spawn(crate::alerts::run(
+        running.spawn(crate::alerts::run(
             url.to_owned(),
             store.clone(),
             sessions.clone(),
             config.status_options(),
-            cancel.clone(),
+            stopping.clone(),
         ));
     }
-    // Settings changed through the local API reach the cleanup worker through this.
-    let (cleanup_settings, cleanup_config) = tokio::sync::watch::channel(config.cleanup());
-    tasks.spawn(run_cleanup(
-        store.clone(),
-        cleanup_config,
-        events.clone(),
-        cancel.clone(),
-    ));
-    tasks.spawn(keep_clock_record(store.clone(), cancel.clone()));
-    let submit = config.submit();
-    let grace = submit.shutdown_grace;
-    match config.endpoint() {
-        Some(endpoint) => {
-            let transport = config.transport(endpoint)?;
-            let mut worker = SubmissionWorker::new(store.clone(), transport, submit, clock, events.clone())
-                .map_err(|e| CliError::Failed(format!("submission: {e}")))?;
-            worker.seed(index);
-            if let Some(feed) = &feed {
-                worker = worker.with_feed(feed);
-            }
-            tracing::info!(endpoint = %session_workers::submit::redacted_url(endpoint), "submission worker started");
-            tasks.spawn(worker.run(cancel.clone()));
-        }
-        None => tracing::info!("submission is off: no endpoint configured (set HL7_ENDPOINT or `endpoint`)"),
-    }
-    start_capture(&store, config, &mut tasks, &counters, &cancel).await?;
     if let Some(web) = web {
         let state = Arc::new(ApiState {
             store: store.clone(),
             config: tokio::sync::RwLock::new(config.clone()),
-            cleanup: cleanup_settings,
+            cleanup,
             events: store_events,
             guard: web.guard,
-            stopping: cancel.clone(),
+            stopping: stopping.clone(),
             index: sessions,
             counters,
         });
@@ -306,62 +230,11 @@ async fn serve(
     signals.wait().await;
     tracing::info!("stopping: finishing in-flight work");
     cancel.cancel();
-    let drained = tokio::time::timeout(grace + Duration::from_secs(5), async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
+    if !running.stop(config.submit().shutdown_grace).await {
         tracing::warn!("workers did not stop in time; unfinished submissions resume at the next start");
     }
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Watches the store directory: a session file stored (by the capture tool, an
-/// operator's `put`, a worker) starts a submission scan at once and tells the page; a
-/// session file gone tells the page. Without a watch (inotify limits, an unusual
-/// filesystem), the periodic scan remains and the page refreshes on its own actions.
-fn watch_store(
-    dir: &std::path::Path,
-    feeds: [ChangeFeed; 2],
-    events: tokio::sync::broadcast::Sender<StoreEvent>,
-) -> Option<notify::RecommendedWatcher> {
-    use notify::Watcher;
-    let handler = move |event: notify::Result<notify::Event>| {
-        let Ok(event) = event else {
-            // The watch lost events (an overflowed queue): read everything again.
-            feeds.iter().for_each(ChangeFeed::rescan);
-            return;
-        };
-        if event.need_rescan() {
-            feeds.iter().for_each(ChangeFeed::rescan);
-        }
-        if event.kind.is_access() {
-            return;
-        }
-        for path in &event.paths {
-            let Some(name) = path.file_name() else { continue };
-            let Some(id) = session_fs::live_session(name) else {
-                continue;
-            };
-            // Whatever the event says, what counts is whether the name is there now.
-            let stored = std::fs::symlink_metadata(path).is_ok();
-            feeds.iter().for_each(|feed| feed.changed(id.clone()));
-            let _ = events.send(StoreEvent {
-                kind: if stored { "stored" } else { "deleted" },
-                id: id.to_string(),
-            });
-        }
-    };
-    let watched = notify::recommended_watcher(handler)
-        .and_then(|mut w| w.watch(dir, notify::RecursiveMode::NonRecursive).map(|()| w));
-    match watched {
-        Ok(w) => Some(w),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch the store; relying on the periodic scan");
-            None
-        }
-    }
 }
 
 /// Keeps the session index current: each change the watch reports re-reads that one
@@ -392,59 +265,6 @@ async fn keep_index(
         if applied.is_err() {
             tracing::error!("the session index stopped following changes");
             return;
-        }
-    }
-}
-
-/// SIGINT and SIGTERM, caught from the moment this is made: made before a daemon says it
-/// is serving, so that a signal sent on that word stops it cleanly instead of killing it.
-pub(crate) struct StopSignals {
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-}
-
-impl StopSignals {
-    /// Starts catching SIGINT and SIGTERM (inside a tokio runtime).
-    pub(crate) fn catch() -> Result<Self, CliError> {
-        use tokio::signal::unix::{SignalKind, signal};
-        Ok(StopSignals {
-            term: signal(SignalKind::terminate())?,
-            int: signal(SignalKind::interrupt())?,
-        })
-    }
-
-    /// Waits for either.
-    pub(crate) async fn wait(mut self) {
-        tokio::select! {
-            _ = self.term.recv() => {}
-            _ = self.int.recv() => {}
-        }
-    }
-}
-
-/// Takes a clock reading into the store's record now and every ten minutes, so that a
-/// jump of the wall clock is measured against a recent reading of this boot, and a
-/// reboot's bound starts from a recent time. A suspicion it reveals is logged once.
-async fn keep_clock_record(store: SessionStore, cancel: CancellationToken) {
-    let mut every = tokio::time::interval(Duration::from_secs(600));
-    let mut reported = false;
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            _ = every.tick() => {}
-        }
-        let fs = store.fs().clone();
-        match tokio::task::spawn_blocking(move || fs.note_clock()).await {
-            Ok(Ok(check)) => match &check.record.suspect {
-                Some(suspicion) if !reported => {
-                    reported = true;
-                    tracing::warn!(reason = %suspicion.reason, "CLOCK SUSPECT: nothing is purged, trashed or expired until the endpoint's Date agrees or an operator confirms the clock (sessionctl clock confirm)");
-                }
-                Some(_) => {}
-                None => reported = false,
-            },
-            Ok(Err(e)) => tracing::warn!(error = %e, "could not update the clock record"),
-            Err(e) => tracing::warn!(error = %e, "clock record task failed"),
         }
     }
 }

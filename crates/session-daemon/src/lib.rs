@@ -1,0 +1,50 @@
+//! The daemon of the HL7 session store as a library: what `sessionctl run` is, for a
+//! program that embeds it.
+//!
+//! Start-up has an order, and each step is a method so that the order is the code's:
+//!
+//! 1. [`Claimed::claim`] takes the store's `daemon` role (one daemon per store) and
+//!    says who holds it.
+//! 2. [`Claimed::watch`] follows the store directory *before* recovery, so that a
+//!    session stored from then on is reported, not missed.
+//! 3. [`Claimed::recover`] runs recovery once, on an exclusive handle (waiting for other
+//!    processes to let go), decoding every file once: each session feeds the delivery
+//!    index and whatever the caller builds (a page's index), and the outdated ones are
+//!    listed for migration, so that the store is not read twice.
+//! 4. [`Claimed::migrate`] upgrades only those, and hands back the shared store.
+//! 5. [`Claimed::start`] runs cleanup, submission (seeded with the index), the clock
+//!    record and the capture relay until [`Running::stop`].
+//!
+//! ```
+//! use session_daemon::{Claimed, Services};
+//! use session_store::DecodeOptions;
+//! use session_workers::submit::HttpTransport;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let claimed = Claimed::claim(dir.path(), DecodeOptions::default(), "my-station")?;
+//! let recovered = claimed.recover(|_id, _session| {}, |_progress| {})?;
+//! let store = claimed.migrate(recovered.outdated, |_progress| {})?;
+//! let services = Services::<HttpTransport>::default(); // cleanup only: no endpoint, no relay
+//! let running = claimed.start(&store, recovered.delivery, None, services)?;
+//! assert!(running.stop(std::time::Duration::from_secs(5)).await);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A crate of its own rather than a module of `session-workers`: it composes recovery,
+//! migration, capture's relay and a directory watch with the workers, and a team that
+//! only wants a submission worker should not compile those.
+#![warn(missing_docs)]
+
+mod claim;
+mod clock_record;
+mod running;
+mod signals;
+mod watch;
+
+pub use claim::{Claimed, DaemonError, Phase, Progress, Recovered};
+pub use running::{Running, Services, Submission};
+pub use signals::StopSignals;
+pub use watch::StoreWatch;
