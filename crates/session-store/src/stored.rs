@@ -223,8 +223,17 @@ impl<S: Schema> SessionStore<S> {
     /// Every live session, sorted into valid, newer-version and damaged, one file at a
     /// time (the store is never held in memory at once). Ids in file-name order.
     pub fn entries(&self) -> Result<impl Iterator<Item = StoredEntry<S::Document>> + '_, StoreError> {
-        let ids = self.fs.list()?;
-        Ok(ids.into_iter().filter_map(move |id| match self.load(&id) {
+        Ok(self.entries_of(self.fs.list()?))
+    }
+
+    /// [`entries`](Self::entries) for these ids, in this order (a listing in an order
+    /// of its own: sort the ids, not the sessions, and nothing but the ids is held).
+    /// An id with no live file is left out.
+    pub fn entries_of<'a>(
+        &'a self,
+        ids: impl IntoIterator<Item = SessionId, IntoIter: 'a>,
+    ) -> impl Iterator<Item = StoredEntry<S::Document>> + 'a {
+        ids.into_iter().filter_map(move |id| match self.load(&id) {
             Ok(Some(decoded)) => Some(StoredEntry::Valid(Box::new(decoded))),
             Ok(None) => None, // deleted since the listing
             Err(StoreError::Decode {
@@ -236,7 +245,7 @@ impl<S: Schema> SessionStore<S> {
                 document,
             }),
             Err(error) => Some(StoredEntry::Damaged { id, error }),
-        }))
+        })
     }
 
     /// Refuses to touch a file that a newer build wrote.

@@ -112,12 +112,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Get { id } => documents::get(&read_only()?, &out, &commands::parse_id(&id)?),
         Command::Show { id } => documents::show(&read_only()?, &commands::parse_id(&id)?),
         Command::List { status } => {
-            let listing = list::rows(&read_only()?, Some(&out), status)?;
             let colour = cli.color.enabled(std::io::stdout().is_terminal());
-            let rows = &listing.rows;
-            Ok(out.result(rows, || {
-                list::table(&listing, status, session_fs::now_ms(), colour)
-            })?)
+            list::print(&read_only()?, &out, status, colour)
         }
         Command::Delete { id } => documents::delete(&store()?, &out, &commands::parse_id(&id)?),
         Command::Recover => recovery::recover(&dir, config.decode_options(), &out),

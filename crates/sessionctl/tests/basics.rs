@@ -235,3 +235,40 @@ fn help_lists_every_command_of_the_contract() {
     let bad = command().arg("frobnicate").output().unwrap();
     assert_eq!(bad.status.code(), Some(2), "bad usage is exit 2");
 }
+
+#[test]
+fn a_listing_longer_than_the_tables_head_streams_every_row_in_natural_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // 1,100 sessions, more than the 1,000 rows the table measures before it streams; the
+    // last in natural order has the longest id of all, and comes after the head.
+    let mut ids: Vec<String> = (0..1_099).map(|n| format!("s-{n}")).collect();
+    ids.push("s-99999-with-a-longer-name-than-any-before".into());
+    for id in &ids {
+        let doc = format!(r#"{{"id": "{id}", "startTime": 1000, "isComplete": true, "messages": []}}"#);
+        std::fs::write(dir.join(format!("{id}.json")), doc).unwrap();
+    }
+    let json = sessionctl(dir, &["--json", "list"], None);
+    assert!(json.status.success(), "{}", text(&json.stderr));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&json.stdout).unwrap();
+    let listed: Vec<&str> = rows.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(listed, ids, "every row, ids in natural order (s-9 before s-10)");
+
+    let table = sessionctl(dir, &["list"], None);
+    assert!(table.status.success());
+    let lines: Vec<String> = text(&table.stdout).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 1 + ids.len(), "a header and a line per session");
+    assert!(lines[0].starts_with("ID "));
+    let first_cells: Vec<&str> = lines[1..].iter().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(
+        first_cells, ids,
+        "whole ids, in order, even past the measured head"
+    );
+    let status_column = lines[0].find("STATUS").unwrap();
+    assert_eq!(
+        &lines[1][status_column..status_column + 7],
+        "pending",
+        "{}",
+        lines[1]
+    );
+}

@@ -1,5 +1,7 @@
 //! `list [--status S]`: one row per live session, like the app's session list.
 
+use std::io::Write;
+
 use serde::Serialize;
 use serde_json::Value;
 use session_model::{SubmissionStatus, printable};
@@ -121,15 +123,6 @@ pub fn newer_row(id: String, version: String, document: &[u8]) -> Row {
     }
 }
 
-/// The rows `list` shows, and how many sessions there are in all.
-#[derive(Debug)]
-pub struct Listing {
-    /// The sessions shown, ids in natural order (`session-9` before `session-10`).
-    pub rows: Vec<Row>,
-    /// Readable sessions in the store, whatever the filter.
-    pub total: usize,
-}
-
 /// Orders ids as people do: runs of digits compare as numbers.
 pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     fn runs(s: &str) -> impl Iterator<Item = (bool, &str)> {
@@ -168,48 +161,150 @@ pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     }
 }
 
-/// Reads every live session into a row; damaged files are named on stderr and skipped.
-pub fn rows(
+/// Rows the human table holds before it fixes its column widths; later rows stream
+/// (a wider cell widens its own line only), so a listing of any size holds at most
+/// this many rows.
+const TABLE_HEAD: usize = 1000;
+
+/// `list`: every live session as a row, ids in natural order, printed as they are read:
+/// the store's ids are sorted, never its sessions, so memory stays flat whatever the
+/// store's size. Damaged files are named on stderr and skipped.
+pub fn print(
     store: &SessionStore,
-    out: Option<&Output>,
+    out: &Output,
     status: Option<SubmissionStatus>,
-) -> Result<Listing, CliError> {
-    let mut rows = Vec::new();
-    let mut total = 0;
+    colour: bool,
+) -> Result<(), CliError> {
+    // One listing of the directory: the odd names to warn of, the live ids to read.
     let scan = store.fs().maintenance().scan()?;
-    for (name, kind) in scan.irregular.iter().filter(|_| out.is_some()) {
-        out.into_iter().for_each(|out| {
-            out.warn(&format!(
-                "{}: is {}, not a regular file; skipped",
-                name.to_string_lossy(),
-                kind.describe()
-            ))
-        });
+    for (name, kind) in &scan.irregular {
+        out.warn(&format!(
+            "{}: is {}, not a regular file; skipped",
+            name.to_string_lossy(),
+            kind.describe()
+        ));
     }
-    for entry in store.entries()? {
-        let row = match entry {
-            StoredEntry::Valid(decoded) => Row::of(&decoded),
+    let mut ids = scan.live;
+    ids.sort_by(|a, b| natural_cmp(a.as_str(), b.as_str()));
+    let mut total = 0;
+    let rows = store
+        .entries_of(ids)
+        .filter_map(|entry| match entry {
+            StoredEntry::Valid(decoded) => Some(Row::of(&decoded)),
             StoredEntry::Newer {
                 id,
                 version,
                 document,
-            } => newer_row(id.to_string(), version, &document),
+            } => Some(newer_row(id.to_string(), version, &document)),
             StoredEntry::Damaged { error, .. } => {
-                match out {
-                    Some(out) => out.warn(&format!("skipped: {error}")),
-                    None => tracing::debug!(%error, "list skipped a file"),
-                }
-                continue;
+                out.warn(&format!("skipped: {error}"));
+                None
             }
-            _ => continue,
-        };
-        total += 1;
-        if status.is_none_or(|s| row.submission_status.as_deref() == Some(s.as_str())) {
-            rows.push(row);
+            _ => None,
+        })
+        .inspect(|_| total += 1)
+        .filter(|row| status.is_none_or(|s| row.submission_status.as_deref() == Some(s.as_str())));
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    if out.json {
+        stdout.write_all(b"[")?;
+        for (n, row) in rows.enumerate() {
+            if n > 0 {
+                stdout.write_all(b",")?;
+            }
+            serde_json::to_writer(&mut stdout, &row).map_err(std::io::Error::from)?;
         }
+        stdout.write_all(b"]\n")?;
+        return Ok(stdout.flush()?);
     }
-    rows.sort_by(|a, b| natural_cmp(&a.id, &b.id));
-    Ok(Listing { rows, total })
+    let now = session_fs::now_ms();
+    let mut rows = rows.map(|row| cells(&row, now));
+    let head: Vec<[String; 8]> = rows.by_ref().take(TABLE_HEAD).collect();
+    if head.is_empty() {
+        drop(rows);
+        let said = match status {
+            Some(status) => format!("no sessions with status {status} ({total} in total)"),
+            None => "no sessions".into(),
+        };
+        writeln!(stdout, "{said}")?;
+        return Ok(stdout.flush()?);
+    }
+    let widths: Vec<usize> = (0..8)
+        .map(|i| {
+            head.iter()
+                .map(|c| c[i].chars().count())
+                .chain([HEADER[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    writeln!(stdout, "{}", line(&HEADER.map(String::from), &widths, false))?;
+    for cells in head.into_iter().chain(rows) {
+        writeln!(stdout, "{}", line(&cells, &widths, colour))?;
+    }
+    Ok(stdout.flush()?)
+}
+
+const HEADER: [&str; 8] = [
+    "ID",
+    "STATUS",
+    "COMPLETE",
+    "MESSAGES",
+    "STARTED",
+    "KEPT UNTIL",
+    "VERSION",
+    "LAST ERROR",
+];
+
+/// A row's cells in the human table.
+fn cells(r: &Row, now: u64) -> [String; 8] {
+    let fmt_time = |t: Option<u64>| t.map_or_else(|| "-".to_owned(), |t| relative(t, now));
+    // Past its retention but kept, because cleanup never removes what was not delivered.
+    let settled = matches!(r.submission_status.as_deref(), Some("submitted" | "ignored"));
+    let kept_until = match r.persisted_until {
+        Some(t) if t <= now && !settled => "expired, kept: not delivered".to_owned(),
+        other => fmt_time(other),
+    };
+    let complete = match r.is_complete {
+        _ if r.not_received_by_lis => "not at LIS",
+        _ if r.interrupted => "cut off",
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "?",
+    };
+    [
+        printable(&r.id),
+        r.submission_status
+            .as_deref()
+            .map_or_else(|| "?".into(), printable),
+        complete.to_owned(),
+        r.message_count.map_or_else(|| "?".into(), |n| n.to_string()),
+        r.start_time
+            .map_or_else(|| "-".to_owned(), |t| relative_past(t, now)),
+        kept_until,
+        printable(&r.version),
+        r.last_error
+            .as_deref()
+            .map_or_else(|| "-".into(), |e| shorten(&printable(e), 48)),
+    ]
+}
+
+/// One line of the table; `colour` paints the status cell.
+fn line(cells: &[String], widths: &[usize], colour: bool) -> String {
+    cells
+        .iter()
+        .enumerate()
+        .map(|(i, cell)| {
+            let padded = format!("{cell:<w$}", w = widths[i]);
+            if colour && i == 1 {
+                paint(cell, padded)
+            } else {
+                padded
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("  ")
+        .trim_end()
+        .to_owned()
 }
 
 /// "3 hours ago", "in 2 days".
@@ -250,95 +345,6 @@ pub fn relative_past(then: u64, now: u64) -> String {
     } else {
         shown
     }
-}
-
-/// The human table.
-pub fn table(listing: &Listing, status: Option<SubmissionStatus>, now: u64, colour: bool) -> String {
-    let rows = &listing.rows;
-    if rows.is_empty() {
-        return match status {
-            Some(status) => format!("no sessions with status {status} ({} in total)", listing.total),
-            None => "no sessions".into(),
-        };
-    }
-    let fmt_time = |t: Option<u64>| t.map_or_else(|| "-".to_owned(), |t| relative(t, now));
-    // Past its retention but kept, because cleanup never removes what was not delivered.
-    let kept_until = |r: &Row| {
-        let settled = matches!(r.submission_status.as_deref(), Some("submitted" | "ignored"));
-        match r.persisted_until {
-            Some(t) if t <= now && !settled => "expired, kept: not delivered".to_owned(),
-            other => fmt_time(other),
-        }
-    };
-    let complete = |r: &Row| match r.is_complete {
-        _ if r.not_received_by_lis => "not at LIS",
-        _ if r.interrupted => "cut off",
-        Some(true) => "yes",
-        Some(false) => "no",
-        None => "?",
-    };
-    let cells: Vec<[String; 8]> = rows
-        .iter()
-        .map(|r| {
-            [
-                printable(&r.id),
-                r.submission_status
-                    .as_deref()
-                    .map_or_else(|| "?".into(), printable),
-                complete(r).to_owned(),
-                r.message_count.map_or_else(|| "?".into(), |n| n.to_string()),
-                r.start_time
-                    .map_or_else(|| "-".to_owned(), |t| relative_past(t, now)),
-                kept_until(r),
-                printable(&r.version),
-                r.last_error
-                    .as_deref()
-                    .map_or_else(|| "-".into(), |e| shorten(&printable(e), 48)),
-            ]
-        })
-        .collect();
-    let header = [
-        "ID",
-        "STATUS",
-        "COMPLETE",
-        "MESSAGES",
-        "STARTED",
-        "KEPT UNTIL",
-        "VERSION",
-        "LAST ERROR",
-    ];
-    let widths: Vec<usize> = (0..8)
-        .map(|i| {
-            cells
-                .iter()
-                .map(|c| c[i].chars().count())
-                .chain([header[i].len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |c: &[String], header: bool| {
-        c.iter()
-            .enumerate()
-            .map(|(i, cell)| {
-                let padded = format!("{cell:<w$}", w = widths[i]);
-                if colour && i == 1 && !header {
-                    paint(cell, padded)
-                } else {
-                    padded
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_owned()
-    };
-    let mut text = line(&header.map(String::from), true);
-    for c in &cells {
-        text.push('\n');
-        text.push_str(&line(c, false));
-    }
-    text
 }
 
 /// `text` cut to `max` characters, with `…` when cut.
