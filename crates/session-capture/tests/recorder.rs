@@ -177,7 +177,9 @@ fn a_torn_tail_is_dropped_and_counted_and_damage_is_kept_in_quarantine() {
     let path = journal_path(tmp.path(), &damaged_id);
     let mut bytes = std::fs::read(&path).unwrap();
     // Flip a byte inside the second element's record: the third is whole after it.
-    let records = session_fs::parse_journal(&bytes).records;
+    let claimed = rec.store().fs().claim_journal(&damaged_id).unwrap().unwrap();
+    let records = claimed.contents().unwrap().records;
+    drop(claimed);
     let (last, second) = (records[records.len() - 1].len(), records[records.len() - 2].len());
     let at = bytes.len() - (8 + last) - second / 2;
     bytes[at] ^= 0xff;
@@ -229,9 +231,7 @@ fn a_journal_without_a_begin_record_is_removed_or_quarantined_never_made_a_sessi
     let open = rec.begin(&Endpoints::default(), 1).unwrap();
     let id = open.id().clone();
     drop(open);
-    let mut bytes = session_fs::JOURNAL_HEADER.to_vec();
-    bytes.extend(session_fs::frame_record(br#"{"element":{}}"#));
-    std::fs::write(journal_path(tmp.path(), &id), bytes).unwrap();
+    hand_journal(tmp.path(), id.as_str(), &[r#"{"element":{}}"#.to_owned()]);
     let found = rec.recover().unwrap();
     assert_eq!(found.quarantined, vec![id.clone()]);
     assert!(rec.store().load(&id).unwrap().is_none());
@@ -265,14 +265,15 @@ fn an_id_stored_by_someone_else_meanwhile_never_costs_the_capture() {
     );
 }
 
-/// A journal written by hand: the header, then these records.
+/// A journal of these records, as a capture that died would have left it (not held).
 fn hand_journal(dir: &std::path::Path, id: &str, records: &[String]) {
-    let mut bytes = session_fs::JOURNAL_HEADER.to_vec();
+    let store = session_fs::Store::open(dir).unwrap();
+    let id = session_model::SessionId::new(id).unwrap();
+    let _ = std::fs::remove_file(dir.join(".journal").join(id.file_name().replace(".json", ".journal")));
+    let mut journal = store.create_journal(&id).unwrap();
     for r in records {
-        bytes.extend(session_fs::frame_record(r.as_bytes()));
+        journal.append(r.as_bytes()).unwrap();
     }
-    std::fs::create_dir_all(dir.join(".journal")).unwrap();
-    std::fs::write(dir.join(".journal").join(format!("{id}.journal")), bytes).unwrap();
 }
 
 fn begin_record(id: &str) -> String {

@@ -266,7 +266,7 @@ impl<R: std::io::Read> Iterator for JournalRecords<R> {
 /// Splits a journal's bytes into records; never fails, never panics: whatever does not
 /// parse is counted in [`JournalContents::torn_bytes`]. The same reader as
 /// [`ClaimedJournal::records`], over bytes in memory.
-pub fn parse_journal(bytes: &[u8]) -> JournalContents {
+pub(crate) fn parse_journal(bytes: &[u8]) -> JournalContents {
     let mut reader = JournalRecords::new(bytes, bytes.len() as u64, PathBuf::new());
     // Reading a slice cannot fail.
     let records = reader.by_ref().filter_map(Result::ok).collect();
@@ -280,7 +280,7 @@ pub fn parse_journal(bytes: &[u8]) -> JournalContents {
 }
 
 /// One record as [`Journal::append`] writes it.
-pub fn frame_record(payload: &[u8]) -> Vec<u8> {
+pub(crate) fn frame_record(payload: &[u8]) -> Vec<u8> {
     let mut framed = Vec::with_capacity(RECORD_HEAD + payload.len());
     framed.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     framed.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());

@@ -54,7 +54,6 @@ pub use clock_keeper::ClockCheck;
 pub use error::{FsError, Step};
 pub use journal::{
     ClaimedJournal, JOURNAL_HEADER, Journal, JournalContents, JournalEnd, JournalRecords, MAX_RECORD_BYTES,
-    frame_record, parse_journal,
 };
 pub use maintenance::{exists_no_follow, live_session};
 pub use rooted::RootedStorage;
