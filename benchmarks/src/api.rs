@@ -169,7 +169,7 @@ const REQUESTS: [(&str, &str); 4] = [
 ];
 
 /// The figures.
-pub fn at_scale(work: &Path, s: &Settings, sessionctl: Option<&Path>) -> Result<Vec<Row>, String> {
+pub(crate) fn at_scale(work: &Path, s: &Settings, sessionctl: Option<&Path>) -> Result<Vec<Row>, String> {
     let Some(sessionctl) = sessionctl else {
         return Ok(Vec::new());
     };

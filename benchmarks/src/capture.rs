@@ -27,7 +27,7 @@ fn message(bytes: usize) -> Vec<u8> {
 }
 
 /// Appends of one message element, against the durable save of the same bytes by hand.
-pub fn appends(work: &Path, s: &Settings) -> Result<Vec<Row>, String> {
+pub(crate) fn appends(work: &Path, s: &Settings) -> Result<Vec<Row>, String> {
     let dir = super::figures::fresh(&work.join("capture-appends"))?;
     let floor_dir = super::figures::fresh(&work.join("capture-floor"))?;
     let recorder = Recorder::new(SessionStore::open(&dir, DecodeOptions::default()).map_err(err)?);
@@ -126,7 +126,11 @@ impl Drop for Relay {
 }
 
 /// The relay's added latency per acknowledged message, against a direct connection.
-pub fn relay_latency(work: &Path, s: &Settings, sessionctl: Option<&Path>) -> Result<Vec<Row>, String> {
+pub(crate) fn relay_latency(
+    work: &Path,
+    s: &Settings,
+    sessionctl: Option<&Path>,
+) -> Result<Vec<Row>, String> {
     let Some(sessionctl) = sessionctl else {
         return Ok(Vec::new());
     };

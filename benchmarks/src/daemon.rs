@@ -121,7 +121,7 @@ fn count_files(dir: &Path) -> usize {
 }
 
 /// The daemon at scale: `s.daemon_sessions` sessions.
-pub fn at_scale(work: &Path, s: &Settings, sessionctl: Option<&Path>) -> Result<Vec<Row>, String> {
+pub(crate) fn at_scale(work: &Path, s: &Settings, sessionctl: Option<&Path>) -> Result<Vec<Row>, String> {
     let Some(sessionctl) = sessionctl else {
         return Ok(Vec::new());
     };

@@ -5,18 +5,18 @@ use std::path::{Path, PathBuf};
 use session_model::{Session, SessionId};
 
 /// The app's fixture files in `fixtures/`, from the workspace root.
-pub fn fixtures() -> PathBuf {
+pub(crate) fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
 }
 
 /// The 300-message `1.0.0` fixture's bytes.
-pub fn big_fixture() -> Result<Vec<u8>, String> {
+pub(crate) fn big_fixture() -> Result<Vec<u8>, String> {
     let path = fixtures().join("v1/session-25.json");
     std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// A `2.0.0` session of about `target` encoded bytes, from the 300-message fixture.
-pub fn session_of_size(id: &str, target: usize) -> Result<Session, String> {
+pub(crate) fn session_of_size(id: &str, target: usize) -> Result<Session, String> {
     let mut session = session_store::decode(&big_fixture()?)
         .map_err(|e| e.to_string())?
         .session;
@@ -27,13 +27,13 @@ pub fn session_of_size(id: &str, target: usize) -> Result<Session, String> {
     Ok(session)
 }
 
-pub fn encoded_len(session: &Session) -> usize {
+pub(crate) fn encoded_len(session: &Session) -> usize {
     session_store::encode(session).map(|b| b.len()).unwrap_or(0)
 }
 
 /// Writes `count` `1.0.0` files like the fixtures (the small ones, in turn) into `dir`;
 /// returns their total size.
-pub fn store_of_v1_files(dir: &Path, count: usize) -> Result<u64, String> {
+pub(crate) fn store_of_v1_files(dir: &Path, count: usize) -> Result<u64, String> {
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     let sources: Vec<serde_json::Value> = [
         "v1/session-21.json",
@@ -61,7 +61,10 @@ pub fn store_of_v1_files(dir: &Path, count: usize) -> Result<u64, String> {
 }
 
 /// Runs `f` on every `*.json` in `dir`, on every core; how long it took.
-pub fn on_every_json_file(dir: &Path, f: impl Fn(&Path) + Sync) -> Result<std::time::Duration, String> {
+pub(crate) fn on_every_json_file(
+    dir: &Path,
+    f: impl Fn(&Path) + Sync,
+) -> Result<std::time::Duration, String> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let names: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| format!("{}: {e}", dir.display()))?
@@ -84,7 +87,7 @@ pub fn on_every_json_file(dir: &Path, f: impl Fn(&Path) + Sync) -> Result<std::t
 }
 
 /// Reads and parses `path` into `serde_json::Value`: the floor of any decode.
-pub fn read_and_parse(path: &Path) {
+pub(crate) fn read_and_parse(path: &Path) {
     let bytes = std::fs::read(path).unwrap_or_default();
     std::hint::black_box(serde_json::from_slice::<serde_json::Value>(&bytes).ok());
 }

@@ -49,7 +49,7 @@ fn encoded(id: &str, settings: &Settings) -> Result<(SessionId, Vec<u8>), String
 }
 
 /// Durable save of a ~10 KB session, one writer, against the same syscalls by hand.
-pub fn single_writer(work: &Path, s: &Settings) -> Result<Vec<Row>, String> {
+pub(crate) fn single_writer(work: &Path, s: &Settings) -> Result<Vec<Row>, String> {
     let (id, bytes) = encoded("single", s)?;
     let floor_dir = fresh(&work.join("floor"))?;
     let store_dir = fresh(&work.join("store"))?;
@@ -176,7 +176,7 @@ fn store_throughput(
 /// 8 threads saving 8 sessions: the store against SQLite, and the no-dir-fsync ceiling.
 /// The three alternate in short rounds, so that all see the same disk weather; the
 /// medians of the rounds are compared.
-pub fn parallel_writers(work: &Path, s: &Settings) -> Result<Vec<Row>, String> {
+pub(crate) fn parallel_writers(work: &Path, s: &Settings) -> Result<Vec<Row>, String> {
     let (_, bytes) = encoded("parallel", s)?;
     let round = Settings {
         saves_per_thread: (s.saves_per_thread / s.rounds).max(1),
@@ -223,7 +223,7 @@ pub fn parallel_writers(work: &Path, s: &Settings) -> Result<Vec<Row>, String> {
 }
 
 /// 1,000 saves of one id from 8 threads: last write wins, superseded writes coalesce.
-pub fn one_hot_id(work: &Path, s: &Settings) -> Result<Vec<Row>, String> {
+pub(crate) fn one_hot_id(work: &Path, s: &Settings) -> Result<Vec<Row>, String> {
     let session = data::session_of_size("hot", s.session_bytes)?;
     let counts = Arc::new(Counts::default());
     let storage = Measured {
@@ -281,7 +281,7 @@ pub fn one_hot_id(work: &Path, s: &Settings) -> Result<Vec<Row>, String> {
 
 /// Start-up of a store of `1.0.0` files: recover + load every session, against reading
 /// and parsing every file into `serde_json::Value` on every core.
-pub fn startup(work: &Path, s: &Settings) -> Result<Vec<Row>, String> {
+pub(crate) fn startup(work: &Path, s: &Settings) -> Result<Vec<Row>, String> {
     let pristine = work.join("startup-pristine");
     let _ = std::fs::remove_dir_all(&pristine);
     let total_bytes = data::store_of_v1_files(&pristine, s.store_files)?;
@@ -331,7 +331,7 @@ pub fn startup(work: &Path, s: &Settings) -> Result<Vec<Row>, String> {
 
 /// Migrating the same store to `2.0.0`, in a child process so its peak RSS is its own;
 /// and the memory of `sessionctl list` on it.
-pub fn migration_and_memory(
+pub(crate) fn migration_and_memory(
     work: &Path,
     s: &Settings,
     me: &Path,
@@ -409,7 +409,7 @@ fn rewrite_without_fsync(dir: &Path) -> Result<Duration, String> {
 }
 
 /// The child side of [`migration_and_memory`].
-pub fn child_migrate(dir: &Path) -> Result<(), String> {
+pub(crate) fn child_migrate(dir: &Path) -> Result<(), String> {
     let store = SessionStore::open(dir, DecodeOptions::default()).map_err(err)?;
     let report = store
         .migrate(&session_store::MigrateOptions::default(), &|_, _| {})
@@ -421,7 +421,7 @@ pub fn child_migrate(dir: &Path) -> Result<(), String> {
 }
 
 /// The 300-message fixture: size after migration, and decode speed.
-pub fn big_fixture(s: &Settings) -> Result<Vec<Row>, String> {
+pub(crate) fn big_fixture(s: &Settings) -> Result<Vec<Row>, String> {
     let bytes = data::big_fixture()?;
     let session = session_store::decode(&bytes).map_err(err)?.session;
     let migrated = session_store::encode(&session).map_err(err)?;

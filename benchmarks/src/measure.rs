@@ -3,13 +3,13 @@
 use std::time::{Duration, Instant};
 
 /// The median of `samples`.
-pub fn median(mut samples: Vec<Duration>) -> Duration {
+pub(crate) fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples.get(samples.len() / 2).copied().unwrap_or_default()
 }
 
 /// Times `f` `n` times; the median.
-pub fn median_of(n: usize, mut f: impl FnMut()) -> Duration {
+pub(crate) fn median_of(n: usize, mut f: impl FnMut()) -> Duration {
     median(
         (0..n)
             .map(|_| {
@@ -22,7 +22,7 @@ pub fn median_of(n: usize, mut f: impl FnMut()) -> Duration {
 }
 
 /// Runs a command to completion and returns (wall time, peak RSS in KiB) of that child.
-pub fn run_child(command: &mut std::process::Command) -> Result<(Duration, u64), String> {
+pub(crate) fn run_child(command: &mut std::process::Command) -> Result<(Duration, u64), String> {
     let started = Instant::now();
     let child = command.spawn().map_err(|e| format!("{command:?}: {e}"))?;
     let pid = child.id() as libc::pid_t;
@@ -39,6 +39,6 @@ pub fn run_child(command: &mut std::process::Command) -> Result<(Duration, u64),
 }
 
 /// Milliseconds with three decimals.
-pub fn ms(d: Duration) -> String {
+pub(crate) fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1000.0)
 }

@@ -9,20 +9,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use session_fs::{Entry, EntryKind, HeldLock, LockMode, OsStorage, ReadOutcome, Storage, WriteFile};
 
 #[derive(Debug, Default)]
-pub struct Counts {
+pub(crate) struct Counts {
     pub file_syncs: AtomicU64,
     pub dir_syncs: AtomicU64,
 }
 
 impl Counts {
-    pub fn total(&self) -> u64 {
+    pub(crate) fn total(&self) -> u64 {
         self.file_syncs.load(Ordering::SeqCst) + self.dir_syncs.load(Ordering::SeqCst)
     }
 }
 
 /// The real filesystem, counting fsyncs, optionally skipping directory fsyncs.
 #[derive(Debug, Clone)]
-pub struct Measured {
+pub(crate) struct Measured {
     pub counts: Arc<Counts>,
     pub skip_dir_sync: bool,
 }

@@ -82,7 +82,7 @@ and the exclusive lock.
 ";
 
 /// Builds, runs, and writes BENCHMARKS.md.
-pub fn bench(args: &[String]) -> Result<(), String> {
+pub(crate) fn bench(args: &[String]) -> Result<(), String> {
     let quick = args.iter().any(|a| a == "--quick");
     cargo(
         &["build", "--release", "-p", "benchmarks", "-p", "sessionctl"],

@@ -40,13 +40,13 @@ impl Drop for CpuHog {
 }
 
 /// `cargo xtask ci [--stress]`.
-pub fn ci_with(args: &[String]) -> Result<(), String> {
+pub(crate) fn ci_with(args: &[String]) -> Result<(), String> {
     let _hog = args.iter().any(|a| a == "--stress").then(CpuHog::start);
     ci()
 }
 
 /// fmt, clippy, tests, examples, docs: exactly what CI runs.
-pub fn ci() -> Result<(), String> {
+pub(crate) fn ci() -> Result<(), String> {
     cargo(&["fmt", "--all", "--check"], &[])?;
     cargo(
         &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],

@@ -9,7 +9,7 @@ use std::process::Command;
 use crate::{cargo, has_cargo_tool, root};
 
 /// Builds the package; installs cargo-deb first when it is missing.
-pub fn dist(_args: &[String]) -> Result<(), String> {
+pub(crate) fn dist(_args: &[String]) -> Result<(), String> {
     let root = root();
     cargo(&["build", "--release", "--locked", "-p", "sessionctl"], &[])?;
     let binary = root.join("target/release/sessionctl");

@@ -125,7 +125,7 @@ impl Counts {
 
 /// The hash of what a crate's mutants are made from: every file under its `src/` and
 /// its `Cargo.toml`, by relative path, in order (SHA-256, the first 12 hex digits).
-pub fn source_hash(krate: &str) -> Result<String, String> {
+pub(crate) fn source_hash(krate: &str) -> Result<String, String> {
     use sha2::Digest;
     let dir = root().join("crates").join(krate);
     let mut files = vec![dir.join("Cargo.toml")];
@@ -171,7 +171,7 @@ fn row_source(row: &str) -> Option<&str> {
 /// The crates whose MUTANTS.md row was not measured on their current source (or was
 /// never measured), each with why: `cargo xtask ci` warns of them and `cargo xtask
 /// release` refuses while there are any.
-pub fn stale_rows() -> Result<Vec<(String, String)>, String> {
+pub(crate) fn stale_rows() -> Result<Vec<(String, String)>, String> {
     let text = std::fs::read_to_string(root().join("MUTANTS.md")).unwrap_or_default();
     let mut stale = Vec::new();
     for krate in CRATES {
@@ -263,7 +263,7 @@ fn run_cargo_mutants(krate: &str, out_dir: &Path) -> Result<(), String> {
 }
 
 /// Runs cargo-mutants over `crates` (all library crates when empty) and writes MUTANTS.md.
-pub fn mutants(args: &[String]) -> Result<(), String> {
+pub(crate) fn mutants(args: &[String]) -> Result<(), String> {
     if !has_cargo_tool("mutants") {
         eprintln!("mutants: installing cargo-mutants");
         cargo(&["install", "--locked", "cargo-mutants"], &[])?;

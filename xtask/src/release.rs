@@ -203,7 +203,7 @@ fn write_man_page() -> Result<(), String> {
 }
 
 /// Checks (and without `--dry-run`, bumps, commits and tags) a release. Never publishes.
-pub fn release(args: &[String]) -> Result<(), String> {
+pub(crate) fn release(args: &[String]) -> Result<(), String> {
     let dry_run = args.iter().any(|a| a == "--dry-run");
     let requested = args
         .iter()

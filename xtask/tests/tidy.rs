@@ -214,3 +214,78 @@ fn every_path_and_function_the_architecture_names_exists() {
         "ARCHITECTURE.md names what the code does not have: {missing:?}"
     );
 }
+
+/// The library crates, whose rooms stay small.
+const LIBRARIES: &[&str] = &[
+    "session-model",
+    "session-fs",
+    "session-migrate",
+    "session-store",
+    "session-capture",
+    "session-recovery",
+    "session-workers",
+    "session-daemon",
+];
+
+/// Each function of `text` as (first line, length in lines): from its `fn` line to the
+/// closing brace at the same indentation.
+fn functions(text: &str) -> Vec<(usize, usize, String)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut found = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let code = line.trim_start();
+        let indent = &line[..line.len() - code.len()];
+        let signature = [
+            "fn ",
+            "pub fn ",
+            "pub(crate) fn ",
+            "pub(super) fn ",
+            "async fn ",
+            "pub async fn ",
+            "pub(crate) async fn ",
+            "pub(super) async fn ",
+            "const fn ",
+            "pub const fn ",
+        ]
+        .iter()
+        .any(|p| code.starts_with(p));
+        if !signature || line.trim_end().ends_with(';') {
+            continue;
+        }
+        let close = format!("{indent}}}");
+        if let Some(end) = lines[i + 1..].iter().position(|l| *l == close) {
+            found.push((i + 1, end + 2, code.chars().take(60).collect()));
+        }
+    }
+    found
+}
+
+#[test]
+fn library_files_and_functions_stay_small() {
+    let mut too_big = Vec::new();
+    for krate in LIBRARIES {
+        for file in sources(&root().join("crates").join(krate).join("src")) {
+            let text = read(&file);
+            let lines = text.lines().count();
+            if lines > 700 {
+                too_big.push(format!("{}: {lines} lines (at most 700)", file.display()));
+            }
+            for (at, length, signature) in functions(&text) {
+                if length > 80 {
+                    too_big.push(format!(
+                        "{}:{at}: {signature}: {length} lines (at most 80)",
+                        file.display()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(too_big.is_empty(), "{too_big:#?}");
+}
+
+#[test]
+fn the_size_check_finds_functions_and_their_ends() {
+    let text = "fn a() {\n    x();\n}\n\nimpl T {\n    pub(crate) async fn b(\n        y: u8,\n    ) {\n        z();\n    }\n    fn c();\n}\n";
+    let found: Vec<(usize, usize)> = functions(text).into_iter().map(|(at, n, _)| (at, n)).collect();
+    assert_eq!(found, [(1, 3), (6, 5)]);
+}

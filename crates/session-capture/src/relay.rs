@@ -252,16 +252,8 @@ async fn connection(
     stats: Arc<RelayStats>,
     cancel: CancellationToken,
 ) {
-    let lis = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&config.forward)).await {
-        Ok(Ok(lis)) => lis,
-        Ok(Err(e)) => {
-            tracing::error!(analyzer = %peer, forward = %config.forward, error = %e, "capture: cannot reach the LIS; closing the analyzer's connection");
-            return;
-        }
-        Err(_) => {
-            tracing::error!(analyzer = %peer, forward = %config.forward, "capture: the LIS did not accept within 10 s; closing the analyzer's connection");
-            return;
-        }
+    let Some(lis) = connect_lis(&config.forward, peer).await else {
+        return;
     };
     let _ = analyzer.set_nodelay(true);
     let _ = lis.set_nodelay(true);
@@ -328,6 +320,22 @@ async fn connection(
     tracing::info!(analyzer = %peer, "capture: connection closed");
 }
 
+/// Connects to the LIS for the analyzer at `peer`; `None` (logged) when it cannot be
+/// reached within [`CONNECT_TIMEOUT`].
+async fn connect_lis(forward: &str, peer: SocketAddr) -> Option<TcpStream> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(forward)).await {
+        Ok(Ok(lis)) => Some(lis),
+        Ok(Err(e)) => {
+            tracing::error!(analyzer = %peer, %forward, error = %e, "capture: cannot reach the LIS; closing the analyzer's connection");
+            None
+        }
+        Err(_) => {
+            tracing::error!(analyzer = %peer, %forward, "capture: the LIS did not accept within 10 s; closing the analyzer's connection");
+            None
+        }
+    }
+}
+
 /// While the connection lasts, asks the framing once a second whether the traffic has
 /// been quiet long enough to end a burst (MLLP sessions end so, without a marker).
 async fn end_quiet_bursts(
@@ -369,29 +377,9 @@ async fn pump(
         let n = tokio::select! {
             _ = stop.cancelled() => return,
             read = from.read(&mut buf) => match read {
-                Ok(0) => {
-                    let mut state = capture.lock().await;
-                    match side {
-                        Side::Lis => state.lis_gone(now_ms(), stop.is_cancelled()),
-                        Side::Device => state.analyzer_done = true,
-                    }
-                    drop(state);
-                    let _ = to.shutdown().await;
-                    return;
-                }
+                Ok(0) => return side_ended(side, None, &mut to, capture, stop).await,
                 Ok(n) => n,
-                Err(e) => {
-                    tracing::info!(?side, error = %e, "capture: a side's connection failed");
-                    if side == Side::Lis {
-                        // The analyzer may still be sending: keep recording it.
-                        capture.lock().await.lis_gone(now_ms(), stop.is_cancelled());
-                        let _ = to.shutdown().await;
-                        return;
-                    }
-                    capture.lock().await.analyzer_done = true;
-                    stop.cancel();
-                    return;
-                }
+                Err(e) => return side_ended(side, Some(e), &mut to, capture, stop).await,
             },
         };
         match side {
@@ -442,6 +430,33 @@ async fn pump(
             stop.cancel();
             return;
         }
+    }
+}
+
+/// `side` closed its connection (`failed`: it failed instead). The LIS gone: the
+/// analyzer may still be sending, so its direction goes on and is recorded. The
+/// analyzer gone: at its end of stream the LIS's direction goes on until the LIS
+/// closes; a failed analyzer socket stops both.
+async fn side_ended(
+    side: Side,
+    failed: Option<std::io::Error>,
+    to: &mut tokio::net::tcp::OwnedWriteHalf,
+    capture: &Arc<tokio::sync::Mutex<Capture>>,
+    stop: &CancellationToken,
+) {
+    if let Some(e) = &failed {
+        tracing::info!(?side, error = %e, "capture: a side's connection failed");
+    }
+    let mut state = capture.lock().await;
+    match side {
+        Side::Lis => state.lis_gone(now_ms(), stop.is_cancelled()),
+        Side::Device => state.analyzer_done = true,
+    }
+    drop(state);
+    if side == Side::Device && failed.is_some() {
+        stop.cancel();
+    } else {
+        let _ = to.shutdown().await;
     }
 }
 

@@ -5,7 +5,7 @@
 //!
 //! 1. [`Claimed::claim`] takes the store's `daemon` role (one daemon per store) and
 //!    says who holds it.
-//! 2. [`Claimed::watch`] follows the store directory *before* recovery, so that a
+//! 2. [`StoreWatch::start`] follows the store directory *before* recovery, so that a
 //!    session stored from then on is reported, not missed.
 //! 3. [`Claimed::recover`] runs recovery once, on an exclusive handle (waiting for other
 //!    processes to let go), decoding every file once: each session feeds the delivery

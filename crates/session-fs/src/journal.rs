@@ -266,6 +266,7 @@ impl<R: std::io::Read> Iterator for JournalRecords<R> {
 /// Splits a journal's bytes into records; never fails, never panics: whatever does not
 /// parse is counted in [`JournalContents::torn_bytes`]. The same reader as
 /// [`ClaimedJournal::records`], over bytes in memory.
+#[cfg(test)]
 pub(crate) fn parse_journal(bytes: &[u8]) -> JournalContents {
     let mut reader = JournalRecords::new(bytes, bytes.len() as u64, PathBuf::new());
     // Reading a slice cannot fail.

@@ -5,20 +5,20 @@ use std::ffi::OsStr;
 use session_model::SessionId;
 
 /// Moved-aside files that did not decode, each with a sidecar saying why.
-pub const QUARANTINE_DIR: &str = ".quarantine";
+pub(crate) const QUARANTINE_DIR: &str = ".quarantine";
 /// Deleted sessions and superseded copies, until retention purges them.
-pub const TRASH_DIR: &str = ".trash";
+pub(crate) const TRASH_DIR: &str = ".trash";
 /// Original bytes of files a migration rewrote.
-pub const BACKUP_DIR: &str = ".backup";
+pub(crate) const BACKUP_DIR: &str = ".backup";
 /// Small state files: the last cleanup summary, role holders.
-pub const STATE_DIR: &str = ".state";
+pub(crate) const STATE_DIR: &str = ".state";
 /// One lock file per session id, for cross-process read-modify-write.
-pub const LOCKS_DIR: &str = ".locks";
+pub(crate) const LOCKS_DIR: &str = ".locks";
 /// Journals of sessions being captured (`<id>.journal`), until they are folded into
 /// session files.
-pub const JOURNAL_DIR: &str = ".journal";
+pub(crate) const JOURNAL_DIR: &str = ".journal";
 /// Every dot-directory of the store: each must be a real directory, never a symlink.
-pub const AREA_DIRS: [&str; 6] = [
+pub(crate) const AREA_DIRS: [&str; 6] = [
     LOCKS_DIR,
     TRASH_DIR,
     QUARANTINE_DIR,
@@ -27,7 +27,7 @@ pub const AREA_DIRS: [&str; 6] = [
     JOURNAL_DIR,
 ];
 /// Shared by every open store, exclusive for recovery.
-pub const STORE_LOCK: &str = ".store.lock";
+pub(crate) const STORE_LOCK: &str = ".store.lock";
 
 const LIVE_SUFFIX: &str = ".json";
 const APP_TEMP_SUFFIX: &str = ".json.tmp";
@@ -36,7 +36,7 @@ const STORE_TEMP_INFIX: &str = ".json.";
 
 /// The meaning of one name in the store directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EntryName {
+pub(crate) enum EntryName {
     /// `<id>.json`: a live session.
     Live(SessionId),
     /// `<id>.json.tmp`: the Electron app's temp file.
@@ -48,7 +48,7 @@ pub enum EntryName {
 }
 
 /// Classifies a directory entry's name.
-pub fn classify(name: &OsStr) -> EntryName {
+pub(crate) fn classify(name: &OsStr) -> EntryName {
     let Some(name) = name.to_str() else {
         return EntryName::Other;
     };
@@ -77,11 +77,11 @@ pub fn classify(name: &OsStr) -> EntryName {
 }
 
 /// The longest file name the store derives (Linux's `NAME_MAX`).
-pub const NAME_MAX: usize = 255;
+pub(crate) const NAME_MAX: usize = 255;
 
 /// `{prefix}{name}{suffix}` within [`NAME_MAX`] bytes for any `name`: a name too long
 /// keeps its start and ends in `~` and a hash of the whole, so it stays distinct.
-pub fn fitted_name(prefix: &str, name: &str, suffix: &str) -> String {
+pub(crate) fn fitted_name(prefix: &str, name: &str, suffix: &str) -> String {
     let full = format!("{prefix}{name}{suffix}");
     if full.len() <= NAME_MAX {
         return full;
@@ -100,13 +100,13 @@ pub fn fitted_name(prefix: &str, name: &str, suffix: &str) -> String {
 }
 
 /// Suffix of the sidecar that says why a file was quarantined.
-pub const SIDECAR_SUFFIX: &str = ".why.json";
+pub(crate) const SIDECAR_SUFFIX: &str = ".why.json";
 
 /// A name the store gave a file it moved aside (`.trash/`, `.quarantine/`):
 /// `<ms>.<pid>-<ms>-<n>.<original name>`. Parsed strictly: anything else in those
 /// directories was not put there by the store, and retention never touches it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AsideName<'a> {
+pub(crate) struct AsideName<'a> {
     /// When the file was moved aside, epoch milliseconds.
     pub moved_at: u64,
     /// The name it had before (possibly shortened, see [`fitted_name`]).
@@ -119,7 +119,7 @@ fn digits(s: &str) -> bool {
 }
 
 /// Parses a name made by the store for a file moved aside; `None` for any other name.
-pub fn parse_aside_name(name: &str) -> Option<AsideName<'_>> {
+pub(crate) fn parse_aside_name(name: &str) -> Option<AsideName<'_>> {
     let (moved_at, rest) = name.split_once('.')?;
     let (unique, original) = rest.split_once('.')?;
     let mut parts = unique.split('-');
@@ -134,7 +134,7 @@ pub fn parse_aside_name(name: &str) -> Option<AsideName<'_>> {
 }
 
 /// A backup run's name: `<13-digit ms>-<pid>-<ms>-<n>`; `None` for any other name.
-pub fn parse_backup_run(name: &str) -> Option<u64> {
+pub(crate) fn parse_backup_run(name: &str) -> Option<u64> {
     let mut parts = name.split('-');
     let at = parts.next().filter(|s| digits(s))?;
     let rest_ok = (0..3).all(|_| parts.next().is_some_and(digits)) && parts.next().is_none();
@@ -142,7 +142,7 @@ pub fn parse_backup_run(name: &str) -> Option<u64> {
 }
 
 /// The name of a new store temp file for `id`; `unique` must not contain `.`.
-pub fn store_temp_name(id: &SessionId, unique: &str) -> String {
+pub(crate) fn store_temp_name(id: &SessionId, unique: &str) -> String {
     format!(".{id}{STORE_TEMP_INFIX}{unique}{STORE_TEMP_SUFFIX}")
 }
 

@@ -24,7 +24,7 @@ mod v2_2 {
     /// `2.2.0`: a copy of `2.1.0` plus an optional operator note.
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     #[serde(rename_all = "camelCase")]
-    pub struct SessionV2_2 {
+    pub(crate) struct SessionV2_2 {
         pub id: SessionId,
         #[serde(rename = "sessionId", default, skip_serializing_if = "Option::is_none")]
         pub session_number: Option<u64>,

@@ -10,7 +10,7 @@ use crate::v1::{AppSubmissionStatus, SessionV1};
 use crate::vocabulary::{Direction, ElementKind, UnknownFields};
 
 /// The `_metadata.version` of this format.
-pub const VERSION: &str = "2.0.0";
+pub(crate) const VERSION: &str = "2.0.0";
 
 impl crate::Version for SessionV2_0 {
     const SCHEMA: crate::SchemaVersion = crate::SchemaVersion::new(VERSION, 2);

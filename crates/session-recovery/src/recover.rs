@@ -69,6 +69,39 @@ impl Run<'_> {
         }
     }
 
+    /// Reports names that are not regular files and settles every orphaned temp
+    /// (recovery's rule, per session); then the live sessions to check, temps promoted.
+    fn irregulars_and_temps(&mut self) -> Result<Vec<SessionId>, FsError> {
+        let scan = self.store.scan()?;
+        let had_temps = !scan.temps.is_empty();
+        for (name, kind) in &scan.irregular {
+            self.problem(
+                name,
+                format!(
+                    "is {}, not a regular file: never read; move it away",
+                    kind.describe()
+                ),
+            );
+        }
+        let mut by_id: std::collections::BTreeMap<SessionId, Vec<OsString>> =
+            std::collections::BTreeMap::new();
+        for (temp, id) in scan.temps {
+            by_id.entry(id).or_default().push(temp);
+        }
+        for (id, mut temps) in by_id {
+            temps.sort();
+            // One bad file never stops the run: it is reported, and the rest go on.
+            if let Err(e) = self.temps_of(&id, &temps) {
+                self.problem(&OsString::from(id.file_name()), e.to_string());
+            }
+        }
+        Ok(if had_temps {
+            self.store.scan()?.live
+        } else {
+            scan.live
+        })
+    }
+
     /// Folds the journals of captures the crash cut off into session files.
     fn journals(&mut self) -> Result<(), FsError> {
         let found = match session_capture::recover_journals(self.typed) {
@@ -257,79 +290,14 @@ pub fn recover_visiting(
     // Captures cut off first: their session files are then checked like any live file.
     run.journals()?;
     // Temps next, so that a promoted temp is then checked like any live file.
-    let scan = store.scan()?;
-    let had_temps = !scan.temps.is_empty();
-    for (name, kind) in &scan.irregular {
-        run.problem(
-            name,
-            format!(
-                "is {}, not a regular file: never read; move it away",
-                kind.describe()
-            ),
-        );
-    }
-    let mut by_id: std::collections::BTreeMap<SessionId, Vec<OsString>> = std::collections::BTreeMap::new();
-    for (temp, id) in scan.temps {
-        by_id.entry(id).or_default().push(temp);
-    }
-    for (id, mut temps) in by_id {
-        temps.sort();
-        // One bad file never stops the run: it is reported, and the rest go on.
-        if let Err(e) = run.temps_of(&id, &temps) {
-            run.problem(&OsString::from(id.file_name()), e.to_string());
-        }
-    }
-    let live = if had_temps { store.scan()?.live } else { scan.live };
-    // Threads pay off only for stores of some size.
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let threads = (live.len() / 256).clamp(1, cores);
-    let next = AtomicUsize::new(0);
-    let check_next = || -> Option<Found> {
-        loop {
-            let id = live.get(next.fetch_add(1, Ordering::Relaxed))?;
-            return Some(match typed.fs().read(id) {
-                Ok(None) => continue,
-                Ok(Some(bytes)) => match inspect(typed, id, &bytes) {
-                    Verdict::Valid(decoded) => Found::Valid(id.clone(), decoded),
-                    Verdict::Newer(_) => continue,
-                    Verdict::Damaged(e) => Found::Damaged(id.clone(), loggable(&e)),
-                },
-                Err(e @ FsError::TooLarge { .. }) => Found::Damaged(id.clone(), e.to_string()),
-                Err(e) => Found::Failed(id.clone(), e),
-            });
-        }
-    };
+    let live = run.irregulars_and_temps()?;
     let mut damaged = Vec::new();
     let mut failures = Vec::new();
-    let mut take = |found: Found| match found {
+    read_every_live(typed, &live, |found| match found {
         Found::Valid(id, decoded) => visit(id, *decoded),
         Found::Damaged(id, reason) => damaged.push((id, reason)),
         Found::Failed(id, e) => failures.push((id, e)),
-    };
-    if threads == 1 {
-        while let Some(found) = check_next() {
-            take(found);
-        }
-    } else {
-        let (sender, received) = std::sync::mpsc::sync_channel::<Found>(64);
-        std::thread::scope(|scope| {
-            for _ in 0..threads {
-                let sender = sender.clone();
-                let check_next = &check_next;
-                scope.spawn(move || {
-                    while let Some(found) = check_next() {
-                        if sender.send(found).is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-            drop(sender);
-            for found in received {
-                take(found);
-            }
-        });
-    }
+    });
     failures.sort_by(|a, b| a.0.cmp(&b.0));
     for (id, e) in failures {
         run.problem(&OsString::from(id.file_name()), e.to_string());
@@ -355,6 +323,53 @@ enum Found {
     Valid(SessionId, Box<Decoded>),
     Damaged(SessionId, String),
     Failed(SessionId, FsError),
+}
+
+/// Reads and judges every live file, on threads when the store is large enough to pay
+/// for them; `take` sees each finding on the calling thread.
+fn read_every_live(typed: &SessionStore, live: &[SessionId], mut take: impl FnMut(Found)) {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let threads = (live.len() / 256).clamp(1, cores);
+    let next = AtomicUsize::new(0);
+    let check_next = || -> Option<Found> {
+        loop {
+            let id = live.get(next.fetch_add(1, Ordering::Relaxed))?;
+            return Some(match typed.fs().read(id) {
+                Ok(None) => continue,
+                Ok(Some(bytes)) => match inspect(typed, id, &bytes) {
+                    Verdict::Valid(decoded) => Found::Valid(id.clone(), decoded),
+                    Verdict::Newer(_) => continue,
+                    Verdict::Damaged(e) => Found::Damaged(id.clone(), loggable(&e)),
+                },
+                Err(e @ FsError::TooLarge { .. }) => Found::Damaged(id.clone(), e.to_string()),
+                Err(e) => Found::Failed(id.clone(), e),
+            });
+        }
+    };
+    if threads == 1 {
+        while let Some(found) = check_next() {
+            take(found);
+        }
+        return;
+    }
+    let (sender, received) = std::sync::mpsc::sync_channel::<Found>(64);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let sender = sender.clone();
+            let check_next = &check_next;
+            scope.spawn(move || {
+                while let Some(found) = check_next() {
+                    if sender.send(found).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(sender);
+        for found in received {
+            take(found);
+        }
+    });
 }
 
 /// Checks every file of the store without changing anything.

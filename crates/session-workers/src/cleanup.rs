@@ -359,18 +359,7 @@ pub fn cleanup_once(typed: &SessionStore, config: &CleanupConfig) -> Result<Clea
             Err(e) => summary.failed(&id, &e),
         }
     }
-    // An operator's time is taken as stated; a dry run changes nothing, not even the
-    // clock record.
-    let check = match config.at {
-        Some(_) => None,
-        None if config.dry_run => Some(store.judge_clock(evidence)?),
-        // A record that cannot be written (a full disk: just when cleanup is wanted)
-        // must not stop the run: the judgement stands without it.
-        None => Some(store.check_clock(evidence).or_else(|e| {
-            tracing::warn!(error = %e, "could not update the clock record; judging the clock without it");
-            store.judge_clock(evidence)
-        })?),
-    };
+    let check = judge_clock(store, config, evidence)?;
     if let Some(suspicion) = check.as_ref().and_then(|c| c.record.suspect.as_ref()) {
         tracing::warn!(reason = %suspicion.reason, "the clock is suspect: cleanup purges, trashes and expires nothing until it is corroborated or confirmed (sessionctl clock confirm)");
         summary.clock_suspect = Some(suspicion.reason.clone());
@@ -380,19 +369,7 @@ pub fn cleanup_once(typed: &SessionStore, config: &CleanupConfig) -> Result<Clea
         return Ok(summary);
     }
     // Purge first, so that what this run trashes waits its full age.
-    for (area, entry) in purgeable(store, config.trash_max_age, now)? {
-        if !config.dry_run
-            && let Err(e) = store.maintenance().purge(&area, &entry.name)
-        {
-            summary.failures.push(CleanupFailure {
-                file: format!("{area}/{}", entry.name.to_string_lossy()),
-                problem: e.to_string(),
-            });
-            continue;
-        }
-        summary.purged += 1;
-        summary.bytes_freed += entry.len;
-    }
+    purge(store, config, now, &mut summary)?;
     for id in expired {
         if config.dry_run {
             summary.count(&Verdict::Trash);
@@ -420,6 +397,48 @@ pub fn cleanup_once(typed: &SessionStore, config: &CleanupConfig) -> Result<Clea
         "cleanup finished"
     );
     Ok(summary)
+}
+
+/// The clock judged against `evidence` (recorded unless this is a dry run); `None` when
+/// an operator stated the time, which is taken as stated.
+fn judge_clock(
+    store: &session_fs::Store,
+    config: &CleanupConfig,
+    evidence: u64,
+) -> Result<Option<session_fs::ClockCheck>, CleanupError> {
+    Ok(match config.at {
+        Some(_) => None,
+        None if config.dry_run => Some(store.judge_clock(evidence)?),
+        // A record that cannot be written (a full disk: just when cleanup is wanted)
+        // must not stop the run: the judgement stands without it.
+        None => Some(store.check_clock(evidence).or_else(|e| {
+            tracing::warn!(error = %e, "could not update the clock record; judging the clock without it");
+            store.judge_clock(evidence)
+        })?),
+    })
+}
+
+/// Purges trash and backups older than `config.trash_max_age`, counting into `summary`.
+fn purge(
+    store: &session_fs::Store,
+    config: &CleanupConfig,
+    now: u64,
+    summary: &mut CleanupSummary,
+) -> Result<(), CleanupError> {
+    for (area, entry) in purgeable(store, config.trash_max_age, now)? {
+        if !config.dry_run
+            && let Err(e) = store.maintenance().purge(&area, &entry.name)
+        {
+            summary.failures.push(CleanupFailure {
+                file: format!("{area}/{}", entry.name.to_string_lossy()),
+                problem: e.to_string(),
+            });
+            continue;
+        }
+        summary.purged += 1;
+        summary.bytes_freed += entry.len;
+    }
+    Ok(())
 }
 
 /// Runs cleanup at once (at the time of the store's clock), then every `config.interval` (missed ticks skipped), until

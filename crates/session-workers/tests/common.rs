@@ -12,11 +12,11 @@ use session_workers::ManualClock;
 use session_workers::submit::{Backoff, HttpTransport, Secret, SubmissionWorker, SubmitConfig};
 use tokio::sync::broadcast;
 
-pub use test_support::FIXTURES;
-pub const NOW: u64 = 1_800_000_000_000;
+pub(crate) use test_support::FIXTURES;
+pub(crate) const NOW: u64 = 1_800_000_000_000;
 
 /// A complete, pending session built from the app's fixture session-21, under `id`.
-pub fn pending(id: &str) -> Session {
+pub(crate) fn pending(id: &str) -> Session {
     let bytes = std::fs::read(Path::new(FIXTURES).join("v1/session-21.json")).unwrap();
     let mut session = session_store::decode(&bytes).unwrap().session;
     session.id = SessionId::new(id).unwrap();
@@ -24,14 +24,14 @@ pub fn pending(id: &str) -> Session {
     session
 }
 
-pub fn with_status(id: &str, status: SubmissionStatus, attempts: u32) -> Session {
+pub(crate) fn with_status(id: &str, status: SubmissionStatus, attempts: u32) -> Session {
     let mut s = pending(id);
     s.submission.status = status;
     s.submission.attempts = attempts;
     s
 }
 
-pub fn store_with(sessions: Vec<Session>) -> (tempfile::TempDir, SessionStore) {
+pub(crate) fn store_with(sessions: Vec<Session>) -> (tempfile::TempDir, SessionStore) {
     let dir = tempfile::tempdir().unwrap();
     let store = SessionStore::open(dir.path(), DecodeOptions::default()).unwrap();
     for mut s in sessions {
@@ -40,11 +40,11 @@ pub fn store_with(sessions: Vec<Session>) -> (tempfile::TempDir, SessionStore) {
     (dir, store)
 }
 
-pub fn load(store: &SessionStore, id: &str) -> Session {
+pub(crate) fn load(store: &SessionStore, id: &str) -> Session {
     store.load(&SessionId::new(id).unwrap()).unwrap().unwrap().session
 }
 
-pub fn fast_config() -> SubmitConfig {
+pub(crate) fn fast_config() -> SubmitConfig {
     SubmitConfig::default()
         .concurrency(2)
         .request_timeout(Duration::from_secs(5))
@@ -56,13 +56,13 @@ pub fn fast_config() -> SubmitConfig {
         .performer(Some("lab-tech-7".into()))
 }
 
-pub struct Harness {
+pub(crate) struct Harness {
     pub worker: SubmissionWorker<HttpTransport>,
     pub clock: ManualClock,
     pub events: broadcast::Receiver<session_workers::WorkerEvent>,
 }
 
-pub fn worker(store: &SessionStore, endpoint: &str, config: SubmitConfig) -> Harness {
+pub(crate) fn worker(store: &SessionStore, endpoint: &str, config: SubmitConfig) -> Harness {
     let clock = ManualClock::at(NOW);
     let (tx, rx) = broadcast::channel(256);
     let transport = HttpTransport::new(
@@ -82,7 +82,7 @@ pub fn worker(store: &SessionStore, endpoint: &str, config: SubmitConfig) -> Har
 
 /// An HTTP endpoint on 127.0.0.1 that answers each request only when the test says so:
 /// tests that need a request to be "out" synchronise on it, never on a clock.
-pub struct GatedServer {
+pub(crate) struct GatedServer {
     pub url: String,
     pub arrived: Arc<tokio::sync::Notify>,
     /// The `Idempotency-Key` of every request that arrived, in order.
@@ -92,7 +92,7 @@ pub struct GatedServer {
 
 impl GatedServer {
     /// Answers every request with `status`, once released.
-    pub async fn start(status: u16) -> GatedServer {
+    pub(crate) async fn start(status: u16) -> GatedServer {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/sessions", listener.local_addr().unwrap());
@@ -151,13 +151,13 @@ impl GatedServer {
     }
 
     /// Lets one waiting request have its answer.
-    pub fn release_one(&self) {
+    pub(crate) fn release_one(&self) {
         self.release.add_permits(1);
     }
 }
 
 /// A wiremock server bound to 127.0.0.1, never another address.
-pub async fn server() -> wiremock::MockServer {
+pub(crate) async fn server() -> wiremock::MockServer {
     wiremock::MockServer::builder()
         .listener(std::net::TcpListener::bind("127.0.0.1:0").unwrap())
         .start()
@@ -165,7 +165,7 @@ pub async fn server() -> wiremock::MockServer {
 }
 
 /// A server on 127.0.0.1 that answers every POST with `status`.
-pub async fn answering(status: u16) -> wiremock::MockServer {
+pub(crate) async fn answering(status: u16) -> wiremock::MockServer {
     let server = server().await;
     wiremock::Mock::given(wiremock::matchers::method("POST"))
         .respond_with(wiremock::ResponseTemplate::new(status))
@@ -175,12 +175,12 @@ pub async fn answering(status: u16) -> wiremock::MockServer {
 }
 
 /// The endpoint URL the worker is pointed at on `server`.
-pub fn endpoint(server: &wiremock::MockServer) -> String {
+pub(crate) fn endpoint(server: &wiremock::MockServer) -> String {
     format!("{}/sessions", server.uri())
 }
 
 /// The `Idempotency-Key` header a request carried.
-pub fn key_of(request: &wiremock::Request) -> String {
+pub(crate) fn key_of(request: &wiremock::Request) -> String {
     request
         .headers
         .get("Idempotency-Key")

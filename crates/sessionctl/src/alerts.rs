@@ -39,7 +39,7 @@ struct Webhook {
 }
 
 /// Runs until `cancel`: looks at the alerts every 5 s and POSTs what changed to `url`.
-pub async fn run(
+pub(crate) async fn run(
     url: String,
     store: SessionStore,
     index: Option<Arc<SessionIndex>>,

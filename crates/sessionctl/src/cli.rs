@@ -10,7 +10,7 @@ use crate::output::ColourChoice;
 /// Store, inspect and deliver HL7 capture sessions.
 #[derive(Debug, Parser)]
 #[command(name = "sessionctl", version, about)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Store directory (default: $HL7_SESSIONS_DIR, the config file's `dir`, or ~/.hl7-capture/sessions).
     #[arg(long, global = true, value_name = "DIR")]
     pub dir: Option<PathBuf>,
@@ -46,7 +46,7 @@ pub struct Cli {
 
 /// The commands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Create the store directory with safe permissions.
     Init,
     /// Save a session document (any known version; stored as the current one).
@@ -193,7 +193,7 @@ pub enum Command {
 
 impl Command {
     /// The session id the command names, to validate before anything is touched.
-    pub fn id(&self) -> Option<&str> {
+    pub(crate) fn id(&self) -> Option<&str> {
         match self {
             Command::Get { id }
             | Command::Show { id }
@@ -207,7 +207,7 @@ impl Command {
 
 /// What `sessionctl clock` does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ClockAction {
+pub(crate) enum ClockAction {
     /// Show what the store knows of its clock (read only).
     Show,
     /// An operator says the wall clock is right now: a suspicion clears, and purging,

@@ -15,7 +15,7 @@ use crate::error::CliError;
 /// Where a value came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub enum Source {
+pub(crate) enum Source {
     /// Built in.
     Default,
     /// The TOML file.
@@ -256,7 +256,7 @@ fn parse_byte(value: &str) -> Option<u8> {
 }
 
 /// The environment variable of a key: `HL7_` and the key in capitals.
-pub fn env_name(key: &str) -> String {
+pub(crate) fn env_name(key: &str) -> String {
     if key == "dir" {
         "HL7_SESSIONS_DIR".into()
     } else {
@@ -360,7 +360,7 @@ impl Key {
 
 /// The commented TOML example of every key, as the README shows it (a test keeps the
 /// two the same).
-pub fn example_toml() -> String {
+pub(crate) fn example_toml() -> String {
     let mut text = String::from("# sessionctl.toml\n");
     for key in KEYS {
         let comment = format!("# {} ({})", key.help, key.allowed());
@@ -378,7 +378,7 @@ pub fn example_toml() -> String {
 }
 
 /// `config`'s human table: key, value, where it came from, what is allowed.
-pub fn shown_table(shown: &[ShownKey]) -> String {
+pub(crate) fn shown_table(shown: &[ShownKey]) -> String {
     shown
         .iter()
         .map(|k| {
@@ -407,7 +407,7 @@ struct Value {
 
 /// The effective configuration.
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     values: BTreeMap<&'static str, Value>,
     /// The TOML file settings are read from and written to: `--config`, `$HL7_CONFIG`,
     /// or the default path (read only when it exists).
@@ -417,7 +417,7 @@ pub struct Config {
 }
 
 /// The settings the local API may change: retention and cleanup.
-pub const SETTINGS: [&str; 5] = [
+pub(crate) const SETTINGS: [&str; 5] = [
     "retention_days",
     "cleanup_interval_hours",
     "trash_max_age_days",
@@ -427,7 +427,7 @@ pub const SETTINGS: [&str; 5] = [
 
 /// Where settings live when neither `--config` nor `$HL7_CONFIG` names a file:
 /// `$XDG_CONFIG_HOME/hl7-capture/sessionctl.toml` (`~/.config/...` by default).
-pub fn default_file() -> Option<PathBuf> {
+pub(crate) fn default_file() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CONFIG_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
@@ -441,7 +441,7 @@ pub fn default_file() -> Option<PathBuf> {
 
 /// Command-line overrides: `--dir` and `--set key=value`.
 #[derive(Debug, Default, Clone)]
-pub struct Overrides {
+pub(crate) struct Overrides {
     /// `--dir`.
     pub dir: Option<PathBuf>,
     /// `--set key=value`, in order.
@@ -464,7 +464,7 @@ fn toml_to_string(key: &str, value: &toml::Value, origin: &str) -> Result<String
 
 impl Config {
     /// Resolves the configuration from defaults, `file`, the environment and `overrides`.
-    pub fn resolve(file: Option<&Path>, overrides: &Overrides) -> Result<Config, CliError> {
+    pub(crate) fn resolve(file: Option<&Path>, overrides: &Overrides) -> Result<Config, CliError> {
         let (file, read) = match file {
             Some(file) => (Some(file.to_path_buf()), true),
             None => {
@@ -544,29 +544,29 @@ impl Config {
     }
 
     /// The configuration file settings are written to, if there is one to use.
-    pub fn file(&self) -> Option<&Path> {
+    pub(crate) fn file(&self) -> Option<&Path> {
         self.file.as_deref()
     }
 
     /// The configuration file the settings were read from, if one was.
-    pub fn file_read(&self) -> Option<&Path> {
+    pub(crate) fn file_read(&self) -> Option<&Path> {
         self.file.as_deref().filter(|_| self.file_read)
     }
 
     /// The local API's listen address; `None` when turned off.
-    pub fn http_listen(&self) -> Option<&str> {
+    pub(crate) fn http_listen(&self) -> Option<&str> {
         self.raw("http_listen").filter(|v| !v.is_empty())
     }
 
     /// Whether `http_listen` is the built-in default (nobody asked for it).
-    pub fn http_listen_is_default(&self) -> bool {
+    pub(crate) fn http_listen_is_default(&self) -> bool {
         self.values
             .get("http_listen")
             .is_none_or(|v| v.source == Source::Default)
     }
 
     /// The bearer token the local API requires, when set.
-    pub fn http_token(&self) -> Option<&str> {
+    pub(crate) fn http_token(&self) -> Option<&str> {
         self.raw("http_token")
     }
 
@@ -574,7 +574,7 @@ impl Config {
     /// is: refused for other keys, for a value out of range, and for a key a flag or
     /// the environment sets (those win over the file, so the change would not stick),
     /// unless it is set to the value it has. `Ok(true)` when it changed something.
-    pub fn set_setting(&mut self, name: &str, raw: &str) -> Result<bool, SettingError> {
+    pub(crate) fn set_setting(&mut self, name: &str, raw: &str) -> Result<bool, SettingError> {
         let key = setting_key(name)?;
         if let Some(current) = self.values.get(key.name)
             && let origin @ (Source::Flag | Source::Env) = current.source
@@ -600,7 +600,7 @@ impl Config {
     }
 
     /// The retention and cleanup settings, as `config` shows them.
-    pub fn settings(&self) -> Vec<ShownKey> {
+    pub(crate) fn settings(&self) -> Vec<ShownKey> {
         self.shown()
             .into_iter()
             .filter(|k| SETTINGS.contains(&k.key))
@@ -608,21 +608,21 @@ impl Config {
     }
 
     /// The capture relay's addresses, when both are set.
-    pub fn capture(&self) -> Option<(&str, &str)> {
+    pub(crate) fn capture(&self) -> Option<(&str, &str)> {
         let listen = self.raw("capture_listen").filter(|v| !v.is_empty())?;
         let forward = self.raw("capture_forward").filter(|v| !v.is_empty())?;
         Some((listen, forward))
     }
 
     /// `capture_framing`.
-    pub fn framing(&self) -> session_capture::Framing {
+    pub(crate) fn framing(&self) -> session_capture::Framing {
         self.raw("capture_framing")
             .and_then(|v| v.parse().ok())
             .unwrap_or_default()
     }
 
     /// The marker bytes of capture.
-    pub fn markers(&self) -> session_capture::Markers {
+    pub(crate) fn markers(&self) -> session_capture::Markers {
         let byte = |name: &str| {
             self.raw(name)
                 .or_else(|| find(name).and_then(|k| k.default))
@@ -658,7 +658,7 @@ impl Config {
     }
 
     /// The store directory.
-    pub fn dir(&self) -> Result<PathBuf, CliError> {
+    pub(crate) fn dir(&self) -> Result<PathBuf, CliError> {
         if let Some(dir) = self.raw("dir") {
             return Ok(PathBuf::from(dir));
         }
@@ -671,12 +671,12 @@ impl Config {
     }
 
     /// Retention for legacy files.
-    pub fn decode_options(&self) -> session_store::DecodeOptions {
+    pub(crate) fn decode_options(&self) -> session_store::DecodeOptions {
         session_store::DecodeOptions::default().retention_days(self.int("retention_days") as u32)
     }
 
     /// The cleanup worker's settings.
-    pub fn cleanup(&self) -> CleanupConfig {
+    pub(crate) fn cleanup(&self) -> CleanupConfig {
         CleanupConfig::default()
             .interval(Duration::from_secs(self.int("cleanup_interval_hours") * 3600))
             .dry_run(self.flag("cleanup_dry_run"))
@@ -685,18 +685,18 @@ impl Config {
     }
 
     /// The endpoint, when submission is on.
-    pub fn endpoint(&self) -> Option<&str> {
+    pub(crate) fn endpoint(&self) -> Option<&str> {
         self.raw("endpoint")
     }
 
     /// The authorization value, when configured.
-    pub fn authorization(&self) -> Option<Secret> {
+    pub(crate) fn authorization(&self) -> Option<Secret> {
         self.raw("authorization").map(Secret::new)
     }
 
     /// The endpoint's transport: the endpoint, the authorization and, with `ca_file`,
     /// a private CA beside the system's roots. A bad endpoint or CA file is bad input.
-    pub fn transport(&self, endpoint: &str) -> Result<HttpTransport, CliError> {
+    pub(crate) fn transport(&self, endpoint: &str) -> Result<HttpTransport, CliError> {
         let ca = match self.raw("ca_file").filter(|f| !f.is_empty()) {
             Some(file) => Some(
                 read_config_file(Path::new(file))
@@ -714,7 +714,7 @@ impl Config {
     }
 
     /// What `status` judges by.
-    pub fn status_options(&self) -> crate::commands::status::StatusOptions {
+    pub(crate) fn status_options(&self) -> crate::commands::status::StatusOptions {
         crate::commands::status::StatusOptions {
             retry_cap_ms: self.submit().backoff.cap.as_millis() as u64,
             alert_undelivered_ms: self.int("alert_undelivered_minutes").saturating_mul(60_000),
@@ -722,12 +722,12 @@ impl Config {
     }
 
     /// Where alerts are POSTed, when configured.
-    pub fn alert_webhook(&self) -> Option<&str> {
+    pub(crate) fn alert_webhook(&self) -> Option<&str> {
         self.raw("alert_webhook").filter(|url| !url.is_empty())
     }
 
     /// The submission worker's settings.
-    pub fn submit(&self) -> SubmitConfig {
+    pub(crate) fn submit(&self) -> SubmitConfig {
         SubmitConfig::default()
             .concurrency(self.int("concurrency") as usize)
             .request_timeout(Duration::from_secs(self.int("request_timeout_seconds")))
@@ -742,22 +742,22 @@ impl Config {
     }
 
     /// `log_level`.
-    pub fn log_level(&self) -> &str {
+    pub(crate) fn log_level(&self) -> &str {
         self.raw("log_level").unwrap_or("info")
     }
 
     /// `log_format`.
-    pub fn log_format(&self) -> &str {
+    pub(crate) fn log_format(&self) -> &str {
         self.raw("log_format").unwrap_or("auto")
     }
 
     /// `log_dir`.
-    pub fn log_dir(&self) -> Option<PathBuf> {
+    pub(crate) fn log_dir(&self) -> Option<PathBuf> {
         self.raw("log_dir").map(PathBuf::from)
     }
 
     /// Every key with its effective value and source; secrets redacted.
-    pub fn shown(&self) -> Vec<ShownKey> {
+    pub(crate) fn shown(&self) -> Vec<ShownKey> {
         KEYS.iter()
             .map(|key| {
                 let value = self.values.get(key.name);
@@ -784,7 +784,7 @@ impl Config {
 
 /// Why a settings change was refused.
 #[derive(Debug, thiserror::Error)]
-pub enum SettingError {
+pub(crate) enum SettingError {
     /// Not one of the API's settings.
     #[error("{0:?} is not a setting here; the settings are {list}", list = SETTINGS.join(", "))]
     Unknown(String),
@@ -843,7 +843,7 @@ fn setting_key(name: &str) -> Result<&'static Key, SettingError> {
 
 /// The JSON type a setting takes through the local API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SettingType {
+pub(crate) enum SettingType {
     /// A whole number.
     Number,
     /// `true` or `false`.
@@ -853,7 +853,7 @@ pub enum SettingType {
 }
 
 /// The JSON type of API setting `name` (an error for a key that is not one).
-pub fn setting_type(name: &str) -> Result<SettingType, SettingError> {
+pub(crate) fn setting_type(name: &str) -> Result<SettingType, SettingError> {
     Ok(match setting_key(name)?.kind {
         Kind::Int { .. } | Kind::Byte => SettingType::Number,
         Kind::Bool => SettingType::Boolean,
@@ -863,7 +863,7 @@ pub fn setting_type(name: &str) -> Result<SettingType, SettingError> {
 
 /// One line of `sessionctl config`.
 #[derive(Debug, Clone, Serialize)]
-pub struct ShownKey {
+pub(crate) struct ShownKey {
     /// The key.
     pub key: &'static str,
     /// Its value (secrets redacted), if set.

@@ -6,7 +6,7 @@ use session_store::StoreError;
 
 /// A command's failure, printed as one line on stderr.
 #[derive(Debug, thiserror::Error)]
-pub enum CliError {
+pub(crate) enum CliError {
     /// Bad usage or bad input: exit 2.
     #[error("{0}")]
     BadInput(String),
@@ -17,7 +17,7 @@ pub enum CliError {
 
 impl CliError {
     /// The process exit code.
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         match self {
             CliError::BadInput(_) => 2,
             CliError::Failed(_) => 1,

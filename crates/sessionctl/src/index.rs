@@ -26,7 +26,7 @@ use crate::commands::status::{Counted, FileProblems, Tally};
 
 /// Every session's [`Entry`], ordered by start time.
 #[derive(Debug, Default)]
-pub struct SessionIndex {
+pub(crate) struct SessionIndex {
     inner: RwLock<Rows>,
     /// The last count of temps and odd names (a listing of the whole directory), reused
     /// for [`FILES_REUSED`].
@@ -243,7 +243,7 @@ impl Rows {
 
 /// What a list asks for: filters, an order, a page.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct ListQuery {
+pub(crate) struct ListQuery {
     /// Only this submission status.
     pub status: Option<SubmissionStatus>,
     /// Only this analyzer address (exact).
@@ -264,7 +264,7 @@ pub struct ListQuery {
 
 /// A column a list may be sorted by.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum SortKey {
+pub(crate) enum SortKey {
     /// `startTime` (the default; ties by id).
     #[default]
     Start,
@@ -316,7 +316,7 @@ impl ListQuery {
 
 /// One page of a list.
 #[derive(Debug, Clone)]
-pub struct Page {
+pub(crate) struct Page {
     /// How many sessions pass the filters.
     pub total: usize,
     /// Those on this page, in order.
@@ -325,7 +325,7 @@ pub struct Page {
 
 impl SessionIndex {
     /// An empty index.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
@@ -338,13 +338,13 @@ impl SessionIndex {
     }
 
     /// Start-up's pass is over: gives back what the index's growth left over.
-    pub fn settle(&self) {
+    pub(crate) fn settle(&self) {
         self.write().shrink();
     }
 
     /// Takes in a session as read from its file by someone else (recovery's pass): a
     /// reading of an older revision than the row has is ignored.
-    pub fn observe(&self, decoded: &Decoded) {
+    pub(crate) fn observe(&self, decoded: &Decoded) {
         let row = Row::of(decoded);
         let mut rows = self.write();
         if let Some((revision, newer)) = rows.revision_of(&row.id)
@@ -358,7 +358,7 @@ impl SessionIndex {
 
     /// Takes in what a change through this daemon just saved (its own copy, so the
     /// file is not read again); a change that failed re-reads the file instead.
-    pub fn saved(
+    pub(crate) fn saved(
         &self,
         store: &SessionStore,
         id: &SessionId,
@@ -380,7 +380,7 @@ impl SessionIndex {
     /// Reads `id`'s file again: stored, gone, damaged or from a newer build. Readings
     /// are taken and applied one at a time, so the last one taken is the one kept, whoever
     /// wrote the file (an outside writer's revision need not grow).
-    pub fn refresh(&self, store: &SessionStore, id: &SessionId) {
+    pub(crate) fn refresh(&self, store: &SessionStore, id: &SessionId) {
         let _one_at_a_time = self.reading.lock().unwrap_or_else(|p| p.into_inner());
         match store.load(id) {
             Ok(Some(decoded)) => self.write().put(Row::of(&decoded)),
@@ -416,7 +416,7 @@ impl SessionIndex {
     }
 
     /// Rebuilds every row from the files (the watch may have missed changes).
-    pub fn rebuild(&self, store: &SessionStore) -> Result<(), StoreError> {
+    pub(crate) fn rebuild(&self, store: &SessionStore) -> Result<(), StoreError> {
         let _one_at_a_time = self.reading.lock().unwrap_or_else(|p| p.into_inner());
         let mut fresh = Rows::default();
         *self.files.lock().unwrap_or_else(|p| p.into_inner()) = None;
@@ -441,7 +441,7 @@ impl SessionIndex {
 
     /// The page `query` asks for. The default order walks the index; another order
     /// puts in order only the rows up to the page's end.
-    pub fn page(&self, query: &ListQuery) -> Page {
+    pub(crate) fn page(&self, query: &ListQuery) -> Page {
         let rows = self.read();
         let unfiltered =
             query.status.is_none() && query.device.is_none() && query.from.is_none() && query.to.is_none();
@@ -510,7 +510,7 @@ impl SessionIndex {
 
     /// The ids of every row that passes `query`'s filters, in its order (for a search to
     /// read, or a bulk action to change).
-    pub fn candidates(&self, query: &ListQuery) -> Vec<Arc<str>> {
+    pub(crate) fn candidates(&self, query: &ListQuery) -> Vec<Arc<str>> {
         let rows = self.read();
         let walk = rows.candidates(query).filter(|e| query.matches(e));
         if query.descending {
@@ -521,7 +521,7 @@ impl SessionIndex {
     }
 
     /// The rows of `ids` still indexed, in that order.
-    pub fn rows(&self, ids: &[Arc<str>]) -> Vec<Row> {
+    pub(crate) fn rows(&self, ids: &[Arc<str>]) -> Vec<Row> {
         let rows = self.read();
         ids.iter()
             .filter_map(|id| rows.by_id.get(id).map(Entry::row))
@@ -531,7 +531,7 @@ impl SessionIndex {
     /// `status` from the index: the sessions' part from its tally, the temps and odd
     /// names from a listing at most 10 s old, the rest (journals, cleanup, clock) read
     /// from the store.
-    pub fn status(
+    pub(crate) fn status(
         &self,
         store: &SessionStore,
         options: &crate::commands::status::StatusOptions,
@@ -563,7 +563,7 @@ impl SessionIndex {
 
 /// What a text search found.
 #[derive(Debug, Clone)]
-pub struct Found {
+pub(crate) struct Found {
     /// The ids of the matches on the page asked for, in the list's order.
     pub ids: Vec<Arc<str>>,
     /// Matches among the sessions searched.
@@ -579,7 +579,7 @@ pub struct Found {
 /// Searches the messages of `candidates` (in order) for `needle`, case-insensitively,
 /// reading their files on up to `threads` threads, until `deadline` or `cancelled`.
 /// Returns the page `offset`/`limit` of the matches found in the prefix searched.
-pub fn search(
+pub(crate) fn search(
     store: &SessionStore,
     candidates: Vec<Arc<str>>,
     needle: &str,
@@ -658,11 +658,11 @@ fn holds(store: &SessionStore, id: &str, needle: &str) -> bool {
 
 /// A search's cancel switch: set when the request that started it goes away.
 #[derive(Debug, Default)]
-pub struct Cancel(Arc<AtomicBool>);
+pub(crate) struct Cancel(Arc<AtomicBool>);
 
 impl Cancel {
     /// The flag a search checks.
-    pub fn flag(&self) -> Arc<AtomicBool> {
+    pub(crate) fn flag(&self) -> Arc<AtomicBool> {
         self.0.clone()
     }
 }

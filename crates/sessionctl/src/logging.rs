@@ -11,11 +11,11 @@ use tracing_subscriber::util::SubscriberInitExt;
 use crate::error::CliError;
 
 /// Keeps the file writer flushing; hold it until the process ends.
-pub struct LogGuard(#[allow(dead_code)] Option<tracing_appender::non_blocking::WorkerGuard>);
+pub(crate) struct LogGuard(#[allow(dead_code)] Option<tracing_appender::non_blocking::WorkerGuard>);
 
 /// Starts logging. `RUST_LOG`, when set, overrides `level`.
 /// `ansi` colours the text format (the caller applies `--color` and `NO_COLOR`).
-pub fn init(level: &str, format: &str, ansi: bool, dir: Option<&Path>) -> Result<LogGuard, CliError> {
+pub(crate) fn init(level: &str, format: &str, ansi: bool, dir: Option<&Path>) -> Result<LogGuard, CliError> {
     let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let json = format == "json";
     let ansi = ansi && !json;

@@ -22,7 +22,7 @@ const STORE_BYTES_REUSED: Duration = Duration::from_secs(60);
 
 /// What the daemon counts for `/metrics` beyond what the index and the files say.
 #[derive(Debug, Default)]
-pub struct StationCounters {
+pub(crate) struct StationCounters {
     /// Deliveries that succeeded.
     pub submitted: AtomicU64,
     /// Attempts that failed and will be retried.
@@ -51,7 +51,7 @@ struct DirectionLabel {
 
 impl StationCounters {
     /// Counts one worker event.
-    pub fn observe(&self, event: &WorkerEvent) {
+    pub(crate) fn observe(&self, event: &WorkerEvent) {
         let counter = match event {
             WorkerEvent::Submitted { .. } => &self.submitted,
             WorkerEvent::Retrying { .. } => &self.retried,
@@ -62,7 +62,7 @@ impl StationCounters {
     }
 
     /// The live sessions' bytes, read again at most once a minute.
-    pub fn store_bytes(&self, read: impl FnOnce() -> Option<u64>) -> Option<u64> {
+    pub(crate) fn store_bytes(&self, read: impl FnOnce() -> Option<u64>) -> Option<u64> {
         let mut cached = self.store_bytes.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((at, bytes)) = *cached
             && at.elapsed() < STORE_BYTES_REUSED
@@ -76,7 +76,7 @@ impl StationCounters {
 }
 
 /// Counts the workers' delivery outcomes until the channel closes.
-pub async fn count_deliveries(
+pub(crate) async fn count_deliveries(
     counters: std::sync::Arc<StationCounters>,
     mut events: tokio::sync::broadcast::Receiver<WorkerEvent>,
 ) {
@@ -95,7 +95,12 @@ pub async fn count_deliveries(
 }
 
 /// The text `/metrics` serves: `status` as the index computed it, `now` in epoch ms.
-pub fn render(status: &Status, counters: &StationCounters, store_bytes: Option<u64>, now: u64) -> String {
+pub(crate) fn render(
+    status: &Status,
+    counters: &StationCounters,
+    store_bytes: Option<u64>,
+    now: u64,
+) -> String {
     let mut registry = <Registry>::default();
     let sessions = Family::<StatusLabel, Gauge>::default();
     for (name, n) in status.counts() {

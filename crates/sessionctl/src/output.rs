@@ -5,14 +5,18 @@ use std::io::Write;
 use serde::Serialize;
 
 /// Prints a command's result.
-pub struct Output {
+pub(crate) struct Output {
     /// Whether `--json` was given.
     pub json: bool,
 }
 
 impl Output {
     /// Prints `value` as JSON, or `human()` as text.
-    pub fn result<T: Serialize>(&self, value: &T, human: impl FnOnce() -> String) -> std::io::Result<()> {
+    pub(crate) fn result<T: Serialize>(
+        &self,
+        value: &T,
+        human: impl FnOnce() -> String,
+    ) -> std::io::Result<()> {
         let mut out = std::io::stdout().lock();
         if self.json {
             serde_json::to_writer(&mut out, value)?;
@@ -28,13 +32,13 @@ impl Output {
     }
 
     /// A diagnostic on stderr (never stdout, so `--json` output stays parseable).
-    pub fn warn(&self, line: &str) {
+    pub(crate) fn warn(&self, line: &str) {
         eprintln!("warning: {}", session_model::printable_lines(line));
     }
 }
 
 /// `n` and the noun in the right number: "1 session", "2 sessions".
-pub fn count(n: usize, singular: &str, plural: &str) -> String {
+pub(crate) fn count(n: usize, singular: &str, plural: &str) -> String {
     if n == 1 {
         format!("1 {singular}")
     } else {
@@ -45,7 +49,7 @@ pub fn count(n: usize, singular: &str, plural: &str) -> String {
 /// Whether to colour: `--color always|never` decides; `auto` colours a terminal unless
 /// `NO_COLOR` is set to anything but the empty string (no-color.org).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum ColourChoice {
+pub(crate) enum ColourChoice {
     /// Colour a terminal, unless `NO_COLOR` is set.
     #[default]
     Auto,
@@ -57,7 +61,7 @@ pub enum ColourChoice {
 
 impl ColourChoice {
     /// Whether output to a stream that `is_terminal` (or not) gets colour.
-    pub fn enabled(self, is_terminal: bool) -> bool {
+    pub(crate) fn enabled(self, is_terminal: bool) -> bool {
         match self {
             ColourChoice::Always => true,
             ColourChoice::Never => false,

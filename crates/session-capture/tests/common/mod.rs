@@ -7,10 +7,10 @@ use session_capture::{ConnectionFramer, Framed, Framing, Markers, Side};
 use session_model::InterruptionReason;
 
 /// A conversation: (side, bytes) in the order they crossed the relay.
-pub type Conversation<'a> = &'a [(Side, &'a [u8])];
+pub(crate) type Conversation<'a> = &'a [(Side, &'a [u8])];
 
 /// The record as text, one event per line: kinds, directions and escaped bytes.
-pub fn render(events: &[Framed]) -> String {
+pub(crate) fn render(events: &[Framed]) -> String {
     events
         .iter()
         .map(|e| match e {
@@ -31,7 +31,11 @@ pub fn render(events: &[Framed]) -> String {
 
 /// Feeds the conversation with `framing`, each side's bytes in chunks cut at `cuts`,
 /// then closes.
-pub fn run(framing: Framing, conversation: Conversation, cut: impl Fn(usize) -> Vec<usize>) -> Vec<Framed> {
+pub(crate) fn run(
+    framing: Framing,
+    conversation: Conversation,
+    cut: impl Fn(usize) -> Vec<usize>,
+) -> Vec<Framed> {
     let mut framer = ConnectionFramer::new(framing, Markers::default());
     let mut events = Vec::new();
     for (i, (side, bytes)) in conversation.iter().enumerate() {
@@ -47,7 +51,7 @@ pub fn run(framing: Framing, conversation: Conversation, cut: impl Fn(usize) -> 
 }
 
 /// Every byte, by side, in the order it passed: what the record must hold.
-pub fn bytes_of(conversation: Conversation, side: Side) -> Vec<u8> {
+pub(crate) fn bytes_of(conversation: Conversation, side: Side) -> Vec<u8> {
     conversation
         .iter()
         .filter(|(s, _)| *s == side)
@@ -56,7 +60,7 @@ pub fn bytes_of(conversation: Conversation, side: Side) -> Vec<u8> {
 }
 
 /// The bytes the record holds for `side`, in order.
-pub fn recorded(events: &[Framed], side: Side) -> Vec<u8> {
+pub(crate) fn recorded(events: &[Framed], side: Side) -> Vec<u8> {
     events
         .iter()
         .filter_map(|e| match e {
@@ -70,7 +74,7 @@ pub fn recorded(events: &[Framed], side: Side) -> Vec<u8> {
 /// Checks that no byte goes missing and that a cut at every position of every chunk,
 /// and byte-at-a-time feeding, give the same record; returns it rendered, for the
 /// caller's snapshot.
-pub fn every_split(framing: Framing, name: &str, conversation: Conversation) -> String {
+pub(crate) fn every_split(framing: Framing, name: &str, conversation: Conversation) -> String {
     let whole = run(framing, conversation, |_| vec![]);
     for side in [Side::Device, Side::Lis] {
         assert_eq!(

@@ -10,7 +10,7 @@ use session_fs::{Entry, EntryKind, HeldLock, LockMode, OsStorage, ReadOutcome, S
 /// A storage that logs each call, then forwards it to the real filesystem, failing
 /// the call named in `fail_at` (by its position in the log) with `fail_with`.
 #[derive(Debug, Default)]
-pub struct Recording {
+pub(crate) struct Recording {
     pub log: Mutex<Vec<String>>,
     pub fail_at: Option<(String, usize)>,
     pub fail_with: Option<i32>,
@@ -50,12 +50,12 @@ impl Recording {
     }
 }
 
-pub fn libc_enospc() -> i32 {
+pub(crate) fn libc_enospc() -> i32 {
     28
 }
 
 #[derive(Debug, Clone)]
-pub struct Seam(Arc<Recording>);
+pub(crate) struct Seam(Arc<Recording>);
 
 impl WriteFile for RecordingFile {
     fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
@@ -132,7 +132,7 @@ impl Storage for Seam {
     }
 }
 
-pub fn store_with(recording: Recording) -> (tempfile::TempDir, Store, Arc<Recording>) {
+pub(crate) fn store_with(recording: Recording) -> (tempfile::TempDir, Store, Arc<Recording>) {
     let dir = tempfile::tempdir().unwrap();
     let recording = Arc::new(recording);
     let store = Store::options()

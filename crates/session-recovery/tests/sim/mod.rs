@@ -74,7 +74,7 @@ impl DirOp {
 /// Which protocol steps the simulated disk honours: turning one off models a store
 /// whose write protocol lacks that step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
+pub(crate) enum Protocol {
     Correct,
     NoFileSync,
     NoDirSync,
@@ -94,7 +94,7 @@ struct State {
 
 /// The simulated disk. Clones share state.
 #[derive(Debug, Clone)]
-pub struct SimDisk {
+pub(crate) struct SimDisk {
     state: Arc<Mutex<State>>,
     protocol: Protocol,
     /// Crash right after this many mutating calls.
@@ -116,7 +116,7 @@ fn crashed() -> io::Error {
 }
 
 impl SimDisk {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             state: Arc::new(Mutex::new(State::default())),
             protocol: Protocol::Correct,
@@ -126,7 +126,7 @@ impl SimDisk {
     }
 
     /// The same disk contents, with a new crash budget and protocol, sharing nothing.
-    pub fn fork(&self, protocol: Protocol, crash_after: Option<usize>) -> Self {
+    pub(crate) fn fork(&self, protocol: Protocol, crash_after: Option<usize>) -> Self {
         let mut state = self.state.lock().unwrap().clone();
         state.calls = 0;
         state.crashed = false;
@@ -138,16 +138,16 @@ impl SimDisk {
         }
     }
 
-    pub fn failing(mut self, call: usize, errno: i32) -> Self {
+    pub(crate) fn failing(mut self, call: usize, errno: i32) -> Self {
         self.fail_call = Some((call, errno));
         self
     }
 
-    pub fn calls(&self) -> usize {
+    pub(crate) fn calls(&self) -> usize {
         self.state.lock().unwrap().calls
     }
 
-    pub fn has_crashed(&self) -> bool {
+    pub(crate) fn has_crashed(&self) -> bool {
         self.state.lock().unwrap().crashed
     }
 
@@ -188,7 +188,7 @@ impl SimDisk {
 
     /// Every disk a power cut at this moment may leave, or `limit` of them sampled with
     /// `seed` when there are more.
-    pub fn crash_states(&self, limit: usize, seed: u64) -> Vec<SimDisk> {
+    pub(crate) fn crash_states(&self, limit: usize, seed: u64) -> Vec<SimDisk> {
         let (pending, unsynced) = self.shape();
         let total = 2usize
             .checked_pow(pending.len() as u32)
@@ -287,7 +287,7 @@ impl SimDisk {
     }
 
     /// The visible files: path -> content.
-    pub fn files(&self) -> BTreeMap<PathBuf, Vec<u8>> {
+    pub(crate) fn files(&self) -> BTreeMap<PathBuf, Vec<u8>> {
         let state = self.state.lock().unwrap();
         state
             .volatile
@@ -297,7 +297,7 @@ impl SimDisk {
     }
 
     /// Puts a file on disk, durably (test set-up).
-    pub fn put_durable(&self, path: &Path, data: &[u8]) {
+    pub(crate) fn put_durable(&self, path: &Path, data: &[u8]) {
         let mut state = self.state.lock().unwrap();
         state.inodes.push(Inode {
             data: data.to_vec(),

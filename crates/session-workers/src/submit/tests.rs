@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use session_model::{SessionId, SubmissionStatus};
+use session_model::{Session, SessionId, SubmissionStatus};
 use session_store::{DecodeOptions, SessionStore};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;

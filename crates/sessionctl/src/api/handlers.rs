@@ -25,7 +25,7 @@ use crate::error::CliError;
 use crate::index::{Cancel, ListQuery, SessionIndex, SortKey};
 
 /// `{"error": "..."}` with a status code: the shape of every API error.
-pub fn error(status: StatusCode, message: impl Into<String>) -> (StatusCode, Json<Value>) {
+pub(super) fn error(status: StatusCode, message: impl Into<String>) -> (StatusCode, Json<Value>) {
     let message = session_model::printable_lines(&message.into());
     (status, Json(json!({ "error": message })))
 }
@@ -166,7 +166,7 @@ const SEARCH_BUDGET: std::time::Duration = std::time::Duration::from_millis(1500
 /// `GET /api/sessions?status=S&device=IP&from=T&to=T&q=TEXT&sort=K&order=asc|desc&limit=N&offset=K`:
 /// newest first unless sorted otherwise. Answers from the daemon's index; `q` reads the
 /// files of the sessions the other filters pass, newest first, for at most 1.5 s.
-pub async fn sessions(
+pub(super) async fn sessions(
     State(state): State<Arc<ApiState>>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
@@ -208,7 +208,7 @@ pub async fn sessions(
 }
 
 /// `GET /api/sessions/{id}`: the session at the current version, as `show --json`.
-pub async fn session(State(state): State<Arc<ApiState>>, Path(raw): Path<String>) -> Response {
+pub(super) async fn session(State(state): State<Arc<ApiState>>, Path(raw): Path<String>) -> Response {
     match load_session(&state, &raw).await {
         Ok(session) => Json(session).into_response(),
         Err(response) => response,
@@ -216,7 +216,7 @@ pub async fn session(State(state): State<Arc<ApiState>>, Path(raw): Path<String>
 }
 
 /// `GET /api/sessions/{id}/hl7`: each message parsed into segments and fields.
-pub async fn hl7(State(state): State<Arc<ApiState>>, Path(raw): Path<String>) -> Response {
+pub(super) async fn hl7(State(state): State<Arc<ApiState>>, Path(raw): Path<String>) -> Response {
     match load_session(&state, &raw).await {
         Ok(session) => {
             let messages = super::hl7_view::messages(&session.messages());
@@ -229,7 +229,7 @@ pub async fn hl7(State(state): State<Arc<ApiState>>, Path(raw): Path<String>) ->
 /// `GET /api/sessions/{id}/export?format=hl7|json`: a download of the messages as sent
 /// (each message's segments separated by CR, one message after the other) or of the
 /// stored document as it is on disk.
-pub async fn export(
+pub(super) async fn export(
     State(state): State<Arc<ApiState>>,
     Path(raw): Path<String>,
     Query(query): Query<HashMap<String, String>>,
@@ -358,7 +358,7 @@ const BULK_MAX: usize = 100_000;
 /// `"filter": {"status", "device", "from", "to"}` instead of ids (every session the
 /// list would show with those filters). Each session changes as its own button would
 /// change it; those it cannot change are listed with why.
-pub async fn bulk(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
+pub(super) async fn bulk(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
     let bad = |message: String| error(StatusCode::BAD_REQUEST, message).into_response();
     let Ok(Value::Object(request)) = serde_json::from_slice::<Value>(&body) else {
         return bad(r#"expected {"action": "retry" or "ignore", "ids": [...]} or a "filter""#.into());
@@ -457,7 +457,7 @@ pub async fn bulk(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
 /// if it had been stored under it (`persistedUntil` = its start plus `retention_days`).
 /// A changed retention otherwise applies only to sessions stored from then on; this is
 /// the operator's explicit choice to apply it to the rest.
-pub async fn apply_retention(State(state): State<Arc<ApiState>>) -> Response {
+pub(super) async fn apply_retention(State(state): State<Arc<ApiState>>) -> Response {
     let days = state.config.read().await.decode_options().retention_days;
     let store = state.typed().await;
     let index = state.index.clone();
@@ -506,17 +506,17 @@ pub async fn apply_retention(State(state): State<Arc<ApiState>>) -> Response {
 }
 
 /// `POST /api/sessions/{id}/retry`.
-pub async fn retry(State(state): State<Arc<ApiState>>, Path(raw): Path<String>) -> Response {
+pub(super) async fn retry(State(state): State<Arc<ApiState>>, Path(raw): Path<String>) -> Response {
     change_status(state, raw, SessionStore::retry).await
 }
 
 /// `POST /api/sessions/{id}/ignore`.
-pub async fn ignore(State(state): State<Arc<ApiState>>, Path(raw): Path<String>) -> Response {
+pub(super) async fn ignore(State(state): State<Arc<ApiState>>, Path(raw): Path<String>) -> Response {
     change_status(state, raw, SessionStore::ignore).await
 }
 
 /// `DELETE /api/sessions/{id}`: to the trash (a damaged file to the quarantine).
-pub async fn delete(State(state): State<Arc<ApiState>>, Path(raw): Path<String>) -> Response {
+pub(super) async fn delete(State(state): State<Arc<ApiState>>, Path(raw): Path<String>) -> Response {
     let id = match parse_id(&raw) {
         Ok(id) => id,
         Err(response) => return response,
@@ -538,7 +538,7 @@ pub async fn delete(State(state): State<Arc<ApiState>>, Path(raw): Path<String>)
 }
 
 /// `GET /api/status`: as `status --json`, the sessions' part from the index.
-pub async fn status(State(state): State<Arc<ApiState>>) -> Response {
+pub(super) async fn status(State(state): State<Arc<ApiState>>) -> Response {
     let store = state.typed().await;
     let options = state.config.read().await.status_options();
     let index = state.index.clone();
@@ -554,7 +554,7 @@ pub async fn status(State(state): State<Arc<ApiState>>) -> Response {
 }
 
 /// `GET /metrics`: the Prometheus (OpenMetrics) text format.
-pub async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
+pub(super) async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
     let store = state.typed().await;
     let options = state.config.read().await.status_options();
     let (index, counters) = (state.index.clone(), state.counters.clone());
@@ -582,7 +582,7 @@ pub async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
 }
 
 /// `POST /api/clock/confirm`: an operator says the wall clock is right now.
-pub async fn confirm_clock(State(state): State<Arc<ApiState>>) -> Response {
+pub(super) async fn confirm_clock(State(state): State<Arc<ApiState>>) -> Response {
     let store = state.typed().await;
     match blocking(move || store.fs().confirm_clock()).await {
         Err(response) => response,
@@ -595,7 +595,7 @@ pub async fn confirm_clock(State(state): State<Arc<ApiState>>) -> Response {
 }
 
 /// `GET /api/clock`: what the store knows of its clock.
-pub async fn clock(State(state): State<Arc<ApiState>>) -> Response {
+pub(super) async fn clock(State(state): State<Arc<ApiState>>) -> Response {
     let store = state.typed().await;
     match blocking(move || crate::commands::clock::ClockView::of(&store)).await {
         Err(response) => response,
@@ -605,13 +605,13 @@ pub async fn clock(State(state): State<Arc<ApiState>>) -> Response {
 }
 
 /// `GET /api/settings`.
-pub async fn get_settings(State(state): State<Arc<ApiState>>) -> Response {
+pub(super) async fn get_settings(State(state): State<Arc<ApiState>>) -> Response {
     let config = state.config.read().await;
     Json(super::settings::shown(&config)).into_response()
 }
 
 /// `PUT /api/settings`: `{"retention_days": 90, ...}`, checked, written, applied.
-pub async fn put_settings(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
+pub(super) async fn put_settings(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
     let changes: serde_json::Map<String, Value> = match serde_json::from_slice(&body) {
         Ok(Value::Object(changes)) => changes,
         _ => {
@@ -635,7 +635,7 @@ pub async fn put_settings(State(state): State<Arc<ApiState>>, body: Bytes) -> Re
 }
 
 /// `GET /api/events`: server-sent events, one per session stored or deleted.
-pub async fn events(State(state): State<Arc<ApiState>>) -> Response {
+pub(super) async fn events(State(state): State<Arc<ApiState>>) -> Response {
     let stopping = state.stopping.clone().cancelled_owned();
     let stream = BroadcastStream::new(state.events.subscribe()).filter_map(|event| {
         // A lagging client misses events, not the stream: it refetches on the next one.
@@ -649,6 +649,6 @@ pub async fn events(State(state): State<Arc<ApiState>>) -> Response {
 }
 
 /// Anything else: 404, as JSON.
-pub async fn not_found() -> Response {
+pub(super) async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "no such page or endpoint").into_response()
 }

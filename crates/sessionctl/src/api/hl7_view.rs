@@ -8,7 +8,7 @@ use serde::Serialize;
 /// One message of a session, parsed.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct MessageView {
+pub(crate) struct MessageView {
     /// Its position among the session's messages (from 0).
     pub index: usize,
     /// Its text as sent.
@@ -28,7 +28,7 @@ pub struct MessageView {
 /// Patient, sample and results at a glance.
 #[derive(Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Summary {
+pub(crate) struct Summary {
     /// PID-3 (first repetition, first component).
     pub patient_id: Option<String>,
     /// PID-5, components joined by spaces.
@@ -42,7 +42,7 @@ pub struct Summary {
 /// One OBX at a glance.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ResultView {
+pub(crate) struct ResultView {
     /// OBX-3: code and text (`GLU Glucose`).
     pub test: String,
     /// OBX-5.
@@ -60,7 +60,7 @@ pub struct ResultView {
 /// One segment.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SegmentView {
+pub(crate) struct SegmentView {
     /// `MSH`, `PID`...
     pub name: String,
     /// Its fields, numbered as the standard numbers them (MSH-1 is the separator).
@@ -70,7 +70,7 @@ pub struct SegmentView {
 /// One field.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct FieldView {
+pub(crate) struct FieldView {
     /// Its number (`9` in `MSH-9`).
     pub number: usize,
     /// Its name in HL7 v2.5, for the common segments.
@@ -83,7 +83,7 @@ pub struct FieldView {
 }
 
 /// Parses every message.
-pub fn messages(texts: &[String]) -> Vec<MessageView> {
+pub(crate) fn messages(texts: &[String]) -> Vec<MessageView> {
     texts
         .iter()
         .enumerate()
@@ -192,7 +192,7 @@ fn message(index: usize, text: &str) -> MessageView {
 }
 
 /// The name HL7 v2.5 gives field `n` of `segment`, for the segments a lab sees most.
-pub fn field_name(segment: &str, n: usize) -> Option<&'static str> {
+pub(crate) fn field_name(segment: &str, n: usize) -> Option<&'static str> {
     let names: &[&str] = match segment {
         "MSH" => &[
             "Field separator",

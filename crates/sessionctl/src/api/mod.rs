@@ -5,11 +5,11 @@
 //! what every request must pass.
 
 mod handlers;
-pub mod hl7_view;
+pub(crate) mod hl7_view;
 mod page;
-pub mod security;
-pub mod settings;
-pub mod starting;
+pub(crate) mod security;
+pub(crate) mod settings;
+pub(crate) mod starting;
 
 use std::sync::Arc;
 
@@ -24,7 +24,7 @@ use crate::config::Config;
 /// A change the page hears about through `/api/events`.
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct StoreEvent {
+pub(crate) struct StoreEvent {
     /// `stored` (created or replaced) or `deleted` (gone from the live set).
     pub kind: &'static str,
     /// The session.
@@ -32,7 +32,7 @@ pub struct StoreEvent {
 }
 
 /// What every handler shares.
-pub struct ApiState {
+pub(crate) struct ApiState {
     /// The store (its decode options as at start-up: see [`ApiState::typed`]).
     pub store: SessionStore,
     /// The effective configuration; settings changes land here.
@@ -53,13 +53,13 @@ pub struct ApiState {
 
 impl ApiState {
     /// The store with the current settings' decode options (retention may change).
-    pub async fn typed(&self) -> SessionStore {
+    pub(crate) async fn typed(&self) -> SessionStore {
         SessionStore::new(self.store.fs().clone(), self.config.read().await.decode_options())
     }
 }
 
 /// The router: the API under `/api`, the page everywhere else.
-pub fn router(state: Arc<ApiState>) -> Router {
+pub(crate) fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/api/sessions", get(handlers::sessions))
         .route("/api/bulk", post(handlers::bulk))

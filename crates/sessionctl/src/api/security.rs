@@ -20,12 +20,12 @@ use super::ApiState;
 use super::handlers::error;
 
 /// The Content-Security-Policy of every response: nothing inline, nothing from elsewhere.
-pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+pub(crate) const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
                        connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// The rules a request must pass.
 #[derive(Debug, Clone)]
-pub struct Guard {
+pub(crate) struct Guard {
     /// `http_listen` as configured (`127.0.0.1:8470`) and as bound (the real port).
     pub hosts: Vec<String>,
     /// The bearer token, when configured.
@@ -34,7 +34,7 @@ pub struct Guard {
 
 impl Guard {
     /// The rules for a listener configured as `listen` and bound to `bound`.
-    pub fn new(listen: &str, bound: SocketAddr, token: Option<String>) -> Self {
+    pub(crate) fn new(listen: &str, bound: SocketAddr, token: Option<String>) -> Self {
         let mut hosts = vec![listen.to_ascii_lowercase(), bound.to_string()];
         for name in ["localhost", "127.0.0.1"] {
             hosts.push(name.to_owned());
@@ -63,7 +63,7 @@ impl Guard {
 }
 
 /// Whether a listen address stays on this machine.
-pub fn is_loopback(listen: &str) -> bool {
+pub(crate) fn is_loopback(listen: &str) -> bool {
     let host = listen.rsplit_once(':').map_or(listen, |(h, _)| h);
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
@@ -71,7 +71,7 @@ pub fn is_loopback(listen: &str) -> bool {
 }
 
 /// The middleware: refuses what the rules forbid, and sets the security headers.
-pub async fn check(State(state): State<Arc<ApiState>>, request: Request, next: Next) -> Response {
+pub(crate) async fn check(State(state): State<Arc<ApiState>>, request: Request, next: Next) -> Response {
     let refused = refusal(&state.guard, &request);
     let response = match refused {
         Some((status, message)) => error(status, message).into_response(),
@@ -82,7 +82,7 @@ pub async fn check(State(state): State<Arc<ApiState>>, request: Request, next: N
 
 /// Why `guard` refuses `request` (a foreign Host, a missing token, a change from another
 /// origin), if it does.
-pub fn refusal(guard: &Guard, request: &Request) -> Option<(StatusCode, String)> {
+pub(crate) fn refusal(guard: &Guard, request: &Request) -> Option<(StatusCode, String)> {
     let headers = request.headers();
     let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
     let host = text(header::HOST);
@@ -109,7 +109,7 @@ pub fn refusal(guard: &Guard, request: &Request) -> Option<(StatusCode, String)>
 
 /// `response` with the headers every answer carries (the CSP, no sniffing, no referrer,
 /// no caching).
-pub fn hardened(mut response: Response) -> Response {
+pub(crate) fn hardened(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
     headers.insert(

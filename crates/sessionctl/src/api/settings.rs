@@ -18,7 +18,7 @@ use crate::config::{Config, SettingError, SettingType};
 /// the shape a `PUT` takes (`{"retention_days": 30, "delete_undelivered": false, ...}`),
 /// and beside them, per key, where each comes from and what is allowed, and the file
 /// changes go to.
-pub fn shown(config: &Config) -> Value {
+pub(crate) fn shown(config: &Config) -> Value {
     let mut out = Map::new();
     let (mut sources, mut allowed, mut help) = (Map::new(), Map::new(), Map::new());
     for setting in config.settings() {
@@ -56,7 +56,10 @@ const DESCRIPTIVE: [&str; 4] = ["sources", "allowed", "help", "file"];
 
 /// Checks every change, writes them to the file, and returns the new configuration;
 /// nothing is changed (in memory or on disk) unless all of them are valid and written.
-pub async fn apply(config: &Config, changes: &Map<String, Value>) -> Result<Config, (StatusCode, String)> {
+pub(crate) async fn apply(
+    config: &Config,
+    changes: &Map<String, Value>,
+) -> Result<Config, (StatusCode, String)> {
     let mut updated = config.clone();
     let mut edits = Vec::new();
     for (key, value) in changes
@@ -111,7 +114,7 @@ pub async fn apply(config: &Config, changes: &Map<String, Value>) -> Result<Conf
 }
 
 /// Sets `edits` in the TOML file at `path` (created if missing), keeping everything else.
-pub fn write(path: &Path, edits: &[(String, String)]) -> Result<(), String> {
+pub(crate) fn write(path: &Path, edits: &[(String, String)]) -> Result<(), String> {
     let shown = path.display();
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,

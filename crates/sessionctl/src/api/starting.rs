@@ -19,7 +19,7 @@ use super::security::{Guard, hardened, refusal};
 /// What start-up is doing.
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Progress {
+pub(crate) struct Progress {
     /// `recovering` or `migrating`.
     pub phase: &'static str,
     /// Sessions done so far in this phase.
@@ -39,7 +39,7 @@ impl Progress {
 
 /// The listener's state from its first request on.
 #[derive(Debug)]
-pub struct Starting {
+pub(crate) struct Starting {
     guard: Guard,
     progress: Mutex<Progress>,
     ready: OnceLock<Router>,
@@ -47,7 +47,7 @@ pub struct Starting {
 
 impl Starting {
     /// Start-up under `guard`'s rules, recovering.
-    pub fn new(guard: Guard) -> Arc<Self> {
+    pub(crate) fn new(guard: Guard) -> Arc<Self> {
         Arc::new(Starting {
             guard,
             progress: Mutex::new(Progress {
@@ -59,18 +59,18 @@ impl Starting {
     }
 
     /// Start-up has reached `progress`.
-    pub fn report(&self, progress: Progress) {
+    pub(crate) fn report(&self, progress: Progress) {
         *self.progress.lock().unwrap_or_else(|p| p.into_inner()) = progress;
     }
 
     /// Start-up is over: `router` answers from now on.
-    pub fn serve(&self, router: Router) {
+    pub(crate) fn serve(&self, router: Router) {
         let _ = self.ready.set(router);
     }
 }
 
 /// The router the listener serves from the start.
-pub fn router(starting: Arc<Starting>) -> Router {
+pub(crate) fn router(starting: Arc<Starting>) -> Router {
     Router::new().fallback(gate).with_state(starting)
 }
 

@@ -1,6 +1,6 @@
 //! `capture`: the relay alone (`session_capture::relay`), and pcap import.
 
-pub mod pcap;
+pub(crate) mod pcap;
 
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::error::CliError;
 
 /// The relay `config` asks for, when `capture_listen` and `capture_forward` are set.
-pub fn relay_config(config: &Config) -> Option<RelayConfig> {
+pub(crate) fn relay_config(config: &Config) -> Option<RelayConfig> {
     let (listen, forward) = config.capture()?;
     Some(
         RelayConfig::new(listen, forward)
@@ -23,7 +23,7 @@ pub fn relay_config(config: &Config) -> Option<RelayConfig> {
 }
 
 /// Binds the relay's address; start-up fails (exit 1) when it is taken.
-pub async fn bind(config: &RelayConfig) -> Result<tokio::net::TcpListener, CliError> {
+pub(crate) async fn bind(config: &RelayConfig) -> Result<tokio::net::TcpListener, CliError> {
     session_capture::relay::bind(config)
         .await
         .map_err(|BindError { listen, source, .. }| {
@@ -32,7 +32,7 @@ pub async fn bind(config: &RelayConfig) -> Result<tokio::net::TcpListener, CliEr
 }
 
 /// `sessionctl capture`: the relay alone, until SIGINT or SIGTERM (exit 0).
-pub fn run(config: &Config) -> Result<(), CliError> {
+pub(crate) fn run(config: &Config) -> Result<(), CliError> {
     let Some(relay_config) = relay_config(config) else {
         return Err(CliError::BadInput(
             "capture needs --listen ADDR and --forward ADDR (or capture_listen and capture_forward)".into(),

@@ -23,7 +23,7 @@ use crate::error::CliError;
 /// What an import found and recorded.
 #[derive(Debug, Default, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ImportReport {
+pub(crate) struct ImportReport {
     /// TCP connections that carried data.
     pub connections: usize,
     /// Sessions recorded.
@@ -202,7 +202,7 @@ fn key(a: SocketAddr, b: SocketAddr) -> (SocketAddr, SocketAddr) {
 }
 
 /// Reads `path` and records its sessions through `recorder`.
-pub fn import(
+pub(crate) fn import(
     recorder: &Recorder,
     path: &Path,
     framing: Framing,

@@ -9,7 +9,7 @@ use crate::error::CliError;
 use crate::output::{Output, count};
 
 /// One cleanup run with the configured retention rules.
-pub fn cleanup(
+pub(crate) fn cleanup(
     store: &SessionStore,
     config: &Config,
     out: &Output,

@@ -10,7 +10,7 @@ use crate::output::Output;
 /// What `clock --json`, `status --json` (`clock`) and `/api/status` say of the clock.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-pub struct ClockView {
+pub(crate) struct ClockView {
     /// Whether the clock is suspect: nothing is then purged, trashed or expired.
     pub suspect: bool,
     /// Why, in words.
@@ -37,12 +37,12 @@ impl From<&ClockRecord> for ClockView {
 
 impl ClockView {
     /// The store's clock as its record says (read only).
-    pub fn of(store: &SessionStore) -> Result<ClockView, CliError> {
+    pub(crate) fn of(store: &SessionStore) -> Result<ClockView, CliError> {
         Ok(ClockView::from(&store.fs().clock_record()?))
     }
 
     /// The line `status` and `clock` print while the clock is suspect.
-    pub fn warning(&self) -> Option<String> {
+    pub(crate) fn warning(&self) -> Option<String> {
         let reason = self.reason.as_deref()?;
         Some(format!(
             "CLOCK SUSPECT: {}. Nothing is purged, trashed or expired until the endpoint's Date agrees or an operator runs `sessionctl clock confirm`",
@@ -52,13 +52,13 @@ impl ClockView {
 }
 
 /// `clock`: what the store knows of its clock.
-pub fn show(store: &SessionStore, out: &Output) -> Result<(), CliError> {
+pub(crate) fn show(store: &SessionStore, out: &Output) -> Result<(), CliError> {
     let view = ClockView::of(store)?;
     Ok(out.result(&view, || human(&view))?)
 }
 
 /// `clock confirm`: the operator says the wall clock is right now.
-pub fn confirm(store: &SessionStore, out: &Output) -> Result<(), CliError> {
+pub(crate) fn confirm(store: &SessionStore, out: &Output) -> Result<(), CliError> {
     let before = ClockView::of(store)?;
     let check = store.fs().confirm_clock()?;
     tracing::info!(was_suspect = before.suspect, "an operator confirmed the clock");

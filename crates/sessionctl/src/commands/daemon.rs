@@ -21,7 +21,7 @@ fn failed(e: impl std::fmt::Display) -> CliError {
 /// Takes the daemon role, recovers, migrates, then runs the workers until SIGINT or
 /// SIGTERM (`session_daemon` in its order, with the page, the session index and the
 /// alerts around it). Every start-up failure is one line and exit 1.
-pub fn run(config: &Config) -> Result<(), CliError> {
+pub(crate) fn run(config: &Config) -> Result<(), CliError> {
     let dir = config.dir()?;
     if let Some(listen) = config.http_listen()
         && !crate::api::security::is_loopback(listen)

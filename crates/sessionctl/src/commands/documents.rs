@@ -12,7 +12,7 @@ use crate::output::Output;
 use session_model::SessionId;
 
 /// `init`: the store directory exists (0700) with its dot-directories.
-pub fn init(store: &SessionStore, out: &Output) -> Result<(), CliError> {
+pub(crate) fn init(store: &SessionStore, out: &Output) -> Result<(), CliError> {
     let dir = store.fs().dir().display().to_string();
     if let Some(was) = store.fs().secure_dir()? {
         out.warn(&format!(
@@ -58,7 +58,12 @@ fn read_document(file: Option<&Path>) -> Result<(String, Vec<u8>), CliError> {
 
 /// `put [--create] [FILE]`: decode the document (any known version) and store it as
 /// the current one.
-pub fn put(store: &SessionStore, out: &Output, create: bool, file: Option<&Path>) -> Result<(), CliError> {
+pub(crate) fn put(
+    store: &SessionStore,
+    out: &Output,
+    create: bool,
+    file: Option<&Path>,
+) -> Result<(), CliError> {
     let (origin, bytes) = read_document(file)?;
     let mut session = match session_store::decode_with(&bytes, store.options()) {
         Ok(decoded) => decoded.session,
@@ -104,7 +109,7 @@ pub fn put(store: &SessionStore, out: &Output, create: bool, file: Option<&Path>
 }
 
 /// `get ID`: the stored bytes exactly as on disk.
-pub fn get(store: &SessionStore, out: &Output, id: &SessionId) -> Result<(), CliError> {
+pub(crate) fn get(store: &SessionStore, out: &Output, id: &SessionId) -> Result<(), CliError> {
     let store = store.fs();
     let bytes = store
         .read(id)?
@@ -125,7 +130,7 @@ pub fn get(store: &SessionStore, out: &Output, id: &SessionId) -> Result<(), Cli
 }
 
 /// `show ID`: the document upgraded to the current version; nothing is written.
-pub fn show(store: &SessionStore, id: &SessionId) -> Result<(), CliError> {
+pub(crate) fn show(store: &SessionStore, id: &SessionId) -> Result<(), CliError> {
     let decoded = store
         .load(id)?
         .ok_or_else(|| CliError::Failed(format!("no session {id}")))?;
@@ -135,7 +140,7 @@ pub fn show(store: &SessionStore, id: &SessionId) -> Result<(), CliError> {
 }
 
 /// `delete ID`: move the session to the trash.
-pub fn delete(store: &SessionStore, out: &Output, id: &SessionId) -> Result<(), CliError> {
+pub(crate) fn delete(store: &SessionStore, out: &Output, id: &SessionId) -> Result<(), CliError> {
     let deleted = store.delete(id)?;
     Ok(out.result(&json!({ "deleted": deleted }), || {
         if deleted {

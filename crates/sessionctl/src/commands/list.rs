@@ -14,7 +14,7 @@ use crate::output::Output;
 /// list, a filter or `status` needs, never the messages.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Row {
+pub(crate) struct Row {
     /// The id.
     pub id: String,
     /// The version on disk (`legacy`, `1.0.0`, `2.0.0`, or a newer one).
@@ -61,7 +61,7 @@ pub struct Row {
 
 impl Row {
     /// The row of a decoded session.
-    pub fn of(decoded: &session_store::Decoded) -> Row {
+    pub(crate) fn of(decoded: &session_store::Decoded) -> Row {
         let s = &decoded.session;
         Row {
             id: s.id.to_string(),
@@ -90,7 +90,7 @@ impl Row {
 }
 
 /// A newer build's file: shown from whatever fields look familiar, never decoded.
-pub fn newer_row(id: String, version: String, document: &[u8]) -> Row {
+pub(crate) fn newer_row(id: String, version: String, document: &[u8]) -> Row {
     let value: Value = serde_json::from_slice(document).unwrap_or(Value::Null);
     let status = value
         .pointer("/submission/status")
@@ -124,7 +124,7 @@ pub fn newer_row(id: String, version: String, document: &[u8]) -> Row {
 }
 
 /// Orders ids as people do: runs of digits compare as numbers.
-pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+pub(crate) fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     fn runs(s: &str) -> impl Iterator<Item = (bool, &str)> {
         let mut rest = s;
         std::iter::from_fn(move || {
@@ -169,7 +169,7 @@ const TABLE_HEAD: usize = 1000;
 /// `list`: every live session as a row, ids in natural order, printed as they are read:
 /// the store's ids are sorted, never its sessions, so memory stays flat whatever the
 /// store's size. Damaged files are named on stderr and skipped.
-pub fn print(
+pub(crate) fn print(
     store: &SessionStore,
     out: &Output,
     status: Option<SubmissionStatus>,
@@ -308,7 +308,7 @@ fn line(cells: &[String], widths: &[usize], colour: bool) -> String {
 }
 
 /// "3 hours ago", "in 2 days".
-pub fn relative(then: u64, now: u64) -> String {
+pub(crate) fn relative(then: u64, now: u64) -> String {
     let (delta, past) = if then <= now {
         (now - then, true)
     } else {
@@ -338,7 +338,7 @@ pub fn relative(then: u64, now: u64) -> String {
 
 /// [`relative`] for a time that must be past (a start, a save, an attempt): one in the
 /// future says so, since only a wrong clock (now or when it was stored) makes it.
-pub fn relative_past(then: u64, now: u64) -> String {
+pub(crate) fn relative_past(then: u64, now: u64) -> String {
     let shown = relative(then, now);
     if then > now.saturating_add(session_fs::clock::TOLERANCE_MS) {
         format!("{shown} (clock?)")
@@ -348,7 +348,7 @@ pub fn relative_past(then: u64, now: u64) -> String {
 }
 
 /// `text` cut to `max` characters, with `…` when cut.
-pub fn shorten(text: &str, max: usize) -> String {
+pub(crate) fn shorten(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_owned();
     }

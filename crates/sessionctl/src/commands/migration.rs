@@ -12,7 +12,7 @@ use crate::error::CliError;
 use crate::output::{Output, count};
 
 /// `migrate --rollback [--force]`: needs the store to itself, as `recover` does.
-pub fn rollback(dir: &Path, config: &Config, out: &Output, force: bool) -> Result<(), CliError> {
+pub(crate) fn rollback(dir: &Path, config: &Config, out: &Output, force: bool) -> Result<(), CliError> {
     let store = SessionStore::new(
         super::recovery::open_exclusive(dir, "rollback")?,
         config.decode_options(),
@@ -60,7 +60,7 @@ pub fn rollback(dir: &Path, config: &Config, out: &Output, force: bool) -> Resul
 }
 
 /// Runs the store-wide migration.
-pub fn migrate(store: &SessionStore, out: &Output, dry_run: bool) -> Result<(), CliError> {
+pub(crate) fn migrate(store: &SessionStore, out: &Output, dry_run: bool) -> Result<(), CliError> {
     let options = MigrateOptions::default().dry_run(dry_run);
     // A bar only for a person watching: never in --json or when piped.
     let bar = if !out.json && std::io::stderr().is_terminal() {

@@ -18,7 +18,7 @@ use crate::error::CliError;
 
 /// How the receiver behaves.
 #[derive(Debug, Clone)]
-pub struct Behaviour {
+pub(crate) struct Behaviour {
     /// Where accepted bodies go.
     pub out: PathBuf,
     /// Answer the first N requests with 503.
@@ -131,10 +131,10 @@ async fn accept(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
 
 /// The largest body accepted: the store's own file-size limit, so that whatever the
 /// store holds, the receiver takes.
-pub const BODY_LIMIT: usize = session_fs::DEFAULT_MAX_FILE_SIZE as usize;
+pub(crate) const BODY_LIMIT: usize = session_fs::DEFAULT_MAX_FILE_SIZE as usize;
 
 /// Serves until SIGINT or SIGTERM.
-pub fn receiver(listen: String, behaviour: Behaviour) -> Result<(), CliError> {
+pub(crate) fn receiver(listen: String, behaviour: Behaviour) -> Result<(), CliError> {
     let out_dir = &behaviour.out;
     std::fs::DirBuilder::new()
         .recursive(true)

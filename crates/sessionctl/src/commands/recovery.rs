@@ -11,7 +11,7 @@ use crate::output::{Output, count};
 
 /// `recover`: needs the store to itself, so it refuses to run beside a daemon or any
 /// other writer instead of touching a temp file that is still being written.
-pub fn recover(dir: &Path, decode: DecodeOptions, out: &Output) -> Result<(), CliError> {
+pub(crate) fn recover(dir: &Path, decode: DecodeOptions, out: &Output) -> Result<(), CliError> {
     let store = SessionStore::new(open_exclusive(dir, "recovery")?, decode);
     let report = session_recovery::recover(&store).map_err(|e| CliError::Failed(e.to_string()))?;
     let summary = json!({
@@ -57,7 +57,7 @@ pub fn recover(dir: &Path, decode: DecodeOptions, out: &Output) -> Result<(), Cl
 
 /// The store to itself, for `what` (recovery, rollback): refused at once, never
 /// waited for, while a daemon or any other sessionctl has it open.
-pub fn open_exclusive(dir: &Path, what: &str) -> Result<Store, CliError> {
+pub(crate) fn open_exclusive(dir: &Path, what: &str) -> Result<Store, CliError> {
     Store::options()
         .exclusive()
         .no_wait()
@@ -72,7 +72,7 @@ pub fn open_exclusive(dir: &Path, what: &str) -> Result<Store, CliError> {
 }
 
 /// `verify`: read-only; exit 1 when anything is wrong.
-pub fn verify(store: &SessionStore, out: &Output) -> Result<(), CliError> {
+pub(crate) fn verify(store: &SessionStore, out: &Output) -> Result<(), CliError> {
     let report = session_recovery::verify(store)?;
     // CONTRACT's shape, owned here: `{"ok": n, "problems": [{"file", "problem"}]}`.
     let shown = json!({

@@ -15,7 +15,7 @@ use crate::output::{Output, count};
 /// The oldest session not yet delivered.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Oldest {
+pub(crate) struct Oldest {
     id: String,
     start_time: u64,
     submission_status: SubmissionStatus,
@@ -24,7 +24,7 @@ pub struct Oldest {
 /// A session that failed for good, with why.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct FailedSession {
+pub(crate) struct FailedSession {
     id: String,
     last_error: Option<String>,
 }
@@ -32,7 +32,7 @@ pub struct FailedSession {
 /// `status --json`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Status {
+pub(crate) struct Status {
     total: usize,
     counts: BTreeMap<&'static str, usize>,
     /// Undelivered and never sendable: capture did not finish.
@@ -75,7 +75,7 @@ pub struct Status {
 /// Something an operator should act on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Alert {
+pub(crate) struct Alert {
     /// `undelivered`, `recordingFailed`, `clockSuspect` or `endpointAttention`.
     pub kind: &'static str,
     /// What is wrong and what to do, in words (never a message's content).
@@ -84,22 +84,22 @@ pub struct Alert {
 
 impl Status {
     /// What someone should act on now.
-    pub fn alerts(&self) -> &[Alert] {
+    pub(crate) fn alerts(&self) -> &[Alert] {
         &self.alerts
     }
 
     /// Sessions by submission status.
-    pub fn counts(&self) -> &BTreeMap<&'static str, usize> {
+    pub(crate) fn counts(&self) -> &BTreeMap<&'static str, usize> {
         &self.counts
     }
 
     /// When the oldest complete session not yet delivered started, epoch ms.
-    pub fn oldest_undelivered_start(&self) -> Option<u64> {
+    pub(crate) fn oldest_undelivered_start(&self) -> Option<u64> {
         self.oldest_undelivered.as_ref().map(|o| o.start_time)
     }
 
     /// Whether the store distrusts its clock.
-    pub fn clock_suspect(&self) -> bool {
+    pub(crate) fn clock_suspect(&self) -> bool {
         self.clock.suspect
     }
 }
@@ -107,7 +107,7 @@ impl Status {
 /// The endpoint needs an operator.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct EndpointAttention {
+pub(crate) struct EndpointAttention {
     /// The newest such error.
     error: String,
     /// Sessions waiting for it.
@@ -117,7 +117,7 @@ pub struct EndpointAttention {
 /// The last cleanup, as `status --json` shows it (this command's own shape).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct LastCleanup {
+pub(crate) struct LastCleanup {
     expired: usize,
     trashed: usize,
     kept: usize,
@@ -144,7 +144,7 @@ impl From<CleanupSummary> for LastCleanup {
 }
 
 /// `status`: counts by submission status, the oldest undelivered session, the last cleanup.
-pub fn status(store: &SessionStore, out: &Output, options: &StatusOptions) -> Result<(), CliError> {
+pub(crate) fn status(store: &SessionStore, out: &Output, options: &StatusOptions) -> Result<(), CliError> {
     let report = compute(store, options)?;
     let now = session_fs::now_ms();
     Ok(out.result(&report, || human(&report, store, now))?)
@@ -152,7 +152,7 @@ pub fn status(store: &SessionStore, out: &Output, options: &StatusOptions) -> Re
 
 /// The settings `status` judges by.
 #[derive(Debug, Clone, Copy)]
-pub struct StatusOptions {
+pub(crate) struct StatusOptions {
     /// The retry cap: a stored next attempt further ahead is pulled in.
     pub retry_cap_ms: u64,
     /// How long the oldest undelivered complete session may wait before it is an alert.
@@ -160,7 +160,7 @@ pub struct StatusOptions {
 }
 
 /// What `status --json` (and the local API's `/api/status`) reports.
-pub fn compute(store: &SessionStore, options: &StatusOptions) -> Result<Status, CliError> {
+pub(crate) fn compute(store: &SessionStore, options: &StatusOptions) -> Result<Status, CliError> {
     let mut rows = Vec::new();
     let mut damaged = 0;
     for entry in store.entries()? {
@@ -185,7 +185,7 @@ pub fn compute(store: &SessionStore, options: &StatusOptions) -> Result<Status, 
 
 /// What is wrong with files of the store that are not sessions this build reads.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct FileProblems {
+pub(crate) struct FileProblems {
     /// Session files that do not decode.
     pub damaged: usize,
     /// Temp files no write owns.
@@ -196,7 +196,7 @@ pub struct FileProblems {
 
 /// [`compute`] from rows already read: the sessions' part is counted from `rows`, the
 /// journals, the last cleanup and the clock are read.
-pub fn from_rows<'a>(
+pub(crate) fn from_rows<'a>(
     rows: impl Iterator<Item = &'a Row>,
     files: FileProblems,
     store: &SessionStore,
@@ -227,7 +227,7 @@ impl PartialOrd for NaturalId {
 /// `status` adds every row once; the daemon's index keeps one current as rows change,
 /// so that its `status` costs what the report holds, not the store's size.
 #[derive(Debug, Clone, Default)]
-pub struct Tally {
+pub(crate) struct Tally {
     total: usize,
     newer: usize,
     counts: [usize; 5],
@@ -245,7 +245,7 @@ pub struct Tally {
 
 /// What a [`Tally`] counts of one session, borrowed from wherever it is kept.
 #[derive(Debug, Clone, Copy)]
-pub struct Counted<'a> {
+pub(crate) struct Counted<'a> {
     /// The id.
     pub id: &'a str,
     /// The submission status (`None`: one this build does not know).
@@ -270,7 +270,7 @@ pub struct Counted<'a> {
 
 impl Row {
     /// What a [`Tally`] counts of this row.
-    pub fn counted(&self) -> Counted<'_> {
+    pub(crate) fn counted(&self) -> Counted<'_> {
         Counted {
             id: &self.id,
             status: self.status,
@@ -288,12 +288,12 @@ impl Row {
 
 impl Tally {
     /// Counts `row` in.
-    pub fn add(&mut self, row: &Counted<'_>) {
+    pub(crate) fn add(&mut self, row: &Counted<'_>) {
         self.apply(row, true);
     }
 
     /// Counts `row` out (it must have been added).
-    pub fn remove(&mut self, row: &Counted<'_>) {
+    pub(crate) fn remove(&mut self, row: &Counted<'_>) {
         self.apply(row, false);
     }
 
@@ -360,7 +360,7 @@ impl Tally {
 
     /// The report: this tally, `files`, and what the store says of its journals, its
     /// last cleanup and its clock.
-    pub fn status(
+    pub(crate) fn status(
         &self,
         files: FileProblems,
         store: &SessionStore,

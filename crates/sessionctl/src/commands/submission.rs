@@ -31,17 +31,17 @@ fn changed(out: &Output, id: &SessionId, saved: Result<Session, StoreError>) -> 
 }
 
 /// `retry ID`: back to pending, attempts reset.
-pub fn retry(store: &SessionStore, out: &Output, id: &SessionId) -> Result<(), CliError> {
+pub(crate) fn retry(store: &SessionStore, out: &Output, id: &SessionId) -> Result<(), CliError> {
     changed(out, id, store.retry(id))
 }
 
 /// `ignore ID`: never submitted.
-pub fn ignore(store: &SessionStore, out: &Output, id: &SessionId) -> Result<(), CliError> {
+pub(crate) fn ignore(store: &SessionStore, out: &Output, id: &SessionId) -> Result<(), CliError> {
     changed(out, id, store.ignore(id))
 }
 
 /// `submit --endpoint URL [--once]`: one pass of the submission worker.
-pub fn submit(store: &SessionStore, config: &Config, out: &Output) -> Result<(), CliError> {
+pub(crate) fn submit(store: &SessionStore, config: &Config, out: &Output) -> Result<(), CliError> {
     let endpoint = config
         .endpoint()
         .ok_or_else(|| CliError::BadInput("no endpoint: pass --endpoint URL or set HL7_ENDPOINT".into()))?;

@@ -10,10 +10,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub use test_support::{FIXTURES, fixture};
+pub(crate) use test_support::{FIXTURES, fixture};
 
 /// `sessionctl` with no `HL7_*` variable from the developer's environment.
-pub fn command() -> Command {
+pub(crate) fn command() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_sessionctl"));
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("HL7_") {
@@ -29,7 +29,7 @@ pub fn command() -> Command {
     command
 }
 
-pub fn sessionctl(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
+pub(crate) fn sessionctl(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
     spawn_with_input(dir, args, stdin).wait_with_output().unwrap()
 }
 
@@ -40,7 +40,12 @@ fn spawn_with_input(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Child {
 
 /// [`sessionctl`] run through a wrapper program (`wrapper[0]` with `wrapper[1..]` before
 /// sessionctl's own path, as `faketime TIME sessionctl ...`), in the same environment.
-pub fn sessionctl_through(wrapper: &[&str], dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
+pub(crate) fn sessionctl_through(
+    wrapper: &[&str],
+    dir: &Path,
+    args: &[&str],
+    stdin: Option<&[u8]>,
+) -> Output {
     spawn_through(wrapper, dir, args, stdin)
         .wait_with_output()
         .unwrap()
@@ -76,12 +81,12 @@ fn spawn_through(wrapper: &[&str], dir: &Path, args: &[&str], stdin: Option<&[u8
     child
 }
 
-pub fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// What a person sees: exit code, stdout and stderr, with the temp dir and relative times redacted.
-pub fn transcript(dir: &Path, out: &Output) -> String {
+pub(crate) fn transcript(dir: &Path, out: &Output) -> String {
     let raw = format!(
         "exit: {}\n--- stdout\n{}--- stderr\n{}",
         out.status.code().unwrap(),
@@ -91,7 +96,7 @@ pub fn transcript(dir: &Path, out: &Output) -> String {
     raw.replace(&dir.display().to_string(), "[DIR]")
 }
 
-pub fn relative_times() -> insta::Settings {
+pub(crate) fn relative_times() -> insta::Settings {
     let mut settings = insta::Settings::clone_current();
     settings.add_filter(
         r"\d+ (year|day|hour|minute)s? ago|in \d+ (year|day|hour|minute)s?|just now",
@@ -100,7 +105,7 @@ pub fn relative_times() -> insta::Settings {
     settings
 }
 
-pub fn put_fixture(dir: &Path, rel: &str) -> Output {
+pub(crate) fn put_fixture(dir: &Path, rel: &str) -> Output {
     sessionctl(
         dir,
         &["--json", "put"],
@@ -109,14 +114,14 @@ pub fn put_fixture(dir: &Path, rel: &str) -> Output {
 }
 
 /// The reference receiver as a real process on 127.0.0.1.
-pub struct Receiver {
+pub(crate) struct Receiver {
     child: std::process::Child,
     pub url: String,
     pub out: std::path::PathBuf,
 }
 
 impl Receiver {
-    pub fn start(root: &Path, extra: &[&str]) -> Receiver {
+    pub(crate) fn start(root: &Path, extra: &[&str]) -> Receiver {
         use std::io::BufRead;
         let out = root.join("received");
         let mut child = command()
@@ -139,7 +144,7 @@ impl Receiver {
         Receiver { child, url, out }
     }
 
-    pub fn accepted(&self) -> Vec<std::path::PathBuf> {
+    pub(crate) fn accepted(&self) -> Vec<std::path::PathBuf> {
         let mut files: Vec<_> = std::fs::read_dir(&self.out)
             .map(|d| {
                 d.map(|e| e.unwrap().path())
@@ -161,7 +166,7 @@ impl Drop for Receiver {
 
 /// [`sessionctl`], but a process still running after `limit` is killed and the test
 /// fails: for the cases where the bug is a hang (a FIFO, a lock never released).
-pub fn sessionctl_within(
+pub(crate) fn sessionctl_within(
     dir: &Path,
     args: &[&str],
     stdin: Option<&[u8]>,
@@ -185,25 +190,25 @@ pub fn sessionctl_within(
     }
 }
 
-pub use test_support::tree;
+pub(crate) use test_support::tree;
 
 /// A running `sessionctl run`, its stderr collected line by line.
-pub struct Daemon {
+pub(crate) struct Daemon {
     pub child: Child,
     pub log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Daemon {
-    pub fn start(dir: &Path, args: &[&str]) -> Daemon {
+    pub(crate) fn start(dir: &Path, args: &[&str]) -> Daemon {
         Self::start_logging(dir, args, "info")
     }
 
-    pub fn start_logging(dir: &Path, args: &[&str], rust_log: &str) -> Daemon {
+    pub(crate) fn start_logging(dir: &Path, args: &[&str], rust_log: &str) -> Daemon {
         Self::spawn(dir, args, &["run"], rust_log)
     }
 
     /// `sessionctl capture --listen 127.0.0.1:0 --forward LIS`, logging in JSON.
-    pub fn capture(dir: &Path, forward: &str) -> Daemon {
+    pub(crate) fn capture(dir: &Path, forward: &str) -> Daemon {
         Self::spawn(
             dir,
             &[],
@@ -213,12 +218,12 @@ impl Daemon {
     }
 
     /// The address a capture relay listens on, from its start-up log line.
-    pub fn relay_addr(&self) -> String {
+    pub(crate) fn relay_addr(&self) -> String {
         self.log_field("capture relay listening", "listen")
     }
 
     /// A field of the first log line containing `needle` (waiting for it).
-    pub fn log_field(&self, needle: &str, field: &str) -> String {
+    pub(crate) fn log_field(&self, needle: &str, field: &str) -> String {
         self.wait_for_log(needle);
         let log = self.log.lock().unwrap();
         let line = log.iter().find(|l| l.contains(needle)).unwrap();
@@ -230,12 +235,12 @@ impl Daemon {
     }
 
     /// Every log line so far.
-    pub fn log(&self) -> Vec<String> {
+    pub(crate) fn log(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
     }
 
     /// SIGKILL, then reaped.
-    pub fn kill(mut self) {
+    pub(crate) fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -263,11 +268,11 @@ impl Daemon {
         Daemon { child, log }
     }
 
-    pub fn wait_for_log(&self, needle: &str) {
+    pub(crate) fn wait_for_log(&self, needle: &str) {
         self.wait_for_log_within(needle, Duration::from_secs(30));
     }
 
-    pub fn wait_for_log_within(&self, needle: &str, limit: Duration) {
+    pub(crate) fn wait_for_log_within(&self, needle: &str, limit: Duration) {
         let found = test_support::poll_until(limit, || {
             self.log
                 .lock()
@@ -283,7 +288,7 @@ impl Daemon {
         );
     }
 
-    pub fn stop(mut self) -> (i32, Duration, Vec<String>) {
+    pub(crate) fn stop(mut self) -> (i32, Duration, Vec<String>) {
         let started = Instant::now();
         // SAFETY: kill(2) on our own child's pid.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
@@ -294,7 +299,7 @@ impl Daemon {
 }
 
 /// The exit status of `child`, killing it (and failing) if it runs past `limit`.
-pub fn wait_at_most(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+pub(crate) fn wait_at_most(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -319,18 +324,18 @@ impl Drop for Daemon {
 
 /// One HTTP/1.1 exchange over a plain socket, headers exactly as given (a test of the
 /// local API must be able to send a foreign `Host` or `Origin`).
-pub struct Reply {
+pub(crate) struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
 }
 
 impl Reply {
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
 
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -338,7 +343,13 @@ impl Reply {
     }
 }
 
-pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Reply {
+pub(crate) fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Reply {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -400,13 +411,13 @@ fn dechunk(mut rest: &str) -> String {
 impl Daemon {
     /// The address of the daemon's local API, once start-up is done (it answers 503
     /// "starting up" before).
-    pub fn api_addr(&self) -> String {
+    pub(crate) fn api_addr(&self) -> String {
         self.wait_for_log("sessionctl run: serving");
         self.early_api_addr()
     }
 
     /// The address of the daemon's local API as soon as it listens (during start-up).
-    pub fn early_api_addr(&self) -> String {
+    pub(crate) fn early_api_addr(&self) -> String {
         self.wait_for_log("local API and web page");
         let log = self.log.lock().unwrap();
         let line = log.iter().find(|l| l.contains("local API and web page")).unwrap();
