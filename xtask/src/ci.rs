@@ -117,6 +117,13 @@ fn warn_of_stale_mutants() {
         }
         Err(e) => eprintln!("WARNING: cannot check MUTANTS.md against the source: {e}"),
     }
+    match crate::mutants::report_is_current() {
+        Ok(true) => {}
+        Ok(false) => eprintln!(
+            "WARNING: MUTANTS.md is not what the kept outcomes make (edited by hand?): `cargo xtask mutants --report-only`"
+        ),
+        Err(e) => eprintln!("WARNING: MUTANTS.md cannot be made from the kept outcomes: {e}"),
+    }
 }
 
 /// Builds and runs every library crate's examples: a consuming team's first minutes
