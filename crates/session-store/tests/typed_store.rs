@@ -151,3 +151,46 @@ fn a_newer_builds_file_is_one_kind_of_error_whatever_the_call() {
     assert!(!missing.is_newer_version(), "{missing:?}");
     assert_eq!(std::fs::read(dir.path().join("s-1.json")).unwrap(), newer);
 }
+
+#[test]
+fn a_streamed_create_stores_the_elements_as_they_come_and_stamps_the_first_revision() {
+    use session_store::{Direction, Element, ElementKind, FsError, Session, SessionId};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SessionStore::open(dir.path(), DecodeOptions::default()).unwrap();
+    let id = SessionId::new("long-capture").unwrap();
+    let mut envelope = Session::new(id.clone(), 1_000, 30).completed_at(5_000);
+    let elements: Vec<Element> = (0..50u64)
+        .map(|n| {
+            Element::new(
+                1_000 + n,
+                Direction::DeviceToPc,
+                ElementKind::Message,
+                format!("MSH|{n}\r\n").into_bytes(),
+            )
+        })
+        .collect();
+    let stamp = store
+        .create_streamed(
+            &mut envelope,
+            elements.clone().into_iter().map(Ok::<_, std::io::Error>),
+        )
+        .unwrap();
+    assert_eq!(stamp.revision, 1);
+    let loaded = store.load(&id).unwrap().unwrap().session;
+    assert_eq!(loaded.elements, elements);
+    assert_eq!(loaded.metadata.revision, 1);
+    assert_eq!(
+        envelope.metadata.revision, 1,
+        "the envelope records what was written"
+    );
+    // A second create of the same id is refused, and the first copy stands.
+    let again = store.create_streamed(
+        &mut envelope.clone(),
+        std::iter::empty::<Result<Element, std::io::Error>>(),
+    );
+    assert!(
+        matches!(again, Err(StoreError::Fs(FsError::AlreadyExists { .. }))),
+        "{again:?}"
+    );
+    assert_eq!(store.load(&id).unwrap().unwrap().session.elements.len(), 50);
+}
