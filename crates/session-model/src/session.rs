@@ -212,11 +212,11 @@ pub enum UpgradeError {
     /// An element's bytes are missing or contradictory.
     #[error(transparent)]
     ElementBytes(#[from] ElementBytesError),
-    /// A field the old version does not know has the name of a field `2.0.0` uses at
+    /// A field the old version does not know has the name of a field the version it upgrades to uses at
     /// the same level (`submission`, an element's `data`, `_metadata.revision`): it can
     /// be neither kept beside the real one nor dropped, so the document is refused.
     #[error(
-        "the field {} {level} is unknown to its version but named like a 2.0.0 field: it cannot be kept, so the document is refused",
+        "the field {} {level} is unknown to its version but named like a field of the version it upgrades to: it cannot be kept, so the document is refused",
         crate::Printable(field)
     )]
     FieldCollision {
