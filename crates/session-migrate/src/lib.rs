@@ -28,7 +28,8 @@
 //!
 //! Released versions are never edited. `2.1.0` (capture's interruptions) was added
 //! exactly this way, and `tests/adding_a_version.rs` follows the same steps with a
-//! test-only `2.2.0` (there in one file), then runs decode, encode, the store-wide
+//! test-only `9.9.9-guide` (there in one file, and named so that no real version
+//! clashes with it), then runs decode, encode, the store-wide
 //! migrate and rollback through it. Say `2.2.0` adds an optional `operatorNote`:
 //!
 //! 1. **One new module** in `session-model`, `src/v2_2.rs`: `SessionV2_2`, a copy of

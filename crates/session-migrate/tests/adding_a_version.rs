@@ -1,9 +1,11 @@
-//! The crate docs' guide "Adding a schema version", followed for a test-only `2.2.0`.
+//! The crate docs' guide "Adding a schema version", followed for a test-only version,
+//! `9.9.9-guide`, a name no real version will take (so that the next real version never
+//! clashes with it).
 //!
 //! Exactly the guide's steps, in this one file where the real version would spread
 //! over three: (1) one module with the new type, declaring its version beside it,
 //! with (2) one `From` impl from the version before it; (3) one line registering it in
-//! a chain; (4) one fixture, `tests/fixtures/v2.2/session-42.json`, with its snapshot.
+//! a chain; (4) one fixture, `tests/fixtures/guide-example/session-42.json`, with its snapshot.
 //! Then decode, encode, the store-wide migrate and rollback all run through it.
 
 use std::path::Path;
@@ -14,17 +16,17 @@ use session_model::SessionV1;
 use session_store::SessionStore;
 
 /// Steps 1 and 2: one new module with the new version's type.
-mod v2_2 {
+mod guide_example {
     use serde::{Deserialize, Serialize};
     use session_model::{
         Document, Element, Interruption, Metadata, SchemaVersion, SessionId, SessionV2_1, Submission,
         UnknownFields, Version,
     };
 
-    /// `2.2.0`: a copy of `2.1.0` plus an optional operator note.
+    /// `9.9.9-guide`: a copy of the current version plus an optional operator note.
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     #[serde(rename_all = "camelCase")]
-    pub(crate) struct SessionV2_2 {
+    pub(crate) struct SessionGuide {
         pub id: SessionId,
         #[serde(rename = "sessionId", default, skip_serializing_if = "Option::is_none")]
         pub session_number: Option<u64>,
@@ -51,12 +53,12 @@ mod v2_2 {
     }
 
     // Its name and its place in the order, declared beside it.
-    impl Version for SessionV2_2 {
-        const SCHEMA: SchemaVersion = SchemaVersion::new("2.2.0", 4);
+    impl Version for SessionGuide {
+        const SCHEMA: SchemaVersion = SchemaVersion::new("9.9.9-guide", 1000);
     }
 
     // What a store needs of the version it writes.
-    impl Document for SessionV2_2 {
+    impl Document for SessionGuide {
         fn id(&self) -> &SessionId {
             &self.id
         }
@@ -94,11 +96,11 @@ mod v2_2 {
     }
 
     /// Step 2: one `From` impl from the version before it.
-    impl From<SessionV2_1> for SessionV2_2 {
+    impl From<SessionV2_1> for SessionGuide {
         fn from(s: SessionV2_1) -> Self {
             let mut metadata = s.metadata;
             metadata.version = Self::NAME.to_owned();
-            SessionV2_2 {
+            SessionGuide {
                 id: s.id,
                 session_number: s.session_number,
                 start_time: s.start_time,
@@ -118,11 +120,11 @@ mod v2_2 {
     }
 }
 
+use guide_example::SessionGuide;
 use session_model::{SessionV2_0, SessionV2_1};
-use v2_2::SessionV2_2;
 
 // Step 3: one line registers it (in the crate: the list in `codec.rs`'s `Current`).
-schema_chain! { struct Latest -> SessionV2_2 { SessionV1, SessionV2_0, SessionV2_1, SessionV2_2 } }
+schema_chain! { struct Latest -> SessionGuide { SessionV1, SessionV2_0, SessionV2_1, SessionGuide } }
 
 const SHARED: &str = test_support::FIXTURES;
 const OWN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
@@ -139,7 +141,7 @@ fn every_version_upgrades_to_the_new_one() {
         (SHARED, "legacy/session-12.json"),
         (SHARED, "v1/session-22.json"),
         (OWN, "v2/session-41.json"),
-        (OWN, "v2.2/session-42.json"),
+        (OWN, "guide-example/session-42.json"),
     ];
     let mut lines = Vec::new();
     for (root, rel) in files {
@@ -174,7 +176,7 @@ fn the_store_wide_migration_and_rollback_run_through_it() {
         ("session-12.json", read(SHARED, "legacy/session-12.json")),
         ("session-22.json", read(SHARED, "v1/session-22.json")),
         ("session-41.json", read(OWN, "v2/session-41.json")),
-        ("session-42.json", read(OWN, "v2.2/session-42.json")),
+        ("session-42.json", read(OWN, "guide-example/session-42.json")),
     ];
     for (name, bytes) in &originals {
         std::fs::write(dir.path().join(name), bytes).unwrap();
@@ -186,7 +188,7 @@ fn the_store_wide_migration_and_rollback_run_through_it() {
     for (name, _) in &originals {
         let bytes = std::fs::read(dir.path().join(name)).unwrap();
         let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(value["_metadata"]["version"], "2.2.0", "{name}");
+        assert_eq!(value["_metadata"]["version"], "9.9.9-guide", "{name}");
     }
     // Typed operations work on the new version too.
     let id = "session-41".parse().unwrap();
@@ -226,9 +228,9 @@ fn versions_are_named_and_ordered_by_their_types() {
         "a released version keeps its name"
     );
     assert_eq!(<SessionV2_0 as Version>::SCHEMA, SchemaVersion::V2_0_0);
-    assert!(<SessionV2_2 as Version>::SCHEMA > SchemaVersion::V2_0_0);
+    assert!(<SessionGuide as Version>::SCHEMA > SchemaVersion::V2_0_0);
     assert!(
-        SchemaVersion::new("10.0.0", 5) > <SessionV2_2 as Version>::SCHEMA,
+        SchemaVersion::new("10.0.0", 1001) > <SessionGuide as Version>::SCHEMA,
         "order, not text"
     );
 }
@@ -239,7 +241,7 @@ fn a_version_newer_than_the_chain_is_still_refused() {
     let err =
         Latest::decode_chain(br#"{"_metadata": {"version": "2.3.0"}}"#, &Default::default()).unwrap_err();
     assert!(err.is_newer_version(), "{err}");
-    // And the production chain, which does not know 2.2.0, treats it as newer.
-    let bytes = read(OWN, "v2.2/session-42.json");
+    // And the production chain, which does not know it, treats it as newer.
+    let bytes = read(OWN, "guide-example/session-42.json");
     assert!(session_migrate::decode(&bytes).unwrap_err().is_newer_version());
 }

@@ -22,7 +22,7 @@ fn streamed(session: &Session) -> Result<Vec<u8>, EncodeError> {
 
 fn every_fixture() -> Vec<Session> {
     let mut sessions = Vec::new();
-    for group in ["legacy", "v1", "v2", "v2.1", "v2.2"] {
+    for group in ["legacy", "v1", "v2", "v2.1", "guide-example"] {
         let Ok(entries) = std::fs::read_dir(Path::new(FIXTURES).join(group)) else {
             continue;
         };
