@@ -174,7 +174,7 @@ fn every_path_and_function_the_architecture_names_exists() {
         }
         // `Type`: a type of that name is declared somewhere (std's traits and HTTP's
         // header names are not ours to declare).
-        const NOT_OURS: &[&str] = &["From", "TryFrom", "Debug", "Date", "Location"];
+        const NOT_OURS: &[&str] = &["From", "TryFrom", "Debug", "Serialize", "Date", "Location"];
         if quoted.len() > 2
             && !NOT_OURS.contains(&quoted)
             && quoted.chars().next().is_some_and(|c| c.is_ascii_uppercase())
@@ -288,4 +288,36 @@ fn the_size_check_finds_functions_and_their_ends() {
     let text = "fn a() {\n    x();\n}\n\nimpl T {\n    pub(crate) async fn b(\n        y: u8,\n    ) {\n        z();\n    }\n    fn c();\n}\n";
     let found: Vec<(usize, usize)> = functions(text).into_iter().map(|(at, n, _)| (at, n)).collect();
     assert_eq!(found, [(1, 3), (6, 5)]);
+}
+
+#[test]
+fn no_library_report_type_is_a_format() {
+    // A report is what a call did; the JSON a tool prints is that tool's own type, so that
+    // a library's field rename never changes a documented output.
+    let mut formats = Vec::new();
+    for krate in LIBRARIES {
+        for file in sources(&root().join("crates").join(krate).join("src")) {
+            let text = read(&file);
+            let lines: Vec<&str> = text.lines().collect();
+            for (i, line) in lines.iter().enumerate() {
+                let Some(name) = line
+                    .strip_prefix("pub struct ")
+                    .or_else(|| line.strip_prefix("pub enum "))
+                    .and_then(|rest| rest.split([' ', '<', '{', '(']).next())
+                else {
+                    continue;
+                };
+                let is_report = ["Report", "Summary", "Outcome"].iter().any(|s| name.ends_with(s));
+                let serializes = lines[..i]
+                    .iter()
+                    .rev()
+                    .take_while(|l| l.trim_start().starts_with("#[") || l.trim_start().starts_with("///"))
+                    .any(|l| l.contains("derive(") && l.replace("Deserialize", "").contains("Serialize"));
+                if is_report && serializes {
+                    formats.push(format!("{}: {name}", file.display()));
+                }
+            }
+        }
+    }
+    assert!(formats.is_empty(), "library report types deriving Serialize: {formats:?}");
 }

@@ -3,7 +3,6 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use serde::Serialize;
 use session_fs::FsError;
 use session_fs::maintenance::BackupRun;
 use session_model::SessionId;
@@ -84,7 +83,7 @@ impl MigrateOptions {
 }
 
 /// A file the run could not migrate.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Failure {
     /// The file name.
@@ -94,8 +93,7 @@ pub struct Failure {
 }
 
 /// The outcome of [`migrate_store`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct MigrateReport {
     /// Rewritten in the current version (or, in a dry run, would be).
@@ -278,7 +276,7 @@ impl RollbackOptions {
 }
 
 /// A file a rollback left as it is, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotRestored {
     /// The file name.
     pub file: String,
@@ -287,8 +285,7 @@ pub struct NotRestored {
 }
 
 /// The outcome of [`rollback_store`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RollbackReport {
     /// The backup run that was restored.

@@ -2,11 +2,8 @@
 
 use std::path::PathBuf;
 
-use serde::Serialize;
-
 /// Why recovery moved a file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Action {
     /// A temp file became the live session.
@@ -18,8 +15,7 @@ pub enum Action {
 }
 
 /// One file recovery moved.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Moved {
     /// What was done.
@@ -33,8 +29,7 @@ pub struct Moved {
 }
 
 /// The outcome of [`recover`](crate::recover).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RecoveryReport {
     /// Temp files promoted to live sessions.
@@ -74,7 +69,7 @@ impl RecoveryReport {
 }
 
 /// One problem [`verify`](crate::verify) found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Problem {
     /// The file's name in the store directory.
@@ -84,7 +79,7 @@ pub struct Problem {
 }
 
 /// The outcome of [`verify`](crate::verify).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct VerifyReport {
     /// Live files that decode (newer versions included).

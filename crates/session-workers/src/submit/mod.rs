@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
 use session_fs::maintenance::Role;
 use session_fs::{FsError, HeldLock};
 use session_model::SessionId;
@@ -86,9 +85,8 @@ impl Default for SubmitConfig {
 }
 
 /// What one pass did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
-#[serde(rename_all = "camelCase")]
 pub struct PassReport {
     /// Delivered.
     pub submitted: usize,
@@ -100,7 +98,6 @@ pub struct PassReport {
     pub interrupted: usize,
     /// When a pending session falls due next (epoch ms): the earliest `nextAttemptAt`
     /// of those this pass left waiting, and of the retries it scheduled.
-    #[serde(skip)]
     pub next_due: Option<u64>,
 }
 
