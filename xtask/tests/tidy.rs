@@ -319,5 +319,8 @@ fn no_library_report_type_is_a_format() {
             }
         }
     }
-    assert!(formats.is_empty(), "library report types deriving Serialize: {formats:?}");
+    assert!(
+        formats.is_empty(),
+        "library report types deriving Serialize: {formats:?}"
+    );
 }

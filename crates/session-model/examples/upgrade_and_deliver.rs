@@ -3,7 +3,7 @@
 //!
 //! `cargo run -p session-model --example upgrade_and_deliver`
 
-use session_model::{LegacySession, LegacyUpgrade, Session, SessionV1, SessionV2_0, SubmissionStatus};
+use session_model::{LegacySession, LegacyUpgrade, Session, SessionV1, SubmissionStatus};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A legacy file of the Electron app: no `_metadata`, bytes as hex and as a Buffer.
@@ -22,7 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         saved_at: 1700000006000,
         retention_days: 30,
     });
-    let mut session = Session::try_from(SessionV2_0::try_from(v1)?)?;
+    let mut session = Session::from_v1(v1)?;
     println!(
         "{} holds {} message(s): {:?}",
         session.id,

@@ -17,7 +17,7 @@
 //! they were. Reading bytes and choosing the version is `session-migrate`'s job.
 //!
 //! ```
-//! use session_model::{LegacySession, LegacyUpgrade, Session, SessionV1, SessionV2_0, SubmissionStatus};
+//! use session_model::{LegacySession, LegacyUpgrade, Session, SessionV1, SubmissionStatus};
 //!
 //! let legacy: LegacySession = serde_json::from_str(r#"{
 //!     "id": "session-1", "startTime": 1000, "isComplete": true,
@@ -26,7 +26,7 @@
 //!     "messages": []
 //! }"#).unwrap();
 //! let v1 = SessionV1::from(LegacyUpgrade { session: legacy, saved_at: 2000, retention_days: 30 });
-//! let current = Session::try_from(SessionV2_0::try_from(v1).unwrap()).unwrap();
+//! let current = Session::from_v1(v1).unwrap();
 //! assert!(current.interrupted.is_none());
 //! assert_eq!(current.submission.status, SubmissionStatus::Pending);
 //! assert_eq!(current.elements[0].data.0, vec![5]);

@@ -208,6 +208,13 @@ impl SessionV2_1 {
         }
     }
 
+    /// A `1.0.0` session taken up every step to this version: for code that holds a
+    /// `SessionV1` and no codec (`session-migrate`'s `decode` does this for bytes). The
+    /// next version's copy of this block takes one step more.
+    pub fn from_v1(v1: crate::SessionV1) -> Result<Self, UpgradeError> {
+        Self::try_from(SessionV2_0::try_from(v1)?)
+    }
+
     /// With the capture tool's session counter.
     pub fn with_session_number(mut self, number: u64) -> Self {
         self.session_number = Some(number);

@@ -74,7 +74,7 @@ fn session_migrate_free_decode(doc: &serde_json::Value) -> session_model::Sessio
         saved_at: 1,
         retention_days: 30,
     });
-    session_model::Session::try_from(session_model::SessionV2_0::try_from(v1).unwrap()).unwrap()
+    session_model::Session::from_v1(v1).unwrap()
 }
 
 #[test]

@@ -36,7 +36,7 @@ fn v1(extra: serde_json::Value) -> SessionV1 {
 }
 
 fn current() -> Session {
-    Session::try_from(SessionV2_0::try_from(v1(json!({}))).unwrap()).unwrap()
+    Session::from_v1(v1(json!({}))).unwrap()
 }
 
 #[test]
