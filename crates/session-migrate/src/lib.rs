@@ -33,28 +33,40 @@
 //! migrate and rollback through it. Say `2.2.0` adds an optional `operatorNote`:
 //!
 //! 1. **One new module** in `session-model`, `src/v2_2.rs`: `SessionV2_2`, a copy of
-//!    `SessionV2_1` and of its `impl` block (the rules the workers call: `is_expired`,
-//!    `is_sendable`, `messages`...) plus the new field, and beside it its version, its
-//!    place in the order and what a store needs of it:
-//!    `impl Version for SessionV2_2 { const SCHEMA: SchemaVersion = SchemaVersion::new("2.2.0", 4); }`
-//!    and, in `document.rs`, `store_document!(SessionV2_2);`.
+//!    `SessionV2_1` and of its constructor-and-rules `impl` block (`new`, the `with_*`
+//!    methods, `from_v1`, `is_expired`, `is_sendable`, `messages`...) plus the new
+//!    field (`new` sets it to its default; `from_v1` takes one step more:
+//!    `Self::try_from(SessionV2_1::from_v1(v1)?)`), its `SESSION_FIELDS`, and beside it
+//!    its version and place in the order:
+//!    `impl Version for SessionV2_2 { const SCHEMA: SchemaVersion = SchemaVersion::new("2.2.0", 4); }`.
 //! 2. **One `From` (or `TryFrom`) impl** from `SessionV2_1`, in the same module: it
 //!    decides what the new field starts as, sets `_metadata.version`, and refuses an
 //!    unknown field of the old version named like the new one (`check_collisions`).
-//! 3. **Registration**: in `session-model`'s `lib.rs`, `mod v2_2;`, its exports and
-//!    `pub type Session = SessionV2_2;` (the alias moves; `SessionV2_1`,
-//!    `SchemaVersion::V2_1_0` and everything released keep their meaning); in this
-//!    crate's `codec.rs`, append the type to the chain:
-//!    `pub struct Current -> Session { SessionV1, SessionV2_0, SessionV2_1, Session }`.
-//! 4. **One fixture with its snapshot**: a file of the new version under
-//!    `tests/fixtures/`, which `tests/current_version.rs` round-trips byte for byte.
+//! 3. **Registration**, three files: in `session-model`'s `document.rs`,
+//!    `use crate::v2_2::SessionV2_2;` and `store_document!(SessionV2_2);`; in its
+//!    `lib.rs`, `mod v2_2;`, its exports and `pub type Session = SessionV2_2;` (the
+//!    alias moves; `SessionV2_1`, `SchemaVersion::V2_1_0` and everything released keep
+//!    their meaning); in this crate's `codec.rs`, import `SessionV2_1` and append it
+//!    to the chain: `pub struct Current -> Session { SessionV1, SessionV2_0, SessionV2_1, Session }`.
+//! 4. **One fixture**: a file of the new version under `tests/fixtures/`, which
+//!    `tests/current_version.rs` round-trips byte for byte, and the README's "current
+//!    version is" line (a test holds the README to it).
+//! 5. **Review the snapshots that name the stored version**, and only the version
+//!    should have changed in them.
 //!
-//! What `2.1.0` cost, measured: 4 files of library code (`v2_1.rs` new, 218 lines;
-//! `lib.rs`, `document.rs` and `version.rs` in `session-model`, one line of `codec.rs`
-//! here), 1 new fixture, 9 snapshots that name the stored version (reviewed: only the
-//! version changed), and 8 test or example lines that had written `2.0.0` where they
-//! meant "the current version" (now `SchemaVersion::CURRENT`). Code that builds a
-//! `Session` through `From<SessionV1>` must now go through the chain (`decode`).
+//! Tried literally for a `2.2.0` adding an optional `analyzerModel` (on 2026-12-05):
+//! steps 1 to 3 touched 4 files of library code (`v2_2.rs` new; `document.rs` and
+//! `lib.rs` in `session-model`; `codec.rs` here) and no other crate, consumer code
+//! included, because sessions are built with `Session::new` and the document types are
+//! `#[non_exhaustive]`. The only other compile errors were three hand-made version
+//! chains (`session-model`'s example and two of its tests), which now call
+//! `Session::from_v1` instead. The tests then
+//! asked for step 4 (the round-trip of the current fixture and the README's line) and
+//! 18 snapshots changed, each by its version string only, checked by a diff that
+//! ignores it (`session-migrate`: `fixtures` (11, one per app fixture and the corrupt
+//! ones), `current_version`; `sessionctl`: `basics` (5), `first_contact` (2),
+//! no other). No test, example or error text names the current version by its
+//! number; `SchemaVersion::CURRENT` and `CURRENT_VERSION` say "the current version".
 #![warn(missing_docs)]
 
 mod chain;

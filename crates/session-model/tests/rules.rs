@@ -148,7 +148,7 @@ fn the_document_records_its_saves() {
             s.metadata.saved_at,
             s.metadata.version.as_str()
         ),
-        (7, 1234, "2.1.0")
+        (7, 1234, session_model::CURRENT_VERSION)
     );
     assert_eq!(Document::id(&s).as_str(), "s-1");
     Document::submission_mut(&mut s).attempts = 5;
