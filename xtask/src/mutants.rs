@@ -235,8 +235,7 @@ pub(crate) fn stale_rows() -> Result<Vec<(String, String)>, String> {
     for (krate, _) in CRATES {
         let now = source_hash(krate)?;
         let why = match Kept::load(krate)? {
-            None => "no kept outcomes (mutants/{krate}.json): not run since outcomes are kept"
-                .replace("{krate}", krate),
+            None => format!("no kept outcomes (mutants/{krate}.json): not run since outcomes are kept"),
             Some(kept) if kept.source != now => {
                 format!("run on source {}, the source is now {now}", kept.source)
             }

@@ -269,10 +269,7 @@ fn an_id_stored_by_someone_else_meanwhile_never_costs_the_capture() {
 fn hand_journal(dir: &std::path::Path, id: &str, records: &[String]) {
     let store = session_fs::Store::open(dir).unwrap();
     let id = session_model::SessionId::new(id).unwrap();
-    let _ = std::fs::remove_file(
-        dir.join(".journal")
-            .join(id.file_name().replace(".json", ".journal")),
-    );
+    let _ = std::fs::remove_file(dir.join(".journal").join(format!("{id}.journal")));
     let mut journal = store.create_journal(&id).unwrap();
     for r in records {
         journal.append(r.as_bytes()).unwrap();
