@@ -30,6 +30,8 @@ pub struct Settings {
     pub daemon_sessions: usize,
     pub daemon_puts: usize,
     pub idle_window: Duration,
+    /// Lockstep sessions of 10 messages the relay figures send.
+    pub relay_sessions: usize,
 }
 
 /// One benchmark, producing its rows.
@@ -127,6 +129,7 @@ fn main() -> ExitCode {
             daemon_sessions: 10_000,
             daemon_puts: 20,
             idle_window: Duration::from_secs(5),
+            relay_sessions: 100,
         }
     } else {
         Settings {
@@ -146,6 +149,7 @@ fn main() -> ExitCode {
             },
             daemon_puts: 100,
             idle_window: Duration::from_secs(60),
+            relay_sessions: 1_000,
         }
     };
     let me = match std::env::current_exe() {
@@ -183,7 +187,7 @@ fn main() -> ExitCode {
         ),
         (
             "capture relay",
-            Box::new(|| capture::relay_latency(&work, &settings, sessionctl.as_deref())),
+            Box::new(|| capture::relay(&work, &settings, sessionctl.as_deref())),
         ),
     ];
     // `--only NAME`: one figure (e.g. `--only "daemon at scale" --million`).

@@ -160,7 +160,7 @@ fn a_torn_tail_is_dropped_and_counted_and_damage_is_kept_in_quarantine() {
     torn.append(&element(0, ElementKind::Start, b"\x05")).unwrap();
     let torn_id = torn.id().clone();
     drop(torn);
-    let mut bytes = std::fs::read(journal_path(tmp.path(), &torn_id)).unwrap();
+    let mut bytes = test_support::journal_written(&journal_path(tmp.path(), &torn_id));
     bytes.extend_from_slice(&[50, 0, 0, 0, 9, 9]);
     std::fs::write(journal_path(tmp.path(), &torn_id), &bytes).unwrap();
 
@@ -175,7 +175,7 @@ fn a_torn_tail_is_dropped_and_counted_and_damage_is_kept_in_quarantine() {
     let damaged_id = damaged.id().clone();
     drop(damaged);
     let path = journal_path(tmp.path(), &damaged_id);
-    let mut bytes = std::fs::read(&path).unwrap();
+    let mut bytes = test_support::journal_written(&path);
     // Flip a byte inside the second element's record: the third is whole after it.
     let claimed = rec.store().fs().claim_journal(&damaged_id).unwrap().unwrap();
     let records = claimed.contents().unwrap().records;

@@ -3,9 +3,16 @@
 //!
 //! A journal is `.journal/<id>.journal`: a header, then records, each
 //! `[length: u32 LE][crc32 of the payload: u32 LE][payload]`. [`Journal::append`]
-//! returns once its record is durable (write, then `fsync` of the journal), so an
-//! acknowledged record survives a crash; a record a crash cut short fails its length
-//! or checksum and is reported as torn, never read. Payloads are opaque bytes: what
+//! returns once its record is durable, so an acknowledged record survives a crash; a
+//! record a crash cut short fails its length or checksum and is reported as torn,
+//! never read.
+//!
+//! The file grows ahead of its records, 64 KiB of zeros at a time, made durable with
+//! the new size (`fsync`); a record written into those zeros needs only its data made
+//! durable (`fdatasync`), which commits no metadata: appends on many journals at once
+//! then do not queue behind the filesystem's metadata journal. An all-zero record head
+//! is where the records end (no record has an empty payload: appending one is refused),
+//! and the zeros after it are not counted as torn. Payloads are opaque bytes: what
 //! they mean is the caller's (`session-capture`'s) business.
 //!
 //! A journal never grows past the store's file-size limit
@@ -33,6 +40,9 @@ use crate::store::Store;
 pub const JOURNAL_HEADER: &[u8; 8] = b"HL7JRN1\n";
 const SUFFIX: &str = ".journal";
 const RECORD_HEAD: usize = 8;
+/// How much a journal grows by when an append would run past its zeros: one size
+/// change (one metadata commit) per this many bytes of records, not per record.
+const EXTENT: u64 = 64 * 1024;
 
 /// An open journal, written by the one capture that created it.
 pub struct Journal {
@@ -43,6 +53,10 @@ pub struct Journal {
     records: u64,
     /// Bytes written so far, header included: what the next append is bounded by.
     len: u64,
+    /// The file's size: zeros from `len` up to it, written and durable, so that an
+    /// append inside them commits only its data. Equals `len` where the storage does
+    /// not preallocate.
+    allocated: u64,
     lock: Box<dyn HeldLock>,
 }
 
@@ -189,6 +203,21 @@ impl<R: std::io::Read> JournalRecords<R> {
             return Ok(None);
         };
         let body_left = at_record - RECORD_HEAD as u64;
+        if len == 0 && crc == 0 {
+            // The preallocated zeros: the records end here. Anything but zeros after
+            // them is the last append, cut short before its head was written.
+            let clean = self.zeros(body_left)?;
+            self.end = Some(if clean {
+                JournalEnd {
+                    torn_bytes: 0,
+                    header_ok: true,
+                    damaged: false,
+                }
+            } else {
+                bad(false)
+            });
+            return Ok(None);
+        }
         if len > body_left {
             // Runs past the end: a write a crash cut short (nothing whole can follow).
             self.end = Some(bad(false));
@@ -207,7 +236,8 @@ impl<R: std::io::Read> JournalRecords<R> {
         // A bad record with a whole one after it is damage; a crash only cuts the last.
         let after = body_left - len;
         let damaged = match self.head(after)? {
-            Some((next_len, next_crc)) if next_len <= after - RECORD_HEAD as u64 => {
+            // An all-zero head is the preallocated tail, not a record.
+            Some((next_len, next_crc)) if next_len > 0 && next_len <= after - RECORD_HEAD as u64 => {
                 self.checksum_of(next_len)? == next_crc
             }
             _ => false,
@@ -216,10 +246,10 @@ impl<R: std::io::Read> JournalRecords<R> {
         Ok(None)
     }
 
-    /// The checksum of the next `len` bytes, read in pieces.
-    fn checksum_of(&mut self, len: u64) -> Result<u32, FsError> {
+    /// Feeds the next `len` bytes to `each`, a piece at a time, while it returns true;
+    /// whether it always did.
+    fn pieces(&mut self, len: u64, mut each: impl FnMut(&[u8]) -> bool) -> Result<bool, FsError> {
         use std::io::BufRead as _;
-        let mut hasher = crc32fast::Hasher::new();
         let mut left = len;
         while left > 0 {
             let chunk = self
@@ -232,10 +262,27 @@ impl<R: std::io::Read> JournalRecords<R> {
                 ));
             }
             let take = chunk.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-            hasher.update(&chunk[..take]);
+            if !each(&chunk[..take]) {
+                return Ok(false);
+            }
             self.reader.consume(take);
             left -= take as u64;
         }
+        Ok(true)
+    }
+
+    /// Whether the next `len` bytes are all zeros.
+    fn zeros(&mut self, len: u64) -> Result<bool, FsError> {
+        self.pieces(len, |piece| piece.iter().all(|&b| b == 0))
+    }
+
+    /// The checksum of the next `len` bytes.
+    fn checksum_of(&mut self, len: u64) -> Result<u32, FsError> {
+        let mut hasher = crc32fast::Hasher::new();
+        self.pieces(len, |piece| {
+            hasher.update(piece);
+            true
+        })?;
         Ok(hasher.finalize())
     }
 }
@@ -280,6 +327,23 @@ pub(crate) fn parse_journal(bytes: &[u8]) -> JournalContents {
     }
 }
 
+/// Extends a journal to hold at least `needed` bytes: [`EXTENT`] more zeros, never
+/// past `limit`, durably. The size it has now (`needed` or more), or `0` where the
+/// storage does not preallocate or there is no room for the zeros.
+fn grow(file: &mut dyn WriteFile, needed: u64, limit: u64, path: &Path) -> u64 {
+    let target = needed.saturating_add(EXTENT).min(limit).max(needed);
+    match file.preallocate(target) {
+        Ok(true) => target,
+        Ok(false) => 0,
+        // No room for the zeros (a nearly full disk): the record may still fit, and a
+        // growing append is as durable, only dearer.
+        Err(e) => {
+            tracing::debug!(path = %path.display(), error = %e, "journal: cannot preallocate; appending without");
+            0
+        }
+    }
+}
+
 /// One record as [`Journal::append`] writes it.
 pub(crate) fn frame_record(payload: &[u8]) -> Vec<u8> {
     let mut framed = Vec::with_capacity(RECORD_HEAD + payload.len());
@@ -300,7 +364,7 @@ impl Journal {
         self.records
     }
 
-    /// Appends one record and returns once it is durable (`fsync`).
+    /// Appends one record and returns once it is durable. An empty record is refused.
     ///
     /// After an error the journal may end in a partial record, which readers report as
     /// torn; the caller should stop appending and finish or abandon the capture.
@@ -308,7 +372,7 @@ impl Journal {
         self.append_all(&[payload])
     }
 
-    /// Appends records in order with one `fsync` for all of them, and returns once
+    /// Appends records in order with one sync for all of them, and returns once
     /// every one is durable. Nothing is written when they would take the journal over
     /// the store's file limit. A crash before it returns leaves a prefix of them, the
     /// last possibly torn, as any unacknowledged append does.
@@ -317,7 +381,9 @@ impl Journal {
         let mut framed = Vec::new();
         for payload in payloads {
             let framed_len = (RECORD_HEAD + payload.len()) as u64;
-            let refusal = if payload.len() > MAX_RECORD_BYTES {
+            let refusal = if payload.is_empty() {
+                Some("an empty record is refused (an all-zero record head ends a journal)".to_owned())
+            } else if payload.len() > MAX_RECORD_BYTES {
                 Some(format!(
                     "a record of {} bytes is over the {MAX_RECORD_BYTES}-byte record limit",
                     payload.len()
@@ -341,14 +407,21 @@ impl Journal {
         if framed.is_empty() {
             return Ok(());
         }
+        let end = self.len + framed.len() as u64;
+        if end > self.allocated {
+            self.allocated = grow(self.file.as_mut(), end, limit, &self.path).max(self.len);
+        }
         self.file
             .write_all(&framed)
             .map_err(FsError::io(Step::Append, &self.path))?;
-        self.file
-            .sync()
-            .map_err(FsError::io(Step::SyncAppend, &self.path))?;
+        if end <= self.allocated {
+            self.file.sync_data()
+        } else {
+            self.file.sync()
+        }
+        .map_err(FsError::io(Step::SyncAppend, &self.path))?;
         self.records += payloads.len() as u64;
-        self.len += framed.len() as u64;
+        self.len = end;
         Ok(())
     }
 
@@ -497,6 +570,7 @@ impl Store {
             .map_err(FsError::io(Step::CreateDir, &dir))?;
         let path = dir.join(format!("{id}{SUFFIX}"));
         let temp = dir.join(format!(".{id}.{}.tmp", self.unique()));
+        let mut allocated = 0;
         let mut file = storage
             .create_new(&temp)
             .map_err(FsError::io(Step::CreateTemp, &temp))?;
@@ -510,7 +584,16 @@ impl Store {
         let written = locked.and_then(|lock| {
             file.write_all(JOURNAL_HEADER)
                 .map_err(FsError::io(Step::WriteTemp, &temp))?;
-            file.sync().map_err(FsError::io(Step::SyncTemp, &temp))?;
+            // The first zeros go in with the header's own sync.
+            allocated = grow(
+                file.as_mut(),
+                JOURNAL_HEADER.len() as u64,
+                self.max_file_size(),
+                &temp,
+            );
+            if allocated == 0 {
+                file.sync().map_err(FsError::io(Step::SyncTemp, &temp))?;
+            }
             match storage.hard_link(&temp, &path) {
                 Ok(()) => Ok(lock),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -530,6 +613,7 @@ impl Store {
             file,
             records: 0,
             len: JOURNAL_HEADER.len() as u64,
+            allocated: allocated.max(JOURNAL_HEADER.len() as u64),
             lock,
         })
     }
@@ -609,7 +693,7 @@ mod tests {
 
     #[test]
     fn records_parse_back_and_a_cut_anywhere_is_torn_never_misread() {
-        let payloads: [&[u8]; 3] = [b"first", b"", b"third record"];
+        let payloads: [&[u8]; 3] = [b"first", b"2", b"third record"];
         let mut bytes = JOURNAL_HEADER.to_vec();
         for p in payloads {
             bytes.extend(frame_record(p));
@@ -644,6 +728,41 @@ mod tests {
             assert_eq!(got.header_ok, cut >= JOURNAL_HEADER.len(), "cut at {cut}");
             assert!(!got.damaged, "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn zeros_after_the_records_end_them_cleanly_and_a_cut_into_the_zeros_is_torn_never_damage() {
+        let payloads: [&[u8]; 3] = [b"first", b"2", b"third record"];
+        let mut bytes = JOURNAL_HEADER.to_vec();
+        let mut ends = Vec::new();
+        for p in payloads {
+            bytes.extend(frame_record(p));
+            ends.push(bytes.len());
+        }
+        let padded = |written: &[u8]| {
+            let mut file = written.to_vec();
+            file.resize(bytes.len() + 64, 0);
+            file
+        };
+        let whole = parse_journal(&padded(&bytes));
+        assert_eq!(whole.records, payloads.map(<[u8]>::to_vec));
+        assert_eq!((whole.torn_bytes, whole.damaged), (0, false));
+        // A crash inside the preallocated zeros leaves a prefix of the last append.
+        for cut in JOURNAL_HEADER.len()..bytes.len() {
+            let got = parse_journal(&padded(&bytes[..cut]));
+            let whole_records = ends.iter().filter(|&&end| end <= cut).count();
+            assert_eq!(got.records.len(), whole_records, "cut at {cut}");
+            assert!(!got.damaged, "cut at {cut}");
+            let at_boundary = cut == JOURNAL_HEADER.len() || ends.contains(&cut);
+            assert_eq!(got.torn_bytes == 0, at_boundary, "cut at {cut}: {got:?}");
+        }
+        // Bytes after an all-zero head (a head the crash did not write): torn.
+        let mut late = padded(&bytes);
+        let last = late.len() - 1;
+        late[last] = 1;
+        let got = parse_journal(&late);
+        assert_eq!(got.records.len(), 3);
+        assert_eq!((got.torn_bytes, got.damaged), (64, false));
     }
 
     #[test]

@@ -16,6 +16,20 @@ pub trait WriteFile: Send {
     fn write_all(&mut self, data: &[u8]) -> io::Result<()>;
     /// Makes the data durable (`fsync`).
     fn sync(&mut self) -> io::Result<()>;
+    /// Makes the file `len` bytes long, zeros after what was written, durably
+    /// (`fsync`), and leaves the write position where it was: later writes overwrite
+    /// the zeros, so [`sync_data`](Self::sync_data) makes them durable with no change
+    /// to the file's size or blocks to commit. `Ok(false)` (the default) where the
+    /// file cannot: its writes then grow it, and each sync commits the new size.
+    fn preallocate(&mut self, len: u64) -> io::Result<bool> {
+        let _ = len;
+        Ok(false)
+    }
+    /// Makes the data written durable, not the file's times (`fdatasync`); the same as
+    /// [`sync`](Self::sync) by default.
+    fn sync_data(&mut self) -> io::Result<()> {
+        self.sync()
+    }
 }
 
 /// A held advisory lock; dropping it releases the lock.
@@ -241,6 +255,21 @@ impl WriteFile for OsFile {
     }
     fn sync(&mut self) -> io::Result<()> {
         self.0.sync_all()
+    }
+    fn preallocate(&mut self, len: u64) -> io::Result<bool> {
+        use std::os::unix::fs::FileExt;
+        let size = self.0.metadata()?.len();
+        if len > size {
+            // Written zeros, not fallocate(2): an allocated but unwritten extent still
+            // needs a metadata commit the first time it is written.
+            let zeros = vec![0u8; usize::try_from(len - size).unwrap_or(usize::MAX)];
+            self.0.write_all_at(&zeros, size)?;
+        }
+        self.0.sync_all()?;
+        Ok(true)
+    }
+    fn sync_data(&mut self) -> io::Result<()> {
+        self.0.sync_data()
     }
 }
 

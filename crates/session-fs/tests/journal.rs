@@ -64,7 +64,7 @@ fn a_torn_tail_is_counted_and_the_records_before_it_kept() {
     journal.append(b"kept").unwrap();
     drop(journal);
     let path = dir.path().join(".journal/cap-2.journal");
-    let mut bytes = std::fs::read(&path).unwrap();
+    let mut bytes = test_support::journal_written(&path);
     bytes.extend_from_slice(&[9, 0, 0, 0, 1, 2]); // a record header a crash cut short
     std::fs::write(&path, &bytes).unwrap();
     let claimed = store.claim_journal(&id("cap-2")).unwrap().unwrap();
@@ -129,7 +129,7 @@ fn a_writer_counts_its_records_and_neither_debug_shows_a_payload() {
     let mut journal = store.create_journal(&id("cap-3")).unwrap();
     assert_eq!(journal.records(), 0);
     let big = vec![b'x'; 3 * 1024 * 1024];
-    for payload in [b"PID|1||SECRET-NAME".as_slice(), &big, b""] {
+    for payload in [b"PID|1||SECRET-NAME".as_slice(), &big, b"-"] {
         journal.append(payload).unwrap();
     }
     assert_eq!((journal.records(), journal.id()), (3, &id("cap-3")));
@@ -139,7 +139,7 @@ fn a_writer_counts_its_records_and_neither_debug_shows_a_payload() {
     let claimed = journal.into_claimed().unwrap();
     assert_eq!(
         claimed.contents().unwrap().records,
-        vec![b"PID|1||SECRET-NAME".to_vec(), big, Vec::new()]
+        vec![b"PID|1||SECRET-NAME".to_vec(), big, b"-".to_vec()]
     );
     assert_eq!(claimed.id(), &id("cap-3"));
     assert_eq!(claimed.path(), dir.path().join(".journal/cap-3.journal"));
@@ -172,14 +172,17 @@ fn a_journal_grows_to_the_store_file_limit_and_no_further_so_it_can_always_be_re
         "{shown}"
     );
     assert_eq!(
-        std::fs::metadata(&path).unwrap().len(),
+        test_support::journal_written(&path).len(),
         8,
         "nothing of a refused record is written"
     );
+    // Preallocation never takes the file past the limit either.
+    assert!(std::fs::metadata(&path).unwrap().len() <= limit);
     journal.append(&exact).unwrap();
     assert_eq!(std::fs::metadata(&path).unwrap().len(), limit);
-    // Full: even an empty record is over the limit now.
-    assert!(journal.append(b"").is_err());
+    assert_eq!(test_support::journal_written(&path).len() as u64, limit);
+    // Full: even a one-byte record is over the limit now.
+    assert!(journal.append(b"!").is_err());
     assert_eq!(journal.records(), 1);
     let claimed = journal.into_claimed().unwrap();
     assert_eq!(claimed.contents().unwrap().records, vec![exact]);
@@ -267,7 +270,7 @@ fn a_record_over_the_record_limit_is_refused_and_a_length_past_it_reads_as_damag
     // A head claiming more than the limit, with its bytes and a whole record after it:
     // damage, found without holding the oversized record.
     let path = dir.path().join(".journal/cap-big.journal");
-    let mut bytes = std::fs::read(&path).unwrap();
+    let mut bytes = test_support::journal_written(&path);
     let claimed_len = session_fs::MAX_RECORD_BYTES + 10;
     bytes.extend_from_slice(&(claimed_len as u32).to_le_bytes());
     bytes.extend_from_slice(&0u32.to_le_bytes());
@@ -293,7 +296,69 @@ fn framed_by_append(store: &Store, payload: &[u8]) -> Vec<u8> {
     journal.append(payload).unwrap();
     drop(journal);
     let path = store.dir().join(".journal/framing-sample.journal");
-    let bytes = std::fs::read(&path).unwrap();
+    let bytes = test_support::journal_written(&path);
     std::fs::remove_file(&path).unwrap();
     bytes[JOURNAL_HEADER.len()..].to_vec()
+}
+
+#[test]
+fn appends_fill_preallocated_zeros_so_the_file_size_changes_once_per_extent_not_per_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut journal = store.create_journal(&id("cap-pre")).unwrap();
+    let path = dir.path().join(".journal/cap-pre.journal");
+    let created = std::fs::metadata(&path).unwrap().len();
+    assert!(
+        created > 8,
+        "the journal is created with room for records: {created}"
+    );
+    let record = [b'r'; 200];
+    let mut sizes = std::collections::BTreeSet::new();
+    let mut appended = 0u64;
+    while appended < 3 * created {
+        journal.append(&record).unwrap();
+        appended += 208;
+        sizes.insert(std::fs::metadata(&path).unwrap().len());
+    }
+    let written = test_support::journal_written(&path).len() as u64;
+    assert_eq!(
+        written,
+        8 + appended,
+        "every record, and only records, before the zeros"
+    );
+    let size = std::fs::metadata(&path).unwrap().len();
+    assert!(size >= written, "{size} < {written}");
+    assert!(
+        sizes.len() <= 4 && sizes.len() < (appended / 208) as usize,
+        "the size changed with records, not per extent: {sizes:?}"
+    );
+    drop(journal);
+    let claimed = store.claim_journal(&id("cap-pre")).unwrap().unwrap();
+    let contents = claimed.contents().unwrap();
+    assert_eq!(contents.records.len() as u64, appended / 208);
+    assert_eq!(
+        (contents.torn_bytes, contents.damaged),
+        (0, false),
+        "the zeros are not torn"
+    );
+}
+
+#[test]
+fn an_empty_record_is_refused_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut journal = store.create_journal(&id("cap-empty")).unwrap();
+    journal.append(b"one").unwrap();
+    let err = journal.append(b"").unwrap_err().to_string();
+    assert!(
+        err.contains("empty record") && err.contains("cap-empty.journal"),
+        "{err}"
+    );
+    assert!(
+        journal.append_all(&[b"two", b""]).is_err(),
+        "a batch holding one is refused whole"
+    );
+    assert_eq!(journal.records(), 1);
+    let path = dir.path().join(".journal/cap-empty.journal");
+    assert_eq!(test_support::journal_written(&path).len(), 8 + 8 + 3);
 }

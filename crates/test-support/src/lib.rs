@@ -170,3 +170,20 @@ impl Drop for ChildGuard {
         let _ = self.0.wait();
     }
 }
+
+/// A journal's bytes up to the end of its records: the header and every record, without
+/// the zeros a journal is preallocated with (an all-zero record head ends the records).
+/// Written back with `std::fs::write`, it is the journal a store that cannot
+/// preallocate would have left.
+pub fn journal_written(path: &Path) -> Vec<u8> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut end = 8.min(bytes.len());
+    while let Some(head) = bytes.get(end..end + 8) {
+        if head.iter().all(|&b| b == 0) {
+            break;
+        }
+        let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        end = (end + 8 + len).min(bytes.len());
+    }
+    bytes[..end].to_vec()
+}
