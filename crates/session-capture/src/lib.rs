@@ -64,7 +64,7 @@ pub use framing::{
     Framed, FramedElement, Framer, MAX_ELEMENT, Markers, SESSIONS_BURST, SESSIONS_PER_SECOND, Side,
 };
 pub use mllp::{ConnectionFramer, END_BLOCK, Framing, MLLP_IDLE_MS, MllpFramer, START_BLOCK};
-pub use recorder::{Endpoints, OpenCapture, Recorder};
+pub use recorder::{EndedCapture, Endpoints, OpenCapture, Recorder};
 
 use session_fs::FsError;
 use session_model::SessionId;

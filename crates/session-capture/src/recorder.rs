@@ -3,7 +3,7 @@
 use std::ops::Range;
 use std::sync::Mutex;
 
-use session_fs::{FsError, Journal, now_ms};
+use session_fs::{ClaimedJournal, FsError, Journal, now_ms};
 use session_model::{Base64Bytes, InterruptionReason, SessionId};
 use session_store::SessionStore;
 
@@ -161,32 +161,60 @@ impl OpenCapture {
     /// The end marker arrived at `end_time`: the session file is written (complete,
     /// pending delivery) and the journal removed.
     pub fn complete(self, end_time: u64) -> Result<SessionId, CaptureError> {
-        let lis_gone = self.lis_gone;
-        self.finish(EndRecord {
-            at: end_time,
-            interrupted: None,
-            lis_gone,
-        })
+        self.end(end_time, None)?.store()
     }
 
     /// The capture was cut off at `at` (`reason`): the session file is written with
     /// every element, `isComplete: false` and `interrupted`, and is never submitted.
     pub fn abandon(self, at: u64, reason: InterruptionReason) -> Result<SessionId, CaptureError> {
-        let lis_gone = self.lis_gone;
-        self.finish(EndRecord {
-            at,
-            interrupted: Some(reason),
-            lis_gone,
-        })
+        self.end(at, Some(reason))?.store()
     }
 
-    fn finish(mut self, end: EndRecord) -> Result<SessionId, CaptureError> {
+    /// Journals the end (at `at`; `interrupted`: cut off for that reason, else
+    /// complete) and returns once it is durable, leaving the session file to
+    /// [`EndedCapture::store`]: a relay forwards the end marker first and stores the
+    /// session after, off the conversation's path. Whatever happens to the
+    /// [`EndedCapture`], the journal now says how the capture ended.
+    pub fn end(
+        mut self,
+        at: u64,
+        interrupted: Option<InterruptionReason>,
+    ) -> Result<EndedCapture, CaptureError> {
+        let end = EndRecord {
+            at,
+            interrupted,
+            lis_gone: self.lis_gone,
+        };
         // The end is journaled first: if writing the session file fails (a full disk),
         // recovery later folds the journal with the right ending.
         self.journal.append(&Record::End(end).to_bytes()?)?;
-        let id = self.journal.id().clone();
-        let claimed = self.journal.into_claimed()?;
-        match settle(&self.store, claimed)? {
+        Ok(EndedCapture {
+            store: self.store,
+            claimed: self.journal.into_claimed()?,
+        })
+    }
+}
+
+/// A capture whose end is journaled, its session file not yet written: see
+/// [`OpenCapture::end`]. Dropped unstored, it lets its journal go, and recovery folds
+/// it with the ending it records.
+#[derive(Debug)]
+#[must_use = "an ended capture is stored as a session by `store`"]
+pub struct EndedCapture {
+    store: SessionStore,
+    claimed: ClaimedJournal,
+}
+
+impl EndedCapture {
+    /// The session's id.
+    pub fn id(&self) -> &SessionId {
+        self.claimed.id()
+    }
+
+    /// Folds the journal into the session file and removes it.
+    pub fn store(self) -> Result<SessionId, CaptureError> {
+        let id = self.claimed.id().clone();
+        match settle(&self.store, self.claimed)? {
             Outcome::Session { .. } => Ok(id),
             Outcome::Quarantined { reason } => Err(CaptureError::KeptInQuarantine { id, reason }),
             Outcome::Unbegun { .. } => Err(CaptureError::KeptInQuarantine {

@@ -37,9 +37,10 @@ use session_model::InterruptionReason;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::{
-    CaptureError, ConnectionFramer, Endpoints, Framed, FramedElement, Framing, MLLP_IDLE_MS, Markers,
+    ConnectionFramer, EndedCapture, Endpoints, Framed, FramedElement, Framing, MLLP_IDLE_MS, Markers,
     OpenCapture, Recorder, Side,
 };
 
@@ -227,6 +228,9 @@ struct Capture {
     /// The analyzer has closed its side (or its socket failed): a LIS that closes after
     /// that missed nothing.
     analyzer_done: bool,
+    /// Sessions whose end is journaled, to be stored as files off the conversation's
+    /// path (the end marker is forwarded meanwhile).
+    ended: Vec<EndedCapture>,
 }
 
 impl Capture {
@@ -269,26 +273,26 @@ async fn connection(
         lis_gone_at: None,
         recording_failed: false,
         analyzer_done: false,
+        ended: Vec::new(),
     }));
     let (analyzer_read, analyzer_write) = analyzer.into_split();
     let (lis_read, lis_write) = lis.into_split();
     let stop = cancel.child_token();
+    let storing = TaskTracker::new();
     let to_lis = pump(
         Side::Device,
-        analyzer_read,
-        lis_write,
+        (analyzer_read, lis_write),
         &capture,
-        &recorder,
-        &stats,
+        (&recorder, &stats),
+        &storing,
         &stop,
     );
     let to_analyzer = pump(
         Side::Lis,
-        lis_read,
-        analyzer_write,
+        (lis_read, analyzer_write),
         &capture,
-        &recorder,
-        &stats,
+        (&recorder, &stats),
+        &storing,
         &stop,
     );
     let pumps_done = CancellationToken::new();
@@ -300,6 +304,8 @@ async fn connection(
         pumping,
         end_quiet_bursts(&capture, &recorder, &stats, &pumps_done)
     );
+    storing.close();
+    storing.wait().await;
     let reason = if cancel.is_cancelled() {
         InterruptionReason::Shutdown
     } else {
@@ -310,6 +316,7 @@ async fn connection(
     let (recorder, stats) = (recorder.clone(), stats.clone());
     let _ = tokio::task::spawn_blocking(move || {
         apply(&mut state, events, &recorder, &stats, 0);
+        store_ended(std::mem::take(&mut state.ended), &stats);
         // A capture whose recording failed is stored now, from its journal, if it can
         // be; else the relay's retry (or the next start) does it.
         if state.recording_failed {
@@ -356,20 +363,24 @@ async fn end_quiet_bursts(
             continue;
         }
         let (recorder, stats) = (recorder.clone(), stats.clone());
-        let _ = tokio::task::spawn_blocking(move || apply(&mut state, events, &recorder, &stats, 0)).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            apply(&mut state, events, &recorder, &stats, 0);
+            store_ended(std::mem::take(&mut state.ended), &stats);
+        })
+        .await;
     }
 }
 
 /// Copies `from` to `to`, recording each chunk before writing it. Ends at end of
 /// stream (then half-closes `to`), at an error on either socket (then stops the other
-/// direction too), or at shutdown.
+/// direction too), or at shutdown. Sessions a chunk ended are stored on `storing`
+/// while the chunk goes on: their ends are durable already.
 async fn pump(
     side: Side,
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
+    (mut from, mut to): (tokio::net::tcp::OwnedReadHalf, tokio::net::tcp::OwnedWriteHalf),
     capture: &Arc<tokio::sync::Mutex<Capture>>,
-    recorder: &Arc<Recorder>,
-    stats: &Arc<RelayStats>,
+    (recorder, stats): (&Arc<Recorder>, &Arc<RelayStats>),
+    storing: &TaskTracker,
     stop: &CancellationToken,
 ) {
     let mut buf = vec![0u8; CHUNK];
@@ -397,13 +408,19 @@ async fn pump(
         if !events.is_empty() || missed > 0 {
             let (recorder, stats) = (recorder.clone(), stats.clone());
             // Record before forward: the chunk goes on once what it completed is durable.
+            let stats = stats.clone();
             match tokio::task::spawn_blocking(move || {
                 apply(&mut state, events, &recorder, &stats, missed);
-                state
+                let ended = std::mem::take(&mut state.ended);
+                drop(state);
+                (ended, stats)
             })
             .await
             {
-                Ok(guard) => drop(guard),
+                Ok((ended, stats)) if !ended.is_empty() => {
+                    storing.spawn_blocking(move || store_ended(ended, &stats));
+                }
+                Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "capture: recording panicked; forwarding anyway"),
             }
         } else {
@@ -506,10 +523,8 @@ fn apply(
                 }
             }
             Framed::Element(_) => {}
-            Framed::Complete { at } => finish(capture.open.take(), stats, |open| open.complete(at)),
-            Framed::Abandon { at, reason } => {
-                finish(capture.open.take(), stats, |open| open.abandon(at, reason))
-            }
+            Framed::Complete { at } => end_open(capture, stats, at, None),
+            Framed::Abandon { at, reason } => end_open(capture, stats, at, Some(reason)),
         }
     }
     append_batch(capture, &mut batch, stats);
@@ -540,20 +555,31 @@ fn append_batch(capture: &mut Capture, batch: &mut Vec<FramedElement>, stats: &R
     batch.clear();
 }
 
-fn finish(
-    open: Option<OpenCapture>,
-    stats: &RelayStats,
-    end: impl FnOnce(OpenCapture) -> Result<session_model::SessionId, CaptureError>,
-) {
-    let Some(open) = open else { return };
-    match end(open) {
-        Ok(id) => {
-            stats.sessions.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(session = %id, "capture: session stored");
-        }
+/// Journals the end of the open session (durably); its file is stored later, by
+/// [`store_ended`].
+fn end_open(capture: &mut Capture, stats: &RelayStats, at: u64, interrupted: Option<InterruptionReason>) {
+    let Some(open) = capture.open.take() else { return };
+    match open.end(at, interrupted) {
+        Ok(ended) => capture.ended.push(ended),
         Err(e) => {
             stats.unrecorded.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(error = %e, "capture: CANNOT STORE a finished session; its journal is kept for recovery");
+            tracing::error!(error = %e, "capture: CANNOT RECORD the end of a session; its journal is kept for recovery");
+        }
+    }
+}
+
+/// Stores sessions whose ends are journaled as session files.
+fn store_ended(ended: Vec<EndedCapture>, stats: &RelayStats) {
+    for capture in ended {
+        match capture.store() {
+            Ok(id) => {
+                stats.sessions.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(session = %id, "capture: session stored");
+            }
+            Err(e) => {
+                stats.unrecorded.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, "capture: CANNOT STORE a finished session; its journal is kept for recovery");
+            }
         }
     }
 }

@@ -413,3 +413,47 @@ fn a_journal_folded_before_a_crash_is_removed_when_found_again_never_set_aside()
     );
     assert!(test_support::names_in(&tmp.path().join(".quarantine")).is_empty());
 }
+
+#[test]
+fn an_ended_capture_never_stored_is_folded_by_recovery_with_the_ending_it_journaled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rec = recorder(tmp.path());
+    let mut complete = rec.begin(&Endpoints::default(), 1).unwrap();
+    complete.append(&element(2, ElementKind::Start, b"\x05")).unwrap();
+    complete
+        .append(&element(3, ElementKind::Message, b"MSH|1\r\n"))
+        .unwrap();
+    let ended = complete.end(9, None).unwrap();
+    let complete_id = ended.id().clone();
+    assert!(
+        rec.store().load(&complete_id).unwrap().is_none(),
+        "not stored yet"
+    );
+    drop(ended); // the process died before storing it
+    let mut cut = rec.begin(&Endpoints::default(), 1).unwrap();
+    cut.append(&element(2, ElementKind::Start, b"\x05")).unwrap();
+    let cut = cut.end(7, Some(InterruptionReason::ConnectionClosed)).unwrap();
+    let cut_id = cut.id().clone();
+    drop(cut);
+
+    rec.recover().unwrap();
+    let session = rec.store().load(&complete_id).unwrap().unwrap().session;
+    assert!(
+        session.is_complete && session.interrupted.is_none(),
+        "{:?}",
+        session.interrupted
+    );
+    assert_eq!((session.end_time, session.elements.len()), (Some(9), 2));
+    let session = rec.store().load(&cut_id).unwrap().unwrap().session;
+    assert!(!session.is_complete);
+    assert_eq!(
+        session.interrupted.map(|i| i.reason),
+        Some(InterruptionReason::ConnectionClosed)
+    );
+    // Stored at once, an ended capture is the same session `complete` gives.
+    let mut now = rec.begin(&Endpoints::default(), 1).unwrap();
+    now.append(&element(2, ElementKind::Start, b"\x05")).unwrap();
+    let id = now.end(5, None).unwrap().store().unwrap();
+    assert!(rec.store().load(&id).unwrap().unwrap().session.is_complete);
+    assert!(rec.store().fs().journals().unwrap().is_empty());
+}

@@ -546,8 +546,13 @@ fn a_storm_of_start_markers_through_the_relay_makes_a_handful_of_files() {
     let mut acks = vec![0u8; 3001];
     stream.read_exact(&mut acks).unwrap();
     drop(stream);
-    // Record before forward: the end marker reached the LIS only after its session was
-    // stored, so the list is final now.
+    // Record before forward: the end marker reached the LIS only after the session's
+    // end was journaled; its file is written meanwhile, and the journal then removed.
+    test_support::wait_until(Duration::from_secs(10), "the session file", || {
+        test_support::names_in(&dir.join(".journal"))
+            .is_empty()
+            .then_some(())
+    });
     let rows = list(&dir);
     assert!(rows.len() <= 2, "{} sessions: {rows:?}", rows.len());
     let files = std::fs::read_dir(&dir)
