@@ -226,3 +226,63 @@ fn newer(tag: &str, revision: u64, saved_at: u64) -> Vec<u8> {
     }))
     .unwrap()
 }
+
+#[test]
+fn a_store_copy_of_revision_0_has_no_revision_to_order_by_so_saved_at_decides() {
+    let (a, b) = (".s-1.json.1-1-1.tmp", ".s-1.json.1-1-2.tmp");
+    // Revision 0 is no revision (nothing a store wrote has it): a 2.x copy of revision
+    // 0 is ordered by savedAt against any other, and the loser is quarantined.
+    for zero in [
+        store_copy("2.0.0", "zero", 0, 900),
+        store_copy("2.1.0", "zero", 0, 900),
+    ] {
+        let (kept, actions) = run_many(None, &[(a, zero), (b, v2("five", 5, 100))]);
+        assert_eq!(kept, "zero");
+        assert_eq!(
+            actions,
+            [
+                (b.to_owned(), Action::Quarantined),
+                (a.to_owned(), Action::Recovered)
+            ]
+        );
+    }
+}
+
+#[test]
+fn a_newer_builds_copy_is_ordered_by_its_revision_only_when_it_has_one() {
+    let (a, b) = (".s-1.json.1-1-1.tmp", ".s-1.json.1-1-2.tmp");
+    // Without a revision: savedAt decides, the loser is quarantined.
+    let (kept, actions) = run_many(None, &[(a, newer("newer", 0, 900)), (b, v2("five", 5, 100))]);
+    assert_eq!(kept, "newer");
+    assert_eq!(
+        actions,
+        [
+            (b.to_owned(), Action::Quarantined),
+            (a.to_owned(), Action::Recovered)
+        ]
+    );
+    // With one: the revision decides against the later savedAt, and the older
+    // revision is a superseded write.
+    let (kept, actions) = run_many(None, &[(a, newer("newer", 5, 100)), (b, v2("three", 3, 900))]);
+    assert_eq!(kept, "newer");
+    assert_eq!(
+        actions,
+        [(b.to_owned(), Action::Cleaned), (a.to_owned(), Action::Recovered)]
+    );
+}
+
+#[test]
+fn by_saved_at_a_tie_goes_to_the_first_temp_by_name() {
+    // The store temp's name sorts first ('.' before 's'); the app's temp saved at the
+    // same moment does not beat it.
+    let a = ".s-1.json.1-1-1.tmp";
+    let (kept, actions) = run_many(None, &[(APP_TEMP, app("app", 500)), (a, v2("store", 2, 500))]);
+    assert_eq!(kept, "store");
+    assert_eq!(
+        actions,
+        [
+            (APP_TEMP.to_owned(), Action::Quarantined),
+            (a.to_owned(), Action::Recovered)
+        ]
+    );
+}
