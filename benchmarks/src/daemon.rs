@@ -307,3 +307,84 @@ pub(crate) fn at_scale(work: &Path, s: &Settings, sessionctl: Option<&Path>) -> 
     rows.append(&mut views);
     Ok(rows)
 }
+
+/// Starts `sessionctl run` on `dir` and waits until it serves: how long that took.
+fn time_to_serving(sessionctl: &Path, dir: &Path) -> Result<Duration, String> {
+    let started = Instant::now();
+    let mut daemon = Guard(
+        Command::new(sessionctl)
+            .arg("--dir")
+            .arg(dir)
+            .args(["--set", "endpoint=http://127.0.0.1:9/", "run"])
+            .env("HL7_HTTP_LISTEN", "")
+            .env("HL7_LOG_FORMAT", "json")
+            .env("XDG_CONFIG_HOME", "/nonexistent")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(err)?,
+    );
+    let stderr = daemon.0.stderr.take().ok_or("no stderr")?;
+    for line in BufReader::new(stderr).lines() {
+        if line.map_err(err)?.contains("serving") {
+            return Ok(started.elapsed());
+        }
+    }
+    Err("the daemon exited before serving".into())
+}
+
+/// Start-up on a store of legacy files: `sessionctl run` migrates them before it
+/// serves. Against `sessionctl migrate` of an identical store, at two sizes, and the
+/// growth from the smaller to the larger (linear: the size ratio, 10).
+pub(crate) fn startup_migration(
+    work: &Path,
+    s: &Settings,
+    sessionctl: Option<&Path>,
+) -> Result<Vec<Row>, String> {
+    let Some(sessionctl) = sessionctl else {
+        return Ok(Vec::new());
+    };
+    let (small, large) = (s.migration_sessions / 10, s.migration_sessions);
+    let mut rows = Vec::new();
+    let mut daemon_times = Vec::new();
+    for n in [small, large] {
+        let (for_migrate, for_daemon) = (work.join("legacy-migrate"), work.join("legacy-daemon"));
+        let _ = std::fs::remove_dir_all(&for_migrate);
+        let _ = std::fs::remove_dir_all(&for_daemon);
+        let bytes = crate::data::store_of_v1_files(&for_migrate, n)?;
+        crate::data::store_of_v1_files(&for_daemon, n)?;
+        let (migrate, _) = crate::measure::run_child(
+            Command::new(sessionctl)
+                .arg("--dir")
+                .arg(&for_migrate)
+                .arg("migrate")
+                .env("XDG_CONFIG_HOME", "/nonexistent")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )?;
+        let daemon = time_to_serving(sessionctl, &for_daemon)?;
+        daemon_times.push(daemon);
+        rows.push(Row::ratio(
+            &format!(
+                "daemon start-up migrating {n} `1.0.0` files ({:.0} MB) until it serves",
+                bytes as f64 / 1e6
+            ),
+            ms(daemon),
+            format!("{} `sessionctl migrate` of the same store", ms(migrate)),
+            daemon,
+            migrate,
+            "<= 1.2 x `sessionctl migrate`",
+            1.2,
+        ));
+    }
+    let growth = daemon_times[1].as_secs_f64() / daemon_times[0].as_secs_f64().max(f64::MIN_POSITIVE);
+    rows.push(Row {
+        figure: format!("daemon start-up migration: {large} files against {small}"),
+        ours: format!("{growth:.2} x the time"),
+        baseline: format!("{} x the files", large / small.max(1)),
+        ratio: format!("{growth:.2} x"),
+        target: "linear: <= 11 x for 10 x the files".into(),
+        met: growth <= 11.0,
+    });
+    Ok(rows)
+}

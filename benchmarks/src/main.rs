@@ -32,6 +32,8 @@ pub struct Settings {
     pub idle_window: Duration,
     /// Lockstep sessions of 10 messages the relay figures send.
     pub relay_sessions: usize,
+    /// Legacy files the daemon migrates at start-up (and a tenth of them).
+    pub migration_sessions: usize,
 }
 
 /// One benchmark, producing its rows.
@@ -130,6 +132,7 @@ fn main() -> ExitCode {
             daemon_puts: 20,
             idle_window: Duration::from_secs(5),
             relay_sessions: 100,
+            migration_sessions: 5_000,
         }
     } else {
         Settings {
@@ -150,6 +153,7 @@ fn main() -> ExitCode {
             daemon_puts: 100,
             idle_window: Duration::from_secs(60),
             relay_sessions: 1_000,
+            migration_sessions: 100_000,
         }
     };
     let me = match std::env::current_exe() {
@@ -160,7 +164,7 @@ fn main() -> ExitCode {
         }
     };
     let mut rows = Vec::new();
-    let figures: [(&str, Figure); 10] = [
+    let figures: [(&str, Figure); 11] = [
         (
             "single writer",
             Box::new(|| figures::single_writer(&work, &settings)),
@@ -180,6 +184,10 @@ fn main() -> ExitCode {
         (
             "daemon at scale",
             Box::new(|| daemon::at_scale(&work, &settings, sessionctl.as_deref())),
+        ),
+        (
+            "start-up migration",
+            Box::new(|| daemon::startup_migration(&work, &settings, sessionctl.as_deref())),
         ),
         (
             "api at scale",
