@@ -45,6 +45,149 @@ enum Kind {
     Byte,
 }
 
+/// A configuration key, by name: what the getters read, so that a mistyped key is a
+/// compile error (`Name::ALL` and [`KEYS`] are checked against each other by a test).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Name {
+    /// `dir`
+    Dir,
+    /// `retention_days`
+    RetentionDays,
+    /// `cleanup_interval_hours`
+    CleanupIntervalHours,
+    /// `cleanup_dry_run`
+    CleanupDryRun,
+    /// `trash_max_age_days`
+    TrashMaxAgeDays,
+    /// `delete_undelivered`
+    DeleteUndelivered,
+    /// `endpoint`
+    Endpoint,
+    /// `ca_file`
+    CaFile,
+    /// `authorization`
+    Authorization,
+    /// `concurrency`
+    Concurrency,
+    /// `max_attempts`
+    MaxAttempts,
+    /// `scan_interval_minutes`
+    ScanIntervalMinutes,
+    /// `request_timeout_seconds`
+    RequestTimeoutSeconds,
+    /// `retry_base_seconds`
+    RetryBaseSeconds,
+    /// `retry_cap_seconds`
+    RetryCapSeconds,
+    /// `performer`
+    Performer,
+    /// `deliver_lis_closed`
+    DeliverLisClosed,
+    /// `alert_undelivered_minutes`
+    AlertUndeliveredMinutes,
+    /// `alert_webhook`
+    AlertWebhook,
+    /// `http_listen`
+    HttpListen,
+    /// `http_token`
+    HttpToken,
+    /// `capture_listen`
+    CaptureListen,
+    /// `capture_forward`
+    CaptureForward,
+    /// `start_marker`
+    StartMarker,
+    /// `ack_marker`
+    AckMarker,
+    /// `nak_marker`
+    NakMarker,
+    /// `end_marker`
+    EndMarker,
+    /// `capture_framing`
+    CaptureFraming,
+    /// `log_level`
+    LogLevel,
+    /// `log_format`
+    LogFormat,
+    /// `log_dir`
+    LogDir,
+}
+
+impl Name {
+    /// Every key, in the table's order.
+    #[cfg(test)]
+    const ALL: [Name; 31] = [
+        Name::Dir,
+        Name::RetentionDays,
+        Name::CleanupIntervalHours,
+        Name::CleanupDryRun,
+        Name::TrashMaxAgeDays,
+        Name::DeleteUndelivered,
+        Name::Endpoint,
+        Name::CaFile,
+        Name::Authorization,
+        Name::Concurrency,
+        Name::MaxAttempts,
+        Name::ScanIntervalMinutes,
+        Name::RequestTimeoutSeconds,
+        Name::RetryBaseSeconds,
+        Name::RetryCapSeconds,
+        Name::Performer,
+        Name::DeliverLisClosed,
+        Name::AlertUndeliveredMinutes,
+        Name::AlertWebhook,
+        Name::HttpListen,
+        Name::HttpToken,
+        Name::CaptureListen,
+        Name::CaptureForward,
+        Name::StartMarker,
+        Name::AckMarker,
+        Name::NakMarker,
+        Name::EndMarker,
+        Name::CaptureFraming,
+        Name::LogLevel,
+        Name::LogFormat,
+        Name::LogDir,
+    ];
+
+    /// The key as files, `--set` and `HL7_*` spell it.
+    const fn as_str(self) -> &'static str {
+        match self {
+            Name::Dir => "dir",
+            Name::RetentionDays => "retention_days",
+            Name::CleanupIntervalHours => "cleanup_interval_hours",
+            Name::CleanupDryRun => "cleanup_dry_run",
+            Name::TrashMaxAgeDays => "trash_max_age_days",
+            Name::DeleteUndelivered => "delete_undelivered",
+            Name::Endpoint => "endpoint",
+            Name::CaFile => "ca_file",
+            Name::Authorization => "authorization",
+            Name::Concurrency => "concurrency",
+            Name::MaxAttempts => "max_attempts",
+            Name::ScanIntervalMinutes => "scan_interval_minutes",
+            Name::RequestTimeoutSeconds => "request_timeout_seconds",
+            Name::RetryBaseSeconds => "retry_base_seconds",
+            Name::RetryCapSeconds => "retry_cap_seconds",
+            Name::Performer => "performer",
+            Name::DeliverLisClosed => "deliver_lis_closed",
+            Name::AlertUndeliveredMinutes => "alert_undelivered_minutes",
+            Name::AlertWebhook => "alert_webhook",
+            Name::HttpListen => "http_listen",
+            Name::HttpToken => "http_token",
+            Name::CaptureListen => "capture_listen",
+            Name::CaptureForward => "capture_forward",
+            Name::StartMarker => "start_marker",
+            Name::AckMarker => "ack_marker",
+            Name::NakMarker => "nak_marker",
+            Name::EndMarker => "end_marker",
+            Name::CaptureFraming => "capture_framing",
+            Name::LogLevel => "log_level",
+            Name::LogFormat => "log_format",
+            Name::LogDir => "log_dir",
+        }
+    }
+}
+
 struct Key {
     name: &'static str,
     kind: Kind,
@@ -257,7 +400,7 @@ fn parse_byte(value: &str) -> Option<u8> {
 
 /// The environment variable of a key: `HL7_` and the key in capitals.
 pub(crate) fn env_name(key: &str) -> String {
-    if key == "dir" {
+    if key == Name::Dir.as_str() {
         "HL7_SESSIONS_DIR".into()
     } else {
         format!("HL7_{}", key.to_uppercase())
@@ -512,10 +655,20 @@ impl Config {
             }
         }
         if let Some(dir) = &overrides.dir {
-            set("dir", dir.display().to_string(), Source::Flag, "--dir")?;
+            set(
+                Name::Dir.as_str(),
+                dir.display().to_string(),
+                Source::Flag,
+                "--dir",
+            )?;
         }
         if let Some(endpoint) = &overrides.endpoint {
-            set("endpoint", endpoint.clone(), Source::Flag, "--endpoint")?;
+            set(
+                Name::Endpoint.as_str(),
+                endpoint.clone(),
+                Source::Flag,
+                "--endpoint",
+            )?;
         }
         for pair in &overrides.set {
             let (name, raw) = pair.split_once('=').ok_or_else(|| {
@@ -555,19 +708,19 @@ impl Config {
 
     /// The local API's listen address; `None` when turned off.
     pub(crate) fn http_listen(&self) -> Option<&str> {
-        self.raw("http_listen").filter(|v| !v.is_empty())
+        self.raw(Name::HttpListen).filter(|v| !v.is_empty())
     }
 
     /// Whether `http_listen` is the built-in default (nobody asked for it).
     pub(crate) fn http_listen_is_default(&self) -> bool {
         self.values
-            .get("http_listen")
+            .get(Name::HttpListen.as_str())
             .is_none_or(|v| v.source == Source::Default)
     }
 
     /// The bearer token the local API requires, when set.
     pub(crate) fn http_token(&self) -> Option<&str> {
-        self.raw("http_token")
+        self.raw(Name::HttpToken)
     }
 
     /// Changes one retention or cleanup setting in memory, checked as the configuration
@@ -609,43 +762,44 @@ impl Config {
 
     /// The capture relay's addresses, when both are set.
     pub(crate) fn capture(&self) -> Option<(&str, &str)> {
-        let listen = self.raw("capture_listen").filter(|v| !v.is_empty())?;
-        let forward = self.raw("capture_forward").filter(|v| !v.is_empty())?;
+        let listen = self.raw(Name::CaptureListen).filter(|v| !v.is_empty())?;
+        let forward = self.raw(Name::CaptureForward).filter(|v| !v.is_empty())?;
         Some((listen, forward))
     }
 
     /// `capture_framing`.
     pub(crate) fn framing(&self) -> session_capture::Framing {
-        self.raw("capture_framing")
+        self.raw(Name::CaptureFraming)
             .and_then(|v| v.parse().ok())
             .unwrap_or_default()
     }
 
     /// The marker bytes of capture.
     pub(crate) fn markers(&self) -> session_capture::Markers {
-        let byte = |name: &str| {
+        let byte = |name: Name| {
             self.raw(name)
-                .or_else(|| find(name).and_then(|k| k.default))
+                .or_else(|| find(name.as_str()).and_then(|k| k.default))
                 .and_then(parse_byte)
                 .unwrap_or_default()
         };
         session_capture::Markers {
-            start: byte("start_marker"),
-            ack: byte("ack_marker"),
-            nak: byte("nak_marker"),
-            end: byte("end_marker"),
+            start: byte(Name::StartMarker),
+            ack: byte(Name::AckMarker),
+            nak: byte(Name::NakMarker),
+            end: byte(Name::EndMarker),
         }
     }
 
-    fn raw(&self, name: &str) -> Option<&str> {
-        self.values.get(name).map(|v| v.raw.as_str())
+    fn raw(&self, name: Name) -> Option<&str> {
+        self.values.get(name.as_str()).map(|v| v.raw.as_str())
     }
 
-    fn int(&self, name: &str) -> u64 {
-        // Checked against its range when resolved. A name that is no key (a typo here)
-        // falls back to nothing smaller than 1: a zero would be a zero interval.
-        debug_assert!(find(name).is_some(), "no configuration key {name}");
-        let default = find(name).and_then(|k| k.default).and_then(|d| d.parse().ok());
+    fn int(&self, name: Name) -> u64 {
+        // Checked against its range when resolved, and every int key has a default (a
+        // test says so); never below 1 all the same: a zero would be a zero interval.
+        let default = find(name.as_str())
+            .and_then(|k| k.default)
+            .and_then(|d| d.parse().ok());
         self.raw(name)
             .and_then(|v| v.trim().parse().ok())
             .or(default)
@@ -653,13 +807,13 @@ impl Config {
             .max(1)
     }
 
-    fn flag(&self, name: &str) -> bool {
+    fn flag(&self, name: Name) -> bool {
         self.raw(name) == Some("true")
     }
 
     /// The store directory.
     pub(crate) fn dir(&self) -> Result<PathBuf, CliError> {
-        if let Some(dir) = self.raw("dir") {
+        if let Some(dir) = self.raw(Name::Dir) {
             return Ok(PathBuf::from(dir));
         }
         let home = std::env::var_os("HOME")
@@ -672,32 +826,32 @@ impl Config {
 
     /// Retention for legacy files.
     pub(crate) fn decode_options(&self) -> session_store::DecodeOptions {
-        session_store::DecodeOptions::default().retention_days(self.int("retention_days") as u32)
+        session_store::DecodeOptions::default().retention_days(self.int(Name::RetentionDays) as u32)
     }
 
     /// The cleanup worker's settings.
     pub(crate) fn cleanup(&self) -> CleanupConfig {
         CleanupConfig::default()
-            .interval(Duration::from_secs(self.int("cleanup_interval_hours") * 3600))
-            .dry_run(self.flag("cleanup_dry_run"))
-            .trash_max_age(Duration::from_secs(self.int("trash_max_age_days") * 86_400))
-            .delete_undelivered(self.flag("delete_undelivered"))
+            .interval(Duration::from_secs(self.int(Name::CleanupIntervalHours) * 3600))
+            .dry_run(self.flag(Name::CleanupDryRun))
+            .trash_max_age(Duration::from_secs(self.int(Name::TrashMaxAgeDays) * 86_400))
+            .delete_undelivered(self.flag(Name::DeleteUndelivered))
     }
 
     /// The endpoint, when submission is on.
     pub(crate) fn endpoint(&self) -> Option<&str> {
-        self.raw("endpoint")
+        self.raw(Name::Endpoint)
     }
 
     /// The authorization value, when configured.
     pub(crate) fn authorization(&self) -> Option<Secret> {
-        self.raw("authorization").map(Secret::new)
+        self.raw(Name::Authorization).map(Secret::new)
     }
 
     /// The endpoint's transport: the endpoint, the authorization and, with `ca_file`,
     /// a private CA beside the system's roots. A bad endpoint or CA file is bad input.
     pub(crate) fn transport(&self, endpoint: &str) -> Result<HttpTransport, CliError> {
-        let ca = match self.raw("ca_file").filter(|f| !f.is_empty()) {
+        let ca = match self.raw(Name::CaFile).filter(|f| !f.is_empty()) {
             Some(file) => Some(
                 read_config_file(Path::new(file))
                     .map_err(|e| CliError::BadInput(format!("ca_file {file}: {e}")))?,
@@ -717,43 +871,43 @@ impl Config {
     pub(crate) fn status_options(&self) -> crate::commands::status::StatusOptions {
         crate::commands::status::StatusOptions {
             retry_cap_ms: self.submit().backoff.cap.as_millis() as u64,
-            alert_undelivered_ms: self.int("alert_undelivered_minutes").saturating_mul(60_000),
+            alert_undelivered_ms: self.int(Name::AlertUndeliveredMinutes).saturating_mul(60_000),
         }
     }
 
     /// Where alerts are POSTed, when configured.
     pub(crate) fn alert_webhook(&self) -> Option<&str> {
-        self.raw("alert_webhook").filter(|url| !url.is_empty())
+        self.raw(Name::AlertWebhook).filter(|url| !url.is_empty())
     }
 
     /// The submission worker's settings.
     pub(crate) fn submit(&self) -> SubmitConfig {
         SubmitConfig::default()
-            .concurrency(self.int("concurrency") as usize)
-            .request_timeout(Duration::from_secs(self.int("request_timeout_seconds")))
-            .max_attempts(self.int("max_attempts") as u32)
+            .concurrency(self.int(Name::Concurrency) as usize)
+            .request_timeout(Duration::from_secs(self.int(Name::RequestTimeoutSeconds)))
+            .max_attempts(self.int(Name::MaxAttempts) as u32)
             .backoff(Backoff::new(
-                Duration::from_secs(self.int("retry_base_seconds")),
-                Duration::from_secs(self.int("retry_cap_seconds")),
+                Duration::from_secs(self.int(Name::RetryBaseSeconds)),
+                Duration::from_secs(self.int(Name::RetryCapSeconds)),
             ))
-            .scan_interval(Duration::from_secs(self.int("scan_interval_minutes") * 60))
-            .performer(self.raw("performer").map(str::to_owned))
-            .deliver_lis_closed(self.flag("deliver_lis_closed"))
+            .scan_interval(Duration::from_secs(self.int(Name::ScanIntervalMinutes) * 60))
+            .performer(self.raw(Name::Performer).map(str::to_owned))
+            .deliver_lis_closed(self.flag(Name::DeliverLisClosed))
     }
 
     /// `log_level`.
     pub(crate) fn log_level(&self) -> &str {
-        self.raw("log_level").unwrap_or("info")
+        self.raw(Name::LogLevel).unwrap_or("info")
     }
 
     /// `log_format`.
     pub(crate) fn log_format(&self) -> &str {
-        self.raw("log_format").unwrap_or("auto")
+        self.raw(Name::LogFormat).unwrap_or("auto")
     }
 
     /// `log_dir`.
     pub(crate) fn log_dir(&self) -> Option<PathBuf> {
-        self.raw("log_dir").map(PathBuf::from)
+        self.raw(Name::LogDir).map(PathBuf::from)
     }
 
     /// Every key with its effective value and source; secrets redacted.
@@ -940,7 +1094,7 @@ mod tests {
                 Kind::Int { min, max } => {
                     for ok in [min, max] {
                         let config = with(&[(key.name, &ok.to_string())]).unwrap();
-                        assert_eq!(config.int(key.name), ok, "{}", key.name);
+                        assert_eq!(config.int(name_of(key)), ok, "{}", key.name);
                     }
                     for bad in [min.saturating_sub(1), max + 1, u64::MAX] {
                         if bad == min && min == 0 {
@@ -969,7 +1123,7 @@ mod tests {
                 }
                 Kind::Listen => {
                     assert!(with(&[(key.name, "127.0.0.1:0")]).is_ok());
-                    assert_eq!(with(&[(key.name, "")]).unwrap().raw(key.name), Some(""));
+                    assert_eq!(with(&[(key.name, "")]).unwrap().raw(name_of(key)), Some(""));
                     assert!(with(&[(key.name, "no-port")]).is_err());
                 }
                 Kind::Text | Kind::Path => {
@@ -991,6 +1145,20 @@ mod tests {
             err.contains("unknown key") && err.contains("concurrency"),
             "{err}"
         );
+    }
+
+    fn name_of(key: &Key) -> Name {
+        *Name::ALL
+            .iter()
+            .find(|n| n.as_str() == key.name)
+            .unwrap_or_else(|| panic!("{} has no Name", key.name))
+    }
+
+    #[test]
+    fn every_name_is_one_key_of_the_table_and_every_key_has_a_name() {
+        let names: Vec<&str> = Name::ALL.iter().map(|n| n.as_str()).collect();
+        let keys: Vec<&str> = KEYS.iter().map(|k| k.name).collect();
+        assert_eq!(names, keys, "Name::ALL and KEYS list the same keys, in order");
     }
 
     #[test]
