@@ -53,12 +53,20 @@ parallel fsyncs beat SQLite's serialized WAL commits by 1.5 to 2.5 x; on a loade
 commit beats our two (file, then directory; group commit shares the directory fsync only when saves overlap) \
 and the ratio falls below 1. Closing that gap for good would need one fsync for several sessions' data, i.e. a \
 log, which this design deliberately does not have (one file per session, nothing to get out of sync).
-- **Capture relay latency.** Each acknowledged message costs two durable appends on the relay before the \
-analyzer sees the ACK (the message is recorded before it is forwarded, and the LIS's ACK before it is \
-forwarded back), each handed to a blocking thread; one connection has nothing to share an fsync with. The \
-rest of the added time is those two thread hand-offs and the extra TCP hop. This is the price of \
-\"what the other side has received complete is in the store\"; a relay that forwarded first would add only the \
-hop and could lose what it had acknowledged.
+- **Capture relay.** The floor is a plain tokio relay's round trip plus two durable appends of the record's \
+size (the message is recorded before it is forwarded, and the LIS's ACK before it goes back), each timed as \
+`pwrite` + `fdatasync` into a preallocated file on the same disk. Journals are preallocated the same way, so \
+an append commits no metadata. What remains above the floor: each append is handed to a blocking thread, and \
+every session costs metadata commits an append does not (its journal created and linked, its session file \
+written, the journal removed, each with a directory fsync); the end of a session is forwarded once the end is \
+journaled, and the session file is written beside the conversation. With 50 analyzers at once those \
+per-session commits queue in the filesystem's journal, which 50 plain appenders never touch: that is the \
+throughput gap. Closing it would take one journal per connection rather than per session (sessions folded \
+out of it), not done.
+- **Start-up migration.** `sessionctl run` on a legacy store reads and decodes every file once in recovery \
+(which feeds the delivery index and finds the outdated ones), then migrates the outdated ones as \
+`sessionctl migrate` does (read again, lock, keep the original, save). The second read and decode is the \
+difference between the two rows.
 - **Reference: the Electron app** (it cannot run in CI; figures from the scale issue, measured on the same \
 kind of machine): `loadAllSessions` of 10,000 `1.0.0` sessions took about 3 s at about 210 MB RSS (ours: the \
 start-up row above, recover and load all, and the `list` row's peak RSS); `loadAndMigrateAllSessions` of \
