@@ -38,21 +38,6 @@ const CRATES: [(&str, f64); 8] = [
 /// descriptor flag or a log) and are gone; so are claims that named more than one mutant.
 const EQUIVALENT: &[(&str, &str)] = &[
     (
-        "crates/session-recovery/src/recover.rs:332:31: replace / with % in read_every_live",
-        "only how many threads read the store changes (clamped to 1..=cores either way): every live file is \
-         still read and judged once, and recovery's outcome does not depend on the order findings arrive in",
-    ),
-    (
-        "crates/session-recovery/src/recover.rs:332:31: replace / with * in read_every_live",
-        "only how many threads read the store changes (clamped to 1..=cores either way): every live file is \
-         still read and judged once, and recovery's outcome does not depend on the order findings arrive in",
-    ),
-    (
-        "crates/session-recovery/src/recover.rs:349:16: replace == with != in read_every_live",
-        "swaps which of two equivalent paths runs (one thread inline, or the threads and their channel): each \
-         reads and judges every live file once",
-    ),
-    (
         "crates/session-model/src/bytes.rs:66:48: replace | with ^ in hex_bytes",
         "the high nibble is shifted left by 4 and the low one is under 16: the bits never overlap, so `|` and `^` agree",
     ),
@@ -70,6 +55,21 @@ const EQUIVALENT: &[(&str, &str)] = &[
         "crates/session-fs/src/storage.rs:278:23: replace match guard e.kind() == io::ErrorKind::NotFound with true \
          in <impl Storage for OsStorage>::lock",
         "the retry creates the same name with the same no-follow, non-blocking flags: any error but NotFound recurs",
+    ),
+    (
+        "crates/session-recovery/src/recover.rs:332:31: replace / with % in read_every_live",
+        "only how many threads read the store changes (clamped to 1..=cores either way): every live file is \
+         still read and judged once, and recovery's outcome does not depend on the order findings arrive in",
+    ),
+    (
+        "crates/session-recovery/src/recover.rs:332:31: replace / with * in read_every_live",
+        "only how many threads read the store changes (clamped to 1..=cores either way): every live file is \
+         still read and judged once, and recovery's outcome does not depend on the order findings arrive in",
+    ),
+    (
+        "crates/session-recovery/src/recover.rs:349:16: replace == with != in read_every_live",
+        "swaps which of two equivalent paths runs (one thread inline, or the threads and their channel): each \
+         reads and judges every live file once",
     ),
 ];
 
