@@ -66,3 +66,20 @@ fn unknown_fields_show_their_keys_only() {
         "the keys are shown: {shown}"
     );
 }
+
+#[test]
+fn serdes_message_shows_its_length_through_debug_never_its_text() {
+    // A wrongly typed field holding a name: serde quotes it in its message.
+    let doc = br#"{"id":"s-1","startTime":"DOE^JANE","_metadata":{"version":"2.1.0"}}"#;
+    let err = session_migrate::decode(doc).unwrap_err();
+    let detail = err.detail_with_values().expect("serde's message").to_owned();
+    let session_migrate::DecodeError::Invalid { message, .. } = &err else {
+        panic!("not an invalid document: {err}");
+    };
+    let shown = format!("{message:?}");
+    assert_eq!(shown, format!("WithValues(<{} bytes>)", detail.len()));
+    assert!(
+        !shown.contains("DOE") && !format!("{err:?}").contains("DOE"),
+        "{shown}"
+    );
+}
