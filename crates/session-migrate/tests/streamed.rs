@@ -99,3 +99,28 @@ fn an_envelope_with_elements_or_an_element_source_that_fails_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn an_element_that_would_not_read_back_as_itself_is_refused() {
+    let session = every_fixture()
+        .into_iter()
+        .find(|s| !s.elements.is_empty())
+        .unwrap();
+    let mut envelope = session.clone();
+    let mut elements = std::mem::take(&mut envelope.elements);
+    // An unknown field named like a known one: written twice, read back as the other.
+    let other = serde_json::json!(elements[0].timestamp + 1);
+    elements[0].unknown.insert("timestamp".into(), other);
+    let mut out = Vec::new();
+    let result = encode_streamed(
+        &envelope,
+        elements.into_iter().map(Ok::<_, std::io::Error>),
+        &mut out,
+    );
+    let err = result.expect_err("an element whose encoding reads back differently is refused");
+    assert!(
+        err.to_string()
+            .contains("element 0 would not read back as itself"),
+        "{err}"
+    );
+}
