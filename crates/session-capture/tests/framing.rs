@@ -247,3 +247,22 @@ fn check_every_split(name: &str, conversation: Conversation) {
 fn run(conversation: Conversation, cut: impl Fn(usize) -> Vec<usize>) -> Vec<Framed> {
     common::run(session_capture::Framing::Markers, conversation, cut)
 }
+
+#[test]
+fn a_start_marker_after_the_lis_sent_more_than_a_reply_begins_a_new_session() {
+    // Only ENQs and the LIS's ACK/NAK replies between two ENQs make the second a repeat;
+    // a message from the LIS (or stray bytes) means the first session had content.
+    for lis in [&b"MSH|from the LIS\r\n"[..], b"partial", b"\x04"] {
+        let conversation: Conversation =
+            &[(Side::Device, b"\x05"), (Side::Lis, lis), (Side::Device, b"\x05")];
+        let events = run(conversation, |_| vec![]);
+        assert_eq!(begins(&events), 2, "after the LIS sent {lis:?}");
+    }
+    // Replies only: still one session.
+    let replies: Conversation = &[
+        (Side::Device, b"\x05"),
+        (Side::Lis, b"\x06\x15"),
+        (Side::Device, b"\x05"),
+    ];
+    assert_eq!(begins(&run(replies, |_| vec![])), 1);
+}
