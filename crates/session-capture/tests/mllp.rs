@@ -127,3 +127,19 @@ fn check_every_split(name: &str, conversation: Conversation) {
 fn run(conversation: Conversation, cut: impl Fn(usize) -> Vec<usize>) -> Vec<Framed> {
     common::run(session_capture::Framing::Mllp, conversation, cut)
 }
+
+#[test]
+fn an_mllp_session_is_open_from_its_first_byte_until_the_quiet_ends_it() {
+    let mut framer = MllpFramer::new();
+    assert!(!framer.is_open(), "nothing received yet");
+    framer.feed(Side::Device, b"\x0bMSH|^~\\&|AN|LAB\r\x1c\x0d", 1_000);
+    assert!(framer.is_open(), "a burst is open after its first frame");
+    assert!(framer.idle(1_000 + MLLP_IDLE_MS - 1).is_empty());
+    assert!(framer.is_open(), "not yet quiet long enough");
+    let ended = framer.idle(1_000 + MLLP_IDLE_MS);
+    assert!(
+        ended.iter().any(|e| matches!(e, Framed::Complete { .. })),
+        "{ended:?}"
+    );
+    assert!(!framer.is_open(), "the quiet ended it");
+}
