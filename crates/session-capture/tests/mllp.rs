@@ -143,3 +143,32 @@ fn an_mllp_session_is_open_from_its_first_byte_until_the_quiet_ends_it() {
     );
     assert!(!framer.is_open(), "the quiet ended it");
 }
+
+#[test]
+fn the_quiet_that_ends_a_burst_keeps_the_bytes_outside_its_frames_and_reaches_it_through_a_connection() {
+    let frame = b"\x0bMSH|^~\\&|AN|LAB\r\x1c\x0d";
+    let mut framer = MllpFramer::new();
+    framer.feed(Side::Device, frame, 10);
+    framer.feed(Side::Device, b"junk", 20);
+    let ended = framer.idle(20 + MLLP_IDLE_MS);
+    let stray: Vec<&[u8]> = ended
+        .iter()
+        .filter_map(|e| match e {
+            Framed::Element(el) if el.kind == session_model::ElementKind::Stray => Some(el.bytes.as_slice()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stray, [b"junk".as_slice()], "{ended:?}");
+    assert!(matches!(ended.last(), Some(Framed::Complete { .. })), "{ended:?}");
+    // Through a connection's framer (decided by the first byte), the quiet ends it too.
+    for framing in [Framing::Mllp, Framing::Auto] {
+        let mut connection = ConnectionFramer::new(framing, Markers::default());
+        connection.feed(Side::Device, frame, 10);
+        assert!(connection.idle(10 + MLLP_IDLE_MS - 1).is_empty());
+        let ended = connection.idle(10 + MLLP_IDLE_MS);
+        assert!(
+            matches!(ended.last(), Some(Framed::Complete { .. })),
+            "{framing:?}: {ended:?}"
+        );
+    }
+}
