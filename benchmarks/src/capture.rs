@@ -265,16 +265,6 @@ fn start_relay(sessionctl: &Path, dir: &Path, lis: &str) -> Result<(Relay, Strin
     Ok((child, addr))
 }
 
-/// Peak resident memory of a live process, in KiB.
-fn peak_rss_kib(pid: u32) -> Result<u64, String> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(err)?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| "no VmHWM".into())
-}
-
 /// The capture relay against its floor: lockstep round trips of 200 B messages through
 /// `sessionctl capture`, through a plain relay, and two durable appends of the same
 /// size, interleaved; then 50 analyzers at once against 50 times one analyzer's rate,
@@ -315,7 +305,7 @@ pub(crate) fn relay(work: &Path, s: &Settings, sessionctl: Option<&Path>) -> Res
     let many = lockstep_rate(&addr, ANALYZERS, each, MESSAGES, BYTES)?;
     let disk = concurrent_append_rate(&appends_dir, ANALYZERS, BYTES + 64, each * MESSAGES)?;
     let expected = (one_rate * ANALYZERS as f64).min(disk / 2.0);
-    let rss = peak_rss_kib(relay.0.id())? as f64 / 1024.0;
+    let rss = crate::measure::status_kib(relay.0.id(), "VmHWM")? as f64 / 1024.0;
     drop(relay);
     let mut throughput = Row::higher(
         &format!("capture relay: {ANALYZERS} lockstep analyzers at once (messages per second, all told)"),

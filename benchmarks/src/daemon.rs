@@ -30,16 +30,6 @@ impl Drop for Guard {
     }
 }
 
-/// Resident memory now, in KiB.
-fn rss_kib(pid: u32) -> Result<u64, String> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(err)?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| "no VmRSS".into())
-}
-
 /// CPU time used so far (user + system).
 fn cpu(pid: u32) -> Result<Duration, String> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(err)?;
@@ -140,19 +130,7 @@ pub(crate) fn at_scale(work: &Path, s: &Settings, sessionctl: Option<&Path>) -> 
     let _ = std::fs::remove_dir_all(&out);
     let (_receiver, url) = receiver(sessionctl, &out)?;
     let started = Instant::now();
-    let mut daemon = Guard(
-        Command::new(sessionctl)
-            .arg("--dir")
-            .arg(&dir)
-            .args(["--set", &format!("endpoint={url}"), "run"])
-            .env("HL7_HTTP_LISTEN", "")
-            .env("HL7_LOG_FORMAT", "json")
-            .env("XDG_CONFIG_HOME", "/nonexistent")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(err)?,
-    );
+    let mut daemon = spawn_daemon(sessionctl, &dir, &url)?;
     let pid = daemon.0.id();
     let (tx, rx) = mpsc::channel();
     let stderr = daemon.0.stderr.take().ok_or("no stderr")?;
@@ -175,7 +153,7 @@ pub(crate) fn at_scale(work: &Path, s: &Settings, sessionctl: Option<&Path>) -> 
     };
     wait("serving")?;
     let startup = started.elapsed();
-    let rss_start = rss_kib(pid)?;
+    let rss_start = crate::measure::status_kib(pid, "VmRSS")?;
     // The daily cleanup runs once at start: its pass over the store is scheduled work,
     // reported apart, and the idle window starts after it.
     let cleanup_line = wait("cleanup finished")?;
@@ -215,7 +193,7 @@ pub(crate) fn at_scale(work: &Path, s: &Settings, sessionctl: Option<&Path>) -> 
     // Let the last outcome be written before reading the CPU clock.
     std::thread::sleep(Duration::from_millis(200));
     let per_delivery = cpu(pid)?.saturating_sub(cpu_before) / s.daemon_puts.max(1) as u32;
-    let rss_after = rss_kib(pid)?;
+    let rss_after = crate::measure::status_kib(pid, "VmRSS")?;
     let latency = median(latencies.clone());
     let worst = latencies.iter().max().copied().unwrap_or_default();
     let mib = |k: u64| k as f64 / 1024.0;
@@ -308,14 +286,14 @@ pub(crate) fn at_scale(work: &Path, s: &Settings, sessionctl: Option<&Path>) -> 
     Ok(rows)
 }
 
-/// Starts `sessionctl run` on `dir` and waits until it serves: how long that took.
-fn time_to_serving(sessionctl: &Path, dir: &Path) -> Result<Duration, String> {
-    let started = Instant::now();
-    let mut daemon = Guard(
+/// `sessionctl run` on `dir`, delivering to `endpoint`, no page, JSON logs on its
+/// piped stderr.
+fn spawn_daemon(sessionctl: &Path, dir: &Path, endpoint: &str) -> Result<Guard, String> {
+    Ok(Guard(
         Command::new(sessionctl)
             .arg("--dir")
             .arg(dir)
-            .args(["--set", "endpoint=http://127.0.0.1:9/", "run"])
+            .args(["--set", &format!("endpoint={endpoint}"), "run"])
             .env("HL7_HTTP_LISTEN", "")
             .env("HL7_LOG_FORMAT", "json")
             .env("XDG_CONFIG_HOME", "/nonexistent")
@@ -323,7 +301,14 @@ fn time_to_serving(sessionctl: &Path, dir: &Path) -> Result<Duration, String> {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(err)?,
-    );
+    ))
+}
+
+/// Starts `sessionctl run` on `dir` and waits until it serves: how long that took.
+fn time_to_serving(sessionctl: &Path, dir: &Path) -> Result<Duration, String> {
+    let started = Instant::now();
+    // Nothing listens on port 9: start-up is measured, not delivery.
+    let mut daemon = spawn_daemon(sessionctl, dir, "http://127.0.0.1:9/")?;
     let stderr = daemon.0.stderr.take().ok_or("no stderr")?;
     for line in BufReader::new(stderr).lines() {
         if line.map_err(err)?.contains("serving") {
