@@ -225,3 +225,166 @@ async fn stopping_the_relay_stores_an_open_session_as_interrupted_by_shutdown() 
     assert_eq!(interruption.reason, InterruptionReason::Shutdown);
     assert_eq!(stored[0].messages(), vec!["MSH|1\r\n".to_string()]);
 }
+
+/// A LIS that reads `keep` bytes of its first connection, then closes it (with a reset
+/// when `reset`); sends the bytes it read on `got`.
+async fn closing_lis(keep: usize, reset: bool) -> (String, tokio::sync::oneshot::Receiver<Vec<u8>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut got = vec![0u8; keep];
+        socket.read_exact(&mut got).await.unwrap();
+        if reset {
+            // SO_LINGER 0: the close sends RST.
+            socket.set_zero_linger().unwrap();
+        }
+        drop(socket);
+        let _ = tx.send(got);
+    });
+    (addr, rx)
+}
+
+fn message(n: usize) -> Vec<u8> {
+    format!("MSH|^~\\&|AN|LAB|||20261205||ORU^R01|{n}|P|2.5\rOBX|1|NM|GLU||5.{n}\r\n").into_bytes()
+}
+
+/// Writes `bytes` and waits until the relay has read all `total` bytes the analyzer has
+/// sent so far: each write is then a chunk of its own.
+async fn send_as_one_chunk(analyzer: &mut TcpStream, bytes: &[u8], running: &Running, total: u64) {
+    analyzer.write_all(bytes).await.unwrap();
+    test_support::wait_until(Duration::from_secs(30), "the relay read the chunk", || {
+        (running
+            .stats
+            .bytes_from_device
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= total)
+            .then_some(())
+    });
+}
+
+fn stored_one(store: &SessionStore) -> session_model::Session {
+    let stored = test_support::wait_until(Duration::from_secs(30), "the session stored", || {
+        Some(sessions(store)).filter(|s| !s.is_empty())
+    });
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    stored.into_iter().next().unwrap()
+}
+
+fn device_bytes(session: &session_model::Session) -> Vec<u8> {
+    session
+        .elements
+        .iter()
+        .filter(|e| e.direction == session_model::Direction::DeviceToPc)
+        .flat_map(|e| e.data.0.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_the_lis_stopped_receiving_says_so_and_counts_every_byte_it_missed() {
+    for reset in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let first: Vec<u8> = [&b"\x05"[..], &message(1)].concat();
+        let (lis_addr, got) = closing_lis(20, reset).await;
+        let running = start(dir.path(), &lis_addr).await;
+        let mut analyzer = TcpStream::connect(&running.addr).await.unwrap();
+        send_as_one_chunk(&mut analyzer, &first[..20], &running, 20).await;
+        assert_eq!(got.await.unwrap(), &first[..20]);
+        // The relay passes the LIS's close on: the analyzer reads its end (or a reset).
+        let mut sink = [0u8; 16];
+        let _ = tokio::time::timeout(Duration::from_secs(30), analyzer.read(&mut sink)).await;
+        // The analyzer goes on regardless: a chunk that completes nothing, then the end
+        // of its message, another message and the end marker.
+        let partial = &first[20..first.len() - 2];
+        send_as_one_chunk(&mut analyzer, partial, &running, (first.len() - 2) as u64).await;
+        let rest: Vec<u8> = [&first[first.len() - 2..], &message(2), &b"\x04"[..]].concat();
+        let sent = first.len() - 2 + rest.len();
+        send_as_one_chunk(&mut analyzer, &rest, &running, sent as u64).await;
+        drop(analyzer);
+        let session = stored_one(&running.store);
+        let interruption = session.interrupted.as_ref().expect("interrupted");
+        assert_eq!(
+            interruption.reason,
+            InterruptionReason::LisClosed,
+            "reset {reset}"
+        );
+        assert_eq!(
+            interruption.lis_missed_bytes(),
+            Some((sent - 20) as u64),
+            "reset {reset}: every byte after the close, the chunk that completed nothing too"
+        );
+        assert!(session.is_complete, "the analyzer finished its transmission");
+        assert_eq!(
+            device_bytes(&session).len(),
+            sent,
+            "every byte the analyzer sent is recorded"
+        );
+        assert_eq!(session.message_count(), 2);
+        running.stop.cancel();
+        running.relaying.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lis_that_closes_after_the_analyzer_did_missed_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // This LIS reads to the analyzer's end of stream, answers, then closes.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let lis_addr = listener.local_addr().unwrap().to_string();
+    let lis = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut got = Vec::new();
+        socket.read_to_end(&mut got).await.unwrap();
+        socket.write_all(b"\x06after your end").await.unwrap();
+        got
+    });
+    let running = start(dir.path(), &lis_addr).await;
+    let mut analyzer = TcpStream::connect(&running.addr).await.unwrap();
+    let sent: Vec<u8> = [&b"\x05"[..], &message(1)].concat();
+    analyzer.write_all(&sent).await.unwrap();
+    analyzer.shutdown().await.unwrap();
+    // The LIS's answer to a half-closed analyzer still reaches it.
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), analyzer.read_to_end(&mut answer))
+        .await
+        .expect("the relay passes the LIS's answer and its close on")
+        .unwrap();
+    assert_eq!(answer, b"\x06after your end");
+    assert_eq!(lis.await.unwrap(), sent);
+    let session = stored_one(&running.store);
+    let interruption = session
+        .interrupted
+        .as_ref()
+        .expect("cut off before its end marker");
+    assert_eq!(interruption.reason, InterruptionReason::ConnectionClosed);
+    assert_eq!(interruption.lis_missed_bytes(), None);
+    running.stop.cancel();
+    running.relaying.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mllp_burst_is_stored_once_the_line_is_quiet_while_the_connection_stays_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lis_addr, _lis) = checking_lis(
+        dir.path().to_path_buf(),
+        b"\x1c\r",
+        |frame| frame[1..frame.len() - 2].to_vec(),
+        |_| b"\x0bMSA|AA|1\r\x1c\r".to_vec(),
+    )
+    .await;
+    let running = start(dir.path(), &lis_addr).await;
+    let mut analyzer = TcpStream::connect(&running.addr).await.unwrap();
+    analyzer
+        .write_all(b"\x0bMSH|^~\\&|AN|LAB|LIS|HOSP|20261205||ORU^R01|1|P|2.5\r\x1c\r")
+        .await
+        .unwrap();
+    read_until(&mut analyzer, b"\x1c\r").await;
+    // No close: the quiet alone ends the burst, and the session is stored.
+    let session = stored_one(&running.store);
+    assert!(session.is_complete, "{session:?}");
+    assert_eq!(session.message_count(), 1);
+    drop(analyzer);
+    running.stop.cancel();
+    running.relaying.await.unwrap();
+}
