@@ -108,6 +108,15 @@ fn main() -> ExitCode {
             None => ExitCode::from(2),
         };
     }
+    if let Some(i) = args.iter().position(|a| a == "--child-peak") {
+        return match measure::child_peak(&args[i + 1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("child: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let value_of = |flag: &str| {
         args.iter()

@@ -22,20 +22,78 @@ pub(crate) fn median_of(n: usize, mut f: impl FnMut()) -> Duration {
 }
 
 /// Runs a command to completion and returns (wall time, peak RSS in KiB) of that child.
+///
+/// The child is started by a small helper process (this binary's `--child-peak`), not by
+/// the bench itself: Linux counts the memory of the process a child was forked or
+/// vforked from into the child's `ru_maxrss` (the old address space's high-water mark is
+/// kept across `exec`), so a child of a bench holding a 100,000-session store would
+/// report the bench's peak, not its own. The helper's own few MiB are the floor of what
+/// this can report. Its standard output and error are discarded.
 pub(crate) fn run_child(command: &mut std::process::Command) -> Result<(Duration, u64), String> {
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = std::env::temp_dir().join(format!("bench-peak-{}-{}", std::process::id(), next_call()));
+    let mut helper = std::process::Command::new(me);
+    helper
+        .arg("--child-peak")
+        .arg(&out)
+        .arg(command.get_program())
+        .args(command.get_args())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => helper.env(key, value),
+            None => helper.env_remove(key),
+        };
+    }
+    if let Some(dir) = command.get_current_dir() {
+        helper.current_dir(dir);
+    }
     let started = Instant::now();
-    let child = command.spawn().map_err(|e| format!("{command:?}: {e}"))?;
+    let status = helper.status().map_err(|e| format!("{command:?}: {e}"))?;
+    let elapsed = started.elapsed();
+    let peak = std::fs::read_to_string(&out);
+    let _ = std::fs::remove_file(&out);
+    if !status.success() {
+        return Err(format!("{command:?} failed ({status})"));
+    }
+    let peak = peak.map_err(|e| format!("{command:?}: no peak reported: {e}"))?;
+    Ok((
+        elapsed,
+        peak.trim()
+            .parse()
+            .map_err(|e| format!("{command:?}: peak {peak:?}: {e}"))?,
+    ))
+}
+
+/// A number that differs between calls in one process (the helper's result file name).
+fn next_call() -> u64 {
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// `benchmarks --child-peak OUT PROGRAM ARGS...`: runs PROGRAM with ARGS (standard input
+/// closed, output inherited), waits for it, and writes its peak RSS in KiB to OUT. Fails
+/// when PROGRAM does.
+pub(crate) fn child_peak(args: &[String]) -> Result<(), String> {
+    let [out, program, rest @ ..] = args else {
+        return Err("--child-peak OUT PROGRAM ARGS...".into());
+    };
+    let child = std::process::Command::new(program)
+        .args(rest)
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("{program}: {e}"))?;
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
     // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: waits for our own child; status and usage point to live locals.
     let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let elapsed = started.elapsed();
     if waited != pid || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
-        return Err(format!("{command:?} failed (status {status})"));
+        return Err(format!("{program} failed (status {status})"));
     }
-    Ok((elapsed, usage.ru_maxrss as u64))
+    std::fs::write(out, usage.ru_maxrss.to_string()).map_err(|e| e.to_string())
 }
 
 /// Milliseconds with three decimals.
