@@ -5,7 +5,7 @@ use std::process::Command;
 use crate::{cargo, has_cargo_tool, root};
 
 /// The crates to publish, each after every crate it depends on.
-const CRATES: [&str; 9] = [
+const CRATES: [&str; 10] = [
     "session-model",
     "session-fs",
     "session-migrate",
@@ -14,6 +14,7 @@ const CRATES: [&str; 9] = [
     "session-recovery",
     "session-workers",
     "session-daemon",
+    "session-station",
     "sessionctl",
 ];
 

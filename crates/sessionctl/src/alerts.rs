@@ -11,7 +11,7 @@ use session_workers::submit::redacted_url;
 use tokio_util::sync::CancellationToken;
 
 use crate::commands::status::{Alert, StatusOptions, compute};
-use crate::index::SessionIndex;
+use session_station::SessionIndex;
 
 /// How often the alerts are looked at.
 const CHECK_EVERY: Duration = Duration::from_secs(5);
@@ -66,7 +66,7 @@ pub(crate) async fn run(
     loop {
         let (store_now, index_now) = (store.clone(), index.clone());
         let alerts = tokio::task::spawn_blocking(move || match index_now {
-            Some(index) => index.status(&store_now, &options),
+            Some(index) => crate::commands::status::from_index(&index, &store_now, &options),
             None => compute(&store_now, &options),
         })
         .await;

@@ -11,7 +11,6 @@ mod cli;
 mod commands;
 mod config;
 mod error;
-mod index;
 mod logging;
 mod metrics;
 mod output;

@@ -22,7 +22,9 @@ use tokio_stream::wrappers::BroadcastStream;
 use super::ApiState;
 use crate::commands::status;
 use crate::error::CliError;
-use crate::index::{Cancel, ListQuery, SessionIndex, SortKey};
+use session_station::{Cancel, ListQuery, SessionIndex, SortKey};
+
+use crate::commands::list::rows_json;
 
 /// `{"error": "..."}` with a status code: the shape of every API error.
 pub(super) fn error(status: StatusCode, message: impl Into<String>) -> (StatusCode, Json<Value>) {
@@ -181,7 +183,7 @@ pub(super) async fn sessions(
     };
     let Some(needle) = q else {
         let page = index.page(&list);
-        return Json(json!({ "total": page.total, "sessions": page.rows })).into_response();
+        return Json(json!({ "total": page.total, "sessions": rows_json(&page.rows) })).into_response();
     };
     let candidates = index.candidates(&list);
     let cancel = Cancel::default();
@@ -189,14 +191,14 @@ pub(super) async fn sessions(
     let deadline = std::time::Instant::now() + SEARCH_BUDGET;
     let page = (list.offset, list.limit);
     let found =
-        blocking(move || crate::index::search(&store, candidates, &needle, page, deadline, &flag)).await;
+        blocking(move || session_station::search(&store, candidates, &needle, page, deadline, &flag)).await;
     let found = found.map(|found| (index.rows(&found.ids), found));
     drop(cancel);
     match found {
         Err(response) => response,
         Ok((rows, found)) => Json(json!({
             "total": found.matched,
-            "sessions": rows,
+            "sessions": rows_json(&rows),
             "search": {
                 "complete": found.complete,
                 "searched": found.searched,
@@ -543,7 +545,7 @@ pub(super) async fn status(State(state): State<Arc<ApiState>>) -> Response {
     let options = state.config.read().await.status_options();
     let index = state.index.clone();
     let computed = blocking(move || match index {
-        Some(index) => index.status(&store, &options),
+        Some(index) => crate::commands::status::from_index(&index, &store, &options),
         None => status::compute(&store, &options),
     });
     match computed.await {
@@ -560,7 +562,7 @@ pub(super) async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
     let (index, counters) = (state.index.clone(), state.counters.clone());
     let rendered = blocking(move || -> Result<String, CliError> {
         let status = match &index {
-            Some(index) => index.status(&store, &options)?,
+            Some(index) => crate::commands::status::from_index(index, &store, &options)?,
             None => status::compute(&store, &options)?,
         };
         let bytes = counters.store_bytes(|| store.fs().maintenance().live_bytes().ok());

@@ -46,7 +46,7 @@ pub(crate) struct ApiState {
     /// Fires at shutdown: event streams end then, so that stopping never waits on them.
     pub stopping: tokio_util::sync::CancellationToken,
     /// The summary of every session, when the store is watched (else lists read files).
-    pub index: Option<Arc<crate::index::SessionIndex>>,
+    pub index: Option<Arc<session_station::SessionIndex>>,
     /// What `/metrics` counts.
     pub counters: Arc<crate::metrics::StationCounters>,
 }

@@ -12,7 +12,7 @@ use crate::api::starting::{Progress, Starting};
 use crate::api::{ApiState, StoreEvent};
 use crate::config::Config;
 use crate::error::CliError;
-use crate::index::SessionIndex;
+use session_station::SessionIndex;
 
 fn failed(e: impl std::fmt::Display) -> CliError {
     CliError::Failed(e.to_string())

@@ -3,162 +3,61 @@
 use std::io::Write;
 
 use serde::Serialize;
-use serde_json::Value;
 use session_model::{SubmissionStatus, printable};
+use session_station::{SessionRow, natural_cmp};
 use session_store::{SessionStore, StoredEntry};
 
 use crate::error::CliError;
 use crate::output::Output;
 
-/// One session in `list`'s output, and in the daemon's in-memory index: everything a
-/// list, a filter or `status` needs, never the messages.
-#[derive(Debug, Clone, Serialize)]
+/// A [`SessionRow`] as `list --json` and the local API print it (CONTRACT's shape).
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct Row {
-    /// The id.
-    pub id: String,
-    /// The version on disk (`legacy`, `1.0.0`, `2.0.0`, or a newer one).
-    pub version: String,
-    /// Capture start, epoch ms.
-    pub start_time: Option<u64>,
-    /// HL7 messages in the session.
-    pub message_count: Option<usize>,
-    /// Submission status (as the file says, for newer versions).
-    pub submission_status: Option<String>,
-    /// Retention end, epoch ms.
-    pub persisted_until: Option<u64>,
-    /// Whether capture finished (an incomplete session is never sent).
-    pub is_complete: Option<bool>,
-    /// Whether capture was cut off (a crash, a lost connection, a stop), or the LIS
-    /// did not receive all of it.
-    pub interrupted: bool,
-    /// Whether the LIS did not receive all of it (`interrupted.reason` `lisClosed`).
-    pub not_received_by_lis: bool,
-    /// The last submission error, if any.
-    pub last_error: Option<String>,
-    /// The analyzer's address.
+pub(crate) struct RowJson<'a> {
+    id: &'a str,
+    version: &'a str,
+    start_time: Option<u64>,
+    message_count: Option<usize>,
+    submission_status: Option<&'a str>,
+    persisted_until: Option<u64>,
+    is_complete: Option<bool>,
+    interrupted: bool,
+    not_received_by_lis: bool,
+    last_error: Option<&'a str>,
     #[serde(rename = "deviceIP")]
-    pub device_ip: Option<String>,
-    /// The LIS's address.
+    device_ip: Option<&'a str>,
     #[serde(rename = "lisIP")]
-    pub lis_ip: Option<String>,
-    /// Capture end, epoch ms.
-    pub end_time: Option<u64>,
-    /// The last delivery attempt, epoch ms.
-    pub last_attempt_at: Option<u64>,
-    /// When the worker sends it next, epoch ms (pending sessions).
-    pub next_attempt_at: Option<u64>,
-    /// The submission status, typed (`None` for a status this build does not know).
-    #[serde(skip)]
-    pub status: Option<SubmissionStatus>,
-    /// The file's `_metadata.revision`: which of two readings of it is newer.
-    #[serde(skip)]
-    pub revision: u64,
-    /// Written by a newer build: shown, never counted with this build's sessions.
-    #[serde(skip)]
-    pub newer: bool,
+    lis_ip: Option<&'a str>,
+    end_time: Option<u64>,
+    last_attempt_at: Option<u64>,
+    next_attempt_at: Option<u64>,
 }
 
-impl Row {
-    /// The row of a decoded session.
-    pub(crate) fn of(decoded: &session_store::Decoded) -> Row {
-        let s = &decoded.session;
-        Row {
-            id: s.id.to_string(),
-            version: decoded.from.as_str().to_owned(),
-            start_time: Some(s.start_time),
-            message_count: Some(s.message_count()),
-            submission_status: Some(s.submission.status.as_str().to_owned()),
-            persisted_until: Some(s.persisted_until),
-            is_complete: Some(s.is_complete),
-            interrupted: s.interrupted.is_some(),
-            not_received_by_lis: s
-                .interrupted
-                .as_ref()
-                .is_some_and(|i| i.reason == session_model::InterruptionReason::LisClosed),
-            last_error: s.submission.last_error.clone(),
-            device_ip: s.device_ip.clone(),
-            lis_ip: s.lis_ip.clone(),
-            end_time: s.end_time,
-            last_attempt_at: s.submission.last_attempt_at,
-            next_attempt_at: s.submission.next_attempt_at,
-            status: Some(s.submission.status),
-            revision: s.metadata.revision,
-            newer: false,
+impl<'a> From<&'a SessionRow> for RowJson<'a> {
+    fn from(r: &'a SessionRow) -> Self {
+        RowJson {
+            id: &r.id,
+            version: &r.version,
+            start_time: r.start_time,
+            message_count: r.message_count,
+            submission_status: r.submission_status.as_deref(),
+            persisted_until: r.persisted_until,
+            is_complete: r.is_complete,
+            interrupted: r.interrupted,
+            not_received_by_lis: r.not_received_by_lis,
+            last_error: r.last_error.as_deref(),
+            device_ip: r.device_ip.as_deref(),
+            lis_ip: r.lis_ip.as_deref(),
+            end_time: r.end_time,
+            last_attempt_at: r.last_attempt_at,
+            next_attempt_at: r.next_attempt_at,
         }
     }
 }
 
-/// A newer build's file: shown from whatever fields look familiar, never decoded.
-pub(crate) fn newer_row(id: String, version: String, document: &[u8]) -> Row {
-    let value: Value = serde_json::from_slice(document).unwrap_or(Value::Null);
-    let status = value
-        .pointer("/submission/status")
-        .or_else(|| value.get("submissionStatus"))
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    Row {
-        id,
-        version,
-        start_time: value.get("startTime").and_then(Value::as_u64),
-        message_count: value.get("messages").and_then(Value::as_array).map(Vec::len),
-        submission_status: status,
-        persisted_until: value.get("persistedUntil").and_then(Value::as_u64),
-        is_complete: value.get("isComplete").and_then(Value::as_bool),
-        interrupted: value.get("interrupted").is_some_and(Value::is_object),
-        not_received_by_lis: value.pointer("/interrupted/reason").and_then(Value::as_str)
-            == Some("lisClosed"),
-        last_error: None,
-        device_ip: value.get("deviceIP").and_then(Value::as_str).map(str::to_owned),
-        lis_ip: value.get("lisIP").and_then(Value::as_str).map(str::to_owned),
-        end_time: value.get("endTime").and_then(Value::as_u64),
-        last_attempt_at: None,
-        next_attempt_at: None,
-        status: None,
-        revision: value
-            .pointer("/_metadata/revision")
-            .and_then(Value::as_u64)
-            .unwrap_or(0),
-        newer: true,
-    }
-}
-
-/// Orders ids as people do: runs of digits compare as numbers.
-pub(crate) fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
-    fn runs(s: &str) -> impl Iterator<Item = (bool, &str)> {
-        let mut rest = s;
-        std::iter::from_fn(move || {
-            let first = rest.chars().next()?;
-            let digits = first.is_ascii_digit();
-            let end = rest
-                .find(|c: char| c.is_ascii_digit() != digits)
-                .unwrap_or(rest.len());
-            let (run, tail) = rest.split_at(end);
-            rest = tail;
-            Some((digits, run))
-        })
-    }
-    let mut left = runs(a);
-    let mut right = runs(b);
-    loop {
-        match (left.next(), right.next()) {
-            (None, None) => return a.cmp(b),
-            (None, Some(_)) => return std::cmp::Ordering::Less,
-            (Some(_), None) => return std::cmp::Ordering::Greater,
-            (Some((true, x)), Some((true, y))) => {
-                let (x, y) = (x.trim_start_matches('0'), y.trim_start_matches('0'));
-                let order = x.len().cmp(&y.len()).then_with(|| x.cmp(y));
-                if order.is_ne() {
-                    return order;
-                }
-            }
-            (Some((_, x)), Some((_, y))) => {
-                if x != y {
-                    return x.cmp(y);
-                }
-            }
-        }
-    }
+/// Rows as JSON views, for a `json!` document.
+pub(crate) fn rows_json(rows: &[SessionRow]) -> Vec<RowJson<'_>> {
+    rows.iter().map(RowJson::from).collect()
 }
 
 /// Rows the human table holds before it fixes its column widths; later rows stream
@@ -190,12 +89,12 @@ pub(crate) fn print(
     let rows = store
         .entries_of(ids)
         .filter_map(|entry| match entry {
-            StoredEntry::Valid(decoded) => Some(Row::of(&decoded)),
+            StoredEntry::Valid(decoded) => Some(SessionRow::of(&decoded)),
             StoredEntry::Newer {
                 id,
                 version,
                 document,
-            } => Some(newer_row(id.to_string(), version, &document)),
+            } => Some(SessionRow::of_newer(id.to_string(), version, &document)),
             StoredEntry::Damaged { error, .. } => {
                 out.warn(&format!("skipped: {error}"));
                 None
@@ -211,7 +110,7 @@ pub(crate) fn print(
             if n > 0 {
                 stdout.write_all(b",")?;
             }
-            serde_json::to_writer(&mut stdout, &row).map_err(std::io::Error::from)?;
+            serde_json::to_writer(&mut stdout, &RowJson::from(&row)).map_err(std::io::Error::from)?;
         }
         stdout.write_all(b"]\n")?;
         return Ok(stdout.flush()?);
@@ -256,7 +155,7 @@ const HEADER: [&str; 8] = [
 ];
 
 /// A row's cells in the human table.
-fn cells(r: &Row, now: u64) -> [String; 8] {
+fn cells(r: &SessionRow, now: u64) -> [String; 8] {
     let fmt_time = |t: Option<u64>| t.map_or_else(|| "-".to_owned(), |t| relative(t, now));
     // Past its retention but kept, because cleanup never removes what was not delivered.
     let settled = matches!(r.submission_status.as_deref(), Some("submitted" | "ignored"));
@@ -388,33 +287,5 @@ mod tests {
         for (then, said) in cases {
             assert_eq!(relative(then, now), said, "{}", then as i64 - now as i64);
         }
-    }
-
-    #[test]
-    fn ids_sort_as_people_read_them() {
-        let mut ids = vec![
-            "session-109",
-            "session-11",
-            "session-9",
-            "a",
-            "session-011",
-            "b2",
-            "b10",
-            "session-x",
-        ];
-        ids.sort_by(|a, b| natural_cmp(a, b));
-        assert_eq!(
-            ids,
-            [
-                "a",
-                "b2",
-                "b10",
-                "session-9",
-                "session-011",
-                "session-11",
-                "session-109",
-                "session-x"
-            ]
-        );
     }
 }

@@ -4,11 +4,12 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use session_model::SubmissionStatus;
-use session_store::{SessionStore, StoredEntry};
+use session_station::{FileProblems, SessionCounts, SessionIndex, Tally};
+use session_store::SessionStore;
 use session_workers::cleanup::{CleanupSummary, last_cleanup};
 
 use super::clock::ClockView;
-use super::list::{Row, natural_cmp, newer_row, relative_past};
+use super::list::relative_past;
 use crate::error::CliError;
 use crate::output::{Output, count};
 
@@ -161,281 +162,80 @@ pub(crate) struct StatusOptions {
 
 /// What `status --json` (and the local API's `/api/status`) reports.
 pub(crate) fn compute(store: &SessionStore, options: &StatusOptions) -> Result<Status, CliError> {
-    let mut rows = Vec::new();
-    let mut damaged = 0;
-    for entry in store.entries()? {
-        match entry {
-            StoredEntry::Valid(decoded) => rows.push(Row::of(&decoded)),
-            StoredEntry::Newer {
-                id,
-                version,
-                document,
-            } => rows.push(newer_row(id.to_string(), version, &document)),
-            _ => damaged += 1,
-        }
-    }
+    let (tally, damaged) = Tally::of_store(store)?;
     let scan = store.fs().maintenance().scan()?;
-    let files = FileProblems {
-        damaged,
-        orphaned_temps: scan.temps.len(),
-        not_regular_files: scan.irregular.len(),
-    };
-    from_rows(rows.iter(), files, store, options)
+    let mut files = FileProblems::default();
+    files.damaged = damaged;
+    files.orphaned_temps = scan.temps.len();
+    files.not_regular_files = scan.irregular.len();
+    let now = store.fs().clock().now_ms();
+    report(tally.counts(now, options.retry_cap_ms), files, store, options)
 }
 
-/// What is wrong with files of the store that are not sessions this build reads.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct FileProblems {
-    /// Session files that do not decode.
-    pub damaged: usize,
-    /// Temp files no write owns.
-    pub orphaned_temps: usize,
-    /// Names that are not regular files.
-    pub not_regular_files: usize,
+/// `status` from the index a daemon keeps, instead of a read of every file.
+pub(crate) fn from_index(
+    index: &SessionIndex,
+    store: &SessionStore,
+    options: &StatusOptions,
+) -> Result<Status, CliError> {
+    let now = store.fs().clock().now_ms();
+    let (counts, files) = index.counts(store, now, options.retry_cap_ms)?;
+    report(counts, files, store, options)
 }
 
-/// [`compute`] from rows already read: the sessions' part is counted from `rows`, the
-/// journals, the last cleanup and the clock are read.
-pub(crate) fn from_rows<'a>(
-    rows: impl Iterator<Item = &'a Row>,
+/// The report: the sessions' `counts`, the `files`' problems, and what the store says
+/// of its journals, its last cleanup and its clock.
+fn report(
+    counts: SessionCounts,
     files: FileProblems,
     store: &SessionStore,
     options: &StatusOptions,
 ) -> Result<Status, CliError> {
-    let mut tally = Tally::default();
-    rows.for_each(|row| tally.add(&row.counted()));
-    tally.status(files, store, options)
-}
-
-/// An id ordered as people read ids (`session-9` before `session-10`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct NaturalId(String);
-
-impl Ord for NaturalId {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        natural_cmp(&self.0, &other.0)
-    }
-}
-
-impl PartialOrd for NaturalId {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-/// The sessions' part of `status`, kept so that a row can be added and taken away:
-/// `status` adds every row once; the daemon's index keeps one current as rows change,
-/// so that its `status` costs what the report holds, not the store's size.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Tally {
-    total: usize,
-    newer: usize,
-    counts: [usize; 5],
-    incomplete: usize,
-    interrupted: usize,
-    not_received_by_lis: usize,
-    failed: BTreeMap<NaturalId, Option<String>>,
-    /// Complete and waiting to be sent (pending or in flight): (start, id) -> status.
-    waiting: BTreeMap<(u64, String), SubmissionStatus>,
-    /// Pending, by next attempt.
-    next_attempts: std::collections::BTreeSet<(u64, String)>,
-    /// Pending with a TLS error: id -> (last attempt, error).
-    tls: BTreeMap<String, (u64, String)>,
-}
-
-/// What a [`Tally`] counts of one session, borrowed from wherever it is kept.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Counted<'a> {
-    /// The id.
-    pub id: &'a str,
-    /// The submission status (`None`: one this build does not know).
-    pub status: Option<SubmissionStatus>,
-    /// Written by a newer build.
-    pub newer: bool,
-    /// Whether capture finished.
-    pub is_complete: Option<bool>,
-    /// Whether capture was cut off.
-    pub interrupted: bool,
-    /// Whether the LIS did not receive all of it.
-    pub not_received_by_lis: bool,
-    /// Capture start, epoch ms.
-    pub start_time: Option<u64>,
-    /// The last delivery error.
-    pub last_error: Option<&'a str>,
-    /// The last delivery attempt, epoch ms.
-    pub last_attempt_at: Option<u64>,
-    /// The next one, epoch ms.
-    pub next_attempt_at: Option<u64>,
-}
-
-impl Row {
-    /// What a [`Tally`] counts of this row.
-    pub(crate) fn counted(&self) -> Counted<'_> {
-        Counted {
-            id: &self.id,
-            status: self.status,
-            newer: self.newer,
-            is_complete: self.is_complete,
-            interrupted: self.interrupted,
-            not_received_by_lis: self.not_received_by_lis,
-            start_time: self.start_time,
-            last_error: self.last_error.as_deref(),
-            last_attempt_at: self.last_attempt_at,
-            next_attempt_at: self.next_attempt_at,
+    let now = store.fs().clock().now_ms();
+    let journals = store.fs().journals()?;
+    let mut stalled = 0;
+    for id in &journals {
+        if !store.fs().journal_held(id)? {
+            stalled += 1;
         }
     }
-}
-
-impl Tally {
-    /// Counts `row` in.
-    pub(crate) fn add(&mut self, row: &Counted<'_>) {
-        self.apply(row, true);
-    }
-
-    /// Counts `row` out (it must have been added).
-    pub(crate) fn remove(&mut self, row: &Counted<'_>) {
-        self.apply(row, false);
-    }
-
-    fn apply(&mut self, row: &Counted<'_>, add: bool) {
-        let step = |n: &mut usize| {
-            *n = if add { *n + 1 } else { n.saturating_sub(1) };
-        };
-        let Some(status) = row.status.filter(|_| !row.newer) else {
-            step(&mut self.newer);
-            return;
-        };
-        step(&mut self.total);
-        if let Some(i) = SubmissionStatus::ALL.iter().position(|s| *s == status) {
-            step(&mut self.counts[i]);
-        }
-        let is_complete = row.is_complete == Some(true);
-        if !status.is_settled() && !is_complete {
-            step(&mut self.incomplete);
-        }
-        if row.interrupted {
-            step(&mut self.interrupted);
-        }
-        if row.not_received_by_lis {
-            step(&mut self.not_received_by_lis);
-        }
-        let start = row.start_time.unwrap_or(0);
-        if status == SubmissionStatus::Failed {
-            let id = NaturalId(row.id.to_owned());
-            if add {
-                self.failed.insert(id, row.last_error.map(str::to_owned));
-            } else {
-                self.failed.remove(&id);
-            }
-        }
-        if is_complete && matches!(status, SubmissionStatus::Pending | SubmissionStatus::InFlight) {
-            if add {
-                self.waiting.insert((start, row.id.to_owned()), status);
-            } else {
-                self.waiting.remove(&(start, row.id.to_owned()));
-            }
-        }
-        if status == SubmissionStatus::Pending {
-            if let Some(at) = row.next_attempt_at {
-                if add {
-                    self.next_attempts.insert((at, row.id.to_owned()));
-                } else {
-                    self.next_attempts.remove(&(at, row.id.to_owned()));
-                }
-            }
-            // Configuration problems are the ones the worker waits out at the cap
-            // without counting attempts: TLS, today.
-            if let Some(error) = row.last_error.filter(|e| e.starts_with("TLS: ")) {
-                if add {
-                    self.tls.insert(
-                        row.id.to_owned(),
-                        (row.last_attempt_at.unwrap_or(0), error.to_owned()),
-                    );
-                } else {
-                    self.tls.remove(row.id);
-                }
-            }
-        }
-    }
-
-    /// The report: this tally, `files`, and what the store says of its journals, its
-    /// last cleanup and its clock.
-    pub(crate) fn status(
-        &self,
-        files: FileProblems,
-        store: &SessionStore,
-        options: &StatusOptions,
-    ) -> Result<Status, CliError> {
-        let now = store.fs().clock().now_ms();
-        let counts: BTreeMap<&'static str, usize> = SubmissionStatus::ALL
-            .iter()
-            .zip(self.counts)
-            .map(|(s, n)| (s.as_str(), n))
-            .collect();
-        let oldest = self.waiting.iter().next().map(|((start, id), status)| Oldest {
-            id: id.clone(),
-            start_time: *start,
-            submission_status: *status,
-        });
-        let failed = self
+    let mut report = Status {
+        total: counts.total,
+        counts: counts.by_status.iter().map(|(s, n)| (s.as_str(), *n)).collect(),
+        incomplete: counts.incomplete,
+        interrupted: counts.interrupted,
+        not_received_by_lis: counts.not_received_by_lis,
+        capturing: journals.len() - stalled,
+        recording_stalled: stalled,
+        problems: files.damaged + files.orphaned_temps + files.not_regular_files,
+        damaged: files.damaged,
+        orphaned_temps: files.orphaned_temps,
+        not_regular_files: files.not_regular_files,
+        newer_version: counts.newer,
+        oldest_undelivered: counts.oldest_waiting.map(|w| Oldest {
+            id: w.id,
+            start_time: w.start_time,
+            submission_status: w.status,
+        }),
+        failed: counts
             .failed
-            .iter()
-            .map(|(id, error)| FailedSession {
-                id: id.0.clone(),
-                last_error: error.clone(),
+            .into_iter()
+            .map(|f| FailedSession {
+                id: f.id,
+                last_error: f.last_error,
             })
-            .collect();
-        let pulled_after = now.saturating_add(options.retry_cap_ms);
-        let retries_pulled_in = self
-            .next_attempts
-            .range((pulled_after.saturating_add(1), String::new())..)
-            .count();
-        let attention = self
-            .tls
-            .values()
-            .max_by_key(|(at, _)| *at)
-            .map(|(_, error)| EndpointAttention {
-                error: error.clone(),
-                sessions: self.tls.len(),
-            });
-        let (total, newer, incomplete, interrupted, not_received_by_lis) = (
-            self.total,
-            self.newer,
-            self.incomplete,
-            self.interrupted,
-            self.not_received_by_lis,
-        );
-        let journals = store.fs().journals()?;
-        let mut stalled = 0;
-        for id in &journals {
-            if !store.fs().journal_held(id)? {
-                stalled += 1;
-            }
-        }
-        let mut report = Status {
-            total,
-            counts,
-            incomplete,
-            interrupted,
-            not_received_by_lis,
-            capturing: journals.len() - stalled,
-            recording_stalled: stalled,
-            problems: files.damaged + files.orphaned_temps + files.not_regular_files,
-            damaged: files.damaged,
-            orphaned_temps: files.orphaned_temps,
-            not_regular_files: files.not_regular_files,
-            newer_version: newer,
-            oldest_undelivered: oldest,
-            failed,
-            last_cleanup: last_cleanup(store.fs())?.map(LastCleanup::from),
-            clock: ClockView::of(store)?,
-            retries_pulled_in,
-            endpoint_attention: attention,
-            alerts: Vec::new(),
-        };
-        report.alerts = alerts_of(&report, now, options.alert_undelivered_ms);
-        Ok(report)
-    }
+            .collect(),
+        last_cleanup: last_cleanup(store.fs())?.map(LastCleanup::from),
+        clock: ClockView::of(store)?,
+        retries_pulled_in: counts.retries_pulled_in,
+        endpoint_attention: counts.endpoint_attention.map(|a| EndpointAttention {
+            error: a.error,
+            sessions: a.sessions,
+        }),
+        alerts: Vec::new(),
+    };
+    report.alerts = alerts_of(&report, now, options.alert_undelivered_ms);
+    Ok(report)
 }
 
 /// The alerts `report` raises at `now`.

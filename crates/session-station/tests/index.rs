@@ -1,0 +1,225 @@
+//! The index against the files: an older reading never wins, the kept counts agree with
+//! a count of the files after every kind of change, odd files leave the list, and a
+//! search stops at its deadline or cancel.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use session_model::SessionId;
+use session_station::{Cancel, ListQuery, SessionIndex, SessionRow, Tally, search};
+use session_store::{DecodeOptions, SessionStore};
+
+fn store_with(dir: &std::path::Path, sessions: &[(&str, u64, &str)]) -> SessionStore {
+    let store = SessionStore::open(dir, DecodeOptions::default()).unwrap();
+    for (id, start, message) in sessions {
+        let doc = serde_json::json!({
+            "id": id, "startTime": start, "isComplete": true, "messages": [message],
+        });
+        let mut session = session_store::decode(doc.to_string().as_bytes()).unwrap().session;
+        store.save(&mut session).unwrap();
+    }
+    store
+}
+
+fn ids(rows: &[SessionRow]) -> Vec<&str> {
+    rows.iter().map(|r| r.id.as_str()).collect()
+}
+
+#[test]
+fn an_older_reading_never_replaces_a_newer_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), &[("s-1", 10, "MSH|old")]);
+    let old = store.load(&"s-1".parse().unwrap()).unwrap().unwrap();
+    store
+        .update(&"s-1".parse().unwrap(), |s| {
+            s.submission
+                .ignore()
+                .map_err(session_store::refused(&s.id.clone()))
+        })
+        .unwrap();
+    let index = SessionIndex::new();
+    index.refresh(&store, &"s-1".parse().unwrap());
+    // A reader that read the file before the change reports after it.
+    index.observe(&old);
+    let page = index.page(&ListQuery {
+        limit: 10,
+        ..ListQuery::default()
+    });
+    assert_eq!(page.rows[0].submission_status.as_deref(), Some("ignored"));
+    assert_eq!(page.rows[0].revision, 2);
+}
+
+#[test]
+fn the_kept_tally_agrees_with_a_count_of_the_files_after_every_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let sessions: Vec<(String, u64, &str)> =
+        (0..12).map(|i| (format!("s-{i}"), 1_000 + i, "MSH|x")).collect();
+    let borrowed: Vec<(&str, u64, &str)> = sessions.iter().map(|(id, t, m)| (id.as_str(), *t, *m)).collect();
+    let store = store_with(dir.path(), &borrowed);
+    let index = SessionIndex::new();
+    index.rebuild(&store).unwrap();
+    let now = 10_000;
+    let same = |step: &str| {
+        let (kept, kept_files) = index.counts(&store, now, 900_000).unwrap();
+        // A count of the files, from scratch.
+        let (tally, damaged) = Tally::of_store(&store).unwrap();
+        assert_eq!(kept, tally.counts(now, 900_000), "after {step}");
+        assert_eq!(kept_files.damaged, damaged, "after {step}");
+    };
+    same("the build");
+    let id = |i: usize| -> SessionId { format!("s-{i}").parse().unwrap() };
+    let change =
+        |i: usize, f: fn(&mut session_model::Submission) -> Result<(), session_model::TransitionError>| {
+            store
+                .update(&id(i), |s| {
+                    f(&mut s.submission).map_err(session_store::refused(&id(i)))
+                })
+                .unwrap();
+            index.refresh(&store, &id(i));
+        };
+    change(0, session_model::Submission::ignore);
+    same("an ignore");
+    change(0, session_model::Submission::retry);
+    same("a retry");
+    store
+        .update(&id(3), |s| {
+            s.submission.status = session_model::SubmissionStatus::Failed;
+            s.submission.last_error = Some("HTTP 503".into());
+            s.submission.next_attempt_at = Some(u64::MAX / 4);
+            Ok(())
+        })
+        .unwrap();
+    index.refresh(&store, &id(3));
+    same("a failure");
+    store
+        .update(&id(4), |s| {
+            s.submission.next_attempt_at = Some(u64::MAX / 4);
+            Ok(())
+        })
+        .unwrap();
+    index.refresh(&store, &id(4));
+    same("a retry far ahead");
+    store.delete(&id(5)).unwrap();
+    index.refresh(&store, &id(5));
+    same("a delete");
+    std::fs::write(
+        dir.path().join("s-6.json"),
+        b"{\"id\": \"s-6\", \"startTime\": \"x\"",
+    )
+    .unwrap();
+    index.refresh(&store, &id(6));
+    same("a damaged file");
+    std::fs::write(
+        dir.path().join("s-7.json"),
+        br#"{"id": "s-7", "startTime": 1, "_metadata": {"version": "9.0.0"}, "submission": {"status": "pending"}}"#,
+    )
+    .unwrap();
+    index.refresh(&store, &id(7));
+    same("a newer build's file");
+    index.rebuild(&store).unwrap();
+    same("a rebuild");
+}
+
+#[test]
+fn a_session_replaced_by_a_fifo_or_a_symlink_leaves_the_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(
+        dir.path(),
+        &[("s-1", 1, "MSH|a"), ("s-2", 2, "MSH|b"), ("s-3", 3, "MSH|c")],
+    );
+    let index = SessionIndex::new();
+    index.rebuild(&store).unwrap();
+    let file = |id: &str| dir.path().join(format!("{id}.json"));
+    std::fs::remove_file(file("s-1")).unwrap();
+    let fifo = std::ffi::CString::new(file("s-1").to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string; mkfifo has no other precondition.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    std::fs::remove_file(file("s-2")).unwrap();
+    std::os::unix::fs::symlink(file("s-3"), file("s-2")).unwrap();
+    for id in ["s-1", "s-2"] {
+        index.refresh(&store, &id.parse().unwrap());
+    }
+    let page = index.page(&ListQuery {
+        limit: 10,
+        ..ListQuery::default()
+    });
+    assert_eq!(ids(&page.rows), ["s-3"]);
+    let (counts, files) = index.counts(&store, 10, 1).unwrap();
+    assert_eq!(
+        (counts.total, files.not_regular_files),
+        (1, 2),
+        "{counts:?} {files:?}"
+    );
+}
+
+#[test]
+fn what_a_change_saved_is_taken_as_saved_and_a_failed_change_reads_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), &[("s-1", 1, "MSH|a")]);
+    let index = SessionIndex::new();
+    index.rebuild(&store).unwrap();
+    let id: SessionId = "s-1".parse().unwrap();
+    let ignored = store.ignore(&id).unwrap();
+    // The saved copy is taken as it is: the file is not read (it is gone here).
+    std::fs::remove_file(dir.path().join("s-1.json")).unwrap();
+    index.saved(&store, &id, Ok(&ignored));
+    let page = index.page(&ListQuery {
+        limit: 10,
+        ..ListQuery::default()
+    });
+    assert_eq!(page.rows[0].submission_status.as_deref(), Some("ignored"));
+    assert_eq!(page.rows[0].revision, 2);
+    // A change that failed says nothing of the file: it is read, and it is gone.
+    let failed = store.retry(&id).unwrap_err();
+    index.saved(&store, &id, Err(&failed));
+    assert_eq!(
+        index
+            .page(&ListQuery {
+                limit: 10,
+                ..ListQuery::default()
+            })
+            .total,
+        0
+    );
+}
+
+#[test]
+fn a_search_stops_at_its_deadline_or_cancel_and_says_how_far_it_got() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(
+        dir.path(),
+        &[("s-1", 1, "MSH|GLU"), ("s-2", 2, "MSH|NA"), ("s-3", 3, "MSH|glu")],
+    );
+    let index = SessionIndex::new();
+    index.rebuild(&store).unwrap();
+    let query = ListQuery {
+        descending: true,
+        limit: 10,
+        ..ListQuery::default()
+    };
+    let never = AtomicBool::new(false);
+    let later = Instant::now() + std::time::Duration::from_secs(60);
+    let found = search(&store, index.candidates(&query), "Glu", (0, 10), later, &never);
+    assert_eq!(
+        (ids(&index.rows(&found.ids)), found.matched, found.complete),
+        (vec!["s-3", "s-1"], 2, true)
+    );
+    let past = Instant::now();
+    let found = search(&store, index.candidates(&query), "glu", (0, 10), past, &never);
+    assert_eq!((found.searched, found.matched, found.complete), (0, 0, false));
+    let cancelled = AtomicBool::new(true);
+    let found = search(
+        &store,
+        index.candidates(&query),
+        "glu",
+        (0, 10),
+        later,
+        &cancelled,
+    );
+    assert!(!found.complete && found.ids.is_empty());
+    // The request's switch: dropping it cancels.
+    let cancel = Cancel::default();
+    let flag = cancel.flag();
+    drop(cancel);
+    assert!(flag.load(Ordering::Relaxed));
+}
