@@ -69,6 +69,25 @@ const EQUIVALENT: &[(&str, &str)] = &[
          still read and judged once, and recovery's outcome does not depend on the order findings arrive in",
     ),
     (
+        "crates/session-capture/src/relay.rs:52:25: replace * with +",
+        "the most one read takes from a socket becomes 1,088 bytes instead of 64 KiB: a chunk is split into more \
+         reads, each recorded before it is forwarded, and the bytes, elements and sessions are the same",
+    ),
+    (
+        "crates/session-capture/src/relay.rs:408:41: replace > with >= in pump",
+        "also hands a chunk that completed nothing and missed nothing to `apply`, which then has no event to \
+         record and no byte to count: only a blocking-thread hand-off more",
+    ),
+    (
+        "crates/session-capture/src/relay.rs:420:39: replace match guard !ended.is_empty() with true in pump",
+        "also spawns `store_ended` for an empty list, which stores nothing and counts nothing",
+    ),
+    (
+        "crates/session-capture/src/relay.rs:492:19: replace > with >= in apply",
+        "also calls `lis_missed(since, 0)` on an open session while the LIS is gone; every session open then is \
+         marked already (by `lis_gone`, or at its `Begin`), so adding 0 bytes to the same mark changes nothing",
+    ),
+    (
         "crates/session-recovery/src/recover.rs:349:16: replace == with != in read_every_live",
         "swaps which of two equivalent paths runs (one thread inline, or the threads and their channel): each \
          reads and judges every live file once",
