@@ -223,3 +223,77 @@ fn a_search_stops_at_its_deadline_or_cancel_and_says_how_far_it_got() {
     drop(cancel);
     assert!(flag.load(Ordering::Relaxed));
 }
+
+#[test]
+fn what_recovery_read_is_taken_in_and_a_same_revision_reading_replaces_the_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), &[("s-1", 10, "MSH|a"), ("s-2", 20, "MSH|b")]);
+    let index = SessionIndex::new();
+    let mut first = store.load(&"s-1".parse().unwrap()).unwrap().unwrap();
+    index.observe(&first);
+    index.observe(&store.load(&"s-2".parse().unwrap()).unwrap().unwrap());
+    index.settle();
+    let all = ListQuery {
+        limit: 10,
+        ..ListQuery::default()
+    };
+    assert_eq!(ids(&index.page(&all).rows), ["s-1", "s-2"]);
+    // A writer that did not bump the revision: the later reading is the one kept.
+    first.session.submission.status = session_model::SubmissionStatus::Ignored;
+    index.observe(&first);
+    assert_eq!(
+        index.page(&all).rows[0].submission_status.as_deref(),
+        Some("ignored")
+    );
+}
+
+#[test]
+fn the_files_problems_are_listed_at_most_every_10_s() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), &[("s-1", 10, "MSH|a")]);
+    let index = SessionIndex::new();
+    index.rebuild(&store).unwrap();
+    let (_, files) = index.counts(&store, 10, 1).unwrap();
+    assert_eq!(files.orphaned_temps, 0);
+    // A temp no write owns, left by a crash, appears between two readings.
+    std::fs::write(dir.path().join(".s-1.json.4242-1.tmp"), b"{").unwrap();
+    let (_, files) = index.counts(&store, 10, 1).unwrap();
+    assert_eq!(files.orphaned_temps, 0, "the listing of a moment ago is reused");
+    let fresh_index = SessionIndex::new();
+    fresh_index.rebuild(&store).unwrap();
+    assert_eq!(
+        fresh_index.counts(&store, 10, 1).unwrap().1.orphaned_temps,
+        1,
+        "a new listing sees it"
+    );
+    let (_, fresh) = Tally::of_store(&store).unwrap();
+    assert_eq!(fresh, 0, "a temp is no damaged session");
+}
+
+#[test]
+fn a_search_returns_the_page_of_its_matches_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(
+        dir.path(),
+        &[
+            ("s-1", 1, "MSH|GLU"),
+            ("s-2", 2, "MSH|NA"),
+            ("s-3", 3, "MSH|glu"),
+            ("s-4", 4, "MSH|Glu"),
+        ],
+    );
+    let index = SessionIndex::new();
+    index.rebuild(&store).unwrap();
+    let query = ListQuery {
+        limit: 10,
+        ..ListQuery::default()
+    };
+    let never = AtomicBool::new(false);
+    let later = Instant::now() + std::time::Duration::from_secs(60);
+    let found = search(&store, index.candidates(&query), "glu", (1, 1), later, &never);
+    assert_eq!((ids(&index.rows(&found.ids)), found.matched), (vec!["s-3"], 3));
+    let found = search(&store, index.candidates(&query), "glu", (1, 5), later, &never);
+    assert_eq!(ids(&index.rows(&found.ids)), ["s-3", "s-4"]);
+    let found = search(&store, index.candidates(&query), "glu", (3, 5), later, &never);
+    assert!(found.ids.is_empty() && found.matched == 3);
+}

@@ -233,3 +233,47 @@ fn a_newer_builds_file_is_shown_from_its_familiar_fields() {
         (None, 0, false)
     );
 }
+
+#[test]
+fn a_sorted_page_of_nothing_or_of_all_but_the_last_row_is_still_in_order() {
+    let (_dir, _store, index) = index();
+    let by_messages = ListQuery {
+        sort: SortKey::Messages,
+        descending: true,
+        ..ListQuery::default()
+    };
+    let nothing = index.page(&ListQuery {
+        limit: 0,
+        ..by_messages.clone()
+    });
+    assert_eq!((nothing.total, nothing.rows.len()), (6, 0));
+    let all_but_one = index.page(&ListQuery {
+        limit: 5,
+        ..by_messages.clone()
+    });
+    assert_eq!(ids(&all_but_one.rows), ["s-6", "s-5", "s-4", "s-3", "s-2"]);
+    let the_last = index.page(&ListQuery {
+        offset: 4,
+        limit: 1,
+        ..by_messages
+    });
+    assert_eq!(ids(&the_last.rows), ["s-2"]);
+}
+
+#[test]
+fn a_session_the_lis_missed_says_so_and_a_crash_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SessionStore::open(dir.path(), DecodeOptions::default()).unwrap();
+    let mut missed = Session::new(SessionId::new("s-1").unwrap(), 1, 30)
+        .interrupted_by(session_model::Interruption::lis_closed(5, 120));
+    let mut crashed = Session::new(SessionId::new("s-2").unwrap(), 2, 30).interrupted_by(
+        session_model::Interruption::new(6, session_model::InterruptionReason::Crash),
+    );
+    store.save(&mut missed).unwrap();
+    store.save(&mut crashed).unwrap();
+    let index = SessionIndex::new();
+    index.rebuild(&store).unwrap();
+    let rows = index.rows(&["s-1".into(), "s-2".into()]);
+    assert!(rows[0].interrupted && rows[0].not_received_by_lis);
+    assert!(rows[1].interrupted && !rows[1].not_received_by_lis);
+}

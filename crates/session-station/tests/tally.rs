@@ -62,13 +62,17 @@ fn each_kind_of_session_counts_where_status_says() {
             is_complete: Some(false),
             ..row("s-5", SubmissionStatus::Ignored)
         },
+        Counted {
+            is_complete: Some(false),
+            ..row("s-6", SubmissionStatus::InFlight)
+        },
     ];
     let mut tally = Tally::default();
     rows.iter().for_each(|r| tally.add(r));
     let counts = tally.counts(0, 0);
-    assert_eq!((counts.total, counts.newer), (7, 1));
+    assert_eq!((counts.total, counts.newer), (8, 1));
     assert_eq!(count_of(&counts, SubmissionStatus::Pending), 2);
-    assert_eq!(count_of(&counts, SubmissionStatus::InFlight), 1);
+    assert_eq!(count_of(&counts, SubmissionStatus::InFlight), 2);
     assert_eq!(count_of(&counts, SubmissionStatus::Failed), 2);
     assert_eq!(count_of(&counts, SubmissionStatus::Submitted), 1);
     assert_eq!(count_of(&counts, SubmissionStatus::Ignored), 1);
@@ -76,7 +80,7 @@ fn each_kind_of_session_counts_where_status_says() {
     // Only the unsettled ones that never finished are incomplete (ignored is settled).
     assert_eq!(
         (counts.incomplete, counts.interrupted, counts.not_received_by_lis),
-        (1, 1, 1)
+        (2, 1, 1)
     );
     let oldest = counts.oldest_waiting.as_ref().expect("two complete ones wait");
     assert_eq!(
