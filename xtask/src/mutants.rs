@@ -88,6 +88,54 @@ const EQUIVALENT: &[(&str, &str)] = &[
          marked already (by `lis_gone`, or at its `Begin`), so adding 0 bytes to the same mark changes nothing",
     ),
     (
+        "crates/session-station/src/index.rs:168:63: replace - with + in Rows::pack",
+        "a session would need 4,294,967,295 messages (over 12 GB of JSON, 48 times the default file-size limit) for the \
+         clamp of its message count to matter: not equivalent in principle, unreachable in practice",
+    ),
+    (
+        "crates/session-station/src/index.rs:168:63: replace - with / in Rows::pack",
+        "a session would need 4,294,967,295 messages (over 12 GB of JSON, 48 times the default file-size limit) for the \
+         clamp of its message count to matter: not equivalent in principle, unreachable in practice",
+    ),
+    (
+        "crates/session-station/src/index.rs:211:9: replace Rows::shrink with ()",
+        "`shrink_to_fit` gives back spare capacity: memory only, no row, order or count changes",
+    ),
+    (
+        "crates/session-station/src/index.rs:340:9: replace SessionIndex::settle with ()",
+        "`settle` only shrinks the maps to fit after start-up: memory only, no row, order or count changes",
+    ),
+    (
+        "crates/session-station/src/index.rs:495:16: replace > with < in SessionIndex::page",
+        "the selection only saves work: `sort_unstable_by` then orders whatever is left, and a page never reads past \
+         `end`, so skipping or widening the selection gives the same rows",
+    ),
+    (
+        "crates/session-station/src/index.rs:495:27: replace < with == in SessionIndex::page",
+        "the selection only saves work: `sort_unstable_by` then orders whatever is left, and a page never reads past \
+         `end`, so skipping or widening the selection gives the same rows",
+    ),
+    (
+        "crates/session-station/src/index.rs:495:27: replace < with > in SessionIndex::page",
+        "the selection only saves work: `sort_unstable_by` then orders whatever is left, and a page never reads past \
+         `end`, so skipping or widening the selection gives the same rows",
+    ),
+    (
+        "crates/session-station/src/index.rs:495:27: replace < with <= in SessionIndex::page",
+        "the selection only saves work: `sort_unstable_by` then orders whatever is left, and a page never reads past \
+         `end`, so skipping or widening the selection gives the same rows",
+    ),
+    (
+        "crates/session-station/src/index.rs:496:49: replace - with / in SessionIndex::page",
+        "selecting the `end`-th row instead of the `end - 1`-th still puts the `end` smallest before it, and the \
+         truncation keeps exactly those",
+    ),
+    (
+        "crates/session-station/src/tally.rs:34:9: replace <impl PartialOrd for NaturalId>::partial_cmp -> \
+         Option<std::cmp::Ordering> with None",
+        "the ids are keys of a `BTreeMap`, which orders by `Ord::cmp`; nothing calls `partial_cmp`",
+    ),
+    (
         "crates/session-recovery/src/recover.rs:349:16: replace == with != in read_every_live",
         "swaps which of two equivalent paths runs (one thread inline, or the threads and their channel): each \
          reads and judges every live file once",
