@@ -42,7 +42,8 @@ fn child_recovers_the_journals() {
 
 #[test]
 fn a_journal_larger_than_the_memory_bound_is_folded_within_it() {
-    let tmp = tempfile::tempdir().unwrap();
+    // An 85 MB journal and its session: beside the build, not in a possibly small /tmp.
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let recorder = Recorder::new(store(tmp.path()));
     let endpoints = Endpoints {
         device_ip: Some("10.0.0.7".into()),

@@ -17,7 +17,8 @@ use serde_json::{Value, json};
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-struct Driver(std::process::Child);
+/// chromedriver, and the browser profile it uses: both go when the test ends.
+struct Driver(std::process::Child, tempfile::TempDir);
 impl Drop for Driver {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -49,13 +50,15 @@ async fn browser() -> (Driver, Client) {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let driver = Driver(child);
+    // The profile lives beside the build (not in a possibly small /tmp) and is removed
+    // with the driver.
+    let profile = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let driver = Driver(child, profile);
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "chromedriver did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let profile = tempfile::tempdir().unwrap().keep();
     let mut capabilities = serde_json::Map::new();
     capabilities.insert(
         "goog:chromeOptions".into(),
@@ -64,7 +67,7 @@ async fn browser() -> (Driver, Client) {
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                      "--window-size=1280,800", "--disable-background-networking", "--disable-quic",
                      "--no-first-run", "--disable-component-update", "--disable-sync",
-                     format!("--user-data-dir={}", profile.display())],
+                     format!("--user-data-dir={}", driver.1.path().display())],
         }),
     );
     let client = ClientBuilder::rustls()
@@ -368,20 +371,22 @@ async fn the_page_is_keyboard_navigable() {
     let (_driver, client) = browser().await;
     client.goto(&format!("http://{addr}/")).await.unwrap();
     until(&client, "the list", |t| t.contains("session-23")).await;
-    // Tab reaches a session link, Enter opens it.
+    // Tab reaches a session link, Enter opens it. The keys are pressed on the page, as a
+    // person does (sending them to the focused element would focus it again, which puts
+    // a date field back on its first part).
+    let press = |key: char| {
+        use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+        KeyActions::new("keyboard".into())
+            .then(KeyAction::Down { value: key })
+            .then(KeyAction::Up { value: key })
+    };
     let mut reached = None;
-    for _ in 0..40 {
-        client
-            .active_element()
-            .await
-            .unwrap()
-            .send_keys("\u{e004}")
-            .await
-            .unwrap();
+    for _ in 0..80 {
+        client.perform_actions(press('\u{e004}')).await.unwrap();
         let active = client.active_element().await.unwrap();
         if active.attr("class").await.unwrap().as_deref() == Some("session-link") {
             reached = active.text().await.ok();
-            active.send_keys("\u{e007}").await.unwrap();
+            client.perform_actions(press('\u{e007}')).await.unwrap();
             break;
         }
     }
@@ -665,10 +670,38 @@ async fn a_technician_finds_reads_exports_and_acts_on_results() {
     drop(daemon);
 }
 
+/// Fails at once, saying why, unless the filesystem of `dir` has room for `files` more
+/// files and `bytes` more bytes (a full disk halfway would fail less clearly).
+fn room_for(dir: &Path, files: u64, bytes: u64) {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+    // SAFETY: an all-zero statvfs is a valid value for statvfs(3) to fill in.
+    let mut fs: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid C string and a live struct to fill.
+    assert_eq!(
+        unsafe { libc::statvfs(path.as_ptr(), &mut fs) },
+        0,
+        "statvfs {}",
+        dir.display()
+    );
+    let free_bytes = fs.f_bavail as u64 * fs.f_frsize as u64;
+    let free_files = fs.f_favail as u64;
+    eprintln!(
+        "{}: {free_bytes} bytes and {free_files} inodes free",
+        dir.display()
+    );
+    assert!(
+        free_bytes >= bytes && free_files >= files,
+        "{} has {free_bytes} bytes and {free_files} inodes free; this test needs {bytes} and {files}",
+        dir.display()
+    );
+}
+
 /// A store of `n` current sessions written directly (as a large lab's store is found):
 /// one encoded session, its id and start time replaced in each copy.
 fn large_store(dir: &Path, n: usize) {
     std::fs::create_dir_all(dir).unwrap();
+    room_for(dir, n as u64, n as u64 * 8 * 1024);
     put_session(
         dir,
         "p-template",
@@ -696,7 +729,8 @@ async fn the_first_rows_of_a_100000_session_store_render_within_two_seconds() {
     if !available() {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
+    // 100,000 files: beside the build, where the disk is known to be large, not in /tmp.
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let dir = tmp.path().join("s");
     large_store(&dir, 100_000);
     let daemon = Daemon::start(
