@@ -67,6 +67,16 @@ out of it), not done.
 (which feeds the delivery index and finds the outdated ones), then migrates the outdated ones as \
 `sessionctl migrate` does (read again, lock, keep the original, save). The second read and decode is the \
 difference between the two rows.
+- **Peak RSS of a child** (`list`, `status`, `migrate`) is its `ru_maxrss`, taken by a small helper process \
+that starts it: Linux carries the high-water mark of the address space a child was forked from into the \
+child's own, so a child started by the bench itself (tens of MiB after building a 100,000-session store) \
+reported the bench's peak. The helper's own few MiB are the floor of the figure.
+- **Daemon start-up, profiled** (100,000 current files, `perf`): serde's string parsing, the exactness scan \
+(`skim::value_end`, `first_inexact_number`), base64 decoding of every element and the allocator take most of \
+the CPU; about a tenth is threads switching (the readers hand each decoded session to the one thread that \
+feeds the indexes through a channel). The floor parses each file into a `Value` and keeps nothing. Closing the \
+gap would take a decode that skips the element bytes where only the summary is needed, which recovery cannot \
+do while it is the one judge of whether a file is damaged: not done.
 - **Reference: the Electron app** (it cannot run in CI; figures from the scale issue, measured on the same \
 kind of machine): `loadAllSessions` of 10,000 `1.0.0` sessions took about 3 s at about 210 MB RSS (ours: the \
 start-up row above, recover and load all, and the `list` row's peak RSS); `loadAndMigrateAllSessions` of \

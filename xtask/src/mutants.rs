@@ -59,6 +59,28 @@ const EQUIVALENT: &[(&str, &str)] = &[
         "the retry creates the same name with the same no-follow, non-blocking flags: any error but NotFound recurs",
     ),
     (
+        "crates/session-migrate/src/codec.rs:486:25: replace match guard back == element with true in encode_streamed",
+        "no `Element` that serializes reads back as another: every known field is required and round-trips \
+         exactly, and an unknown field named like a known one makes the read fail (a duplicate field), which the \
+         other arm refuses (`tests/streamed.rs` checks that case)",
+    ),
+    (
+        "crates/session-migrate/src/exact.rs:28:42: replace != with == in first_inexact_number",
+        "the loop's `plain &= is_ascii_digit()` takes the first byte too, so a leading `-` clears `plain` either \
+         way; starting it false for a digit only sends plain integers through `round_trips`, which passes every \
+         one of at most 19 digits (they fit a u64): the same verdict, more work",
+    ),
+    (
+        "crates/session-migrate/src/exact.rs:35:31: replace - with + in first_inexact_number",
+        "`i + start` is at least `i - start`, so fewer plain integers skip `round_trips`, which passes every plain \
+         integer of at most 19 digits anyway: the same verdict, more work",
+    ),
+    (
+        "crates/session-migrate/src/exact.rs:58:22: replace match guard value.is_finite() with true in round_trips",
+        "serde_json writes a non-finite `f64` as `null`, which never equals a number's text, so the verdict is \
+         false either way (and a text that parsed holds no such number)",
+    ),
+    (
         "crates/session-recovery/src/recover.rs:332:31: replace / with % in read_every_live",
         "only how many threads read the store changes (clamped to 1..=cores either way): every live file is \
          still read and judged once, and recovery's outcome does not depend on the order findings arrive in",

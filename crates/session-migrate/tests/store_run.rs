@@ -560,6 +560,8 @@ struct ChangedUnderfoot {
     file: PathBuf,
     bytes: Vec<u8>,
     armed: std::sync::atomic::AtomicBool,
+    /// A file whose name starts so cannot be created (a full disk, for one session).
+    full_for: Option<&'static str>,
 }
 
 impl session_fs::Storage for ChangedUnderfoot {
@@ -567,6 +569,16 @@ impl session_fs::Storage for ChangedUnderfoot {
         session_fs::OsStorage.create_dir(path)
     }
     fn create_new(&self, path: &Path) -> std::io::Result<Box<dyn session_fs::WriteFile>> {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if self
+            .full_for
+            .is_some_and(|prefix| name.trim_start_matches('.').starts_with(prefix))
+        {
+            return Err(std::io::Error::from_raw_os_error(28)); // ENOSPC
+        }
         session_fs::OsStorage.create_new(path)
     }
     fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
@@ -618,6 +630,7 @@ fn a_file_changed_between_the_read_and_the_lock_is_migrated_as_it_is_now() {
         file: file.clone(),
         bytes: serde_json::to_vec(&changed).unwrap(),
         armed: std::sync::atomic::AtomicBool::new(true),
+        full_for: None,
     });
     let store = SessionStore::new(
         Store::options()
@@ -639,4 +652,58 @@ fn a_file_changed_between_the_read_and_the_lock_is_migrated_as_it_is_now() {
         Some("10.9.9.9"),
         "the other writer's change survives"
     );
+}
+
+#[test]
+fn a_file_the_run_cannot_write_is_counted_named_and_left_as_it_was_and_the_rest_migrate() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_fixtures(tmp.path(), &["v1/session-21.json", "v1/session-23.json"]);
+    let original = std::fs::read(tmp.path().join("session-21.json")).unwrap();
+    let storage = std::sync::Arc::new(ChangedUnderfoot {
+        file: tmp.path().join("unused"),
+        bytes: Vec::new(),
+        armed: std::sync::atomic::AtomicBool::new(false),
+        full_for: Some("session-21"),
+    });
+    let store = SessionStore::new(
+        Store::options().storage(storage).open(tmp.path()).unwrap(),
+        DecodeOptions::default(),
+    );
+    let report = store.migrate(&MigrateOptions::default(), &no_progress).unwrap();
+    assert_eq!((report.migrated, report.failed), (1, 1), "{report:?}");
+    assert_eq!(report.failures.len(), 1);
+    assert_eq!(report.failures[0].file, "session-21.json");
+    assert_eq!(
+        std::fs::read(tmp.path().join("session-21.json")).unwrap(),
+        original
+    );
+    let other = decode(&std::fs::read(tmp.path().join("session-23.json")).unwrap()).unwrap();
+    assert_eq!(other.from, SchemaVersion::CURRENT);
+    assert!(
+        report.backup_run.is_some(),
+        "a run that migrated a file names its backups"
+    );
+}
+
+#[test]
+fn only_a_run_that_migrated_something_names_a_backup_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_fixtures(tmp.path(), &["v1/session-21.json"]);
+    let store = SessionStore::new(Store::open(tmp.path()).unwrap(), DecodeOptions::default());
+    let first = store.migrate(&MigrateOptions::default(), &no_progress).unwrap();
+    assert_eq!(first.migrated, 1);
+    let run = first.backup_run.expect("the run that migrated names its backups");
+    assert!(
+        store
+            .fs()
+            .maintenance()
+            .backup_runs()
+            .unwrap()
+            .iter()
+            .any(|r| r.to_string() == run.to_string()),
+        "{run}"
+    );
+    let second = store.migrate(&MigrateOptions::default(), &no_progress).unwrap();
+    assert_eq!((second.migrated, second.up_to_date), (0, 1));
+    assert!(second.backup_run.is_none(), "nothing migrated, no backup run");
 }
