@@ -95,6 +95,16 @@ impl Row {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
+    // First: the helper's own arguments hold the child's (`--child-migrate`...).
+    if let Some(i) = args.iter().position(|a| a == "--child-peak") {
+        return match measure::child_peak(&args[i + 1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("child: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Some(i) = args.iter().position(|a| a == "--child-migrate") {
         return match args
             .get(i + 1)
@@ -106,15 +116,6 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
             None => ExitCode::from(2),
-        };
-    }
-    if let Some(i) = args.iter().position(|a| a == "--child-peak") {
-        return match measure::child_peak(&args[i + 1..]) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("child: {e}");
-                ExitCode::FAILURE
-            }
         };
     }
     let quick = args.iter().any(|a| a == "--quick");
