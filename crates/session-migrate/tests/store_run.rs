@@ -700,7 +700,7 @@ fn only_a_run_that_migrated_something_names_a_backup_run() {
             .backup_runs()
             .unwrap()
             .iter()
-            .any(|r| r.to_string() == run.to_string()),
+            .any(|r| r.to_string() == run),
         "{run}"
     );
     let second = store.migrate(&MigrateOptions::default(), &no_progress).unwrap();
