@@ -5,8 +5,11 @@
 
 use serde::Serialize;
 
+// None of these types has `Debug`: they hold message text, names and results (patient
+// data), which never reach a log or a panic message.
+
 /// One message of a session, parsed.
-#[derive(Debug, Serialize)]
+#[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct MessageView {
     /// Its position among the session's messages (from 0).
@@ -26,7 +29,7 @@ pub(crate) struct MessageView {
 }
 
 /// Patient, sample and results at a glance.
-#[derive(Debug, Default, Serialize)]
+#[derive(Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Summary {
     /// PID-3 (first repetition, first component).
@@ -40,7 +43,7 @@ pub(crate) struct Summary {
 }
 
 /// One OBX at a glance.
-#[derive(Debug, Serialize)]
+#[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ResultView {
     /// OBX-3: code and text (`GLU Glucose`).
@@ -58,7 +61,7 @@ pub(crate) struct ResultView {
 }
 
 /// One segment.
-#[derive(Debug, Serialize)]
+#[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct SegmentView {
     /// `MSH`, `PID`...
@@ -68,7 +71,7 @@ pub(crate) struct SegmentView {
 }
 
 /// One field.
-#[derive(Debug, Serialize)]
+#[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct FieldView {
     /// Its number (`9` in `MSH-9`).
