@@ -217,6 +217,54 @@ impl Rows {
         self.by_id.get(id).map(|e| (e.revision, e.newer))
     }
 
+    /// A page in analyzer order without a status or time filter, walked from the
+    /// per-analyzer sets (analyzers in order, each in start order, after the sessions
+    /// with no analyzer) instead of sorting every row: its cost is the page's, not the
+    /// store's. `None` for any other query.
+    fn page_by_device(&self, query: &ListQuery) -> Option<Page> {
+        if query.sort != SortKey::Device
+            || query.status.is_some()
+            || query.from.is_some()
+            || query.to.is_some()
+        {
+            return None;
+        }
+        let mut devices: Vec<(&Arc<str>, &BTreeSet<Key>)> = match &query.device {
+            Some(device) => self
+                .by_device
+                .get_key_value(device.as_str())
+                .into_iter()
+                .collect(),
+            None => self.by_device.iter().collect(),
+        };
+        devices.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let with_device: usize = devices.iter().map(|(_, keys)| keys.len()).sum();
+        // Sessions without an analyzer come first (`None` sorts before any address).
+        let without_device = if query.device.is_none() && with_device < self.by_id.len() {
+            self.by_start
+                .iter()
+                .filter(|(_, id)| self.by_id.get(id).is_some_and(|e| e.device.is_none()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let total = with_device + without_device.len();
+        let keys = without_device
+            .into_iter()
+            .chain(devices.into_iter().flat_map(|(_, keys)| keys.iter()));
+        let keys: Box<dyn Iterator<Item = &Key>> = if query.descending {
+            Box::new(keys.rev())
+        } else {
+            Box::new(keys)
+        };
+        let rows = keys
+            .skip(query.offset)
+            .take(query.limit)
+            .filter_map(|(_, id)| self.by_id.get(id).map(Entry::row))
+            .collect();
+        Some(Page { total, rows })
+    }
+
     /// The entries a query's filters may pass, in start order: an analyzer's own, or
     /// every one, within the time range.
     fn candidates<'a>(&'a self, query: &ListQuery) -> Box<dyn DoubleEndedIterator<Item = &'a Entry> + 'a> {
@@ -443,6 +491,9 @@ impl SessionIndex {
     /// puts in order only the rows up to the page's end.
     pub fn page(&self, query: &ListQuery) -> Page {
         let rows = self.read();
+        if let Some(page) = rows.page_by_device(query) {
+            return page;
+        }
         let unfiltered =
             query.status.is_none() && query.device.is_none() && query.from.is_none() && query.to.is_none();
         if query.sort == SortKey::Start {

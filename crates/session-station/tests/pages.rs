@@ -277,3 +277,48 @@ fn a_session_the_lis_missed_says_so_and_a_crash_does_not() {
     assert!(rows[0].interrupted && rows[0].not_received_by_lis);
     assert!(rows[1].interrupted && !rows[1].not_received_by_lis);
 }
+
+#[test]
+fn analyzer_order_walked_from_each_analyzers_rows_is_the_order_a_sort_gives() {
+    let (_dir, store, index) = index();
+    // Two sessions without an analyzer: they come before every address.
+    for (n, start) in [(7u64, 2_500u64), (8, 900)] {
+        let mut session = Session::new(SessionId::new(format!("s-{n}")).unwrap(), start, 30);
+        store.save(&mut session).unwrap();
+        index.refresh(&store, &SessionId::new(format!("s-{n}")).unwrap());
+    }
+    // `from: 0` passes every session but takes the sorting path: the reference order.
+    for descending in [false, true] {
+        for (offset, limit) in [(0, 10), (0, 3), (2, 3), (6, 5), (8, 2)] {
+            for device in [None, Some("10.0.0.2".to_owned()), Some("10.9.9.9".to_owned())] {
+                let walked = ListQuery {
+                    sort: SortKey::Device,
+                    descending,
+                    offset,
+                    limit,
+                    device: device.clone(),
+                    ..ListQuery::default()
+                };
+                let sorted = ListQuery {
+                    from: Some(0),
+                    ..walked.clone()
+                };
+                let (a, b) = (index.page(&walked), index.page(&sorted));
+                assert_eq!(
+                    (a.total, ids(&a.rows)),
+                    (b.total, ids(&b.rows)),
+                    "descending {descending}, offset {offset}, limit {limit}, device {device:?}"
+                );
+            }
+        }
+    }
+    let all = index.page(&ListQuery {
+        sort: SortKey::Device,
+        limit: 10,
+        ..ListQuery::default()
+    });
+    assert_eq!(
+        ids(&all.rows),
+        ["s-8", "s-7", "s-1", "s-3", "s-5", "s-2", "s-4", "s-6"]
+    );
+}
