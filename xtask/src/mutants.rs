@@ -124,33 +124,43 @@ const EQUIVALENT: &[(&str, &str)] = &[
         "`shrink_to_fit` gives back spare capacity: memory only, no row, order or count changes",
     ),
     (
-        "crates/session-station/src/index.rs:340:9: replace SessionIndex::settle with ()",
+        "crates/session-station/src/index.rs:388:9: replace SessionIndex::settle with ()",
         "`settle` only shrinks the maps to fit after start-up: memory only, no row, order or count changes",
     ),
     (
-        "crates/session-station/src/index.rs:495:16: replace > with < in SessionIndex::page",
+        "crates/session-station/src/index.rs:546:16: replace > with < in SessionIndex::page",
         "the selection only saves work: `sort_unstable_by` then orders whatever is left, and a page never reads past \
          `end`, so skipping or widening the selection gives the same rows",
     ),
     (
-        "crates/session-station/src/index.rs:495:27: replace < with == in SessionIndex::page",
+        "crates/session-station/src/index.rs:546:27: replace < with == in SessionIndex::page",
         "the selection only saves work: `sort_unstable_by` then orders whatever is left, and a page never reads past \
          `end`, so skipping or widening the selection gives the same rows",
     ),
     (
-        "crates/session-station/src/index.rs:495:27: replace < with > in SessionIndex::page",
+        "crates/session-station/src/index.rs:546:27: replace < with > in SessionIndex::page",
         "the selection only saves work: `sort_unstable_by` then orders whatever is left, and a page never reads past \
          `end`, so skipping or widening the selection gives the same rows",
     ),
     (
-        "crates/session-station/src/index.rs:495:27: replace < with <= in SessionIndex::page",
+        "crates/session-station/src/index.rs:546:27: replace < with <= in SessionIndex::page",
         "the selection only saves work: `sort_unstable_by` then orders whatever is left, and a page never reads past \
          `end`, so skipping or widening the selection gives the same rows",
     ),
     (
-        "crates/session-station/src/index.rs:496:49: replace - with / in SessionIndex::page",
+        "crates/session-station/src/index.rs:547:49: replace - with / in SessionIndex::page",
         "selecting the `end`-th row instead of the `end - 1`-th still puts the `end` smallest before it, and the \
          truncation keeps exactly those",
+    ),
+    (
+        "crates/session-station/src/index.rs:225:9: replace Rows::page_by_device -> Option<Page> with None",
+        "the sorting path then gives the page, and it is the same page (`tests/pages.rs` compares the two at every \
+         offset, both ways): only slower",
+    ),
+    (
+        "crates/session-station/src/index.rs:243:71: replace < with <= in Rows::page_by_device",
+        "also walks the start order for sessions without an analyzer when every session has one, and finds none: \
+         the same page, more work",
     ),
     (
         "crates/session-station/src/tally.rs:34:9: replace <impl PartialOrd for NaturalId>::partial_cmp -> \

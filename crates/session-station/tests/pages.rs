@@ -321,4 +321,28 @@ fn analyzer_order_walked_from_each_analyzers_rows_is_the_order_a_sort_gives() {
         ids(&all.rows),
         ["s-8", "s-7", "s-1", "s-3", "s-5", "s-2", "s-4", "s-6"]
     );
+    // A status or time filter still filters, in analyzer order.
+    let filtered = |query: ListQuery| {
+        let page = index.page(&ListQuery {
+            sort: SortKey::Device,
+            limit: 10,
+            ..query
+        });
+        ids(&page.rows).into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let ignored = ListQuery {
+        status: Some(session_model::SubmissionStatus::Ignored),
+        ..ListQuery::default()
+    };
+    assert_eq!(filtered(ignored), ["s-2"]);
+    let until_3000 = ListQuery {
+        to: Some(3_000),
+        ..ListQuery::default()
+    };
+    assert_eq!(filtered(until_3000), ["s-8", "s-7", "s-1", "s-3", "s-2"]);
+    let from_4000 = ListQuery {
+        from: Some(4_000),
+        ..ListQuery::default()
+    };
+    assert_eq!(filtered(from_4000), ["s-5", "s-4", "s-6"]);
 }
