@@ -33,6 +33,14 @@ const CRATES: [(&str, f64); 9] = [
     ("session-station", 15.0),
 ];
 
+/// Why the partial selection before a page's sort cannot change the page.
+const SELECTION_ONLY_SAVES_WORK: &str = "the selection only saves work: `sort_unstable_by` then orders whatever is left, and a page never reads past \
+         `end`, so skipping or widening the selection gives the same rows";
+
+/// Why the clamp of a row's message count is never reached.
+const MESSAGE_COUNT_CLAMP: &str = "a session would need 4,294,967,295 messages (over 12 GB of JSON, 48 times the default file-size limit) for the \
+         clamp of its message count to matter: not equivalent in principle, unreachable in practice";
+
 /// Missed mutants that cannot be caught, because they change nothing observable: (the
 /// mutant's exact name, as cargo-mutants gives it, with file, line and column; why).
 /// Reviewed for issue 26: the linger, `create_dir`, `create_new` and submission-log
@@ -111,13 +119,11 @@ const EQUIVALENT: &[(&str, &str)] = &[
     ),
     (
         "crates/session-station/src/index.rs:168:63: replace - with + in Rows::pack",
-        "a session would need 4,294,967,295 messages (over 12 GB of JSON, 48 times the default file-size limit) for the \
-         clamp of its message count to matter: not equivalent in principle, unreachable in practice",
+        MESSAGE_COUNT_CLAMP,
     ),
     (
         "crates/session-station/src/index.rs:168:63: replace - with / in Rows::pack",
-        "a session would need 4,294,967,295 messages (over 12 GB of JSON, 48 times the default file-size limit) for the \
-         clamp of its message count to matter: not equivalent in principle, unreachable in practice",
+        MESSAGE_COUNT_CLAMP,
     ),
     (
         "crates/session-station/src/index.rs:211:9: replace Rows::shrink with ()",
@@ -129,23 +135,19 @@ const EQUIVALENT: &[(&str, &str)] = &[
     ),
     (
         "crates/session-station/src/index.rs:546:16: replace > with < in SessionIndex::page",
-        "the selection only saves work: `sort_unstable_by` then orders whatever is left, and a page never reads past \
-         `end`, so skipping or widening the selection gives the same rows",
+        SELECTION_ONLY_SAVES_WORK,
     ),
     (
         "crates/session-station/src/index.rs:546:27: replace < with == in SessionIndex::page",
-        "the selection only saves work: `sort_unstable_by` then orders whatever is left, and a page never reads past \
-         `end`, so skipping or widening the selection gives the same rows",
+        SELECTION_ONLY_SAVES_WORK,
     ),
     (
         "crates/session-station/src/index.rs:546:27: replace < with > in SessionIndex::page",
-        "the selection only saves work: `sort_unstable_by` then orders whatever is left, and a page never reads past \
-         `end`, so skipping or widening the selection gives the same rows",
+        SELECTION_ONLY_SAVES_WORK,
     ),
     (
         "crates/session-station/src/index.rs:546:27: replace < with <= in SessionIndex::page",
-        "the selection only saves work: `sort_unstable_by` then orders whatever is left, and a page never reads past \
-         `end`, so skipping or widening the selection gives the same rows",
+        SELECTION_ONLY_SAVES_WORK,
     ),
     (
         "crates/session-station/src/index.rs:547:49: replace - with / in SessionIndex::page",

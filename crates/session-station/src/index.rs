@@ -219,8 +219,9 @@ impl Rows {
 
     /// A page in analyzer order without a status or time filter, walked from the
     /// per-analyzer sets (analyzers in order, each in start order, after the sessions
-    /// with no analyzer) instead of sorting every row: its cost is the page's, not the
-    /// store's. `None` for any other query.
+    /// with no analyzer) instead of sorting every row: its cost is the page's, plus one
+    /// walk of the start order when some sessions have no analyzer (rare: capture and
+    /// every app version record the address). `None` for any other query.
     fn page_by_device(&self, query: &ListQuery) -> Option<Page> {
         if query.sort != SortKey::Device
             || query.status.is_some()
@@ -469,17 +470,13 @@ impl SessionIndex {
         let mut fresh = Rows::default();
         *self.files.lock().unwrap_or_else(|p| p.into_inner()) = None;
         for entry in store.entries()? {
-            match entry {
-                StoredEntry::Valid(decoded) => fresh.put(SessionRow::of(&decoded)),
-                StoredEntry::Newer {
-                    id,
-                    version,
-                    document,
-                } => fresh.put(SessionRow::of_newer(id.to_string(), version, &document)),
-                StoredEntry::Damaged { id, .. } => {
-                    fresh.damaged.insert(id.to_string());
+            match SessionRow::of_entry(&entry) {
+                Some(row) => fresh.put(row),
+                None => {
+                    if let StoredEntry::Damaged { id, .. } = entry {
+                        fresh.damaged.insert(id.to_string());
+                    }
                 }
-                _ => {}
             }
         }
         fresh.shrink();
@@ -593,12 +590,7 @@ impl SessionIndex {
             match *cached {
                 Some((at, files)) if at.elapsed() < FILES_REUSED => files,
                 _ => {
-                    let scan = store.fs().maintenance().scan()?;
-                    let files = FileProblems {
-                        damaged: 0,
-                        orphaned_temps: scan.temps.len(),
-                        not_regular_files: scan.irregular.len(),
-                    };
+                    let files = FileProblems::listed(store, 0)?;
                     *cached = Some((Instant::now(), files));
                     files
                 }

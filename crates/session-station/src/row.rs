@@ -2,6 +2,7 @@
 
 use serde_json::Value;
 use session_model::SubmissionStatus;
+use session_store::StoredEntry;
 
 use crate::Counted;
 
@@ -75,6 +76,20 @@ impl SessionRow {
             status: Some(s.submission.status),
             revision: s.metadata.revision,
             newer: false,
+        }
+    }
+
+    /// The row of a listed entry: a session this build reads, or a newer build's file;
+    /// `None` for anything else (a damaged file), which the caller counts or names.
+    pub fn of_entry(entry: &StoredEntry) -> Option<SessionRow> {
+        match entry {
+            StoredEntry::Valid(decoded) => Some(SessionRow::of(decoded)),
+            StoredEntry::Newer {
+                id,
+                version,
+                document,
+            } => Some(SessionRow::of_newer(id.to_string(), version.clone(), document)),
+            _ => None,
         }
     }
 

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use session_model::SubmissionStatus;
-use session_store::{SessionStore, StoreError, StoredEntry};
+use session_store::{SessionStore, StoreError};
 
 use crate::{SessionRow, natural_cmp};
 
@@ -17,6 +17,19 @@ pub struct FileProblems {
     pub orphaned_temps: usize,
     /// Names that are not regular files.
     pub not_regular_files: usize,
+}
+
+impl FileProblems {
+    /// The temps and odd names of one listing of `store`'s directory, with `damaged`
+    /// files counted by whoever read them.
+    pub fn listed(store: &SessionStore, damaged: usize) -> Result<FileProblems, StoreError> {
+        let scan = store.fs().maintenance().scan()?;
+        Ok(FileProblems {
+            damaged,
+            orphaned_temps: scan.temps.len(),
+            not_regular_files: scan.irregular.len(),
+        })
+    }
 }
 
 /// An id ordered as people read ids (`session-9` before `session-10`).
@@ -87,14 +100,9 @@ impl Tally {
         let mut tally = Tally::default();
         let mut damaged = 0;
         for entry in store.entries()? {
-            match entry {
-                StoredEntry::Valid(decoded) => tally.add(&SessionRow::of(&decoded).counted()),
-                StoredEntry::Newer {
-                    id,
-                    version,
-                    document,
-                } => tally.add(&SessionRow::of_newer(id.to_string(), version, &document).counted()),
-                _ => damaged += 1,
+            match SessionRow::of_entry(&entry) {
+                Some(row) => tally.add(&row.counted()),
+                None => damaged += 1,
             }
         }
         Ok((tally, damaged))

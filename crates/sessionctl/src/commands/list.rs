@@ -88,18 +88,11 @@ pub(crate) fn print(
     let mut total = 0;
     let rows = store
         .entries_of(ids)
-        .filter_map(|entry| match entry {
-            StoredEntry::Valid(decoded) => Some(SessionRow::of(&decoded)),
-            StoredEntry::Newer {
-                id,
-                version,
-                document,
-            } => Some(SessionRow::of_newer(id.to_string(), version, &document)),
-            StoredEntry::Damaged { error, .. } => {
+        .filter_map(|entry| {
+            if let StoredEntry::Damaged { error, .. } = &entry {
                 out.warn(&format!("skipped: {error}"));
-                None
             }
-            _ => None,
+            SessionRow::of_entry(&entry)
         })
         .inspect(|_| total += 1)
         .filter(|row| status.is_none_or(|s| row.submission_status.as_deref() == Some(s.as_str())));

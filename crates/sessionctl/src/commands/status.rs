@@ -163,13 +163,15 @@ pub(crate) struct StatusOptions {
 /// What `status --json` (and the local API's `/api/status`) reports.
 pub(crate) fn compute(store: &SessionStore, options: &StatusOptions) -> Result<Status, CliError> {
     let (tally, damaged) = Tally::of_store(store)?;
-    let scan = store.fs().maintenance().scan()?;
-    let mut files = FileProblems::default();
-    files.damaged = damaged;
-    files.orphaned_temps = scan.temps.len();
-    files.not_regular_files = scan.irregular.len();
+    let files = FileProblems::listed(store, damaged)?;
     let now = store.fs().clock().now_ms();
-    report(tally.counts(now, options.retry_cap_ms), files, store, options)
+    report(
+        tally.counts(now, options.retry_cap_ms),
+        files,
+        store,
+        now,
+        options,
+    )
 }
 
 /// `status` from the index a daemon keeps, instead of a read of every file.
@@ -180,18 +182,19 @@ pub(crate) fn from_index(
 ) -> Result<Status, CliError> {
     let now = store.fs().clock().now_ms();
     let (counts, files) = index.counts(store, now, options.retry_cap_ms)?;
-    report(counts, files, store, options)
+    report(counts, files, store, now, options)
 }
 
-/// The report: the sessions' `counts`, the `files`' problems, and what the store says
-/// of its journals, its last cleanup and its clock.
+/// The report at `now` (the one reading the counts were taken at): the sessions'
+/// `counts`, the `files`' problems, and what the store says of its journals, its last
+/// cleanup and its clock.
 fn report(
     counts: SessionCounts,
     files: FileProblems,
     store: &SessionStore,
+    now: u64,
     options: &StatusOptions,
 ) -> Result<Status, CliError> {
-    let now = store.fs().clock().now_ms();
     let journals = store.fs().journals()?;
     let mut stalled = 0;
     for id in &journals {
