@@ -130,42 +130,42 @@ const EQUIVALENT: &[(&str, &str)] = &[
         "`shrink_to_fit` gives back spare capacity: memory only, no row, order or count changes",
     ),
     (
-        "crates/session-station/src/index.rs:388:9: replace SessionIndex::settle with ()",
+        "crates/session-station/src/index.rs:389:9: replace SessionIndex::settle with ()",
         "`settle` only shrinks the maps to fit after start-up: memory only, no row, order or count changes",
     ),
     (
-        "crates/session-station/src/index.rs:546:16: replace > with < in SessionIndex::page",
+        "crates/session-station/src/index.rs:543:16: replace > with < in SessionIndex::page",
         SELECTION_ONLY_SAVES_WORK,
     ),
     (
-        "crates/session-station/src/index.rs:546:27: replace < with == in SessionIndex::page",
+        "crates/session-station/src/index.rs:543:27: replace < with == in SessionIndex::page",
         SELECTION_ONLY_SAVES_WORK,
     ),
     (
-        "crates/session-station/src/index.rs:546:27: replace < with > in SessionIndex::page",
+        "crates/session-station/src/index.rs:543:27: replace < with > in SessionIndex::page",
         SELECTION_ONLY_SAVES_WORK,
     ),
     (
-        "crates/session-station/src/index.rs:546:27: replace < with <= in SessionIndex::page",
+        "crates/session-station/src/index.rs:543:27: replace < with <= in SessionIndex::page",
         SELECTION_ONLY_SAVES_WORK,
     ),
     (
-        "crates/session-station/src/index.rs:547:49: replace - with / in SessionIndex::page",
+        "crates/session-station/src/index.rs:544:49: replace - with / in SessionIndex::page",
         "selecting the `end`-th row instead of the `end - 1`-th still puts the `end` smallest before it, and the \
          truncation keeps exactly those",
     ),
     (
-        "crates/session-station/src/index.rs:225:9: replace Rows::page_by_device -> Option<Page> with None",
+        "crates/session-station/src/index.rs:226:9: replace Rows::page_by_device -> Option<Page> with None",
         "the sorting path then gives the page, and it is the same page (`tests/pages.rs` compares the two at every \
          offset, both ways): only slower",
     ),
     (
-        "crates/session-station/src/index.rs:243:71: replace < with <= in Rows::page_by_device",
+        "crates/session-station/src/index.rs:244:71: replace < with <= in Rows::page_by_device",
         "also walks the start order for sessions without an analyzer when every session has one, and finds none: \
          the same page, more work",
     ),
     (
-        "crates/session-station/src/tally.rs:34:9: replace <impl PartialOrd for NaturalId>::partial_cmp -> \
+        "crates/session-station/src/tally.rs:47:9: replace <impl PartialOrd for NaturalId>::partial_cmp -> \
          Option<std::cmp::Ordering> with None",
         "the ids are keys of a `BTreeMap`, which orders by `Ord::cmp`; nothing calls `partial_cmp`",
     ),
