@@ -36,11 +36,15 @@
 //! A crate of its own rather than a module of `session-workers`: it composes recovery,
 //! migration, capture's relay and a directory watch with the workers, and a team that
 //! only wants a submission worker should not compile those.
+//!
+//! [`settings`] is the daemon's configuration: typed [`settings::Settings`] resolved from
+//! defaults, a TOML file, `HL7_*` variables and flags, as `sessionctl run` reads them.
 #![warn(missing_docs)]
 
 mod claim;
 mod clock_record;
 mod running;
+pub mod settings;
 mod signals;
 mod watch;
 

@@ -27,7 +27,7 @@ use crate::cli::{Cli, Command};
 use crate::commands::{
     cleanup, clock, daemon, documents, list, migration, receiver, recovery, status, submission,
 };
-use crate::config::{Config, Overrides};
+use crate::config::Overrides;
 use crate::error::CliError;
 use crate::output::Output;
 
@@ -77,7 +77,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         set,
         endpoint,
     };
-    let config = Config::resolve(cli.config.as_deref(), &overrides).map_err(|e| match cli.command {
+    let config = config::resolve(cli.config.as_deref(), &overrides).map_err(|e| match cli.command {
         Command::Run => CliError::Failed(e.to_string()),
         _ => e,
     })?;
@@ -86,15 +86,23 @@ fn run(cli: Cli) -> Result<(), CliError> {
         cli.command,
         Command::Run | Command::Capture { .. } | Command::Receiver { .. }
     );
-    let level = if long_running { config.log_level() } else { "warn" };
-    let log_dir = if long_running { config.log_dir() } else { None };
+    let level = if long_running {
+        config.settings().log_level.as_str()
+    } else {
+        "warn"
+    };
+    let log_dir = if long_running {
+        config.settings().log_dir.clone()
+    } else {
+        None
+    };
     let ansi = cli.color.enabled(std::io::stderr().is_terminal());
-    let _logs = logging::init(level, config.log_format(), ansi, log_dir.as_deref())?;
+    let _logs = logging::init(level, &config.settings().log_format, ansi, log_dir.as_deref())?;
 
-    let dir = config.dir()?;
+    let dir = crate::config::store_dir(&config)?;
     // Opened per command: recovery needs the store exclusively, the others share it,
     // and the read-only commands create and change nothing (not even a missing store).
-    let typed = |fs: Store| SessionStore::new(fs, config.decode_options());
+    let typed = |fs: Store| SessionStore::new(fs, config.settings().decode_options());
     // A command that writes takes a clock reading into the store's record first, so
     // that a jump of the wall clock shows against this boot's earlier readings.
     let store = || {
@@ -115,7 +123,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             list::print(&read_only()?, &out, status, colour)
         }
         Command::Delete { id } => documents::delete(&store()?, &out, &commands::parse_id(&id)?),
-        Command::Recover => recovery::recover(&dir, config.decode_options(), &out),
+        Command::Recover => recovery::recover(&dir, config.settings().decode_options(), &out),
         Command::Verify => recovery::verify(&read_only()?, &out),
         Command::Migrate {
             rollback: true,
@@ -127,17 +135,17 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Retry { id } => submission::retry(&store()?, &out, &commands::parse_id(&id)?),
         Command::Ignore { id } => submission::ignore(&store()?, &out, &commands::parse_id(&id)?),
         Command::Submit { .. } => submission::submit(&store()?, &config, &out),
-        Command::Status => status::status(&read_only()?, &out, &config.status_options()),
+        Command::Status => status::status(&read_only()?, &out, &crate::config::status_options(&config)),
         Command::Clock { action } => match action {
             cli::ClockAction::Show => clock::show(&read_only()?, &out),
             cli::ClockAction::Confirm => clock::confirm(&store()?, &out),
         },
         Command::Config { example: true } => {
-            print!("{}", config::example_toml());
+            print!("{}", session_daemon::settings::example_toml());
             Ok(())
         }
         Command::Config { example: false } => {
-            let shown = config.shown();
+            let shown = config::shown(&config);
             let read = match config.file_read() {
                 Some(file) => format!("settings read from {}", file.display()),
                 None => "no configuration file was read (--config FILE, HL7_CONFIG, or ~/.config/hl7-capture/sessionctl.toml)".to_owned(),
@@ -149,7 +157,12 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Capture { .. } => capture::run(&config),
         Command::ImportPcap { file } => {
             let recorder = session_capture::Recorder::new(store()?);
-            let report = capture::pcap::import(&recorder, &file, config.framing(), config.markers())?;
+            let report = capture::pcap::import(
+                &recorder,
+                &file,
+                config.settings().capture_framing,
+                config.settings().markers(),
+            )?;
             Ok(out.result(&report, || {
                 format!(
                     "{} sessions from {} connections: {} complete, {} cut off; {} packets skipped (not TCP), {} bytes missing from the capture",

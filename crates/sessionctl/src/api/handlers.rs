@@ -460,7 +460,13 @@ pub(super) async fn bulk(State(state): State<Arc<ApiState>>, body: Bytes) -> Res
 /// A changed retention otherwise applies only to sessions stored from then on; this is
 /// the operator's explicit choice to apply it to the rest.
 pub(super) async fn apply_retention(State(state): State<Arc<ApiState>>) -> Response {
-    let days = state.config.read().await.decode_options().retention_days;
+    let days = state
+        .config
+        .read()
+        .await
+        .settings()
+        .decode_options()
+        .retention_days;
     let store = state.typed().await;
     let index = state.index.clone();
     let done = blocking(move || -> Result<(usize, Vec<Value>), CliError> {
@@ -542,7 +548,7 @@ pub(super) async fn delete(State(state): State<Arc<ApiState>>, Path(raw): Path<S
 /// `GET /api/status`: as `status --json`, the sessions' part from the index.
 pub(super) async fn status(State(state): State<Arc<ApiState>>) -> Response {
     let store = state.typed().await;
-    let options = state.config.read().await.status_options();
+    let options = crate::config::status_options(&*state.config.read().await);
     let index = state.index.clone();
     let computed = blocking(move || match index {
         Some(index) => crate::commands::status::from_index(&index, &store, &options),
@@ -558,7 +564,7 @@ pub(super) async fn status(State(state): State<Arc<ApiState>>) -> Response {
 /// `GET /metrics`: the Prometheus (OpenMetrics) text format.
 pub(super) async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
     let store = state.typed().await;
-    let options = state.config.read().await.status_options();
+    let options = crate::config::status_options(&*state.config.read().await);
     let (index, counters) = (state.index.clone(), state.counters.clone());
     let rendered = blocking(move || -> Result<String, CliError> {
         let status = match &index {
@@ -627,7 +633,7 @@ pub(super) async fn put_settings(State(state): State<Arc<ApiState>>, body: Bytes
     let mut config = state.config.write().await;
     match super::settings::apply(&config, &changes).await {
         Ok(updated) => {
-            state.cleanup.send_replace(updated.cleanup());
+            state.cleanup.send_replace(updated.settings().cleanup());
             *config = updated;
             tracing::info!(keys = ?changes.keys().collect::<Vec<_>>(), "settings changed through the local API");
             Json(super::settings::shown(&config)).into_response()

@@ -54,7 +54,10 @@ pub(crate) struct ApiState {
 impl ApiState {
     /// The store with the current settings' decode options (retention may change).
     pub(crate) async fn typed(&self) -> SessionStore {
-        SessionStore::new(self.store.fs().clone(), self.config.read().await.decode_options())
+        SessionStore::new(
+            self.store.fs().clone(),
+            self.config.read().await.settings().decode_options(),
+        )
     }
 }
 

@@ -12,7 +12,9 @@ use std::path::Path;
 use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 
-use crate::config::{Config, SettingError, SettingType};
+use session_daemon::settings::{API_SETTINGS, SettingError, SettingType};
+
+use crate::config::Config;
 
 /// `GET /api/settings` (and the answer to a `PUT`): the values at the top level, in
 /// the shape a `PUT` takes (`{"retention_days": 30, "delete_undelivered": false, ...}`),
@@ -21,7 +23,10 @@ use crate::config::{Config, SettingError, SettingType};
 pub(crate) fn shown(config: &Config) -> Value {
     let mut out = Map::new();
     let (mut sources, mut allowed, mut help) = (Map::new(), Map::new(), Map::new());
-    for setting in config.settings() {
+    for setting in crate::config::shown(config)
+        .into_iter()
+        .filter(|k| API_SETTINGS.contains(&k.key))
+    {
         let raw = setting.value.clone().unwrap_or_default();
         let value = match (raw.parse::<u64>(), raw.as_str()) {
             (Ok(n), _) => json!(n),
@@ -67,8 +72,7 @@ pub(crate) async fn apply(
         .filter(|(key, _)| !DESCRIPTIVE.contains(&key.as_str()))
     {
         // Typed strictly: "30" is not a number and "true" is not a boolean.
-        let expected =
-            crate::config::setting_type(key).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
+        let expected = Config::setting_type(key).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
         let raw = match (expected, value) {
             (SettingType::Number, Value::Number(n)) => n.to_string(),
             (SettingType::Boolean, Value::Bool(b)) => b.to_string(),

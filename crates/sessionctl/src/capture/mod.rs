@@ -14,11 +14,11 @@ use crate::error::CliError;
 
 /// The relay `config` asks for, when `capture_listen` and `capture_forward` are set.
 pub(crate) fn relay_config(config: &Config) -> Option<RelayConfig> {
-    let (listen, forward) = config.capture()?;
+    let (listen, forward) = config.settings().capture()?;
     Some(
         RelayConfig::new(listen, forward)
-            .markers(config.markers())
-            .framing(config.framing()),
+            .markers(config.settings().markers())
+            .framing(config.settings().capture_framing),
     )
 }
 
@@ -38,7 +38,7 @@ pub(crate) fn run(config: &Config) -> Result<(), CliError> {
             "capture needs --listen ADDR and --forward ADDR (or capture_listen and capture_forward)".into(),
         ));
     };
-    let dir = config.dir()?;
+    let dir = crate::config::store_dir(config)?;
     let fs =
         session_fs::Store::open(&dir).map_err(|e| CliError::Failed(format!("cannot open the store: {e}")))?;
     if let Some(was) = fs
@@ -47,7 +47,10 @@ pub(crate) fn run(config: &Config) -> Result<(), CliError> {
     {
         tracing::warn!(dir = %dir.display(), was = format!("{was:o}"), "the store directory was open to others; now 0700");
     }
-    let recorder = Arc::new(Recorder::new(SessionStore::new(fs, config.decode_options())));
+    let recorder = Arc::new(Recorder::new(SessionStore::new(
+        fs,
+        config.settings().decode_options(),
+    )));
     recover_orphans(&recorder);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {

@@ -16,7 +16,7 @@ pub(crate) fn cleanup(
     dry_run: bool,
     now: Option<u64>,
 ) -> Result<(), CliError> {
-    let mut settings = config.cleanup();
+    let mut settings = config.settings().cleanup();
     settings.dry_run |= dry_run;
     // `--now MS` is an operator's statement of the time: taken as stated.
     if let Some(ms) = now {

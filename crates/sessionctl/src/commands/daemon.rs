@@ -22,17 +22,18 @@ fn failed(e: impl std::fmt::Display) -> CliError {
 /// SIGTERM (`session_daemon` in its order, with the page, the session index and the
 /// alerts around it). Every start-up failure is one line and exit 1.
 pub(crate) fn run(config: &Config) -> Result<(), CliError> {
-    let dir = config.dir()?;
-    if let Some(listen) = config.http_listen()
+    let dir = crate::config::store_dir(config)?;
+    if let Some(listen) = config.settings().http_listen.as_deref()
         && !crate::api::security::is_loopback(listen)
-        && config.http_token().is_none()
+        && config.settings().http_token.is_none()
     {
         return Err(CliError::Failed(format!(
             "http_listen = {listen} is reachable from other machines: set http_token \
              (HL7_HTTP_TOKEN) so that only those who hold it see patient data"
         )));
     }
-    let claimed = Claimed::claim(&dir, config.decode_options(), "sessionctl run").map_err(failed)?;
+    let claimed =
+        Claimed::claim(&dir, config.settings().decode_options(), "sessionctl run").map_err(failed)?;
 
     // The page answers from here on, saying what start-up is doing until it is done.
     let runtime = tokio::runtime::Runtime::new()?;
@@ -105,7 +106,7 @@ async fn start(
     delivery: session_workers::submit::DeliveryIndex,
     feed: Option<&ChangeFeed>,
 ) -> Result<Started, CliError> {
-    let (cleanup, cleanup_config) = tokio::sync::watch::channel(config.cleanup());
+    let (cleanup, cleanup_config) = tokio::sync::watch::channel(config.settings().cleanup());
     let (events, _) = tokio::sync::broadcast::channel(1024);
     let counters = Arc::new(crate::metrics::StationCounters::default());
     tokio::spawn(crate::metrics::count_deliveries(
@@ -113,9 +114,12 @@ async fn start(
         events.subscribe(),
     ));
     let mut services = Services::new(cleanup_config, events);
-    match config.endpoint() {
+    match config.settings().endpoint.as_deref() {
         Some(endpoint) => {
-            services = services.submission(Submission::new(config.transport(endpoint)?, config.submit()));
+            services = services.submission(Submission::new(
+                crate::config::transport(config, endpoint)?,
+                config.settings().submit(),
+            ));
             tracing::info!(endpoint = %session_workers::submit::redacted_url(endpoint), "submission worker started");
         }
         None => tracing::info!("submission is off: no endpoint configured (set HL7_ENDPOINT or `endpoint`)"),
@@ -143,14 +147,14 @@ struct Web {
 /// until [`Starting::serve`] hands the listener's requests to the real router; the server
 /// stops at `cancel`. `None` when the API is off, or its default port is taken.
 async fn listen_early(config: &Config, cancel: &CancellationToken) -> Result<Option<Web>, CliError> {
-    let Some(listen) = config.http_listen() else {
+    let Some(listen) = config.settings().http_listen.as_deref() else {
         return Ok(None);
     };
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(listener) => listener,
         // The default port taken (another daemon's page, say) must not keep this
         // daemon from capturing and delivering; a configured one must be had.
-        Err(e) if config.http_listen_is_default() => {
+        Err(e) if crate::config::http_listen_is_default(config) => {
             tracing::warn!(%listen, error = %e, "the local API and page are off: the default http_listen is taken (set http_listen to another address)");
             return Ok(None);
         }
@@ -161,7 +165,15 @@ async fn listen_early(config: &Config, cancel: &CancellationToken) -> Result<Opt
         }
     };
     let bound = listener.local_addr()?;
-    let guard = Guard::new(listen, bound, config.http_token().map(str::to_owned));
+    let guard = Guard::new(
+        listen,
+        bound,
+        config
+            .settings()
+            .http_token
+            .as_ref()
+            .map(|t| t.expose().to_owned()),
+    );
     let starting = Starting::new(guard.clone());
     tracing::info!(url = %format!("http://{bound}/"), "local API and web page");
     let stop = cancel.clone();
@@ -204,12 +216,12 @@ async fn serve(
         ));
         sessions
     });
-    if let Some(url) = config.alert_webhook() {
+    if let Some(url) = config.settings().alert_webhook.as_ref().map(|u| u.expose()) {
         running.spawn(crate::alerts::run(
             url.to_owned(),
             store.clone(),
             sessions.clone(),
-            config.status_options(),
+            crate::config::status_options(config),
             stopping.clone(),
         ));
     }
@@ -230,7 +242,7 @@ async fn serve(
     signals.wait().await;
     tracing::info!("stopping: finishing in-flight work");
     cancel.cancel();
-    if !running.stop(config.submit().shutdown_grace).await {
+    if !running.stop(config.settings().submit().shutdown_grace).await {
         tracing::warn!("workers did not stop in time; unfinished submissions resume at the next start");
     }
     tracing::info!("stopped");

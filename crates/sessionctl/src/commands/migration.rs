@@ -15,7 +15,7 @@ use crate::output::{Output, count};
 pub(crate) fn rollback(dir: &Path, config: &Config, out: &Output, force: bool) -> Result<(), CliError> {
     let store = SessionStore::new(
         super::recovery::open_exclusive(dir, "rollback")?,
-        config.decode_options(),
+        config.settings().decode_options(),
     );
     let report = store
         .rollback(&RollbackOptions::default().force(force))

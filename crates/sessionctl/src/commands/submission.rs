@@ -42,11 +42,12 @@ pub(crate) fn ignore(store: &SessionStore, out: &Output, id: &SessionId) -> Resu
 
 /// `submit --endpoint URL [--once]`: one pass of the submission worker.
 pub(crate) fn submit(store: &SessionStore, config: &Config, out: &Output) -> Result<(), CliError> {
-    let endpoint = config
-        .endpoint()
-        .ok_or_else(|| CliError::BadInput("no endpoint: pass --endpoint URL or set HL7_ENDPOINT".into()))?;
-    let settings = config.submit();
-    let transport = config.transport(endpoint)?;
+    let endpoint =
+        config.settings().endpoint.as_deref().ok_or_else(|| {
+            CliError::BadInput("no endpoint: pass --endpoint URL or set HL7_ENDPOINT".into())
+        })?;
+    let settings = config.settings().submit();
+    let transport = crate::config::transport(config, endpoint)?;
     let (events, _) = tokio::sync::broadcast::channel(64);
     let worker = SubmissionWorker::new(store.clone(), transport, settings, Arc::new(SystemClock), events)
         .map_err(|e| match e {
