@@ -22,6 +22,8 @@
 //! - [`relay`] (feature `relay`, with tokio): the TCP relay between analyzers and the
 //!   LIS built on both, recording each element before it forwards the bytes that
 //!   complete it, in either framing.
+//! - [`pcap`] (feature `pcap`): the sessions of a tcpdump or Wireshark capture, recorded
+//!   through the same framers and recorder as if they had passed the relay.
 //!
 //! ```
 //! use session_capture::{Endpoints, Framed, Framer, Markers, Recorder, Side};
@@ -54,6 +56,8 @@
 mod fold;
 pub mod framing;
 mod mllp;
+#[cfg(feature = "pcap")]
+pub mod pcap;
 mod record;
 mod recorder;
 #[cfg(feature = "relay")]

@@ -1,0 +1,278 @@
+//! The sessions of an analyzer–LIS conversation taken with tcpdump or
+//! Wireshark (pcap or pcapng), recorded as if they had passed the relay.
+//!
+//! Each TCP connection is reassembled per direction (retransmitted bytes once,
+//! out-of-order segments put in order), its analyzer is the side that opened it (sent
+//! the SYN; without one, the side that sent the first start marker), and its bytes are
+//! fed to the same [`ConnectionFramer`] and [`Recorder`] as live capture, in capture order, with
+//! the packets' own times. Bytes a capture missed (a gap in sequence numbers) are
+//! reported, never invented.
+
+//!
+//! ```no_run
+//! use session_capture::{Framing, Markers, Recorder, pcap};
+//! use session_store::{DecodeOptions, SessionStore};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = SessionStore::new(session_fs::Store::open("/var/lib/sessions")?, DecodeOptions::default());
+//! let capture = std::fs::File::open("lis.pcapng")?;
+//! let report = pcap::import(&Recorder::new(store), capture, Framing::Auto, Markers::default())?;
+//! println!("{} sessions from {} connections", report.sessions, report.connections);
+//! # Ok(())
+//! # }
+//! ```
+
+mod packets;
+mod reassembly;
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::net::SocketAddr;
+
+use session_model::InterruptionReason;
+
+use crate::{
+    CaptureError, ConnectionFramer, Endpoints, Framed, Framing, Markers, OpenCapture, Recorder, Side,
+};
+use packets::for_each_segment;
+use reassembly::Direction;
+
+/// Why an import stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImportError {
+    /// The input is not a pcap or pcapng capture, or could not be read.
+    #[error("{0}")]
+    NotACapture(String),
+    /// A session could not be recorded.
+    #[error("recording: {0}")]
+    Recording(#[from] CaptureError),
+}
+
+/// What an import found and recorded.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ImportReport {
+    /// TCP connections that carried data.
+    pub connections: usize,
+    /// Sessions recorded.
+    pub sessions: usize,
+    /// Of those, complete (ended by their end marker).
+    pub complete: usize,
+    /// Of those, cut off (the capture ended or the connection closed first).
+    pub interrupted: usize,
+    /// Packets that were not TCP over IP (skipped).
+    pub skipped_packets: usize,
+    /// Bytes the capture missed (gaps in a direction's sequence numbers).
+    pub missing_bytes: u64,
+}
+
+/// One connection: its sides, its machine, its open capture.
+struct Connection {
+    /// Its two ends.
+    ends: (SocketAddr, SocketAddr),
+    analyzer: Option<SocketAddr>,
+    directions: HashMap<SocketAddr, Direction>,
+    framer: ConnectionFramer,
+    open: Option<OpenCapture>,
+    endpoints: Endpoints,
+    last_ms: u64,
+    carried_data: bool,
+    /// Bytes that came before the analyzer was known (a capture that begins after the
+    /// SYN, the LIS speaking first), in capture order: `(from, bytes, at_ms)`.
+    undecided: Vec<(SocketAddr, Vec<u8>, u64)>,
+}
+
+/// How many bytes a connection holds while its analyzer is unknown; past this, the
+/// first side that spoke is taken for the analyzer.
+const UNDECIDED_LIMIT: usize = 1 << 20;
+
+impl Connection {
+    /// Frames `bytes` from `from` (the analyzer is known) and records what they end.
+    fn feed(
+        &mut self,
+        recorder: &Recorder,
+        from: SocketAddr,
+        to: SocketAddr,
+        bytes: &[u8],
+        at_ms: u64,
+        report: &mut ImportReport,
+    ) -> Result<(), ImportError> {
+        let from_analyzer = Some(from) == self.analyzer;
+        let (device, lis, side) = if from_analyzer {
+            (from, to, Side::Device)
+        } else {
+            (to, from, Side::Lis)
+        };
+        self.endpoints = Endpoints {
+            device_ip: Some(device.ip().to_string()),
+            lis_ip: Some(lis.ip().to_string()),
+        };
+        let events = self.framer.feed(side, bytes, at_ms);
+        apply(recorder, self, events, report)
+    }
+
+    /// Takes the first side that spoke for the analyzer, when nothing better said.
+    fn decide_by_first_speaker(&mut self) {
+        if self.analyzer.is_none() {
+            self.analyzer = self.undecided.first().map(|(from, ..)| *from);
+        }
+    }
+
+    /// Feeds what was held while the analyzer was unknown.
+    fn feed_undecided(&mut self, recorder: &Recorder, report: &mut ImportReport) -> Result<(), ImportError> {
+        let Some(analyzer) = self.analyzer else {
+            return Ok(());
+        };
+        for (from, bytes, at_ms) in std::mem::take(&mut self.undecided) {
+            // The connection has two sides: the other one is the LIS.
+            let to = if from == analyzer {
+                self.peer_of(analyzer)
+            } else {
+                analyzer
+            };
+            self.feed(recorder, from, to, &bytes, at_ms, report)?;
+        }
+        Ok(())
+    }
+
+    fn peer_of(&self, side: SocketAddr) -> SocketAddr {
+        if side == self.ends.0 {
+            self.ends.1
+        } else {
+            self.ends.0
+        }
+    }
+}
+
+fn key(a: SocketAddr, b: SocketAddr) -> (SocketAddr, SocketAddr) {
+    if a <= b { (a, b) } else { (b, a) }
+}
+
+/// Reads a pcap or pcapng capture and records its sessions through `recorder`, as
+/// if they had passed the relay. A capture of any size is read a packet at a time.
+pub fn import(
+    recorder: &Recorder,
+    capture: impl Read,
+    framing: Framing,
+    markers: Markers,
+) -> Result<ImportReport, ImportError> {
+    let mut report = ImportReport::default();
+    let mut connections: HashMap<(SocketAddr, SocketAddr), Connection> = HashMap::new();
+    let mut order = Vec::new();
+    report.skipped_packets = for_each_segment(capture, |s| {
+        let k = key(s.from, s.to);
+        let conn = connections.entry(k).or_insert_with(|| {
+            order.push(k);
+            Connection {
+                ends: k,
+                analyzer: None,
+                directions: HashMap::new(),
+                framer: ConnectionFramer::new(framing, markers),
+                open: None,
+                endpoints: Endpoints::default(),
+                last_ms: s.at_ms,
+                carried_data: false,
+                undecided: Vec::new(),
+            }
+        });
+        // A quiet time since the connection's last packet ends an MLLP burst.
+        let events = conn.framer.idle(s.at_ms);
+        apply(recorder, conn, events, &mut report)?;
+        conn.last_ms = s.at_ms;
+        if s.syn && !s.ack {
+            conn.analyzer = Some(s.from);
+        }
+        let bytes = conn
+            .directions
+            .entry(s.from)
+            .or_default()
+            .accept(s.seq, s.syn, &s.payload);
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        conn.carried_data = true;
+        if conn.analyzer.is_none() {
+            let starts = matches!(bytes.first(), Some(&b) if b == markers.start || b == crate::START_BLOCK);
+            let held: usize = conn.undecided.iter().map(|(_, b, _)| b.len()).sum();
+            if starts {
+                conn.analyzer = Some(s.from);
+            } else if held + bytes.len() <= UNDECIDED_LIMIT {
+                conn.undecided.push((s.from, bytes, s.at_ms));
+                return Ok(());
+            } else {
+                conn.undecided.push((s.from, bytes, s.at_ms));
+                conn.decide_by_first_speaker();
+                return conn.feed_undecided(recorder, &mut report);
+            }
+        }
+        conn.feed_undecided(recorder, &mut report)?;
+        conn.feed(recorder, s.from, s.to, &bytes, s.at_ms, &mut report)
+    })?;
+    for k in order {
+        if let Some(conn) = connections.remove(&k) {
+            finish(recorder, conn, &mut report)?;
+        }
+    }
+    Ok(report)
+}
+
+/// Feeds what a connection still holds at the end of the capture and closes it.
+fn finish(recorder: &Recorder, mut conn: Connection, report: &mut ImportReport) -> Result<(), ImportError> {
+    conn.decide_by_first_speaker();
+    conn.feed_undecided(recorder, report)?;
+    let analyzer = conn.analyzer;
+    let mut flows: Vec<(SocketAddr, Direction)> = conn.directions.drain().collect();
+    flows.sort_by_key(|(from, _)| Some(*from) != analyzer);
+    for (from, mut direction) in flows {
+        let (rest, missing) = direction.leftover();
+        report.missing_bytes += missing;
+        if !rest.is_empty() {
+            let to = conn.peer_of(from);
+            let at_ms = conn.last_ms;
+            conn.feed(recorder, from, to, &rest, at_ms, report)?;
+        }
+    }
+    let events = conn
+        .framer
+        .close(InterruptionReason::ConnectionClosed, conn.last_ms);
+    apply(recorder, &mut conn, events, report)?;
+    report.connections += usize::from(conn.carried_data);
+    Ok(())
+}
+
+fn apply(
+    recorder: &Recorder,
+    conn: &mut Connection,
+    events: Vec<Framed>,
+    report: &mut ImportReport,
+) -> Result<(), ImportError> {
+    let failed = ImportError::Recording;
+    for event in events {
+        match event {
+            Framed::Begin { at, .. } => {
+                conn.open = Some(recorder.begin(&conn.endpoints, at).map_err(failed)?)
+            }
+            Framed::Element(element) => {
+                if let Some(open) = conn.open.as_mut() {
+                    open.append(&element).map_err(failed)?;
+                }
+            }
+            Framed::Complete { at } => {
+                if let Some(open) = conn.open.take() {
+                    open.complete(at).map_err(failed)?;
+                    report.sessions += 1;
+                    report.complete += 1;
+                }
+            }
+            Framed::Abandon { at, reason } => {
+                if let Some(open) = conn.open.take() {
+                    open.abandon(at, reason).map_err(failed)?;
+                    report.sessions += 1;
+                    report.interrupted += 1;
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,299 @@
+//! `session_capture::pcap` on captures built here packet by packet, in memory: the
+//! analyzer is the side that opened the connection (or, without a SYN, the side that
+//! sent the first start), retransmissions count once, out-of-order segments are put in
+//! order, gaps are counted and never invented, the packets' times are kept, packets
+//! that are not TCP are skipped and counted, and input that is no capture is refused.
+#![cfg(feature = "pcap")]
+
+use std::time::Duration;
+
+use etherparse::PacketBuilder;
+use pcap_file::pcap::{PcapPacket, PcapWriter};
+use session_capture::pcap::{ImportError, ImportReport, import};
+use session_capture::{Framing, Markers, Recorder};
+use session_model::{Direction, ElementKind, Session};
+use session_store::{DecodeOptions, SessionStore, StoredEntry};
+
+const ANALYZER: ([u8; 4], u16) = ([10, 0, 0, 7], 50_000);
+const LIS: ([u8; 4], u16) = ([10, 0, 0, 1], 5_000);
+const T0: u64 = 1_762_600_000_000;
+
+/// One TCP segment as an Ethernet frame. `flags`: "S" SYN, "SA" SYN-ACK, "F" FIN.
+fn frame(from_analyzer: bool, seq: u32, flags: &str, payload: &[u8]) -> Vec<u8> {
+    let ((src, sport), (dst, dport)) = if from_analyzer {
+        (ANALYZER, LIS)
+    } else {
+        (LIS, ANALYZER)
+    };
+    let mut tcp = PacketBuilder::ethernet2([1; 6], [2; 6])
+        .ipv4(src, dst, 64)
+        .tcp(sport, dport, seq, 65_535);
+    if flags.contains('S') {
+        tcp = tcp.syn();
+    }
+    if flags.contains('A') || !flags.contains('S') {
+        tcp = tcp.ack(1);
+    }
+    if flags.contains('F') {
+        tcp = tcp.fin();
+    }
+    let mut out = Vec::with_capacity(tcp.size(payload.len()));
+    tcp.write(&mut out, payload).unwrap();
+    out
+}
+
+fn udp_frame() -> Vec<u8> {
+    let udp = PacketBuilder::ethernet2([1; 6], [2; 6])
+        .ipv4(ANALYZER.0, LIS.0, 64)
+        .udp(53, 53);
+    let mut out = Vec::new();
+    udp.write(&mut out, b"not tcp").unwrap();
+    out
+}
+
+/// A pcap file of `frames`, 10 ms apart from T0 unless `times` says otherwise.
+fn pcap(frames: &[Vec<u8>], times: Option<&[u64]>) -> Vec<u8> {
+    let mut writer = PcapWriter::new(Vec::new()).unwrap();
+    for (i, f) in frames.iter().enumerate() {
+        let at = times.map_or(T0 + 10 * i as u64, |t| t[i]);
+        writer
+            .write_packet(&PcapPacket::new(Duration::from_millis(at), f.len() as u32, f))
+            .unwrap();
+    }
+    writer.into_writer()
+}
+
+fn imported(capture: &[u8], framing: Framing) -> (tempfile::TempDir, ImportReport, Vec<Session>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = SessionStore::open(tmp.path(), DecodeOptions::default()).unwrap();
+    let report = import(
+        &Recorder::new(store.clone()),
+        capture,
+        framing,
+        Markers::default(),
+    )
+    .unwrap();
+    let mut sessions: Vec<Session> = store
+        .entries()
+        .unwrap()
+        .map(|entry| match entry {
+            StoredEntry::Valid(chained) => chained.session,
+            other => panic!("not a valid session: {other:?}"),
+        })
+        .collect();
+    sessions.sort_by_key(|s| s.start_time);
+    (tmp, report, sessions)
+}
+
+fn kinds(session: &Session) -> Vec<(ElementKind, Direction)> {
+    session
+        .elements
+        .iter()
+        .map(|e| (e.kind.clone(), e.direction.clone()))
+        .collect()
+}
+
+const M1: &[u8] = b"MSH|^~\\&|AN|LAB|||20251102||ORU^R01|P1|P|2.5\rOBX|1|NM|GLU||5.6\r\n";
+
+#[test]
+fn a_conversation_becomes_its_sessions_in_order_with_the_packets_times() {
+    let (first, second) = M1.split_at(20);
+    let a = 1001u32;
+    let frames = vec![
+        frame(true, 1000, "S", b""),
+        frame(false, 7000, "SA", b""),
+        frame(true, a, "", b"\x05"),
+        frame(false, 7001, "", b"\x06"),
+        // The second half overtakes the first, and the first is sent twice.
+        frame(true, a + 1 + first.len() as u32, "", second),
+        frame(true, a + 1, "", first),
+        frame(true, a + 1, "", first),
+        frame(false, 7002, "", b"\x06"),
+        udp_frame(),
+        frame(true, a + 1 + M1.len() as u32, "", b"\x04"),
+        // A second transmission on the same connection, cut off by the end of the capture.
+        frame(true, a + 2 + M1.len() as u32, "", b"\x05MSH|cut"),
+        frame(true, a + 10 + M1.len() as u32, "F", b""),
+    ];
+    let (_tmp, report, sessions) = imported(&pcap(&frames, None), Framing::Markers);
+    assert_eq!(
+        (
+            report.connections,
+            report.sessions,
+            report.complete,
+            report.interrupted
+        ),
+        (1, 2, 1, 1),
+        "{report:?}"
+    );
+    assert_eq!(
+        (report.skipped_packets, report.missing_bytes),
+        (1, 0),
+        "{report:?}"
+    );
+    let [complete, cut] = &sessions[..] else {
+        panic!("{sessions:?}")
+    };
+    assert_eq!(complete.device_ip.as_deref(), Some("10.0.0.7"));
+    assert_eq!(complete.lis_ip.as_deref(), Some("10.0.0.1"));
+    assert_eq!(complete.start_time, T0 + 20, "the packet's own time");
+    assert!(complete.is_complete && complete.interrupted.is_none());
+    let to_pc = Direction::DeviceToPc;
+    let to_device = Direction::PcToDevice;
+    assert_eq!(
+        kinds(complete),
+        [
+            (ElementKind::Start, to_pc.clone()),
+            (ElementKind::Ack, to_device.clone()),
+            (ElementKind::Message, to_pc.clone()),
+            (ElementKind::Ack, to_device.clone()),
+            (ElementKind::End, to_pc)
+        ]
+    );
+    assert_eq!(
+        complete.elements[2].data.0, M1,
+        "in order, the retransmission once"
+    );
+    assert!(!cut.is_complete && cut.interrupted.is_some());
+    assert_eq!(cut.start_time, T0 + 100);
+}
+
+#[test]
+fn without_a_syn_the_side_that_sends_the_first_start_is_the_analyzer() {
+    // The capture begins mid-connection: the LIS speaks first (a stray ACK), and the
+    // analyzer is still the side that opens the session.
+    let frames = vec![
+        frame(false, 7001, "", b"\x06"),
+        frame(true, 1001, "", b"\x05"),
+        frame(false, 7002, "", b"\x06"),
+        frame(true, 1002, "", b"\x04"),
+    ];
+    let (_tmp, report, sessions) = imported(&pcap(&frames, None), Framing::Markers);
+    // The stray ACK is kept (nothing captured is lost), as the LIS's, on its own.
+    assert_eq!((report.sessions, report.complete), (2, 1), "{report:?}");
+    let stray = sessions.iter().find(|s| !s.is_complete).unwrap();
+    assert_eq!(kinds(stray)[0], (ElementKind::Stray, Direction::PcToDevice));
+    let complete = sessions.iter().find(|s| s.is_complete).unwrap();
+    assert_eq!(complete.device_ip.as_deref(), Some("10.0.0.7"));
+    assert_eq!(complete.lis_ip.as_deref(), Some("10.0.0.1"));
+    assert_eq!(
+        kinds(complete),
+        [
+            (ElementKind::Start, Direction::DeviceToPc),
+            (ElementKind::Ack, Direction::PcToDevice),
+            (ElementKind::End, Direction::DeviceToPc)
+        ]
+    );
+}
+
+#[test]
+fn bytes_the_capture_missed_are_counted_and_never_invented() {
+    let a = 1001u32;
+    let frames = vec![
+        frame(true, 1000, "S", b""),
+        frame(true, a, "", b"\x05"),
+        frame(true, a + 1, "", b"MSH|a"),
+        // Five bytes never captured, then the rest.
+        frame(true, a + 11, "", b"\r\x04"),
+    ];
+    let (_tmp, report, sessions) = imported(&pcap(&frames, None), Framing::Markers);
+    assert_eq!(report.missing_bytes, 5, "{report:?}");
+    // What followed the gap was recorded at the end, still as the analyzer's.
+    assert_eq!(report.complete, 1, "{report:?}");
+    for session in &sessions {
+        assert_eq!(session.device_ip.as_deref(), Some("10.0.0.7"));
+        assert_eq!(session.lis_ip.as_deref(), Some("10.0.0.1"));
+    }
+    let recorded: Vec<u8> = sessions
+        .iter()
+        .flat_map(|s| s.elements.iter().flat_map(|e| e.data.0.clone()))
+        .collect();
+    assert!(
+        !recorded.windows(5).any(|w| w == [0; 5]),
+        "a gap is not filled with anything: {recorded:?}"
+    );
+}
+
+#[test]
+fn an_mllp_capture_becomes_one_session_per_burst() {
+    let m1 = b"\x0bMSH|^~\\&|AN|LAB|||20251102||ORU^R01|P1|P|2.5\rOBX|1|NM|GLU||5.6\r\x1c\r";
+    let ack = b"\x0bMSH|^~\\&|LIS|HOSP|||20251102||ACK|9|P|2.5\rMSA|AA|P1\r\x1c\r";
+    let m2 = b"\x0bMSH|^~\\&|AN|LAB|||20251103||ORU^R01|P2|P|2.5\rOBX|1|NM|HGB||13.2\r\x1c\r";
+    let a = 1001u32;
+    let frames = vec![
+        frame(true, 1000, "S", b""),
+        frame(false, 7000, "SA", b""),
+        frame(true, a, "", m1),
+        frame(false, 7001, "", ack),
+        // A minute of quiet, then the next burst on the same connection.
+        frame(true, a + m1.len() as u32, "", m2),
+        frame(true, a + (m1.len() + m2.len()) as u32, "F", b""),
+    ];
+    let times = [T0, T0 + 1, T0 + 10, T0 + 20, T0 + 60_000, T0 + 60_010];
+    let (_tmp, report, sessions) = imported(&pcap(&frames, Some(&times)), Framing::Auto);
+    assert_eq!((report.sessions, report.complete), (2, 2), "{report:?}");
+    assert_eq!(sessions[0].start_time, T0 + 10);
+    assert_eq!(sessions[1].start_time, T0 + 60_000);
+    assert_eq!(
+        kinds(&sessions[0]),
+        [
+            (ElementKind::Start, Direction::DeviceToPc),
+            (ElementKind::Message, Direction::DeviceToPc),
+            (ElementKind::End, Direction::DeviceToPc),
+            (ElementKind::Start, Direction::PcToDevice),
+            (ElementKind::Ack, Direction::PcToDevice),
+            (ElementKind::End, Direction::PcToDevice)
+        ]
+    );
+}
+
+#[test]
+fn a_pcapng_capture_reads_as_a_pcap_one_does() {
+    use pcap_file::pcapng::PcapNgWriter;
+    use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
+    use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionBlock;
+    let frames = [
+        frame(true, 1000, "S", b""),
+        frame(true, 1001, "", b"\x05"),
+        frame(true, 1002, "", b"\x04"),
+    ];
+    let mut writer = PcapNgWriter::new(Vec::new()).unwrap();
+    writer
+        .write_pcapng_block(InterfaceDescriptionBlock {
+            linktype: pcap_file::DataLink::ETHERNET,
+            snaplen: 0,
+            options: vec![],
+        })
+        .unwrap();
+    for (i, f) in frames.iter().enumerate() {
+        writer
+            .write_pcapng_block(EnhancedPacketBlock {
+                interface_id: 0,
+                timestamp: Duration::from_millis(T0 + i as u64),
+                original_len: f.len() as u32,
+                data: f.clone().into(),
+                options: vec![],
+            })
+            .unwrap();
+    }
+    let (_tmp, report, sessions) = imported(&writer.into_inner(), Framing::Markers);
+    assert_eq!((report.sessions, report.complete), (1, 1), "{report:?}");
+    assert_eq!(sessions[0].start_time, T0 + 1);
+}
+
+#[test]
+fn input_that_is_no_capture_is_refused_and_records_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = SessionStore::open(tmp.path(), DecodeOptions::default()).unwrap();
+    for bogus in [&b"this is not a capture at all"[..], b"", &[0xd4, 0xc3, 0xb2]] {
+        let err = import(
+            &Recorder::new(store.clone()),
+            bogus,
+            Framing::Auto,
+            Markers::default(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, ImportError::NotACapture(_)), "{err:?}");
+    }
+    assert_eq!(store.entries().unwrap().count(), 0);
+}
