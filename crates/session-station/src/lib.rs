@@ -12,6 +12,8 @@
 //!   have been missed.
 //! - [`search`] reads the messages of the sessions a query passes, newest first, on a
 //!   few threads, until a deadline or a [`Cancel`].
+//! - [`hl7::messages`] reads a session's messages for a person: segments and fields
+//!   named, escapes decoded, and patient, sample and results at a glance.
 //!
 //! ```
 //! use session_station::{ListQuery, SessionIndex, SortKey};
@@ -48,6 +50,7 @@
 //! The JSON a tool prints of these types is that tool's own (none derives `Serialize`).
 #![warn(missing_docs)]
 
+pub mod hl7;
 mod index;
 mod row;
 mod search;
