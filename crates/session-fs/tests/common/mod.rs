@@ -22,6 +22,10 @@ pub(crate) struct Recording {
     /// When set, the first `create` says so on `.0` and then waits for `.1`: a gate
     /// that holds the first write (and its lock) while the test lines others up.
     pub gate_first_create: Option<Mutex<(std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>)>>,
+    /// When set, files preallocate as the real ones do (logged `preallocate NAME LEN`)
+    /// and `sync_data` is logged as `fdatasync`; otherwise both take the trait's
+    /// defaults (no preallocation, a full `fsync`).
+    pub preallocating: bool,
 }
 
 struct RecordingFile {
@@ -65,6 +69,20 @@ impl WriteFile for RecordingFile {
     fn sync(&mut self) -> io::Result<()> {
         self.owner.call("fsync", Path::new(&self.name))?;
         self.inner.sync()
+    }
+    fn preallocate(&mut self, len: u64) -> io::Result<bool> {
+        if !self.owner.preallocating {
+            return Ok(false);
+        }
+        self.owner.call(&format!("preallocate {len}"), Path::new(&self.name))?;
+        self.inner.preallocate(len)
+    }
+    fn sync_data(&mut self) -> io::Result<()> {
+        if !self.owner.preallocating {
+            return self.sync();
+        }
+        self.owner.call("fdatasync", Path::new(&self.name))?;
+        self.inner.sync_data()
     }
 }
 

@@ -1,0 +1,117 @@
+//! A journal's appends at their edges: the extent it preallocates, an append that ends
+//! exactly where the zeros end, `fdatasync` inside them and `fsync` past them, a batch
+//! bounded by the file limit as a whole, and who holds a journal.
+
+mod common;
+
+use common::{Recording, store_with};
+use session_fs::{FsError, JOURNAL_HEADER, Store};
+use session_model::SessionId;
+
+fn id(s: &str) -> SessionId {
+    s.parse().unwrap()
+}
+
+const EXTENT: u64 = 64 * 1024;
+
+fn log_of(rec: &Recording) -> Vec<String> {
+    rec.log.lock().unwrap().clone()
+}
+
+#[test]
+fn a_journal_is_created_with_one_extent_of_zeros_and_appends_inside_it_sync_data_only() {
+    let (_dir, store, rec) = store_with(Recording {
+        preallocating: true,
+        ..Recording::default()
+    });
+    let mut journal = store.create_journal(&id("cap-1")).unwrap();
+    let path = store.dir().join(".journal/cap-1.journal");
+    let header = JOURNAL_HEADER.len() as u64;
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), header + EXTENT);
+    assert!(
+        log_of(&rec).contains(&format!("preallocate {} <temp>", header + EXTENT)),
+        "{:?}",
+        log_of(&rec)
+    );
+    rec.log.lock().unwrap().clear();
+    // One record that ends exactly where the zeros end: no growth, a data sync.
+    let payload = vec![b'x'; (EXTENT - 8) as usize];
+    journal.append(&payload).unwrap();
+    assert_eq!(log_of(&rec), ["write <temp>", "fdatasync <temp>"]);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), header + EXTENT);
+    // The next one runs past them: the file grows by an extent, synced with it.
+    rec.log.lock().unwrap().clear();
+    journal.append(b"one more").unwrap();
+    let log = log_of(&rec);
+    assert_eq!(
+        log,
+        [
+            format!("preallocate {} <temp>", header + EXTENT + 16 + EXTENT),
+            "write <temp>".to_owned(),
+            "fdatasync <temp>".to_owned()
+        ]
+    );
+}
+
+#[test]
+fn where_the_file_cannot_preallocate_each_append_syncs_the_file_whole() {
+    let (_dir, store, rec) = store_with(Recording::default());
+    let mut journal = store.create_journal(&id("cap-2")).unwrap();
+    rec.log.lock().unwrap().clear();
+    journal.append(b"rec").unwrap();
+    assert_eq!(log_of(&rec), ["write <temp>", "fsync <temp>"]);
+}
+
+#[test]
+fn a_batch_is_bounded_by_the_file_limit_as_a_whole_and_a_record_may_end_exactly_at_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = JOURNAL_HEADER.len() as u64;
+    let limit = header + 2 * (8 + 100);
+    let store = Store::options().max_file_size(limit).open(dir.path()).unwrap();
+    let mut journal = store.create_journal(&id("cap-3")).unwrap();
+    let record = [b'r'; 100];
+    let big = [b'b'; 101];
+    // Each fits alone; together they are one byte over: refused whole.
+    assert!(journal.append_all(&[&record, &big]).is_err());
+    assert_eq!(journal.records(), 0);
+    // Two that end exactly at the limit are taken.
+    journal.append_all(&[&record, &record]).unwrap();
+    assert_eq!(journal.records(), 2);
+    let claimed = journal.into_claimed().unwrap();
+    assert_eq!(claimed.contents().unwrap().records.len(), 2);
+}
+
+#[test]
+fn a_journal_is_held_while_its_writer_lives_and_a_second_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert!(!store.journal_held(&id("cap-4")).unwrap(), "no journal");
+    let journal = store.create_journal(&id("cap-4")).unwrap();
+    let other = Store::open(dir.path()).unwrap();
+    assert!(other.journal_held(&id("cap-4")).unwrap());
+    assert!(matches!(
+        other.create_journal(&id("cap-4")),
+        Err(FsError::AlreadyExists { .. })
+    ));
+    drop(journal);
+    assert!(!other.journal_held(&id("cap-4")).unwrap(), "given up");
+    // A directory in a journal's place is no journal, held by no one.
+    std::fs::create_dir(dir.path().join(".journal/cap-5.journal")).unwrap();
+    assert!(!store.journal_held(&id("cap-5")).unwrap());
+}
+
+#[test]
+fn a_claimed_journal_says_whether_it_holds_any_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let journal = store.create_journal(&id("cap-6")).unwrap();
+    let claimed = journal.into_claimed().unwrap();
+    assert!(!claimed.is_empty().unwrap(), "a header at least");
+    claimed.remove().unwrap();
+    // An empty file (its writer finished between a look and a lock, which made it
+    // again) holds nothing to keep: not claimed, and gone.
+    let path = dir.path().join(".journal/cap-7.journal");
+    std::fs::write(&path, b"").unwrap();
+    assert!(store.claim_journal(&id("cap-7")).unwrap().is_none());
+    assert!(!path.exists());
+}
