@@ -51,6 +51,14 @@ fn msh_1_and_2_are_the_separators_themselves_and_msh_3_splits() {
         vec![vec!["APP".to_owned(), "FAC".to_owned()]]
     );
     assert_eq!(view.index, 0);
+    // Only MSH's: field 2 of any other segment splits as any field does.
+    let pid = "MSH|^~\\&|A|L|||20261204||ORU^R01|C9|P|2.5\rPID|1|EXT^ID~ALT";
+    let view = &messages(&[pid.to_owned()])[0];
+    let pid2 = view.segments[1].fields.iter().find(|f| f.number == 2).unwrap();
+    assert_eq!(
+        pid2.repetitions,
+        vec![vec!["EXT".to_owned(), "ID".to_owned()], vec!["ALT".to_owned()]]
+    );
     let two = messages(&[text.to_owned(), text.to_owned()]);
     assert_eq!(two[1].index, 1);
 }
