@@ -47,7 +47,11 @@ fn the_record_is_written_again_only_for_something_new() {
     // Within the hour, in the same boot: nothing worth a write.
     clock.advance(HOUR - 1);
     store.note_clock().unwrap();
-    assert_eq!(stored(tmp.path()).unwrap(), first, "a recent trusted reading is kept");
+    assert_eq!(
+        stored(tmp.path()).unwrap(),
+        first,
+        "a recent trusted reading is kept"
+    );
     // Past the hour: the trusted reading is refreshed.
     clock.advance(2);
     store.note_clock().unwrap();
@@ -58,7 +62,10 @@ fn the_record_is_written_again_only_for_something_new() {
     let after_boot = open(tmp.path(), &rebooted);
     after_boot.note_clock().unwrap();
     let record = after_boot.clock_record().unwrap();
-    assert_eq!(record.trusted.as_ref().map(|t| t.wall_ms), Some(NOW + HOUR + 60_000));
+    assert_eq!(
+        record.trusted.as_ref().map(|t| t.wall_ms),
+        Some(NOW + HOUR + 60_000)
+    );
     assert_eq!(record.trusted.and_then(|t| t.boot), rebooted.since_boot());
 }
 
@@ -72,12 +79,19 @@ fn a_jump_is_latched_in_the_record_and_stamps_keep_the_real_time() {
     // The operator sets the clock 94 years ahead within this boot.
     clock.set(NOW + 94 * 365 * DAY);
     let fresh = open(tmp.path(), &clock);
-    assert_eq!(fresh.stamp_ms(), NOW + 60_000, "the time since boot says what time it is");
+    assert_eq!(
+        fresh.stamp_ms(),
+        NOW + 60_000,
+        "the time since boot says what time it is"
+    );
     let check = fresh.note_clock().unwrap();
     assert!(check.is_suspect());
     let record = open(tmp.path(), &clock).clock_record().unwrap();
     assert!(
-        record.suspect.as_ref().is_some_and(|s| s.reason.contains("forward")),
+        record
+            .suspect
+            .as_ref()
+            .is_some_and(|s| s.reason.contains("forward")),
         "{record:?}"
     );
     // Back to the right time, it stays suspect until corroborated.
@@ -124,7 +138,11 @@ fn a_read_only_handle_judges_without_writing() {
     // A writable handle's check latches it; a dry judgement does not.
     let writer = open(tmp.path(), &clock);
     assert!(writer.judge_clock(0).unwrap().is_suspect());
-    assert_eq!(stored(tmp.path()).unwrap(), before, "a dry judgement writes nothing");
+    assert_eq!(
+        stored(tmp.path()).unwrap(),
+        before,
+        "a dry judgement writes nothing"
+    );
     assert!(writer.check_clock(0).unwrap().is_suspect());
     assert!(writer.clock_record().unwrap().suspect.is_some());
 }
@@ -237,7 +255,10 @@ mod rules {
     fn a_stamp_within_the_tolerance_is_the_wall_clocks_own() {
         let record = trusting(reading(NOW, "b", 1_000));
         // Expected NOW + 60 s; the wall clock says a second more: its own reading stands.
-        assert_eq!(record.stamp_for(&reading(NOW + 61_000, "b", 61_000)), NOW + 61_000);
+        assert_eq!(
+            record.stamp_for(&reading(NOW + 61_000, "b", 61_000)),
+            NOW + 61_000
+        );
         // Exactly at the tolerance, still its own; one past, the time since boot's.
         assert_eq!(
             record.stamp_for(&reading(NOW + 60_000 + TOLERANCE_MS, "b", 61_000)),
@@ -274,7 +295,11 @@ mod rules {
             NOW + 2_000 + 366 * DAY,
             "endpoint Date"
         ));
-        let reason = record.suspect.as_ref().map(|s| s.reason.clone()).unwrap_or_default();
+        let reason = record
+            .suspect
+            .as_ref()
+            .map(|s| s.reason.clone())
+            .unwrap_or_default();
         assert!(reason.contains("1 year behind the endpoint Date"), "{reason}");
         // A clearing corroboration with the trusted reading unchanged still changes the record.
         let mut suspect = trusting(trusted.clone());

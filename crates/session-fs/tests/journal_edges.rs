@@ -115,3 +115,73 @@ fn a_claimed_journal_says_whether_it_holds_any_byte() {
     assert!(store.claim_journal(&id("cap-7")).unwrap().is_none());
     assert!(!path.exists());
 }
+
+const STRACE_DIR: &str = "SESSION_FS_JOURNAL_STRACE_DIR";
+
+/// Child side of [`an_append_inside_the_zeros_is_an_fdatasync_of_the_journal`].
+#[test]
+fn child_appends_once() {
+    let Ok(dir) = std::env::var(STRACE_DIR) else {
+        return;
+    };
+    let store = Store::open(dir).unwrap();
+    let mut journal = store.create_journal(&id("traced")).unwrap();
+    journal.append(b"one record").unwrap();
+}
+
+#[test]
+fn an_append_inside_the_zeros_is_an_fdatasync_of_the_journal() {
+    if std::process::Command::new("strace").arg("-V").output().is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have strace (.ci/run installs it)"
+        );
+        eprintln!("skipped: strace is not installed");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let trace = tmp.path().join("trace.txt");
+    let out = std::process::Command::new("strace")
+        .args(["-f", "-e", "trace=openat,pwrite64,write,fsync,fdatasync", "-o"])
+        .arg(&trace)
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", "child_appends_once", "--nocapture", "--test-threads=1"])
+        .env(STRACE_DIR, tmp.path().join("s"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && stderr.contains("ptrace") {
+        assert!(std::env::var_os("CI").is_none(), "CI must allow ptrace: {stderr}");
+        eprintln!("WARNING: skipped: this machine does not allow ptrace: {stderr}");
+        return;
+    }
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<String> = std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    // The record (its payload is in the write) and the descriptor it went to.
+    let (record, fd) = lines
+        .iter()
+        .enumerate()
+        .find_map(|(i, l)| {
+            let call = l.split_once("write(")?.1;
+            l.contains("one record")
+                .then(|| call.split(',').next()?.parse::<i64>().ok())
+                .flatten()
+                .map(|fd| (i, fd))
+        })
+        .expect("the record is written");
+    let after: Vec<&String> = lines[record..]
+        .iter()
+        .filter(|l| l.contains(&format!("sync({fd})")))
+        .collect();
+    assert!(
+        after
+            .first()
+            .is_some_and(|l| l.contains(&format!("fdatasync({fd})"))),
+        "the append is synced with fdatasync:\n{}",
+        lines.join("\n")
+    );
+}

@@ -74,7 +74,8 @@ impl WriteFile for RecordingFile {
         if !self.owner.preallocating {
             return Ok(false);
         }
-        self.owner.call(&format!("preallocate {len}"), Path::new(&self.name))?;
+        self.owner
+            .call(&format!("preallocate {len}"), Path::new(&self.name))?;
         self.inner.preallocate(len)
     }
     fn sync_data(&mut self) -> io::Result<()> {
