@@ -18,7 +18,12 @@ fn the_sample_id_comes_from_obr_3_then_obr_2_then_spm_2() {
         .collect();
     assert_eq!(
         samples,
-        [Some("FI-2".into()), Some("PL-1".into()), Some("SP-3".into()), None]
+        [
+            Some("FI-2".into()),
+            Some("PL-1".into()),
+            Some("SP-3".into()),
+            None
+        ]
     );
 }
 
@@ -35,7 +40,10 @@ fn empty_fields_are_left_out_and_a_name_of_no_parts_is_no_name() {
     // A test with no code reads by its text alone; only code and text are shown.
     assert_eq!(view.summary.results[0].test, "Glucose");
     let coded = "MSH|^~\\&|A|L|||20261204||ORU^R01|C9|P|2.5\rOBX|1|NM|GLU^Glucose^LN^extra||5.1";
-    assert_eq!(messages(&[coded.to_owned()])[0].summary.results[0].test, "GLU Glucose");
+    assert_eq!(
+        messages(&[coded.to_owned()])[0].summary.results[0].test,
+        "GLU Glucose"
+    );
 }
 
 #[test]
