@@ -57,14 +57,27 @@ const EQUIVALENT: &[(&str, &str)] = &[
          waiting), so `>` and `>=` agree",
     ),
     (
-        "crates/session-fs/src/rooted.rs:249:23: replace match guard e.kind() == io::ErrorKind::NotFound with true \
+        "crates/session-fs/src/rooted.rs:254:23: replace match guard e.kind() == io::ErrorKind::NotFound with true \
          in <impl Storage for RootedStorage>::lock",
         "the retry creates the same name with the same no-follow, non-blocking flags: any error but NotFound recurs",
     ),
     (
-        "crates/session-fs/src/storage.rs:278:23: replace match guard e.kind() == io::ErrorKind::NotFound with true \
+        "crates/session-fs/src/storage.rs:362:23: replace match guard e.kind() == io::ErrorKind::NotFound with true \
          in <impl Storage for OsStorage>::lock",
         "the retry creates the same name with the same no-follow, non-blocking flags: any error but NotFound recurs",
+    ),
+    (
+        "crates/session-fs/src/storage.rs:25:9: replace WriteFile::preallocate -> io::Result<bool> with Ok(false)",
+        "the default body is `Ok(false)` already (after ignoring `len`): the mutant is the code",
+    ),
+    (
+        "crates/session-fs/src/storage.rs:262:16: replace > with >= in <impl WriteFile for OsFile>::preallocate",
+        "at `len == size` it writes an empty run of zeros at the end of the file, which changes nothing; the \
+         sync after it happens either way",
+    ),
+    (
+        "crates/session-fs/src/store/mod.rs:204:9: replace Store::options -> OpenOptions with Default::default()",
+        "the body is `OpenOptions::default()`: the mutant is the code",
     ),
     (
         "crates/session-migrate/src/codec.rs:486:25: replace match guard back == element with true in encode_streamed",

@@ -273,3 +273,112 @@ fn settings_changes_are_checked_and_yield_to_what_pins_a_key() {
         SettingType::Number
     );
 }
+
+#[test]
+fn a_refusal_shows_the_value_as_it_was_written() {
+    let refused = |toml: &str| {
+        Configuration::builder()
+            .file(Path::new("/etc/x.toml"), Some(toml))
+            .resolve()
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(refused("concurrency = -3\n").contains("concurrency = \"-3\" is not allowed"));
+    assert!(refused("concurrency = 2.5\n").contains("concurrency = \"2.5\" is not allowed"));
+    assert!(refused("concurrency = { a = 1 }\n").contains("concurrency = \"(a table)\" is not allowed"));
+    assert!(refused("cleanup_dry_run = 1\n").contains("cleanup_dry_run = \"1\" is not allowed"));
+    let err = refused("endpoint = \"ftp://user:pw@host/x?token=t\"\n");
+    assert!(!err.contains("pw") && !err.contains("token=t"), "{err}");
+}
+
+#[test]
+fn capture_runs_only_with_both_of_its_addresses() {
+    let both = with(&[
+        ("capture_listen", "0.0.0.0:5000"),
+        ("capture_forward", "10.0.0.1:5000"),
+    ])
+    .unwrap();
+    assert_eq!(both.settings().capture(), Some(("0.0.0.0:5000", "10.0.0.1:5000")));
+    let one = with(&[("capture_listen", "0.0.0.0:5000")]).unwrap();
+    assert_eq!(one.settings().capture(), None);
+    let other = with(&[("capture_forward", "10.0.0.1:5000")]).unwrap();
+    assert_eq!(other.settings().capture(), None);
+    let markers = with(&[
+        ("start_marker", "0x0b"),
+        ("ack_marker", "7"),
+        ("nak_marker", "8"),
+        ("end_marker", "0x1C"),
+    ])
+    .unwrap()
+    .settings()
+    .markers();
+    assert_eq!(
+        (markers.start, markers.ack, markers.nak, markers.end),
+        (0x0b, 7, 8, 0x1c)
+    );
+    let options = with(&[("retention_days", "12")])
+        .unwrap()
+        .settings()
+        .decode_options();
+    assert_eq!(
+        options,
+        session_store::DecodeOptions::default().retention_days(12)
+    );
+}
+
+#[test]
+fn every_source_is_named_as_config_shows_it() {
+    assert_eq!(
+        [Source::Default, Source::File, Source::Env, Source::Flag].map(Source::as_str),
+        ["default", "file", "env", "flag"]
+    );
+    let configuration = Configuration::builder()
+        .file(Path::new("/etc/x.toml"), None)
+        .resolve()
+        .unwrap();
+    assert_eq!(configuration.file(), Some(Path::new("/etc/x.toml")));
+    assert_eq!(
+        configuration.file_read(),
+        None,
+        "a file that does not exist is not read"
+    );
+}
+
+#[test]
+fn the_environment_layer_reads_each_keys_variable_and_an_empty_one_only_for_listeners() {
+    // The only test that reads the environment: no other one races these variables.
+    let vars = [
+        ("HL7_CONCURRENCY", "7"),
+        ("HL7_SESSIONS_DIR", "/srv/from-env"),
+        ("HL7_PERFORMER", ""),
+        ("HL7_HTTP_LISTEN", ""),
+    ];
+    for (var, value) in vars {
+        // SAFETY: no other test of this crate reads or writes these variables.
+        unsafe { std::env::set_var(var, value) };
+    }
+    let resolved = Configuration::builder()
+        .environment()
+        .set("max_attempts=4")
+        .resolve();
+    for (var, _) in vars {
+        // SAFETY: as above.
+        unsafe { std::env::remove_var(var) };
+    }
+    let configuration = resolved.unwrap();
+    let settings = configuration.settings();
+    assert_eq!(settings.concurrency, 7);
+    assert_eq!(settings.dir.as_deref(), Some(Path::new("/srv/from-env")));
+    assert_eq!(settings.performer, None, "an empty variable is unset");
+    assert_eq!(settings.http_listen, None, "an empty listener is off");
+    assert_eq!(configuration.source("concurrency"), Some(Source::Env));
+    assert_eq!(configuration.source("http_listen"), Some(Source::Env));
+    assert_eq!(configuration.source("max_attempts"), Some(Source::Flag));
+    assert_eq!(configuration.source("performer"), None);
+    let concurrency = configuration
+        .described()
+        .into_iter()
+        .find(|d| d.key == "concurrency")
+        .unwrap();
+    assert_eq!(concurrency.source, Some(Source::Env));
+}
