@@ -297,3 +297,136 @@ fn input_that_is_no_capture_is_refused_and_records_nothing() {
     }
     assert_eq!(store.entries().unwrap().count(), 0);
 }
+
+/// One TCP segment over IPv6 as a raw IP packet (no link header).
+fn raw_v6_frame(from_analyzer: bool, seq: u32, payload: &[u8]) -> Vec<u8> {
+    let (analyzer, lis) = ([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7], {
+        let mut a = [0u8; 16];
+        a[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        a[15] = 1;
+        a
+    });
+    let ((src, sport), (dst, dport)) = if from_analyzer {
+        ((analyzer, 50_000), (lis, 5_000))
+    } else {
+        ((lis, 5_000), (analyzer, 50_000))
+    };
+    let tcp = PacketBuilder::ipv6(src, dst, 64)
+        .tcp(sport, dport, seq, 65_535)
+        .ack(1);
+    let mut out = Vec::new();
+    tcp.write(&mut out, payload).unwrap();
+    out
+}
+
+fn pcap_of_link(link: pcap_file::DataLink, frames: &[Vec<u8>]) -> Vec<u8> {
+    let header = pcap_file::pcap::PcapHeader {
+        datalink: link,
+        ..Default::default()
+    };
+    let mut writer = PcapWriter::with_header(Vec::new(), header).unwrap();
+    for (i, f) in frames.iter().enumerate() {
+        writer
+            .write_packet(&PcapPacket::new(
+                Duration::from_millis(T0 + i as u64),
+                f.len() as u32,
+                f,
+            ))
+            .unwrap();
+    }
+    writer.into_writer()
+}
+
+#[test]
+fn raw_ip_captures_of_ipv6_read_as_ethernet_ones_do_and_unknown_links_are_skipped() {
+    let frames = vec![
+        raw_v6_frame(true, 1001, b"\x05"),
+        raw_v6_frame(false, 7001, b"\x06"),
+        raw_v6_frame(true, 1002, b"\x04"),
+    ];
+    let (_tmp, report, sessions) =
+        imported(&pcap_of_link(pcap_file::DataLink::RAW, &frames), Framing::Markers);
+    assert_eq!(
+        (report.sessions, report.complete, report.skipped_packets),
+        (1, 1, 0),
+        "{report:?}"
+    );
+    assert_eq!(sessions[0].device_ip.as_deref(), Some("2001:db8::7"));
+    assert_eq!(sessions[0].lis_ip.as_deref(), Some("2001:db8::1"));
+    let (_tmp, report, sessions) = imported(
+        &pcap_of_link(pcap_file::DataLink::USB_LINUX, &frames),
+        Framing::Markers,
+    );
+    assert_eq!((report.sessions, report.skipped_packets), (0, 3), "{report:?}");
+    assert!(sessions.is_empty());
+}
+
+#[test]
+fn a_connection_that_carried_no_data_is_not_counted() {
+    let frames = vec![
+        frame(true, 1000, "S", b""),
+        frame(false, 7000, "SA", b""),
+        frame(true, 1001, "F", b""),
+    ];
+    let (_tmp, report, sessions) = imported(&pcap(&frames, None), Framing::Markers);
+    assert_eq!((report.connections, report.sessions), (0, 0), "{report:?}");
+    assert!(sessions.is_empty());
+}
+
+#[test]
+fn without_any_start_the_first_side_to_speak_is_taken_for_the_analyzer() {
+    // Only the LIS speaks, and never a start: its bytes are kept, as the device's (there
+    // is nothing better to go by), not lost.
+    let frames = vec![frame(false, 7001, "", b"\x06"), frame(false, 7002, "", b"\x15")];
+    let (_tmp, report, sessions) = imported(&pcap(&frames, None), Framing::Markers);
+    assert_eq!((report.connections, report.sessions), (1, 1), "{report:?}");
+    assert_eq!(sessions[0].device_ip.as_deref(), Some("10.0.0.1"));
+    assert!(
+        sessions[0]
+            .elements
+            .iter()
+            .all(|e| e.direction == Direction::DeviceToPc)
+    );
+}
+
+/// The LIS speaks `held` bytes first (no SYN in the capture), then the analyzer starts.
+fn lis_first(held: usize) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    let mut seq = 7001u32;
+    let mut left = held;
+    while left > 0 {
+        let n = left.min(60_000);
+        frames.push(frame(false, seq, "", &vec![b'a'; n]));
+        seq = seq.wrapping_add(n as u32);
+        left -= n;
+    }
+    frames.push(frame(true, 1001, "", b"\x05"));
+    frames.push(frame(true, 1002, "", b"\x04"));
+    frames
+}
+
+#[test]
+fn bytes_before_the_first_start_are_held_up_to_a_mebibyte_then_the_first_speaker_decides() {
+    // Exactly a mebibyte is held: the start that follows decides, and the session is
+    // the analyzer's.
+    let (_tmp, _report, sessions) = imported(&pcap(&lis_first(1 << 20), None), Framing::Markers);
+    let complete: Vec<_> = sessions.iter().filter(|s| s.is_complete).collect();
+    assert_eq!(complete.len(), 1, "{sessions:?}");
+    assert_eq!(complete[0].device_ip.as_deref(), Some("10.0.0.7"));
+    // One byte more and the first speaker, the LIS, is taken for the device: its bytes
+    // are the device's, and the real analyzer's start is not one.
+    let (_tmp, _report, sessions) = imported(&pcap(&lis_first((1 << 20) + 1), None), Framing::Markers);
+    assert!(sessions.iter().all(|s| !s.is_complete), "{sessions:?}");
+    assert!(
+        sessions
+            .iter()
+            .all(|s| s.device_ip.as_deref() == Some("10.0.0.1"))
+    );
+    let held: usize = sessions
+        .iter()
+        .flat_map(|s| &s.elements)
+        .filter(|e| e.direction == Direction::DeviceToPc && e.data.0.iter().all(|&b| b == b'a'))
+        .map(|e| e.data.0.len())
+        .sum();
+    assert_eq!(held, (1 << 20) + 1, "every held byte kept, as the device's");
+}
