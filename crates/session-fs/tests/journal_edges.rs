@@ -185,3 +185,20 @@ fn an_append_inside_the_zeros_is_an_fdatasync_of_the_journal() {
         lines.join("\n")
     );
 }
+
+#[test]
+fn a_journal_made_by_someone_else_between_the_look_and_the_link_is_already_there() {
+    // Another writer's journal appears just before the link: the link fails with
+    // EEXIST, which is the id's journal existing, not an I/O failure.
+    let (_dir, store, _rec) = store_with(Recording {
+        foreign_write_before_link: Some(JOURNAL_HEADER.to_vec()),
+        ..Recording::default()
+    });
+    let err = store.create_journal(&id("cap-8")).err().expect("refused");
+    assert!(matches!(err, FsError::AlreadyExists { .. }), "{err:?}");
+    let left: Vec<_> = std::fs::read_dir(store.dir().join(".journal"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["cap-8.journal"], "no temp left behind");
+}
