@@ -67,11 +67,6 @@ const EQUIVALENT: &[(&str, &str)] = &[
         "the retry creates the same name with the same no-follow, non-blocking flags: any error but NotFound recurs",
     ),
     (
-        "crates/session-fs/src/clock.rs:381:52: replace > with >= in ClockRecord::corroborate",
-        "this branch runs only when the reading and the reference differ by more than `TOLERANCE_MS`, so they \
-         are never equal and `>` and `>=` agree",
-    ),
-    (
         "crates/session-fs/src/clock_keeper.rs:68:44: replace < with <= in Store::stamp_ms",
         "the two differ only when the cached record is exactly 60 s old to the nanosecond; either way the \
          record is at most a minute old: not equivalent in principle, unobservable in practice",
@@ -81,6 +76,13 @@ const EQUIVALENT: &[(&str, &str)] = &[
         "every `Area::Backup` the API can make holds a run name `parse_backup_run` accepted (digits and dashes, \
          from `BackupRun::parse` or a listing filtered by it), for which `own_name` is true, so `&&` and `||` \
          agree on every area a caller can name",
+    ),
+    (
+        "crates/session-fs/src/storage.rs:305:44: replace | with & in <impl Storage for OsStorage>::create_new",
+        "the standard library opens every file with `O_CLOEXEC` on Linux whatever the custom flags say \
+         (`tests/storage_edges.rs` checks the descriptor, and passes with this mutant), and `create_new`'s \
+         `O_CREAT | O_EXCL` never follows a symlink in the last component, so dropping `O_NOFOLLOW` too changes \
+         no open",
     ),
     (
         "crates/session-fs/src/storage.rs:25:9: replace WriteFile::preallocate -> io::Result<bool> with Ok(false)",

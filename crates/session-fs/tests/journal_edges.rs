@@ -202,3 +202,37 @@ fn a_journal_made_by_someone_else_between_the_look_and_the_link_is_already_there
         .collect();
     assert_eq!(left, ["cap-8.journal"], "no temp left behind");
 }
+
+#[test]
+fn a_new_journals_header_is_synced_once_by_its_zeros_or_else_by_an_fsync() {
+    for preallocating in [true, false] {
+        let (_dir, store, rec) = store_with(Recording {
+            preallocating,
+            ..Recording::default()
+        });
+        store.create_journal(&id("cap-9")).unwrap();
+        let syncs: Vec<String> = log_of(&rec)
+            .into_iter()
+            .filter(|l| l.starts_with("fsync <temp>") || l.starts_with("preallocate"))
+            .collect();
+        let expected: Vec<String> = if preallocating {
+            vec![format!(
+                "preallocate {} <temp>",
+                JOURNAL_HEADER.len() as u64 + EXTENT
+            )]
+        } else {
+            vec!["fsync <temp>".to_owned()]
+        };
+        assert_eq!(syncs, expected, "preallocating: {preallocating}");
+    }
+}
+
+#[test]
+fn a_record_of_exactly_the_record_limit_is_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut journal = store.create_journal(&id("cap-10")).unwrap();
+    let largest = vec![b'l'; session_fs::MAX_RECORD_BYTES];
+    journal.append(&largest).unwrap();
+    assert_eq!(journal.records(), 1);
+}
