@@ -37,6 +37,10 @@ const CRATES: [(&str, f64); 9] = [
 const SELECTION_ONLY_SAVES_WORK: &str = "the selection only saves work: `sort_unstable_by` then orders whatever is left, and a page never reads past \
          `end`, so skipping or widening the selection gives the same rows";
 
+/// Why the settings' scalar reader never sees an unsigned number.
+const VISIT_U64_UNREACHABLE: &str = "no layer holds an unsigned number: a TOML integer is an `i64` (figment keeps it \
+     as one, read by `visit_i64`) and every other layer is text, so `visit_u64` is never called";
+
 /// Why the clamp of a row's message count is never reached.
 const MESSAGE_COUNT_CLAMP: &str = "a session would need 4,294,967,295 messages (over 12 GB of JSON, 48 times the default file-size limit) for the \
          clamp of its message count to matter: not equivalent in principle, unreachable in practice";
@@ -96,6 +100,28 @@ const EQUIVALENT: &[(&str, &str)] = &[
     (
         "crates/session-fs/src/store/mod.rs:204:9: replace Store::options -> OpenOptions with Default::default()",
         "the body is `OpenOptions::default()`: the mutant is the code",
+    ),
+    (
+        "crates/session-daemon/src/settings/values.rs:18:13: replace scalar::<impl Visitor<'_> for Scalar>::expecting \
+         -> fmt::Result with Ok(Default::default())",
+        "serde's expected text goes only into the error figment returns, and a refusal's words are taken from the \
+         key table instead (`SettingsError::Refused::expected`), so this text is never shown",
+    ),
+    (
+        "crates/session-daemon/src/settings/values.rs:24:13: replace scalar::<impl Visitor<'_> for Scalar>::visit_u64 \
+         -> Result<String, E> with Ok(String::new())",
+        VISIT_U64_UNREACHABLE,
+    ),
+    (
+        "crates/session-daemon/src/settings/values.rs:24:13: replace scalar::<impl Visitor<'_> for Scalar>::visit_u64 \
+         -> Result<String, E> with Ok(\"xyzzy\".into())",
+        VISIT_U64_UNREACHABLE,
+    ),
+    (
+        "crates/session-daemon/src/settings/mod.rs:429:26: replace match guard self.error.is_none() with true in \
+         ConfigurationBuilder::push",
+        "once a layer's error is kept, `resolve` returns it before it looks at any layer, so whether later layers \
+         are pushed changes nothing",
     ),
     (
         "crates/session-migrate/src/codec.rs:486:25: replace match guard back == element with true in encode_streamed",

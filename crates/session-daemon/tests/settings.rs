@@ -54,3 +54,98 @@ fn a_configurations_debug_shows_its_settings_and_file_and_no_secret() {
     );
     assert!(!shown.contains("hunter2"), "{shown}");
 }
+
+fn refusal(pair: &str) -> String {
+    Configuration::builder()
+        .set(pair)
+        .resolve()
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn each_refusal_says_what_its_key_allows_in_words() {
+    for (pair, expected) in [
+        (
+            "capture_listen=nowhere",
+            "expected HOST:PORT (e.g. 127.0.0.1:8470), or empty to turn it off",
+        ),
+        ("start_marker=0x100", "expected a byte: 0 to 255, or 0x00 to 0xff"),
+        ("performer=", "expected a non-empty value"),
+        ("log_dir=", "expected a non-empty value"),
+        ("concurrency=11", "expected a whole number from 1 to 10"),
+        ("log_level=loud", "expected error, warn, info, debug or trace"),
+        ("endpoint=ftp://x", "expected an http:// or https:// URL"),
+    ] {
+        let err = refusal(pair);
+        assert!(err.ends_with(expected), "{pair}: {err}");
+    }
+    // A secret header value, refused without being shown.
+    let err = Configuration::builder()
+        .file(
+            Path::new("/etc/s.toml"),
+            Some("authorization = \"Bearer x\\nInjected: 1\"\n"),
+        )
+        .resolve()
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "config /etc/s.toml: authorization = \"[redacted]\" is not allowed; expected a valid HTTP header \
+         value (printable ASCII, no line breaks or trailing spaces)"
+    );
+}
+
+#[test]
+fn config_describes_what_each_key_allows() {
+    let configuration = Configuration::builder().resolve().unwrap();
+    let allowed = |key: &str| {
+        configuration
+            .described()
+            .into_iter()
+            .find(|d| d.key == key)
+            .map(|d| d.allowed)
+            .unwrap()
+    };
+    assert_eq!(allowed("concurrency"), "1 to 10");
+    assert_eq!(allowed("authorization"), "an HTTP header value (printable ASCII)");
+    assert_eq!(allowed("http_token"), "an HTTP header value (printable ASCII)");
+    assert_eq!(allowed("alert_webhook"), "an http:// or https:// URL");
+    assert_eq!(allowed("performer"), "text");
+    assert_eq!(allowed("capture_listen"), "HOST:PORT, or empty for off");
+    assert_eq!(allowed("start_marker"), "0 to 255, or 0x00 to 0xff");
+}
+
+#[test]
+fn the_example_file_sets_every_default_and_comments_out_the_rest() {
+    let example = session_daemon::settings::example_toml();
+    let lines: Vec<&str> = example.lines().collect();
+    assert_eq!(lines[0], "# sessionctl.toml");
+    assert_eq!(lines.len(), 1 + 31, "one line per key");
+    let line = |key: &str| {
+        *lines
+            .iter()
+            .find(|l| l.trim_start_matches("# ").starts_with(&format!("{key} ")))
+            .unwrap()
+    };
+    assert!(
+        line("concurrency").starts_with("concurrency = 2 "),
+        "{}",
+        line("concurrency")
+    );
+    assert!(line("start_marker").starts_with("start_marker = 0x05 "));
+    assert!(line("log_level").starts_with("log_level = \"info\" "));
+    assert!(line("authorization").starts_with("# authorization = \"...\""));
+    assert!(line("endpoint").starts_with("# endpoint = \"...\""));
+    assert!(line("concurrency").ends_with("# requests in flight at most (1 to 10)"));
+    // And it is a file the configuration reads back as the defaults.
+    let read = Configuration::builder()
+        .file(Path::new("/etc/example.toml"), Some(&example))
+        .resolve()
+        .unwrap();
+    assert_eq!(read.settings().concurrency, 2);
+    assert_eq!(
+        read.source("concurrency"),
+        Some(session_daemon::settings::Source::File)
+    );
+}
