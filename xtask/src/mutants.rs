@@ -124,6 +124,11 @@ const EQUIVALENT: &[(&str, &str)] = &[
          are pushed changes nothing",
     ),
     (
+        "crates/session-capture/src/pcap/mod.rs:149:10: replace <= with > in key",
+        "either way a connection's two directions get one key (its ends in a fixed order, ascending or \
+         descending), and the key is only looked up, never shown or ordered by",
+    ),
+    (
         "crates/session-migrate/src/codec.rs:486:25: replace match guard back == element with true in encode_streamed",
         "no `Element` that serializes reads back as another: every known field is required and round-trips \
          exactly, and an unknown field named like a known one makes the read fail (a duplicate field), which the \

@@ -173,6 +173,12 @@ fn without_a_syn_the_side_that_sends_the_first_start_is_the_analyzer() {
     assert_eq!((report.sessions, report.complete), (2, 1), "{report:?}");
     let stray = sessions.iter().find(|s| !s.is_complete).unwrap();
     assert_eq!(kinds(stray)[0], (ElementKind::Stray, Direction::PcToDevice));
+    assert_eq!(
+        stray.device_ip.as_deref(),
+        Some("10.0.0.7"),
+        "held bytes keep both ends"
+    );
+    assert_eq!(stray.lis_ip.as_deref(), Some("10.0.0.1"));
     let complete = sessions.iter().find(|s| s.is_complete).unwrap();
     assert_eq!(complete.device_ip.as_deref(), Some("10.0.0.7"));
     assert_eq!(complete.lis_ip.as_deref(), Some("10.0.0.1"));
