@@ -436,3 +436,93 @@ fn bytes_before_the_first_start_are_held_up_to_a_mebibyte_then_the_first_speaker
         .sum();
     assert_eq!(held, (1 << 20) + 1, "every held byte kept, as the device's");
 }
+
+#[test]
+fn at_the_end_the_analyzers_held_bytes_go_first() {
+    // Both sides end with bytes behind a gap the capture missed; the analyzer's end
+    // closes the session before the LIS's late ACK, which is kept after it.
+    let frames = vec![
+        frame(true, 1000, "S", b""),
+        frame(false, 7000, "SA", b""),
+        frame(true, 1001, "", b"\x05"),
+        frame(true, 1003, "", b"\x04"),
+        frame(false, 7003, "", b"\x06"),
+    ];
+    let (_tmp, report, sessions) = imported(&pcap(&frames, None), Framing::Markers);
+    assert_eq!(report.missing_bytes, 3, "{report:?}");
+    let complete = sessions
+        .iter()
+        .find(|s| s.is_complete)
+        .expect("a complete session");
+    assert_eq!(
+        kinds(complete),
+        [
+            (ElementKind::Start, Direction::DeviceToPc),
+            (ElementKind::End, Direction::DeviceToPc)
+        ]
+    );
+}
+
+#[test]
+fn linux_cooked_captures_and_pcapng_interfaces_of_other_links_are_read() {
+    let sll = |from_analyzer: bool, seq: u32, payload: &[u8]| {
+        let ((src, sport), (dst, dport)) = if from_analyzer {
+            (ANALYZER, LIS)
+        } else {
+            (LIS, ANALYZER)
+        };
+        let tcp = PacketBuilder::linux_sll(
+            etherparse::LinuxSllPacketType::OUTGOING,
+            6,
+            [1, 2, 3, 4, 5, 6, 0, 0],
+        )
+        .ipv4(src, dst, 64)
+        .tcp(sport, dport, seq, 65_535)
+        .ack(1);
+        let mut out = Vec::new();
+        tcp.write(&mut out, payload).unwrap();
+        out
+    };
+    let frames = vec![
+        sll(true, 1001, b"\x05"),
+        sll(false, 7001, b"\x06"),
+        sll(true, 1002, b"\x04"),
+    ];
+    let (_tmp, report, sessions) = imported(
+        &pcap_of_link(pcap_file::DataLink::LINUX_SLL, &frames),
+        Framing::Markers,
+    );
+    assert_eq!((report.complete, report.skipped_packets), (1, 0), "{report:?}");
+    assert_eq!(sessions[0].device_ip.as_deref(), Some("10.0.0.7"));
+
+    // A pcapng file whose interface is raw IP (not Ethernet): its packets read by it.
+    use pcap_file::pcapng::PcapNgWriter;
+    use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
+    use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionBlock;
+    let raw = [
+        raw_v6_frame(true, 1001, b"\x05"),
+        raw_v6_frame(true, 1002, b"\x04"),
+    ];
+    let mut writer = PcapNgWriter::new(Vec::new()).unwrap();
+    writer
+        .write_pcapng_block(InterfaceDescriptionBlock {
+            linktype: pcap_file::DataLink::RAW,
+            snaplen: 0,
+            options: vec![],
+        })
+        .unwrap();
+    for (i, f) in raw.iter().enumerate() {
+        writer
+            .write_pcapng_block(EnhancedPacketBlock {
+                interface_id: 0,
+                timestamp: Duration::from_millis(T0 + i as u64),
+                original_len: f.len() as u32,
+                data: f.clone().into(),
+                options: vec![],
+            })
+            .unwrap();
+    }
+    let (_tmp, report, sessions) = imported(&writer.into_inner(), Framing::Markers);
+    assert_eq!((report.complete, report.skipped_packets), (1, 0), "{report:?}");
+    assert_eq!(sessions[0].device_ip.as_deref(), Some("2001:db8::7"));
+}
