@@ -194,8 +194,12 @@ fn a_journal_made_by_someone_else_between_the_look_and_the_link_is_already_there
         foreign_write_before_link: Some(JOURNAL_HEADER.to_vec()),
         ..Recording::default()
     });
-    let err = store.create_journal(&id("cap-8")).err().expect("refused");
-    assert!(matches!(err, FsError::AlreadyExists { .. }), "{err:?}");
+    let refused = store.create_journal(&id("cap-8"));
+    assert!(
+        matches!(refused, Err(FsError::AlreadyExists { .. })),
+        "{:?}",
+        refused.err()
+    );
     let left: Vec<_> = std::fs::read_dir(store.dir().join(".journal"))
         .unwrap()
         .map(|e| e.unwrap().file_name())
