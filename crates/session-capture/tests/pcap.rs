@@ -11,14 +11,15 @@ use etherparse::PacketBuilder;
 use pcap_file::pcap::{PcapPacket, PcapWriter};
 use session_capture::pcap::{ImportError, ImportReport, import};
 use session_capture::{Framing, Markers, Recorder};
-use session_model::{Direction, ElementKind, Session};
+use session_model::{Direction, ElementKind, InterruptionReason, Session};
 use session_store::{DecodeOptions, SessionStore, StoredEntry};
 
 const ANALYZER: ([u8; 4], u16) = ([10, 0, 0, 7], 50_000);
 const LIS: ([u8; 4], u16) = ([10, 0, 0, 1], 5_000);
 const T0: u64 = 1_762_600_000_000;
 
-/// One TCP segment as an Ethernet frame. `flags`: "S" SYN, "SA" SYN-ACK, "F" FIN.
+/// One TCP segment as an Ethernet frame. `flags`: "S" SYN, "SA" SYN-ACK, "F" FIN,
+/// "R" RST.
 fn frame(from_analyzer: bool, seq: u32, flags: &str, payload: &[u8]) -> Vec<u8> {
     let ((src, sport), (dst, dport)) = if from_analyzer {
         (ANALYZER, LIS)
@@ -36,6 +37,9 @@ fn frame(from_analyzer: bool, seq: u32, flags: &str, payload: &[u8]) -> Vec<u8> 
     }
     if flags.contains('F') {
         tcp = tcp.fin();
+    }
+    if flags.contains('R') {
+        tcp = tcp.rst();
     }
     let mut out = Vec::with_capacity(tcp.size(payload.len()));
     tcp.write(&mut out, payload).unwrap();
@@ -525,4 +529,112 @@ fn linux_cooked_captures_and_pcapng_interfaces_of_other_links_are_read() {
     let (_tmp, report, sessions) = imported(&writer.into_inner(), Framing::Markers);
     assert_eq!((report.complete, report.skipped_packets), (1, 0), "{report:?}");
     assert_eq!(sessions[0].device_ip.as_deref(), Some("2001:db8::7"));
+}
+
+#[test]
+fn a_syn_on_the_ends_of_a_closed_connection_opens_a_new_one() {
+    // The analyzer reconnects from the same port with new sequence numbers: the first
+    // connection's cut session is kept, and the second connection's session is read
+    // from its own sequence numbers.
+    let frames = vec![
+        frame(true, 1000, "S", b""),
+        frame(false, 7000, "SA", b""),
+        frame(true, 1001, "", b"\x05MSH|cut"),
+        frame(true, 1009, "F", b""),
+        frame(false, 7001, "F", b""),
+        frame(true, 90_000, "S", b""),
+        frame(false, 3_000_000, "SA", b""),
+        frame(true, 90_001, "", b"\x05"),
+        frame(false, 3_000_001, "", b"\x06"),
+        frame(true, 90_002, "", b"\x04"),
+    ];
+    let (_tmp, report, sessions) = imported(&pcap(&frames, None), Framing::Markers);
+    assert_eq!(
+        (
+            report.connections,
+            report.sessions,
+            report.complete,
+            report.interrupted
+        ),
+        (2, 2, 1, 1),
+        "{report:?}"
+    );
+    assert_eq!(report.missing_bytes, 0, "{report:?}");
+    let [cut, complete] = &sessions[..] else {
+        panic!("{sessions:?}")
+    };
+    let interruption = cut.interrupted.as_ref().expect("cut off");
+    assert_eq!(interruption.reason, InterruptionReason::ConnectionClosed);
+    assert_eq!(interruption.at, T0 + 40, "cut off when the connection closed");
+    assert_eq!(
+        kinds(complete),
+        [
+            (ElementKind::Start, Direction::DeviceToPc),
+            (ElementKind::Ack, Direction::PcToDevice),
+            (ElementKind::End, Direction::DeviceToPc)
+        ]
+    );
+}
+
+#[test]
+fn a_reset_connection_is_cut_off_at_the_reset_and_later_bytes_are_kept_apart() {
+    // A byte the LIS had in flight arrives after the reset: the cut session ends at
+    // the reset, and the byte is kept on its own.
+    let frames = vec![
+        frame(true, 1000, "S", b""),
+        frame(false, 7000, "SA", b""),
+        frame(true, 1001, "", b"\x05MSH|cut"),
+        frame(false, 7001, "R", b""),
+        frame(false, 7001, "", b"\x06"),
+    ];
+    let times = [T0, T0 + 1, T0 + 2, T0 + 3, T0 + 5_000];
+    let (_tmp, report, sessions) = imported(&pcap(&frames, Some(&times)), Framing::Markers);
+    assert_eq!((report.sessions, report.interrupted), (2, 2), "{report:?}");
+    let [cut, late] = &sessions[..] else {
+        panic!("{sessions:?}")
+    };
+    assert_eq!(
+        cut.interrupted.as_ref().map(|i| i.at),
+        Some(T0 + 3),
+        "cut off at the reset"
+    );
+    assert_eq!(
+        kinds(cut),
+        [
+            (ElementKind::Start, Direction::DeviceToPc),
+            (ElementKind::Fragment, Direction::DeviceToPc)
+        ]
+    );
+    assert_eq!(late.start_time, T0 + 5_000);
+    assert_eq!(late.elements.len(), 1, "{late:?}");
+    assert_eq!(late.elements[0].data.0, b"\x06");
+}
+
+#[test]
+fn many_small_segments_before_the_first_start_are_held_to_the_same_mebibyte() {
+    // The hold is counted in bytes, however the LIS cuts them: 16-byte segments up to
+    // one byte past the mebibyte, then the analyzer's start.
+    let mut frames = Vec::new();
+    let mut seq = 7001u32;
+    let mut left = (1usize << 20) + 1;
+    while left > 0 {
+        let n = left.min(16);
+        frames.push(frame(false, seq, "", &vec![b'a'; n]));
+        seq += n as u32;
+        left -= n;
+    }
+    frames.push(frame(true, 1001, "", b"\x05"));
+    frames.push(frame(true, 1002, "", b"\x04"));
+    let (_tmp, _report, sessions) = imported(&pcap(&frames, None), Framing::Markers);
+    assert!(
+        sessions.iter().all(|s| !s.is_complete),
+        "the LIS was taken for the device"
+    );
+    let held: usize = sessions
+        .iter()
+        .flat_map(|s| &s.elements)
+        .filter(|e| e.direction == Direction::DeviceToPc && e.data.0.iter().all(|&b| b == b'a'))
+        .map(|e| e.data.0.len())
+        .sum();
+    assert_eq!(held, (1 << 20) + 1, "every held byte kept");
 }

@@ -5,8 +5,10 @@
 //! out-of-order segments put in order), its analyzer is the side that opened it (sent
 //! the SYN; without one, the side that sent the first start marker), and its bytes are
 //! fed to the same [`ConnectionFramer`] and [`Recorder`] as live capture, in capture order, with
-//! the packets' own times. Bytes a capture missed (a gap in sequence numbers) are
-//! reported, never invented.
+//! the packets' own times. Bytes a capture missed (a gap in sequence numbers, or one
+//! that 16 MiB waited behind) are reported, never invented. A connection is closed
+//! when it is reset or closed both ways, and a SYN on the ends of one that carried
+//! data opens a new one: a week's capture holds open only the connections open at once.
 
 //!
 //! ```no_run
@@ -34,7 +36,7 @@ use session_model::InterruptionReason;
 use crate::{
     CaptureError, ConnectionFramer, Endpoints, Framed, Framing, Markers, OpenCapture, Recorder, Side,
 };
-use packets::for_each_segment;
+use packets::{Segment, for_each_segment};
 use reassembly::Direction;
 
 /// Why an import stopped.
@@ -81,6 +83,11 @@ struct Connection {
     /// Bytes that came before the analyzer was known (a capture that begins after the
     /// SYN, the LIS speaking first), in capture order: `(from, bytes, at_ms)`.
     undecided: Vec<(SocketAddr, Vec<u8>, u64)>,
+    /// Sides that sent a FIN.
+    finished: Vec<SocketAddr>,
+    /// Bytes in `undecided`, counted as they come so that a capture of many tiny
+    /// held segments stays linear.
+    undecided_bytes: usize,
 }
 
 /// How many bytes a connection holds while its analyzer is unknown; past this, the
@@ -88,6 +95,22 @@ struct Connection {
 const UNDECIDED_LIMIT: usize = 1 << 20;
 
 impl Connection {
+    fn new(ends: (SocketAddr, SocketAddr), framing: Framing, markers: Markers, at_ms: u64) -> Self {
+        Connection {
+            ends,
+            analyzer: None,
+            directions: HashMap::new(),
+            framer: ConnectionFramer::new(framing, markers),
+            open: None,
+            endpoints: Endpoints::default(),
+            last_ms: at_ms,
+            carried_data: false,
+            undecided: Vec::new(),
+            finished: Vec::new(),
+            undecided_bytes: 0,
+        }
+    }
+
     /// Frames `bytes` from `from` (the analyzer is known) and records what they end.
     fn feed(
         &mut self,
@@ -162,52 +185,28 @@ pub fn import(
     let mut order = Vec::new();
     report.skipped_packets = for_each_segment(capture, |s| {
         let k = key(s.from, s.to);
+        // A SYN on the ends of a connection that carried data opens a new one there.
+        let reopened = s.syn && !s.ack && connections.get(&k).is_some_and(|c| c.carried_data);
+        if reopened && let Some(done) = connections.remove(&k) {
+            finish(recorder, done, &mut report)?;
+        }
         let conn = connections.entry(k).or_insert_with(|| {
             order.push(k);
-            Connection {
-                ends: k,
-                analyzer: None,
-                directions: HashMap::new(),
-                framer: ConnectionFramer::new(framing, markers),
-                open: None,
-                endpoints: Endpoints::default(),
-                last_ms: s.at_ms,
-                carried_data: false,
-                undecided: Vec::new(),
-            }
+            Connection::new(k, framing, markers, s.at_ms)
         });
-        // A quiet time since the connection's last packet ends an MLLP burst.
-        let events = conn.framer.idle(s.at_ms);
-        apply(recorder, conn, events, &mut report)?;
-        conn.last_ms = s.at_ms;
-        if s.syn && !s.ack {
-            conn.analyzer = Some(s.from);
+        segment(recorder, conn, &s, markers, &mut report)?;
+        if s.fin && !conn.finished.contains(&s.from) {
+            conn.finished.push(s.from);
         }
-        let bytes = conn
-            .directions
-            .entry(s.from)
-            .or_default()
-            .accept(s.seq, s.syn, &s.payload);
-        if bytes.is_empty() {
-            return Ok(());
+        // A connection closed both ways (or reset) is done: its open session is cut off
+        // now, so that a long capture holds no more open sessions than connections
+        // that are open at once.
+        if (s.rst || conn.finished.len() == 2)
+            && let Some(done) = connections.remove(&k)
+        {
+            finish(recorder, done, &mut report)?;
         }
-        conn.carried_data = true;
-        if conn.analyzer.is_none() {
-            let starts = matches!(bytes.first(), Some(&b) if b == markers.start || b == crate::START_BLOCK);
-            let held: usize = conn.undecided.iter().map(|(_, b, _)| b.len()).sum();
-            if starts {
-                conn.analyzer = Some(s.from);
-            } else if held + bytes.len() <= UNDECIDED_LIMIT {
-                conn.undecided.push((s.from, bytes, s.at_ms));
-                return Ok(());
-            } else {
-                conn.undecided.push((s.from, bytes, s.at_ms));
-                conn.decide_by_first_speaker();
-                return conn.feed_undecided(recorder, &mut report);
-            }
-        }
-        conn.feed_undecided(recorder, &mut report)?;
-        conn.feed(recorder, s.from, s.to, &bytes, s.at_ms, &mut report)
+        Ok(())
     })?;
     for k in order {
         if let Some(conn) = connections.remove(&k) {
@@ -217,7 +216,50 @@ pub fn import(
     Ok(report)
 }
 
-/// Feeds what a connection still holds at the end of the capture and closes it.
+/// Takes one segment of `conn`: its quiet time, its side, its bytes in order.
+fn segment(
+    recorder: &Recorder,
+    conn: &mut Connection,
+    s: &Segment,
+    markers: Markers,
+    report: &mut ImportReport,
+) -> Result<(), ImportError> {
+    // A quiet time since the connection's last packet ends an MLLP burst.
+    let events = conn.framer.idle(s.at_ms);
+    apply(recorder, conn, events, report)?;
+    conn.last_ms = s.at_ms;
+    if s.syn && !s.ack {
+        conn.analyzer = Some(s.from);
+    }
+    let bytes = conn
+        .directions
+        .entry(s.from)
+        .or_default()
+        .accept(s.seq, s.syn, &s.payload);
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    conn.carried_data = true;
+    if conn.analyzer.is_none() {
+        let starts = matches!(bytes.first(), Some(&b) if b == markers.start || b == crate::START_BLOCK);
+        if starts {
+            conn.analyzer = Some(s.from);
+        } else {
+            conn.undecided_bytes += bytes.len();
+            conn.undecided.push((s.from, bytes, s.at_ms));
+            if conn.undecided_bytes <= UNDECIDED_LIMIT {
+                return Ok(());
+            }
+            conn.decide_by_first_speaker();
+            return conn.feed_undecided(recorder, report);
+        }
+    }
+    conn.feed_undecided(recorder, report)?;
+    conn.feed(recorder, s.from, s.to, &bytes, s.at_ms, report)
+}
+
+/// Feeds what a connection still holds (at its close or the end of the capture) and
+/// closes it.
 fn finish(recorder: &Recorder, mut conn: Connection, report: &mut ImportReport) -> Result<(), ImportError> {
     conn.decide_by_first_speaker();
     conn.feed_undecided(recorder, report)?;

@@ -16,6 +16,10 @@ pub(super) struct Segment {
     pub(super) seq: u32,
     pub(super) syn: bool,
     pub(super) ack: bool,
+    /// The sender has nothing more to send.
+    pub(super) fin: bool,
+    /// The connection was reset.
+    pub(super) rst: bool,
     pub(super) payload: Vec<u8>,
 }
 
@@ -92,6 +96,8 @@ fn segment(link: DataLink, at: std::time::Duration, data: &[u8]) -> Option<Segme
         seq: tcp.sequence_number(),
         syn: tcp.syn(),
         ack: tcp.ack(),
+        fin: tcp.fin(),
+        rst: tcp.rst(),
         payload: tcp.payload().to_vec(),
     })
 }

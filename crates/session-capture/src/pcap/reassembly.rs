@@ -1,15 +1,28 @@
 //! One direction of a TCP connection put back in order: retransmitted bytes once,
-//! segments ahead of a gap held until it fills, the bytes a capture missed counted.
+//! segments ahead of a gap held until it fills (or until too much waits behind it),
+//! the bytes a capture missed counted.
 
 use std::collections::BTreeMap;
+
+/// How many bytes a direction holds ahead of a gap before it gives the gap up as
+/// missed: a capture that dropped a packet must not make an import hold the rest of
+/// the connection in memory, nor rescan it on every segment.
+pub(super) const AHEAD_LIMIT: usize = 16 << 20;
 
 /// One direction of a connection, put back in order.
 #[derive(Default)]
 pub(super) struct Direction {
     /// The next sequence number expected; `None` until the first segment.
     next: Option<u32>,
-    /// Segments that arrived ahead of a gap, by sequence number.
-    ahead: BTreeMap<u32, Vec<u8>>,
+    /// How far the stream has come since its first byte: sequence numbers wrap at
+    /// 4 GiB, this does not, so held segments sort in stream order across a wrap.
+    position: u64,
+    /// Segments that arrived ahead of a gap, by stream position.
+    ahead: BTreeMap<u64, Vec<u8>>,
+    /// Bytes held in `ahead`.
+    ahead_bytes: usize,
+    /// Bytes the capture missed (gaps given up).
+    missing: u64,
 }
 
 impl Direction {
@@ -22,44 +35,67 @@ impl Direction {
             return Vec::new();
         }
         let offset = start.wrapping_sub(next) as i32;
+        let mut out = Vec::new();
         if offset > 0 {
-            self.ahead.entry(start).or_insert_with(|| payload.to_vec());
-            return Vec::new();
-        }
-        let skip = (-offset) as usize;
-        let mut out = payload.get(skip..).unwrap_or_default().to_vec();
-        let mut next = next.wrapping_add(out.len() as u32);
-        // Anything held back that now fits.
-        while let Some((&seq, _)) = self.ahead.iter().find(|(s, _)| s.wrapping_sub(next) as i32 <= 0) {
-            let held = self.ahead.remove(&seq).unwrap_or_default();
-            let skip = next.wrapping_sub(seq) as usize;
-            if let Some(rest) = held.get(skip..) {
-                out.extend_from_slice(rest);
-                next = next.wrapping_add(rest.len() as u32);
+            let at = self.position + offset as u64;
+            if !self.ahead.contains_key(&at) {
+                self.ahead_bytes += payload.len();
+                self.ahead.insert(at, payload.to_vec());
             }
+            if self.ahead_bytes <= AHEAD_LIMIT {
+                return out;
+            }
+            // Too much waits behind the gap: it is missed, the stream goes on after it.
+            self.skip_to_first_held();
+        } else {
+            let skip = offset.unsigned_abs() as usize;
+            self.push(&mut out, payload.get(skip..).unwrap_or_default());
         }
-        self.next = Some(next);
+        self.drain_fitting(&mut out);
         out
     }
 
-    /// What is still held back at the end: bytes after a gap the capture never filled.
+    /// What is still held back at the end (bytes after gaps the capture never filled,
+    /// in stream order) and every byte the capture missed.
     pub(super) fn leftover(&mut self) -> (Vec<u8>, u64) {
         let mut out = Vec::new();
-        let mut missing = 0;
-        let mut next = self.next.unwrap_or_default();
-        for (seq, bytes) in std::mem::take(&mut self.ahead) {
-            let gap = seq.wrapping_sub(next) as i32;
-            if gap > 0 {
-                missing += gap as u64;
-                next = seq;
-            }
-            let skip = next.wrapping_sub(seq) as usize;
-            if let Some(rest) = bytes.get(skip..) {
-                out.extend_from_slice(rest);
-                next = next.wrapping_add(rest.len() as u32);
-            }
+        while !self.ahead.is_empty() {
+            self.skip_to_first_held();
+            self.drain_fitting(&mut out);
         }
-        (out, missing)
+        (out, self.missing)
+    }
+
+    /// Appends `bytes` to the stream.
+    fn push(&mut self, out: &mut Vec<u8>, bytes: &[u8]) {
+        out.extend_from_slice(bytes);
+        self.position += bytes.len() as u64;
+        self.next = self.next.map(|n| n.wrapping_add(bytes.len() as u32));
+    }
+
+    /// Counts the gap before the first held segment as missed and moves past it.
+    fn skip_to_first_held(&mut self) {
+        if let Some((&at, _)) = self.ahead.first_key_value()
+            && at > self.position
+        {
+            let gap = at - self.position;
+            self.missing += gap;
+            self.position = at;
+            self.next = self.next.map(|n| n.wrapping_add(gap as u32));
+        }
+    }
+
+    /// Appends every held segment that now starts at or before the stream's end.
+    fn drain_fitting(&mut self, out: &mut Vec<u8>) {
+        while let Some(entry) = self.ahead.first_entry() {
+            if *entry.key() > self.position {
+                break;
+            }
+            let (at, held) = entry.remove_entry();
+            self.ahead_bytes -= held.len();
+            let skip = (self.position - at) as usize;
+            self.push(out, held.get(skip..).unwrap_or_default());
+        }
     }
 }
 
@@ -92,5 +128,46 @@ mod tests {
         gap.accept(10, false, b"a");
         gap.accept(15, false, b"f");
         assert_eq!(gap.leftover(), (b"f".to_vec(), 4), "4 bytes the capture missed");
+    }
+
+    #[test]
+    fn held_segments_across_the_wrap_come_out_in_stream_order() {
+        let mut d = Direction::default();
+        assert_eq!(d.accept(u32::MAX - 9, false, b"a"), b"a");
+        // A gap of 4, then segments on both sides of the wrap, the later one first.
+        assert_eq!(d.accept(2, false, b"yz"), b"");
+        assert_eq!(d.accept(u32::MAX - 4, false, b"0123456"), b"");
+        assert_eq!(d.leftover(), (b"0123456yz".to_vec(), 4));
+        let mut filled = Direction::default();
+        filled.accept(u32::MAX - 9, false, b"a");
+        filled.accept(2, false, b"yz");
+        filled.accept(u32::MAX - 4, false, b"0123456");
+        assert_eq!(filled.accept(u32::MAX - 8, false, b"bcde"), b"bcde0123456yz");
+        assert_eq!(filled.leftover(), (Vec::new(), 0));
+    }
+
+    #[test]
+    fn a_gap_with_too_much_behind_it_is_given_up_as_missed() {
+        let mut d = Direction::default();
+        assert_eq!(d.accept(0, false, b"a"), b"a");
+        let chunk = vec![b'x'; 1 << 16];
+        let mut released = Vec::new();
+        let mut seq = 11u32;
+        while released.is_empty() {
+            released = d.accept(seq, false, &chunk);
+            seq += chunk.len() as u32;
+        }
+        assert_eq!(
+            released.len(),
+            AHEAD_LIMIT + chunk.len(),
+            "everything held comes out once the limit is passed"
+        );
+        assert_eq!(d.accept(seq, false, b"next"), b"next", "and the stream goes on");
+        assert_eq!(
+            d.accept(5, false, b"late"),
+            b"",
+            "the gap's bytes, too late, are dropped"
+        );
+        assert_eq!(d.leftover(), (Vec::new(), 10));
     }
 }
