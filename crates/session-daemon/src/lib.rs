@@ -37,18 +37,29 @@
 //! migration, capture's relay and a directory watch with the workers, and a team that
 //! only wants a submission worker should not compile those.
 //!
+//! What the station reports of itself is here too, for the same reason: [`status`]
+//! (counts, journals, the last cleanup, the clock and the [`Alert`]s they raise, from a
+//! read of the store or the daemon's index), the [`AlertWebhook`] that tells the alerts,
+//! and [`metrics`] in the Prometheus text format.
+//!
 //! [`settings`] is the daemon's configuration: typed [`settings::Settings`] resolved from
 //! defaults, a TOML file, `HL7_*` variables and flags, as `sessionctl run` reads them.
 #![warn(missing_docs)]
 
+mod alert_webhook;
 mod claim;
 mod clock_record;
+pub mod metrics;
 mod running;
 pub mod settings;
 mod signals;
+mod status;
 mod watch;
+
+pub use alert_webhook::AlertWebhook;
 
 pub use claim::{Claimed, DaemonError, Phase, Progress, Recovered};
 pub use running::{Running, Services, Submission};
 pub use signals::StopSignals;
+pub use status::{Alert, AlertKind, StatusOptions, StatusReport, status, status_from_index};
 pub use watch::StoreWatch;

@@ -104,9 +104,9 @@ pub(crate) fn transport(config: &Config, endpoint: &str) -> Result<HttpTransport
 }
 
 /// What `status` judges by.
-pub(crate) fn status_options(config: &Config) -> crate::commands::status::StatusOptions {
+pub(crate) fn status_options(config: &Config) -> session_daemon::StatusOptions {
     let settings = config.settings();
-    crate::commands::status::StatusOptions {
+    session_daemon::StatusOptions {
         retry_cap_ms: settings.submit().backoff.cap.as_millis() as u64,
         alert_undelivered_ms: settings.alert_undelivered_minutes.saturating_mul(60_000),
     }

@@ -4,7 +4,6 @@
 //! stdout (one JSON document with `--json`), diagnostics to stderr; exit codes are 0
 //! (success), 1 (failure) and 2 (bad usage or bad input).
 
-mod alerts;
 mod api;
 mod capture;
 mod cli;
@@ -12,7 +11,6 @@ mod commands;
 mod config;
 mod error;
 mod logging;
-mod metrics;
 mod output;
 
 use std::io::IsTerminal;

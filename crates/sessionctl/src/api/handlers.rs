@@ -20,7 +20,7 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
 
 use super::ApiState;
-use crate::commands::status;
+use crate::commands::status::Status;
 use crate::error::CliError;
 use session_station::{Cancel, ListQuery, SessionIndex, SortKey};
 
@@ -551,13 +551,13 @@ pub(super) async fn status(State(state): State<Arc<ApiState>>) -> Response {
     let options = crate::config::status_options(&*state.config.read().await);
     let index = state.index.clone();
     let computed = blocking(move || match index {
-        Some(index) => crate::commands::status::from_index(&index, &store, &options),
-        None => status::compute(&store, &options),
+        Some(index) => session_daemon::status_from_index(&index, &store, &options),
+        None => session_daemon::status(&store, &options),
     });
     match computed.await {
         Err(response) => response,
-        Ok(Ok(report)) => Json(report).into_response(),
-        Ok(Err(e)) => failed(e),
+        Ok(Ok(report)) => Json(Status::from(&report)).into_response(),
+        Ok(Err(e)) => store_error(e),
     }
 }
 
@@ -566,14 +566,13 @@ pub(super) async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
     let store = state.typed().await;
     let options = crate::config::status_options(&*state.config.read().await);
     let (index, counters) = (state.index.clone(), state.counters.clone());
-    let rendered = blocking(move || -> Result<String, CliError> {
+    let rendered = blocking(move || {
         let status = match &index {
-            Some(index) => crate::commands::status::from_index(index, &store, &options)?,
-            None => status::compute(&store, &options)?,
+            Some(index) => session_daemon::status_from_index(index, &store, &options)?,
+            None => session_daemon::status(&store, &options)?,
         };
         let bytes = counters.store_bytes(|| store.fs().maintenance().live_bytes().ok());
-        let now = store.fs().clock().now_ms();
-        Ok(crate::metrics::render(&status, &counters, bytes, now))
+        Ok(session_daemon::metrics::render(&status, &counters, bytes))
     });
     match rendered.await {
         Err(response) => response,
@@ -585,7 +584,7 @@ pub(super) async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
             text,
         )
             .into_response(),
-        Ok(Err(e)) => failed(e),
+        Ok(Err(e)) => store_error(e),
     }
 }
 

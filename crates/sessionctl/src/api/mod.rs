@@ -48,7 +48,7 @@ pub(crate) struct ApiState {
     /// The summary of every session, when the store is watched (else lists read files).
     pub index: Option<Arc<session_station::SessionIndex>>,
     /// What `/metrics` counts.
-    pub counters: Arc<crate::metrics::StationCounters>,
+    pub counters: Arc<session_daemon::metrics::StationCounters>,
 }
 
 impl ApiState {

@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use session_daemon::{Claimed, Running, Services, StopSignals, StoreWatch, Submission};
+use session_daemon::metrics::StationCounters;
+use session_daemon::{AlertWebhook, Claimed, Running, Services, StopSignals, StoreWatch, Submission};
 use session_store::SessionStore;
 use session_workers::submit::ChangeFeed;
 use tokio_util::sync::CancellationToken;
@@ -95,7 +96,7 @@ pub(crate) fn run(config: &Config) -> Result<(), CliError> {
 struct Started {
     running: Running,
     cleanup: tokio::sync::watch::Sender<session_workers::cleanup::CleanupConfig>,
-    counters: Arc<crate::metrics::StationCounters>,
+    counters: Arc<StationCounters>,
 }
 
 /// Starts the workers and, when configured, delivery and the capture relay.
@@ -108,8 +109,8 @@ async fn start(
 ) -> Result<Started, CliError> {
     let (cleanup, cleanup_config) = tokio::sync::watch::channel(config.settings().cleanup());
     let (events, _) = tokio::sync::broadcast::channel(1024);
-    let counters = Arc::new(crate::metrics::StationCounters::default());
-    tokio::spawn(crate::metrics::count_deliveries(
+    let counters = Arc::new(StationCounters::default());
+    tokio::spawn(session_daemon::metrics::count_deliveries(
         counters.clone(),
         events.subscribe(),
     ));
@@ -217,13 +218,17 @@ async fn serve(
         sessions
     });
     if let Some(url) = config.settings().alert_webhook.as_ref().map(|u| u.expose()) {
-        running.spawn(crate::alerts::run(
-            url.to_owned(),
-            store.clone(),
-            sessions.clone(),
-            crate::config::status_options(config),
-            stopping.clone(),
-        ));
+        let webhook = AlertWebhook {
+            url: url.to_owned(),
+            // The body names the station; the library reads no file of its own.
+            station: std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_default(),
+            store: store.clone(),
+            index: sessions.clone(),
+            options: crate::config::status_options(config),
+        };
+        running.spawn(webhook.run(stopping.clone()));
     }
     if let Some(web) = web {
         let state = Arc::new(ApiState {

@@ -1,12 +1,13 @@
-//! `status`: what state the store is in, at a glance.
+//! `status`: what state the store is in, at a glance. The report is
+//! `session_daemon::status`; this is its JSON (CONTRACT's shape) and its words.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use session_daemon::{StatusOptions, StatusReport};
 use session_model::SubmissionStatus;
-use session_station::{FileProblems, SessionCounts, SessionIndex, Tally};
 use session_store::SessionStore;
-use session_workers::cleanup::{CleanupSummary, last_cleanup};
+use session_workers::cleanup::CleanupSummary;
 
 use super::clock::ClockView;
 use super::list::relative_past;
@@ -16,7 +17,7 @@ use crate::output::{Output, count};
 /// The oldest session not yet delivered.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct Oldest {
+struct Oldest {
     id: String,
     start_time: u64,
     submission_status: SubmissionStatus,
@@ -25,100 +26,54 @@ pub(crate) struct Oldest {
 /// A session that failed for good, with why.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct FailedSession {
+struct FailedSession {
     id: String,
     last_error: Option<String>,
 }
 
-/// `status --json`.
+/// `status --json` and `/api/status`: a [`StatusReport`] in CONTRACT's shape.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Status {
     total: usize,
     counts: BTreeMap<&'static str, usize>,
-    /// Undelivered and never sendable: capture did not finish.
     incomplete: usize,
-    /// Of those, cut off (a crash, a lost connection, a stop): marked interrupted.
     interrupted: usize,
-    /// Sessions the LIS did not wholly receive (`lisClosed`): results that may never
-    /// have reached it.
     not_received_by_lis: usize,
-    /// Captures in progress (or cut off by a crash the next start will recover).
     capturing: usize,
-    /// Captures whose journal no live relay holds: their recording failed (a full disk,
-    /// an element over the file limit) or their process died. They are stored as
-    /// sessions as soon as that can be done (the relay retries; `recover` does it).
     recording_stalled: usize,
-    /// Everything `verify` reports: damaged files, orphaned temps, names that are not
-    /// regular files.
     problems: usize,
     damaged: usize,
     orphaned_temps: usize,
     not_regular_files: usize,
     newer_version: usize,
-    /// The oldest complete session still waiting to be sent (pending or inFlight).
     oldest_undelivered: Option<Oldest>,
     failed: Vec<FailedSession>,
     last_cleanup: Option<LastCleanup>,
-    /// Whether the store trusts its clock.
     clock: ClockView,
-    /// Pending sessions whose stored next attempt lies further ahead than the retry
-    /// cap (stored under a clock that was ahead): the worker sends them now instead.
     retries_pulled_in: usize,
-    /// A delivery problem only an operator can fix (a TLS certificate the station does
-    /// not trust), with how many sessions wait for it; retried at the cap meanwhile.
     endpoint_attention: Option<EndpointAttention>,
-    /// What someone should act on now (the page's banner, `status`'s first lines,
-    /// `alert_webhook`).
     alerts: Vec<Alert>,
 }
 
 /// Something an operator should act on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct Alert {
-    /// `undelivered`, `recordingFailed`, `clockSuspect` or `endpointAttention`.
-    pub kind: &'static str,
-    /// What is wrong and what to do, in words (never a message's content).
-    pub message: String,
-}
-
-impl Status {
-    /// What someone should act on now.
-    pub(crate) fn alerts(&self) -> &[Alert] {
-        &self.alerts
-    }
-
-    /// Sessions by submission status.
-    pub(crate) fn counts(&self) -> &BTreeMap<&'static str, usize> {
-        &self.counts
-    }
-
-    /// When the oldest complete session not yet delivered started, epoch ms.
-    pub(crate) fn oldest_undelivered_start(&self) -> Option<u64> {
-        self.oldest_undelivered.as_ref().map(|o| o.start_time)
-    }
-
-    /// Whether the store distrusts its clock.
-    pub(crate) fn clock_suspect(&self) -> bool {
-        self.clock.suspect
-    }
+#[derive(Debug, Serialize)]
+struct Alert {
+    kind: &'static str,
+    message: String,
 }
 
 /// The endpoint needs an operator.
 #[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct EndpointAttention {
-    /// The newest such error.
+struct EndpointAttention {
     error: String,
-    /// Sessions waiting for it.
     sessions: usize,
 }
 
-/// The last cleanup, as `status --json` shows it (this command's own shape).
+/// The last cleanup, as `status --json` shows it.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct LastCleanup {
+struct LastCleanup {
     expired: usize,
     trashed: usize,
     kept: usize,
@@ -129,8 +84,8 @@ pub(crate) struct LastCleanup {
     at: u64,
 }
 
-impl From<CleanupSummary> for LastCleanup {
-    fn from(s: CleanupSummary) -> Self {
+impl From<&CleanupSummary> for LastCleanup {
+    fn from(s: &CleanupSummary) -> Self {
         LastCleanup {
             expired: s.expired,
             trashed: s.trashed,
@@ -144,150 +99,59 @@ impl From<CleanupSummary> for LastCleanup {
     }
 }
 
-/// `status`: counts by submission status, the oldest undelivered session, the last cleanup.
-pub(crate) fn status(store: &SessionStore, out: &Output, options: &StatusOptions) -> Result<(), CliError> {
-    let report = compute(store, options)?;
-    let now = session_fs::now_ms();
-    Ok(out.result(&report, || human(&report, store, now))?)
-}
-
-/// The settings `status` judges by.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct StatusOptions {
-    /// The retry cap: a stored next attempt further ahead is pulled in.
-    pub retry_cap_ms: u64,
-    /// How long the oldest undelivered complete session may wait before it is an alert.
-    pub alert_undelivered_ms: u64,
-}
-
-/// What `status --json` (and the local API's `/api/status`) reports.
-pub(crate) fn compute(store: &SessionStore, options: &StatusOptions) -> Result<Status, CliError> {
-    let (tally, damaged) = Tally::of_store(store)?;
-    let files = FileProblems::listed(store, damaged)?;
-    let now = store.fs().clock().now_ms();
-    report(
-        tally.counts(now, options.retry_cap_ms),
-        files,
-        store,
-        now,
-        options,
-    )
-}
-
-/// `status` from the index a daemon keeps, instead of a read of every file.
-pub(crate) fn from_index(
-    index: &SessionIndex,
-    store: &SessionStore,
-    options: &StatusOptions,
-) -> Result<Status, CliError> {
-    let now = store.fs().clock().now_ms();
-    let (counts, files) = index.counts(store, now, options.retry_cap_ms)?;
-    report(counts, files, store, now, options)
-}
-
-/// The report at `now` (the one reading the counts were taken at): the sessions'
-/// `counts`, the `files`' problems, and what the store says of its journals, its last
-/// cleanup and its clock.
-fn report(
-    counts: SessionCounts,
-    files: FileProblems,
-    store: &SessionStore,
-    now: u64,
-    options: &StatusOptions,
-) -> Result<Status, CliError> {
-    let journals = store.fs().journals()?;
-    let mut stalled = 0;
-    for id in &journals {
-        if !store.fs().journal_held(id)? {
-            stalled += 1;
+impl From<&StatusReport> for Status {
+    fn from(report: &StatusReport) -> Self {
+        let (counts, files) = (&report.counts, &report.files);
+        Status {
+            total: counts.total,
+            counts: counts.by_status.iter().map(|(s, n)| (s.as_str(), *n)).collect(),
+            incomplete: counts.incomplete,
+            interrupted: counts.interrupted,
+            not_received_by_lis: counts.not_received_by_lis,
+            capturing: report.capturing,
+            recording_stalled: report.recording_stalled,
+            problems: report.problems(),
+            damaged: files.damaged,
+            orphaned_temps: files.orphaned_temps,
+            not_regular_files: files.not_regular_files,
+            newer_version: counts.newer,
+            oldest_undelivered: counts.oldest_waiting.as_ref().map(|w| Oldest {
+                id: w.id.clone(),
+                start_time: w.start_time,
+                submission_status: w.status,
+            }),
+            failed: counts
+                .failed
+                .iter()
+                .map(|f| FailedSession {
+                    id: f.id.clone(),
+                    last_error: f.last_error.clone(),
+                })
+                .collect(),
+            last_cleanup: report.last_cleanup.as_ref().map(LastCleanup::from),
+            clock: ClockView::from(&report.clock),
+            retries_pulled_in: counts.retries_pulled_in,
+            endpoint_attention: counts.endpoint_attention.as_ref().map(|a| EndpointAttention {
+                error: a.error.clone(),
+                sessions: a.sessions,
+            }),
+            alerts: report
+                .alerts
+                .iter()
+                .map(|a| Alert {
+                    kind: a.kind.as_str(),
+                    message: a.message.clone(),
+                })
+                .collect(),
         }
     }
-    let mut report = Status {
-        total: counts.total,
-        counts: counts.by_status.iter().map(|(s, n)| (s.as_str(), *n)).collect(),
-        incomplete: counts.incomplete,
-        interrupted: counts.interrupted,
-        not_received_by_lis: counts.not_received_by_lis,
-        capturing: journals.len() - stalled,
-        recording_stalled: stalled,
-        problems: files.damaged + files.orphaned_temps + files.not_regular_files,
-        damaged: files.damaged,
-        orphaned_temps: files.orphaned_temps,
-        not_regular_files: files.not_regular_files,
-        newer_version: counts.newer,
-        oldest_undelivered: counts.oldest_waiting.map(|w| Oldest {
-            id: w.id,
-            start_time: w.start_time,
-            submission_status: w.status,
-        }),
-        failed: counts
-            .failed
-            .into_iter()
-            .map(|f| FailedSession {
-                id: f.id,
-                last_error: f.last_error,
-            })
-            .collect(),
-        last_cleanup: last_cleanup(store.fs())?.map(LastCleanup::from),
-        clock: ClockView::of(store)?,
-        retries_pulled_in: counts.retries_pulled_in,
-        endpoint_attention: counts.endpoint_attention.map(|a| EndpointAttention {
-            error: a.error,
-            sessions: a.sessions,
-        }),
-        alerts: Vec::new(),
-    };
-    report.alerts = alerts_of(&report, now, options.alert_undelivered_ms);
-    Ok(report)
 }
 
-/// The alerts `report` raises at `now`.
-fn alerts_of(report: &Status, now: u64, undelivered_after_ms: u64) -> Vec<Alert> {
-    let mut alerts = Vec::new();
-    if let Some(oldest) = &report.oldest_undelivered
-        && now.saturating_sub(oldest.start_time) > undelivered_after_ms
-    {
-        alerts.push(Alert {
-            kind: "undelivered",
-            message: format!(
-                "{} has waited to be delivered since {} (more than alert_undelivered_minutes = {}): is the endpoint reachable?",
-                oldest.id,
-                humantime::format_rfc3339_seconds(
-                    std::time::UNIX_EPOCH + std::time::Duration::from_millis(oldest.start_time)
-                ),
-                undelivered_after_ms / 60_000
-            ),
-        });
-    }
-    if report.recording_stalled > 0 {
-        alerts.push(Alert {
-            kind: "recordingFailed",
-            message: format!(
-                "{} could not be stored (a full disk?): kept in .journal/ and stored as soon as space allows",
-                count(report.recording_stalled, "capture", "captures")
-            ),
-        });
-    }
-    if report.clock.suspect {
-        alerts.push(Alert {
-            kind: "clockSuspect",
-            message: format!(
-                "the computer's clock is suspect ({}): nothing is deleted or expired until it is confirmed",
-                report.clock.reason.as_deref().unwrap_or("no reason recorded")
-            ),
-        });
-    }
-    if let Some(attention) = &report.endpoint_attention {
-        alerts.push(Alert {
-            kind: "endpointAttention",
-            message: format!(
-                "the delivery endpoint needs attention: {} ({} waiting)",
-                attention.error,
-                count(attention.sessions, "session", "sessions")
-            ),
-        });
-    }
-    alerts
+/// `status`: counts by submission status, the oldest undelivered session, the last cleanup.
+pub(crate) fn status(store: &SessionStore, out: &Output, options: &StatusOptions) -> Result<(), CliError> {
+    let report = Status::from(&session_daemon::status(store, options)?);
+    let now = session_fs::now_ms();
+    Ok(out.result(&report, || human(&report, store, now))?)
 }
 
 /// The human form of a [`Status`].
