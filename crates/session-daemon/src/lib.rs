@@ -40,7 +40,8 @@
 //! What the station reports of itself is here too, for the same reason: [`status`]
 //! (counts, journals, the last cleanup, the clock and the [`Alert`]s they raise, from a
 //! read of the store or the daemon's index), the [`AlertWebhook`] that tells the alerts,
-//! and [`metrics`] in the Prometheus text format.
+//! and [`metrics`] in the Prometheus text format; [`keep_index`] keeps a daemon's
+//! session index current from the directory watch.
 //!
 //! [`settings`] is the daemon's configuration: typed [`settings::Settings`] resolved from
 //! defaults, a TOML file, `HL7_*` variables and flags, as `sessionctl run` reads them.
@@ -49,6 +50,7 @@
 mod alert_webhook;
 mod claim;
 mod clock_record;
+mod index_keeper;
 pub mod metrics;
 mod running;
 pub mod settings;
@@ -59,6 +61,7 @@ mod watch;
 pub use alert_webhook::AlertWebhook;
 
 pub use claim::{Claimed, DaemonError, Phase, Progress, Recovered};
+pub use index_keeper::keep_index;
 pub use running::{Running, Services, Submission};
 pub use signals::StopSignals;
 pub use status::{Alert, AlertKind, StatusOptions, StatusReport, status, status_from_index};

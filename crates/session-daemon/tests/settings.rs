@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use session_daemon::settings::Configuration;
+use session_daemon::settings::{Configuration, NotToml, with_settings};
 
 #[test]
 fn every_submission_and_cleanup_setting_reaches_its_worker() {
@@ -148,4 +148,40 @@ fn the_example_file_sets_every_default_and_comments_out_the_rest() {
         read.source("concurrency"),
         Some(session_daemon::settings::Source::File)
     );
+}
+
+#[test]
+fn settings_written_into_the_files_text_keep_its_comments_and_other_keys() {
+    let text = "# the lab's settings\ndir = \"/srv/s\"  # where\nretention_days = 30 # a month\n";
+    let edits = [
+        ("retention_days".to_owned(), "90".to_owned()),
+        ("delete_undelivered".to_owned(), "true".to_owned()),
+        ("endpoint".to_owned(), "https://lis.example/api".to_owned()),
+        ("dir".to_owned(), "false".to_owned()),
+    ];
+    let edited = with_settings(text, &edits).unwrap();
+    assert_eq!(
+        edited,
+        "# the lab's settings\ndir = false  # where\nretention_days = 90 # a month\n\
+         delete_undelivered = true\nendpoint = \"https://lis.example/api\"\n"
+    );
+    // What it wrote reads back as the settings it was given.
+    let resolved = Configuration::builder()
+        .file(
+            "/etc/sessionctl.toml".as_ref(),
+            Some(&with_settings("", &edits[..3]).unwrap()),
+        )
+        .resolve()
+        .unwrap();
+    assert_eq!(resolved.settings().retention_days, 90);
+    assert!(resolved.settings().delete_undelivered);
+}
+
+#[test]
+fn a_file_that_is_not_toml_is_refused_by_line_without_its_text() {
+    let text = "retention_days = 30\n\nhttp_token = \"s3cret\" oops\n";
+    let refused = with_settings(text, &[]).unwrap_err();
+    assert_eq!(refused, NotToml { line: 3 });
+    assert!(!refused.to_string().contains("s3cret"), "{refused}");
+    assert_eq!(with_settings("= 1", &[]).unwrap_err().line, 1);
 }

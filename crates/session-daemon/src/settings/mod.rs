@@ -22,6 +22,7 @@
 //! ```
 
 mod error;
+mod file_edit;
 mod keys;
 mod layers;
 mod values;
@@ -35,6 +36,7 @@ use session_workers::cleanup::CleanupConfig;
 use session_workers::submit::{Backoff, Secret, SubmitConfig};
 
 pub use error::{SettingError, SettingsError};
+pub use file_edit::{NotToml, with_settings};
 use keys::{KEYS, Kind};
 pub use keys::{env_name, example_toml};
 use layers::{Layer, as_text, source_of};

@@ -125,26 +125,7 @@ pub(crate) fn write(path: &Path, edits: &[(String, String)]) -> Result<(), Strin
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(format!("{shown}: {e}")),
     };
-    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| format!("{shown}: {e}"))?;
-    for (key, raw) in edits {
-        let item = match (raw.parse::<i64>(), raw.as_str()) {
-            (Ok(n), _) => toml_edit::value(n),
-            (_, "true") => toml_edit::value(true),
-            (_, "false") => toml_edit::value(false),
-            _ => toml_edit::value(raw.as_str()),
-        };
-        match doc.get_mut(key) {
-            // Keep the key's decoration (its comment, its place).
-            Some(existing) if existing.is_value() => {
-                let decor = existing.as_value().map(|v| v.decor().clone());
-                *existing = item;
-                if let (Some(decor), Some(value)) = (decor, existing.as_value_mut()) {
-                    *value.decor_mut() = decor;
-                }
-            }
-            _ => doc[key.as_str()] = item,
-        }
-    }
+    let text = session_daemon::settings::with_settings(&text, edits).map_err(|e| format!("{shown}: {e}"))?;
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -162,7 +143,7 @@ pub(crate) fn write(path: &Path, edits: &[(String, String)]) -> Result<(), Strin
             .truncate(true)
             .mode(0o600)
             .open(&temp)?;
-        file.write_all(doc.to_string().as_bytes())?;
+        file.write_all(text.as_bytes())?;
         file.sync_all()?;
         std::fs::rename(&temp, path)?;
         std::fs::File::open(dir)?.sync_all()

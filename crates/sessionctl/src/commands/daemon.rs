@@ -209,7 +209,7 @@ async fn serve(
     } = started;
     let stopping = running.stopping();
     let sessions = sessions.map(|(sessions, changes)| {
-        running.spawn(keep_index(
+        running.spawn(session_daemon::keep_index(
             store.clone(),
             sessions.clone(),
             changes,
@@ -252,36 +252,4 @@ async fn serve(
     }
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Keeps the session index current: each change the watch reports re-reads that one
-/// file; a watch that may have missed changes rebuilds it from the files.
-async fn keep_index(
-    store: SessionStore,
-    sessions: Arc<SessionIndex>,
-    changes: ChangeFeed,
-    cancel: CancellationToken,
-) {
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = changes.notified() => {}
-        }
-        let (ids, rescan) = changes.take();
-        let (store, sessions) = (store.clone(), sessions.clone());
-        let applied = tokio::task::spawn_blocking(move || {
-            if rescan {
-                if let Err(e) = sessions.rebuild(&store) {
-                    tracing::warn!(error = %e, "could not rebuild the session index");
-                }
-            } else {
-                ids.iter().for_each(|id| sessions.refresh(&store, id));
-            }
-        })
-        .await;
-        if applied.is_err() {
-            tracing::error!("the session index stopped following changes");
-            return;
-        }
-    }
 }
