@@ -13,38 +13,7 @@ use session_capture::pcap::{ImportError, ImportReport, import};
 use session_capture::{Framing, Markers, Recorder};
 use session_model::{Direction, ElementKind, InterruptionReason, Session};
 use session_store::{DecodeOptions, SessionStore, StoredEntry};
-
-const ANALYZER: ([u8; 4], u16) = ([10, 0, 0, 7], 50_000);
-const LIS: ([u8; 4], u16) = ([10, 0, 0, 1], 5_000);
-const T0: u64 = 1_762_600_000_000;
-
-/// One TCP segment as an Ethernet frame. `flags`: "S" SYN, "SA" SYN-ACK, "F" FIN,
-/// "R" RST.
-fn frame(from_analyzer: bool, seq: u32, flags: &str, payload: &[u8]) -> Vec<u8> {
-    let ((src, sport), (dst, dport)) = if from_analyzer {
-        (ANALYZER, LIS)
-    } else {
-        (LIS, ANALYZER)
-    };
-    let mut tcp = PacketBuilder::ethernet2([1; 6], [2; 6])
-        .ipv4(src, dst, 64)
-        .tcp(sport, dport, seq, 65_535);
-    if flags.contains('S') {
-        tcp = tcp.syn();
-    }
-    if flags.contains('A') || !flags.contains('S') {
-        tcp = tcp.ack(1);
-    }
-    if flags.contains('F') {
-        tcp = tcp.fin();
-    }
-    if flags.contains('R') {
-        tcp = tcp.rst();
-    }
-    let mut out = Vec::with_capacity(tcp.size(payload.len()));
-    tcp.write(&mut out, payload).unwrap();
-    out
-}
+use test_support::captures::{ANALYZER, LIS, T0, frame, pcap};
 
 fn udp_frame() -> Vec<u8> {
     let udp = PacketBuilder::ethernet2([1; 6], [2; 6])
@@ -53,18 +22,6 @@ fn udp_frame() -> Vec<u8> {
     let mut out = Vec::new();
     udp.write(&mut out, b"not tcp").unwrap();
     out
-}
-
-/// A pcap file of `frames`, 10 ms apart from T0 unless `times` says otherwise.
-fn pcap(frames: &[Vec<u8>], times: Option<&[u64]>) -> Vec<u8> {
-    let mut writer = PcapWriter::new(Vec::new()).unwrap();
-    for (i, f) in frames.iter().enumerate() {
-        let at = times.map_or(T0 + 10 * i as u64, |t| t[i]);
-        writer
-            .write_packet(&PcapPacket::new(Duration::from_millis(at), f.len() as u32, f))
-            .unwrap();
-    }
-    writer.into_writer()
 }
 
 fn imported(capture: &[u8], framing: Framing) -> (tempfile::TempDir, ImportReport, Vec<Session>) {

@@ -131,36 +131,14 @@ fn child_appends_once() {
 
 #[test]
 fn an_append_inside_the_zeros_is_an_fdatasync_of_the_journal() {
-    if std::process::Command::new("strace").arg("-V").output().is_err() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must have strace (.ci/run installs it)"
-        );
-        eprintln!("skipped: strace is not installed");
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
-    let trace = tmp.path().join("trace.txt");
-    let out = std::process::Command::new("strace")
-        .args(["-f", "-e", "trace=openat,pwrite64,write,fsync,fdatasync", "-o"])
-        .arg(&trace)
-        .arg(std::env::current_exe().unwrap())
-        .args(["--exact", "child_appends_once", "--nocapture", "--test-threads=1"])
-        .env(STRACE_DIR, tmp.path().join("s"))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() && stderr.contains("ptrace") {
-        assert!(std::env::var_os("CI").is_none(), "CI must allow ptrace: {stderr}");
-        eprintln!("WARNING: skipped: this machine does not allow ptrace: {stderr}");
+    let Some(lines) = test_support::strace_of_child(
+        "child_appends_once",
+        "openat,pwrite64,write,fsync,fdatasync",
+        (STRACE_DIR, &tmp.path().join("s")),
+    ) else {
         return;
-    }
-    assert!(out.status.success(), "{stderr}");
-    let lines: Vec<String> = std::fs::read_to_string(&trace)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect();
+    };
     // The record (its payload is in the write) and the descriptor it went to.
     let (record, fd) = lines
         .iter()

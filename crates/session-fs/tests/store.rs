@@ -440,48 +440,15 @@ fn child_saves_once() {
 
 #[test]
 fn a_save_fsyncs_the_file_renames_then_fsyncs_the_directory() {
-    if std::process::Command::new("strace").arg("-V").output().is_err() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must have strace (.ci/run installs it)"
-        );
-        eprintln!("skipped: strace is not installed");
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("s");
-    let trace = tmp.path().join("trace.txt");
-    let exe = std::env::current_exe().unwrap();
-    let out = std::process::Command::new("strace")
-        .args([
-            "-f",
-            "-e",
-            "trace=openat,fsync,fdatasync,rename,renameat,renameat2,close",
-            "-o",
-        ])
-        .arg(&trace)
-        .arg(exe)
-        .args(["--exact", "child_saves_once", "--nocapture", "--test-threads=1"])
-        .env(STRACE_DIR, &dir)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() && stderr.contains("ptrace") {
-        // A sandbox that forbids tracing: nothing to observe here, except in CI, which
-        // runs as root on a machine that allows it and must prove the order.
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must allow ptrace for the fsync-order test: {stderr}"
-        );
-        eprintln!("WARNING: skipped: this machine does not allow ptrace: {stderr}");
+    let Some(lines) = test_support::strace_of_child(
+        "child_saves_once",
+        "openat,fsync,fdatasync,rename,renameat,renameat2,close",
+        (STRACE_DIR, &dir),
+    ) else {
         return;
-    }
-    assert!(out.status.success(), "{stderr}");
-    let lines: Vec<String> = std::fs::read_to_string(&trace)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect();
+    };
     let result = |line: &str| {
         line.rsplit_once("= ")
             .and_then(|(_, r)| r.trim().parse::<i64>().ok())

@@ -4,40 +4,9 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
-use etherparse::PacketBuilder;
-use pcap_file::pcap::{PcapPacket, PcapWriter};
 use serde_json::Value;
-
-const ANALYZER: ([u8; 4], u16) = ([10, 0, 0, 7], 50_000);
-const LIS: ([u8; 4], u16) = ([10, 0, 0, 1], 5_000);
-const T0: u64 = 1_762_600_000_000;
-
-/// One TCP segment as an Ethernet frame. `flags`: "S" SYN, "SA" SYN-ACK, "F" FIN.
-fn frame(from_analyzer: bool, seq: u32, flags: &str, payload: &[u8]) -> Vec<u8> {
-    let ((src, sport), (dst, dport)) = if from_analyzer {
-        (ANALYZER, LIS)
-    } else {
-        (LIS, ANALYZER)
-    };
-    let mut tcp = PacketBuilder::ethernet2([1; 6], [2; 6])
-        .ipv4(src, dst, 64)
-        .tcp(sport, dport, seq, 65_535);
-    if flags.contains('S') {
-        tcp = tcp.syn();
-    }
-    if flags.contains('A') || !flags.contains('S') {
-        tcp = tcp.ack(1);
-    }
-    if flags.contains('F') {
-        tcp = tcp.fin();
-    }
-    let mut out = Vec::with_capacity(tcp.size(payload.len()));
-    tcp.write(&mut out, payload).unwrap();
-    out
-}
+use test_support::captures::{T0, frame, pcap};
 
 fn write_pcap(path: &std::path::Path, frames: &[Vec<u8>]) {
     let times: Vec<u64> = (0..frames.len() as u64).map(|i| T0 + 10 * i).collect();
@@ -45,13 +14,7 @@ fn write_pcap(path: &std::path::Path, frames: &[Vec<u8>]) {
 }
 
 fn write_pcap_at(path: &std::path::Path, frames: &[Vec<u8>], times: &[u64]) {
-    let mut writer = PcapWriter::new(std::fs::File::create(path).unwrap()).unwrap();
-    for (f, &at) in frames.iter().zip(times) {
-        let at = Duration::from_millis(at);
-        writer
-            .write_packet(&PcapPacket::new(at, f.len() as u32, f))
-            .unwrap();
-    }
+    std::fs::write(path, pcap(frames, Some(times))).unwrap();
 }
 
 #[test]

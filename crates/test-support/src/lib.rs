@@ -10,6 +10,7 @@
 //! - [`wait_until`]: a poll with a deadline (never a bare loop).
 //! - [`mkfifo`]: a FIFO where a session file is expected, the hostile name no reader
 //!   may block on.
+//! - [`captures`]: pcap captures built packet by packet.
 //!
 //! ```
 //! let mut child = test_support::ChildGuard::new(std::process::Command::new("sleep").arg("30").spawn().unwrap());
@@ -17,6 +18,8 @@
 //! drop(child); // killed and reaped here
 //! ```
 #![warn(missing_docs)]
+
+pub mod captures;
 
 use std::collections::BTreeMap;
 use std::ops::{Deref, DerefMut};
@@ -186,4 +189,50 @@ pub fn journal_written(path: &Path) -> Vec<u8> {
         end = (end + 8 + len).min(bytes.len());
     }
     bytes[..end].to_vec()
+}
+
+/// The system calls `calls` (strace's `trace=` list) that one test of the current test
+/// binary makes when rerun alone as a child under `strace -f`, with `env` set: strace's
+/// lines, in order. `None` (said on stderr) where strace is missing or ptrace is not
+/// allowed, outside CI only: CI must have both, and fails without them.
+pub fn strace_of_child(test: &str, calls: &str, env: (&str, &Path)) -> Option<Vec<String>> {
+    let in_ci = std::env::var_os("CI").is_some();
+    if Command::new("strace").arg("-V").output().is_err() {
+        assert!(!in_ci, "CI must have strace (.ci/run installs it)");
+        eprintln!("skipped: strace is not installed");
+        return None;
+    }
+    let trace_dir = tempfile_dir();
+    let trace = trace_dir.join("trace.txt");
+    let out = Command::new("strace")
+        .args(["-f", "-e", &format!("trace={calls}"), "-o"])
+        .arg(&trace)
+        .arg(std::env::current_exe().expect("the test binary's path"))
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(env.0, env.1)
+        .output()
+        .expect("strace runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && stderr.contains("ptrace") {
+        assert!(!in_ci, "CI must allow ptrace: {stderr}");
+        eprintln!("WARNING: skipped: this machine does not allow ptrace: {stderr}");
+        return None;
+    }
+    assert!(out.status.success(), "{stderr}");
+    let lines = std::fs::read_to_string(&trace)
+        .expect("strace's output")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let _ = std::fs::remove_dir_all(&trace_dir);
+    Some(lines)
+}
+
+/// A fresh directory under the system's temp directory for one trace.
+fn tempfile_dir() -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("test-support-strace-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temp directory");
+    dir
 }
