@@ -356,6 +356,16 @@ fn without_any_start_the_first_side_to_speak_is_taken_for_the_analyzer() {
     );
 }
 
+/// The bytes of `a` recorded as the device's (the held bytes of [`lis_first`]).
+fn held_as_device(sessions: &[Session]) -> usize {
+    sessions
+        .iter()
+        .flat_map(|s| &s.elements)
+        .filter(|e| e.direction == Direction::DeviceToPc && e.data.0.iter().all(|&b| b == b'a'))
+        .map(|e| e.data.0.len())
+        .sum()
+}
+
 /// The LIS speaks `held` bytes first (no SYN in the capture), then the analyzer starts.
 fn lis_first(held: usize) -> Vec<Vec<u8>> {
     let mut frames = Vec::new();
@@ -389,12 +399,7 @@ fn bytes_before_the_first_start_are_held_up_to_a_mebibyte_then_the_first_speaker
             .iter()
             .all(|s| s.device_ip.as_deref() == Some("10.0.0.1"))
     );
-    let held: usize = sessions
-        .iter()
-        .flat_map(|s| &s.elements)
-        .filter(|e| e.direction == Direction::DeviceToPc && e.data.0.iter().all(|&b| b == b'a'))
-        .map(|e| e.data.0.len())
-        .sum();
+    let held = held_as_device(&sessions);
     assert_eq!(held, (1 << 20) + 1, "every held byte kept, as the device's");
 }
 
@@ -587,11 +592,6 @@ fn many_small_segments_before_the_first_start_are_held_to_the_same_mebibyte() {
         sessions.iter().all(|s| !s.is_complete),
         "the LIS was taken for the device"
     );
-    let held: usize = sessions
-        .iter()
-        .flat_map(|s| &s.elements)
-        .filter(|e| e.direction == Direction::DeviceToPc && e.data.0.iter().all(|&b| b == b'a'))
-        .map(|e| e.data.0.len())
-        .sum();
+    let held = held_as_device(&sessions);
     assert_eq!(held, (1 << 20) + 1, "every held byte kept");
 }
