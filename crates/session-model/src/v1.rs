@@ -17,6 +17,12 @@ impl crate::Version for SessionV1 {
 /// One day in milliseconds: the unit of `retentionDays`.
 pub const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 
+/// When a session that started at `start_time` expires under `retention_days`, epoch ms
+/// (`persistedUntil`): its start plus the retention, saturating.
+pub(crate) fn kept_until(start_time: u64, retention_days: u32) -> u64 {
+    start_time.saturating_add(u64::from(retention_days).saturating_mul(DAY_MS))
+}
+
 /// The app's default retention.
 pub const DEFAULT_RETENTION_DAYS: u32 = 30;
 
@@ -146,10 +152,9 @@ impl From<LegacyUpgrade> for SessionV1 {
             retention_days,
         } = upgrade;
         // Like the app: an existing persistedUntil is kept, otherwise start + retention.
-        let persisted_until = s.persisted_until.unwrap_or_else(|| {
-            s.start_time
-                .saturating_add(u64::from(retention_days).saturating_mul(DAY_MS))
-        });
+        let persisted_until = s
+            .persisted_until
+            .unwrap_or_else(|| kept_until(s.start_time, retention_days));
         SessionV1 {
             id: s.id,
             session_number: s.session_number,

@@ -200,8 +200,7 @@ impl SessionV2_1 {
             is_complete: false,
             interrupted: None,
             elements: Vec::new(),
-            persisted_until: start_time
-                .saturating_add(u64::from(retention_days).saturating_mul(crate::DAY_MS)),
+            persisted_until: crate::v1::kept_until(start_time, retention_days),
             submission: Submission::pending(),
             metadata: Metadata::new(VERSION, retention_days),
             unknown: UnknownFields::new(),
@@ -258,6 +257,40 @@ impl SessionV2_1 {
     /// list, which is then kept verbatim under `messages` and returned instead.
     pub fn messages(&self) -> Vec<String> {
         crate::session::messages_of(&self.unknown, &self.elements)
+    }
+
+    /// The messages as the analyzer sent them, as an `.hl7` file holds them: one after
+    /// the other, each ended by a CR. Each message element's exact bytes (UTF-8 or not);
+    /// for a session with no message element (an app file that kept only its text
+    /// list), that list.
+    pub fn hl7_file(&self) -> Vec<u8> {
+        let elements: Vec<&[u8]> = self
+            .elements
+            .iter()
+            .filter(|e| e.kind == crate::ElementKind::Message)
+            .map(|e| e.data.0.as_slice())
+            .collect();
+        let texts = if elements.is_empty() {
+            self.messages()
+        } else {
+            Vec::new()
+        };
+        let mut file = Vec::new();
+        for message in elements.into_iter().chain(texts.iter().map(|t| t.as_bytes())) {
+            file.extend_from_slice(message);
+            if message.last() != Some(&b'\r') {
+                file.push(b'\r');
+            }
+        }
+        file
+    }
+
+    /// Kept for `retention_days` from its start, as if it had been stored under that
+    /// retention (an operator applying a changed retention to stored sessions):
+    /// `persistedUntil` and the metadata's `retentionDays` both change.
+    pub fn retain_for(&mut self, retention_days: u32) {
+        self.metadata.retention_days = retention_days;
+        self.persisted_until = crate::v1::kept_until(self.start_time, retention_days);
     }
 
     /// Whether the worker may send it at `now`: complete, not interrupted, pending and

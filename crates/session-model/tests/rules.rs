@@ -354,3 +354,43 @@ fn a_rejected_id_is_never_quoted_only_measured() {
         assert_eq!(error.length, typed.chars().count(), "{said}");
     }
 }
+
+#[test]
+fn an_hl7_file_holds_each_message_as_sent_each_ended_by_one_cr() {
+    use session_model::Element;
+    let message =
+        |at: u64, bytes: &[u8]| Element::new(at, Direction::DeviceToPc, ElementKind::Message, bytes.to_vec());
+    let session = Session::new(SessionId::new("s-1").unwrap(), 1_000, 30).with_elements(vec![
+        Element::new(1_000, Direction::DeviceToPc, ElementKind::Start, vec![5]),
+        message(1_001, b"MSH|1\rOBX|1\r"),
+        Element::new(1_002, Direction::PcToDevice, ElementKind::Ack, vec![6]),
+        // Not UTF-8, and without its closing CR.
+        message(1_003, b"MSH|\xff\rOBX|2"),
+    ]);
+    assert_eq!(session.hl7_file(), b"MSH|1\rOBX|1\rMSH|\xff\rOBX|2\r");
+    // An app file that kept only its text list: that list.
+    let mut doc = serde_json::to_value(Session::new(SessionId::new("s-2").unwrap(), 1_000, 30)).unwrap();
+    doc["messages"] = json!(["MSH|a\r", "MSH|b"]);
+    let texts: Session = serde_json::from_value(doc).unwrap();
+    assert_eq!(texts.hl7_file(), b"MSH|a\rMSH|b\r");
+    assert_eq!(
+        Session::new(SessionId::new("s-3").unwrap(), 1_000, 30).hl7_file(),
+        b"",
+        "no message, nothing"
+    );
+}
+
+#[test]
+fn a_retention_applied_later_counts_from_the_sessions_start() {
+    let mut session = Session::new(SessionId::new("s-1").unwrap(), 5_000, 30);
+    assert_eq!(session.persisted_until, 5_000 + 30 * DAY_MS);
+    session.retain_for(90);
+    assert_eq!(session.persisted_until, 5_000 + 90 * DAY_MS);
+    assert_eq!(session.metadata.retention_days, 90);
+    session.retain_for(u32::MAX);
+    assert_eq!(session.persisted_until, 5_000 + u64::from(u32::MAX) * DAY_MS);
+    let mut late = Session::new(SessionId::new("s-2").unwrap(), u64::MAX - 1, 1);
+    assert_eq!(late.persisted_until, u64::MAX, "saturates");
+    late.retain_for(0);
+    assert_eq!(late.persisted_until, u64::MAX - 1);
+}

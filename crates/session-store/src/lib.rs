@@ -60,7 +60,7 @@
 
 mod stored;
 
-pub use stored::{SessionStore, StoreError, StoredEntry, refused};
+pub use stored::{RetentionApplied, SessionStore, StoreError, StoredEntry, refused};
 
 pub use session_fs::{FsError, SaveOutcome, SaveStamp};
 pub use session_migrate::{

@@ -150,7 +150,45 @@ impl<D: Document> StoredEntry<D> {
     }
 }
 
+/// What [`SessionStore::apply_retention`] did.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct RetentionApplied {
+    /// Sessions given the retention.
+    pub changed: usize,
+    /// Sessions that kept theirs (a damaged file, a newer build's, one deleted
+    /// meanwhile), each with why.
+    pub skipped: Vec<(SessionId, StoreError)>,
+}
+
 impl SessionStore<Current> {
+    /// Gives every stored session `retention_days` from its start, as if it had been
+    /// stored under it ([`Session::retain_for`]), each in a locked update. A changed
+    /// retention otherwise applies only to sessions stored from then on: this is an
+    /// operator's explicit choice for the rest. `saved` hears of each session as it was
+    /// saved, or of why it was not (a daemon's index takes in the change).
+    pub fn apply_retention(
+        &self,
+        retention_days: u32,
+        mut saved: impl FnMut(&SessionId, Result<&Session, &StoreError>),
+    ) -> Result<RetentionApplied, StoreError> {
+        let mut applied = RetentionApplied::default();
+        for id in self.fs.maintenance().scan()?.live {
+            let result = self
+                .update(&id, |session| {
+                    session.retain_for(retention_days);
+                    Ok(())
+                })
+                .map(|((), session)| session);
+            saved(&id, result.as_ref());
+            match result {
+                Ok(_) => applied.changed += 1,
+                Err(e) => applied.skipped.push((id, e)),
+            }
+        }
+        Ok(applied)
+    }
+
     /// A typed handle on an open `session-fs` store, with this build's schema.
     pub fn new(fs: Store, options: DecodeOptions) -> Self {
         Self::with_schema(fs, options)

@@ -194,3 +194,56 @@ fn a_streamed_create_stores_the_elements_as_they_come_and_stamps_the_first_revis
     );
     assert_eq!(store.load(&id).unwrap().unwrap().session.elements.len(), 50);
 }
+
+#[test]
+fn a_retention_applied_to_the_store_changes_each_session_it_can_and_names_the_rest() {
+    use session_model::{DAY_MS, Session, SessionId};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SessionStore::open(dir.path(), DecodeOptions::default()).unwrap();
+    for (n, start) in [(1, 1_000u64), (2, 9_000)] {
+        let mut session = Session::new(SessionId::new(format!("s-{n}")).unwrap(), start, 30);
+        store.save(&mut session).unwrap();
+    }
+    let newer = br#"{"id": "s-3", "startTime": 1, "_metadata": {"version": "9.0.0", "revision": 4}}"#;
+    std::fs::write(dir.path().join("s-3.json"), newer).unwrap();
+    std::fs::write(dir.path().join("s-4.json"), b"{ damaged").unwrap();
+    let mut heard = Vec::new();
+    let applied = store
+        .apply_retention(90, |id, saved| {
+            heard.push((id.to_string(), saved.map(|s| s.persisted_until).is_ok()))
+        })
+        .unwrap();
+    assert_eq!(applied.changed, 2);
+    let mut skipped: Vec<&str> = applied.skipped.iter().map(|(id, _)| id.as_str()).collect();
+    skipped.sort();
+    assert_eq!(skipped, ["s-3", "s-4"]);
+    assert!(
+        applied.skipped.iter().any(|(_, e)| e.is_newer_version()),
+        "{:?}",
+        applied.skipped
+    );
+    heard.sort();
+    assert_eq!(
+        heard,
+        [
+            ("s-1".to_owned(), true),
+            ("s-2".to_owned(), true),
+            ("s-3".to_owned(), false),
+            ("s-4".to_owned(), false)
+        ]
+    );
+    for (n, start) in [(1, 1_000u64), (2, 9_000)] {
+        let kept = store
+            .load(&SessionId::new(format!("s-{n}")).unwrap())
+            .unwrap()
+            .unwrap()
+            .session;
+        assert_eq!(kept.persisted_until, start + 90 * DAY_MS);
+        assert_eq!(kept.metadata.retention_days, 90);
+    }
+    assert_eq!(
+        std::fs::read(dir.path().join("s-3.json")).unwrap(),
+        newer,
+        "never rewritten"
+    );
+}

@@ -261,30 +261,7 @@ pub(super) async fn export(
         if wants_json {
             return Ok(store.fs().read(&id)?);
         }
-        // The bytes as sent: each message element's exact bytes (UTF-8 or not); a
-        // session with no message element (an app file that kept only its text list)
-        // exports that list.
-        let session = decoded.session;
-        let from_elements: Vec<Vec<u8>> = session
-            .elements
-            .iter()
-            .filter(|e| e.kind == session_model::ElementKind::Message)
-            .map(|e| e.data.0.clone())
-            .collect();
-        let messages = if from_elements.is_empty() {
-            session.messages().into_iter().map(String::into_bytes).collect()
-        } else {
-            from_elements
-        };
-        let mut bytes = Vec::new();
-        for message in messages {
-            let ends = message.last() == Some(&b'\r');
-            bytes.extend_from_slice(&message);
-            if !ends {
-                bytes.push(b'\r');
-            }
-        }
-        Ok(Some(bytes))
+        Ok(Some(decoded.session.hl7_file()))
     })
     .await;
     let (content_type, extension) = if wants_json {
@@ -469,44 +446,35 @@ pub(super) async fn apply_retention(State(state): State<Arc<ApiState>>) -> Respo
         .retention_days;
     let store = state.typed().await;
     let index = state.index.clone();
-    let done = blocking(move || -> Result<(usize, Vec<Value>), CliError> {
-        let ids = store.fs().maintenance().scan()?.live;
-        let (mut changed, mut skipped) = (0usize, Vec::new());
-        for id in &ids {
-            let applied = store.update(id, |s| {
-                s.metadata.retention_days = days;
-                s.persisted_until = s
-                    .start_time
-                    .saturating_add(u64::from(days).saturating_mul(session_model::DAY_MS));
-                Ok(())
-            });
-            let applied = applied.map(|((), saved)| saved);
+    let done = blocking(move || {
+        store.apply_retention(days, |id, saved| {
             if let Some(index) = &index {
-                index.saved(&store, id, applied.as_ref());
+                index.saved(&store, id, saved);
             }
-            match applied {
-                Ok(_) => changed += 1,
-                Err(e) => skipped.push(json!({ "id": id.as_str(), "error": e.to_string() })),
-            }
-        }
-        Ok((changed, skipped))
+        })
     })
     .await;
     match done {
         Err(response) => response,
-        Ok(Err(e)) => failed(e),
-        Ok(Ok((changed, skipped))) => {
+        Ok(Err(e)) => store_error(e),
+        Ok(Ok(applied)) => {
             tracing::info!(
                 days,
-                changed,
-                skipped = skipped.len(),
+                changed = applied.changed,
+                skipped = applied.skipped.len(),
                 "retention applied to the stored sessions through the local API"
             );
+            let skipped: Vec<Value> = applied
+                .skipped
+                .iter()
+                .take(50)
+                .map(|(id, e)| json!({ "id": id.as_str(), "error": e.to_string() }))
+                .collect();
             Json(json!({
                 "retentionDays": days,
-                "changed": changed,
-                "skippedCount": skipped.len(),
-                "skipped": skipped.into_iter().take(50).collect::<Vec<_>>(),
+                "changed": applied.changed,
+                "skippedCount": applied.skipped.len(),
+                "skipped": skipped,
             }))
             .into_response()
         }
