@@ -595,3 +595,38 @@ fn many_small_segments_before_the_first_start_are_held_to_the_same_mebibyte() {
     let held = held_as_device(&sessions);
     assert_eq!(held, (1 << 20) + 1, "every held byte kept");
 }
+
+#[test]
+fn bytes_waiting_behind_gaps_in_many_connections_are_bounded_together() {
+    // Five connections each miss their first byte and send 3.5 MiB after it: each is
+    // under its own 4 MiB, but together they pass 16 MiB. The one that passes it is
+    // cut off then (its wait given up as missed, its bytes recorded), and what it
+    // sends after goes on as a new connection. Nothing is lost.
+    let chunk = vec![b'x'; 60_000];
+    let per_connection = 7 << 19;
+    let mut frames = Vec::new();
+    for port in 50_001..=50_005u16 {
+        frames.push(test_support::captures::frame_on(port, true, 1000, "S", b""));
+        frames.push(test_support::captures::frame_on(port, true, 1001, "", b"\x05"));
+        // Byte 1002 is never captured.
+        let mut seq = 1003u32;
+        while (seq - 1003) < per_connection {
+            frames.push(test_support::captures::frame_on(port, true, seq, "", &chunk));
+            seq += chunk.len() as u32;
+        }
+        frames.push(test_support::captures::frame_on(port, true, seq, "", b"\x04"));
+    }
+    let (_tmp, report, sessions) = imported(&pcap(&frames, None), Framing::Markers);
+    assert_eq!(report.connections, 6, "the fifth goes on as a sixth: {report:?}");
+    assert_eq!(
+        report.missing_bytes, 5,
+        "each connection's one missed byte: {report:?}"
+    );
+    let recorded: usize = sessions
+        .iter()
+        .flat_map(|s| &s.elements)
+        .map(|e| e.data.0.iter().filter(|&&b| b == b'x').count())
+        .sum();
+    let sent = 5 * per_connection.div_ceil(chunk.len() as u32) as usize * chunk.len();
+    assert_eq!(recorded, sent, "every byte that was captured is recorded");
+}

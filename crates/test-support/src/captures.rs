@@ -16,10 +16,17 @@ pub const T0: u64 = 1_762_600_000_000;
 /// One TCP segment between [`ANALYZER`] and [`LIS`] as an Ethernet frame. `flags`:
 /// "S" SYN, "SA" SYN-ACK, "F" FIN, "R" RST; every segment but a SYN carries an ACK.
 pub fn frame(from_analyzer: bool, seq: u32, flags: &str, payload: &[u8]) -> Vec<u8> {
+    frame_on(ANALYZER.1, from_analyzer, seq, flags, payload)
+}
+
+/// [`frame`] of the analyzer's connection from `port` (another connection of the
+/// same analyzer).
+pub fn frame_on(port: u16, from_analyzer: bool, seq: u32, flags: &str, payload: &[u8]) -> Vec<u8> {
+    let analyzer = (ANALYZER.0, port);
     let ((src, sport), (dst, dport)) = if from_analyzer {
-        (ANALYZER, LIS)
+        (analyzer, LIS)
     } else {
-        (LIS, ANALYZER)
+        (LIS, analyzer)
     };
     let mut tcp = PacketBuilder::ethernet2([1; 6], [2; 6])
         .ipv4(src, dst, 64)

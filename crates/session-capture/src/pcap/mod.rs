@@ -6,9 +6,12 @@
 //! the SYN; without one, the side that sent the first start marker), and its bytes are
 //! fed to the same [`ConnectionFramer`] and [`Recorder`] as live capture, in capture order, with
 //! the packets' own times. Bytes a capture missed (a gap in sequence numbers, or one
-//! that 16 MiB waited behind) are reported, never invented. A connection is closed
+//! that 4 MiB waited behind) are reported, never invented. A connection is closed
 //! when it is reset or closed both ways, and a SYN on the ends of one that carried
 //! data opens a new one: a week's capture holds open only the connections open at once.
+//! Across all connections at most 16 MiB wait (behind gaps, or before the analyzer is
+//! known): the connection whose bytes pass that is cut off there and goes on as a new
+//! one, so memory stays bounded whatever the capture.
 
 //!
 //! ```no_run
@@ -71,6 +74,9 @@ pub struct ImportReport {
 
 /// One connection: its sides, its machine, its open capture.
 struct Connection {
+    /// Its place among the connections of the capture, for the order they are closed
+    /// in at its end.
+    opened: u64,
     /// Its two ends.
     ends: (SocketAddr, SocketAddr),
     analyzer: Option<SocketAddr>,
@@ -94,9 +100,19 @@ struct Connection {
 /// first side that spoke is taken for the analyzer.
 const UNDECIDED_LIMIT: usize = 1 << 20;
 
+/// How many bytes all connections together hold (behind gaps and before an analyzer
+/// is known); past this, the connection whose bytes passed it is closed.
+const HELD_LIMIT: usize = 16 << 20;
+
 impl Connection {
-    fn new(ends: (SocketAddr, SocketAddr), framing: Framing, markers: Markers, at_ms: u64) -> Self {
+    fn new(
+        ends: (SocketAddr, SocketAddr),
+        opened: u64,
+        (framing, markers): (Framing, Markers),
+        at_ms: u64,
+    ) -> Self {
         Connection {
+            opened,
             ends,
             analyzer: None,
             directions: HashMap::new(),
@@ -133,6 +149,11 @@ impl Connection {
         };
         let events = self.framer.feed(side, bytes, at_ms);
         apply(recorder, self, events, report)
+    }
+
+    /// Bytes it holds: behind gaps, and before its analyzer is known.
+    fn held(&self) -> usize {
+        self.undecided_bytes + self.directions.values().map(Direction::held).sum::<usize>()
     }
 
     /// Takes the first side that spoke for the analyzer, when nothing better said.
@@ -182,36 +203,41 @@ pub fn import(
 ) -> Result<ImportReport, ImportError> {
     let mut report = ImportReport::default();
     let mut connections: HashMap<(SocketAddr, SocketAddr), Connection> = HashMap::new();
-    let mut order = Vec::new();
+    let (mut opened, mut held) = (0u64, 0usize);
     report.skipped_packets = for_each_segment(capture, |s| {
         let k = key(s.from, s.to);
         // A SYN on the ends of a connection that carried data opens a new one there.
         let reopened = s.syn && !s.ack && connections.get(&k).is_some_and(|c| c.carried_data);
         if reopened && let Some(done) = connections.remove(&k) {
+            held -= done.held();
             finish(recorder, done, &mut report)?;
         }
         let conn = connections.entry(k).or_insert_with(|| {
-            order.push(k);
-            Connection::new(k, framing, markers, s.at_ms)
+            opened += 1;
+            Connection::new(k, opened, (framing, markers), s.at_ms)
         });
+        let before = conn.held();
         segment(recorder, conn, &s, markers, &mut report)?;
+        held = held + conn.held() - before;
         if s.fin && !conn.finished.contains(&s.from) {
             conn.finished.push(s.from);
         }
         // A connection closed both ways (or reset) is done: its open session is cut off
         // now, so that a long capture holds no more open sessions than connections
-        // that are open at once.
-        if (s.rst || conn.finished.len() == 2)
+        // that are open at once. So is one whose bytes took the held total past its
+        // limit.
+        if (s.rst || conn.finished.len() == 2 || held > HELD_LIMIT)
             && let Some(done) = connections.remove(&k)
         {
+            held -= done.held();
             finish(recorder, done, &mut report)?;
         }
         Ok(())
     })?;
-    for k in order {
-        if let Some(conn) = connections.remove(&k) {
-            finish(recorder, conn, &mut report)?;
-        }
+    let mut open: Vec<Connection> = connections.into_values().collect();
+    open.sort_by_key(|c| c.opened);
+    for conn in open {
+        finish(recorder, conn, &mut report)?;
     }
     Ok(report)
 }

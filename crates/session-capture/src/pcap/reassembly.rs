@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 /// How many bytes a direction holds ahead of a gap before it gives the gap up as
 /// missed: a capture that dropped a packet must not make an import hold the rest of
 /// the connection in memory, nor rescan it on every segment.
-pub(super) const AHEAD_LIMIT: usize = 16 << 20;
+pub(super) const AHEAD_LIMIT: usize = 4 << 20;
 
 /// One direction of a connection, put back in order.
 #[derive(Default)]
@@ -53,6 +53,11 @@ impl Direction {
         }
         self.drain_fitting(&mut out);
         out
+    }
+
+    /// Bytes held ahead of a gap.
+    pub(super) fn held(&self) -> usize {
+        self.ahead_bytes
     }
 
     /// What is still held back at the end (bytes after gaps the capture never filled,
