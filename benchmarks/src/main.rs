@@ -8,6 +8,7 @@ mod capture;
 mod daemon;
 mod data;
 mod figures;
+mod import;
 mod measure;
 mod storage;
 
@@ -34,6 +35,8 @@ pub struct Settings {
     pub relay_sessions: usize,
     /// Legacy files the daemon migrates at start-up (and a tenth of them).
     pub migration_sessions: usize,
+    /// Held LIS segments `import-pcap` reads (and a tenth of them).
+    pub import_segments: usize,
 }
 
 /// One benchmark, producing its rows.
@@ -143,6 +146,7 @@ fn main() -> ExitCode {
             idle_window: Duration::from_secs(5),
             relay_sessions: 100,
             migration_sessions: 5_000,
+            import_segments: 6_400,
         }
     } else {
         Settings {
@@ -164,6 +168,7 @@ fn main() -> ExitCode {
             idle_window: Duration::from_secs(60),
             relay_sessions: 1_000,
             migration_sessions: 100_000,
+            import_segments: 64_000,
         }
     };
     let me = match std::env::current_exe() {
@@ -174,7 +179,7 @@ fn main() -> ExitCode {
         }
     };
     let mut rows = Vec::new();
-    let figures: [(&str, Figure); 11] = [
+    let figures: [(&str, Figure); 12] = [
         (
             "single writer",
             Box::new(|| figures::single_writer(&work, &settings)),
@@ -207,6 +212,7 @@ fn main() -> ExitCode {
             "capture relay",
             Box::new(|| capture::relay(&work, &settings, sessionctl.as_deref())),
         ),
+        ("pcap import", Box::new(|| import::hostile(&work, &settings))),
     ];
     // `--only NAME`: one figure (e.g. `--only "daemon at scale" --million`).
     let only = args
