@@ -50,7 +50,18 @@ const MESSAGE_COUNT_CLAMP: &str = "a session would need 4,294,967,295 messages (
 /// Reviewed for issue 26: the linger, `create_dir`, `create_new` and submission-log
 /// claims were wrong (those mutants change what is written, an error's kind, a
 /// descriptor flag or a log) and are gone; so are claims that named more than one mutant.
+const WEBHOOK_LOG_WORDS: &str = "the guard only picks the words of the warning logged for a failed POST (\"timed out\" or \
+\"network error\"): what is retried, under which key and when, is the same either way";
+
 const EQUIVALENT: &[(&str, &str)] = &[
+    (
+        "crates/session-daemon/src/alert_webhook.rs:181:39: replace match guard e.is_timeout() with true in Told::tell",
+        WEBHOOK_LOG_WORDS,
+    ),
+    (
+        "crates/session-daemon/src/alert_webhook.rs:181:39: replace match guard e.is_timeout() with false in Told::tell",
+        WEBHOOK_LOG_WORDS,
+    ),
     (
         "crates/session-model/src/bytes.rs:66:48: replace | with ^ in hex_bytes",
         "the high nibble is shifted left by 4 and the low one is under 16: the bits never overlap, so `|` and `^` agree",
@@ -118,7 +129,7 @@ const EQUIVALENT: &[(&str, &str)] = &[
         VISIT_U64_UNREACHABLE,
     ),
     (
-        "crates/session-daemon/src/settings/mod.rs:429:26: replace match guard self.error.is_none() with true in \
+        "crates/session-daemon/src/settings/mod.rs:431:26: replace match guard self.error.is_none() with true in \
          ConfigurationBuilder::push",
         "once a layer's error is kept, `resolve` returns it before it looks at any layer, so whether later layers \
          are pushed changes nothing",

@@ -14,10 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{Alert, AlertKind, StatusOptions, StatusReport, status, status_from_index};
 
-/// How often the alerts are looked at.
-const CHECK_EVERY: Duration = Duration::from_secs(5);
-/// The first wait after a failed POST; doubled each time, up to [`RETRY_CAP`].
-const RETRY_FIRST: Duration = Duration::from_secs(5);
+/// The longest wait after failed POSTs (the first is [`AlertWebhook::check_every`],
+/// doubled after each failure).
 const RETRY_CAP: Duration = Duration::from_secs(600);
 
 /// Where alerts are told, and what they are computed from.
@@ -34,6 +32,9 @@ pub struct AlertWebhook {
     pub index: Option<Arc<SessionIndex>>,
     /// What the report judges by.
     pub options: StatusOptions,
+    /// How often the alerts are looked at (5 s in `sessionctl run`), and the first wait
+    /// after a failed POST.
+    pub check_every: Duration,
 }
 
 /// An alert the webhook knows of: whether it was told, and when to try again.
@@ -81,7 +82,7 @@ impl AlertWebhook {
             .await;
             match report {
                 Ok(Ok(report)) => {
-                    told.update(&report.alerts, report.at);
+                    told.update(&report.alerts, report.at, self.check_every);
                     told.tell(&client, &self, &shown, &report).await;
                 }
                 Ok(Err(e)) => tracing::warn!(error = %e, "alert_webhook: could not compute the alerts"),
@@ -89,15 +90,15 @@ impl AlertWebhook {
             }
             tokio::select! {
                 _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep(CHECK_EVERY) => {}
+                _ = tokio::time::sleep(self.check_every) => {}
             }
         }
     }
 }
 
 impl Told {
-    /// Takes in the alerts standing at `now`.
-    fn update(&mut self, alerts: &[Alert], now: u64) {
+    /// Takes in the alerts standing at `now`; a POST that fails first waits `first_wait`.
+    fn update(&mut self, alerts: &[Alert], now: u64, first_wait: Duration) {
         for alert in alerts {
             match self.standing.get_mut(&alert.kind) {
                 // Its words may change (an age grows); it was told once, which stands.
@@ -111,7 +112,7 @@ impl Told {
                             since: now,
                             told: false,
                             next_try: tokio::time::Instant::now(),
-                            wait: RETRY_FIRST,
+                            wait: first_wait,
                         },
                     );
                 }
@@ -128,7 +129,7 @@ impl Told {
                 && tracked.told
             {
                 tracked.next_try = tokio::time::Instant::now();
-                tracked.wait = RETRY_FIRST;
+                tracked.wait = first_wait;
                 self.clearing.insert(kind, tracked);
             }
         }
@@ -210,18 +211,18 @@ mod tests {
     fn an_alert_is_told_once_while_it_stands_and_its_clearing_only_if_it_was_told() {
         let (undelivered, clock) = (AlertKind::Undelivered, AlertKind::ClockSuspect);
         let mut told = Told::default();
-        told.update(&[alert(undelivered), alert(clock)], 1);
+        told.update(&[alert(undelivered), alert(clock)], 1, Duration::from_secs(5));
         assert_eq!(told.standing.len(), 2);
         told.standing.get_mut(&undelivered).unwrap().told = true;
         // Standing on: kept as it was (its key's `since` does not move).
-        told.update(&[alert(undelivered), alert(clock)], 2);
+        told.update(&[alert(undelivered), alert(clock)], 2, Duration::from_secs(5));
         assert_eq!(told.standing[&undelivered].since, 1);
         // Both clear: only the told one has a "resolved" to tell.
-        told.update(&[], 3);
+        told.update(&[], 3, Duration::from_secs(5));
         assert!(told.standing.is_empty());
         assert_eq!(told.clearing.keys().copied().collect::<Vec<_>>(), [undelivered]);
         // Back before its clearing was told: standing again, a new occurrence.
-        told.update(&[alert(undelivered)], 4);
+        told.update(&[alert(undelivered)], 4, Duration::from_secs(5));
         assert!(told.clearing.is_empty());
         assert_eq!(told.standing[&undelivered].since, 4);
         assert!(!told.standing[&undelivered].told);

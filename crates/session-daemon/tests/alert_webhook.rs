@@ -1,19 +1,23 @@
 //! The alert webhook against a real HTTP server on 127.0.0.1: an alert is told once
-//! while it stands (a refused POST retried with the same key), and its clearing once.
+//! while it stands (a refused POST retried with the same key, each wait twice the one
+//! before), and its clearing once.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use session_daemon::{AlertWebhook, StatusOptions};
 use session_store::{DecodeOptions, SessionStore};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio_util::sync::CancellationToken;
 
-/// One request the server received: its `Idempotency-Key` and its JSON body.
-type Received = Arc<Mutex<Vec<(String, serde_json::Value)>>>;
+/// Each request the server received: its `Idempotency-Key`, its JSON body and when.
+type Received = Arc<Mutex<Vec<(String, serde_json::Value, Instant)>>>;
 
-/// A server that answers 500 to the first request and 200 to the others.
-async fn server() -> (String, Received) {
+/// How often the webhook under test looks at the alerts.
+const EVERY: Duration = Duration::from_millis(200);
+
+/// A server that answers 500 to the first `refusals` requests and 200 to the others.
+async fn server(refusals: usize) -> (String, Received) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hook?token=secret", listener.local_addr().unwrap());
     let received: Received = Arc::default();
@@ -45,12 +49,12 @@ async fn server() -> (String, Received) {
                     }
                     let mut body = vec![0; length];
                     socket.read_exact(&mut body).await.unwrap();
-                    let first = {
+                    let refused = {
                         let mut received = kept.lock().unwrap();
-                        received.push((key, serde_json::from_slice(&body).unwrap()));
-                        received.len() == 1
+                        received.push((key, serde_json::from_slice(&body).unwrap(), Instant::now()));
+                        received.len() <= refusals
                     };
-                    let status = if first {
+                    let status = if refused {
                         "500 Internal Server Error"
                     } else {
                         "200 OK"
@@ -64,15 +68,16 @@ async fn server() -> (String, Received) {
     (url, received)
 }
 
-fn wait_for(received: &Received, n: usize) -> Vec<(String, serde_json::Value)> {
+fn wait_for(received: &Received, n: usize) -> Vec<(String, serde_json::Value, Instant)> {
     test_support::wait_until(Duration::from_secs(30), "the webhook's requests", || {
         let received = received.lock().unwrap();
         (received.len() >= n).then(|| received.clone())
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_standing_alert_is_told_once_retried_when_refused_and_its_clearing_told_once() {
+/// A store whose clock is suspect (an independent time a year ahead), and a webhook
+/// on it telling `url`.
+fn suspect_store(url: String) -> (tempfile::TempDir, SessionStore, AlertWebhook) {
     let dir = tempfile::tempdir().unwrap();
     let store = SessionStore::open(dir.path(), DecodeOptions::default()).unwrap();
     let year = 365 * 24 * 3_600_000;
@@ -80,8 +85,6 @@ async fn a_standing_alert_is_told_once_retried_when_refused_and_its_clearing_tol
         .fs()
         .corroborate_clock(store.fs().clock().now_ms() + year, "test")
         .unwrap();
-    let (url, received) = server().await;
-    let cancel = CancellationToken::new();
     let webhook = AlertWebhook {
         url,
         station: "lab-1".into(),
@@ -91,15 +94,26 @@ async fn a_standing_alert_is_told_once_retried_when_refused_and_its_clearing_tol
             retry_cap_ms: 3_600_000,
             alert_undelivered_ms: 3_600_000,
         },
+        check_every: EVERY,
     };
+    (dir, store, webhook)
+}
+
+async fn received_at_least(received: &Received, n: usize) -> Vec<(String, serde_json::Value, Instant)> {
+    let received = received.clone();
+    tokio::task::spawn_blocking(move || wait_for(&received, n))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standing_alert_is_told_once_retried_when_refused_and_its_clearing_told_once() {
+    let (url, received) = server(1).await;
+    let (dir, store, webhook) = suspect_store(url);
+    let cancel = CancellationToken::new();
     let running = tokio::spawn(webhook.run(cancel.clone()));
-    let firing = tokio::task::spawn_blocking({
-        let received = received.clone();
-        move || wait_for(&received, 2)
-    })
-    .await
-    .unwrap();
-    let (key, body) = &firing[0];
+    let firing = received_at_least(&received, 2).await;
+    let (key, body, _) = &firing[0];
     assert_eq!(body["alert"], "clockSuspect");
     assert_eq!(body["state"], "firing");
     assert_eq!(body["station"], "lab-1");
@@ -114,19 +128,37 @@ async fn a_standing_alert_is_told_once_retried_when_refused_and_its_clearing_tol
     assert_eq!(key, &format!("clockSuspect-firing-{since}"));
     assert_eq!(firing[1].0, *key, "refused, then told again under the same key");
     assert_eq!(firing[1].1["state"], "firing");
+    // Told: while it stands, never again.
+    tokio::time::sleep(EVERY * 4).await;
+    assert_eq!(received.lock().unwrap().len(), 2);
     store.fs().confirm_clock().unwrap();
-    let all = tokio::task::spawn_blocking({
-        let received = received.clone();
-        move || wait_for(&received, 3)
-    })
-    .await
-    .unwrap();
-    let (key, body) = &all[2];
+    let all = received_at_least(&received, 3).await;
+    let (key, body, _) = &all[2];
     assert_eq!(body["state"], "resolved");
     assert_eq!(key, &format!("clockSuspect-resolved-{since}"));
-    // Told once each: a check later, nothing more is sent.
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // Its clearing told once too.
+    tokio::time::sleep(EVERY * 4).await;
     assert_eq!(received.lock().unwrap().len(), 3);
+    cancel.cancel();
+    running.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_wait_after_a_refusal_is_twice_the_one_before() {
+    let (url, received) = server(3).await;
+    let (_dir, _store, webhook) = suspect_store(url);
+    let cancel = CancellationToken::new();
+    let running = tokio::spawn(webhook.run(cancel.clone()));
+    let tries = received_at_least(&received, 4).await;
+    let gaps: Vec<Duration> = tries.windows(2).map(|w| w[1].2 - w[0].2).collect();
+    // Waits of 1, 2 and 4 checks: a busy machine only makes them longer.
+    assert!(gaps[0] >= EVERY, "{gaps:?}");
+    assert!(gaps[1] >= EVERY * 2 - EVERY / 4, "{gaps:?}");
+    assert!(gaps[2] >= EVERY * 4 - EVERY / 4, "{gaps:?}");
+    assert!(
+        tries.iter().all(|(key, ..)| *key == tries[0].0),
+        "one key for every try"
+    );
     cancel.cancel();
     running.await.unwrap();
 }

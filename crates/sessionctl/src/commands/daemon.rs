@@ -227,6 +227,7 @@ async fn serve(
             store: store.clone(),
             index: sessions.clone(),
             options: crate::config::status_options(config),
+            check_every: std::time::Duration::from_secs(5),
         };
         running.spawn(webhook.run(stopping.clone()));
     }
