@@ -55,14 +55,6 @@ const WEBHOOK_LOG_WORDS: &str = "the guard only picks the words of the warning l
 
 const EQUIVALENT: &[(&str, &str)] = &[
     (
-        "crates/session-daemon/src/alert_webhook.rs:181:39: replace match guard e.is_timeout() with true in Told::tell",
-        WEBHOOK_LOG_WORDS,
-    ),
-    (
-        "crates/session-daemon/src/alert_webhook.rs:181:39: replace match guard e.is_timeout() with false in Told::tell",
-        WEBHOOK_LOG_WORDS,
-    ),
-    (
         "crates/session-model/src/bytes.rs:66:48: replace | with ^ in hex_bytes",
         "the high nibble is shifted left by 4 and the low one is under 16: the bits never overlap, so `|` and `^` agree",
     ),
@@ -133,6 +125,14 @@ const EQUIVALENT: &[(&str, &str)] = &[
          ConfigurationBuilder::push",
         "once a layer's error is kept, `resolve` returns it before it looks at any layer, so whether later layers \
          are pushed changes nothing",
+    ),
+    (
+        "crates/session-daemon/src/alert_webhook.rs:181:39: replace match guard e.is_timeout() with true in Told::tell",
+        WEBHOOK_LOG_WORDS,
+    ),
+    (
+        "crates/session-daemon/src/alert_webhook.rs:181:39: replace match guard e.is_timeout() with false in Told::tell",
+        WEBHOOK_LOG_WORDS,
     ),
     (
         "crates/session-capture/src/pcap/mod.rs:193:10: replace <= with > in key",
