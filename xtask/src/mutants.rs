@@ -135,7 +135,7 @@ const EQUIVALENT: &[(&str, &str)] = &[
         WEBHOOK_LOG_WORDS,
     ),
     (
-        "crates/session-capture/src/pcap/mod.rs:193:10: replace <= with > in key",
+        "crates/session-capture/src/pcap/mod.rs:222:10: replace <= with > in key",
         "either way a connection's two directions get one key (its ends in a fixed order, ascending or \
          descending), and the key is only looked up, never shown or ordered by",
     ),

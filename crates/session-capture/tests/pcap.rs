@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use etherparse::PacketBuilder;
 use pcap_file::pcap::{PcapPacket, PcapWriter};
-use session_capture::pcap::{ImportError, ImportReport, import};
+use session_capture::pcap::{ImportError, ImportReport, Limits, import, import_with};
 use session_capture::{Framing, Markers, Recorder};
 use session_model::{Direction, ElementKind, InterruptionReason, Session};
 use session_store::{DecodeOptions, SessionStore, StoredEntry};
@@ -25,13 +25,22 @@ fn udp_frame() -> Vec<u8> {
 }
 
 fn imported(capture: &[u8], framing: Framing) -> (tempfile::TempDir, ImportReport, Vec<Session>) {
+    imported_within(capture, framing, Limits::default())
+}
+
+fn imported_within(
+    capture: &[u8],
+    framing: Framing,
+    limits: Limits,
+) -> (tempfile::TempDir, ImportReport, Vec<Session>) {
     let tmp = tempfile::tempdir().unwrap();
     let store = SessionStore::open(tmp.path(), DecodeOptions::default()).unwrap();
-    let report = import(
+    let report = import_with(
         &Recorder::new(store.clone()),
         capture,
         framing,
         Markers::default(),
+        limits,
     )
     .unwrap();
     let mut sessions: Vec<Session> = store
@@ -598,35 +607,61 @@ fn many_small_segments_before_the_first_start_are_held_to_the_same_mebibyte() {
 
 #[test]
 fn bytes_waiting_behind_gaps_in_many_connections_are_bounded_together() {
-    // Five connections each miss their first byte and send 3.5 MiB after it: each is
-    // under its own 4 MiB, but together they pass 16 MiB. The one that passes it is
-    // cut off then (its wait given up as missed, its bytes recorded), and what it
-    // sends after goes on as a new connection. Nothing is lost.
-    let chunk = vec![b'x'; 60_000];
-    let per_connection = 7 << 19;
+    // Five connections each miss the byte after their start and send kilobytes after
+    // it: each under its own limit, together past the limit of all. The one holding
+    // most, the first, is cut off then (its wait given up as missed, its bytes
+    // recorded), and its end, sent last, goes on as a new connection, kept on its own.
+    // Nothing is lost.
+    use test_support::captures::frame_on;
+    let limits = Limits::new(64 << 10, 16 << 10, 256 << 10);
+    let chunk = vec![b'x'; 4_000];
+    let sizes = [16, 14, 14, 14, 14].map(|chunks| chunks * chunk.len());
     let mut frames = Vec::new();
-    for port in 50_001..=50_005u16 {
-        frames.push(test_support::captures::frame_on(port, true, 1000, "S", b""));
-        frames.push(test_support::captures::frame_on(port, true, 1001, "", b"\x05"));
+    let mut ends = Vec::new();
+    for (port, size) in (50_001..).zip(sizes) {
+        frames.push(frame_on(port, true, 1000, "S", b""));
+        frames.push(frame_on(port, true, 1001, "", b"\x05"));
         // Byte 1002 is never captured.
         let mut seq = 1003u32;
-        while (seq - 1003) < per_connection {
-            frames.push(test_support::captures::frame_on(port, true, seq, "", &chunk));
+        while ((seq - 1003) as usize) < size {
+            frames.push(frame_on(port, true, seq, "", &chunk));
             seq += chunk.len() as u32;
         }
-        frames.push(test_support::captures::frame_on(port, true, seq, "", b"\x04"));
+        ends.push(frame_on(port, true, seq, "", b"\x04"));
     }
-    let (_tmp, report, sessions) = imported(&pcap(&frames, None), Framing::Markers);
-    assert_eq!(report.connections, 6, "the fifth goes on as a sixth: {report:?}");
+    // The others end at once; the first, last.
+    frames.extend(ends[1..].iter().cloned());
+    frames.push(ends[0].clone());
+    let (_tmp, report, sessions) = imported_within(&pcap(&frames, None), Framing::Markers, limits);
+    assert_eq!(report.connections, 6, "the first goes on as a sixth: {report:?}");
     assert_eq!(
         report.missing_bytes, 5,
         "each connection's one missed byte: {report:?}"
     );
-    let recorded: usize = sessions
+    let xs = |s: &Session| -> usize {
+        s.elements
+            .iter()
+            .map(|e| e.data.0.iter().filter(|&&b| b == b'x').count())
+            .sum()
+    };
+    let cut: Vec<usize> = sessions
         .iter()
-        .flat_map(|s| &s.elements)
-        .map(|e| e.data.0.iter().filter(|&&b| b == b'x').count())
-        .sum();
-    let sent = 5 * per_connection.div_ceil(chunk.len() as u32) as usize * chunk.len();
-    assert_eq!(recorded, sent, "every byte that was captured is recorded");
+        .filter(|s| s.interrupted.is_some())
+        .map(xs)
+        .collect();
+    assert_eq!(
+        cut,
+        [sizes[0], 0],
+        "the largest cut off whole, then its end alone: {report:?}"
+    );
+    assert_eq!(report.complete, 4, "{report:?}");
+    let recorded: usize = sessions.iter().map(xs).sum();
+    assert_eq!(
+        recorded,
+        sizes.iter().sum::<usize>(),
+        "every byte that was captured is recorded"
+    );
+    // With the default limits nothing is cut.
+    let (_tmp, report, _) = imported(&pcap(&frames, None), Framing::Markers);
+    assert_eq!((report.connections, report.complete), (5, 5), "{report:?}");
 }

@@ -10,8 +10,8 @@
 //! when it is reset or closed both ways, and a SYN on the ends of one that carried
 //! data opens a new one: a week's capture holds open only the connections open at once.
 //! Across all connections at most 16 MiB wait (behind gaps, or before the analyzer is
-//! known): the connection whose bytes pass that is cut off there and goes on as a new
-//! one, so memory stays bounded whatever the capture.
+//! known): past that, the connection holding most is cut off there (its bytes recorded)
+//! and goes on as a new one, so memory stays bounded whatever the capture.
 
 //!
 //! ```no_run
@@ -74,6 +74,7 @@ pub struct ImportReport {
 
 /// One connection: its sides, its machine, its open capture.
 struct Connection {
+    limits: Limits,
     /// Its place among the connections of the capture, for the order they are closed
     /// in at its end.
     opened: u64,
@@ -96,22 +97,49 @@ struct Connection {
     undecided_bytes: usize,
 }
 
-/// How many bytes a connection holds while its analyzer is unknown; past this, the
-/// first side that spoke is taken for the analyzer.
-const UNDECIDED_LIMIT: usize = 1 << 20;
+/// How much an import holds in memory while it waits for bytes that may yet come.
+/// Past a limit it stops waiting (see the module docs): what it held is recorded then,
+/// never dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Bytes one direction holds behind a gap (4 MiB); past this, the gap is given up as
+    /// missed.
+    pub behind_a_gap: usize,
+    /// Bytes a connection holds before its analyzer is known (1 MiB); past this, the
+    /// first side that spoke is taken for the analyzer.
+    pub before_the_analyzer: usize,
+    /// Bytes all connections hold together (16 MiB); past this, the connection holding
+    /// most is cut off and goes on as a new one.
+    pub in_all: usize,
+}
 
-/// How many bytes all connections together hold (behind gaps and before an analyzer
-/// is known); past this, the connection whose bytes passed it is closed.
-const HELD_LIMIT: usize = 16 << 20;
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::new(4 << 20, 1 << 20, 16 << 20)
+    }
+}
+
+impl Limits {
+    /// These limits, in bytes.
+    pub fn new(behind_a_gap: usize, before_the_analyzer: usize, in_all: usize) -> Self {
+        Limits {
+            behind_a_gap,
+            before_the_analyzer,
+            in_all,
+        }
+    }
+}
 
 impl Connection {
     fn new(
         ends: (SocketAddr, SocketAddr),
         opened: u64,
-        (framing, markers): (Framing, Markers),
+        (framing, markers, limits): (Framing, Markers, Limits),
         at_ms: u64,
     ) -> Self {
         Connection {
+            limits,
             opened,
             ends,
             analyzer: None,
@@ -168,6 +196,7 @@ impl Connection {
         let Some(analyzer) = self.analyzer else {
             return Ok(());
         };
+        self.undecided_bytes = 0;
         for (from, bytes, at_ms) in std::mem::take(&mut self.undecided) {
             // The connection has two sides: the other one is the LIS.
             let to = if from == analyzer {
@@ -194,12 +223,24 @@ fn key(a: SocketAddr, b: SocketAddr) -> (SocketAddr, SocketAddr) {
 }
 
 /// Reads a pcap or pcapng capture and records its sessions through `recorder`, as
-/// if they had passed the relay. A capture of any size is read a packet at a time.
+/// if they had passed the relay. A capture of any size is read a packet at a time,
+/// with the default [`Limits`].
 pub fn import(
     recorder: &Recorder,
     capture: impl Read,
     framing: Framing,
     markers: Markers,
+) -> Result<ImportReport, ImportError> {
+    import_with(recorder, capture, framing, markers, Limits::default())
+}
+
+/// [`import`] holding at most `limits` in memory.
+pub fn import_with(
+    recorder: &Recorder,
+    capture: impl Read,
+    framing: Framing,
+    markers: Markers,
+    limits: Limits,
 ) -> Result<ImportReport, ImportError> {
     let mut report = ImportReport::default();
     let mut connections: HashMap<(SocketAddr, SocketAddr), Connection> = HashMap::new();
@@ -214,7 +255,7 @@ pub fn import(
         }
         let conn = connections.entry(k).or_insert_with(|| {
             opened += 1;
-            Connection::new(k, opened, (framing, markers), s.at_ms)
+            Connection::new(k, opened, (framing, markers, limits), s.at_ms)
         });
         let before = conn.held();
         segment(recorder, conn, &s, markers, &mut report)?;
@@ -224,13 +265,22 @@ pub fn import(
         }
         // A connection closed both ways (or reset) is done: its open session is cut off
         // now, so that a long capture holds no more open sessions than connections
-        // that are open at once. So is one whose bytes took the held total past its
-        // limit.
-        if (s.rst || conn.finished.len() == 2 || held > HELD_LIMIT)
+        // that are open at once.
+        if (s.rst || conn.finished.len() == 2)
             && let Some(done) = connections.remove(&k)
         {
             held -= done.held();
             finish(recorder, done, &mut report)?;
+        }
+        // Past the limit, the connections holding most are cut off until it holds.
+        while held > limits.in_all {
+            let Some(largest) = connections.iter().max_by_key(|(_, c)| c.held()).map(|(k, _)| *k) else {
+                break;
+            };
+            if let Some(done) = connections.remove(&largest) {
+                held -= done.held();
+                finish(recorder, done, &mut report)?;
+            }
         }
         Ok(())
     })?;
@@ -260,7 +310,7 @@ fn segment(
     let bytes = conn
         .directions
         .entry(s.from)
-        .or_default()
+        .or_insert_with(|| Direction::new(conn.limits.behind_a_gap))
         .accept(s.seq, s.syn, &s.payload);
     if bytes.is_empty() {
         return Ok(());
@@ -273,7 +323,7 @@ fn segment(
         } else {
             conn.undecided_bytes += bytes.len();
             conn.undecided.push((s.from, bytes, s.at_ms));
-            if conn.undecided_bytes <= UNDECIDED_LIMIT {
+            if conn.undecided_bytes <= conn.limits.before_the_analyzer {
                 return Ok(());
             }
             conn.decide_by_first_speaker();
@@ -343,4 +393,60 @@ fn apply(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(port: u16) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, 7], port))
+    }
+
+    #[test]
+    fn bytes_held_until_the_analyzer_is_known_stop_counting_once_fed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store =
+            session_store::SessionStore::open(tmp.path(), session_store::DecodeOptions::default()).unwrap();
+        let recorder = Recorder::new(store);
+        let (analyzer, lis) = (at(50_000), at(5_000));
+        let mut conn = Connection::new(
+            key(analyzer, lis),
+            1,
+            (Framing::Markers, Markers::default(), Limits::default()),
+            0,
+        );
+        let mut report = ImportReport::default();
+        let segment_of = |from, to, seq, payload: &[u8]| Segment {
+            at_ms: 1,
+            from,
+            to,
+            seq,
+            syn: false,
+            ack: true,
+            fin: false,
+            rst: false,
+            payload: payload.to_vec(),
+        };
+        let markers = Markers::default();
+        segment(
+            &recorder,
+            &mut conn,
+            &segment_of(lis, analyzer, 7_000, b"\x06\x06\x06"),
+            markers,
+            &mut report,
+        )
+        .unwrap();
+        assert_eq!(conn.held(), 3, "held while no side has started");
+        segment(
+            &recorder,
+            &mut conn,
+            &segment_of(analyzer, lis, 1_000, b"\x05"),
+            markers,
+            &mut report,
+        )
+        .unwrap();
+        assert_eq!(conn.analyzer, Some(analyzer));
+        assert_eq!(conn.held(), 0, "fed once the start decided: no longer held");
+    }
 }

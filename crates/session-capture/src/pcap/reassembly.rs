@@ -4,14 +4,12 @@
 
 use std::collections::BTreeMap;
 
-/// How many bytes a direction holds ahead of a gap before it gives the gap up as
-/// missed: a capture that dropped a packet must not make an import hold the rest of
-/// the connection in memory, nor rescan it on every segment.
-pub(super) const AHEAD_LIMIT: usize = 4 << 20;
-
 /// One direction of a connection, put back in order.
-#[derive(Default)]
 pub(super) struct Direction {
+    /// How many bytes it holds ahead of a gap before it gives the gap up as missed: a
+    /// capture that dropped a packet must not make an import hold the rest of the
+    /// connection in memory.
+    limit: usize,
     /// The next sequence number expected; `None` until the first segment.
     next: Option<u32>,
     /// How far the stream has come since its first byte: sequence numbers wrap at
@@ -25,7 +23,25 @@ pub(super) struct Direction {
     missing: u64,
 }
 
+impl Default for Direction {
+    fn default() -> Self {
+        Direction::new(super::Limits::default().behind_a_gap)
+    }
+}
+
 impl Direction {
+    /// A direction that holds at most `limit` bytes behind a gap.
+    pub(super) fn new(limit: usize) -> Self {
+        Direction {
+            limit,
+            next: None,
+            position: 0,
+            ahead: BTreeMap::new(),
+            ahead_bytes: 0,
+            missing: 0,
+        }
+    }
+
     /// The bytes `seq`/`payload` adds to the stream, in order (retransmitted bytes
     /// dropped, segments ahead of a gap held back until it fills).
     pub(super) fn accept(&mut self, seq: u32, syn: bool, payload: &[u8]) -> Vec<u8> {
@@ -42,7 +58,7 @@ impl Direction {
                 self.ahead_bytes += payload.len();
                 self.ahead.insert(at, payload.to_vec());
             }
-            if self.ahead_bytes <= AHEAD_LIMIT {
+            if self.ahead_bytes <= self.limit {
                 return out;
             }
             // Too much waits behind the gap: it is missed, the stream goes on after it.
@@ -153,7 +169,8 @@ mod tests {
 
     #[test]
     fn a_gap_with_too_much_behind_it_is_given_up_as_missed() {
-        let mut d = Direction::default();
+        let limit = 1 << 20;
+        let mut d = Direction::new(limit);
         assert_eq!(d.accept(0, false, b"a"), b"a");
         let chunk = vec![b'x'; 1 << 16];
         let mut released = Vec::new();
@@ -164,7 +181,7 @@ mod tests {
         }
         assert_eq!(
             released.len(),
-            AHEAD_LIMIT + chunk.len(),
+            limit + chunk.len(),
             "everything held comes out once the limit is passed"
         );
         assert_eq!(d.accept(seq, false, b"next"), b"next", "and the stream goes on");
