@@ -127,6 +127,12 @@ const EQUIVALENT: &[(&str, &str)] = &[
          are pushed changes nothing",
     ),
     (
+        "crates/session-daemon/src/alert_webhook.rs:151:76: replace > with >= in Told::tell",
+        "`next_try` is a reading of the monotonic clock taken before `due` (when the alert is taken in), or `due` \
+         plus a wait of at least `check_every`: the two are equal only on a clock that did not advance between \
+         two readings, and then the POST goes one check later, under the same key",
+    ),
+    (
         "crates/session-daemon/src/alert_webhook.rs:181:39: replace match guard e.is_timeout() with true in Told::tell",
         WEBHOOK_LOG_WORDS,
     ),
