@@ -127,6 +127,11 @@ const EQUIVALENT: &[(&str, &str)] = &[
          are pushed changes nothing",
     ),
     (
+        "crates/session-daemon/src/metrics.rs:69:29: replace < with <= in StationCounters::store_bytes",
+        "a size read exactly 60 s ago to the nanosecond is reused once more instead of read again: the figure is \
+         one a scrape could have seen either way (a cache's age, not a value)",
+    ),
+    (
         "crates/session-daemon/src/alert_webhook.rs:151:76: replace > with >= in Told::tell",
         "`next_try` is a reading of the monotonic clock taken before `due` (when the alert is taken in), or `due` \
          plus a wait of at least `check_every`: the two are equal only on a clock that did not advance between \

@@ -256,3 +256,41 @@ async fn deliveries_are_counted_by_outcome_until_the_workers_stop() {
         (2, 1, 1)
     );
 }
+
+#[test]
+fn every_kind_of_file_problem_counts_once_and_captures_by_whether_a_relay_holds_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path(), 0);
+    std::fs::write(dir.path().join("s-8.json"), b"{ damaged").unwrap();
+    std::fs::write(dir.path().join("s-9.json"), b"[ damaged too").unwrap();
+    // Temps no write owns, left by a crash.
+    for n in 1..=3 {
+        std::fs::write(dir.path().join(format!(".s-1.json.4242-{n}.tmp")), b"{").unwrap();
+    }
+    // A name that is not a regular file.
+    test_support::mkfifo(&dir.path().join("s-10.json"));
+    // One capture in progress, two whose recorder is gone.
+    let _live = store.fs().create_journal(&id("s-11")).unwrap();
+    drop(store.fs().create_journal(&id("s-12")).unwrap());
+    drop(store.fs().create_journal(&id("s-13")).unwrap());
+    let report = status(&store, &options(HOUR)).unwrap();
+    assert_eq!(
+        (
+            report.files.damaged,
+            report.files.orphaned_temps,
+            report.files.not_regular_files
+        ),
+        (2, 3, 1)
+    );
+    assert_eq!(report.problems(), 6);
+    assert_eq!((report.capturing, report.recording_stalled), (1, 2));
+    let stalled = report
+        .alerts
+        .iter()
+        .find(|a| a.kind == AlertKind::RecordingFailed)
+        .expect("a recording alert");
+    assert!(
+        stalled.message.starts_with("2 captures could not be stored"),
+        "{stalled:?}"
+    );
+}
