@@ -127,6 +127,12 @@ const EQUIVALENT: &[(&str, &str)] = &[
          are pushed changes nothing",
     ),
     (
+        "crates/session-daemon/src/settings/file_edit.rs:28:31: replace match guard existing.is_value() with true in \
+         with_settings",
+        "a key that is a table, not a value, has no decoration to keep: the arm then assigns the item in its place, \
+         which is what the other arm's `doc[key] = item` does",
+    ),
+    (
         "crates/session-daemon/src/metrics.rs:69:29: replace < with <= in StationCounters::store_bytes",
         "a size read exactly 60 s ago to the nanosecond is reused once more instead of read again: the figure is \
          one a scrape could have seen either way (a cache's age, not a value)",

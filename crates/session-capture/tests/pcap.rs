@@ -665,3 +665,18 @@ fn bytes_waiting_behind_gaps_in_many_connections_are_bounded_together() {
     let (_tmp, report, _) = imported(&pcap(&frames, None), Framing::Markers);
     assert_eq!((report.connections, report.complete), (5, 5), "{report:?}");
 }
+
+#[test]
+fn a_session_that_begins_behind_a_gap_keeps_both_ends() {
+    // The analyzer's first byte was missed, so its start waits behind the gap until the
+    // end of the capture: the session it begins then still names both ends.
+    let frames = vec![
+        frame(true, 1000, "S", b""),
+        frame(false, 7000, "SA", b""),
+        frame(true, 1002, "", b"\x05MSH|late"),
+    ];
+    let (_tmp, report, sessions) = imported(&pcap(&frames, None), Framing::Markers);
+    assert_eq!((report.sessions, report.missing_bytes), (1, 1), "{report:?}");
+    assert_eq!(sessions[0].device_ip.as_deref(), Some("10.0.0.7"));
+    assert_eq!(sessions[0].lis_ip.as_deref(), Some("10.0.0.1"));
+}

@@ -294,3 +294,24 @@ fn every_kind_of_file_problem_counts_once_and_captures_by_whether_a_relay_holds_
         "{stalled:?}"
     );
 }
+
+#[test]
+fn a_session_waiting_exactly_the_threshold_is_not_yet_undelivered() {
+    use session_fs::clock::ManualClock;
+    let dir = tempfile::tempdir().unwrap();
+    let start = 1_765_000_000_000;
+    let clock = ManualClock::at(start + HOUR);
+    let fs = session_fs::Store::options()
+        .clock(std::sync::Arc::new(clock.clone()))
+        .open(dir.path())
+        .unwrap();
+    let store = SessionStore::new(fs, DecodeOptions::default());
+    let mut session = Session::new(id("s-1"), start, 30).completed_at(start + 1);
+    store.save(&mut session).unwrap();
+    let report = status(&store, &options(HOUR)).unwrap();
+    assert_eq!(report.at, start + HOUR, "the report's one reading");
+    assert!(report.alerts.is_empty(), "{:?}", report.alerts);
+    clock.advance(1);
+    let report = status(&store, &options(HOUR)).unwrap();
+    assert_eq!(kinds(&report), [AlertKind::Undelivered]);
+}
