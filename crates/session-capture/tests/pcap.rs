@@ -680,3 +680,93 @@ fn a_session_that_begins_behind_a_gap_keeps_both_ends() {
     assert_eq!(sessions[0].device_ip.as_deref(), Some("10.0.0.7"));
     assert_eq!(sessions[0].lis_ip.as_deref(), Some("10.0.0.1"));
 }
+
+#[test]
+fn a_syn_on_a_connection_still_open_opens_a_new_one_and_a_repeated_syn_ack_does_not() {
+    // The analyzer restarts and reconnects from the same port: the capture holds no FIN
+    // or RST of the first connection. Then, on the second, the LIS's SYN-ACK is
+    // captured twice.
+    let frames = vec![
+        frame(true, 1000, "S", b""),
+        frame(false, 7000, "SA", b""),
+        frame(true, 1001, "", b"\x05MSH|cut"),
+        frame(true, 90_000, "S", b""),
+        frame(false, 3_000_000, "SA", b""),
+        frame(true, 90_001, "", b"\x05"),
+        frame(false, 3_000_001, "", b"\x06"),
+        frame(false, 3_000_000, "SA", b""),
+        frame(true, 90_002, "", b"\x04"),
+    ];
+    let (_tmp, report, sessions) = imported(&pcap(&frames, None), Framing::Markers);
+    assert_eq!(
+        (
+            report.connections,
+            report.complete,
+            report.interrupted,
+            report.missing_bytes
+        ),
+        (2, 1, 1, 0),
+        "{report:?}"
+    );
+    assert!(sessions[0].interrupted.is_some() && sessions[1].is_complete);
+}
+
+#[test]
+fn connections_open_at_the_end_are_closed_in_the_order_they_opened() {
+    // Six connections whose starts wait behind a gap until the end of the capture: their
+    // sessions begin at the end, numbered in the order the connections opened.
+    use test_support::captures::frame_on;
+    let mut frames = Vec::new();
+    for port in 50_001..=50_006u16 {
+        frames.push(frame_on(port, true, 1000, "S", b""));
+        frames.push(frame_on(
+            port,
+            true,
+            1002,
+            "",
+            format!("\x05MSH|{port}").as_bytes(),
+        ));
+    }
+    let (_tmp, report, sessions) = imported(&pcap(&frames, None), Framing::Markers);
+    assert_eq!(report.sessions, 6, "{report:?}");
+    let mut by_number: Vec<&Session> = sessions.iter().collect();
+    by_number.sort_by_key(|s| s.session_number);
+    let starts: Vec<u64> = by_number.iter().map(|s| s.start_time).collect();
+    let mut in_order = starts.clone();
+    in_order.sort();
+    assert_eq!(starts, in_order, "numbered in the order the connections opened");
+}
+
+#[test]
+fn a_reopened_connection_no_longer_counts_toward_the_limit_of_all() {
+    // C and A wait behind gaps (30 + 40 KB); A reconnects, which ends its wait; then B
+    // waits 75 KB: 105 KB with C's, past the 100 KB limit, so B (holding most) is cut
+    // off and its end goes on as a connection of its own. C completes at the end.
+    use test_support::captures::frame_on;
+    let limits = Limits::new(96_000, 16_000, 100_000);
+    let chunk = vec![b'x'; 5_000];
+    let waiting = |frames: &mut Vec<Vec<u8>>, port: u16, bytes: usize| -> u32 {
+        frames.push(frame_on(port, true, 1000, "S", b""));
+        frames.push(frame_on(port, true, 1001, "", b"\x05"));
+        let mut seq = 1003u32;
+        while ((seq - 1003) as usize) < bytes {
+            frames.push(frame_on(port, true, seq, "", &chunk));
+            seq += chunk.len() as u32;
+        }
+        seq
+    };
+    let mut frames = Vec::new();
+    let c_end = waiting(&mut frames, 50_003, 30_000);
+    waiting(&mut frames, 50_001, 40_000);
+    frames.push(frame_on(50_001, true, 90_000, "S", b""));
+    frames.push(frame_on(50_001, true, 90_001, "", b"\x05"));
+    frames.push(frame_on(50_001, true, 90_002, "", b"\x04"));
+    let b_end = waiting(&mut frames, 50_002, 75_000);
+    frames.push(frame_on(50_002, true, b_end, "", b"\x04"));
+    frames.push(frame_on(50_003, true, c_end, "", b"\x04"));
+    let (_tmp, report, _) = imported_within(&pcap(&frames, None), Framing::Markers, limits);
+    // C, A's two connections, B cut off, and B's end on its own.
+    assert_eq!(report.connections, 5, "{report:?}");
+    // Complete: C and A's second; cut off: A's first, B, and B's end alone.
+    assert_eq!((report.complete, report.interrupted), (2, 3), "{report:?}");
+}
