@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 type Received = Arc<Mutex<Vec<(String, serde_json::Value, Instant)>>>;
 
 /// How often the webhook under test looks at the alerts.
-const EVERY: Duration = Duration::from_millis(200);
+const EVERY: Duration = Duration::from_millis(300);
 
 /// A server that answers 500 to the first `refusals` requests and 200 to the others.
 async fn server(refusals: usize) -> (String, Received) {
@@ -151,10 +151,11 @@ async fn each_wait_after_a_refusal_is_twice_the_one_before() {
     let running = tokio::spawn(webhook.run(cancel.clone()));
     let tries = received_at_least(&received, 4).await;
     let gaps: Vec<Duration> = tries.windows(2).map(|w| w[1].2 - w[0].2).collect();
-    // Waits of 1, 2 and 4 checks: a busy machine only makes them longer.
-    assert!(gaps[0] >= EVERY, "{gaps:?}");
-    assert!(gaps[1] >= EVERY * 2 - EVERY / 4, "{gaps:?}");
-    assert!(gaps[2] >= EVERY * 4 - EVERY / 4, "{gaps:?}");
+    // Waits of 1, 2 and 4 checks: a busy machine only makes them longer, and half a
+    // check is left for the POSTs' own times, which may differ.
+    assert!(gaps[0] >= EVERY / 2, "{gaps:?}");
+    assert!(gaps[1] >= EVERY * 3 / 2, "{gaps:?}");
+    assert!(gaps[2] >= EVERY * 7 / 2, "{gaps:?}");
     assert!(
         tries.iter().all(|(key, ..)| *key == tries[0].0),
         "one key for every try"
