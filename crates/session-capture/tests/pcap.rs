@@ -770,3 +770,60 @@ fn a_reopened_connection_no_longer_counts_toward_the_limit_of_all() {
     // Complete: C and A's second; cut off: A's first, B, and B's end alone.
     assert_eq!((report.complete, report.interrupted), (2, 3), "{report:?}");
 }
+
+#[test]
+fn a_connection_closed_both_ways_is_cut_off_at_its_close_and_a_late_byte_kept_apart() {
+    // The LIS's ACK arrives after both FINs (captured late): the cut session ends at
+    // the second FIN, and the byte is kept on its own.
+    let frames = vec![
+        frame(true, 1000, "S", b""),
+        frame(false, 7000, "SA", b""),
+        frame(true, 1001, "", b"\x05MSH|cut"),
+        frame(true, 1009, "F", b""),
+        frame(true, 1009, "F", b""),
+        frame(false, 7001, "F", b""),
+        frame(false, 7001, "", b"\x06"),
+    ];
+    let times = [T0, T0 + 1, T0 + 2, T0 + 3, T0 + 4, T0 + 5, T0 + 9_000];
+    let (_tmp, report, sessions) = imported(&pcap(&frames, Some(&times)), Framing::Markers);
+    assert_eq!((report.sessions, report.interrupted), (2, 2), "{report:?}");
+    let [cut, late] = &sessions[..] else {
+        panic!("{sessions:?}")
+    };
+    assert_eq!(
+        cut.interrupted.as_ref().map(|i| i.at),
+        Some(T0 + 5),
+        "cut off at the close"
+    );
+    assert_eq!(late.start_time, T0 + 9_000);
+}
+
+#[test]
+fn a_reset_connection_no_longer_counts_toward_the_limit_of_all() {
+    // A waits 60 KB behind a gap and is reset; B then waits 60 KB: under the 100 KB
+    // limit once A's wait is gone, so B is never cut off.
+    use test_support::captures::frame_on;
+    let limits = Limits::new(96_000, 16_000, 100_000);
+    let chunk = vec![b'x'; 5_000];
+    let mut frames = Vec::new();
+    let mut waiting = |port: u16, bytes: usize| -> u32 {
+        frames.push(frame_on(port, true, 1000, "S", b""));
+        frames.push(frame_on(port, true, 1001, "", b"\x05"));
+        let mut seq = 1003u32;
+        while ((seq - 1003) as usize) < bytes {
+            frames.push(frame_on(port, true, seq, "", &chunk));
+            seq += chunk.len() as u32;
+        }
+        seq
+    };
+    let a_end = waiting(50_001, 60_000);
+    let b_end = waiting(50_002, 60_000);
+    // A's reset comes before B's bytes: move it there.
+    let reset = frame_on(50_001, true, a_end, "R", b"");
+    let b_start = frames.len() - 2 - 12;
+    frames.insert(b_start, reset);
+    frames.push(frame_on(50_002, true, b_end, "", b"\x04"));
+    let (_tmp, report, _) = imported_within(&pcap(&frames, None), Framing::Markers, limits);
+    assert_eq!(report.connections, 2, "B was never cut off: {report:?}");
+    assert_eq!((report.complete, report.interrupted), (1, 1), "{report:?}");
+}
