@@ -827,3 +827,34 @@ fn a_reset_connection_no_longer_counts_toward_the_limit_of_all() {
     assert_eq!(report.connections, 2, "B was never cut off: {report:?}");
     assert_eq!((report.complete, report.interrupted), (1, 1), "{report:?}");
 }
+
+#[test]
+fn after_a_cut_the_rest_still_counts_toward_the_limit_of_all() {
+    // A, B and C wait 50 + 30 + 30 KB: past the 100 KB limit, A (holding most) is cut
+    // off, and 60 KB still wait. D then waits 45 KB: 105 KB, so D is cut off in its turn
+    // and its end goes on as a connection of its own.
+    use test_support::captures::frame_on;
+    let limits = Limits::new(96_000, 16_000, 100_000);
+    let chunk = vec![b'x'; 5_000];
+    let mut frames = Vec::new();
+    let mut waiting = |port: u16, bytes: usize| -> u32 {
+        frames.push(frame_on(port, true, 1000, "S", b""));
+        frames.push(frame_on(port, true, 1001, "", b"\x05"));
+        let mut seq = 1003u32;
+        while ((seq - 1003) as usize) < bytes {
+            frames.push(frame_on(port, true, seq, "", &chunk));
+            seq += chunk.len() as u32;
+        }
+        seq
+    };
+    waiting(50_001, 50_000);
+    waiting(50_002, 30_000);
+    waiting(50_003, 30_000);
+    let d_end = waiting(50_004, 45_000);
+    frames.push(frame_on(50_004, true, d_end, "", b"\x04"));
+    let (_tmp, report, _) = imported_within(&pcap(&frames, None), Framing::Markers, limits);
+    assert_eq!(
+        report.connections, 5,
+        "A, B, C, D cut off, and D's end: {report:?}"
+    );
+}
