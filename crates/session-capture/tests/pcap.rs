@@ -605,6 +605,21 @@ fn many_small_segments_before_the_first_start_are_held_to_the_same_mebibyte() {
     assert_eq!(held, (1 << 20) + 1, "every held byte kept");
 }
 
+/// The analyzer's connection from `port`: its SYN and start, the byte after the start
+/// never captured, then `bytes` of `x` in segments of `chunk` waiting behind that gap.
+/// Returns the sequence number after them.
+fn waiting_behind_a_gap(frames: &mut Vec<Vec<u8>>, port: u16, bytes: usize, chunk: usize) -> u32 {
+    use test_support::captures::frame_on;
+    frames.push(frame_on(port, true, 1000, "S", b""));
+    frames.push(frame_on(port, true, 1001, "", b"\x05"));
+    let mut seq = 1003u32;
+    while ((seq - 1003) as usize) < bytes {
+        frames.push(frame_on(port, true, seq, "", &vec![b'x'; chunk]));
+        seq += chunk as u32;
+    }
+    seq
+}
+
 #[test]
 fn bytes_waiting_behind_gaps_in_many_connections_are_bounded_together() {
     // Five connections each miss the byte after their start and send kilobytes after
@@ -614,20 +629,13 @@ fn bytes_waiting_behind_gaps_in_many_connections_are_bounded_together() {
     // Nothing is lost.
     use test_support::captures::frame_on;
     let limits = Limits::new(64 << 10, 16 << 10, 256 << 10);
-    let chunk = vec![b'x'; 4_000];
-    let sizes = [16, 14, 14, 14, 14].map(|chunks| chunks * chunk.len());
+    let chunk = 4_000;
+    let sizes = [16, 14, 14, 14, 14].map(|chunks| chunks * chunk);
     let mut frames = Vec::new();
     let mut ends = Vec::new();
     for (port, size) in (50_001..).zip(sizes) {
-        frames.push(frame_on(port, true, 1000, "S", b""));
-        frames.push(frame_on(port, true, 1001, "", b"\x05"));
-        // Byte 1002 is never captured.
-        let mut seq = 1003u32;
-        while ((seq - 1003) as usize) < size {
-            frames.push(frame_on(port, true, seq, "", &chunk));
-            seq += chunk.len() as u32;
-        }
-        ends.push(frame_on(port, true, seq, "", b"\x04"));
+        let end = waiting_behind_a_gap(&mut frames, port, size, chunk);
+        ends.push(frame_on(port, true, end, "", b"\x04"));
     }
     // The others end at once; the first, last.
     frames.extend(ends[1..].iter().cloned());
@@ -744,17 +752,8 @@ fn a_reopened_connection_no_longer_counts_toward_the_limit_of_all() {
     // off and its end goes on as a connection of its own. C completes at the end.
     use test_support::captures::frame_on;
     let limits = Limits::new(96_000, 16_000, 100_000);
-    let chunk = vec![b'x'; 5_000];
-    let waiting = |frames: &mut Vec<Vec<u8>>, port: u16, bytes: usize| -> u32 {
-        frames.push(frame_on(port, true, 1000, "S", b""));
-        frames.push(frame_on(port, true, 1001, "", b"\x05"));
-        let mut seq = 1003u32;
-        while ((seq - 1003) as usize) < bytes {
-            frames.push(frame_on(port, true, seq, "", &chunk));
-            seq += chunk.len() as u32;
-        }
-        seq
-    };
+    let waiting =
+        |frames: &mut Vec<Vec<u8>>, port: u16, bytes: usize| waiting_behind_a_gap(frames, port, bytes, 5_000);
     let mut frames = Vec::new();
     let c_end = waiting(&mut frames, 50_003, 30_000);
     waiting(&mut frames, 50_001, 40_000);
@@ -804,18 +803,8 @@ fn a_reset_connection_no_longer_counts_toward_the_limit_of_all() {
     // limit once A's wait is gone, so B is never cut off.
     use test_support::captures::frame_on;
     let limits = Limits::new(96_000, 16_000, 100_000);
-    let chunk = vec![b'x'; 5_000];
     let mut frames = Vec::new();
-    let mut waiting = |port: u16, bytes: usize| -> u32 {
-        frames.push(frame_on(port, true, 1000, "S", b""));
-        frames.push(frame_on(port, true, 1001, "", b"\x05"));
-        let mut seq = 1003u32;
-        while ((seq - 1003) as usize) < bytes {
-            frames.push(frame_on(port, true, seq, "", &chunk));
-            seq += chunk.len() as u32;
-        }
-        seq
-    };
+    let mut waiting = |port: u16, bytes: usize| waiting_behind_a_gap(&mut frames, port, bytes, 5_000);
     let a_end = waiting(50_001, 60_000);
     let b_end = waiting(50_002, 60_000);
     // A's reset comes before B's bytes: move it there.
@@ -835,18 +824,8 @@ fn after_a_cut_the_rest_still_counts_toward_the_limit_of_all() {
     // and its end goes on as a connection of its own.
     use test_support::captures::frame_on;
     let limits = Limits::new(96_000, 16_000, 100_000);
-    let chunk = vec![b'x'; 5_000];
     let mut frames = Vec::new();
-    let mut waiting = |port: u16, bytes: usize| -> u32 {
-        frames.push(frame_on(port, true, 1000, "S", b""));
-        frames.push(frame_on(port, true, 1001, "", b"\x05"));
-        let mut seq = 1003u32;
-        while ((seq - 1003) as usize) < bytes {
-            frames.push(frame_on(port, true, seq, "", &chunk));
-            seq += chunk.len() as u32;
-        }
-        seq
-    };
+    let mut waiting = |port: u16, bytes: usize| waiting_behind_a_gap(&mut frames, port, bytes, 5_000);
     waiting(50_001, 50_000);
     waiting(50_002, 30_000);
     waiting(50_003, 30_000);

@@ -202,8 +202,8 @@ pub fn strace_of_child(test: &str, calls: &str, env: (&str, &Path)) -> Option<Ve
         eprintln!("skipped: strace is not installed");
         return None;
     }
-    let trace_dir = tempfile_dir();
-    let trace = trace_dir.join("trace.txt");
+    let trace_dir = tempfile::tempdir().expect("a temp directory");
+    let trace = trace_dir.path().join("trace.txt");
     let out = Command::new("strace")
         .args(["-f", "-e", &format!("trace={calls}"), "-o"])
         .arg(&trace)
@@ -224,15 +224,5 @@ pub fn strace_of_child(test: &str, calls: &str, env: (&str, &Path)) -> Option<Ve
         .lines()
         .map(str::to_owned)
         .collect();
-    let _ = std::fs::remove_dir_all(&trace_dir);
     Some(lines)
-}
-
-/// A fresh directory under the system's temp directory for one trace.
-fn tempfile_dir() -> PathBuf {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("test-support-strace-{}-{n}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a temp directory");
-    dir
 }
