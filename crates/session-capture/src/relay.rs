@@ -27,17 +27,16 @@
 //! # }
 //! ```
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use session_fs::now_ms;
 use session_model::InterruptionReason;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::{
     ConnectionFramer, EndedCapture, Endpoints, Framed, FramedElement, Framing, MLLP_IDLE_MS, Markers,
@@ -265,65 +264,63 @@ async fn connection(
         device_ip: Some(peer.ip().to_string()),
         lis_ip: lis.peer_addr().ok().map(|a| a.ip().to_string()),
     };
-    tracing::info!(analyzer = %peer, lis = %config.forward, "capture: connection opened");
-    let capture = Arc::new(tokio::sync::Mutex::new(Capture {
-        framer: ConnectionFramer::new(config.framing, config.markers),
-        open: None,
-        endpoints,
-        lis_gone_at: None,
-        recording_failed: false,
-        analyzer_done: false,
-        ended: Vec::new(),
-    }));
-    let (analyzer_read, analyzer_write) = analyzer.into_split();
-    let (lis_read, lis_write) = lis.into_split();
-    let stop = cancel.child_token();
-    let storing = TaskTracker::new();
-    let to_lis = pump(
-        Side::Device,
-        (analyzer_read, lis_write),
-        &capture,
-        (&recorder, &stats),
-        &storing,
-        &stop,
-    );
-    let to_analyzer = pump(
-        Side::Lis,
-        (lis_read, analyzer_write),
-        &capture,
-        (&recorder, &stats),
-        &storing,
-        &stop,
-    );
-    let pumps_done = CancellationToken::new();
-    let pumping = async {
-        tokio::join!(to_lis, to_analyzer);
-        pumps_done.cancel();
-    };
-    tokio::join!(
-        pumping,
-        end_quiet_bursts(&capture, &recorder, &stats, &pumps_done)
-    );
-    storing.close();
-    storing.wait().await;
-    let reason = if cancel.is_cancelled() {
-        InterruptionReason::Shutdown
-    } else {
-        InterruptionReason::ConnectionClosed
-    };
-    let mut state = capture.clone().lock_owned().await;
-    let events = state.framer.close(reason, now_ms());
-    let (recorder, stats) = (recorder.clone(), stats.clone());
-    let _ = tokio::task::spawn_blocking(move || {
-        apply(&mut state, events, &recorder, &stats, 0);
-        store_ended(std::mem::take(&mut state.ended), &stats);
-        // A capture whose recording failed is stored now, from its journal, if it can
-        // be; else the relay's retry (or the next start) does it.
-        if state.recording_failed {
-            recover_orphans(&recorder);
+    // The conversation is copied by two threads of its own, blocked on their sockets:
+    // a chunk is read, recorded and forwarded by one thread, with no hand-off between
+    // threads on the way (each hand-off costs a wake-up, the largest part of what a
+    // relay adds to a round trip).
+    let sockets = match (blocking(analyzer), blocking(lis)) {
+        (Ok(analyzer), Ok(lis)) => Sockets { analyzer, lis },
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(analyzer = %peer, error = %e, "capture: cannot take over the connection's sockets; closing it");
+            return;
         }
-    })
-    .await;
+    };
+    let (woken, finished) = match (sockets.try_clone(), sockets.try_clone()) {
+        (Ok(woken), Ok(finished)) => (woken, finished),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(analyzer = %peer, error = %e, "capture: cannot take over the connection's sockets; closing it");
+            return;
+        }
+    };
+    tracing::info!(analyzer = %peer, lis = %config.forward, "capture: connection opened");
+    let conversation = Conversation {
+        capture: Mutex::new(Capture {
+            framer: ConnectionFramer::new(config.framing, config.markers),
+            open: None,
+            endpoints,
+            lis_gone_at: None,
+            recording_failed: false,
+            analyzer_done: false,
+            ended: Vec::new(),
+        }),
+        recorder,
+        stats,
+        cancel: cancel.clone(),
+        stopped: AtomicBool::new(false),
+        sockets,
+    };
+    let (done, ended) = tokio::sync::oneshot::channel::<()>();
+    let spawned = std::thread::Builder::new()
+        .name("capture-connection".into())
+        .spawn(move || {
+            conversation.run();
+            let _ = done.send(());
+        });
+    if let Err(e) = spawned {
+        tracing::error!(analyzer = %peer, error = %e, "capture: cannot start the connection's thread; closing it");
+        finished.shut_down();
+        return;
+    }
+    let mut ended = ended;
+    tokio::select! {
+        _ = cancel.cancelled() => {
+            // Shutting the sockets down wakes the threads blocked on them.
+            woken.shut_down();
+            let _ = (&mut ended).await;
+        }
+        _ = &mut ended => {}
+    }
+    drop(finished);
     tracing::info!(analyzer = %peer, "capture: connection closed");
 }
 
@@ -343,137 +340,215 @@ async fn connect_lis(forward: &str, peer: SocketAddr) -> Option<TcpStream> {
     }
 }
 
-/// While the connection lasts, asks the framing once a second whether the traffic has
-/// been quiet long enough to end a burst (MLLP sessions end so, without a marker).
-async fn end_quiet_bursts(
-    capture: &Arc<tokio::sync::Mutex<Capture>>,
-    recorder: &Arc<Recorder>,
-    stats: &Arc<RelayStats>,
-    done: &CancellationToken,
-) {
-    let mut every = tokio::time::interval(Duration::from_millis(MLLP_IDLE_MS.min(1_000)));
-    loop {
-        tokio::select! {
-            _ = done.cancelled() => return,
-            _ = every.tick() => {}
-        }
-        let mut state = capture.clone().lock_owned().await;
-        let events = state.framer.idle(now_ms());
-        if events.is_empty() {
-            continue;
-        }
-        let (recorder, stats) = (recorder.clone(), stats.clone());
-        let _ = tokio::task::spawn_blocking(move || {
-            apply(&mut state, events, &recorder, &stats, 0);
-            store_ended(std::mem::take(&mut state.ended), &stats);
+/// A tokio socket as a blocking standard one, for the connection's own threads.
+fn blocking(stream: TcpStream) -> std::io::Result<std::net::TcpStream> {
+    let stream = stream.into_std()?;
+    stream.set_nonblocking(false)?;
+    // Reads wake up this often on a quiet line, to end MLLP bursts that went quiet.
+    stream.set_read_timeout(Some(Duration::from_millis(MLLP_IDLE_MS.min(1_000))))?;
+    Ok(stream)
+}
+
+/// The two sockets of one connection.
+struct Sockets {
+    analyzer: std::net::TcpStream,
+    lis: std::net::TcpStream,
+}
+
+impl Sockets {
+    fn try_clone(&self) -> std::io::Result<Sockets> {
+        Ok(Sockets {
+            analyzer: self.analyzer.try_clone()?,
+            lis: self.lis.try_clone()?,
         })
-        .await;
+    }
+
+    /// Ends both directions: every read blocked on them returns.
+    fn shut_down(&self) {
+        let _ = self.analyzer.shutdown(Shutdown::Both);
+        let _ = self.lis.shutdown(Shutdown::Both);
+    }
+
+    /// What `side` sends is read from, and where it is forwarded to.
+    fn of(&self, side: Side) -> (&std::net::TcpStream, &std::net::TcpStream) {
+        match side {
+            Side::Device => (&self.analyzer, &self.lis),
+            Side::Lis => (&self.lis, &self.analyzer),
+        }
     }
 }
 
-/// Copies `from` to `to`, recording each chunk before writing it. Ends at end of
-/// stream (then half-closes `to`), at an error on either socket (then stops the other
-/// direction too), or at shutdown. Sessions a chunk ended are stored on `storing`
-/// while the chunk goes on: their ends are durable already.
-async fn pump(
-    side: Side,
-    (mut from, mut to): (tokio::net::tcp::OwnedReadHalf, tokio::net::tcp::OwnedWriteHalf),
-    capture: &Arc<tokio::sync::Mutex<Capture>>,
-    (recorder, stats): (&Arc<Recorder>, &Arc<RelayStats>),
-    storing: &TaskTracker,
-    stop: &CancellationToken,
-) {
-    let mut buf = vec![0u8; CHUNK];
-    loop {
-        let n = tokio::select! {
-            _ = stop.cancelled() => return,
-            read = from.read(&mut buf) => match read {
-                Ok(0) => return side_ended(side, None, &mut to, capture, stop).await,
-                Ok(n) => n,
-                Err(e) => return side_ended(side, Some(e), &mut to, capture, stop).await,
-            },
-        };
-        match side {
-            Side::Device => &stats.bytes_from_device,
-            Side::Lis => &stats.bytes_from_lis,
-        }
-        .fetch_add(n as u64, Ordering::Relaxed);
-        let chunk = buf[..n].to_vec();
-        let mut state = capture.clone().lock_owned().await;
-        let at = now_ms();
-        // After the LIS went away nothing reaches it: recorded, counted, not forwarded.
-        let lis_gone = side == Side::Device && state.lis_gone_at.is_some();
-        let events = state.framer.feed(side, &chunk, at);
-        let missed = if lis_gone { n as u64 } else { 0 };
-        if !events.is_empty() || missed > 0 {
-            let (recorder, stats) = (recorder.clone(), stats.clone());
-            // Record before forward: the chunk goes on once what it completed is durable.
-            let stats = stats.clone();
-            match tokio::task::spawn_blocking(move || {
-                apply(&mut state, events, &recorder, &stats, missed);
-                let ended = std::mem::take(&mut state.ended);
-                drop(state);
-                (ended, stats)
-            })
-            .await
-            {
-                Ok((ended, stats)) if !ended.is_empty() => {
-                    storing.spawn_blocking(move || store_ended(ended, &stats));
-                }
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "capture: recording panicked; forwarding anyway"),
+/// One connection, copied both ways by its own threads.
+struct Conversation {
+    capture: Mutex<Capture>,
+    recorder: Arc<Recorder>,
+    stats: Arc<RelayStats>,
+    cancel: CancellationToken,
+    /// The connection is being closed by the relay (a socket failed, or shutdown):
+    /// reads that end now are no side closing its connection.
+    stopped: AtomicBool,
+    sockets: Sockets,
+}
+
+impl Conversation {
+    fn state(&self) -> std::sync::MutexGuard<'_, Capture> {
+        // Recording keeps no invariant across a panic that a later call could break:
+        // what was appended is durable, what was not is recovery's.
+        self.capture
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn stopping(&self) -> bool {
+        self.stopped.load(Ordering::Relaxed) || self.cancel.is_cancelled()
+    }
+
+    fn stop(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
+        self.sockets.shut_down();
+    }
+
+    /// Copies both ways until both sides are done, then ends the open session.
+    /// Sessions a chunk ended are stored on threads of their own while the chunk goes
+    /// on (their ends are durable already); all are stored before this returns.
+    fn run(self) {
+        std::thread::scope(|scope| {
+            let lis_side = std::thread::Builder::new()
+                .name("capture-lis".into())
+                .spawn_scoped(scope, || self.pump(Side::Lis, scope));
+            if let Err(e) = lis_side {
+                tracing::error!(error = %e, "capture: cannot start the LIS side's thread; closing the connection");
+                self.stop();
             }
+            self.pump(Side::Device, scope);
+        });
+        let reason = if self.cancel.is_cancelled() {
+            InterruptionReason::Shutdown
         } else {
+            InterruptionReason::ConnectionClosed
+        };
+        let mut state = self.state();
+        let events = state.framer.close(reason, now_ms());
+        apply(&mut state, events, &self.recorder, &self.stats, 0);
+        store_ended(std::mem::take(&mut state.ended), &self.stats);
+        // A capture whose recording failed is stored now, from its journal, if it can
+        // be; else the relay's retry (or the next start) does it.
+        if state.recording_failed {
+            recover_orphans(&self.recorder);
+        }
+    }
+
+    /// Copies what `side` sends to the other side, recording each chunk before writing
+    /// it. Ends at end of stream (then half-closes the other side), at an error on
+    /// either socket (then stops the other direction too), or at shutdown.
+    fn pump<'scope>(&'scope self, side: Side, scope: &'scope std::thread::Scope<'scope, '_>) {
+        let (mut from, mut to) = self.sockets.of(side);
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(n) if n > 0 => n,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    self.quiet(scope);
+                    continue;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                _ if self.stopping() => return,
+                Ok(_) => return self.side_ended(side, None),
+                Err(e) => return self.side_ended(side, Some(e)),
+            };
+            match side {
+                Side::Device => &self.stats.bytes_from_device,
+                Side::Lis => &self.stats.bytes_from_lis,
+            }
+            .fetch_add(n as u64, Ordering::Relaxed);
+            let chunk = &buf[..n];
+            let mut state = self.state();
+            let at = now_ms();
+            // After the LIS went away nothing reaches it: recorded, counted, not forwarded.
+            let lis_gone = side == Side::Device && state.lis_gone_at.is_some();
+            let events = state.framer.feed(side, chunk, at);
+            let missed = if lis_gone { n as u64 } else { 0 };
+            if !events.is_empty() || missed > 0 {
+                // Record before forward: the chunk goes on once what it completed is durable.
+                apply(&mut state, events, &self.recorder, &self.stats, missed);
+                self.store_off_path(&mut state, scope);
+            }
             drop(state);
-        }
-        if lis_gone {
-            continue;
-        }
-        if let Err(e) = to.write_all(&chunk).await {
-            if side == Side::Device {
-                // The LIS refused the bytes: they never reached it. The analyzer's side
-                // stays open and recorded until it closes.
-                tracing::info!(error = %e, "capture: the LIS is gone; recording what the analyzer still sends");
-                let mut state = capture.clone().lock_owned().await;
-                state.lis_gone(at, stop.is_cancelled());
-                let (recorder, stats) = (recorder.clone(), stats.clone());
-                let _ = tokio::task::spawn_blocking(move || {
-                    apply(&mut state, Vec::new(), &recorder, &stats, n as u64)
-                })
-                .await;
+            if lis_gone {
                 continue;
             }
-            tracing::info!(?side, error = %e, "capture: cannot forward; closing the connection");
-            stop.cancel();
-            return;
+            if let Err(e) = to.write_all(chunk) {
+                if self.stopping() {
+                    return;
+                }
+                if side == Side::Device {
+                    // The LIS refused the bytes: they never reached it. The analyzer's
+                    // side stays open and recorded until it closes.
+                    tracing::info!(error = %e, "capture: the LIS is gone; recording what the analyzer still sends");
+                    let mut state = self.state();
+                    state.lis_gone(at, false);
+                    apply(&mut state, Vec::new(), &self.recorder, &self.stats, n as u64);
+                    continue;
+                }
+                tracing::info!(?side, error = %e, "capture: cannot forward; closing the connection");
+                self.stop();
+                return;
+            }
         }
     }
-}
 
-/// `side` closed its connection (`failed`: it failed instead). The LIS gone: the
-/// analyzer may still be sending, so its direction goes on and is recorded. The
-/// analyzer gone: at its end of stream the LIS's direction goes on until the LIS
-/// closes; a failed analyzer socket stops both.
-async fn side_ended(
-    side: Side,
-    failed: Option<std::io::Error>,
-    to: &mut tokio::net::tcp::OwnedWriteHalf,
-    capture: &Arc<tokio::sync::Mutex<Capture>>,
-    stop: &CancellationToken,
-) {
-    if let Some(e) = &failed {
-        tracing::info!(?side, error = %e, "capture: a side's connection failed");
+    /// Nothing came for a while: the framing may end a burst (MLLP sessions end so,
+    /// without a marker).
+    fn quiet<'scope>(&'scope self, scope: &'scope std::thread::Scope<'scope, '_>) {
+        let mut state = self.state();
+        let events = state.framer.idle(now_ms());
+        if !events.is_empty() {
+            apply(&mut state, events, &self.recorder, &self.stats, 0);
+            self.store_off_path(&mut state, scope);
+        }
     }
-    let mut state = capture.lock().await;
-    match side {
-        Side::Lis => state.lis_gone(now_ms(), stop.is_cancelled()),
-        Side::Device => state.analyzer_done = true,
+
+    /// Stores the sessions whose ends `state` journaled on a thread of their own.
+    fn store_off_path<'scope>(
+        &'scope self,
+        state: &mut Capture,
+        scope: &'scope std::thread::Scope<'scope, '_>,
+    ) {
+        if state.ended.is_empty() {
+            return;
+        }
+        let ended = std::mem::take(&mut state.ended);
+        let stats = &self.stats;
+        let spawned = std::thread::Builder::new()
+            .name("capture-store".into())
+            .spawn_scoped(scope, move || store_ended(ended, stats));
+        if let Err(e) = spawned {
+            // The ends are journaled: recovery folds them, at the connection's end.
+            tracing::error!(error = %e, "capture: cannot start a thread to store finished sessions; their journals are folded when the connection ends");
+            state.recording_failed = true;
+        }
     }
-    drop(state);
-    if side == Side::Device && failed.is_some() {
-        stop.cancel();
-    } else {
-        let _ = to.shutdown().await;
+
+    /// `side` closed its connection (`failed`: it failed instead). The LIS gone: the
+    /// analyzer may still be sending, so its direction goes on and is recorded. The
+    /// analyzer gone: at its end of stream the LIS's direction goes on until the LIS
+    /// closes; a failed analyzer socket stops both.
+    fn side_ended(&self, side: Side, failed: Option<std::io::Error>) {
+        if let Some(e) = &failed {
+            tracing::info!(?side, error = %e, "capture: a side's connection failed");
+        }
+        let mut state = self.state();
+        match side {
+            Side::Lis => state.lis_gone(now_ms(), self.stopping()),
+            Side::Device => state.analyzer_done = true,
+        }
+        drop(state);
+        if side == Side::Device && failed.is_some() {
+            self.stop();
+        } else {
+            let (_, to) = self.sockets.of(side);
+            let _ = to.shutdown(Shutdown::Write);
+        }
     }
 }
 
