@@ -388,3 +388,59 @@ async fn an_mllp_burst_is_stored_once_the_line_is_quiet_while_the_connection_sta
     running.stop.cancel();
     running.relaying.await.unwrap();
 }
+
+/// A LIS that accepts and then never reads: whatever the relay forwards piles up.
+async fn deaf_lis() -> (String, tokio::task::JoinHandle<TcpStream>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let held = tokio::spawn(async move { listener.accept().await.unwrap().0 });
+    (addr, held)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_the_relay_while_it_is_stuck_forwarding_to_a_lis_that_does_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lis_addr, _held) = deaf_lis().await;
+    let running = start(dir.path(), &lis_addr).await;
+    let mut analyzer = TcpStream::connect(&running.addr).await.unwrap();
+    analyzer.write_all(b"\x05").await.unwrap();
+    // Far more than the sockets' buffers hold: the relay ends up blocked writing.
+    let line = message(1);
+    let sender = tokio::spawn(async move {
+        for _ in 0..200_000 {
+            if analyzer.write_all(&line).await.is_err() {
+                break;
+            }
+        }
+        analyzer
+    });
+    test_support::wait_until(Duration::from_secs(30), "the relay's forwarding is stuck", || {
+        let read = running
+            .stats
+            .bytes_from_device
+            .load(std::sync::atomic::Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(200));
+        (read > 0
+            && read
+                == running
+                    .stats
+                    .bytes_from_device
+                    .load(std::sync::atomic::Ordering::Relaxed))
+        .then_some(())
+    });
+    running.stop.cancel();
+    tokio::time::timeout(Duration::from_secs(30), running.relaying)
+        .await
+        .expect("stopping is not held up by a write the LIS never takes")
+        .unwrap();
+    sender.abort();
+    let stored = sessions(&running.store);
+    assert_eq!(
+        stored.len(),
+        1,
+        "the open session is stored before the relay returns"
+    );
+    let interruption = stored[0].interrupted.as_ref().expect("interrupted");
+    assert_eq!(interruption.reason, InterruptionReason::Shutdown);
+    assert!(!stored[0].messages().is_empty(), "what was recorded is kept");
+}
