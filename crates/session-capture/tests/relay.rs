@@ -444,3 +444,125 @@ async fn stopping_the_relay_while_it_is_stuck_forwarding_to_a_lis_that_does_not_
     assert_eq!(interruption.reason, InterruptionReason::Shutdown);
     assert!(!stored[0].messages().is_empty(), "what was recorded is kept");
 }
+
+/// A LIS that answers every CR LF with an ACK, on every connection, and counts the
+/// connections that ended (end of stream or error).
+async fn acking_lis() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let ended = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = ended.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let ended = counted.clone();
+            tokio::spawn(async move {
+                let (mut buf, mut last) = ([0u8; 4096], 0u8);
+                loop {
+                    let n = socket.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        ended.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        return;
+                    }
+                    let mut acks = Vec::new();
+                    for &b in &buf[..n] {
+                        if last == b'\r' && b == b'\n' {
+                            acks.push(0x06);
+                        }
+                        last = b;
+                    }
+                    if socket.write_all(&acks).await.is_err() {
+                        ended.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, ended)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_analyzer_that_resets_mid_session_leaves_it_stored_interrupted_and_the_lis_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lis_addr, lis_ended) = acking_lis().await;
+    let running = start(dir.path(), &lis_addr).await;
+    let mut analyzer = TcpStream::connect(&running.addr).await.unwrap();
+    analyzer.write_all(b"\x05").await.unwrap();
+    analyzer.write_all(&message(1)).await.unwrap();
+    read_until(&mut analyzer, b"\x06").await;
+    // SO_LINGER 0: the close sends RST.
+    analyzer.set_zero_linger().unwrap();
+    drop(analyzer);
+    let stored = test_support::wait_until(Duration::from_secs(30), "the cut session is stored", || {
+        let stored = sessions(&running.store);
+        (!stored.is_empty()).then_some(stored)
+    });
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].messages(), vec![String::from_utf8(message(1)).unwrap()]);
+    let interruption = stored[0].interrupted.as_ref().expect("interrupted");
+    assert_eq!(interruption.reason, InterruptionReason::ConnectionClosed);
+    test_support::wait_until(
+        Duration::from_secs(30),
+        "the LIS's connection is closed too",
+        || (lis_ended.load(std::sync::atomic::Ordering::SeqCst) == 1).then_some(()),
+    );
+    running.stop.cancel();
+    running.relaying.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_analyzers_at_once_each_get_their_own_complete_session() {
+    const ANALYZERS: usize = 100;
+    let dir = tempfile::tempdir().unwrap();
+    let (lis_addr, _) = acking_lis().await;
+    let running = start(dir.path(), &lis_addr).await;
+    let mut talking = tokio::task::JoinSet::new();
+    for n in 0..ANALYZERS {
+        let addr = running.addr.clone();
+        talking.spawn(async move {
+            let mut analyzer = TcpStream::connect(&addr).await.unwrap();
+            analyzer.write_all(b"\x05").await.unwrap();
+            for m in 0..3 {
+                analyzer.write_all(&message(n * 10 + m)).await.unwrap();
+                read_until(&mut analyzer, b"\x06").await;
+            }
+            analyzer.write_all(b"\x04").await.unwrap();
+            analyzer
+        });
+    }
+    let mut open = Vec::new();
+    while let Some(analyzer) = talking.join_next().await {
+        open.push(analyzer.unwrap());
+    }
+    let stored = test_support::wait_until(Duration::from_secs(60), "every session is stored", || {
+        let stored = sessions(&running.store);
+        (stored.len() >= ANALYZERS).then_some(stored)
+    });
+    assert_eq!(stored.len(), ANALYZERS, "one session per analyzer, no more");
+    let mut firsts: Vec<String> = stored
+        .iter()
+        .map(|s| {
+            assert!(s.is_complete && s.interrupted.is_none(), "complete, not cut");
+            assert_eq!(
+                s.messages().len(),
+                3,
+                "every message in its own analyzer's session"
+            );
+            s.messages()[0].clone()
+        })
+        .collect();
+    firsts.sort();
+    firsts.dedup();
+    assert_eq!(
+        firsts.len(),
+        ANALYZERS,
+        "no analyzer's messages in another's session"
+    );
+    let mut ids: Vec<_> = stored.iter().map(|s| s.id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), ANALYZERS, "ids never repeat");
+    drop(open);
+    running.stop.cancel();
+    running.relaying.await.unwrap();
+}
