@@ -62,9 +62,8 @@ the floor before). What remains above the floor: every session costs metadata co
 journal created and linked, its session file written, the journal removed, each with a directory fsync); the \
 end of a session is forwarded once the end is journaled, and the session file is written beside the \
 conversation, so those commits show in the p99, not the median. With 50 analyzers at once they are the \
-throughput gap: the same 50 analyzers sending one 200-message session each (almost no session turnover) \
-reached about 16,000 messages/s in a separate run on this machine, against about 6,000 with the bench's \
-10-message sessions. Closing it would take journals that outlive a session (one per connection, or a pool \
+throughput gap: the row shows the same 50 analyzers sending the same messages as one session each \
+(almost no session turnover) beside the bench's 10-message sessions. Closing it would take journals that outlive a session (one per connection, or a pool \
 reused without being created and removed), not done.
 - **Start-up migration.** `sessionctl run` on a legacy store reads and decodes every file once in recovery \
 (which feeds the delivery index and finds the outdated ones), then migrates the outdated ones as \
