@@ -9,6 +9,12 @@
 //! fails (a full disk), the relay keeps forwarding, logs an error and counts what it
 //! could not record: the conversation is never held up or altered by the store.
 //!
+//! Each connection is copied by two threads of its own, one per direction, blocked on
+//! its socket: a chunk is read, recorded and forwarded by one thread, with no hand-off
+//! on the way. At most [`RelayConfig::max_connections`] are relayed at once (512 by
+//! default); more wait in the listen backlog until one ends. Stopping the relay shuts
+//! every connection's sockets down, which wakes a thread blocked on either.
+//!
 //! ```no_run
 //! use std::sync::Arc;
 //! use session_capture::Recorder;
@@ -49,6 +55,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const FOLD_RETRY: Duration = Duration::from_secs(5);
 /// The most one read takes from a socket.
 const CHUNK: usize = 64 * 1024;
+/// [`RelayConfig::max_connections`] by default: far more analyzers than a lab has.
+pub const MAX_CONNECTIONS: usize = 512;
 
 /// Where to listen and where to forward, and the marker bytes.
 #[derive(Debug, Clone)]
@@ -62,6 +70,10 @@ pub struct RelayConfig {
     pub markers: Markers,
     /// Markers, MLLP, or decided per connection.
     pub framing: Framing,
+    /// The most connections relayed at once; more wait in the listen backlog until one
+    /// ends. Each connection is copied by two threads of its own: the bound keeps a
+    /// storm of connections from taking every thread the process may have.
+    pub max_connections: usize,
 }
 
 impl RelayConfig {
@@ -73,6 +85,7 @@ impl RelayConfig {
             forward: forward.into(),
             markers: Markers::default(),
             framing: Framing::Auto,
+            max_connections: MAX_CONNECTIONS,
         }
     }
 
@@ -85,6 +98,12 @@ impl RelayConfig {
     /// With this framing.
     pub fn framing(mut self, framing: Framing) -> Self {
         self.framing = framing;
+        self
+    }
+
+    /// Relaying at most `max` connections at once (at least one).
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max.max(1);
         self
     }
 }
@@ -160,9 +179,12 @@ pub async fn relay(
                 })
                 .await;
             }
-            accepted = listener.accept() => match accepted {
+            accepted = listener.accept(), if connections.len() < config.max_connections => match accepted {
                 Ok((analyzer, peer)) => {
                     stats.connections.fetch_add(1, Ordering::Relaxed);
+                    if connections.len() + 1 == config.max_connections {
+                        tracing::warn!(max = config.max_connections, "capture: relaying as many connections as allowed; more wait until one ends");
+                    }
                     connections.spawn(connection(
                         analyzer,
                         peer,

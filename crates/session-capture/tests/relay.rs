@@ -566,3 +566,55 @@ async fn a_hundred_analyzers_at_once_each_get_their_own_complete_session() {
     running.stop.cancel();
     running.relaying.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_its_connection_bound_the_relay_lets_analyzers_wait_until_one_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lis_addr, _) = acking_lis().await;
+    let store = SessionStore::open(dir.path(), DecodeOptions::default()).unwrap();
+    let config = RelayConfig::new("127.0.0.1:0", &lis_addr).max_connections(2);
+    let listener = bind(&config).await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let stop = CancellationToken::new();
+    let stats = Arc::new(RelayStats::default());
+    let relaying = tokio::spawn(relay(
+        listener,
+        Arc::new(Recorder::new(store.clone())),
+        config,
+        stats.clone(),
+        stop.clone(),
+    ));
+    let mut relayed = Vec::new();
+    for n in 0..2 {
+        let mut analyzer = TcpStream::connect(&addr).await.unwrap();
+        analyzer.write_all(b"\x05").await.unwrap();
+        analyzer.write_all(&message(n)).await.unwrap();
+        read_until(&mut analyzer, b"\x06").await;
+        relayed.push(analyzer);
+    }
+    // The third connects (the backlog takes it) but is not relayed while two are.
+    let mut waiting = TcpStream::connect(&addr).await.unwrap();
+    waiting.write_all(b"\x05").await.unwrap();
+    waiting.write_all(&message(2)).await.unwrap();
+    let mut ack = [0u8; 1];
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), waiting.read_exact(&mut ack))
+            .await
+            .is_err(),
+        "a connection past the bound is not relayed"
+    );
+    assert_eq!(stats.connections.load(std::sync::atomic::Ordering::Relaxed), 2);
+    drop(relayed.remove(0));
+    let got = read_until(&mut waiting, b"\x06").await;
+    assert_eq!(
+        got, b"\x06",
+        "relayed once a connection ended, its bytes unchanged"
+    );
+    assert_eq!(stats.connections.load(std::sync::atomic::Ordering::Relaxed), 3);
+    drop(waiting);
+    drop(relayed);
+    stop.cancel();
+    relaying.await.unwrap();
+    let stored = sessions(&store);
+    assert_eq!(stored.len(), 3, "every connection's session is stored");
+}
