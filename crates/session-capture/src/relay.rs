@@ -297,9 +297,10 @@ async fn connection(
             return;
         }
     };
-    let (woken, finished) = match (sockets.try_clone(), sockets.try_clone()) {
-        (Ok(woken), Ok(finished)) => (woken, finished),
-        (Err(e), _) | (_, Err(e)) => {
+    // Kept here to wake the connection's threads at shutdown.
+    let woken = match sockets.try_clone() {
+        Ok(woken) => woken,
+        Err(e) => {
             tracing::error!(analyzer = %peer, error = %e, "capture: cannot take over the connection's sockets; closing it");
             return;
         }
@@ -321,7 +322,7 @@ async fn connection(
         stopped: AtomicBool::new(false),
         sockets,
     };
-    let (done, ended) = tokio::sync::oneshot::channel::<()>();
+    let (done, mut ended) = tokio::sync::oneshot::channel::<()>();
     let spawned = std::thread::Builder::new()
         .name("capture-connection".into())
         .spawn(move || {
@@ -330,10 +331,9 @@ async fn connection(
         });
     if let Err(e) = spawned {
         tracing::error!(analyzer = %peer, error = %e, "capture: cannot start the connection's thread; closing it");
-        finished.shut_down();
+        woken.shut_down();
         return;
     }
-    let mut ended = ended;
     tokio::select! {
         _ = cancel.cancelled() => {
             // Shutting the sockets down wakes the threads blocked on them.
@@ -342,7 +342,6 @@ async fn connection(
         }
         _ = &mut ended => {}
     }
-    drop(finished);
     tracing::info!(analyzer = %peer, "capture: connection closed");
 }
 
