@@ -21,6 +21,7 @@ use wiremock::matchers::method;
 use wiremock::{Mock, ResponseTemplate};
 
 const MINUTE: u64 = 60_000;
+const HOUR: u64 = 60 * MINUTE;
 const DAY: u64 = 86_400_000;
 const YEAR: u64 = 365 * DAY;
 
@@ -333,4 +334,78 @@ fn after_a_reboot_messages_made_since_vouch_for_the_clock() {
         "three days off, and the analyzer agrees"
     );
     assert_eq!(summary.trashed, 1);
+}
+
+/// `later` as an MSH-7 timestamp (`YYYYMMDDHHMMSS`, no zone, as analyzers write it).
+fn msh7(at: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(at))
+        .to_string()
+        .replace(['-', 'T', ':', 'Z'], "")
+}
+
+/// A session holding one message whose MSH-7 says `made`.
+fn captured(id: &str, made: u64, now: u64) -> session_model::Session {
+    let mut session = with_status(id, Pending, 0);
+    session.persisted_until = now + 30 * DAY;
+    session.elements.push(session_model::Element::new(
+        now,
+        session_model::Direction::DeviceToPc,
+        session_model::ElementKind::Message,
+        format!("MSH|^~\\&|AN|LAB|LIS|HOSP|{}||ORU^R01|9|P|2.5\r\n", msh7(made)).into_bytes(),
+    ));
+    session
+}
+
+#[test]
+fn a_messages_time_vouches_for_the_clock_only_less_the_furthest_zone() {
+    // MSH-7 carries no zone, so a message's time stands for a moment up to 14 hours
+    // earlier (an analyzer set to local time east of UTC). After a reboot three days on,
+    // a message made 9 hours before the clock's reading brings the evidence to 23 hours
+    // back (within the day a station may be off); one made 11 hours before, to 25 (not).
+    for (before, trusted) in [(9 * HOUR, true), (11 * HOUR, false)] {
+        let station = station();
+        let later = station.clock.now_ms() + 3 * DAY;
+        let rebooted = ManualClock::at(later);
+        let store = open(station.dir.path(), &rebooted);
+        // Stored with the old boot's stamps, so that only its message time speaks for now.
+        station
+            .store
+            .create(&mut captured("captured-since", later - before, later))
+            .unwrap();
+        let summary = cleanup_once(&store, &CleanupConfig::default()).unwrap();
+        assert_eq!(
+            summary.clock_suspect.is_none(),
+            trusted,
+            "a message made {before} ms before the clock's reading: {summary:?}"
+        );
+    }
+}
+
+#[test]
+fn the_stores_own_records_of_time_vouch_for_the_clock_after_a_reboot() {
+    // Every session gone into the trash, and the clock's record lost: only the store's
+    // areas (the trash's stamps, the backup run, the last cleanup) say what time it was.
+    for (gap, trusted) in [(2 * HOUR, true), (3 * DAY, false)] {
+        let station = station();
+        let real = station.clock.now_ms();
+        assert_eq!(clean(&station).clock_suspect, None);
+        for id in station.store.fs().list().unwrap() {
+            assert!(station.store.delete(&id).unwrap());
+        }
+        let state = station.dir.path().join(".state");
+        for entry in std::fs::read_dir(&state).unwrap() {
+            let path = entry.unwrap().path();
+            if path.file_name().unwrap().to_string_lossy().contains("clock") {
+                std::fs::remove_file(path).unwrap();
+            }
+        }
+        let rebooted = ManualClock::at(real + gap);
+        let store = open(station.dir.path(), &rebooted);
+        let summary = cleanup_once(&store, &CleanupConfig::default()).unwrap();
+        assert_eq!(
+            summary.clock_suspect.is_none(),
+            trusted,
+            "a reboot {gap} ms after the areas' newest time: {summary:?}"
+        );
+    }
 }
