@@ -82,8 +82,11 @@ struct Running {
 }
 
 async fn start(dir: &Path, lis: &str) -> Running {
+    start_with(dir, RelayConfig::new("127.0.0.1:0", lis)).await
+}
+
+async fn start_with(dir: &Path, config: RelayConfig) -> Running {
     let store = SessionStore::open(dir, DecodeOptions::default()).unwrap();
-    let config = RelayConfig::new("127.0.0.1:0", lis);
     let listener = bind(&config).await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let stop = CancellationToken::new();
@@ -571,19 +574,12 @@ async fn a_hundred_analyzers_at_once_each_get_their_own_complete_session() {
 async fn past_its_connection_bound_the_relay_lets_analyzers_wait_until_one_ends() {
     let dir = tempfile::tempdir().unwrap();
     let (lis_addr, _) = acking_lis().await;
-    let store = SessionStore::open(dir.path(), DecodeOptions::default()).unwrap();
-    let config = RelayConfig::new("127.0.0.1:0", &lis_addr).max_connections(2);
-    let listener = bind(&config).await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let stop = CancellationToken::new();
-    let stats = Arc::new(RelayStats::default());
-    let relaying = tokio::spawn(relay(
-        listener,
-        Arc::new(Recorder::new(store.clone())),
-        config,
-        stats.clone(),
-        stop.clone(),
-    ));
+    let running = start_with(
+        dir.path(),
+        RelayConfig::new("127.0.0.1:0", &lis_addr).max_connections(2),
+    )
+    .await;
+    let (addr, stats) = (running.addr.clone(), running.stats.clone());
     let mut relayed = Vec::new();
     for n in 0..2 {
         let mut analyzer = TcpStream::connect(&addr).await.unwrap();
@@ -613,8 +609,8 @@ async fn past_its_connection_bound_the_relay_lets_analyzers_wait_until_one_ends(
     assert_eq!(stats.connections.load(std::sync::atomic::Ordering::Relaxed), 3);
     drop(waiting);
     drop(relayed);
-    stop.cancel();
-    relaying.await.unwrap();
-    let stored = sessions(&store);
+    running.stop.cancel();
+    running.relaying.await.unwrap();
+    let stored = sessions(&running.store);
     assert_eq!(stored.len(), 3, "every connection's session is stored");
 }
