@@ -3,6 +3,8 @@
 //! value; this module reads the file (refusing what is not a regular file) and turns
 //! the settings into what the commands need.
 
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -103,15 +105,6 @@ pub(crate) fn transport(config: &Config, endpoint: &str) -> Result<HttpTransport
     .map_err(|e| CliError::BadInput(format!("endpoint: {e}")))
 }
 
-/// What `status` judges by.
-pub(crate) fn status_options(config: &Config) -> session_daemon::StatusOptions {
-    let settings = config.settings();
-    session_daemon::StatusOptions {
-        retry_cap_ms: settings.submit().backoff.cap.as_millis() as u64,
-        alert_undelivered_ms: settings.alert_undelivered_minutes.saturating_mul(60_000),
-    }
-}
-
 /// One line of `sessionctl config`.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct ShownKey {
@@ -198,6 +191,55 @@ fn read_config_file(path: &Path) -> std::io::Result<String> {
     Ok(text)
 }
 
+/// Keeps the local API's settings changes in the configuration file.
+pub(crate) struct SettingsFileWriter;
+
+impl session_api::SettingsFile for SettingsFileWriter {
+    fn write(&self, path: &Path, edits: &[(String, String)]) -> Result<(), String> {
+        write_settings(path, edits)
+    }
+}
+
+/// Sets `edits` in the TOML file at `path` (created if missing), keeping everything else:
+/// edited with `toml_edit`, so comments and other keys stay as the operator wrote them,
+/// then replaced durably (temp file, fsync, rename, directory fsync).
+fn write_settings(path: &Path, edits: &[(String, String)]) -> Result<(), String> {
+    let shown = path.display();
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(format!("{shown}: {e}")),
+    };
+    let text = session_daemon::settings::with_settings(&text, edits).map_err(|e| format!("{shown}: {e}"))?;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let temp = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name().map_or("config".into(), |n| n.to_string_lossy()),
+        std::process::id()
+    ));
+    let written = (|| -> std::io::Result<()> {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&temp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&temp);
+        return Err(format!("{shown}: {e}"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,5 +271,29 @@ mod tests {
                 "README links to {target}, which a clone does not have"
             );
         }
+    }
+
+    #[test]
+    fn comments_and_other_keys_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sessionctl.toml");
+        std::fs::write(
+            &path,
+            "# the lab's settings\ndir = \"/srv/s\"  # where\nretention_days = 30 # a month\n",
+        )
+        .unwrap();
+        write_settings(
+            &path,
+            &[
+                ("retention_days".into(), "90".into()),
+                ("delete_undelivered".into(), "true".into()),
+            ],
+        )
+        .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("# the lab's settings"), "{text}");
+        assert!(text.contains("dir = \"/srv/s\"  # where"), "{text}");
+        assert!(text.contains("retention_days = 90 # a month"), "{text}");
+        assert!(text.contains("delete_undelivered = true"), "{text}");
     }
 }

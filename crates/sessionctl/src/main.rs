@@ -4,7 +4,6 @@
 //! stdout (one JSON document with `--json`), diagnostics to stderr; exit codes are 0
 //! (success), 1 (failure) and 2 (bad usage or bad input).
 
-mod api;
 mod capture;
 mod cli;
 mod commands;
@@ -133,7 +132,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Retry { id } => submission::retry(&store()?, &out, &commands::parse_id(&id)?),
         Command::Ignore { id } => submission::ignore(&store()?, &out, &commands::parse_id(&id)?),
         Command::Submit { .. } => submission::submit(&store()?, &config, &out),
-        Command::Status => status::status(&read_only()?, &out, &crate::config::status_options(&config)),
+        Command::Status => status::status(&read_only()?, &out, &session_api::status_options(&config)),
         Command::Clock { action } => match action {
             cli::ClockAction::Show => clock::show(&read_only()?, &out),
             cli::ClockAction::Confirm => clock::confirm(&store()?, &out),

@@ -8,11 +8,11 @@ use session_store::SessionStore;
 use session_workers::submit::ChangeFeed;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::security::Guard;
-use crate::api::starting::{Progress, Starting};
-use crate::api::{ApiState, StoreEvent};
 use crate::config::Config;
 use crate::error::CliError;
+use session_api::security::Guard;
+use session_api::starting::Starting;
+use session_api::{ApiState, StoreEvent};
 use session_station::SessionIndex;
 
 fn failed(e: impl std::fmt::Display) -> CliError {
@@ -25,7 +25,7 @@ fn failed(e: impl std::fmt::Display) -> CliError {
 pub(crate) fn run(config: &Config) -> Result<(), CliError> {
     let dir = crate::config::store_dir(config)?;
     if let Some(listen) = config.settings().http_listen.as_deref()
-        && !crate::api::security::is_loopback(listen)
+        && !session_api::security::is_loopback(listen)
         && config.settings().http_token.is_none()
     {
         return Err(CliError::Failed(format!(
@@ -43,11 +43,7 @@ pub(crate) fn run(config: &Config) -> Result<(), CliError> {
     let starting = web.as_ref().map(|w| w.starting.clone());
     let report = |progress: session_daemon::Progress| {
         if let Some(starting) = &starting {
-            starting.report(Progress {
-                phase: progress.phase.as_str(),
-                done: progress.done,
-                total: progress.total,
-            });
+            starting.report(progress.into());
         }
     };
 
@@ -57,10 +53,7 @@ pub(crate) fn run(config: &Config) -> Result<(), CliError> {
     let (store_events, _) = tokio::sync::broadcast::channel(256);
     let page_events = store_events.clone();
     let watch = StoreWatch::start(&dir, vec![feed.clone(), index_feed.clone()], move |id, stored| {
-        let _ = page_events.send(StoreEvent {
-            kind: if stored { "stored" } else { "deleted" },
-            id: id.to_string(),
-        });
+        let _ = page_events.send(StoreEvent::of(id.to_string(), stored));
     });
     let sessions = Arc::new(SessionIndex::new());
     let recovered = claimed
@@ -178,7 +171,7 @@ async fn listen_early(config: &Config, cancel: &CancellationToken) -> Result<Opt
     let starting = Starting::new(guard.clone());
     tracing::info!(url = %format!("http://{bound}/"), "local API and web page");
     let stop = cancel.clone();
-    let router = crate::api::starting::router(starting.clone());
+    let router = session_api::starting::router(starting.clone());
     tokio::spawn(async move {
         let served = axum::serve(listener, router)
             .with_graceful_shutdown(async move { stop.cancelled().await })
@@ -226,23 +219,22 @@ async fn serve(
                 .unwrap_or_default(),
             store: store.clone(),
             index: sessions.clone(),
-            options: crate::config::status_options(config),
+            options: session_api::status_options(config),
             check_every: std::time::Duration::from_secs(5),
         };
         running.spawn(webhook.run(stopping.clone()));
     }
     if let Some(web) = web {
-        let state = Arc::new(ApiState {
-            store: store.clone(),
-            config: tokio::sync::RwLock::new(config.clone()),
-            cleanup,
-            events: store_events,
-            guard: web.guard,
-            stopping: stopping.clone(),
-            index: sessions,
-            counters,
-        });
-        web.starting.serve(crate::api::router(state));
+        let mut state = ApiState::new(store.clone(), config.clone(), web.guard)
+            .with_cleanup(cleanup)
+            .with_events(store_events)
+            .with_counters(counters)
+            .with_settings_file(Arc::new(crate::config::SettingsFileWriter))
+            .stopping_on(stopping.clone());
+        if let Some(sessions) = sessions {
+            state = state.with_index(sessions);
+        }
+        web.starting.serve(session_api::router(Arc::new(state)));
     }
     tracing::info!(dir = %store.fs().dir().display(), "sessionctl run: serving; SIGINT or SIGTERM stops");
     signals.wait().await;

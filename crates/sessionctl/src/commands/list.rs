@@ -2,63 +2,13 @@
 
 use std::io::Write;
 
-use serde::Serialize;
+use session_api::views::RowView;
 use session_model::{SubmissionStatus, printable};
 use session_station::{SessionRow, natural_cmp};
 use session_store::{SessionStore, StoredEntry};
 
 use crate::error::CliError;
 use crate::output::Output;
-
-/// A [`SessionRow`] as `list --json` and the local API print it (CONTRACT's shape).
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct RowJson<'a> {
-    id: &'a str,
-    version: &'a str,
-    start_time: Option<u64>,
-    message_count: Option<usize>,
-    submission_status: Option<&'a str>,
-    persisted_until: Option<u64>,
-    is_complete: Option<bool>,
-    interrupted: bool,
-    not_received_by_lis: bool,
-    last_error: Option<&'a str>,
-    #[serde(rename = "deviceIP")]
-    device_ip: Option<&'a str>,
-    #[serde(rename = "lisIP")]
-    lis_ip: Option<&'a str>,
-    end_time: Option<u64>,
-    last_attempt_at: Option<u64>,
-    next_attempt_at: Option<u64>,
-}
-
-impl<'a> From<&'a SessionRow> for RowJson<'a> {
-    fn from(r: &'a SessionRow) -> Self {
-        RowJson {
-            id: &r.id,
-            version: &r.version,
-            start_time: r.start_time,
-            message_count: r.message_count,
-            submission_status: r.submission_status.as_deref(),
-            persisted_until: r.persisted_until,
-            is_complete: r.is_complete,
-            interrupted: r.interrupted,
-            not_received_by_lis: r.not_received_by_lis,
-            last_error: r.last_error.as_deref(),
-            device_ip: r.device_ip.as_deref(),
-            lis_ip: r.lis_ip.as_deref(),
-            end_time: r.end_time,
-            last_attempt_at: r.last_attempt_at,
-            next_attempt_at: r.next_attempt_at,
-        }
-    }
-}
-
-/// Rows as JSON views, for a `json!` document.
-pub(crate) fn rows_json(rows: &[SessionRow]) -> Vec<RowJson<'_>> {
-    rows.iter().map(RowJson::from).collect()
-}
 
 /// Rows the human table holds before it fixes its column widths; later rows stream
 /// (a wider cell widens its own line only), so a listing of any size holds at most
@@ -103,7 +53,7 @@ pub(crate) fn print(
             if n > 0 {
                 stdout.write_all(b",")?;
             }
-            serde_json::to_writer(&mut stdout, &RowJson::from(&row)).map_err(std::io::Error::from)?;
+            serde_json::to_writer(&mut stdout, &RowView::from(&row)).map_err(std::io::Error::from)?;
         }
         stdout.write_all(b"]\n")?;
         return Ok(stdout.flush()?);

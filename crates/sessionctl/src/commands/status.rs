@@ -1,161 +1,24 @@
 //! `status`: what state the store is in, at a glance. The report is
-//! `session_daemon::status`; this is its JSON (CONTRACT's shape) and its words.
+//! `session_daemon::status`, its JSON `session_api::views::StatusView` (CONTRACT's
+//! shape, which `/api/status` answers too); this is its words.
 
-use std::collections::BTreeMap;
-
-use serde::Serialize;
-use session_daemon::{StatusOptions, StatusReport};
-use session_model::SubmissionStatus;
+use session_api::views::StatusView;
+use session_daemon::StatusOptions;
 use session_store::SessionStore;
-use session_workers::cleanup::CleanupSummary;
 
-use super::clock::ClockView;
 use super::list::relative_past;
 use crate::error::CliError;
 use crate::output::{Output, count};
 
-/// The oldest session not yet delivered.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Oldest {
-    id: String,
-    start_time: u64,
-    submission_status: SubmissionStatus,
-}
-
-/// A session that failed for good, with why.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct FailedSession {
-    id: String,
-    last_error: Option<String>,
-}
-
-/// `status --json` and `/api/status`: a [`StatusReport`] in CONTRACT's shape.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct Status {
-    total: usize,
-    counts: BTreeMap<&'static str, usize>,
-    incomplete: usize,
-    interrupted: usize,
-    not_received_by_lis: usize,
-    capturing: usize,
-    recording_stalled: usize,
-    problems: usize,
-    damaged: usize,
-    orphaned_temps: usize,
-    not_regular_files: usize,
-    newer_version: usize,
-    oldest_undelivered: Option<Oldest>,
-    failed: Vec<FailedSession>,
-    last_cleanup: Option<LastCleanup>,
-    clock: ClockView,
-    retries_pulled_in: usize,
-    endpoint_attention: Option<EndpointAttention>,
-    alerts: Vec<Alert>,
-}
-
-/// Something an operator should act on.
-#[derive(Debug, Serialize)]
-struct Alert {
-    kind: &'static str,
-    message: String,
-}
-
-/// The endpoint needs an operator.
-#[derive(Debug, Serialize)]
-struct EndpointAttention {
-    error: String,
-    sessions: usize,
-}
-
-/// The last cleanup, as `status --json` shows it.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct LastCleanup {
-    expired: usize,
-    trashed: usize,
-    kept: usize,
-    purged: usize,
-    bytes_freed: u64,
-    duration_ms: u64,
-    dry_run: bool,
-    at: u64,
-}
-
-impl From<&CleanupSummary> for LastCleanup {
-    fn from(s: &CleanupSummary) -> Self {
-        LastCleanup {
-            expired: s.expired,
-            trashed: s.trashed,
-            kept: s.kept,
-            purged: s.purged,
-            bytes_freed: s.bytes_freed,
-            duration_ms: s.duration_ms,
-            dry_run: s.dry_run,
-            at: s.at,
-        }
-    }
-}
-
-impl From<&StatusReport> for Status {
-    fn from(report: &StatusReport) -> Self {
-        let (counts, files) = (&report.counts, &report.files);
-        Status {
-            total: counts.total,
-            counts: counts.by_status.iter().map(|(s, n)| (s.as_str(), *n)).collect(),
-            incomplete: counts.incomplete,
-            interrupted: counts.interrupted,
-            not_received_by_lis: counts.not_received_by_lis,
-            capturing: report.capturing,
-            recording_stalled: report.recording_stalled,
-            problems: report.problems(),
-            damaged: files.damaged,
-            orphaned_temps: files.orphaned_temps,
-            not_regular_files: files.not_regular_files,
-            newer_version: counts.newer,
-            oldest_undelivered: counts.oldest_waiting.as_ref().map(|w| Oldest {
-                id: w.id.clone(),
-                start_time: w.start_time,
-                submission_status: w.status,
-            }),
-            failed: counts
-                .failed
-                .iter()
-                .map(|f| FailedSession {
-                    id: f.id.clone(),
-                    last_error: f.last_error.clone(),
-                })
-                .collect(),
-            last_cleanup: report.last_cleanup.as_ref().map(LastCleanup::from),
-            clock: ClockView::from(&report.clock),
-            retries_pulled_in: counts.retries_pulled_in,
-            endpoint_attention: counts.endpoint_attention.as_ref().map(|a| EndpointAttention {
-                error: a.error.clone(),
-                sessions: a.sessions,
-            }),
-            alerts: report
-                .alerts
-                .iter()
-                .map(|a| Alert {
-                    kind: a.kind.as_str(),
-                    message: a.message.clone(),
-                })
-                .collect(),
-        }
-    }
-}
-
 /// `status`: counts by submission status, the oldest undelivered session, the last cleanup.
 pub(crate) fn status(store: &SessionStore, out: &Output, options: &StatusOptions) -> Result<(), CliError> {
-    let report = Status::from(&session_daemon::status(store, options)?);
+    let report = StatusView::from(&session_daemon::status(store, options)?);
     let now = session_fs::now_ms();
     Ok(out.result(&report, || human(&report, store, now))?)
 }
 
 /// The human form of a [`Status`].
-fn human(report: &Status, store: &SessionStore, now: u64) -> String {
+fn human(report: &StatusView, store: &SessionStore, now: u64) -> String {
     {
         let mut text = String::new();
         for alert in report.alerts.iter().filter(|a| a.kind == "undelivered") {

@@ -19,20 +19,17 @@ use session_store::{SessionStore, StoreError};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
 
-use super::ApiState;
-use crate::commands::status::Status;
-use crate::error::CliError;
+use crate::ApiState;
+use crate::views::{self, ClockView, StatusView};
 use session_station::{Cancel, ListQuery, SessionIndex, SortKey};
 
-use crate::commands::list::rows_json;
-
 /// `{"error": "..."}` with a status code: the shape of every API error.
-pub(super) fn error(status: StatusCode, message: impl Into<String>) -> (StatusCode, Json<Value>) {
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> (StatusCode, Json<Value>) {
     let message = session_model::printable_lines(&message.into());
     (status, Json(json!({ "error": message })))
 }
 
-fn failed(e: CliError) -> Response {
+fn failed(e: impl std::fmt::Display) -> Response {
     error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
 }
 
@@ -168,7 +165,7 @@ const SEARCH_BUDGET: std::time::Duration = std::time::Duration::from_millis(1500
 /// `GET /api/sessions?status=S&device=IP&from=T&to=T&q=TEXT&sort=K&order=asc|desc&limit=N&offset=K`:
 /// newest first unless sorted otherwise. Answers from the daemon's index; `q` reads the
 /// files of the sessions the other filters pass, newest first, for at most 1.5 s.
-pub(super) async fn sessions(
+pub(crate) async fn sessions(
     State(state): State<Arc<ApiState>>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
@@ -183,7 +180,7 @@ pub(super) async fn sessions(
     };
     let Some(needle) = q else {
         let page = index.page(&list);
-        return Json(json!({ "total": page.total, "sessions": rows_json(&page.rows) })).into_response();
+        return Json(json!({ "total": page.total, "sessions": views::rows(&page.rows) })).into_response();
     };
     let candidates = index.candidates(&list);
     let cancel = Cancel::default();
@@ -198,7 +195,7 @@ pub(super) async fn sessions(
         Err(response) => response,
         Ok((rows, found)) => Json(json!({
             "total": found.matched,
-            "sessions": rows_json(&rows),
+            "sessions": views::rows(&rows),
             "search": {
                 "complete": found.complete,
                 "searched": found.searched,
@@ -210,7 +207,7 @@ pub(super) async fn sessions(
 }
 
 /// `GET /api/sessions/{id}`: the session at the current version, as `show --json`.
-pub(super) async fn session(State(state): State<Arc<ApiState>>, Path(raw): Path<String>) -> Response {
+pub(crate) async fn session(State(state): State<Arc<ApiState>>, Path(raw): Path<String>) -> Response {
     match load_session(&state, &raw).await {
         Ok(session) => Json(session).into_response(),
         Err(response) => response,
@@ -218,10 +215,10 @@ pub(super) async fn session(State(state): State<Arc<ApiState>>, Path(raw): Path<
 }
 
 /// `GET /api/sessions/{id}/hl7`: each message parsed into segments and fields.
-pub(super) async fn hl7(State(state): State<Arc<ApiState>>, Path(raw): Path<String>) -> Response {
+pub(crate) async fn hl7(State(state): State<Arc<ApiState>>, Path(raw): Path<String>) -> Response {
     match load_session(&state, &raw).await {
         Ok(session) => {
-            let messages = super::hl7_view::messages(&session.messages());
+            let messages = crate::hl7_view::messages(&session.messages());
             Json(json!({ "id": session.id.as_str(), "messages": messages })).into_response()
         }
         Err(response) => response,
@@ -231,7 +228,7 @@ pub(super) async fn hl7(State(state): State<Arc<ApiState>>, Path(raw): Path<Stri
 /// `GET /api/sessions/{id}/export?format=hl7|json`: a download of the messages as sent
 /// (each message's segments separated by CR, one message after the other) or of the
 /// stored document as it is on disk.
-pub(super) async fn export(
+pub(crate) async fn export(
     State(state): State<Arc<ApiState>>,
     Path(raw): Path<String>,
     Query(query): Query<HashMap<String, String>>,
@@ -272,17 +269,8 @@ pub(super) async fn export(
     match read {
         Err(response) => response,
         Ok(Ok(Some(bytes))) => {
-            // The id is checked, but a header is no place for anything unusual in it.
-            let name: String = raw
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
+            // A session id is `A-Z a-z 0-9 . _ -` only: nothing to escape in a header.
+            let name = raw;
             (
                 [
                     (axum::http::header::CONTENT_TYPE, content_type.to_owned()),
@@ -337,7 +325,7 @@ const BULK_MAX: usize = 100_000;
 /// `"filter": {"status", "device", "from", "to"}` instead of ids (every session the
 /// list would show with those filters). Each session changes as its own button would
 /// change it; those it cannot change are listed with why.
-pub(super) async fn bulk(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
+pub(crate) async fn bulk(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
     let bad = |message: String| error(StatusCode::BAD_REQUEST, message).into_response();
     let Ok(Value::Object(request)) = serde_json::from_slice::<Value>(&body) else {
         return bad(r#"expected {"action": "retry" or "ignore", "ids": [...]} or a "filter""#.into());
@@ -347,50 +335,9 @@ pub(super) async fn bulk(State(state): State<Arc<ApiState>>, body: Bytes) -> Res
         Some("ignore") => SessionStore::ignore,
         _ => return bad(r#"action must be "retry" or "ignore""#.into()),
     };
-    let ids: Vec<SessionId> = match (request.get("ids"), request.get("filter")) {
-        (Some(Value::Array(ids)), None) => {
-            let mut parsed = Vec::with_capacity(ids.len());
-            for raw in ids {
-                match raw.as_str().map(SessionId::new) {
-                    Some(Ok(id)) => parsed.push(id),
-                    _ => return bad(format!("ids must be session ids, not {raw}")),
-                }
-            }
-            parsed
-        }
-        (None, Some(Value::Object(filter))) => {
-            let query: HashMap<String, String> = filter
-                .iter()
-                .filter_map(|(k, v)| {
-                    v.as_str()
-                        .map(|v| (k.clone(), v.to_owned()))
-                        .or_else(|| v.as_u64().map(|v| (k.clone(), v.to_string())))
-                })
-                .collect();
-            if let Some(unknown) = filter
-                .keys()
-                .find(|k| !["status", "device", "from", "to"].contains(&k.as_str()))
-            {
-                return bad(format!(
-                    "a bulk filter takes status, device, from and to, not {:?}",
-                    session_model::printable(unknown)
-                ));
-            }
-            let (list, _) = match list_query(&query) {
-                Ok(parsed) => parsed,
-                Err(response) => return response,
-            };
-            let index = match index_of(&state).await {
-                Ok(index) => index,
-                Err(response) => return response,
-            };
-            index
-                .candidates(&list)
-                .into_iter()
-                .filter_map(|id| SessionId::new(&*id).ok())
-                .collect()
-        }
-        _ => return bad("give either ids (a list) or filter (an object)".into()),
+    let ids = match bulk_ids(&state, &request).await {
+        Ok(ids) => ids,
+        Err(response) => return response,
     };
     if ids.len() > BULK_MAX {
         return bad(format!("at most {BULK_MAX} sessions at once, not {}", ids.len()));
@@ -432,11 +379,58 @@ pub(super) async fn bulk(State(state): State<Arc<ApiState>>, body: Bytes) -> Res
     }
 }
 
+/// The sessions a bulk request names: its `ids`, or every session its `filter` passes.
+async fn bulk_ids(
+    state: &ApiState,
+    request: &serde_json::Map<String, Value>,
+) -> Result<Vec<SessionId>, Response> {
+    let bad = |message: String| error(StatusCode::BAD_REQUEST, message).into_response();
+    match (request.get("ids"), request.get("filter")) {
+        (Some(Value::Array(ids)), None) => {
+            let mut parsed = Vec::with_capacity(ids.len());
+            for raw in ids {
+                match raw.as_str().map(SessionId::new) {
+                    Some(Ok(id)) => parsed.push(id),
+                    _ => return Err(bad(format!("ids must be session ids, not {raw}"))),
+                }
+            }
+            Ok(parsed)
+        }
+        (None, Some(Value::Object(filter))) => {
+            let query: HashMap<String, String> = filter
+                .iter()
+                .filter_map(|(k, v)| {
+                    v.as_str()
+                        .map(|v| (k.clone(), v.to_owned()))
+                        .or_else(|| v.as_u64().map(|v| (k.clone(), v.to_string())))
+                })
+                .collect();
+            if let Some(unknown) = filter
+                .keys()
+                .find(|k| !["status", "device", "from", "to"].contains(&k.as_str()))
+            {
+                return Err(bad(format!(
+                    "a bulk filter takes status, device, from and to, not {:?}",
+                    session_model::printable(unknown)
+                )));
+            }
+            let (list, _) = list_query(&query)?;
+            let index = index_of(state).await?;
+            Ok(index
+                .candidates(&list)
+                .into_iter()
+                .filter_map(|id| SessionId::new(&*id).ok())
+                .collect())
+        }
+        _ => Err(bad("give either ids (a list) or filter (an object)".into())),
+    }
+}
+
 /// `POST /api/retention/apply`: gives every stored session the configured retention, as
 /// if it had been stored under it (`persistedUntil` = its start plus `retention_days`).
 /// A changed retention otherwise applies only to sessions stored from then on; this is
 /// the operator's explicit choice to apply it to the rest.
-pub(super) async fn apply_retention(State(state): State<Arc<ApiState>>) -> Response {
+pub(crate) async fn apply_retention(State(state): State<Arc<ApiState>>) -> Response {
     let days = state
         .config
         .read()
@@ -482,17 +476,17 @@ pub(super) async fn apply_retention(State(state): State<Arc<ApiState>>) -> Respo
 }
 
 /// `POST /api/sessions/{id}/retry`.
-pub(super) async fn retry(State(state): State<Arc<ApiState>>, Path(raw): Path<String>) -> Response {
+pub(crate) async fn retry(State(state): State<Arc<ApiState>>, Path(raw): Path<String>) -> Response {
     change_status(state, raw, SessionStore::retry).await
 }
 
 /// `POST /api/sessions/{id}/ignore`.
-pub(super) async fn ignore(State(state): State<Arc<ApiState>>, Path(raw): Path<String>) -> Response {
+pub(crate) async fn ignore(State(state): State<Arc<ApiState>>, Path(raw): Path<String>) -> Response {
     change_status(state, raw, SessionStore::ignore).await
 }
 
 /// `DELETE /api/sessions/{id}`: to the trash (a damaged file to the quarantine).
-pub(super) async fn delete(State(state): State<Arc<ApiState>>, Path(raw): Path<String>) -> Response {
+pub(crate) async fn delete(State(state): State<Arc<ApiState>>, Path(raw): Path<String>) -> Response {
     let id = match parse_id(&raw) {
         Ok(id) => id,
         Err(response) => return response,
@@ -514,9 +508,9 @@ pub(super) async fn delete(State(state): State<Arc<ApiState>>, Path(raw): Path<S
 }
 
 /// `GET /api/status`: as `status --json`, the sessions' part from the index.
-pub(super) async fn status(State(state): State<Arc<ApiState>>) -> Response {
+pub(crate) async fn status(State(state): State<Arc<ApiState>>) -> Response {
     let store = state.typed().await;
-    let options = crate::config::status_options(&*state.config.read().await);
+    let options = crate::status_options(&*state.config.read().await);
     let index = state.index.clone();
     let computed = blocking(move || match index {
         Some(index) => session_daemon::status_from_index(&index, &store, &options),
@@ -524,15 +518,15 @@ pub(super) async fn status(State(state): State<Arc<ApiState>>) -> Response {
     });
     match computed.await {
         Err(response) => response,
-        Ok(Ok(report)) => Json(Status::from(&report)).into_response(),
+        Ok(Ok(report)) => Json(StatusView::from(&report)).into_response(),
         Ok(Err(e)) => store_error(e),
     }
 }
 
 /// `GET /metrics`: the Prometheus (OpenMetrics) text format.
-pub(super) async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
+pub(crate) async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
     let store = state.typed().await;
-    let options = crate::config::status_options(&*state.config.read().await);
+    let options = crate::status_options(&*state.config.read().await);
     let (index, counters) = (state.index.clone(), state.counters.clone());
     let rendered = blocking(move || {
         let status = match &index {
@@ -557,22 +551,22 @@ pub(super) async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
 }
 
 /// `POST /api/clock/confirm`: an operator says the wall clock is right now.
-pub(super) async fn confirm_clock(State(state): State<Arc<ApiState>>) -> Response {
+pub(crate) async fn confirm_clock(State(state): State<Arc<ApiState>>) -> Response {
     let store = state.typed().await;
     match blocking(move || store.fs().confirm_clock()).await {
         Err(response) => response,
         Ok(Ok(check)) => {
             tracing::info!("an operator confirmed the clock through the local API");
-            Json(crate::commands::clock::ClockView::from(&check.record)).into_response()
+            Json(ClockView::from(&check.record)).into_response()
         }
-        Ok(Err(e)) => failed(e.into()),
+        Ok(Err(e)) => failed(e),
     }
 }
 
 /// `GET /api/clock`: what the store knows of its clock.
-pub(super) async fn clock(State(state): State<Arc<ApiState>>) -> Response {
+pub(crate) async fn clock(State(state): State<Arc<ApiState>>) -> Response {
     let store = state.typed().await;
-    match blocking(move || crate::commands::clock::ClockView::of(&store)).await {
+    match blocking(move || ClockView::of(&store)).await {
         Err(response) => response,
         Ok(Ok(report)) => Json(report).into_response(),
         Ok(Err(e)) => failed(e),
@@ -580,13 +574,13 @@ pub(super) async fn clock(State(state): State<Arc<ApiState>>) -> Response {
 }
 
 /// `GET /api/settings`.
-pub(super) async fn get_settings(State(state): State<Arc<ApiState>>) -> Response {
+pub(crate) async fn get_settings(State(state): State<Arc<ApiState>>) -> Response {
     let config = state.config.read().await;
-    Json(super::settings::shown(&config)).into_response()
+    Json(crate::settings::shown(&config)).into_response()
 }
 
 /// `PUT /api/settings`: `{"retention_days": 90, ...}`, checked, written, applied.
-pub(super) async fn put_settings(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
+pub(crate) async fn put_settings(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
     let changes: serde_json::Map<String, Value> = match serde_json::from_slice(&body) {
         Ok(Value::Object(changes)) => changes,
         _ => {
@@ -598,19 +592,19 @@ pub(super) async fn put_settings(State(state): State<Arc<ApiState>>, body: Bytes
         }
     };
     let mut config = state.config.write().await;
-    match super::settings::apply(&config, &changes).await {
+    match crate::settings::apply(&config, &changes, state.settings_file.clone()).await {
         Ok(updated) => {
             state.cleanup.send_replace(updated.settings().cleanup());
             *config = updated;
             tracing::info!(keys = ?changes.keys().collect::<Vec<_>>(), "settings changed through the local API");
-            Json(super::settings::shown(&config)).into_response()
+            Json(crate::settings::shown(&config)).into_response()
         }
         Err((status, message)) => error(status, message).into_response(),
     }
 }
 
 /// `GET /api/events`: server-sent events, one per session stored or deleted.
-pub(super) async fn events(State(state): State<Arc<ApiState>>) -> Response {
+pub(crate) async fn events(State(state): State<Arc<ApiState>>) -> Response {
     let stopping = state.stopping.clone().cancelled_owned();
     let stream = BroadcastStream::new(state.events.subscribe()).filter_map(|event| {
         // A lagging client misses events, not the stream: it refetches on the next one.
@@ -624,6 +618,6 @@ pub(super) async fn events(State(state): State<Arc<ApiState>>) -> Response {
 }
 
 /// Anything else: 404, as JSON.
-pub(super) async fn not_found() -> Response {
+pub(crate) async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "no such page or endpoint").into_response()
 }

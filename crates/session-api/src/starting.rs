@@ -14,18 +14,35 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tower::ServiceExt;
 
-use super::security::{Guard, hardened, refusal};
+use crate::security::{Guard, hardened, refusal};
 
-/// What start-up is doing.
+/// What start-up is doing, as the page is told.
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct Progress {
+pub struct Progress {
     /// `recovering` or `migrating`.
-    pub phase: &'static str,
+    phase: &'static str,
     /// Sessions done so far in this phase.
-    pub done: usize,
+    done: usize,
     /// Sessions this phase has in all, when known.
-    pub total: Option<usize>,
+    total: Option<usize>,
+}
+
+impl Progress {
+    /// `done` of `total` sessions (when known) in `phase` (`recovering`, `migrating`).
+    pub fn new(phase: &'static str, done: usize, total: Option<usize>) -> Self {
+        Progress { phase, done, total }
+    }
+}
+
+impl From<session_daemon::Progress> for Progress {
+    fn from(progress: session_daemon::Progress) -> Self {
+        Progress {
+            phase: progress.phase.as_str(),
+            done: progress.done,
+            total: progress.total,
+        }
+    }
 }
 
 impl Progress {
@@ -39,7 +56,7 @@ impl Progress {
 
 /// The listener's state from its first request on.
 #[derive(Debug)]
-pub(crate) struct Starting {
+pub struct Starting {
     guard: Guard,
     progress: Mutex<Progress>,
     ready: OnceLock<Router>,
@@ -47,7 +64,7 @@ pub(crate) struct Starting {
 
 impl Starting {
     /// Start-up under `guard`'s rules, recovering.
-    pub(crate) fn new(guard: Guard) -> Arc<Self> {
+    pub fn new(guard: Guard) -> Arc<Self> {
         Arc::new(Starting {
             guard,
             progress: Mutex::new(Progress {
@@ -59,18 +76,18 @@ impl Starting {
     }
 
     /// Start-up has reached `progress`.
-    pub(crate) fn report(&self, progress: Progress) {
+    pub fn report(&self, progress: Progress) {
         *self.progress.lock().unwrap_or_else(|p| p.into_inner()) = progress;
     }
 
     /// Start-up is over: `router` answers from now on.
-    pub(crate) fn serve(&self, router: Router) {
+    pub fn serve(&self, router: Router) {
         let _ = self.ready.set(router);
     }
 }
 
 /// The router the listener serves from the start.
-pub(crate) fn router(starting: Arc<Starting>) -> Router {
+pub fn router(starting: Arc<Starting>) -> Router {
     Router::new().fallback(gate).with_state(starting)
 }
 
@@ -82,13 +99,13 @@ async fn gate(State(starting): State<Arc<Starting>>, request: Request) -> Respon
         };
     }
     if let Some((status, message)) = refusal(&starting.guard, &request) {
-        return hardened(super::handlers::error(status, message).into_response());
+        return hardened(crate::handlers::error(status, message).into_response());
     }
     let path = request.uri().path();
     let response = if path == "/" || path.starts_with("/sessions/") {
-        super::page::index().await
+        crate::page::index().await
     } else if let Some(name) = path.strip_prefix("/assets/") {
-        super::page::asset(axum::extract::Path(name.to_owned())).await
+        crate::page::asset(axum::extract::Path(name.to_owned())).await
     } else {
         let progress = starting
             .progress

@@ -10,15 +10,15 @@ const SCRIPT: &str = include_str!("assets/app.js");
 const STYLE: &str = include_str!("assets/app.css");
 
 /// `/` and `/sessions/{id}`: the page; the script reads the URL.
-pub(super) async fn index() -> Response {
+pub(crate) async fn index() -> Response {
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], INDEX).into_response()
 }
 
 /// `/assets/{name}`.
-pub(super) async fn asset(Path(name): Path<String>) -> Response {
+pub(crate) async fn asset(Path(name): Path<String>) -> Response {
     match name.as_str() {
         "app.js" => ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], SCRIPT).into_response(),
         "app.css" => ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE).into_response(),
-        _ => super::handlers::error(StatusCode::NOT_FOUND, "no such asset").into_response(),
+        _ => crate::handlers::error(StatusCode::NOT_FOUND, "no such asset").into_response(),
     }
 }

@@ -16,25 +16,35 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::ApiState;
-use super::handlers::error;
+use crate::ApiState;
+use crate::handlers::error;
 
 /// The Content-Security-Policy of every response: nothing inline, nothing from elsewhere.
-pub(crate) const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
                        connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// The rules a request must pass.
-#[derive(Debug, Clone)]
-pub(crate) struct Guard {
+#[derive(Clone)]
+pub struct Guard {
     /// `http_listen` as configured (`127.0.0.1:8470`) and as bound (the real port).
-    pub hosts: Vec<String>,
+    hosts: Vec<String>,
     /// The bearer token, when configured.
-    pub token: Option<String>,
+    token: Option<String>,
+}
+
+/// The token is a secret: `Debug` says only whether there is one.
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard")
+            .field("hosts", &self.hosts)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl Guard {
     /// The rules for a listener configured as `listen` and bound to `bound`.
-    pub(crate) fn new(listen: &str, bound: SocketAddr, token: Option<String>) -> Self {
+    pub fn new(listen: &str, bound: SocketAddr, token: Option<String>) -> Self {
         let mut hosts = vec![listen.to_ascii_lowercase(), bound.to_string()];
         for name in ["localhost", "127.0.0.1"] {
             hosts.push(name.to_owned());
@@ -63,7 +73,7 @@ impl Guard {
 }
 
 /// Whether a listen address stays on this machine.
-pub(crate) fn is_loopback(listen: &str) -> bool {
+pub fn is_loopback(listen: &str) -> bool {
     let host = listen.rsplit_once(':').map_or(listen, |(h, _)| h);
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")

@@ -1,20 +1,27 @@
 //! Retention and cleanup settings, changed through the API and kept in the TOML file.
 //!
-//! A change is checked against the same ranges as the configuration, written durably to
-//! the configuration file (temp file, fsync, rename, directory fsync) with
-//! `toml_edit`, so comments and other keys stay as the operator wrote them, and only
-//! then applied.
+//! A change is checked against the same ranges as the configuration, written to the
+//! configuration file by the embedding program's [`SettingsFile`], and only then applied.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::sync::Arc;
 
 use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 
 use session_daemon::settings::{API_SETTINGS, SettingError, SettingType};
 
-use crate::config::Config;
+use session_daemon::settings::Configuration as Config;
+
+/// Where the API keeps settings changes: the configuration file, which is the embedding
+/// program's (this crate touches no file). `sessionctl` edits it with
+/// `session_daemon::settings::with_settings` (comments and other keys kept) and
+/// replaces it durably.
+pub trait SettingsFile: Send + Sync {
+    /// Sets each `(key, value)` of `edits` (values as TOML literals) in the file at
+    /// `path`, durably, keeping everything else; an error in words, naming the file.
+    fn write(&self, path: &Path, edits: &[(String, String)]) -> Result<(), String>;
+}
 
 /// `GET /api/settings` (and the answer to a `PUT`): the values at the top level, in
 /// the shape a `PUT` takes (`{"retention_days": 30, "delete_undelivered": false, ...}`),
@@ -23,7 +30,8 @@ use crate::config::Config;
 pub(crate) fn shown(config: &Config) -> Value {
     let mut out = Map::new();
     let (mut sources, mut allowed, mut help) = (Map::new(), Map::new(), Map::new());
-    for setting in crate::config::shown(config)
+    for setting in config
+        .described()
         .into_iter()
         .filter(|k| API_SETTINGS.contains(&k.key))
     {
@@ -35,7 +43,7 @@ pub(crate) fn shown(config: &Config) -> Value {
             _ => json!(raw),
         };
         out.insert(setting.key.to_owned(), value);
-        sources.insert(setting.key.to_owned(), json!(setting.source));
+        sources.insert(setting.key.to_owned(), json!(setting.source.map(|s| s.as_str())));
         let range = setting.allowed.split_once(" to ").and_then(|(min, max)| {
             Some(json!({ "min": min.parse::<u64>().ok()?, "max": max.parse::<u64>().ok()? }))
         });
@@ -64,6 +72,7 @@ const DESCRIPTIVE: [&str; 4] = ["sources", "allowed", "help", "file"];
 pub(crate) async fn apply(
     config: &Config,
     changes: &Map<String, Value>,
+    settings_file: Option<Arc<dyn SettingsFile>>,
 ) -> Result<Config, (StatusCode, String)> {
     let mut updated = config.clone();
     let mut edits = Vec::new();
@@ -109,77 +118,14 @@ pub(crate) async fn apply(
         StatusCode::CONFLICT,
         "no configuration file to keep settings in: start `run` with --config FILE".to_owned(),
     ))?;
+    let writer = settings_file.ok_or((
+        StatusCode::CONFLICT,
+        "this program keeps no settings: change them in the configuration file".to_owned(),
+    ))?;
     let file = file.to_owned();
-    tokio::task::spawn_blocking(move || write(&file, &edits))
+    tokio::task::spawn_blocking(move || writer.write(&file, &edits))
         .await
         .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e))?;
     Ok(updated)
-}
-
-/// Sets `edits` in the TOML file at `path` (created if missing), keeping everything else.
-pub(crate) fn write(path: &Path, edits: &[(String, String)]) -> Result<(), String> {
-    let shown = path.display();
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(format!("{shown}: {e}")),
-    };
-    let text = session_daemon::settings::with_settings(&text, edits).map_err(|e| format!("{shown}: {e}"))?;
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let temp = dir.join(format!(
-        ".{}.{}.tmp",
-        path.file_name().map_or("config".into(), |n| n.to_string_lossy()),
-        std::process::id()
-    ));
-    let written = (|| -> std::io::Result<()> {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&temp)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(&temp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&temp);
-        return Err(format!("{shown}: {e}"));
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn comments_and_other_keys_are_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sessionctl.toml");
-        std::fs::write(
-            &path,
-            "# the lab's settings\ndir = \"/srv/s\"  # where\nretention_days = 30 # a month\n",
-        )
-        .unwrap();
-        write(
-            &path,
-            &[
-                ("retention_days".into(), "90".into()),
-                ("delete_undelivered".into(), "true".into()),
-            ],
-        )
-        .unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.contains("# the lab's settings"), "{text}");
-        assert!(text.contains("dir = \"/srv/s\"  # where"), "{text}");
-        assert!(text.contains("retention_days = 90 # a month"), "{text}");
-        assert!(text.contains("delete_undelivered = true"), "{text}");
-    }
 }
