@@ -778,3 +778,100 @@ async fn while_starting_the_page_is_served_and_the_api_says_what_start_up_does()
     let body: Value = ready.json().await.unwrap();
     assert_eq!(body["total"], 0);
 }
+
+#[tokio::test]
+async fn status_judges_by_the_configured_alert_age_and_retry_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = Api::serve(Setup {
+        config_file: Some((
+            dir.path().join("sessionctl.toml"),
+            "alert_undelivered_minutes = 60\nretry_cap_seconds = 3600\n".into(),
+        )),
+        ..Setup::default()
+    })
+    .await;
+    let now = session_fs::now_ms();
+    // Waiting half an hour: within the hour the configuration allows.
+    let mut recent = session("recent", now - 30 * 60_000, "10.0.0.1");
+    api.store.save(&mut recent).unwrap();
+    let status = api.get("/api/status").await.json();
+    assert_eq!(status["alerts"], json!([]), "{status}");
+    assert_eq!(status["retriesPulledIn"], 0);
+    // Stored with its next attempt ten days ahead: beyond the hour's cap.
+    let mut ahead = session("ahead", now - 60_000, "10.0.0.1");
+    ahead.submission.begin_attempt(now, || "key".into()).unwrap();
+    ahead
+        .submission
+        .retry_later("503".into(), now + 10 * 86_400_000)
+        .unwrap();
+    api.store.save(&mut ahead).unwrap();
+    // Waiting two hours: an alert.
+    let mut old = session("old", now - 120 * 60_000, "10.0.0.1");
+    api.store.save(&mut old).unwrap();
+    let status = api.get("/api/status").await.json();
+    assert_eq!(status["retriesPulledIn"], 1, "{status}");
+    assert_eq!(status["alerts"][0]["kind"], "undelivered", "{status}");
+    assert_eq!(status["alerts"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_settings_change_reaches_the_cleanup_worker_and_metrics_show_the_daemons_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cleanup, mut heard) =
+        tokio::sync::watch::channel(session_workers::cleanup::CleanupConfig::default());
+    let counters = Arc::new(session_daemon::metrics::StationCounters::default());
+    counters.submitted.store(7, std::sync::atomic::Ordering::Relaxed);
+    let api = Api::serve(Setup {
+        config_file: Some((dir.path().join("sessionctl.toml"), String::new())),
+        settings_file: Some(Arc::new(RecordingFile::default())),
+        cleanup: Some(cleanup),
+        counters: Some(counters),
+        ..Setup::default()
+    })
+    .await;
+    heard.mark_unchanged();
+    let put = api
+        .call("PUT", "/api/settings", Some(r#"{"cleanup_dry_run": true}"#))
+        .await;
+    assert_eq!(put.status, 200, "{}", put.text());
+    assert!(heard.has_changed().unwrap(), "the worker is told");
+    assert!(heard.borrow_and_update().dry_run);
+    let metrics = api.get("/metrics").await.text();
+    assert!(
+        metrics.contains("hl7_deliveries_total{outcome=\"submitted\"} 7"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn the_rules_read_hosts_without_case_heads_from_anywhere_and_tokens_whole() {
+    let api = Api::serve(Setup {
+        token: Some("s3cret-token".into()),
+        ..Setup::default()
+    })
+    .await;
+    let upper = format!("LOCALHOST:{}", api.addr.port());
+    let answer = api
+        .call_with("GET", "/api/status", None, &[("host", &upper)])
+        .await;
+    assert_eq!(answer.status, 200);
+    let head = api
+        .call_with("HEAD", "/api/status", None, &[("origin", "http://evil.example")])
+        .await;
+    assert_eq!(head.status, 200);
+    let client = reqwest::Client::new();
+    // Two characters swapped: every byte differs from its place, yet the bytes are the same.
+    for token in [
+        "Bearer s3cret-tkoen",
+        "Bearer 3scret-token",
+        "Bearer s3cret-tokenX",
+    ] {
+        let answer = client
+            .get(format!("http://{}/api/status", api.addr))
+            .header("authorization", token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 401, "{token}");
+    }
+}

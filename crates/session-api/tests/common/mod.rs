@@ -95,6 +95,8 @@ pub struct Setup {
     pub settings_file: Option<Arc<dyn SettingsFile>>,
     pub indexed: bool,
     pub events: Option<tokio::sync::broadcast::Sender<session_api::StoreEvent>>,
+    pub cleanup: Option<tokio::sync::watch::Sender<session_workers::cleanup::CleanupConfig>>,
+    pub counters: Option<Arc<session_daemon::metrics::StationCounters>>,
 }
 
 impl Api {
@@ -117,6 +119,12 @@ impl Api {
         }
         if let Some(events) = setup.events {
             state = state.with_events(events);
+        }
+        if let Some(cleanup) = setup.cleanup {
+            state = state.with_cleanup(cleanup);
+        }
+        if let Some(counters) = setup.counters {
+            state = state.with_counters(counters);
         }
         if setup.indexed {
             let index = Arc::new(session_station::SessionIndex::new());
