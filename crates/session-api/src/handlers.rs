@@ -53,7 +53,7 @@ fn parse_id(raw: &str) -> Result<SessionId, Response> {
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, Response> {
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response())
+        .map_err(failed)
 }
 
 /// A time in a query: epoch milliseconds, or RFC 3339 (`2026-12-04T14:00:00+01:00`).

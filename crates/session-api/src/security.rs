@@ -157,7 +157,15 @@ mod tests {
         assert!(!guard.host_allowed(Some("evil.example:4321")));
         assert!(!guard.host_allowed(None));
         assert!(guard.token_ok(Some("Bearer s3cret")));
-        for bad in [None, Some("Bearer s3cre"), Some("s3cret"), Some("Bearer s3cret ")] {
+        // The same length, one byte or two swapped bytes off: only a whole match counts.
+        for bad in [
+            None,
+            Some("Bearer s3cre"),
+            Some("s3cret"),
+            Some("Bearer s3cret "),
+            Some("Bearer s3creX"),
+            Some("Bearer 3scret"),
+        ] {
             assert!(!guard.token_ok(bad), "{bad:?}");
         }
     }

@@ -124,3 +124,42 @@ async fn gate(State(starting): State<Arc<Starting>>, request: Request) -> Respon
     };
     hardened(response)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use session_daemon::Claimed;
+    use session_store::DecodeOptions;
+
+    use super::Progress;
+
+    #[test]
+    fn the_daemons_progress_reads_as_it_reported_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("s");
+        std::fs::create_dir(&store).unwrap();
+        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/legacy");
+        for name in ["session-11.json", "session-12.json"] {
+            std::fs::copy(format!("{fixtures}/{name}"), store.join(name)).unwrap();
+        }
+        let claimed = Claimed::claim(&store, DecodeOptions::default(), "test").unwrap();
+        let recovered = claimed.recover(|_, _| {}, |_| {}).unwrap();
+        let seen = Mutex::new(Vec::new());
+        claimed
+            .migrate(recovered.outdated, |progress| {
+                let shown = serde_json::to_value(Progress::from(progress)).unwrap();
+                seen.lock().unwrap().push(shown);
+            })
+            .unwrap();
+        let last = seen.lock().unwrap().last().cloned().unwrap();
+        assert_eq!(
+            last,
+            serde_json::json!({"phase": "migrating", "done": 2, "total": 2})
+        );
+        assert_eq!(
+            Progress::new("migrating", 2, Some(2)).words(),
+            "migrating 2 of 2 sessions"
+        );
+    }
+}

@@ -274,3 +274,28 @@ impl<'a> From<&'a SessionRow> for RowView<'a> {
 pub fn rows(rows: &[SessionRow]) -> Vec<RowView<'_>> {
     rows.iter().map(RowView::from).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ClockView;
+
+    fn clock(reason: Option<&str>) -> ClockView {
+        ClockView {
+            suspect: reason.is_some(),
+            reason: reason.map(String::from),
+            suspect_since: None,
+            trusted_at: None,
+            last_cleared_by: None,
+        }
+    }
+
+    #[test]
+    fn a_suspect_clock_warns_in_words_and_a_trusted_one_says_nothing() {
+        assert_eq!(clock(None).warning(), None);
+        insta::assert_snapshot!(
+            clock(Some("the wall clock reads 3 years before the newest save\u{1b}[2J"))
+                .warning()
+                .unwrap()
+        );
+    }
+}
