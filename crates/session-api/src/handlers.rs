@@ -51,9 +51,7 @@ fn parse_id(raw: &str) -> Result<SessionId, Response> {
 
 /// Runs store work off the async threads.
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, Response> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(failed)
+    tokio::task::spawn_blocking(work).await.map_err(failed)
 }
 
 /// A time in a query: epoch milliseconds, or RFC 3339 (`2026-12-04T14:00:00+01:00`).

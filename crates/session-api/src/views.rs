@@ -64,8 +64,11 @@ pub struct StatusView {
     pub newer_version: usize,
     /// The oldest session not yet delivered.
     pub oldest_undelivered: Option<Oldest>,
-    /// Sessions that failed for good.
+    /// The first sessions that failed for good (ids in natural order, at most
+    /// [`session_station::FAILED_NAMED`]): the report stays small however many failed.
     pub failed: Vec<FailedSession>,
+    /// How many sessions failed for good, named in `failed` or not.
+    pub failed_in_all: usize,
     /// The last cleanup, if one ran.
     pub last_cleanup: Option<LastCleanup>,
     /// Whether the store trusts the wall clock.
@@ -162,6 +165,7 @@ impl From<&StatusReport> for StatusView {
                     last_error: f.last_error.clone(),
                 })
                 .collect(),
+            failed_in_all: counts.failed_in_all,
             last_cleanup: report.last_cleanup.as_ref().map(LastCleanup::from),
             clock: ClockView::from(&report.clock),
             retries_pulled_in: counts.retries_pulled_in,
@@ -293,9 +297,11 @@ mod tests {
     fn a_suspect_clock_warns_in_words_and_a_trusted_one_says_nothing() {
         assert_eq!(clock(None).warning(), None);
         insta::assert_snapshot!(
-            clock(Some("the wall clock reads 3 years before the newest save\u{1b}[2J"))
-                .warning()
-                .unwrap()
+            clock(Some(
+                "the wall clock reads 3 years before the newest save\u{1b}[2J"
+            ))
+            .warning()
+            .unwrap()
         );
     }
 }

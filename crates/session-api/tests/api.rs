@@ -32,6 +32,19 @@ fn deliver(api: &Api, id: &str) {
     api.store.save(&mut session).unwrap();
 }
 
+/// Marks `id` failed for good, as the submission worker would on a 400 (a locked
+/// update: a plain save keeps the store's delivery state).
+fn fail(api: &Api, id: &str) {
+    let id = SessionId::new(id).unwrap();
+    api.store
+        .update(&id, |session| {
+            session.submission.begin_attempt(START, || "key".into()).unwrap();
+            session.submission.fail("HTTP 400".into()).unwrap();
+            Ok(())
+        })
+        .unwrap();
+}
+
 #[tokio::test]
 async fn lists_page_newest_first_and_as_asked() {
     let api = Api::serve(Setup::default()).await;
@@ -888,4 +901,28 @@ async fn a_clock_record_that_cannot_be_read_is_an_error_naming_it() {
         let error = answer.error();
         assert!(error.contains("clock.json"), "{method} {path}: {error}");
     }
+}
+
+#[tokio::test]
+async fn status_names_the_first_failures_and_counts_them_all() {
+    let api = Api::serve(Setup::default()).await;
+    let n = session_station::FAILED_NAMED + 3;
+    api.with_sessions(n as u64 + 1);
+    for i in 1..=n {
+        fail(&api, &format!("s-{i}"));
+    }
+    let status = api.get("/api/status").await.json();
+    assert_eq!(status["counts"]["failed"], n, "{status}");
+    assert_eq!(status["failedInAll"], n);
+    let named: Vec<&str> = status["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    let first: Vec<String> = (1..=session_station::FAILED_NAMED)
+        .map(|i| format!("s-{i}"))
+        .collect();
+    assert_eq!(named, first);
+    assert_eq!(status["failed"][0]["lastError"], "HTTP 400");
 }

@@ -59,4 +59,4 @@ mod tally;
 pub use index::{ListQuery, Page, SessionIndex, SortKey};
 pub use row::{SessionRow, natural_cmp};
 pub use search::{Cancel, Found, search};
-pub use tally::{Attention, Counted, Failed, FileProblems, SessionCounts, Tally, Waiting};
+pub use tally::{Attention, Counted, FAILED_NAMED, Failed, FileProblems, SessionCounts, Tally, Waiting};

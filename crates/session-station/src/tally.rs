@@ -48,6 +48,9 @@ impl PartialOrd for NaturalId {
     }
 }
 
+/// How many of the sessions that failed for good [`SessionCounts::failed`] names.
+pub const FAILED_NAMED: usize = 10;
+
 /// The sessions' part of `status`, kept so that a row can be added and taken away:
 /// `status` adds every row once; the daemon's index keeps one current as rows change,
 /// so that its `status` costs what the report holds, not the store's size.
@@ -191,6 +194,7 @@ impl Tally {
         let failed = self
             .failed
             .iter()
+            .take(FAILED_NAMED)
             .map(|(id, error)| Failed {
                 id: id.0.clone(),
                 last_error: error.clone(),
@@ -218,6 +222,7 @@ impl Tally {
             not_received_by_lis: self.not_received_by_lis,
             oldest_waiting,
             failed,
+            failed_in_all: self.failed.len(),
             retries_pulled_in,
             endpoint_attention,
         }
@@ -243,8 +248,12 @@ pub struct SessionCounts {
     pub not_received_by_lis: usize,
     /// The complete session waiting longest to be sent (pending or in flight).
     pub oldest_waiting: Option<Waiting>,
-    /// The sessions that failed for good, ids in natural order.
+    /// The first [`FAILED_NAMED`] sessions that failed for good, ids in natural order:
+    /// a report to read at a glance, whose cost does not grow with the failures
+    /// (`list --status failed` names them all).
     pub failed: Vec<Failed>,
+    /// How many sessions failed for good, named or not.
+    pub failed_in_all: usize,
     /// Pending sessions whose stored next attempt lies beyond the retry cap.
     pub retries_pulled_in: usize,
     /// A delivery problem only an operator can fix (a TLS error today).

@@ -2,7 +2,7 @@
 //! adding it.
 
 use session_model::SubmissionStatus;
-use session_station::{Counted, Tally};
+use session_station::{Counted, FAILED_NAMED, Tally};
 
 fn row(id: &str, status: SubmissionStatus) -> Counted<'_> {
     Counted {
@@ -97,6 +97,7 @@ fn each_kind_of_session_counts_where_status_says() {
         [("s-9", Some("HTTP 500")), ("s-10", Some("HTTP 400"))],
         "ids in natural order"
     );
+    assert_eq!(counts.failed_in_all, 2);
     // Taking every row away again leaves nothing.
     rows.iter().for_each(|r| tally.remove(r));
     assert_eq!(tally.counts(0, 0), Tally::default().counts(0, 0));
@@ -148,4 +149,24 @@ fn a_retry_stored_beyond_the_cap_is_pulled_in_and_tls_errors_need_an_operator() 
     assert!(counts.endpoint_attention.is_none());
     assert_eq!(counts.retries_pulled_in, 0);
     assert_eq!(counts.total, 2);
+}
+
+#[test]
+fn status_names_the_first_failures_and_counts_them_all() {
+    let ids: Vec<String> = (1..=FAILED_NAMED + 5).map(|i| format!("s-{i}")).collect();
+    let mut tally = Tally::default();
+    for id in &ids {
+        tally.add(&row(id, SubmissionStatus::Failed));
+    }
+    let counts = tally.counts(0, 0);
+    assert_eq!(counts.failed_in_all, FAILED_NAMED + 5);
+    assert_eq!(count_of(&counts, SubmissionStatus::Failed), FAILED_NAMED + 5);
+    let named: Vec<&str> = counts.failed.iter().map(|f| f.id.as_str()).collect();
+    let first: Vec<&str> = ids.iter().take(FAILED_NAMED).map(String::as_str).collect();
+    assert_eq!(named, first, "the first in natural order: s-10 after s-9");
+    // Taking one named away names the next one.
+    tally.remove(&row("s-1", SubmissionStatus::Failed));
+    let counts = tally.counts(0, 0);
+    assert_eq!(counts.failed_in_all, FAILED_NAMED + 4);
+    assert_eq!(counts.failed.last().map(|f| f.id.as_str()), Some("s-11"));
 }

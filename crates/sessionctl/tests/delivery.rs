@@ -272,3 +272,32 @@ fn an_incomplete_session_is_counted_apart_and_never_named_oldest_undelivered() {
     let early = list.lines().find(|l| l.starts_with("early")).unwrap();
     assert!(early.contains(" no "), "{list}");
 }
+
+#[test]
+fn status_names_ten_failures_and_says_how_many_more() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let original: Value =
+        serde_json::from_slice(&std::fs::read(fixture("v1/session-21.json")).unwrap()).unwrap();
+    for i in 1..=12 {
+        let mut failed = original.clone();
+        failed["id"] = json!(format!("f-{i}"));
+        failed["submissionStatus"] = json!("failed");
+        failed["submissionError"] = json!("HTTP 400");
+        let out = sessionctl(&dir, &["put"], Some(&serde_json::to_vec(&failed).unwrap()));
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let human = text(&sessionctl(&dir, &["status"], None).stdout);
+    let named: Vec<&str> = human.lines().filter(|l| l.starts_with("failed: ")).collect();
+    assert_eq!(named.len(), 10, "{human}");
+    assert_eq!(named[0], "failed: f-1: HTTP 400", "{human}");
+    assert_eq!(named[9], "failed: f-10: HTTP 400", "{human}");
+    assert!(
+        human.contains("\n... and 2 more failed (`sessionctl list --status failed` names them all)\n"),
+        "{human}"
+    );
+    let status: Value =
+        serde_json::from_slice(&sessionctl(&dir, &["--json", "status"], None).stdout).unwrap();
+    assert_eq!(status["failedInAll"], 12);
+    assert_eq!(status["failed"].as_array().map(Vec::len), Some(10));
+}

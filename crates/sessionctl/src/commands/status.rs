@@ -112,6 +112,12 @@ fn human(report: &StatusView, store: &SessionStore, now: u64) -> String {
                 .map_or_else(|| "(no error recorded)".into(), session_model::printable)
         ));
     }
+    if report.failed_in_all > report.failed.len() {
+        text.push_str(&format!(
+            "... and {} more failed (`sessionctl list --status failed` names them all)\n",
+            report.failed_in_all - report.failed.len()
+        ));
+    }
     match &report.last_cleanup {
         Some(c) => text.push_str(&format!(
             "last cleanup {}: expired {}, trashed {}, kept {}, purged {}",
