@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use common::*;
 use serde_json::{Value, json};
-use session_store::{SessionId, SubmissionStatus};
+use session_store::{DecodeOptions, SessionId, SubmissionStatus};
 
 fn ids(page: &Value) -> Vec<String> {
     page["sessions"]
@@ -925,4 +925,27 @@ async fn status_names_the_first_failures_and_counts_them_all() {
         .collect();
     assert_eq!(named, first);
     assert_eq!(status["failed"][0]["lastError"], "HTTP 400");
+}
+
+#[test]
+fn the_daemons_progress_reads_as_it_reported_it() {
+    use session_daemon::Claimed;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s");
+    std::fs::create_dir(&store).unwrap();
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/legacy");
+    for name in ["session-11.json", "session-12.json"] {
+        std::fs::copy(format!("{fixtures}/{name}"), store.join(name)).unwrap();
+    }
+    let claimed = Claimed::claim(&store, DecodeOptions::default(), "test").unwrap();
+    let recovered = claimed.recover(|_, _| {}, |_| {}).unwrap();
+    let seen = std::sync::Mutex::new(Vec::new());
+    claimed
+        .migrate(recovered.outdated, |progress| {
+            let shown = serde_json::to_value(session_api::starting::Progress::from(progress)).unwrap();
+            seen.lock().unwrap().push(shown);
+        })
+        .unwrap();
+    let last = seen.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(last, json!({"phase": "migrating", "done": 2, "total": 2}));
 }
