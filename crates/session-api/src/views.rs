@@ -65,10 +65,9 @@ pub struct StatusView {
     /// The oldest session not yet delivered.
     pub oldest_undelivered: Option<Oldest>,
     /// The first sessions that failed for good (ids in natural order, at most
-    /// [`session_station::FAILED_NAMED`]): the report stays small however many failed.
+    /// [`session_station::FAILED_NAMED`]): the report stays small however many failed;
+    /// `counts` has how many failed in all.
     pub failed: Vec<FailedSession>,
-    /// How many sessions failed for good, named in `failed` or not.
-    pub failed_in_all: usize,
     /// The last cleanup, if one ran.
     pub last_cleanup: Option<LastCleanup>,
     /// Whether the store trusts the wall clock.
@@ -165,7 +164,6 @@ impl From<&StatusReport> for StatusView {
                     last_error: f.last_error.clone(),
                 })
                 .collect(),
-            failed_in_all: counts.failed_in_all,
             last_cleanup: report.last_cleanup.as_ref().map(LastCleanup::from),
             clock: ClockView::from(&report.clock),
             retries_pulled_in: counts.retries_pulled_in,

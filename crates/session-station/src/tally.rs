@@ -222,7 +222,6 @@ impl Tally {
             not_received_by_lis: self.not_received_by_lis,
             oldest_waiting,
             failed,
-            failed_in_all: self.failed.len(),
             retries_pulled_in,
             endpoint_attention,
         }
@@ -250,10 +249,8 @@ pub struct SessionCounts {
     pub oldest_waiting: Option<Waiting>,
     /// The first [`FAILED_NAMED`] sessions that failed for good, ids in natural order:
     /// a report to read at a glance, whose cost does not grow with the failures
-    /// (`list --status failed` names them all).
+    /// (`by_status` counts them all; `list --status failed` names them all).
     pub failed: Vec<Failed>,
-    /// How many sessions failed for good, named or not.
-    pub failed_in_all: usize,
     /// Pending sessions whose stored next attempt lies beyond the retry cap.
     pub retries_pulled_in: usize,
     /// A delivery problem only an operator can fix (a TLS error today).

@@ -4,6 +4,7 @@
 
 use session_api::views::StatusView;
 use session_daemon::StatusOptions;
+use session_model::SubmissionStatus;
 use session_store::SessionStore;
 
 use super::list::relative_past;
@@ -112,10 +113,15 @@ fn human(report: &StatusView, store: &SessionStore, now: u64) -> String {
                 .map_or_else(|| "(no error recorded)".into(), session_model::printable)
         ));
     }
-    if report.failed_in_all > report.failed.len() {
+    let failed_in_all = report
+        .counts
+        .get(SubmissionStatus::Failed.as_str())
+        .copied()
+        .unwrap_or_default();
+    if failed_in_all > report.failed.len() {
         text.push_str(&format!(
             "... and {} more failed (`sessionctl list --status failed` names them all)\n",
-            report.failed_in_all - report.failed.len()
+            failed_in_all - report.failed.len()
         ));
     }
     match &report.last_cleanup {
