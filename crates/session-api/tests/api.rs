@@ -890,15 +890,34 @@ async fn the_rules_read_hosts_without_case_heads_from_anywhere_and_tokens_whole(
 
 #[tokio::test]
 async fn a_clock_record_that_cannot_be_read_is_an_error_naming_it() {
-    let api = Api::serve(Setup::default()).await;
-    let record = api.dir.path().join("s/.state/clock.json");
-    let _ = std::fs::remove_file(&record);
-    std::fs::create_dir_all(&record).unwrap();
-    for (method, path) in [("GET", "/api/clock"), ("POST", "/api/clock/confirm")] {
-        let answer = api.call(method, path, Some("")).await;
-        assert_eq!(answer.status, 500, "{method} {path}");
-        let error = answer.error();
-        assert!(error.contains("clock.json"), "{method} {path}: {error}");
+    // A directory, a FIFO (a read must not block the answer) and a symlink out of the
+    // store where the record should be.
+    for odd in ["directory", "fifo", "symlink"] {
+        let api = Api::serve(Setup::default()).await;
+        let record = api.dir.path().join("s/.state/clock.json");
+        let _ = std::fs::remove_file(&record);
+        std::fs::create_dir_all(record.parent().unwrap()).unwrap();
+        match odd {
+            "directory" => std::fs::create_dir(&record).unwrap(),
+            "fifo" => assert!(
+                std::process::Command::new("mkfifo")
+                    .arg(&record)
+                    .status()
+                    .unwrap()
+                    .success()
+            ),
+            _ => {
+                let outside = api.dir.path().join("elsewhere.json");
+                std::fs::write(&outside, "{}").unwrap();
+                std::os::unix::fs::symlink(&outside, &record).unwrap();
+            }
+        }
+        for (method, path) in [("GET", "/api/clock"), ("POST", "/api/clock/confirm")] {
+            let answer = api.call(method, path, Some("")).await;
+            assert_eq!(answer.status, 500, "{odd}: {method} {path}");
+            let error = answer.error();
+            assert!(error.contains("clock.json"), "{odd}: {method} {path}: {error}");
+        }
     }
 }
 
