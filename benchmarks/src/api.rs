@@ -28,9 +28,27 @@ const DEVICES: usize = 20;
 /// 2026-01-01T00:00:00Z.
 const FIRST_START: u64 = 1_767_225_600_000;
 
-/// A store of `n` current sessions, one a minute, from 20 analyzers, each with one ORU
-/// whose sample id is `S-<i>`.
-fn generate(dir: &Path, n: usize) -> Result<(), String> {
+/// Whether session `i` of a generated store passes the deep page's filters (failed,
+/// analyzer `10.1.0.7`, started in January 2026): see [`REQUESTS`].
+fn in_deep_page(i: usize) -> bool {
+    i.is_multiple_of(7) && i % DEVICES == 7 && (i as u64) * 60_000 < 31 * 24 * 3_600_000
+}
+
+/// The sessions of the 1,000-session store the figures at scale are compared against:
+/// every session of the large store (`of`) the deep page's filters pass, then the first
+/// others. The filtered request then gives the same answer on both stores (the same
+/// total, the same page), so its ratio is what the store's size costs, not the answer's.
+fn small_store(of: usize) -> Vec<usize> {
+    let matching = (0..of).filter(|&i| in_deep_page(i));
+    let others = (0..of).filter(|&i| !in_deep_page(i));
+    let mut chosen: Vec<usize> = matching.chain(others).take(1_000).collect();
+    chosen.sort_unstable();
+    chosen
+}
+
+/// A store of the sessions `which` (session `i` started `i` minutes after the first),
+/// from 20 analyzers, each with one ORU whose sample id is `S-<i>`.
+fn generate(dir: &Path, which: &[usize]) -> Result<(), String> {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).map_err(err)?;
     let next = AtomicUsize::new(0);
@@ -39,10 +57,9 @@ fn generate(dir: &Path, n: usize) -> Result<(), String> {
         for _ in 0..cores {
             scope.spawn(|| {
                 loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= n {
+                    let Some(&i) = which.get(next.fetch_add(1, Ordering::Relaxed)) else {
                         return;
-                    }
+                    };
                     let start = FIRST_START + i as u64 * 60_000;
                     let message = format!(
                         "MSH|^~\\&|AN|LAB|LIS|HOSP|20260101000000||ORU^R01|C{i}|P|2.5\rPID|1||P{i}\rOBR|1||S-{i:07}|GLU\rOBX|1|NM|GLU^Glucose||5.{}|mmol/L|3.9-5.8|N|||F",
@@ -158,7 +175,7 @@ const REQUESTS: [(&str, &str); 4] = [
         "/api/sessions?limit=50",
     ),
     (
-        "`GET /api/sessions` filtered (status, analyzer, a month) and paged deep",
+        "`GET /api/sessions` filtered (status, analyzer, a month) and paged deep (both stores hold the same matches: the same answer)",
         "/api/sessions?status=failed&device=10.1.0.7&from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z&limit=50&offset=100",
     ),
     (
@@ -176,8 +193,8 @@ pub(crate) fn at_scale(work: &Path, s: &Settings, sessionctl: Option<&Path>) -> 
     let n = s.daemon_sessions;
     let small_dir = work.join("api-store-small");
     let big_dir = work.join("api-store-big");
-    generate(&small_dir, 1_000)?;
-    generate(&big_dir, n)?;
+    generate(&small_dir, &small_store(n))?;
+    generate(&big_dir, &(0..n).collect::<Vec<_>>())?;
     let mut base = Vec::new();
     {
         let (_daemon, addr) = daemon(sessionctl, &small_dir)?;

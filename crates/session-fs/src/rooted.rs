@@ -140,7 +140,7 @@ impl RootedStorage {
         let fd = rustix::fs::openat(&dir, name, flags | OFlags::NOFOLLOW | OFlags::CLOEXEC, mode).map_err(
             |e| match e {
                 rustix::io::Errno::LOOP => wrong_kind("is a symlink (the store never follows it)"),
-                rustix::io::Errno::NXIO => wrong_kind("is a socket, not a regular file"),
+                rustix::io::Errno::NXIO => wrong_kind("is a socket or a FIFO, not a regular file"),
                 other => other.into(),
             },
         )?;
@@ -183,6 +183,16 @@ impl Storage for RootedStorage {
             Mode::from_raw_mode(0o600),
         )?;
         Ok(Box::new(OsFile(file)))
+    }
+
+    fn reopen_empty(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {
+        // Non-blocking: a FIFO in its place fails (ENXIO) instead of waiting for a reader.
+        let file = self.open_file(
+            path,
+            OFlags::WRONLY | OFlags::TRUNC | OFlags::NONBLOCK,
+            Mode::empty(),
+        )?;
+        crate::storage::regular_writer(file)
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {

@@ -122,6 +122,17 @@ pub trait Storage: Send + Sync + fmt::Debug {
     fn create_dir(&self, path: &Path) -> io::Result<()>;
     /// Creates a new file exclusively (`O_CREAT|O_EXCL`, mode 0600).
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn WriteFile>>;
+    /// Opens the existing regular file `path` (never through a symlink) to be written
+    /// from its start, emptied (`O_TRUNC`), keeping the file itself: how the store
+    /// writes a finished journal again instead of removing it and creating another.
+    /// The default removes it and creates it anew ([`create_new`](Self::create_new)),
+    /// which every reader sees as the same empty file; the storages of this crate keep
+    /// the inode, because on ext4 without a journal every inode freed makes each later
+    /// file creation scan past it for minutes.
+    fn reopen_empty(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {
+        self.remove_file(path)?;
+        self.create_new(path)
+    }
     /// Atomically renames `from` to `to`, replacing `to`.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Creates `to` as a second name of `from`; fails if `to` exists.
@@ -273,6 +284,18 @@ impl WriteFile for OsFile {
     }
 }
 
+/// `file`, opened to be written, as a [`WriteFile`] when it is a regular file.
+pub(crate) fn regular_writer(file: File) -> io::Result<Box<dyn WriteFile>> {
+    let file_type = file.metadata()?.file_type();
+    if !file_type.is_file() {
+        return Err(wrong_kind(&format!(
+            "is {}, not a regular file",
+            describe(&file_type)
+        )));
+    }
+    Ok(Box::new(OsFile(file)))
+}
+
 /// A held `flock`, released when the file closes on drop.
 pub(crate) struct OsLock(#[allow(dead_code)] pub(crate) File);
 impl HeldLock for OsLock {}
@@ -305,6 +328,13 @@ impl Storage for OsStorage {
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(path)?;
         Ok(Box::new(OsFile(file)))
+    }
+
+    fn reopen_empty(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {
+        regular_writer(Self::open_unfollowed(
+            OpenOptions::new().write(true).truncate(true),
+            path,
+        )?)
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -400,17 +430,22 @@ impl Storage for OsStorage {
 }
 
 impl OsStorage {
-    /// Opens `path` to read it, never through a symlink. O_NONBLOCK: opening a FIFO
-    /// must not wait for a writer; the type is then checked on the open descriptor,
-    /// so nothing can be swapped in between.
+    /// Opens `path` to read it; see [`open_unfollowed`](Self::open_unfollowed).
     fn open_for_reading(path: &Path) -> io::Result<File> {
-        OpenOptions::new()
-            .read(true)
+        Self::open_unfollowed(OpenOptions::new().read(true), path)
+    }
+
+    /// Opens `path` with `options`, never through a symlink. O_NONBLOCK: opening a
+    /// FIFO must not wait for its other end (a FIFO opened to write with no reader, or
+    /// a socket, fails with ENXIO); the type is then checked on the open descriptor,
+    /// so nothing can be swapped in between.
+    fn open_unfollowed(options: &mut OpenOptions, path: &Path) -> io::Result<File> {
+        options
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
             .open(path)
             .map_err(|e| match e.raw_os_error() {
                 Some(libc::ELOOP) => wrong_kind("is a symlink (the store never follows it)"),
-                Some(libc::ENXIO) => wrong_kind("is a socket, not a regular file"),
+                Some(libc::ENXIO) => wrong_kind("is a socket or a FIFO, not a regular file"),
                 _ => e,
             })
     }

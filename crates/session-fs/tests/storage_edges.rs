@@ -143,3 +143,44 @@ fn a_name_exists_without_following_it() {
     assert!(session_fs::exists_no_follow(&link), "a dangling symlink is there");
     assert!(!session_fs::exists_no_follow(&dir.path().join("nowhere")));
 }
+
+#[test]
+fn reopening_empty_keeps_the_file_and_never_writes_through_a_fifo_a_symlink_or_a_directory() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    let outside = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(outside.path(), b"outside").unwrap();
+    std::os::unix::fs::symlink(outside.path(), root.join("link")).unwrap();
+    std::fs::create_dir(root.join("dir")).unwrap();
+    test_support::mkfifo(&root.join("fifo"));
+    let (done, finished) = mpsc::channel();
+    let in_root = root.clone();
+    std::thread::spawn(move || {
+        let rooted = RootedStorage::open(&in_root).unwrap();
+        let storages: [&dyn Storage; 2] = [&rooted, &OsStorage];
+        let mut outcomes = Vec::new();
+        for storage in storages {
+            let file = in_root.join("file");
+            std::fs::write(&file, b"old bytes").unwrap();
+            let inode = std::fs::metadata(&file).unwrap().ino();
+            let mut reopened = storage.reopen_empty(&file).unwrap();
+            reopened.write_all(b"new").unwrap();
+            reopened.sync().unwrap();
+            let kept = std::fs::metadata(&file).unwrap().ino() == inode;
+            let refused = ["link", "dir", "fifo", "missing"]
+                .map(|name| storage.reopen_empty(&in_root.join(name)).is_err());
+            outcomes.push((kept, std::fs::read(&file).unwrap(), refused));
+        }
+        let _ = done.send(outcomes);
+    });
+    let outcomes = finished
+        .recv_timeout(Duration::from_secs(10))
+        .expect("reopening a FIFO blocked");
+    for (kept, bytes, refused) in outcomes {
+        assert!(kept, "the same inode");
+        assert_eq!(bytes, b"new", "emptied, then written from its start");
+        assert_eq!(refused, [true; 4]);
+    }
+    assert_eq!(std::fs::read(outside.path()).unwrap(), b"outside");
+}

@@ -549,9 +549,7 @@ fn a_storm_of_start_markers_through_the_relay_makes_a_handful_of_files() {
     // Record before forward: the end marker reached the LIS only after the session's
     // end was journaled; its file is written meanwhile, and the journal then removed.
     test_support::wait_until(Duration::from_secs(10), "the session file", || {
-        test_support::names_in(&dir.join(".journal"))
-            .is_empty()
-            .then_some(())
+        test_support::journals_in(&dir).is_empty().then_some(())
     });
     let rows = list(&dir);
     assert!(rows.len() <= 2, "{} sessions: {rows:?}", rows.len());

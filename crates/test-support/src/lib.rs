@@ -97,6 +97,16 @@ pub fn names_in(dir: &Path) -> Vec<String> {
     names
 }
 
+/// The journals of the store at `store_dir` (`.journal/<id>.journal`): captures not
+/// yet stored as session files. The spares beside them (finished journals kept, emptied,
+/// for the next capture) are not journals.
+pub fn journals_in(store_dir: &Path) -> Vec<String> {
+    names_in(&store_dir.join(".journal"))
+        .into_iter()
+        .filter(|name| name.ends_with(".journal") && !name.starts_with('.'))
+        .collect()
+}
+
 /// Polls `ready` every 10 ms until it returns `Some`, or panics naming `what` after
 /// `limit`. For waiting on another process; never for deciding an outcome by a clock.
 pub fn wait_until<T>(limit: Duration, what: &str, ready: impl FnMut() -> Option<T>) -> T {

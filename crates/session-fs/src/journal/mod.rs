@@ -37,10 +37,12 @@ use crate::storage::{EntryKind, HeldLock, LockMode, StreamOutcome, WriteFile};
 use crate::store::Store;
 
 mod records;
+mod spares;
 
 #[cfg(test)]
 use records::parse_journal;
 pub use records::{JournalContents, JournalEnd, JournalRecords, MAX_RECORD_BYTES};
+pub(crate) use spares::Spares;
 
 /// The first bytes of every journal: its format, so a future layout is recognised.
 pub const JOURNAL_HEADER: &[u8; 8] = b"HL7JRN1\n";
@@ -49,6 +51,9 @@ const RECORD_HEAD: usize = 8;
 /// How much a journal grows by when an append would run past its zeros: one size
 /// change (one metadata commit) per this many bytes of records, not per record.
 const EXTENT: u64 = 64 * 1024;
+
+/// A new journal's file, and the exclusive lock its writer holds on it.
+type LockedFile = (Box<dyn WriteFile>, Box<dyn HeldLock>);
 
 /// An open journal, written by the one capture that created it.
 pub struct Journal {
@@ -265,16 +270,30 @@ impl ClaimedJournal {
 
     /// Removes the journal durably, once what it holds is kept elsewhere (the session
     /// file it was folded into): a crash afterwards cannot bring it back to be folded
-    /// again after that session was deleted.
+    /// again after that session was deleted. The file itself is kept, emptied, as a
+    /// spare for the next capture to write (see `spares.rs`: no inode is freed).
     pub fn remove(self) -> Result<(), FsError> {
-        let storage = self.store.storage();
-        match storage.remove_file(&self.path) {
+        let ClaimedJournal {
+            store, path, _lock, ..
+        } = self;
+        let storage = store.storage();
+        let dir = store.dir().join(layout::JOURNAL_DIR);
+        let spare = store.spare_name(&dir);
+        let gone = match &spare {
+            Some(spare) => storage.rename(&path, spare),
+            None => storage.remove_file(&path),
+        };
+        match gone {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(FsError::io(Step::Remove, &self.path)(e)),
+            Err(e) => return Err(FsError::io(Step::Remove, &path)(e)),
         }
-        let dir = self.store.dir().join(layout::JOURNAL_DIR);
-        storage.sync_dir(&dir).map_err(FsError::io(Step::SyncDir, &dir))
+        storage.sync_dir(&dir).map_err(FsError::io(Step::SyncDir, &dir))?;
+        drop(_lock);
+        if let Some(spare) = spare {
+            store.keep_spare(spare);
+        }
+        Ok(())
     }
 
     /// Moves the journal into `.quarantine/` with a sidecar (`reason`), when what it
@@ -318,41 +337,11 @@ impl Store {
             .map_err(FsError::io(Step::CreateDir, &dir))?;
         let path = dir.join(format!("{id}{SUFFIX}"));
         let temp = dir.join(format!(".{id}.{}.tmp", self.unique()));
-        let mut allocated = 0;
-        let mut file = storage
-            .create_new(&temp)
-            .map_err(FsError::io(Step::CreateTemp, &temp))?;
-        // Locked before the name appears: a claimer never sees it unlocked while we live.
-        let locked = storage
-            .lock(&temp, LockMode::Exclusive, false)
-            .map_err(FsError::io(Step::Lock, &temp))
-            .and_then(|lock| {
-                lock.ok_or_else(|| FsError::io(Step::Lock, &temp)(std::io::ErrorKind::WouldBlock.into()))
-            });
-        let written = locked.and_then(|lock| {
-            file.write_all(JOURNAL_HEADER)
-                .map_err(FsError::io(Step::WriteTemp, &temp))?;
-            // The first zeros go in with the header's own sync.
-            allocated = grow(
-                file.as_mut(),
-                JOURNAL_HEADER.len() as u64,
-                self.max_file_size(),
-                &temp,
-            );
-            if allocated == 0 {
-                file.sync().map_err(FsError::io(Step::SyncTemp, &temp))?;
-            }
-            match storage.hard_link(&temp, &path) {
-                Ok(()) => Ok(lock),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    Err(FsError::AlreadyExists { id: id.clone() })
-                }
-                Err(e) => Err(FsError::io(Step::Link, &path)(e)),
-            }
-        });
+        let (mut file, lock) = self.locked_temp(&dir, &temp)?;
+        let written = self.start_journal(file.as_mut(), &temp, &path, id);
         // The temp name is never needed again, whatever happened.
         let _ = storage.remove_file(&temp);
-        let lock = written?;
+        let allocated = written?;
         storage.sync_dir(&dir).map_err(FsError::io(Step::SyncDir, &dir))?;
         Ok(Journal {
             store: self.clone(),
@@ -364,6 +353,62 @@ impl Store {
             allocated: allocated.max(JOURNAL_HEADER.len() as u64),
             lock,
         })
+    }
+
+    /// A new journal's file under `temp` (a spare emptied, or else a new file) and the
+    /// exclusive lock on it, taken before its name appears: a claimer never sees it
+    /// unlocked while we live. A spare someone still holds locked (a claimer that
+    /// opened it as a journal before it was finished) is passed over.
+    /// Writes the header (and the first zeros) into `file`, durably, and links `temp`
+    /// as `path`: the size the file has (0 where the storage does not preallocate).
+    fn start_journal(
+        &self,
+        file: &mut dyn WriteFile,
+        temp: &Path,
+        path: &Path,
+        id: &SessionId,
+    ) -> Result<u64, FsError> {
+        file.write_all(JOURNAL_HEADER)
+            .map_err(FsError::io(Step::WriteTemp, temp))?;
+        // The first zeros go in with the header's own sync.
+        let allocated = grow(file, JOURNAL_HEADER.len() as u64, self.max_file_size(), temp);
+        if allocated == 0 {
+            file.sync().map_err(FsError::io(Step::SyncTemp, temp))?;
+        }
+        match self.storage().hard_link(temp, path) {
+            Ok(()) => Ok(allocated),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(FsError::AlreadyExists { id: id.clone() })
+            }
+            Err(e) => Err(FsError::io(Step::Link, path)(e)),
+        }
+    }
+
+    fn locked_temp(&self, dir: &Path, temp: &Path) -> Result<LockedFile, FsError> {
+        let storage = self.storage();
+        if let Some(file) = self.take_spare(dir, temp) {
+            if let Ok(Some(lock)) = storage.lock(temp, LockMode::Exclusive, false) {
+                return Ok((file, lock));
+            }
+            drop(file);
+            let _ = storage.remove_file(temp);
+        }
+        let file = storage
+            .create_new(temp)
+            .map_err(FsError::io(Step::CreateTemp, temp))?;
+        let lock = storage
+            .lock(temp, LockMode::Exclusive, false)
+            .map_err(FsError::io(Step::Lock, temp))
+            .and_then(|lock| {
+                lock.ok_or_else(|| FsError::io(Step::Lock, temp)(std::io::ErrorKind::WouldBlock.into()))
+            });
+        match lock {
+            Ok(lock) => Ok((file, lock)),
+            Err(e) => {
+                let _ = storage.remove_file(temp);
+                Err(e)
+            }
+        }
     }
 
     /// The ids that have a journal, sorted: captures in progress, or cut off by a crash.

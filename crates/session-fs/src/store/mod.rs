@@ -90,6 +90,7 @@ struct Inner {
     clock: ClockKeeper,
     locks: LockTable,
     dir_commit: GroupCommit,
+    spares: crate::journal::Spares,
     _store_lock: Option<Box<dyn HeldLock>>,
 }
 
@@ -225,6 +226,11 @@ impl Store {
 
     pub(crate) fn storage(&self) -> &dyn Storage {
         &*self.inner.storage
+    }
+
+    /// The finished journals this handle may write again.
+    pub(crate) fn spares(&self) -> &crate::journal::Spares {
+        &self.inner.spares
     }
 
     /// Refuses a change through a read-only handle.
