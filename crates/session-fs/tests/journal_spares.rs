@@ -30,6 +30,21 @@ fn spares(journals: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// `path` is the file `inode` was (a spare written again, not a file created) and holds
+/// none of `old`, what the file held before.
+fn assert_written_again(path: &Path, inode: u64, old: &[u8]) {
+    assert_eq!(
+        std::fs::metadata(path).unwrap().ino(),
+        inode,
+        "written again, not created"
+    );
+    let bytes = std::fs::read(path).unwrap();
+    assert!(
+        !bytes.windows(old.len()).any(|w| w == old),
+        "emptied before reuse"
+    );
+}
+
 #[test]
 fn a_finished_journal_is_kept_emptied_and_the_next_capture_writes_it_again() {
     let dir = tempfile::tempdir().unwrap();
@@ -50,19 +65,10 @@ fn a_finished_journal_is_kept_emptied_and_the_next_capture_writes_it_again() {
     let mut second = store.create_journal(&id("cap-2")).unwrap();
     second.append(b"two").unwrap();
     let path = journals.join("cap-2.journal");
-    assert_eq!(
-        std::fs::metadata(&path).unwrap().ino(),
-        inode,
-        "written again, not created"
-    );
+    assert_written_again(&path, inode, b"PATIENT");
     assert_eq!(names(&journals), vec!["cap-2.journal"]);
     let claimed = second.into_claimed().unwrap();
     assert_eq!(claimed.contents().unwrap().records, vec![b"two".to_vec()]);
-    let bytes = std::fs::read(&path).unwrap();
-    assert!(
-        !bytes.windows(7).any(|w| w == b"PATIENT"),
-        "nothing of the first session"
-    );
 }
 
 #[test]
@@ -86,16 +92,7 @@ fn a_stopped_processs_spares_are_adopted_emptied_and_hostile_names_are_left_alon
     let mut journal = store.create_journal(&id("cap-7")).unwrap();
     journal.append(b"new").unwrap();
     let path = journals.join("cap-7.journal");
-    assert_eq!(
-        std::fs::metadata(&path).unwrap().ino(),
-        inode,
-        "the stale spare was adopted"
-    );
-    let bytes = std::fs::read(&path).unwrap();
-    assert!(
-        !bytes.windows(11).any(|w| w == b"PATIENT-OLD"),
-        "emptied before reuse"
-    );
+    assert_written_again(&path, inode, b"PATIENT-OLD");
     assert_eq!(
         journal.into_claimed().unwrap().contents().unwrap().records,
         vec![b"new".to_vec()]
@@ -155,4 +152,35 @@ fn at_most_128_spares_are_kept_and_the_rest_removed() {
     assert!(store.journals().unwrap().is_empty());
     assert_eq!(spares(&journals).len(), 128, "{} entries", names(&journals).len());
     assert_eq!(names(&journals).len(), 128, "the two over the bound are removed");
+}
+
+#[test]
+fn a_handle_that_only_finishes_journals_keeps_at_most_128_spares_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let journals = dir.path().join(".journal");
+    let writer = Store::open(dir.path()).unwrap();
+    for n in 0..130 {
+        // Written and given up, as a relay that died leaves them.
+        let mut journal = writer.create_journal(&id(&format!("cap-{n}"))).unwrap();
+        journal.append(b"record").unwrap();
+    }
+    // A stopped process's spares, before this handle ever looked.
+    for n in 0..3 {
+        std::fs::write(journals.join(format!(".spare.left-{n}")), b"").unwrap();
+    }
+    // Recovery's handle: it claims and finishes journals, and never creates one.
+    let recovery = Store::open(dir.path()).unwrap();
+    for n in 0..130 {
+        let claimed = recovery
+            .claim_journal(&id(&format!("cap-{n}")))
+            .unwrap()
+            .expect("its writer is gone");
+        claimed.remove().unwrap();
+    }
+    assert!(recovery.journals().unwrap().is_empty());
+    assert_eq!(
+        names(&journals).len(),
+        128,
+        "the spares left and made are bounded together"
+    );
 }

@@ -291,7 +291,7 @@ impl ClaimedJournal {
         storage.sync_dir(&dir).map_err(FsError::io(Step::SyncDir, &dir))?;
         drop(_lock);
         if let Some(spare) = spare {
-            store.keep_spare(spare);
+            store.keep_spare(&dir, spare);
         }
         Ok(())
     }
@@ -355,10 +355,6 @@ impl Store {
         })
     }
 
-    /// A new journal's file under `temp` (a spare emptied, or else a new file) and the
-    /// exclusive lock on it, taken before its name appears: a claimer never sees it
-    /// unlocked while we live. A spare someone still holds locked (a claimer that
-    /// opened it as a journal before it was finished) is passed over.
     /// Writes the header (and the first zeros) into `file`, durably, and links `temp`
     /// as `path`: the size the file has (0 where the storage does not preallocate).
     fn start_journal(
@@ -384,6 +380,10 @@ impl Store {
         }
     }
 
+    /// A new journal's file under `temp` (a spare emptied, or else a new file) and the
+    /// exclusive lock on it, taken before its name appears: a claimer never sees it
+    /// unlocked while we live. A spare someone still holds locked (a claimer that
+    /// opened it as a journal before it was finished) is passed over.
     fn locked_temp(&self, dir: &Path, temp: &Path) -> Result<LockedFile, FsError> {
         let storage = self.storage();
         if let Some(file) = self.take_spare(dir, temp) {

@@ -15,7 +15,7 @@
 //! renaming it to its own temp name, so two processes never take the same; one that
 //! cannot be taken or emptied is passed over and the capture creates a file as before.
 //! At most [`SPARES_KEPT`] are kept per store handle; spares a process left behind are
-//! adopted (emptied again) by the next one to create a journal.
+//! adopted (emptied again) by the next handle to create or finish a journal.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -34,15 +34,6 @@ pub(crate) struct Spares {
     names: Mutex<Option<Vec<PathBuf>>>,
 }
 
-impl Spares {
-    fn names(&self) -> std::sync::MutexGuard<'_, Option<Vec<PathBuf>>> {
-        // A list of names keeps no invariant a panic could break.
-        self.names
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
 /// Whether `name` is a spare's.
 pub(crate) fn is_spare(name: &std::ffi::OsStr) -> bool {
     name.to_str().is_some_and(|n| n.starts_with(SPARE_PREFIX))
@@ -54,11 +45,7 @@ impl Store {
     pub(crate) fn take_spare(&self, dir: &Path, temp: &Path) -> Option<Box<dyn WriteFile>> {
         let storage = self.storage();
         loop {
-            let spare = {
-                let mut names = self.spares().names();
-                let names = names.get_or_insert_with(|| self.adopt_spares(dir));
-                names.pop()?
-            };
+            let spare = self.with_spares(dir, Vec::pop)?;
             // Another process may have taken it (then it is gone): pass it over.
             if storage.rename(&spare, temp).is_err() {
                 continue;
@@ -75,33 +62,47 @@ impl Store {
 
     /// A name for the journal leaving `dir`, when another spare may be kept.
     pub(crate) fn spare_name(&self, dir: &Path) -> Option<PathBuf> {
-        let names = self.spares().names();
-        let kept = names.as_ref().map_or(0, Vec::len);
+        let kept = self.with_spares(dir, |names| names.len());
         (kept < SPARES_KEPT).then(|| dir.join(format!("{SPARE_PREFIX}{}", self.unique())))
     }
 
     /// Keeps `spare` (a journal renamed to a [`spare_name`](Self::spare_name), its lock
-    /// released) once it is emptied; one that cannot be emptied is removed.
-    pub(crate) fn keep_spare(&self, spare: PathBuf) {
+    /// released) once it is emptied; one that cannot be emptied, or one over
+    /// [`SPARES_KEPT`], is removed.
+    pub(crate) fn keep_spare(&self, dir: &Path, spare: PathBuf) {
         let storage = self.storage();
-        match storage.reopen_empty(&spare) {
+        let kept = match storage.reopen_empty(&spare) {
             Ok(file) => {
                 drop(file);
-                let mut names = self.spares().names();
-                match names.as_mut() {
-                    Some(names) if names.len() < SPARES_KEPT => names.push(spare),
-                    Some(_) => {
-                        let _ = storage.remove_file(&spare);
+                self.with_spares(dir, |names| {
+                    let room = names.len() < SPARES_KEPT;
+                    if room {
+                        names.push(spare.clone());
                     }
-                    // Adopted with the others at the first journal this handle creates.
-                    None => {}
-                }
+                    room
+                })
             }
             Err(e) => {
                 tracing::debug!(path = %spare.display(), error = %e, "journal: a finished journal cannot be emptied; removing it");
-                let _ = storage.remove_file(&spare);
+                false
             }
+        };
+        if !kept {
+            let _ = storage.remove_file(&spare);
         }
+    }
+
+    /// Runs `f` on this handle's spares, adopting the directory's own the first time,
+    /// so that a handle that only finishes journals (recovery's) keeps no more spares
+    /// than one that also creates them.
+    fn with_spares<T>(&self, dir: &Path, f: impl FnOnce(&mut Vec<PathBuf>) -> T) -> T {
+        // A list of names keeps no invariant a panic could break.
+        let mut names = self
+            .spares()
+            .names
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(names.get_or_insert_with(|| self.adopt_spares(dir)))
     }
 
     /// The spares already in `dir` (a process that stopped left them), emptied again:
