@@ -184,3 +184,36 @@ fn a_handle_that_only_finishes_journals_keeps_at_most_128_spares_too() {
         "the spares left and made are bounded together"
     );
 }
+
+#[test]
+fn a_finishing_handle_adopts_at_most_128_of_a_stopped_processs_spares_each_emptied() {
+    let dir = tempfile::tempdir().unwrap();
+    let journals = dir.path().join(".journal");
+    let writer = Store::open(dir.path()).unwrap();
+    let mut journal = writer.create_journal(&id("cap-1")).unwrap();
+    journal.append(b"record").unwrap();
+    drop(journal);
+    // 130 spares a crash left before they were emptied, each still holding a session.
+    for n in 0..130 {
+        std::fs::write(journals.join(format!(".spare.left-{n}")), b"PATIENT-LEFT").unwrap();
+    }
+    // Recovery's handle adopts them when it finishes its first journal, and never
+    // takes one: what it keeps must be emptied by the adoption itself.
+    let recovery = Store::open(dir.path()).unwrap();
+    let claimed = recovery
+        .claim_journal(&id("cap-1"))
+        .unwrap()
+        .expect("its writer is gone");
+    claimed.remove().unwrap();
+
+    let kept = spares(&journals);
+    assert_eq!(kept.len(), 128, "{} entries", names(&journals).len());
+    for spare in &kept {
+        assert_eq!(
+            std::fs::metadata(spare).unwrap().len(),
+            0,
+            "{} emptied",
+            spare.display()
+        );
+    }
+}
