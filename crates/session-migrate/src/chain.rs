@@ -44,6 +44,12 @@ macro_rules! schema_chain {
             bytes: &[u8],
             options: &$crate::DecodeOptions,
         ) -> ::core::result::Result<$crate::Chained<$current>, $crate::DecodeError> {
+            if let ::core::option::Option::Some(session) = $crate::__private::confirmed::<$current>(bytes) {
+                return ::core::result::Result::Ok($crate::Chained {
+                    session,
+                    from: <$current as $crate::Version>::SCHEMA,
+                });
+            }
             let declared = match $crate::__private::declared(bytes)? {
                 ::core::option::Option::None => {
                     let from = $crate::SchemaVersion::LEGACY;

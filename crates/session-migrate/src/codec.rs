@@ -265,7 +265,27 @@ pub fn decode_stored(
 /// What the [`schema_chain!`](crate::schema_chain) expansion calls; not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use super::{declared, legacy, newer, parse};
+    pub use super::{confirmed, declared, legacy, newer, parse};
+}
+
+/// How far from its end a document in the last version states it: the encoder writes
+/// `_metadata` last, before only the fields this build does not know.
+const STATED_NEAR_END: usize = 512;
+
+/// `bytes` parsed as `T`, when they end by stating `T`'s version and the document
+/// parsed states it too: the common case (a stored document in the current version)
+/// in one parse instead of a skim for `_metadata` and then the parse. `None` sends the
+/// caller to the full decode, which judges every other document exactly as before:
+/// what this accepts, the full decode accepts the same way (it finds the same
+/// `_metadata.version`, then runs the same parse).
+pub fn confirmed<T: crate::Version>(bytes: &[u8]) -> Option<T> {
+    let tail = &bytes[bytes.len().saturating_sub(STATED_NEAR_END)..];
+    let quoted = |at: usize| at > 0 && tail[at - 1] == b'"' && tail.get(at + T::NAME.len()) == Some(&b'"');
+    if !memchr::memmem::find_iter(tail, T::NAME.as_bytes()).any(quoted) {
+        return None;
+    }
+    let parsed: T = serde_json::from_slice(bytes).ok()?;
+    (parsed.stated_version() == Some(T::NAME)).then_some(parsed)
 }
 
 /// `Ok(None)` for a legacy file, else its declared version; errors for what is not a

@@ -38,7 +38,11 @@
 //!    field (`new` sets it to its default; `from_v1` takes one step more:
 //!    `Self::try_from(SessionV2_1::from_v1(v1)?)`), its `SESSION_FIELDS`, and beside it
 //!    its version and place in the order:
-//!    `impl Version for SessionV2_2 { const SCHEMA: SchemaVersion = SchemaVersion::new("2.2.0", 4); }`.
+//!    `impl Version for SessionV2_2 { const SCHEMA: SchemaVersion = SchemaVersion::new("2.2.0", 4);
+//!    fn stated_version(&self) -> Option<&str> { Some(&self.metadata.version) } }`
+//!    (`stated_version` lets a stored document in this version be decoded in one parse;
+//!    without it every document is skimmed for `_metadata` first, which is slower, not
+//!    wrong).
 //! 2. **One `From` (or `TryFrom`) impl** from `SessionV2_1`, in the same module: it
 //!    decides what the new field starts as, sets `_metadata.version`, and refuses an
 //!    unknown field of the old version named like the new one (`check_collisions`).

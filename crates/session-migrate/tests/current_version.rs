@@ -57,3 +57,46 @@ fn the_current_document_as_the_model_sees_it() {
     let decoded = decode(&std::fs::read(CURRENT_FIXTURE).unwrap()).unwrap();
     insta::assert_debug_snapshot!(decoded.session);
 }
+
+/// `text` with `field` added as its last member.
+fn with_last_member(text: &str, field: &str) -> String {
+    let end = text.trim_end().rfind('}').unwrap();
+    format!("{},{field}}}", &text[..end])
+}
+
+#[test]
+fn a_document_that_names_the_current_version_near_its_end_is_decoded_as_what_it_states() {
+    let current = format!("\"{}\"", SchemaVersion::CURRENT.as_str());
+    let read =
+        |path: &str| std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    // A 2.0.0 document parses as the current type too (its one new field is optional):
+    // it must still be read as 2.0.0 and upgraded.
+    let older = with_last_member(
+        &read("tests/fixtures/v2/session-41.json"),
+        &format!("\"labVersion\":{current}"),
+    );
+    let decoded = decode(older.as_bytes()).unwrap();
+    assert_eq!(decoded.from, SchemaVersion::V2_0_0);
+    assert_eq!(
+        decoded.session.unknown["labVersion"],
+        SchemaVersion::CURRENT.as_str()
+    );
+    assert!(session_migrate::__private::confirmed::<session_model::Session>(older.as_bytes()).is_none());
+    // A legacy document that happens to end with the same text stays legacy.
+    let legacy = with_last_member(
+        &read("../../fixtures/legacy/session-11.json"),
+        &format!("\"note\":{current}"),
+    );
+    assert_eq!(decode(legacy.as_bytes()).unwrap().from, SchemaVersion::LEGACY);
+    // A current document with a second `_metadata` is refused as before.
+    let fixture = read("tests/fixtures/v2.1/session-41.json");
+    let twice = with_last_member(
+        &fixture,
+        &format!("\"_metadata\":{{\"version\":{current},\"savedAt\":1,\"retentionDays\":1}}"),
+    );
+    let err = decode(twice.as_bytes()).unwrap_err().to_string();
+    assert!(err.contains("duplicate field `_metadata`"), "{err}");
+    // The current document itself is taken in one parse, and decodes the same.
+    let confirmed = session_migrate::__private::confirmed::<session_model::Session>(fixture.as_bytes());
+    assert_eq!(confirmed, Some(decode(fixture.as_bytes()).unwrap().session));
+}

@@ -14,6 +14,10 @@ pub(crate) const VERSION: &str = "2.0.0";
 
 impl crate::Version for SessionV2_0 {
     const SCHEMA: crate::SchemaVersion = crate::SchemaVersion::new(VERSION, 2);
+
+    fn stated_version(&self) -> Option<&str> {
+        Some(&self.metadata.version)
+    }
 }
 
 /// A session in the `2.0.0` format. Released: frozen, never edited (a change is a new

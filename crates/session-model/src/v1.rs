@@ -12,6 +12,10 @@ pub const VERSION: &str = "1.0.0";
 
 impl crate::Version for SessionV1 {
     const SCHEMA: crate::SchemaVersion = crate::SchemaVersion::new(VERSION, 1);
+
+    fn stated_version(&self) -> Option<&str> {
+        Some(&self.metadata.version)
+    }
 }
 
 /// One day in milliseconds: the unit of `retentionDays`.

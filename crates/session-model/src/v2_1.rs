@@ -17,6 +17,10 @@ pub const VERSION: &str = "2.1.0";
 
 impl crate::Version for SessionV2_1 {
     const SCHEMA: crate::SchemaVersion = crate::SchemaVersion::new(VERSION, 3);
+
+    fn stated_version(&self) -> Option<&str> {
+        Some(&self.metadata.version)
+    }
 }
 
 /// A session in the `2.1.0` format: `2.0.0` plus [`interrupted`](Self::interrupted).

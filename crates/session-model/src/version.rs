@@ -71,6 +71,13 @@ pub trait Version: DeserializeOwned {
     const SCHEMA: SchemaVersion;
     /// Its `_metadata.version`.
     const NAME: &'static str = Self::SCHEMA.as_str();
+
+    /// The `_metadata.version` this document states, for a type that carries one:
+    /// a decoder that parsed bytes as this version can then confirm that they were
+    /// (see `session_migrate::schema_chain!`). `None`, the default, cannot confirm.
+    fn stated_version(&self) -> Option<&str> {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -352,21 +352,32 @@ fn read_every_live(typed: &SessionStore, live: &[SessionId], mut take: impl FnMu
         }
         return;
     }
-    let (sender, received) = std::sync::mpsc::sync_channel::<Found>(64);
+    // Findings travel in batches: one hand-off per session woke a thread per file,
+    // which on two cores cost a tenth of start-up in context switches. At most
+    // `BATCHES_QUEUED` batches wait, so memory stays bounded whatever the store's size.
+    const BATCH: usize = 32;
+    const BATCHES_QUEUED: usize = 4;
+    let (sender, received) = std::sync::mpsc::sync_channel::<Vec<Found>>(BATCHES_QUEUED);
     std::thread::scope(|scope| {
         for _ in 0..threads {
             let sender = sender.clone();
             let check_next = &check_next;
             scope.spawn(move || {
+                let mut batch = Vec::with_capacity(BATCH);
                 while let Some(found) = check_next() {
-                    if sender.send(found).is_err() {
-                        return;
+                    batch.push(found);
+                    if batch.len() == BATCH {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                        if sender.send(full).is_err() {
+                            return;
+                        }
                     }
                 }
+                let _ = sender.send(batch);
             });
         }
         drop(sender);
-        for found in received {
+        for found in received.into_iter().flatten() {
             take(found);
         }
     });
