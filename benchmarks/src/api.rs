@@ -160,14 +160,22 @@ fn daemon(sessionctl: &Path, dir: &Path) -> Result<(Guard, String), String> {
     Ok((child, addr.ok_or("the daemon logged no API address")?))
 }
 
-/// The median time of `runs` requests of `path`.
-fn timed(addr: &str, path: &str, runs: usize) -> Result<Duration, String> {
-    get(addr, path)?; // warm
-    Ok(median(
-        (0..runs)
-            .map(|_| get(addr, path).map(|(t, _)| t))
-            .collect::<Result<_, _>>()?,
-    ))
+/// The median times of `runs` requests of `path` to each of two daemons, taken in
+/// turn, so that the machine's noise falls on both alike.
+fn timed_side_by_side(
+    first: &str,
+    second: &str,
+    path: &str,
+    runs: usize,
+) -> Result<(Duration, Duration), String> {
+    get(first, path)?; // warm
+    get(second, path)?;
+    let (mut a, mut b) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
+    for _ in 0..runs {
+        a.push(get(first, path)?.0);
+        b.push(get(second, path)?.0);
+    }
+    Ok((median(a), median(b)))
 }
 
 const REQUESTS: [(&str, &str); 4] = [
@@ -196,17 +204,11 @@ pub(crate) fn at_scale(work: &Path, s: &Settings, sessionctl: Option<&Path>) -> 
     let big_dir = work.join("api-store-big");
     generate(&small_dir, &small_store(n))?;
     generate(&big_dir, &(0..n).collect::<Vec<_>>())?;
-    let mut base = Vec::new();
-    {
-        let (_daemon, addr) = daemon(sessionctl, &small_dir)?;
-        for (_, path) in REQUESTS {
-            base.push(timed(&addr, path, 20)?);
-        }
-    }
+    let (_small_daemon, small_addr) = daemon(sessionctl, &small_dir)?;
     let (_daemon, addr) = daemon(sessionctl, &big_dir)?;
     let mut rows = Vec::new();
-    for ((what, path), base) in REQUESTS.iter().zip(base) {
-        let ours = timed(&addr, path, 20)?;
+    for (what, path) in REQUESTS {
+        let (ours, base) = timed_side_by_side(&addr, &small_addr, path, 41)?;
         let mut row = Row::ratio(
             &format!("{what}, {n} sessions"),
             ms(ours),

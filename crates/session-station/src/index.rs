@@ -13,7 +13,7 @@
 //! times are plain numbers), keyed by a shared id; a [`SessionRow`] is made only for the rows a
 //! page returns.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
@@ -38,6 +38,12 @@ const FILES_REUSED: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A row's place in start order: (start time, id).
 type Key = (u64, Arc<str>);
+
+/// Keys in start order, each with the status its row's file states (see
+/// [`Entry::filed_status`]): a status filter passes over the rows of other statuses
+/// without looking them up (a set per status would cost megabytes at 100,000 rows; a
+/// status beside each key costs a byte).
+type Keys = BTreeMap<Key, Option<SubmissionStatus>>;
 
 /// "Not known" in an entry's time fields.
 const NONE: u64 = u64::MAX;
@@ -89,6 +95,13 @@ impl Entry {
         }
     }
 
+    /// The known status the file states, word for word, as a status filter compares
+    /// it: a newer build's file has no typed status but may state a known word.
+    fn filed_status(&self) -> Option<SubmissionStatus> {
+        let word = self.status_word.as_deref()?;
+        SubmissionStatus::ALL.into_iter().find(|s| s.as_str() == word)
+    }
+
     fn key(&self) -> Key {
         (self.start, self.id.clone())
     }
@@ -121,11 +134,9 @@ impl Entry {
 struct Rows {
     by_id: HashMap<Arc<str>, Entry>,
     /// Every key in start order: the default order costs no sort.
-    by_start: BTreeSet<Key>,
+    by_start: Keys,
     /// The keys of each analyzer's rows: a filter by analyzer walks only its own rows.
-    /// (A status filter walks them all: a few milliseconds at 100,000, where a set per
-    /// status would cost megabytes.)
-    by_device: HashMap<Arc<str>, BTreeSet<Key>>,
+    by_device: HashMap<Arc<str>, Keys>,
     /// One copy of each string that repeats (versions, statuses, addresses).
     shared: HashSet<Arc<str>>,
     /// `status`'s counts, kept as rows come and go.
@@ -200,9 +211,9 @@ impl Rows {
             self.by_device
                 .entry(device.clone())
                 .or_default()
-                .insert(key.clone());
+                .insert(key.clone(), entry.filed_status());
         }
-        self.by_start.insert(key);
+        self.by_start.insert(key, entry.filed_status());
         self.by_id.insert(entry.id.clone(), entry);
     }
 
@@ -230,7 +241,7 @@ impl Rows {
         {
             return None;
         }
-        let mut devices: Vec<(&Arc<str>, &BTreeSet<Key>)> = match &query.device {
+        let mut devices: Vec<(&Arc<str>, &Keys)> = match &query.device {
             Some(device) => self
                 .by_device
                 .get_key_value(device.as_str())
@@ -243,7 +254,7 @@ impl Rows {
         // Sessions without an analyzer come first (`None` sorts before any address).
         let without_device = if query.device.is_none() && with_device < self.by_id.len() {
             self.by_start
-                .iter()
+                .keys()
                 .filter(|(_, id)| self.by_id.get(id).is_some_and(|e| e.device.is_none()))
                 .collect()
         } else {
@@ -252,7 +263,7 @@ impl Rows {
         let total = with_device + without_device.len();
         let keys = without_device
             .into_iter()
-            .chain(devices.into_iter().flat_map(|(_, keys)| keys.iter()));
+            .chain(devices.into_iter().flat_map(|(_, keys)| keys.keys()));
         let keys: Box<dyn Iterator<Item = &Key>> = if query.descending {
             Box::new(keys.rev())
         } else {
@@ -281,8 +292,13 @@ impl Rows {
             Some(device) => self.by_device.get(device.as_str()),
             None => Some(&self.by_start),
         };
+        let status = query.status;
         match keys {
-            Some(keys) => Box::new(keys.range(range).filter_map(|(_, id)| self.by_id.get(id))),
+            Some(keys) => Box::new(
+                keys.range(range)
+                    .filter(move |(_, kept)| status.is_none_or(|s| **kept == Some(s)))
+                    .filter_map(|((_, id), _)| self.by_id.get(id)),
+            ),
             None => Box::new(std::iter::empty()),
         }
     }

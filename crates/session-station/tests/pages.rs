@@ -346,3 +346,40 @@ fn analyzer_order_walked_from_each_analyzers_rows_is_the_order_a_sort_gives() {
     };
     assert_eq!(filtered(from_4000), ["s-5", "s-4", "s-6"]);
 }
+
+#[test]
+fn a_status_filter_finds_a_newer_builds_file_by_the_word_it_states_with_or_without_an_analyzer() {
+    let (dir, store, index) = index();
+    for (id, status) in [("s-7", "ignored"), ("s-8", "Ignored"), ("s-9", "stalled")] {
+        std::fs::write(
+            dir.path().join(format!("{id}.json")),
+            format!(
+                r#"{{"id": "{id}", "startTime": 9000, "deviceIP": "10.0.0.1", "_metadata": {{"version": "9.0.0"}}, "submission": {{"status": "{status}"}}}}"#
+            ),
+        )
+        .unwrap();
+    }
+    index.rebuild(&store).unwrap();
+    let ignored = ListQuery {
+        status: Some(session_model::SubmissionStatus::Ignored),
+        ..ListQuery::default()
+    };
+    // Word for word: "Ignored" and an unknown word are not "ignored".
+    assert_eq!(
+        page(&index, ignored.clone()),
+        (2, vec!["s-2".into(), "s-7".into()])
+    );
+    let ignored_at_one = ListQuery {
+        device: Some("10.0.0.1".into()),
+        ..ignored
+    };
+    assert_eq!(page(&index, ignored_at_one), (1, vec!["s-7".into()]));
+    let failed_at_one = ListQuery {
+        status: Some(session_model::SubmissionStatus::Failed),
+        device: Some("10.0.0.1".into()),
+        from: Some(0),
+        to: Some(9_000),
+        ..ListQuery::default()
+    };
+    assert_eq!(page(&index, failed_at_one).0, 0);
+}
