@@ -394,3 +394,43 @@ fn a_retention_applied_later_counts_from_the_sessions_start() {
     late.retain_for(0);
     assert_eq!(late.persisted_until, u64::MAX - 1);
 }
+
+#[test]
+fn each_version_states_the_version_its_document_says_not_its_own_name() {
+    // What a decoder confirms a parse with: the document's word, whatever it is.
+    let stated = |mut doc: serde_json::Value, version: &str| {
+        doc["_metadata"]["version"] = json!(version);
+        doc
+    };
+    let v1_doc = serde_json::to_value(v1(json!({}))).unwrap();
+    let v1: SessionV1 = serde_json::from_value(stated(v1_doc.clone(), "1.0.0")).unwrap();
+    assert_eq!(v1.stated_version(), Some("1.0.0"));
+    let other: SessionV1 = serde_json::from_value(stated(v1_doc, "7.7.7")).unwrap();
+    assert_eq!(other.stated_version(), Some("7.7.7"));
+
+    let current_doc = serde_json::to_value(current()).unwrap();
+    let v2_0: SessionV2_0 = serde_json::from_value(stated(current_doc.clone(), "2.0.0")).unwrap();
+    assert_eq!(v2_0.stated_version(), Some("2.0.0"));
+    let other: SessionV2_0 = serde_json::from_value(stated(current_doc.clone(), "7.7.7")).unwrap();
+    assert_eq!(other.stated_version(), Some("7.7.7"));
+
+    let now: Session = serde_json::from_value(current_doc.clone()).unwrap();
+    assert_eq!(now.stated_version(), Some(Session::NAME));
+    let other: Session = serde_json::from_value(stated(current_doc, "7.7.7")).unwrap();
+    assert_eq!(other.stated_version(), Some("7.7.7"));
+}
+
+#[test]
+fn a_version_that_does_not_say_how_to_read_its_word_states_none() {
+    #[derive(serde::Deserialize)]
+    struct Bare {}
+    impl Version for Bare {
+        const SCHEMA: SchemaVersion = SchemaVersion::new("9.0.0", 9);
+    }
+    let bare: Bare = serde_json::from_value(json!({"_metadata": {"version": "9.0.0"}})).unwrap();
+    assert_eq!(
+        bare.stated_version(),
+        None,
+        "a decoder then skims for the version instead"
+    );
+}
