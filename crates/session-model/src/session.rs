@@ -190,6 +190,14 @@ pub(crate) fn messages_of(unknown: &UnknownFields, elements: &[Element]) -> Vec<
     })
 }
 
+/// `messages_of(unknown, elements).len()`, without making any message's text.
+pub(crate) fn message_count_of(unknown: &UnknownFields, elements: &[Element]) -> usize {
+    match unknown.get("messages") {
+        Some(serde_json::Value::Array(kept)) if kept.iter().all(serde_json::Value::is_string) => kept.len(),
+        _ => elements.iter().filter(|e| e.kind == ElementKind::Message).count(),
+    }
+}
+
 /// The field names `2.0.0` uses at the top level of a session.
 pub const SESSION_FIELDS: &[&str] = &[
     "id",

@@ -333,9 +333,10 @@ impl SessionV2_1 {
             && self.messages() == other.messages()
     }
 
-    /// How many HL7 messages the session holds.
+    /// How many HL7 messages the session holds: `messages().len()`, counted without
+    /// making the messages' text (a list of every session counts them all).
     pub fn message_count(&self) -> usize {
-        self.messages().len()
+        crate::session::message_count_of(&self.unknown, &self.elements)
     }
 
     /// The newest MSH-7 (the time a message was made, by the analyzer's clock) among

@@ -434,3 +434,29 @@ fn a_version_that_does_not_say_how_to_read_its_word_states_none() {
         "a decoder then skims for the version instead"
     );
 }
+
+#[test]
+fn the_message_count_is_the_number_of_messages_whatever_the_kept_list_holds() {
+    let kept = |list: serde_json::Value| {
+        let mut doc = serde_json::to_value(current()).unwrap();
+        doc["messages"] = list;
+        serde_json::from_value::<Session>(doc).unwrap()
+    };
+    let cases = [
+        (current(), 2),
+        (kept(json!(["MSH|a", "MSH|b", "MSH|c"])), 3),
+        (kept(json!([])), 0),
+        // Not a list of strings: the message elements count, as `messages` reads them.
+        (kept(json!(["MSH|a", 7, "MSH|c"])), 2),
+        (kept(json!("MSH|a")), 2),
+    ];
+    for (session, count) in cases {
+        assert_eq!(session.messages().len(), count);
+        assert_eq!(
+            session.message_count(),
+            count,
+            "{:?}",
+            session.unknown.get("messages")
+        );
+    }
+}
