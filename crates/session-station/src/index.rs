@@ -277,9 +277,10 @@ impl Rows {
         Some(Page { total, rows })
     }
 
-    /// The entries a query's filters may pass, in start order: an analyzer's own, or
-    /// every one, within the time range.
-    fn candidates<'a>(&'a self, query: &ListQuery) -> Box<dyn DoubleEndedIterator<Item = &'a Entry> + 'a> {
+    /// The entries that pass a query's filters, in start order: an analyzer's own keys
+    /// (or every key) within the time range, of the status asked for. Every filter is
+    /// answered by the keys; an entry is looked up only once it passes.
+    fn matching<'a>(&'a self, query: &ListQuery) -> Box<dyn DoubleEndedIterator<Item = &'a Entry> + 'a> {
         let from: Key = (query.from.unwrap_or(0), Arc::from(""));
         let range = match query.to {
             Some(to) => (
@@ -360,20 +361,6 @@ impl std::str::FromStr for SortKey {
                 ));
             }
         })
-    }
-}
-
-impl ListQuery {
-    /// Whether `entry` passes the filters.
-    fn matches(&self, entry: &Entry) -> bool {
-        self.status
-            .is_none_or(|s| entry.status_word.as_deref() == Some(s.as_str()))
-            && self
-                .device
-                .as_deref()
-                .is_none_or(|d| entry.device.as_deref() == Some(d))
-            && self.from.is_none_or(|from| entry.start >= from)
-            && self.to.is_none_or(|to| entry.start <= to)
     }
 }
 
@@ -510,7 +497,7 @@ impl SessionIndex {
         let unfiltered =
             query.status.is_none() && query.device.is_none() && query.from.is_none() && query.to.is_none();
         if query.sort == SortKey::Start {
-            let walk = rows.candidates(query);
+            let walk = rows.matching(query);
             let walk: Box<dyn Iterator<Item = &Entry>> = if query.descending {
                 Box::new(walk.rev())
             } else {
@@ -529,7 +516,7 @@ impl SessionIndex {
             }
             let mut total = 0;
             let mut page = Vec::new();
-            for entry in walk.filter(|e| query.matches(e)) {
+            for entry in walk {
                 if total >= query.offset && total - query.offset < query.limit {
                     page.push(entry.row());
                 }
@@ -537,7 +524,7 @@ impl SessionIndex {
             }
             return Page { total, rows: page };
         }
-        let mut matching: Vec<&Entry> = rows.candidates(query).filter(|e| query.matches(e)).collect();
+        let mut matching: Vec<&Entry> = rows.matching(query).collect();
         let by_column = |a: &&Entry, b: &&Entry| {
             let order = match query.sort {
                 SortKey::Start => std::cmp::Ordering::Equal,
@@ -576,7 +563,7 @@ impl SessionIndex {
     /// read, or a bulk action to change).
     pub fn candidates(&self, query: &ListQuery) -> Vec<Arc<str>> {
         let rows = self.read();
-        let walk = rows.candidates(query).filter(|e| query.matches(e));
+        let walk = rows.matching(query);
         if query.descending {
             walk.rev().map(|e| e.id.clone()).collect()
         } else {
