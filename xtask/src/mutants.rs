@@ -234,49 +234,49 @@ const EQUIVALENT: &[(&str, &str)] = &[
          marked already (by `lis_gone`, or at its `Begin`), so adding 0 bytes to the same mark changes nothing",
     ),
     (
-        "crates/session-station/src/index.rs:168:63: replace - with + in Rows::pack",
+        "crates/session-station/src/index.rs:179:63: replace - with + in Rows::pack",
         MESSAGE_COUNT_CLAMP,
     ),
     (
-        "crates/session-station/src/index.rs:168:63: replace - with / in Rows::pack",
+        "crates/session-station/src/index.rs:179:63: replace - with / in Rows::pack",
         MESSAGE_COUNT_CLAMP,
     ),
     (
-        "crates/session-station/src/index.rs:211:9: replace Rows::shrink with ()",
+        "crates/session-station/src/index.rs:222:9: replace Rows::shrink with ()",
         "`shrink_to_fit` gives back spare capacity: memory only, no row, order or count changes",
     ),
     (
-        "crates/session-station/src/index.rs:389:9: replace SessionIndex::settle with ()",
+        "crates/session-station/src/index.rs:392:9: replace SessionIndex::settle with ()",
         "`settle` only shrinks the maps to fit after start-up: memory only, no row, order or count changes",
     ),
     (
-        "crates/session-station/src/index.rs:543:16: replace > with < in SessionIndex::page",
+        "crates/session-station/src/index.rs:546:16: replace > with < in SessionIndex::page",
         SELECTION_ONLY_SAVES_WORK,
     ),
     (
-        "crates/session-station/src/index.rs:543:27: replace < with == in SessionIndex::page",
+        "crates/session-station/src/index.rs:546:27: replace < with == in SessionIndex::page",
         SELECTION_ONLY_SAVES_WORK,
     ),
     (
-        "crates/session-station/src/index.rs:543:27: replace < with > in SessionIndex::page",
+        "crates/session-station/src/index.rs:546:27: replace < with > in SessionIndex::page",
         SELECTION_ONLY_SAVES_WORK,
     ),
     (
-        "crates/session-station/src/index.rs:543:27: replace < with <= in SessionIndex::page",
+        "crates/session-station/src/index.rs:546:27: replace < with <= in SessionIndex::page",
         SELECTION_ONLY_SAVES_WORK,
     ),
     (
-        "crates/session-station/src/index.rs:544:49: replace - with / in SessionIndex::page",
+        "crates/session-station/src/index.rs:547:49: replace - with / in SessionIndex::page",
         "selecting the `end`-th row instead of the `end - 1`-th still puts the `end` smallest before it, and the \
          truncation keeps exactly those",
     ),
     (
-        "crates/session-station/src/index.rs:226:9: replace Rows::page_by_device -> Option<Page> with None",
+        "crates/session-station/src/index.rs:237:9: replace Rows::page_by_device -> Option<Page> with None",
         "the sorting path then gives the page, and it is the same page (`tests/pages.rs` compares the two at every \
          offset, both ways): only slower",
     ),
     (
-        "crates/session-station/src/index.rs:244:71: replace < with <= in Rows::page_by_device",
+        "crates/session-station/src/index.rs:255:71: replace < with <= in Rows::page_by_device",
         "also walks the start order for sessions without an analyzer when every session has one, and finds none: \
          the same page, more work",
     ),
