@@ -167,9 +167,9 @@ impl SessionV2_0 {
             && self.messages() == other.messages()
     }
 
-    /// How many HL7 messages the session holds.
+    /// How many HL7 messages the session holds (`messages().len()`, counted).
     pub fn message_count(&self) -> usize {
-        self.messages().len()
+        message_count_of(&self.unknown, &self.elements)
     }
 }
 
@@ -177,25 +177,32 @@ impl SessionV2_0 {
 /// file had one the elements do not give, else the text of every message element. One
 /// rule for every store version, so that a version change never changes what is sent.
 pub(crate) fn messages_of(unknown: &UnknownFields, elements: &[Element]) -> Vec<String> {
-    let kept = match unknown.get("messages") {
-        Some(serde_json::Value::Array(kept)) => kept.iter().map(|v| v.as_str().map(str::to_owned)).collect(),
-        _ => None,
-    };
-    kept.unwrap_or_else(|| {
-        elements
+    match kept_messages(unknown) {
+        Some(kept) => kept
             .iter()
-            .filter(|e| e.kind == ElementKind::Message)
-            .map(Element::text_lossy)
-            .collect()
-    })
+            .filter_map(serde_json::Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        None => message_elements(elements).map(Element::text_lossy).collect(),
+    }
 }
 
 /// `messages_of(unknown, elements).len()`, without making any message's text.
 pub(crate) fn message_count_of(unknown: &UnknownFields, elements: &[Element]) -> usize {
+    kept_messages(unknown).map_or_else(|| message_elements(elements).count(), Vec::len)
+}
+
+/// The kept `messages` list, when it is a list of strings (anything else is not a
+/// list of messages, and the elements give them).
+fn kept_messages(unknown: &UnknownFields) -> Option<&Vec<serde_json::Value>> {
     match unknown.get("messages") {
-        Some(serde_json::Value::Array(kept)) if kept.iter().all(serde_json::Value::is_string) => kept.len(),
-        _ => elements.iter().filter(|e| e.kind == ElementKind::Message).count(),
+        Some(serde_json::Value::Array(kept)) if kept.iter().all(serde_json::Value::is_string) => Some(kept),
+        _ => None,
     }
+}
+
+fn message_elements(elements: &[Element]) -> impl Iterator<Item = &Element> {
+    elements.iter().filter(|e| e.kind == ElementKind::Message)
 }
 
 /// The field names `2.0.0` uses at the top level of a session.

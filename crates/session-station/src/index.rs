@@ -206,14 +206,15 @@ impl Rows {
         self.remove(&entry.id);
         self.damaged.remove(&*entry.id);
         let key = entry.key();
+        let status = entry.filed_status();
         self.tally.add(&entry.counted());
         if let Some(device) = &entry.device {
             self.by_device
                 .entry(device.clone())
                 .or_default()
-                .insert(key.clone(), entry.filed_status());
+                .insert(key.clone(), status);
         }
-        self.by_start.insert(key, entry.filed_status());
+        self.by_start.insert(key, status);
         self.by_id.insert(entry.id.clone(), entry);
     }
 
