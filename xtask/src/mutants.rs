@@ -242,41 +242,41 @@ const EQUIVALENT: &[(&str, &str)] = &[
         MESSAGE_COUNT_CLAMP,
     ),
     (
-        "crates/session-station/src/index.rs:222:9: replace Rows::shrink with ()",
+        "crates/session-station/src/index.rs:223:9: replace Rows::shrink with ()",
         "`shrink_to_fit` gives back spare capacity: memory only, no row, order or count changes",
     ),
     (
-        "crates/session-station/src/index.rs:392:9: replace SessionIndex::settle with ()",
+        "crates/session-station/src/index.rs:393:9: replace SessionIndex::settle with ()",
         "`settle` only shrinks the maps to fit after start-up: memory only, no row, order or count changes",
     ),
     (
-        "crates/session-station/src/index.rs:546:16: replace > with < in SessionIndex::page",
+        "crates/session-station/src/index.rs:547:16: replace > with < in SessionIndex::page",
         SELECTION_ONLY_SAVES_WORK,
     ),
     (
-        "crates/session-station/src/index.rs:546:27: replace < with == in SessionIndex::page",
+        "crates/session-station/src/index.rs:547:27: replace < with == in SessionIndex::page",
         SELECTION_ONLY_SAVES_WORK,
     ),
     (
-        "crates/session-station/src/index.rs:546:27: replace < with > in SessionIndex::page",
+        "crates/session-station/src/index.rs:547:27: replace < with > in SessionIndex::page",
         SELECTION_ONLY_SAVES_WORK,
     ),
     (
-        "crates/session-station/src/index.rs:546:27: replace < with <= in SessionIndex::page",
+        "crates/session-station/src/index.rs:547:27: replace < with <= in SessionIndex::page",
         SELECTION_ONLY_SAVES_WORK,
     ),
     (
-        "crates/session-station/src/index.rs:547:49: replace - with / in SessionIndex::page",
+        "crates/session-station/src/index.rs:548:49: replace - with / in SessionIndex::page",
         "selecting the `end`-th row instead of the `end - 1`-th still puts the `end` smallest before it, and the \
          truncation keeps exactly those",
     ),
     (
-        "crates/session-station/src/index.rs:237:9: replace Rows::page_by_device -> Option<Page> with None",
+        "crates/session-station/src/index.rs:238:9: replace Rows::page_by_device -> Option<Page> with None",
         "the sorting path then gives the page, and it is the same page (`tests/pages.rs` compares the two at every \
          offset, both ways): only slower",
     ),
     (
-        "crates/session-station/src/index.rs:255:71: replace < with <= in Rows::page_by_device",
+        "crates/session-station/src/index.rs:256:71: replace < with <= in Rows::page_by_device",
         "also walks the start order for sessions without an analyzer when every session has one, and finds none: \
          the same page, more work",
     ),
