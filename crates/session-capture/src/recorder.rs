@@ -52,16 +52,24 @@ impl Recorder {
     /// `sessionId` (`n`) that no capture of this store ever had, in any process, before
     /// or after a restart. Returns once the capture's journal is durable.
     pub fn begin(&self, endpoints: &Endpoints, start_time: u64) -> Result<OpenCapture, CaptureError> {
+        self.begin_with(endpoints, start_time, &[])
+    }
+
+    /// [`begin`](Self::begin) with the capture's first elements (those that came with
+    /// its start, such as the ENQ that opened it): the journal is created holding them,
+    /// with one sync for its start and them. When this returns `Ok`, every one survives
+    /// any crash, as after [`OpenCapture::append_all`].
+    pub fn begin_with(
+        &self,
+        endpoints: &Endpoints,
+        start_time: u64,
+        elements: &[FramedElement],
+    ) -> Result<OpenCapture, CaptureError> {
+        let element_records = element_records(elements)?;
         loop {
             let number = self.next_number()?;
             let id = SessionId::new(format!("session-{number}"))
                 .map_err(|e| CaptureError::Numbering(e.to_string()))?;
-            let mut journal = match self.store.fs().create_journal(&id) {
-                Ok(journal) => journal,
-                // An operator's `put` took the name: take the next number.
-                Err(FsError::AlreadyExists { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            };
             let begin = Record::Begin(BeginRecord {
                 id: id.clone(),
                 session_number: number,
@@ -69,12 +77,21 @@ impl Recorder {
                 device_ip: endpoints.device_ip.clone(),
                 lis_ip: endpoints.lis_ip.clone(),
                 retention_days: self.store.options().retention_days,
-            });
-            journal.append(&begin.to_bytes()?)?;
+            })
+            .to_bytes()?;
+            let first: Vec<&[u8]> = std::iter::once(begin.as_slice())
+                .chain(element_records.iter().map(Vec::as_slice))
+                .collect();
+            let journal = match self.store.fs().create_journal_with(&id, &first) {
+                Ok(journal) => journal,
+                // An operator's `put` took the name: take the next number.
+                Err(FsError::AlreadyExists { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            };
             return Ok(OpenCapture {
                 store: self.store.clone(),
                 journal,
-                elements: 0,
+                elements: elements.len() as u64,
                 lis_gone: None,
             });
         }
@@ -129,18 +146,7 @@ impl OpenCapture {
     /// Appends elements in order with one `fsync` for all of them (the elements one
     /// chunk completed): when this returns `Ok`, every one survives any crash.
     pub fn append_all(&mut self, elements: &[FramedElement]) -> Result<(), CaptureError> {
-        let records = elements
-            .iter()
-            .map(|element| {
-                Record::Element(ElementRecord {
-                    timestamp: element.timestamp,
-                    direction: element.direction.clone(),
-                    kind: element.kind.clone(),
-                    data: Base64Bytes(element.bytes.clone()),
-                })
-                .to_bytes()
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let records = element_records(elements)?;
         let payloads: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
         self.journal.append_all(&payloads)?;
         self.elements += elements.len() as u64;
@@ -175,24 +181,56 @@ impl OpenCapture {
     /// [`EndedCapture::store`]: a relay forwards the end marker first and stores the
     /// session after, off the conversation's path. Whatever happens to the
     /// [`EndedCapture`], the journal now says how the capture ended.
-    pub fn end(
+    pub fn end(self, at: u64, interrupted: Option<InterruptionReason>) -> Result<EndedCapture, CaptureError> {
+        self.end_with(&[], at, interrupted)
+    }
+
+    /// [`end`](Self::end) after appending `elements` (those that came with the end,
+    /// such as the EOT that closed it): one sync for them and the end record. When
+    /// this returns `Ok`, every one and the end survive any crash.
+    pub fn end_with(
         mut self,
+        elements: &[FramedElement],
         at: u64,
         interrupted: Option<InterruptionReason>,
     ) -> Result<EndedCapture, CaptureError> {
-        let end = EndRecord {
+        let end = Record::End(EndRecord {
             at,
             interrupted,
             lis_gone: self.lis_gone,
-        };
+        })
+        .to_bytes()?;
+        let records = element_records(elements)?;
+        let payloads: Vec<&[u8]> = records
+            .iter()
+            .map(Vec::as_slice)
+            .chain(std::iter::once(end.as_slice()))
+            .collect();
         // The end is journaled first: if writing the session file fails (a full disk),
         // recovery later folds the journal with the right ending.
-        self.journal.append(&Record::End(end).to_bytes()?)?;
+        self.journal.append_all(&payloads)?;
+        self.elements += elements.len() as u64;
         Ok(EndedCapture {
             store: self.store,
             claimed: self.journal.into_claimed()?,
         })
     }
+}
+
+/// Each element as its journal record.
+fn element_records(elements: &[FramedElement]) -> Result<Vec<Vec<u8>>, serde_json::Error> {
+    elements
+        .iter()
+        .map(|element| {
+            Record::Element(ElementRecord {
+                timestamp: element.timestamp,
+                direction: element.direction.clone(),
+                kind: element.kind.clone(),
+                data: Base64Bytes(element.bytes.clone()),
+            })
+            .to_bytes()
+        })
+        .collect()
 }
 
 /// A capture whose end is journaled, its session file not yet written: see

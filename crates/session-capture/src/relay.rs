@@ -589,78 +589,126 @@ fn apply(
     {
         open.lis_missed(since, std::mem::take(&mut missed));
     }
-    // The elements between two other events are appended together, with one fsync.
-    let mut batch: Vec<FramedElement> = Vec::new();
+    let mut writing = Writing {
+        capture,
+        recorder,
+        stats,
+        missed,
+        beginning: None,
+        batch: Vec::new(),
+    };
     for event in events {
-        if let Framed::Element(element) = event {
-            batch.push(element);
-            continue;
-        }
-        append_batch(capture, &mut batch, stats);
         match event {
+            Framed::Element(element) => writing.batch.push(element),
             Framed::Begin { at, unframed } => {
-                // A session still open here was already ended by the machine; a leftover
-                // means its ending failed to record: recovery takes its journal.
-                capture.open = None;
-                match recorder.begin(&capture.endpoints, at) {
-                    Ok(mut open) => {
-                        tracing::info!(session = %open.id(), unframed, "capture: session opened");
-                        if let Some(since) = capture.lis_gone_at {
-                            open.lis_missed(since, std::mem::take(&mut missed));
-                        }
-                        capture.open = Some(open);
+                writing.write_batch();
+                // A session still open here was already ended by the machine; a
+                // leftover means its ending failed to record: recovery takes its journal.
+                writing.capture.open = None;
+                writing.beginning = Some((at, unframed));
+            }
+            Framed::Complete { at } => writing.end_open(at, None),
+            Framed::Abandon { at, reason } => writing.end_open(at, Some(reason)),
+        }
+    }
+    writing.write_batch();
+}
+
+/// One chunk's events being written. The elements between two other events are
+/// written together, with one sync: with the begin before them (the journal is created
+/// holding them), with the end after them, or else appended to the open session.
+struct Writing<'a> {
+    capture: &'a mut Capture,
+    recorder: &'a Recorder,
+    stats: &'a RelayStats,
+    /// Bytes the LIS never received, not yet counted against a session.
+    missed: u64,
+    /// A session begun (when, and whether unframed) whose journal waits for the
+    /// elements that follow its begin.
+    beginning: Option<(u64, bool)>,
+    batch: Vec<FramedElement>,
+}
+
+impl Writing<'_> {
+    /// Writes the elements gathered: into the journal of the session beginning
+    /// (created now, holding them), or appended to the open session's.
+    fn write_batch(&mut self) {
+        let count = self.batch.len() as u64;
+        let stats = self.stats;
+        if let Some((at, unframed)) = self.beginning.take() {
+            match self.recorder.begin_with(&self.capture.endpoints, at, &self.batch) {
+                Ok(mut open) => {
+                    tracing::info!(session = %open.id(), unframed, "capture: session opened");
+                    stats.elements.fetch_add(count, Ordering::Relaxed);
+                    if let Some(since) = self.capture.lis_gone_at {
+                        open.lis_missed(since, std::mem::take(&mut self.missed));
                     }
-                    Err(e) => {
-                        stats.unrecorded.fetch_add(1, Ordering::Relaxed);
-                        stats.recording_failures.fetch_add(1, Ordering::Relaxed);
-                        capture.recording_failed = true;
-                        tracing::error!(error = %e, "capture: CANNOT RECORD a new session; still forwarding");
-                    }
+                    self.capture.open = Some(open);
+                }
+                Err(e) => {
+                    stats.unrecorded.fetch_add(1 + count, Ordering::Relaxed);
+                    stats.recording_failures.fetch_add(1, Ordering::Relaxed);
+                    self.capture.recording_failed = true;
+                    tracing::error!(error = %e, "capture: CANNOT RECORD a new session; still forwarding");
                 }
             }
-            Framed::Element(_) => {}
-            Framed::Complete { at } => end_open(capture, stats, at, None),
-            Framed::Abandon { at, reason } => end_open(capture, stats, at, Some(reason)),
+            self.batch.clear();
+            return;
         }
+        if self.batch.is_empty() {
+            return;
+        }
+        match self
+            .capture
+            .open
+            .as_mut()
+            .map(|open| open.append_all(&self.batch))
+        {
+            Some(Ok(())) => {
+                stats.elements.fetch_add(count, Ordering::Relaxed);
+            }
+            Some(Err(e)) => {
+                stats.unrecorded.fetch_add(count, Ordering::Relaxed);
+                tracing::error!(error = %e, "capture: CANNOT RECORD an element; still forwarding (the session keeps what was recorded)");
+                // Its journal may end in a partial record now: stop writing to it, and
+                // let it go (unlocked), so that `status` shows it as failed and it is folded.
+                stats.recording_failures.fetch_add(1, Ordering::Relaxed);
+                self.capture.open = None;
+                self.capture.recording_failed = true;
+            }
+            None => {
+                stats.unrecorded.fetch_add(count, Ordering::Relaxed);
+            }
+        }
+        self.batch.clear();
     }
-    append_batch(capture, &mut batch, stats);
-}
 
-fn append_batch(capture: &mut Capture, batch: &mut Vec<FramedElement>, stats: &RelayStats) {
-    if batch.is_empty() {
-        return;
-    }
-    let count = batch.len() as u64;
-    match capture.open.as_mut().map(|open| open.append_all(batch)) {
-        Some(Ok(())) => {
-            stats.elements.fetch_add(count, Ordering::Relaxed);
+    /// Journals the end of the open session at `at` (`interrupted`: cut off for that
+    /// reason) with the elements gathered before it, durably; its file is stored
+    /// later, by [`store_ended`].
+    fn end_open(&mut self, at: u64, interrupted: Option<InterruptionReason>) {
+        if self.beginning.is_some() {
+            // Begun and ended by one chunk: the journal is created with the elements.
+            self.write_batch();
         }
-        Some(Err(e)) => {
+        let count = self.batch.len() as u64;
+        let stats = self.stats;
+        let Some(open) = self.capture.open.take() else {
             stats.unrecorded.fetch_add(count, Ordering::Relaxed);
-            tracing::error!(error = %e, "capture: CANNOT RECORD an element; still forwarding (the session keeps what was recorded)");
-            // Its journal may end in a partial record now: stop writing to it, and let
-            // it go (unlocked), so that `status` shows it as failed and it is folded.
-            stats.recording_failures.fetch_add(1, Ordering::Relaxed);
-            capture.open = None;
-            capture.recording_failed = true;
+            self.batch.clear();
+            return;
+        };
+        match open.end_with(&self.batch, at, interrupted) {
+            Ok(ended) => {
+                stats.elements.fetch_add(count, Ordering::Relaxed);
+                self.capture.ended.push(ended);
+            }
+            Err(e) => {
+                stats.unrecorded.fetch_add(1 + count, Ordering::Relaxed);
+                tracing::error!(error = %e, "capture: CANNOT RECORD the end of a session; its journal is kept for recovery");
+            }
         }
-        None => {
-            stats.unrecorded.fetch_add(count, Ordering::Relaxed);
-        }
-    }
-    batch.clear();
-}
-
-/// Journals the end of the open session (durably); its file is stored later, by
-/// [`store_ended`].
-fn end_open(capture: &mut Capture, stats: &RelayStats, at: u64, interrupted: Option<InterruptionReason>) {
-    let Some(open) = capture.open.take() else { return };
-    match open.end(at, interrupted) {
-        Ok(ended) => capture.ended.push(ended),
-        Err(e) => {
-            stats.unrecorded.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(error = %e, "capture: CANNOT RECORD the end of a session; its journal is kept for recovery");
-        }
+        self.batch.clear();
     }
 }
 

@@ -112,6 +112,44 @@ fn a_dropped_capture_is_recovered_as_cut_off_by_a_crash_at_its_last_element() {
 }
 
 #[test]
+fn elements_begun_with_and_ended_with_are_kept_in_order_and_survive_a_crash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rec = recorder(tmp.path());
+    let first = [
+        element(0, ElementKind::Start, b"\x05"),
+        element(1, ElementKind::Message, b"MSH|first\r\n"),
+    ];
+    let mut open = rec.begin_with(&endpoints(), 1_000, &first).unwrap();
+    assert_eq!(open.elements(), 2);
+    let id = open.id().clone();
+    open.append(&element(2, ElementKind::Message, b"MSH|middle\r\n"))
+        .unwrap();
+    let last = [
+        element(3, ElementKind::Message, b"MSH|last\r\n"),
+        element(4, ElementKind::End, b"\x04"),
+    ];
+    let ended = open.end_with(&last, 1_500, None).unwrap();
+    assert_eq!(ended.store().unwrap(), id);
+    let s = rec.store().load(&id).unwrap().unwrap().session;
+    assert!(s.is_complete && s.interrupted.is_none());
+    assert_eq!(s.end_time, Some(1_500));
+    let stamps: Vec<u64> = s.elements.iter().map(|e| e.timestamp).collect();
+    assert_eq!(stamps, [1_000, 1_001, 1_002, 1_003, 1_004]);
+    assert_eq!(s.elements[4].kind, ElementKind::End);
+
+    // Cut off right after its start: the elements it began with are kept.
+    let open = rec
+        .begin_with(&endpoints(), 2_000, &[element(9, ElementKind::Start, b"\x05")])
+        .unwrap();
+    let cut_id = open.id().clone();
+    drop(open);
+    assert_eq!(rec.recover().unwrap().interrupted, vec![cut_id.clone()]);
+    let s = rec.store().load(&cut_id).unwrap().unwrap().session;
+    assert_eq!(s.elements.len(), 1);
+    assert_eq!(s.interrupted.unwrap().at, 1_009);
+}
+
+#[test]
 fn ids_and_numbers_never_repeat_across_recorders_and_restarts() {
     let tmp = tempfile::tempdir().unwrap();
     let mut seen = std::collections::BTreeSet::new();

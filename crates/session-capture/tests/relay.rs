@@ -614,3 +614,61 @@ async fn past_its_connection_bound_the_relay_lets_analyzers_wait_until_one_ends(
     let stored = sessions(&running.store);
     assert_eq!(stored.len(), 3, "every connection's session is stored");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_begun_and_ended_within_one_chunk_keep_every_element_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lis_addr, _) = acking_lis().await;
+    let running = start(dir.path(), &lis_addr).await;
+    let mut analyzer = TcpStream::connect(&running.addr).await.unwrap();
+    // Two whole sessions and the start of a third in one chunk: each session's journal
+    // is created holding its first elements and ended with its last.
+    let mut chunk = Vec::new();
+    for n in 0..2 {
+        chunk.push(0x05);
+        chunk.extend_from_slice(&message(n * 2));
+        chunk.extend_from_slice(&message(n * 2 + 1));
+        chunk.push(0x04);
+    }
+    chunk.push(0x05);
+    chunk.extend_from_slice(&message(9));
+    let total = chunk.len() as u64;
+    send_as_one_chunk(&mut analyzer, &chunk, &running, total).await;
+    read_until(&mut analyzer, b"\x06\x06\x06\x06\x06").await;
+    analyzer.write_all(b"\x04").await.unwrap();
+    let stored = test_support::wait_until(Duration::from_secs(30), "three sessions stored", || {
+        let stored = sessions(&running.store);
+        (stored.len() == 3).then_some(stored)
+    });
+    let mut messages: Vec<Vec<String>> = stored
+        .iter()
+        .map(|s| {
+            assert!(s.is_complete && s.interrupted.is_none(), "{:?}", s.interrupted);
+            let kinds: Vec<_> = s.elements.iter().map(|e| e.kind.clone()).collect();
+            assert_eq!(kinds.first(), Some(&session_model::ElementKind::Start));
+            assert_eq!(kinds.last(), Some(&session_model::ElementKind::End));
+            s.messages()
+        })
+        .collect();
+    messages.sort();
+    let text = |n: usize| String::from_utf8(message(n)).unwrap();
+    assert_eq!(
+        messages,
+        vec![vec![text(0), text(1)], vec![text(2), text(3)], vec![text(9)]]
+    );
+    let recorded: usize = stored.iter().map(|s| s.elements.len()).sum();
+    assert_eq!(
+        running.stats.elements.load(std::sync::atomic::Ordering::Relaxed),
+        recorded as u64,
+        "every element counted once"
+    );
+    assert_eq!(
+        running
+            .stats
+            .unrecorded
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    running.stop.cancel();
+    running.relaying.await.unwrap();
+}

@@ -195,6 +195,12 @@ impl Storage for RootedStorage {
         crate::storage::regular_writer(file)
     }
 
+    fn reopen(&self, path: &Path) -> io::Result<(Box<dyn WriteFile>, u64)> {
+        // Non-blocking, as above; not emptied: its bytes and size stay.
+        let file = self.open_file(path, OFlags::WRONLY | OFlags::NONBLOCK, Mode::empty())?;
+        crate::storage::sized_writer(file)
+    }
+
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let (from_dir, from_name) = self.entry(from)?;
         let (to_dir, to_name) = self.entry(to)?;

@@ -133,6 +133,15 @@ pub trait Storage: Send + Sync + fmt::Debug {
         self.remove_file(path)?;
         self.create_new(path)
     }
+    /// Opens the existing regular file `path` (never through a symlink) to be written
+    /// from its start, keeping its bytes and its size, and returns that size: how a
+    /// finished journal whose used part was overwritten with zeros is written again
+    /// without growing it anew. The default empties it instead
+    /// ([`reopen_empty`](Self::reopen_empty)) and returns 0: a storage that cannot keep
+    /// a file in place only loses the saving.
+    fn reopen(&self, path: &Path) -> io::Result<(Box<dyn WriteFile>, u64)> {
+        Ok((self.reopen_empty(path)?, 0))
+    }
     /// Atomically renames `from` to `to`, replacing `to`.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Creates `to` as a second name of `from`; fails if `to` exists.
@@ -296,6 +305,12 @@ pub(crate) fn regular_writer(file: File) -> io::Result<Box<dyn WriteFile>> {
     Ok(Box::new(OsFile(file)))
 }
 
+/// [`regular_writer`], with the file's size.
+pub(crate) fn sized_writer(file: File) -> io::Result<(Box<dyn WriteFile>, u64)> {
+    let size = file.metadata()?.len();
+    Ok((regular_writer(file)?, size))
+}
+
 /// A held `flock`, released when the file closes on drop.
 pub(crate) struct OsLock(#[allow(dead_code)] pub(crate) File);
 impl HeldLock for OsLock {}
@@ -335,6 +350,10 @@ impl Storage for OsStorage {
             OpenOptions::new().write(true).truncate(true),
             path,
         )?)
+    }
+
+    fn reopen(&self, path: &Path) -> io::Result<(Box<dyn WriteFile>, u64)> {
+        sized_writer(Self::open_unfollowed(OpenOptions::new().write(true), path)?)
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {

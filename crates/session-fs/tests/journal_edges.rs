@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Recording, store_with};
+use common::{Recording, log_of, store_with};
 use session_fs::{FsError, JOURNAL_HEADER, Store};
 use session_model::SessionId;
 
@@ -13,10 +13,6 @@ fn id(s: &str) -> SessionId {
 }
 
 const EXTENT: u64 = 64 * 1024;
-
-fn log_of(rec: &Recording) -> Vec<String> {
-    rec.log.lock().unwrap().clone()
-}
 
 #[test]
 fn a_journal_is_created_with_one_extent_of_zeros_and_appends_inside_it_sync_data_only() {

@@ -6,8 +6,14 @@
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use session_fs::Store;
+use session_fs::{JOURNAL_HEADER, Store};
 use session_model::SessionId;
+
+mod common;
+use common::{Recording, log_of, store_with};
+
+/// How much a journal grows by at a time (`journal/mod.rs`).
+const EXTENT: u64 = 64 * 1024;
 
 fn id(s: &str) -> SessionId {
     s.parse().unwrap()
@@ -60,7 +66,15 @@ fn a_finished_journal_is_kept_emptied_and_the_next_capture_writes_it_again() {
     assert_eq!(kept.len(), 1, "{:?}", names(&journals));
     let spare = std::fs::metadata(&kept[0]).unwrap();
     assert_eq!(spare.ino(), inode, "the same file, kept");
-    assert_eq!(spare.len(), 0, "emptied: no capture's bytes wait in a spare");
+    assert_eq!(
+        spare.len(),
+        JOURNAL_HEADER.len() as u64 + EXTENT,
+        "kept at the size it was grown to"
+    );
+    assert!(
+        std::fs::read(&kept[0]).unwrap().iter().all(|&b| b == 0),
+        "emptied: no capture's bytes wait in a spare, not even its header"
+    );
 
     let mut second = store.create_journal(&id("cap-2")).unwrap();
     second.append(b"two").unwrap();
@@ -216,4 +230,138 @@ fn a_finishing_handle_adopts_at_most_128_of_a_stopped_processs_spares_each_empti
             spare.display()
         );
     }
+}
+
+#[test]
+fn a_spare_written_again_shows_only_the_new_captures_records_however_short() {
+    let dir = tempfile::tempdir().unwrap();
+    let journals = dir.path().join(".journal");
+    let store = Store::open(dir.path()).unwrap();
+    // Long enough to grow twice: the spare is larger than one extent.
+    let mut long = store.create_journal(&id("cap-1")).unwrap();
+    for n in 0..300 {
+        long.append(format!("PID|{n}||PATIENT-{n:0>280}").as_bytes())
+            .unwrap();
+    }
+    long.into_claimed().unwrap().remove().unwrap();
+    let kept = spares(&journals);
+    let size = std::fs::metadata(&kept[0]).unwrap().len();
+    assert!(size > EXTENT, "grown past one extent: {size}");
+
+    let mut short = store.create_journal(&id("cap-2")).unwrap();
+    short.append(b"one").unwrap();
+    let path = journals.join("cap-2.journal");
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), size, "written in place");
+    assert!(!std::fs::read(&path).unwrap().windows(7).any(|w| w == b"PATIENT"));
+    let contents = short.into_claimed().unwrap().contents().unwrap();
+    assert_eq!(
+        contents.records,
+        vec![b"one".to_vec()],
+        "no record of the last capture"
+    );
+    assert_eq!(contents.torn_bytes, 0);
+    assert!(!contents.damaged);
+}
+
+#[test]
+fn a_journal_that_used_over_a_mebibyte_is_truncated_not_zeroed() {
+    let dir = tempfile::tempdir().unwrap();
+    let journals = dir.path().join(".journal");
+    let store = Store::open(dir.path()).unwrap();
+    let mut big = store.create_journal(&id("cap-1")).unwrap();
+    let record = vec![b'x'; 64 * 1024];
+    for _ in 0..17 {
+        big.append(&record).unwrap();
+    }
+    big.into_claimed().unwrap().remove().unwrap();
+    let kept = spares(&journals);
+    assert_eq!(std::fs::metadata(&kept[0]).unwrap().len(), 0);
+}
+
+#[test]
+fn a_spare_kept_in_place_starts_the_next_journal_with_a_data_sync_and_no_growth() {
+    let (_dir, store, rec) = store_with(Recording {
+        preallocating: true,
+        ..Recording::default()
+    });
+    let mut first = store.create_journal(&id("cap-1")).unwrap();
+    first.append(b"PID|1||PATIENT-ONE").unwrap();
+    first.into_claimed().unwrap().remove().unwrap();
+    rec.log.lock().unwrap().clear();
+
+    let _second = store
+        .create_journal_with(&id("cap-2"), &[b"begin", b"enq"])
+        .unwrap();
+    let log = log_of(&rec);
+    assert!(log.contains(&"reopen <temp>".to_owned()), "{log:?}");
+    assert!(log.contains(&"fdatasync <temp>".to_owned()), "{log:?}");
+    assert!(
+        !log.iter()
+            .any(|l| l.starts_with("preallocate") || l.starts_with("fsync <temp>")),
+        "no growth and no metadata sync: {log:?}"
+    );
+}
+
+#[test]
+fn a_journal_whose_append_failed_is_truncated_as_a_spare_not_zeroed() {
+    let (dir, store, _rec) = store_with(Recording {
+        preallocating: true,
+        fail_at: Some(("fdatasync".to_owned(), 1)),
+        ..Recording::default()
+    });
+    let journals = dir.path().join("sessions/.journal");
+    let mut journal = store.create_journal(&id("cap-1")).unwrap();
+    journal.append(b"PID|1||PATIENT-ONE").unwrap_err();
+    journal.into_claimed().unwrap().remove().unwrap();
+    let kept = spares(&journals);
+    assert_eq!(kept.len(), 1, "{:?}", names(&journals));
+    assert_eq!(
+        std::fs::metadata(&kept[0]).unwrap().len(),
+        0,
+        "what a failed write left past the records is not trusted to be zeros"
+    );
+}
+
+#[test]
+fn a_journal_created_with_its_first_records_holds_them_after_one_sync() {
+    for preallocating in [true, false] {
+        let (_dir, store, rec) = store_with(Recording {
+            preallocating,
+            ..Recording::default()
+        });
+        let journal = store
+            .create_journal_with(&id("cap-1"), &[b"begin", b"enq"])
+            .unwrap();
+        assert_eq!(journal.records(), 2);
+        let syncs: Vec<String> = log_of(&rec)
+            .into_iter()
+            .filter(|l| l.contains("sync <temp>") || l.starts_with("preallocate"))
+            .collect();
+        assert_eq!(
+            syncs.len(),
+            1,
+            "one sync for the header and the records: {syncs:?}"
+        );
+        let claimed = journal.into_claimed().unwrap();
+        assert_eq!(
+            claimed.contents().unwrap().records,
+            vec![b"begin".to_vec(), b"enq".to_vec()]
+        );
+    }
+}
+
+#[test]
+fn a_journal_created_with_a_refused_record_is_not_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let journals = dir.path().join(".journal");
+    let store = Store::open(dir.path()).unwrap();
+    store
+        .create_journal_with(&id("cap-1"), &[b"begin", b""])
+        .unwrap_err();
+    assert!(store.journals().unwrap().is_empty());
+    assert!(
+        !journals.exists() || names(&journals).is_empty(),
+        "{:?}",
+        names(&journals)
+    );
 }

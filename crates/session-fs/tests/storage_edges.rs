@@ -145,7 +145,7 @@ fn a_name_exists_without_following_it() {
 }
 
 #[test]
-fn reopening_empty_keeps_the_file_and_never_writes_through_a_fifo_a_symlink_or_a_directory() {
+fn reopening_emptied_or_in_place_keeps_the_file_and_never_writes_through_a_fifo_a_symlink_or_a_directory() {
     use std::os::unix::fs::MetadataExt;
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().canonicalize().unwrap();
@@ -160,6 +160,7 @@ fn reopening_empty_keeps_the_file_and_never_writes_through_a_fifo_a_symlink_or_a
         let rooted = RootedStorage::open(&in_root).unwrap();
         let storages: [&dyn Storage; 2] = [&rooted, &OsStorage];
         let mut outcomes = Vec::new();
+        let mut outcomes_in_place = Vec::new();
         for storage in storages {
             let file = in_root.join("file");
             std::fs::write(&file, b"old bytes").unwrap();
@@ -171,15 +172,29 @@ fn reopening_empty_keeps_the_file_and_never_writes_through_a_fifo_a_symlink_or_a
             let refused = ["link", "dir", "fifo", "missing"]
                 .map(|name| storage.reopen_empty(&in_root.join(name)).is_err());
             outcomes.push((kept, std::fs::read(&file).unwrap(), refused));
+            // Kept in place: written from its start, its size and later bytes stay.
+            std::fs::write(&file, b"old bytes").unwrap();
+            let (mut reopened, size) = storage.reopen(&file).unwrap();
+            reopened.write_all(b"new").unwrap();
+            reopened.sync().unwrap();
+            let kept = std::fs::metadata(&file).unwrap().ino() == inode && size == 9;
+            let refused =
+                ["link", "dir", "fifo", "missing"].map(|name| storage.reopen(&in_root.join(name)).is_err());
+            outcomes_in_place.push((kept, std::fs::read(&file).unwrap(), refused));
         }
-        let _ = done.send(outcomes);
+        let _ = done.send((outcomes, outcomes_in_place));
     });
-    let outcomes = finished
+    let (outcomes, outcomes_in_place) = finished
         .recv_timeout(Duration::from_secs(10))
         .expect("reopening a FIFO blocked");
     for (kept, bytes, refused) in outcomes {
         assert!(kept, "the same inode");
         assert_eq!(bytes, b"new", "emptied, then written from its start");
+        assert_eq!(refused, [true; 4]);
+    }
+    for (kept, bytes, refused) in outcomes_in_place {
+        assert!(kept, "the same inode, its size told");
+        assert_eq!(bytes, b"new bytes", "written from its start, the rest kept");
         assert_eq!(refused, [true; 4]);
     }
     assert_eq!(std::fs::read(outside.path()).unwrap(), b"outside");

@@ -52,8 +52,9 @@ const RECORD_HEAD: usize = 8;
 /// change (one metadata commit) per this many bytes of records, not per record.
 const EXTENT: u64 = 64 * 1024;
 
-/// A new journal's file, and the exclusive lock its writer holds on it.
-type LockedFile = (Box<dyn WriteFile>, Box<dyn HeldLock>);
+/// A new journal's file, how many bytes of it are known zeros (a spare's whole size,
+/// else 0), and the exclusive lock its writer holds on it.
+type LockedFile = (Box<dyn WriteFile>, u64, Box<dyn HeldLock>);
 
 /// An open journal, written by the one capture that created it.
 pub struct Journal {
@@ -68,6 +69,9 @@ pub struct Journal {
     /// append inside them commits only its data. Equals `len` where the storage does
     /// not preallocate.
     allocated: u64,
+    /// A write or sync failed: bytes past `len` may be a record's, so the file is
+    /// emptied, not zeroed in place, when it becomes a spare.
+    spoiled: bool,
     lock: Box<dyn HeldLock>,
 }
 
@@ -106,6 +110,39 @@ pub(crate) fn frame_record(payload: &[u8]) -> Vec<u8> {
     framed
 }
 
+/// `payloads` framed as records to follow `len` bytes of a journal at `path`, or the
+/// refusal of the first that cannot be appended: an empty one, one over
+/// [`MAX_RECORD_BYTES`], or one that would take the journal past `limit`.
+fn frame_records(payloads: &[&[u8]], len: u64, limit: u64, path: &Path) -> Result<Vec<u8>, FsError> {
+    let mut framed = Vec::new();
+    for payload in payloads {
+        let framed_len = (RECORD_HEAD + payload.len()) as u64;
+        let refusal = if payload.is_empty() {
+            Some("an empty record is refused (an all-zero record head ends a journal)".to_owned())
+        } else if payload.len() > MAX_RECORD_BYTES {
+            Some(format!(
+                "a record of {} bytes is over the {MAX_RECORD_BYTES}-byte record limit",
+                payload.len()
+            ))
+        } else if len + framed.len() as u64 + framed_len > limit {
+            Some(format!(
+                "a record of {} bytes would take the journal over the store's {limit}-byte file limit",
+                payload.len()
+            ))
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
+            return Err(FsError::io(Step::Append, path)(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                refusal,
+            )));
+        }
+        framed.extend_from_slice(&frame_record(payload));
+    }
+    Ok(framed)
+}
+
 impl Journal {
     /// The session it records.
     pub fn id(&self) -> &SessionId {
@@ -131,32 +168,7 @@ impl Journal {
     /// last possibly torn, as any unacknowledged append does.
     pub fn append_all(&mut self, payloads: &[&[u8]]) -> Result<(), FsError> {
         let limit = self.store.max_file_size();
-        let mut framed = Vec::new();
-        for payload in payloads {
-            let framed_len = (RECORD_HEAD + payload.len()) as u64;
-            let refusal = if payload.is_empty() {
-                Some("an empty record is refused (an all-zero record head ends a journal)".to_owned())
-            } else if payload.len() > MAX_RECORD_BYTES {
-                Some(format!(
-                    "a record of {} bytes is over the {MAX_RECORD_BYTES}-byte record limit",
-                    payload.len()
-                ))
-            } else if self.len + framed.len() as u64 + framed_len > limit {
-                Some(format!(
-                    "a record of {} bytes would take the journal over the store's {limit}-byte file limit",
-                    payload.len()
-                ))
-            } else {
-                None
-            };
-            if let Some(refusal) = refusal {
-                return Err(FsError::io(Step::Append, &self.path)(std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    refusal,
-                )));
-            }
-            framed.extend_from_slice(&frame_record(payload));
-        }
+        let framed = frame_records(payloads, self.len, limit, &self.path)?;
         if framed.is_empty() {
             return Ok(());
         }
@@ -164,15 +176,22 @@ impl Journal {
         if end > self.allocated {
             self.allocated = grow(self.file.as_mut(), end, limit, &self.path).max(self.len);
         }
-        self.file
+        let written = self
+            .file
             .write_all(&framed)
-            .map_err(FsError::io(Step::Append, &self.path))?;
-        if end <= self.allocated {
-            self.file.sync_data()
-        } else {
-            self.file.sync()
+            .map_err(FsError::io(Step::Append, &self.path))
+            .and_then(|()| {
+                if end <= self.allocated {
+                    self.file.sync_data()
+                } else {
+                    self.file.sync()
+                }
+                .map_err(FsError::io(Step::SyncAppend, &self.path))
+            });
+        if let Err(e) = written {
+            self.spoiled = true;
+            return Err(e);
         }
-        .map_err(FsError::io(Step::SyncAppend, &self.path))?;
         self.records += payloads.len() as u64;
         self.len = end;
         Ok(())
@@ -187,6 +206,8 @@ impl Journal {
             path,
             file,
             lock,
+            len,
+            spoiled,
             ..
         } = self;
         drop(file);
@@ -194,6 +215,7 @@ impl Journal {
             store,
             id,
             path,
+            written: (!spoiled).then_some(len),
             _lock: lock,
         })
     }
@@ -204,6 +226,9 @@ pub struct ClaimedJournal {
     store: Store,
     id: SessionId,
     path: PathBuf,
+    /// How many bytes its writer wrote, all of them acknowledged, when it was handed
+    /// over by that writer; `None` when claimed (its writer's process is gone).
+    written: Option<u64>,
     _lock: Box<dyn HeldLock>,
 }
 
@@ -274,7 +299,11 @@ impl ClaimedJournal {
     /// spare for the next capture to write (see `spares.rs`: no inode is freed).
     pub fn remove(self) -> Result<(), FsError> {
         let ClaimedJournal {
-            store, path, _lock, ..
+            store,
+            path,
+            written,
+            _lock,
+            ..
         } = self;
         let storage = store.storage();
         let dir = store.dir().join(layout::JOURNAL_DIR);
@@ -288,10 +317,10 @@ impl ClaimedJournal {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(FsError::io(Step::Remove, &path)(e)),
         }
-        storage.sync_dir(&dir).map_err(FsError::io(Step::SyncDir, &dir))?;
+        store.commit_journal_dir(&dir)?;
         drop(_lock);
         if let Some(spare) = spare {
-            store.keep_spare(&dir, spare);
+            store.keep_spare(&dir, spare, written);
         }
         Ok(())
     }
@@ -321,6 +350,14 @@ impl Store {
     /// session or its journal exists. Returns once the (empty) journal is durable, so
     /// that every record appended after survives with it.
     pub fn create_journal(&self, id: &SessionId) -> Result<Journal, FsError> {
+        self.create_journal_with(id, &[])
+    }
+
+    /// [`Store::create_journal`] with its first records already in it: the header and
+    /// `first` are made durable by one sync before the journal's name appears, where
+    /// creating it and then appending them would sync twice. Refused as
+    /// [`Journal::append_all`] refuses, before anything is written.
+    pub fn create_journal_with(&self, id: &SessionId, first: &[&[u8]]) -> Result<Journal, FsError> {
         self.writable()?;
         let storage = self.storage();
         let live = self.path_of(id);
@@ -332,45 +369,62 @@ impl Store {
             return Err(FsError::AlreadyExists { id: id.clone() });
         }
         let dir = self.area_path(layout::JOURNAL_DIR)?;
+        let path = dir.join(format!("{id}{SUFFIX}"));
+        let header_len = JOURNAL_HEADER.len() as u64;
+        let framed = frame_records(first, header_len, self.max_file_size(), &path)?;
         storage
             .create_dir(&dir)
             .map_err(FsError::io(Step::CreateDir, &dir))?;
-        let path = dir.join(format!("{id}{SUFFIX}"));
         let temp = dir.join(format!(".{id}.{}.tmp", self.unique()));
-        let (mut file, lock) = self.locked_temp(&dir, &temp)?;
-        let written = self.start_journal(file.as_mut(), &temp, &path, id);
+        let (mut file, zeroed, lock) = self.locked_temp(&dir, &temp)?;
+        let written = self.start_journal(file.as_mut(), zeroed, &framed, &temp, &path, id);
         // The temp name is never needed again, whatever happened.
         let _ = storage.remove_file(&temp);
         let allocated = written?;
         storage.sync_dir(&dir).map_err(FsError::io(Step::SyncDir, &dir))?;
+        let len = header_len + framed.len() as u64;
         Ok(Journal {
             store: self.clone(),
             id: id.clone(),
             path,
             file,
-            records: 0,
-            len: JOURNAL_HEADER.len() as u64,
-            allocated: allocated.max(JOURNAL_HEADER.len() as u64),
+            records: first.len() as u64,
+            len,
+            allocated: allocated.max(len),
+            spoiled: false,
             lock,
         })
     }
 
-    /// Writes the header (and the first zeros) into `file`, durably, and links `temp`
-    /// as `path`: the size the file has (0 where the storage does not preallocate).
+    /// Writes the header and the `framed` first records (and the first zeros) into
+    /// `file`, durably, and links `temp` as `path`: the size the file has (0 where the
+    /// storage does not preallocate). A spare's `zeroed` bytes (its whole size, all
+    /// zeros) are written over without growing it: their sync commits data only.
     fn start_journal(
         &self,
         file: &mut dyn WriteFile,
+        zeroed: u64,
+        framed: &[u8],
         temp: &Path,
         path: &Path,
         id: &SessionId,
     ) -> Result<u64, FsError> {
-        file.write_all(JOURNAL_HEADER)
+        let mut start = Vec::with_capacity(JOURNAL_HEADER.len() + framed.len());
+        start.extend_from_slice(JOURNAL_HEADER);
+        start.extend_from_slice(framed);
+        file.write_all(&start)
             .map_err(FsError::io(Step::WriteTemp, temp))?;
-        // The first zeros go in with the header's own sync.
-        let allocated = grow(file, JOURNAL_HEADER.len() as u64, self.max_file_size(), temp);
-        if allocated == 0 {
-            file.sync().map_err(FsError::io(Step::SyncTemp, temp))?;
-        }
+        let allocated = if start.len() as u64 <= zeroed {
+            file.sync_data().map_err(FsError::io(Step::SyncTemp, temp))?;
+            zeroed
+        } else {
+            // The first zeros go in with the first bytes' own sync.
+            let allocated = grow(file, start.len() as u64, self.max_file_size(), temp);
+            if allocated == 0 {
+                file.sync().map_err(FsError::io(Step::SyncTemp, temp))?;
+            }
+            allocated
+        };
         match self.storage().hard_link(temp, path) {
             Ok(()) => Ok(allocated),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -386,9 +440,9 @@ impl Store {
     /// opened it as a journal before it was finished) is passed over.
     fn locked_temp(&self, dir: &Path, temp: &Path) -> Result<LockedFile, FsError> {
         let storage = self.storage();
-        if let Some(file) = self.take_spare(dir, temp) {
+        if let Some((file, zeroed)) = self.take_spare(dir, temp) {
             if let Ok(Some(lock)) = storage.lock(temp, LockMode::Exclusive, false) {
-                return Ok((file, lock));
+                return Ok((file, zeroed, lock));
             }
             drop(file);
             let _ = storage.remove_file(temp);
@@ -403,7 +457,7 @@ impl Store {
                 lock.ok_or_else(|| FsError::io(Step::Lock, temp)(std::io::ErrorKind::WouldBlock.into()))
             });
         match lock {
-            Ok(lock) => Ok((file, lock)),
+            Ok(lock) => Ok((file, 0, lock)),
             Err(e) => {
                 let _ = storage.remove_file(temp);
                 Err(e)
@@ -464,6 +518,7 @@ impl Store {
             store: self.clone(),
             id: id.clone(),
             path,
+            written: None,
             _lock: lock,
         };
         // Its writer may have finished and removed it between the look and the lock

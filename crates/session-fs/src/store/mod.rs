@@ -90,6 +90,8 @@ struct Inner {
     clock: ClockKeeper,
     locks: LockTable,
     dir_commit: GroupCommit,
+    /// The same for `.journal/`: journals created and finished at once share fsyncs.
+    journal_commit: GroupCommit,
     spares: crate::journal::Spares,
     _store_lock: Option<Box<dyn HeldLock>>,
 }
@@ -226,6 +228,13 @@ impl Store {
 
     pub(crate) fn storage(&self) -> &dyn Storage {
         &*self.inner.storage
+    }
+
+    /// Makes a name change in the journal directory `dir` durable: returns once an
+    /// fsync of `dir` that began after this call succeeded (shared with journals
+    /// created or finished at the same moment).
+    pub(crate) fn commit_journal_dir(&self, dir: &Path) -> Result<(), FsError> {
+        self.inner.journal_commit.commit(|| self.sync_dir(dir))
     }
 
     /// The finished journals this handle may write again.
@@ -589,7 +598,8 @@ impl Store {
                 _ => FsError::io(Step::Link, &live)(e),
             });
         }
-        let synced = self.sync_dir(&self.inner.dir);
+        let dir = &self.inner.dir;
+        let synced = self.inner.dir_commit.commit(|| self.sync_dir(dir));
         // A temp that outlives a crash here equals the live file: recovery's tie rule
         // keeps the live one, so this removal needs no fsync.
         self.discard_temp(temp);

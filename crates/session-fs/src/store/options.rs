@@ -129,6 +129,7 @@ impl OpenOptions {
                 clock: ClockKeeper::new(self.clock),
                 locks: LockTable::default(),
                 dir_commit: GroupCommit::default(),
+                journal_commit: GroupCommit::default(),
                 spares: crate::journal::Spares::default(),
                 _store_lock: store_lock,
             }),

@@ -112,6 +112,23 @@ impl Storage for Seam {
             name: path.file_name().unwrap().to_string_lossy().into_owned(),
         }))
     }
+    fn reopen(&self, path: &Path) -> io::Result<(Box<dyn WriteFile>, u64)> {
+        // Kept in place only where files preallocate as the real ones do; otherwise
+        // the trait's default (emptied, as `reopen_empty`).
+        if !self.0.preallocating {
+            return Ok((self.reopen_empty(path)?, 0));
+        }
+        self.0.call("reopen", path)?;
+        let (inner, size) = OsStorage.reopen(path)?;
+        Ok((
+            Box::new(RecordingFile {
+                inner,
+                owner: self.0.clone(),
+                name: path.file_name().unwrap().to_string_lossy().into_owned(),
+            }),
+            size,
+        ))
+    }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.0.call("rename", to)?;
         OsStorage.rename(from, to)
@@ -149,6 +166,11 @@ impl Storage for Seam {
     fn set_mode(&self, path: &Path, mode: u32) -> io::Result<()> {
         OsStorage.set_mode(path, mode)
     }
+}
+
+/// Every call logged so far.
+pub(crate) fn log_of(rec: &Recording) -> Vec<String> {
+    rec.log.lock().unwrap().clone()
 }
 
 pub(crate) fn store_with(recording: Recording) -> (tempfile::TempDir, Store, Arc<Recording>) {
