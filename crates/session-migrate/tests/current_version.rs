@@ -100,3 +100,26 @@ fn a_document_that_names_the_current_version_near_its_end_is_decoded_as_what_it_
     let confirmed = session_migrate::__private::confirmed::<session_model::Session>(fixture.as_bytes());
     assert_eq!(confirmed, Some(decode(fixture.as_bytes()).unwrap().session));
 }
+
+#[test]
+fn a_document_whose_last_512_bytes_begin_with_the_version_name_is_decoded_unharmed() {
+    // The fast path looks for the version's name in quotes within the last 512 bytes;
+    // here an unknown member's value puts the name at the very first byte of them, with
+    // its opening quote just outside: not a quoted occurrence, and nothing to read
+    // before it.
+    let name = SchemaVersion::CURRENT.as_str();
+    let text = std::fs::read_to_string(CURRENT_FIXTURE).unwrap();
+    let end = text.trim_end().rfind('}').unwrap();
+    let head = format!("{},\"labTrail\":\"", &text[..end]);
+    // `head` + name + filler + closing: the name starts exactly 512 bytes from the end.
+    let closing = "\"}";
+    let filler = "x".repeat(512 - name.len() - closing.len());
+    let doc = format!("{head}{name}{filler}{closing}");
+    assert_eq!(&doc.as_bytes()[doc.len() - 512..][..name.len()], name.as_bytes());
+    let decoded = decode(doc.as_bytes()).unwrap();
+    assert_eq!(decoded.from, SchemaVersion::CURRENT);
+    assert_eq!(
+        decoded.session.unknown["labTrail"],
+        format!("{name}{filler}").as_str()
+    );
+}

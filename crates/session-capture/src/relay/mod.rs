@@ -44,9 +44,11 @@ use session_model::InterruptionReason;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+mod recording;
+use recording::apply;
+
 use crate::{
-    ConnectionFramer, EndedCapture, Endpoints, Framed, FramedElement, Framing, MLLP_IDLE_MS, Markers,
-    OpenCapture, Recorder, Side,
+    ConnectionFramer, EndedCapture, Endpoints, Framing, MLLP_IDLE_MS, Markers, OpenCapture, Recorder, Side,
 };
 
 /// How long the relay waits for the LIS to accept a connection.
@@ -321,6 +323,7 @@ async fn connection(
         cancel: cancel.clone(),
         stopped: AtomicBool::new(false),
         sockets,
+        storing: Mutex::new(None),
     };
     let (done, mut ended) = tokio::sync::oneshot::channel::<()>();
     let spawned = std::thread::Builder::new()
@@ -409,6 +412,9 @@ struct Conversation {
     /// reads that end now are no side closing its connection.
     stopped: AtomicBool,
     sockets: Sockets,
+    /// Hands sessions whose ends are journaled to the connection's storing thread,
+    /// started with the first of them; closed when both directions are done.
+    storing: Mutex<Option<std::sync::mpsc::Sender<Vec<EndedCapture>>>>,
 }
 
 impl Conversation {
@@ -430,18 +436,28 @@ impl Conversation {
     }
 
     /// Copies both ways until both sides are done, then ends the open session.
-    /// Sessions a chunk ended are stored on threads of their own while the chunk goes
-    /// on (their ends are durable already); all are stored before this returns.
+    /// Sessions a chunk ended are stored by a thread of the connection's own while the
+    /// chunk goes on (their ends are durable already); all are stored before this
+    /// returns.
     fn run(self) {
         std::thread::scope(|scope| {
             let lis_side = std::thread::Builder::new()
                 .name("capture-lis".into())
                 .spawn_scoped(scope, || self.pump(Side::Lis, scope));
-            if let Err(e) = lis_side {
-                tracing::error!(error = %e, "capture: cannot start the LIS side's thread; closing the connection");
-                self.stop();
+            match lis_side {
+                Ok(lis_side) => {
+                    self.pump(Side::Device, scope);
+                    let _ = lis_side.join();
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "capture: cannot start the LIS side's thread; closing the connection");
+                    self.stop();
+                    self.pump(Side::Device, scope);
+                }
             }
-            self.pump(Side::Device, scope);
+            // Both directions are done: the storing thread ends once it has stored
+            // what it was handed.
+            drop(self.storing_queue().take());
         });
         let reason = if self.cancel.is_cancelled() {
             InterruptionReason::Shutdown
@@ -529,7 +545,15 @@ impl Conversation {
         }
     }
 
-    /// Stores the sessions whose ends `state` journaled on a thread of their own.
+    fn storing_queue(&self) -> std::sync::MutexGuard<'_, Option<std::sync::mpsc::Sender<Vec<EndedCapture>>>> {
+        // A sender keeps no invariant a panic could break.
+        self.storing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Hands the sessions whose ends `state` journaled to the connection's storing
+    /// thread (started the first time), off the conversation's path.
     fn store_off_path<'scope>(
         &'scope self,
         state: &mut Capture,
@@ -539,14 +563,30 @@ impl Conversation {
             return;
         }
         let ended = std::mem::take(&mut state.ended);
-        let stats = &self.stats;
-        let spawned = std::thread::Builder::new()
-            .name("capture-store".into())
-            .spawn_scoped(scope, move || store_ended(ended, stats));
-        if let Err(e) = spawned {
-            // The ends are journaled: recovery folds them, at the connection's end.
-            tracing::error!(error = %e, "capture: cannot start a thread to store finished sessions; their journals are folded when the connection ends");
-            state.recording_failed = true;
+        let mut queue = self.storing_queue();
+        if queue.is_none() {
+            let (sender, received) = std::sync::mpsc::channel::<Vec<EndedCapture>>();
+            let stats = &self.stats;
+            let spawned = std::thread::Builder::new()
+                .name("capture-store".into())
+                .spawn_scoped(scope, move || {
+                    for ended in received {
+                        store_ended(ended, stats);
+                    }
+                });
+            match spawned {
+                Ok(_) => *queue = Some(sender),
+                Err(e) => {
+                    // The ends are journaled: recovery folds them, at the connection's end.
+                    tracing::error!(error = %e, "capture: cannot start a thread to store finished sessions; their journals are folded when the connection ends");
+                    state.recording_failed = true;
+                    return;
+                }
+            }
+        }
+        if let Some(Err(unsent)) = queue.as_ref().map(|sender| sender.send(ended)) {
+            // The storing thread is gone (it panicked): stored here instead.
+            store_ended(unsent.0, &self.stats);
         }
     }
 
@@ -570,145 +610,6 @@ impl Conversation {
             let (_, to) = self.sockets.of(side);
             let _ = to.shutdown(Shutdown::Write);
         }
-    }
-}
-
-/// Applies the machine's events to the recorder. A failure is logged (without bytes)
-/// and counted; the session it hit is left to recovery, which keeps what was durable.
-fn apply(
-    capture: &mut Capture,
-    events: Vec<Framed>,
-    recorder: &Recorder,
-    stats: &RelayStats,
-    mut missed: u64,
-) {
-    // The chunk's bytes the LIS never received count against the session open when it
-    // came, or else the one it began.
-    if let (Some(since), Some(open)) = (capture.lis_gone_at, capture.open.as_mut())
-        && missed > 0
-    {
-        open.lis_missed(since, std::mem::take(&mut missed));
-    }
-    let mut writing = Writing {
-        capture,
-        recorder,
-        stats,
-        missed,
-        beginning: None,
-        batch: Vec::new(),
-    };
-    for event in events {
-        match event {
-            Framed::Element(element) => writing.batch.push(element),
-            Framed::Begin { at, unframed } => {
-                writing.write_batch();
-                // A session still open here was already ended by the machine; a
-                // leftover means its ending failed to record: recovery takes its journal.
-                writing.capture.open = None;
-                writing.beginning = Some((at, unframed));
-            }
-            Framed::Complete { at } => writing.end_open(at, None),
-            Framed::Abandon { at, reason } => writing.end_open(at, Some(reason)),
-        }
-    }
-    writing.write_batch();
-}
-
-/// One chunk's events being written. The elements between two other events are
-/// written together, with one sync: with the begin before them (the journal is created
-/// holding them), with the end after them, or else appended to the open session.
-struct Writing<'a> {
-    capture: &'a mut Capture,
-    recorder: &'a Recorder,
-    stats: &'a RelayStats,
-    /// Bytes the LIS never received, not yet counted against a session.
-    missed: u64,
-    /// A session begun (when, and whether unframed) whose journal waits for the
-    /// elements that follow its begin.
-    beginning: Option<(u64, bool)>,
-    batch: Vec<FramedElement>,
-}
-
-impl Writing<'_> {
-    /// Writes the elements gathered: into the journal of the session beginning
-    /// (created now, holding them), or appended to the open session's.
-    fn write_batch(&mut self) {
-        let count = self.batch.len() as u64;
-        let stats = self.stats;
-        if let Some((at, unframed)) = self.beginning.take() {
-            match self.recorder.begin_with(&self.capture.endpoints, at, &self.batch) {
-                Ok(mut open) => {
-                    tracing::info!(session = %open.id(), unframed, "capture: session opened");
-                    stats.elements.fetch_add(count, Ordering::Relaxed);
-                    if let Some(since) = self.capture.lis_gone_at {
-                        open.lis_missed(since, std::mem::take(&mut self.missed));
-                    }
-                    self.capture.open = Some(open);
-                }
-                Err(e) => {
-                    stats.unrecorded.fetch_add(1 + count, Ordering::Relaxed);
-                    stats.recording_failures.fetch_add(1, Ordering::Relaxed);
-                    self.capture.recording_failed = true;
-                    tracing::error!(error = %e, "capture: CANNOT RECORD a new session; still forwarding");
-                }
-            }
-            self.batch.clear();
-            return;
-        }
-        if self.batch.is_empty() {
-            return;
-        }
-        match self
-            .capture
-            .open
-            .as_mut()
-            .map(|open| open.append_all(&self.batch))
-        {
-            Some(Ok(())) => {
-                stats.elements.fetch_add(count, Ordering::Relaxed);
-            }
-            Some(Err(e)) => {
-                stats.unrecorded.fetch_add(count, Ordering::Relaxed);
-                tracing::error!(error = %e, "capture: CANNOT RECORD an element; still forwarding (the session keeps what was recorded)");
-                // Its journal may end in a partial record now: stop writing to it, and
-                // let it go (unlocked), so that `status` shows it as failed and it is folded.
-                stats.recording_failures.fetch_add(1, Ordering::Relaxed);
-                self.capture.open = None;
-                self.capture.recording_failed = true;
-            }
-            None => {
-                stats.unrecorded.fetch_add(count, Ordering::Relaxed);
-            }
-        }
-        self.batch.clear();
-    }
-
-    /// Journals the end of the open session at `at` (`interrupted`: cut off for that
-    /// reason) with the elements gathered before it, durably; its file is stored
-    /// later, by [`store_ended`].
-    fn end_open(&mut self, at: u64, interrupted: Option<InterruptionReason>) {
-        if self.beginning.is_some() {
-            // Begun and ended by one chunk: the journal is created with the elements.
-            self.write_batch();
-        }
-        let count = self.batch.len() as u64;
-        let stats = self.stats;
-        let Some(open) = self.capture.open.take() else {
-            stats.unrecorded.fetch_add(count, Ordering::Relaxed);
-            self.batch.clear();
-            return;
-        };
-        match open.end_with(&self.batch, at, interrupted) {
-            Ok(ended) => {
-                stats.elements.fetch_add(count, Ordering::Relaxed);
-                self.capture.ended.push(ended);
-            }
-            Err(e) => {
-                stats.unrecorded.fetch_add(1 + count, Ordering::Relaxed);
-                tracing::error!(error = %e, "capture: CANNOT RECORD the end of a session; its journal is kept for recovery");
-            }
-        }
-        self.batch.clear();
     }
 }
 
