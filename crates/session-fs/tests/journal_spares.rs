@@ -365,3 +365,86 @@ fn a_journal_created_with_a_refused_record_is_not_created() {
         names(&journals)
     );
 }
+
+#[test]
+fn a_journal_whose_records_fill_its_zeros_exactly_is_kept_zeroed_at_its_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let journals = dir.path().join(".journal");
+    let store = Store::open(dir.path()).unwrap();
+    let mut journal = store.create_journal(&id("cap-1")).unwrap();
+    // Header (8) + record head (8) + payload: exactly the header and one extent.
+    journal.append(&vec![b'P'; (EXTENT - 8) as usize]).unwrap();
+    let size = JOURNAL_HEADER.len() as u64 + EXTENT;
+    assert_eq!(
+        std::fs::metadata(journals.join("cap-1.journal")).unwrap().len(),
+        size
+    );
+    journal.into_claimed().unwrap().remove().unwrap();
+    let kept = spares(&journals);
+    let bytes = std::fs::read(&kept[0]).unwrap();
+    assert_eq!(bytes.len() as u64, size, "kept at its size");
+    assert!(bytes.iter().all(|&b| b == 0), "every byte it wrote is zero");
+}
+
+#[test]
+fn a_journal_that_used_exactly_a_mebibyte_is_still_zeroed_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let journals = dir.path().join(".journal");
+    let store = Store::open(dir.path()).unwrap();
+    let mut journal = store.create_journal(&id("cap-1")).unwrap();
+    // Header (8) + record head (8) + payload = 1 MiB written.
+    journal.append(&vec![b'P'; 1024 * 1024 - 16]).unwrap();
+    journal.into_claimed().unwrap().remove().unwrap();
+    let kept = spares(&journals);
+    let bytes = std::fs::read(&kept[0]).unwrap();
+    assert!(
+        bytes.len() as u64 > 1024 * 1024,
+        "kept at its size: {}",
+        bytes.len()
+    );
+    assert!(bytes.iter().all(|&b| b == 0));
+}
+
+#[test]
+fn a_spare_written_by_someone_else_after_it_was_zeroed_is_emptied_before_reuse() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let journals = dir.path().join(".journal");
+    let store = Store::open(dir.path()).unwrap();
+    let mut first = store.create_journal(&id("cap-1")).unwrap();
+    first.append(b"one").unwrap();
+    first.into_claimed().unwrap().remove().unwrap();
+    // A foreign writer appends to the zeroed spare: its size is no longer the one left.
+    let spare = spares(&journals).pop().unwrap();
+    let mut foreign = std::fs::OpenOptions::new().append(true).open(&spare).unwrap();
+    foreign.write_all(b"PATIENT-FOREIGN").unwrap();
+    drop(foreign);
+
+    let mut second = store.create_journal(&id("cap-2")).unwrap();
+    second.append(b"two").unwrap();
+    let bytes = std::fs::read(journals.join("cap-2.journal")).unwrap();
+    assert!(
+        !bytes.windows(7).any(|w| w == b"PATIENT"),
+        "emptied, not written over"
+    );
+    let contents = second.into_claimed().unwrap().contents().unwrap();
+    assert_eq!(contents.records, vec![b"two".to_vec()]);
+    assert!(!contents.damaged && contents.torn_bytes == 0);
+}
+
+#[test]
+fn finishing_a_journal_syncs_the_journal_directory_after_renaming_it_to_a_spare() {
+    let (_dir, store, rec) = store_with(Recording::default());
+    let journal = store.create_journal(&id("cap-1")).unwrap();
+    rec.log.lock().unwrap().clear();
+    journal.into_claimed().unwrap().remove().unwrap();
+    let log = log_of(&rec);
+    let renamed = log
+        .iter()
+        .position(|l| l.starts_with("rename .spare."))
+        .unwrap_or_else(|| panic!("renamed to a spare: {log:?}"));
+    assert!(
+        log[renamed..].contains(&"fsync-dir .journal".to_owned()),
+        "the rename is made durable: {log:?}"
+    );
+}

@@ -73,13 +73,11 @@ impl Store {
             if storage.rename(&spare.path, temp).is_err() {
                 continue;
             }
-            if spare.zeroed > 0 {
-                match storage.reopen(temp) {
-                    // The size it was left with: nobody else wrote it meanwhile.
-                    Ok((file, size)) if size == spare.zeroed => return Some((file, size)),
-                    // Otherwise it is emptied, as an adopted spare is.
-                    _ => {}
-                }
+            match storage.reopen(temp) {
+                // As it was left, all zeros or empty: nobody else wrote it meanwhile.
+                Ok((file, size)) if size == spare.zeroed => return Some((file, size)),
+                // Otherwise it is emptied, as an adopted spare is.
+                _ => {}
             }
             match storage.reopen_empty(temp) {
                 Ok(file) => return Some((file, 0)),
@@ -171,8 +169,8 @@ impl Store {
 fn zero_in_place(storage: &dyn crate::storage::Storage, spare: &Path, used: u64) -> Option<u64> {
     let (mut file, size) = storage.reopen(spare).ok()?;
     // A storage that empties instead (size 0), or a file shorter than what was written
-    // into it: nothing to keep in place.
-    if size == 0 || used > size {
+    // into it (someone else truncated it): nothing to keep in place.
+    if used > size {
         return None;
     }
     let zeros = vec![0u8; usize::try_from(used).ok()?];
