@@ -270,17 +270,35 @@ fn start_relay(sessionctl: &Path, dir: &Path, lis: &str) -> Result<(Relay, Strin
 /// size, interleaved; then 50 analyzers at once against 50 times one analyzer's rate,
 /// capped by what the disk takes from 50 appenders at once.
 pub(crate) fn relay(work: &Path, s: &Settings, sessionctl: Option<&Path>) -> Result<Vec<Row>, String> {
-    const BYTES: usize = 200;
-    const MESSAGES: usize = 10;
-    const ANALYZERS: usize = 50;
     let Some(sessionctl) = sessionctl else {
         return Ok(Vec::new());
     };
     let dir = super::figures::fresh(&work.join("capture-relay"))?;
     let appends_dir = super::figures::fresh(&work.join("capture-append-floor"))?;
+    // The figures before this one deleted hundreds of thousands of files: on ext4
+    // without a journal, each file created while their inode tables are unwritten (up to
+    // six minutes) scans past every one of them, a cost of the bench's own clean-up that
+    // no analyzer's capture meets. Written back, they stop counting after a minute, and
+    // this figure's own files are removed after it, not before the next run's.
+    crate::measure::settle(work)?;
+    let rows = relay_figures(&dir, &appends_dir, s, sessionctl);
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&appends_dir);
+    rows
+}
+
+fn relay_figures(
+    dir: &Path,
+    appends_dir: &Path,
+    s: &Settings,
+    sessionctl: &Path,
+) -> Result<Vec<Row>, String> {
+    const BYTES: usize = 200;
+    const MESSAGES: usize = 10;
+    const ANALYZERS: usize = 50;
     let (lis, _lis_thread) = echo_lis()?;
     let plain = plain_relay(lis.clone())?;
-    let (relay, addr) = start_relay(sessionctl, &dir, &lis)?;
+    let (relay, addr) = start_relay(sessionctl, dir, &lis)?;
     let sessions_per_round = (s.relay_sessions / s.rounds).max(1);
     let (mut ours, mut baseline, mut append) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..s.rounds {
@@ -311,7 +329,7 @@ pub(crate) fn relay(work: &Path, s: &Settings, sessionctl: Option<&Path>) -> Res
     // The same analyzers with as many messages in one session each: what the sessions'
     // own costs (a journal made and removed, a session file written) take from the rate.
     let one_session_each = lockstep_rate(&addr, ANALYZERS, 1, each * MESSAGES, BYTES)?;
-    let disk = concurrent_append_rate(&appends_dir, ANALYZERS, BYTES + 64, each * MESSAGES)?;
+    let disk = concurrent_append_rate(appends_dir, ANALYZERS, BYTES + 64, each * MESSAGES)?;
     let recorded_floor = 1.0 / (1.0 / plain_many.max(f64::MIN_POSITIVE) + 2.0 / disk.max(f64::MIN_POSITIVE));
     let expected = (one_rate * ANALYZERS as f64).min(recorded_floor);
     let rss = crate::measure::status_kib(relay.0.id(), "VmHWM")? as f64 / 1024.0;

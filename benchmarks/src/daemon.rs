@@ -118,6 +118,7 @@ pub(crate) fn at_scale(work: &Path, s: &Settings, sessionctl: Option<&Path>) -> 
     let n = s.daemon_sessions;
     let dir = work.join("daemon-store");
     let bytes = generate(&dir, n, 0)?;
+    crate::measure::settle(work)?;
     // Start-up and its floor, taken in turn (three of each, the third start-up being the
     // daemon measured below), so that the machine's noise falls on both alike.
     read_and_parse_all(&dir)?; // warm the page cache, as the daemon will find it
@@ -342,6 +343,7 @@ pub(crate) fn startup_migration(
         let _ = std::fs::remove_dir_all(&for_daemon);
         let bytes = crate::data::store_of_v1_files(&for_migrate, n)?;
         crate::data::store_of_v1_files(&for_daemon, n)?;
+        crate::measure::settle(work)?;
         let (migrate, _) = crate::measure::run_child(
             Command::new(sessionctl)
                 .arg("--dir")
@@ -351,6 +353,7 @@ pub(crate) fn startup_migration(
                 .stdout(Stdio::null())
                 .stderr(Stdio::null()),
         )?;
+        crate::measure::settle(work)?;
         let daemon = time_to_serving(sessionctl, &for_daemon)?;
         daemon_times.push(daemon);
         rows.push(Row::ratio(

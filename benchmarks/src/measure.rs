@@ -8,6 +8,24 @@ pub(crate) fn median(mut samples: Vec<Duration>) -> Duration {
     samples.get(samples.len() / 2).copied().unwrap_or_default()
 }
 
+/// Writes back everything the filesystem holding `dir` has dirty (`syncfs`), so that a
+/// timed run does not share the disk with the write-back of the set-up that made its
+/// store: at 100,000 files (a GB) that write-back was still running when the timing
+/// began, and at 10,000 it was not, which made growth look worse than linear.
+pub(crate) fn settle(dir: &std::path::Path) -> Result<(), String> {
+    use std::os::fd::AsRawFd;
+    let handle = std::fs::File::open(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    // SAFETY: syncfs takes an open descriptor, which `handle` keeps open for the call.
+    if unsafe { libc::syncfs(handle.as_raw_fd()) } != 0 {
+        return Err(format!(
+            "syncfs {}: {}",
+            dir.display(),
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
 /// Times `f` `n` times; the median.
 pub(crate) fn median_of(n: usize, mut f: impl FnMut()) -> Duration {
     median(
