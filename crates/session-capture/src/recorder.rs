@@ -209,7 +209,6 @@ impl OpenCapture {
         // The end is journaled first: if writing the session file fails (a full disk),
         // recovery later folds the journal with the right ending.
         self.journal.append_all(&payloads)?;
-        self.elements += elements.len() as u64;
         Ok(EndedCapture {
             store: self.store,
             claimed: self.journal.into_claimed()?,
