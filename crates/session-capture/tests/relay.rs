@@ -672,3 +672,33 @@ async fn sessions_begun_and_ended_within_one_chunk_keep_every_element_in_order()
     running.stop.cancel();
     running.relaying.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_that_cannot_begin_counts_itself_and_every_element_unrecorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lis_addr, _) = acking_lis().await;
+    let running = start(dir.path(), &lis_addr).await;
+    // Journals cannot be made: `.journal` is a file.
+    std::fs::write(dir.path().join(".journal"), b"in the way").unwrap();
+    let mut analyzer = TcpStream::connect(&running.addr).await.unwrap();
+    let mut total = 0;
+    for chunk in [&b"\x05"[..], &message(1)] {
+        total += chunk.len() as u64;
+        send_as_one_chunk(&mut analyzer, chunk, &running, total).await;
+    }
+    read_until(&mut analyzer, b"\x06").await;
+    send_as_one_chunk(&mut analyzer, b"\x04", &running, total + 1).await;
+    let counted = |stat: &std::sync::atomic::AtomicU64| stat.load(std::sync::atomic::Ordering::Relaxed);
+    test_support::wait_until(Duration::from_secs(30), "the end is handled", || {
+        (counted(&running.stats.unrecorded) >= 5).then_some(())
+    });
+    // The session that could not begin, then its ENQ (with the begin), its message, the
+    // LIS's ACK and its EOT (with the end).
+    assert_eq!(counted(&running.stats.unrecorded), 5);
+    assert_eq!(counted(&running.stats.elements), 0);
+    assert_eq!(counted(&running.stats.recording_failures), 1);
+    assert_eq!(counted(&running.stats.sessions), 0);
+    drop(analyzer);
+    running.stop.cancel();
+    running.relaying.await.unwrap();
+}
