@@ -8,8 +8,9 @@
 //!   publishes.
 //! - `cargo xtask bench`: the benchmarks, with a table written to BENCHMARKS.md.
 //! - `cargo xtask dist`: the Debian package (cargo-deb) with the hardened systemd unit.
-//! - `cargo xtask mutants [--report-only] [CRATE...]`: mutation testing, each crate by its own tests,
-//!   written to MUTANTS.md (too slow for CI: before a release, after a core change).
+//! - `cargo xtask mutants [--iterate [--re=REGEX]] [--report-only] [CRATE...]`: mutation
+//!   testing, each crate by its own tests, written to MUTANTS.md (too slow for CI: before
+//!   a release, after a core change).
 
 mod bench;
 mod ci;

@@ -1,4 +1,4 @@
-//! `cargo xtask mutants [--iterate] [--report-only] [CRATE...]`: mutation testing with
+//! `cargo xtask mutants [--iterate [--re=REGEX]] [--report-only] [CRATE...]`: mutation testing with
 //! cargo-mutants (installed when missing), each library crate judged by its own tests
 //! only.
 //!
@@ -486,8 +486,14 @@ pub(crate) fn stale_rows() -> Result<Vec<(String, String)>, String> {
 }
 
 /// Runs cargo-mutants on `krate`, judged by its own tests, into `out_dir`; with
-/// `previously_caught`, only the other mutants (`--iterate`).
-fn run_cargo_mutants(krate: &str, out_dir: &Path, previously_caught: Option<&[&str]>) -> Result<(), String> {
+/// `previously_caught`, only the other mutants (`--iterate`), and of those only the ones
+/// matching `only`, when given.
+fn run_cargo_mutants(
+    krate: &str,
+    out_dir: &Path,
+    previously_caught: Option<&[&str]>,
+    only: Option<&str>,
+) -> Result<(), String> {
     let _ = std::fs::remove_dir_all(out_dir);
     let listed = out_dir.join("mutants.out");
     std::fs::create_dir_all(&listed).map_err(|e| format!("{}: {e}", listed.display()))?;
@@ -503,6 +509,9 @@ fn run_cargo_mutants(krate: &str, out_dir: &Path, previously_caught: Option<&[&s
         let file = listed.join("previously_caught.txt");
         std::fs::write(&file, caught.join("\n")).map_err(|e| format!("{}: {e}", file.display()))?;
         args.push("--iterate");
+        if let Some(only) = only {
+            args.extend(["--re", only]);
+        }
     }
     eprintln!("==> cargo {}", args.join(" "));
     // Exit status 2 means "some mutants were missed": that is the report, not a failure.
@@ -643,12 +652,19 @@ pub(crate) fn report_is_current() -> Result<bool, String> {
 pub(crate) fn mutants(args: &[String]) -> Result<(), String> {
     let report_only = args.iter().any(|a| a == "--report-only");
     let iterate = args.iter().any(|a| a == "--iterate");
+    // `--re=REGEX`: an `--iterate` run tests only the mutants (not yet caught) whose
+    // names match; the others keep their outcomes.
+    let only = args.iter().find_map(|a| a.strip_prefix("--re="));
     let named: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
-    if let Some(unknown) = args
-        .iter()
-        .find(|a| a.starts_with("--") && !["--report-only", "--iterate"].contains(&a.as_str()))
-    {
+    if let Some(unknown) = args.iter().find(|a| {
+        a.starts_with("--")
+            && !["--report-only", "--iterate"].contains(&a.as_str())
+            && !a.starts_with("--re=")
+    }) {
         return Err(format!("mutants: unknown option {unknown}"));
+    }
+    if only.is_some() && !iterate {
+        return Err("mutants: --re= narrows an --iterate run only (a whole run tests every mutant)".into());
     }
     if let Some(unknown) = named
         .iter()
@@ -681,10 +697,16 @@ pub(crate) fn mutants(args: &[String]) -> Result<(), String> {
                 ),
                 _ => None,
             };
+            if only.is_some() && caught.is_none() {
+                return Err(format!(
+                    "mutants: {krate}'s kept outcomes are not of its current source: --re= narrows a run \
+                     of the same source only (run it whole)"
+                ));
+            }
             let out_dir = root().join("target/mutants").join(krate);
             let caught_names: Option<Vec<&str>> =
                 caught.as_ref().map(|c| c.iter().map(String::as_str).collect());
-            run_cargo_mutants(krate, &out_dir, caught_names.as_deref())?;
+            run_cargo_mutants(krate, &out_dir, caught_names.as_deref(), only)?;
             let (day, run) = run_outcomes(&out_dir.join("mutants.out/outcomes.json"))?;
             let kept = merged(previous, source, day, run, caught.is_some());
             let path = Kept::path(krate);
@@ -828,6 +850,14 @@ mod tests {
             );
             assert!(!why.is_empty());
         }
+    }
+
+    #[test]
+    fn a_narrowed_run_is_refused_unless_it_iterates() {
+        let refused = mutants(&["--re=confirmed".into(), "session-migrate".into()]).unwrap_err();
+        assert!(refused.contains("--iterate"), "{refused}");
+        let unknown = mutants(&["--re".into(), "confirmed".into()]).unwrap_err();
+        assert!(unknown.contains("unknown option --re"), "{unknown}");
     }
 
     #[test]
