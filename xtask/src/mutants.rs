@@ -183,7 +183,14 @@ const EQUIVALENT: &[(&str, &str)] = &[
          descending), and the key is only looked up, never shown or ordered by",
     ),
     (
-        "crates/session-migrate/src/codec.rs:486:25: replace match guard back == element with true in encode_streamed",
+        "crates/session-migrate/src/codec.rs:283:61: replace && with || in confirmed",
+        "the quoted-name look is a filter only: whatever it lets through is parsed as the last version and kept only \
+         when the parsed `_metadata.version` states it, else decoded the full way, so letting an unquoted \
+         occurrence through changes what is parsed twice, never what is decoded (an unquoted name at the tail's \
+         first byte, which the other two mutants of the line would index before, is `tests/current_version.rs`'s)",
+    ),
+    (
+        "crates/session-migrate/src/codec.rs:506:25: replace match guard back == element with true in encode_streamed",
         "no `Element` that serializes reads back as another: every known field is required and round-trips \
          exactly, and an unknown field named like a known one makes the read fail (a duplicate field), which the \
          other arm refuses (`tests/streamed.rs` checks that case)",
