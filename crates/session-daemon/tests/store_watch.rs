@@ -18,6 +18,8 @@ const IN_MOVED_FROM: u32 = 0x40;
 const IN_MOVED_TO: u32 = 0x80;
 const IN_CREATE: u32 = 0x100;
 const IN_DELETE: u32 = 0x200;
+const IN_DELETE_SELF: u32 = 0x400;
+const IN_MOVE_SELF: u32 = 0x800;
 
 /// The event masks of this process's inotify watches on the directory `inode`, as the
 /// kernel shows them in `/proc/self/fdinfo`.
@@ -63,7 +65,16 @@ fn the_kernel_is_asked_for_changes_to_the_names_only_never_for_reads() {
     let masks = watch_masks(std::fs::metadata(dir.path()).unwrap().ino());
     assert_eq!(masks.len(), 1, "one watch on the store directory: {masks:x?}");
     let mask = masks[0];
-    for wanted in [IN_CLOSE_WRITE, IN_MOVED_FROM, IN_MOVED_TO, IN_CREATE, IN_DELETE] {
+    // The names' changes, and the directory itself removed or moved away.
+    for wanted in [
+        IN_CLOSE_WRITE,
+        IN_MOVED_FROM,
+        IN_MOVED_TO,
+        IN_CREATE,
+        IN_DELETE,
+        IN_DELETE_SELF,
+        IN_MOVE_SELF,
+    ] {
         assert_ne!(mask & wanted, 0, "mask {mask:#x} lacks {wanted:#x}");
     }
     // Every read of a session (start-up reads them all) would queue one of these.
@@ -114,4 +125,13 @@ fn a_removed_store_directory_asks_for_a_rescan_and_the_watch_still_drops() {
         std::thread::sleep(Duration::from_millis(10));
     }
     drop(watch);
+}
+
+#[test]
+fn a_store_path_that_is_a_file_is_not_watched() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-directory");
+    std::fs::write(&file, b"").unwrap();
+    let watched = StoreWatch::start(&file, vec![ChangeFeed::new()], |_, _| {});
+    assert!(watched.is_none(), "only a directory is watched");
 }
