@@ -55,6 +55,10 @@ const MESSAGE_COUNT_CLAMP: &str = "a session would need 4,294,967,295 messages (
 const WEBHOOK_LOG_WORDS: &str = "the guard only picks the words of the warning logged for a failed POST (\"timed out\" or \
 \"network error\"): what is retried, under which key and when, is the same either way";
 
+/// Why `^` for `|` changes no inotify mask.
+const DISJOINT_FLAGS: &str =
+    "each inotify flag is one bit of its own, so no two of them share a bit and `^` of them equals `|`";
+
 const EQUIVALENT: &[(&str, &str)] = &[
     (
         "crates/session-model/src/bytes.rs:66:48: replace | with ^ in hex_bytes",
@@ -121,6 +125,47 @@ const EQUIVALENT: &[(&str, &str)] = &[
     (
         "crates/session-fs/src/store/mod.rs:205:9: replace Store::options -> OpenOptions with Default::default()",
         "the body is `OpenOptions::default()`: the mutant is the code",
+    ),
+    (
+        "crates/session-daemon/src/watch.rs:21:9: replace | with ^ in store_events",
+        DISJOINT_FLAGS,
+    ),
+    (
+        "crates/session-daemon/src/watch.rs:22:9: replace | with ^ in store_events",
+        DISJOINT_FLAGS,
+    ),
+    (
+        "crates/session-daemon/src/watch.rs:23:9: replace | with ^ in store_events",
+        DISJOINT_FLAGS,
+    ),
+    (
+        "crates/session-daemon/src/watch.rs:24:9: replace | with ^ in store_events",
+        DISJOINT_FLAGS,
+    ),
+    (
+        "crates/session-daemon/src/watch.rs:25:9: replace | with ^ in store_events",
+        DISJOINT_FLAGS,
+    ),
+    (
+        "crates/session-daemon/src/watch.rs:26:9: replace | with ^ in store_events",
+        DISJOINT_FLAGS,
+    ),
+    (
+        "crates/session-daemon/src/watch.rs:27:9: replace | with ^ in store_events",
+        DISJOINT_FLAGS,
+    ),
+    (
+        "crates/session-daemon/src/watch.rs:130:48: replace | with ^ in read_events",
+        DISJOINT_FLAGS,
+    ),
+    (
+        "crates/session-daemon/src/watch.rs:130:73: replace | with ^ in read_events",
+        DISJOINT_FLAGS,
+    ),
+    (
+        "crates/session-daemon/src/watch.rs:112:31: replace * with + in read_events",
+        "a 1,088-byte buffer still holds the largest inotify event (16 bytes and a name of at most 255): the same \
+         events are read, in more reads",
     ),
     (
         "crates/session-daemon/src/settings/values.rs:18:13: replace scalar::<impl Visitor<'_> for Scalar>::expecting \
