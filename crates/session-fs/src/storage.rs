@@ -295,20 +295,20 @@ impl WriteFile for OsFile {
 
 /// `file`, opened to be written, as a [`WriteFile`] when it is a regular file.
 pub(crate) fn regular_writer(file: File) -> io::Result<Box<dyn WriteFile>> {
-    let file_type = file.metadata()?.file_type();
+    sized_writer(file).map(|(writer, _)| writer)
+}
+
+/// [`regular_writer`], with the file's size (one `fstat` for both).
+pub(crate) fn sized_writer(file: File) -> io::Result<(Box<dyn WriteFile>, u64)> {
+    let metadata = file.metadata()?;
+    let file_type = metadata.file_type();
     if !file_type.is_file() {
         return Err(wrong_kind(&format!(
             "is {}, not a regular file",
             describe(&file_type)
         )));
     }
-    Ok(Box::new(OsFile(file)))
-}
-
-/// [`regular_writer`], with the file's size.
-pub(crate) fn sized_writer(file: File) -> io::Result<(Box<dyn WriteFile>, u64)> {
-    let size = file.metadata()?.len();
-    Ok((regular_writer(file)?, size))
+    Ok((Box::new(OsFile(file)), metadata.len()))
 }
 
 /// A held `flock`, released when the file closes on drop.

@@ -317,7 +317,7 @@ impl ClaimedJournal {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(FsError::io(Step::Remove, &path)(e)),
         }
-        store.commit_journal_dir(&dir)?;
+        store.commit_journal_dir()?;
         drop(_lock);
         if let Some(spare) = spare {
             store.keep_spare(&dir, spare, written);

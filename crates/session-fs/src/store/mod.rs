@@ -230,11 +230,13 @@ impl Store {
         &*self.inner.storage
     }
 
-    /// Makes a name change in the journal directory `dir` durable: returns once an
-    /// fsync of `dir` that began after this call succeeded (shared with journals
-    /// created or finished at the same moment).
-    pub(crate) fn commit_journal_dir(&self, dir: &Path) -> Result<(), FsError> {
-        self.inner.journal_commit.commit(|| self.sync_dir(dir))
+    /// Makes a name change in the journal directory durable: returns once an fsync of
+    /// `.journal/` that began after this call succeeded (shared with journals finished
+    /// at the same moment). The directory is the store's own, never a caller's: a
+    /// group commit covers one directory.
+    pub(crate) fn commit_journal_dir(&self) -> Result<(), FsError> {
+        let dir = self.inner.dir.join(layout::JOURNAL_DIR);
+        self.inner.journal_commit.commit(|| self.sync_dir(&dir))
     }
 
     /// The finished journals this handle may write again.
