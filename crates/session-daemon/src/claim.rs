@@ -1,12 +1,13 @@
-//! Start-up: the role, recovery in one pass, migration of what it found outdated.
+//! Start-up: the role, recovery and migration in one pass, a second try at what it could not upgrade.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
-use session_fs::maintenance::Role;
+use session_fs::maintenance::{BackupRun, Role};
 use session_fs::{FsError, HeldLock, Store};
 use session_model::SessionId;
 use session_recovery::{RecoveryError, RecoveryReport};
-use session_store::{DecodeOptions, Decoded, MigrateOptions, SessionStore};
+use session_store::{DecodeOptions, Decoded, MigrateOptions, MigrateReport, SessionStore};
 use session_workers::submit::DeliveryIndex;
 
 /// The state file naming the process that holds the daemon role.
@@ -88,16 +89,22 @@ pub struct Progress {
 pub struct Recovered {
     /// Every session's delivery state: the submission worker starts from it.
     pub delivery: DeliveryIndex,
-    /// The sessions written in an older version, for [`Claimed::migrate`].
+    /// The sessions still in an older version: the pass upgrades each outdated file as
+    /// it reads it, and these are the ones it could not (each in `upgraded`'s
+    /// failures), for [`Claimed::migrate`] to try once more.
     pub outdated: Vec<SessionId>,
     /// What recovery did.
     pub report: RecoveryReport,
+    /// What the pass's upgrading of outdated files did.
+    pub upgraded: MigrateReport,
 }
 
 /// A store whose daemon role this process holds (until this is dropped).
 pub struct Claimed {
     dir: PathBuf,
     decode: DecodeOptions,
+    /// The backup run of recovery's upgrades, which [`Claimed::migrate`] continues.
+    upgrade_run: Mutex<Option<BackupRun>>,
     pub(crate) role: Box<dyn HeldLock>,
 }
 
@@ -142,7 +149,12 @@ impl Claimed {
         shared
             .write_state(HOLDER, holder.as_bytes())
             .map_err(DaemonError::Write)?;
-        Ok(Claimed { dir, decode, role })
+        Ok(Claimed {
+            dir,
+            decode,
+            upgrade_run: Mutex::new(None),
+            role,
+        })
     }
 
     /// The store directory.
@@ -151,8 +163,9 @@ impl Claimed {
     }
 
     /// Recovery, once, on an exclusive handle (after waiting for other processes to let
-    /// the store go): `visit` sees every session as decoded, and `progress` is told
-    /// every 500 files.
+    /// the store go), upgrading every outdated file as it reads it
+    /// ([`session_recovery::recover_upgrading`]): `visit` sees every session as its
+    /// file is afterwards, and `progress` is told every 500 files.
     pub fn recover(
         &self,
         mut visit: impl FnMut(&SessionId, &Decoded),
@@ -169,32 +182,43 @@ impl Claimed {
         let mut delivery = DeliveryIndex::new();
         let mut outdated = Vec::new();
         let mut read = 0usize;
-        let report =
-            session_recovery::recover_visiting(&SessionStore::new(exclusive, self.decode), |id, decoded| {
-                read += 1;
-                if read.is_multiple_of(500) {
-                    progress(Progress {
-                        phase: Phase::Recovering,
-                        done: read,
-                        total: None,
-                    });
-                }
-                delivery.observe(&decoded.session);
-                visit(&id, &decoded);
-                if decoded.from.is_outdated() {
-                    outdated.push(id);
-                }
-            })
-            .map_err(DaemonError::Recovery)?;
+        let typed = SessionStore::new(exclusive, self.decode);
+        let upgrade = typed.upgrade();
+        let report = session_recovery::recover_upgrading(&typed, &upgrade, |id, decoded| {
+            read += 1;
+            if read.is_multiple_of(500) {
+                progress(Progress {
+                    phase: Phase::Recovering,
+                    done: read,
+                    total: None,
+                });
+            }
+            delivery.observe(&decoded.session);
+            visit(&id, &decoded);
+            if decoded.from.is_outdated() {
+                outdated.push(id);
+            }
+        })
+        .map_err(DaemonError::Recovery)?;
+        *self.upgrade_run.lock().unwrap_or_else(|e| e.into_inner()) = Some(upgrade.run().clone());
+        let upgraded = upgrade.finish();
+        if upgraded.migrated + upgraded.failed > 0 {
+            tracing::info!(
+                migrated = upgraded.migrated,
+                failed = upgraded.failed,
+                "outdated sessions upgraded as recovery read them"
+            );
+        }
         Ok(Recovered {
             delivery,
             outdated,
             report,
+            upgraded,
         })
     }
 
-    /// Migrates `outdated` (what [`Claimed::recover`] found), then hands back the shared
-    /// store the workers use.
+    /// Migrates `outdated` (what [`Claimed::recover`] could not upgrade), in the backup
+    /// run of recovery's upgrades, then hands back the shared store the workers use.
     pub fn migrate(
         &self,
         outdated: Vec<SessionId>,
@@ -202,8 +226,12 @@ impl Claimed {
     ) -> Result<SessionStore, DaemonError> {
         let store = SessionStore::new(Store::open(&self.dir).map_err(DaemonError::Open)?, self.decode);
         if !outdated.is_empty() {
+            let mut options = MigrateOptions::default().only(outdated);
+            if let Some(run) = self.upgrade_run.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+                options = options.run(run);
+            }
             store
-                .migrate(&MigrateOptions::default().only(outdated), &|done, total| {
+                .migrate(&options, &|done, total| {
                     progress(Progress {
                         phase: Phase::Migrating,
                         done,

@@ -9,9 +9,12 @@
 //!    session stored from then on is reported, not missed.
 //! 3. [`Claimed::recover`] runs recovery once, on an exclusive handle (waiting for other
 //!    processes to let go), decoding every file once: each session feeds the delivery
-//!    index and whatever the caller builds (a page's index), and the outdated ones are
-//!    listed for migration, so that the store is not read twice.
-//! 4. [`Claimed::migrate`] upgrades only those, and hands back the shared store.
+//!    index and whatever the caller builds (a page's index), and each outdated one is
+//!    upgraded to the current version on the thread that read it (its original kept
+//!    in `.backup/` first), so that a store of old files is read and decoded once.
+//! 4. [`Claimed::migrate`] tries again the few the pass could not upgrade (in the same
+//!    backup run, so one rollback undoes the whole start-up), and hands back the
+//!    shared store.
 //! 5. [`Claimed::start`] runs cleanup, submission (seeded with the index), the clock
 //!    record and the capture relay until [`Running::stop`].
 //!

@@ -78,6 +78,7 @@ mod codec;
 mod exact;
 mod run;
 mod schema;
+mod upgrade;
 mod version;
 
 pub use codec::{
@@ -90,6 +91,7 @@ pub use run::{
     migrate_store, rollback_store,
 };
 pub use schema::{Document, Schema};
+pub use upgrade::Upgrade;
 pub use version::{SchemaVersion, Version};
 
 #[doc(hidden)]

@@ -1,43 +1,14 @@
 //! The store-wide run: upgrade every outdated session, keep the originals, undo on demand.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use session_fs::FsError;
 use session_fs::maintenance::BackupRun;
+use session_fs::{FsError, Store};
 use session_model::SessionId;
 
-use std::marker::PhantomData;
-
-use session_fs::Store;
-
-use crate::codec::{Chained, DecodeError, DecodeOptions, decode_stored_as, stamp_and_encode};
+use crate::codec::{DecodeError, DecodeOptions};
 use crate::schema::{Document, Schema};
-
-/// A store's files read through a schema: what a run decodes and rewrites.
-struct Files<'a, S: Schema> {
-    fs: &'a Store,
-    decode: &'a DecodeOptions,
-    schema: PhantomData<fn() -> S>,
-}
-
-impl<'a, S: Schema> Files<'a, S> {
-    fn new(fs: &'a Store, decode: &'a DecodeOptions) -> Self {
-        Files {
-            fs,
-            decode,
-            schema: PhantomData,
-        }
-    }
-
-    fn fs(&self) -> &'a Store {
-        self.fs
-    }
-
-    fn decode(&self, id: &SessionId, bytes: &[u8]) -> Result<Chained<S::Document>, DecodeError> {
-        decode_stored_as::<S>(id, bytes, self.decode)
-    }
-}
+use crate::upgrade::{Files, Upgrade};
 
 /// How to run [`migrate_store`].
 #[derive(Debug, Clone)]
@@ -50,6 +21,10 @@ pub struct MigrateOptions {
     /// Only these sessions (start-up passes the outdated ones recovery already found,
     /// so the store is not read twice); `None`: every live session.
     pub only: Option<Vec<SessionId>>,
+    /// The backup run to keep the originals in; `None`: a new one. Start-up's second
+    /// try at the files its first pass could not upgrade continues that pass's run, so
+    /// one rollback undoes the whole start-up.
+    pub run: Option<BackupRun>,
 }
 
 impl Default for MigrateOptions {
@@ -58,6 +33,7 @@ impl Default for MigrateOptions {
             dry_run: false,
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             only: None,
+            run: None,
         }
     }
 }
@@ -72,6 +48,12 @@ impl MigrateOptions {
     /// See [`MigrateOptions::only`].
     pub fn only(mut self, ids: Vec<SessionId>) -> Self {
         self.only = Some(ids);
+        self
+    }
+
+    /// See [`MigrateOptions::run`].
+    pub fn run(mut self, run: BackupRun) -> Self {
+        self.run = Some(run);
         self
     }
 
@@ -110,67 +92,6 @@ pub struct MigrateReport {
     pub backup_run: Option<String>,
 }
 
-enum Outcome {
-    Migrated,
-    UpToDate,
-    Skipped,
-    Failed(String),
-    Gone,
-}
-
-/// What a file needs: its session to upgrade, or the outcome that leaves it alone.
-fn plan<S: Schema>(
-    store: &Files<'_, S>,
-    id: &SessionId,
-    bytes: Option<&[u8]>,
-) -> Result<Chained<S::Document>, Outcome> {
-    let bytes = bytes.ok_or(Outcome::Gone)?;
-    let decoded = match store.decode(id, bytes) {
-        Ok(decoded) => decoded,
-        Err(DecodeError::NewerVersion { .. }) => return Err(Outcome::Skipped),
-        Err(e) => return Err(Outcome::Failed(e.to_string())),
-    };
-    // Outdated for this store's schema: anything but the version its chain ends in.
-    if decoded.from != <S::Document as session_model::Version>::SCHEMA {
-        Ok(decoded)
-    } else {
-        Err(Outcome::UpToDate)
-    }
-}
-
-fn migrate_one<S: Schema>(
-    typed: &Files<'_, S>,
-    id: &SessionId,
-    options: &MigrateOptions,
-    run: &BackupRun,
-) -> Result<Outcome, FsError> {
-    let store = typed.fs();
-    // Deciding needs no lock (whole-file renames keep a plain read consistent), so the
-    // files that stay as they are cost one read and leave no lock file behind.
-    let seen = store.read(id)?;
-    let decoded = match plan(typed, id, seen.as_deref()) {
-        Err(outcome) => return Ok(outcome),
-        Ok(_) if options.dry_run => return Ok(Outcome::Migrated),
-        Ok(decoded) => decoded,
-    };
-    // Under the lock, judge again only if another process changed the file meanwhile.
-    let mut guard = store.lock(id)?;
-    let current = guard.read()?;
-    let decoded = if current == seen {
-        decoded
-    } else {
-        match plan(typed, id, current.as_deref()) {
-            Err(outcome) => return Ok(outcome),
-            Ok(decoded) => decoded,
-        }
-    };
-    // The original first, durably: a kill after this point leaves it recoverable.
-    guard.keep_backup(run)?;
-    let mut session = decoded.session;
-    guard.save(|stamp| stamp_and_encode::<S>(&mut session, stamp))?;
-    Ok(Outcome::Migrated)
-}
-
 /// Upgrades every outdated live session of `fs` to `S`'s last version, in parallel.
 ///
 /// Each file is migrated under its session lock: its original bytes are kept in
@@ -187,57 +108,27 @@ pub fn migrate_store<S: Schema>(
     options: &MigrateOptions,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<MigrateReport, FsError> {
-    let typed = &Files::<S>::new(fs, decode);
-    let store = typed.fs();
     let ids = match &options.only {
         Some(ids) => ids.clone(),
-        None => store.list()?,
+        None => fs.list()?,
     };
-    let run = store.maintenance().new_backup_run();
+    let mut upgrade = Upgrade::<S>::new(fs, decode).dry_run(options.dry_run);
+    if let Some(run) = &options.run {
+        upgrade = upgrade.in_run(run.clone());
+    }
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
-    let report = Mutex::new(MigrateReport::default());
     std::thread::scope(|scope| {
         for _ in 0..options.threads.max(1) {
             scope.spawn(|| {
                 while let Some(id) = ids.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let outcome = migrate_one(typed, id, options, &run);
-                    let mut report = report.lock().unwrap_or_else(|e| e.into_inner());
-                    match outcome {
-                        Ok(Outcome::Migrated) => report.migrated += 1,
-                        Ok(Outcome::UpToDate) => report.up_to_date += 1,
-                        Ok(Outcome::Skipped) => report.skipped += 1,
-                        Ok(Outcome::Gone) => {}
-                        Ok(Outcome::Failed(problem)) => {
-                            tracing::warn!(file = %id.file_name(), "migration left an undecodable file for recovery");
-                            report.failed += 1;
-                            report.failures.push(Failure {
-                                file: id.file_name(),
-                                problem,
-                            });
-                        }
-                        // One file that cannot be read or written never stops the run: it
-                        // stays as it was (the write protocol guarantees it), reported.
-                        Err(e) => {
-                            tracing::warn!(file = %id.file_name(), error = %e, "migration could not handle a file");
-                            report.failed += 1;
-                            report.failures.push(Failure {
-                                file: id.file_name(),
-                                problem: e.to_string(),
-                            });
-                        }
-                    }
-                    drop(report);
+                    upgrade.file(id);
                     progress(done.fetch_add(1, Ordering::Relaxed) + 1, ids.len());
                 }
             });
         }
     });
-    let mut report = report.into_inner().unwrap_or_else(|e| e.into_inner());
-    report.failures.sort_by(|a, b| a.file.cmp(&b.file));
-    if report.migrated > 0 && !options.dry_run {
-        report.backup_run = Some(run.to_string());
-    }
+    let report = upgrade.finish();
     tracing::info!(
         migrated = report.migrated,
         up_to_date = report.up_to_date,

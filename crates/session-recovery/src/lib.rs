@@ -27,5 +27,5 @@ mod inspect;
 mod recover;
 mod report;
 
-pub use recover::{RecoveryError, recover, recover_visiting, verify};
+pub use recover::{RecoveryError, recover, recover_upgrading, recover_visiting, verify};
 pub use report::{Action, Moved, Problem, RecoveryReport, VerifyReport};

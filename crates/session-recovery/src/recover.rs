@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use session_fs::maintenance::{Area, Maintenance};
 use session_fs::{Access, FsError};
 use session_model::SessionId;
-use session_store::{Decoded, SessionStore};
+use session_store::{Current, Decoded, SessionStore, Upgrade};
 
 use crate::inspect::{Order, Verdict, inspect, loggable, order};
 use crate::report::{Action, Moved, Problem, RecoveryReport, VerifyReport};
@@ -276,6 +276,29 @@ pub fn recover(store: &SessionStore) -> Result<RecoveryReport, RecoveryError> {
 /// stream to `visit` through a bounded channel, never all in memory at once.
 pub fn recover_visiting(
     typed: &SessionStore,
+    visit: impl FnMut(SessionId, Decoded),
+) -> Result<RecoveryReport, RecoveryError> {
+    recover_with(typed, None, visit)
+}
+
+/// [`recover_visiting`], upgrading each outdated session to the current version as it
+/// is read (through `upgrade`, a run of this store's: [`SessionStore::upgrade`]), so a
+/// store of old files is read and decoded once, not once by recovery and again by a
+/// migration. `visit` sees each session as its file is afterwards: an upgraded one with
+/// its new save's stamp and `from` the current version; one whose upgrade failed (in
+/// `upgrade`'s report) as read. The files are upgraded on the threads that read them,
+/// as `session_store::SessionStore::migrate` would, originals kept in `.backup/` first.
+pub fn recover_upgrading(
+    typed: &SessionStore,
+    upgrade: &Upgrade<'_, Current>,
+    visit: impl FnMut(SessionId, Decoded),
+) -> Result<RecoveryReport, RecoveryError> {
+    recover_with(typed, Some(upgrade), visit)
+}
+
+fn recover_with(
+    typed: &SessionStore,
+    upgrade: Option<&Upgrade<'_, Current>>,
     mut visit: impl FnMut(SessionId, Decoded),
 ) -> Result<RecoveryReport, RecoveryError> {
     if typed.fs().access() != Access::Exclusive {
@@ -293,7 +316,7 @@ pub fn recover_visiting(
     let live = run.irregulars_and_temps()?;
     let mut damaged = Vec::new();
     let mut failures = Vec::new();
-    read_every_live(typed, &live, |found| match found {
+    read_every_live(typed, &live, upgrade, |found| match found {
         Found::Valid(id, decoded) => visit(id, *decoded),
         Found::Damaged(id, reason) => damaged.push((id, reason)),
         Found::Failed(id, e) => failures.push((id, e)),
@@ -327,7 +350,12 @@ enum Found {
 
 /// Reads and judges every live file, on threads when the store is large enough to pay
 /// for them; `take` sees each finding on the calling thread.
-fn read_every_live(typed: &SessionStore, live: &[SessionId], mut take: impl FnMut(Found)) {
+fn read_every_live(
+    typed: &SessionStore,
+    live: &[SessionId],
+    upgrade: Option<&Upgrade<'_, Current>>,
+    mut take: impl FnMut(Found),
+) {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let threads = (live.len() / 256).clamp(1, cores);
     let next = AtomicUsize::new(0);
@@ -337,7 +365,12 @@ fn read_every_live(typed: &SessionStore, live: &[SessionId], mut take: impl FnMu
             return Some(match typed.fs().read(id) {
                 Ok(None) => continue,
                 Ok(Some(bytes)) => match inspect(typed, id, &bytes) {
-                    Verdict::Valid(decoded) => Found::Valid(id.clone(), decoded),
+                    Verdict::Valid(mut decoded) => {
+                        if let Some(upgrade) = upgrade.filter(|_| decoded.from.is_outdated()) {
+                            upgrade.decoded(id, &bytes, &mut decoded);
+                        }
+                        Found::Valid(id.clone(), decoded)
+                    }
                     Verdict::Newer(_) => continue,
                     Verdict::Damaged(e) => Found::Damaged(id.clone(), loggable(&e)),
                 },

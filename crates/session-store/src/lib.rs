@@ -64,8 +64,8 @@ pub use stored::{RetentionApplied, SessionStore, StoreError, StoredEntry, refuse
 
 pub use session_fs::{FsError, SaveOutcome, SaveStamp};
 pub use session_migrate::{
-    Chained, DecodeError, DecodeOptions, Decoded, EncodeError, MigrateOptions, MigrateReport, RollbackError,
-    RollbackOptions, RollbackReport, SchemaVersion, decode, decode_with, encode,
+    Chained, Current, DecodeError, DecodeOptions, Decoded, EncodeError, MigrateOptions, MigrateReport,
+    RollbackError, RollbackOptions, RollbackReport, SchemaVersion, Upgrade, decode, decode_with, encode,
 };
 pub use session_model::{
     Direction, Element, ElementKind, Interruption, InterruptionReason, Session, SessionId, Submission,

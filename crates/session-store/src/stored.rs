@@ -14,7 +14,8 @@ use std::marker::PhantomData;
 
 use session_migrate::{
     Chained, Current, DecodeError, DecodeOptions, Document, EncodeError, MigrateOptions, MigrateReport,
-    RollbackError, RollbackOptions, RollbackReport, Schema, decode_as, decode_stored_as, stamp_and_encode,
+    RollbackError, RollbackOptions, RollbackReport, Schema, Upgrade, decode_as, decode_stored_as,
+    stamp_and_encode,
 };
 
 /// What can go wrong loading or saving a typed session.
@@ -443,6 +444,13 @@ impl<S: Schema> SessionStore<S> {
         progress: &(dyn Fn(usize, usize) + Sync),
     ) -> Result<MigrateReport, FsError> {
         session_migrate::migrate_store::<S>(&self.fs, &self.options, options, progress)
+    }
+
+    /// A migration run fed file by file ([`session_migrate::Upgrade`]), with this
+    /// store's decode options: for a caller that reads every file anyway (start-up's
+    /// recovery hands it each outdated session it decoded, so nothing is decoded twice).
+    pub fn upgrade(&self) -> Upgrade<'_, S> {
+        Upgrade::new(&self.fs, &self.options)
     }
 
     /// Restores the files a migration run changed, where that loses nothing
