@@ -83,13 +83,20 @@ sending their messages as one session each; and two threads per connection, so w
 threads wake per round trip where the plain relay's two tokio workers poll. The figure settles the disk \
 first (the figures before it delete hundreds of thousands of files, whose inodes every file creation would \
 otherwise scan past for minutes) and removes its own files after it.
-- **Start-up migration.** `sessionctl run` on a legacy store reads and decodes every file once in recovery \
-(which feeds the delivery index and finds the outdated ones), then migrates the outdated ones as \
-`sessionctl migrate` does (read again, lock, keep the original, save). The second read and decode is the \
-difference between the two rows. Both stores are written by the bench just before, so the disk is settled \
-(`syncfs`) before each timed run: the write-back of a freshly written GB of legacy files (at 100,000; a \
-tenth of that at 10,000) otherwise ran during the timing of the larger store only, and counted against \
-linearity.
+- **Start-up migration.** `sessionctl run` on a legacy store upgrades each outdated file in recovery's \
+one pass, on the thread that read and decoded it (lock, keep the original, save: what `sessionctl migrate` \
+does per file), so the store is read and decoded once, as by `sessionctl migrate`; what the daemon does \
+beyond it is recovery's own checks, the delivery index, the page's index and the directory watch. (Before, \
+recovery decoded every file and a migration after it read and decoded the outdated ones again: that second \
+pass was the difference between the rows.) Both kinds of run are fsync-bound: keeping an original costs one \
+fsync of its run's directory, shared by the threads keeping originals at once (the run's directory is made \
+durable once per run; it cost two fsyncs per file before). Every timed run has a store of its own, all \
+written before any is timed and none deleted until the figure is done, and the disk is settled (`syncfs`) \
+before each run: on ext4 without a journal each file created for minutes after a mass deletion scans past \
+the freed inodes (profiled at an eighth of a run's CPU), and the write-back of a freshly written GB of \
+legacy files otherwise runs during a timing. The 10,000-file rows are medians of three runs taken in turn \
+with their baselines (the order alternating), the 100,000-file rows one run each: single runs here have \
+ranged over 2 x on this shared disk.
 - **Peak RSS of a child** (`list`, `status`, `migrate`) is its `ru_maxrss`, taken by a small helper process \
 that starts it: Linux carries the high-water mark of the address space a child was forked from into the \
 child's own, so a child started by the bench itself (tens of MiB after building a 100,000-session store) \

@@ -55,9 +55,11 @@ pub enum DaemonError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Phase {
-    /// Recovery's pass over every file.
+    /// Recovery's pass over every file, before it has upgraded any.
     Recovering,
-    /// Migrating the outdated files recovery found.
+    /// Upgrading outdated files: recovery's pass once it has upgraded one (its `done`
+    /// and `total` still count the files read), or the second try at the few it could
+    /// not upgrade.
     Migrating,
 }
 
@@ -79,7 +81,8 @@ pub struct Progress {
     pub phase: Phase,
     /// Sessions done so far in it.
     pub done: usize,
-    /// Sessions it has in all, when known (recovery learns it as it goes).
+    /// Sessions it has in all, when known (recovery knows it once it has listed the
+    /// live files).
     pub total: Option<usize>,
 }
 
@@ -182,15 +185,22 @@ impl Claimed {
         let mut delivery = DeliveryIndex::new();
         let mut outdated = Vec::new();
         let mut read = 0usize;
+        let total = std::cell::Cell::new(None);
         let typed = SessionStore::new(exclusive, self.decode);
         let upgrade = typed.upgrade();
-        let report = session_recovery::recover_upgrading(&typed, &upgrade, |id, decoded| {
+        let reading = |files| total.set(Some(files));
+        let report = session_recovery::recover_upgrading(&typed, &upgrade, reading, |id, decoded| {
             read += 1;
             if read.is_multiple_of(500) {
+                // Upgrades take most of a legacy store's pass: once one is made, say so.
                 progress(Progress {
-                    phase: Phase::Recovering,
+                    phase: if upgrade.migrated() > 0 {
+                        Phase::Migrating
+                    } else {
+                        Phase::Recovering
+                    },
                     done: read,
-                    total: None,
+                    total: total.get(),
                 });
             }
             delivery.observe(&decoded.session);

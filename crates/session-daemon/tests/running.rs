@@ -26,23 +26,32 @@ fn phases_read_as_the_page_says_them() {
 
 #[test]
 fn recovery_reports_progress_every_500_files() {
-    let dir = tempfile::tempdir().unwrap();
-    for n in 0..1_000 {
-        let doc = format!(r#"{{"id": "s-{n}", "startTime": 1, "isComplete": true, "messages": []}}"#);
-        std::fs::write(dir.path().join(format!("s-{n}.json")), doc).unwrap();
+    // Current files: recovering; old ones: migrating, once the pass has upgraded one.
+    for (legacy, phase) in [(false, Phase::Recovering), (true, Phase::Migrating)] {
+        let dir = tempfile::tempdir().unwrap();
+        for n in 0..1_000 {
+            let doc = format!(r#"{{"id": "s-{n}", "startTime": 1, "isComplete": true, "messages": []}}"#);
+            let bytes = if legacy {
+                doc.into_bytes()
+            } else {
+                session_store::encode(&session_store::decode(doc.as_bytes()).unwrap().session).unwrap()
+            };
+            std::fs::write(dir.path().join(format!("s-{n}.json")), bytes).unwrap();
+        }
+        let claimed = Claimed::claim(dir.path(), DecodeOptions::default(), "test").unwrap();
+        let seen = std::sync::Mutex::new(Vec::new());
+        claimed
+            .recover(
+                |_, _| {},
+                |p| seen.lock().unwrap().push((p.phase, p.done, p.total)),
+            )
+            .unwrap();
+        assert_eq!(
+            seen.into_inner().unwrap(),
+            [(phase, 500, Some(1000)), (phase, 1000, Some(1000))],
+            "legacy: {legacy}"
+        );
     }
-    let claimed = Claimed::claim(dir.path(), DecodeOptions::default(), "test").unwrap();
-    let seen = std::sync::Mutex::new(Vec::new());
-    claimed
-        .recover(
-            |_, _| {},
-            |p| seen.lock().unwrap().push((p.phase, p.done, p.total)),
-        )
-        .unwrap();
-    assert_eq!(
-        seen.into_inner().unwrap(),
-        [(Phase::Recovering, 500, None), (Phase::Recovering, 1000, None)]
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

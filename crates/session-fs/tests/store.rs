@@ -9,7 +9,7 @@ use session_model::SessionId;
 
 mod common;
 
-use common::{Recording, store_with};
+use common::{Recording, log_of, store_with};
 
 fn id(s: &str) -> SessionId {
     s.parse().unwrap()
@@ -592,6 +592,108 @@ fn a_backup_kept_twice_in_one_run_keeps_the_first_bytes_and_a_failed_link_is_an_
     let err = store.lock(&id("s")).unwrap().keep_backup(&run).unwrap_err();
     assert!(matches!(err, FsError::Io { step: Step::Link, .. }), "{err:?}");
     assert_eq!(store.maintenance().read_backup(&run, &id("s")).unwrap(), None);
+}
+
+#[test]
+fn a_run_is_made_durable_once_and_each_original_then_costs_one_directory_fsync() {
+    let (dir, store, rec) = store_with(Recording::default());
+    for n in 0..3 {
+        store.save(&id(&format!("s{n}")), doc("s", "original")).unwrap();
+    }
+    let run = store.maintenance().new_backup_run();
+    rec.log.lock().unwrap().clear();
+    for n in 0..3 {
+        store
+            .lock(&id(&format!("s{n}")))
+            .unwrap()
+            .keep_backup(&run)
+            .unwrap();
+    }
+    let syncs_and_links: Vec<String> = log_of(&rec)
+        .into_iter()
+        .filter(|l| l.starts_with("fsync-dir") || l.starts_with("link"))
+        .collect();
+    let run_name = run.to_string();
+    assert_eq!(
+        syncs_and_links,
+        [
+            // Before the first link: the run's entry in `.backup/`, and `.backup/`'s in
+            // the store directory.
+            "fsync-dir .backup".to_owned(),
+            "fsync-dir sessions".to_owned(),
+            "link s0.json".to_owned(),
+            format!("fsync-dir {run_name}"),
+            "link s1.json".to_owned(),
+            format!("fsync-dir {run_name}"),
+            "link s2.json".to_owned(),
+            format!("fsync-dir {run_name}"),
+        ]
+    );
+    // Another run, on the same handle, is made durable in its turn.
+    let second = store.maintenance().new_backup_run();
+    rec.log.lock().unwrap().clear();
+    store.lock(&id("s0")).unwrap().keep_backup(&second).unwrap();
+    assert_eq!(
+        log_of(&rec).iter().filter(|l| *l == "fsync-dir .backup").count(),
+        1,
+        "{:?}",
+        log_of(&rec)
+    );
+    assert!(
+        dir.path()
+            .join("sessions/.backup")
+            .join(second.to_string())
+            .join("s0.json")
+            .exists()
+    );
+}
+
+#[test]
+fn a_run_directory_removed_by_hand_is_made_again_durably() {
+    let (dir, store, rec) = store_with(Recording::default());
+    store.save(&id("a"), doc("a", "original")).unwrap();
+    store.save(&id("b"), doc("b", "original")).unwrap();
+    let run = store.maintenance().new_backup_run();
+    store.lock(&id("a")).unwrap().keep_backup(&run).unwrap();
+    let run_dir = dir.path().join("sessions/.backup").join(run.to_string());
+    std::fs::remove_dir_all(&run_dir).unwrap();
+    rec.log.lock().unwrap().clear();
+    store.lock(&id("b")).unwrap().keep_backup(&run).unwrap();
+    assert!(run_dir.join("b.json").exists());
+    let log = log_of(&rec);
+    let made_again = log
+        .iter()
+        .position(|l| l == "fsync-dir .backup")
+        .expect("made durable again");
+    let linked = log.iter().rposition(|l| l == "link b.json").unwrap();
+    assert!(made_again < linked, "{log:?}");
+}
+
+#[test]
+fn concurrent_backups_in_one_run_are_each_durable_before_they_return() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let ids: Vec<SessionId> = (0..32).map(|n| id(&format!("s{n:02}"))).collect();
+    for one in &ids {
+        store.save(one, doc("s", "original")).unwrap();
+    }
+    let run = store.maintenance().new_backup_run();
+    std::thread::scope(|scope| {
+        for chunk in ids.chunks(8) {
+            let (store, run) = (&store, &run);
+            scope.spawn(move || {
+                for one in chunk {
+                    store.lock(one).unwrap().keep_backup(run).unwrap();
+                }
+            });
+        }
+    });
+    for one in &ids {
+        assert!(
+            store.maintenance().read_backup(&run, one).unwrap().is_some(),
+            "{one}"
+        );
+    }
 }
 
 #[test]

@@ -174,6 +174,11 @@ impl<'a, S: Schema> Upgrade<'a, S> {
         current
     }
 
+    /// How many files this run has upgraded so far (for a progress report).
+    pub fn migrated(&self) -> usize {
+        self.report.lock().unwrap_or_else(|e| e.into_inner()).migrated
+    }
+
     /// The report of everything fed to this run.
     pub fn finish(self) -> MigrateReport {
         let mut report = self.report.into_inner().unwrap_or_else(|e| e.into_inner());

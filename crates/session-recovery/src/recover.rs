@@ -278,7 +278,7 @@ pub fn recover_visiting(
     typed: &SessionStore,
     visit: impl FnMut(SessionId, Decoded),
 ) -> Result<RecoveryReport, RecoveryError> {
-    recover_with(typed, None, visit)
+    recover_with(typed, None, |_| {}, visit)
 }
 
 /// [`recover_visiting`], upgrading each outdated session to the current version as it
@@ -288,17 +288,21 @@ pub fn recover_visiting(
 /// its new save's stamp and `from` the current version; one whose upgrade failed (in
 /// `upgrade`'s report) as read. The files are upgraded on the threads that read them,
 /// as `session_store::SessionStore::migrate` would, originals kept in `.backup/` first.
+/// `reading(n)` is told, once, how many live files the pass is about to read (for a
+/// progress report: the upgrades take most of a legacy store's start-up).
 pub fn recover_upgrading(
     typed: &SessionStore,
     upgrade: &Upgrade<'_, Current>,
+    reading: impl FnOnce(usize),
     visit: impl FnMut(SessionId, Decoded),
 ) -> Result<RecoveryReport, RecoveryError> {
-    recover_with(typed, Some(upgrade), visit)
+    recover_with(typed, Some(upgrade), reading, visit)
 }
 
 fn recover_with(
     typed: &SessionStore,
     upgrade: Option<&Upgrade<'_, Current>>,
+    reading: impl FnOnce(usize),
     mut visit: impl FnMut(SessionId, Decoded),
 ) -> Result<RecoveryReport, RecoveryError> {
     if typed.fs().access() != Access::Exclusive {
@@ -314,6 +318,7 @@ fn recover_with(
     run.journals()?;
     // Temps next, so that a promoted temp is then checked like any live file.
     let live = run.irregulars_and_temps()?;
+    reading(live.len());
     let mut damaged = Vec::new();
     let mut failures = Vec::new();
     read_every_live(typed, &live, upgrade, |found| match found {

@@ -47,13 +47,24 @@ fn upgrade_in_one_pass(old: usize) {
     );
     let upgrade = store.upgrade();
     let mut seen = BTreeMap::new();
-    let report = session_recovery::recover_upgrading(&store, &upgrade, |id, decoded| {
-        assert!(
-            seen.insert(id.to_string(), decoded).is_none(),
-            "{id} visited twice"
-        );
-    })
+    let mut reading = None;
+    let report = session_recovery::recover_upgrading(
+        &store,
+        &upgrade,
+        |files| reading = Some(files),
+        |id, decoded| {
+            assert!(
+                seen.insert(id.to_string(), decoded).is_none(),
+                "{id} visited twice"
+            );
+        },
+    )
     .unwrap();
+    assert_eq!(
+        reading,
+        Some(old + 4),
+        "every live file: the old, the torn, the newer, the current"
+    );
     let run = upgrade.run().to_string();
     let upgraded = upgrade.finish();
 

@@ -3,6 +3,15 @@
 
 use super::*;
 
+/// The backup runs a handle has made durable, each with its directory's group commit.
+pub(super) type ReadyRuns = std::sync::Mutex<Vec<(BackupRun, Arc<GroupCommit>)>>;
+
+/// A backup run's directory, durable, and the group commit of its fsyncs.
+pub(super) struct ReadyRun {
+    pub(super) dir: PathBuf,
+    pub(super) commit: Arc<GroupCommit>,
+}
+
 impl Store {
     /// Moves a file of the store directory into the quarantine or the trash, with an
     /// optional sidecar (`<name>.why.json`) written durably before the move.
@@ -137,6 +146,55 @@ impl Store {
             .and_then(|runs| runs.last().and_then(|run| layout::parse_backup_run(run)));
         let at = self.stamp_ms().max(newest.map_or(0, |at| at.saturating_add(1)));
         format!("{at:013}-{}", self.unique())
+    }
+
+    /// `run`'s directory, made durable once per handle and run: the directory, its
+    /// entry in `.backup/` and `.backup/`'s in the store directory. Each original kept
+    /// in it then costs one fsync of the run's directory, shared by the threads keeping
+    /// originals at the same moment (the run's group commit), where it cost two before.
+    /// The lock is held while the directories are made, so that no thread links into a
+    /// run whose entry is not yet durable.
+    pub(super) fn ready_backup_run(&self, run: &BackupRun) -> Result<ReadyRun, FsError> {
+        let dir = self.backup_dir(run.as_str())?;
+        let mut ready = self
+            .inner
+            .backup_runs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, commit)) = ready.iter().find(|(made, _)| made == run) {
+            return Ok(ReadyRun {
+                dir,
+                commit: commit.clone(),
+            });
+        }
+        let backup_root = self.inner.dir.join(layout::BACKUP_DIR);
+        for made in [&backup_root, &dir] {
+            self.storage()
+                .create_dir(made)
+                .map_err(FsError::io(Step::CreateDir, made))?;
+        }
+        self.sync_dir(&backup_root)?;
+        self.sync_dir(&self.inner.dir)?;
+        let commit = Arc::new(GroupCommit::default());
+        ready.push((run.clone(), commit.clone()));
+        Ok(ReadyRun { dir, commit })
+    }
+
+    /// Syncs a directory of the store (its own, or one of its areas).
+    pub(super) fn sync_dir(&self, dir: &Path) -> Result<(), FsError> {
+        self.storage()
+            .sync_dir(dir)
+            .map_err(FsError::io(Step::SyncDir, dir))
+    }
+
+    /// Makes [`Self::ready_backup_run`] make `run`'s directory again.
+    pub(super) fn forget_backup_run(&self, run: &BackupRun) {
+        let mut ready = self
+            .inner
+            .backup_runs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        ready.retain(|(made, _)| made != run);
     }
 
     pub(super) fn backup_dir(&self, run: &str) -> Result<PathBuf, FsError> {

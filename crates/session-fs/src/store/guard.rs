@@ -148,17 +148,8 @@ impl SessionGuard<'_> {
     /// (a second name: no copy). Later saves replace the live name with a new file, so
     /// the backup keeps the original bytes.
     pub fn keep_backup(&mut self, run: &BackupRun) -> Result<(), FsError> {
-        let run = run.as_str();
         let store = self.store;
         store.writable()?;
-        let backup_root = store.inner.dir.join(layout::BACKUP_DIR);
-        let run_dir = store.backup_dir(run)?;
-        for dir in [&backup_root, &run_dir] {
-            store
-                .storage()
-                .create_dir(dir)
-                .map_err(FsError::io(Step::CreateDir, dir))?;
-        }
         let live = store.path_of(&self.id);
         // The backup is a second name of the same inode: the app wrote its files 0644,
         // and a copy of patient data kept for weeks must be 0600 like everything else.
@@ -166,15 +157,26 @@ impl SessionGuard<'_> {
             .storage()
             .set_mode(&live, 0o600)
             .map_err(FsError::io(Step::Chmod, &live))?;
-        let target = run_dir.join(self.id.file_name());
-        match store.storage().hard_link(&store.path_of(&self.id), &target) {
-            Ok(()) => {}
-            // Kept already by this run (a rerun after a crash): the first copy is the original.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(FsError::io(Step::Link, &target)(e)),
+        let mut ready = store.ready_backup_run(run)?;
+        let linked = |run_dir: &Path| {
+            let target = run_dir.join(self.id.file_name());
+            match store.storage().hard_link(&live, &target) {
+                // Kept already by this run (a rerun after a crash): the first copy is the original.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+                other => other.map_err(FsError::io(Step::Link, &target)),
+            }
+        };
+        match linked(&ready.dir) {
+            // The run's directory went away since this handle made it (removed by hand):
+            // made again, durably, once.
+            Err(FsError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                store.forget_backup_run(run);
+                ready = store.ready_backup_run(run)?;
+                linked(&ready.dir)?;
+            }
+            other => other?,
         }
-        store.sync_dir(&run_dir)?;
-        store.sync_dir(&backup_root)
+        ready.commit.commit(|| store.sync_dir(&ready.dir))
     }
 
     /// Puts `.backup/<run>/<id>.json` back as the live file, durably; the copy it

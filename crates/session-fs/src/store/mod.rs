@@ -2,8 +2,8 @@
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError};
 
 use serde::Deserialize;
 use session_model::SessionId;
@@ -93,6 +93,8 @@ struct Inner {
     /// The same for `.journal/`: journals created and finished at once share fsyncs.
     journal_commit: GroupCommit,
     spares: crate::journal::Spares,
+    /// Backup runs made durable by this handle ([`Store::ready_backup_run`]).
+    backup_runs: areas::ReadyRuns,
     _store_lock: Option<Box<dyn HeldLock>>,
 }
 
@@ -662,12 +664,6 @@ impl Store {
         if let Some(Err(e)) = temp.parent().map(|dir| self.sync_dir(dir)) {
             tracing::warn!(error = %e, "could not sync after removing a temp file");
         }
-    }
-
-    fn sync_dir(&self, dir: &Path) -> Result<(), FsError> {
-        self.storage()
-            .sync_dir(dir)
-            .map_err(FsError::io(Step::SyncDir, dir))
     }
 }
 

@@ -131,6 +131,7 @@ impl OpenOptions {
                 dir_commit: GroupCommit::default(),
                 journal_commit: GroupCommit::default(),
                 spares: crate::journal::Spares::default(),
+                backup_runs: Default::default(),
                 _store_lock: store_lock,
             }),
         })
