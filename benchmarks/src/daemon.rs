@@ -330,8 +330,8 @@ fn time_to_serving(sessionctl: &Path, dir: &Path) -> Result<Duration, String> {
 /// Every timed run gets a store of its own, written before any is timed and never
 /// deleted until the figure is done: a deletion makes every file creation for minutes
 /// after it scan past the freed inodes (ext4 without a journal), and each run creates a
-/// file per session. The smaller size is timed three times each, in turn with its
-/// baseline (the order alternating); the larger once each, in the order of the first.
+/// file per session. The smaller size is timed three times each, the larger once,
+/// each run in turn with its baseline; which goes first alternates over the four pairs.
 pub(crate) fn startup_migration(
     work: &Path,
     s: &Settings,
@@ -357,6 +357,8 @@ pub(crate) fn startup_migration(
     };
     let mut rows = Vec::new();
     let mut daemon_medians = Vec::new();
+    // Which of the two goes first alternates over every pair of runs, both sizes.
+    let mut timed = 0;
     for (n, rounds) in [(small, 3), (large, 1)] {
         let mut bytes = 0;
         let mut stores = Vec::new();
@@ -370,9 +372,10 @@ pub(crate) fn startup_migration(
             stores.push((for_migrate, for_daemon));
         }
         let (mut migrate, mut daemon) = (Vec::new(), Vec::new());
-        for (round, (for_migrate, for_daemon)) in stores.iter().enumerate() {
+        for (for_migrate, for_daemon) in &stores {
             crate::measure::settle(work)?;
-            if round % 2 == 0 {
+            timed += 1;
+            if timed % 2 == 1 {
                 migrate.push(migrate_child(for_migrate)?);
                 crate::measure::settle(work)?;
                 daemon.push(time_to_serving(sessionctl, for_daemon)?);

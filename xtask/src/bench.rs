@@ -94,9 +94,11 @@ durable once per run; it cost two fsyncs per file before). Every timed run has a
 written before any is timed and none deleted until the figure is done, and the disk is settled (`syncfs`) \
 before each run: on ext4 without a journal each file created for minutes after a mass deletion scans past \
 the freed inodes (profiled at an eighth of a run's CPU), and the write-back of a freshly written GB of \
-legacy files otherwise runs during a timing. The 10,000-file rows are medians of three runs taken in turn \
-with their baselines (the order alternating), the 100,000-file rows one run each: single runs here have \
-ranged over 2 x on this shared disk.
+legacy files otherwise runs during a timing. The 10,000-file rows are medians of three runs, the 100,000-file \
+rows one run each, every run taken in turn with its baseline, and which of the two goes first alternates \
+over the four pairs (the 100,000-file daemon goes first): single runs here have ranged over 2 x on this \
+shared disk, and the one run each at 100,000 files was 1.09 x with the daemon first and 1.30 x with it \
+second on the same code (one run of each order, by hand and in the bench).
 - **Peak RSS of a child** (`list`, `status`, `migrate`) is its `ru_maxrss`, taken by a small helper process \
 that starts it: Linux carries the high-water mark of the address space a child was forked from into the \
 child's own, so a child started by the bench itself (tens of MiB after building a 100,000-session store) \
