@@ -48,22 +48,18 @@ enum Outcome {
     Gone,
 }
 
-/// What a file needs: its session to upgrade, or the outcome that leaves it alone.
-fn plan<S: Schema>(
+/// A file's session, decoded, or the outcome that leaves the file alone (gone, written
+/// by a newer build, damaged).
+fn judge<S: Schema>(
     store: &Files<'_, S>,
     id: &SessionId,
     bytes: Option<&[u8]>,
 ) -> Result<Chained<S::Document>, Outcome> {
     let bytes = bytes.ok_or(Outcome::Gone)?;
-    let decoded = match store.decode(id, bytes) {
-        Ok(decoded) => decoded,
-        Err(DecodeError::NewerVersion { .. }) => return Err(Outcome::Skipped),
-        Err(e) => return Err(Outcome::Failed(e.to_string())),
-    };
-    if is_outdated::<S>(&decoded) {
-        Ok(decoded)
-    } else {
-        Err(Outcome::UpToDate)
+    match store.decode(id, bytes) {
+        Ok(decoded) => Ok(decoded),
+        Err(DecodeError::NewerVersion { .. }) => Err(Outcome::Skipped),
+        Err(e) => Err(Outcome::Failed(e.to_string())),
     }
 }
 
@@ -154,11 +150,12 @@ impl<'a, S: Schema> Upgrade<'a, S> {
     }
 
     /// Upgrades `id`, whose file held `seen` when it was decoded into `decoded`, without
-    /// decoding it again (unless the file changed since). Afterwards `decoded` is what
-    /// the file holds: when it was upgraded, its session carries the new save's stamp
-    /// and `from` the current version. `true` when the file is in the current version
-    /// now (it was upgraded, or was current already); `false` when it is left outdated
-    /// (a failure, counted in the report, or a dry run) or is gone.
+    /// decoding it again (unless the file changed since). `true` when the file is in the
+    /// current version now (upgraded, or current already, whoever made it so), and then
+    /// `decoded` is what the file holds: an upgraded one carries the new save's stamp
+    /// and `from` the current version. `false` when the file is left as it is (a
+    /// failure, counted in the report, or a dry run), or is gone or a newer build's
+    /// since it was read; `decoded` is then as given, or the file as it was found.
     pub fn decoded(&self, id: &SessionId, seen: &[u8], decoded: &mut Chained<S::Document>) -> bool {
         if !is_outdated::<S>(decoded) {
             self.count(id, Ok(Outcome::UpToDate));
@@ -193,8 +190,9 @@ impl<'a, S: Schema> Upgrade<'a, S> {
         // Deciding needs no lock (whole-file renames keep a plain read consistent), so the
         // files that stay as they are cost one read and leave no lock file behind.
         let seen = self.files.fs().read(id)?;
-        let mut decoded = match plan(&self.files, id, seen.as_deref()) {
+        let mut decoded = match judge(&self.files, id, seen.as_deref()) {
             Err(outcome) => return Ok(outcome),
+            Ok(decoded) if !is_outdated::<S>(&decoded) => return Ok(Outcome::UpToDate),
             Ok(_) if self.dry_run => return Ok(Outcome::Migrated),
             Ok(decoded) => decoded,
         };
@@ -215,9 +213,12 @@ impl<'a, S: Schema> Upgrade<'a, S> {
         let mut guard = self.files.fs().lock(id)?;
         let current = guard.read()?;
         if current.as_deref() != Some(seen) {
-            match plan(&self.files, id, current.as_deref()) {
+            *decoded = match judge(&self.files, id, current.as_deref()) {
                 Err(outcome) => return Ok(outcome),
-                Ok(changed) => *decoded = changed,
+                Ok(changed) => changed,
+            };
+            if !is_outdated::<S>(decoded) {
+                return Ok(Outcome::UpToDate);
             }
         }
         // The original first, durably: a kill after this point leaves it recoverable.

@@ -98,6 +98,33 @@ fn a_file_changed_since_it_was_read_is_judged_and_upgraded_as_it_is_now() {
 }
 
 #[test]
+fn a_file_upgraded_by_someone_else_since_it_was_read_is_current_and_the_copy_is_that_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, seen, mut decoded) = read_and_decoded(dir.path(), OLD);
+    let options = DecodeOptions::default();
+    let meanwhile = Upgrade::<Current>::new(&store, &options);
+    meanwhile.file(&id());
+    assert_eq!(meanwhile.finish().migrated, 1);
+    let upgraded = live(dir.path());
+
+    let upgrade = Upgrade::<Current>::new(&store, &options);
+    assert!(upgrade.decoded(&id(), &seen, &mut decoded));
+    assert_eq!(
+        decoded,
+        decoded_of(&upgraded),
+        "the file as it is, not the stale reading"
+    );
+    assert_eq!(live(dir.path()), upgraded, "not written again");
+    let report = upgrade.finish();
+    assert_eq!((report.migrated, report.up_to_date), (0, 1));
+    assert_eq!(
+        backups(dir.path()).len(),
+        1,
+        "only the first run kept an original"
+    );
+}
+
+#[test]
 fn a_file_gone_or_made_newer_since_it_was_read_is_left_alone() {
     let dir = tempfile::tempdir().unwrap();
     let (store, seen, mut decoded) = read_and_decoded(dir.path(), OLD);
