@@ -138,3 +138,134 @@ fn plain_recovery_upgrades_nothing() {
     }
     assert!(!dir.path().join(".backup").exists());
 }
+
+const KILL_CHILD_DIR: &str = "SESSION_RECOVERY_UPGRADE_CHILD_DIR";
+const KILLED_SESSIONS: usize = 60;
+
+/// Not a test on its own: the child the kill test below SIGKILLs mid-pass.
+#[test]
+fn child_recovers_and_upgrades_until_killed() {
+    let Ok(dir) = std::env::var(KILL_CHILD_DIR) else {
+        return;
+    };
+    let store = SessionStore::new(
+        Store::options().exclusive().open(dir).unwrap(),
+        DecodeOptions::default(),
+    );
+    let upgrade = store.upgrade();
+    println!("started");
+    let mut visited = 0;
+    session_recovery::recover_upgrading(
+        &store,
+        &upgrade,
+        |_| {},
+        |_, _| {
+            visited += 1;
+            println!("visited {visited}");
+        },
+    )
+    .unwrap();
+    println!("finished");
+}
+
+/// The app's files `kill-000.json`...: the session each must hold, old or upgraded.
+fn legacy_store(dir: &Path) -> BTreeMap<String, session_store::Session> {
+    let template: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(Path::new(FIXTURES).join("v1/session-23.json")).unwrap())
+            .unwrap();
+    let mut expected = BTreeMap::new();
+    for n in 0..KILLED_SESSIONS {
+        let mut doc = template.clone();
+        let id = format!("kill-{n:03}");
+        doc["id"] = id.clone().into();
+        let bytes = serde_json::to_vec_pretty(&doc).unwrap();
+        std::fs::write(dir.join(format!("{id}.json")), &bytes).unwrap();
+        expected.insert(id, session_store::decode(&bytes).unwrap().session);
+    }
+    expected
+}
+
+#[test]
+fn sigkill_during_the_upgrading_pass_leaves_every_session_old_or_new_and_a_rerun_finishes() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let expected = legacy_store(tmp.path());
+    let (mut kills, mut mid_pass) = (0, 0);
+    for round in 0..12usize {
+        let mut child = test_support::ChildGuard::new(
+            test_support::rerun_as_child("child_recovers_and_upgrades_until_killed")
+                .env(KILL_CHILD_DIR, tmp.path())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        // Killed once it has handed on a chosen number of sessions (none: at its start),
+        // so that the kill lands where the pass is, not where a clock says.
+        let after = (round * 7) % (KILLED_SESSIONS / 2);
+        let reached = BufReader::new(child.stdout.take().unwrap())
+            .lines()
+            .map_while(Result::ok)
+            .any(|l| match l.rsplit_once("visited ") {
+                Some((_, n)) => n.trim().parse::<usize>().is_ok_and(|n| n >= after),
+                None => after == 0 && l.contains("started"),
+            });
+        child.kill().unwrap();
+        child.wait().unwrap();
+        kills += 1;
+        if !reached {
+            continue; // it finished before the chosen moment: nothing mid-pass to check
+        }
+        let (mut old, mut new) = (0, 0);
+        for (id, want) in &expected {
+            let bytes = std::fs::read(tmp.path().join(format!("{id}.json")))
+                .unwrap_or_else(|e| panic!("round {round}: {id} is gone: {e}"));
+            let decoded = session_store::decode(&bytes).unwrap_or_else(|e| panic!("{id}: {e}"));
+            let mut got = decoded.session;
+            if decoded.from == SchemaVersion::CURRENT {
+                new += 1;
+                // An upgraded file's original is kept, byte for byte the app's.
+                let kept = std::fs::read_dir(tmp.path().join(".backup"))
+                    .unwrap()
+                    .map(|run| run.unwrap().path().join(format!("{id}.json")))
+                    .find(|p| p.exists())
+                    .unwrap_or_else(|| panic!("{id} upgraded with no original kept"));
+                assert_eq!(
+                    session_store::decode(&std::fs::read(kept).unwrap())
+                        .unwrap()
+                        .session,
+                    *want
+                );
+            } else {
+                old += 1;
+            }
+            got.metadata.revision = want.metadata.revision;
+            got.metadata.saved_at = want.metadata.saved_at;
+            got.metadata.version = want.metadata.version.clone();
+            assert_eq!(&got, want, "round {round}: {id} neither fully old nor fully new");
+        }
+        if old > 0 && new > 0 {
+            mid_pass += 1;
+        }
+    }
+    // The next start finishes the job (a torn temp is recovery's to handle).
+    let store = SessionStore::new(
+        Store::options().exclusive().open(tmp.path()).unwrap(),
+        DecodeOptions::default(),
+    );
+    let upgrade = store.upgrade();
+    session_recovery::recover_upgrading(&store, &upgrade, |_| {}, |_, _| {}).unwrap();
+    upgrade.finish();
+    for id in expected.keys() {
+        let bytes = std::fs::read(tmp.path().join(format!("{id}.json"))).unwrap();
+        assert_eq!(
+            session_store::decode(&bytes).unwrap().from,
+            SchemaVersion::CURRENT,
+            "{id}"
+        );
+    }
+    eprintln!("{kills} SIGKILLs during the upgrading pass ({mid_pass} part-way), every session intact");
+    assert!(mid_pass >= 3, "too few kills landed part-way: {mid_pass}");
+}
