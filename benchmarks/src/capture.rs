@@ -278,9 +278,13 @@ pub(crate) fn relay(work: &Path, s: &Settings, sessionctl: Option<&Path>) -> Res
     // The figures before this one deleted hundreds of thousands of files: on ext4
     // without a journal, each file created while their inode tables are unwritten (up to
     // six minutes) scans past every one of them, a cost of the bench's own clean-up that
-    // no analyzer's capture meets. Written back, they stop counting after a minute, and
-    // this figure's own files are removed after it, not before the next run's.
+    // no analyzer's capture meets. Written back, they stop counting a minute after their
+    // deletion (the kernel's `RECENTCY_MIN`): the figure settles the disk, then waits
+    // that minute out (profiled with deletions under way: a sixth of the relay's CPU
+    // in `recently_deleted`, its block lookups and `find_inode_bit`). Its own files are removed after it,
+    // not before the next run's.
     crate::measure::settle(work)?;
+    std::thread::sleep(std::time::Duration::from_secs(65));
     let rows = relay_figures(&dir, &appends_dir, s, sessionctl);
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&appends_dir);

@@ -81,8 +81,10 @@ session per analyzer nothing changed. What remains of the gap: a session's own c
 and folded, its session file and its lock file created, each a new inode), shown by the same 50 analyzers \
 sending their messages as one session each; and two threads per connection, so with 50 analyzers about 100 \
 threads wake per round trip where the plain relay's two tokio workers poll. The figure settles the disk \
-first (the figures before it delete hundreds of thousands of files, whose inodes every file creation would \
-otherwise scan past for minutes) and removes its own files after it.
+first and then waits a minute (the figures before it delete hundreds of thousands of files, whose inodes \
+every file creation scans past until a minute after they were deleted and written back: with deletions \
+under way, a sixth of the relay's CPU went to that scan, against none of the floor's, whose appends create \
+no file per session), and removes its own files after it.
 - **Start-up migration.** `sessionctl run` on a legacy store upgrades each outdated file in recovery's \
 one pass, on the thread that read and decoded it (lock, keep the original, save: what `sessionctl migrate` \
 does per file), so the store is read and decoded once, as by `sessionctl migrate`; what the daemon does \
