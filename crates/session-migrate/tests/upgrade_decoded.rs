@@ -65,7 +65,9 @@ fn an_outdated_session_is_upgraded_and_the_callers_copy_is_the_file() {
     let upgrade = Upgrade::<Current>::new(&store, &options);
     let run = upgrade.run().to_string();
 
+    assert_eq!(upgrade.migrated(), 0);
     assert!(upgrade.decoded(&id(), &seen, &mut decoded));
+    assert_eq!(upgrade.migrated(), 1, "counted as it happens, for a progress report");
     assert_eq!(decoded.from, SchemaVersion::CURRENT);
     assert_eq!(decoded_of(&live(dir.path())), decoded, "stamp and all");
     assert_eq!(decoded.session.metadata.revision, 1);
