@@ -67,7 +67,11 @@ fn an_outdated_session_is_upgraded_and_the_callers_copy_is_the_file() {
 
     assert_eq!(upgrade.migrated(), 0);
     assert!(upgrade.decoded(&id(), &seen, &mut decoded));
-    assert_eq!(upgrade.migrated(), 1, "counted as it happens, for a progress report");
+    assert_eq!(
+        upgrade.migrated(),
+        1,
+        "counted as it happens, for a progress report"
+    );
     assert_eq!(decoded.from, SchemaVersion::CURRENT);
     assert_eq!(decoded_of(&live(dir.path())), decoded, "stamp and all");
     assert_eq!(decoded.session.metadata.revision, 1);
@@ -285,4 +289,42 @@ fn two_upgrades_in_one_run_keep_their_originals_together() {
     assert_eq!(second.finish().backup_run, Some(run.to_string()));
     let kept: Vec<String> = backups(dir.path()).into_iter().map(|(name, _)| name).collect();
     assert_eq!(kept, [format!("{run}/s-1.json"), format!("{run}/s-2.json")]);
+}
+
+#[test]
+fn a_migration_told_its_run_keeps_its_originals_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, seen, mut decoded) = read_and_decoded(dir.path(), OLD);
+    let other = String::from_utf8_lossy(OLD).replace("s-1", "s-2");
+    std::fs::write(dir.path().join("s-2.json"), other).unwrap();
+    let options = DecodeOptions::default();
+    let first = Upgrade::<Current>::new(&store, &options);
+    assert!(first.decoded(&id(), &seen, &mut decoded));
+    let run = first.run().clone();
+    let report = session_migrate::migrate_store::<Current>(
+        &store,
+        &options,
+        &session_migrate::MigrateOptions::default()
+            .only(vec!["s-2".parse().unwrap()])
+            .run(run.clone()),
+        &|_, _| {},
+    )
+    .unwrap();
+    assert_eq!((report.migrated, report.backup_run), (1, Some(run.to_string())));
+    let kept: Vec<String> = backups(dir.path()).into_iter().map(|(name, _)| name).collect();
+    assert_eq!(kept, [format!("{run}/s-1.json"), format!("{run}/s-2.json")]);
+}
+
+#[test]
+fn an_upgrade_shows_its_run_and_nothing_of_a_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, seen, mut decoded) = read_and_decoded(dir.path(), OLD);
+    let options = DecodeOptions::default();
+    let upgrade = Upgrade::<Current>::new(&store, &options).dry_run(true);
+    upgrade.decoded(&id(), &seen, &mut decoded);
+    let shown = format!("{upgrade:?}");
+    assert!(shown.starts_with("Upgrade {"), "{shown}");
+    assert!(shown.contains(upgrade.run().as_str()), "{shown}");
+    assert!(shown.contains("dry_run: true"), "{shown}");
+    assert!(!shown.contains("MSH"), "no message content: {shown}");
 }
