@@ -93,7 +93,7 @@ recovery decoded every file and a migration after it read and decoded the outdat
 pass was the difference between the rows.) Both kinds of run are fsync-bound: keeping an original costs one \
 fsync of its run's directory, shared by the threads keeping originals at once (the run's directory is made \
 durable once per run; it cost two fsyncs per file before). Every timed run has a store of its own, all \
-written before any is timed and none deleted until the figure is done, and the disk is settled (`syncfs`) \
+written before any is timed and none deleted until the bench ends, and the disk is settled (`syncfs`) \
 before each run: on ext4 without a journal each file created for minutes after a mass deletion scans past \
 the freed inodes (profiled at an eighth of a run's CPU), and the write-back of a freshly written GB of \
 legacy files otherwise runs during a timing. The 10,000-file rows are medians of three runs, the 100,000-file \
