@@ -1,28 +1,13 @@
 //! What start-up's pass says of its upgrades: a line when it upgraded or failed to
 //! upgrade anything, none on a store already current.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use session_daemon::Claimed;
 use session_store::DecodeOptions;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use test_support::CapturedLogs;
 
 /// The log lines of one recovery pass over `dir`.
 fn logged_recovery(dir: &std::path::Path) -> String {
-    let captured = Captured::default();
+    let captured = CapturedLogs::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_ansi(false)
@@ -32,7 +17,7 @@ fn logged_recovery(dir: &std::path::Path) -> String {
         let claimed = Claimed::claim(dir, DecodeOptions::default(), "test").unwrap();
         claimed.recover(|_, _| {}, |_| {}).unwrap();
     });
-    String::from_utf8(captured.0.lock().unwrap().clone()).unwrap()
+    captured.text()
 }
 
 fn legacy(dir: &std::path::Path, id: &str) {

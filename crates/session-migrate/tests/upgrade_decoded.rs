@@ -275,23 +275,6 @@ fn a_save_that_fails_after_the_stamp_leaves_the_callers_copy_unstamped() {
 }
 
 #[test]
-fn two_upgrades_in_one_run_keep_their_originals_together() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, seen, mut decoded) = read_and_decoded(dir.path(), OLD);
-    let other = String::from_utf8_lossy(OLD).replace("s-1", "s-2");
-    std::fs::write(dir.path().join("s-2.json"), other).unwrap();
-    let options = DecodeOptions::default();
-    let first = Upgrade::<Current>::new(&store, &options);
-    assert!(first.decoded(&id(), &seen, &mut decoded));
-    let run = first.run().clone();
-    let second = Upgrade::<Current>::new(&store, &options).in_run(run.clone());
-    second.file(&"s-2".parse().unwrap());
-    assert_eq!(second.finish().backup_run, Some(run.to_string()));
-    let kept: Vec<String> = backups(dir.path()).into_iter().map(|(name, _)| name).collect();
-    assert_eq!(kept, [format!("{run}/s-1.json"), format!("{run}/s-2.json")]);
-}
-
-#[test]
 fn a_migration_told_its_run_keeps_its_originals_there() {
     let dir = tempfile::tempdir().unwrap();
     let (store, seen, mut decoded) = read_and_decoded(dir.path(), OLD);

@@ -2,30 +2,14 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use common::*;
 use tokio_util::sync::CancellationToken;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn trace_logs_hold_no_patient_data_and_no_secret() {
-    let captured = Captured::default();
+    let captured = test_support::CapturedLogs::default();
     let writer = captured.clone();
     tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
@@ -43,7 +27,7 @@ async fn trace_logs_hold_no_patient_data_and_no_secret() {
     let (dir, store) = store_with(vec![pending("s1"), pending("s2")]);
     let h = worker(&store, &endpoint(&server), fast_config());
     h.worker.run_pass(&CancellationToken::new()).await.unwrap();
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(
         logs.contains("s1") && logs.contains("HTTP 503"),
         "the decisions are logged:\n{logs}"
@@ -70,7 +54,7 @@ async fn trace_logs_hold_no_patient_data_and_no_secret() {
     let tight = session_store::SessionStore::new(tight, session_store::DecodeOptions::default());
     let h = worker(&tight, &endpoint(&server), fast_config());
     h.worker.run_pass(&CancellationToken::new()).await.unwrap();
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     let skipped: Vec<&str> = logs
         .lines()
         .filter(|l| l.contains("submission skipped a file it cannot read"))
@@ -107,7 +91,7 @@ async fn trace_logs_hold_no_patient_data_and_no_secret() {
     };
     let (report, ()) = tokio::join!(h.worker.run_pass(&cancel), stop_once_sent);
     assert_eq!(report.unwrap().interrupted, 1);
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(logs.contains("shutdown interrupted a submission"), "{logs}");
     assert!(!logs.contains("a submission task failed"), "{logs}");
 }

@@ -236,3 +236,30 @@ pub fn strace_of_child(test: &str, calls: &str, env: (&str, &Path)) -> Option<Ve
         .collect();
     Some(lines)
 }
+
+/// A writer whose bytes every clone shares: what a test hands a log subscriber
+/// (`tracing_subscriber::fmt().with_writer(move || logs.clone())`) to read the lines
+/// afterwards with [`CapturedLogs::text`].
+#[derive(Clone, Default)]
+pub struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        let bytes = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
