@@ -71,7 +71,6 @@ pub(crate) fn ci() -> Result<(), String> {
     Ok(())
 }
 
-/// Names each crate whose MUTANTS.md row was not measured on its current source: the
 /// Outside CI, a test whose program is missing skips with a word on stderr that scrolls
 /// away: say it again, loudly, last.
 fn warn_of_skipped_programs() {
@@ -104,6 +103,7 @@ fn warn_of_skipped_programs() {
     eprintln!("{line}\n");
 }
 
+/// Names each crate whose MUTANTS.md row was not measured on its current source: the
 /// report says when it is stale (mutation runs are too slow for CI).
 fn warn_of_stale_mutants() {
     match crate::mutants::stale_rows() {
