@@ -100,7 +100,10 @@ legacy files otherwise runs during a timing. The 10,000-file rows are medians of
 rows one run each, every run taken in turn with its baseline, and which of the two goes first alternates \
 over the four pairs (the 100,000-file daemon goes first): single runs here have ranged over 2 x on this \
 shared disk, and the one run each at 100,000 files was 1.09 x with the daemon first and 1.30 x with it \
-second on the same code (one run of each order, by hand and in the bench).
+second on the same code (one run of each order, by hand and in the bench). The growth row gives \
+`sessionctl migrate`'s own growth over the same stores in the same run beside the daemon's: the same \
+work per file, so what it adds beyond ten times is the disk's (its growth has ranged from 6.3 x to 12.6 x \
+across runs here), not the daemon's.
 - **Peak RSS of a child** (`list`, `status`, `migrate`) is its `ru_maxrss`, taken by a small helper process \
 that starts it: Linux carries the high-water mark of the address space a child was forked from into the \
 child's own, so a child started by the bench itself (tens of MiB after building a 100,000-session store) \
