@@ -16,7 +16,8 @@ use std::path::{Component, Path, PathBuf};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use crate::storage::{
-    Entry, EntryKind, HeldLock, LockMode, OsFile, OsLock, ReadOutcome, Storage, WriteFile, wrong_kind,
+    Entry, EntryKind, HeldLock, LockMode, OsFile, ReadOutcome, Storage, WriteFile, removed, take_lock,
+    wrong_kind,
 };
 
 /// The real filesystem through one handle on the store directory (see the module docs).
@@ -148,14 +149,6 @@ impl RootedStorage {
     }
 }
 
-fn try_lock(result: Result<(), std::fs::TryLockError>) -> io::Result<bool> {
-    match result {
-        Ok(()) => Ok(true),
-        Err(std::fs::TryLockError::WouldBlock) => Ok(false),
-        Err(std::fs::TryLockError::Error(e)) => Err(e),
-    }
-}
-
 impl Storage for RootedStorage {
     fn create_dir(&self, path: &Path) -> io::Result<()> {
         let (dir, name) = match self.at(path)? {
@@ -266,28 +259,19 @@ impl Storage for RootedStorage {
     fn lock(&self, path: &Path, mode: LockMode, wait: bool) -> io::Result<Option<Box<dyn HeldLock>>> {
         // An existing lock file is opened read-only (flock needs no more), so a store on
         // a read-only filesystem can still be read; a missing one is created 0600.
-        let file = match self.open_file(path, OFlags::RDONLY | OFlags::NONBLOCK, Mode::empty()) {
+        let open = || match self.open_file(path, OFlags::RDONLY | OFlags::NONBLOCK, Mode::empty()) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => self.open_file(
                 path,
                 OFlags::RDWR | OFlags::CREATE | OFlags::NONBLOCK,
                 Mode::from_raw_mode(0o600),
-            )?,
-            other => other?,
+            ),
+            other => other,
         };
-        let file_type = file.metadata()?.file_type();
-        if !file_type.is_file() {
-            return Err(wrong_kind(&format!(
-                "is {}, not a lock file",
-                crate::storage::describe(&file_type)
-            )));
-        }
-        let taken = match (mode, wait) {
-            (LockMode::Shared, true) => file.lock_shared().map(|()| true),
-            (LockMode::Exclusive, true) => file.lock().map(|()| true),
-            (LockMode::Shared, false) => try_lock(file.try_lock_shared()),
-            (LockMode::Exclusive, false) => try_lock(file.try_lock()),
-        }?;
-        Ok(taken.then(|| Box::new(OsLock(file)) as Box<dyn HeldLock>))
+        take_lock(open, mode, wait)
+    }
+
+    fn remove_held_lock(&self, path: &Path) -> io::Result<bool> {
+        removed(self.remove_file(path))
     }
 
     fn kind(&self, path: &Path) -> io::Result<Option<EntryKind>> {

@@ -171,6 +171,19 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// Takes an advisory lock on `path` (created if missing). With `wait` false, returns
     /// `Ok(None)` when another holder conflicts.
     fn lock(&self, path: &Path, mode: LockMode, wait: bool) -> io::Result<Option<Box<dyn HeldLock>>>;
+    /// Removes the lock file `path` while its caller still holds the lock taken on it
+    /// by [`lock`](Self::lock): how a deleted session's lock file goes with it.
+    /// `Ok(true)` when it was removed.
+    ///
+    /// Safe only for a storage whose `lock` never keeps a lock on a file its name no
+    /// longer leads to (whoever waited for the removed file must lock the name's new
+    /// one instead, as the storages of this crate do). The default keeps the file and
+    /// returns `Ok(false)`, which is always safe: a storage written for an earlier
+    /// version of this trait keeps every lock file, as that version did.
+    fn remove_held_lock(&self, path: &Path) -> io::Result<bool> {
+        let _ = path;
+        Ok(false)
+    }
     /// What `path` itself is (`lstat`: a symlink is reported, never followed);
     /// `Ok(None)` when nothing has that name.
     fn kind(&self, path: &Path) -> io::Result<Option<EntryKind>>;
@@ -407,7 +420,7 @@ impl Storage for OsStorage {
         // An existing lock file is opened read-only (flock needs no more), so a store on
         // a read-only filesystem can still be read; a missing one is created 0600.
         let flags = libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK;
-        let file = match OpenOptions::new().read(true).custom_flags(flags).open(path) {
+        let open = || match OpenOptions::new().read(true).custom_flags(flags).open(path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -415,23 +428,14 @@ impl Storage for OsStorage {
                 .truncate(false)
                 .mode(0o600)
                 .custom_flags(flags)
-                .open(path)?,
-            other => other?,
+                .open(path),
+            other => other,
         };
-        let file_type = file.metadata()?.file_type();
-        if !file_type.is_file() {
-            return Err(wrong_kind(&format!(
-                "is {}, not a lock file",
-                describe(&file_type)
-            )));
-        }
-        let taken = match (mode, wait) {
-            (LockMode::Shared, true) => file.lock_shared().map(|()| true),
-            (LockMode::Exclusive, true) => file.lock().map(|()| true),
-            (LockMode::Shared, false) => try_lock(file.try_lock_shared()),
-            (LockMode::Exclusive, false) => try_lock(file.try_lock()),
-        }?;
-        Ok(taken.then(|| Box::new(OsLock(file)) as Box<dyn HeldLock>))
+        take_lock(open, mode, wait)
+    }
+
+    fn remove_held_lock(&self, path: &Path) -> io::Result<bool> {
+        removed(fs::remove_file(path))
     }
 
     fn kind(&self, path: &Path) -> io::Result<Option<EntryKind>> {
@@ -502,5 +506,51 @@ fn try_lock(result: Result<(), fs::TryLockError>) -> io::Result<bool> {
         Ok(()) => Ok(true),
         Err(fs::TryLockError::WouldBlock) => Ok(false),
         Err(fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
+/// Opens a lock file with `open` and takes its lock: the one way both storages lock.
+///
+/// A lock file can be removed by its holder ([`Storage::remove_held_lock`]); whoever
+/// opened it before that and then waited holds a lock on a file no name leads to,
+/// which excludes no one who opens the name afresh. Such a lock is let go and the
+/// name opened again, until the lock taken is on the file the name holds: no link
+/// count, no lock.
+pub(crate) fn take_lock(
+    open: impl Fn() -> io::Result<File>,
+    mode: LockMode,
+    wait: bool,
+) -> io::Result<Option<Box<dyn HeldLock>>> {
+    use std::os::unix::fs::MetadataExt;
+    loop {
+        let file = open()?;
+        let file_type = file.metadata()?.file_type();
+        if !file_type.is_file() {
+            return Err(wrong_kind(&format!(
+                "is {}, not a lock file",
+                describe(&file_type)
+            )));
+        }
+        let taken = match (mode, wait) {
+            (LockMode::Shared, true) => file.lock_shared().map(|()| true),
+            (LockMode::Exclusive, true) => file.lock().map(|()| true),
+            (LockMode::Shared, false) => try_lock(file.try_lock_shared()),
+            (LockMode::Exclusive, false) => try_lock(file.try_lock()),
+        }?;
+        if !taken {
+            return Ok(None);
+        }
+        if file.metadata()?.nlink() > 0 {
+            return Ok(Some(Box::new(OsLock(file))));
+        }
+    }
+}
+
+/// A removal's result as "removed" (`true`) or "was not there" (`false`).
+pub(crate) fn removed(result: io::Result<()>) -> io::Result<bool> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
     }
 }

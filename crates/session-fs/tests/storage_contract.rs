@@ -273,6 +273,38 @@ fn locks_exclude_share_and_are_0600_files_never_fifos_or_symlinks() {
 }
 
 #[test]
+fn a_lock_file_its_holder_removes_is_never_held_by_whoever_waited_on_it() {
+    for_each_storage(|name, storage, root| {
+        let path = root.join("s.lock");
+        let held = storage.lock(&path, LockMode::Exclusive, true).unwrap().unwrap();
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| storage.lock(&path, LockMode::Exclusive, true).unwrap().unwrap());
+            // The waiter has opened the file and waits on it: then it is removed.
+            test_support::wait_for_flock_waiter(&path);
+            assert!(storage.remove_held_lock(&path).unwrap(), "{name}");
+            assert!(!path.exists(), "{name}");
+            drop(held);
+            let second = waiter.join().unwrap();
+            // It holds the file the name leads to now: no one else may hold it too.
+            assert!(path.exists(), "{name}");
+            assert!(
+                storage.lock(&path, LockMode::Exclusive, false).unwrap().is_none(),
+                "{name}: two holders at once"
+            );
+            drop(second);
+            assert!(
+                storage.lock(&path, LockMode::Exclusive, false).unwrap().is_some(),
+                "{name}"
+            );
+        });
+        assert!(
+            !storage.remove_held_lock(&root.join("never.lock")).unwrap(),
+            "{name}"
+        );
+    });
+}
+
+#[test]
 fn modes_are_set_on_the_name_itself_never_through_a_symlink() {
     for_each_storage(|name, storage, root| {
         let file = root.join("s.json");

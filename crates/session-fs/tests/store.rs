@@ -753,6 +753,69 @@ fn deleting_through_a_guard_says_whether_there_was_a_session() {
     assert!(!store.lock(&id("never")).unwrap().delete().unwrap());
 }
 
+#[test]
+fn a_session_gone_takes_its_lock_file_with_it_and_whoever_waited_locks_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = (
+        Store::open(dir.path()).unwrap(),
+        Store::open(dir.path()).unwrap(),
+        Store::open(dir.path()).unwrap(),
+    );
+    let lock_file = dir.path().join(".locks").join("s.lock");
+    a.save(&id("s"), doc("s", "a")).unwrap();
+    assert!(lock_file.exists(), "a stored session keeps its lock file");
+    let mut deleting = a.lock(&id("s")).unwrap();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let (holding, held) = std::sync::mpsc::channel();
+    let watched = lock_file.clone();
+    // Everything moves in: a failed assertion drops the lock and the release, and the
+    // threads end instead of waiting for them forever.
+    std::thread::scope(move |scope| {
+        scope.spawn(move || {
+            let mut guard = b.lock(&id("s")).unwrap();
+            holding.send(guard.read().unwrap()).unwrap();
+            let _ = released.recv();
+        });
+        test_support::wait_for_flock_waiter(&watched);
+        assert!(deleting.delete().unwrap());
+        drop(deleting);
+        let found = held.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+        assert_eq!(found, None, "the waiter saw the session gone");
+        // The waiter holds the lock now, on a new lock file: a third handle waits for it.
+        let (took, taken) = std::sync::mpsc::channel();
+        scope.spawn(move || {
+            let mut guard = c.lock(&id("s")).unwrap();
+            took.send(guard.read().unwrap()).unwrap();
+        });
+        assert!(
+            taken.recv_timeout(std::time::Duration::from_millis(300)).is_err(),
+            "two holders of one session's lock at once"
+        );
+        release.send(()).unwrap();
+        assert_eq!(
+            taken.recv_timeout(std::time::Duration::from_secs(10)).unwrap(),
+            None
+        );
+    });
+    // Every guard since found the session missing: no lock file stays behind.
+    assert!(!lock_file.exists());
+    // Nor for an id locked and never stored, deleted or not.
+    drop(a.lock(&id("never")).unwrap());
+    assert!(!a.lock(&id("never")).unwrap().delete().unwrap());
+    assert!(a.lock_existing(&id("never")).unwrap().is_none());
+    assert_eq!(
+        test_support::names_in(&dir.path().join(".locks")),
+        Vec::<String>::new()
+    );
+    // A stored session's lock file stays while it lives, whoever wrote it.
+    a.create(&id("made"), doc("made", "a")).unwrap();
+    a.save(&id("saved"), doc("saved", "a")).unwrap();
+    assert_eq!(
+        test_support::names_in(&dir.path().join(".locks")),
+        ["made.lock", "saved.lock"]
+    );
+}
+
 /// A document streamed in many small writes, as a fold writes a long capture.
 fn streamed(
     value: &'static str,

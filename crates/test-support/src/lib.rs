@@ -128,6 +128,22 @@ pub fn poll_until<T>(limit: Duration, mut ready: impl FnMut() -> Option<T>) -> O
     }
 }
 
+/// Waits until someone is blocked in `flock` on the file `path` names now (a
+/// `->` line of `/proc/locks` for its inode), so that a test can act while the wait is
+/// certainly under way. Panics after 10 s.
+pub fn wait_for_flock_waiter(path: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let inode = std::fs::metadata(path).expect("the lock file").ino();
+    let on_inode = format!(":{inode} ");
+    wait_until(Duration::from_secs(10), "a waiter blocked in flock", || {
+        let locks = std::fs::read_to_string("/proc/locks").expect("/proc/locks");
+        locks
+            .lines()
+            .any(|line| line.contains("->") && line.contains(&on_inode))
+            .then_some(())
+    });
+}
+
 /// Makes a FIFO at `path` (mode 0600), panicking with the path when it cannot.
 pub fn mkfifo(path: &Path) {
     let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("a path without NUL");

@@ -30,6 +30,81 @@ impl Existing {
     }
 }
 
+impl Store {
+    /// Locks one session against every other handle and process, for a
+    /// read-modify-write. Blocks until the lock is free.
+    pub fn lock(&self, id: &SessionId) -> Result<SessionGuard<'_>, FsError> {
+        self.writable()?;
+        self.lock_across_processes(id, self.inner.locks.lock(id))
+    }
+
+    /// [`Store::lock`], but only when the session exists: `Ok(None)` otherwise, and
+    /// then no lock file is left behind for an id that was never stored.
+    pub fn lock_existing(&self, id: &SessionId) -> Result<Option<SessionGuard<'_>>, FsError> {
+        self.writable()?;
+        if self
+            .storage()
+            .kind(&self.path_of(id))
+            .map_err(FsError::io(Step::Read, self.path_of(id)))?
+            .is_none()
+        {
+            return Ok(None);
+        }
+        let mut guard = self.lock(id)?;
+        // Deleted while we waited: the guard goes, and the lock file with it.
+        if guard.read_kind()?.is_none() {
+            guard.known = Some(Existing::Missing);
+            return Ok(None);
+        }
+        Ok(Some(guard))
+    }
+
+    pub(super) fn lock_across_processes<'a>(
+        &'a self,
+        id: &SessionId,
+        id_lock: IdLock<'a>,
+    ) -> Result<SessionGuard<'a>, FsError> {
+        let path = self.lock_path(id)?;
+        let file_lock = self
+            .storage()
+            .lock(&path, LockMode::Exclusive, true)
+            .map_err(FsError::io(Step::Lock, &path))?
+            .ok_or(FsError::Busy {
+                dir: self.inner.dir.clone(),
+            })?;
+        Ok(SessionGuard {
+            store: self,
+            id: id.clone(),
+            id_lock,
+            _file_lock: file_lock,
+            known: None,
+        })
+    }
+
+    /// `.locks/<id>.lock`: the file whose lock guards `id` across processes. It lives
+    /// as long as the session: a guard that leaves the session missing removes it
+    /// before letting the lock go.
+    pub(crate) fn lock_path(&self, id: &SessionId) -> Result<PathBuf, FsError> {
+        Ok(self.area_path(layout::LOCKS_DIR)?.join(format!("{id}.lock")))
+    }
+}
+
+impl Drop for SessionGuard<'_> {
+    /// A session this guard left missing (deleted, or never there) takes its lock file
+    /// with it, before the lock goes: otherwise one file per session ever stored would
+    /// stay in `.locks/` for good. Whoever waits on the removed file locks the name's
+    /// next one instead (see [`Storage::remove_held_lock`]). Nothing is done after the
+    /// removal, which is what makes it safe; a removal that fails leaves the file, as
+    /// before.
+    fn drop(&mut self) {
+        if matches!(self.known, Some(Existing::Missing))
+            && let Ok(path) = self.store.lock_path(&self.id)
+        {
+            let _ = self.store.storage().remove_held_lock(&path);
+        }
+    }
+}
+
 impl SessionGuard<'_> {
     /// The locked session's id.
     pub fn id(&self) -> &SessionId {
@@ -212,7 +287,10 @@ impl SessionGuard<'_> {
                 self.known = Some(Existing::Missing);
                 Ok(true)
             }
-            Err(FsError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(FsError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                self.known = Some(Existing::Missing);
+                Ok(false)
+            }
             Err(e) => Err(e),
         }
     }

@@ -396,56 +396,6 @@ impl Store {
         self.read_path(&dir.join(name))
     }
 
-    /// Locks one session against every other handle and process, for a
-    /// read-modify-write. Blocks until the lock is free.
-    pub fn lock(&self, id: &SessionId) -> Result<SessionGuard<'_>, FsError> {
-        self.writable()?;
-        self.lock_across_processes(id, self.inner.locks.lock(id))
-    }
-
-    /// [`Store::lock`], but only when the session exists: `Ok(None)` otherwise, and
-    /// then no lock file is left behind for an id that was never stored.
-    pub fn lock_existing(&self, id: &SessionId) -> Result<Option<SessionGuard<'_>>, FsError> {
-        self.writable()?;
-        if self
-            .storage()
-            .kind(&self.path_of(id))
-            .map_err(FsError::io(Step::Read, self.path_of(id)))?
-            .is_none()
-        {
-            return Ok(None);
-        }
-        let guard = self.lock(id)?;
-        // Deleted while we waited: the lock file stays (another process may hold it),
-        // which is what every later save of this id would make anyway.
-        if guard.read_kind()?.is_none() {
-            return Ok(None);
-        }
-        Ok(Some(guard))
-    }
-
-    fn lock_across_processes<'a>(
-        &'a self,
-        id: &SessionId,
-        id_lock: IdLock<'a>,
-    ) -> Result<SessionGuard<'a>, FsError> {
-        let path = self.area_path(layout::LOCKS_DIR)?.join(format!("{id}.lock"));
-        let file_lock = self
-            .storage()
-            .lock(&path, LockMode::Exclusive, true)
-            .map_err(FsError::io(Step::Lock, &path))?
-            .ok_or(FsError::Busy {
-                dir: self.inner.dir.clone(),
-            })?;
-        Ok(SessionGuard {
-            store: self,
-            id: id.clone(),
-            id_lock,
-            _file_lock: file_lock,
-            known: None,
-        })
-    }
-
     /// Durably replaces (or creates) a session: temp file, fsync, rename, fsync of the
     /// directory; returns only once all of that succeeded.
     ///
@@ -538,6 +488,7 @@ impl Store {
         }
         let temp = self.write_temp(id, &bytes)?;
         self.link_created(id, &temp)?;
+        guard.known = Some(guard::Existing::Revision(stamp.revision));
         Ok(stamp)
     }
 
