@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use session_fs::{SaveOutcome, Store};
-use session_model::SessionId;
+use session_model::{Session, SessionId};
 use session_store::{DecodeOptions, SessionStore};
 
 use crate::data;
@@ -223,8 +223,57 @@ pub(crate) fn parallel_writers(work: &Path, s: &Settings) -> Result<Vec<Row>, St
 }
 
 /// 1,000 saves of one id from 8 threads: last write wins, superseded writes coalesce.
+/// How many coalesce depends on how the threads meet the disk's fsyncs: single runs of
+/// the same code ranged from 1.04 x to 1.78 x the floor here, so the figure is the
+/// median of five runs, each on a store of its own, with the range beside it.
 pub(crate) fn one_hot_id(work: &Path, s: &Settings) -> Result<Vec<Row>, String> {
+    const RUNS: usize = 5;
     let session = data::session_of_size("hot", s.session_bytes)?;
+    let mut runs = Vec::with_capacity(RUNS);
+    for run in 0..RUNS {
+        runs.push(hot_id_run(&work.join(format!("hot-{run}")), s, &session)?);
+    }
+    runs.sort_by_key(|r| r.fsyncs);
+    let HotRun {
+        fsyncs,
+        superseded,
+        elapsed,
+    } = runs[RUNS / 2];
+    let per_save = |fsyncs: u64| fsyncs as f64 / s.hot_saves as f64;
+    let ratio = per_save(fsyncs);
+    // Every writer waits for durability, so at most `threads` saves are outstanding and
+    // one write (two fsyncs) can make at most all of them durable.
+    let floor = 2.0 / s.threads as f64;
+    Ok(vec![Row {
+        figure: format!(
+            "{} saves of one id from {} threads ({superseded} superseded; median of {RUNS} runs)",
+            s.hot_saves, s.threads,
+        ),
+        ours: format!(
+            "{fsyncs} fsyncs in {}, {ratio:.3} fsyncs/save (runs: {:.3} to {:.3})",
+            ms(elapsed),
+            per_save(runs[0].fsyncs),
+            per_save(runs[RUNS - 1].fsyncs)
+        ),
+        baseline: format!(
+            "floor {floor:.3} fsyncs/save (2 fsyncs per write, {} waiting writers)",
+            s.threads
+        ),
+        ratio: format!("{:.2} x", ratio / floor),
+        target: "<= 1.2 x the floor (the old 0.1/save target is retired: below the floor)".into(),
+        met: ratio / floor <= 1.2,
+    }])
+}
+
+/// One run of [`one_hot_id`].
+#[derive(Clone, Copy)]
+struct HotRun {
+    fsyncs: u64,
+    superseded: usize,
+    elapsed: Duration,
+}
+
+fn hot_id_run(dir: &Path, s: &Settings, session: &Session) -> Result<HotRun, String> {
     let counts = Arc::new(Counts::default());
     let storage = Measured {
         counts: counts.clone(),
@@ -232,7 +281,7 @@ pub(crate) fn one_hot_id(work: &Path, s: &Settings) -> Result<Vec<Row>, String> 
     };
     let store = Store::options()
         .storage(Arc::new(storage))
-        .open(fresh(&work.join("hot"))?)
+        .open(fresh(dir)?)
         .map_err(err)?;
     let store = SessionStore::new(store, DecodeOptions::default());
     let remaining = AtomicUsize::new(s.hot_saves);
@@ -240,7 +289,7 @@ pub(crate) fn one_hot_id(work: &Path, s: &Settings) -> Result<Vec<Row>, String> 
     let started = Instant::now();
     std::thread::scope(|scope| {
         for t in 0..s.threads {
-            let (store, remaining, superseded, session) = (&store, &remaining, &superseded, &session);
+            let (store, remaining, superseded) = (&store, &remaining, &superseded);
             scope.spawn(move || {
                 let mut mine = session.clone();
                 while remaining
@@ -255,28 +304,11 @@ pub(crate) fn one_hot_id(work: &Path, s: &Settings) -> Result<Vec<Row>, String> 
             });
         }
     });
-    let elapsed = started.elapsed();
-    let fsyncs = counts.total();
-    let ratio = fsyncs as f64 / s.hot_saves as f64;
-    // Every writer waits for durability, so at most `threads` saves are outstanding and
-    // one write (two fsyncs) can make at most all of them durable.
-    let floor = 2.0 / s.threads as f64;
-    Ok(vec![Row {
-        figure: format!(
-            "{} saves of one id from {} threads ({} superseded)",
-            s.hot_saves,
-            s.threads,
-            superseded.load(Ordering::SeqCst)
-        ),
-        ours: format!("{fsyncs} fsyncs in {}, {ratio:.3} fsyncs/save", ms(elapsed)),
-        baseline: format!(
-            "floor {floor:.3} fsyncs/save (2 fsyncs per write, {} waiting writers)",
-            s.threads
-        ),
-        ratio: format!("{:.2} x", ratio / floor),
-        target: "<= 1.2 x the floor (the old 0.1/save target is retired: below the floor)".into(),
-        met: ratio / floor <= 1.2,
-    }])
+    Ok(HotRun {
+        fsyncs: counts.total(),
+        superseded: superseded.load(Ordering::SeqCst),
+        elapsed: started.elapsed(),
+    })
 }
 
 /// Start-up of a store of `1.0.0` files: recover + load every session, against reading
