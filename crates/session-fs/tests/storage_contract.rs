@@ -301,6 +301,10 @@ fn a_lock_file_its_holder_removes_is_never_held_by_whoever_waited_on_it() {
             !storage.remove_held_lock(&root.join("never.lock")).unwrap(),
             "{name}"
         );
+        std::fs::create_dir(root.join("dir.lock")).unwrap();
+        let err = message(storage.remove_held_lock(&root.join("dir.lock")));
+        assert!(err.contains("directory"), "{name}: {err}");
+        assert!(root.join("dir.lock").is_dir(), "{name}");
     });
 }
 

@@ -816,6 +816,21 @@ fn a_session_gone_takes_its_lock_file_with_it_and_whoever_waited_locks_the_next(
     );
 }
 
+#[test]
+fn a_storage_that_does_not_say_it_can_remove_lock_files_keeps_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let lock_file = dir.path().join("s.lock");
+    std::fs::write(&lock_file, b"").unwrap();
+    let storage = common::seam(Recording::default());
+    assert!(!session_fs::Storage::remove_held_lock(&storage, &lock_file).unwrap());
+    assert!(lock_file.exists());
+    // Nor does a store on such a storage remove them: a deleted session's stays.
+    let (dir, store, _) = store_with(Recording::default());
+    store.save(&id("s"), doc("s", "a")).unwrap();
+    assert!(store.delete(&id("s")).unwrap());
+    assert!(dir.path().join("sessions/.locks/s.lock").exists());
+}
+
 /// A document streamed in many small writes, as a fold writes a long capture.
 fn streamed(
     value: &'static str,
