@@ -180,7 +180,7 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
         "# Benchmarks\n\nWritten by `{invocation}`. Every ratio compares two figures measured in the same run, \
          on the same disk, interleaved where possible: these machines are shared and noisy, so absolute numbers \
          drift between runs while ratios mostly hold. Medians throughout.\n\n## Machine\n\n{description}\n## Results\n\n{table}\n\
-         ## Notes on the targets\n\n{NOTES}\n## Reproduce\n\n```sh\ncargo xtask bench          # about half an hour: 10,000- and 100,000-session stores\ncargo xtask bench --quick  # a few minutes: smaller stores\n```\n"
+         ## Notes on the targets\n\n{NOTES}\n## Reproduce\n\n```sh\ncargo xtask bench          # 5 to 7 minutes on 2 cores, about 6 GB of disk: 10,000- and 100,000-session stores\ncargo xtask bench --quick  # a few minutes: smaller stores\n```\n"
     );
     let path = root.join("BENCHMARKS.md");
     std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
