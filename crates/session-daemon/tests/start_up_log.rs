@@ -27,6 +27,13 @@ fn legacy(dir: &std::path::Path, id: &str) {
 
 const LINE: &str = "outdated sessions upgraded as recovery read them";
 
+/// The pass's line about its upgrades, which must be there.
+fn pass_line(logs: &str) -> &str {
+    logs.lines()
+        .find(|l| l.contains(LINE))
+        .unwrap_or_else(|| panic!("{logs}"))
+}
+
 #[test]
 fn the_pass_says_what_it_upgraded_and_nothing_on_a_current_store() {
     let dir = tempfile::tempdir().unwrap();
@@ -34,10 +41,7 @@ fn the_pass_says_what_it_upgraded_and_nothing_on_a_current_store() {
         legacy(dir.path(), &format!("old-{n}"));
     }
     let logs = logged_recovery(dir.path());
-    let line = logs
-        .lines()
-        .find(|l| l.contains(LINE))
-        .unwrap_or_else(|| panic!("{logs}"));
+    let line = pass_line(&logs);
     assert!(line.contains("migrated=3") && line.contains("failed=0"), "{line}");
     assert!(!logs.contains("MSH"), "no message content: {logs}");
 
@@ -53,9 +57,6 @@ fn the_pass_says_so_when_it_could_upgrade_nothing() {
     // A directory where its lock file belongs: the one upgrade fails.
     std::fs::create_dir_all(dir.path().join(".locks").join("old-0.lock")).unwrap();
     let logs = logged_recovery(dir.path());
-    let line = logs
-        .lines()
-        .find(|l| l.contains(LINE))
-        .unwrap_or_else(|| panic!("{logs}"));
+    let line = pass_line(&logs);
     assert!(line.contains("migrated=0") && line.contains("failed=1"), "{line}");
 }

@@ -280,7 +280,7 @@ fn a_lock_file_its_holder_removes_is_never_held_by_whoever_waited_on_it() {
         std::thread::scope(|scope| {
             let waiter = scope.spawn(|| storage.lock(&path, LockMode::Exclusive, true).unwrap().unwrap());
             // The waiter has opened the file and waits on it: then it is removed.
-            test_support::wait_for_flock_waiter(&path);
+            test_support::wait_for_flock_waiter(&path, "the second locker");
             assert!(storage.remove_held_lock(&path).unwrap(), "{name}");
             assert!(!path.exists(), "{name}");
             drop(held);

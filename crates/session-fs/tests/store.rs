@@ -776,19 +776,22 @@ fn a_session_gone_takes_its_lock_file_with_it_and_whoever_waited_locks_the_next(
             holding.send(guard.read().unwrap()).unwrap();
             let _ = released.recv();
         });
-        test_support::wait_for_flock_waiter(&watched);
+        test_support::wait_for_flock_waiter(&watched, "the handle that will see it deleted");
         assert!(deleting.delete().unwrap());
         drop(deleting);
         let found = held.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
         assert_eq!(found, None, "the waiter saw the session gone");
-        // The waiter holds the lock now, on a new lock file: a third handle waits for it.
+        // The waiter holds the lock now, on the name's new file: a third handle waits for it.
         let (took, taken) = std::sync::mpsc::channel();
         scope.spawn(move || {
             let mut guard = c.lock(&id("s")).unwrap();
             took.send(guard.read().unwrap()).unwrap();
         });
+        // Seen blocked in `flock`, not assumed from a wait: a lock kept on the removed
+        // file would let it take the name's new file at once, and no waiter would appear.
+        test_support::wait_for_flock_waiter(&watched, "two holders of one session's lock at once");
         assert!(
-            taken.recv_timeout(std::time::Duration::from_millis(300)).is_err(),
+            taken.try_recv().is_err(),
             "two holders of one session's lock at once"
         );
         release.send(()).unwrap();

@@ -7,21 +7,14 @@ use std::path::Path;
 use session_fs::Store;
 use session_store::{DecodeOptions, SchemaVersion, SessionStore};
 
-use test_support::FIXTURES;
-
 const NEWER: &[u8] = br#"{"id": "newer", "_metadata": {"version": "99.0.0"}}"#;
 
 /// `old` `1.0.0` files (`s0000.json`...), two torn ones, a newer build's file and one
 /// current session.
 fn mixed_store(dir: &Path, old: usize) -> BTreeMap<String, Vec<u8>> {
-    let template: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(Path::new(FIXTURES).join("v1/session-21.json")).unwrap())
-            .unwrap();
     let mut originals = BTreeMap::new();
     for n in 0..old {
-        let mut doc = template.clone();
-        doc["id"] = format!("s{n:04}").into();
-        let bytes = serde_json::to_vec(&doc).unwrap();
+        let bytes = test_support::fixture_as("v1/session-21.json", &format!("s{n:04}"));
         std::fs::write(dir.join(format!("s{n:04}.json")), &bytes).unwrap();
         originals.insert(format!("s{n:04}.json"), bytes);
     }
@@ -170,15 +163,10 @@ fn child_recovers_and_upgrades_until_killed() {
 
 /// The app's files `kill-000.json`...: the session each must hold, old or upgraded.
 fn legacy_store(dir: &Path) -> BTreeMap<String, session_store::Session> {
-    let template: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(Path::new(FIXTURES).join("v1/session-23.json")).unwrap())
-            .unwrap();
     let mut expected = BTreeMap::new();
     for n in 0..KILLED_SESSIONS {
-        let mut doc = template.clone();
         let id = format!("kill-{n:03}");
-        doc["id"] = id.clone().into();
-        let bytes = serde_json::to_vec_pretty(&doc).unwrap();
+        let bytes = test_support::fixture_as("v1/session-23.json", &id);
         std::fs::write(dir.join(format!("{id}.json")), &bytes).unwrap();
         expected.insert(id, session_store::decode(&bytes).unwrap().session);
     }

@@ -36,6 +36,15 @@ pub fn fixture(rel: &str) -> PathBuf {
     Path::new(FIXTURES).join(rel)
 }
 
+/// The fixture `rel` as a file of the session `id`: its JSON with the id replaced
+/// (compact), for a store of many sessions written from one real file.
+pub fn fixture_as(rel: &str, id: &str) -> Vec<u8> {
+    let bytes = std::fs::read(fixture(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+    let mut doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{rel}: {e}"));
+    doc["id"] = id.into();
+    serde_json::to_vec(&doc).expect("a JSON value serializes")
+}
+
 /// Every name under `root` (relative to it), with its bytes: a directory as `<dir>`, a
 /// symlink as its target, anything else that is not a regular file as `<special>`.
 /// Symlinks are never followed. Comparing two trees proves nothing was created,
@@ -128,20 +137,21 @@ pub fn poll_until<T>(limit: Duration, mut ready: impl FnMut() -> Option<T>) -> O
     }
 }
 
-/// Waits until someone is blocked in `flock` on the file `path` names now (a
-/// `->` line of `/proc/locks` for its inode), so that a test can act while the wait is
-/// certainly under way. Panics after 10 s.
-pub fn wait_for_flock_waiter(path: &Path) {
+/// Waits until someone is blocked in `flock` on the file `path` names (a `->` line of
+/// `/proc/locks` for its inode), so that a test can act while the wait is certainly
+/// under way. Panics with `what` when none is after 10 s, or the file is gone.
+pub fn wait_for_flock_waiter(path: &Path, what: &str) {
     use std::os::unix::fs::MetadataExt;
-    let inode = std::fs::metadata(path).expect("the lock file").ino();
-    let on_inode = format!(":{inode} ");
-    wait_until(Duration::from_secs(10), "a waiter blocked in flock", || {
+    let waiting = poll_until(Duration::from_secs(10), || {
+        let inode = std::fs::metadata(path).ok()?.ino();
+        let on_inode = format!(":{inode} ");
         let locks = std::fs::read_to_string("/proc/locks").expect("/proc/locks");
         locks
             .lines()
             .any(|line| line.contains("->") && line.contains(&on_inode))
             .then_some(())
     });
+    assert!(waiting.is_some(), "no one waits on {}: {what}", path.display());
 }
 
 /// Makes a FIFO at `path` (mode 0600), panicking with the path when it cannot.
