@@ -524,13 +524,6 @@ pub(crate) fn take_lock(
     use std::os::unix::fs::MetadataExt;
     loop {
         let file = open()?;
-        let file_type = file.metadata()?.file_type();
-        if !file_type.is_file() {
-            return Err(wrong_kind(&format!(
-                "is {}, not a lock file",
-                describe(&file_type)
-            )));
-        }
         let taken = match (mode, wait) {
             (LockMode::Shared, true) => file.lock_shared().map(|()| true),
             (LockMode::Exclusive, true) => file.lock().map(|()| true),
@@ -540,7 +533,17 @@ pub(crate) fn take_lock(
         if !taken {
             return Ok(None);
         }
-        if file.metadata()?.nlink() > 0 {
+        // One `fstat` once the lock is held answers both questions: what the file is
+        // (`flock` takes any descriptor, so a FIFO or a directory is refused here), and
+        // whether it still has a name.
+        let metadata = file.metadata()?;
+        if !metadata.file_type().is_file() {
+            return Err(wrong_kind(&format!(
+                "is {}, not a lock file",
+                describe(&metadata.file_type())
+            )));
+        }
+        if metadata.nlink() > 0 {
             return Ok(Some(Box::new(OsLock(file))));
         }
     }
