@@ -45,8 +45,8 @@ const NOTES: &str = "\
 - **One hot id, fsyncs per save.** Each task waits for its save to be durable, so at most 8 saves are \
 outstanding, and every write that makes one durable costs two fsyncs (the temp file, then the directory). \
 Coalescing the 8 into one write is the best possible: 2 / 8 = 0.25 fsyncs per save. The store gets close \
-(the newest save goes first, lingers 60 us under contention, and the ones it overtakes return when it is \
-durable). The old target of 0.1 needs fewer than one write per 8 outstanding saves, which means acknowledging \
+(the newest save goes first; under contention it waits until as many saves wait as the last write covered, \
+for at most as long as that write took; the ones it overtakes return when it is durable). The old target of 0.1 needs fewer than one write per 8 outstanding saves, which means acknowledging \
 saves before they are durable: it is retired, and the figure is reported against the 0.25 floor.
 - **8 writers against SQLite.** This figure follows the shared disk of the VM: on a quiet disk the store's \
 parallel fsyncs beat SQLite's serialized WAL commits by 1.5 to 2.5 x; on a loaded disk SQLite's one fsync per \

@@ -65,7 +65,7 @@ const EQUIVALENT: &[(&str, &str)] = &[
         "the high nibble is shifted left by 4 and the low one is under 16: the bits never overlap, so `|` and `^` agree",
     ),
     (
-        "crates/session-fs/src/locks.rs:85:30: replace > with >= in LockTable::lock_for_save",
+        "crates/session-fs/src/locks.rs:123:30: replace > with >= in LockTable::lock_for_save",
         "a waiting ticket is never the applied one (a ticket is applied only by its own holder, after it stopped \
          waiting), so `>` and `>=` agree",
     ),

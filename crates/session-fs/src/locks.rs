@@ -1,9 +1,16 @@
 //! In-process per-id locks. Saves carry call-order tickets: when the lock frees, the
 //! newest waiting save goes first, and the older ones it overtakes return as superseded
 //! once it is durable (last write wins, superseded writes coalesce).
+//!
+//! Under contention the newest save waits a little before it writes (group commit):
+//! until as many saves wait as the last write covered, or for at most as long as the
+//! last write took. Writers that wait for their save to be durable come back together
+//! once a write returns them, but one by one (each encodes its session first): writing
+//! for the first to come back would leave the rest for one more write each.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use session_model::SessionId;
 
@@ -16,18 +23,44 @@ struct SlotState {
     applied: u64,
     /// Tickets of saves waiting for the lock.
     waiting: BTreeSet<u64>,
-    /// Saves superseded since the last write: the id is contended.
-    superseded: usize,
+    /// How many saves the last write covered: those waiting when it took the lock,
+    /// itself included. More than one: the id is contended.
+    last_batch: usize,
+    /// How long the last save held the lock (its write, to durable).
+    last_write: Duration,
+    /// Until when the newest save waits for more to come (one deadline per write,
+    /// whichever save is the newest meanwhile).
+    linger_until: Option<Instant>,
+    /// When the lock was last released.
+    released_at: Option<Instant>,
 }
 
-/// Under contention, how long the newest save waits for newer ones before writing, so
-/// that one write covers them all. Short against an fsync (about half a millisecond).
-const LINGER: std::time::Duration = std::time::Duration::from_micros(60);
+impl SlotState {
+    /// Saves waiting that no write has covered yet (those a write covered stay in
+    /// `waiting` until their threads wake up to return).
+    fn uncovered(&self) -> usize {
+        self.waiting.range(self.applied + 1..).count()
+    }
+
+    /// The id was contended a moment ago: its slot is kept, unused, so that the saves
+    /// coming back from the last write find how many to wait for.
+    fn recently_contended(&self) -> bool {
+        self.last_batch > 1 && self.released_at.is_some_and(|at| at.elapsed() < HISTORY)
+    }
+}
+
+/// The longest a save lingers, however slow the last write was: a stalled disk must not
+/// hold every later save back for as long as it stalled.
+const MAX_LINGER: Duration = Duration::from_secs(1);
+/// How long an unused slot keeps the history of its contention.
+const HISTORY: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 struct Slot {
     state: Mutex<SlotState>,
     released: Condvar,
+    /// A save came in while the newest lingered.
+    arrived: Condvar,
 }
 
 /// Per-id locks of one store handle.
@@ -43,6 +76,8 @@ pub(crate) struct IdLock<'a> {
     slot: Arc<Slot>,
     /// The save ticket this lock was taken for, if any.
     ticket: Option<u64>,
+    /// When it was taken.
+    taken: Instant,
 }
 
 fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -69,6 +104,7 @@ impl LockTable {
             id: id.clone(),
             slot,
             ticket: None,
+            taken: Instant::now(),
         }
     }
 
@@ -80,28 +116,29 @@ impl LockTable {
         state.issued += 1;
         let ticket = state.issued;
         state.waiting.insert(ticket);
-        let mut lingered = false;
+        if state.linger_until.is_some() {
+            slot.arrived.notify_all();
+        }
         loop {
             if state.applied > ticket {
                 state.waiting.remove(&ticket);
-                state.superseded += 1;
                 drop(state);
                 self.forget_if_unused(id, &slot);
                 return None;
             }
             let newest = state.waiting.last() == Some(&ticket);
-            if !state.held && newest && state.superseded > 0 && !lingered {
-                lingered = true;
-                state = slot
-                    .released
-                    .wait_timeout(state, LINGER)
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .0;
-                continue;
-            }
             if !state.held && newest {
+                if let Some(left) = linger_left(&mut state) {
+                    state = slot
+                        .arrived
+                        .wait_timeout(state, left)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                    continue;
+                }
+                state.last_batch = state.uncovered();
+                state.linger_until = None;
                 state.waiting.remove(&ticket);
-                state.superseded = 0;
                 state.held = true;
                 drop(state);
                 return Some(IdLock {
@@ -109,19 +146,41 @@ impl LockTable {
                     id: id.clone(),
                     slot,
                     ticket: Some(ticket),
+                    taken: Instant::now(),
                 });
             }
             state = slot.released.wait(state).unwrap_or_else(PoisonError::into_inner);
         }
     }
 
+    /// Forgets `id`'s slot when nobody holds or waits for it and it keeps no recent
+    /// contention, and any other slot unused whose contention is over.
     fn forget_if_unused(&self, id: &SessionId, slot: &Arc<Slot>) {
         let mut slots = relock(&self.slots);
         // Only the table and the caller refer to the slot: nobody waits, forget it.
-        if Arc::strong_count(slot) == 2 {
+        if Arc::strong_count(slot) == 2 && !relock(&slot.state).recently_contended() {
             slots.remove(id);
         }
+        if !slots.is_empty() {
+            slots.retain(|kept, other| {
+                kept == id || Arc::strong_count(other) > 1 || relock(&other.state).recently_contended()
+            });
+        }
     }
+}
+
+/// How much longer the newest save, free to write, waits for more saves to come: `None`
+/// when it writes now (the id is not contended, as many wait as the last write
+/// covered, or the linger is over).
+fn linger_left(state: &mut SlotState) -> Option<Duration> {
+    if state.last_batch <= 1 || state.uncovered() >= state.last_batch {
+        return None;
+    }
+    let now = Instant::now();
+    let until = *state
+        .linger_until
+        .get_or_insert_with(|| now + state.last_write.min(MAX_LINGER));
+    until.checked_duration_since(now).filter(|left| !left.is_zero())
 }
 
 impl IdLock<'_> {
@@ -136,7 +195,13 @@ impl IdLock<'_> {
 
 impl Drop for IdLock<'_> {
     fn drop(&mut self) {
-        relock(&self.slot.state).held = false;
+        let mut state = relock(&self.slot.state);
+        state.held = false;
+        if self.ticket.is_some() {
+            state.last_write = self.taken.elapsed();
+        }
+        state.released_at = Some(Instant::now());
+        drop(state);
         self.slot.released.notify_all();
         self.table.forget_if_unused(&self.id, &self.slot);
     }
@@ -206,6 +271,101 @@ mod tests {
             waiter.join().unwrap();
         });
         assert_eq!(slots(), 0, "forgotten once the last one released");
+    }
+
+    fn lingering(table: &LockTable, id: &SessionId) -> bool {
+        relock(&table.slot(id).state).linger_until.is_some()
+    }
+
+    /// Waits (bounded) until the newest save of `id` lingers.
+    fn until_lingering(table: &LockTable, id: &SessionId) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !lingering(table, id) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the newest save took the lock at once: it did not wait for the others"
+            );
+            std::thread::yield_now();
+        }
+    }
+
+    /// A save that takes the lock, holds it `hold` (its write), marks it applied: whether
+    /// it got the lock (else it was superseded).
+    fn save(table: &LockTable, id: &SessionId, hold: Duration) -> bool {
+        table
+            .lock_for_save(id)
+            .map(|lock| {
+                std::thread::sleep(hold);
+                lock.mark_applied();
+            })
+            .is_some()
+    }
+
+    /// Makes `id` contended: a write that covered two saves, held `hold`.
+    fn contended(table: &LockTable, id: &SessionId, hold: Duration) {
+        let holder = table.lock_for_save(id).expect("free");
+        std::thread::scope(|scope| {
+            let older = scope.spawn(|| save(table, id, Duration::ZERO));
+            until_waiting(table, id, 1);
+            let newer = scope.spawn(|| save(table, id, hold));
+            until_waiting(table, id, 2);
+            holder.mark_applied();
+            drop(holder);
+            assert!(newer.join().unwrap() && !older.join().unwrap());
+        });
+        assert_eq!(relock(&table.slot(id).state).last_batch, 2);
+    }
+
+    #[test]
+    fn under_contention_the_newest_save_waits_for_as_many_as_the_last_write_covered() {
+        let table = LockTable::default();
+        let id = SessionId::new("g").unwrap();
+        contended(&table, &id, Duration::from_millis(500));
+        std::thread::scope(|scope| {
+            let first = scope.spawn(|| save(&table, &id, Duration::ZERO));
+            // The lock is free and the last write covered two: it waits for a second.
+            until_lingering(&table, &id);
+            let second = scope.spawn(|| save(&table, &id, Duration::ZERO));
+            assert!(second.join().unwrap(), "the newest writes once two wait");
+            assert!(
+                !first.join().unwrap(),
+                "the first is covered by the same write, not written on its own"
+            );
+        });
+        assert_eq!(relock(&table.slot(&id).state).last_batch, 2);
+    }
+
+    #[test]
+    fn a_linger_ends_after_the_last_write_s_time_and_a_lone_save_never_lingers() {
+        let table = LockTable::default();
+        let id = SessionId::new("h").unwrap();
+        contended(&table, &id, Duration::from_millis(20));
+        std::thread::scope(|scope| {
+            let alone = scope.spawn(|| save(&table, &id, Duration::ZERO));
+            until_lingering(&table, &id);
+            assert!(alone.join().unwrap(), "nobody else came: it writes, alone");
+        });
+        assert!(
+            relock(&table.slots).is_empty(),
+            "a write that covered one save leaves no contention behind: the next does not wait"
+        );
+    }
+
+    #[test]
+    fn a_contended_slot_outlives_its_last_save_for_its_history_then_goes() {
+        let table = LockTable::default();
+        let (hot, other) = (SessionId::new("k").unwrap(), SessionId::new("o").unwrap());
+        contended(&table, &hot, Duration::ZERO);
+        assert!(
+            relock(&table.slots).contains_key(&hot),
+            "kept, unused, for its history"
+        );
+        std::thread::sleep(HISTORY + Duration::from_millis(50));
+        drop(table.lock(&other));
+        assert!(
+            relock(&table.slots).is_empty(),
+            "an old history is dropped by the next release of any id"
+        );
     }
 
     #[test]

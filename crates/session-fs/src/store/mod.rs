@@ -401,7 +401,9 @@ impl Store {
     ///
     /// `encode` gets the [`SaveStamp`] to record and returns the bytes. Saves of one id
     /// are applied in call order; a save overtaken by a later one that is already on
-    /// disk is skipped ([`SaveOutcome::Superseded`]).
+    /// disk is skipped ([`SaveOutcome::Superseded`]). When one id is saved by several
+    /// threads at once, a save may wait before it writes (for at most as long as the
+    /// last write took) for the others to come, so that one write covers them all.
     pub fn save<E>(
         &self,
         id: &SessionId,
