@@ -70,12 +70,22 @@ const EQUIVALENT: &[(&str, &str)] = &[
          waiting), so `>` and `>=` agree",
     ),
     (
-        "crates/session-fs/src/rooted.rs:264:23: replace match guard e.kind() == io::ErrorKind::NotFound with true \
+        "crates/session-fs/src/locks.rs:42:41: replace + with * in SlotState::uncovered",
+        "the mutant counts from the applied ticket itself, which is never waiting: a save leaves `waiting` when it \
+         takes the lock, before it can be applied",
+    ),
+    (
+        "crates/session-fs/src/locks.rs:48:79: replace < with <= in SlotState::recently_contended",
+        "the two differ only when the last release was exactly `HISTORY` ago to the nanosecond: not equivalent in \
+         principle, unobservable in practice (either way a contention a second old is forgotten)",
+    ),
+    (
+        "crates/session-fs/src/rooted.rs:263:23: replace match guard e.kind() == io::ErrorKind::NotFound with true \
          in <impl Storage for RootedStorage>::lock",
         "the retry creates the same name with the same no-follow, non-blocking flags: any error but NotFound recurs",
     ),
     (
-        "crates/session-fs/src/storage.rs:392:23: replace match guard e.kind() == io::ErrorKind::NotFound with true \
+        "crates/session-fs/src/storage.rs:424:23: replace match guard e.kind() == io::ErrorKind::NotFound with true \
          in <impl Storage for OsStorage>::lock",
         "the retry creates the same name with the same no-follow, non-blocking flags: any error but NotFound recurs",
     ),
@@ -90,24 +100,24 @@ const EQUIVALENT: &[(&str, &str)] = &[
          so they are never equal there and `>` and `>=` agree",
     ),
     (
-        "crates/session-fs/src/journal/spares.rs:66:15: replace < with <= in Store::spare_name",
+        "crates/session-fs/src/journal/spares.rs:95:15: replace < with <= in Store::spare_name",
         "with 128 spares kept the mutant names one more spare, which `keep_spare` then finds no room for and \
          removes: the same spares are kept and the same file removed, after one rename more",
     ),
     (
-        "crates/session-fs/src/journal/spares.rs:78:44: replace < with <= in Store::keep_spare",
+        "crates/session-fs/src/journal/spares.rs:111:40: replace < with <= in Store::keep_spare",
         "`spare_name` names no spare once 128 are kept, so this second check only matters when two threads \
          finish journals at once past that check: not equivalent in principle (it keeps the bound under that \
          race), unreachable from a test that cannot order the two threads",
     ),
     (
-        "crates/session-fs/src/store/areas.rs:186:61: replace && with || in Store::area_dir",
+        "crates/session-fs/src/store/areas.rs:244:61: replace && with || in Store::area_dir",
         "every `Area::Backup` the API can make holds a run name `parse_backup_run` accepted (digits and dashes, \
          from `BackupRun::parse` or a listing filtered by it), for which `own_name` is true, so `&&` and `||` \
          agree on every area a caller can name",
     ),
     (
-        "crates/session-fs/src/storage.rs:328:44: replace | with & in <impl Storage for OsStorage>::create_new",
+        "crates/session-fs/src/storage.rs:356:44: replace | with & in <impl Storage for OsStorage>::create_new",
         "the standard library opens every file with `O_CLOEXEC` on Linux whatever the custom flags say \
          (`tests/storage_edges.rs` checks the descriptor, and passes with this mutant), and `create_new`'s \
          `O_CREAT | O_EXCL` never follows a symlink in the last component, so dropping `O_NOFOLLOW` too changes \
@@ -118,12 +128,16 @@ const EQUIVALENT: &[(&str, &str)] = &[
         "the default body is `Ok(false)` already (after ignoring `len`): the mutant is the code",
     ),
     (
-        "crates/session-fs/src/storage.rs:273:16: replace > with >= in <impl WriteFile for OsFile>::preallocate",
+        "crates/session-fs/src/storage.rs:184:9: replace Storage::remove_held_lock -> io::Result<bool> with Ok(false)",
+        "the default body is `Ok(false)` already (after ignoring `path`): the mutant is the code",
+    ),
+    (
+        "crates/session-fs/src/storage.rs:295:16: replace > with >= in <impl WriteFile for OsFile>::preallocate",
         "at `len == size` it writes an empty run of zeros at the end of the file, which changes nothing; the \
          sync after it happens either way",
     ),
     (
-        "crates/session-fs/src/store/mod.rs:205:9: replace Store::options -> OpenOptions with Default::default()",
+        "crates/session-fs/src/store/mod.rs:209:9: replace Store::options -> OpenOptions with Default::default()",
         "the body is `OpenOptions::default()`: the mutant is the code",
     ),
     (

@@ -368,6 +368,83 @@ mod tests {
         );
     }
 
+    /// A slot's state as the newest free save sees it: the last write covered
+    /// `last_batch` saves and held the lock `last_write`; `uncovered` saves wait now.
+    fn seen(last_batch: usize, last_write: Duration, uncovered: u64) -> SlotState {
+        SlotState {
+            issued: 10 + uncovered,
+            applied: 10,
+            // Ticket 9 was covered by the write of 10 and has not woken up yet.
+            waiting: std::iter::once(9).chain(11..=10 + uncovered).collect(),
+            last_batch,
+            last_write,
+            ..SlotState::default()
+        }
+    }
+
+    #[test]
+    fn the_newest_save_writes_at_once_when_as_many_wait_as_the_last_write_covered() {
+        let mut enough = seen(3, Duration::from_secs(1), 3);
+        assert_eq!(
+            enough.uncovered(),
+            3,
+            "the covered ticket still queued is not counted"
+        );
+        assert_eq!(
+            linger_left(&mut enough),
+            None,
+            "three wait, as the last write covered"
+        );
+        assert_eq!(
+            enough.linger_until, None,
+            "no deadline is set when it writes at once"
+        );
+        let mut more = seen(2, Duration::from_secs(1), 5);
+        assert_eq!(
+            linger_left(&mut more),
+            None,
+            "more wait than the last write covered"
+        );
+        let mut lone = seen(1, Duration::from_secs(1), 1);
+        assert_eq!(linger_left(&mut lone), None, "an id not contended never lingers");
+    }
+
+    #[test]
+    fn short_of_the_last_batch_the_newest_save_lingers_for_the_last_write_s_time_at_most_a_second() {
+        let mut short = seen(4, Duration::from_millis(300), 2);
+        let left = linger_left(&mut short).expect("two of four wait: it lingers");
+        assert!(left <= Duration::from_millis(300), "{left:?}");
+        let deadline = short.linger_until.expect("the deadline is shared");
+        let again = linger_left(&mut short).expect("still short");
+        assert!(
+            again <= left,
+            "a later look keeps the same deadline: {again:?} after {left:?}"
+        );
+        assert_eq!(short.linger_until, Some(deadline));
+        let mut stalled = seen(4, Duration::from_secs(30), 2);
+        let left = linger_left(&mut stalled).expect("it lingers");
+        assert!(left <= MAX_LINGER, "a stalled disk holds saves back {left:?}");
+        let mut over = seen(4, Duration::from_millis(300), 2);
+        over.linger_until = Some(Instant::now());
+        assert_eq!(linger_left(&mut over), None, "a deadline passed: it writes");
+    }
+
+    #[test]
+    fn releasing_one_id_never_forgets_another_id_s_slot_in_use() {
+        let table = LockTable::default();
+        let (held, other) = (SessionId::new("held").unwrap(), SessionId::new("other").unwrap());
+        let lock = table.lock(&held);
+        drop(table.lock_for_save(&other).expect("free"));
+        drop(table.lock(&other));
+        let slots = relock(&table.slots);
+        let kept = slots.get(&held).expect("the held id's slot was forgotten");
+        assert!(
+            Arc::ptr_eq(kept, &lock.slot),
+            "a new locker of the held id would not wait for its holder"
+        );
+        assert!(!slots.contains_key(&other), "the released id's slot is forgotten");
+    }
+
     #[test]
     fn a_plain_lock_waits_for_the_holder() {
         let table = LockTable::default();
