@@ -53,19 +53,28 @@ parallel fsyncs beat SQLite's serialized WAL commits by 1.5 to 2.5 x; on a loade
 commit beats our two (file, then directory; group commit shares the directory fsync only when saves overlap) \
 and the ratio falls below 1. Closing that gap for good would need one fsync for several sessions' data, i.e. a \
 log, which this design deliberately does not have (one file per session, nothing to get out of sync).
-- **Capture relay.** The floor is a plain tokio relay's round trip plus two durable appends of the record's \
-size (the message is recorded before it is forwarded, and the LIS's ACK before it goes back), each timed as \
-`pwrite` + `fdatasync` into a preallocated file on the same disk. Journals are preallocated the same way, so \
+- **Capture relay.** The floor is a relay that does nothing but record before it forwards, carrying the same \
+lockstep analyzers in the same run: per connection a preallocated file both directions write into, and a \
+thread per direction that reads a chunk, `pwrite`s it, `fdatasync`s it and forwards it (no framing, no \
+sessions). The issue's floor was a sum: a plain tokio relay's round trip plus two durable appends of the \
+record's size timed back-to-back, shown beside it in each row. No recording relay reaches that sum, because \
+an append after the pause a round trip leaves costs more than one right after another (one writer, 264 B \
+into a preallocated file, 2026-12-07: 79 us each back-to-back, 89 us with a 120 us pause between them, \
+108 us with 1 ms), and that relay's own median was 1.2 to 1.5 x the sum in seven runs that day; on a quicker \
+disk, as on 2026-12-06, ours was 1.01 x the sum. Journals are preallocated the same way, so \
 an append commits no metadata. Each connection is copied by two threads of its own, so a chunk is read, \
 recorded and forwarded by one thread with no hand-off (a hand-off to a blocking pool per chunk cost about 1.4 x \
 the floor before). What remains above the floor: every session costs metadata commits an append does not (its \
 journal created and linked, its session file written, the journal removed, each with a directory fsync); the \
 end of a session is forwarded once the end is journaled, and the session file is written beside the \
 conversation, so those commits show in the p99, not the median. With 50 analyzers at once the floor is \
-taken the same way: a plain tokio relay carrying the same 50 lockstep analyzers on the same cores, plus two \
-durable appends per message at the rate the disk takes from 50 writers at once (a message costs both: \
-1 / (1 / plain + 2 / disk)). The issue's first floor, 50 x one analyzer's rate capped by the disk, counted the \
-relaying itself as free, which no relay's is on two cores. Journals are not created and removed per session: \
+the same recording relay carrying the same 50 analyzers (capped by 50 x one analyzer's rate through ours); \
+the sum is shown beside it, taken the same way: a plain tokio relay carrying them, plus two durable appends \
+per message at the rate the disk takes from 50 writers at once (1 / (1 / plain + 2 / disk)). The issue's \
+first floor, 50 x one analyzer's rate capped by the disk, counted the relaying itself as free, which no \
+relay's is on two cores. The recording relay carries about as many messages as ours does when each analyzer \
+sends all its messages as one session (both shown in the row): what ours lacks with 10-message sessions is \
+the sessions' own cost. Journals are not created and removed per session: \
 a finished one is kept as a spare and written again (ext4 without a journal makes every file creation \
 skip each inode freed in the last minutes, which profiled at about a tenth of the relay's CPU with 50 \
 analyzers); a spare its writer finished cleanly keeps its size with its records overwritten by zeros, so the \
