@@ -189,17 +189,16 @@ impl<'a, S: Schema> Upgrade<'a, S> {
     fn read_and_upgrade(&self, id: &SessionId) -> Result<Outcome, FsError> {
         // Deciding needs no lock (whole-file renames keep a plain read consistent), so the
         // files that stay as they are cost one read and leave no lock file behind.
-        let seen = self.files.fs().read(id)?;
-        let mut decoded = match judge(&self.files, id, seen.as_deref()) {
+        let Some(seen) = self.files.fs().read(id)? else {
+            return Ok(Outcome::Gone);
+        };
+        let mut decoded = match judge(&self.files, id, Some(&seen)) {
             Err(outcome) => return Ok(outcome),
             Ok(decoded) if !is_outdated::<S>(&decoded) => return Ok(Outcome::UpToDate),
             Ok(_) if self.dry_run => return Ok(Outcome::Migrated),
             Ok(decoded) => decoded,
         };
-        match seen {
-            Some(seen) => self.upgrade_locked(id, &seen, &mut decoded),
-            None => Ok(Outcome::Gone),
-        }
+        self.upgrade_locked(id, &seen, &mut decoded)
     }
 
     /// The write: under the lock, judged again only if another process changed the
