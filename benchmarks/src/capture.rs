@@ -137,38 +137,40 @@ fn recording_relay(lis: String, dir: &Path) -> Result<String, String> {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
     /// Each connection's file, written round and round: the size of a journal.
-    const ROOM: usize = 64 << 10;
+    const ROOM: u64 = 64 << 10;
+    /// The most one read takes: a chunk always fits below `ROOM` wherever it starts, so
+    /// no append grows the file (a new size to commit is not the floor's cost).
+    const CHUNK: usize = 16 << 10;
     let listener = TcpListener::bind("127.0.0.1:0").map_err(err)?;
     let addr = listener.local_addr().map_err(err)?.to_string();
     let dir = dir.to_path_buf();
     std::thread::spawn(move || {
         for (n, analyzer) in listener.incoming().enumerate() {
-            let Ok(analyzer) = analyzer else { return };
+            // A connection that cannot be set up is dropped; the analyzer sees it closed.
+            let Ok(analyzer) = analyzer else { continue };
             let Ok(upstream) = TcpStream::connect(&lis) else {
-                return;
+                continue;
             };
-            let Ok(file) = preallocated(&dir.join(format!("connection-{n}")), ROOM) else {
-                return;
+            let Ok(file) = preallocated(&dir.join(format!("connection-{n}")), ROOM as usize) else {
+                continue;
             };
             let _ = analyzer.set_nodelay(true);
             let _ = upstream.set_nodelay(true);
             let (Ok(analyzer_out), Ok(upstream_out)) = (analyzer.try_clone(), upstream.try_clone()) else {
-                return;
+                continue;
             };
             let (file, end) = (Arc::new(file), Arc::new(AtomicU64::new(0)));
             for (mut from, mut to) in [(analyzer, upstream_out), (upstream, analyzer_out)] {
                 let (file, end) = (file.clone(), end.clone());
                 std::thread::spawn(move || {
-                    let mut buf = [0u8; 65536];
+                    let mut buf = [0u8; CHUNK];
                     loop {
                         let n = match from.read(&mut buf) {
                             Ok(0) | Err(_) => break,
                             Ok(n) => n,
                         };
-                        let at = end.fetch_add(n as u64, Ordering::Relaxed);
-                        let recorded = file
-                            .write_all_at(&buf[..n], at % ROOM as u64)
-                            .and_then(|()| file.sync_data());
+                        let at = end.fetch_add(n as u64, Ordering::Relaxed) % (ROOM - CHUNK as u64);
+                        let recorded = file.write_all_at(&buf[..n], at).and_then(|()| file.sync_data());
                         if recorded.is_err() || to.write_all(&buf[..n]).is_err() {
                             break;
                         }

@@ -60,8 +60,8 @@ sessions). The issue's floor was a sum: a plain tokio relay's round trip plus tw
 record's size timed back-to-back, shown beside it in each row. No recording relay reaches that sum, because \
 an append after the pause a round trip leaves costs more than one right after another (one writer, 264 B \
 into a preallocated file, 2026-12-07: 79 us each back-to-back, 89 us with a 120 us pause between them, \
-108 us with 1 ms), and that relay's own median was 1.2 to 1.5 x the sum in seven runs that day; on a quicker \
-disk, as on 2026-12-06, ours was 1.01 x the sum. Journals are preallocated the same way, so \
+108 us with 1 ms), and that relay's own median was 1.19 to 1.46 x the sum in nine runs that day; on a quicker \
+disk, in the BENCHMARKS.md before, ours was 1.01 x the sum. Journals are preallocated the same way, so \
 an append commits no metadata. Each connection is copied by two threads of its own, so a chunk is read, \
 recorded and forwarded by one thread with no hand-off (a hand-off to a blocking pool per chunk cost about 1.4 x \
 the floor before). What remains above the floor: every session costs metadata commits an append does not (its \
