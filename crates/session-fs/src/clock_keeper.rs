@@ -183,10 +183,7 @@ impl Store {
             change(&mut record);
             return Ok(record);
         }
-        let dir = self.area_path(layout::STATE_DIR)?;
-        self.storage()
-            .create_dir(&dir)
-            .map_err(FsError::io(Step::CreateDir, &dir))?;
+        let dir = self.made_area_path(layout::STATE_DIR)?;
         let path = dir.join(".clock.lock");
         let _held = self
             .storage()

@@ -369,3 +369,62 @@ fn an_empty_record_is_refused_and_nothing_is_written() {
     let path = dir.path().join(".journal/cap-empty.journal");
     assert_eq!(test_support::journal_written(&path).len(), 8 + 8 + 3);
 }
+
+#[test]
+fn a_journal_directory_made_for_a_journal_is_durable_in_the_store_before_the_journal_is_named() {
+    let (_dir, store, rec) = store_with(Recording::default());
+    let root = store.dir().file_name().unwrap().to_string_lossy().into_owned();
+    let first = store.create_journal(&id("cap-1")).unwrap();
+    let made = rec.log.lock().unwrap().clone();
+    let named = made
+        .iter()
+        .position(|l| l == "link cap-1.journal")
+        .expect("linked");
+    assert!(
+        made[..named].contains(&format!("fsync-dir {root}")),
+        "the new .journal/ must reach the disk before a journal is named in it: {made:?}"
+    );
+    drop(first);
+
+    // An area that exists is not made again, and the store's directory is not synced
+    // for it: only `.journal/` itself, once the journal is named.
+    rec.log.lock().unwrap().clear();
+    let _second = store.create_journal(&id("cap-2")).unwrap();
+    let log = rec.log.lock().unwrap().clone();
+    assert!(!log.contains(&format!("fsync-dir {root}")), "{log:?}");
+    let named = log
+        .iter()
+        .position(|l| l == "link cap-2.journal")
+        .expect("linked");
+    assert!(log[named..].contains(&"fsync-dir .journal".to_owned()), "{log:?}");
+}
+
+#[test]
+fn a_journal_handed_over_by_its_writer_is_read_to_its_last_record_and_no_further() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut journal = store.create_journal(&id("cap-9")).unwrap();
+    journal.append(b"one").unwrap();
+    journal.append(b"two").unwrap();
+    let claimed = journal.into_claimed().unwrap();
+    // Bytes past the writer's records that it never wrote (its zeros, overwritten by
+    // someone else): not the capture's, so not read as a torn append of it.
+    let path = claimed.path().to_owned();
+    let written = JOURNAL_HEADER.len() as u64 + 2 * (8 + 3);
+    {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.write_all_at(b"\x05\0\0\0garbage", written).unwrap();
+    }
+    let contents = claimed.contents().unwrap();
+    assert_eq!(contents.records, vec![b"one".to_vec(), b"two".to_vec()]);
+    assert_eq!((contents.torn_bytes, contents.damaged), (0, false));
+    drop(claimed);
+
+    // The same file claimed after its writer died is read whole: the bytes after the
+    // records are an append a crash cut short.
+    let claimed = store.claim_journal(&id("cap-9")).unwrap().expect("orphaned");
+    let contents = claimed.contents().unwrap();
+    assert_eq!(contents.records.len(), 2);
+    assert!(contents.torn_bytes > 0, "{contents:?}");
+}

@@ -253,6 +253,9 @@ impl ClaimedJournal {
         let limit = self.store.max_file_size();
         match self.store.storage().open_stream(&self.path, limit) {
             Ok(StreamOutcome::Opened { len, reader }) => {
+                // Handed over by its writer: every byte past what it wrote is a zero it
+                // put there, so reading stops where its records do.
+                let len = self.written.map_or(len, |written| written.min(len));
                 Ok(JournalRecords::new(reader, len, self.path.clone()))
             }
             Ok(StreamOutcome::TooLarge { size }) => Err(FsError::TooLarge {
@@ -368,20 +371,18 @@ impl Store {
         {
             return Err(FsError::AlreadyExists { id: id.clone() });
         }
-        let dir = self.area_path(layout::JOURNAL_DIR)?;
+        let dir = self.made_area_path(layout::JOURNAL_DIR)?;
         let path = dir.join(format!("{id}{SUFFIX}"));
         let header_len = JOURNAL_HEADER.len() as u64;
         let framed = frame_records(first, header_len, self.max_file_size(), &path)?;
-        storage
-            .create_dir(&dir)
-            .map_err(FsError::io(Step::CreateDir, &dir))?;
         let temp = dir.join(format!(".{id}.{}.tmp", self.unique()));
         let (mut file, zeroed, lock) = self.locked_temp(&dir, &temp)?;
         let written = self.start_journal(file.as_mut(), zeroed, &framed, &temp, &path, id);
         // The temp name is never needed again, whatever happened.
         let _ = storage.remove_file(&temp);
         let allocated = written?;
-        storage.sync_dir(&dir).map_err(FsError::io(Step::SyncDir, &dir))?;
+        // Shared with the journals other connections name or finish meanwhile.
+        self.commit_journal_dir()?;
         let len = header_len + framed.len() as u64;
         Ok(Journal {
             store: self.clone(),

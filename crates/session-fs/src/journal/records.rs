@@ -65,7 +65,14 @@ impl<R: std::io::Read> JournalRecords<R> {
     /// Reads the journal of `len` bytes that `reader` yields; `path` names it in errors.
     pub fn new(reader: R, len: u64, path: PathBuf) -> Self {
         Self {
-            reader: std::io::BufReader::with_capacity(256 * 1024, reader),
+            // No bigger than the journal: a buffer over 128 KiB is a fresh mapping
+            // of its own for each reader, and a finished capture's journal is read twice.
+            reader: std::io::BufReader::with_capacity(
+                usize::try_from(len)
+                    .unwrap_or(usize::MAX)
+                    .clamp(8 * 1024, 256 * 1024),
+                reader,
+            ),
             path,
             remaining: len,
             started: false,

@@ -127,9 +127,11 @@ pub struct Scan {
 }
 
 /// Refuses a dot-directory that is a symlink or not a directory; a missing one is fine.
-fn check_area_dir(storage: &dyn Storage, path: &Path) -> Result<(), FsError> {
+/// Refuses an area that is not a directory; whether it exists.
+fn check_area_dir(storage: &dyn Storage, path: &Path) -> Result<bool, FsError> {
     match storage.kind(path).map_err(FsError::io(Step::Open, path))? {
-        None | Some(EntryKind::Dir) => Ok(()),
+        None => Ok(false),
+        Some(EntryKind::Dir) => Ok(true),
         Some(EntryKind::Symlink) => Err(FsError::io(Step::Open, path)(wrong_kind(
             "is a symlink, not a directory (the store never follows it)",
         ))),
@@ -270,6 +272,21 @@ impl Store {
         Ok(path)
     }
 
+    /// [`area_path`](Self::area_path), the directory made when missing, its name
+    /// durable in the store's directory before this returns: what is written into it
+    /// next must not vanish with it in a crash. An area that exists costs one `stat`
+    /// (making it takes the store directory's lock, which every save contends for).
+    pub(crate) fn made_area_path(&self, name: &str) -> Result<PathBuf, FsError> {
+        let path = self.inner.dir.join(name);
+        if !check_area_dir(self.storage(), &path)? {
+            self.storage()
+                .create_dir(&path)
+                .map_err(FsError::io(Step::CreateDir, &path))?;
+            self.sync_dir(&self.inner.dir)?;
+        }
+        Ok(path)
+    }
+
     /// Brings the store directory to mode 0700 when it is more open; returns the mode
     /// it had when it was changed. `init` and `run` call this, so a directory made by
     /// hand (or by the app) stops exposing patient data.
@@ -370,13 +387,11 @@ impl Store {
     /// holds a role...): never a session, never read by recovery.
     pub fn write_state(&self, name: &str, bytes: &[u8]) -> Result<(), FsError> {
         self.writable()?;
-        let dir = self.area_path(layout::STATE_DIR)?;
         if !own_name(name) {
+            let dir = self.inner.dir.join(layout::STATE_DIR);
             return Err(refused_name(Step::CreateTemp, &dir, "not a state file name"));
         }
-        self.storage()
-            .create_dir(&dir)
-            .map_err(FsError::io(Step::CreateDir, &dir))?;
+        let dir = self.made_area_path(layout::STATE_DIR)?;
         let temp = dir.join(format!(".{name}.{}.tmp", self.unique()));
         self.write_new_durable(&temp, bytes)?;
         let target = dir.join(name);
