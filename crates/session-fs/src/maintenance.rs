@@ -135,6 +135,14 @@ impl Store {
 }
 
 impl Maintenance<'_> {
+    /// Removes the lock files (`.locks/<id>.lock`) of ids with no session, each under
+    /// its own lock: what a crash between a deletion and its lock file's removal left,
+    /// or a version that kept every lock file. Waits for whoever holds such an id's
+    /// lock. The ids whose lock file went, sorted.
+    pub fn sweep_orphan_locks(&self) -> Result<Vec<SessionId>, FsError> {
+        self.store.sweep_orphan_locks()
+    }
+
     /// Live sessions, temp files and names that are not regular files.
     pub fn scan(&self) -> Result<Scan, FsError> {
         self.store.scan()

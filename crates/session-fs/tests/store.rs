@@ -834,6 +834,68 @@ fn a_storage_that_does_not_say_it_can_remove_lock_files_keeps_them() {
     assert!(dir.path().join("sessions/.locks/s.lock").exists());
 }
 
+#[test]
+fn the_sweep_removes_only_lock_files_of_ids_without_a_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.save(&id("kept"), doc("kept", "a")).unwrap();
+    let locks = dir.path().join(".locks");
+    // What a crash after a deletion, or an older version, leaves: lock files alone.
+    for orphan in ["gone-1.lock", "gone-2.lock"] {
+        std::fs::write(locks.join(orphan), b"").unwrap();
+    }
+    // Names the sweep is not to touch: not a lock file, not an id, not a file.
+    std::fs::write(locks.join("notes.txt"), b"").unwrap();
+    std::fs::write(locks.join("bad id!.lock"), b"").unwrap();
+    std::fs::create_dir(locks.join("dir.lock")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("kept.json"), locks.join("link.lock")).unwrap();
+    let maintenance = store.maintenance();
+    assert_eq!(
+        maintenance.sweep_orphan_locks().unwrap(),
+        vec![id("gone-1"), id("gone-2")]
+    );
+    assert_eq!(
+        test_support::names_in(&locks),
+        ["bad id!.lock", "dir.lock", "kept.lock", "link.lock", "notes.txt"]
+    );
+    assert!(
+        dir.path().join("kept.json").exists(),
+        "a session is never touched"
+    );
+    // Swept ids lock as any new id does.
+    store.save(&id("gone-1"), doc("gone-1", "b")).unwrap();
+    assert!(maintenance.sweep_orphan_locks().unwrap().is_empty());
+    assert!(locks.join("gone-1.lock").exists());
+}
+
+#[test]
+fn the_sweep_waits_for_a_holder_and_keeps_the_lock_of_a_session_stored_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let store = &store;
+    std::thread::scope(|s| {
+        let holder = s.spawn(move || {
+            let mut guard = store.lock(&id("late")).unwrap();
+            held_tx.send(()).unwrap();
+            go_rx.recv().unwrap();
+            // Stored under the lock the sweep waits for.
+            guard.save(doc("late", "a")).unwrap();
+            drop(guard);
+        });
+        held_rx.recv().unwrap();
+        let sweeper = s.spawn(move || store.maintenance().sweep_orphan_locks().unwrap());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(!sweeper.is_finished(), "the sweep must wait for the holder");
+        go_tx.send(()).unwrap();
+        holder.join().unwrap();
+        assert!(sweeper.join().unwrap().is_empty());
+    });
+    assert!(dir.path().join(".locks/late.lock").exists());
+    assert!(dir.path().join("late.json").exists());
+}
+
 /// A document streamed in many small writes, as a fold writes a long capture.
 fn streamed(
     value: &'static str,

@@ -381,6 +381,9 @@ pub fn cleanup_once(typed: &SessionStore, config: &CleanupConfig) -> Result<Clea
             Err(e) => summary.failed(&id, &e),
         }
     }
+    if !config.dry_run {
+        sweep_orphan_locks(store);
+    }
     summary.duration_ms = started.elapsed().as_millis() as u64;
     if !config.dry_run {
         let record = serde_json::to_vec(&CleanupRecord::from(&summary)).unwrap_or_default();
@@ -397,6 +400,26 @@ pub fn cleanup_once(typed: &SessionStore, config: &CleanupConfig) -> Result<Clea
         "cleanup finished"
     );
     Ok(summary)
+}
+
+/// Removes the lock files of ids with no session (a crash between a deletion and its
+/// lock file's removal leaves one; versions before lock files went with their
+/// sessions left one per deletion). Off start-up's path: `.locks/` holds a file per
+/// live session, and this lists it whole. Housekeeping: a failure is logged, never
+/// fails the run.
+fn sweep_orphan_locks(store: &session_fs::Store) {
+    match store.maintenance().sweep_orphan_locks() {
+        Ok(swept) if !swept.is_empty() => {
+            tracing::info!(
+                lock_files = swept.len(),
+                "cleanup: removed the lock files of sessions that no longer exist"
+            );
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "cleanup: could not sweep the lock files of sessions that no longer exist")
+        }
+    }
 }
 
 /// The clock judged against `evidence` (recorded unless this is a dry run); `None` when

@@ -55,6 +55,8 @@ fn store_for_cleanup() -> (tempfile::TempDir, session_store::SessionStore) {
     )
     .unwrap();
     std::fs::write(trash.join(format!("{}.1-1-2.recent.json", now() - DAY)), b"y").unwrap();
+    // A lock file a crash left after its session was deleted.
+    std::fs::write(dir.path().join(".locks/crashed-away.lock"), b"").unwrap();
     (dir, store)
 }
 
@@ -280,4 +282,24 @@ fn the_last_real_run_is_recorded_and_a_dry_run_never_overwrites_it() {
     assert_eq!((old.at, old.expired, old.trashed, old.dry_run), (5, 1, 1, false));
     std::fs::write(&state, unversioned.replace("{", r#"{"format":2,"#)).unwrap();
     assert!(last_cleanup(store.fs()).unwrap().is_none());
+}
+
+#[test]
+fn a_real_run_sweeps_the_lock_files_of_sessions_that_no_longer_exist() {
+    let (dir, store) = store_for_cleanup();
+    let locks = dir.path().join(".locks");
+    let lock_files = || test_support::names_in(&locks);
+    assert!(lock_files().contains(&"crashed-away.lock".to_owned()));
+    cleanup_once(&clocked(&store, now()), &CleanupConfig::default()).unwrap();
+    let left = lock_files();
+    assert!(!left.contains(&"crashed-away.lock".to_owned()), "{left:?}");
+    // Every lock file left belongs to a session that is still there.
+    let sessions = live(&store);
+    assert!(
+        !left.is_empty()
+            && left
+                .iter()
+                .all(|name| sessions.contains(&name.trim_end_matches(".lock").to_owned())),
+        "{left:?} against {sessions:?}"
+    );
 }

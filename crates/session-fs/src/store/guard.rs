@@ -81,6 +81,56 @@ impl Store {
         })
     }
 
+    /// Removes the lock files of ids that have no session: those a crash left between
+    /// a session's deletion and its lock file's, and those versions that kept every
+    /// lock file left behind. Each goes as a deleting guard's does, under its own
+    /// lock and after the session is seen missing under it, so a locker waiting on it
+    /// moves to the name's next file. Waits for a holder of such an id. The ids whose
+    /// lock file went, sorted.
+    pub(crate) fn sweep_orphan_locks(&self) -> Result<Vec<SessionId>, FsError> {
+        self.writable()?;
+        let dir = self.area_path(layout::LOCKS_DIR)?;
+        let entries = match self.storage().list(&dir, false) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(FsError::io(Step::List, &dir)(e)),
+        };
+        let mut ids: Vec<SessionId> = entries
+            .iter()
+            .filter(|e| e.kind == EntryKind::File)
+            .filter_map(|e| e.name.to_str()?.strip_suffix(".lock")?.parse().ok())
+            .collect();
+        ids.sort();
+        let mut swept = Vec::new();
+        for id in ids {
+            if self
+                .storage()
+                .kind(&self.path_of(&id))
+                .map_err(FsError::io(Step::Read, self.path_of(&id)))?
+                .is_some()
+            {
+                continue;
+            }
+            let mut guard = self.lock(&id)?;
+            if guard.read_kind()?.is_some() {
+                // Stored while we waited for its lock.
+                continue;
+            }
+            guard.known = Some(Existing::Missing);
+            drop(guard);
+            let path = self.lock_path(&id)?;
+            if self
+                .storage()
+                .kind(&path)
+                .map_err(FsError::io(Step::Lock, &path))?
+                .is_none()
+            {
+                swept.push(id);
+            }
+        }
+        Ok(swept)
+    }
+
     /// `.locks/<id>.lock`: the file whose lock guards `id` across processes. It lives
     /// as long as the session: a guard that leaves the session missing removes it
     /// before letting the lock go.

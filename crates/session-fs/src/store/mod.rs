@@ -126,8 +126,8 @@ pub struct Scan {
     pub irregular: Vec<(OsString, EntryKind)>,
 }
 
-/// Refuses a dot-directory that is a symlink or not a directory; a missing one is fine.
-/// Refuses an area that is not a directory; whether it exists.
+/// Refuses a dot-directory that is a symlink or not a directory (a missing one is
+/// fine); whether it exists.
 fn check_area_dir(storage: &dyn Storage, path: &Path) -> Result<bool, FsError> {
     match storage.kind(path).map_err(FsError::io(Step::Open, path))? {
         None => Ok(false),
