@@ -381,8 +381,9 @@ impl Store {
         // The temp name is never needed again, whatever happened.
         let _ = storage.remove_file(&temp);
         let allocated = written?;
-        // Shared with the journals other connections name or finish meanwhile.
-        self.commit_journal_dir()?;
+        // Not the directory's group commit: on a capture's path, waiting out an fsync
+        // already under way and then leading one's own would cost two.
+        storage.sync_dir(&dir).map_err(FsError::io(Step::SyncDir, &dir))?;
         let len = header_len + framed.len() as u64;
         Ok(Journal {
             store: self.clone(),
