@@ -101,7 +101,17 @@ appenders: 44 to 49 us of CPU per append back-to-back, 61 to 67 us 2.5 ms apart,
 included). Two syncs per message are what record-before-forward costs with one journal per session; \
 closing the gap means fewer syncs than messages, i.e. one log for all connections whose syncs are shared \
 (group commit across analyzers), a change of the journal format and of recovery that this round did not \
-make. The figure settles the disk \
+make. Where the sessions' own cost goes, measured later that day (50 analyzers, system-wide `perf stat`): 6.2 \
+block requests per message with 10-message sessions against 4.3 with one session per analyzer (2.28 against \
+2.01 data syncs per message); with the storing of session files switched off in a scratch build (each journal \
+still renamed to a spare), 5.1 requests per message and 22 to 42 % more messages per second in three paired \
+runs. So about half of the sessions' cost is the storing thread's (the session file, a new inode whose \
+`fsync` also writes the store directory's block and inode before the directory's own shared fsync; the lock \
+file, another new inode; the journal's rename and `.journal/`'s shared fsync) and half the connection's \
+(the ENQ, its ACK and the EOT journaled, which the recording relay pays too, and the journal's naming). A \
+session file made with `O_TMPFILE` and linked into place would save about a quarter of its own cost (by \
+hand, 1.7 KB files: 370 against 470 us, 4.0 against 5.8 block requests each), too little to close the gap \
+alone. The figure settles the disk \
 first and then waits a minute (the figures before it delete hundreds of thousands of files, whose inodes \
 every file creation scans past until a minute after they were deleted and written back: with deletions \
 under way, a sixth of the relay's CPU went to that scan, against none of the floor's, whose appends create \
