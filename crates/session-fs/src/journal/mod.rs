@@ -26,7 +26,6 @@
 //! place), so [`Store::claim_journal`] can tell a live capture from one whose process
 //! died without ever taking over the former.
 
-use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 use session_model::SessionId;
@@ -469,19 +468,7 @@ impl Store {
 
     /// The ids that have a journal, sorted: captures in progress, or cut off by a crash.
     pub fn journals(&self) -> Result<Vec<SessionId>, FsError> {
-        let dir = self.area_path(layout::JOURNAL_DIR)?;
-        let entries = match self.storage().list(&dir, false) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(FsError::io(Step::List, &dir)(e)),
-        };
-        let mut ids: Vec<SessionId> = entries
-            .iter()
-            .filter(|e| e.kind == EntryKind::File)
-            .filter_map(|e| journal_id(&e.name))
-            .collect();
-        ids.sort();
-        Ok(ids)
+        self.ids_in_area(layout::JOURNAL_DIR, SUFFIX)
     }
 
     /// Whether a live writer holds the journal of `id` (a capture in progress); `false`
@@ -531,10 +518,6 @@ impl Store {
         }
         Ok(Some(claimed))
     }
-}
-
-fn journal_id(name: &OsStr) -> Option<SessionId> {
-    name.to_str()?.strip_suffix(SUFFIX)?.parse().ok()
 }
 
 #[cfg(test)]

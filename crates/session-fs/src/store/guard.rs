@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// How a lock file's name ends: `.locks/<id>.lock`.
+const LOCK_SUFFIX: &str = ".lock";
+
 /// One session locked against every other handle and process (see [`Store::lock`]).
 pub struct SessionGuard<'a> {
     pub(super) store: &'a Store,
@@ -89,20 +92,8 @@ impl Store {
     /// lock file went, sorted.
     pub(crate) fn sweep_orphan_locks(&self) -> Result<Vec<SessionId>, FsError> {
         self.writable()?;
-        let dir = self.area_path(layout::LOCKS_DIR)?;
-        let entries = match self.storage().list(&dir, false) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(FsError::io(Step::List, &dir)(e)),
-        };
-        let mut ids: Vec<SessionId> = entries
-            .iter()
-            .filter(|e| e.kind == EntryKind::File)
-            .filter_map(|e| e.name.to_str()?.strip_suffix(".lock")?.parse().ok())
-            .collect();
-        ids.sort();
         let mut swept = Vec::new();
-        for id in ids {
+        for id in self.ids_in_area(layout::LOCKS_DIR, LOCK_SUFFIX)? {
             if self
                 .storage()
                 .kind(&self.path_of(&id))
@@ -135,7 +126,9 @@ impl Store {
     /// as long as the session: a guard that leaves the session missing removes it
     /// before letting the lock go.
     pub(crate) fn lock_path(&self, id: &SessionId) -> Result<PathBuf, FsError> {
-        Ok(self.area_path(layout::LOCKS_DIR)?.join(format!("{id}.lock")))
+        Ok(self
+            .area_path(layout::LOCKS_DIR)?
+            .join(format!("{id}{LOCK_SUFFIX}")))
     }
 }
 

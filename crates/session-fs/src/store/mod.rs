@@ -272,6 +272,24 @@ impl Store {
         Ok(path)
     }
 
+    /// The ids of the regular files in the dot-area `area` named `<id><suffix>`, sorted;
+    /// none when the area does not exist.
+    pub(crate) fn ids_in_area(&self, area: &str, suffix: &str) -> Result<Vec<SessionId>, FsError> {
+        let dir = self.area_path(area)?;
+        let entries = match self.storage().list(&dir, false) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(FsError::io(Step::List, &dir)(e)),
+        };
+        let mut ids: Vec<SessionId> = entries
+            .iter()
+            .filter(|e| e.kind == EntryKind::File)
+            .filter_map(|e| e.name.to_str()?.strip_suffix(suffix)?.parse().ok())
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
     /// [`area_path`](Self::area_path), the directory made when missing, its name
     /// durable in the store's directory before this returns: what is written into it
     /// next must not vanish with it in a crash. An area that exists costs one `stat`
