@@ -137,7 +137,7 @@ const EQUIVALENT: &[(&str, &str)] = &[
          sync after it happens either way",
     ),
     (
-        "crates/session-fs/src/store/mod.rs:209:9: replace Store::options -> OpenOptions with Default::default()",
+        "crates/session-fs/src/store/mod.rs:211:9: replace Store::options -> OpenOptions with Default::default()",
         "the body is `OpenOptions::default()`: the mutant is the code",
     ),
     (
