@@ -869,6 +869,21 @@ fn the_sweep_removes_only_lock_files_of_ids_without_a_session() {
 }
 
 #[test]
+fn the_sweep_never_follows_a_symlinked_locks_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    // Someone else's directory, reached through a `.locks` swapped for a symlink after
+    // the store was opened: its files are not the store's to remove.
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::write(elsewhere.path().join("ghost.lock"), b"").unwrap();
+    std::fs::remove_dir(dir.path().join(".locks")).unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), dir.path().join(".locks")).unwrap();
+    let err = store.maintenance().sweep_orphan_locks().unwrap_err();
+    assert!(err.to_string().contains("symlink"), "{err}");
+    assert!(elsewhere.path().join("ghost.lock").exists());
+}
+
+#[test]
 fn the_sweep_waits_for_a_holder_and_keeps_the_lock_of_a_session_stored_meanwhile() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
