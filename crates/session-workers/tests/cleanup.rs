@@ -303,3 +303,36 @@ fn a_real_run_sweeps_the_lock_files_of_sessions_that_no_longer_exist() {
         "{left:?} against {sessions:?}"
     );
 }
+
+#[test]
+fn a_file_the_run_cannot_read_is_reported_by_name_and_kept_and_the_run_goes_on() {
+    let (dir, store) = store_for_cleanup();
+    // Over this handle's size limit: reading it fails, which must not stop the run.
+    let mut big = with_status("too-big-to-read", Submitted, 1);
+    store.create(&mut big).unwrap();
+    let path = dir.path().join("too-big-to-read.json");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.extend(std::iter::repeat_n(b' ', 4096));
+    std::fs::write(&path, &bytes).unwrap();
+    let limit = std::fs::metadata(dir.path().join("old-submitted.json"))
+        .unwrap()
+        .len()
+        + 1024;
+    let fs = session_fs::Store::options()
+        .clock(Arc::new(session_workers::ManualClock::at(now())))
+        .max_file_size(limit)
+        .open(dir.path())
+        .unwrap();
+    let tight = session_store::SessionStore::new(fs, session_store::DecodeOptions::default());
+    let summary = cleanup_once(&tight, &CleanupConfig::default()).unwrap();
+    assert_eq!(summary.failures.len(), 1, "{summary:?}");
+    assert_eq!(summary.failures[0].file, "too-big-to-read.json");
+    assert!(!summary.failures[0].problem.is_empty());
+    // The others were judged as without it, and the unreadable one is untouched.
+    assert_eq!(
+        (summary.expired, summary.trashed, summary.kept),
+        (4, 2, 2),
+        "{summary:?}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+}

@@ -409,3 +409,43 @@ fn the_stores_own_records_of_time_vouch_for_the_clock_after_a_reboot() {
         );
     }
 }
+
+#[test]
+fn the_names_the_store_gave_vouch_for_the_clock_when_its_directories_times_do_not() {
+    // As above, but the directories' modification times are ten days old too (a copy
+    // that reset them, say): the trash's stamps, the backup run's name and the last
+    // cleanup's record still say what time it was, and a reboot two hours later is
+    // trusted on their word alone.
+    let station = station();
+    let real = station.clock.now_ms();
+    assert_eq!(clean(&station).clock_suspect, None);
+    for id in station.store.fs().list().unwrap() {
+        assert!(station.store.delete(&id).unwrap());
+    }
+    let state = station.dir.path().join(".state");
+    for entry in std::fs::read_dir(&state).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap().to_string_lossy().contains("clock") {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    let long_ago = std::time::UNIX_EPOCH + std::time::Duration::from_millis(real - 10 * DAY);
+    let mut dirs = vec![station.dir.path().to_path_buf()];
+    for entry in std::fs::read_dir(station.dir.path()).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            dirs.push(entry.path());
+        }
+    }
+    for dir in dirs {
+        std::fs::File::open(&dir).unwrap().set_modified(long_ago).unwrap();
+    }
+    let rebooted = ManualClock::at(real + 2 * HOUR);
+    let store = open(station.dir.path(), &rebooted);
+    assert!(
+        store.fs().newest_recorded_ms() < real - 9 * DAY,
+        "the directories' times no longer vouch"
+    );
+    let summary = cleanup_once(&store, &CleanupConfig::default()).unwrap();
+    assert_eq!(summary.clock_suspect, None, "{summary:?}");
+}

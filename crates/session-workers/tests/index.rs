@@ -204,3 +204,36 @@ async fn a_reported_change_reads_that_session_only() {
         "one report is not a reason to read every file"
     );
 }
+
+#[tokio::test]
+async fn a_feed_read_by_its_own_consumer_gives_each_change_once_and_wakes_it() {
+    let feed = session_workers::submit::ChangeFeed::new();
+    // Nothing fed: nothing to take, and a wait does not end.
+    assert_eq!(feed.take(), (Vec::new(), false));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), feed.notified())
+            .await
+            .is_err(),
+        "woken with nothing fed"
+    );
+    let waiter = {
+        let feed = feed.clone();
+        tokio::spawn(async move { feed.notified().await })
+    };
+    tokio::task::yield_now().await;
+    feed.changed(id("a"));
+    feed.changed(id("b"));
+    feed.changed(id("a"));
+    tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("a change wakes the consumer")
+        .unwrap();
+    let (mut ids, rescan) = feed.take();
+    ids.sort();
+    assert_eq!((ids, rescan), (vec![id("a"), id("b")], false));
+    // Taken once: the next take is empty; a rescan is said once too.
+    assert_eq!(feed.take(), (Vec::new(), false));
+    feed.rescan();
+    assert_eq!(feed.take(), (Vec::new(), true));
+    assert_eq!(feed.take(), (Vec::new(), false));
+}

@@ -94,4 +94,63 @@ async fn trace_logs_hold_no_patient_data_and_no_secret() {
     let logs = captured.text();
     assert!(logs.contains("shutdown interrupted a submission"), "{logs}");
     assert!(!logs.contains("a submission task failed"), "{logs}");
+
+    // Cleanup's lock sweep says how many lock files it removed, and is silent when it
+    // removed none: a daily line saying "0" would bury the ones that matter.
+    let swept_lines = |logs: &str| -> Vec<String> {
+        logs.lines()
+            .filter(|l| l.contains("removed the lock files of sessions that no longer exist"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let (dir, store) = store_with(vec![pending("s4")]);
+    let config = session_workers::cleanup::CleanupConfig::default();
+    session_workers::cleanup::cleanup_once(&store, &config).unwrap();
+    assert_eq!(swept_lines(&captured.text()), Vec::<String>::new());
+    for orphan in ["crashed-a", "crashed-b"] {
+        std::fs::write(dir.path().join(".locks").join(format!("{orphan}.lock")), b"").unwrap();
+    }
+    session_workers::cleanup::cleanup_once(&store, &config).unwrap();
+    let swept = swept_lines(&captured.text());
+    assert_eq!(swept.len(), 1, "{swept:?}");
+    assert!(swept[0].contains("lock_files=2"), "{swept:?}");
+
+    // A clock suspicion the endpoint's Date raised is said cleared once, when a Date
+    // agrees, and not while the Dates still disagree.
+    let cleared = |logs: &str| logs.matches("the clock suspicion is cleared").count();
+    let right_now = || httpdate::fmt_http_date(std::time::SystemTime::now());
+    let dated = MockServer::builder()
+        .listener(std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .start()
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(move |_: &wiremock::Request| {
+            ResponseTemplate::new(503).insert_header("Date", right_now().as_str())
+        })
+        .mount(&dated)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let real = session_fs::now_ms();
+    let store_clock = session_workers::ManualClock::at(real + 94 * 365 * 86_400_000);
+    let fs = session_fs::Store::options()
+        .clock(std::sync::Arc::new(store_clock.clone()))
+        .open(dir.path())
+        .unwrap();
+    let store = session_store::SessionStore::new(fs, session_store::DecodeOptions::default());
+    store.create(&mut pending("s5")).unwrap();
+    let h = worker(&store, &endpoint(&dated), fast_config());
+    let before = cleared(&captured.text());
+    for (pass, worker_time) in [(1, NOW), (2, NOW + 86_400_000)] {
+        h.clock.set(worker_time);
+        h.worker.run_pass(&CancellationToken::new()).await.unwrap();
+        assert_eq!(dated.received_requests().await.unwrap().len(), pass);
+        assert!(store.fs().clock_record().unwrap().suspect.is_some());
+        assert_eq!(cleared(&captured.text()), before, "pass {pass}: still suspect");
+    }
+    store_clock.set(session_fs::now_ms());
+    h.clock.set(NOW + 2 * 86_400_000);
+    h.worker.run_pass(&CancellationToken::new()).await.unwrap();
+    assert_eq!(dated.received_requests().await.unwrap().len(), 3);
+    assert_eq!(store.fs().clock_record().unwrap().suspect, None);
+    assert_eq!(cleared(&captured.text()), before + 1);
 }
