@@ -30,18 +30,6 @@ impl Drop for Guard {
     }
 }
 
-/// CPU time used so far (user + system).
-fn cpu(pid: u32) -> Result<Duration, String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(err)?;
-    // The command name may hold spaces: fields start after the last ')'.
-    let rest = stat.rsplit_once(')').ok_or("bad stat")?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>().map_err(err)? + fields[12].parse::<u64>().map_err(err)?;
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Ok(Duration::from_millis(ticks * 1000 / hz))
-}
-
 /// A store of `n` small current sessions, all delivered but `pending` of them.
 fn generate(dir: &Path, n: usize, pending: usize) -> Result<u64, String> {
     let _ = std::fs::remove_dir_all(dir);
@@ -168,9 +156,9 @@ pub(crate) fn at_scale(work: &Path, s: &Settings, sessionctl: Option<&Path>) -> 
         .unwrap_or_default();
     // Idle: nothing due, nothing stored.
     let idle_window = s.idle_window;
-    let cpu_before = cpu(pid)?;
+    let cpu_before = crate::measure::cpu_time(pid)?;
     std::thread::sleep(idle_window);
-    let idle = cpu(pid)?.saturating_sub(cpu_before);
+    let idle = crate::measure::cpu_time(pid)?.saturating_sub(cpu_before);
     // Puts: each session stored (as the capture relay or an operator's put does) and
     // timed until the receiver has it.
     let store = SessionStore::open(&dir, DecodeOptions::default()).map_err(err)?;
@@ -178,7 +166,7 @@ pub(crate) fn at_scale(work: &Path, s: &Settings, sessionctl: Option<&Path>) -> 
         let bytes = std::fs::read(crate::data::fixtures().join("v1/session-21.json")).map_err(err)?;
         session_store::decode(&bytes).map_err(err)?.session
     };
-    let cpu_before = cpu(pid)?;
+    let cpu_before = crate::measure::cpu_time(pid)?;
     let mut latencies = Vec::new();
     for i in 0..s.daemon_puts {
         let mut session = template.clone();
@@ -197,7 +185,8 @@ pub(crate) fn at_scale(work: &Path, s: &Settings, sessionctl: Option<&Path>) -> 
     }
     // Let the last outcome be written before reading the CPU clock.
     std::thread::sleep(Duration::from_millis(200));
-    let per_delivery = cpu(pid)?.saturating_sub(cpu_before) / s.daemon_puts.max(1) as u32;
+    let per_delivery =
+        crate::measure::cpu_time(pid)?.saturating_sub(cpu_before) / s.daemon_puts.max(1) as u32;
     let rss_after = crate::measure::status_kib(pid, "VmRSS")?;
     let latency = median(latencies.clone());
     let worst = latencies.iter().max().copied().unwrap_or_default();

@@ -111,7 +111,16 @@ file, another new inode; the journal's rename and `.journal/`'s shared fsync) an
 (the ENQ, its ACK and the EOT journaled, which the recording relay pays too, and the journal's naming). A \
 session file made with `O_TMPFILE` and linked into place would save about a quarter of its own cost (by \
 hand, 1.7 KB files: 370 against 470 us, 4.0 against 5.8 block requests each), too little to close the gap \
-alone. The figure settles the disk \
+alone. The row now shows the relay's CPU per message both ways, and the difference per session: with 50 \
+analyzers the machine is CPU-bound (1 to 2 % idle on 2 cores, 2026-12-07), so the rate follows the CPU each \
+message and each session costs (that day, paired runs: 208 to 218 us per message with 10-message sessions, \
+144 to 154 us as one session each, the recording relay 118 to 126 us: about 700 us per session, nearly all \
+of it in the kernel). What would take the storing thread's half: session files made durable in batches, one \
+`syncfs` for a batch of temps before their links and one directory fsync after them (a scratch program \
+that day, 5.6 KB files: 80 to 120 us of CPU and 0.24 block requests per file in batches of 50, against 280 \
+to 500 us and 4.8 to 7.3 with an fsync per file). It changes `Storage` (a sync of the whole filesystem) and \
+what the crash simulator must model, and a session's file would appear a batch later: not made in this \
+round. The figure settles the disk \
 first and then waits a minute (the figures before it delete hundreds of thousands of files, whose inodes \
 every file creation scans past until a minute after they were deleted and written back: with deletions \
 under way, a sixth of the relay's CPU went to that scan, against none of the floor's, whose appends create \
