@@ -174,11 +174,20 @@ fn a_fifo_named_like_a_session_never_hangs_anything() {
         "{}",
         text(&verify.stdout)
     );
-    // Recovery reports it and carries on; the FIFO stays where it is.
+    // Recovery reports it and carries on; the FIFO stays where it is. What both say to
+    // a person: each name and why, what recovery does with it and what it leaves.
+    std::os::unix::fs::symlink("/etc/passwd", dir.join("l-1.json")).unwrap();
+    let verify = sessionctl_within(&dir, &["verify"], None, PROMPTLY);
     let recover = sessionctl_within(&dir, &["recover"], None, PROMPTLY);
     assert_eq!(recover.status.code(), Some(1));
     assert!(text(&recover.stderr).contains("FIFO"));
     assert!(dir.join("f-1.json").exists());
+    assert!(dir.join("l-1.json").is_symlink());
+    insta::assert_snapshot!(format!(
+        "## verify\n{}\n## recover\n{}",
+        common::transcript(&dir, &verify),
+        common::transcript(&dir, &recover)
+    ));
 }
 
 #[test]

@@ -48,7 +48,7 @@ pub(crate) fn recover(dir: &Path, decode: DecodeOptions, out: &Output) -> Result
     })?;
     if !report.problems.is_empty() {
         return Err(CliError::Failed(format!(
-            "{} could not be recovered (named above); the rest of the store was",
+            "{} could not be recovered (named above); the rest of the store was recovered",
             count(report.problems.len(), "file", "files")
         )));
     }
@@ -102,7 +102,7 @@ pub(crate) fn verify(store: &SessionStore, out: &Output) -> Result<(), CliError>
         Ok(())
     } else {
         Err(CliError::Failed(format!(
-            "{} found; `sessionctl recover` moves damaged files to .quarantine/",
+            "{} found; `sessionctl recover` moves damaged files to .quarantine/ (a name that is not a regular file it leaves where it is, for you to move away)",
             count(report.problems.len(), "problem", "problems")
         )))
     }
