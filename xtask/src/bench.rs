@@ -136,9 +136,9 @@ durable once per run; it cost two fsyncs per file before). Every timed run has a
 written before any is timed and none deleted until the bench ends, and the disk is settled (`syncfs`) \
 before each run: on ext4 without a journal each file created for minutes after a mass deletion scans past \
 the freed inodes (profiled at an eighth of a run's CPU), and the write-back of a freshly written GB of \
-legacy files otherwise runs during a timing. The 10,000-file rows are medians of three runs, the 100,000-file \
+legacy files otherwise runs during a timing. The 10,000-file rows are medians of five runs, the 100,000-file \
 rows one run each, every run taken in turn with its baseline, and which of the two goes first alternates \
-over the four pairs (the 100,000-file daemon goes first): single runs here have ranged over 2 x on this \
+over the six pairs (the 100,000-file daemon goes first): single runs here have ranged over 2 x on this \
 shared disk, and the one run each at 100,000 files was 1.09 x with the daemon first and 1.30 x with it \
 second on the same code (one run of each order, by hand and in the bench). The growth row gives \
 `sessionctl migrate`'s own growth over the same stores in the same run beside the daemon's: the same \
@@ -159,8 +159,9 @@ as it at once and kept when it states that version, else decoded as before. What
 the typed decode itself (base64 of every element, the exactness scan) and the allocator, against a parse into \
 `Value` that keeps nothing, plus feeding the page's index. The allocator is a sixth of the CPU: mimalloc as \
 the global allocator took start-up CPU down by a fifth, but the daemon held 64.6 MiB after start-up and \
-`list` peaked at 34.7 MiB (targets 64 and 20): not taken. The figure is the median of three start-ups taken \
-in turn with three floors; on this shared machine single runs ranged 1.3 x to 1.9 x.
+`list` peaked at 34.7 MiB (targets 64 and 20): not taken. The figure is the median of five start-ups taken \
+in turn with five floors (three until 2026-12-07, when medians of three ranged 1.36 to 1.62 x in one \
+afternoon); on this shared machine single runs ranged 1.3 x to 1.9 x.
 - **Reference: the Electron app** (it cannot run in CI; figures from the scale issue, measured on the same \
 kind of machine): `loadAllSessions` of 10,000 `1.0.0` sessions took about 3 s at about 210 MB RSS (ours: the \
 start-up row above, recover and load all, and the `list` row's peak RSS); `loadAndMigrateAllSessions` of \
