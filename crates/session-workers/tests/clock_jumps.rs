@@ -381,24 +381,29 @@ fn a_messages_time_vouches_for_the_clock_only_less_the_furthest_zone() {
     }
 }
 
+/// After one cleanup, every session deleted into the trash and the clock's record lost:
+/// only the store's areas (the trash's stamps, the backup run, the last cleanup) still
+/// say what time it was.
+fn only_the_areas_remember(station: &Station) {
+    assert_eq!(clean(station).clock_suspect, None);
+    for id in station.store.fs().list().unwrap() {
+        assert!(station.store.delete(&id).unwrap());
+    }
+    let state = station.dir.path().join(".state");
+    for entry in std::fs::read_dir(&state).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap().to_string_lossy().contains("clock") {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+}
+
 #[test]
 fn the_stores_own_records_of_time_vouch_for_the_clock_after_a_reboot() {
-    // Every session gone into the trash, and the clock's record lost: only the store's
-    // areas (the trash's stamps, the backup run, the last cleanup) say what time it was.
     for (gap, trusted) in [(2 * HOUR, true), (3 * DAY, false)] {
         let station = station();
         let real = station.clock.now_ms();
-        assert_eq!(clean(&station).clock_suspect, None);
-        for id in station.store.fs().list().unwrap() {
-            assert!(station.store.delete(&id).unwrap());
-        }
-        let state = station.dir.path().join(".state");
-        for entry in std::fs::read_dir(&state).unwrap() {
-            let path = entry.unwrap().path();
-            if path.file_name().unwrap().to_string_lossy().contains("clock") {
-                std::fs::remove_file(path).unwrap();
-            }
-        }
+        only_the_areas_remember(&station);
         let rebooted = ManualClock::at(real + gap);
         let store = open(station.dir.path(), &rebooted);
         let summary = cleanup_once(&store, &CleanupConfig::default()).unwrap();
@@ -412,23 +417,13 @@ fn the_stores_own_records_of_time_vouch_for_the_clock_after_a_reboot() {
 
 #[test]
 fn the_names_the_store_gave_vouch_for_the_clock_when_its_directories_times_do_not() {
-    // As above, but the directories' modification times are ten days old too (a copy
-    // that reset them, say): the trash's stamps, the backup run's name and the last
-    // cleanup's record still say what time it was, and a reboot two hours later is
-    // trusted on their word alone.
+    // Only the areas remember, and the directories' modification times are ten days old
+    // too (a copy that reset them, say): the trash's stamps, the backup run's name and
+    // the last cleanup's record still say what time it was, and a reboot two hours later
+    // is trusted on their word alone.
     let station = station();
     let real = station.clock.now_ms();
-    assert_eq!(clean(&station).clock_suspect, None);
-    for id in station.store.fs().list().unwrap() {
-        assert!(station.store.delete(&id).unwrap());
-    }
-    let state = station.dir.path().join(".state");
-    for entry in std::fs::read_dir(&state).unwrap() {
-        let path = entry.unwrap().path();
-        if path.file_name().unwrap().to_string_lossy().contains("clock") {
-            std::fs::remove_file(path).unwrap();
-        }
-    }
+    only_the_areas_remember(&station);
     let long_ago = std::time::UNIX_EPOCH + std::time::Duration::from_millis(real - 10 * DAY);
     let mut dirs = vec![station.dir.path().to_path_buf()];
     for entry in std::fs::read_dir(station.dir.path()).unwrap() {
