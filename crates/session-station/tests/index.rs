@@ -297,3 +297,103 @@ fn a_search_returns_the_page_of_its_matches_asked_for() {
     let found = search(&store, index.candidates(&query), "glu", (3, 5), later, &never);
     assert!(found.ids.is_empty() && found.matched == 3);
 }
+
+/// The disk, but reads of one file fail with an I/O error (`EIO`) once `failing` is set.
+#[derive(Debug)]
+struct FailingReads {
+    file: &'static str,
+    failing: AtomicBool,
+}
+
+impl FailingReads {
+    fn check(&self, path: &std::path::Path) -> std::io::Result<()> {
+        if self.failing.load(Ordering::SeqCst) && path.file_name().is_some_and(|n| n == self.file) {
+            return Err(std::io::Error::from_raw_os_error(libc::EIO));
+        }
+        Ok(())
+    }
+}
+
+impl session_fs::Storage for FailingReads {
+    fn create_dir(&self, path: &std::path::Path) -> std::io::Result<()> {
+        session_fs::OsStorage.create_dir(path)
+    }
+    fn create_new(&self, path: &std::path::Path) -> std::io::Result<Box<dyn session_fs::WriteFile>> {
+        session_fs::OsStorage.create_new(path)
+    }
+    fn rename(&self, from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+        session_fs::OsStorage.rename(from, to)
+    }
+    fn hard_link(&self, from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+        session_fs::OsStorage.hard_link(from, to)
+    }
+    fn remove_file(&self, path: &std::path::Path) -> std::io::Result<()> {
+        session_fs::OsStorage.remove_file(path)
+    }
+    fn sync_dir(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        session_fs::OsStorage.sync_dir(dir)
+    }
+    fn read(&self, path: &std::path::Path, limit: u64) -> std::io::Result<session_fs::ReadOutcome> {
+        self.check(path)?;
+        session_fs::OsStorage.read(path, limit)
+    }
+    fn open_stream(&self, path: &std::path::Path, limit: u64) -> std::io::Result<session_fs::StreamOutcome> {
+        self.check(path)?;
+        session_fs::OsStorage.open_stream(path, limit)
+    }
+    fn list(&self, dir: &std::path::Path, sizes: bool) -> std::io::Result<Vec<session_fs::Entry>> {
+        session_fs::OsStorage.list(dir, sizes)
+    }
+    fn lock(
+        &self,
+        path: &std::path::Path,
+        mode: session_fs::LockMode,
+        wait: bool,
+    ) -> std::io::Result<Option<Box<dyn session_fs::HeldLock>>> {
+        session_fs::OsStorage.lock(path, mode, wait)
+    }
+    fn kind(&self, path: &std::path::Path) -> std::io::Result<Option<session_fs::EntryKind>> {
+        session_fs::OsStorage.kind(path)
+    }
+    fn set_mode(&self, path: &std::path::Path, mode: u32) -> std::io::Result<()> {
+        session_fs::OsStorage.set_mode(path, mode)
+    }
+}
+
+#[test]
+fn a_session_that_cannot_be_read_for_a_moment_keeps_its_row() {
+    // An I/O error says nothing about the file: unlike a file that is no longer a
+    // regular one, it must not take the session off the list.
+    let dir = tempfile::tempdir().unwrap();
+    store_with(dir.path(), &[("s-1", 10, "MSH|a"), ("s-2", 20, "MSH|b")]);
+    let disk = std::sync::Arc::new(FailingReads {
+        file: "s-2.json",
+        failing: AtomicBool::new(false),
+    });
+    let fs = session_fs::Store::options()
+        .storage(disk.clone())
+        .open(dir.path())
+        .unwrap();
+    let store = SessionStore::new(fs, DecodeOptions::default());
+    let index = SessionIndex::new();
+    index.rebuild(&store).unwrap();
+    let listed = |index: &SessionIndex| {
+        let page = index.page(&ListQuery {
+            limit: 10,
+            ..ListQuery::default()
+        });
+        let mut listed: Vec<String> = ids(&page.rows).into_iter().map(str::to_owned).collect();
+        listed.sort();
+        listed
+    };
+    assert_eq!(listed(&index), ["s-1", "s-2"]);
+    disk.failing.store(true, Ordering::SeqCst);
+    assert!(store.load(&"s-2".parse().unwrap()).is_err(), "the read fails");
+    index.refresh(&store, &"s-2".parse().unwrap());
+    assert_eq!(listed(&index), ["s-1", "s-2"]);
+    // Once it reads again, a change to it shows as usual.
+    disk.failing.store(false, Ordering::SeqCst);
+    std::fs::remove_file(dir.path().join("s-2.json")).unwrap();
+    index.refresh(&store, &"s-2".parse().unwrap());
+    assert_eq!(listed(&index), ["s-1"]);
+}
