@@ -268,6 +268,13 @@ fn the_files_problems_are_listed_at_most_every_10_s() {
     );
     let (_, fresh) = Tally::of_store(&store).unwrap();
     assert_eq!(fresh, 0, "a temp is no damaged session");
+    // Past the 10 s, the first index lists again and sees it too.
+    std::thread::sleep(std::time::Duration::from_millis(10_300));
+    assert_eq!(
+        index.counts(&store, 10, 1).unwrap().1.orphaned_temps,
+        1,
+        "a listing older than 10 s is not reused"
+    );
 }
 
 #[test]
