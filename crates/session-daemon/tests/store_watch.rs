@@ -135,3 +135,20 @@ fn a_store_path_that_is_a_file_is_not_watched() {
     let watched = StoreWatch::start(&file, vec![ChangeFeed::new()], |_, _| {});
     assert!(watched.is_none(), "only a directory is watched");
 }
+
+#[test]
+fn a_store_directory_moved_away_asks_for_a_rescan() {
+    // A move leaves the watch on the moved directory (no IN_IGNORED follows): only its
+    // own event says that the path the daemon serves is no longer the one watched.
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("store");
+    std::fs::create_dir(&dir).unwrap();
+    let (watch, feed, _seen) = watch(&dir);
+    std::fs::rename(&dir, parent.path().join("store.moved")).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !feed.take().1 {
+        assert!(std::time::Instant::now() < deadline, "no rescan asked for");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(watch);
+}
