@@ -112,19 +112,23 @@ fn renames_in_and_out_are_reported_reads_are_not_and_nothing_after_drop() {
     );
 }
 
-#[test]
-fn a_removed_store_directory_asks_for_a_rescan_and_the_watch_still_drops() {
+/// Watches `<parent>/store`, does `away` to it (given the parent and the store's path),
+/// and waits for the watch to ask its feed for a rescan; the watch is dropped after.
+fn rescan_asked_after(away: impl FnOnce(&Path, &Path)) {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("store");
     std::fs::create_dir(&dir).unwrap();
     let (watch, feed, _seen) = watch(&dir);
-    std::fs::remove_dir(&dir).unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !feed.take().1 {
-        assert!(std::time::Instant::now() < deadline, "no rescan asked for");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    away(parent.path(), &dir);
+    test_support::wait_until(Duration::from_secs(10), "a rescan asked for", || {
+        feed.take().1.then_some(())
+    });
     drop(watch);
+}
+
+#[test]
+fn a_removed_store_directory_asks_for_a_rescan_and_the_watch_still_drops() {
+    rescan_asked_after(|_, dir| std::fs::remove_dir(dir).unwrap());
 }
 
 #[test]
@@ -140,15 +144,5 @@ fn a_store_path_that_is_a_file_is_not_watched() {
 fn a_store_directory_moved_away_asks_for_a_rescan() {
     // A move leaves the watch on the moved directory (no IN_IGNORED follows): only its
     // own event says that the path the daemon serves is no longer the one watched.
-    let parent = tempfile::tempdir().unwrap();
-    let dir = parent.path().join("store");
-    std::fs::create_dir(&dir).unwrap();
-    let (watch, feed, _seen) = watch(&dir);
-    std::fs::rename(&dir, parent.path().join("store.moved")).unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !feed.take().1 {
-        assert!(std::time::Instant::now() < deadline, "no rescan asked for");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    drop(watch);
+    rescan_asked_after(|parent, dir| std::fs::rename(dir, parent.join("store.moved")).unwrap());
 }

@@ -305,7 +305,9 @@ fn a_search_returns_the_page_of_its_matches_asked_for() {
     assert!(found.ids.is_empty() && found.matched == 3);
 }
 
-/// The disk, but reads of one file fail with an I/O error (`EIO`) once `failing` is set.
+/// The disk (`OsStorage`, for every call the index makes), but reads of one file fail
+/// with an I/O error (`EIO`) once `failing` is set. The trait's provided methods it
+/// leaves at their defaults: this store only reads and lists.
 #[derive(Debug)]
 struct FailingReads {
     file: &'static str,
