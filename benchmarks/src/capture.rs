@@ -394,21 +394,23 @@ fn relay_figures(
     // relay's own rate falls far below that.
     let each = (s.relay_sessions / ANALYZERS / 2).max(1);
     let messages = (ANALYZERS * each * MESSAGES).max(1) as f64;
-    // The relay's own CPU per message (microseconds): on a machine the 50 analyzers
-    // keep busy, what each message and each session costs the relay sets its rate.
-    let relay_cpu_us = |rate: &mut dyn FnMut() -> Result<f64, String>| -> Result<(f64, f64), String> {
-        let before = crate::measure::cpu_time(relay.0.id())?;
-        let rate = rate()?;
-        let used = crate::measure::cpu_time(relay.0.id())?.saturating_sub(before);
-        Ok((rate, used.as_secs_f64() * 1e6 / messages))
-    };
-    let (many, many_cpu) = relay_cpu_us(&mut || lockstep_rate(&addr, ANALYZERS, each, MESSAGES, BYTES))?;
+    // A run's rate, and the relay's own CPU per message (microseconds): on a machine
+    // the 50 analyzers keep busy, what each message and session costs sets the rate.
+    let rate_and_relay_cpu_us =
+        |rate: &mut dyn FnMut() -> Result<f64, String>| -> Result<(f64, f64), String> {
+            let before = crate::measure::cpu_time(relay.0.id())?;
+            let rate = rate()?;
+            let used = crate::measure::cpu_time(relay.0.id())?.saturating_sub(before);
+            Ok((rate, used.as_secs_f64() * 1e6 / messages))
+        };
+    let (many, many_cpu) =
+        rate_and_relay_cpu_us(&mut || lockstep_rate(&addr, ANALYZERS, each, MESSAGES, BYTES))?;
     let plain_many = lockstep_rate(&plain, ANALYZERS, each, MESSAGES, BYTES)?;
     let recording_many = lockstep_rate(&recording, ANALYZERS, each, MESSAGES, BYTES)?;
     // The same analyzers with as many messages in one session each: what the sessions'
     // own costs (a journal made and removed, a session file written) take from the rate.
     let (one_session_each, one_session_cpu) =
-        relay_cpu_us(&mut || lockstep_rate(&addr, ANALYZERS, 1, each * MESSAGES, BYTES))?;
+        rate_and_relay_cpu_us(&mut || lockstep_rate(&addr, ANALYZERS, 1, each * MESSAGES, BYTES))?;
     let per_session_cpu = (many_cpu - one_session_cpu) * MESSAGES as f64;
     let disk = concurrent_append_rate(appends_dir, ANALYZERS, BYTES + 64, each * MESSAGES)?;
     let summed_floor = 1.0 / (1.0 / plain_many.max(f64::MIN_POSITIVE) + 2.0 / disk.max(f64::MIN_POSITIVE));
