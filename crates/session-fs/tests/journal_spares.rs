@@ -448,3 +448,34 @@ fn finishing_a_journal_syncs_the_journal_directory_after_renaming_it_to_a_spare(
         "the rename is made durable: {log:?}"
     );
 }
+
+#[test]
+fn a_spare_its_process_is_emptying_is_never_written_by_another() {
+    // Handle A's storage pauses right after it reopens its finished journal's spare to
+    // overwrite the records with zeros; meanwhile handle B (another process, as far as
+    // spares and locks go) adopts the directory's spares and begins a capture. B must
+    // not write into the file A's zeros are about to land in.
+    let (dir, a, recording) = store_with(Recording {
+        preallocating: true,
+        ..Recording::default()
+    });
+    let b = Store::open(dir.path().join("sessions")).unwrap();
+    let taken_by_b = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let b_journal = taken_by_b.clone();
+    *recording.after_spare_reopen.0.lock().unwrap() = Some(Box::new(move || {
+        let mut journal = b.create_journal(&id("cap-b")).unwrap();
+        journal.append(b"OBX|1||GLUCOSE^5.4").unwrap();
+        *b_journal.lock().unwrap() = Some(journal.into_claimed().unwrap());
+    }));
+    let mut first = a.create_journal(&id("cap-a")).unwrap();
+    first.append(b"PID|1||PATIENT-ONE-WITH-A-LONGER-RECORD").unwrap();
+    first.into_claimed().unwrap().remove().unwrap();
+    assert!(
+        log_of(&recording).iter().any(|l| l.starts_with("reopen .spare.")),
+        "A emptied its spare in place: {:?}",
+        log_of(&recording)
+    );
+    let claimed = taken_by_b.lock().unwrap().take().expect("B began its capture");
+    let records: Vec<Vec<u8>> = claimed.records().unwrap().map(Result::unwrap).collect();
+    assert_eq!(records, [b"OBX|1||GLUCOSE^5.4".to_vec()], "B's capture is whole");
+}

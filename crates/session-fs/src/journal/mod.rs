@@ -320,9 +320,11 @@ impl ClaimedJournal {
             Err(e) => return Err(FsError::io(Step::Remove, &path)(e)),
         }
         store.commit_journal_dir()?;
-        drop(_lock);
-        if let Some(spare) = spare {
-            store.keep_spare(&dir, spare, written);
+        match spare {
+            // Emptied under the journal's lock: another process that takes the spare
+            // meanwhile cannot lock it, so it never writes where these zeros land.
+            Some(spare) => store.keep_spare(&dir, spare, written, _lock),
+            None => drop(_lock),
         }
         Ok(())
     }

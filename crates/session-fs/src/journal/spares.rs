@@ -30,7 +30,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::storage::{EntryKind, WriteFile};
+use crate::storage::{EntryKind, HeldLock, WriteFile};
 use crate::store::Store;
 
 /// The prefix of every spare's name.
@@ -95,17 +95,28 @@ impl Store {
         (kept < SPARES_KEPT).then(|| dir.join(format!("{SPARE_PREFIX}{}", self.unique())))
     }
 
-    /// Keeps `spare` (a journal renamed to a [`spare_name`](Self::spare_name), its lock
-    /// released) once it is emptied: its `written` bytes overwritten with zeros when
-    /// its writer says that is all it wrote, else truncated. One that cannot be
-    /// emptied, or one over [`SPARES_KEPT`], is removed.
-    pub(crate) fn keep_spare(&self, dir: &Path, spare: PathBuf, written: Option<u64>) {
+    /// Keeps `spare` (a journal renamed to a [`spare_name`](Self::spare_name), still
+    /// `locked` as the journal was) once it is emptied: its `written` bytes overwritten
+    /// with zeros when its writer says that is all it wrote, else truncated. The lock
+    /// goes once it is empty, before the spare is offered to this handle's captures:
+    /// another process can see and take the spare as soon as it is named, and one
+    /// that did would write into the file these zeros go into (it takes the lock
+    /// before writing, so while this holds it, it passes the spare over). One that
+    /// cannot be emptied, or one over [`SPARES_KEPT`], is removed.
+    pub(crate) fn keep_spare(
+        &self,
+        dir: &Path,
+        spare: PathBuf,
+        written: Option<u64>,
+        locked: Box<dyn HeldLock>,
+    ) {
         let storage = self.storage();
         let emptied = match written.filter(|&used| used <= ZEROED_IN_PLACE) {
             Some(used) => zero_in_place(storage, &spare, used),
             None => None,
         }
         .map_or_else(|| storage.reopen_empty(&spare).map(|_| 0), Ok);
+        drop(locked);
         let kept = match emptied {
             Ok(zeroed) => self.with_spares(dir, |names| {
                 let room = names.len() < SPARES_KEPT;

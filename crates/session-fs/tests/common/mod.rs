@@ -26,6 +26,19 @@ pub(crate) struct Recording {
     /// and `sync_data` is logged as `fdatasync`; otherwise both take the trait's
     /// defaults (no preallocation, a full `fsync`).
     pub preallocating: bool,
+    /// Run once, right after a spare (`.spare.*`) is reopened to be emptied in place
+    /// and before anything is written through it: another process's moment.
+    pub after_spare_reopen: Hook,
+}
+
+/// A step run once, at a chosen point of a storage call.
+#[derive(Default)]
+pub(crate) struct Hook(pub Mutex<Option<Box<dyn FnOnce() + Send>>>);
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hook")
+    }
 }
 
 struct RecordingFile {
@@ -120,6 +133,11 @@ impl Storage for Seam {
         }
         self.0.call("reopen", path)?;
         let (inner, size) = OsStorage.reopen(path)?;
+        if path.file_name().unwrap().to_string_lossy().starts_with(".spare.")
+            && let Some(step) = self.0.after_spare_reopen.0.lock().unwrap().take()
+        {
+            step();
+        }
         Ok((
             Box::new(RecordingFile {
                 inner,
