@@ -869,6 +869,31 @@ fn the_sweep_removes_only_lock_files_of_ids_without_a_session() {
 }
 
 #[test]
+fn a_lock_file_the_sweep_cannot_take_is_left_and_the_sweep_goes_on() {
+    // `gone-2.lock` becomes a symlink between the sweep's listing and its lock (the
+    // seam swaps it): that id fails, and the ids after it are still swept.
+    let (dir, store, _) = store_with(Recording {
+        symlink_before_lock: Some("gone-2.lock".into()),
+        removes_held_locks: true,
+        ..Default::default()
+    });
+    let locks = dir.path().join("sessions/.locks");
+    std::fs::create_dir_all(&locks).unwrap();
+    for orphan in ["gone-1.lock", "gone-2.lock", "gone-3.lock"] {
+        std::fs::write(locks.join(orphan), b"").unwrap();
+    }
+    assert_eq!(
+        store.maintenance().sweep_orphan_locks().unwrap(),
+        vec![id("gone-1"), id("gone-3")]
+    );
+    assert_eq!(test_support::names_in(&locks), ["gone-2.lock"]);
+    assert!(
+        locks.join("gone-2.lock").is_symlink(),
+        "what the sweep could not lock is left as it found it"
+    );
+}
+
+#[test]
 fn the_sweep_never_follows_a_symlinked_locks_directory() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();

@@ -89,37 +89,49 @@ impl Store {
     /// lock file left behind. Each goes as a deleting guard's does, under its own
     /// lock and after the session is seen missing under it, so a locker waiting on it
     /// moves to the name's next file. Waits for a holder of such an id. The ids whose
-    /// lock file went, sorted.
+    /// lock file went, sorted. One id that fails (its lock file swapped for a symlink
+    /// meanwhile, an I/O error) is logged by name and left for the next sweep; only a
+    /// `.locks/` that cannot be listed fails the sweep.
     pub(crate) fn sweep_orphan_locks(&self) -> Result<Vec<SessionId>, FsError> {
         self.writable()?;
         let mut swept = Vec::new();
         for id in self.ids_in_area(layout::LOCKS_DIR, LOCK_SUFFIX)? {
-            if self
-                .storage()
-                .kind(&self.path_of(&id))
-                .map_err(FsError::io(Step::Read, self.path_of(&id)))?
-                .is_some()
-            {
-                continue;
-            }
-            let mut guard = self.lock(&id)?;
-            if guard.read_kind()?.is_some() {
-                // Stored while we waited for its lock.
-                continue;
-            }
-            guard.known = Some(Existing::Missing);
-            drop(guard);
-            let path = self.lock_path(&id)?;
-            if self
-                .storage()
-                .kind(&path)
-                .map_err(FsError::io(Step::Lock, &path))?
-                .is_none()
-            {
-                swept.push(id);
+            match self.sweep_orphan_lock(&id) {
+                Ok(true) => swept.push(id),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(
+                    file = %format!("{}/{id}{LOCK_SUFFIX}", layout::LOCKS_DIR),
+                    error = %e,
+                    "could not sweep a lock file; it stays until the next sweep"
+                ),
             }
         }
         Ok(swept)
+    }
+
+    /// Removes `id`'s lock file when `id` has no session: whether it went.
+    fn sweep_orphan_lock(&self, id: &SessionId) -> Result<bool, FsError> {
+        if self
+            .storage()
+            .kind(&self.path_of(id))
+            .map_err(FsError::io(Step::Read, self.path_of(id)))?
+            .is_some()
+        {
+            return Ok(false);
+        }
+        let mut guard = self.lock(id)?;
+        if guard.read_kind()?.is_some() {
+            // Stored while we waited for its lock.
+            return Ok(false);
+        }
+        guard.known = Some(Existing::Missing);
+        drop(guard);
+        let path = self.lock_path(id)?;
+        Ok(self
+            .storage()
+            .kind(&path)
+            .map_err(FsError::io(Step::Lock, &path))?
+            .is_none())
     }
 
     /// `.locks/<id>.lock`: the file whose lock guards `id` across processes. It lives

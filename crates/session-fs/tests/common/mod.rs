@@ -29,6 +29,12 @@ pub(crate) struct Recording {
     /// Run once, right after a spare (`.spare.*`) is reopened to be emptied in place
     /// and before anything is written through it: another process's moment.
     pub after_spare_reopen: Hook,
+    /// When set, the file of this name is swapped for a symlink (to `/dev/null`) just
+    /// before it is locked: a name changed between a listing and its lock.
+    pub symlink_before_lock: Option<String>,
+    /// When set, a held lock file is removed as the real storage removes it; otherwise
+    /// the trait's default keeps every lock file.
+    pub removes_held_locks: bool,
 }
 
 /// A step run once, at a chosen point of a storage call.
@@ -176,7 +182,17 @@ impl Storage for Seam {
         OsStorage.list(dir, sizes)
     }
     fn lock(&self, path: &Path, mode: LockMode, wait: bool) -> io::Result<Option<Box<dyn HeldLock>>> {
+        if self.0.symlink_before_lock.as_deref() == path.file_name().and_then(|n| n.to_str()) {
+            std::fs::remove_file(path)?;
+            std::os::unix::fs::symlink("/dev/null", path)?;
+        }
         OsStorage.lock(path, mode, wait)
+    }
+    fn remove_held_lock(&self, path: &Path) -> io::Result<bool> {
+        if !self.0.removes_held_locks {
+            return Ok(false);
+        }
+        OsStorage.remove_held_lock(path)
     }
     fn kind(&self, path: &Path) -> io::Result<Option<EntryKind>> {
         OsStorage.kind(path)
