@@ -217,28 +217,21 @@ async fn a_reply_after_the_shutdown_grace_leaves_the_session_in_flight() {
     );
 }
 
-/// The log lines `log_pass` writes for `report`, at every level.
-fn logged(report: &PassReport) -> String {
-    #[derive(Clone, Default)]
-    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let captured = Captured::default();
+/// A subscriber writing every level, without colours, into `captured`.
+fn capturing(captured: &test_support::CapturedLogs) -> impl tracing::Subscriber + Send + Sync + use<> {
     let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
+    tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
         .with_ansi(false)
         .with_writer(move || writer.clone())
-        .finish();
-    tracing::subscriber::with_default(subscriber, || log_pass(report));
-    String::from_utf8(captured.0.lock().unwrap().clone()).unwrap()
+        .finish()
+}
+
+/// The log lines `log_pass` writes for `report`, at every level.
+fn logged(report: &PassReport) -> String {
+    let captured = test_support::CapturedLogs::default();
+    tracing::subscriber::with_default(capturing(&captured), || log_pass(report));
+    captured.text()
 }
 
 #[test]
@@ -274,5 +267,86 @@ fn a_pass_that_attempted_anything_is_logged_at_info_and_an_idle_one_at_debug() {
     assert!(
         idle.contains(" DEBUG ") && idle.contains("nothing was due"),
         "{idle}"
+    );
+}
+
+#[tokio::test]
+async fn a_submission_task_that_panics_is_logged_as_failed_and_the_pass_goes_on() {
+    let mut transport = MockTransport::new();
+    transport.expect_post().times(2).returning(|request| {
+        if request.body.session_id == "boom" {
+            panic!("a transport bug");
+        }
+        reply(201)
+    });
+    let s = setup(&["boom", "fine"], transport);
+    let captured = test_support::CapturedLogs::default();
+    let _default = tracing::subscriber::set_default(capturing(&captured));
+    let report = s.worker.run_pass(&CancellationToken::new()).await.unwrap();
+    assert_eq!(report.submitted, 1, "the other session is delivered: {report:?}");
+    let logs = captured.text();
+    assert_eq!(
+        logs.matches("a submission task failed").count(),
+        1,
+        "a panicked task is an error in the log, once:\n{logs}"
+    );
+    let id = SessionId::new("boom").unwrap();
+    let stored = s.store.load(&id).unwrap().unwrap().session;
+    assert_eq!(
+        stored.submission.status,
+        SubmissionStatus::InFlight,
+        "left for the next start to resume, never marked delivered"
+    );
+}
+
+#[tokio::test]
+async fn a_configuration_problem_for_a_session_ignored_meanwhile_leaves_the_ignore_standing() {
+    let store_slot: Arc<std::sync::OnceLock<SessionStore>> = Arc::default();
+    let store_seen = store_slot.clone();
+    let mut transport = MockTransport::new();
+    transport.expect_post().times(1).returning(move |_| {
+        // The operator ignores the session while its request is out; the request
+        // then fails on the endpoint's certificate.
+        let store = store_seen
+            .get()
+            .expect("the store is set before the pass")
+            .clone();
+        Box::pin(async move {
+            store.ignore(&SessionId::new("s1").unwrap()).unwrap();
+            Err(TransportError::Tls(
+                "the endpoint's certificate is not trusted".into(),
+            ))
+        })
+    });
+    let s = setup(&["s1"], transport);
+    let _ = store_slot.set(s.store.clone());
+    let report = s.worker.run_pass(&CancellationToken::new()).await.unwrap();
+    assert_eq!(
+        (
+            report.submitted,
+            report.retrying,
+            report.failed,
+            report.interrupted
+        ),
+        (0, 0, 0, 0),
+        "the attempt counts as skipped: {report:?}"
+    );
+    let id = SessionId::new("s1").unwrap();
+    let submission = s.store.load(&id).unwrap().unwrap().session.submission;
+    assert_eq!(
+        submission.status,
+        SubmissionStatus::Ignored,
+        "the operator's decision stands"
+    );
+    assert_eq!(
+        submission.next_attempt_at, None,
+        "no retry scheduled for an ignored session"
+    );
+    assert!(
+        submission
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("not trusted")),
+        "the attempt's error is recorded beside it: {submission:?}"
     );
 }

@@ -426,6 +426,12 @@ mod tls_tests {
                 "error sending request: received fatal alert: HandshakeFailure (TLS)",
                 "handshake",
             ),
+            // rustls's `NoCertificatesPresented`: an endpoint that sent no certificate
+            // at all, with no "invalid peer certificate" in the chain.
+            (
+                "error sending request: client error (Connect): peer sent no certificates",
+                "refused",
+            ),
         ];
         for (chain, said) in cases {
             let problem = tls_problem(chain).unwrap_or_default();
