@@ -334,15 +334,17 @@ pub(crate) fn relay(work: &Path, s: &Settings, sessionctl: Option<&Path>) -> Res
     let dir = super::figures::fresh(&work.join("capture-relay"))?;
     let appends_dir = super::figures::fresh(&work.join("capture-append-floor"))?;
     // The figures before this one deleted hundreds of thousands of files: on ext4
-    // without a journal, each file created while their inode tables are unwritten (up to
-    // six minutes) scans past every one of them, a cost of the bench's own clean-up that
-    // no analyzer's capture meets. Written back, they stop counting a minute after their
-    // deletion (the kernel's `RECENTCY_MIN`): the figure settles the disk, then waits
-    // that minute out (profiled with deletions under way: a sixth of the relay's CPU
-    // in `recently_deleted`, its block lookups and `find_inode_bit`). Its own files are removed after it,
-    // not before the next run's.
+    // without a journal, a file's creation skips every inode freed in the last minute,
+    // or the last six while that inode's table block is dirty, a cost of the bench's own
+    // clean-up that no analyzer's capture meets and the floor (one file per connection)
+    // hardly pays. Settling the disk is not enough: the relay's own creations dirty the
+    // table blocks the freed inodes share, so the six minutes apply (2026-12-07: after
+    // a `syncfs` and 75 s, `find_inode_bit` was 8.5 % of the relay's CPU and `openat` 12 %;
+    // after seven minutes without a deletion, 0.04 % and 3 %). The figure settles the
+    // disk and waits those six minutes out. Its own files are removed after it, not
+    // before the next run's.
     crate::measure::settle(work)?;
-    std::thread::sleep(std::time::Duration::from_secs(65));
+    std::thread::sleep(std::time::Duration::from_secs(365));
     let rows = relay_figures(&dir, &appends_dir, s, sessionctl);
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&appends_dir);

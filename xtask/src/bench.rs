@@ -118,13 +118,19 @@ message and each session costs (that day, paired runs: 208 to 218 us per message
 of it in the kernel). What would take the storing thread's half: session files made durable in batches, one \
 `syncfs` for a batch of temps before their links and one directory fsync after them (a scratch program \
 that day, 5.6 KB files: 80 to 120 us of CPU and 0.24 block requests per file in batches of 50, against 280 \
-to 500 us and 4.8 to 7.3 with an fsync per file). It changes `Storage` (a sync of the whole filesystem) and \
-what the crash simulator must model, and a session's file would appear a batch later: not made in this \
-round. The figure settles the disk \
-first and then waits a minute (the figures before it delete hundreds of thousands of files, whose inodes \
-every file creation scans past until a minute after they were deleted and written back: with deletions \
-under way, a sixth of the relay's CPU went to that scan, against none of the floor's, whose appends create \
-no file per session), and removes its own files after it.
+to 500 us and 4.8 to 7.3 with an fsync per file). Tried in the relay on 2026-12-07 (scratch builds, paired \
+runs with the floor): session files made durable by one shared `syncfs` (group-committed, the first \
+waiter syncing for all) instead of an fsync each, no gain (5,528 and 4,801/s against 5,703 and 5,285/s \
+without); the journals' appends group-committed the same way, about a sixth less relay CPU per message \
+(237 to 316 against 287 to 377 us) but hardly more messages (4,084 to 5,127/s against 3,946 to 5,019/s): the relay then waits on the disk (8 to 14 % \
+idle where it was CPU-bound), since each `syncfs` writes every dirty page of the filesystem. Neither \
+was kept. The figure settles the disk \
+first and then waits six minutes (the figures before it delete hundreds of thousands of files, and on ext4 \
+without a journal every file creation skips each inode freed in the last minute, or the last six while the \
+freed inode's table block is dirty, which the relay's own creations make it: after a `syncfs` and 75 s, \
+`find_inode_bit` was 8.5 % of the relay's CPU and `openat` 12 %; after seven minutes without a deletion, \
+0.04 % and 3 %. The floor creates one file per connection and hardly pays it), and removes its own files \
+after it.
 - **Start-up migration.** `sessionctl run` on a legacy store upgrades each outdated file in recovery's \
 one pass, on the thread that read and decoded it (lock, keep the original, save: what `sessionctl migrate` \
 does per file), so the store is read and decoded once, as by `sessionctl migrate`; what the daemon does \
