@@ -207,12 +207,6 @@ pub(crate) fn log_of(rec: &Recording) -> Vec<String> {
     rec.log.lock().unwrap().clone()
 }
 
-/// The recording seam on its own: a `Storage` that overrides only what it records, so
-/// its provided methods are the trait's defaults.
-pub(crate) fn seam(recording: Recording) -> Seam {
-    Seam(Arc::new(recording))
-}
-
 pub(crate) fn store_with(recording: Recording) -> (tempfile::TempDir, Store, Arc<Recording>) {
     let dir = tempfile::tempdir().unwrap();
     let recording = Arc::new(recording);
