@@ -105,7 +105,7 @@ const EQUIVALENT: &[(&str, &str)] = &[
          removes: the same spares are kept and the same file removed, after one rename more",
     ),
     (
-        "crates/session-fs/src/journal/spares.rs:111:40: replace < with <= in Store::keep_spare",
+        "crates/session-fs/src/journal/spares.rs:122:40: replace < with <= in Store::keep_spare",
         "`spare_name` names no spare once 128 are kept, so this second check only matters when two threads \
          finish journals at once past that check: not equivalent in principle (it keeps the bound under that \
          race), unreachable from a test that cannot order the two threads",
