@@ -139,8 +139,8 @@ impl Maintenance<'_> {
     /// its own lock: what a crash between a deletion and its lock file's removal left,
     /// or a version that kept every lock file. Waits for whoever holds such an id's
     /// lock. The ids whose lock file went, sorted. An id that fails (an I/O error, its
-    /// lock file swapped for a symlink) is logged by name and kept for the next sweep,
-    /// and the sweep goes on; only a `.locks/` that cannot be listed (or is not a
+    /// lock file swapped for a symlink) is kept for the next sweep, and the sweep goes
+    /// on: the first such id is logged by name, any more as one count; only a `.locks/` that cannot be listed (or is not a
     /// directory of the store's) fails it.
     pub fn sweep_orphan_locks(&self) -> Result<Vec<SessionId>, FsError> {
         self.store.sweep_orphan_locks()

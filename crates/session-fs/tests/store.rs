@@ -930,15 +930,55 @@ fn a_lock_file_the_sweep_cannot_take_is_left_and_the_sweep_goes_on() {
     for orphan in ["gone-1.lock", "gone-2.lock", "gone-3.lock"] {
         std::fs::write(locks.join(orphan), b"").unwrap();
     }
-    assert_eq!(
-        store.maintenance().sweep_orphan_locks().unwrap(),
-        vec![id("gone-1"), id("gone-3")]
-    );
+    let (swept, log) = sweep_logged(&store);
+    assert_eq!(swept.unwrap(), vec![id("gone-1"), id("gone-3")]);
     assert_eq!(test_support::names_in(&locks), ["gone-2.lock"]);
+    // One failure: its file named, and no count after it.
+    assert_eq!(log.lines().count(), 1, "{log}");
+    assert!(log.contains(".locks/gone-2.lock"), "{log}");
     assert!(
         locks.join("gone-2.lock").is_symlink(),
         "what the sweep could not lock is left as it found it"
     );
+}
+
+/// The sweep's result and what it logged.
+fn sweep_logged(store: &Store) -> (Result<Vec<SessionId>, FsError>, String) {
+    let captured = test_support::CapturedLogs::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let swept = tracing::subscriber::with_default(subscriber, || store.maintenance().sweep_orphan_locks());
+    (swept, captured.text())
+}
+
+#[test]
+fn a_failure_that_hits_every_lock_file_is_logged_once_by_name_and_once_as_a_count() {
+    // Every lock fails alike (a disk returning EIO): one line per orphan would flood
+    // the log of a store with many.
+    let (dir, store, _) = store_with(Recording {
+        fail_lock_files_with: Some(5),
+        ..Default::default()
+    });
+    let locks = dir.path().join("sessions/.locks");
+    std::fs::create_dir_all(&locks).unwrap();
+    let orphans = ["gone-1.lock", "gone-2.lock", "gone-3.lock", "gone-4.lock"];
+    for orphan in orphans {
+        std::fs::write(locks.join(orphan), b"").unwrap();
+    }
+    let (swept, text) = sweep_logged(&store);
+    assert_eq!(swept.unwrap(), Vec::<SessionId>::new());
+    assert_eq!(test_support::names_in(&locks), orphans, "nothing is removed");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].contains("could not sweep a lock file") && lines[0].contains(".locks/gone-1.lock"),
+        "{text}"
+    );
+    assert!(lines[1].contains("more=3"), "{text}");
+    assert!(!lines[1].contains("gone-"), "the count names no file: {text}");
 }
 
 #[test]

@@ -89,22 +89,38 @@ impl Store {
     /// lock file left behind. Each goes as a deleting guard's does, under its own
     /// lock and after the session is seen missing under it, so a locker waiting on it
     /// moves to the name's next file. Waits for a holder of such an id. The ids whose
-    /// lock file went, sorted. One id that fails (its lock file swapped for a symlink
-    /// meanwhile, an I/O error) is logged by name and left for the next sweep; only a
-    /// `.locks/` that cannot be listed fails the sweep.
+    /// lock file went, sorted. An id that fails (its lock file swapped for a symlink
+    /// meanwhile, an I/O error) is left for the next sweep: the first is logged by
+    /// name, any more as one count. Only a `.locks/` that cannot be listed fails the
+    /// sweep.
     pub(crate) fn sweep_orphan_locks(&self) -> Result<Vec<SessionId>, FsError> {
         self.writable()?;
         let mut swept = Vec::new();
+        let mut unswept = 0usize;
         for id in self.ids_in_area(layout::LOCKS_DIR, LOCK_SUFFIX)? {
             match self.sweep_orphan_lock(&id) {
                 Ok(true) => swept.push(id),
                 Ok(false) => {}
-                Err(e) => tracing::warn!(
-                    file = %format!("{}/{id}{LOCK_SUFFIX}", layout::LOCKS_DIR),
-                    error = %e,
-                    "could not sweep a lock file; it stays until the next sweep"
-                ),
+                // A failure that hits every id (a disk returning EIO, `.locks/` swapped
+                // after the listing) would otherwise log once per orphan: the first is
+                // named, the rest counted.
+                Err(e) => {
+                    unswept += 1;
+                    if unswept == 1 {
+                        tracing::warn!(
+                            file = %format!("{}/{id}{LOCK_SUFFIX}", layout::LOCKS_DIR),
+                            error = %e,
+                            "could not sweep a lock file; it stays until the next sweep"
+                        );
+                    }
+                }
             }
+        }
+        if unswept > 1 {
+            tracing::warn!(
+                more = unswept - 1,
+                "could not sweep more lock files (the first is logged above); they stay until the next sweep"
+            );
         }
         Ok(swept)
     }

@@ -35,6 +35,9 @@ pub(crate) struct Recording {
     /// When set, a held lock file is removed as the real storage removes it; otherwise
     /// the trait's default keeps every lock file.
     pub removes_held_locks: bool,
+    /// When set, every lock on a session's lock file (`.locks/*`) fails with this OS
+    /// error: a failure that hits every id alike.
+    pub fail_lock_files_with: Option<i32>,
 }
 
 /// A step run once, at a chosen point of a storage call.
@@ -185,6 +188,14 @@ impl Storage for Seam {
         if self.0.symlink_before_lock.as_deref() == path.file_name().and_then(|n| n.to_str()) {
             std::fs::remove_file(path)?;
             std::os::unix::fs::symlink("/dev/null", path)?;
+        }
+        if let Some(errno) = self.0.fail_lock_files_with
+            && path
+                .parent()
+                .and_then(Path::file_name)
+                .is_some_and(|d| d == ".locks")
+        {
+            return Err(io::Error::from_raw_os_error(errno));
         }
         OsStorage.lock(path, mode, wait)
     }
