@@ -22,7 +22,7 @@ pub struct SessionId(String);
 /// It never quotes the rejected string: ids are typed by hand, and what was typed can
 /// be a patient's name or birth date. It says how long it was and which rule it broke.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid session id ({length} characters): {problem}")]
+#[error("invalid session id ({length} character{}): {problem}", if *.length == 1 { "" } else { "s" })]
 #[non_exhaustive]
 pub struct InvalidSessionId {
     /// How many characters the rejected id had.
@@ -176,6 +176,16 @@ mod tests {
         assert!(err.contains(r"'\0'"), "{err}");
         assert!(err.contains("(5 characters)"), "{err}");
         assert!(!err.contains("ab") && !err.contains("cd"), "{err}");
+        assert_eq!(
+            SessionId::new(".").unwrap_err().to_string(),
+            "invalid session id (1 character): it starts with '.'"
+        );
+        assert!(
+            SessionId::new("")
+                .unwrap_err()
+                .to_string()
+                .contains("(0 characters)")
+        );
     }
 
     #[test]
