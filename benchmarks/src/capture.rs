@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -132,7 +132,14 @@ fn plain_relay(lis: String) -> Result<String, String> {
 /// back-to-back, appends cost less than the same appends between a relay's reads (the
 /// disk and the CPU idle in between): this measures them as a relay pays them. Lives
 /// as long as the process; each connection's file is in `dir`.
-fn recording_relay(lis: String, dir: &Path) -> Result<String, String> {
+///
+/// With `session_files` (a size in bytes), it also stores each session as one durable
+/// file of that size, as the contract's format asks of any capture (one JSON file per
+/// session): per connection a thread that, for each EOT the analyzer sends, writes the
+/// file the cheapest durable way a new file can be written (a new temp, its bytes, its
+/// `fsync`, a link to its name, the directory's `fsync`, the temp unlinked), beside the
+/// conversation as ours does.
+fn recording_relay(lis: String, dir: &Path, session_files: Option<usize>) -> Result<String, String> {
     use std::os::unix::fs::FileExt;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -160,8 +167,11 @@ fn recording_relay(lis: String, dir: &Path) -> Result<String, String> {
                 continue;
             };
             let (file, end) = (Arc::new(file), Arc::new(AtomicU64::new(0)));
+            let mut ended = session_files.map(|size| session_file_writer(dir.clone(), n, size));
             for (mut from, mut to) in [(analyzer, upstream_out), (upstream, analyzer_out)] {
                 let (file, end) = (file.clone(), end.clone());
+                // The analyzer's direction tells the storing thread of each EOT.
+                let ended = ended.take();
                 std::thread::spawn(move || {
                     let mut buf = [0u8; CHUNK];
                     loop {
@@ -174,6 +184,11 @@ fn recording_relay(lis: String, dir: &Path) -> Result<String, String> {
                         if recorded.is_err() || to.write_all(&buf[..n]).is_err() {
                             break;
                         }
+                        if let Some(ended) = &ended
+                            && buf[..n].contains(&EOT)
+                        {
+                            let _ = ended.send(());
+                        }
                     }
                     let _ = to.shutdown(std::net::Shutdown::Write);
                 });
@@ -181,6 +196,41 @@ fn recording_relay(lis: String, dir: &Path) -> Result<String, String> {
         }
     });
     Ok(addr)
+}
+
+/// The byte that ends a session.
+const EOT: u8 = 0x04;
+
+/// A thread that stores one durable file of `size` bytes in `dir` for each session
+/// connection `connection` ends (each message sent to it), as the recording relay's
+/// session files; it stops at the first failure, or when the connection's sender goes.
+fn session_file_writer(dir: PathBuf, connection: usize, size: usize) -> std::sync::mpsc::Sender<()> {
+    let (sender, ended) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        let body = vec![b'x'; size];
+        let Ok(directory) = std::fs::File::open(&dir) else {
+            return;
+        };
+        for (k, ()) in ended.into_iter().enumerate() {
+            let temp = dir.join(format!(".session-{connection}-{k}.tmp"));
+            let name = dir.join(format!("session-{connection}-{k}.json"));
+            let stored = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&temp)
+                .and_then(|mut file| {
+                    file.write_all(&body)?;
+                    file.sync_all()
+                })
+                .and_then(|()| std::fs::hard_link(&temp, &name))
+                .and_then(|()| directory.sync_all())
+                .and_then(|()| std::fs::remove_file(&temp));
+            if stored.is_err() {
+                return;
+            }
+        }
+    });
+    sender
 }
 
 /// A file of `bytes` zeros, durable, to append into without changing its size.
@@ -274,6 +324,25 @@ fn lockstep_rate(
     Ok(total as f64 / started.elapsed().as_secs_f64())
 }
 
+/// The median size of the files in `dir` named `prefix...suffix`; an error when there
+/// is none.
+fn median_file_size(dir: &Path, prefix: &str, suffix: &str) -> Result<usize, String> {
+    let mut sizes = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(err)? {
+        let entry = entry.map_err(err)?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(prefix) && name.ends_with(suffix) {
+            sizes.push(entry.metadata().map_err(err)?.len() as usize);
+        }
+    }
+    sizes.sort_unstable();
+    sizes
+        .get(sizes.len() / 2)
+        .copied()
+        .ok_or_else(|| format!("no {prefix}*{suffix} file in {}", dir.display()))
+}
+
 fn quantile(mut samples: Vec<Duration>, q: f64) -> Duration {
     samples.sort();
     let i = ((samples.len() as f64 * q) as usize).min(samples.len().saturating_sub(1));
@@ -364,7 +433,7 @@ fn relay_figures(
     let plain = plain_relay(lis.clone())?;
     let (relay, addr) = start_relay(sessionctl, dir, &lis)?;
     let sessions_per_round = (s.relay_sessions / s.rounds).max(1);
-    let recording = recording_relay(lis.clone(), appends_dir)?;
+    let recording = recording_relay(lis.clone(), appends_dir, None)?;
     let (mut ours, mut baseline, mut append, mut recorded) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 0..s.rounds {
         ours.extend(lockstep(&addr, sessions_per_round, MESSAGES, BYTES)?);
@@ -409,6 +478,13 @@ fn relay_figures(
         rate_and_relay_cpu_us(&mut || lockstep_rate(&addr, ANALYZERS, each, MESSAGES, BYTES))?;
     let plain_many = lockstep_rate(&plain, ANALYZERS, each, MESSAGES, BYTES)?;
     let recording_many = lockstep_rate(&recording, ANALYZERS, each, MESSAGES, BYTES)?;
+    // The same recording relay storing each session as one durable file the size of
+    // ours (the median of the session files ours just wrote): what the contract's one
+    // file per session costs by itself, which the floor above does not pay.
+    let session_file_size = median_file_size(dir, "session-", ".json")?;
+    let storing_dir = super::figures::fresh(&appends_dir.join("storing"))?;
+    let storing = recording_relay(lis.clone(), &storing_dir, Some(session_file_size))?;
+    let storing_many = lockstep_rate(&storing, ANALYZERS, each, MESSAGES, BYTES)?;
     // The same analyzers with as many messages in one session each: what the sessions'
     // own costs (a journal made and removed, a session file written) take from the rate.
     let (one_session_each, one_session_cpu) =
@@ -426,8 +502,10 @@ fn relay_figures(
             each * MESSAGES
         ),
         format!(
-            "floor {expected:.0}/s: the same {ANALYZERS} analyzers through a relay that only records before it forwards (50 x one analyzer through ours: {:.0}/s). Summed instead: a plain tokio relay's {plain_many:.0}/s + 2 durable appends per message at the disk's {disk:.0}/s from {ANALYZERS} writers = {summed_floor:.0}/s, ours {:.2} x that",
+            "floor {expected:.0}/s: the same {ANALYZERS} analyzers through a relay that only records before it forwards (50 x one analyzer through ours: {:.0}/s). The same relay also storing each session as one durable file of {session_file_size} B (the contract's format, written the cheapest durable way): {storing_many:.0}/s, {:.2} x the floor; ours {:.2} x that. Summed instead: a plain tokio relay's {plain_many:.0}/s + 2 durable appends per message at the disk's {disk:.0}/s from {ANALYZERS} writers = {summed_floor:.0}/s, ours {:.2} x that",
             one_rate * ANALYZERS as f64,
+            storing_many / expected.max(f64::MIN_POSITIVE),
+            many / storing_many.max(f64::MIN_POSITIVE),
             many / summed_floor.max(f64::MIN_POSITIVE)
         ),
         many,
