@@ -84,7 +84,12 @@ minutes without a deletion): the recording relay 14,129 and 11,634/s; storing a 
 8,811 and 8,448/s, 0.62 and 0.73 x it; ours 7,414 and 7,264/s, 0.52 and 0.62 x the first and 0.84 and 0.86 \
 x the second (the relays' CPU per message: 84 and 104, 149 and 155, 197 and 202 us). So the issue's 0.8 x \
 the recording relay is out of reach of any relay that writes the contract's files as it goes, on this \
-machine; what is ours to close is the distance to the second floor. Journals are not created and removed per session: \
+machine; what is ours to close is the distance to the second floor. Of that distance, the two directory \
+fsyncs a session's journal costs (its name made durable at its start, its retirement at its end) are \
+not the bulk: a scratch build without either (unsafe; measured, not kept) made 6,804 and 6,125/s \
+against 6,732 and 5,771/s as submitted in paired runs (0.2 to 0.4 fewer block requests per message), \
+while an unchanged build in the same minutes made 7,717/s: within the machine's noise. A journal \
+per connection named by slot (no name to commit per session) would buy about that much. Journals are not created and removed per session: \
 a finished one is kept as a spare and written again (ext4 without a journal makes every file creation \
 skip each inode freed in the last minutes, which profiled at about a tenth of the relay's CPU with 50 \
 analyzers); a spare its writer finished cleanly keeps its size with its records overwritten by zeros, so the \
