@@ -82,9 +82,11 @@ directory's `fsync`, the temp unlinked), on a thread per connection beside the c
 Measured by hand on 2026-12-07 (50 analyzers, 20 sessions of 10 messages of 200 B, paired runs after five \
 minutes without a deletion): the recording relay 14,129 and 11,634/s; storing a 5,640 B file per session, \
 8,811 and 8,448/s, 0.62 and 0.73 x it; ours 7,414 and 7,264/s, 0.52 and 0.62 x the first and 0.84 and 0.86 \
-x the second (the relays' CPU per message: 84 and 104, 149 and 155, 197 and 202 us). So the issue's 0.8 x \
-the recording relay is out of reach of any relay that writes the contract's files as it goes, on this \
-machine; what is ours to close is the distance to the second floor. Of that distance, the two directory \
+x the second (the relays' CPU per message: 84 and 104, 149 and 155, 197 and 202 us). The bench's own run \
+of both floors, in the row, disagreed with those hand runs the same evening (the second floor at 0.82 x the \
+first, ours at 0.63 x the second): the analyzers and both floors then share the bench's process, and each \
+relay runs minutes apart from the others. Either way part of the gap to the issue's 0.8 x is the format's \
+own, and the rest is ours to close. Of the rest, the two directory \
 fsyncs a session's journal costs (its name made durable at its start, its retirement at its end) are \
 not the bulk: a scratch build without either (unsafe; measured, not kept) made 6,804 and 6,125/s \
 against 6,732 and 5,771/s as submitted in paired runs (0.2 to 0.4 fewer block requests per message), \
@@ -242,7 +244,7 @@ pub(crate) fn bench(args: &[String]) -> Result<(), String> {
         "# Benchmarks\n\nWritten by `{invocation}`. Every ratio compares two figures measured in the same run, \
          on the same disk, interleaved where possible: these machines are shared and noisy, so absolute numbers \
          drift between runs while ratios mostly hold. Medians throughout.\n\n## Machine\n\n{description}\n## Results\n\n{table}\n\
-         ## Notes on the targets\n\n{NOTES}\n## Reproduce\n\n```sh\ncargo xtask bench          # 5 to 7 minutes on 2 cores, about 6 GB of disk: 10,000- and 100,000-session stores\ncargo xtask bench --quick  # a few minutes: smaller stores\n```\n"
+         ## Notes on the targets\n\n{NOTES}\n## Reproduce\n\n```sh\ncargo xtask bench          # about 20 minutes on 2 cores (six of them waiting for the disk), about 6 GB of disk: 10,000- and 100,000-session stores\ncargo xtask bench --quick  # a few minutes: smaller stores\n```\n"
     );
     let path = root.join("BENCHMARKS.md");
     std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
