@@ -137,8 +137,8 @@ fn plain_relay(lis: String) -> Result<String, String> {
 /// file of that size, as the contract's format asks of any capture (one JSON file per
 /// session): per connection a thread that, for each EOT the analyzer sends, writes the
 /// file the cheapest durable way a new file can be written (a new temp, its bytes, its
-/// `fsync`, a link to its name, the directory's `fsync`, the temp unlinked), beside the
-/// conversation as ours does.
+/// `fsync`, a rename to its name, the directory's `fsync`), beside the conversation as
+/// ours does.
 fn recording_relay(lis: String, dir: &Path, session_files: Option<usize>) -> Result<String, String> {
     use std::os::unix::fs::FileExt;
     use std::sync::Arc;
@@ -202,30 +202,16 @@ fn recording_relay(lis: String, dir: &Path, session_files: Option<usize>) -> Res
 const EOT: u8 = 0x04;
 
 /// A thread that stores one durable file of `size` bytes in `dir` for each session
-/// connection `connection` ends (each message sent to it), as the recording relay's
-/// session files; it stops at the first failure, or when the connection's sender goes.
+/// connection `connection` ends (each message sent to it), as the save figure's floor
+/// writes one ([`super::figures::floor_save`]); it stops at the first failure, or when
+/// the connection's sender goes.
 fn session_file_writer(dir: PathBuf, connection: usize, size: usize) -> std::sync::mpsc::Sender<()> {
     let (sender, ended) = std::sync::mpsc::channel::<()>();
     std::thread::spawn(move || {
         let body = vec![b'x'; size];
-        let Ok(directory) = std::fs::File::open(&dir) else {
-            return;
-        };
         for (k, ()) in ended.into_iter().enumerate() {
-            let temp = dir.join(format!(".session-{connection}-{k}.tmp"));
-            let name = dir.join(format!("session-{connection}-{k}.json"));
-            let stored = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&temp)
-                .and_then(|mut file| {
-                    file.write_all(&body)?;
-                    file.sync_all()
-                })
-                .and_then(|()| std::fs::hard_link(&temp, &name))
-                .and_then(|()| directory.sync_all())
-                .and_then(|()| std::fs::remove_file(&temp));
-            if stored.is_err() {
+            let name = format!("session-{connection}-{k}");
+            if super::figures::floor_save(&dir, &name, &body, k).is_err() {
                 return;
             }
         }

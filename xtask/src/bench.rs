@@ -77,8 +77,9 @@ sends all its messages as one session (both shown in the row): what ours lacks w
 the sessions' own cost. Part of that cost is the contract's: one JSON file per session, which the \
 recording relay never writes. The row shows a second floor for it: the same recording relay also storing \
 each session, at its EOT, as one durable file the size of ours (the median of the files ours wrote in the \
-run), the cheapest durable way a new file is written (a new temp, its bytes, its `fsync`, a link, the \
-directory's `fsync`, the temp unlinked), on a thread per connection beside the conversation as ours does. \
+run), the cheapest durable way a new file is written (a new temp, its bytes, its `fsync`, a rename, the \
+directory's `fsync`: the save figure's floor), on a thread per connection beside the conversation as ours \
+does. \
 Measured by hand on 2026-12-07 (50 analyzers, 20 sessions of 10 messages of 200 B, paired runs after five \
 minutes without a deletion): the recording relay 14,129 and 11,634/s; storing a 5,640 B file per session, \
 8,811 and 8,448/s, 0.62 and 0.73 x it; ours 7,414 and 7,264/s, 0.52 and 0.62 x the first and 0.84 and 0.86 \
