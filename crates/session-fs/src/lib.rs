@@ -46,6 +46,7 @@ mod journal;
 mod layout;
 mod locks;
 pub mod maintenance;
+mod overwrite_sync;
 mod rooted;
 mod storage;
 mod store;

@@ -12,9 +12,11 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
+use crate::overwrite_sync::OverwriteSync;
 use crate::storage::{
     Entry, EntryKind, HeldLock, LockMode, OsFile, ReadOutcome, Storage, WriteFile, removed, take_lock,
     wrong_kind,
@@ -25,6 +27,8 @@ use crate::storage::{
 pub struct RootedStorage {
     root: PathBuf,
     handle: OwnedFd,
+    /// How overwrites are synced in place, where the filesystem allows it.
+    overwrites: Option<Arc<OverwriteSync>>,
 }
 
 /// A directory handle and the name of an entry in it.
@@ -83,10 +87,21 @@ impl RootedStorage {
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )?;
+        let overwrites = OverwriteSync::probe(&handle).map(Arc::new);
         Ok(RootedStorage {
             root: root.to_owned(),
             handle,
+            overwrites,
         })
+    }
+
+    /// Whether a journal's appends into its zeros are synced in place: written and
+    /// waited for with `sync_file_range`, then the device cache flushed, with no write
+    /// of the journal's inode. Only on ext4 without a journal, where `fdatasync` would
+    /// write the inode each time the clock ticked since the last append; everywhere
+    /// else an append is an `fdatasync`.
+    pub fn syncs_overwrites_in_place(&self) -> bool {
+        self.overwrites.is_some()
     }
 
     /// Where `path` is, relative to the handle: every component after the root a plain
@@ -175,7 +190,7 @@ impl Storage for RootedStorage {
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL,
             Mode::from_raw_mode(0o600),
         )?;
-        Ok(Box::new(OsFile(file)))
+        Ok(Box::new(OsFile::new(file, self.overwrites.clone())))
     }
 
     fn reopen_empty(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {
@@ -185,13 +200,13 @@ impl Storage for RootedStorage {
             OFlags::WRONLY | OFlags::TRUNC | OFlags::NONBLOCK,
             Mode::empty(),
         )?;
-        crate::storage::regular_writer(file)
+        crate::storage::regular_writer(file, self.overwrites.clone())
     }
 
     fn reopen(&self, path: &Path) -> io::Result<(Box<dyn WriteFile>, u64)> {
         // Non-blocking, as above; not emptied: its bytes and size stay.
         let file = self.open_file(path, OFlags::WRONLY | OFlags::NONBLOCK, Mode::empty())?;
-        crate::storage::sized_writer(file)
+        crate::storage::sized_writer(file, self.overwrites.clone())
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {

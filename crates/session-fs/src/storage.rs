@@ -9,6 +9,9 @@ use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
+use std::sync::Arc;
+
+use crate::overwrite_sync::OverwriteSync;
 
 /// A file being written through the seam.
 pub trait WriteFile: Send {
@@ -29,6 +32,15 @@ pub trait WriteFile: Send {
     /// [`sync`](Self::sync) by default.
     fn sync_data(&mut self) -> io::Result<()> {
         self.sync()
+    }
+    /// Makes durable the `len` bytes written from `offset`, every one of them over a
+    /// zero [`preallocate`](Self::preallocate) made durable: no size, block or time of
+    /// the file to commit. [`sync_data`](Self::sync_data) by default; the real file may
+    /// skip the inode write `fdatasync` makes where the filesystem has no journal (see
+    /// `overwrite_sync`).
+    fn sync_overwrite(&mut self, offset: u64, len: u64) -> io::Result<()> {
+        let _ = (offset, len);
+        self.sync_data()
     }
 }
 
@@ -280,39 +292,63 @@ impl fmt::Debug for StreamOutcome {
 }
 
 /// An open file written through [`WriteFile`]; both storages hand these out.
-pub(crate) struct OsFile(pub(crate) File);
+pub(crate) struct OsFile {
+    file: File,
+    /// How its overwrites are synced in place, where the store's filesystem allows.
+    overwrites: Option<Arc<OverwriteSync>>,
+}
+
+impl OsFile {
+    /// `file`, its overwrites synced in place when `overwrites` is given.
+    pub(crate) fn new(file: File, overwrites: Option<Arc<OverwriteSync>>) -> Self {
+        OsFile { file, overwrites }
+    }
+}
 
 impl WriteFile for OsFile {
     fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-        self.0.write_all(data)
+        self.file.write_all(data)
     }
     fn sync(&mut self) -> io::Result<()> {
-        self.0.sync_all()
+        self.file.sync_all()
     }
     fn preallocate(&mut self, len: u64) -> io::Result<bool> {
         use std::os::unix::fs::FileExt;
-        let size = self.0.metadata()?.len();
+        let size = self.file.metadata()?.len();
         if len > size {
             // Written zeros, not fallocate(2): an allocated but unwritten extent still
             // needs a metadata commit the first time it is written.
             let zeros = vec![0u8; usize::try_from(len - size).unwrap_or(usize::MAX)];
-            self.0.write_all_at(&zeros, size)?;
+            self.file.write_all_at(&zeros, size)?;
         }
-        self.0.sync_all()?;
+        self.file.sync_all()?;
         Ok(true)
     }
     fn sync_data(&mut self) -> io::Result<()> {
-        self.0.sync_data()
+        self.file.sync_data()
+    }
+    fn sync_overwrite(&mut self, offset: u64, len: u64) -> io::Result<()> {
+        match &self.overwrites {
+            Some(overwrites) => overwrites.sync(&self.file, offset, len),
+            None => self.file.sync_data(),
+        }
     }
 }
 
-/// `file`, opened to be written, as a [`WriteFile`] when it is a regular file.
-pub(crate) fn regular_writer(file: File) -> io::Result<Box<dyn WriteFile>> {
-    sized_writer(file).map(|(writer, _)| writer)
+/// `file`, opened to be written, as a [`WriteFile`] when it is a regular file; its
+/// overwrites synced in place when `overwrites` is given.
+pub(crate) fn regular_writer(
+    file: File,
+    overwrites: Option<Arc<OverwriteSync>>,
+) -> io::Result<Box<dyn WriteFile>> {
+    sized_writer(file, overwrites).map(|(writer, _)| writer)
 }
 
 /// [`regular_writer`], with the file's size (one `fstat` for both).
-pub(crate) fn sized_writer(file: File) -> io::Result<(Box<dyn WriteFile>, u64)> {
+pub(crate) fn sized_writer(
+    file: File,
+    overwrites: Option<Arc<OverwriteSync>>,
+) -> io::Result<(Box<dyn WriteFile>, u64)> {
     let metadata = file.metadata()?;
     let file_type = metadata.file_type();
     if !file_type.is_file() {
@@ -321,7 +357,7 @@ pub(crate) fn sized_writer(file: File) -> io::Result<(Box<dyn WriteFile>, u64)> 
             describe(&file_type)
         )));
     }
-    Ok((Box::new(OsFile(file)), metadata.len()))
+    Ok((Box::new(OsFile::new(file, overwrites)), metadata.len()))
 }
 
 /// A held `flock`, released when the file closes on drop.
@@ -355,18 +391,18 @@ impl Storage for OsStorage {
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(path)?;
-        Ok(Box::new(OsFile(file)))
+        Ok(Box::new(OsFile::new(file, None)))
     }
 
     fn reopen_empty(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {
-        regular_writer(Self::open_unfollowed(
-            OpenOptions::new().write(true).truncate(true),
-            path,
-        )?)
+        regular_writer(
+            Self::open_unfollowed(OpenOptions::new().write(true).truncate(true), path)?,
+            None,
+        )
     }
 
     fn reopen(&self, path: &Path) -> io::Result<(Box<dyn WriteFile>, u64)> {
-        sized_writer(Self::open_unfollowed(OpenOptions::new().write(true), path)?)
+        sized_writer(Self::open_unfollowed(OpenOptions::new().write(true), path)?, None)
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {

@@ -10,7 +10,10 @@
 //! The file grows ahead of its records, 64 KiB of zeros at a time, made durable with
 //! the new size (`fsync`); a record written into those zeros needs only its data made
 //! durable (`fdatasync`), which commits no metadata: appends on many journals at once
-//! then do not queue behind the filesystem's metadata journal. An all-zero record head
+//! then do not queue behind the filesystem's metadata journal. On ext4 without a
+//! journal, where `fdatasync` would also write the inode for its new modification
+//! time, the record's own bytes are synced in place instead
+//! ([`WriteFile::sync_overwrite`](crate::WriteFile::sync_overwrite)). An all-zero record head
 //! is where the records end (no record has an empty payload: appending one is refused),
 //! and the zeros after it are not counted as torn. Payloads are opaque bytes: what
 //! they mean is the caller's (`session-capture`'s) business.
@@ -181,7 +184,7 @@ impl Journal {
             .map_err(FsError::io(Step::Append, &self.path))
             .and_then(|()| {
                 if end <= self.allocated {
-                    self.file.sync_data()
+                    self.file.sync_overwrite(self.len, framed.len() as u64)
                 } else {
                     self.file.sync()
                 }

@@ -38,6 +38,9 @@ pub(crate) struct Recording {
     /// When set, every lock on a session's lock file (`.locks/*`) fails with this OS
     /// error: a failure that hits every id alike.
     pub fail_lock_files_with: Option<i32>,
+    /// Each range a `sync_overwrite` was given, `(offset, len)`, in order; the call
+    /// itself is logged as `fdatasync`, as `sync_data` is.
+    pub overwrites: Mutex<Vec<(u64, u64)>>,
 }
 
 /// A step run once, at a chosen point of a storage call.
@@ -106,6 +109,14 @@ impl WriteFile for RecordingFile {
         }
         self.owner.call("fdatasync", Path::new(&self.name))?;
         self.inner.sync_data()
+    }
+    fn sync_overwrite(&mut self, offset: u64, len: u64) -> io::Result<()> {
+        if !self.owner.preallocating {
+            return self.sync();
+        }
+        self.owner.overwrites.lock().unwrap().push((offset, len));
+        self.owner.call("fdatasync", Path::new(&self.name))?;
+        self.inner.sync_overwrite(offset, len)
     }
 }
 
