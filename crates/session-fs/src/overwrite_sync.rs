@@ -43,6 +43,8 @@ const NO_JOURNAL_TASK: &str = "<none>";
 pub(crate) struct OverwriteSync {
     /// The store directory, where the unnamed file is made.
     dir: OwnedFd,
+    /// The device it is on: the only one whose files this sync covers.
+    device: u64,
     /// The unnamed file, made at the first sync; `None` when it cannot be.
     flush: OnceLock<Option<File>>,
 }
@@ -71,19 +73,25 @@ impl OverwriteSync {
         // The field's integer type differs between targets.
         #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
         let f_type = u64::try_from(statfs.f_type as i64).ok()?;
-        if f_type != EXT4_SUPER_MAGIC {
-            return None;
-        }
         let stat = rustix::fs::fstat(dir).ok()?;
+        // `st_dev`'s integer type differs between targets.
         #[allow(clippy::useless_conversion)]
-        let task = journal_task_of(u64::from(stat.st_dev));
+        let device = u64::from(stat.st_dev);
+        let task = journal_task_of(device);
         if !journal_less_ext4(f_type, task.as_deref()) {
             return None;
         }
         Some(OverwriteSync {
             dir: dir.try_clone().ok()?,
+            device,
             flush: OnceLock::new(),
         })
+    }
+
+    /// Whether `file` is on the filesystem probed, whose cache flush this sync issues.
+    pub(crate) fn covers(&self, file: &File) -> io::Result<bool> {
+        use std::os::unix::fs::MetadataExt;
+        Ok(file.metadata()?.dev() == self.device)
     }
 
     /// Makes `len` bytes of `file` from `offset`, written over bytes already durable
@@ -155,15 +163,62 @@ mod tests {
         assert!(!journal_less_ext4(0x5846_5342, Some("<none>\n")));
     }
 
+    fn for_dir(dir: OwnedFd) -> OverwriteSync {
+        use std::os::unix::fs::MetadataExt;
+        let device = File::from(dir.try_clone().unwrap()).metadata().unwrap().dev();
+        OverwriteSync {
+            dir,
+            device,
+            flush: OnceLock::new(),
+        }
+    }
+
+    #[test]
+    fn an_os_file_on_another_filesystem_falls_back_to_fdatasync_for_good() {
+        use crate::storage::{OsFile, WriteFile};
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let sync = Arc::new(for_dir(File::open(dir.path()).unwrap().into()));
+        let mut here = OsFile::new(
+            File::create(dir.path().join("journal")).unwrap(),
+            Some(sync.clone()),
+        );
+        here.write_all(b"record").unwrap();
+        here.sync_overwrite(0, 6).unwrap();
+        assert!(
+            here.syncs_in_place(),
+            "the probed filesystem's file keeps the in-place sync"
+        );
+        let Ok(shm) = tempfile::tempdir_in("/dev/shm") else {
+            return;
+        };
+        let mut elsewhere = OsFile::new(File::create(shm.path().join("journal")).unwrap(), Some(sync));
+        assert!(elsewhere.syncs_in_place(), "not known before its first sync");
+        elsewhere.write_all(b"record").unwrap();
+        elsewhere.sync_overwrite(0, 6).unwrap();
+        assert!(
+            !elsewhere.syncs_in_place(),
+            "another filesystem's file syncs itself"
+        );
+    }
+
+    #[test]
+    fn a_file_on_another_filesystem_is_not_covered() {
+        let dir = tempfile::tempdir().unwrap();
+        let sync = for_dir(File::open(dir.path()).unwrap().into());
+        let here = File::create(dir.path().join("journal")).unwrap();
+        assert!(sync.covers(&here).unwrap());
+        // `/proc` is never the temp directory's filesystem.
+        let elsewhere = File::open("/proc/self/status").unwrap();
+        assert!(!sync.covers(&elsewhere).unwrap());
+    }
+
     #[test]
     fn a_range_is_written_and_synced_and_the_unnamed_file_leaves_no_name() {
         use std::io::Write;
         let dir = tempfile::tempdir().unwrap();
         let handle: OwnedFd = File::open(dir.path()).unwrap().into();
-        let sync = OverwriteSync {
-            dir: handle,
-            flush: OnceLock::new(),
-        };
+        let sync = for_dir(handle);
         let path = dir.path().join("journal");
         let mut file = File::create(&path).unwrap();
         file.write_all(&[0; 8192]).unwrap();
@@ -171,7 +226,10 @@ mod tests {
         std::os::unix::fs::FileExt::write_all_at(&file, b"record", 4090).unwrap();
         sync.sync(&file, 4090, 6).unwrap();
         assert_eq!(&std::fs::read(&path).unwrap()[4090..4096], b"record");
-        assert!(sync.flush.get().is_some(), "the unnamed file was tried");
+        assert!(
+            sync.flush.get().is_some_and(Option::is_some),
+            "the unnamed file was made"
+        );
         let names: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())

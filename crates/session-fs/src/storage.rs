@@ -296,12 +296,24 @@ pub(crate) struct OsFile {
     file: File,
     /// How its overwrites are synced in place, where the store's filesystem allows.
     overwrites: Option<Arc<OverwriteSync>>,
+    /// Whether `overwrites` was checked against the file's own filesystem.
+    overwrites_checked: bool,
 }
 
 impl OsFile {
-    /// `file`, its overwrites synced in place when `overwrites` is given.
+    /// `file`, its overwrites synced in place when `overwrites` is given (and covers it).
     pub(crate) fn new(file: File, overwrites: Option<Arc<OverwriteSync>>) -> Self {
-        OsFile { file, overwrites }
+        OsFile {
+            file,
+            overwrites,
+            overwrites_checked: false,
+        }
+    }
+
+    /// Whether its overwrites are (still) synced in place.
+    #[cfg(test)]
+    pub(crate) fn syncs_in_place(&self) -> bool {
+        self.overwrites.is_some()
     }
 }
 
@@ -328,6 +340,16 @@ impl WriteFile for OsFile {
         self.file.sync_data()
     }
     fn sync_overwrite(&mut self, offset: u64, len: u64) -> io::Result<()> {
+        if !self.overwrites_checked {
+            self.overwrites_checked = true;
+            // A filesystem mounted inside the store is not the one probed: its own
+            // `fdatasync` is the only sync known to cover it.
+            if let Some(overwrites) = &self.overwrites
+                && !overwrites.covers(&self.file)?
+            {
+                self.overwrites = None;
+            }
+        }
         match &self.overwrites {
             Some(overwrites) => overwrites.sync(&self.file, offset, len),
             None => self.file.sync_data(),

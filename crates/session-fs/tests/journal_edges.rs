@@ -133,6 +133,41 @@ fn child_appends_once() {
     journal.append(b"one record").unwrap();
 }
 
+/// Whether `dir` is on ext4 mounted without a journal, told without the store's code:
+/// `findmnt` names the filesystem and its device, ext4's sysfs names its journal task.
+fn on_journal_less_ext4(dir: &std::path::Path) -> bool {
+    let out = std::process::Command::new("findmnt")
+        .args(["-n", "-o", "FSTYPE,SOURCE", "--target"])
+        .arg(dir)
+        .output()
+        .expect("findmnt (util-linux) runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut fields = text.split_whitespace();
+    let (Some("ext4"), Some(source)) = (fields.next(), fields.next()) else {
+        return false;
+    };
+    let device = std::path::Path::new(source).file_name().unwrap();
+    let task = std::path::Path::new("/sys/fs/ext4")
+        .join(device)
+        .join("journal_task");
+    std::fs::read_to_string(task).is_ok_and(|t| t.trim() == "<none>")
+}
+
+#[test]
+fn appends_sync_in_place_exactly_where_the_filesystem_is_ext4_without_a_journal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let storage = session_fs::RootedStorage::open(tmp.path()).unwrap();
+    assert_eq!(
+        storage.syncs_overwrites_in_place(),
+        on_journal_less_ext4(tmp.path())
+    );
+    // Never on a filesystem that is not ext4 (the shared-memory tmpfs, where present).
+    if let Ok(shm) = tempfile::tempdir_in("/dev/shm") {
+        let storage = session_fs::RootedStorage::open(shm.path()).unwrap();
+        assert!(!storage.syncs_overwrites_in_place());
+    }
+}
+
 /// The descriptor a traced call returned (`... = 7`).
 fn returned_fd(line: &str) -> Option<i64> {
     line.rsplit_once("= ")?.1.split_whitespace().next()?.parse().ok()
