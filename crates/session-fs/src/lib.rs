@@ -59,7 +59,8 @@ pub use journal::{
 pub use maintenance::{exists_no_follow, live_session};
 pub use rooted::RootedStorage;
 pub use storage::{
-    Entry, EntryKind, HeldLock, LockMode, OsStorage, ReadOutcome, Storage, StreamOutcome, WriteFile,
+    Entry, EntryKind, HeldLock, LockMode, OVERWRITE_CONTEXT, OsStorage, ReadOutcome, Storage, StreamOutcome,
+    WriteFile,
 };
 pub use store::{
     Access, DEFAULT_MAX_FILE_SIZE, MovedFile, OpenOptions, SaveOutcome, SaveStamp, Scan, SessionGuard, Store,

@@ -11,7 +11,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::overwrite_sync::OverwriteSync;
+use crate::overwrite_sync::{InPlace, OverwriteSync};
 
 /// A file being written through the seam.
 pub trait WriteFile: Send {
@@ -33,16 +33,24 @@ pub trait WriteFile: Send {
     fn sync_data(&mut self) -> io::Result<()> {
         self.sync()
     }
-    /// Makes durable the `len` bytes written from `offset`, every one of them over a
-    /// zero [`preallocate`](Self::preallocate) made durable: no size, block or time of
-    /// the file to commit. [`sync_data`](Self::sync_data) by default; the real file may
-    /// skip the inode write `fdatasync` makes where the filesystem has no journal (see
-    /// `overwrite_sync`).
-    fn sync_overwrite(&mut self, offset: u64, len: u64) -> io::Result<()> {
-        let _ = (offset, len);
+    /// Writes `bytes` at `at`, where what was written so far ends (the write
+    /// position), every one of them over a zero [`preallocate`](Self::preallocate)
+    /// made durable, and returns once they are durable: no size, block or time of the
+    /// file to commit. `before` holds the file's bytes just before `at`: the last
+    /// [`OVERWRITE_CONTEXT`] of them, or all of them when there are fewer. By default
+    /// [`write_all`](Self::write_all) then [`sync_data`](Self::sync_data); the real
+    /// file, on ext4 without a journal, writes the sectors that hold them directly and
+    /// flushes the device's cache, never the inode (see `overwrite_sync`).
+    fn write_over_zeros(&mut self, at: u64, before: &[u8], bytes: &[u8]) -> io::Result<()> {
+        let _ = (at, before);
+        self.write_all(bytes)?;
         self.sync_data()
     }
 }
+
+/// How many of a file's bytes before a [`WriteFile::write_over_zeros`] its caller
+/// hands it: one page, the most a direct write's sector may hold before them.
+pub const OVERWRITE_CONTEXT: usize = crate::overwrite_sync::MAX_SECTOR;
 
 /// A held advisory lock; dropping it releases the lock.
 pub trait HeldLock: Send + Sync {}
@@ -294,31 +302,37 @@ impl fmt::Debug for StreamOutcome {
 /// An open file written through [`WriteFile`]; both storages hand these out.
 pub(crate) struct OsFile {
     file: File,
-    /// How its overwrites are synced in place, where the store's filesystem allows.
-    overwrites: Option<Arc<OverwriteSync>>,
-    /// Whether `overwrites` was checked against the file's own filesystem.
-    overwrites_checked: bool,
+    /// How its writes over zeros are made durable in place, where the store's
+    /// filesystem allows it (dropped once the file turns out to be elsewhere).
+    in_place: Option<InPlace>,
+    /// Where the next [`WriteFile::write_all`] goes: set when an in-place write went
+    /// past the handle's position without moving it.
+    seek_to: Option<u64>,
 }
 
 impl OsFile {
-    /// `file`, its overwrites synced in place when `overwrites` is given (and covers it).
+    /// `file`, its writes over zeros made durable in place when `overwrites` is given
+    /// (and covers it).
     pub(crate) fn new(file: File, overwrites: Option<Arc<OverwriteSync>>) -> Self {
         OsFile {
             file,
-            overwrites,
-            overwrites_checked: false,
+            in_place: overwrites.map(InPlace::new),
+            seek_to: None,
         }
     }
 
-    /// Whether its overwrites are (still) synced in place.
+    /// Whether its writes over zeros are (still) made durable in place.
     #[cfg(test)]
     pub(crate) fn syncs_in_place(&self) -> bool {
-        self.overwrites.is_some()
+        self.in_place.is_some()
     }
 }
 
 impl WriteFile for OsFile {
     fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        if let Some(position) = self.seek_to.take() {
+            io::Seek::seek(&mut self.file, io::SeekFrom::Start(position))?;
+        }
         self.file.write_all(data)
     }
     fn sync(&mut self) -> io::Result<()> {
@@ -339,21 +353,16 @@ impl WriteFile for OsFile {
     fn sync_data(&mut self) -> io::Result<()> {
         self.file.sync_data()
     }
-    fn sync_overwrite(&mut self, offset: u64, len: u64) -> io::Result<()> {
-        if !self.overwrites_checked {
-            self.overwrites_checked = true;
-            // A filesystem mounted inside the store is not the one probed: its own
-            // `fdatasync` is the only sync known to cover it.
-            if let Some(overwrites) = &self.overwrites
-                && !overwrites.covers(&self.file)?
-            {
-                self.overwrites = None;
+    fn write_over_zeros(&mut self, at: u64, before: &[u8], bytes: &[u8]) -> io::Result<()> {
+        if let Some(in_place) = &mut self.in_place {
+            if in_place.write_over_zeros(&self.file, at, before, bytes)? {
+                self.seek_to = Some(at + bytes.len() as u64);
+                return Ok(());
             }
+            self.in_place = None;
         }
-        match &self.overwrites {
-            Some(overwrites) => overwrites.sync(&self.file, offset, len),
-            None => self.file.sync_data(),
-        }
+        self.write_all(bytes)?;
+        self.file.sync_data()
     }
 }
 

@@ -36,8 +36,12 @@ fn a_journal_is_created_with_one_extent_of_zeros_and_appends_inside_it_sync_data
     journal.append(&payload).unwrap();
     assert_eq!(log_of(&rec), ["write <temp>", "fdatasync <temp>"]);
     assert_eq!(std::fs::metadata(&path).unwrap().len(), header + EXTENT);
-    // The sync names exactly the record's bytes: all of them, and only over zeros.
-    assert_eq!(*rec.overwrites.lock().unwrap(), [(header, EXTENT)]);
+    // The write names exactly the record's place, over zeros, with every byte before
+    // it (the header).
+    assert_eq!(
+        *rec.overwrites.lock().unwrap(),
+        [(header, EXTENT, JOURNAL_HEADER.to_vec())]
+    );
     // The next one runs past them: the file grows by an extent, synced with it.
     rec.log.lock().unwrap().clear();
     journal.append(b"one more").unwrap();
@@ -50,11 +54,12 @@ fn a_journal_is_created_with_one_extent_of_zeros_and_appends_inside_it_sync_data
             "fdatasync <temp>".to_owned()
         ]
     );
-    // Its record follows the first, into the new zeros: its own range is synced.
-    assert_eq!(
-        rec.overwrites.lock().unwrap().last(),
-        Some(&(header + EXTENT, 8 + b"one more".len() as u64))
-    );
+    // Its record follows the first, into the new zeros, with the last page before it:
+    // the end of the first record's payload.
+    let overwrites = rec.overwrites.lock().unwrap();
+    let (at, len, before) = overwrites.last().unwrap();
+    assert_eq!((*at, *len), (header + EXTENT, 8 + b"one more".len() as u64));
+    assert_eq!(*before, vec![b'x'; session_fs::OVERWRITE_CONTEXT]);
 }
 
 #[test]
@@ -179,21 +184,20 @@ fn an_append_inside_the_zeros_syncs_its_own_bytes_only() {
     let store_dir = tmp.path().join("s");
     let Some(lines) = test_support::strace_of_child(
         "child_appends_once",
-        "openat,pwrite64,write,fsync,fdatasync,sync_file_range",
+        "openat,openat2,open,pwrite64,write,fsync,fdatasync,sync_file_range",
         (STRACE_DIR, &store_dir),
     ) else {
         return;
     };
-    // The record (its payload is in the write) and the descriptor it went to.
-    let (record, fd) = lines
+    let trace = lines.join("\n");
+    // The record (its payload is in the write), the call and the descriptor it went to.
+    let (record, call, fd) = lines
         .iter()
         .enumerate()
         .find_map(|(i, l)| {
-            let call = l.split_once("write(")?.1;
-            l.contains("one record")
-                .then(|| call.split(',').next()?.parse::<i64>().ok())
-                .flatten()
-                .map(|fd| (i, fd))
+            let (before, args) = l.split_once("write(").or_else(|| l.split_once("write64("))?;
+            let fd = args.split(',').next()?.parse::<i64>().ok()?;
+            l.contains("one record").then(|| (i, before.to_owned(), fd))
         })
         .expect("the record is written");
     let syncs: Vec<&String> = lines[record..].iter().filter(|l| l.contains("sync")).collect();
@@ -205,24 +209,35 @@ fn an_append_inside_the_zeros_syncs_its_own_bytes_only() {
             syncs
                 .first()
                 .is_some_and(|l| l.contains(&format!("fdatasync({fd})"))),
-            "the append is synced with fdatasync:\n{}",
-            lines.join("\n")
+            "the append is synced with fdatasync:\n{trace}"
         );
         return;
     }
-    // Ext4 without a journal: the record's own bytes (8 of header before them, 8 of
-    // record head and 10 of payload) written and waited for, then the device's cache
-    // flushed through a file with no name, never the journal's inode.
-    let range = format!(
-        "sync_file_range({fd}, 8, 18, SYNC_FILE_RANGE_WAIT_BEFORE|SYNC_FILE_RANGE_WRITE|SYNC_FILE_RANGE_WAIT_AFTER)"
-    );
-    assert!(
-        syncs.first().is_some_and(|l| l.contains(&range)),
-        "the append's range is written and waited for:\n{}",
-        lines.join("\n")
-    );
+    // Ext4 without a journal: the record's sectors written directly, through a second
+    // handle on the journal opened `O_DIRECT`, from the file's first byte (the header
+    // is in the same sector) to a whole number of sectors...
+    assert!(call.ends_with('p'), "a positioned write: {}", lines[record]);
+    let direct = lines
+        .iter()
+        .find(|l| l.contains("/proc/self/fd/") && l.contains("O_DIRECT") && returned_fd(l) == Some(fd))
+        .unwrap_or_else(|| panic!("the record goes through an O_DIRECT handle:\n{trace}"));
+    let journal_fd: i64 = direct
+        .split("/proc/self/fd/")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next()?.parse().ok())
+        .expect("the handle reopens a descriptor");
+    let (offset, len) = {
+        let args: Vec<&str> = lines[record].rsplitn(3, ", ").collect();
+        let offset: u64 = args[0].split(')').next().unwrap().parse().unwrap();
+        let len: u64 = args[1].parse().unwrap();
+        (offset, len)
+    };
+    assert_eq!(offset, 0, "{}", lines[record]);
+    assert!(len >= 512 && len % 512 == 0, "{}", lines[record]);
+    // ...then the device's cache flushed through a file with no name: never a sync of
+    // the journal's own descriptors.
     let flushed = syncs
-        .get(1)
+        .first()
         .and_then(|l| {
             l.split_once("fdatasync(")?
                 .1
@@ -231,14 +246,13 @@ fn an_append_inside_the_zeros_syncs_its_own_bytes_only() {
                 .parse::<i64>()
                 .ok()
         })
-        .expect("a flush follows");
-    assert_ne!(flushed, fd, "not the journal's fdatasync");
+        .unwrap_or_else(|| panic!("a flush follows:\n{trace}"));
+    assert!(flushed != fd && flushed != journal_fd, "{trace}");
     assert!(
         lines
             .iter()
             .any(|l| l.contains("O_TMPFILE") && returned_fd(l) == Some(flushed)),
-        "the flush is an unnamed file's:\n{}",
-        lines.join("\n")
+        "the flush is an unnamed file's:\n{trace}"
     );
 }
 

@@ -116,8 +116,11 @@ fn without_preallocation_a_data_sync_is_a_full_sync() {
     assert!(!file.preallocate(4096).unwrap(), "no zeros were written");
     file.sync_data().unwrap();
     assert_eq!(file.syncs, 1, "sync_data falls back to sync");
-    file.sync_overwrite(0, 4096).unwrap();
-    assert_eq!(file.syncs, 2, "sync_overwrite falls back to sync_data, then sync");
+    file.write_over_zeros(0, b"", b"record").unwrap();
+    assert_eq!(
+        file.syncs, 2,
+        "write_over_zeros falls back to write_all and sync_data, then sync"
+    );
 }
 
 #[test]

@@ -12,8 +12,8 @@
 //! durable (`fdatasync`), which commits no metadata: appends on many journals at once
 //! then do not queue behind the filesystem's metadata journal. On ext4 without a
 //! journal, where `fdatasync` would also write the inode for its new modification
-//! time, the record's own bytes are synced in place instead
-//! ([`WriteFile::sync_overwrite`](crate::WriteFile::sync_overwrite)). An all-zero record head
+//! time, the record's sectors are written directly and the device's cache flushed
+//! instead ([`WriteFile::write_over_zeros`](crate::WriteFile::write_over_zeros)). An all-zero record head
 //! is where the records end (no record has an empty payload: appending one is refused),
 //! and the zeros after it are not counted as torn. Payloads are opaque bytes: what
 //! they mean is the caller's (`session-capture`'s) business.
@@ -35,7 +35,7 @@ use session_model::SessionId;
 
 use crate::error::{FsError, Step};
 use crate::layout;
-use crate::storage::{EntryKind, HeldLock, LockMode, StreamOutcome, WriteFile};
+use crate::storage::{EntryKind, HeldLock, LockMode, OVERWRITE_CONTEXT, StreamOutcome, WriteFile};
 use crate::store::Store;
 
 mod records;
@@ -71,6 +71,9 @@ pub struct Journal {
     /// append inside them commits only its data. Equals `len` where the storage does
     /// not preallocate.
     allocated: u64,
+    /// The last [`OVERWRITE_CONTEXT`] bytes written (all of them while fewer): what
+    /// an append hands [`WriteFile::write_over_zeros`] as the bytes before its own.
+    recent: Vec<u8>,
     /// A write or sync failed: bytes past `len` may be a record's, so the file is
     /// emptied, not zeroed in place, when it becomes a spare.
     spoiled: bool,
@@ -101,6 +104,14 @@ fn grow(file: &mut dyn WriteFile, needed: u64, limit: u64, path: &Path) -> u64 {
             0
         }
     }
+}
+
+/// Adds `written` to the bytes `recent` remembers, keeping the last
+/// [`OVERWRITE_CONTEXT`] of them.
+fn remember(recent: &mut Vec<u8>, written: &[u8]) {
+    recent.extend_from_slice(written);
+    let over = recent.len().saturating_sub(OVERWRITE_CONTEXT);
+    recent.drain(..over);
 }
 
 /// One record as [`Journal::append`] writes it.
@@ -178,24 +189,29 @@ impl Journal {
         if end > self.allocated {
             self.allocated = grow(self.file.as_mut(), end, limit, &self.path).max(self.len);
         }
-        let written = self
-            .file
-            .write_all(&framed)
-            .map_err(FsError::io(Step::Append, &self.path))
-            .and_then(|()| {
-                if end <= self.allocated {
-                    self.file.sync_overwrite(self.len, framed.len() as u64)
-                } else {
-                    self.file.sync()
-                }
+        let written = if end <= self.allocated {
+            // Written and synced as one step: where it is made durable in place, the
+            // write is the sync's own (see `WriteFile::write_over_zeros`).
+            self.file
+                .write_over_zeros(self.len, &self.recent, &framed)
                 .map_err(FsError::io(Step::SyncAppend, &self.path))
-            });
+        } else {
+            self.file
+                .write_all(&framed)
+                .map_err(FsError::io(Step::Append, &self.path))
+                .and_then(|()| {
+                    self.file
+                        .sync()
+                        .map_err(FsError::io(Step::SyncAppend, &self.path))
+                })
+        };
         if let Err(e) = written {
             self.spoiled = true;
             return Err(e);
         }
         self.records += payloads.len() as u64;
         self.len = end;
+        remember(&mut self.recent, &framed);
         Ok(())
     }
 
@@ -389,6 +405,9 @@ impl Store {
         // already under way and then leading one's own would cost two.
         storage.sync_dir(&dir).map_err(FsError::io(Step::SyncDir, &dir))?;
         let len = header_len + framed.len() as u64;
+        let mut recent = Vec::with_capacity(OVERWRITE_CONTEXT);
+        remember(&mut recent, JOURNAL_HEADER);
+        remember(&mut recent, &framed);
         Ok(Journal {
             store: self.clone(),
             id: id.clone(),
@@ -397,6 +416,7 @@ impl Store {
             records: first.len() as u64,
             len,
             allocated: allocated.max(len),
+            recent,
             spoiled: false,
             lock,
         })

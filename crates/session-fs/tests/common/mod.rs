@@ -38,9 +38,9 @@ pub(crate) struct Recording {
     /// When set, every lock on a session's lock file (`.locks/*`) fails with this OS
     /// error: a failure that hits every id alike.
     pub fail_lock_files_with: Option<i32>,
-    /// Each range a `sync_overwrite` was given, `(offset, len)`, in order; the call
-    /// itself is logged as `fdatasync`, as `sync_data` is.
-    pub overwrites: Mutex<Vec<(u64, u64)>>,
+    /// Each `write_over_zeros`, as `(at, bytes' length, the bytes before)`, in order;
+    /// the call itself is logged as a `write` and an `fdatasync`.
+    pub overwrites: Mutex<Vec<(u64, u64, Vec<u8>)>>,
 }
 
 /// A step run once, at a chosen point of a storage call.
@@ -110,13 +110,19 @@ impl WriteFile for RecordingFile {
         self.owner.call("fdatasync", Path::new(&self.name))?;
         self.inner.sync_data()
     }
-    fn sync_overwrite(&mut self, offset: u64, len: u64) -> io::Result<()> {
+    fn write_over_zeros(&mut self, at: u64, before: &[u8], bytes: &[u8]) -> io::Result<()> {
         if !self.owner.preallocating {
+            self.write_all(bytes)?;
             return self.sync();
         }
-        self.owner.overwrites.lock().unwrap().push((offset, len));
+        self.owner
+            .overwrites
+            .lock()
+            .unwrap()
+            .push((at, bytes.len() as u64, before.to_vec()));
+        self.owner.call("write", Path::new(&self.name))?;
         self.owner.call("fdatasync", Path::new(&self.name))?;
-        self.inner.sync_overwrite(offset, len)
+        self.inner.write_over_zeros(at, before, bytes)
     }
 }
 
