@@ -62,7 +62,23 @@ an append after the pause a round trip leaves costs more than one right after an
 into a preallocated file, 2026-12-07: 79 us each back-to-back, 89 us with a 120 us pause between them, \
 108 us with 1 ms), and that relay's own median was 1.19 to 1.46 x the sum in nine runs that day; on a quicker \
 disk, in the BENCHMARKS.md before, ours was 1.01 x the sum. Journals are preallocated the same way, so \
-an append commits no metadata. Each connection is copied by two threads of its own, so a chunk is read, \
+an append commits no metadata. On ext4 without a journal (this machine's disk), an append is not an \
+`fdatasync` either: the sectors that hold it are written directly (`O_DIRECT`) and one `fdatasync` of an \
+unnamed file on the same filesystem flushes the device's cache (`session-fs`'s `overwrite_sync`, \
+ARCHITECTURE's assumption 7). That skips both the inode table write that `fdatasync` makes there after any \
+clock tick since the file's last write (below) and the page cache's writeback (50 threads each appending 208 B \
+back-to-back, 2026-12-08: 26 to 30 us of system time per append direct, 44 to 55 us written and synced \
+through the page cache; 42,000 to 46,000 appends/s against 29,000 to 36,000). Measured in the relay the \
+same day (50 analyzers, 20 sessions of 10 messages, three paired runs): 7,111, 8,078 and 7,343 messages/s \
+against 6,213, 5,895 and 6,773 with `fdatasync`, the relay's system time 145 to 161 us per message against \
+180 to 199, 5.1 block requests per message against 6.1; one analyzer with 10 ms between messages, a median \
+round trip of 652 us against 742 (the recording relay, which pays the inode write, 693). The direct write \
+invalidates the journal's cached pages, so folding a session reads its journal from the disk (about one \
+read request per session), which the figures above include. Sharing the flushes between connections (the \
+store's group commit) bought nothing measurable (7,266 to 7,981/s against 7,876 to 8,427/s) and was not \
+kept. With 100-message sessions the same build carried 0.79 x the recording relay (8,609 against \
+10,889/s), with 10-message sessions 0.61 x (7,320 against 11,937/s): what is left of the gap is the \
+sessions' own cost, below. Each connection is copied by two threads of its own, so a chunk is read, \
 recorded and forwarded by one thread with no hand-off (a hand-off to a blocking pool per chunk cost about 1.4 x \
 the floor before). What remains above the floor: every session costs metadata commits an append does not (its \
 journal created and linked, its session file written, the journal removed, each with a directory fsync); the \
