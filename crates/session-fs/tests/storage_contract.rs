@@ -344,3 +344,34 @@ fn a_device_is_reported_as_a_device() {
         );
     }
 }
+
+#[test]
+fn bytes_written_over_zeros_land_at_their_place_and_the_next_write_follows_them() {
+    for_each_storage(|name, storage, root| {
+        let path = root.join("j.journal");
+        let mut file = storage.create_new(&path).unwrap();
+        // A header, then zeros made durable past it, as a journal's start writes them.
+        file.write_all(b"HEAD").unwrap();
+        assert!(file.preallocate(3000).unwrap(), "{name}");
+        // Records that straddle the 512- and 1024-byte marks, each with every byte
+        // before it as context (fewer than a page: the file holds no more).
+        let mut written = b"HEAD".to_vec();
+        for (i, len) in [500usize, 600, 700].into_iter().enumerate() {
+            let record = vec![b'a' + i as u8; len];
+            file.write_over_zeros(written.len() as u64, &written, &record)
+                .unwrap();
+            written.extend_from_slice(&record);
+        }
+        // A plain write after them goes where they end.
+        file.write_all(b"TAIL").unwrap();
+        file.sync().unwrap();
+        written.extend_from_slice(b"TAIL");
+        let read = std::fs::read(&path).unwrap();
+        assert_eq!(read.len(), 3000, "{name}: the size the zeros gave it");
+        assert_eq!(read[..written.len()], written[..], "{name}");
+        assert!(
+            read[written.len()..].iter().all(|&b| b == 0),
+            "{name}: zeros after"
+        );
+    });
+}
