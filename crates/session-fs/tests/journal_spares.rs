@@ -479,3 +479,61 @@ fn a_spare_its_process_is_emptying_is_never_written_by_another() {
     let records: Vec<Vec<u8>> = claimed.records().unwrap().map(Result::unwrap).collect();
     assert_eq!(records, [b"OBX|1||GLUCOSE^5.4".to_vec()], "B's capture is whole");
 }
+
+const STRACE_DIR: &str = "SESSION_FS_SPARE_STRACE_DIR";
+
+/// Child side of [`a_spare_taken_again_is_started_with_an_fdatasync_of_its_own`].
+#[test]
+fn child_reuses_a_spare() {
+    let Ok(dir) = std::env::var(STRACE_DIR) else {
+        return;
+    };
+    let store = Store::open(dir).unwrap();
+    let mut first = store.create_journal(&id("first")).unwrap();
+    first.append(b"PID|1||PATIENT-ONE").unwrap();
+    first.into_claimed().unwrap().remove().unwrap();
+    let _second = store.create_journal(&id("second")).unwrap();
+}
+
+#[test]
+fn a_spare_taken_again_is_started_with_an_fdatasync_of_its_own() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(lines) = test_support::strace_of_child(
+        "child_reuses_a_spare",
+        "openat,write,fsync,fdatasync",
+        (STRACE_DIR, &tmp.path().join("s")),
+    ) else {
+        return;
+    };
+    let trace = lines.join("\n");
+    // The second journal's header (the last header written) goes into the reopened
+    // spare, whose zeros and header then reach the disk by that descriptor's own data
+    // sync before the journal is named: no new size, no full sync.
+    let header = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.contains("write(") && l.contains("HL7JRN1"))
+        .map(|(i, l)| {
+            let fd: i64 = l
+                .split_once("write(")
+                .unwrap()
+                .1
+                .split(',')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            (i, fd)
+        })
+        .next_back()
+        .unwrap_or_else(|| panic!("the second journal's header is written:\n{trace}"));
+    let (at, fd) = header;
+    let first_sync = lines[at..]
+        .iter()
+        .find(|l| l.contains("sync("))
+        .unwrap_or_else(|| panic!("a sync follows:\n{trace}"));
+    assert!(
+        first_sync.contains(&format!("fdatasync({fd})")),
+        "{first_sync}\n{trace}"
+    );
+}
