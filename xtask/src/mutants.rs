@@ -59,6 +59,24 @@ const WEBHOOK_LOG_WORDS: &str = "the guard only picks the words of the warning l
 const DISJOINT_FLAGS: &str =
     "each inotify flag is one bit of its own, so no two of them share a bit and `^` of them equals `|`";
 
+/// Why `|` and `^` agree between `open(2)` flags that are bits of their own.
+const DISJOINT_OPEN_FLAGS: &str = "`O_TMPFILE` (with its `O_DIRECTORY`), `O_DIRECT`, `O_WRONLY` and `O_CLOEXEC` share no bit, so `^` \
+     of them equals `|`";
+
+/// Why the `STATX_DIOALIGN` mask check can be loosened without effect.
+const STATX_ZERO_FILLS: &str = "where the kernel does not report `STATX_DIOALIGN`, `statx` leaves both alignments 0 (it \
+     zero-fills what it does not fill), and the next check refuses a sector of 0: `None` either way";
+
+/// Why the sector-size bounds' mutants show nowhere here.
+const SECTOR_OVER_A_PAGE: &str = "differs only for a filesystem whose direct writes need an alignment over 4,096 bytes, or exactly \
+     4,096: this machine's and CI's need 512, and the check is reached only through a real file's `statx`: not \
+     equivalent in principle, unobservable on this disk";
+
+/// Why the direct write's error guard's mutants show nowhere here.
+const DIRECT_WRITE_FAILING: &str = "differs only when a direct write fails: with `EINVAL` (an alignment the filesystem refuses after \
+     reporting it) or another error (a failing device). Neither happens on a working disk that reports its \
+     alignment, and no test can make the real file fail: not equivalent in principle, unobservable here";
+
 const EQUIVALENT: &[(&str, &str)] = &[
     (
         "crates/session-model/src/bytes.rs:66:48: replace | with ^ in hex_bytes",
@@ -80,12 +98,12 @@ const EQUIVALENT: &[(&str, &str)] = &[
          principle, unobservable in practice (either way a contention a second old is forgotten)",
     ),
     (
-        "crates/session-fs/src/rooted.rs:263:23: replace match guard e.kind() == io::ErrorKind::NotFound with true \
+        "crates/session-fs/src/rooted.rs:278:23: replace match guard e.kind() == io::ErrorKind::NotFound with true \
          in <impl Storage for RootedStorage>::lock",
         "the retry creates the same name with the same no-follow, non-blocking flags: any error but NotFound recurs",
     ),
     (
-        "crates/session-fs/src/storage.rs:424:23: replace match guard e.kind() == io::ErrorKind::NotFound with true \
+        "crates/session-fs/src/storage.rs:491:23: replace match guard e.kind() == io::ErrorKind::NotFound with true \
          in <impl Storage for OsStorage>::lock",
         "the retry creates the same name with the same no-follow, non-blocking flags: any error but NotFound recurs",
     ),
@@ -117,24 +135,93 @@ const EQUIVALENT: &[(&str, &str)] = &[
          agree on every area a caller can name",
     ),
     (
-        "crates/session-fs/src/storage.rs:356:44: replace | with & in <impl Storage for OsStorage>::create_new",
+        "crates/session-fs/src/storage.rs:423:44: replace | with & in <impl Storage for OsStorage>::create_new",
         "the standard library opens every file with `O_CLOEXEC` on Linux whatever the custom flags say \
          (`tests/storage_edges.rs` checks the descriptor, and passes with this mutant), and `create_new`'s \
          `O_CREAT | O_EXCL` never follows a symlink in the last component, so dropping `O_NOFOLLOW` too changes \
          no open",
     ),
     (
-        "crates/session-fs/src/storage.rs:25:9: replace WriteFile::preallocate -> io::Result<bool> with Ok(false)",
+        "crates/session-fs/src/storage.rs:28:9: replace WriteFile::preallocate -> io::Result<bool> with Ok(false)",
         "the default body is `Ok(false)` already (after ignoring `len`): the mutant is the code",
     ),
     (
-        "crates/session-fs/src/storage.rs:184:9: replace Storage::remove_held_lock -> io::Result<bool> with Ok(false)",
+        "crates/session-fs/src/storage.rs:204:9: replace Storage::remove_held_lock -> io::Result<bool> with Ok(false)",
         "the default body is `Ok(false)` already (after ignoring `path`): the mutant is the code",
     ),
     (
-        "crates/session-fs/src/storage.rs:295:16: replace > with >= in <impl WriteFile for OsFile>::preallocate",
+        "crates/session-fs/src/storage.rs:344:16: replace > with >= in <impl WriteFile for OsFile>::preallocate",
         "at `len == size` it writes an empty run of zeros at the end of the file, which changes nothing; the \
          sync after it happens either way",
+    ),
+    (
+        "crates/session-fs/src/overwrite_sync.rs:137:37: replace | with ^ in OverwriteSync::flush_file",
+        DISJOINT_OPEN_FLAGS,
+    ),
+    (
+        "crates/session-fs/src/overwrite_sync.rs:137:54: replace | with ^ in OverwriteSync::flush_file",
+        DISJOINT_OPEN_FLAGS,
+    ),
+    (
+        "crates/session-fs/src/overwrite_sync.rs:258:28: replace | with ^ in DirectWriter::open",
+        DISJOINT_OPEN_FLAGS,
+    ),
+    (
+        "crates/session-fs/src/overwrite_sync.rs:258:45: replace | with ^ in DirectWriter::open",
+        DISJOINT_OPEN_FLAGS,
+    ),
+    (
+        "crates/session-fs/src/overwrite_sync.rs:246:46: replace | with ^ in DirectWriter::open",
+        "`STATX_DIOALIGN` and `STATX_SIZE` are one bit each, different ones: `^` of them equals `|`",
+    ),
+    (
+        "crates/session-fs/src/overwrite_sync.rs:312:43: replace | with ^ in write_and_wait",
+        "`sync_file_range`'s three flags are one bit each, different ones (1, 2 and 4): `^` of them equals `|`",
+    ),
+    (
+        "crates/session-fs/src/overwrite_sync.rs:312:73: replace | with ^ in write_and_wait",
+        "`sync_file_range`'s three flags are one bit each, different ones (1, 2 and 4): `^` of them equals `|`",
+    ),
+    (
+        "crates/session-fs/src/overwrite_sync.rs:249:27: replace & with | in DirectWriter::open",
+        STATX_ZERO_FILLS,
+    ),
+    (
+        "crates/session-fs/src/overwrite_sync.rs:249:27: replace & with ^ in DirectWriter::open",
+        STATX_ZERO_FILLS,
+    ),
+    (
+        "crates/session-fs/src/overwrite_sync.rs:253:24: replace || with && in DirectWriter::open",
+        SECTOR_OVER_A_PAGE,
+    ),
+    (
+        "crates/session-fs/src/overwrite_sync.rs:253:47: replace || with && in DirectWriter::open",
+        SECTOR_OVER_A_PAGE,
+    ),
+    (
+        "crates/session-fs/src/overwrite_sync.rs:253:34: replace > with == in DirectWriter::open",
+        SECTOR_OVER_A_PAGE,
+    ),
+    (
+        "crates/session-fs/src/overwrite_sync.rs:253:34: replace > with >= in DirectWriter::open",
+        SECTOR_OVER_A_PAGE,
+    ),
+    (
+        "crates/session-fs/src/overwrite_sync.rs:278:16: replace > with >= in DirectWriter::write",
+        "at `end == size` the mutant looks at the file's size once more (one `fstat`) and finds the same size: \
+         the sectors still fit, and the write goes direct either way",
+    ),
+    (
+        "crates/session-fs/src/overwrite_sync.rs:294:23: replace match guard e.raw_os_error() == Some(libc::EINVAL) with true in DirectWriter::write",
+        DIRECT_WRITE_FAILING,
+    ),
+    (
+        "crates/session-fs/src/overwrite_sync.rs:294:23: replace match guard e.raw_os_error() == Some(libc::EINVAL) with false in DirectWriter::write",
+        DIRECT_WRITE_FAILING,
+    ),
+    (
+        "crates/session-fs/src/overwrite_sync.rs:294:40: replace == with != in DirectWriter::write",
+        DIRECT_WRITE_FAILING,
     ),
     (
         "crates/session-fs/src/store/mod.rs:211:9: replace Store::options -> OpenOptions with Default::default()",
