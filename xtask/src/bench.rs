@@ -69,10 +69,13 @@ ARCHITECTURE's assumption 7). That skips both the inode table write that `fdatas
 clock tick since the file's last write (below) and the page cache's writeback (50 threads each appending 208 B \
 back-to-back, 2026-12-08: 26 to 30 us of system time per append direct, 44 to 55 us written and synced \
 through the page cache; 42,000 to 46,000 appends/s against 29,000 to 36,000). Measured in the relay the \
-same day (50 analyzers, 20 sessions of 10 messages, three paired runs): 7,111, 8,078 and 7,343 messages/s \
-against 6,213, 5,895 and 6,773 with `fdatasync`, the relay's system time 145 to 161 us per message against \
-180 to 199, 5.1 block requests per message against 6.1; one analyzer with 10 ms between messages, a median \
-round trip of 652 us against 742 (the recording relay, which pays the inode write, 693). The direct write \
+same day (50 analyzers, 20 sessions of 10 messages, nine paired runs over two hours): 4,873 to 9,363 \
+messages/s against 5,895 to 8,381 with `fdatasync`, the median pair 1.08 x (0.81 to 1.37 x), and 5.1 block \
+requests per message against 6.1; with 100-message sessions, four pairs within 2 % of each other (11,684 to \
+13,191/s against 11,437 to 13,153/s); one analyzer with 10 ms between messages, median round trips of 652, \
+457, 523 and 621 us against 742, 441, 523 and 584. So the requests saved show little in the relay's rate or \
+latency here: the relay is CPU-bound with 50 analyzers, and an append waits on the cache flush, not on the \
+write saved. They count on a disk whose writes are dear (the lab's own). The direct write \
 invalidates the journal's cached pages, so folding a session reads its journal from the disk (about one \
 read request per session), which the figures above include. Sharing the flushes between connections (the \
 store's group commit) bought nothing measurable (7,266 to 7,981/s against 7,876 to 8,427/s) and was not \
