@@ -73,32 +73,25 @@ fn a_sector_at_the_end_goes_direct_and_one_past_it_falls_back() {
             .find(|l| l.contains(&format!("/proc/self/fd/{fd}\"")) && l.contains("O_DIRECT"))
             .and_then(|l| returned_fd(l))
     };
+    // One traced line holds every one of `parts`.
+    let traced = |parts: &[&str]| lines.iter().any(|l| parts.iter().all(|p| l.contains(p)));
     // `fits`: the whole file's two sectors, header and record, straight to the device.
     let direct = direct_of(fits).unwrap_or_else(|| panic!("fits gets a direct handle:\n{trace}"));
     assert!(
-        lines
-            .iter()
-            .any(|l| l.contains(&format!("pwrite64({direct}, \"HEAD")) && l.contains(", 1024, 0)")),
+        traced(&[&format!("pwrite64({direct}, \"HEAD"), ", 1024, 0)"]),
         "{trace}"
     );
-    assert!(
-        !lines
-            .iter()
-            .any(|l| l.contains(&format!("sync_file_range({fits},"))),
-        "{trace}"
-    );
+    assert!(!traced(&[&format!("sync_file_range({fits},")]), "{trace}");
     // `ragged`: its last sector would grow it, so the record is written buffered at its
     // place and its own range written and waited for, with every flag.
     assert!(
-        lines
-            .iter()
-            .any(|l| l.contains(&format!("pwrite64({ragged}, \"rrrr")) && l.contains(", 996, 4)")),
+        traced(&[&format!("pwrite64({ragged}, \"rrrr"), ", 996, 4)"]),
         "{trace}"
     );
     assert!(
-        lines.iter().any(|l| l.contains(&format!(
+        traced(&[&format!(
             "sync_file_range({ragged}, 4, 996, SYNC_FILE_RANGE_WAIT_BEFORE|SYNC_FILE_RANGE_WRITE|SYNC_FILE_RANGE_WAIT_AFTER)"
-        ))),
+        )]),
         "{trace}"
     );
 }
