@@ -6,6 +6,7 @@ use session_model::{Element, Interruption, InterruptionReason, Session, SessionI
 use session_store::{SessionStore, StoreError};
 
 use crate::CaptureError;
+use crate::kept::KeptRecords;
 use crate::record::{BeginRecord, EndRecord, Record};
 
 /// What the first pass over a journal learns: the session without its elements, and
@@ -33,16 +34,8 @@ pub(crate) fn fold(
         },
         None => return Ok(None),
     };
-    let BeginRecord {
-        id,
-        session_number,
-        start_time,
-        device_ip,
-        lis_ip,
-        retention_days,
-    } = begin;
     let mut count = 0;
-    let mut last_seen = start_time;
+    let mut last_seen = begin.start_time;
     let mut end: Option<EndRecord> = None;
     let mut unreadable_records = false;
     for bytes in records {
@@ -60,6 +53,26 @@ pub(crate) fn fold(
             }
         }
     }
+    let envelope = envelope(begin, last_seen, end);
+    Ok(Some(Folded {
+        envelope,
+        elements: count,
+        unreadable_records,
+    }))
+}
+
+/// The session, without its elements, that a capture's begin, the time of its last
+/// element (`last_seen`, its start when it has none) and its end make. A capture with
+/// no end was cut off by a crash, at its last element.
+pub(crate) fn envelope(begin: BeginRecord, last_seen: u64, end: Option<EndRecord>) -> Session {
+    let BeginRecord {
+        id,
+        session_number,
+        start_time,
+        device_ip,
+        lis_ip,
+        retention_days,
+    } = begin;
     let (is_complete, end_time, interrupted) = match end {
         // The LIS went away: the session says so, complete or not.
         Some(EndRecord {
@@ -93,11 +106,7 @@ pub(crate) fn fold(
     envelope.lis_ip = lis_ip;
     envelope.is_complete = is_complete;
     envelope.interrupted = interrupted;
-    Ok(Some(Folded {
-        envelope,
-        elements: count,
-        unreadable_records,
-    }))
+    envelope
 }
 
 /// The second pass: the first `count` element records after the begin record, as the
@@ -113,11 +122,7 @@ pub(crate) fn elements(
         .take(count)
         .enumerate()
         .map(|(index, bytes)| match serde_json::from_slice::<Record>(&bytes?) {
-            Ok(Record::Element(e)) => {
-                let mut element = Element::new(e.timestamp, e.direction, e.kind, e.data.0);
-                element.id = format!("element-{}-{index}", e.timestamp);
-                Ok(element)
-            }
+            Ok(Record::Element(e)) => Ok(e.into_element(index)),
             _ => Err(CaptureError::JournalChanged { index }),
         })
 }
@@ -197,6 +202,36 @@ pub(crate) fn settle(store: &SessionStore, claimed: ClaimedJournal) -> Result<Ou
         session: Box::new(session),
         torn,
         damaged,
+    })
+}
+
+/// Folds a capture its own writer ended from the copy it kept of its records
+/// (`kept`, then `end`): the session [`settle`] makes of the journal, without reading
+/// the journal back, which is then removed. When the id is found taken, the journal
+/// decides, as recovery would ([`settle`]: folded before, or someone else's).
+pub(crate) fn settle_kept(
+    store: &SessionStore,
+    claimed: ClaimedJournal,
+    kept: KeptRecords,
+    end: EndRecord,
+) -> Result<Outcome, CaptureError> {
+    let KeptRecords { begin, elements, .. } = kept;
+    let last_seen = elements.last().map_or(begin.start_time, |e| e.timestamp);
+    let mut session = envelope(begin, last_seen, Some(end));
+    let elements = elements
+        .into_iter()
+        .enumerate()
+        .map(|(index, e)| Ok::<_, std::convert::Infallible>(e.into_element(index)));
+    match store.create_streamed(&mut session, elements) {
+        Ok(_) => {}
+        Err(StoreError::Fs(FsError::AlreadyExists { .. })) => return settle(store, claimed),
+        Err(e) => return Err(e.into()),
+    }
+    claimed.remove()?;
+    Ok(Outcome::Session {
+        session: Box::new(session),
+        torn: false,
+        damaged: false,
     })
 }
 

@@ -55,6 +55,7 @@
 
 mod fold;
 pub mod framing;
+mod kept;
 mod mllp;
 #[cfg(feature = "pcap")]
 pub mod pcap;

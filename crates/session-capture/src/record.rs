@@ -4,7 +4,7 @@
 //! `{"end": {...}}` when the capture completed or was abandoned.
 
 use serde::{Deserialize, Serialize};
-use session_model::{Base64Bytes, Direction, ElementKind, InterruptionReason, SessionId};
+use session_model::{Base64Bytes, Direction, Element, ElementKind, InterruptionReason, SessionId};
 
 /// One journal record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,8 +62,51 @@ pub(crate) struct LisGone {
     pub missed_bytes: u64,
 }
 
+impl ElementRecord {
+    /// The session's element this record is, the `index`th of its session (from 0):
+    /// the one conversion both the fold from the journal and the fold from the
+    /// capture's memory make, so that the two give the same session.
+    pub(crate) fn into_element(self, index: usize) -> Element {
+        let mut element = Element::new(self.timestamp, self.direction, self.kind, self.data.0);
+        element.id = format!("element-{}-{index}", self.timestamp);
+        element
+    }
+}
+
 impl Record {
     pub(crate) fn to_bytes(&self) -> Result<Vec<u8>, serde_json::Error> {
         serde_json::to_vec(self)
+    }
+
+    /// `Record::Element(element.clone()).to_bytes()`, without the clone: the capture
+    /// keeps its element records after journaling them.
+    pub(crate) fn element_bytes(element: &ElementRecord) -> Result<Vec<u8>, serde_json::Error> {
+        /// An externally tagged variant is an object with one field, named as it is.
+        #[derive(Serialize)]
+        struct Tagged<'a> {
+            element: &'a ElementRecord,
+        }
+        serde_json::to_vec(&Tagged { element })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_element_encodes_as_its_record_does() {
+        let element = ElementRecord {
+            timestamp: 7,
+            direction: Direction::PcToDevice,
+            kind: ElementKind::Message,
+            data: Base64Bytes(b"MSH|1\r\xff\r\n".to_vec()),
+        };
+        let bytes = Record::element_bytes(&element).unwrap();
+        assert_eq!(bytes, Record::Element(element.clone()).to_bytes().unwrap());
+        assert_eq!(
+            serde_json::from_slice::<Record>(&bytes).unwrap(),
+            Record::Element(element)
+        );
     }
 }

@@ -8,8 +8,9 @@ use session_model::{Base64Bytes, InterruptionReason, SessionId};
 use session_store::SessionStore;
 
 use crate::CaptureError;
-use crate::fold::{Outcome, settle};
+use crate::fold::{Outcome, settle, settle_kept};
 use crate::framing::FramedElement;
+use crate::kept::KeptRecords;
 use crate::record::{BeginRecord, ElementRecord, EndRecord, LisGone, Record};
 
 /// The counter in `.state/` that session numbers come from.
@@ -65,22 +66,23 @@ impl Recorder {
         start_time: u64,
         elements: &[FramedElement],
     ) -> Result<OpenCapture, CaptureError> {
-        let element_records = element_records(elements)?;
+        let element_records = element_records(elements);
+        let element_bytes = encoded(&element_records)?;
         loop {
             let number = self.next_number()?;
             let id = SessionId::new(format!("session-{number}"))
                 .map_err(|e| CaptureError::Numbering(e.to_string()))?;
-            let begin = Record::Begin(BeginRecord {
+            let begin = BeginRecord {
                 id: id.clone(),
                 session_number: number,
                 start_time,
                 device_ip: endpoints.device_ip.clone(),
                 lis_ip: endpoints.lis_ip.clone(),
                 retention_days: self.store.options().retention_days,
-            })
-            .to_bytes()?;
-            let first: Vec<&[u8]> = std::iter::once(begin.as_slice())
-                .chain(element_records.iter().map(Vec::as_slice))
+            };
+            let begin_bytes = Record::Begin(begin.clone()).to_bytes()?;
+            let first: Vec<&[u8]> = std::iter::once(begin_bytes.as_slice())
+                .chain(element_bytes.iter().map(Vec::as_slice))
                 .collect();
             let journal = match self.store.fs().create_journal_with(&id, &first) {
                 Ok(journal) => journal,
@@ -93,6 +95,7 @@ impl Recorder {
                 journal,
                 elements: elements.len() as u64,
                 lis_gone: None,
+                kept: KeptRecords::new(begin).with(element_records),
             });
         }
     }
@@ -124,6 +127,8 @@ pub struct OpenCapture {
     journal: Journal,
     elements: u64,
     lis_gone: Option<LisGone>,
+    /// What it journaled, while that is small: its session is stored from this copy.
+    kept: Option<KeptRecords>,
 }
 
 impl OpenCapture {
@@ -146,10 +151,12 @@ impl OpenCapture {
     /// Appends elements in order with one `fsync` for all of them (the elements one
     /// chunk completed): when this returns `Ok`, every one survives any crash.
     pub fn append_all(&mut self, elements: &[FramedElement]) -> Result<(), CaptureError> {
-        let records = element_records(elements)?;
-        let payloads: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+        let records = element_records(elements);
+        let encoded = encoded(&records)?;
+        let payloads: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
         self.journal.append_all(&payloads)?;
         self.elements += elements.len() as u64;
+        self.kept = self.kept.take().and_then(|kept| kept.with(records));
         Ok(())
     }
 
@@ -194,17 +201,18 @@ impl OpenCapture {
         at: u64,
         interrupted: Option<InterruptionReason>,
     ) -> Result<EndedCapture, CaptureError> {
-        let end = Record::End(EndRecord {
+        let end = EndRecord {
             at,
             interrupted,
             lis_gone: self.lis_gone,
-        })
-        .to_bytes()?;
-        let records = element_records(elements)?;
-        let payloads: Vec<&[u8]> = records
+        };
+        let end_bytes = Record::End(end.clone()).to_bytes()?;
+        let records = element_records(elements);
+        let encoded = encoded(&records)?;
+        let payloads: Vec<&[u8]> = encoded
             .iter()
             .map(Vec::as_slice)
-            .chain(std::iter::once(end.as_slice()))
+            .chain(std::iter::once(end_bytes.as_slice()))
             .collect();
         // The end is journaled first: if writing the session file fails (a full disk),
         // recovery later folds the journal with the right ending.
@@ -212,24 +220,30 @@ impl OpenCapture {
         Ok(EndedCapture {
             store: self.store,
             claimed: self.journal.into_claimed()?,
+            kept: self
+                .kept
+                .and_then(|kept| kept.with(records))
+                .map(|kept| (kept, end)),
         })
     }
 }
 
 /// Each element as its journal record.
-fn element_records(elements: &[FramedElement]) -> Result<Vec<Vec<u8>>, serde_json::Error> {
+fn element_records(elements: &[FramedElement]) -> Vec<ElementRecord> {
     elements
         .iter()
-        .map(|element| {
-            Record::Element(ElementRecord {
-                timestamp: element.timestamp,
-                direction: element.direction.clone(),
-                kind: element.kind.clone(),
-                data: Base64Bytes(element.bytes.clone()),
-            })
-            .to_bytes()
+        .map(|element| ElementRecord {
+            timestamp: element.timestamp,
+            direction: element.direction.clone(),
+            kind: element.kind.clone(),
+            data: Base64Bytes(element.bytes.clone()),
         })
         .collect()
+}
+
+/// Each element record's bytes in the journal.
+fn encoded(records: &[ElementRecord]) -> Result<Vec<Vec<u8>>, serde_json::Error> {
+    records.iter().map(Record::element_bytes).collect()
 }
 
 /// A capture whose end is journaled, its session file not yet written: see
@@ -240,6 +254,9 @@ fn element_records(elements: &[FramedElement]) -> Result<Vec<Vec<u8>>, serde_jso
 pub struct EndedCapture {
     store: SessionStore,
     claimed: ClaimedJournal,
+    /// The copy of what it journaled and its end, when the capture was small enough
+    /// to keep one.
+    kept: Option<(KeptRecords, EndRecord)>,
 }
 
 impl EndedCapture {
@@ -248,10 +265,16 @@ impl EndedCapture {
         self.claimed.id()
     }
 
-    /// Folds the journal into the session file and removes it.
+    /// Folds the journal into the session file and removes it. A small capture is
+    /// folded from the copy of its records it kept, without reading its journal back:
+    /// the same session either way.
     pub fn store(self) -> Result<SessionId, CaptureError> {
         let id = self.claimed.id().clone();
-        match settle(&self.store, self.claimed)? {
+        let outcome = match self.kept {
+            Some((kept, end)) => settle_kept(&self.store, self.claimed, kept, end)?,
+            None => settle(&self.store, self.claimed)?,
+        };
+        match outcome {
             Outcome::Session { .. } => Ok(id),
             Outcome::Quarantined { reason } => Err(CaptureError::KeptInQuarantine { id, reason }),
             Outcome::Unbegun { .. } => Err(CaptureError::KeptInQuarantine {

@@ -495,3 +495,141 @@ fn an_ended_capture_never_stored_is_folded_by_recovery_with_the_ending_it_journa
     assert!(rec.store().load(&id).unwrap().unwrap().session.is_complete);
     assert!(rec.store().fs().journals().unwrap().is_empty());
 }
+
+/// How a scripted capture ends.
+#[derive(Clone, Debug)]
+enum Ending {
+    Complete,
+    Abandon(InterruptionReason),
+    LisGoneThenComplete,
+    LisGoneThenAbandon,
+}
+
+/// Runs one capture of `elements` (the first `begun` come with its start, the last
+/// `ended` with its end) ending as `ending`, and returns it ended, not yet stored.
+fn scripted(
+    rec: &Recorder,
+    elements: &[FramedElement],
+    begun: usize,
+    ended: usize,
+    ending: &Ending,
+) -> session_capture::EndedCapture {
+    let (first, rest) = elements.split_at(begun);
+    let (middle, last) = rest.split_at(rest.len() - ended);
+    let mut open = rec.begin_with(&endpoints(), 900, first).unwrap();
+    for element in middle {
+        open.append(element).unwrap();
+    }
+    if matches!(ending, Ending::LisGoneThenComplete | Ending::LisGoneThenAbandon) {
+        open.lis_missed(1_003, 40);
+        open.lis_missed(1_009, 2);
+    }
+    let interrupted = match ending {
+        Ending::Complete | Ending::LisGoneThenComplete => None,
+        Ending::Abandon(reason) => Some(reason.clone()),
+        Ending::LisGoneThenAbandon => Some(InterruptionReason::ConnectionClosed),
+    };
+    open.end_with(last, 2_000, interrupted).unwrap()
+}
+
+/// A stored session as JSON, without what differs between two captures of the same
+/// elements: the id and number each capture takes, and the save's own stamps.
+fn captured_part(rec: &Recorder, id: &SessionId) -> serde_json::Value {
+    let session = rec.store().load(id).unwrap().unwrap().session;
+    let mut json = serde_json::to_value(&session).unwrap();
+    let object = json.as_object_mut().unwrap();
+    for key in ["id", "sessionId"] {
+        assert!(object.remove(key).is_some(), "{key}");
+    }
+    let metadata = object["_metadata"].as_object_mut().unwrap();
+    for key in ["savedAt", "revision"] {
+        assert!(metadata.remove(key).is_some(), "{key}");
+    }
+    json
+}
+
+#[test]
+fn a_capture_stored_by_its_writer_is_the_session_recovery_makes_of_its_journal() {
+    let small: Vec<FramedElement> = (0..6)
+        .map(|n| element(n, ElementKind::Message, format!("MSH|{n}\r\u{e9}\r\n").as_bytes()))
+        .collect();
+    // Over what a capture keeps a copy of (64 KiB of elements): folded from its journal.
+    let large: Vec<FramedElement> = (0..5)
+        .map(|n| element(n, ElementKind::Message, &vec![b'a' + n as u8; 20_000]))
+        .collect();
+    let endings = [
+        Ending::Complete,
+        Ending::Abandon(InterruptionReason::Shutdown),
+        Ending::Abandon(InterruptionReason::Other("an operator's reason".into())),
+        Ending::LisGoneThenComplete,
+        Ending::LisGoneThenAbandon,
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    let rec = recorder(tmp.path());
+    for elements in [&small[..0], &small[..], &large[..]] {
+        for (begun, ended) in [(0, 0), (1, 0), (0, 1), (2, 2)] {
+            if begun + ended > elements.len() {
+                continue;
+            }
+            for ending in &endings {
+                let case = format!(
+                    "{} elements, {begun} begun with, {ended} ended with, {ending:?}",
+                    elements.len()
+                );
+                let stored = scripted(&rec, elements, begun, ended, ending).store().unwrap();
+                let left = scripted(&rec, elements, begun, ended, ending);
+                let recovered = left.id().clone();
+                drop(left); // its writer died before storing it
+                let found = rec.recover().unwrap();
+                assert_eq!(found.finished, vec![recovered.clone()], "{case}");
+                assert_eq!(
+                    captured_part(&rec, &stored),
+                    captured_part(&rec, &recovered),
+                    "{case}"
+                );
+            }
+        }
+    }
+    assert!(rec.store().fs().journals().unwrap().is_empty());
+}
+
+/// Overwrites every byte of `id`'s journal after its header (`HL7JRN1\n`) with `x`.
+fn spoil_journal(dir: &std::path::Path, id: &SessionId) {
+    use std::os::unix::fs::FileExt;
+    let path = journal_path(dir, id);
+    let len = std::fs::metadata(&path).unwrap().len() as usize;
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.write_all_at(&vec![b'x'; len - 8], 8).unwrap();
+}
+
+#[test]
+fn a_small_capture_is_stored_from_what_its_writer_kept_and_a_large_one_from_its_journal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rec = recorder(tmp.path());
+    let small = [element(0, ElementKind::Message, b"MSH|small\r\n")];
+    let ended = scripted(&rec, &small, 0, 0, &Ending::Complete);
+    let id = ended.id().clone();
+    // The journal no longer reads: only the writer's copy can make the session.
+    spoil_journal(tmp.path(), &id);
+    assert_eq!(ended.store().unwrap(), id);
+    let session = rec.store().load(&id).unwrap().unwrap().session;
+    assert!(session.is_complete);
+    assert_eq!(session.messages(), vec!["MSH|small\r\n".to_string()]);
+    assert!(!journal_path(tmp.path(), &id).exists(), "the journal is removed");
+
+    let large: Vec<FramedElement> = (0..4)
+        .map(|n| element(n, ElementKind::Message, &[b'L'; 20_000]))
+        .collect();
+    let ended = scripted(&rec, &large, 0, 0, &Ending::Complete);
+    let id = ended.id().clone();
+    spoil_journal(tmp.path(), &id);
+    // Past the copy's bytes the journal is read back, and this one no longer reads.
+    assert!(
+        matches!(
+            ended.store(),
+            Err(session_capture::CaptureError::KeptInQuarantine { .. })
+        ),
+        "a large capture is folded from its journal"
+    );
+    assert!(rec.store().load(&id).unwrap().is_none());
+}
