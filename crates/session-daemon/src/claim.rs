@@ -167,11 +167,13 @@ impl Claimed {
 
     /// Recovery, once, on an exclusive handle (after waiting for other processes to let
     /// the store go), upgrading every outdated file as it reads it
-    /// ([`session_recovery::recover_upgrading`]): `visit` sees every session as its
-    /// file is afterwards, and `progress` is told every 500 files.
+    /// ([`session_recovery::recover_upgrading_summarized`]): `visit` sees every session
+    /// as its file is afterwards, on the thread that read it (several at once: each
+    /// session is let go by the thread that made it), and `progress` is told every 500
+    /// files.
     pub fn recover(
         &self,
-        mut visit: impl FnMut(&SessionId, &Decoded),
+        visit: impl Fn(&SessionId, &Decoded) + Sync,
         progress: impl Fn(Progress),
     ) -> Result<Recovered, DaemonError> {
         let exclusive = match Store::options().exclusive().no_wait().open(&self.dir) {
@@ -182,33 +184,46 @@ impl Claimed {
             other => other,
         }
         .map_err(DaemonError::Exclusive)?;
-        let mut delivery = DeliveryIndex::new();
+        let delivery = std::sync::Mutex::new(DeliveryIndex::new());
         let mut outdated = Vec::new();
         let mut read = 0usize;
         let total = std::cell::Cell::new(None);
         let typed = SessionStore::new(exclusive, self.decode);
         let upgrade = typed.upgrade();
         let reading = |files| total.set(Some(files));
-        let report = session_recovery::recover_upgrading(&typed, &upgrade, reading, |id, decoded| {
-            read += 1;
-            if read.is_multiple_of(500) {
-                // Upgrades take most of a legacy store's pass: once one is made, say so.
-                progress(Progress {
-                    phase: if upgrade.migrated() > 0 {
-                        Phase::Migrating
-                    } else {
-                        Phase::Recovering
-                    },
-                    done: read,
-                    total: total.get(),
-                });
-            }
-            delivery.observe(&decoded.session);
-            visit(&id, &decoded);
-            if decoded.from.is_outdated() {
-                outdated.push(id);
-            }
-        })
+        // On the reading threads: what the daemon keeps of each session.
+        let summarize = |id: &SessionId, decoded: Decoded| {
+            // An index of candidates keeps no invariant a panic could break.
+            let mut candidates = delivery.lock().unwrap_or_else(|p| p.into_inner());
+            candidates.observe(&decoded.session);
+            drop(candidates);
+            visit(id, &decoded);
+            decoded.from.is_outdated()
+        };
+        let report = session_recovery::recover_upgrading_summarized(
+            &typed,
+            &upgrade,
+            reading,
+            summarize,
+            |id, is_outdated| {
+                read += 1;
+                if read.is_multiple_of(500) {
+                    // Upgrades take most of a legacy store's pass: once one is made, say so.
+                    progress(Progress {
+                        phase: if upgrade.migrated() > 0 {
+                            Phase::Migrating
+                        } else {
+                            Phase::Recovering
+                        },
+                        done: read,
+                        total: total.get(),
+                    });
+                }
+                if is_outdated {
+                    outdated.push(id);
+                }
+            },
+        )
         .map_err(DaemonError::Recovery)?;
         *self.upgrade_run.lock().unwrap_or_else(|e| e.into_inner()) = Some(upgrade.run().clone());
         let upgraded = upgrade.finish();
@@ -220,7 +235,7 @@ impl Claimed {
             );
         }
         Ok(Recovered {
-            delivery,
+            delivery: delivery.into_inner().unwrap_or_else(|p| p.into_inner()),
             outdated,
             report,
             upgraded,

@@ -55,10 +55,15 @@ fn recovery_feeds_the_caller_once_per_session_and_upgrades_exactly_the_old_ones_
     std::fs::write(dir.path().join("broken.json"), b"{").unwrap();
 
     let claimed = Claimed::claim(dir.path(), DecodeOptions::default(), "test").unwrap();
-    let mut seen = Vec::new();
+    // `visit` runs on the threads that read the files.
+    let seen = std::sync::Mutex::new(Vec::new());
     let recovered = claimed
-        .recover(|id, decoded| seen.push((id.to_string(), decoded.clone())), |_| {})
+        .recover(
+            |id, decoded| seen.lock().unwrap().push((id.to_string(), decoded.clone())),
+            |_| {},
+        )
         .unwrap();
+    let mut seen = seen.into_inner().unwrap();
     seen.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(seen.len(), 4, "each decodable session once: {seen:?}");
     assert_eq!(recovered.delivery.len(), 4);
@@ -112,10 +117,14 @@ fn a_file_the_pass_cannot_upgrade_is_tried_again_in_the_same_backup_run() {
     std::fs::create_dir_all(&blocker).unwrap();
 
     let claimed = Claimed::claim(dir.path(), DecodeOptions::default(), "test").unwrap();
-    let mut from = Vec::new();
+    let from = std::sync::Mutex::new(Vec::new());
     let recovered = claimed
-        .recover(|id, decoded| from.push((id.to_string(), decoded.from)), |_| {})
+        .recover(
+            |id, decoded| from.lock().unwrap().push((id.to_string(), decoded.from)),
+            |_| {},
+        )
         .unwrap();
+    let mut from = from.into_inner().unwrap();
     from.sort();
     assert_eq!(
         from,

@@ -27,5 +27,7 @@ mod inspect;
 mod recover;
 mod report;
 
-pub use recover::{RecoveryError, recover, recover_upgrading, recover_visiting, verify};
+pub use recover::{
+    RecoveryError, recover, recover_upgrading, recover_upgrading_summarized, recover_visiting, verify,
+};
 pub use report::{Action, Moved, Problem, RecoveryReport, VerifyReport};

@@ -257,3 +257,77 @@ fn sigkill_during_the_upgrading_pass_leaves_every_session_old_or_new_and_a_rerun
     eprintln!("{kills} SIGKILLs during the upgrading pass ({mid_pass} part-way), every session intact");
     assert!(mid_pass >= 3, "too few kills landed part-way: {mid_pass}");
 }
+
+/// `recover_upgrading_summarized` on a store of `old` legacy files: each session's
+/// summary, and the threads that made them.
+fn summarized(
+    old: usize,
+) -> (
+    BTreeMap<String, (usize, SchemaVersion)>,
+    Vec<std::thread::ThreadId>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    mixed_store(dir.path(), old);
+    let store = SessionStore::new(
+        Store::options().exclusive().open(dir.path()).unwrap(),
+        DecodeOptions::default(),
+    );
+    let upgrade = store.upgrade();
+    let summarizers = std::sync::Mutex::new(Vec::new());
+    let mut seen = BTreeMap::new();
+    let report = session_recovery::recover_upgrading_summarized(
+        &store,
+        &upgrade,
+        |_| {},
+        |id, decoded| {
+            summarizers.lock().unwrap().push(std::thread::current().id());
+            (id.to_string(), decoded.session.elements.len(), decoded.from)
+        },
+        |id, (summarized_id, elements, from)| {
+            assert_eq!(id.as_str(), summarized_id, "a summary reaches its own session");
+            assert!(
+                seen.insert(id.to_string(), (elements, from)).is_none(),
+                "{id} visited twice"
+            );
+        },
+    )
+    .unwrap();
+    assert_eq!(report.quarantined, 2, "{report:?}");
+    assert_eq!(upgrade.finish().migrated, old);
+    // Each summary is of the session as its file is afterwards: upgraded, whole.
+    for (id, (elements, from)) in &seen {
+        let on_disk = session_store::decode(&std::fs::read(dir.path().join(format!("{id}.json"))).unwrap())
+            .unwrap()
+            .session;
+        assert_eq!(*elements, on_disk.elements.len(), "{id}");
+        assert_eq!(*from, SchemaVersion::CURRENT, "{id}");
+    }
+    (seen, summarizers.into_inner().unwrap())
+}
+
+#[test]
+fn each_session_is_summarized_once_by_the_thread_that_read_it() {
+    let (seen, summarizers) = summarized(600);
+    assert_eq!(seen.len(), 601, "every old session and the current one");
+    assert_eq!(summarizers.len(), 601, "summarized once each");
+    assert!(
+        seen.iter()
+            .filter(|(id, _)| id.starts_with('s'))
+            .all(|(_, (elements, _))| *elements > 0),
+        "the old sessions' elements reach the summary"
+    );
+    let me = std::thread::current().id();
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
+        // Past 512 files the pass reads on several threads: none of it on the caller's.
+        assert!(
+            summarizers.iter().all(|t| *t != me),
+            "summarized on the reading threads"
+        );
+        let distinct: std::collections::HashSet<_> = summarizers.iter().collect();
+        assert!(distinct.len() > 1, "on every core");
+    }
+    // A small store is read on the calling thread, and summarized there.
+    let (seen, summarizers) = summarized(3);
+    assert_eq!(seen.len(), 4);
+    assert!(summarizers.iter().all(|t| *t == me));
+}
