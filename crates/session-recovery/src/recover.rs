@@ -268,8 +268,17 @@ impl Run<'_> {
 /// - A live file that does not decode goes to `.quarantine/` with a sidecar saying why.
 /// - Newer-version live files are left byte for byte alone. Nothing is deleted.
 pub fn recover(store: &SessionStore) -> Result<RecoveryReport, RecoveryError> {
-    recover_visiting(store, |_, _| {})
+    // Each session let go by the thread that read it, as start-up's are.
+    recover_with(store, None, |_| {}, |_, _| (), |_, ()| {}, SUMMARIES_BATCH)
 }
+
+/// How many sessions, handed on whole, travel to the caller together: with at most
+/// `BATCHES_QUEUED` waiting and one filling per thread, a few hundred sessions at most
+/// are in memory at once, whatever their size.
+const SESSIONS_BATCH: usize = 32;
+/// How many summaries travel together: small, they cost little to hold, and fewer
+/// hand-offs leave the reading threads more of the cores.
+const SUMMARIES_BATCH: usize = 256;
 
 /// [`recover`], handing every valid session it decodes to `visit`, so that start-up can
 /// load the store in the same pass. Live files are checked on every core; sessions
@@ -284,6 +293,7 @@ pub fn recover_visiting(
         |_| {},
         |_, decoded| Box::new(decoded),
         |id, decoded| visit(id, *decoded),
+        SESSIONS_BATCH,
     )
 }
 
@@ -308,6 +318,7 @@ pub fn recover_upgrading(
         reading,
         |_, decoded| Box::new(decoded),
         |id, decoded| visit(id, *decoded),
+        SESSIONS_BATCH,
     )
 }
 
@@ -316,7 +327,8 @@ pub fn recover_upgrading(
 /// index, a flag), there, and `visit` sees each summary on the calling thread.
 ///
 /// For a caller that keeps little of each session, such as start-up building its
-/// indexes: the session is made, summarized and let go by one thread. Handed to the
+/// indexes: the session is made, summarized and let go by one thread. Summaries reach
+/// `visit` in batches of a few hundred, so a summary should be small. Handed to the
 /// calling thread whole, every session was freed by a thread other than the one that
 /// made it, and on two cores the allocator's locks then cost start-up a fifth of its
 /// time.
@@ -327,7 +339,7 @@ pub fn recover_upgrading_summarized<T: Send>(
     summarize: impl Fn(&SessionId, Decoded) -> T + Sync,
     visit: impl FnMut(SessionId, T),
 ) -> Result<RecoveryReport, RecoveryError> {
-    recover_with(typed, Some(upgrade), reading, summarize, visit)
+    recover_with(typed, Some(upgrade), reading, summarize, visit, SUMMARIES_BATCH)
 }
 
 fn recover_with<T: Send>(
@@ -336,6 +348,7 @@ fn recover_with<T: Send>(
     reading: impl FnOnce(usize),
     summarize: impl Fn(&SessionId, Decoded) -> T + Sync,
     mut visit: impl FnMut(SessionId, T),
+    batch: usize,
 ) -> Result<RecoveryReport, RecoveryError> {
     if typed.fs().access() != Access::Exclusive {
         return Err(RecoveryError::NotExclusive);
@@ -353,7 +366,7 @@ fn recover_with<T: Send>(
     reading(live.len());
     let mut damaged = Vec::new();
     let mut failures = Vec::new();
-    read_every_live(typed, &live, upgrade, &summarize, |found| match found {
+    read_every_live(typed, &live, upgrade, &summarize, batch, |found| match found {
         Found::Valid(id, summary) => visit(id, summary),
         Found::Damaged(id, reason) => damaged.push((id, reason)),
         Found::Failed(id, e) => failures.push((id, e)),
@@ -393,6 +406,7 @@ fn read_every_live<T: Send>(
     live: &[SessionId],
     upgrade: Option<&Upgrade<'_, Current>>,
     summarize: &(impl Fn(&SessionId, Decoded) -> T + Sync),
+    batch_len: usize,
     mut take: impl FnMut(Found<T>),
 ) {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -426,8 +440,8 @@ fn read_every_live<T: Send>(
     }
     // Findings travel in batches: one hand-off per session woke a thread per file,
     // which on two cores cost a tenth of start-up in context switches. At most
-    // `BATCHES_QUEUED` batches wait, so memory stays bounded whatever the store's size.
-    const BATCH: usize = 32;
+    // `BATCHES_QUEUED` batches of `batch_len` wait, so memory stays bounded whatever the
+    // store's size.
     const BATCHES_QUEUED: usize = 4;
     let (sender, received) = std::sync::mpsc::sync_channel::<Vec<Found<T>>>(BATCHES_QUEUED);
     std::thread::scope(|scope| {
@@ -435,11 +449,11 @@ fn read_every_live<T: Send>(
             let sender = sender.clone();
             let check_next = &check_next;
             scope.spawn(move || {
-                let mut batch = Vec::with_capacity(BATCH);
+                let mut batch = Vec::with_capacity(batch_len);
                 while let Some(found) = check_next() {
                     batch.push(found);
-                    if batch.len() == BATCH {
-                        let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    if batch.len() == batch_len {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_len));
                         if sender.send(full).is_err() {
                             return;
                         }
