@@ -60,6 +60,7 @@ pub(crate) fn run(config: &Config) -> Result<(), CliError> {
         .recover(|_, decoded| sessions.observe(decoded), report)
         .map_err(failed)?;
     sessions.settle();
+    give_back_startup_memory();
     let store = claimed.migrate(recovered.outdated, report).map_err(failed)?;
 
     let watched = watch.is_some();
@@ -83,6 +84,18 @@ pub(crate) fn run(config: &Config) -> Result<(), CliError> {
     });
     drop(watch);
     served
+}
+
+/// Returns to the system the memory start-up's pass freed. The pass decodes every file
+/// on the reading threads, and each thread's allocator arena keeps the pages its
+/// sessions were freed into, among the index rows made there: about 5 MB on 100,000
+/// sessions, which the daemon would otherwise hold for good (its target is 64 MiB).
+fn give_back_startup_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: `malloc_trim` only releases free memory; it touches no live allocation.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// The daemon's own pieces the page needs once it serves.
