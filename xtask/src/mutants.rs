@@ -358,16 +358,6 @@ const EQUIVALENT: &[(&str, &str)] = &[
          false either way (and a text that parsed holds no such number)",
     ),
     (
-        "crates/session-recovery/src/recover.rs:365:31: replace / with % in read_every_live",
-        "only how many threads read the store changes (clamped to 1..=cores either way): every live file is \
-         still read and judged once, and recovery's outcome does not depend on the order findings arrive in",
-    ),
-    (
-        "crates/session-recovery/src/recover.rs:365:31: replace / with * in read_every_live",
-        "only how many threads read the store changes (clamped to 1..=cores either way): every live file is \
-         still read and judged once, and recovery's outcome does not depend on the order findings arrive in",
-    ),
-    (
         "crates/session-capture/src/relay.rs:52:25: replace * with +",
         "the most one read takes from a socket becomes 1,088 bytes instead of 64 KiB: a chunk is split into more \
          reads, each recorded before it is forwarded, and the bytes, elements and sessions are the same",
@@ -445,12 +435,7 @@ const EQUIVALENT: &[(&str, &str)] = &[
         "the ids are keys of a `BTreeMap`, which orders by `Ord::cmp`; nothing calls `partial_cmp`",
     ),
     (
-        "crates/session-recovery/src/recover.rs:387:16: replace == with != in read_every_live",
-        "swaps which of two equivalent paths runs (one thread inline, or the threads and their channel): each \
-         reads and judges every live file once",
-    ),
-    (
-        "crates/session-recovery/src/recover.rs:407:36: replace == with != in read_every_live",
+        "crates/session-recovery/src/recover.rs:455:36: replace == with != in read_every_live",
         "only the batches' size changes (each finding is sent alone, then an empty batch): every finding still \
          reaches the caller once, and recovery's outcome does not depend on how they were grouped",
     ),
