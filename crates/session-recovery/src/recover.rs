@@ -269,16 +269,16 @@ impl Run<'_> {
 /// - Newer-version live files are left byte for byte alone. Nothing is deleted.
 pub fn recover(store: &SessionStore) -> Result<RecoveryReport, RecoveryError> {
     // Each session let go by the thread that read it, as start-up's are.
-    recover_with(store, None, |_| {}, |_, _| (), |_, ()| {}, SUMMARIES_BATCH)
+    recover_with(store, None, |_| {}, |_, _| (), |_, ()| {})
 }
 
-/// How many sessions, handed on whole, travel to the caller together: with at most
-/// `BATCHES_QUEUED` waiting and one filling per thread, a few hundred sessions at most
-/// are in memory at once, whatever their size.
-const SESSIONS_BATCH: usize = 32;
-/// How many summaries travel together: small, they cost little to hold, and fewer
-/// hand-offs leave the reading threads more of the cores.
-const SUMMARIES_BATCH: usize = 256;
+/// The most findings that travel to the caller together: fewer hand-offs leave the
+/// reading threads more of the cores.
+const BATCH_FINDINGS: usize = 256;
+/// A batch goes as soon as the files its findings were read from hold this many bytes:
+/// with at most `BATCHES_QUEUED` batches waiting and one filling per thread, the
+/// sessions in flight stay a few MiB of files, whatever their size.
+const BATCH_BYTES: usize = 1 << 20;
 
 /// [`recover`], handing every valid session it decodes to `visit`, so that start-up can
 /// load the store in the same pass. Live files are checked on every core; sessions
@@ -293,7 +293,6 @@ pub fn recover_visiting(
         |_| {},
         |_, decoded| Box::new(decoded),
         |id, decoded| visit(id, *decoded),
-        SESSIONS_BATCH,
     )
 }
 
@@ -318,7 +317,6 @@ pub fn recover_upgrading(
         reading,
         |_, decoded| Box::new(decoded),
         |id, decoded| visit(id, *decoded),
-        SESSIONS_BATCH,
     )
 }
 
@@ -339,7 +337,7 @@ pub fn recover_upgrading_summarized<T: Send>(
     summarize: impl Fn(&SessionId, Decoded) -> T + Sync,
     visit: impl FnMut(SessionId, T),
 ) -> Result<RecoveryReport, RecoveryError> {
-    recover_with(typed, Some(upgrade), reading, summarize, visit, SUMMARIES_BATCH)
+    recover_with(typed, Some(upgrade), reading, summarize, visit)
 }
 
 fn recover_with<T: Send>(
@@ -348,7 +346,6 @@ fn recover_with<T: Send>(
     reading: impl FnOnce(usize),
     summarize: impl Fn(&SessionId, Decoded) -> T + Sync,
     mut visit: impl FnMut(SessionId, T),
-    batch: usize,
 ) -> Result<RecoveryReport, RecoveryError> {
     if typed.fs().access() != Access::Exclusive {
         return Err(RecoveryError::NotExclusive);
@@ -366,7 +363,7 @@ fn recover_with<T: Send>(
     reading(live.len());
     let mut damaged = Vec::new();
     let mut failures = Vec::new();
-    read_every_live(typed, &live, upgrade, &summarize, batch, |found| match found {
+    read_every_live(typed, &live, upgrade, &summarize, |found| match found {
         Found::Valid(id, summary) => visit(id, summary),
         Found::Damaged(id, reason) => damaged.push((id, reason)),
         Found::Failed(id, e) => failures.push((id, e)),
@@ -406,16 +403,20 @@ fn read_every_live<T: Send>(
     live: &[SessionId],
     upgrade: Option<&Upgrade<'_, Current>>,
     summarize: &(impl Fn(&SessionId, Decoded) -> T + Sync),
-    batch_len: usize,
     mut take: impl FnMut(Found<T>),
 ) {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let threads = (live.len() / 256).clamp(1, cores);
     let next = AtomicUsize::new(0);
-    let check_next = || -> Option<Found<T>> {
+    // Each finding, with how many bytes its file held.
+    let check_next = || -> Option<(Found<T>, usize)> {
         loop {
             let id = live.get(next.fetch_add(1, Ordering::Relaxed))?;
-            return Some(match typed.fs().read(id) {
+            let read = typed.fs().read(id);
+            let len = read
+                .as_ref()
+                .map_or(0, |bytes| bytes.as_ref().map_or(0, Vec::len));
+            let found = match read {
                 Ok(None) => continue,
                 Ok(Some(bytes)) => match inspect(typed, id, &bytes) {
                     Verdict::Valid(mut decoded) => {
@@ -429,19 +430,20 @@ fn read_every_live<T: Send>(
                 },
                 Err(e @ FsError::TooLarge { .. }) => Found::Damaged(id.clone(), e.to_string()),
                 Err(e) => Found::Failed(id.clone(), e),
-            });
+            };
+            return Some((found, len));
         }
     };
     if threads == 1 {
-        while let Some(found) = check_next() {
+        while let Some((found, _)) = check_next() {
             take(found);
         }
         return;
     }
     // Findings travel in batches: one hand-off per session woke a thread per file,
     // which on two cores cost a tenth of start-up in context switches. At most
-    // `BATCHES_QUEUED` batches of `batch_len` wait, so memory stays bounded whatever the
-    // store's size.
+    // `BATCHES_QUEUED` batches wait, each of at most `BATCH_FINDINGS` findings or
+    // `BATCH_BYTES` of files, so memory stays bounded whatever the store's size.
     const BATCHES_QUEUED: usize = 4;
     let (sender, received) = std::sync::mpsc::sync_channel::<Vec<Found<T>>>(BATCHES_QUEUED);
     std::thread::scope(|scope| {
@@ -449,11 +451,14 @@ fn read_every_live<T: Send>(
             let sender = sender.clone();
             let check_next = &check_next;
             scope.spawn(move || {
-                let mut batch = Vec::with_capacity(batch_len);
-                while let Some(found) = check_next() {
+                let mut batch = Vec::with_capacity(BATCH_FINDINGS);
+                let mut bytes = 0;
+                while let Some((found, len)) = check_next() {
                     batch.push(found);
-                    if batch.len() == batch_len {
-                        let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_len));
+                    bytes += len;
+                    if batch.len() == BATCH_FINDINGS || bytes >= BATCH_BYTES {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_FINDINGS));
+                        bytes = 0;
                         if sender.send(full).is_err() {
                             return;
                         }
