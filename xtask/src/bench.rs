@@ -196,7 +196,8 @@ costs that were not the decode's own are gone, for about 40 % less CPU. The stor
 `IN_OPEN` (the `notify` crate's fixed mask), so every file recovery opened queued an event and woke the \
 watch's thread (about a tenth of the CPU, in the kernel and that thread); the watch is now inotify with the \
 name-changing events only. The readers handed each session to the indexing thread one by one (about a tenth \
-in futex wake-ups and switches); they now hand over batches of 32. And each document was skimmed for \
+in futex wake-ups and switches); they now hand over batches (up to 256 findings or 1 MiB of files). And \
+each document was skimmed for \
 `_metadata` before the typed parse (about an eighth): a document whose end names the last version is parsed \
 as it at once and kept when it states that version, else decoded as before. What remains above the floor is \
 the typed decode itself (base64 of every element, the exactness scan) and the allocator, against a parse into \
@@ -204,7 +205,12 @@ the typed decode itself (base64 of every element, the exactness scan) and the al
 the global allocator took start-up CPU down by a fifth, but the daemon held 64.6 MiB after start-up and \
 `list` peaked at 34.7 MiB (targets 64 and 20): not taken. The figure is the median of five start-ups taken \
 in turn with five floors (three until 2026-12-07, when medians of three ranged 1.36 to 1.62 x in one \
-afternoon); on this shared machine single runs ranged 1.3 x to 1.9 x.
+afternoon); on this shared machine single runs ranged 1.3 x to 1.9 x. On an Intel Xeon machine \
+(2026-12-08) it was 1.98 x, then 1.75 x: the readers handed each session whole to the indexing thread, \
+which freed it, so every free took the reading thread's glibc arena lock (`__lll_lock_wait_private`, \
+`malloc_consolidate`). Each session is now summarized, indexed and freed by the thread that read it \
+(`recover_upgrading_summarized`; 1.30 x in this run), and `sessionctl run` gives the freed pages back once the \
+index is built (`malloc_trim`). mimalloc was then slower than glibc.
 - **Reference: the Electron app** (it cannot run in CI; figures from the scale issue, measured on the same \
 kind of machine): `loadAllSessions` of 10,000 `1.0.0` sessions took about 3 s at about 210 MB RSS (ours: the \
 start-up row above, recover and load all, and the `list` row's peak RSS); `loadAndMigrateAllSessions` of \
