@@ -34,17 +34,12 @@ fn child_writes_over_zeros() {
     write_both(Path::new(&dir));
 }
 
-/// The descriptor a traced call returned (`... = 7`).
-fn returned_fd(line: &str) -> Option<i64> {
-    line.rsplit_once("= ")?.1.split_whitespace().next()?.parse().ok()
-}
-
 /// The descriptor a traced `openat` of `name` returned.
 fn opened(lines: &[String], name: &str) -> i64 {
     lines
         .iter()
         .filter(|l| l.contains("openat(") && l.contains(&format!("\"{name}\"")))
-        .find_map(|l| returned_fd(l))
+        .find_map(|l| test_support::strace_returned_fd(l))
         .unwrap_or_else(|| panic!("{name} is opened:\n{}", lines.join("\n")))
 }
 
@@ -71,7 +66,7 @@ fn a_sector_at_the_end_goes_direct_and_one_past_it_falls_back() {
         lines
             .iter()
             .find(|l| l.contains(&format!("/proc/self/fd/{fd}\"")) && l.contains("O_DIRECT"))
-            .and_then(|l| returned_fd(l))
+            .and_then(|l| test_support::strace_returned_fd(l))
     };
     // One traced line holds every one of `parts`.
     let traced = |parts: &[&str]| lines.iter().any(|l| parts.iter().all(|p| l.contains(p)));

@@ -173,11 +173,6 @@ fn appends_sync_in_place_exactly_where_the_filesystem_is_ext4_without_a_journal(
     }
 }
 
-/// The descriptor a traced call returned (`... = 7`).
-fn returned_fd(line: &str) -> Option<i64> {
-    line.rsplit_once("= ")?.1.split_whitespace().next()?.parse().ok()
-}
-
 #[test]
 fn an_append_inside_the_zeros_syncs_its_own_bytes_only() {
     let tmp = tempfile::tempdir().unwrap();
@@ -195,8 +190,9 @@ fn an_append_inside_the_zeros_syncs_its_own_bytes_only() {
         .iter()
         .enumerate()
         .find_map(|(i, l)| {
-            let (before, args) = l.split_once("write(").or_else(|| l.split_once("write64("))?;
-            let fd = args.split(',').next()?.parse::<i64>().ok()?;
+            let (before, _) = l.split_once("write(").or_else(|| l.split_once("write64("))?;
+            let fd = test_support::strace_call_fd(l, "write")
+                .or_else(|| test_support::strace_call_fd(l, "write64"))?;
             l.contains("one record").then(|| (i, before.to_owned(), fd))
         })
         .expect("the record is written");
@@ -219,7 +215,11 @@ fn an_append_inside_the_zeros_syncs_its_own_bytes_only() {
     assert!(call.ends_with('p'), "a positioned write: {}", lines[record]);
     let direct = lines
         .iter()
-        .find(|l| l.contains("/proc/self/fd/") && l.contains("O_DIRECT") && returned_fd(l) == Some(fd))
+        .find(|l| {
+            l.contains("/proc/self/fd/")
+                && l.contains("O_DIRECT")
+                && test_support::strace_returned_fd(l) == Some(fd)
+        })
         .unwrap_or_else(|| panic!("the record goes through an O_DIRECT handle:\n{trace}"));
     let journal_fd: i64 = direct
         .split("/proc/self/fd/")
@@ -251,7 +251,7 @@ fn an_append_inside_the_zeros_syncs_its_own_bytes_only() {
     assert!(
         lines
             .iter()
-            .any(|l| l.contains("O_TMPFILE") && returned_fd(l) == Some(flushed)),
+            .any(|l| l.contains("O_TMPFILE") && test_support::strace_returned_fd(l) == Some(flushed)),
         "the flush is an unnamed file's:\n{trace}"
     );
 }

@@ -509,25 +509,13 @@ fn a_spare_taken_again_is_started_with_an_fdatasync_of_its_own() {
     // The second journal's header (the last header written) goes into the reopened
     // spare, whose zeros and header then reach the disk by that descriptor's own data
     // sync before the journal is named: no new size, no full sync.
-    let header = lines
+    let (at, fd) = lines
         .iter()
         .enumerate()
-        .filter(|(_, l)| l.contains("write(") && l.contains("HL7JRN1"))
-        .map(|(i, l)| {
-            let fd: i64 = l
-                .split_once("write(")
-                .unwrap()
-                .1
-                .split(',')
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap();
-            (i, fd)
-        })
-        .next_back()
+        .rev()
+        .filter(|(_, l)| l.contains("HL7JRN1"))
+        .find_map(|(i, l)| Some((i, test_support::strace_call_fd(l, "write")?)))
         .unwrap_or_else(|| panic!("the second journal's header is written:\n{trace}"));
-    let (at, fd) = header;
     let first_sync = lines[at..]
         .iter()
         .find(|l| l.contains("sync("))

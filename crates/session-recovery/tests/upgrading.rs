@@ -323,8 +323,6 @@ fn each_session_is_summarized_once_by_the_thread_that_read_it() {
             summarizers.iter().all(|t| *t != me),
             "summarized on the reading threads"
         );
-        let distinct: std::collections::HashSet<_> = summarizers.iter().collect();
-        assert!(distinct.len() > 1, "on every core");
     }
     // A small store is read on the calling thread, and summarized there.
     let (seen, summarizers) = summarized(3);

@@ -263,6 +263,18 @@ pub fn strace_of_child(test: &str, calls: &str, env: (&str, &Path)) -> Option<Ve
     Some(lines)
 }
 
+/// The descriptor a traced call returned (`openat(...) = 7` gives 7).
+pub fn strace_returned_fd(line: &str) -> Option<i64> {
+    line.rsplit_once("= ")?.1.split_whitespace().next()?.parse().ok()
+}
+
+/// The descriptor a traced `call` was made on, its first argument (`write(5, ...` gives
+/// 5 for `write`); `None` when the line is not that call.
+pub fn strace_call_fd(line: &str, call: &str) -> Option<i64> {
+    let (_, args) = line.split_once(&format!("{call}("))?;
+    args.split(',').next()?.trim().parse().ok()
+}
+
 /// A writer whose bytes every clone shares: what a test hands a log subscriber
 /// (`tracing_subscriber::fmt().with_writer(move || logs.clone())`) to read the lines
 /// afterwards with [`CapturedLogs::text`].

@@ -88,7 +88,7 @@ pub(crate) fn run(config: &Config) -> Result<(), CliError> {
 
 /// Returns to the system the memory start-up's pass freed. The pass decodes every file
 /// on the reading threads, and each thread's allocator arena keeps the pages its
-/// sessions were freed into, among the index rows made there: about 5 MB on 100,000
+/// sessions were freed into, among the index rows made there: about 4 MB on 100,000
 /// sessions, which the daemon would otherwise hold for good (its target is 64 MiB).
 fn give_back_startup_memory() {
     #[cfg(target_env = "gnu")]
